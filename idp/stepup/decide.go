@@ -1,0 +1,504 @@
+package stepup
+
+import (
+	"slices"
+	"time"
+)
+
+var defaultPolicy = DefaultPolicy()
+
+// Decide applies p to in. It is pure, never panics and never returns the zero
+// Decision. A nil (or zero) p means [DefaultPolicy]. The rules, in the order they apply:
+//
+//  1. Risk deny → Fail access_denied.
+//
+//  2. Requested level: the first value of in.Requested that p knows and that
+//     is reachable with the user's factors (every enrolled factor assumed
+//     done afresh, counted factors kept). Unknown values are ignored. If
+//     values are known but none is reachable: Essential or Strict → Fail
+//     unmet_authentication_requirements (OIDC Core §5.5.1.1, RFC 9470 §5);
+//     otherwise the request is dropped and the session's real acr is issued
+//     (OIDC Core §5.5.1.1). If every value is unknown and Essential or Strict
+//     is set → Fail unmet_authentication_requirements.
+//
+//  3. Floors raise the target and never lower it: ClientMin and ScopeMins,
+//     unreachable (or unknown) → Fail unmet_authentication_requirements;
+//     RiskFloor, unreachable (or unknown) → Fail access_denied when RiskHard,
+//     else waived (RiskWaived). With no request and no floor the target is
+//     the lowest level.
+//
+//  4. Target met by the counted factors → Satisfied. With an active request,
+//     the acr is the first requested value (as the RP spelled it) whose level
+//     is met; otherwise the canonical name of the highest level met. amr and
+//     auth_time come from the satisfying set of the higher of that level and
+//     the target: the newest counted factors that meet it, so auth_time (their
+//     earliest time) is as late as it can truthfully be (OIDC Core §2).
+//
+//  5. Target out of reach (a user with no password or passkey) → Fail
+//     unmet_authentication_requirements.
+//
+//  6. prompt=none → Fail login_required; never any UI (OIDC Core §3.1.2.1).
+//
+//  7. Otherwise NeedFactor: Next lists the enrolled factors, not yet
+//     counted, that lie on some route to the target; those that finish it in
+//     one step come first, then WebAuthn, TOTP, recovery code, password. With
+//     nothing counted the first factor is a password or WebAuthn, never TOTP
+//     or a recovery code. Reasons say why.
+func Decide(p *Policy, in Input) Decision {
+	if p == nil || len(p.levels) == 0 {
+		p = defaultPolicy
+	}
+	if in.RiskDeny {
+		return Decision{Outcome: Fail, Error: ErrAccessDenied}
+	}
+	e := newEval(p, in)
+	essential := in.Essential || in.Strict
+
+	// 2. The requested level.
+	reqRank, active, firstKnown := -1, false, -1
+	for _, v := range in.Requested {
+		r, ok := p.rank[v]
+		if !ok {
+			continue
+		}
+		if firstKnown < 0 {
+			firstKnown = r
+		}
+		if e.reachable(r) {
+			reqRank, active = r, true
+			break
+		}
+	}
+	switch {
+	case active:
+	case firstKnown >= 0 && essential:
+		return Decision{Outcome: Fail, Target: p.levels[firstKnown].ACR, Error: ErrUnmet}
+	case firstKnown < 0 && len(in.Requested) > 0 && essential:
+		return Decision{Outcome: Fail, Error: ErrUnmet}
+	}
+
+	// 3. Floors.
+	target := max(reqRank, 0)
+	type floor struct {
+		rank   int
+		reason Reason
+	}
+	var floors []floor
+	unmet := func(acr string) Decision {
+		d := Decision{Outcome: Fail, Error: ErrUnmet}
+		if r, ok := p.rank[acr]; ok {
+			d.Target = p.levels[r].ACR
+		}
+		return d
+	}
+	if in.ClientMin != "" {
+		r, ok := p.rank[in.ClientMin]
+		if !ok || !e.reachable(r) {
+			return unmet(in.ClientMin)
+		}
+		floors = append(floors, floor{r, ReasonClientMin})
+	}
+	for _, s := range in.ScopeMins {
+		r, ok := p.rank[s]
+		if !ok || !e.reachable(r) {
+			return unmet(s)
+		}
+		floors = append(floors, floor{r, ReasonScope})
+	}
+	waived := false
+	if in.RiskFloor != "" {
+		r, ok := p.rank[in.RiskFloor]
+		switch {
+		case ok && e.reachable(r):
+			floors = append(floors, floor{r, ReasonRisk})
+		case in.RiskHard:
+			d := unmet(in.RiskFloor)
+			d.Error = ErrAccessDenied
+			return d
+		default:
+			// DESIGN §3.4: medium risk the user cannot answer proceeds at the
+			// real level; the caller audits RiskWaived.
+			waived = true
+		}
+	}
+	for _, f := range floors {
+		target = max(target, f.rank)
+	}
+
+	// 4. Satisfied.
+	if e.met(target) {
+		acrRank, acr := -1, ""
+		if active {
+			for _, v := range in.Requested {
+				if r, ok := p.rank[v]; ok && e.met(r) {
+					acrRank, acr = r, v
+					break
+				}
+			}
+		}
+		if acrRank < 0 {
+			// No (kept) request: the session's real acr (OIDC Core §5.5.1.1).
+			for r := len(p.levels) - 1; r >= 0; r-- {
+				if e.met(r) {
+					acrRank, acr = r, p.levels[r].ACR
+					break
+				}
+			}
+		}
+		set := max(acrRank, target)
+		fs := satisfying(p.levels[set].Requires, e.counted[set].set)
+		return Decision{
+			Outcome:    Satisfied,
+			Target:     p.levels[target].ACR,
+			ACR:        acr,
+			AMR:        AMR(fs),
+			AuthTime:   fs[0].At,
+			RiskWaived: waived,
+		}
+	}
+
+	// 5. Nothing left to try: only a user with no password or passkey gets
+	// here (no request, no floor, and the lowest level out of reach).
+	if !e.reachable(target) {
+		return Decision{Outcome: Fail, Target: p.levels[target].ACR, Error: ErrUnmet, RiskWaived: waived}
+	}
+
+	// 6. prompt=none shows no UI.
+	if in.PromptNone {
+		return Decision{Outcome: Fail, Target: p.levels[target].ACR, Error: ErrLoginRequired, RiskWaived: waived}
+	}
+
+	// 7. Ask for a factor.
+	c := &e.counted[target]
+	var why [len(reasonOrder)]bool
+	if c.set.empty() {
+		why[reasonIndex(ReasonNoSession)] = true
+	}
+	for _, r := range c.excluded {
+		if r != "" {
+			why[reasonIndex(r)] = true
+		}
+	}
+	if active && reqRank > 0 && !e.met(reqRank) {
+		why[reasonIndex(ReasonRequested)] = true
+	}
+	for _, f := range floors {
+		// A floor explains the prompt when it is what raised the target
+		// above the request (and above the lowest level).
+		if f.rank > 0 && f.rank == target && f.rank > reqRank {
+			why[reasonIndex(f.reason)] = true
+		}
+	}
+	var reasons []Reason
+	for i, ok := range why {
+		if ok {
+			reasons = append(reasons, reasonOrder[i])
+		}
+	}
+	return Decision{
+		Outcome:    NeedFactor,
+		Target:     p.levels[target].ACR,
+		Next:       e.next(target),
+		Reasons:    reasons,
+		RiskWaived: waived,
+	}
+}
+
+var reasonOrder = [...]Reason{
+	ReasonNoSession, ReasonRequested, ReasonClientMin, ReasonScope,
+	ReasonRisk, ReasonMaxAge, ReasonPromptLogin, ReasonStale,
+}
+
+func reasonIndex(r Reason) int { return slices.Index(reasonOrder[:], r) }
+
+// methods is the index order of a set.
+var methods = [...]Method{Password, TOTP, Recovery, WebAuthn}
+
+func methodIndex(m Method) int { return slices.Index(methods[:], m) }
+
+// preference orders Next after "finishes in one step": phishing-resistant
+// first (NIST SP 800-63B §5.2.5), then the rest by strength.
+func preference(m Method) int {
+	switch m {
+	case WebAuthn:
+		return 0
+	case TOTP:
+		return 1
+	case Recovery:
+		return 2
+	}
+	return 3
+}
+
+// set holds at most one factor per method.
+type set struct {
+	has [len(methods)]bool
+	f   [len(methods)]Factor
+}
+
+func (s *set) put(f Factor) {
+	i := methodIndex(f.Method)
+	s.has[i], s.f[i] = true, f
+}
+
+func (s *set) get(m Method) (Factor, bool) {
+	i := methodIndex(m)
+	return s.f[i], s.has[i]
+}
+
+func (s *set) empty() bool { return s.has == [len(methods)]bool{} }
+
+func (s *set) factors() []Factor {
+	var out []Factor
+	for i, ok := range s.has {
+		if ok {
+			out = append(out, s.f[i])
+		}
+	}
+	return out
+}
+
+// latest keeps the newest factor of each known method, ignoring any dated
+// after now. For WebAuthn the newest ceremony's flags are the ones that count.
+func latest(done []Factor, now time.Time) set {
+	var s set
+	for _, f := range done {
+		i := methodIndex(f.Method)
+		if i < 0 || f.At.After(now) {
+			continue
+		}
+		if !s.has[i] || !f.At.Before(s.f[i].At) {
+			s.put(f)
+		}
+	}
+	return s
+}
+
+// since is the max_age bound: factors before from do not count (OIDC Core
+// §3.1.2.1), and reason names the request parameter behind it.
+type since struct {
+	from   time.Time
+	reason Reason
+}
+
+// counted is the part of a session that counts for one level, and why each
+// other completed factor does not.
+type counted struct {
+	set      set
+	excluded [len(methods)]Reason
+}
+
+func count(l *Level, done set, now time.Time, b *since) counted {
+	var c counted
+	for i, ok := range done.has {
+		if !ok {
+			continue
+		}
+		f := done.f[i]
+		switch {
+		case b != nil && f.At.Before(b.from):
+			c.excluded[i] = b.reason
+		case f.At.Before(now.Add(-l.window(f.Method))):
+			c.excluded[i] = ReasonStale
+		default:
+			c.set.put(f)
+		}
+	}
+	return c
+}
+
+// slot is one element of a route: a method and, for WebAuthn, the flags the
+// credential must have.
+type slot struct {
+	m      Method
+	uv, db bool
+}
+
+func (s slot) accepts(f Factor) bool {
+	return f.Method == s.m && (!s.uv || f.UserVerified) && (!s.db || f.DeviceBound)
+}
+
+func (s slot) enrollable(e Enrolled) bool {
+	return e.Method == s.m && (!s.uv || e.UserVerifying) && (!s.db || e.DeviceBound)
+}
+
+var (
+	pwd     = slot{m: Password}
+	totp    = slot{m: TOTP}
+	rec     = slot{m: Recovery}
+	wa      = slot{m: WebAuthn}
+	waUV    = slot{m: WebAuthn, uv: true}
+	waDB    = slot{m: WebAuthn, db: true}
+	waUVDB  = slot{m: WebAuthn, uv: true, db: true}
+	byRank  = [...]Requirement{AnyFactor, MultiFactor, PhishingResistant, PhishingResistantHardware}
+	routeOf = [len(byRank)][][]slot{
+		// any: one factor.
+		{{pwd}, {totp}, {rec}, {wa}},
+		// mfa, NIST SP 800-63B §4.2.1: a memorized secret plus a possession
+		// factor, or one multi-factor authenticator (a UV passkey).
+		{{pwd, totp}, {pwd, rec}, {pwd, wa}, {waUV}},
+		// phr: the mfa routes that include WebAuthn; recovery codes and
+		// TOTP are not verifier-impersonation resistant (§5.2.5).
+		{{pwd, wa}, {waUV}},
+		// phrh: phr with a device-bound (not synced) credential.
+		{{pwd, waDB}, {waUVDB}},
+	}
+)
+
+// reqRank orders requirements; -1 for an unknown one.
+func reqRank(r Requirement) int { return slices.Index(byRank[:], r) }
+
+// routes lists the minimal sets of factors that meet r.
+func routes(r Requirement) [][]slot {
+	if i := reqRank(r); i >= 0 {
+		return routeOf[i]
+	}
+	return nil
+}
+
+// meets reports whether s holds some route of r.
+func meets(r Requirement, s set) bool {
+	for _, route := range routes(r) {
+		if holds(route, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func holds(route []slot, s set) bool {
+	for _, sl := range route {
+		if f, ok := s.get(sl.m); !ok || !sl.accepts(f) {
+			return false
+		}
+	}
+	return true
+}
+
+// satisfying returns the shortest newest-first prefix of c that meets r, so
+// its earliest time is the latest any satisfying set can have: every
+// satisfying set whose earliest time is t lies within the factors done at or
+// after t, which therefore meet r too. It returns the factors oldest first.
+func satisfying(r Requirement, c set) []Factor {
+	fs := c.factors()
+	slices.SortStableFunc(fs, func(a, b Factor) int { return b.At.Compare(a.At) })
+	var s set
+	for i, f := range fs {
+		s.put(f)
+		if meets(r, s) {
+			out := fs[:i+1]
+			slices.Reverse(out)
+			return out
+		}
+	}
+	return nil
+}
+
+// eval holds what Decide knows about the session, level by level.
+type eval struct {
+	p         *Policy
+	enrolled  []Enrolled
+	anonymous bool      // user not identified yet: every factor is possible
+	counted   []counted // by rank
+}
+
+func newEval(p *Policy, in Input) *eval {
+	var b *since
+	switch {
+	case in.PromptLogin:
+		// OIDC Core §3.1.2.1: prompt=login is max_age=0.
+		b = &since{from: in.RequestTime, reason: ReasonPromptLogin}
+	case in.MaxAge != nil:
+		b = &since{from: in.RequestTime.Add(-max(*in.MaxAge, 0)), reason: ReasonMaxAge}
+	}
+	done := latest(in.Done, in.Now)
+	e := &eval{
+		p:         p,
+		enrolled:  in.Enrolled,
+		anonymous: len(in.Enrolled) == 0 && len(in.Done) == 0,
+		counted:   make([]counted, len(p.levels)),
+	}
+	for r := range p.levels {
+		e.counted[r] = count(&p.levels[r], done, in.Now, b)
+	}
+	return e
+}
+
+func (e *eval) met(rank int) bool {
+	return meets(e.p.levels[rank].Requires, e.counted[rank].set)
+}
+
+func (e *eval) canEnroll(s slot) bool {
+	return e.anonymous || slices.ContainsFunc(e.enrolled, s.enrollable)
+}
+
+// route is a way to the level: the methods still to do, or nil if none.
+// ok is false when the route is closed: a slot is neither counted nor
+// enrolled, or nothing counts yet and the route has no factor that can come
+// first (password or WebAuthn; TOTP and recovery codes only add to a
+// session).
+func (e *eval) route(rank int, rt []slot) (todo []Method, ok bool) {
+	c := &e.counted[rank].set
+	first := !c.empty()
+	for _, sl := range rt {
+		if sl.m == Password || sl.m == WebAuthn {
+			first = true
+		}
+		if f, ok := c.get(sl.m); ok && sl.accepts(f) {
+			continue
+		}
+		if !e.canEnroll(sl) {
+			return nil, false
+		}
+		todo = append(todo, sl.m)
+	}
+	return todo, first
+}
+
+// reachable reports whether the level can be met: already met, or met after
+// doing enrolled factors afresh.
+func (e *eval) reachable(rank int) bool {
+	for _, rt := range routes(e.p.levels[rank].Requires) {
+		if _, ok := e.route(rank, rt); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// next lists the factors to offer for the level, best first.
+func (e *eval) next(rank int) []Method {
+	var offered, oneStep [len(methods)]bool
+	nothing := e.counted[rank].set.empty()
+	for _, rt := range routes(e.p.levels[rank].Requires) {
+		todo, ok := e.route(rank, rt)
+		if !ok {
+			continue
+		}
+		for _, m := range todo {
+			if nothing && (m == TOTP || m == Recovery) {
+				continue // never a first factor
+			}
+			i := methodIndex(m)
+			offered[i] = true
+			oneStep[i] = oneStep[i] || len(todo) == 1
+		}
+	}
+	var out []Method
+	for i, ok := range offered {
+		if ok {
+			out = append(out, methods[i])
+		}
+	}
+	slices.SortFunc(out, func(a, b Method) int {
+		ia, ib := methodIndex(a), methodIndex(b)
+		if oneStep[ia] != oneStep[ib] {
+			if oneStep[ia] {
+				return -1
+			}
+			return 1
+		}
+		return preference(a) - preference(b)
+	})
+	return out
+}

@@ -1,0 +1,114 @@
+package stepup
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestDecideInvariants checks, over many generated inputs, the promises that
+// hold for every decision: no zero Decision, no acr the factors do not meet,
+// auth_time inside max_age, no UI under prompt=none, and Next drawn from the
+// enrolled factors with no TOTP or recovery code as a first factor.
+func TestDecideInvariants(t *testing.T) {
+	p := DefaultPolicy()
+	rng := rand.New(rand.NewPCG(1, 2))
+	values := append(p.Values(), "gold", "")
+	pick := func() string { return values[rng.IntN(len(values))] }
+	flip := func() bool { return rng.IntN(2) == 0 }
+	minutes := func(n int) time.Duration { return time.Duration(rng.IntN(n)) * time.Minute }
+
+	for i := range 20000 {
+		in := Input{
+			Essential:   flip(),
+			Strict:      rng.IntN(4) == 0,
+			RiskDeny:    rng.IntN(20) == 0,
+			RiskHard:    flip(),
+			PromptLogin: rng.IntN(5) == 0,
+			PromptNone:  rng.IntN(5) == 0,
+			RequestTime: t0.Add(-minutes(10)),
+			Now:         t0,
+		}
+		for range rng.IntN(3) {
+			in.Requested = append(in.Requested, pick())
+		}
+		if rng.IntN(4) == 0 {
+			in.ClientMin = pick()
+		}
+		if rng.IntN(4) == 0 {
+			in.ScopeMins = []string{pick()}
+		}
+		if rng.IntN(4) == 0 {
+			in.RiskFloor = pick()
+		}
+		if rng.IntN(3) == 0 {
+			in.MaxAge = dur(minutes(120))
+		}
+		for range rng.IntN(5) {
+			in.Done = append(in.Done, Factor{Method: methods[rng.IntN(len(methods))], At: t0.Add(-minutes(900) + 5*time.Minute), UserVerified: flip(), DeviceBound: flip()})
+		}
+		for _, m := range methods {
+			if flip() {
+				in.Enrolled = append(in.Enrolled, Enrolled{Method: m, UserVerifying: flip(), DeviceBound: flip()})
+			}
+		}
+
+		d := Decide(p, in)
+		fail := func(format string, args ...any) {
+			t.Helper()
+			t.Fatalf("input %d: %+v\ndecision: %+v\n"+format, append([]any{i, in, d}, args...)...)
+		}
+		switch d.Outcome {
+		case Satisfied:
+			if !p.Satisfies(d.ACR, in.Done, in.Now) {
+				fail("acr %q is not met by the factors", d.ACR)
+			}
+			if in.MaxAge != nil && d.AuthTime.Before(in.RequestTime.Add(-*in.MaxAge)) {
+				fail("auth_time is older than max_age")
+			}
+			if in.PromptLogin && d.AuthTime.Before(in.RequestTime) {
+				fail("auth_time predates a prompt=login request")
+			}
+			if d.AuthTime.After(in.Now) || len(d.AMR) == 0 {
+				fail("bad auth_time or empty amr")
+			}
+			if d.Next != nil || d.Reasons != nil || d.Error != "" {
+				fail("fields of another outcome are set")
+			}
+		case NeedFactor:
+			if in.PromptNone {
+				fail("a factor asked under prompt=none")
+			}
+			if len(d.Next) == 0 || len(d.Reasons) == 0 {
+				fail("NeedFactor with nothing to offer or no reason")
+			}
+			anonymous := len(in.Enrolled) == 0 && len(in.Done) == 0
+			for _, m := range d.Next {
+				if !anonymous && !slices.ContainsFunc(in.Enrolled, func(e Enrolled) bool { return e.Method == m }) {
+					fail("offered %s, which is not enrolled", m)
+				}
+			}
+			if (d.Target == phr || d.Target == phrh) && (slices.Contains(d.Next, TOTP) || slices.Contains(d.Next, Recovery)) {
+				fail("TOTP or recovery offered for a phishing-resistant target")
+			}
+			if slices.Contains(d.Reasons, ReasonNoSession) && (slices.Contains(d.Next, TOTP) || slices.Contains(d.Next, Recovery)) {
+				fail("TOTP or recovery offered as a first factor")
+			}
+		case Fail:
+			if d.Error == "" {
+				fail("Fail without an error code")
+			}
+			if in.RiskDeny && d.Error != ErrAccessDenied {
+				fail("risk deny did not give access_denied")
+			}
+		default:
+			fail("zero or unknown outcome")
+		}
+		for j := 1; j < len(d.Reasons); j++ {
+			if reasonIndex(d.Reasons[j-1]) >= reasonIndex(d.Reasons[j]) {
+				fail("reasons repeated or out of order")
+			}
+		}
+	}
+}
