@@ -1,0 +1,94 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/keystep/keystep/storage"
+)
+
+const auditCols = `seq, time, type, user_id, actor_id, client_id, ip, user_agent, outcome, reason, details, prev_hash, hash`
+
+func scanAudit(sc scanner) (storage.AuditEvent, error) {
+	var e storage.AuditEvent
+	err := sc.Scan(&e.Seq, at(&e.Time), &e.Type, &e.UserID, &e.ActorID, &e.ClientID, &e.IP, &e.UserAgent,
+		&e.Outcome, &e.Reason, js(&e.Details), &e.PrevHash, &e.Hash)
+	return e, err
+}
+
+// AppendAudit reads the last row and appends after it in one BEGIN IMMEDIATE
+// transaction, so concurrent appends queue and the chain stays one line.
+func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) (storage.AuditEvent, error) {
+	e.Time = fromNanos(nanos(e.Time)) // what will be read back, so the hash verifies
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var last int64
+		var prev string
+		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		e.Seq, e.PrevHash = last+1, prev
+		e.Hash = storage.AuditHash(prev, e)
+		_, err = tx.ExecContext(ctx, `INSERT INTO audit_events (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.Seq, nanos(e.Time), e.Type, e.UserID, e.ActorID, e.ClientID, e.IP, e.UserAgent,
+			e.Outcome, e.Reason, jsonOf(e.Details), e.PrevHash, e.Hash)
+		return err
+	})
+	if err != nil {
+		return storage.AuditEvent{}, fmt.Errorf("sqlite: append audit: %w", err)
+	}
+	return e, nil
+}
+
+// ListAudit treats Since as inclusive and Until as exclusive.
+func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error) {
+	var where []string
+	var args []any
+	add := func(cond string, arg any) {
+		where = append(where, cond)
+		args = append(args, arg)
+	}
+	if f.UserID != "" {
+		add("user_id = ?", f.UserID)
+	}
+	if f.ClientID != "" {
+		add("client_id = ?", f.ClientID)
+	}
+	if f.Type != "" {
+		add("type = ?", f.Type)
+	}
+	if f.Outcome != "" {
+		add("outcome = ?", f.Outcome)
+	}
+	if !f.Since.IsZero() {
+		add("time >= ?", nanos(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("time < ?", nanos(f.Until))
+	}
+	if f.AfterSeq != 0 {
+		add("seq > ?", f.AfterSeq)
+	}
+	q := `SELECT ` + auditCols + ` FROM audit_events`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	if f.Newest {
+		q += ` ORDER BY seq DESC`
+	} else {
+		q += ` ORDER BY seq`
+	}
+	if f.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	es, err := list(rows, err, scanAudit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list audit: %w", err)
+	}
+	return es, nil
+}

@@ -1,0 +1,160 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/keystep/keystep/storage"
+)
+
+const authRequestCols = `id, client_id, redirect_uri, scopes, response_type, response_mode, state, nonce,
+	code_challenge, code_challenge_method, prompt, max_age, acr_values, claims, login_hint,
+	id_token_hint_subject, ui_locales, browser_binding, created_at, expires_at,
+	done, subject, acr, amr, auth_time, session_id, coalesce(code_hash, ''), code_expires_at, failed_attempts`
+
+// scanAuthRequest scans authRequestCols, then extra.
+func scanAuthRequest(sc scanner, extra ...any) (storage.AuthRequest, error) {
+	var r storage.AuthRequest
+	var maxAge sql.Null[int64]
+	err := sc.Scan(append([]any{&r.ID, &r.ClientID, &r.RedirectURI, js(&r.Scopes), &r.ResponseType, &r.ResponseMode,
+		&r.State, &r.Nonce, &r.CodeChallenge, &r.CodeChallengeMethod, js(&r.Prompt), &maxAge,
+		js(&r.ACRValues), &r.Claims, &r.LoginHint, &r.IDTokenHintSubject, js(&r.UILocales),
+		&r.BrowserBinding, at(&r.CreatedAt), at(&r.ExpiresAt),
+		&r.Done, &r.Subject, &r.ACR, js(&r.AMR), at(&r.AuthTime), &r.SessionID,
+		&r.CodeHash, at(&r.CodeExpiresAt), &r.FailedAttempts}, extra...)...)
+	if maxAge.Valid {
+		r.MaxAge = &maxAge.V
+	}
+	return r, err
+}
+
+func (s *Store) CreateAuthRequest(ctx context.Context, r storage.AuthRequest) error {
+	var maxAge sql.Null[int64]
+	if r.MaxAge != nil {
+		maxAge = sql.Null[int64]{V: *r.MaxAge, Valid: true}
+	}
+	var codeHash sql.NullString // NULL keeps the unique index out of the way
+	if r.CodeHash != "" {
+		codeHash = sql.NullString{String: r.CodeHash, Valid: true}
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO auth_requests (id, client_id, redirect_uri, scopes,
+		response_type, response_mode, state, nonce, code_challenge, code_challenge_method, prompt,
+		max_age, acr_values, claims, login_hint, id_token_hint_subject, ui_locales, browser_binding,
+		created_at, expires_at, done, subject, acr, amr, auth_time, session_id, code_hash,
+		code_expires_at, code_used_at, failed_attempts)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+		r.ID, r.ClientID, r.RedirectURI, jsonOf(r.Scopes), r.ResponseType, r.ResponseMode, r.State,
+		r.Nonce, r.CodeChallenge, r.CodeChallengeMethod, jsonOf(r.Prompt), maxAge, jsonOf(r.ACRValues),
+		r.Claims, r.LoginHint, r.IDTokenHintSubject, jsonOf(r.UILocales), r.BrowserBinding,
+		nanos(r.CreatedAt), nanos(r.ExpiresAt), r.Done, r.Subject, r.ACR, jsonOf(r.AMR),
+		nanos(r.AuthTime), r.SessionID, codeHash, nanos(r.CodeExpiresAt), r.FailedAttempts)
+	if err != nil {
+		return fmt.Errorf("sqlite: create auth request: %w", insertErr(err))
+	}
+	return nil
+}
+
+func (s *Store) AuthRequestByID(ctx context.Context, id string, now time.Time) (storage.AuthRequest, error) {
+	r, err := scanAuthRequest(s.r.QueryRowContext(ctx, `SELECT `+authRequestCols+` FROM auth_requests WHERE id = ?`, id))
+	if err != nil {
+		return storage.AuthRequest{}, fmt.Errorf("sqlite: auth request: %w", noRows(err))
+	}
+	if now.After(r.ExpiresAt) {
+		return storage.AuthRequest{}, fmt.Errorf("sqlite: auth request: %w", storage.ErrExpired)
+	}
+	return r, nil
+}
+
+func (s *Store) CompleteAuthRequest(ctx context.Context, id string, res storage.AuthResult) error {
+	err := s.execOne(ctx, `UPDATE auth_requests SET done = 1, subject = ?, acr = ?, amr = ?, auth_time = ?, session_id = ?
+		WHERE id = ?`,
+		res.Subject, res.ACR, jsonOf(res.AMR), nanos(res.AuthTime), res.SessionID, id)
+	if err != nil {
+		return fmt.Errorf("sqlite: complete auth request: %w", err)
+	}
+	return nil
+}
+
+// SaveAuthCode refuses a request that is not done (ErrConflict) or whose
+// code was already redeemed (ErrReplayed): a request yields one code.
+func (s *Store) SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt time.Time) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var done bool
+		var codeUsed int64
+		err := tx.QueryRowContext(ctx, `SELECT done, code_used_at FROM auth_requests WHERE id = ?`, id).Scan(&done, &codeUsed)
+		switch {
+		case err != nil:
+			return noRows(err)
+		case !done:
+			return fmt.Errorf("%w: request is not done", storage.ErrConflict)
+		case codeUsed != 0:
+			return storage.ErrReplayed
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE auth_requests SET code_hash = ?, code_expires_at = ? WHERE id = ?`,
+			codeHash, nanos(expiresAt), id)
+		return insertErr(err)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: save auth code: %w", err)
+	}
+	return nil
+}
+
+// ConsumeAuthCode checks for a replay before expiry: a code presented twice is
+// an attack signal even once it has expired.
+func (s *Store) ConsumeAuthCode(ctx context.Context, codeHash string, now time.Time) (storage.AuthRequest, error) {
+	var r storage.AuthRequest
+	var replayed bool
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var codeUsed int64
+		var err error
+		r, err = scanAuthRequest(tx.QueryRowContext(ctx,
+			`SELECT `+authRequestCols+`, code_used_at FROM auth_requests WHERE code_hash = ?`, codeHash), &codeUsed)
+		switch {
+		case err != nil:
+			return noRows(err)
+		case codeUsed != 0:
+			// RFC 6749 §4.1.2: revoke what the code issued, and commit that.
+			replayed = true
+			return revokeGrant(ctx, tx, r.ID)
+		case now.After(r.CodeExpiresAt):
+			return storage.ErrExpired
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE auth_requests SET code_used_at = ? WHERE id = ?`, usedAt(now), r.ID)
+		return err
+	})
+	if err == nil && replayed {
+		err = storage.ErrReplayed
+	}
+	if err != nil {
+		return storage.AuthRequest{}, fmt.Errorf("sqlite: consume auth code: %w", err)
+	}
+	return r, nil
+}
+
+func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
+	if err := s.execOne(ctx, `DELETE FROM auth_requests WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("sqlite: delete auth request: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) RecordAuthRequestFailure(ctx context.Context, id string) (int, error) {
+	var n int
+	err := s.w.QueryRowContext(ctx, `UPDATE auth_requests SET failed_attempts = failed_attempts + 1
+		WHERE id = ? RETURNING failed_attempts`, id).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: record auth request failure: %w", noRows(err))
+	}
+	return n, nil
+}
+
+func (s *Store) DeleteExpiredAuthRequests(ctx context.Context, now time.Time) (int, error) {
+	n, err := affected(s.w.ExecContext(ctx, `DELETE FROM auth_requests WHERE expires_at < ?`, nanos(now)))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete expired auth requests: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,291 @@
+// Package sqlite is the SQLite backend of storage.Store, built on the pure-Go
+// modernc.org/sqlite driver.
+//
+// The database runs in WAL mode. Every write and every transaction goes through
+// one connection whose transactions begin IMMEDIATE, so writers queue in the
+// connection pool instead of failing with SQLITE_BUSY when a read lock would be
+// upgraded, and the compare-and-swap methods (consume a code, rotate a token,
+// spend a recovery code) are serialised. Reads use a separate pool of
+// query-only connections, which WAL lets run alongside the writer.
+//
+// Times are stored as INTEGER unix nanoseconds (the zero time as 0), lists and
+// maps as JSON text.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/keystep/keystep/storage"
+)
+
+// Store implements storage.Store on one SQLite database file.
+type Store struct {
+	w *sql.DB // one connection: every write and transaction
+	r *sql.DB // query-only pool for plain reads
+}
+
+var _ storage.Store = (*Store)(nil)
+
+const readers = 4
+
+// Open opens (creating if needed) the database at path and brings its schema
+// up to date. It refuses a database written by a newer Keystep.
+func Open(ctx context.Context, path string) (*Store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	// The pragmas go in the DSN so that every pooled connection gets them.
+	// busy_timeout covers other processes using the same file.
+	w, err := sql.Open("sqlite", dsn(abs, url.Values{
+		"_pragma": {"busy_timeout(5000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)"},
+		"_txlock": {"immediate"},
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+
+	r, err := sql.Open("sqlite", dsn(abs, url.Values{
+		"_pragma": {"busy_timeout(5000)", "foreign_keys(1)", "query_only(1)"},
+	}))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
+	if err := r.PingContext(ctx); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return &Store{w: w, r: r}, nil
+}
+
+// dsn is a file: URI for the absolute path abs, so that SQLite decodes the
+// path itself and no character in it can be taken for a parameter.
+func dsn(abs string, q url.Values) string {
+	p := filepath.ToSlash(abs)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // Windows: file:///C:/...
+	}
+	u := url.URL{Scheme: "file", Path: p, RawQuery: q.Encode()}
+	return u.String()
+}
+
+// Ping reports whether the database answers on both pools.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	if err := s.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// tx runs fn in one write transaction (BEGIN IMMEDIATE) and commits when fn
+// returns nil. fn must not use s.w or s.r: the writer has one connection.
+func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// execOne runs a write that must touch a row; none touched is ErrNotFound.
+func (s *Store) execOne(ctx context.Context, query string, args ...any) error {
+	res, err := s.w.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	return oneRow(res)
+}
+
+func oneRow(res sql.Result) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}
+
+func affected(res sql.Result, err error) (int, error) {
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// insertErr maps a unique-constraint violation to storage.ErrAlreadyExists.
+func insertErr(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return fmt.Errorf("%w (%v)", storage.ErrAlreadyExists, err)
+		}
+	}
+	return err
+}
+
+// noRows maps sql.ErrNoRows to storage.ErrNotFound.
+func noRows(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return storage.ErrNotFound
+	}
+	return err
+}
+
+// execer is *sql.DB or *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// scanner is *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+// list collects rows with scan.
+func list[T any](rows *sql.Rows, err error, scan func(scanner) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// Bounds of int64 nanoseconds, about the years 1678 and 2262.
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+// nanos encodes t as unix nanoseconds; the zero time is 0. Times beyond what
+// int64 nanoseconds hold are clamped (an expiry in 9999 stays far future).
+func nanos(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return 0
+	case t.Before(minTime):
+		return math.MinInt64
+	case t.After(maxTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// timeCol scans unix nanoseconds into a UTC time; 0 gives the zero time.
+type timeCol struct{ t *time.Time }
+
+func at(t *time.Time) timeCol { return timeCol{t} }
+
+func (c timeCol) Scan(src any) error {
+	n, ok := src.(int64)
+	if !ok {
+		return fmt.Errorf("time column holds %T, want unix nanoseconds", src)
+	}
+	*c.t = fromNanos(n)
+	return nil
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// jsonCol scans JSON text into v. A corrupt value is an error, never a panic.
+type jsonCol struct{ v any }
+
+func js(v any) jsonCol { return jsonCol{v} }
+
+func (c jsonCol) Scan(src any) error {
+	var b []byte
+	switch s := src.(type) {
+	case string:
+		b = []byte(s)
+	case []byte:
+		b = s
+	default:
+		return fmt.Errorf("JSON column holds %T, want text", src)
+	}
+	if err := json.Unmarshal(b, c.v); err != nil {
+		return fmt.Errorf("corrupt JSON: %w", err)
+	}
+	return nil
+}
+
+// jsonVal binds v as JSON text. nil slices and maps are stored as null and
+// come back nil, so a value round-trips exactly (the audit hash depends on it).
+type jsonVal struct{ v any }
+
+func (j jsonVal) Value() (driver.Value, error) {
+	b, err := json.Marshal(j.v)
+	return string(b), err
+}
+
+func jsonOf(v any) jsonVal { return jsonVal{v} }
+
+// blob binds b as a BLOB; nil is stored as an empty blob, not NULL.
+func blob(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// usedAt is the stamp for a single-use secret spent at now. Zero means
+// unused, so a caller's zero now still marks it spent.
+func usedAt(now time.Time) int64 {
+	if n := nanos(now); n != 0 {
+		return n
+	}
+	return 1
+}

@@ -1,0 +1,221 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keystep/keystep/storage"
+	"github.com/keystep/keystep/storage/sqlite"
+	"github.com/keystep/keystep/storage/storagetest"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Store {
+		return open(t, filepath.Join(t.TempDir(), "k.db"))
+	})
+}
+
+// open opens path and closes it when the test ends.
+func open(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+// raw opens a second, plain connection to path, standing in for someone
+// with access to the file.
+func raw(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func exec(t *testing.T, db *sql.DB, query string, args ...any) {
+	t.Helper()
+	if _, err := db.Exec(query, args...); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "k.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := storage.User{ID: "u1", Username: "alice", CreatedAt: t0, UpdatedAt: t0}
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendAudit(ctx, storage.AuditEvent{Time: t0, Type: "user.created"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open(t, path)
+	got, err := s.UserByUsername(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != "u1" || !got.CreatedAt.Equal(t0) {
+		t.Errorf("after reopen: %+v", got)
+	}
+	e, err := s.AppendAudit(ctx, storage.AuditEvent{Time: t0, Type: "user.updated"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Seq != 2 {
+		t.Errorf("first append after reopen got seq %d, want 2", e.Seq)
+	}
+}
+
+func TestMigrationsRunOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k.db")
+	versions := func() (n, max int64) {
+		t.Helper()
+		if err := raw(t, path).QueryRow(`SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &max); err != nil {
+			t.Fatal(err)
+		}
+		return n, max
+	}
+	for i := range 3 {
+		s, err := sqlite.Open(t.Context(), path)
+		if err != nil {
+			t.Fatalf("open #%d: %v", i+1, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n, max := versions(); n != max || n < 1 {
+			t.Fatalf("after open #%d: %d migrations recorded, latest %d", i+1, n, max)
+		}
+	}
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k.db")
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	exec(t, raw(t, path), `INSERT INTO schema_migrations (version, applied_at) VALUES (9999, 0)`)
+	s, err = sqlite.Open(t.Context(), path)
+	if err == nil {
+		s.Close()
+		t.Fatal("opened a database with schema version 9999")
+	}
+	if !strings.Contains(err.Error(), "newer") {
+		t.Errorf("err = %v, want it to say the schema is newer", err)
+	}
+}
+
+func TestCorruptRowsAreErrors(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "k.db")
+	s := open(t, path)
+	db := raw(t, path)
+
+	if err := s.CreateClient(ctx, storage.Client{ID: "rp", RedirectURIs: []string{"https://rp.example/cb"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSession(ctx, storage.Session{ID: "s1", UserID: "u1", ExpiresAt: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendAudit(ctx, storage.AuditEvent{Time: t0, Type: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, db, `UPDATE clients SET redirect_uris = '["https://rp.example/cb"'`)
+	exec(t, db, `UPDATE sessions SET factors = '{"method":"pwd"}'`)
+	exec(t, db, `UPDATE audit_events SET details = 'not json'`)
+
+	check := func(name string, err error) {
+		t.Helper()
+		if err == nil || errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%s: err = %v, want a corrupt-data error", name, err)
+		} else if !strings.Contains(err.Error(), "corrupt JSON") {
+			t.Errorf("%s: err = %v, want it to say the JSON is corrupt", name, err)
+		}
+	}
+	_, err := s.ClientByID(ctx, "rp")
+	check("ClientByID", err)
+	_, err = s.ListClients(ctx)
+	check("ListClients", err)
+	_, err = s.SessionByID(ctx, "s1", t0)
+	check("SessionByID", err)
+	_, err = s.ListAudit(ctx, storage.AuditFilter{})
+	check("ListAudit", err)
+}
+
+func TestAuditTamperingIsDetected(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		tamper  func(t *testing.T, db *sql.DB, events []storage.AuditEvent)
+		wantSeq int64
+	}{
+		{"an edited reason names its row", func(t *testing.T, db *sql.DB, _ []storage.AuditEvent) {
+			exec(t, db, `UPDATE audit_events SET reason = 'nothing to see' WHERE seq = 3`)
+		}, 3},
+		{"a deleted middle row is named as missing", func(t *testing.T, db *sql.DB, _ []storage.AuditEvent) {
+			exec(t, db, `DELETE FROM audit_events WHERE seq = 3`)
+		}, 3},
+		{"an edit with a recomputed hash breaks the next row's link", func(t *testing.T, db *sql.DB, events []storage.AuditEvent) {
+			e := events[2]
+			e.Reason = "nothing to see"
+			exec(t, db, `UPDATE audit_events SET reason = ?, hash = ? WHERE seq = 3`, e.Reason, storage.AuditHash(e.PrevHash, e))
+		}, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			path := filepath.Join(t.TempDir(), "k.db")
+			s := open(t, path)
+			for i := range 5 {
+				e := storage.AuditEvent{Time: t0.Add(time.Duration(i) * time.Second), Type: "login.success", UserID: "u1", Reason: "ok"}
+				if _, err := s.AppendAudit(ctx, e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			events, err := s.ListAudit(ctx, storage.AuditFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := storage.VerifyAuditChain(events); err != nil {
+				t.Fatalf("before tampering: %v", err)
+			}
+			tc.tamper(t, raw(t, path), events)
+
+			events, err = s.ListAudit(ctx, storage.AuditFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ce *storage.ChainError
+			if err := storage.VerifyAuditChain(events); !errors.As(err, &ce) {
+				t.Fatalf("VerifyAuditChain = %v, want a *storage.ChainError", err)
+			}
+			if ce.Seq != tc.wantSeq {
+				t.Errorf("chain error names row %d, want %d: %v", ce.Seq, tc.wantSeq, ce)
+			}
+		})
+	}
+}

@@ -1,0 +1,232 @@
+package storagetest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/keystep/keystep/storage"
+)
+
+var tokenTests = []test{
+	{"an access token round-trips every field", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		want := newAccessToken("at1", newGrant("ar1"), "rt1")
+		must(t, s.CreateAccessToken(ctx, want))
+		got, err := s.AccessTokenByID(ctx, "at1", t0)
+		must(t, err)
+		check(t, want, got)
+
+		// Client credentials: no subject, no refresh token, zero auth time.
+		cc := storage.AccessToken{
+			ID:        "at2",
+			Grant:     storage.Grant{ClientID: "svc", Scopes: []string{"api"}},
+			CreatedAt: t0,
+			ExpiresAt: t0.Add(time.Minute),
+		}
+		must(t, s.CreateAccessToken(ctx, cc))
+		got, err = s.AccessTokenByID(ctx, "at2", t0)
+		must(t, err)
+		check(t, cc, got)
+	}},
+	{"a taken token id gives ErrAlreadyExists", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		g := newGrant("ar1")
+		must(t, s.CreateAccessToken(ctx, newAccessToken("at1", g, "")))
+		wantErr(t, s.CreateAccessToken(ctx, newAccessToken("at1", g, "")), storage.ErrAlreadyExists)
+		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "f1", g)))
+		wantErr(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "f2", g)), storage.ErrAlreadyExists)
+	}},
+	{"an access token is valid until its expiry, then ErrExpired; revoked or unknown is ErrNotFound", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		at := newAccessToken("at1", newGrant("ar1"), "")
+		must(t, s.CreateAccessToken(ctx, at))
+		_, err := s.AccessTokenByID(ctx, "at1", at.ExpiresAt)
+		must(t, err)
+		_, err = s.AccessTokenByID(ctx, "at1", at.ExpiresAt.Add(time.Nanosecond))
+		wantErr(t, err, storage.ErrExpired)
+		_, err = s.AccessTokenByID(ctx, "nope", t0)
+		wantErr(t, err, storage.ErrNotFound)
+		must(t, s.RevokeAccessToken(ctx, "at1"))
+		_, err = s.AccessTokenByID(ctx, "at1", t0)
+		wantErr(t, err, storage.ErrNotFound)
+		must(t, s.RevokeAccessToken(ctx, "nope")) // RFC 7009 §2.2
+	}},
+	{"a refresh token round-trips every field", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		want := newRefreshToken("rt1", "fam1", newGrant("ar1"))
+		must(t, s.CreateRefreshToken(ctx, want))
+		got, err := s.RefreshTokenByID(ctx, "rt1", t0)
+		must(t, err)
+		check(t, want, got)
+	}},
+	{"a refresh token is valid until its expiry, then ErrExpired; unknown is ErrNotFound", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		rt := newRefreshToken("rt1", "fam1", newGrant("ar1"))
+		must(t, s.CreateRefreshToken(ctx, rt))
+		_, err := s.RefreshTokenByID(ctx, "rt1", rt.ExpiresAt)
+		must(t, err)
+		_, err = s.RefreshTokenByID(ctx, "rt1", rt.ExpiresAt.Add(time.Nanosecond))
+		wantErr(t, err, storage.ErrExpired)
+		_, err = s.RefreshTokenByID(ctx, "nope", t0)
+		wantErr(t, err, storage.ErrNotFound)
+		err = s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt2", "", rt.Grant), rt.ExpiresAt.Add(time.Nanosecond))
+		wantErr(t, err, storage.ErrExpired)
+		err = s.RotateRefreshToken(ctx, "nope", newRefreshToken("rt2", "", rt.Grant), t0)
+		wantErr(t, err, storage.ErrNotFound)
+		_, err = s.RefreshTokenByID(ctx, "rt2", t0)
+		wantErr(t, err, storage.ErrNotFound) // failed rotations store nothing
+	}},
+	{"rotating a refresh token keeps the grant and family and marks the old one used", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		g := newGrant("ar1")
+		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "fam1", g)))
+		next := newRefreshToken("rt2", "ignored", g)
+		next.CreatedAt = t0.Add(time.Hour)
+		must(t, s.RotateRefreshToken(ctx, "rt1", next, t0.Add(time.Hour)))
+
+		got, err := s.RefreshTokenByID(ctx, "rt2", t0.Add(time.Hour))
+		must(t, err)
+		next.FamilyID = "fam1" // the store puts next in the old token's family
+		check(t, next, got)
+
+		// Reading a rotated token reports the replay without touching the family.
+		_, err = s.RefreshTokenByID(ctx, "rt1", t0.Add(time.Hour))
+		wantErr(t, err, storage.ErrReplayed)
+		_, err = s.RefreshTokenByID(ctx, "rt2", t0.Add(time.Hour))
+		must(t, err)
+	}},
+	{"reusing a rotated refresh token revokes its whole family and the family's access tokens", func(t *testing.T, s storage.Store) {
+		// OAuth 2.0 Security BCP §4.14.2.
+		ctx := t.Context()
+		g := newGrant("ar1")
+		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "fam1", g)))
+		must(t, s.CreateAccessToken(ctx, newAccessToken("at1", g, "rt1")))
+		must(t, s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt2", "fam1", g), t0))
+		must(t, s.CreateAccessToken(ctx, newAccessToken("at2", g, "rt2")))
+		must(t, s.RotateRefreshToken(ctx, "rt2", newRefreshToken("rt3", "fam1", g), t0))
+		must(t, s.CreateAccessToken(ctx, newAccessToken("at3", g, "rt3")))
+		issueTokens(t, s, "ar1", "-other-family") // same grant, another family
+
+		err := s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt4", "fam1", g), t0)
+		wantErr(t, err, storage.ErrReplayed)
+		_, err = s.RefreshTokenByID(ctx, "rt3", t0)
+		wantErr(t, err, storage.ErrNotFound)
+		_, err = s.RefreshTokenByID(ctx, "rt4", t0)
+		wantErr(t, err, storage.ErrNotFound)
+		for _, id := range []string{"at1", "at2", "at3"} {
+			_, err = s.AccessTokenByID(ctx, id, t0)
+			wantErr(t, err, storage.ErrNotFound)
+		}
+		wantLive(t, s, "-other-family")
+
+		// Every later reuse is reported too.
+		err = s.RotateRefreshToken(ctx, "rt2", newRefreshToken("rt5", "fam1", g), t0)
+		wantErr(t, err, storage.ErrReplayed)
+	}},
+	{"20 concurrent rotations of one refresh token: exactly one wins", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		g := newGrant("ar1")
+		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt0", "fam1", g)))
+		errs := race(20, func(i int) error {
+			return s.RotateRefreshToken(ctx, "rt0", newRefreshToken(fmt.Sprintf("next-%d", i), "fam1", g), t0)
+		})
+		w := oneWinner(t, errs, storage.ErrReplayed)
+		winner := fmt.Sprintf("next-%d", w)
+		for i := range errs {
+			if i != w {
+				_, err := s.RefreshTokenByID(ctx, fmt.Sprintf("next-%d", i), t0)
+				wantErr(t, err, storage.ErrNotFound) // losers stored nothing
+			}
+		}
+		must(t, s.CreateAccessToken(ctx, newAccessToken("at-winner", g, winner)))
+
+		// Presenting the old token again revokes the family, winner included.
+		err := s.RotateRefreshToken(ctx, "rt0", newRefreshToken("late", "fam1", g), t0)
+		wantErr(t, err, storage.ErrReplayed)
+		_, err = s.RefreshTokenByID(ctx, winner, t0)
+		wantErr(t, err, storage.ErrNotFound)
+		_, err = s.AccessTokenByID(ctx, "at-winner", t0)
+		wantErr(t, err, storage.ErrNotFound)
+	}},
+	{"revoking a refresh family revokes its tokens and their access tokens only", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		g := newGrant("ar1")
+		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "fam1", g)))
+		must(t, s.CreateAccessToken(ctx, newAccessToken("at1", g, "rt1")))
+		must(t, s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt2", "fam1", g), t0))
+		must(t, s.CreateAccessToken(ctx, newAccessToken("at2", g, "rt2")))
+		issueTokens(t, s, "ar1", "-other")
+
+		must(t, s.RevokeRefreshFamily(ctx, "rt2"))
+		_, err := s.RefreshTokenByID(ctx, "rt2", t0)
+		wantErr(t, err, storage.ErrNotFound)
+		for _, id := range []string{"at1", "at2"} {
+			_, err = s.AccessTokenByID(ctx, id, t0)
+			wantErr(t, err, storage.ErrNotFound)
+		}
+		wantLive(t, s, "-other")
+		must(t, s.RevokeRefreshFamily(ctx, "nope"))
+	}},
+	{"revoking a grant revokes every token issued under it and no others", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		issueTokens(t, s, "ar1", "1")
+		issueTokens(t, s, "ar1", "2")
+		issueTokens(t, s, "ar2", "3")
+		must(t, s.RevokeGrant(ctx, "ar1"))
+		wantRevoked(t, s, "1")
+		wantRevoked(t, s, "2")
+		wantLive(t, s, "3")
+		must(t, s.RevokeGrant(ctx, "nope"))
+	}},
+	{"revoking a user's tokens covers one client or, with no client, all of them", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		issue := func(n, subject, client string) {
+			g := newGrant("ar" + n)
+			g.Subject, g.ClientID = subject, client
+			must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt"+n, "fam"+n, g)))
+			must(t, s.CreateAccessToken(ctx, newAccessToken("at"+n, g, "rt"+n)))
+		}
+		issue("1", "alice", "rp1")
+		issue("2", "alice", "rp2")
+		issue("3", "bob", "rp1")
+
+		must(t, s.RevokeUserClientTokens(ctx, "alice", "rp1"))
+		wantRevoked(t, s, "1")
+		wantLive(t, s, "2")
+		wantLive(t, s, "3")
+
+		must(t, s.RevokeUserClientTokens(ctx, "alice", ""))
+		wantRevoked(t, s, "2")
+		wantLive(t, s, "3")
+	}},
+	{"tokens that expired before now are deleted", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		g := newGrant("ar1")
+		for i, exp := range []time.Duration{-time.Hour, 0, time.Hour} {
+			at := newAccessToken(fmt.Sprintf("at%d", i), g, "")
+			at.ExpiresAt = t0.Add(exp)
+			must(t, s.CreateAccessToken(ctx, at))
+			rt := newRefreshToken(fmt.Sprintf("rt%d", i), fmt.Sprintf("fam%d", i), g)
+			rt.ExpiresAt = t0.Add(exp)
+			must(t, s.CreateRefreshToken(ctx, rt))
+		}
+		n, err := s.DeleteExpiredTokens(ctx, t0)
+		must(t, err)
+		if n != 2 {
+			t.Errorf("deleted %d, want 2 (one access, one refresh)", n)
+		}
+		_, err = s.AccessTokenByID(ctx, "at0", t0)
+		wantErr(t, err, storage.ErrNotFound)
+		_, err = s.RefreshTokenByID(ctx, "rt0", t0)
+		wantErr(t, err, storage.ErrNotFound)
+		for _, id := range []string{"at1", "at2"} {
+			_, err = s.AccessTokenByID(ctx, id, t0)
+			must(t, err)
+		}
+		for _, id := range []string{"rt1", "rt2"} {
+			_, err = s.RefreshTokenByID(ctx, id, t0)
+			must(t, err)
+		}
+	}},
+}
