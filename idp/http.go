@@ -1,0 +1,250 @@
+package idp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/storage"
+)
+
+// opMiddleware adapts HTTP facts the OP library does not look at.
+type opMiddleware struct {
+	cookies login.Cookies
+	store   storage.Store
+	now     func() time.Time
+	ui      *login.Handler
+	metrics *metrics
+}
+
+// state puts a reqState into the context of every OP request.
+func (m *opMiddleware) state(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := &reqState{sessionID: m.cookies.SessionID(r)}
+		if r.URL.Path == "/authorize" {
+			b, err := m.cookies.BrowserBinding(w, r)
+			if err != nil {
+				http.Error(w, "internal error", http.StatusInternalServerError)
+				return
+			}
+			st.browser = b
+			st.claims = r.Form.Get("claims") // parsed by wrapOP
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	})
+}
+
+// callback guards /authorize/callback: the library issues a code for any
+// done request whose ID it is given; Keystep also requires the browser
+// that started the request, so a lured victim's code cannot be collected.
+func (m *opMiddleware) callback(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("id")
+		ar, err := m.store.AuthRequestByID(r.Context(), id, m.now())
+		if err != nil {
+			m.ui.RenderError(w, r, http.StatusBadRequest, "This sign-in link has expired", "Go back to the app you came from and start again.")
+			return
+		}
+		if b := m.cookies.ExistingBrowserBinding(r); b == "" || b != ar.BrowserBinding {
+			m.ui.RenderError(w, r, http.StatusForbidden, "This sign-in started in another browser", "Finish signing in in the browser where you started.")
+			return
+		}
+		next(w, r)
+	}
+}
+
+// wrapOP adds what the library leaves out around its endpoints.
+func (m *opMiddleware) wrapOP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/authorize":
+			if msg := checkParams(r); msg != "" {
+				// Without a trustworthy redirect_uri nothing may be redirected
+				// (RFC 6749 §4.1.2.1): the error is shown here.
+				m.ui.RenderError(w, r, http.StatusBadRequest, "This sign-in request is invalid", msg)
+				return
+			}
+			rec := &errorCapture{ResponseWriter: w}
+			next.ServeHTTP(rec, r)
+			if rec.captured {
+				m.ui.RenderError(w, r, rec.status, "This sign-in request is invalid", rec.description())
+			}
+			return
+		case "/oauth/token":
+			// RFC 6749 §5.1: token responses must not be cached.
+			w.Header().Set("Cache-Control", "no-store")
+			w.Header().Set("Pragma", "no-cache")
+			if msg := checkParams(r); msg != "" {
+				writeOAuthError(w, http.StatusBadRequest, "invalid_request", msg)
+				return
+			}
+			rec := &statusRecorder{ResponseWriter: w}
+			next.ServeHTTP(rec, r)
+			m.metrics.grant(r.PostForm.Get("grant_type"), rec.status)
+			return
+		case "/userinfo":
+			// RFC 6750 §3: a refused bearer token gets a challenge.
+			next.ServeHTTP(&challengeWriter{ResponseWriter: w}, r)
+			return
+		case "/end_session":
+			next.ServeHTTP(&logoutWriter{ResponseWriter: w, r: r, cookies: m.cookies}, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkParams rejects repeated parameters (RFC 6749 §3.1, §3.2) and
+// invalid UTF-8. It parses the form, so the body limit applies first.
+func checkParams(r *http.Request) string {
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return "The request is too large."
+		}
+		return "The request could not be read."
+	}
+	for k, vs := range r.Form {
+		if !utf8.ValidString(k) {
+			return "The request contains invalid characters."
+		}
+		if len(vs) > 1 {
+			return "The parameter " + strings.ToValidUTF8(k, "") + " appears more than once."
+		}
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return "The parameter " + k + " contains invalid characters."
+			}
+		}
+	}
+	return ""
+}
+
+func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+}
+
+// errorCapture holds back an error body from /authorize so it can be shown
+// as a page instead of raw JSON or text.
+type errorCapture struct {
+	http.ResponseWriter
+	status   int
+	captured bool
+	buf      bytes.Buffer
+}
+
+func (c *errorCapture) WriteHeader(status int) {
+	if status >= 400 {
+		c.status, c.captured = status, true
+		return
+	}
+	c.ResponseWriter.WriteHeader(status)
+}
+
+func (c *errorCapture) Write(b []byte) (int, error) {
+	if c.captured {
+		return c.buf.Write(b)
+	}
+	return c.ResponseWriter.Write(b)
+}
+
+func (c *errorCapture) description() string {
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if json.Unmarshal(c.buf.Bytes(), &e) == nil && e.Error != "" {
+		switch e.Error {
+		case "invalid_client", "unauthorized_client":
+			return "The app that sent you here is not registered with this sign-in service."
+		}
+		if e.Description != "" {
+			return e.Description
+		}
+		return e.Error
+	}
+	return "The app that sent you here made a request this sign-in service can't accept."
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// challengeWriter turns userinfo refusals into 401 with WWW-Authenticate.
+type challengeWriter struct{ http.ResponseWriter }
+
+func (c *challengeWriter) WriteHeader(code int) {
+	if code == http.StatusUnauthorized || code == http.StatusForbidden {
+		c.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="the access token is invalid, expired or revoked"`)
+		code = http.StatusUnauthorized
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+// logoutWriter clears the session cookie when end_session succeeds.
+type logoutWriter struct {
+	http.ResponseWriter
+	r       *http.Request
+	cookies login.Cookies
+}
+
+func (l *logoutWriter) WriteHeader(code int) {
+	if code >= 300 && code < 400 {
+		l.cookies.ClearSession(l.ResponseWriter)
+	}
+	l.ResponseWriter.WriteHeader(code)
+}
+
+// securityHeaders sets the headers of DESIGN §6 on every response.
+func securityHeaders(https bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if https {
+			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitBody caps request bodies; a larger one fails to parse with a 4xx.
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > MaxBodyBytes {
+			w.Header().Set("Connection", "close")
+			writeOAuthError(w, http.StatusRequestEntityTooLarge, "invalid_request", "request body too large")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func dirFS(dir string) fs.FS { return os.DirFS(dir) }

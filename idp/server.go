@@ -1,0 +1,289 @@
+// Package idp is Keystep's composition root: NewServer wires storage, the
+// OpenID provider (github.com/zitadel/oidc/v3), the hosted login UI and the
+// operational endpoints into one http.Handler. cmd/keystep and every
+// end-to-end test build the server through it.
+package idp
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/cors"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/static"
+	"github.com/keystep/keystep/storage"
+	"github.com/keystep/keystep/templates"
+)
+
+// AccountClientID is the built-in client the account portal signs in with.
+const AccountClientID = "keystep-account"
+
+// MaxBodyBytes bounds every request body (DESIGN §6).
+const MaxBodyBytes = 1 << 20
+
+// Config is everything NewServer needs. Only cmd reads flags and files;
+// tests fill this directly.
+type Config struct {
+	Issuer    string // e.g. http://localhost:8080 (no trailing slash)
+	Store     storage.Store
+	MasterKey []byte // 32 bytes
+	Policy    *stepup.Policy
+	// ScopeMinACR maps a scope to the minimum acr a request with it needs.
+	ScopeMinACR    map[string]string
+	TrustedProxies []netip.Prefix
+	Logger         *slog.Logger
+	Now            func() time.Time
+	Hasher         *factor.PasswordHasher // nil: production argon2id parameters
+	ProductName    string
+	// TemplatesDir, when set, serves templates from disk and re-reads them
+	// on every render (--dev).
+	TemplatesDir string
+	// Registry receives the server's metrics; nil makes a private one.
+	Registry *prometheus.Registry
+}
+
+// Validate reports every problem with c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	u, err := url.Parse(c.Issuer)
+	switch {
+	case c.Issuer == "" || err != nil:
+		errs = append(errs, fmt.Errorf("issuer %q is not a URL", c.Issuer))
+	case u.Scheme != "https" && u.Scheme != "http", u.Host == "", u.RawQuery != "", u.Fragment != "":
+		errs = append(errs, fmt.Errorf("issuer %q must be an http(s) URL with a host and no query or fragment", c.Issuer))
+	case strings.HasSuffix(c.Issuer, "/"):
+		errs = append(errs, fmt.Errorf("issuer %q must not end with /", c.Issuer))
+	case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
+		errs = append(errs, fmt.Errorf("issuer %q: http is only allowed for localhost; use https", c.Issuer))
+	}
+	if c.Store == nil {
+		errs = append(errs, errors.New("no store"))
+	}
+	if len(c.MasterKey) != factor.MasterKeySize {
+		errs = append(errs, fmt.Errorf("master key must be %d bytes, got %d", factor.MasterKeySize, len(c.MasterKey)))
+	}
+	if c.Policy == nil {
+		errs = append(errs, errors.New("no acr policy"))
+	} else {
+		for scope, acr := range c.ScopeMinACR {
+			if _, _, ok := c.Policy.Lookup(acr); !ok {
+				errs = append(errs, fmt.Errorf("scope %q: unknown minimum acr %q", scope, acr))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.IsLoopback()
+}
+
+// Server is a running Keystep: an http.Handler plus its parts.
+type Server struct {
+	cfg     Config
+	handler http.Handler
+	keys    *keyring
+	sealer  *factor.Sealer
+	metrics *metrics
+	log     *slog.Logger
+}
+
+// ServeHTTP serves every Keystep endpoint.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// NewServer builds the server. It creates missing signing keys and the
+// account portal's client in storage.
+func NewServer(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Hasher == nil {
+		cfg.Hasher = factor.NewPasswordHasher()
+	}
+	if cfg.ProductName == "" {
+		cfg.ProductName = "Keystep"
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	now := func() time.Time { return cfg.Now().UTC() }
+	sealer, err := factor.NewSealer(cfg.MasterKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := EnsureKeys(ctx, cfg.Store, sealer, now()); err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	if err := ensureAccountClient(ctx, cfg.Store, cfg.Issuer, now()); err != nil {
+		return nil, fmt.Errorf("account client: %w", err)
+	}
+	s := &Server{cfg: cfg, sealer: sealer, log: cfg.Logger, metrics: newMetrics(cfg.Registry)}
+	s.keys = &keyring{store: cfg.Store, sealer: sealer, now: now}
+	if _, err := s.keys.load(ctx); err != nil {
+		return nil, err
+	}
+
+	secure := strings.HasPrefix(cfg.Issuer, "https://")
+	cookies := login.Cookies{Secure: secure}
+	auditor := &login.Auditor{Store: cfg.Store, Log: cfg.Logger, Now: now, OnEvent: s.metrics.audited}
+	store := &opStorage{store: cfg.Store, keys: s.keys, now: now, loginURL: "/login", audit: auditor, log: cfg.Logger}
+
+	// The OP's own encryption key (codes, opaque access tokens) is derived
+	// from the master key, so it survives restarts without another file.
+	opKey := sha256.Sum256(append([]byte("keystep op crypto v1\x00"), cfg.MasterKey...))
+	opts := []op.Option{
+		op.WithIDTokenHintVerifierOpts(op.WithSupportedIDTokenHintSigningAlgorithms("RS256", "ES256", "EdDSA")),
+		op.WithAccessTokenVerifierOpts(op.WithSupportedAccessTokenSigningAlgorithms("RS256", "ES256", "EdDSA")),
+	}
+	if !secure {
+		opts = append(opts, op.WithAllowInsecure())
+	}
+	provider, err := op.NewProvider(&op.Config{
+		CryptoKey:                opKey,
+		CryptoKeyId:              "op1",
+		CodeMethodS256:           true,
+		AuthMethodPost:           true,
+		AuthMethodPrivateKeyJWT:  true,
+		GrantTypeRefreshToken:    true,
+		RequestObjectSupported:   false,
+		DefaultLogoutRedirectURI: "/logged-out",
+		SupportedScopes:          supportedScopes,
+	}, store, op.StaticIssuer(cfg.Issuer), opts...)
+	if err != nil {
+		return nil, err
+	}
+	endpoints := provider.Endpoints()
+	endpoints.DeviceAuthorization = nil // not supported; keeps it out of routes and discovery
+	opsrv := &opServer{LegacyServer: op.NewLegacyServer(provider, endpoints), policy: cfg.Policy, store: cfg.Store}
+	callback := op.AuthCallbackURL(provider)
+
+	tmpl := fs.FS(templates.FS)
+	if cfg.TemplatesDir != "" {
+		tmpl = dirFS(cfg.TemplatesDir)
+	}
+	ui, err := login.New(login.Config{
+		Store: cfg.Store, Templates: tmpl, Policy: cfg.Policy, ScopeMinACR: cfg.ScopeMinACR,
+		Hasher: cfg.Hasher, Sealer: sealer, Audit: auditor, Log: cfg.Logger, Now: now,
+		Cookies: cookies, Callback: callback, Issuer: cfg.Issuer, AccountClientID: AccountClientID,
+		ProductName: cfg.ProductName, Dev: cfg.TemplatesDir != "",
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	mw := &opMiddleware{cookies: cookies, store: cfg.Store, now: now, ui: ui, metrics: s.metrics}
+	opHandler := op.RegisterLegacyServer(opsrv,
+		mw.callback(op.AuthorizeCallbackHandler(provider)),
+		op.WithHTTPMiddleware(mw.state),
+		op.WithServerCORSOptions(&cors.Options{
+			// Public endpoints for browser apps; never with credentials.
+			AllowedOrigins: []string{"*"},
+			AllowedMethods: []string{http.MethodGet, http.MethodPost},
+			AllowedHeaders: []string{"Authorization", "Content-Type"},
+		}),
+	)
+
+	uiMux := http.NewServeMux()
+	ui.Register(uiMux)
+	csrf := http.NewCrossOriginProtection()
+
+	mux := http.NewServeMux()
+	mux.Handle("/", mw.wrapOP(opHandler))
+	for _, p := range []string{"/login", "/login/", "/account", "/account/", "/setup", "/logged-out"} {
+		mux.Handle(p, csrf.Handler(uiMux))
+	}
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static.FS)))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := cfg.Store.Ping(ctx); err != nil {
+			http.Error(w, "storage unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", s.metrics.handler(cfg.Registry))
+
+	var h http.Handler = mux
+	h = login.WithRequestInfo(cfg.TrustedProxies, h)
+	h = s.metrics.instrument(h)
+	h = securityHeaders(secure, h)
+	h = limitBody(h)
+	s.handler = h
+	return s, nil
+}
+
+// ensureAccountClient keeps the portal's built-in client in step with the issuer.
+func ensureAccountClient(ctx context.Context, st storage.Clients, issuer string, now time.Time) error {
+	want := storage.Client{
+		ID: AccountClientID, Name: "your account", RedirectURIs: []string{issuer + "/account/callback"},
+		AuthMethod: "client_secret_basic", GrantTypes: []string{"authorization_code"},
+		FirstParty: true, CreatedAt: now, UpdatedAt: now,
+	}
+	c, err := st.ClientByID(ctx, AccountClientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return st.CreateClient(ctx, want)
+	}
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(c.RedirectURIs, want.RedirectURIs) || c.SecretHash != "" {
+		want.CreatedAt = c.CreatedAt
+		return st.UpdateClient(ctx, want)
+	}
+	return nil
+}
+
+// Maintain deletes expired rows until ctx ends.
+func (s *Server) Maintain(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		now := s.cfg.Now().UTC()
+		for name, f := range map[string]func(context.Context, time.Time) (int, error){
+			"auth_requests": s.cfg.Store.DeleteExpiredAuthRequests,
+			"tokens":        s.cfg.Store.DeleteExpiredTokens,
+			"signing_keys":  s.cfg.Store.DeleteExpiredSigningKeys,
+		} {
+			if n, err := f(ctx, now); err != nil {
+				s.log.WarnContext(ctx, "cleanup failed", "table", name, "err", err)
+			} else if n > 0 {
+				s.log.DebugContext(ctx, "cleanup", "table", name, "deleted", n)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// InvalidateKeys makes the next token use reread the signing keys.
+func (s *Server) InvalidateKeys() { s.keys.invalidate() }

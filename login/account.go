@@ -1,0 +1,538 @@
+package login
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/storage"
+)
+
+// The account portal is an ordinary relying party of Keystep: when it needs
+// a stronger or fresher session it sends the browser through /authorize with
+// acr_values and max_age, so step-up for account changes runs through the
+// same dispatcher as any app's. It never adds a factor to the session itself:
+// enrolling proves possession of a new factor, not the user's identity.
+
+const (
+	portalStateCookie = "ks_portal"
+	pendingTOTPCookie = "ks_totp_pending"
+	levelSFA          = "urn:keystep:acr:sfa"
+	levelMFA          = "urn:keystep:acr:mfa"
+)
+
+func (h *Handler) registerAccount(mux *http.ServeMux) {
+	mux.Handle("GET /account", h.handle(h.accountHome))
+	mux.Handle("GET /account/callback", h.handle(h.accountCallback))
+	mux.Handle("GET /account/password", h.handle(h.accountPasswordPage))
+	mux.Handle("POST /account/password", h.handle(h.postAccountPassword))
+	mux.Handle("GET /account/totp", h.handle(h.accountTOTPPage))
+	mux.Handle("POST /account/totp", h.handle(h.postAccountTOTP))
+	mux.Handle("POST /account/totp/delete", h.handle(h.postAccountTOTPDelete))
+	mux.Handle("POST /account/recovery", h.handle(h.postAccountRecovery))
+	mux.Handle("POST /account/sessions/revoke-others", h.handle(h.postRevokeOthers))
+	mux.Handle("POST /account/signout", h.handle(h.postSignOut))
+}
+
+// accountState is the signed-in user as the portal sees them.
+type accountState struct {
+	sess     storage.Session
+	user     storage.User
+	factors  []storage.Factor
+	recovery int
+}
+
+// requireAccount returns the signed-in user, or sends the browser to sign in
+// at sfa and returns nil.
+func (h *Handler) requireAccount(w http.ResponseWriter, r *http.Request) (*accountState, error) {
+	sess, u, ok, err := h.loadSession(r.Context(), r)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, h.portalAuthorize(w, r, levelSFA, 0, r.URL.Path)
+	}
+	a := &accountState{sess: sess, user: u}
+	if a.factors, err = h.cfg.Store.ListFactors(r.Context(), u.ID); err != nil {
+		return nil, err
+	}
+	if a.recovery, err = h.cfg.Store.CountRecoveryCodes(r.Context(), u.ID); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// errRedirected tells a handler the response has been written (a redirect).
+var errRedirected = errors.New("redirected")
+
+// portalAuthorize sends the browser through /authorize as the account client.
+func (h *Handler) portalAuthorize(w http.ResponseWriter, r *http.Request, acr string, maxAge time.Duration, returnTo string) error {
+	state, err := factor.NewToken()
+	if err != nil {
+		return err
+	}
+	h.cfg.Cookies.set(w, portalStateCookie, state+"|"+returnTo, 30*time.Minute)
+	v := url.Values{
+		"client_id":     {h.cfg.AccountClientID},
+		"redirect_uri":  {h.cfg.Issuer + "/account/callback"},
+		"response_type": {"code"},
+		"scope":         {"openid"},
+		"state":         {state},
+		"acr_values":    {acr},
+		// Essential: a portal change must never go ahead below its level.
+		"claims": {`{"id_token":{"acr":{"essential":true,"values":["` + acr + `"]}}}`},
+	}
+	if maxAge > 0 {
+		v.Set("max_age", strconv.Itoa(int(maxAge/time.Second)))
+	}
+	http.Redirect(w, r, "/authorize?"+v.Encode(), http.StatusSeeOther)
+	return errRedirected
+}
+
+func (h *Handler) accountCallback(w http.ResponseWriter, r *http.Request) error {
+	raw := h.cfg.Cookies.value(r, portalStateCookie)
+	state, returnTo, _ := strings.Cut(raw, "|")
+	q := r.URL.Query()
+	if state == "" || q.Get("state") != state {
+		return userError(http.StatusBadRequest, "That sign-in link is stale", "Open your account page again.")
+	}
+	h.cfg.Cookies.clear(w, portalStateCookie)
+	if e := q.Get("error"); e != "" {
+		msg := "You can't make that change yet."
+		if e == "unmet_authentication_requirements" {
+			msg = "That change needs a stronger way to sign in than your account has. Add an authenticator app first."
+		}
+		return userError(http.StatusForbidden, "That change needs more", msg)
+	}
+	if !strings.HasPrefix(returnTo, "/account") {
+		returnTo = "/account"
+	}
+	http.Redirect(w, r, returnTo, http.StatusSeeOther)
+	return nil
+}
+
+// levelFor is the level a change needs: the level the factor grants, and
+// for a password change the highest level the user can reach.
+func (h *Handler) requireLevel(w http.ResponseWriter, r *http.Request, a *accountState, acr, returnTo string) (bool, error) {
+	maxAge := reauthForChanges
+	in := stepup.Input{
+		Requested: []string{acr}, Essential: true, MaxAge: &maxAge,
+		RequestTime: h.cfg.Now(), Now: h.cfg.Now(),
+		Done: factorsOf(a.sess.Factors), Enrolled: enrolledOf(a.user, a.factors, a.recovery),
+	}
+	d := stepup.Decide(h.cfg.Policy, in)
+	switch d.Outcome {
+	case stepup.Satisfied:
+		return true, nil
+	case stepup.Fail:
+		return false, userError(http.StatusForbidden, "That change needs more", "That change needs a stronger way to sign in than your account has.")
+	}
+	if r.Method != http.MethodGet {
+		returnTo = "/account"
+	}
+	return false, h.portalAuthorize(w, r, acr, reauthForChanges, returnTo)
+}
+
+// mayBootstrap is DESIGN §3.3's one exception: a user with no second factor
+// may add the first one after entering the password in the last 10 minutes.
+func (h *Handler) mayBootstrap(a *accountState) bool {
+	if hasSecondFactor(a.factors) {
+		return false
+	}
+	for _, f := range a.sess.Factors {
+		if f.Method == string(stepup.Password) && !f.At.Before(h.cfg.Now().Add(-reauthForChanges)) {
+			return true
+		}
+	}
+	return false
+}
+
+// portalGate runs requireLevel, treating a redirect as "stop here".
+func portalGate(ok bool, err error) (bool, error) {
+	if errors.Is(err, errRedirected) {
+		return false, nil
+	}
+	return ok, err
+}
+
+type accountPage struct {
+	Page
+	User      storage.User
+	Nav       string
+	Factors   []storage.Factor
+	Recovery  int
+	HasTOTP   bool
+	Sessions  []sessionRow
+	Activity  []storage.AuditEvent
+	Notice    string
+	Problem   string
+	Codes     []string
+	CodesURL  template.URL
+	TOTP      *totpEnroll
+	Bootstrap bool
+}
+
+type sessionRow struct {
+	Current             bool
+	IP, UserAgent       string
+	CreatedAt, LastSeen time.Time
+}
+
+type totpEnroll struct {
+	Secret string
+	URI    template.URL
+	QR     template.URL // data:image/png;base64,…
+}
+
+func (h *Handler) accountData(ctx context.Context, r *http.Request, a *accountState, title string) (accountPage, error) {
+	p := accountPage{Page: h.page(r, title), User: a.user, Factors: a.factors, Recovery: a.recovery, Notice: r.URL.Query().Get("notice")}
+	for _, f := range a.factors {
+		if f.Kind == "totp" {
+			p.HasTOTP = true
+		}
+	}
+	sessions, err := h.cfg.Store.ListUserSessions(ctx, a.user.ID, h.cfg.Now())
+	if err != nil {
+		return p, err
+	}
+	for _, s := range sessions {
+		p.Sessions = append(p.Sessions, sessionRow{Current: s.ID == a.sess.ID, IP: s.IP, UserAgent: s.UserAgent, CreatedAt: s.CreatedAt, LastSeen: s.LastSeen})
+	}
+	p.Activity, err = h.cfg.Store.ListAudit(ctx, storage.AuditFilter{UserID: a.user.ID, Newest: true, Limit: 20})
+	return p, err
+}
+
+var notices = map[string]string{
+	"totp-added":      "Your authenticator app is set up.",
+	"totp-removed":    "The authenticator app was removed.",
+	"password":        "Your password was changed. Other sessions were signed out.",
+	"sessions":        "Your other sessions were signed out.",
+	"recovery-viewed": "",
+}
+
+func (h *Handler) accountHome(w http.ResponseWriter, r *http.Request) error {
+	a, err := h.requireAccount(w, r)
+	if a == nil {
+		return ignoreRedirect(err)
+	}
+	p, err := h.accountData(r.Context(), r, a, "Your account")
+	if err != nil {
+		return err
+	}
+	p.Notice = notices[p.Notice]
+	p.Nav = "overview"
+	return h.r.render(w, http.StatusOK, "account", p)
+}
+
+func ignoreRedirect(err error) error {
+	if errors.Is(err, errRedirected) {
+		return nil
+	}
+	return err
+}
+
+// ---- password ----
+
+func (h *Handler) passwordLevel(a *accountState) string {
+	if hasSecondFactor(a.factors) {
+		return levelMFA
+	}
+	return levelSFA
+}
+
+func (h *Handler) accountPasswordPage(w http.ResponseWriter, r *http.Request) error {
+	a, err := h.requireAccount(w, r)
+	if a == nil {
+		return ignoreRedirect(err)
+	}
+	if ok, err := portalGate(h.requireLevel(w, r, a, h.passwordLevel(a), "/account/password")); !ok {
+		return err
+	}
+	p, err := h.accountData(r.Context(), r, a, "Change password")
+	if err != nil {
+		return err
+	}
+	p.Nav = "password"
+	return h.r.render(w, http.StatusOK, "account_password", p)
+}
+
+func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request) error {
+	a, err := h.requireAccount(w, r)
+	if a == nil {
+		return ignoreRedirect(err)
+	}
+	if ok, err := portalGate(h.requireLevel(w, r, a, h.passwordLevel(a), "/account/password")); !ok {
+		return err
+	}
+	ctx := r.Context()
+	if err := r.ParseForm(); err != nil {
+		return userError(http.StatusBadRequest, "That form couldn't be read", "Go back and try again.")
+	}
+	pw, confirm := r.PostForm.Get("new_password"), r.PostForm.Get("confirm_password")
+	problem := ""
+	if err := factor.ValidatePassword(pw); err != nil {
+		problem = err.Error()
+	} else if pw != confirm {
+		problem = "The two passwords don't match."
+	}
+	if problem != "" {
+		p, err := h.accountData(ctx, r, a, "Change password")
+		if err != nil {
+			return err
+		}
+		p.Nav, p.Problem = "password", problem
+		return h.r.render(w, http.StatusBadRequest, "account_password", p)
+	}
+	hash, err := h.cfg.Hasher.Hash(pw)
+	if err != nil {
+		return err
+	}
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "account.password_changed", UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success"}); err != nil {
+		return err
+	}
+	a.user.PasswordHash, a.user.UpdatedAt = hash, h.cfg.Now()
+	if err := h.cfg.Store.UpdateUser(ctx, a.user); err != nil {
+		return err
+	}
+	if _, err := h.cfg.Store.DeleteUserSessions(ctx, a.user.ID, a.sess.ID); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/account?notice=password", http.StatusSeeOther)
+	return nil
+}
+
+// ---- authenticator app ----
+
+// pendingTOTP is the secret being enrolled, sealed into a short-lived cookie
+// bound to the user and session so it cannot be moved elsewhere.
+func (h *Handler) pendingAD(a *accountState) []byte {
+	return []byte("totp-pending:" + a.user.ID + ":" + sid(a.sess))
+}
+
+func (h *Handler) totpGate(w http.ResponseWriter, r *http.Request, a *accountState, returnTo string) (bool, error) {
+	if h.mayBootstrap(a) {
+		return true, nil
+	}
+	if !hasSecondFactor(a.factors) {
+		// Bootstrap needs the password entered in the last 10 minutes.
+		return portalGate(h.requireLevel(w, r, a, levelSFA, returnTo))
+	}
+	return portalGate(h.requireLevel(w, r, a, levelMFA, returnTo))
+}
+
+func (h *Handler) accountTOTPPage(w http.ResponseWriter, r *http.Request) error {
+	a, err := h.requireAccount(w, r)
+	if a == nil {
+		return ignoreRedirect(err)
+	}
+	if ok, err := h.totpGate(w, r, a, "/account/totp"); !ok {
+		return err
+	}
+	key, err := factor.NewTOTPKey(h.cfg.ProductName, a.user.Username)
+	if err != nil {
+		return err
+	}
+	sealed := h.cfg.Sealer.Seal([]byte(key.Secret+"|"+strconv.FormatInt(h.cfg.Now().Add(15*time.Minute).Unix(), 10)), h.pendingAD(a))
+	h.cfg.Cookies.set(w, pendingTOTPCookie, base64.RawURLEncoding.EncodeToString(sealed), 15*time.Minute)
+	return h.renderTOTP(w, r, a, key, "", http.StatusOK)
+}
+
+func (h *Handler) renderTOTP(w http.ResponseWriter, r *http.Request, a *accountState, key factor.TOTPKey, problem string, status int) error {
+	png, err := factor.TOTPQRCodePNG(key.URI, 240)
+	if err != nil {
+		return err
+	}
+	p, err := h.accountData(r.Context(), r, a, "Set up an authenticator app")
+	if err != nil {
+		return err
+	}
+	p.Nav, p.Problem = "totp", problem
+	p.TOTP = &totpEnroll{Secret: key.Secret, URI: template.URL(key.URI), QR: template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))}
+	p.Bootstrap = !hasSecondFactor(a.factors)
+	return h.r.render(w, status, "account_totp", p)
+}
+
+func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error {
+	a, err := h.requireAccount(w, r)
+	if a == nil {
+		return ignoreRedirect(err)
+	}
+	if ok, err := h.totpGate(w, r, a, "/account/totp"); !ok {
+		return err
+	}
+	ctx := r.Context()
+	if err := r.ParseForm(); err != nil {
+		return userError(http.StatusBadRequest, "That form couldn't be read", "Go back and try again.")
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(h.cfg.Cookies.value(r, pendingTOTPCookie))
+	plain, err := h.cfg.Sealer.Open(raw, h.pendingAD(a))
+	secret, expStr, _ := strings.Cut(string(plain), "|")
+	exp, _ := strconv.ParseInt(expStr, 10, 64)
+	if err != nil || secret == "" || h.cfg.Now().Unix() > exp {
+		http.Redirect(w, r, "/account/totp", http.StatusSeeOther)
+		return nil
+	}
+	now := h.cfg.Now()
+	step, ok := factor.VerifyTOTP(secret, r.PostForm.Get("code"), now)
+	if !ok {
+		key := factor.TOTPKey{Secret: secret, URI: totpURI(h.cfg.ProductName, a.user.Username, secret)}
+		return h.renderTOTP(w, r, a, key, "That code didn't work. Check the time on your phone and try again.", http.StatusBadRequest)
+	}
+	first := !hasSecondFactor(a.factors)
+	id, err := factor.NewToken()
+	if err != nil {
+		return err
+	}
+	name := strings.TrimSpace(r.PostForm.Get("name"))
+	if name == "" || len(name) > 64 {
+		name = "Authenticator app"
+	}
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.enrolled", UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success", Details: map[string]string{"factor": "totp", "bootstrap": strconv.FormatBool(first)}}); err != nil {
+		return err
+	}
+	if err := h.cfg.Store.CreateFactor(ctx, storage.Factor{ID: id[:22], UserID: a.user.ID, Kind: "totp", Name: name, Secret: h.cfg.Sealer.Seal([]byte(secret), totpAD(a.user.ID)), CreatedAt: now}); err != nil {
+		return err
+	}
+	// The code used to confirm is spent, so it cannot also pass a sign-in.
+	if err := h.cfg.Store.UseTOTPStep(ctx, a.user.ID, step, now); err != nil && !errors.Is(err, storage.ErrReplayed) {
+		return err
+	}
+	h.cfg.Cookies.clear(w, pendingTOTPCookie)
+	if first {
+		a.factors = append(a.factors, storage.Factor{Kind: "totp"})
+		return h.issueRecoveryCodes(w, r, a, "Your authenticator app is set up. Save these recovery codes now.")
+	}
+	http.Redirect(w, r, "/account?notice=totp-added", http.StatusSeeOther)
+	return nil
+}
+
+func totpURI(issuer, account, secret string) string {
+	v := url.Values{"secret": {secret}, "issuer": {issuer}, "algorithm": {"SHA1"}, "digits": {"6"}, "period": {"30"}}
+	return "otpauth://totp/" + url.PathEscape(issuer+":"+account) + "?" + v.Encode()
+}
+
+func (h *Handler) postAccountTOTPDelete(w http.ResponseWriter, r *http.Request) error {
+	a, err := h.requireAccount(w, r)
+	if a == nil {
+		return ignoreRedirect(err)
+	}
+	if ok, err := portalGate(h.requireLevel(w, r, a, levelMFA, "/account")); !ok {
+		return err
+	}
+	ctx := r.Context()
+	if err := r.ParseForm(); err != nil {
+		return userError(http.StatusBadRequest, "That form couldn't be read", "Go back and try again.")
+	}
+	id := r.PostForm.Get("factor")
+	f, err := h.cfg.Store.FactorByID(ctx, id)
+	if err != nil || f.UserID != a.user.ID {
+		return userError(http.StatusNotFound, "That factor doesn't exist", "It may have been removed already.")
+	}
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.removed", UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success", Details: map[string]string{"factor": f.Kind, "name": f.Name}}); err != nil {
+		return err
+	}
+	if err := h.cfg.Store.DeleteFactor(ctx, a.user.ID, id); err != nil {
+		return err
+	}
+	rest, err := h.cfg.Store.ListFactors(ctx, a.user.ID)
+	if err != nil {
+		return err
+	}
+	if len(rest) == 0 {
+		// Recovery codes back up a second factor; with none left they go too.
+		if err := h.cfg.Store.ReplaceRecoveryCodes(ctx, a.user.ID, nil, h.cfg.Now()); err != nil {
+			return err
+		}
+	}
+	http.Redirect(w, r, "/account?notice=totp-removed", http.StatusSeeOther)
+	return nil
+}
+
+// ---- recovery codes ----
+
+func (h *Handler) postAccountRecovery(w http.ResponseWriter, r *http.Request) error {
+	a, err := h.requireAccount(w, r)
+	if a == nil {
+		return ignoreRedirect(err)
+	}
+	if !hasSecondFactor(a.factors) {
+		return userError(http.StatusBadRequest, "Add an authenticator app first", "Recovery codes back up a second factor. Set one up first.")
+	}
+	if ok, err := portalGate(h.requireLevel(w, r, a, levelMFA, "/account")); !ok {
+		return err
+	}
+	return h.issueRecoveryCodes(w, r, a, "Your new recovery codes. The old ones no longer work.")
+}
+
+func (h *Handler) issueRecoveryCodes(w http.ResponseWriter, r *http.Request, a *accountState, notice string) error {
+	ctx := r.Context()
+	codes, err := factor.NewRecoveryCodes(10)
+	if err != nil {
+		return err
+	}
+	hashes := make([]string, len(codes))
+	for i, c := range codes {
+		hashes[i] = factor.HashRecoveryCode(c)
+	}
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.recovery_codes_generated", UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success"}); err != nil {
+		return err
+	}
+	if err := h.cfg.Store.ReplaceRecoveryCodes(ctx, a.user.ID, hashes, h.cfg.Now()); err != nil {
+		return err
+	}
+	a.recovery = len(codes)
+	p, err := h.accountData(ctx, r, a, "Recovery codes")
+	if err != nil {
+		return err
+	}
+	p.Nav, p.Notice, p.Codes = "recovery", notice, codes
+	p.CodesURL = template.URL("data:text/plain;charset=utf-8," + url.PathEscape(h.cfg.ProductName+" recovery codes for "+a.user.Username+"\n\n"+strings.Join(codes, "\n")+"\n"))
+	return h.r.render(w, http.StatusOK, "account_recovery", p)
+}
+
+// ---- sessions ----
+
+func (h *Handler) postRevokeOthers(w http.ResponseWriter, r *http.Request) error {
+	a, err := h.requireAccount(w, r)
+	if a == nil {
+		return ignoreRedirect(err)
+	}
+	ctx := r.Context()
+	n, err := h.cfg.Store.DeleteUserSessions(ctx, a.user.ID, a.sess.ID)
+	if err != nil {
+		return err
+	}
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "session.revoked_others", UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success", Details: map[string]string{"count": itoa(n)}}); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/account?notice=sessions", http.StatusSeeOther)
+	return nil
+}
+
+func (h *Handler) postSignOut(w http.ResponseWriter, r *http.Request) error {
+	sess, _, ok, err := h.loadSession(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	if ok {
+		if err := h.cfg.Store.DeleteSession(r.Context(), sess.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		if err := h.cfg.Audit.Record(r.Context(), storage.AuditEvent{Type: "session.logout", UserID: sess.UserID, ActorID: sess.UserID, Outcome: "success"}); err != nil {
+			return err
+		}
+	}
+	h.cfg.Cookies.ClearSession(w)
+	http.Redirect(w, r, "/logged-out", http.StatusSeeOther)
+	return nil
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,577 @@
+package login
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/storage"
+)
+
+// flowState is everything the dispatcher looks at for one auth request.
+type flowState struct {
+	ar       storage.AuthRequest
+	client   storage.Client
+	sess     storage.Session
+	user     storage.User
+	hasSess  bool // a session for the right user exists
+	factors  []storage.Factor
+	recovery int
+}
+
+var errExpiredRequest = userError(http.StatusBadRequest, "This sign-in link has expired",
+	"Go back to the app you came from and start again.")
+
+// loadFlow loads the auth request and checks it belongs to this browser.
+func (h *Handler) loadFlow(r *http.Request, id string) (*flowState, error) {
+	ctx := r.Context()
+	if id == "" || len(id) > 128 || !utf8.ValidString(id) {
+		return nil, errExpiredRequest
+	}
+	ar, err := h.cfg.Store.AuthRequestByID(ctx, id, h.cfg.Now())
+	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrExpired) {
+		return nil, errExpiredRequest
+	}
+	if err != nil {
+		return nil, err
+	}
+	if b := h.cfg.Cookies.ExistingBrowserBinding(r); b == "" || b != ar.BrowserBinding {
+		return nil, userError(http.StatusForbidden, "This sign-in started in another browser",
+			"For your safety, finish signing in in the browser where you started, or start again from the app here.")
+	}
+	c, err := h.cfg.Store.ClientByID(ctx, ar.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	st := &flowState{ar: ar, client: c}
+	sess, u, ok, err := h.loadSession(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	// An id_token_hint names the user the RP expects (OIDC Core §3.1.2.1);
+	// a session of someone else does not count for this request.
+	if ok && (ar.IDTokenHintSubject == "" || ar.IDTokenHintSubject == u.ID) {
+		st.sess, st.user, st.hasSess = sess, u, true
+		if err := h.loadFactors(ctx, st); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+func (h *Handler) loadFactors(ctx context.Context, st *flowState) error {
+	fs, err := h.cfg.Store.ListFactors(ctx, st.user.ID)
+	if err != nil {
+		return err
+	}
+	n, err := h.cfg.Store.CountRecoveryCodes(ctx, st.user.ID)
+	if err != nil {
+		return err
+	}
+	st.factors, st.recovery = fs, n
+	return nil
+}
+
+// input builds the stepup input for the request and session.
+func (h *Handler) input(st *flowState) stepup.Input {
+	req := acrRequestOf(st.ar)
+	in := stepup.Input{
+		Requested:   req.Values,
+		Essential:   req.Essential,
+		Strict:      st.client.Strict,
+		ClientMin:   st.client.MinACR,
+		MaxAge:      maxAgeOf(st.ar),
+		PromptLogin: slices.Contains(st.ar.Prompt, "login"),
+		PromptNone:  slices.Contains(st.ar.Prompt, "none"),
+		RequestTime: st.ar.CreatedAt,
+		Now:         h.cfg.Now(),
+	}
+	for _, sc := range st.ar.Scopes {
+		if m, ok := h.cfg.ScopeMinACR[sc]; ok {
+			in.ScopeMins = append(in.ScopeMins, m)
+		}
+	}
+	if st.hasSess {
+		in.Done = factorsOf(st.sess.Factors)
+		in.Enrolled = enrolledOf(st.user, st.factors, st.recovery)
+	}
+	return in
+}
+
+// flow is the one dispatcher: it runs on entry and after every factor, asks
+// stepup.Decide what is missing and shows exactly that, or finishes.
+func (h *Handler) flow(w http.ResponseWriter, r *http.Request) error {
+	st, err := h.loadFlow(r, r.URL.Query().Get("id"))
+	if err != nil {
+		return err
+	}
+	return h.dispatch(w, r, st, r.URL.Query().Get("method"), "")
+}
+
+func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *flowState, method, problem string) error {
+	ctx := r.Context()
+	if st.ar.Done {
+		http.Redirect(w, r, h.cfg.Callback(ctx, st.ar.ID), http.StatusSeeOther)
+		return nil
+	}
+	in := h.input(st)
+	if !st.hasSess {
+		// Nobody is signed in: the first factor comes before anything can
+		// be decided about this user's factors.
+		if in.PromptNone {
+			return h.fail(w, r, st, "login_required", "no session")
+		}
+		return h.showFactor(w, r, st, stepup.Decision{Next: []stepup.Method{stepup.Password}, Reasons: []stepup.Reason{stepup.ReasonNoSession}}, stepup.Password, problem)
+	}
+	d := stepup.Decide(h.cfg.Policy, in)
+	switch d.Outcome {
+	case stepup.Satisfied:
+		return h.finish(w, r, st, d, in)
+	case stepup.Fail:
+		return h.fail(w, r, st, d.Error, "step-up decision")
+	}
+	m := d.Next[0]
+	if method != "" && slices.Contains(d.Next, stepup.Method(method)) {
+		m = stepup.Method(method)
+	}
+	return h.showFactor(w, r, st, d, m, problem)
+}
+
+// finish completes the request once the level is met (and consent given).
+func (h *Handler) finish(w http.ResponseWriter, r *http.Request, st *flowState, d stepup.Decision, in stepup.Input) error {
+	ctx := r.Context()
+	if need, err := h.needsConsent(ctx, st); err != nil {
+		return err
+	} else if need {
+		if in.PromptNone {
+			return h.fail(w, r, st, "consent_required", "consent needed")
+		}
+		return h.showConsent(w, r, st)
+	}
+	res := storage.AuthResult{Subject: st.user.ID, ACR: d.ACR, AMR: d.AMR, AuthTime: d.AuthTime, SessionID: sid(st.sess)}
+	if err := h.cfg.Store.CompleteAuthRequest(ctx, st.ar.ID, res); err != nil {
+		return err
+	}
+	req := acrRequestOf(st.ar)
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{
+		Type: "login.completed", UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success",
+		Details: map[string]string{
+			"requested_acr": strings.Join(req.Values, " "), "achieved_acr": d.ACR,
+			"amr": strings.Join(d.AMR, " "), "target": d.Target,
+		},
+	}); err != nil {
+		return err
+	}
+	http.Redirect(w, r, h.cfg.Callback(ctx, st.ar.ID), http.StatusSeeOther)
+	return nil
+}
+
+// fail ends the request with an OAuth error sent to the client's (already
+// validated) redirect URI.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, st *flowState, code, why string) error {
+	ctx := r.Context()
+	req := acrRequestOf(st.ar)
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{
+		Type: "login.failed", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "failure", Reason: code,
+		Details: map[string]string{"requested_acr": strings.Join(req.Values, " "), "why": why},
+	}); err != nil {
+		return err
+	}
+	if err := h.cfg.Store.DeleteAuthRequest(ctx, st.ar.ID); err != nil {
+		return err
+	}
+	http.Redirect(w, r, errorRedirect(st.ar, code, errorDescriptions[code]), http.StatusSeeOther)
+	return nil
+}
+
+var errorDescriptions = map[string]string{
+	"login_required":                    "the user is not signed in at the requested level",
+	"consent_required":                  "the user has not consented to this client",
+	"unmet_authentication_requirements": "the requested authentication level cannot be met for this user",
+	"access_denied":                     "the request was denied",
+	"interaction_required":              "user interaction is required",
+}
+
+// errorRedirect builds the authorization error response (RFC 6749 §4.1.2.1).
+func errorRedirect(ar storage.AuthRequest, code, desc string) string {
+	v := url.Values{"error": {code}}
+	if desc != "" {
+		v.Set("error_description", desc)
+	}
+	if ar.State != "" {
+		v.Set("state", ar.State)
+	}
+	u, err := url.Parse(ar.RedirectURI)
+	if err != nil {
+		return ar.RedirectURI
+	}
+	if ar.ResponseMode == "fragment" {
+		u.Fragment = v.Encode()
+		return u.String()
+	}
+	q := u.Query()
+	for k, vs := range v {
+		q[k] = vs
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// ---- pages ----
+
+// factorPage is the data of the password, code and recovery pages.
+type factorPage struct {
+	Page
+	RequestID  string
+	ClientName string
+	Headline   string
+	Reason     string
+	Username   string // known user (read-only) or login_hint
+	KnownUser  bool
+	Problem    string
+	Others     []otherWay
+	Remaining  int
+}
+
+type otherWay struct {
+	Method string
+	Label  string
+}
+
+var methodLabels = map[stepup.Method]string{
+	stepup.Password: "Enter your password",
+	stepup.TOTP:     "Use your authenticator app",
+	stepup.Recovery: "Use a recovery code",
+	stepup.WebAuthn: "Use a passkey or security key",
+}
+
+func clientName(c storage.Client) string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ID
+}
+
+// explain turns stepup reasons into the page's headline and one plain line.
+func explain(st *flowState, d stepup.Decision) (headline, reason string) {
+	name := clientName(st.client)
+	has := func(r stepup.Reason) bool { return slices.Contains(d.Reasons, r) }
+	switch {
+	case !st.hasSess || has(stepup.ReasonNoSession) && len(st.sess.Factors) == 0:
+		return "Sign in", "to continue to " + name
+	case has(stepup.ReasonRisk):
+		return "Confirm it's you", "Something about this sign-in is unusual, so we need one more check."
+	case has(stepup.ReasonRequested), has(stepup.ReasonClientMin), has(stepup.ReasonScope):
+		return name + " needs you to confirm it's you", "This part of " + name + " asks for an extra check."
+	case has(stepup.ReasonPromptLogin), has(stepup.ReasonMaxAge):
+		return "Sign in again", name + " asks you to confirm it's still you."
+	case has(stepup.ReasonStale):
+		return "Confirm it's you", "It's been a while since you last signed in."
+	}
+	return "Sign in", "to continue to " + name
+}
+
+func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowState, d stepup.Decision, m stepup.Method, problem string) error {
+	headline, reason := explain(st, d)
+	p := factorPage{
+		Page: h.page(r, headline), RequestID: st.ar.ID, ClientName: clientName(st.client),
+		Headline: headline, Reason: reason, Problem: problem,
+	}
+	if st.hasSess {
+		p.Username, p.KnownUser = st.user.Username, true
+	} else {
+		p.Username = st.ar.LoginHint
+	}
+	for _, o := range d.Next {
+		if o != m && o != stepup.WebAuthn {
+			p.Others = append(p.Others, otherWay{Method: string(o), Label: methodLabels[o]})
+		}
+	}
+	status := http.StatusOK
+	if problem != "" {
+		status = http.StatusUnauthorized
+	}
+	switch m {
+	case stepup.Password:
+		name := "signin"
+		if p.KnownUser {
+			name = "password"
+		}
+		return h.r.render(w, status, name, p)
+	case stepup.TOTP:
+		return h.r.render(w, status, "otp", p)
+	case stepup.Recovery:
+		p.Remaining = st.recovery
+		return h.r.render(w, status, "recovery", p)
+	}
+	return userError(http.StatusNotImplemented, "That sign-in method isn't available", "Use another way to sign in.")
+}
+
+type consentPage struct {
+	Page
+	RequestID  string
+	ClientName string
+	Username   string
+	Scopes     []string
+}
+
+var scopeText = map[string]string{
+	"openid":         "Know who you are",
+	"profile":        "See your username",
+	"email":          "See your email address",
+	"offline_access": "Stay signed in to the app when you're not using it",
+}
+
+func (h *Handler) needsConsent(ctx context.Context, st *flowState) (bool, error) {
+	if st.client.FirstParty || st.client.ID == h.cfg.AccountClientID {
+		return false, nil
+	}
+	if slices.Contains(st.ar.Prompt, "consent") {
+		return true, nil
+	}
+	granted, err := h.cfg.Store.ConsentedScopes(ctx, st.user.ID, st.client.ID)
+	if err != nil {
+		return false, err
+	}
+	for _, s := range st.ar.Scopes {
+		if !slices.Contains(granted, s) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (h *Handler) showConsent(w http.ResponseWriter, r *http.Request, st *flowState) error {
+	p := consentPage{Page: h.page(r, "Allow access"), RequestID: st.ar.ID, ClientName: clientName(st.client), Username: st.user.Username}
+	for _, s := range st.ar.Scopes {
+		if t, ok := scopeText[s]; ok {
+			p.Scopes = append(p.Scopes, t)
+		}
+	}
+	return h.r.render(w, http.StatusOK, "consent", p)
+}
+
+// ---- form posts ----
+
+// formFlow parses a form and loads the flow it names.
+func (h *Handler) formFlow(r *http.Request) (*flowState, error) {
+	if err := r.ParseForm(); err != nil {
+		return nil, userError(http.StatusBadRequest, "That form couldn't be read", "Go back and try again.")
+	}
+	for _, vs := range r.PostForm {
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return nil, userError(http.StatusBadRequest, "That form couldn't be read", "Go back and try again.")
+			}
+		}
+	}
+	return h.loadFlow(r, r.PostForm.Get("id"))
+}
+
+const badCredentials = "That username and password don't match. Check them and try again."
+
+func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
+	st, err := h.formFlow(r)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	username := strings.TrimSpace(r.PostForm.Get("username"))
+	if st.hasSess && username == "" {
+		username = st.user.Username
+	}
+	password := r.PostForm.Get("password")
+	u, ok, err := h.checkPassword(ctx, username, password)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "login.password", UserID: u.ID, ClientID: st.client.ID, Outcome: "failure", Reason: "bad credentials", Details: map[string]string{"username": username}}); err != nil {
+			return err
+		}
+		st.ar.LoginHint = username
+		return h.dispatch(w, r, st, string(stepup.Password), badCredentials)
+	}
+	if st.ar.IDTokenHintSubject != "" && st.ar.IDTokenHintSubject != u.ID {
+		return userError(http.StatusForbidden, "That's a different account", "The app asked for another account. Go back to the app and sign in with the account it expects.")
+	}
+	if _, err := h.addFactor(w, r, u.ID, storage.FactorEvent{Method: string(stepup.Password), At: h.cfg.Now()}); err != nil {
+		return err
+	}
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "login.password", UserID: u.ID, ActorID: u.ID, ClientID: st.client.ID, Outcome: "success"}); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
+	return nil
+}
+
+// checkPassword verifies a username and password. Unknown users and disabled
+// accounts cost the same hash and get the same answer as a wrong password,
+// so the page reveals nothing about which accounts exist.
+func (h *Handler) checkPassword(ctx context.Context, username, password string) (storage.User, bool, error) {
+	if username == "" || len(username) > 256 || len(password) > 1024 {
+		h.cfg.Hasher.VerifyDummy(password)
+		return storage.User{}, false, nil
+	}
+	u, err := h.cfg.Store.UserByUsername(ctx, username)
+	if errors.Is(err, storage.ErrNotFound) || err == nil && u.PasswordHash == "" {
+		h.cfg.Hasher.VerifyDummy(password)
+		return storage.User{}, false, nil
+	}
+	if err != nil {
+		return storage.User{}, false, err
+	}
+	ok, err := h.cfg.Hasher.Verify(u.PasswordHash, password)
+	if err != nil {
+		return storage.User{}, false, err
+	}
+	if !ok || u.Disabled {
+		return u, false, nil
+	}
+	return u, true, nil
+}
+
+// secondFactor is shared by the code and recovery-code posts: the session's
+// user proves one more factor for this request.
+func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.Method, verify func(ctx context.Context, st *flowState, input string) (storage.FactorEvent, bool, error)) error {
+	st, err := h.formFlow(r)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	if !st.hasSess {
+		// A second factor without a first is never accepted.
+		http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
+		return nil
+	}
+	ev, ok, err := verify(ctx, st, r.PostForm.Get("code"))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		n, err := h.cfg.Store.RecordAuthRequestFailure(ctx, st.ar.ID)
+		if err != nil {
+			return err
+		}
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "failure", Reason: "wrong code", Details: map[string]string{"factor": string(m)}}); err != nil {
+			return err
+		}
+		if n >= maxCodeFailures {
+			return h.fail(w, r, st, "access_denied", "too many wrong codes")
+		}
+		msg := "That code didn't work. Check the time on your phone and try again."
+		if m == stepup.Recovery {
+			msg = "That recovery code didn't work. Each code works once; try another one."
+		}
+		return h.dispatch(w, r, st, string(m), msg)
+	}
+	if _, err := h.addFactor(w, r, st.user.ID, ev); err != nil {
+		return err
+	}
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success", Details: map[string]string{"factor": string(m)}}); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
+	return nil
+}
+
+func (h *Handler) postOTP(w http.ResponseWriter, r *http.Request) error {
+	return h.secondFactor(w, r, stepup.TOTP, func(ctx context.Context, st *flowState, code string) (storage.FactorEvent, bool, error) {
+		return h.verifyTOTP(ctx, st.user.ID, st.factors, code)
+	})
+}
+
+// verifyTOTP checks code against the user's authenticator apps; each time
+// step is accepted once per user (NIST SP 800-63B §5.1.4.2).
+func (h *Handler) verifyTOTP(ctx context.Context, userID string, factors []storage.Factor, code string) (storage.FactorEvent, bool, error) {
+	now := h.cfg.Now()
+	for _, f := range factors {
+		if f.Kind != "totp" {
+			continue
+		}
+		secret, err := h.cfg.Sealer.Open(f.Secret, totpAD(userID))
+		if err != nil {
+			return storage.FactorEvent{}, false, err
+		}
+		step, ok := factor.VerifyTOTP(string(secret), code, now)
+		if !ok {
+			continue
+		}
+		err = h.cfg.Store.UseTOTPStep(ctx, userID, step, now)
+		if errors.Is(err, storage.ErrReplayed) {
+			return storage.FactorEvent{}, false, nil
+		}
+		if err != nil {
+			return storage.FactorEvent{}, false, err
+		}
+		f.LastUsedAt = now
+		if err := h.cfg.Store.UpdateFactor(ctx, f); err != nil {
+			return storage.FactorEvent{}, false, err
+		}
+		return storage.FactorEvent{Method: string(stepup.TOTP), At: now, CredentialID: f.ID}, true, nil
+	}
+	return storage.FactorEvent{}, false, nil
+}
+
+func totpAD(userID string) []byte { return []byte("totp:" + userID) }
+
+func (h *Handler) postRecovery(w http.ResponseWriter, r *http.Request) error {
+	return h.secondFactor(w, r, stepup.Recovery, func(ctx context.Context, st *flowState, code string) (storage.FactorEvent, bool, error) {
+		now := h.cfg.Now()
+		if len(code) > 64 {
+			return storage.FactorEvent{}, false, nil
+		}
+		left, err := h.cfg.Store.UseRecoveryCode(ctx, st.user.ID, factor.HashRecoveryCode(code), now)
+		if errors.Is(err, storage.ErrNotFound) {
+			return storage.FactorEvent{}, false, nil
+		}
+		if err != nil {
+			return storage.FactorEvent{}, false, err
+		}
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.recovery_code_used", UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success", Details: map[string]string{"remaining": itoa(left)}}); err != nil {
+			return storage.FactorEvent{}, false, err
+		}
+		return storage.FactorEvent{Method: string(stepup.Recovery), At: now}, true, nil
+	})
+}
+
+func (h *Handler) postConsent(w http.ResponseWriter, r *http.Request) error {
+	st, err := h.formFlow(r)
+	if err != nil {
+		return err
+	}
+	if !st.hasSess {
+		http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
+		return nil
+	}
+	ctx := r.Context()
+	if r.PostForm.Get("decision") != "allow" {
+		return h.fail(w, r, st, "access_denied", "consent refused")
+	}
+	if err := h.cfg.Store.SaveConsent(ctx, st.user.ID, st.client.ID, st.ar.Scopes, h.cfg.Now()); err != nil {
+		return err
+	}
+	// Consent is given; prompt=consent has been honoured for this request.
+	st.ar.Prompt = slices.DeleteFunc(st.ar.Prompt, func(p string) bool { return p == "consent" })
+	in := h.input(st)
+	d := stepup.Decide(h.cfg.Policy, in)
+	if d.Outcome != stepup.Satisfied {
+		http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
+		return nil
+	}
+	return h.finish(w, r, st, d, in)
+}
+
+func (h *Handler) postCancel(w http.ResponseWriter, r *http.Request) error {
+	st, err := h.formFlow(r)
+	if err != nil {
+		return err
+	}
+	return h.fail(w, r, st, "access_denied", "cancelled by the user")
+}

@@ -1,0 +1,247 @@
+package login
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/storage"
+)
+
+// Config is everything the hosted UI needs.
+type Config struct {
+	Store       storage.Store
+	Templates   fs.FS
+	Policy      *stepup.Policy
+	ScopeMinACR map[string]string // scope → minimum acr
+	Hasher      *factor.PasswordHasher
+	Sealer      *factor.Sealer
+	Audit       *Auditor
+	Log         *slog.Logger
+	Now         func() time.Time
+	Cookies     Cookies
+	// Callback is the OP's authorization callback URL for an auth request.
+	Callback func(ctx context.Context, authRequestID string) string
+	Issuer   string
+	// AccountClientID is the built-in client the account portal signs in with.
+	AccountClientID string
+	ProductName     string
+	Dev             bool
+}
+
+// Handler serves the hosted UI.
+type Handler struct {
+	cfg Config
+	r   *renderer
+}
+
+// Session and challenge limits.
+const (
+	sessionTTL       = 12 * time.Hour   // NIST SP 800-63B §4.2.3: reauthenticate at least every 12 h
+	maxCodeFailures  = 5                // wrong codes per auth request before it is abandoned
+	reauthForChanges = 10 * time.Minute // NIST SP 800-63B §6.1.2.1 via DESIGN §3.3
+)
+
+// New checks the templates and builds the handler. It does no I/O beyond
+// reading the template file system.
+func New(cfg Config) (*Handler, error) {
+	var errs []error
+	if cfg.Store == nil {
+		errs = append(errs, errors.New("login: no store"))
+	}
+	if cfg.Policy == nil {
+		errs = append(errs, errors.New("login: no policy"))
+	}
+	if cfg.Hasher == nil || cfg.Sealer == nil || cfg.Audit == nil || cfg.Callback == nil {
+		errs = append(errs, errors.New("login: hasher, sealer, audit and callback are required"))
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.ProductName == "" {
+		cfg.ProductName = "Keystep"
+	}
+	r, err := newRenderer(cfg.Templates, cfg.Dev)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &Handler{cfg: cfg, r: r}, nil
+}
+
+// Register mounts the UI routes.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.Handle("GET /login", h.handle(h.flow))
+	mux.Handle("POST /login/password", h.handle(h.postPassword))
+	mux.Handle("POST /login/otp", h.handle(h.postOTP))
+	mux.Handle("POST /login/recovery", h.handle(h.postRecovery))
+	mux.Handle("POST /login/consent", h.handle(h.postConsent))
+	mux.Handle("POST /login/cancel", h.handle(h.postCancel))
+	mux.Handle("GET /logged-out", h.handle(h.loggedOut))
+	mux.Handle("GET /setup", h.handle(h.setupPage))
+	mux.Handle("POST /setup", h.handle(h.postSetup))
+	h.registerAccount(mux)
+}
+
+// pageError is an error with a message fit for the person in front of the page.
+type pageError struct {
+	status int
+	title  string
+	msg    string
+	err    error // logged, never shown
+}
+
+func (e *pageError) Error() string {
+	if e.err != nil {
+		return e.msg + ": " + e.err.Error()
+	}
+	return e.msg
+}
+
+func userError(status int, title, msg string) error {
+	return &pageError{status: status, title: title, msg: msg}
+}
+
+type errorPage struct {
+	Page
+	Title, Message, Ref string
+}
+
+// handle adapts handlers that return an error: the person sees a plain
+// message and a reference; the log gets the detail under the same reference.
+func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := fn(w, r)
+		if err == nil {
+			return
+		}
+		ref := newRef()
+		pe := &pageError{status: http.StatusInternalServerError, title: "Something went wrong", msg: "We couldn't finish that. Try again in a moment; if it keeps happening, give your administrator the reference below.", err: err}
+		var known *pageError
+		if errors.As(err, &known) {
+			pe = known
+		}
+		level := slog.LevelWarn
+		if pe.status >= 500 {
+			level = slog.LevelError
+		}
+		h.cfg.Log.Log(r.Context(), level, "request failed", "ref", ref, "path", r.URL.Path, "status", pe.status, "err", err)
+		if rerr := h.r.render(w, pe.status, "error", errorPage{Page: h.page(r, pe.title), Title: pe.title, Message: pe.msg, Ref: ref}); rerr != nil {
+			h.cfg.Log.Error("render error page", "err", rerr)
+			http.Error(w, "Something went wrong. Reference "+ref, pe.status)
+		}
+	})
+}
+
+// RenderError renders the error page for the OP's own failures (bad client,
+// bad redirect URI), which must never redirect (RFC 6749 §4.1.2.1).
+func (h *Handler) RenderError(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
+	ref := newRef()
+	h.cfg.Log.WarnContext(r.Context(), "authorization request refused", "ref", ref, "status", status, "message", msg)
+	if err := h.r.render(w, status, "error", errorPage{Page: h.page(r, title), Title: title, Message: msg, Ref: ref}); err != nil {
+		http.Error(w, msg, status)
+	}
+}
+
+// Page is the data every page shares.
+type Page struct {
+	Product string
+	Title   string
+}
+
+func (h *Handler) page(_ *http.Request, title string) Page {
+	return Page{Product: h.cfg.ProductName, Title: title}
+}
+
+func (h *Handler) loggedOut(w http.ResponseWriter, r *http.Request) error {
+	return h.r.render(w, http.StatusOK, "logged_out", struct{ Page }{h.page(r, "Signed out")})
+}
+
+// ---- sessions ----
+
+// loadSession returns the request's session, or a zero session and false.
+func (h *Handler) loadSession(ctx context.Context, r *http.Request) (storage.Session, storage.User, bool, error) {
+	id := h.cfg.Cookies.SessionID(r)
+	if id == "" {
+		return storage.Session{}, storage.User{}, false, nil
+	}
+	s, err := h.cfg.Store.SessionByID(ctx, id, h.cfg.Now())
+	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrExpired) {
+		return storage.Session{}, storage.User{}, false, nil
+	}
+	if err != nil {
+		return storage.Session{}, storage.User{}, false, err
+	}
+	u, err := h.cfg.Store.UserByID(ctx, s.UserID)
+	if errors.Is(err, storage.ErrNotFound) || err == nil && u.Disabled {
+		return storage.Session{}, storage.User{}, false, nil
+	}
+	if err != nil {
+		return storage.Session{}, storage.User{}, false, err
+	}
+	return s, u, true, nil
+}
+
+// addFactor records a completed factor. The session ID (and cookie) rotates
+// whenever the set of completed factors changes (DESIGN §6), so a cookie
+// captured before a step-up is worth nothing after it. A factor for another
+// user than the session's starts a fresh session.
+func (h *Handler) addFactor(w http.ResponseWriter, r *http.Request, userID string, ev storage.FactorEvent) (storage.Session, error) {
+	ctx := r.Context()
+	now := h.cfg.Now()
+	token, err := factor.NewToken()
+	if err != nil {
+		return storage.Session{}, err
+	}
+	info := Info(ctx)
+	next := storage.Session{
+		ID: factor.HashToken(token), UserID: userID, IP: info.IP, UserAgent: info.UserAgent,
+		CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(sessionTTL),
+	}
+	cur, _, ok, err := h.loadSession(ctx, r)
+	if err != nil {
+		return storage.Session{}, err
+	}
+	if ok && cur.UserID == userID {
+		next.CreatedAt, next.ExpiresAt = cur.CreatedAt, cur.ExpiresAt
+		for _, f := range cur.Factors {
+			if f.Method != ev.Method {
+				next.Factors = append(next.Factors, f)
+			}
+		}
+		next.Factors = append(next.Factors, ev)
+		if err := h.cfg.Store.RotateSession(ctx, cur.ID, next); err != nil {
+			return storage.Session{}, fmt.Errorf("rotate session: %w", err)
+		}
+	} else {
+		if ok {
+			if err := h.cfg.Store.DeleteSession(ctx, cur.ID); err != nil {
+				return storage.Session{}, err
+			}
+		}
+		next.Factors = []storage.FactorEvent{ev}
+		if err := h.cfg.Store.CreateSession(ctx, next); err != nil {
+			return storage.Session{}, err
+		}
+	}
+	h.cfg.Cookies.set(w, sessionCookie, token, sessionTTL)
+	return next, nil
+}
+
+// sid is the session identifier put in tokens (OIDC Front-/Back-Channel
+// Logout). The storage ID rotates with the factor set; sid must not, so it
+// is derived from what rotation keeps: the user and the creation time.
+func sid(s storage.Session) string {
+	return factor.HashToken(fmt.Sprintf("sid:%s:%d", s.UserID, s.CreatedAt.UnixNano()))[:22]
+}

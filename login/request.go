@@ -1,0 +1,135 @@
+package login
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/storage"
+)
+
+// ACRRequest is what an authorization request asks of acr.
+type ACRRequest struct {
+	Values    []string // in order of preference
+	Essential bool
+}
+
+// claimRequest is one member of the claims parameter (OIDC Core §5.5.1).
+type claimRequest struct {
+	Essential bool     `json:"essential"`
+	Value     *string  `json:"value"`
+	Values    []string `json:"values"`
+}
+
+// ParseClaims reads the acr request out of the `claims` parameter
+// (OIDC Core §5.5). It rejects anything that is not a JSON object of
+// objects, so a malformed parameter is an invalid_request at /authorize.
+func ParseClaims(raw string) (ACRRequest, error) {
+	if raw == "" {
+		return ACRRequest{}, nil
+	}
+	var top map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
+	if err := dec.Decode(&top); err != nil || top == nil {
+		return ACRRequest{}, errors.New("claims must be a JSON object")
+	}
+	if dec.More() {
+		return ACRRequest{}, errors.New("claims has trailing data")
+	}
+	var req ACRRequest
+	for _, member := range []string{"id_token", "userinfo"} {
+		m, ok := top[member]
+		if !ok || string(m) == "null" {
+			continue
+		}
+		var claims map[string]json.RawMessage
+		if err := json.Unmarshal(m, &claims); err != nil || claims == nil {
+			return ACRRequest{}, fmt.Errorf("claims.%s must be a JSON object", member)
+		}
+		a, ok := claims["acr"]
+		if !ok || string(a) == "null" {
+			continue
+		}
+		var cr claimRequest
+		if err := json.Unmarshal(a, &cr); err != nil {
+			return ACRRequest{}, fmt.Errorf("claims.%s.acr is malformed", member)
+		}
+		if cr.Essential {
+			req.Essential = true
+		}
+		if cr.Value != nil {
+			req.Values = appendNew(req.Values, *cr.Value)
+		}
+		for _, v := range cr.Values {
+			req.Values = appendNew(req.Values, v)
+		}
+	}
+	return req, nil
+}
+
+func appendNew(list []string, v string) []string {
+	if v == "" || slices.Contains(list, v) {
+		return list
+	}
+	return append(list, v)
+}
+
+// acrRequestOf merges the claims parameter with acr_values. OIDC Core
+// §5.5.1.1 leaves the combination unspecified; Keystep's rule: values named
+// in the claims parameter come first (they are the more specific request),
+// then acr_values; an essential acr claim makes the whole list essential.
+func acrRequestOf(ar storage.AuthRequest) ACRRequest {
+	req, err := ParseClaims(ar.Claims)
+	if err != nil {
+		// Validated at /authorize; a corrupt row must not weaken the request.
+		return ACRRequest{Values: []string{"\x00invalid"}, Essential: true}
+	}
+	for _, v := range ar.ACRValues {
+		req.Values = appendNew(req.Values, v)
+	}
+	return req
+}
+
+// factorsOf converts the session's factor events for stepup.
+func factorsOf(events []storage.FactorEvent) []stepup.Factor {
+	out := make([]stepup.Factor, 0, len(events))
+	for _, e := range events {
+		out = append(out, stepup.Factor{Method: stepup.Method(e.Method), At: e.At, UserVerified: e.UserVerified, DeviceBound: e.DeviceBound})
+	}
+	return out
+}
+
+// enrolledOf lists what the user can complete.
+func enrolledOf(u storage.User, factors []storage.Factor, recoveryLeft int) []stepup.Enrolled {
+	var out []stepup.Enrolled
+	if u.PasswordHash != "" {
+		out = append(out, stepup.Enrolled{Method: stepup.Password})
+	}
+	seen := map[string]bool{}
+	for _, f := range factors {
+		if f.Kind == "totp" && !seen["totp"] {
+			seen["totp"] = true
+			out = append(out, stepup.Enrolled{Method: stepup.TOTP})
+		}
+	}
+	if recoveryLeft > 0 {
+		out = append(out, stepup.Enrolled{Method: stepup.Recovery})
+	}
+	return out
+}
+
+// hasSecondFactor reports whether the user has enrolled any second factor.
+func hasSecondFactor(factors []storage.Factor) bool { return len(factors) > 0 }
+
+// maxAgeOf converts the stored max_age.
+func maxAgeOf(ar storage.AuthRequest) *time.Duration {
+	if ar.MaxAge == nil {
+		return nil
+	}
+	d := time.Duration(*ar.MaxAge) * time.Second
+	return &d
+}

@@ -1,0 +1,9 @@
+// Package static embeds the UI's stylesheet, scripts and icons.
+package static
+
+import "embed"
+
+// FS is served under /static/.
+//
+//go:embed *.css *.svg
+var FS embed.FS
