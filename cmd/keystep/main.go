@@ -1,0 +1,235 @@
+// Command keystep runs the Keystep OpenID provider and administers it.
+//
+//	keystep [serve] [--addr :8080] [--issuer URL] [--data DIR] [--config FILE] [--dev]
+//	keystep users create|list|disable|enable|unlock|reset-factors …
+//	keystep clients create|list|delete …
+//	keystep keys rotate|list
+//	keystep audit verify|export
+//
+// Every flag has a KEYSTEP_* environment variable (KEYSTEP_ADDR, …).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/keystep/keystep/idp"
+	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/storage"
+	"github.com/keystep/keystep/storage/sqlite"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// exitError carries a process exit code.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// run is main without the process: tests call it directly.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(ctx, args, stdout, stderr)
+	case "users":
+		err = users(ctx, args, stdin, stdout)
+	case "clients":
+		err = clients(ctx, args, stdout)
+	case "keys":
+		err = keys(ctx, args, stdout)
+	case "audit":
+		err = audit(ctx, args, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		err = usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintln(stderr, "keystep:", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprint(stderr, "\n"+usage)
+		return 2
+	}
+	return 1
+}
+
+const usage = `Usage:
+  keystep [serve] [--addr :8080] [--issuer http://localhost:8080] [--data ./keystep-data]
+                  [--master-key-file FILE] [--config FILE] [--dev]
+  keystep users create --username NAME [--email E] --password-stdin [--admin]
+  keystep users list | disable NAME | enable NAME | unlock NAME | reset-factors NAME
+  keystep clients create --id ID --redirect-uri URI [--redirect-uri URI …] [--name N]
+                  [--public] [--native] [--min-acr ACR] [--strict] [--first-party]
+                  [--id-token-alg RS256|ES256|EdDSA] [--post-logout-redirect-uri URI …]
+                  [--grant authorization_code,refresh_token,client_credentials]
+  keystep clients list | delete ID
+  keystep keys rotate [--activate-in DURATION] | list
+  keystep audit verify | export [--since RFC3339]
+Every command takes --data DIR (KEYSTEP_DATA) and --json for machine-readable output.
+`
+
+// common are the flags every command takes.
+type common struct {
+	data, masterKeyFile string
+	json                bool
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv("KEYSTEP_" + name); ok {
+		return v
+	}
+	return def
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.data, "data", env("DATA", "./keystep-data"), "data folder (database, master key)")
+	fs.StringVar(&c.masterKeyFile, "master-key-file", env("MASTER_KEY_FILE", ""), "master key file (default DATA/master.key, generated on first start)")
+	fs.BoolVar(&c.json, "json", false, "machine-readable JSON output")
+}
+
+// open opens the data folder: the database and the master key.
+func (c *common) open(ctx context.Context) (storage.Store, []byte, error) {
+	if err := os.MkdirAll(c.data, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("data folder: %w", err)
+	}
+	key, err := masterKey(c.masterKeyFile, filepath.Join(c.data, "master.key"))
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(c.data, "keystep.db"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("database: %w", err)
+	}
+	return st, key, nil
+}
+
+// masterKey reads the key file, or generates the default one (mode 0600).
+// An explicit --master-key-file is never generated: a missing one is an error.
+func masterKey(explicit, def string) ([]byte, error) {
+	path := explicit
+	if path == "" {
+		path = def
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			k, err := factor.NewMasterKey()
+			if err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(path, []byte(fmt.Sprintf("%x\n", k)), 0o600); err != nil {
+				return nil, fmt.Errorf("write master key: %w", err)
+			}
+		}
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	var key []byte
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(raw)), "%x", &key); err != nil || len(key) != factor.MasterKeySize {
+		return nil, fmt.Errorf("master key %s: want %d bytes as hex", path, factor.MasterKeySize)
+	}
+	return key, nil
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs)
+	addr := fs.String("addr", env("ADDR", "localhost:8080"), "listen address")
+	issuer := fs.String("issuer", env("ISSUER", ""), "issuer URL (default http://ADDR)")
+	configFile := fs.String("config", env("CONFIG", ""), "config file (levels, scope minimums, trusted proxies)")
+	dev := fs.Bool("dev", env("DEV", "") != "", "development: read templates from ./templates on every request")
+	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usageError{fmt.Sprintf("--log-level: %v", err)}
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	slog.SetDefault(log) // the OP library logs to the default logger
+	set, err := loadConfig(*configFile)
+	if err != nil {
+		return err
+	}
+	if *issuer == "" {
+		host := *addr
+		if strings.HasPrefix(host, ":") {
+			host = "localhost" + host
+		}
+		*issuer = "http://" + host
+	}
+	st, key, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	cfg := idp.Config{
+		Issuer: *issuer, Store: st, MasterKey: key, Policy: set.policy,
+		ScopeMinACR: set.scopeMinACR, TrustedProxies: set.trustedProxies,
+		Logger: log, ProductName: set.productName,
+	}
+	if *dev {
+		cfg.TemplatesDir = "templates"
+	}
+	srv, err := idp.NewServer(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if link, err := login.NewSetupLink(ctx, st, *issuer, time.Now().UTC()); err != nil {
+		return err
+	} else if link != "" {
+		fmt.Fprintf(stdout, "\nNo users yet. Create the first administrator here (valid for 24 h, works once):\n\n  %s\n\n", link)
+	}
+	go srv.Maintain(ctx, 10*time.Minute)
+
+	hs := &http.Server{
+		Addr: *addr, Handler: srv,
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ListenAndServe() }()
+	log.Info("keystep serving", "addr", *addr, "issuer", *issuer, "discovery", *issuer+"/.well-known/openid-configuration")
+	fmt.Fprintf(stdout, "Keystep is serving %s\n", *issuer)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	log.Info("shutting down")
+	return hs.Shutdown(shutdown)
+}
