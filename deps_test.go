@@ -1,0 +1,49 @@
+package keystep_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDependencyDirection pins DESIGN §2: pure packages use only the
+// standard library, login never imports idp or the OP library, and only cmd
+// picks a storage backend.
+func TestDependencyDirection(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	imports := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 {
+			imports[f[0]] = f[1:]
+		}
+	}
+	const mod = "github.com/keystep/keystep"
+	stdOnly := []string{mod + "/storage", mod + "/idp/stepup", mod + "/idp/risk"}
+	for _, pkg := range stdOnly {
+		for _, imp := range imports[pkg] {
+			if strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") {
+				t.Errorf("%s imports %s; it may use the standard library only", pkg, imp)
+			}
+		}
+	}
+	for pkg, imps := range imports {
+		if !strings.HasPrefix(pkg, mod+"/") {
+			continue
+		}
+		for _, imp := range imps {
+			if strings.HasPrefix(pkg, mod+"/login") && (imp == mod+"/idp" || strings.HasPrefix(imp, "github.com/zitadel/")) {
+				t.Errorf("%s imports %s; login must not know the OP", pkg, imp)
+			}
+			if strings.HasPrefix(imp, mod+"/storage/sqlite") && !strings.HasPrefix(pkg, mod+"/cmd") && !strings.HasPrefix(pkg, mod+"/storage/sqlite") {
+				t.Errorf("%s imports %s; only cmd picks the backend", pkg, imp)
+			}
+			if imp == mod+"/cmd/keystep" {
+				t.Errorf("%s imports the command", pkg)
+			}
+		}
+	}
+}
