@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -68,6 +69,8 @@ type env struct {
 	key      []byte
 	rpSecret string
 	noUsers  bool
+	dbDir    string
+	tls      bool
 }
 
 const (
@@ -81,27 +84,43 @@ const (
 
 type envOption func(*idp.Config)
 
-func newEnvNoUsers(t *testing.T) *env { return newEnvWith(t, true) }
+// onLocalhost serves the issuer as http://localhost:PORT: WebAuthn needs a
+// host name, and localhost is a secure context for browsers.
+func onLocalhost(c *idp.Config) { c.Issuer = strings.Replace(c.Issuer, "127.0.0.1", "localhost", 1) }
 
-func newEnv(t *testing.T, opts ...envOption) *env { return newEnvWith(t, false, opts...) }
+func newEnvNoUsers(t *testing.T) *env { return newEnvWith(t, true, false) }
+
+func newEnv(t *testing.T, opts ...envOption) *env { return newEnvWith(t, false, false, opts...) }
+
+// newTLSEnv serves https on localhost, as a production issuer would.
+func newTLSEnv(t *testing.T, opts ...envOption) *env { return newEnvWith(t, false, true, opts...) }
 
 func setupLink(e *env) (string, error) {
 	return login.NewSetupLink(context.Background(), e.store, e.issuer, e.clock.Now())
 }
 
-func newEnvWith(t *testing.T, noUsers bool, opts ...envOption) *env {
+func newEnvWith(t *testing.T, noUsers, tlsEnv bool, opts ...envOption) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keystep.db"))
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "keystep.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &env{t: t, store: st, noUsers: noUsers, clock: &clock{t: time.Now().UTC().Truncate(time.Second)}}
+	e := &env{t: t, store: st, noUsers: noUsers, dbDir: dir, clock: &clock{t: time.Now().UTC().Truncate(time.Second)}}
 	var h http.Handler
-	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) })
+	e.tls = tlsEnv
+	if tlsEnv {
+		e.srv = httptest.NewTLSServer(handler)
+		// WebAuthn and the issuer want a host name; the certificate covers it.
+		e.issuer = strings.Replace(e.srv.URL, "127.0.0.1", "localhost", 1)
+	} else {
+		e.srv = httptest.NewServer(handler)
+		e.issuer = e.srv.URL
+	}
 	t.Cleanup(e.srv.Close)
-	e.issuer = e.srv.URL
 	e.key = make([]byte, 32)
 	_, _ = rand.Read(e.key)
 	cfg := idp.Config{
@@ -112,6 +131,7 @@ func newEnvWith(t *testing.T, noUsers bool, opts ...envOption) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	e.issuer = cfg.Issuer // an option may move it (onLocalhost)
 	s, err := idp.NewServer(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -242,15 +262,23 @@ type rp struct {
 	http     *http.Client
 }
 
+// httpClient is a plain client that trusts the test server.
+func (e *env) httpClient() *http.Client {
+	if e.tls {
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	}
+	return http.DefaultClient
+}
+
 func (e *env) rp(clientID, secret string) *rp {
 	e.t.Helper()
-	ctx := context.Background()
+	ctx := oidc.ClientContext(context.Background(), e.httpClient())
 	p, err := oidc.NewProvider(ctx, e.issuer)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return &rp{
-		e: e, provider: p, http: http.DefaultClient,
+		e: e, provider: p, http: e.httpClient(),
 		oauth:    oauth2.Config{ClientID: clientID, ClientSecret: secret, Endpoint: p.Endpoint(), RedirectURL: rpRedirect, Scopes: []string{oidc.ScopeOpenID, "profile", oidc.ScopeOfflineAccess}},
 		verifier: p.VerifierContext(ctx, &oidc.Config{ClientID: clientID, Now: e.clock.Now, SupportedSigningAlgs: []string{"RS256", "ES256", "EdDSA"}}),
 	}
@@ -407,4 +435,10 @@ func (e *env) postForm(path string, form url.Values, clientID, secret string) (i
 func s256(v string) string {
 	sum := sha256.Sum256([]byte(v))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+func readAll(resp *http.Response) string {
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

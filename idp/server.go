@@ -186,11 +186,18 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.TemplatesDir != "" {
 		tmpl = dirFS(cfg.TemplatesDir)
 	}
+	wa, err := login.NewWebAuthn(cfg.Issuer, cfg.ProductName)
+	if err != nil {
+		return nil, fmt.Errorf("webauthn: %w", err)
+	}
+	if wa == nil {
+		cfg.Logger.Warn("passkeys are off: WebAuthn needs a host name in the issuer, not an IP address", "issuer", cfg.Issuer)
+	}
 	ui, err := login.New(login.Config{
 		Store: cfg.Store, Templates: tmpl, Policy: cfg.Policy, ScopeMinACR: cfg.ScopeMinACR,
 		Hasher: cfg.Hasher, Sealer: sealer, Audit: auditor, Log: cfg.Logger, Now: now,
 		Cookies: cookies, Callback: callback, Issuer: cfg.Issuer, AccountClientID: AccountClientID,
-		ProductName: cfg.ProductName, Dev: cfg.TemplatesDir != "",
+		ProductName: cfg.ProductName, Dev: cfg.TemplatesDir != "", WebAuthn: wa,
 	})
 	if err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ const (
 	pendingTOTPCookie = "ks_totp_pending"
 	levelSFA          = "urn:keystep:acr:sfa"
 	levelMFA          = "urn:keystep:acr:mfa"
+	levelPHR          = "phr"
 )
 
 func (h *Handler) registerAccount(mux *http.ServeMux) {
@@ -38,6 +39,10 @@ func (h *Handler) registerAccount(mux *http.ServeMux) {
 	mux.Handle("POST /account/totp", h.handle(h.postAccountTOTP))
 	mux.Handle("POST /account/totp/delete", h.handle(h.postAccountTOTPDelete))
 	mux.Handle("POST /account/recovery", h.handle(h.postAccountRecovery))
+	mux.Handle("GET /account/recovery/new", h.handle(h.firstRecoveryCodes))
+	mux.Handle("GET /account/passkey", h.handle(h.accountPasskeyPage))
+	mux.Handle("POST /account/passkey/options", h.handleJSON(h.registerOptions))
+	mux.Handle("POST /account/passkey/verify", h.handleJSON(h.registerVerify))
 	mux.Handle("POST /account/sessions/revoke-others", h.handle(h.postRevokeOthers))
 	mux.Handle("POST /account/signout", h.handle(h.postSignOut))
 }
@@ -213,9 +218,10 @@ func (h *Handler) accountData(ctx context.Context, r *http.Request, a *accountSt
 var notices = map[string]string{
 	"totp-added":      "Your authenticator app is set up.",
 	"totp-removed":    "The authenticator app was removed.",
+	"passkey-added":   "Your passkey is ready. You can use it to sign in.",
 	"password":        "Your password was changed. Other sessions were signed out.",
 	"sessions":        "Your other sessions were signed out.",
-	"recovery-viewed": "",
+	"factor-removed":  "The passkey or security key was removed.",
 }
 
 func (h *Handler) accountHome(w http.ResponseWriter, r *http.Request) error {
@@ -424,9 +430,6 @@ func (h *Handler) postAccountTOTPDelete(w http.ResponseWriter, r *http.Request) 
 	if a == nil {
 		return ignoreRedirect(err)
 	}
-	if ok, err := portalGate(h.requireLevel(w, r, a, levelMFA, "/account")); !ok {
-		return err
-	}
 	ctx := r.Context()
 	if err := r.ParseForm(); err != nil {
 		return userError(http.StatusBadRequest, "That form couldn't be read", "Go back and try again.")
@@ -435,6 +438,15 @@ func (h *Handler) postAccountTOTPDelete(w http.ResponseWriter, r *http.Request) 
 	f, err := h.cfg.Store.FactorByID(ctx, id)
 	if err != nil || f.UserID != a.user.ID {
 		return userError(http.StatusNotFound, "That factor doesn't exist", "It may have been removed already.")
+	}
+	// Removing a factor needs the level it grants (or the highest the
+	// user can reach), fresh within 10 minutes.
+	need := levelMFA
+	if f.Kind == "webauthn" {
+		need = h.reachableUpTo(a, levelPHR)
+	}
+	if ok, err := portalGate(h.requireLevel(w, r, a, need, "/account")); !ok {
+		return err
 	}
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.removed", UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success", Details: map[string]string{"factor": f.Kind, "name": f.Name}}); err != nil {
 		return err
@@ -452,7 +464,11 @@ func (h *Handler) postAccountTOTPDelete(w http.ResponseWriter, r *http.Request) 
 			return err
 		}
 	}
-	http.Redirect(w, r, "/account?notice=totp-removed", http.StatusSeeOther)
+	notice := "totp-removed"
+	if f.Kind == "webauthn" {
+		notice = "factor-removed"
+	}
+	http.Redirect(w, r, "/account?notice="+notice, http.StatusSeeOther)
 	return nil
 }
 
@@ -536,3 +552,46 @@ func (h *Handler) postSignOut(w http.ResponseWriter, r *http.Request) error {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// firstRecoveryCodes issues the first set of recovery codes right after the
+// first second factor was added through a passkey (the JSON ceremony cannot
+// render them itself). It only works while the user has a second factor,
+// no recovery codes yet, and a password entered in the last 10 minutes — or
+// a session at mfa.
+func (h *Handler) firstRecoveryCodes(w http.ResponseWriter, r *http.Request) error {
+	a, err := h.requireAccount(w, r)
+	if a == nil {
+		return ignoreRedirect(err)
+	}
+	fresh := false
+	for _, f := range a.sess.Factors {
+		if f.Method == string(stepup.Password) && !f.At.Before(h.cfg.Now().Add(-reauthForChanges)) {
+			fresh = true
+		}
+	}
+	if !hasSecondFactor(a.factors) || a.recovery > 0 || !fresh && !h.levelMet(a, levelMFA) {
+		http.Redirect(w, r, "/account", http.StatusSeeOther)
+		return nil
+	}
+	return h.issueRecoveryCodes(w, r, a, "Your passkey is ready. Save these recovery codes now.")
+}
+
+// accountPasskeyPage offers "Add a passkey" once the session may add one.
+func (h *Handler) accountPasskeyPage(w http.ResponseWriter, r *http.Request) error {
+	a, err := h.requireAccount(w, r)
+	if a == nil {
+		return ignoreRedirect(err)
+	}
+	if h.cfg.WebAuthn == nil {
+		return h.passkeysOff()
+	}
+	if ok, err := h.passkeyGate(w, r, a); !ok {
+		return err
+	}
+	p, err := h.accountData(r.Context(), r, a, "Add a passkey")
+	if err != nil {
+		return err
+	}
+	p.Nav = "passkey"
+	return h.r.render(w, http.StatusOK, "account_passkey", p)
+}

@@ -155,9 +155,6 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, st *flowState, 
 		return h.showConsent(w, r, st)
 	}
 	res := storage.AuthResult{Subject: st.user.ID, ACR: d.ACR, AMR: d.AMR, AuthTime: d.AuthTime, SessionID: sid(st.sess)}
-	if err := h.cfg.Store.CompleteAuthRequest(ctx, st.ar.ID, res); err != nil {
-		return err
-	}
 	req := acrRequestOf(st.ar)
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{
 		Type: "login.completed", UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success",
@@ -166,6 +163,9 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, st *flowState, 
 			"amr": strings.Join(d.AMR, " "), "target": d.Target,
 		},
 	}); err != nil {
+		return err
+	}
+	if err := h.cfg.Store.CompleteAuthRequest(ctx, st.ar.ID, res); err != nil {
 		return err
 	}
 	http.Redirect(w, r, h.cfg.Callback(ctx, st.ar.ID), http.StatusSeeOther)
@@ -237,6 +237,7 @@ type factorPage struct {
 	Problem    string
 	Others     []otherWay
 	Remaining  int
+	Passkeys   bool // passkeys are on: offer "Sign in with a passkey"
 }
 
 type otherWay struct {
@@ -281,7 +282,7 @@ func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowSta
 	headline, reason := explain(st, d)
 	p := factorPage{
 		Page: h.page(r, headline), RequestID: st.ar.ID, ClientName: clientName(st.client),
-		Headline: headline, Reason: reason, Problem: problem,
+		Headline: headline, Reason: reason, Problem: problem, Passkeys: h.cfg.WebAuthn != nil,
 	}
 	if st.hasSess {
 		p.Username, p.KnownUser = st.user.Username, true
@@ -289,7 +290,7 @@ func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowSta
 		p.Username = st.ar.LoginHint
 	}
 	for _, o := range d.Next {
-		if o != m && o != stepup.WebAuthn {
+		if o != m {
 			p.Others = append(p.Others, otherWay{Method: string(o), Label: methodLabels[o]})
 		}
 	}
@@ -309,6 +310,10 @@ func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowSta
 	case stepup.Recovery:
 		p.Remaining = st.recovery
 		return h.r.render(w, status, "recovery", p)
+	case stepup.WebAuthn:
+		if h.cfg.WebAuthn != nil {
+			return h.r.render(w, status, "webauthn", p)
+		}
 	}
 	return userError(http.StatusNotImplemented, "That sign-in method isn't available", "Use another way to sign in.")
 }
@@ -401,10 +406,11 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 	if st.ar.IDTokenHintSubject != "" && st.ar.IDTokenHintSubject != u.ID {
 		return userError(http.StatusForbidden, "That's a different account", "The app asked for another account. Go back to the app and sign in with the account it expects.")
 	}
-	if _, err := h.addFactor(w, r, u.ID, storage.FactorEvent{Method: string(stepup.Password), At: h.cfg.Now()}); err != nil {
+	// Audit first: a security event whose audit write fails must not happen.
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "login.password", UserID: u.ID, ActorID: u.ID, ClientID: st.client.ID, Outcome: "success"}); err != nil {
 		return err
 	}
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "login.password", UserID: u.ID, ActorID: u.ID, ClientID: st.client.ID, Outcome: "success"}); err != nil {
+	if _, err := h.addFactor(w, r, u.ID, storage.FactorEvent{Method: string(stepup.Password), At: h.cfg.Now()}); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
@@ -471,10 +477,10 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.
 		}
 		return h.dispatch(w, r, st, string(m), msg)
 	}
-	if _, err := h.addFactor(w, r, st.user.ID, ev); err != nil {
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success", Details: map[string]string{"factor": string(m)}}); err != nil {
 		return err
 	}
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success", Details: map[string]string{"factor": string(m)}}); err != nil {
+	if _, err := h.addFactor(w, r, st.user.ID, ev); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)

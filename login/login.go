@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
+
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
@@ -33,6 +35,8 @@ type Config struct {
 	AccountClientID string
 	ProductName     string
 	Dev             bool
+	// WebAuthn is the passkey relying party; nil turns passkeys off.
+	WebAuthn *webauthn.WebAuthn
 }
 
 // Handler serves the hosted UI.
@@ -88,6 +92,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /login/recovery", h.handle(h.postRecovery))
 	mux.Handle("POST /login/consent", h.handle(h.postConsent))
 	mux.Handle("POST /login/cancel", h.handle(h.postCancel))
+	mux.Handle("POST /login/webauthn/options", h.handleJSON(h.loginOptions))
+	mux.Handle("POST /login/webauthn/verify", h.handleJSON(h.loginVerify))
 	mux.Handle("GET /logged-out", h.handle(h.loggedOut))
 	mux.Handle("GET /setup", h.handle(h.setupPage))
 	mux.Handle("POST /setup", h.handle(h.postSetup))

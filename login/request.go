@@ -116,6 +116,32 @@ func enrolledOf(u storage.User, factors []storage.Factor, recoveryLeft int) []st
 			out = append(out, stepup.Enrolled{Method: stepup.TOTP})
 		}
 	}
+	var wa *stepup.Enrolled
+	for _, f := range factors {
+		if f.Kind != "webauthn" {
+			continue
+		}
+		if wa == nil {
+			wa = &stepup.Enrolled{Method: stepup.WebAuthn}
+		}
+		var c struct {
+			Flags struct {
+				UserVerified   bool `json:"userVerified"`
+				BackupEligible bool `json:"backupEligible"`
+			} `json:"flags"`
+			Authenticator struct {
+				CloneWarning bool `json:"cloneWarning"`
+			} `json:"authenticator"`
+		}
+		if json.Unmarshal(f.Secret, &c) != nil || c.Authenticator.CloneWarning {
+			continue // a corrupt or blocked credential cannot be completed
+		}
+		wa.DeviceBound = wa.DeviceBound || !c.Flags.BackupEligible
+		wa.UserVerifying = wa.UserVerifying || c.Flags.UserVerified
+	}
+	if wa != nil {
+		out = append(out, *wa)
+	}
 	if recoveryLeft > 0 {
 		out = append(out, stepup.Enrolled{Method: stepup.Recovery})
 	}

@@ -207,6 +207,7 @@ type renderer struct {
 var requiredPages = []string{
 	"signin", "password", "otp", "recovery", "consent", "error", "setup", "logged_out",
 	"account", "account_totp", "account_recovery", "account_password",
+	"account_passkey", "webauthn",
 }
 
 var funcs = template.FuncMap{

@@ -5,5 +5,5 @@ import "embed"
 
 // FS is served under /static/.
 //
-//go:embed *.css *.svg
+//go:embed *.css *.svg *.js
 var FS embed.FS

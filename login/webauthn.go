@@ -1,0 +1,540 @@
+package login
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/storage"
+)
+
+// Passkeys and security keys (WebAuthn Level 3). Each ceremony's session
+// data is sealed into a short-lived cookie bound to the ceremony and to what
+// it is for (an auth request, or the portal user), and its challenge is a
+// one-time token in storage, so an assertion verifies once, in the browser
+// and for the purpose it was begun for.
+
+const (
+	webauthnCookie   = "ks_webauthn"
+	webauthnTTL      = 5 * time.Minute
+	webauthnTokenKnd = "webauthn"
+	ceremonyLogin    = "login"
+	ceremonyRegister = "register"
+)
+
+// NewWebAuthn configures the relying party from the issuer: the RP ID is
+// the issuer's host and the only accepted origin is the issuer's origin.
+// WebAuthn does not allow IP addresses as RP IDs; for such issuers it
+// returns nil and passkeys are off.
+func NewWebAuthn(issuer, displayName string) (*webauthn.WebAuthn, error) {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return nil, err
+	}
+	host := u.Hostname()
+	if host == "" || strings.Trim(host, "0123456789.:[]") == "" {
+		return nil, nil
+	}
+	return webauthn.New(&webauthn.Config{
+		RPID:          host,
+		RPDisplayName: displayName,
+		RPOrigins:     []string{u.Scheme + "://" + u.Host},
+		Timeouts: webauthn.TimeoutsConfig{
+			Login:        webauthn.TimeoutConfig{Enforce: true, Timeout: webauthnTTL, TimeoutUVD: webauthnTTL},
+			Registration: webauthn.TimeoutConfig{Enforce: true, Timeout: webauthnTTL, TimeoutUVD: webauthnTTL},
+		},
+	})
+}
+
+// passkeyUser adapts a user and their WebAuthn factors to webauthn.User.
+type passkeyUser struct {
+	u       storage.User
+	factors []storage.Factor // kind "webauthn" only
+	creds   []webauthn.Credential
+}
+
+func (p *passkeyUser) WebAuthnID() []byte                         { return []byte(p.u.ID) }
+func (p *passkeyUser) WebAuthnName() string                       { return p.u.Username }
+func (p *passkeyUser) WebAuthnDisplayName() string                { return p.u.Username }
+func (p *passkeyUser) WebAuthnCredentials() []webauthn.Credential { return p.creds }
+
+func (h *Handler) passkeyUser(ctx context.Context, u storage.User) (*passkeyUser, error) {
+	fs, err := h.cfg.Store.ListFactors(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	p := &passkeyUser{u: u}
+	for _, f := range fs {
+		if f.Kind != "webauthn" {
+			continue
+		}
+		var c webauthn.Credential
+		if err := json.Unmarshal(f.Secret, &c); err != nil {
+			return nil, fmt.Errorf("factor %s: corrupt credential: %w", f.ID, err)
+		}
+		p.factors = append(p.factors, f)
+		p.creds = append(p.creds, c)
+	}
+	return p, nil
+}
+
+// ceremony is what the sealed cookie holds between begin and finish.
+type ceremony struct {
+	Kind    string               `json:"kind"`
+	Bind    string               `json:"bind"` // auth request ID, or user ID for registration
+	Session webauthn.SessionData `json:"session"`
+}
+
+func ceremonyAD(kind, bind string) []byte { return []byte("webauthn:" + kind + ":" + bind) }
+
+func (h *Handler) saveCeremony(ctx context.Context, w http.ResponseWriter, c ceremony) error {
+	if err := h.cfg.Store.CreateOneTimeToken(ctx, webauthnTokenKnd, factor.HashToken(c.Session.Challenge), h.cfg.Now().Add(webauthnTTL)); err != nil {
+		return err
+	}
+	raw, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	sealed := h.cfg.Sealer.Seal(raw, ceremonyAD(c.Kind, c.Bind))
+	h.cfg.Cookies.set(w, webauthnCookie, base64.RawURLEncoding.EncodeToString(sealed), webauthnTTL)
+	return nil
+}
+
+var errCeremony = errors.New("this passkey request has expired; try again")
+
+// takeCeremony opens the cookie for (kind, bind) and spends its challenge.
+func (h *Handler) takeCeremony(ctx context.Context, w http.ResponseWriter, r *http.Request, kind, bind string) (webauthn.SessionData, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(h.cfg.Cookies.value(r, webauthnCookie))
+	if err != nil || len(raw) == 0 {
+		return webauthn.SessionData{}, errCeremony
+	}
+	plain, err := h.cfg.Sealer.Open(raw, ceremonyAD(kind, bind))
+	if err != nil {
+		return webauthn.SessionData{}, errCeremony
+	}
+	var c ceremony
+	if err := json.Unmarshal(plain, &c); err != nil || c.Kind != kind || c.Bind != bind {
+		return webauthn.SessionData{}, errCeremony
+	}
+	h.cfg.Cookies.clear(w, webauthnCookie)
+	if err := h.cfg.Store.ConsumeOneTimeToken(ctx, webauthnTokenKnd, factor.HashToken(c.Session.Challenge), h.cfg.Now()); err != nil {
+		return webauthn.SessionData{}, errCeremony
+	}
+	return c.Session, nil
+}
+
+// ---- JSON plumbing ----
+
+type jsonError struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// handleJSON is handle for the fetch endpoints: errors become JSON with a
+// plain message, never internal detail.
+func (h *Handler) handleJSON(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := fn(w, r)
+		if err == nil {
+			return
+		}
+		var pe *pageError
+		if errors.As(err, &pe) {
+			writeJSON(w, pe.status, jsonError{pe.msg})
+			return
+		}
+		ref := newRef()
+		h.cfg.Log.ErrorContext(r.Context(), "passkey request failed", "ref", ref, "path", r.URL.Path, "err", err)
+		writeJSON(w, http.StatusInternalServerError, jsonError{"Something went wrong. Reference " + ref})
+	})
+}
+
+// readJSON decodes a small JSON body into v.
+func readJSON(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		return userError(http.StatusBadRequest, "Bad request", "The request could not be read.")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return userError(http.StatusBadRequest, "Bad request", "The request could not be read.")
+	}
+	return nil
+}
+
+// ---- sign-in and step-up ----
+
+type loginOptionsRequest struct {
+	ID string `json:"id"`
+}
+
+type loginVerifyRequest struct {
+	ID         string          `json:"id"`
+	Credential json.RawMessage `json:"credential"`
+}
+
+func (h *Handler) passkeysOff() error {
+	return userError(http.StatusNotFound, "Passkeys are not available", "Passkeys are not available here. Use another way to sign in.")
+}
+
+func (h *Handler) loginOptions(w http.ResponseWriter, r *http.Request) error {
+	if h.cfg.WebAuthn == nil {
+		return h.passkeysOff()
+	}
+	var req loginOptionsRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	st, err := h.loadFlow(r, req.ID)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	var (
+		assertion *protocol.CredentialAssertion
+		session   *webauthn.SessionData
+	)
+	if st.hasSess {
+		pu, err := h.passkeyUser(ctx, st.user)
+		if err != nil {
+			return err
+		}
+		if len(pu.creds) == 0 {
+			return userError(http.StatusBadRequest, "No passkey", "You haven't added a passkey or security key yet. Use another way.")
+		}
+		assertion, session, err = h.cfg.WebAuthn.BeginLogin(pu, webauthn.WithUserVerification(protocol.VerificationPreferred))
+		if err != nil {
+			return err
+		}
+	} else {
+		// Passwordless: the passkey identifies the user, so it must verify them.
+		assertion, session, err = h.cfg.WebAuthn.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
+		if err != nil {
+			return err
+		}
+	}
+	if err := h.saveCeremony(ctx, w, ceremony{Kind: ceremonyLogin, Bind: st.ar.ID, Session: *session}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, assertion)
+	return nil
+}
+
+func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
+	if h.cfg.WebAuthn == nil {
+		return h.passkeysOff()
+	}
+	var req loginVerifyRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	st, err := h.loadFlow(r, req.ID)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	session, err := h.takeCeremony(ctx, w, r, ceremonyLogin, st.ar.ID)
+	if err != nil {
+		return userError(http.StatusBadRequest, "Try again", err.Error())
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(req.Credential)
+	if err != nil {
+		return h.passkeyFailed(ctx, st, "unparseable assertion", err)
+	}
+	var pu *passkeyUser
+	var cred *webauthn.Credential
+	if st.hasSess {
+		if pu, err = h.passkeyUser(ctx, st.user); err != nil {
+			return err
+		}
+		cred, err = h.cfg.WebAuthn.ValidateLogin(pu, session, parsed)
+	} else {
+		var u webauthn.User
+		u, cred, err = h.cfg.WebAuthn.ValidatePasskeyLogin(func(rawID, userHandle []byte) (webauthn.User, error) {
+			user, err := h.cfg.Store.UserByID(ctx, string(userHandle))
+			if err != nil || user.Disabled {
+				return nil, errors.New("unknown user")
+			}
+			return h.passkeyUser(ctx, user)
+		}, session, parsed)
+		if err == nil {
+			pu = u.(*passkeyUser)
+		}
+	}
+	if err != nil {
+		return h.passkeyFailed(ctx, st, "assertion rejected", err)
+	}
+	f, idx := pu.find(cred.ID)
+	if idx < 0 {
+		return h.passkeyFailed(ctx, st, "credential not registered to this user", nil)
+	}
+	if cred.Authenticator.CloneWarning {
+		// A signature counter that went backwards means the key may be
+		// cloned: the credential is flagged and refused until an admin looks.
+		pu.creds[idx].Authenticator.CloneWarning = true
+		if err := h.saveCredential(ctx, f, pu.creds[idx], time.Time{}); err != nil {
+			return err
+		}
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.sign_count_regression", UserID: pu.u.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "signature counter went backwards; credential flagged", Details: map[string]string{"factor": f.ID, "name": f.Name}}); err != nil {
+			return err
+		}
+		return userError(http.StatusForbidden, "This key can't be used", "This passkey or security key looks like it may have been copied, so it has been blocked. Use another way, and tell your administrator.")
+	}
+	if pu.creds[idx].Authenticator.CloneWarning {
+		return userError(http.StatusForbidden, "This key can't be used", "This passkey or security key has been blocked. Use another way to sign in.")
+	}
+	now := h.cfg.Now()
+	if err := h.saveCredential(ctx, f, *cred, now); err != nil {
+		return err
+	}
+	flags := parsed.Response.AuthenticatorData.Flags
+	ev := storage.FactorEvent{
+		Method: string(stepup.WebAuthn), At: now, CredentialID: f.ID,
+		UserVerified: flags.HasUserVerified(),
+		DeviceBound:  !flags.HasBackupEligible(),
+	}
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: pu.u.ID, ActorID: pu.u.ID, ClientID: st.client.ID, Outcome: "success",
+		Details: map[string]string{"factor": "webauthn", "credential": f.Name, "user_verified": fmt.Sprint(ev.UserVerified), "device_bound": fmt.Sprint(ev.DeviceBound), "passwordless": fmt.Sprint(!st.hasSess)}}); err != nil {
+		return err
+	}
+	if _, err := h.addFactor(w, r, pu.u.ID, ev); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"redirect": "/login?id=" + url.QueryEscape(st.ar.ID)})
+	return nil
+}
+
+func (p *passkeyUser) find(id []byte) (storage.Factor, int) {
+	for i, c := range p.creds {
+		if bytes.Equal(c.ID, id) {
+			return p.factors[i], i
+		}
+	}
+	return storage.Factor{}, -1
+}
+
+func (h *Handler) saveCredential(ctx context.Context, f storage.Factor, c webauthn.Credential, usedAt time.Time) error {
+	raw, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	f.Secret = raw
+	if !usedAt.IsZero() {
+		f.LastUsedAt = usedAt
+	}
+	return h.cfg.Store.UpdateFactor(ctx, f)
+}
+
+func (h *Handler) passkeyFailed(ctx context.Context, st *flowState, reason string, cause error) error {
+	if st.hasSess {
+		if _, err := h.cfg.Store.RecordAuthRequestFailure(ctx, st.ar.ID); err != nil {
+			return err
+		}
+	}
+	details := map[string]string{"factor": "webauthn"}
+	if cause != nil {
+		details["detail"] = cause.Error()
+	}
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "failure", Reason: reason, Details: details}); err != nil {
+		return err
+	}
+	return userError(http.StatusUnauthorized, "That didn't work", "That passkey or security key wasn't accepted. Try again, or use another way.")
+}
+
+// ---- portal registration ----
+
+type registerVerifyRequest struct {
+	Name       string          `json:"name"`
+	Credential json.RawMessage `json:"credential"`
+}
+
+// passkeyGate is the portal rule for adding a WebAuthn credential: the
+// level it grants (phr), or the user's highest reachable level when phr is
+// out of reach (their first passkey), fresh within 10 minutes; or bootstrap.
+func (h *Handler) passkeyGate(w http.ResponseWriter, r *http.Request, a *accountState) (bool, error) {
+	if h.mayBootstrap(a) {
+		return true, nil
+	}
+	if !hasSecondFactor(a.factors) {
+		return portalGate(h.requireLevel(w, r, a, levelSFA, "/account"))
+	}
+	return portalGate(h.requireLevel(w, r, a, h.reachableUpTo(a, levelPHR), "/account"))
+}
+
+// reachableUpTo is acr, or the highest level below it the user can reach.
+func (h *Handler) reachableUpTo(a *accountState, acr string) string {
+	rank, _, ok := h.cfg.Policy.Lookup(acr)
+	if !ok {
+		return acr
+	}
+	levels := h.cfg.Policy.Levels()
+	enrolled := enrolledOf(a.user, a.factors, a.recovery)
+	for i := rank; i >= 0; i-- {
+		in := stepup.Input{Requested: []string{levels[i].ACR}, Essential: true, RequestTime: h.cfg.Now(), Now: h.cfg.Now(), Enrolled: enrolled,
+			Done: []stepup.Factor{{Method: stepup.Password, At: h.cfg.Now()}}}
+		if d := stepup.Decide(h.cfg.Policy, in); d.Outcome != stepup.Fail {
+			return levels[i].ACR
+		}
+	}
+	return levels[0].ACR
+}
+
+func (h *Handler) registerOptions(w http.ResponseWriter, r *http.Request) error {
+	if h.cfg.WebAuthn == nil {
+		return h.passkeysOff()
+	}
+	a, err := h.requireAccountJSON(r)
+	if err != nil {
+		return err
+	}
+	if ok, err := h.passkeyGateJSON(r, a); !ok {
+		return err
+	}
+	ctx := r.Context()
+	pu, err := h.passkeyUser(ctx, a.user)
+	if err != nil {
+		return err
+	}
+	var exclude []protocol.CredentialDescriptor
+	for _, c := range pu.creds {
+		exclude = append(exclude, c.Descriptor())
+	}
+	creation, session, err := h.cfg.WebAuthn.BeginRegistration(pu,
+		webauthn.WithExclusions(exclude),
+		webauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{
+			ResidentKey: protocol.ResidentKeyRequirementPreferred, UserVerification: protocol.VerificationPreferred,
+		}),
+		webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementPreferred),
+		webauthn.WithConveyancePreference(protocol.PreferNoAttestation),
+	)
+	if err != nil {
+		return err
+	}
+	if err := h.saveCeremony(ctx, w, ceremony{Kind: ceremonyRegister, Bind: a.user.ID + ":" + sid(a.sess), Session: *session}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, creation)
+	return nil
+}
+
+func (h *Handler) registerVerify(w http.ResponseWriter, r *http.Request) error {
+	if h.cfg.WebAuthn == nil {
+		return h.passkeysOff()
+	}
+	a, err := h.requireAccountJSON(r)
+	if err != nil {
+		return err
+	}
+	if ok, err := h.passkeyGateJSON(r, a); !ok {
+		return err
+	}
+	var req registerVerifyRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	session, err := h.takeCeremony(ctx, w, r, ceremonyRegister, a.user.ID+":"+sid(a.sess))
+	if err != nil {
+		return userError(http.StatusBadRequest, "Try again", err.Error())
+	}
+	parsed, err := protocol.ParseCredentialCreationResponseBytes(req.Credential)
+	if err != nil {
+		return userError(http.StatusBadRequest, "That didn't work", "Your browser sent a passkey we couldn't read. Try again.")
+	}
+	pu, err := h.passkeyUser(ctx, a.user)
+	if err != nil {
+		return err
+	}
+	cred, err := h.cfg.WebAuthn.CreateCredential(pu, session, parsed)
+	if err != nil {
+		h.cfg.Log.WarnContext(ctx, "passkey registration rejected", "user_id", a.user.ID, "err", err)
+		return userError(http.StatusBadRequest, "That didn't work", "That passkey or security key couldn't be added. Try again.")
+	}
+	name := strings.TrimSpace(req.Name)
+	if name == "" || len(name) > 64 {
+		name = "Passkey"
+	}
+	raw, err := json.Marshal(cred)
+	if err != nil {
+		return err
+	}
+	id, err := factor.NewToken()
+	if err != nil {
+		return err
+	}
+	first := !hasSecondFactor(a.factors)
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.enrolled", UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success",
+		Details: map[string]string{"factor": "webauthn", "name": name, "device_bound": fmt.Sprint(!cred.Flags.BackupEligible), "bootstrap": fmt.Sprint(first)}}); err != nil {
+		return err
+	}
+	if err := h.cfg.Store.CreateFactor(ctx, storage.Factor{ID: id[:22], UserID: a.user.ID, Kind: "webauthn", Name: name, Secret: raw, CreatedAt: h.cfg.Now()}); err != nil {
+		return err
+	}
+	next := "/account?notice=passkey-added"
+	if first {
+		next = "/account/recovery/new"
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"redirect": next})
+	return nil
+}
+
+// requireAccountJSON is requireAccount for fetch endpoints: no redirects.
+func (h *Handler) requireAccountJSON(r *http.Request) (*accountState, error) {
+	sess, u, ok, err := h.loadSession(r.Context(), r)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, userError(http.StatusUnauthorized, "Signed out", "You're signed out. Reload the page and sign in again.")
+	}
+	a := &accountState{sess: sess, user: u}
+	if a.factors, err = h.cfg.Store.ListFactors(r.Context(), u.ID); err != nil {
+		return nil, err
+	}
+	if a.recovery, err = h.cfg.Store.CountRecoveryCodes(r.Context(), u.ID); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// passkeyGateJSON checks the gate without redirecting; the page that
+// offers "Add a passkey" has already sent the user through the step-up.
+func (h *Handler) passkeyGateJSON(r *http.Request, a *accountState) (bool, error) {
+	if h.mayBootstrap(a) {
+		return true, nil
+	}
+	acr := levelSFA
+	if hasSecondFactor(a.factors) {
+		acr = h.reachableUpTo(a, levelPHR)
+	}
+	if h.levelMet(a, acr) {
+		return true, nil
+	}
+	return false, userError(http.StatusForbidden, "Confirm it's you first", "Reload the page to confirm it's you, then add the passkey.")
+}
+
+// levelMet reports whether the session is at acr, fresh within 10 minutes.
+func (h *Handler) levelMet(a *accountState, acr string) bool {
+	maxAge := reauthForChanges
+	in := stepup.Input{Requested: []string{acr}, Essential: true, MaxAge: &maxAge, RequestTime: h.cfg.Now(), Now: h.cfg.Now(),
+		Done: factorsOf(a.sess.Factors), Enrolled: enrolledOf(a.user, a.factors, a.recovery)}
+	return stepup.Decide(h.cfg.Policy, in).Outcome == stepup.Satisfied
+}
