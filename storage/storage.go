@@ -25,6 +25,9 @@ var (
 	ErrExpired = errors.New("storage: expired")
 	// ErrConflict reports a concurrent change that lost its race.
 	ErrConflict = errors.New("storage: conflict")
+	// ErrThrottled reports that RecordFailure refused a failure because a
+	// throttle key is blocked.
+	ErrThrottled = errors.New("storage: throttled")
 )
 
 // Store is everything a Keystep server needs from a backend.
@@ -39,6 +42,7 @@ type Store interface {
 	Consents
 	OneTimeTokens
 	Audit
+	Throttle
 
 	// Ping reports whether the backend is reachable (readiness).
 	Ping(ctx context.Context) error
@@ -359,4 +363,141 @@ type OneTimeTokens interface {
 	// ConsumeOneTimeToken spends the token once: ErrNotFound when unknown,
 	// ErrExpired when past its expiry, ErrReplayed when already spent.
 	ConsumeOneTimeToken(ctx context.Context, kind, hash string, now time.Time) error
+}
+
+// Throttle scopes. A scope names the rule its keys are counted under; the
+// key says whose failures they are.
+const (
+	ScopeAccount         = "account"          // Key: the account (user ID, or the normalised name of an unknown user)
+	ScopeAccountIP       = "account_ip"       // Key: made by AccountIPKey
+	ScopeIP              = "ip"               // Key: the client IP
+	ScopeFactorAccount   = "factor_account"   // second-factor failures (TOTP, recovery code, WebAuthn); Key: the user ID
+	ScopeFactorChallenge = "factor_challenge" // Key: the auth request or ceremony the code or assertion was for
+)
+
+// ThrottleKey names one failure counter.
+type ThrottleKey struct {
+	Scope string
+	Key   string
+}
+
+// AccountIPKey is the key of account's failures from ip. The IP comes first
+// so that DistinctAccountsFromIP finds an IP's keys by prefix; IP addresses
+// never contain "|".
+func AccountIPKey(account, ip string) ThrottleKey {
+	return ThrottleKey{Scope: ScopeAccountIP, Key: ip + "|" + account}
+}
+
+// ThrottleRule limits the failures of every key in one scope.
+//
+// A failure counts for Window after it happened: at now it counts while
+// now − at < Window. The failure that brings a key's count to Limit or more
+// blocks the key until that failure + Backoff(count − Limit): Base when the
+// limit is reached, doubling with each failure past it (each recorded only
+// after the block before it ended), never more than Max. The block is fixed
+// when the failure is recorded and runs its full length even if failures
+// leave the window meanwhile.
+//
+// A hard lock is a rule with Base = Max = the lock duration. NIST SP 800-63B
+// §5.2.2 allows at most 100 consecutive failures per account, for example
+//
+//	ThrottleRule{Limit: 100, Window: 24 * time.Hour, Base: time.Hour, Max: time.Hour}
+type ThrottleRule struct {
+	Limit     int           // failures allowed within Window; the one reaching it blocks
+	Window    time.Duration // sliding window
+	Base, Max time.Duration // first block, and the cap of the doubling
+}
+
+// Validate reports every problem with the rule at once.
+func (r ThrottleRule) Validate() error {
+	var errs []error
+	if r.Limit < 1 {
+		errs = append(errs, errors.New("limit must be at least 1"))
+	}
+	if r.Window <= 0 {
+		errs = append(errs, errors.New("window must be positive"))
+	}
+	if r.Base <= 0 {
+		errs = append(errs, errors.New("base delay must be positive"))
+	}
+	if r.Max < r.Base {
+		errs = append(errs, errors.New("max delay must be at least the base delay"))
+	}
+	return errors.Join(errs...)
+}
+
+// Backoff is the block after over failures past the limit: Base doubled
+// over times, at most Max.
+func (r ThrottleRule) Backoff(over int) time.Duration {
+	d := r.Base
+	for range over {
+		if d > r.Max/2 {
+			return r.Max // doubling again would pass Max (or overflow)
+		}
+		d *= 2
+	}
+	return min(d, r.Max)
+}
+
+// BlockedUntil is when a key stops being blocked whose newest failure, at
+// newest, brought its count within the window to n; zero below the limit.
+// Backends compute blocks with it, so they all agree.
+func (r ThrottleRule) BlockedUntil(n int, newest time.Time) time.Time {
+	if n < r.Limit {
+		return time.Time{}
+	}
+	return newest.Add(r.Backoff(n - r.Limit))
+}
+
+// ThrottleState is one key's standing at a moment.
+type ThrottleState struct {
+	Failures     int       // failures within the window
+	BlockedUntil time.Time // when the key may fail again; zero when it is not blocked
+}
+
+// ThrottledUntil is the latest BlockedUntil among states, zero when no key
+// is blocked: when a refused request may be retried (Retry-After).
+func ThrottledUntil(states map[ThrottleKey]ThrottleState) time.Time {
+	var until time.Time
+	for _, st := range states {
+		if st.BlockedUntil.After(until) {
+			until = st.BlockedUntil
+		}
+	}
+	return until
+}
+
+// Throttle counts authentication failures in the database, so limits hold
+// across restarts and instances. Failures are kept as events, so windows
+// slide exactly.
+//
+// Methods taking rules need a valid rule for the scope of every key; a key
+// without one is an error, never a pass. Duplicate keys count once.
+type Throttle interface {
+	// CheckThrottle reports each key's state at now and changes nothing.
+	CheckThrottle(ctx context.Context, keys []ThrottleKey, rules map[string]ThrottleRule, now time.Time) (map[ThrottleKey]ThrottleState, error)
+	// RecordFailure counts one failure at now against every key, or against
+	// none: if any key is blocked at now it records nothing and returns the
+	// states at now together with ErrThrottled. Deciding and recording are
+	// one atomic step: of any number of concurrent calls on a key with room
+	// for k more failures, exactly k record and the rest get ErrThrottled.
+	// The call that reaches a limit succeeds; its state carries the block.
+	//
+	// The guarantee bounds recorded failures. A caller that records only
+	// after a secret proved wrong lets requests that were already past
+	// CheckThrottle verify theirs; recording first closes that gap.
+	RecordFailure(ctx context.Context, keys []ThrottleKey, rules map[string]ThrottleRule, now time.Time) (map[ThrottleKey]ThrottleState, error)
+	// ClearThrottle forgets every failure of the keys, ending their blocks.
+	// After a successful sign-in the account+IP key is cleared (NIST SP
+	// 800-63B §5.2.2: failures from that IP are then disregarded). Unknown
+	// keys are not an error.
+	ClearThrottle(ctx context.Context, keys []ThrottleKey) error
+	// DistinctAccountsFromIP counts the accounts with a failure from ip
+	// (ScopeAccountIP keys) at or after since: the credential-stuffing signal.
+	DistinctAccountsFromIP(ctx context.Context, ip string, since time.Time) (int, error)
+	// DeleteOldThrottleRows removes failures that happened before before and
+	// returns how many. Removing a failure a rule still looks at ends blocks
+	// early: pass at most now minus the largest Window + Max of any rule
+	// (and no later than the since of DistinctAccountsFromIP).
+	DeleteOldThrottleRows(ctx context.Context, before time.Time) (int, error)
 }

@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Consents", consentTests},
 		{"OneTimeTokens", oneTimeTokenTests},
 		{"Audit", auditTests},
+		{"Throttle", throttleTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -123,6 +124,10 @@ func checkUTC(t *testing.T, v reflect.Value, path string) {
 	case reflect.Slice, reflect.Array:
 		for i := range v.Len() {
 			checkUTC(t, v.Index(i), path+"[]")
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			checkUTC(t, it.Value(), path+"[]")
 		}
 	case reflect.Pointer, reflect.Interface:
 		if !v.IsNil() {

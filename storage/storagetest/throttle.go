@@ -1,0 +1,230 @@
+package storagetest
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/keystep/keystep/storage"
+)
+
+var (
+	acctKey   = storage.ThrottleKey{Scope: storage.ScopeAccount, Key: "u1"}
+	acctIPKey = storage.AccountIPKey("u1", "192.0.2.1")
+	ipKey     = storage.ThrottleKey{Scope: storage.ScopeIP, Key: "192.0.2.1"}
+)
+
+// rule is a throttle rule with a long window and a fixed block of one minute.
+func rule(limit int) storage.ThrottleRule {
+	return storage.ThrottleRule{Limit: limit, Window: 24 * time.Hour, Base: time.Minute, Max: time.Minute}
+}
+
+type states = map[storage.ThrottleKey]storage.ThrottleState
+
+var throttleTests = []test{
+	{"the failure that reaches the limit blocks the key from then until Base later", func(t *testing.T, s storage.Store) {
+		rules := map[string]storage.ThrottleRule{
+			storage.ScopeAccount: {Limit: 3, Window: time.Hour, Base: time.Minute, Max: 8 * time.Minute},
+		}
+		blockedUntil := t0.Add(2*time.Second + time.Minute)
+		for i, want := range []storage.ThrottleState{{Failures: 1}, {Failures: 2}, {Failures: 3, BlockedUntil: blockedUntil}} {
+			got := fail(t, s, rules, t0.Add(time.Duration(i)*time.Second), acctKey)
+			check(t, states{acctKey: want}, got)
+		}
+		checkThrottle(t, s, rules, blockedUntil.Add(-time.Nanosecond), states{acctKey: {Failures: 3, BlockedUntil: blockedUntil}})
+		checkThrottle(t, s, rules, blockedUntil, states{acctKey: {Failures: 3}})
+	}},
+	{"each failure past the limit doubles the block, up to Max", func(t *testing.T, s storage.Store) {
+		rules := map[string]storage.ThrottleRule{
+			storage.ScopeAccount: {Limit: 2, Window: 24 * time.Hour, Base: time.Minute, Max: 4 * time.Minute},
+		}
+		fail(t, s, rules, t0, acctKey)
+		until := fail(t, s, rules, t0, acctKey)[acctKey].BlockedUntil
+		if want := t0.Add(time.Minute); !until.Equal(want) {
+			t.Fatalf("at the limit: blocked until %v, want %v", until, want)
+		}
+		for i, block := range []time.Duration{2 * time.Minute, 4 * time.Minute, 4 * time.Minute} {
+			at := until
+			got := fail(t, s, rules, at, acctKey)
+			until = at.Add(block)
+			check(t, states{acctKey: {Failures: 3 + i, BlockedUntil: until}}, got)
+		}
+	}},
+	{"failures leave the window once it has passed since them", func(t *testing.T, s storage.Store) {
+		rules := map[string]storage.ThrottleRule{
+			storage.ScopeAccount: {Limit: 3, Window: 10 * time.Minute, Base: time.Minute, Max: time.Minute},
+		}
+		fail(t, s, rules, t0, acctKey)
+		fail(t, s, rules, t0.Add(5*time.Minute), acctKey)
+		checkThrottle(t, s, rules, t0.Add(10*time.Minute-time.Nanosecond), states{acctKey: {Failures: 2}})
+		checkThrottle(t, s, rules, t0.Add(10*time.Minute), states{acctKey: {Failures: 1}})
+		// The third failure within one window is at t0+14m; the first has left.
+		check(t, states{acctKey: {Failures: 2}}, fail(t, s, rules, t0.Add(10*time.Minute), acctKey))
+		check(t, states{acctKey: {Failures: 3, BlockedUntil: t0.Add(15 * time.Minute)}},
+			fail(t, s, rules, t0.Add(14*time.Minute), acctKey))
+	}},
+	{"a block runs its full length after its failures have left the window", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		rules := map[string]storage.ThrottleRule{
+			storage.ScopeAccount: {Limit: 2, Window: time.Minute, Base: 5 * time.Minute, Max: 5 * time.Minute},
+		}
+		fail(t, s, rules, t0, acctKey)
+		fail(t, s, rules, t0.Add(30*time.Second), acctKey)
+		until := t0.Add(5*time.Minute + 30*time.Second)
+		checkThrottle(t, s, rules, t0.Add(4*time.Minute), states{acctKey: {BlockedUntil: until}})
+		_, err := s.RecordFailure(ctx, []storage.ThrottleKey{acctKey}, rules, t0.Add(4*time.Minute))
+		wantErr(t, err, storage.ErrThrottled)
+		check(t, states{acctKey: {Failures: 1}}, fail(t, s, rules, until, acctKey))
+	}},
+	{"a blocked key refuses a failure without recording it against any key of the call", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		rules := map[string]storage.ThrottleRule{storage.ScopeAccount: rule(10), storage.ScopeAccountIP: rule(2)}
+		keys := []storage.ThrottleKey{acctKey, acctIPKey}
+		fail(t, s, rules, t0, keys...)
+		fail(t, s, rules, t0, keys...)
+		now := t0.Add(time.Second)
+		want := states{acctKey: {Failures: 2}, acctIPKey: {Failures: 2, BlockedUntil: t0.Add(time.Minute)}}
+
+		got, err := s.RecordFailure(ctx, keys, rules, now)
+		wantErr(t, err, storage.ErrThrottled)
+		check(t, want, got)
+		if until := storage.ThrottledUntil(got); !until.Equal(t0.Add(time.Minute)) {
+			t.Errorf("ThrottledUntil = %v, want %v", until, t0.Add(time.Minute))
+		}
+		checkThrottle(t, s, rules, now, want)
+	}},
+	{"clearing a key forgets its failures and no other key's", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		rules := map[string]storage.ThrottleRule{
+			storage.ScopeAccount: rule(2), storage.ScopeAccountIP: rule(2), storage.ScopeIP: rule(2),
+		}
+		fail(t, s, rules, t0, acctKey, acctIPKey, ipKey)
+		fail(t, s, rules, t0, acctKey, acctIPKey, ipKey)
+		must(t, s.ClearThrottle(ctx, []storage.ThrottleKey{acctIPKey, {Scope: storage.ScopeIP, Key: "unknown"}}))
+		blocked := storage.ThrottleState{Failures: 2, BlockedUntil: t0.Add(time.Minute)}
+		checkThrottle(t, s, rules, t0, states{acctKey: blocked, acctIPKey: {}, ipKey: blocked})
+	}},
+	{"each scope's rule applies to its own keys, and one key name in two scopes is two keys", func(t *testing.T, s storage.Store) {
+		factorKey := storage.ThrottleKey{Scope: storage.ScopeFactorAccount, Key: acctKey.Key}
+		rules := map[string]storage.ThrottleRule{
+			storage.ScopeAccount:       {Limit: 3, Window: time.Hour, Base: time.Hour, Max: time.Hour},
+			storage.ScopeAccountIP:     {Limit: 2, Window: time.Hour, Base: time.Minute, Max: time.Minute},
+			storage.ScopeFactorAccount: {Limit: 1, Window: time.Hour, Base: 10 * time.Minute, Max: 10 * time.Minute},
+		}
+		check(t, states{acctKey: {Failures: 1}, acctIPKey: {Failures: 1}},
+			fail(t, s, rules, t0, acctKey, acctIPKey))
+		check(t, states{acctKey: {Failures: 2}, acctIPKey: {Failures: 2, BlockedUntil: t0.Add(time.Minute)}},
+			fail(t, s, rules, t0, acctKey, acctIPKey))
+		other := storage.AccountIPKey("u1", "198.51.100.1")
+		check(t, states{acctKey: {Failures: 3, BlockedUntil: t0.Add(time.Hour)}, other: {Failures: 1}},
+			fail(t, s, rules, t0, acctKey, other))
+		check(t, states{factorKey: {Failures: 1, BlockedUntil: t0.Add(10 * time.Minute)}},
+			fail(t, s, rules, t0, factorKey))
+	}},
+	{"a key named twice in one call counts once", func(t *testing.T, s storage.Store) {
+		rules := map[string]storage.ThrottleRule{storage.ScopeAccount: rule(5)}
+		check(t, states{acctKey: {Failures: 1}}, fail(t, s, rules, t0, acctKey, acctKey))
+	}},
+	{"a key without a valid rule for its scope is an error and nothing is recorded", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		rules := map[string]storage.ThrottleRule{storage.ScopeAccount: rule(5), storage.ScopeIP: {Limit: 0, Window: time.Hour}}
+		for _, k := range []storage.ThrottleKey{acctIPKey, ipKey} {
+			keys := []storage.ThrottleKey{acctKey, k}
+			_, err := s.RecordFailure(ctx, keys, rules, t0)
+			if err == nil || errors.Is(err, storage.ErrThrottled) {
+				t.Errorf("RecordFailure with %s: err = %v, want a rule error", k.Scope, err)
+			}
+			if _, err := s.CheckThrottle(ctx, keys, rules, t0); err == nil {
+				t.Errorf("CheckThrottle with %s: no error", k.Scope)
+			}
+		}
+		checkThrottle(t, s, rules, t0, states{acctKey: {}})
+	}},
+	{"50 concurrent failures on a key with limit 5: exactly 5 are recorded", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		rules := map[string]storage.ThrottleRule{storage.ScopeAccount: rule(5)}
+		counts := make([]int, 50)
+		errs := race(50, func(i int) error {
+			got, err := s.RecordFailure(ctx, []storage.ThrottleKey{acctKey}, rules, t0)
+			counts[i] = got[acctKey].Failures
+			return err
+		})
+		var recorded []int
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				recorded = append(recorded, counts[i])
+			case !errors.Is(err, storage.ErrThrottled):
+				t.Errorf("call %d: err = %v, want %v", i, err, storage.ErrThrottled)
+			}
+		}
+		slices.Sort(recorded)
+		check(t, []int{1, 2, 3, 4, 5}, recorded) // each saw the ones before it
+		checkThrottle(t, s, rules, t0, states{acctKey: {Failures: 5, BlockedUntil: t0.Add(time.Minute)}})
+	}},
+	{"DistinctAccountsFromIP counts the accounts that failed from that IP since a time", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		rules := map[string]storage.ThrottleRule{
+			storage.ScopeAccount: rule(100), storage.ScopeAccountIP: rule(100), storage.ScopeIP: rule(100),
+		}
+		later := t0.Add(time.Hour)
+		fail(t, s, rules, t0, storage.AccountIPKey("u3", "192.0.2.1"))
+		fail(t, s, rules, later, storage.AccountIPKey("u1", "192.0.2.1"), ipKey, acctKey)
+		fail(t, s, rules, later, storage.AccountIPKey("u1", "192.0.2.1"))
+		fail(t, s, rules, later, storage.AccountIPKey("u2", "192.0.2.1"))
+		fail(t, s, rules, later, storage.AccountIPKey("u4", "192.0.2.10")) // an IP the other is a prefix of
+		fail(t, s, rules, later, storage.AccountIPKey("u5", "2001:db8::1"))
+		for _, tc := range []struct {
+			ip    string
+			since time.Time
+			want  int
+		}{
+			{"192.0.2.1", later, 2},
+			{"192.0.2.1", t0, 3},
+			{"192.0.2.1", later.Add(time.Nanosecond), 0},
+			{"192.0.2.10", t0, 1},
+			{"2001:db8::1", t0, 1},
+			{"198.51.100.1", t0, 0},
+		} {
+			n, err := s.DistinctAccountsFromIP(ctx, tc.ip, tc.since)
+			must(t, err)
+			if n != tc.want {
+				t.Errorf("DistinctAccountsFromIP(%s, %v) = %d, want %d", tc.ip, tc.since, n, tc.want)
+			}
+		}
+	}},
+	{"deleting old throttle rows removes the failures before the cutoff only", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		rules := map[string]storage.ThrottleRule{storage.ScopeAccount: rule(10), storage.ScopeIP: rule(10)}
+		fail(t, s, rules, t0, acctKey, ipKey)
+		fail(t, s, rules, t0.Add(time.Minute), acctKey)
+		fail(t, s, rules, t0.Add(2*time.Minute), acctKey)
+		n, err := s.DeleteOldThrottleRows(ctx, t0.Add(time.Minute))
+		must(t, err)
+		if n != 2 {
+			t.Errorf("deleted %d rows, want 2", n)
+		}
+		checkThrottle(t, s, rules, t0.Add(2*time.Minute), states{acctKey: {Failures: 2}, ipKey: {}})
+	}},
+}
+
+// fail records one failure of keys at now and returns the states.
+func fail(t *testing.T, s storage.Store, rules map[string]storage.ThrottleRule, now time.Time, keys ...storage.ThrottleKey) states {
+	t.Helper()
+	got, err := s.RecordFailure(t.Context(), keys, rules, now)
+	must(t, err)
+	return got
+}
+
+// checkThrottle compares the states of want's keys at now with want.
+func checkThrottle(t *testing.T, s storage.Store, rules map[string]storage.ThrottleRule, now time.Time, want states) {
+	t.Helper()
+	var keys []storage.ThrottleKey
+	for k := range want {
+		keys = append(keys, k)
+	}
+	got, err := s.CheckThrottle(t.Context(), keys, rules, now)
+	must(t, err)
+	check(t, want, got)
+}
