@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/mail"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,6 +33,9 @@ func sub(name string, args []string, setup func(fs *flag.FlagSet)) (*flag.FlagSe
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, nil, err // run prints the usage and exits 0
+			}
 			return nil, nil, usageError{name + ": " + err.Error()}
 		}
 		if fs.NArg() == 0 {
@@ -41,6 +46,10 @@ func sub(name string, args []string, setup func(fs *flag.FlagSet)) (*flag.FlagSe
 	}
 	_ = fs.Parse(pos) // leave positionals in fs.Args()
 	return fs, c, nil
+}
+
+func isHelp(arg string) bool {
+	return arg == "help" || arg == "-h" || arg == "-help" || arg == "--help"
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -66,10 +75,18 @@ type userJSON struct {
 }
 
 func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
-	if len(args) == 0 {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") && !isHelp(args[0]) {
 		return usageError{"users: want create, list, disable, enable, unlock or reset-factors"}
 	}
 	action := args[0]
+	if isHelp(action) {
+		return flag.ErrHelp
+	}
+	switch action {
+	case "create", "list", "disable", "enable", "unlock", "reset-factors":
+	default:
+		return usageError{"users: unknown action " + action}
+	}
 	var username, email, reason string
 	var passwordStdin, admin bool
 	fs, c, err := sub("users "+action, args[1:], func(fs *flag.FlagSet) {
@@ -82,25 +99,36 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 	if err != nil {
 		return err
 	}
-	if username == "" && fs.NArg() > 0 {
-		username = fs.Arg(0)
+	if action == "list" {
+		err = noArgs(fs, "users list")
+	} else {
+		username, err = oneName(fs, "users "+action, username)
 	}
-	st, _, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	switch action {
-	case "create":
+	if action != "create" && action != "list" && username == "" {
+		return usageError{"users " + action + ": name the user"}
+	}
+
+	// Check everything the command line says before touching the data
+	// folder: bad input changes nothing (DESIGN §6).
+	var u storage.User
+	if action == "create" {
 		if err := login.ValidateUsername(username); err != nil {
 			return usageError{"users create: " + err.Error()}
+		}
+		if email != "" {
+			if a, err := mail.ParseAddress(email); err != nil || a.Address != email {
+				return usageError{fmt.Sprintf("users create: --email %q is not an email address", email)}
+			}
 		}
 		if !passwordStdin {
 			return usageError{"users create: --password-stdin is required (passwords never go in flags)"}
 		}
 		line, err := bufio.NewReader(stdin).ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
-			return err
+			return fmt.Errorf("read password: %w", err)
 		}
 		pw := strings.TrimRight(line, "\r\n")
 		if err := factor.ValidatePassword(pw); err != nil {
@@ -115,20 +143,29 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 			return err
 		}
 		now := time.Now().UTC()
-		u := storage.User{ID: id, Username: username, Email: email, PasswordHash: hash, Admin: admin, CreatedAt: now, UpdatedAt: now}
+		u = storage.User{ID: id, Username: username, Email: email, PasswordHash: hash, Admin: admin, CreatedAt: now, UpdatedAt: now}
+	}
+
+	st, _, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	switch action {
+	case "create":
 		if err := st.CreateUser(ctx, u); err != nil {
 			if errors.Is(err, storage.ErrAlreadyExists) {
 				return fmt.Errorf("user %q already exists", username)
 			}
 			return err
 		}
-		if err := adminAudit(ctx, st, "admin.user_created", id, "", reason, nil); err != nil {
+		if err := adminAudit(ctx, st, "admin.user_created", u.ID, "", reason, nil); err != nil {
 			return err
 		}
 		if c.json {
 			return printJSON(stdout, toUserJSON(u))
 		}
-		fmt.Fprintf(stdout, "created user %s (id %s)\n", username, id)
+		fmt.Fprintf(stdout, "created user %s (id %s)\n", username, u.ID)
 		return nil
 	case "list":
 		list, err := st.ListUsers(ctx)
@@ -148,53 +185,70 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 			fmt.Fprintf(tw, "%s\t%s\t%v\t%v\t%s\n", u.Username, u.ID, u.Admin, u.Disabled, u.CreatedAt.Format(time.RFC3339))
 		}
 		return tw.Flush()
-	case "disable", "enable", "unlock", "reset-factors":
-		if username == "" {
-			return usageError{"users " + action + ": name the user"}
-		}
-		u, err := st.UserByUsername(ctx, username)
-		if errors.Is(err, storage.ErrNotFound) {
-			return fmt.Errorf("no user %q", username)
-		}
-		if err != nil {
+	}
+
+	// disable, enable, unlock, reset-factors
+	u, err = st.UserByUsername(ctx, username)
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("no user %q", username)
+	}
+	if err != nil {
+		return err
+	}
+	switch action {
+	case "disable", "enable":
+		u.Disabled = action == "disable"
+		u.UpdatedAt = time.Now().UTC()
+		if err := st.UpdateUser(ctx, u); err != nil {
 			return err
 		}
-		switch action {
-		case "disable", "enable":
-			u.Disabled = action == "disable"
-			u.UpdatedAt = time.Now().UTC()
-			if err := st.UpdateUser(ctx, u); err != nil {
-				return err
-			}
-			if u.Disabled {
-				if _, err := st.DeleteUserSessions(ctx, u.ID, ""); err != nil {
-					return err
-				}
-				if err := st.RevokeUserClientTokens(ctx, u.ID, ""); err != nil {
-					return err
-				}
-			}
-		case "unlock":
-			// Lockouts are per auth request today; unlocking is audited
-			// so the account's history shows the admin's decision.
-		case "reset-factors":
-			if err := st.DeleteUserFactors(ctx, u.ID); err != nil {
-				return err
-			}
+		if u.Disabled {
 			if _, err := st.DeleteUserSessions(ctx, u.ID, ""); err != nil {
 				return err
 			}
+			if err := st.RevokeUserClientTokens(ctx, u.ID, ""); err != nil {
+				return err
+			}
 		}
-		if err := adminAudit(ctx, st, "admin.user_"+strings.ReplaceAll(action, "-", "_"), u.ID, "", reason, nil); err != nil {
+	case "unlock":
+		// Lockouts are per auth request today; unlocking is audited
+		// so the account's history shows the admin's decision.
+	case "reset-factors":
+		if err := st.DeleteUserFactors(ctx, u.ID); err != nil {
 			return err
 		}
-		if c.json {
-			return printJSON(stdout, map[string]string{"user": u.Username, "action": action, "result": "done"})
+		if _, err := st.DeleteUserSessions(ctx, u.ID, ""); err != nil {
+			return err
 		}
-		fmt.Fprintf(stdout, "%s: %s done\n", u.Username, action)
-		return nil
 	}
-	return usageError{"users: unknown action " + action}
+	if err := adminAudit(ctx, st, "admin.user_"+strings.ReplaceAll(action, "-", "_"), u.ID, "", reason, nil); err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(stdout, map[string]string{"user": u.Username, "action": action, "result": "done"})
+	}
+	fmt.Fprintf(stdout, "%s: %s done\n", u.Username, action)
+	return nil
+}
+
+// oneName is the single name a command acts on: the flag or one positional
+// argument, not both. A second name is an error rather than silently ignored.
+func oneName(fs *flag.FlagSet, cmd, flagValue string) (string, error) {
+	switch {
+	case fs.NArg() == 0:
+		return flagValue, nil
+	case fs.NArg() == 1 && flagValue == "":
+		return fs.Arg(0), nil
+	default:
+		return "", usageError{fmt.Sprintf("%s: unexpected argument %q", cmd, fs.Arg(fs.NArg()-1))}
+	}
+}
+
+func noArgs(fs *flag.FlagSet, cmd string) error {
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("%s: unexpected argument %q", cmd, fs.Arg(0))}
+	}
+	return nil
 }
 
 func toUserJSON(u storage.User) userJSON {
@@ -246,11 +300,19 @@ func validateRedirectURI(s string, native bool) error {
 }
 
 func clients(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") && !isHelp(args[0]) {
 		return usageError{"clients: want create, list or delete"}
 	}
 	action := args[0]
-	var id, name, minACR, alg, grants string
+	if isHelp(action) {
+		return flag.ErrHelp
+	}
+	switch action {
+	case "create", "list", "delete":
+	default:
+		return usageError{"clients: unknown action " + action}
+	}
+	var id, name, minACR, alg, grants, configFile string
 	var redirects, postLogout listFlag
 	var public, native, strict, firstParty bool
 	fs, c, err := sub("clients "+action, args[1:], func(fs *flag.FlagSet) {
@@ -265,23 +327,32 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.BoolVar(&firstParty, "first-party", false, "skip the consent page")
 		fs.StringVar(&alg, "id-token-alg", "RS256", "ID token signing algorithm: RS256, ES256 (smaller and ~20x cheaper; use it when the RP library supports it) or EdDSA")
 		fs.StringVar(&grants, "grant", "authorization_code,refresh_token", "grant types, comma-separated")
+		fs.StringVar(&configFile, "config", env("CONFIG", ""), "config file whose levels --min-acr must name")
 	})
 	if err != nil {
 		return err
 	}
-	if id == "" && fs.NArg() > 0 {
-		id = fs.Arg(0)
+	if action == "list" {
+		err = noArgs(fs, "clients list")
+	} else {
+		id, err = oneName(fs, "clients "+action, id)
 	}
-	st, _, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+
+	// Check everything the command line says before touching the data
+	// folder: bad input changes nothing (DESIGN §6).
+	var cl storage.Client
+	var secret string
 	switch action {
 	case "create":
 		var errs []error
-		if id == "" || len(id) > 128 || strings.ContainsAny(id, " :\t\n") {
-			errs = append(errs, errors.New("--id is required (no spaces or ':')"))
+		switch {
+		case id == "" || len(id) > 128 || strings.ContainsAny(id, " :\t\n"):
+			errs = append(errs, errors.New("--id is required (at most 128 characters, no spaces or ':')"))
+		case id == idp.AccountClientID:
+			errs = append(errs, fmt.Errorf("--id %q is the account portal's built-in client", id))
 		}
 		grantList := strings.Split(grants, ",")
 		for _, g := range grantList {
@@ -291,8 +362,7 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 				errs = append(errs, fmt.Errorf("unknown grant %q", g))
 			}
 		}
-		needsRedirect := strings.Contains(grants, "authorization_code")
-		if needsRedirect && len(redirects) == 0 {
+		if slices.Contains(grantList, "authorization_code") && len(redirects) == 0 {
 			errs = append(errs, errors.New("--redirect-uri is required for authorization_code"))
 		}
 		for _, r := range redirects {
@@ -310,20 +380,29 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 		default:
 			errs = append(errs, fmt.Errorf("--id-token-alg %q: want RS256, ES256 or EdDSA", alg))
 		}
-		if public && strings.Contains(grants, "client_credentials") {
+		if public && slices.Contains(grantList, "client_credentials") {
 			errs = append(errs, errors.New("public clients cannot use client_credentials"))
+		}
+		if minACR != "" {
+			// An unknown minimum would fail every sign-in with this client.
+			set, err := loadConfig(configFile)
+			if err != nil {
+				return err
+			}
+			if _, _, ok := set.policy.Lookup(minACR); !ok {
+				errs = append(errs, fmt.Errorf("--min-acr %q is not a configured level (%s)", minACR, strings.Join(set.policy.Values(), ", ")))
+			}
 		}
 		if err := errors.Join(errs...); err != nil {
 			return usageError{"clients create:\n" + err.Error()}
 		}
 		now := time.Now().UTC()
-		cl := storage.Client{
+		cl = storage.Client{
 			ID: id, Name: name, RedirectURIs: redirects, PostLogoutRedirectURIs: postLogout,
 			Public: public, Native: native, GrantTypes: grantList, IDTokenAlg: alg,
 			AccessTokenFormat: "jwt", MinACR: minACR, Strict: strict, FirstParty: firstParty,
 			RequirePKCE: public, CreatedAt: now, UpdatedAt: now,
 		}
-		var secret string
 		if public {
 			cl.AuthMethod = "none"
 		} else {
@@ -333,6 +412,22 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			cl.SecretHash = factor.HashToken(secret)
 		}
+	case "delete":
+		if id == "" {
+			return usageError{"clients delete: name the client"}
+		}
+		if id == idp.AccountClientID {
+			return errors.New("the account portal's client is built in and cannot be deleted")
+		}
+	}
+
+	st, _, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	switch action {
+	case "create":
 		if err := st.CreateClient(ctx, cl); err != nil {
 			if errors.Is(err, storage.ErrAlreadyExists) {
 				return fmt.Errorf("client %q already exists", id)
@@ -373,32 +468,52 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\n", cl.ID, cl.Name, cl.Public, cl.MinACR, strings.Join(cl.RedirectURIs, " "))
 		}
 		return tw.Flush()
-	case "delete":
-		if id == "" {
-			return usageError{"clients delete: name the client"}
-		}
-		if id == idp.AccountClientID {
-			return errors.New("the account portal's client is built in and cannot be deleted")
-		}
-		if err := st.DeleteClient(ctx, id); err != nil {
-			if errors.Is(err, storage.ErrNotFound) {
-				return fmt.Errorf("no client %q", id)
-			}
-			return err
-		}
-		if err := st.RevokeUserClientTokens(ctx, "", id); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return err
-		}
-		if err := adminAudit(ctx, st, "admin.client_deleted", "", id, "", nil); err != nil {
-			return err
-		}
-		if c.json {
-			return printJSON(stdout, map[string]string{"client": id, "result": "deleted"})
-		}
-		fmt.Fprintf(stdout, "deleted client %s\n", id)
-		return nil
 	}
-	return usageError{"clients: unknown action " + action}
+
+	// delete
+	if _, err := st.ClientByID(ctx, id); errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("no client %q", id)
+	} else if err != nil {
+		return err
+	}
+	if err := forgetClient(ctx, st, id); err != nil {
+		return err
+	}
+	if err := st.DeleteClient(ctx, id); err != nil {
+		return err
+	}
+	if err := adminAudit(ctx, st, "admin.client_deleted", "", id, "", nil); err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(stdout, map[string]string{"client": id, "result": "deleted"})
+	}
+	fmt.Fprintf(stdout, "deleted client %s\n", id)
+	return nil
+}
+
+// forgetClient revokes every token issued to the client and drops the
+// consents users gave it, so a client later created with the same ID starts
+// from nothing. It runs before the delete: a failure leaves the client in
+// place for a retry. Tokens are revoked per subject; "" is the subject of
+// client_credentials tokens.
+func forgetClient(ctx context.Context, st storage.Store, id string) error {
+	list, err := st.ListUsers(ctx)
+	if err != nil {
+		return err
+	}
+	if err := st.RevokeUserClientTokens(ctx, "", id); err != nil {
+		return err
+	}
+	for _, u := range list {
+		if err := st.RevokeUserClientTokens(ctx, u.ID, id); err != nil {
+			return err
+		}
+		if err := st.DeleteConsent(ctx, u.ID, id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
 }
 
 func toClientJSON(c storage.Client) clientJSON {
@@ -413,16 +528,28 @@ func toClientJSON(c storage.Client) clientJSON {
 // ---- keys ----
 
 func keys(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") && !isHelp(args[0]) {
 		return usageError{"keys: want rotate or list"}
 	}
 	action := args[0]
+	if isHelp(action) {
+		return flag.ErrHelp
+	}
+	if action != "rotate" && action != "list" {
+		return usageError{"keys: unknown action " + action}
+	}
 	var activateIn time.Duration
-	_, c, err := sub("keys "+action, args[1:], func(fs *flag.FlagSet) {
+	fs, c, err := sub("keys "+action, args[1:], func(fs *flag.FlagSet) {
 		fs.DurationVar(&activateIn, "activate-in", 0, "publish the new keys now, start signing with them after this long")
 	})
 	if err != nil {
 		return err
+	}
+	if err := noArgs(fs, "keys "+action); err != nil {
+		return err
+	}
+	if activateIn < 0 {
+		return usageError{fmt.Sprintf("keys rotate: --activate-in %s is negative", activateIn)}
 	}
 	st, key, err := c.open(ctx)
 	if err != nil {
@@ -496,16 +623,33 @@ func fmtOpt(t time.Time) string {
 // ---- audit ----
 
 func audit(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") && !isHelp(args[0]) {
 		return usageError{"audit: want verify or export"}
 	}
 	action := args[0]
+	if isHelp(action) {
+		return flag.ErrHelp
+	}
+	if action != "verify" && action != "export" {
+		return usageError{"audit: unknown action " + action}
+	}
 	var since string
-	_, c, err := sub("audit "+action, args[1:], func(fs *flag.FlagSet) {
+	fs, c, err := sub("audit "+action, args[1:], func(fs *flag.FlagSet) {
 		fs.StringVar(&since, "since", "", "export events at or after this time (RFC 3339)")
 	})
 	if err != nil {
 		return err
+	}
+	if err := noArgs(fs, "audit "+action); err != nil {
+		return err
+	}
+	f := storage.AuditFilter{}
+	if since != "" {
+		t, err := time.Parse(time.RFC3339, since)
+		if err != nil {
+			return usageError{"audit " + action + ": --since: " + err.Error()}
+		}
+		f.Since = t
 	}
 	st, _, err := c.open(ctx)
 	if err != nil {
@@ -535,25 +679,41 @@ func audit(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "audit chain intact: %d rows\n", len(events))
 		return nil
 	case "export":
-		f := storage.AuditFilter{}
-		if since != "" {
-			t, err := time.Parse(time.RFC3339, since)
-			if err != nil {
-				return usageError{"audit export: --since: " + err.Error()}
-			}
-			f.Since = t
-		}
 		events, err := st.ListAudit(ctx, f)
 		if err != nil {
 			return err
 		}
 		enc := json.NewEncoder(stdout)
 		for _, e := range events {
-			if err := enc.Encode(e); err != nil {
+			if err := enc.Encode(toAuditJSON(e)); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
 	return usageError{"audit: unknown action " + action}
+}
+
+// auditJSON is one exported audit row: snake_case keys like the rest of the
+// CLI's JSON and the database columns, and everything needed to re-check the
+// hash chain outside Keystep (storage.AuditHash).
+type auditJSON struct {
+	Seq       int64             `json:"seq"`
+	Time      time.Time         `json:"time"`
+	Type      string            `json:"type"`
+	UserID    string            `json:"user_id,omitempty"`
+	ActorID   string            `json:"actor_id,omitempty"`
+	ClientID  string            `json:"client_id,omitempty"`
+	IP        string            `json:"ip,omitempty"`
+	UserAgent string            `json:"user_agent,omitempty"`
+	Outcome   string            `json:"outcome"`
+	Reason    string            `json:"reason,omitempty"`
+	Details   map[string]string `json:"details,omitempty"`
+	PrevHash  string            `json:"prev_hash"`
+	Hash      string            `json:"hash"`
+}
+
+func toAuditJSON(e storage.AuditEvent) auditJSON {
+	return auditJSON{e.Seq, e.Time, e.Type, e.UserID, e.ActorID, e.ClientID, e.IP, e.UserAgent,
+		e.Outcome, e.Reason, e.Details, e.PrevHash, e.Hash}
 }

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/keystep/keystep/idp/stepup"
@@ -52,9 +55,16 @@ func loadConfig(path string) (settings, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&fc); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = errors.New("empty file; want a JSON object")
+		}
 		return s, fmt.Errorf("config %s: %w", path, err)
 	}
+	if dec.More() {
+		return s, fmt.Errorf("config %s: unexpected data after the JSON object", path)
+	}
 	var errs []error
+	policyOK := true
 	s.productName = fc.ProductName
 	if len(fc.Levels) > 0 {
 		var levels []stepup.Level
@@ -67,8 +77,8 @@ func loadConfig(path string) (settings, error) {
 				}
 				l.DefaultFreshness = d
 			}
-			for m, v := range lc.PerFactor {
-				d, err := time.ParseDuration(v)
+			for _, m := range slices.Sorted(maps.Keys(lc.PerFactor)) {
+				d, err := time.ParseDuration(lc.PerFactor[m])
 				if err != nil {
 					errs = append(errs, fmt.Errorf("levels[%d].per_factor_freshness.%s: %w", i, m, err))
 					continue
@@ -83,20 +93,25 @@ func loadConfig(path string) (settings, error) {
 		p, err := stepup.NewPolicy(levels)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("levels: %w", err))
+			// The scope minimums name the configured levels, not the
+			// defaults: checking them against the defaults would only add
+			// noise to the levels error above.
+			policyOK = false
 		} else {
 			s.policy = p
 		}
 	}
-	for scope, acr := range fc.ScopeMinACR {
-		if _, _, ok := s.policy.Lookup(acr); !ok {
+	for _, scope := range slices.Sorted(maps.Keys(fc.ScopeMinACR)) {
+		acr := fc.ScopeMinACR[scope]
+		if _, _, ok := s.policy.Lookup(acr); policyOK && !ok {
 			errs = append(errs, fmt.Errorf("scope_min_acr.%s: unknown acr %q", scope, acr))
 		}
 	}
 	s.scopeMinACR = fc.ScopeMinACR
-	for _, p := range fc.TrustedProxies {
+	for i, p := range fc.TrustedProxies {
 		prefix, err := netip.ParsePrefix(p)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("trusted_proxies: %w", err))
+			errs = append(errs, fmt.Errorf("trusted_proxies[%d]: %w", i, err))
 			continue
 		}
 		s.trustedProxies = append(s.trustedProxies, prefix)

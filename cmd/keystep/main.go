@@ -11,11 +11,13 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -38,7 +40,8 @@ func main() {
 	os.Exit(code)
 }
 
-// exitError carries a process exit code.
+// usageError is a problem with the command line: run prints the usage and
+// exits 2.
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
@@ -61,7 +64,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = keys(ctx, args, stdout)
 	case "audit":
 		err = audit(ctx, args, stdout)
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
@@ -71,6 +74,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 0
 	}
 	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usage)
 		return 0
 	}
 	fmt.Fprintln(stderr, "keystep:", err)
@@ -84,13 +88,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 const usage = `Usage:
   keystep [serve] [--addr :8080] [--issuer http://localhost:8080] [--data ./keystep-data]
-                  [--master-key-file FILE] [--config FILE] [--dev]
+                  [--master-key-file FILE] [--config FILE] [--dev] [--log-level info]
   keystep users create --username NAME [--email E] --password-stdin [--admin]
   keystep users list | disable NAME | enable NAME | unlock NAME | reset-factors NAME
   keystep clients create --id ID --redirect-uri URI [--redirect-uri URI …] [--name N]
                   [--public] [--native] [--min-acr ACR] [--strict] [--first-party]
                   [--id-token-alg RS256|ES256|EdDSA] [--post-logout-redirect-uri URI …]
                   [--grant authorization_code,refresh_token,client_credentials]
+                  [--config FILE] (--min-acr is checked against its levels)
   keystep clients list | delete ID
   keystep keys rotate [--activate-in DURATION] | list
   keystep audit verify | export [--since RFC3339]
@@ -121,47 +126,72 @@ func (c *common) open(ctx context.Context) (storage.Store, []byte, error) {
 	if err := os.MkdirAll(c.data, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("data folder: %w", err)
 	}
-	key, err := masterKey(c.masterKeyFile, filepath.Join(c.data, "master.key"))
+	db := filepath.Join(c.data, "keystep.db")
+	key, err := masterKey(c.masterKeyFile, filepath.Join(c.data, "master.key"), db)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(c.data, "keystep.db"))
+	st, err := sqlite.Open(ctx, db)
 	if err != nil {
 		return nil, nil, fmt.Errorf("database: %w", err)
 	}
 	return st, key, nil
 }
 
-// masterKey reads the key file, or generates the default one (mode 0600).
-// An explicit --master-key-file is never generated: a missing one is an error.
-func masterKey(explicit, def string) ([]byte, error) {
+// masterKey reads the key file, or generates the default one (mode 0600) in
+// a new data folder. An explicit --master-key-file is never generated: a
+// missing one is an error. Neither is the default one next to an existing
+// database: a new key cannot open what the lost one sealed.
+func masterKey(explicit, def, db string) ([]byte, error) {
 	path := explicit
 	if path == "" {
 		path = def
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			k, err := factor.NewMasterKey()
-			if err != nil {
-				return nil, err
-			}
-			if err := os.WriteFile(path, []byte(fmt.Sprintf("%x\n", k)), 0o600); err != nil {
-				return nil, fmt.Errorf("write master key: %w", err)
-			}
+		if err := generateMasterKey(path, db); err != nil {
+			return nil, err
 		}
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("master key: %w", err)
 	}
-	var key []byte
-	if _, err := fmt.Sscanf(strings.TrimSpace(string(raw)), "%x", &key); err != nil || len(key) != factor.MasterKeySize {
-		return nil, fmt.Errorf("master key %s: want %d bytes as hex", path, factor.MasterKeySize)
+	key, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil || len(key) != factor.MasterKeySize {
+		return nil, fmt.Errorf("master key %s: want %d bytes as %d hex digits", path, factor.MasterKeySize, 2*factor.MasterKeySize)
 	}
 	return key, nil
 }
 
+// generateMasterKey writes a new key to path unless it exists. O_EXCL makes
+// a concurrent first start use the winner's key instead of overwriting it.
+func generateMasterKey(path, db string) error {
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return nil // present (or unreadable: ReadFile says why)
+	}
+	if _, err := os.Stat(db); err == nil {
+		return fmt.Errorf("master key %s is missing but the database %s exists: restore the key file or pass --master-key-file", path, db)
+	}
+	k, err := factor.NewMasterKey()
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("write master key: %w", err)
+	}
+	_, werr := fmt.Fprintf(f, "%x\n", k)
+	if err := errors.Join(werr, f.Close()); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("write master key %s: %w", path, err)
+	}
+	return nil
+}
+
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // run prints the usage
 	var c common
 	c.register(fs)
 	addr := fs.String("addr", env("ADDR", "localhost:8080"), "listen address")
@@ -170,7 +200,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dev := fs.Bool("dev", env("DEV", "") != "", "development: read templates from ./templates on every request")
 	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{"serve: " + err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("serve: unexpected argument %q", fs.Arg(0))}
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -182,12 +218,25 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Listen before building the server: a taken port fails before anything
+	// is printed, and --addr HOST:0 gets its real port into the issuer.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
 	if *issuer == "" {
-		host := *addr
-		if strings.HasPrefix(host, ":") {
-			host = "localhost" + host
+		host, port, err := net.SplitHostPort(*addr)
+		if err != nil {
+			return usageError{fmt.Sprintf("--addr %q: %v", *addr, err)}
 		}
-		*issuer = "http://" + host
+		if host == "" {
+			host = "localhost"
+		}
+		if port == "0" {
+			port = fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+		}
+		*issuer = "http://" + net.JoinHostPort(host, port)
 	}
 	st, key, err := c.open(ctx)
 	if err != nil {
@@ -211,17 +260,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else if link != "" {
 		fmt.Fprintf(stdout, "\nNo users yet. Create the first administrator here (valid for 24 h, works once):\n\n  %s\n\n", link)
 	}
-	go srv.Maintain(ctx, 10*time.Minute)
+	// The store closes only after Maintain has returned.
+	mctx, stopMaintain := context.WithCancel(ctx)
+	maintained := make(chan struct{})
+	go func() { defer close(maintained); srv.Maintain(mctx, 10*time.Minute) }()
+	defer func() { stopMaintain(); <-maintained }()
 
 	hs := &http.Server{
-		Addr: *addr, Handler: srv,
+		Handler:           srv,
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
 		MaxHeaderBytes: 64 << 10,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.ListenAndServe() }()
-	log.Info("keystep serving", "addr", *addr, "issuer", *issuer, "discovery", *issuer+"/.well-known/openid-configuration")
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("keystep serving", "addr", ln.Addr().String(), "issuer", *issuer, "discovery", *issuer+"/.well-known/openid-configuration")
 	fmt.Fprintf(stdout, "Keystep is serving %s\n", *issuer)
 	select {
 	case err := <-errc:
