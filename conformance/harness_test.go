@@ -180,6 +180,7 @@ func (e *env) addClient(c storage.Client) {
 type browser struct {
 	e      *env
 	client *http.Client
+	ip     string // sent as X-Forwarded-For when set
 }
 
 func (e *env) browser() *browser {
@@ -190,6 +191,7 @@ func (e *env) browser() *browser {
 // page is where a browse ended: either a page of ours or a redirect out.
 type page struct {
 	status   int
+	header   http.Header
 	url      string // the URL of the page (ours)
 	body     string
 	redirect *url.URL // set when the server sent the browser to the RP
@@ -211,6 +213,9 @@ func (p page) has(action string) bool {
 func (b *browser) do(req *http.Request) page {
 	b.e.t.Helper()
 	for range 20 {
+		if b.ip != "" {
+			req.Header.Set("X-Forwarded-For", b.ip)
+		}
 		resp, err := b.client.Do(req)
 		if err != nil {
 			b.e.t.Fatal(err)
@@ -218,7 +223,7 @@ func (b *browser) do(req *http.Request) page {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode < 300 || resp.StatusCode >= 400 {
-			return page{status: resp.StatusCode, url: req.URL.String(), body: string(body)}
+			return page{status: resp.StatusCode, header: resp.Header, url: req.URL.String(), body: string(body)}
 		}
 		loc, err := req.URL.Parse(resp.Header.Get("Location"))
 		if err != nil {

@@ -392,6 +392,18 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 		username = st.user.Username
 	}
 	password := r.PostForm.Get("password")
+	keys := passwordKeys(username, Info(ctx).IP)
+	if err := h.reserve(ctx, keys); err != nil {
+		var th errThrottled
+		if errors.As(err, &th) {
+			if aerr := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "login.throttled", ClientID: st.client.ID, Outcome: "denied", Reason: "too many failed attempts", Details: map[string]string{"username": username}}); aerr != nil {
+				return aerr
+			}
+			h.cfg.Hasher.VerifyDummy(password) // the same cost as a real check
+			return h.tooMany(w, r, th.until)
+		}
+		return err
+	}
 	u, ok, err := h.checkPassword(ctx, username, password)
 	if err != nil {
 		return err
@@ -402,6 +414,9 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 		}
 		st.ar.LoginHint = username
 		return h.dispatch(w, r, st, string(stepup.Password), badCredentials)
+	}
+	if err := h.settle(ctx, keys); err != nil {
+		return err
 	}
 	if st.ar.IDTokenHintSubject != "" && st.ar.IDTokenHintSubject != u.ID {
 		return userError(http.StatusForbidden, "That's a different account", "The app asked for another account. Go back to the app and sign in with the account it expects.")
@@ -456,9 +471,25 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.
 		http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
 		return nil
 	}
+	keys := factorKeys(st.user.ID, st.ar.ID)
+	if err := h.reserve(ctx, keys); err != nil {
+		var th errThrottled
+		if errors.As(err, &th) {
+			if aerr := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.throttled", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "too many wrong codes", Details: map[string]string{"factor": string(m)}}); aerr != nil {
+				return aerr
+			}
+			return h.tooMany(w, r, th.until)
+		}
+		return err
+	}
 	ev, ok, err := verify(ctx, st, r.PostForm.Get("code"))
 	if err != nil {
 		return err
+	}
+	if ok {
+		if err := h.settle(ctx, keys); err != nil {
+			return err
+		}
 	}
 	if !ok {
 		n, err := h.cfg.Store.RecordAuthRequestFailure(ctx, st.ar.ID)

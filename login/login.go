@@ -35,6 +35,8 @@ type Config struct {
 	AccountClientID string
 	ProductName     string
 	Dev             bool
+	// Limits are the throttle rules; nil means DefaultLimits.
+	Limits Limits
 	// WebAuthn is the passkey relying party; nil turns passkeys off.
 	WebAuthn *webauthn.WebAuthn
 }
@@ -73,6 +75,12 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.ProductName == "" {
 		cfg.ProductName = "Keystep"
+	}
+	if cfg.Limits == nil {
+		cfg.Limits = DefaultLimits()
+	}
+	if err := cfg.Limits.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("login limits: %w", err))
 	}
 	r, err := newRenderer(cfg.Templates, cfg.Dev)
 	if err != nil {

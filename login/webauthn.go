@@ -251,6 +251,17 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
+	keys := []storage.ThrottleKey{{Scope: storage.ScopeIP, Key: Info(ctx).IP}}
+	if st.hasSess {
+		keys = factorKeys(st.user.ID, st.ar.ID)
+	}
+	if err := h.reserve(ctx, keys); err != nil {
+		var th errThrottled
+		if errors.As(err, &th) {
+			return userError(http.StatusTooManyRequests, "Too many attempts", "Too many attempts. Wait "+humanWait(th.until.Sub(h.cfg.Now()))+" and try again.")
+		}
+		return err
+	}
 	session, err := h.takeCeremony(ctx, w, r, ceremonyLogin, st.ar.ID)
 	if err != nil {
 		return userError(http.StatusBadRequest, "Try again", err.Error())
@@ -300,6 +311,11 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 	}
 	if pu.creds[idx].Authenticator.CloneWarning {
 		return userError(http.StatusForbidden, "This key can't be used", "This passkey or security key has been blocked. Use another way to sign in.")
+	}
+	if st.hasSess {
+		if err := h.settle(ctx, keys); err != nil {
+			return err
+		}
 	}
 	now := h.cfg.Now()
 	if err := h.saveCredential(ctx, f, *cred, now); err != nil {

@@ -211,8 +211,11 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 			}
 		}
 	case "unlock":
-		// Lockouts are per auth request today; unlocking is audited
-		// so the account's history shows the admin's decision.
+		// Clears the account's password and factor throttles (the
+		// per-account+IP counters of other addresses expire by themselves).
+		if err := login.Unlock(ctx, st, u.Username, u.ID); err != nil {
+			return err
+		}
 	case "reset-factors":
 		if err := st.DeleteUserFactors(ctx, u.ID); err != nil {
 			return err
