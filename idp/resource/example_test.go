@@ -1,0 +1,61 @@
+package resource_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/keystep/keystep/idp/resource"
+)
+
+// An orders API: reading needs any login with the orders:read scope; placing
+// an order needs mfa (or better) within the last 10 minutes; a large order
+// needs a passkey, decided per request.
+func ExampleVerifier_Require() {
+	ctx := context.Background()
+	v, err := resource.Open(ctx, "http://localhost:8080", resource.WithAudience("orders-api"))
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	list := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := resource.ClaimsFrom(r.Context())
+		fmt.Fprintf(w, "orders of %s\n", c.Subject)
+	})
+	place := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := resource.ClaimsFrom(r.Context())
+		amount, _ := strconv.Atoi(r.FormValue("amount"))
+		if amount > 10000 && c.ACR != "phr" && c.ACR != "phrh" {
+			resource.Challenge(w, resource.Requirement{ACR: []string{"phr", "phrh"}}, "Large orders need a passkey")
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /orders", v.Require(resource.Requirement{Scope: []string{"orders:read"}}, list))
+	mux.Handle("POST /orders", v.Require(resource.Requirement{
+		ACR:    []string{"urn:keystep:acr:mfa", "phr", "phrh"},
+		MaxAge: 10 * time.Minute,
+		Scope:  []string{"orders:write"},
+	}, place))
+	log.Fatal(http.ListenAndServe("localhost:9000", mux))
+}
+
+// A client that got a step-up challenge sends the user back to the
+// authorization endpoint with what the API asked for.
+func ExampleParseChallenge() {
+	h := `Bearer error="insufficient_user_authentication", error_description="Large orders need a passkey", acr_values="phr phrh", max_age=600`
+	c, err := resource.ParseChallenge(h)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(c.Error)
+	fmt.Println(c.AuthorizeParams().Encode())
+	// Output:
+	// insufficient_user_authentication
+	// acr_values=phr+phrh&max_age=600
+}

@@ -1,0 +1,88 @@
+// Package resource is for resource servers (APIs) that accept Keystep access
+// tokens, and for the clients that call them.
+//
+// A resource server opens a [Verifier] for the issuer, then wraps each handler
+// with [Verifier.Require] and the [Requirement] it needs: acceptable acr
+// values, a maximum authentication age, scopes. A request that does not meet
+// it gets the OAuth 2.0 Step Up Authentication Challenge (RFC 9470 §3):
+//
+//	401 WWW-Authenticate: Bearer error="insufficient_user_authentication",
+//	    error_description="…", acr_values="urn:keystep:acr:mfa phr", max_age=300
+//
+// and the client, after [ParseChallenge], sends the user back to the
+// authorization endpoint with [ChallengeInfo.AuthorizeParams] (RFC 9470 §4).
+//
+// Tokens are checked locally when they are JWTs (RFC 9068), with keys from the
+// issuer's JWKS, or at the issuer's introspection endpoint (RFC 7662, with the
+// RFC 9470 §6.2 members) when [WithIntrospection] is set. This package imports
+// no other Keystep package, so an API does not link the provider.
+package resource
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// Requirement is what a protected resource needs from the access token.
+type Requirement struct {
+	// ACR lists the acceptable acr values, in order of preference; the
+	// token's acr must equal one of them exactly. Empty accepts any acr,
+	// or none. A challenge names them all (RFC 9470 §3 acr_values).
+	ACR []string
+	// MaxAge, when positive, requires the token's auth_time to be at most
+	// MaxAge before now (RFC 9470 §3 max_age); a token without auth_time
+	// then fails. A challenge states it in whole seconds, rounded down.
+	MaxAge time.Duration
+	// Scope lists scopes the token must all carry (RFC 6750 §3.1
+	// insufficient_scope).
+	Scope []string
+}
+
+// Claims is what a verified access token says about the authentication
+// event and the grant behind it.
+type Claims struct {
+	Subject   string
+	ClientID  string
+	ACR       string
+	SessionID string // sid
+	AMR       []string
+	Scope     []string
+	AuthTime  time.Time // zero when the token has no auth_time
+	Expiry    time.Time
+}
+
+// authenticated reports whether c meets the acr and max_age parts of r at
+// now. A token whose auth_time is ahead of now (clock skew) is fresh.
+func (r Requirement) authenticated(c Claims, now time.Time) bool {
+	if len(r.ACR) > 0 && !slices.Contains(r.ACR, c.ACR) {
+		return false
+	}
+	if r.MaxAge > 0 && (c.AuthTime.IsZero() || now.Sub(c.AuthTime) > r.MaxAge) {
+		return false
+	}
+	return true
+}
+
+// missingScopes returns the scopes of r that c lacks, in r's order.
+func (r Requirement) missingScopes(c Claims) []string {
+	var out []string
+	for _, s := range r.Scope {
+		if !slices.Contains(c.Scope, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+type claimsKey struct{}
+
+// ClaimsFrom returns the claims [Verifier.Require] put in ctx.
+func ClaimsFrom(ctx context.Context) (Claims, bool) {
+	c, ok := ctx.Value(claimsKey{}).(Claims)
+	return c, ok
+}
+
+func withClaims(ctx context.Context, c Claims) context.Context {
+	return context.WithValue(ctx, claimsKey{}, c)
+}
