@@ -181,6 +181,7 @@ type browser struct {
 	e      *env
 	client *http.Client
 	ip     string // sent as X-Forwarded-For when set
+	ua     string // User-Agent when set
 }
 
 func (e *env) browser() *browser {
@@ -215,6 +216,9 @@ func (b *browser) do(req *http.Request) page {
 	for range 20 {
 		if b.ip != "" {
 			req.Header.Set("X-Forwarded-For", b.ip)
+		}
+		if b.ua != "" {
+			req.Header.Set("User-Agent", b.ua)
 		}
 		resp, err := b.client.Do(req)
 		if err != nil {

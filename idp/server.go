@@ -53,6 +53,10 @@ type Config struct {
 	// TemplatesDir, when set, serves templates from disk and re-reads them
 	// on every render (--dev).
 	TemplatesDir string
+	// Risk configures the risk engine; zero means login.DefaultRiskConfig.
+	Risk login.RiskConfig
+	// Limits are the throttle rules; nil means login.DefaultLimits.
+	Limits login.Limits
 	// Registry receives the server's metrics; nil makes a private one.
 	Registry *prometheus.Registry
 }
@@ -198,6 +202,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		Hasher: cfg.Hasher, Sealer: sealer, Audit: auditor, Log: cfg.Logger, Now: now,
 		Cookies: cookies, Callback: callback, Issuer: cfg.Issuer, AccountClientID: AccountClientID,
 		ProductName: cfg.ProductName, Dev: cfg.TemplatesDir != "", WebAuthn: wa,
+		Risk: cfg.Risk, Limits: cfg.Limits,
 	})
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
@@ -148,8 +149,16 @@ func (h *Handler) requireLevel(w http.ResponseWriter, r *http.Request, a *accoun
 
 // mayBootstrap is DESIGN §3.3's one exception: a user with no second factor
 // may add the first one after entering the password in the last 10 minutes.
-func (h *Handler) mayBootstrap(a *accountState) bool {
+func (h *Handler) mayBootstrap(r *http.Request, a *accountState) bool {
 	if hasSecondFactor(a.factors) {
+		return false
+	}
+	// Refused when risk is high: a stolen password from a strange place must
+	// not be able to bind the attacker's own second factor.
+	info := Info(r.Context())
+	ra, _, err := h.assessor.Assess(r.Context(), RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
+		UserAgent: info.UserAgent, DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &a.sess})
+	if err != nil || ra.Band >= risk.High || ra.Deny {
 		return false
 	}
 	for _, f := range a.sess.Factors {
@@ -216,12 +225,12 @@ func (h *Handler) accountData(ctx context.Context, r *http.Request, a *accountSt
 }
 
 var notices = map[string]string{
-	"totp-added":      "Your authenticator app is set up.",
-	"totp-removed":    "The authenticator app was removed.",
-	"passkey-added":   "Your passkey is ready. You can use it to sign in.",
-	"password":        "Your password was changed. Other sessions were signed out.",
-	"sessions":        "Your other sessions were signed out.",
-	"factor-removed":  "The passkey or security key was removed.",
+	"totp-added":     "Your authenticator app is set up.",
+	"totp-removed":   "The authenticator app was removed.",
+	"passkey-added":  "Your passkey is ready. You can use it to sign in.",
+	"password":       "Your password was changed. Other sessions were signed out.",
+	"sessions":       "Your other sessions were signed out.",
+	"factor-removed": "The passkey or security key was removed.",
 }
 
 func (h *Handler) accountHome(w http.ResponseWriter, r *http.Request) error {
@@ -324,7 +333,7 @@ func (h *Handler) pendingAD(a *accountState) []byte {
 }
 
 func (h *Handler) totpGate(w http.ResponseWriter, r *http.Request, a *accountState, returnTo string) (bool, error) {
-	if h.mayBootstrap(a) {
+	if h.mayBootstrap(r, a) {
 		return true, nil
 	}
 	if !hasSecondFactor(a.factors) {

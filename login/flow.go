@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
@@ -23,6 +25,8 @@ type flowState struct {
 	hasSess  bool // a session for the right user exists
 	factors  []storage.Factor
 	recovery int
+	risk     risk.Assessment
+	signIn   storage.SignIn // this sign-in, recorded as history when it completes
 }
 
 var errExpiredRequest = userError(http.StatusBadRequest, "This sign-in link has expired",
@@ -129,6 +133,9 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *flowState
 		}
 		return h.showFactor(w, r, st, stepup.Decision{Next: []stepup.Method{stepup.Password}, Reasons: []stepup.Reason{stepup.ReasonNoSession}}, stepup.Password, problem)
 	}
+	if err := h.assessRisk(r, st, &in); err != nil {
+		return err
+	}
 	d := stepup.Decide(h.cfg.Policy, in)
 	switch d.Outcome {
 	case stepup.Satisfied:
@@ -141,6 +148,29 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *flowState
 		m = stepup.Method(method)
 	}
 	return h.showFactor(w, r, st, d, m, problem)
+}
+
+// assessRisk assesses this sign-in and raises the input accordingly.
+func (h *Handler) assessRisk(r *http.Request, st *flowState, in *stepup.Input) error {
+	info := Info(r.Context())
+	a, cur, err := h.assessor.Assess(r.Context(), RiskInput{
+		User: st.user, ClientID: st.client.ID, Scopes: st.ar.Scopes, IP: info.IP, UserAgent: info.UserAgent,
+		DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &st.sess,
+	})
+	if err != nil {
+		return err
+	}
+	st.risk, st.signIn = a, cur
+	applyRisk(h.cfg.Policy, in, a)
+	return nil
+}
+
+// riskDetails are an assessment's audit fields.
+func riskDetails(a risk.Assessment, d map[string]string) map[string]string {
+	d["risk_score"] = strconv.Itoa(a.Score)
+	d["risk_band"] = a.Band.String()
+	d["risk_signals"] = signalNames(a)
+	return d
 }
 
 // finish completes the request once the level is met (and consent given).
@@ -158,15 +188,20 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, st *flowState, 
 	req := acrRequestOf(st.ar)
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{
 		Type: "login.completed", UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success",
-		Details: map[string]string{
+		Details: riskDetails(st.risk, map[string]string{
 			"requested_acr": strings.Join(req.Values, " "), "achieved_acr": d.ACR,
-			"amr": strings.Join(d.AMR, " "), "target": d.Target,
-		},
+			"amr": strings.Join(d.AMR, " "), "target": d.Target, "risk_waived": strconv.FormatBool(d.RiskWaived),
+		}),
 	}); err != nil {
 		return err
 	}
 	if err := h.cfg.Store.CompleteAuthRequest(ctx, st.ar.ID, res); err != nil {
 		return err
+	}
+	if st.signIn.UserID != "" {
+		if err := h.cfg.Store.RecordSignIn(ctx, st.signIn); err != nil {
+			return err
+		}
 	}
 	http.Redirect(w, r, h.cfg.Callback(ctx, st.ar.ID), http.StatusSeeOther)
 	return nil
@@ -179,7 +214,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, st *flowState, co
 	req := acrRequestOf(st.ar)
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{
 		Type: "login.failed", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "failure", Reason: code,
-		Details: map[string]string{"requested_acr": strings.Join(req.Values, " "), "why": why},
+		Details: riskDetails(st.risk, map[string]string{"requested_acr": strings.Join(req.Values, " "), "why": why}),
 	}); err != nil {
 		return err
 	}
@@ -267,6 +302,9 @@ func explain(st *flowState, d stepup.Decision) (headline, reason string) {
 	case !st.hasSess || has(stepup.ReasonNoSession) && len(st.sess.Factors) == 0:
 		return "Sign in", "to continue to " + name
 	case has(stepup.ReasonRisk):
+		if rs := st.risk.Reasons(); len(rs) > 0 {
+			return "Confirm it's you", rs[0] + " To keep your account safe, we need one more check."
+		}
 		return "Confirm it's you", "Something about this sign-in is unusual, so we need one more check."
 	case has(stepup.ReasonRequested), has(stepup.ReasonClientMin), has(stepup.ReasonScope):
 		return name + " needs you to confirm it's you", "This part of " + name + " asks for an extra check."
@@ -392,7 +430,17 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 		username = st.user.Username
 	}
 	password := r.PostForm.Get("password")
-	keys := passwordKeys(username, Info(ctx).IP)
+	ip := Info(ctx).IP
+	keys := passwordKeys(username, ip)
+	if until, err := h.ipBlocked(ctx, ip); err != nil {
+		return err
+	} else if !until.IsZero() {
+		h.cfg.Hasher.VerifyDummy(password)
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "login.throttled", ClientID: st.client.ID, Outcome: "denied", Reason: "too many failures from this address", Details: map[string]string{"username": username}}); err != nil {
+			return err
+		}
+		return h.tooMany(w, r, until)
+	}
 	if err := h.reserve(ctx, keys); err != nil {
 		var th errThrottled
 		if errors.As(err, &th) {
@@ -410,6 +458,9 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !ok {
 		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "login.password", UserID: u.ID, ClientID: st.client.ID, Outcome: "failure", Reason: "bad credentials", Details: map[string]string{"username": username}}); err != nil {
+			return err
+		}
+		if err := h.countIPFailure(ctx, ip); err != nil {
 			return err
 		}
 		st.ar.LoginHint = username
@@ -597,6 +648,9 @@ func (h *Handler) postConsent(w http.ResponseWriter, r *http.Request) error {
 	// Consent is given; prompt=consent has been honoured for this request.
 	st.ar.Prompt = slices.DeleteFunc(st.ar.Prompt, func(p string) bool { return p == "consent" })
 	in := h.input(st)
+	if err := h.assessRisk(r, st, &in); err != nil {
+		return err
+	}
 	d := stepup.Decide(h.cfg.Policy, in)
 	if d.Outcome != stepup.Satisfied {
 		http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)

@@ -37,14 +37,17 @@ type Config struct {
 	Dev             bool
 	// Limits are the throttle rules; nil means DefaultLimits.
 	Limits Limits
+	// Risk is the risk engine's configuration; zero means DefaultRiskConfig.
+	Risk RiskConfig
 	// WebAuthn is the passkey relying party; nil turns passkeys off.
 	WebAuthn *webauthn.WebAuthn
 }
 
 // Handler serves the hosted UI.
 type Handler struct {
-	cfg Config
-	r   *renderer
+	cfg      Config
+	r        *renderer
+	assessor *Assessor
 }
 
 // Session and challenge limits.
@@ -82,6 +85,15 @@ func New(cfg Config) (*Handler, error) {
 	if err := cfg.Limits.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("login limits: %w", err))
 	}
+	if cfg.Risk.Rules.Weights == nil {
+		cfg.Risk.Rules = DefaultRiskConfig().Rules
+	}
+	if cfg.Risk.Window <= 0 {
+		cfg.Risk.Window = DefaultRiskConfig().Window
+	}
+	if err := cfg.Risk.Rules.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("risk rules: %w", err))
+	}
 	r, err := newRenderer(cfg.Templates, cfg.Dev)
 	if err != nil {
 		errs = append(errs, err)
@@ -89,7 +101,7 @@ func New(cfg Config) (*Handler, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &Handler{cfg: cfg, r: r}, nil
+	return &Handler{cfg: cfg, r: r, assessor: &Assessor{Store: cfg.Store, Risk: cfg.Risk, Limits: cfg.Limits, Now: cfg.Now}}, nil
 }
 
 // Register mounts the UI routes.

@@ -61,14 +61,43 @@ func (l Limits) rules() map[string]storage.ThrottleRule { return l }
 // usernames are throttled exactly like real ones (no enumeration).
 func accountKey(username string) string { return "u:" + strings.ToLower(username) }
 
+// passwordKeys are reserved before a password is checked. The per-IP
+// counter is not among them: a success could not take its reservation back,
+// and shared addresses (offices, carrier NAT) would pile up "failures" from
+// good sign-ins. It is checked before and counted after a real failure.
 func passwordKeys(username, ip string) []storage.ThrottleKey {
 	a := accountKey(username)
 	return []storage.ThrottleKey{
 		{Scope: storage.ScopeAccount, Key: a},
 		{Scope: scopeAccountLock, Key: a},
 		storage.AccountIPKey(a, ip),
-		{Scope: storage.ScopeIP, Key: ip},
 	}
+}
+
+func ipKey(ip string) []storage.ThrottleKey {
+	return []storage.ThrottleKey{{Scope: storage.ScopeIP, Key: ip}}
+}
+
+// ipBlocked reports whether the address is blocked, and until when.
+func (h *Handler) ipBlocked(ctx context.Context, ip string) (time.Time, error) {
+	states, err := h.cfg.Store.CheckThrottle(ctx, ipKey(ip), h.cfg.Limits.rules(), h.cfg.Now())
+	if err != nil {
+		return time.Time{}, err
+	}
+	if until := storage.ThrottledUntil(states); until.After(h.cfg.Now()) {
+		return until, nil
+	}
+	return time.Time{}, nil
+}
+
+// countIPFailure adds a failure to the address; reaching the limit there
+// is fine (the address is then blocked).
+func (h *Handler) countIPFailure(ctx context.Context, ip string) error {
+	_, err := h.cfg.Store.RecordFailure(ctx, ipKey(ip), h.cfg.Limits.rules(), h.cfg.Now())
+	if errors.Is(err, storage.ErrThrottled) {
+		return nil
+	}
+	return err
 }
 
 func factorKeys(userID, requestID string) []storage.ThrottleKey {

@@ -386,7 +386,7 @@ type registerVerifyRequest struct {
 // level it grants (phr), or the user's highest reachable level when phr is
 // out of reach (their first passkey), fresh within 10 minutes; or bootstrap.
 func (h *Handler) passkeyGate(w http.ResponseWriter, r *http.Request, a *accountState) (bool, error) {
-	if h.mayBootstrap(a) {
+	if h.mayBootstrap(r, a) {
 		return true, nil
 	}
 	if !hasSecondFactor(a.factors) {
@@ -534,7 +534,7 @@ func (h *Handler) requireAccountJSON(r *http.Request) (*accountState, error) {
 // passkeyGateJSON checks the gate without redirecting; the page that
 // offers "Add a passkey" has already sent the user through the step-up.
 func (h *Handler) passkeyGateJSON(r *http.Request, a *accountState) (bool, error) {
-	if h.mayBootstrap(a) {
+	if h.mayBootstrap(r, a) {
 		return true, nil
 	}
 	acr := levelSFA

@@ -43,6 +43,7 @@ type Store interface {
 	OneTimeTokens
 	Audit
 	Throttle
+	History
 
 	// Ping reports whether the backend is reachable (readiness).
 	Ping(ctx context.Context) error
@@ -500,4 +501,38 @@ type Throttle interface {
 	// early: pass at most now minus the largest Window + Max of any rule
 	// (and no later than the since of DistinctAccountsFromIP).
 	DeleteOldThrottleRows(ctx context.Context, before time.Time) (int, error)
+}
+
+// SignIn is one completed sign-in, kept as the user's history for risk:
+// which devices and networks are the user's own, and where they last were.
+type SignIn struct {
+	UserID   string
+	At       time.Time
+	IP       string
+	Network  string // the IP's /24 (IPv4) or /48 (IPv6)
+	DeviceID string // hash of the browser's long-lived device cookie
+	// Location, when the operator configured CIDR→location data.
+	HasLocation bool
+	Lat, Lon    float64
+	Place       string
+}
+
+// HistoryFacts is what a user's history says about a sign-in attempt.
+type HistoryFacts struct {
+	Any          bool   // the user has signed in before
+	DeviceKnown  bool   // this device completed a sign-in for the user before
+	NetworkKnown bool   // this network did
+	Last         SignIn // the latest sign-in (zero when none)
+}
+
+// History stores sign-in history for the risk engine.
+type History interface {
+	// RecordSignIn stores s and marks its device and network as known for
+	// the user (first and last seen).
+	RecordSignIn(ctx context.Context, s SignIn) error
+	// SignInHistory answers, in one read, what the history says about a
+	// sign-in from deviceID on network.
+	SignInHistory(ctx context.Context, userID, deviceID, network string) (HistoryFacts, error)
+	// ForgetDevice removes one known device of a user.
+	ForgetDevice(ctx context.Context, userID, deviceID string) error
 }

@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"OneTimeTokens", oneTimeTokenTests},
 		{"Audit", auditTests},
 		{"Throttle", throttleTests},
+		{"History", historyTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

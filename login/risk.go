@@ -1,0 +1,147 @@
+package login
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/keystep/keystep/idp/risk"
+	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/storage"
+)
+
+// RiskConfig is the operator's risk settings (DESIGN §3.4).
+type RiskConfig struct {
+	Rules            risk.Rules
+	Locations        *risk.Locations // CIDR → location, for impossible travel; nil: off
+	Deny, Suspicious *risk.Prefixes  // operator IP lists; nil: none
+	SensitiveClients []string
+	SensitiveScopes  []string
+	// Window is how far back failures and usernames per IP are counted.
+	Window time.Duration
+}
+
+// DefaultRiskConfig is the default rules with no lists or locations.
+func DefaultRiskConfig() RiskConfig {
+	return RiskConfig{Rules: risk.DefaultRules(), Window: time.Hour}
+}
+
+// Assessor gathers a sign-in's facts from storage and assesses them. It
+// only reads, so the explain tool can run the same code with no effect.
+type Assessor struct {
+	Store  storage.Store
+	Risk   RiskConfig
+	Limits Limits
+	Now    func() time.Time
+}
+
+// RiskInput is one sign-in attempt as the assessor sees it.
+type RiskInput struct {
+	User      storage.User
+	ClientID  string
+	Scopes    []string
+	IP        string
+	UserAgent string
+	DeviceID  string           // hash of the browser's device cookie
+	Session   *storage.Session // the session presented, if any
+}
+
+// Assess returns the assessment and the history it was based on.
+func (a *Assessor) Assess(ctx context.Context, in RiskInput) (risk.Assessment, storage.SignIn, error) {
+	now := a.Now()
+	f := risk.Facts{Now: now}
+	addr, _ := netip.ParseAddr(in.IP)
+	network := ""
+	if addr.IsValid() {
+		network = risk.Network(addr).String()
+	}
+	hist, err := a.Store.SignInHistory(ctx, in.User.ID, in.DeviceID, network)
+	if err != nil {
+		return risk.Assessment{}, storage.SignIn{}, err
+	}
+	f.FirstSignIn = !hist.Any
+	f.DeviceKnown, f.NetworkKnown = hist.DeviceKnown, hist.NetworkKnown
+	if s := in.Session; s != nil {
+		prev, _ := netip.ParseAddr(s.IP)
+		f.SessionNetworkChanged = prev.IsValid() && addr.IsValid() && risk.Network(prev) != risk.Network(addr)
+		f.SessionAgentChanged = s.UserAgent != in.UserAgent
+	}
+	acct := accountKey(in.User.Username)
+	states, err := a.Store.CheckThrottle(ctx, []storage.ThrottleKey{{Scope: storage.ScopeAccount, Key: acct}, {Scope: storage.ScopeIP, Key: in.IP}}, a.Limits.rules(), now)
+	if err != nil {
+		return risk.Assessment{}, storage.SignIn{}, err
+	}
+	f.AccountFailures = states[storage.ThrottleKey{Scope: storage.ScopeAccount, Key: acct}].Failures
+	f.IPFailures = states[storage.ThrottleKey{Scope: storage.ScopeIP, Key: in.IP}].Failures
+	if f.IPUsernames, err = a.Store.DistinctAccountsFromIP(ctx, in.IP, now.Add(-a.Risk.Window)); err != nil {
+		return risk.Assessment{}, storage.SignIn{}, err
+	}
+	if addr.IsValid() {
+		f.IPDenied = a.Risk.Deny != nil && a.Risk.Deny.Contains(addr)
+		f.IPSuspicious = a.Risk.Suspicious != nil && a.Risk.Suspicious.Contains(addr)
+	}
+	cur := storage.SignIn{UserID: in.User.ID, At: now, IP: in.IP, Network: network, DeviceID: in.DeviceID}
+	if a.Risk.Locations != nil && addr.IsValid() {
+		if loc, ok := a.Risk.Locations.Lookup(addr); ok {
+			cur.HasLocation, cur.Lat, cur.Lon, cur.Place = true, loc.Lat, loc.Lon, loc.Place
+			if hist.Last.HasLocation {
+				f.Travel = &risk.Travel{
+					From:   risk.Location{Lat: hist.Last.Lat, Lon: hist.Last.Lon, Place: hist.Last.Place},
+					FromAt: hist.Last.At,
+					To:     loc,
+				}
+			}
+		}
+	}
+	f.SensitiveClient = slices.Contains(a.Risk.SensitiveClients, in.ClientID)
+	for _, s := range in.Scopes {
+		if slices.Contains(a.Risk.SensitiveScopes, s) {
+			f.SensitiveScope = true
+		}
+	}
+	return risk.Assess(f, a.Risk.Rules), cur, nil
+}
+
+// applyRisk raises the stepup input by the assessment. Risk never lowers a
+// floor and never stands in for a factor (DESIGN §3.3). Session drift makes
+// the session's factors count as not fresh: the user proves the session's
+// current level again.
+func applyRisk(p *stepup.Policy, in *stepup.Input, a risk.Assessment) {
+	in.RiskFloor, in.RiskHard, in.RiskDeny = a.Floor, a.Hard, a.Deny
+	if !a.Reauth || len(in.Done) == 0 {
+		return
+	}
+	cur := stepup.Decide(p, stepup.Input{RequestTime: in.RequestTime, Now: in.Now, Done: in.Done, Enrolled: in.Enrolled})
+	in.Done = nil
+	if cur.Outcome == stepup.Satisfied {
+		in.RiskFloor = higher(p, in.RiskFloor, cur.ACR)
+	}
+}
+
+// higher returns the higher of two levels ("" is lowest).
+func higher(p *stepup.Policy, a, b string) string {
+	ra, _, oka := p.Lookup(a)
+	rb, _, okb := p.Lookup(b)
+	switch {
+	case !oka:
+		return b
+	case !okb:
+		return a
+	case rb > ra:
+		return b
+	}
+	return a
+}
+
+// signalNames lists an assessment's signals for audit.
+func signalNames(a risk.Assessment) string {
+	out := ""
+	for i, s := range a.Signals {
+		if i > 0 {
+			out += " "
+		}
+		out += s.Name
+	}
+	return out
+}
