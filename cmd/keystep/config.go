@@ -12,7 +12,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login"
 )
 
 // fileConfig is the optional --config file (JSON). Unknown fields are errors,
@@ -22,6 +24,29 @@ type fileConfig struct {
 	Levels         []levelConfig     `json:"levels"`
 	ScopeMinACR    map[string]string `json:"scope_min_acr"`
 	TrustedProxies []string          `json:"trusted_proxies"`
+	Risk           *riskConfig       `json:"risk"`
+}
+
+// riskConfig overrides the risk engine's defaults (DESIGN §3.4). Omitted
+// fields keep their defaults.
+type riskConfig struct {
+	Weights          map[string]int `json:"weights"`
+	Medium           *int           `json:"medium"`
+	High             *int           `json:"high"`
+	OnMedium         *riskAction    `json:"on_medium"`
+	OnHigh           *riskAction    `json:"on_high"`
+	DenyCIDRs        []string       `json:"deny_cidrs"`
+	SuspiciousCIDRs  []string       `json:"suspicious_cidrs"`
+	LocationsCSV     string         `json:"locations_csv"`
+	SensitiveClients []string       `json:"sensitive_clients"`
+	SensitiveScopes  []string       `json:"sensitive_scopes"`
+	MaxTravelKmh     *float64       `json:"max_travel_kmh"`
+}
+
+type riskAction struct {
+	Floor string `json:"floor"`
+	Hard  bool   `json:"hard"`
+	Deny  bool   `json:"deny"`
 }
 
 type levelConfig struct {
@@ -38,12 +63,13 @@ type settings struct {
 	policy         *stepup.Policy
 	scopeMinACR    map[string]string
 	trustedProxies []netip.Prefix
+	risk           login.RiskConfig
 }
 
 // loadConfig reads and validates path ("" = defaults), reporting every
 // problem at once.
 func loadConfig(path string) (settings, error) {
-	s := settings{policy: stepup.DefaultPolicy()}
+	s := settings{policy: stepup.DefaultPolicy(), risk: login.DefaultRiskConfig()}
 	if path == "" {
 		return s, nil
 	}
@@ -116,8 +142,72 @@ func loadConfig(path string) (settings, error) {
 		}
 		s.trustedProxies = append(s.trustedProxies, prefix)
 	}
+	if fc.Risk != nil {
+		errs = append(errs, applyRisk(&s, fc.Risk, policyOK)...)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return s, fmt.Errorf("config %s:\n%w", path, err)
 	}
 	return s, nil
+}
+
+// applyRisk overlays rc on the default risk settings.
+func applyRisk(s *settings, rc *riskConfig, policyOK bool) []error {
+	var errs []error
+	rules := &s.risk.Rules
+	for name, w := range rc.Weights {
+		rules.Weights[name] = w
+	}
+	if rc.Medium != nil {
+		rules.Medium = *rc.Medium
+	}
+	if rc.High != nil {
+		rules.High = *rc.High
+	}
+	if rc.MaxTravelKmh != nil {
+		rules.MaxTravelKmh = *rc.MaxTravelKmh
+	}
+	for band, act := range map[string]struct {
+		in  *riskAction
+		out *risk.Action
+	}{"on_medium": {rc.OnMedium, &rules.OnMedium}, "on_high": {rc.OnHigh, &rules.OnHigh}} {
+		if act.in == nil {
+			continue
+		}
+		*act.out = risk.Action{Floor: act.in.Floor, Hard: act.in.Hard, Deny: act.in.Deny}
+		if act.in.Floor != "" && policyOK {
+			if _, _, ok := s.policy.Lookup(act.in.Floor); !ok {
+				errs = append(errs, fmt.Errorf("risk.%s.floor: unknown acr %q", band, act.in.Floor))
+			}
+		}
+	}
+	if err := rules.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("risk: %w", err))
+	}
+	var err error
+	if len(rc.DenyCIDRs) > 0 {
+		if s.risk.Deny, err = risk.ParsePrefixes(rc.DenyCIDRs); err != nil {
+			errs = append(errs, fmt.Errorf("risk.deny_cidrs: %w", err))
+		}
+	}
+	if len(rc.SuspiciousCIDRs) > 0 {
+		if s.risk.Suspicious, err = risk.ParsePrefixes(rc.SuspiciousCIDRs); err != nil {
+			errs = append(errs, fmt.Errorf("risk.suspicious_cidrs: %w", err))
+		}
+	}
+	if rc.LocationsCSV != "" {
+		f, err := os.Open(rc.LocationsCSV)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("risk.locations_csv: %w", err))
+		} else {
+			s.risk.Locations, err = risk.ParseLocations(f)
+			f.Close()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("risk.locations_csv %s: %w", rc.LocationsCSV, err))
+			}
+		}
+	}
+	s.risk.SensitiveClients = rc.SensitiveClients
+	s.risk.SensitiveScopes = rc.SensitiveScopes
+	return errs
 }

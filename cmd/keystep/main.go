@@ -64,6 +64,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = keys(ctx, args, stdout)
 	case "audit":
 		err = audit(ctx, args, stdout)
+	case "explain":
+		err = explain(ctx, args, stdout)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -99,6 +101,7 @@ const usage = `Usage:
   keystep clients list | delete ID
   keystep keys rotate [--activate-in DURATION] | list
   keystep audit verify | export [--since RFC3339]
+  keystep explain --user NAME --client ID [--acr ACR] [--ip IP] [--device new|known] [--scope S] [--config FILE]
 Every command takes --data DIR (KEYSTEP_DATA) and --json for machine-readable output.
 `
 
@@ -246,7 +249,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := idp.Config{
 		Issuer: *issuer, Store: st, MasterKey: key, Policy: set.policy,
 		ScopeMinACR: set.scopeMinACR, TrustedProxies: set.trustedProxies,
-		Logger: log, ProductName: set.productName,
+		Logger: log, ProductName: set.productName, Risk: set.risk,
 	}
 	if *dev {
 		cfg.TemplatesDir = "templates"
