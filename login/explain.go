@@ -124,4 +124,3 @@ func (x Explanation) Summary() string {
 	}
 	return b.String()
 }
-
