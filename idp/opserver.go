@@ -2,13 +2,16 @@ package idp
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -52,7 +55,21 @@ func (s *opServer) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.
 // VerifyClient remembers which client authenticated, so ID tokens are
 // signed with that client's registered algorithm.
 func (s *opServer) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
-	c, err := s.LegacyServer.VerifyClient(ctx, r)
+	var c op.Client
+	var err error
+	if r.Data.ClientAssertionType == oidc.ClientAssertionTypeJWTAssertion {
+		// The library sends client_credentials requests to the secret
+		// check before looking at an assertion; private_key_jwt clients
+		// need the assertion path for every grant.
+		c, err = s.verifyAssertion(ctx, r.Data.ClientAssertion)
+		if err == nil && oidc.GrantType(r.Form.Get("grant_type")) == oidc.GrantTypeClientCredentials {
+			if cl, ok := c.(*client); !ok || !cl.hasGrant(oidc.GrantTypeClientCredentials) {
+				err = oidc.ErrUnauthorizedClient().WithDescription("client may not use client_credentials")
+			}
+		}
+	} else {
+		c, err = s.LegacyServer.VerifyClient(ctx, r)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -81,4 +98,35 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 		return nil, oidc.ErrInvalidScope().WithDescription("the openid scope is required")
 	}
 	return s.LegacyServer.Authorize(ctx, r)
+}
+
+// verifyAssertion checks a private_key_jwt client assertion (RFC 7523 §3)
+// and spends its jti, so a captured assertion cannot be replayed while it
+// is still unexpired (the library checks signature, issuer, audience and
+// age, not replay).
+func (s *opServer) verifyAssertion(ctx context.Context, assertion string) (op.Client, error) {
+	ex, ok := s.Provider().(op.JWTAuthorizationGrantExchanger)
+	if !ok {
+		return nil, oidc.ErrInvalidClient().WithDescription("private_key_jwt not supported")
+	}
+	c, err := op.AuthorizePrivateJWTKey(ctx, assertion, ex)
+	if err != nil {
+		// RFC 6749 §5.2: a failed client authentication is invalid_client.
+		return nil, oidc.ErrInvalidClient().WithDescription("client assertion invalid").WithParent(err)
+	}
+	var claims struct {
+		JTI string `json:"jti"`
+		Exp int64  `json:"exp"`
+	}
+	if _, err := oidc.ParseToken(assertion, &claims); err != nil || claims.JTI == "" || claims.Exp == 0 {
+		return nil, oidc.ErrInvalidClient().WithDescription("client assertion needs jti and exp")
+	}
+	err = s.store.CreateOneTimeToken(ctx, "client_assertion", factor.HashToken(c.GetID()+"\x00"+claims.JTI), time.Unix(claims.Exp, 0).Add(time.Minute))
+	if errors.Is(err, storage.ErrAlreadyExists) {
+		return nil, oidc.ErrInvalidClient().WithDescription("client assertion already used")
+	}
+	if err != nil {
+		return nil, oidc.ErrServerError().WithParent(err)
+	}
+	return c, nil
 }
