@@ -10,10 +10,13 @@ import (
 	"io"
 	"net/mail"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/login"
@@ -315,7 +318,7 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 	default:
 		return usageError{"clients: unknown action " + action}
 	}
-	var id, name, minACR, alg, grants, configFile string
+	var id, name, minACR, alg, grants, configFile, jwksFile string
 	var redirects, postLogout listFlag
 	var public, native, strict, firstParty bool
 	fs, c, err := sub("clients "+action, args[1:], func(fs *flag.FlagSet) {
@@ -331,6 +334,7 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.StringVar(&alg, "id-token-alg", "RS256", "ID token signing algorithm: RS256, ES256 (smaller and ~20x cheaper; use it when the RP library supports it) or EdDSA")
 		fs.StringVar(&grants, "grant", "authorization_code,refresh_token", "grant types, comma-separated")
 		fs.StringVar(&configFile, "config", env("CONFIG", ""), "config file whose levels --min-acr must name")
+		fs.StringVar(&jwksFile, "jwks-file", "", "the client's public keys (JWK Set): it authenticates with private_key_jwt instead of a secret")
 	})
 	if err != nil {
 		return err
@@ -396,6 +400,27 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 				errs = append(errs, fmt.Errorf("--min-acr %q is not a configured level (%s)", minACR, strings.Join(set.policy.Values(), ", ")))
 			}
 		}
+		var jwks string
+		if jwksFile != "" {
+			if public {
+				errs = append(errs, errors.New("--jwks-file and --public exclude each other"))
+			}
+			raw, err := os.ReadFile(jwksFile)
+			var set jose.JSONWebKeySet
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("--jwks-file: %w", err))
+			case json.Unmarshal(raw, &set) != nil || len(set.Keys) == 0:
+				errs = append(errs, fmt.Errorf("--jwks-file %s: want a JSON Web Key Set with at least one key", jwksFile))
+			default:
+				for i, k := range set.Keys {
+					if !k.Valid() || !k.IsPublic() {
+						errs = append(errs, fmt.Errorf("--jwks-file %s: key %d is not a valid public key", jwksFile, i))
+					}
+				}
+				jwks = string(raw)
+			}
+		}
 		if err := errors.Join(errs...); err != nil {
 			return usageError{"clients create:\n" + err.Error()}
 		}
@@ -406,9 +431,13 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 			AccessTokenFormat: "jwt", MinACR: minACR, Strict: strict, FirstParty: firstParty,
 			RequirePKCE: public, CreatedAt: now, UpdatedAt: now,
 		}
-		if public {
+		switch {
+		case public:
 			cl.AuthMethod = "none"
-		} else {
+		case jwks != "":
+			// RFC 7523 §2.2: the client signs an assertion; no secret exists.
+			cl.AuthMethod, cl.JWKS = "private_key_jwt", jwks
+		default:
 			cl.AuthMethod = "client_secret_basic"
 			if secret, err = factor.NewToken(); err != nil {
 				return err

@@ -743,3 +743,30 @@ func writeConfig(t *testing.T, body string) string {
 	}
 	return p
 }
+
+func TestClientsCreateWithPrivateKeyJWT(t *testing.T) {
+	data := t.TempDir()
+	dir := t.TempDir()
+	good := filepath.Join(dir, "jwks.json")
+	if err := os.WriteFile(good, []byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","kid":"k1"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := createClient(t, data, "--id", "svc", "--grant", "client_credentials", "--jwks-file", good)
+	if c.Secret != "" {
+		t.Fatal("a private_key_jwt client got a secret")
+	}
+	withStore(t, data, func(st storage.Store) {
+		cl, err := st.ClientByID(t.Context(), "svc")
+		if err != nil || cl.AuthMethod != "private_key_jwt" || cl.JWKS == "" || cl.SecretHash != "" {
+			t.Fatalf("%+v %v", cl, err)
+		}
+	})
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"keys":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := keystep(t, "", "clients", "create", "--data", t.TempDir(), "--id", "svc2", "--grant", "client_credentials", "--jwks-file", bad)
+	if r.code != 2 || !strings.Contains(r.stderr, "JSON Web Key Set") {
+		t.Fatalf("%d %s", r.code, r.stderr)
+	}
+}
