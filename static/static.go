@@ -5,5 +5,5 @@ import "embed"
 
 // FS is served under /static/.
 //
-//go:embed *.css *.svg *.js
+//go:embed *.css *.svg *.js *.js
 var FS embed.FS

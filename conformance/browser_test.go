@@ -1,0 +1,232 @@
+package conformance
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+const iPhoneUA = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.5 Mobile/15E148 Safari/604.1"
+
+// userAgent makes a Go browser look like another device in the portal's
+// list of sessions.
+type userAgent string
+
+func (ua userAgent) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("User-Agent", string(ua))
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// Every page a person sees, reached through the real forms in Chromium:
+// screenshots at 390×844 and 1280×800 in light and dark, and the checks of
+// look on each.
+func TestBrowserEveryPage(t *testing.T) {
+	c := newChrome(t)
+	e := newEnv(t)
+	e.enrollTOTP("u-alice")
+	codes := e.recoveryCodes("u-alice")
+	r := e.rp(rpClient, e.rpSecret)
+
+	// Alice is also signed in on her phone, so the portal lists two places.
+	phone := e.browser()
+	phone.client.Transport = userAgent(iPhoneUA)
+	r.login(phone, nil)
+
+	const signInButton = "form[action='/login/password'] button[type=submit]"
+
+	// Sign in: a wrong password first, then the right one.
+	a := r.authURL(nil)
+	c.open(a.url)
+	c.see("to continue to Acme Payroll")
+	c.look("signin")
+	c.typeIn("#username", alice)
+	c.typeIn("#password", "not her password")
+	c.follow(signInButton)
+	c.see("That username and password don't match")
+	c.look("signin-wrong-password")
+	c.typeIn("#password", alicePass)
+	c.follow(signInButton)
+	r.mustExchange(c.rpCode(r, a), a)
+
+	// The app asks for the password again (prompt=login): the user is known.
+	e.clock.Advance(time.Minute)
+	a = r.authURL(url.Values{"prompt": {"login"}})
+	c.open(a.url)
+	c.see("Signed in as")
+	c.look("password-again")
+	c.typeIn("#password", alicePass)
+	c.follow(signInButton)
+	r.mustExchange(c.rpCode(r, a), a)
+
+	// Step-up: the code page, a wrong code, then another way: a recovery code.
+	a = r.authURL(url.Values{"acr_values": {acrMFA}})
+	c.open(a.url)
+	c.see("Acme Payroll needs you to confirm it's you")
+	c.look("code")
+	c.typeIn("#code", "000000")
+	c.follow("form[action='/login/otp'] button[type=submit]")
+	c.see("That code didn't work")
+	c.click("details.others summary")
+	c.look("code-wrong")
+	c.follow("details.others a[href*='method=recovery']")
+	c.see("You have 10 unused codes")
+	c.look("recovery-code")
+	c.typeIn("#code", codes[0])
+	c.follow("form[action='/login/recovery'] button[type=submit]")
+	if tok := r.mustExchange(c.rpCode(r, a), a); tok.claims.ACR != acrMFA {
+		t.Fatalf("acr after the recovery code: %q", tok.claims.ACR)
+	}
+
+	// A third-party app asks for consent; "Allow" reaches it with a code
+	// (the button's decision=allow survives the double-submit guard).
+	spa := e.rp(publicClient, "")
+	a = spa.authURL(nil)
+	c.open(a.url)
+	c.see("Allow Acme SPA to access your account?")
+	c.look("consent")
+	c.follow("button[name=decision][value=allow]")
+	spa.mustExchange(c.rpCode(spa, a), a)
+
+	// An error page: a request from a client nobody registered.
+	q := url.Values{"client_id": {"nobody"}, "redirect_uri": {rpRedirect}, "response_type": {"code"}, "scope": {"openid"}}
+	if status := c.open(e.issuer + "/authorize?" + q.Encode()); status < 400 {
+		t.Fatalf("unknown client: status %d", status)
+	}
+	c.see("Reference")
+	c.look("error")
+
+	// The portal: overview with the app, two sessions and activity.
+	c.open(e.issuer + "/account")
+	c.see("Hello, alice")
+	c.see("Phone")
+	c.look("account")
+
+	c.follow("nav a[href='/account/totp']")
+	if n := eval[int](c, "document.querySelectorAll('code.secret').length"); n != 1 {
+		t.Fatalf("the enrollment page shows %d keys", n)
+	}
+	c.look("account-authenticator")
+
+	// New recovery codes replace the old ones, so the button asks first;
+	// saying no changes nothing.
+	c.follow("nav a[href='/account']")
+	c.mu.Lock()
+	c.accept, c.dialogs = false, nil
+	c.mu.Unlock()
+	c.click("form[action='/account/recovery'] button")
+	time.Sleep(300 * time.Millisecond) // a submission, if any, would have left by now
+	c.mu.Lock()
+	asked := slices.Clone(c.dialogs)
+	c.accept = true
+	c.mu.Unlock()
+	if len(asked) != 1 {
+		t.Fatalf("making new recovery codes asked %d times: %q", len(asked), asked)
+	}
+	if loc := c.location(); loc != e.issuer+"/account" {
+		t.Fatalf("cancelled confirm still left the page: %s", loc)
+	}
+	if n, _ := e.store.CountRecoveryCodes(context.Background(), "u-alice"); n != 9 {
+		t.Fatalf("cancelled confirm changed the codes: %d left", n)
+	}
+	c.follow("form[action='/account/recovery'] button")
+	c.see("This is the only time they are shown")
+	shown := eval[[]string](c, "Array.from(document.querySelectorAll('ul.codes li code'), function (c) { return c.textContent; })")
+	if len(shown) != 10 {
+		t.Fatalf("%d recovery codes shown", len(shown))
+	}
+	c.click("button[data-copy]")
+	c.must(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Poll[bool]("document.querySelector('button[data-copy]').textContent === 'Copied'", chromedp.WithPollingTimeout(5*time.Second))(ctx, tg)
+		return err
+	}))
+	copied, err := chromedp.Run(c.ctx, chromedp.Evaluate[string]("navigator.clipboard.readText()", chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("reading the clipboard: %v", err)
+	}
+	if got := strings.Fields(copied); !slices.Equal(got, shown) {
+		t.Fatalf("Copy put %q on the clipboard, want the codes %q", copied, shown)
+	}
+	c.look("recovery-codes")
+
+	// Change the password: a typo in the second field, then done.
+	c.follow("nav a[href='/account/password']")
+	c.look("password-change")
+	c.typeIn("#new_password", "a much better passphrase")
+	c.typeIn("#confirm_password", "a much better passphrase!")
+	c.follow("form[action='/account/password'] button[type=submit]")
+	c.see("The two passwords don't match")
+	c.typeIn("#new_password", "a much better passphrase")
+	c.typeIn("#confirm_password", "a much better passphrase")
+	c.follow("form[action='/account/password'] button[type=submit]")
+	c.see("Your password was changed")
+	c.look("account-password-changed")
+
+	// Sign out.
+	c.follow("form[action='/account/signout'] button")
+	c.see("You're signed out")
+	c.look("signed-out")
+
+	// First-run setup, on a server with no users yet.
+	fresh := newEnvNoUsers(t)
+	link, err := setupLink(fresh)
+	if err != nil || link == "" {
+		t.Fatalf("setup link %q: %v", link, err)
+	}
+	c.open(link)
+	c.see("Create the first administrator account")
+	c.look("setup")
+}
+
+// A whole sign-in typed into Chromium: username and password, then the
+// authenticator code, back at the app with mfa. A double click on "Sign in"
+// while the server is slow sends the form once.
+func TestBrowserSignInWithStepUp(t *testing.T) {
+	c := newChrome(t)
+	e := newEnv(t)
+	secret := e.enrollTOTP("u-alice")
+	r := e.rp(rpClient, e.rpSecret)
+
+	a := r.authURL(url.Values{"acr_values": {acrMFA}})
+	c.open(a.url)
+	c.typeIn("#username", alice)
+	c.typeIn("#password", alicePass)
+
+	post := e.issuer + "/login/password"
+	c.mu.Lock()
+	c.holds[post], c.hold = nil, 500*time.Millisecond
+	c.mu.Unlock()
+	// Two clicks 100 ms apart at the same spot, while the server holds the
+	// first request for half a second, as a person on a slow network does.
+	at := eval[[]float64](c, `(function () {
+  var r = document.querySelector("form[action='/login/password'] button[type=submit]").getBoundingClientRect();
+  return [r.left + r.width / 2, r.top + r.height / 2];
+})()`)
+	c.must(chromedp.MouseClickXY(at[0], at[1]))
+	time.Sleep(100 * time.Millisecond)
+	c.must(chromedp.MouseClickXY(at[0], at[1]))
+	c.must(chromedp.WaitVisible(chromedp.CSS("form[action='/login/otp']")))
+	c.mu.Lock()
+	sent := len(c.holds[post])
+	delete(c.holds, post)
+	c.hold = 0
+	c.mu.Unlock()
+	if sent != 1 {
+		t.Fatalf("a double click sent the sign-in form %d times", sent)
+	}
+
+	c.see("Acme Payroll needs you to confirm it's you")
+	c.typeIn("#code", e.totp(secret))
+	c.follow("form[action='/login/otp'] button[type=submit]")
+	tok := r.mustExchange(c.rpCode(r, a), a)
+	if tok.claims.ACR != acrMFA || !slices.Contains(tok.claims.AMR, "pwd") || !slices.Contains(tok.claims.AMR, "otp") {
+		t.Fatalf("claims %+v", tok.claims)
+	}
+	c.checkProblems("sign-in with step-up")
+}
