@@ -95,7 +95,16 @@ func (m *opMiddleware) wrapOP(next http.Handler) http.Handler {
 			next.ServeHTTP(&challengeWriter{ResponseWriter: w}, r)
 			return
 		case "/end_session":
-			next.ServeHTTP(&logoutWriter{ResponseWriter: w, r: r, cookies: m.cookies}, r)
+			// RP-Initiated Logout 1.0 §3: a logout request that cannot be
+			// honoured (an invalid id_token_hint, a post_logout_redirect_uri
+			// that is not registered exactly) is shown here, never redirected;
+			// the library would answer the browser with raw JSON.
+			rec := &errorCapture{ResponseWriter: w}
+			next.ServeHTTP(&logoutWriter{ResponseWriter: rec, r: r, cookies: m.cookies}, r)
+			if rec.captured {
+				m.ui.RenderError(w, r, rec.status, "This sign-out request is invalid",
+					"The app that sent you here asked to sign you out in a way this sign-in service can't accept, so nothing was changed. Go back to the app, or sign out from your account page.")
+			}
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -82,6 +82,20 @@ func (s *opServer) VerifyClient(ctx context.Context, r *op.Request[op.ClientCred
 // Authorize runs after the library validated the client and redirect URI,
 // so every refusal here goes back to the client as an error response.
 func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
+	if m := r.Data.ResponseMode; m != "" && m != oidc.ResponseModeQuery {
+		// Discovery lists only query (OAuth 2.0 Multiple Response Types
+		// §2.1). The library would serve form_post with an inline script the
+		// CSP blocks, leaving the user on a blank page; the refusal itself
+		// goes back in the query.
+		r.Data.ResponseMode = oidc.ResponseModeQuery
+		return nil, oidc.ErrInvalidRequest().WithDescription("response_mode must be query")
+	}
+	if r.Form.Get("request_uri") != "" {
+		// OIDC Core §6.2: Keystep does not fetch request objects. Going on
+		// without them would drop the state and nonce they may carry, so the
+		// request is refused (request_uri_parameter_supported is false).
+		return nil, &oidc.Error{ErrorType: "request_uri_not_supported", Description: "request_uri is not supported"}
+	}
 	if _, err := login.ParseClaims(r.Form.Get("claims")); err != nil {
 		return nil, oidc.ErrInvalidRequest().WithDescription("claims: %s", err)
 	}

@@ -426,8 +426,14 @@ func (s *opStorage) setUserClaims(ctx context.Context, info *oidc.UserInfo, subj
 			info.Name = u.Username
 			info.UpdatedAt = oidc.FromTime(u.UpdatedAt)
 		case oidc.ScopeEmail:
+			if u.Email == "" {
+				continue
+			}
 			info.Email = u.Email
-			info.EmailVerified = false
+			// OIDC Core §5.4: the email scope is email and email_verified.
+			// Keystep never verifies addresses; the library drops a false
+			// bool, so it is added as a plain claim.
+			info.AppendClaims("email_verified", false)
 		}
 	}
 	return nil
