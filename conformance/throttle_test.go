@@ -157,3 +157,24 @@ func TestCodeGuessingIsThrottledPerAccount(t *testing.T) {
 	}
 	t.Fatal("20 wrong codes across challenges were never throttled")
 }
+
+// Credential stuffing tries one password per account, so per-account limits
+// never fire: after 10 different accounts fail from one address in an
+// hour, new usernames from it are refused.
+func TestCredentialStuffingIsThrottledPerAddress(t *testing.T) {
+	e := newEnv(t, behindProxy)
+	r := e.rp(rpClient, e.rpSecret)
+	b := e.browser().from("198.18.0.5")
+	id := b.get(r.authURL(nil).url).hidden("id")
+	for i := range 10 {
+		if p := b.wrongPassword(id, "victim"+strconv.Itoa(i)); p.status != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %d", i, p.status)
+		}
+	}
+	p := b.post("/login/password", url.Values{"id": {id}, "username": {alice}, "password": {alicePass}})
+	if p.status != http.StatusTooManyRequests {
+		t.Fatalf("11th account from the same address: %d", p.status)
+	}
+	// Elsewhere, alice is unaffected.
+	r.login(e.browser().from("192.0.2.8"), nil)
+}

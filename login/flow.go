@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/keystep/keystep/idp/risk"
@@ -440,6 +441,15 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		return h.tooMany(w, r, until)
+	}
+	if stuffed, err := h.stuffing(ctx, ip, username); err != nil {
+		return err
+	} else if stuffed {
+		h.cfg.Hasher.VerifyDummy(password)
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "login.throttled", ClientID: st.client.ID, Outcome: "denied", Reason: "credential stuffing: too many accounts failing from this address", Details: map[string]string{"username": username}}); err != nil {
+			return err
+		}
+		return h.tooMany(w, r, h.cfg.Now().Add(time.Hour))
 	}
 	if err := h.reserve(ctx, keys); err != nil {
 		var th errThrottled

@@ -37,6 +37,10 @@ type Config struct {
 	Dev             bool
 	// Limits are the throttle rules; nil means DefaultLimits.
 	Limits Limits
+	// StuffingLimit is how many different accounts may fail from one
+	// address in an hour before new usernames from it are refused; 0 means
+	// DefaultStuffingLimit, negative turns it off.
+	StuffingLimit int
 	// Risk is the risk engine's configuration; zero means DefaultRiskConfig.
 	Risk RiskConfig
 	// WebAuthn is the passkey relying party; nil turns passkeys off.
@@ -49,6 +53,9 @@ type Handler struct {
 	r        *renderer
 	assessor *Assessor
 }
+
+// DefaultStuffingLimit: distinct failing accounts per address per hour.
+const DefaultStuffingLimit = 10
 
 // Session and challenge limits.
 const (
@@ -81,6 +88,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.Limits == nil {
 		cfg.Limits = DefaultLimits()
+	}
+	if cfg.StuffingLimit == 0 {
+		cfg.StuffingLimit = DefaultStuffingLimit
 	}
 	if err := cfg.Limits.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("login limits: %w", err))
