@@ -148,6 +148,22 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *flowState
 	if method != "" && slices.Contains(d.Next, stepup.Method(method)) {
 		m = stepup.Method(method)
 	}
+	if method == "" && problem == "" {
+		// DESIGN §7: step-up requested, with what was asked and why.
+		reasons := make([]string, len(d.Reasons))
+		for i, r := range d.Reasons {
+			reasons[i] = string(r)
+		}
+		next := make([]string, len(d.Next))
+		for i, n := range d.Next {
+			next[i] = string(n)
+		}
+		if err := h.cfg.Audit.Record(r.Context(), storage.AuditEvent{Type: "stepup.requested", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "challenged",
+			Details: riskDetails(st.risk, map[string]string{"target": d.Target, "reasons": strings.Join(reasons, " "), "offered": strings.Join(next, " "),
+				"requested_acr": strings.Join(in.Requested, " ")})}); err != nil {
+			return err
+		}
+	}
 	return h.showFactor(w, r, st, d, m, problem)
 }
 
