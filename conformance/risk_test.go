@@ -182,3 +182,42 @@ func TestRiskSessionDrift(t *testing.T) {
 		}
 	})
 }
+
+// The portal is another way in: a password from a context risk refuses or
+// challenges does not open it.
+func TestRiskAppliesToThePortal(t *testing.T) {
+	locs, err := risk.ParseLocations(strings.NewReader("198.51.100.0/24,51.5,-0.12,London\n203.0.113.0/24,-33.87,151.21,Sydney\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, behindProxy, withRisk(func(c *login.RiskConfig) { c.Locations = locs }))
+	e.enrollTOTP("u-alice")
+	r := e.rp(rpClient, e.rpSecret)
+	establish(t, e, r)
+
+	t.Run("challenged: the portal asks for the code too", func(t *testing.T) {
+		attacker := e.browser().from("192.0.2.200") // unknown place, new device: medium
+		a := r.authURL(nil)
+		if p := attacker.signIn(attacker.get(a.url), alice, alicePass); !p.has("/login/otp") {
+			t.Fatalf("not challenged: %d", p.status)
+		}
+		p := attacker.get(e.issuer + "/account")
+		if strings.Contains(p.body, "Hello, alice") || !p.has("/login/otp") {
+			t.Fatalf("the portal opened with the password alone: %d\n%.1500s", p.status, p.body)
+		}
+	})
+	t.Run("denied: the session is ended and the portal stays shut", func(t *testing.T) {
+		e.clock.Advance(time.Hour)
+		attacker := e.browser().from("203.0.113.9") // Sydney an hour after London: high
+		a := r.authURL(nil)
+		if got := r.rpError(attacker.signIn(attacker.get(a.url), alice, alicePass), a); got != "access_denied" {
+			t.Fatalf("error %q", got)
+		}
+		if c := sessionCookie(attacker, e); c != "" {
+			t.Fatal("a denied sign-in left a session cookie")
+		}
+		if p := attacker.get(e.issuer + "/account"); strings.Contains(p.body, "Hello, alice") {
+			t.Fatal("the portal opened")
+		}
+	})
+}

@@ -73,8 +73,49 @@ func (h *Handler) requireAccount(w http.ResponseWriter, r *http.Request) (*accou
 	if a.recovery, err = h.cfg.Store.CountRecoveryCodes(r.Context(), u.ID); err != nil {
 		return nil, err
 	}
+	if ok, err := h.portalRisk(w, r, a); !ok {
+		return nil, err
+	}
 	return a, nil
 }
+
+// portalRisk applies the risk assessment to a portal visit: a session whose
+// context risk denies is ended; one below the risk floor is sent through the
+// step-up. It reports whether the visit may go on.
+func (h *Handler) portalRisk(w http.ResponseWriter, r *http.Request, a *accountState) (bool, error) {
+	info := Info(r.Context())
+	ra, _, err := h.assessor.Assess(r.Context(), RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
+		UserAgent: info.UserAgent, DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &a.sess})
+	if err != nil {
+		return false, err
+	}
+	now := h.cfg.Now()
+	in := stepup.Input{RequestTime: now, Now: now, Done: factorsOf(a.sess.Factors), Enrolled: enrolledOf(a.user, a.factors, a.recovery)}
+	applyRisk(h.cfg.Policy, &in, ra)
+	switch d := stepup.Decide(h.cfg.Policy, in); d.Outcome {
+	case stepup.Satisfied:
+		return true, nil
+	case stepup.NeedFactor:
+		return false, h.portalAuthorize(w, r, levelSFA, 0, r.URL.Path)
+	}
+	if err := h.endSession(r.Context(), w, a.sess, "risk: "+signalNames(ra)); err != nil {
+		return false, err
+	}
+	return false, userError(http.StatusForbidden, "We couldn't confirm it's you", "Something about this sign-in looks unsafe, so we stopped it. Try again from a device and network you've used before, or contact your administrator.")
+}
+
+// endSession deletes a session and its cookie, audited.
+func (h *Handler) endSession(ctx context.Context, w http.ResponseWriter, s storage.Session, reason string) error {
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "session.ended", UserID: s.UserID, Outcome: "success", Reason: reason}); err != nil {
+		return err
+	}
+	if err := h.cfg.Store.DeleteSession(ctx, s.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	h.cfg.Cookies.ClearSession(w)
+	return nil
+}
+
 
 // errRedirected tells a handler the response has been written (a redirect).
 var errRedirected = errors.New("redirected")

@@ -238,6 +238,13 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, st *flowState, co
 	if err := h.cfg.Store.DeleteAuthRequest(ctx, st.ar.ID); err != nil {
 		return err
 	}
+	if st.hasSess && (st.risk.Deny || st.risk.Band >= risk.High) && code == "access_denied" {
+		// Risk refused this context: the password it proved must not
+		// leave a session behind for another path (the portal) to use.
+		if err := h.endSession(ctx, w, st.sess, "risk: "+signalNames(st.risk)); err != nil {
+			return err
+		}
+	}
 	http.Redirect(w, r, errorRedirect(st.ar, code, errorDescriptions[code]), http.StatusSeeOther)
 	return nil
 }
@@ -458,7 +465,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 		}
 		return h.tooMany(w, r, until)
 	}
-	if stuffed, err := h.stuffing(ctx, ip, username); err != nil {
+	if stuffed, err := h.stuffing(ctx, ip); err != nil {
 		return err
 	} else if stuffed {
 		h.cfg.Hasher.VerifyDummy(password)

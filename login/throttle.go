@@ -91,24 +91,15 @@ func (h *Handler) ipBlocked(ctx context.Context, ip string) (time.Time, error) {
 }
 
 // stuffing reports whether an address has failed for so many different
-// accounts in the last hour that a new username from it is refused
+// accounts in the last hour that it is refused for every username
 // (credential stuffing and password spraying try one password per account,
-// so per-account limits never trigger). Accounts already failing from the
-// address may still be tried; their own limits apply.
-func (h *Handler) stuffing(ctx context.Context, ip, username string) (bool, error) {
+// so per-account limits never fire).
+func (h *Handler) stuffing(ctx context.Context, ip string) (bool, error) {
 	if h.cfg.StuffingLimit <= 0 {
 		return false, nil
 	}
 	n, err := h.cfg.Store.DistinctAccountsFromIP(ctx, ip, h.cfg.Now().Add(-time.Hour))
-	if err != nil || n < h.cfg.StuffingLimit {
-		return false, err
-	}
-	k := storage.AccountIPKey(accountKey(username), ip)
-	states, err := h.cfg.Store.CheckThrottle(ctx, []storage.ThrottleKey{k}, h.cfg.Limits.rules(), h.cfg.Now())
-	if err != nil {
-		return false, err
-	}
-	return states[k].Failures == 0, nil
+	return n >= h.cfg.StuffingLimit, err
 }
 
 // countIPFailure adds a failure to the address; reaching the limit there
