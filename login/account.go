@@ -116,7 +116,6 @@ func (h *Handler) endSession(ctx context.Context, w http.ResponseWriter, s stora
 	return nil
 }
 
-
 // errRedirected tells a handler the response has been written (a redirect).
 var errRedirected = errors.New("redirected")
 

@@ -296,10 +296,10 @@ func (w *world) provision(ctx context.Context) error {
 	hasher := factor.NewTestPasswordHasher()
 	for i := range w.cfg.Users {
 		u := &user{id: fmt.Sprintf("sim-%04d", i), name: fmt.Sprintf("user%04d", i),
-			password: fmt.Sprintf("pw-%d-%x", i, w.rng.Uint64()),
+			password:    fmt.Sprintf("pw-%d-%x", i, w.rng.Uint64()),
 			seenDevices: map[*browser]bool{}, seenNetworks: map[string]bool{},
-			home:        fmt.Sprintf("100.64.%d.%d", i/250, i%250+1),
-			work:     fmt.Sprintf("100.65.%d.%d", i/250, (i*7)%250+1)}
+			home: fmt.Sprintf("100.64.%d.%d", i/250, i%250+1),
+			work: fmt.Sprintf("100.65.%d.%d", i/250, (i*7)%250+1)}
 		if w.rng.Float64() < 0.05 {
 			u.password = sprayPass
 		}
