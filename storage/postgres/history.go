@@ -1,0 +1,62 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keystep/keystep/storage"
+)
+
+func (s *Store) RecordSignIn(ctx context.Context, in storage.SignIn) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		t := nanos(in.At)
+		if _, err := tx.Exec(ctx, `INSERT INTO known_devices (user_id, device_id, first_seen, last_seen) VALUES ($1, $2, $3, $3)
+			ON CONFLICT (user_id, device_id) DO UPDATE SET last_seen = excluded.last_seen`, in.UserID, in.DeviceID, t); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO known_networks (user_id, network, first_seen, last_seen) VALUES ($1, $2, $3, $3)
+			ON CONFLICT (user_id, network) DO UPDATE SET last_seen = excluded.last_seen`, in.UserID, in.Network, t); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO last_signins (user_id, at, ip, network, device_id, has_location, lat, lon, place)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			ON CONFLICT (user_id) DO UPDATE SET at = excluded.at, ip = excluded.ip, network = excluded.network,
+				device_id = excluded.device_id, has_location = excluded.has_location, lat = excluded.lat, lon = excluded.lon,
+				place = excluded.place`,
+			in.UserID, t, in.IP, in.Network, in.DeviceID, in.HasLocation, in.Lat, in.Lon, in.Place)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: record sign-in: %w", insertErr(err))
+	}
+	return nil
+}
+
+func (s *Store) SignInHistory(ctx context.Context, userID, deviceID, network string) (storage.HistoryFacts, error) {
+	var f storage.HistoryFacts
+	last := storage.SignIn{UserID: userID}
+	err := s.pool.QueryRow(ctx, `SELECT l.at, l.ip, l.network, l.device_id, l.has_location, l.lat, l.lon, l.place,
+			EXISTS (SELECT 1 FROM known_devices d WHERE d.user_id = l.user_id AND d.device_id = $1),
+			EXISTS (SELECT 1 FROM known_networks n WHERE n.user_id = l.user_id AND n.network = $2)
+		FROM last_signins l WHERE l.user_id = $3`, deviceID, network, userID).
+		Scan(at(&last.At), &last.IP, &last.Network, &last.DeviceID, &last.HasLocation, &last.Lat, &last.Lon, &last.Place,
+			&f.DeviceKnown, &f.NetworkKnown)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return storage.HistoryFacts{}, nil
+	}
+	if err != nil {
+		return storage.HistoryFacts{}, fmt.Errorf("postgres: sign-in history: %w", err)
+	}
+	f.Any, f.Last = true, last
+	return f, nil
+}
+
+func (s *Store) ForgetDevice(ctx context.Context, userID, deviceID string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM known_devices WHERE user_id = $1 AND device_id = $2`, userID, deviceID); err != nil {
+		return fmt.Errorf("postgres: forget device: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,234 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keystep/keystep/storage"
+)
+
+// grantCols are the Grant fields, stored on every token.
+const grantCols = `grant_id, client_id, subject, scopes, audience, acr, amr, auth_time, session_id`
+
+func grantDest(g *storage.Grant) []any {
+	return []any{&g.GrantID, &g.ClientID, &g.Subject, &g.Scopes, &g.Audience,
+		&g.ACR, &g.AMR, at(&g.AuthTime), &g.SessionID}
+}
+
+func grantArgs(g storage.Grant) []any {
+	return []any{g.GrantID, g.ClientID, g.Subject, jsonOf(g.Scopes), jsonOf(g.Audience),
+		g.ACR, jsonOf(g.AMR), nanos(g.AuthTime), g.SessionID}
+}
+
+const accessCols = `id, ` + grantCols + `, refresh_id, created_at, expires_at, revoked`
+
+func scanAccessToken(sc scanner) (storage.AccessToken, error) {
+	var t storage.AccessToken
+	dest := append([]any{&t.ID}, grantDest(&t.Grant)...)
+	err := sc.Scan(append(dest, &t.RefreshID, at(&t.CreatedAt), at(&t.ExpiresAt), &t.Revoked)...)
+	return t, err
+}
+
+func (s *Store) CreateAccessToken(ctx context.Context, t storage.AccessToken) error {
+	args := append([]any{t.ID}, grantArgs(t.Grant)...)
+	args = append(args, t.RefreshID, nanos(t.CreatedAt), nanos(t.ExpiresAt), t.Revoked)
+	_, err := s.pool.Exec(ctx, `INSERT INTO access_tokens (`+accessCols+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, args...)
+	if err != nil {
+		return fmt.Errorf("postgres: create access token: %w", insertErr(err))
+	}
+	return nil
+}
+
+func (s *Store) AccessTokenByID(ctx context.Context, id string, now time.Time) (storage.AccessToken, error) {
+	t, err := scanAccessToken(s.pool.QueryRow(ctx, `SELECT `+accessCols+` FROM access_tokens WHERE id = $1`, id))
+	switch {
+	case err != nil:
+		err = noRows(err)
+	case t.Revoked:
+		err = storage.ErrNotFound
+	case now.After(t.ExpiresAt):
+		err = storage.ErrExpired
+	}
+	if err != nil {
+		return storage.AccessToken{}, fmt.Errorf("postgres: access token: %w", err)
+	}
+	return t, nil
+}
+
+const refreshCols = `id, family_id, ` + grantCols + `, created_at, expires_at, used_at, revoked`
+
+func scanRefreshToken(sc scanner) (storage.RefreshToken, error) {
+	var t storage.RefreshToken
+	dest := append([]any{&t.ID, &t.FamilyID}, grantDest(&t.Grant)...)
+	err := sc.Scan(append(dest, at(&t.CreatedAt), at(&t.ExpiresAt), at(&t.UsedAt), &t.Revoked)...)
+	return t, err
+}
+
+func insertRefreshToken(ctx context.Context, q querier, t storage.RefreshToken) error {
+	args := append([]any{t.ID, t.FamilyID}, grantArgs(t.Grant)...)
+	args = append(args, nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.UsedAt), t.Revoked)
+	_, err := q.Exec(ctx, `INSERT INTO refresh_tokens (`+refreshCols+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`, args...)
+	return insertErr(err)
+}
+
+func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) error {
+	if err := insertRefreshToken(ctx, s.pool, t); err != nil {
+		return fmt.Errorf("postgres: create refresh token: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) RefreshTokenByID(ctx context.Context, id string, now time.Time) (storage.RefreshToken, error) {
+	t, err := scanRefreshToken(s.pool.QueryRow(ctx, `SELECT `+refreshCols+` FROM refresh_tokens WHERE id = $1`, id))
+	if err == nil {
+		err = refreshState(t, now)
+	}
+	if err != nil {
+		return storage.RefreshToken{}, fmt.Errorf("postgres: refresh token: %w", noRows(err))
+	}
+	return t, nil
+}
+
+// refreshState says why t cannot be used at now, or nil when it can. A
+// rotated token is reported as replayed even once its family is revoked, so
+// every reuse is seen as one.
+func refreshState(t storage.RefreshToken, now time.Time) error {
+	switch {
+	case !t.UsedAt.IsZero():
+		return storage.ErrReplayed
+	case t.Revoked:
+		return storage.ErrNotFound
+	case now.After(t.ExpiresAt):
+		return storage.ErrExpired
+	}
+	return nil
+}
+
+// RotateRefreshToken puts next in oldID's family whatever next.FamilyID says.
+// It locks oldID's row, so of concurrent rotations the first marks it used
+// and the rest see that. Presenting a used token revokes the family and
+// commits that before returning ErrReplayed (OAuth 2.0 Security BCP §4.14.2).
+func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next storage.RefreshToken, now time.Time) error {
+	var replayed bool
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		replayed = false
+		old, err := scanRefreshToken(tx.QueryRow(ctx, `SELECT `+refreshCols+` FROM refresh_tokens WHERE id = $1 FOR UPDATE`, oldID))
+		if err != nil {
+			return noRows(err)
+		}
+		err = refreshState(old, now)
+		if errors.Is(err, storage.ErrReplayed) {
+			replayed = true
+			return revokeFamily(ctx, tx, old.FamilyID)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE id = $2`, usedAt(now), oldID); err != nil {
+			return err
+		}
+		next.FamilyID = old.FamilyID
+		return insertRefreshToken(ctx, tx, next)
+	})
+	if err == nil && replayed {
+		err = storage.ErrReplayed
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: rotate refresh token: %w", err)
+	}
+	return nil
+}
+
+// revokeFamily revokes the refresh tokens of family and the access tokens
+// issued with any of them. Like every bulk revocation it updates
+// refresh_tokens before access_tokens, so two of them lock in one order.
+func revokeFamily(ctx context.Context, q querier, family string) error {
+	if _, err := q.Exec(ctx, `UPDATE refresh_tokens SET revoked = true WHERE family_id = $1`, family); err != nil {
+		return err
+	}
+	_, err := q.Exec(ctx, `UPDATE access_tokens SET revoked = true
+		WHERE refresh_id IN (SELECT id FROM refresh_tokens WHERE family_id = $1)`, family)
+	return err
+}
+
+func revokeGrant(ctx context.Context, q querier, grantID string) error {
+	if _, err := q.Exec(ctx, `UPDATE refresh_tokens SET revoked = true WHERE grant_id = $1`, grantID); err != nil {
+		return err
+	}
+	_, err := q.Exec(ctx, `UPDATE access_tokens SET revoked = true WHERE grant_id = $1`, grantID)
+	return err
+}
+
+func (s *Store) RevokeAccessToken(ctx context.Context, id string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE access_tokens SET revoked = true WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("postgres: revoke access token: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) RevokeRefreshFamily(ctx context.Context, id string) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var family string
+		err := tx.QueryRow(ctx, `SELECT family_id FROM refresh_tokens WHERE id = $1`, id).Scan(&family)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // RFC 7009 §2.2
+		}
+		if err != nil {
+			return err
+		}
+		return revokeFamily(ctx, tx, family)
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: revoke refresh family: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) RevokeGrant(ctx context.Context, grantID string) error {
+	if err := s.tx(ctx, func(tx pgx.Tx) error { return revokeGrant(ctx, tx, grantID) }); err != nil {
+		return fmt.Errorf("postgres: revoke grant: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) RevokeUserClientTokens(ctx context.Context, subject, clientID string) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		for _, table := range []string{"refresh_tokens", "access_tokens"} {
+			_, err := tx.Exec(ctx, `UPDATE `+table+` SET revoked = true
+				WHERE subject = $1 AND ($2::text = '' OR client_id = $2)`, subject, clientID)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: revoke user client tokens: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error) {
+	var total int
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		total = 0
+		for _, table := range []string{"refresh_tokens", "access_tokens"} {
+			n, err := affected(tx.Exec(ctx, `DELETE FROM `+table+` WHERE expires_at < $1`, nanos(now)))
+			if err != nil {
+				return err
+			}
+			total += n
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete expired tokens: %w", err)
+	}
+	return total, nil
+}
