@@ -38,7 +38,8 @@ func TestDependencyDirection(t *testing.T) {
 			if strings.HasPrefix(pkg, mod+"/login") && (imp == mod+"/idp" || strings.HasPrefix(imp, "github.com/zitadel/")) {
 				t.Errorf("%s imports %s; login must not know the OP", pkg, imp)
 			}
-			if strings.HasPrefix(imp, mod+"/storage/sqlite") && !strings.HasPrefix(pkg, mod+"/cmd") && !strings.HasPrefix(pkg, mod+"/storage/sqlite") {
+			backend := strings.HasPrefix(imp, mod+"/storage/sqlite") || strings.HasPrefix(imp, mod+"/storage/postgres")
+			if backend && !strings.HasPrefix(pkg, mod+"/cmd") && !strings.HasPrefix(pkg, mod+"/storage/") {
 				t.Errorf("%s imports %s; only cmd picks the backend", pkg, imp)
 			}
 			if imp == mod+"/cmd/keystep" {
