@@ -121,9 +121,6 @@ func enrolledOf(u storage.User, factors []storage.Factor, recoveryLeft int) []st
 		if f.Kind != "webauthn" {
 			continue
 		}
-		if wa == nil {
-			wa = &stepup.Enrolled{Method: stepup.WebAuthn}
-		}
 		var c struct {
 			Flags struct {
 				UserVerified   bool `json:"userVerified"`
@@ -135,6 +132,9 @@ func enrolledOf(u storage.User, factors []storage.Factor, recoveryLeft int) []st
 		}
 		if json.Unmarshal(f.Secret, &c) != nil || c.Authenticator.CloneWarning {
 			continue // a corrupt or blocked credential cannot be completed
+		}
+		if wa == nil {
+			wa = &stepup.Enrolled{Method: stepup.WebAuthn}
 		}
 		wa.DeviceBound = wa.DeviceBound || !c.Flags.BackupEligible
 		wa.UserVerifying = wa.UserVerifying || c.Flags.UserVerified

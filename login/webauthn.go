@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -220,7 +221,11 @@ func (h *Handler) loginOptions(w http.ResponseWriter, r *http.Request) error {
 		if len(pu.creds) == 0 {
 			return userError(http.StatusBadRequest, "No passkey", "You haven't added a passkey or security key yet. Use another way.")
 		}
-		assertion, session, err = h.cfg.WebAuthn.BeginLogin(pu, webauthn.WithUserVerification(protocol.VerificationPreferred))
+		uv, err := h.verificationFor(r, st)
+		if err != nil {
+			return err
+		}
+		assertion, session, err = h.cfg.WebAuthn.BeginLogin(pu, webauthn.WithUserVerification(uv))
 		if err != nil {
 			return err
 		}
@@ -251,16 +256,27 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	keys := []storage.ThrottleKey{{Scope: storage.ScopeIP, Key: Info(ctx).IP}}
+	var keys []storage.ThrottleKey
 	if st.hasSess {
 		keys = factorKeys(st.user.ID, st.ar.ID)
-	}
-	if err := h.reserve(ctx, keys); err != nil {
-		var th errThrottled
-		if errors.As(err, &th) {
-			return userError(http.StatusTooManyRequests, "Too many attempts", "Too many attempts. Wait "+humanWait(th.until.Sub(h.cfg.Now()))+" and try again.")
+		if err := h.reserve(ctx, keys); err != nil {
+			var th errThrottled
+			if errors.As(err, &th) {
+				return tooManyPasskey(th.until.Sub(h.cfg.Now()))
+			}
+			return err
 		}
-		return err
+	} else {
+		// Passwordless: nobody to reserve an attempt against, and a success
+		// must not count against a shared address (see passwordKeys); the
+		// address is checked here and charged only for a failure.
+		until, err := h.ipBlocked(ctx, Info(ctx).IP)
+		if err != nil {
+			return err
+		}
+		if !until.IsZero() {
+			return tooManyPasskey(until.Sub(h.cfg.Now()))
+		}
 	}
 	session, err := h.takeCeremony(ctx, w, r, ceremonyLogin, st.ar.ID)
 	if err != nil {
@@ -297,9 +313,19 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 	if idx < 0 {
 		return h.passkeyFailed(ctx, st, "credential not registered to this user", nil)
 	}
+	// A flagged credential stays refused. This is checked before the
+	// counter: the credential validated above carries the stored flag, and
+	// a blocked key must not be flagged and audited again at every try.
+	if pu.creds[idx].Authenticator.CloneWarning {
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: pu.u.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "credential blocked", Details: map[string]string{"factor": "webauthn", "credential": f.Name}}); err != nil {
+			return err
+		}
+		return userError(http.StatusForbidden, "This key can't be used", "This passkey or security key has been blocked. Use another way to sign in.")
+	}
 	if cred.Authenticator.CloneWarning {
 		// A signature counter that went backwards means the key may be
-		// cloned: the credential is flagged and refused until an admin looks.
+		// cloned (WebAuthn §6.1.1): the credential is flagged and refused
+		// until it is removed.
 		pu.creds[idx].Authenticator.CloneWarning = true
 		if err := h.saveCredential(ctx, f, pu.creds[idx], time.Time{}); err != nil {
 			return err
@@ -309,8 +335,10 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 		}
 		return userError(http.StatusForbidden, "This key can't be used", "This passkey or security key looks like it may have been copied, so it has been blocked. Use another way, and tell your administrator.")
 	}
-	if pu.creds[idx].Authenticator.CloneWarning {
-		return userError(http.StatusForbidden, "This key can't be used", "This passkey or security key has been blocked. Use another way to sign in.")
+	// An id_token_hint names the account the app expects (OIDC Core
+	// §3.1.2.1); a passkey of another account does not sign in here.
+	if st.ar.IDTokenHintSubject != "" && st.ar.IDTokenHintSubject != pu.u.ID {
+		return userError(http.StatusForbidden, "That's a different account", "The app asked for another account. Go back to the app and sign in with the account it expects.")
 	}
 	if st.hasSess {
 		if err := h.settle(ctx, keys); err != nil {
@@ -338,6 +366,38 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// verificationFor is the user verification a step-up assertion asks for:
+// required when only a user-verified passkey can take the request to its
+// target (no other route is left, as for a user without a password asked
+// to sign in again), preferred otherwise. Whatever is asked, the level
+// counts the UV flag the authenticator signed, never what was requested.
+func (h *Handler) verificationFor(r *http.Request, st *flowState) (protocol.UserVerificationRequirement, error) {
+	in := h.input(st)
+	if err := h.assessRisk(r, st, &in); err != nil {
+		return "", err
+	}
+	d := stepup.Decide(h.cfg.Policy, in)
+	if d.Outcome != stepup.NeedFactor {
+		return protocol.VerificationPreferred, nil
+	}
+	// The same request once more, as if an assertion without user
+	// verification had just been made (from a device-bound key: the best a
+	// key without UV can be) and the user's keys could not verify them. If
+	// that leaves the target out of reach, UV is needed.
+	probe := in
+	probe.Requested, probe.Essential = []string{d.Target}, true
+	probe.ClientMin, probe.ScopeMins, probe.RiskFloor = "", nil, "" // d.Target includes them
+	probe.Done = append(slices.Clone(in.Done), stepup.Factor{Method: stepup.WebAuthn, At: h.cfg.Now(), DeviceBound: true})
+	probe.Enrolled = slices.Clone(in.Enrolled)
+	for i := range probe.Enrolled {
+		probe.Enrolled[i].UserVerifying = false
+	}
+	if stepup.Decide(h.cfg.Policy, probe).Outcome == stepup.Fail {
+		return protocol.VerificationRequired, nil
+	}
+	return protocol.VerificationPreferred, nil
+}
+
 func (p *passkeyUser) find(id []byte) (storage.Factor, int) {
 	for i, c := range p.creds {
 		if bytes.Equal(c.ID, id) {
@@ -359,11 +419,17 @@ func (h *Handler) saveCredential(ctx context.Context, f storage.Factor, c webaut
 	return h.cfg.Store.UpdateFactor(ctx, f)
 }
 
+func tooManyPasskey(wait time.Duration) error {
+	return userError(http.StatusTooManyRequests, "Too many attempts", "Too many attempts. Wait "+humanWait(wait)+" and try again.")
+}
+
 func (h *Handler) passkeyFailed(ctx context.Context, st *flowState, reason string, cause error) error {
 	if st.hasSess {
 		if _, err := h.cfg.Store.RecordAuthRequestFailure(ctx, st.ar.ID); err != nil {
 			return err
 		}
+	} else if err := h.countIPFailure(ctx, Info(ctx).IP); err != nil {
+		return err
 	}
 	details := map[string]string{"factor": "webauthn"}
 	if cause != nil {
@@ -389,10 +455,12 @@ func (h *Handler) passkeyGate(w http.ResponseWriter, r *http.Request, a *account
 	if h.mayBootstrap(r, a) {
 		return true, nil
 	}
+	// Back to this page after the step-up, not to the overview.
+	const returnTo = "/account/passkey"
 	if !hasSecondFactor(a.factors) {
-		return portalGate(h.requireLevel(w, r, a, levelSFA, "/account"))
+		return portalGate(h.requireLevel(w, r, a, levelSFA, returnTo))
 	}
-	return portalGate(h.requireLevel(w, r, a, h.reachableUpTo(a, levelPHR), "/account"))
+	return portalGate(h.requireLevel(w, r, a, h.reachableUpTo(a, levelPHR), returnTo))
 }
 
 // reachableUpTo is acr, or the highest level below it the user can reach.

@@ -1,50 +1,73 @@
 // Keystep passkeys: WebAuthn ceremonies for sign-in, step-up and the
-// account portal. No inline script; every page that needs this loads it.
+// account portal. No inline script (CSP script-src 'self'); only the pages
+// that offer a passkey load this file.
+//
+//   [data-passkey-step="<auth request id>"]   sign-in and step-up: a
+//       [data-passkey-button] starts the ceremony, [data-passkey-error]
+//       shows what went wrong.
+//   [data-passkey-autofill="<auth request id>"] sign-in: passkeys offered in
+//       the username field's autofill (conditional mediation).
+//   [data-passkey-register]                   portal: add a passkey.
 (function () {
   "use strict";
 
+  // ---- base64url (RFC 4648 §5), as the server's JSON carries binary ----
+
   function b64urlToBuf(s) {
-    s = s.replace(/-/g, "+").replace(/_/g, "/");
+    s = String(s).replace(/-/g, "+").replace(/_/g, "/");
     while (s.length % 4) s += "=";
-    const bin = atob(s);
-    const buf = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) buf[i] = bin.charCodeAt(i);
+    var bin = atob(s);
+    var buf = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) buf[i] = bin.charCodeAt(i);
     return buf.buffer;
   }
 
   function bufToB64url(buf) {
-    const bytes = new Uint8Array(buf);
-    let bin = "";
-    for (let i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+    var bytes = new Uint8Array(buf);
+    var bin = "";
+    for (var i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
     return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
 
+  // ---- talking to the server ----
+
+  // A failure the server explained: its message is meant for people.
+  function ServerError(message) {
+    this.name = "ServerError";
+    this.message = message;
+  }
+
   async function post(url, body) {
-    const resp = await fetch(url, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    let data = {};
+    var resp;
+    try {
+      resp = await fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    } catch (e) {
+      throw new ServerError("We couldn't reach the server. Check your connection and try again.");
+    }
+    var data = {};
     try { data = await resp.json(); } catch (e) { /* not JSON */ }
-    if (!resp.ok) throw new Error(data.error || "Something went wrong. Try again.");
+    if (!resp.ok) throw new ServerError(data.error || "Something went wrong. Try again.");
     return data;
   }
 
   function requestOptions(o) {
-    const pk = o.publicKey;
+    var pk = o.publicKey;
     pk.challenge = b64urlToBuf(pk.challenge);
     (pk.allowCredentials || []).forEach(function (c) { c.id = b64urlToBuf(c.id); });
-    return o;
+    return pk;
   }
 
   function creationOptions(o) {
-    const pk = o.publicKey;
+    var pk = o.publicKey;
     pk.challenge = b64urlToBuf(pk.challenge);
     pk.user.id = b64urlToBuf(pk.user.id);
     (pk.excludeCredentials || []).forEach(function (c) { c.id = b64urlToBuf(c.id); });
-    return o;
+    return pk;
   }
 
   function assertionJSON(cred) {
@@ -78,23 +101,55 @@
     };
   }
 
-  function explain(err) {
-    if (!window.PublicKeyCredential) return "This browser doesn't support passkeys. Use another way.";
-    if (err && err.name === "NotAllowedError") return "The request was cancelled or timed out. Try again, or use another way.";
-    if (err && err.name === "InvalidStateError") return "This passkey or security key is already added.";
-    if (err && err.name === "SecurityError") return "Passkeys don't work on this address. Use another way.";
-    return (err && err.message) || "That didn't work. Try again, or use another way.";
+  // ---- what people read ----
+
+  var words = {
+    signIn: {
+      unsupported: "This browser can't use passkeys. Use another way to sign in.",
+      cancelled: "The passkey request was cancelled. Try again, or use another way.",
+      timedOut: "The passkey request timed out. Try again, or use another way.",
+      address: "Passkeys don't work on this address. Use another way to sign in.",
+      other: "That didn't work. Try again, or use another way.",
+    },
+    register: {
+      unsupported: "This browser can't create passkeys. Try another browser, or set up an authenticator app instead.",
+      cancelled: "Adding the passkey was cancelled. Try again when you're ready.",
+      timedOut: "Adding the passkey timed out. Try again when you're ready.",
+      address: "Passkeys don't work on this address.",
+      exists: "That passkey or security key is already added to your account.",
+      other: "That didn't work. Try again.",
+    },
+  };
+
+  // explain turns a failure into a sentence. started and timeout (ms) tell
+  // a timeout from a cancel: browsers report both as NotAllowedError.
+  function explain(w, err, started, timeout) {
+    if (!window.PublicKeyCredential) return w.unsupported;
+    if (!err) return w.other;
+    if (err.name === "ServerError") return err.message;
+    if (err.name === "NotAllowedError") {
+      return timeout && Date.now() - started >= timeout - 1000 ? w.timedOut : w.cancelled;
+    }
+    if (err.name === "AbortError") return w.cancelled;
+    if (err.name === "InvalidStateError" && w.exists) return w.exists;
+    if (err.name === "SecurityError") return w.address;
+    if (err.name === "NotSupportedError") return w.unsupported;
+    return w.other;
   }
 
+  // busy shows that a ceremony runs: the button is disabled, announced as
+  // busy, and says what it waits for.
   function busy(button, on) {
     if (!button) return;
     button.disabled = on;
-    button.setAttribute("aria-busy", on ? "true" : "false");
+    button.classList.toggle("busy", on);
     if (on) {
-      button.dataset.label = button.textContent;
-      button.textContent = "Waiting for your passkey…";
-    } else if (button.dataset.label) {
-      button.textContent = button.dataset.label;
+      button.setAttribute("aria-busy", "true");
+      if (!button.dataset.label) button.dataset.label = button.textContent;
+      button.textContent = button.dataset.busyLabel || "Waiting for your passkey…";
+    } else {
+      button.removeAttribute("aria-busy");
+      if (button.dataset.label) button.textContent = button.dataset.label;
     }
   }
 
@@ -102,75 +157,118 @@
     if (!box) return;
     box.textContent = msg;
     box.hidden = false;
+    // On a step-up page the other ways are right below: open them.
+    var others = document.querySelector("details.others");
+    if (others) others.open = true;
   }
 
+  function hideError(box) {
+    if (box) box.hidden = true;
+  }
+
+  // ---- sign-in and step-up ----
+
+  // signIn runs one assertion for the auth request. With mediation
+  // "conditional" it is the username field's autofill and fails silently.
   async function signIn(requestID, button, errorBox, mediation, signal) {
-    busy(button, true);
+    var started = Date.now(), timeout = 0;
+    if (!mediation) busy(button, true);
     try {
-      const opts = requestOptions(await post("/login/webauthn/options", { id: requestID }));
-      const getOpts = { publicKey: opts.publicKey };
+      var pk = requestOptions(await post("/login/webauthn/options", { id: requestID }));
+      timeout = pk.timeout || 0;
+      var getOpts = { publicKey: pk };
       if (mediation) { getOpts.mediation = mediation; getOpts.signal = signal; }
-      const cred = await navigator.credentials.get(getOpts);
-      const res = await post("/login/webauthn/verify", { id: requestID, credential: assertionJSON(cred) });
-      window.location.assign(res.redirect);
+      started = Date.now();
+      var cred = await navigator.credentials.get(getOpts);
+      if (mediation) busy(button, true);
+      var res = await post("/login/webauthn/verify", { id: requestID, credential: assertionJSON(cred) });
+      window.location.assign(res.redirect); // busy until the next page
     } catch (err) {
-      if (!mediation) showError(errorBox, explain(err));
-    } finally {
       busy(button, false);
+      if (!mediation) showError(errorBox, explain(words.signIn, err, started, timeout));
+      else if (err && err.name === "ServerError") showError(errorBox, err.message);
     }
   }
 
-  let conditional = null; // the pending autofill request, aborted on a button press
+  // The pending autofill request: a button press aborts it, and waits for
+  // its options request to land first, so that the challenge the server
+  // keeps for this browser is the button's, not the autofill's. Once a
+  // button was pressed, autofill does not start at all, for the same reason.
+  var conditional = null, pressed = false;
 
-  // Step-up and sign-in pages: a button starts the ceremony.
   document.querySelectorAll("[data-passkey-step]").forEach(function (el) {
-    const id = el.getAttribute("data-passkey-step");
-    const button = el.querySelector("[data-passkey-button]");
-    const errorBox = el.querySelector("[data-passkey-error]");
-    if (!window.PublicKeyCredential) {
-      showError(errorBox, explain(null));
-      if (button) button.disabled = true;
-      return;
-    }
-    button.addEventListener("click", function () {
-      if (conditional) conditional.abort();
-      signIn(id, button, errorBox, null, null);
-    });
-  });
-
-  // Sign-in page: passkey autofill on the username field (conditional mediation).
-  const auto = document.querySelector("[data-passkey-autofill]");
-  if (auto && window.PublicKeyCredential && PublicKeyCredential.isConditionalMediationAvailable) {
-    PublicKeyCredential.isConditionalMediationAvailable().then(function (ok) {
-      if (!ok) return;
-      conditional = new AbortController();
-      signIn(auto.getAttribute("data-passkey-autofill"), null, null, "conditional", conditional.signal);
-    });
-  }
-
-  // Portal: register a new passkey or security key.
-  document.querySelectorAll("[data-passkey-register]").forEach(function (el) {
-    const button = el.querySelector("[data-passkey-button]");
-    const errorBox = el.querySelector("[data-passkey-error]");
-    const nameInput = el.querySelector("input[name=name]");
-    if (!window.PublicKeyCredential) {
-      showError(errorBox, explain(null));
+    var id = el.getAttribute("data-passkey-step");
+    var button = el.querySelector("[data-passkey-button]");
+    var errorBox = el.querySelector("[data-passkey-error]");
+    if (!button) return;
+    if (!window.PublicKeyCredential || !navigator.credentials) {
+      showError(errorBox, words.signIn.unsupported);
       button.disabled = true;
       return;
     }
     button.addEventListener("click", async function () {
+      if (button.disabled) return;
+      pressed = true;
+      hideError(errorBox);
       busy(button, true);
-      errorBox.hidden = true;
+      if (conditional) {
+        var pending = conditional;
+        conditional = null;
+        pending.abort.abort();
+        await pending.done;
+      }
+      signIn(id, button, errorBox, null, null);
+    });
+  });
+
+  var auto = document.querySelector("[data-passkey-autofill]");
+  if (auto && window.PublicKeyCredential && PublicKeyCredential.isConditionalMediationAvailable) {
+    var autoStep = document.querySelector("[data-passkey-step]");
+    PublicKeyCredential.isConditionalMediationAvailable().then(function (ok) {
+      if (!ok || pressed) return;
+      var abort = new AbortController();
+      conditional = { abort: abort, done: null };
+      conditional.done = signIn(auto.getAttribute("data-passkey-autofill"),
+        autoStep ? autoStep.querySelector("[data-passkey-button]") : null,
+        autoStep ? autoStep.querySelector("[data-passkey-error]") : null,
+        "conditional", abort.signal);
+    }, function () { /* no autofill; the button still works */ });
+  }
+
+  // ---- portal: add a passkey or security key ----
+
+  document.querySelectorAll("[data-passkey-register]").forEach(function (el) {
+    var button = el.querySelector("[data-passkey-button]");
+    var errorBox = el.querySelector("[data-passkey-error]");
+    var nameInput = el.querySelector("input[name=name]");
+    if (!button) return;
+    if (!window.PublicKeyCredential || !navigator.credentials) {
+      showError(errorBox, words.register.unsupported);
+      button.disabled = true;
+      return;
+    }
+    button.addEventListener("click", async function () {
+      if (button.disabled) return;
+      var started = Date.now(), timeout = 0;
+      busy(button, true);
+      hideError(errorBox);
       try {
-        const opts = creationOptions(await post("/account/passkey/options", {}));
-        const cred = await navigator.credentials.create({ publicKey: opts.publicKey });
-        const res = await post("/account/passkey/verify", { name: nameInput ? nameInput.value : "", credential: attestationJSON(cred) });
-        window.location.assign(res.redirect);
+        var pk = creationOptions(await post("/account/passkey/options", {}));
+        timeout = pk.timeout || 0;
+        started = Date.now();
+        var cred = await navigator.credentials.create({ publicKey: pk });
+        var res = await post("/account/passkey/verify", { name: nameInput ? nameInput.value : "", credential: attestationJSON(cred) });
+        window.location.assign(res.redirect); // busy until the next page
       } catch (err) {
-        showError(errorBox, explain(err));
-      } finally {
         busy(button, false);
+        showError(errorBox, explain(words.register, err, started, timeout));
       }
     });
+  });
+
+  // Back from the next page (back/forward cache): the buttons work again.
+  window.addEventListener("pageshow", function (e) {
+    if (!e.persisted) return;
+    document.querySelectorAll("[data-passkey-button]").forEach(function (b) { busy(b, false); });
   });
 })();
