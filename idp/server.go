@@ -59,6 +59,11 @@ type Config struct {
 	Limits login.Limits
 	// Registry receives the server's metrics; nil makes a private one.
 	Registry *prometheus.Registry
+	// AdminACR is the level the admin console needs ("" means phr, or the
+	// highest level when the policy has no phr); AdminMaxAge is how recently
+	// its factors must have been done (0 means 15 minutes).
+	AdminACR    string
+	AdminMaxAge time.Duration
 }
 
 // Validate reports every problem with c at once.
@@ -89,6 +94,12 @@ func (c *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("scope %q: unknown minimum acr %q", scope, acr))
 			}
 		}
+		if _, _, ok := c.Policy.Lookup(c.AdminACR); c.AdminACR != "" && !ok {
+			errs = append(errs, fmt.Errorf("admin console: unknown acr %q", c.AdminACR))
+		}
+	}
+	if c.AdminMaxAge < 0 {
+		errs = append(errs, fmt.Errorf("admin console: max age %s is negative", c.AdminMaxAge))
 	}
 	return errors.Join(errs...)
 }
@@ -203,6 +214,12 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		Cookies: cookies, Callback: callback, Issuer: cfg.Issuer, AccountClientID: AccountClientID,
 		ProductName: cfg.ProductName, Dev: cfg.TemplatesDir != "", WebAuthn: wa,
 		Risk: cfg.Risk, Limits: cfg.Limits,
+		AdminACR: cfg.AdminACR, AdminMaxAge: cfg.AdminMaxAge,
+		RotateKeys: func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error) {
+			added, err := RotateKeys(ctx, cfg.Store, sealer, now(), activateIn)
+			s.keys.invalidate()
+			return added, err
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -226,7 +243,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle("/", mw.wrapOP(opHandler))
-	for _, p := range []string{"/login", "/login/", "/account", "/account/", "/setup", "/logged-out"} {
+	for _, p := range []string{"/login", "/login/", "/account", "/account/", "/admin", "/admin/", "/setup", "/logged-out"} {
 		mux.Handle(p, csrf.Handler(uiMux))
 	}
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static.FS)))

@@ -3,6 +3,7 @@ package login
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"html/template"
 	"net/http"
@@ -10,6 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
@@ -73,6 +77,8 @@ func (h *Handler) requireAccount(w http.ResponseWriter, r *http.Request) (*accou
 	if a.recovery, err = h.cfg.Store.CountRecoveryCodes(r.Context(), u.ID); err != nil {
 		return nil, err
 	}
+	// The portal is one more way in, so it meets the same risk floor as
+	// a sign-in: a password alone from a risky context does not open it.
 	if ok, err := h.portalRisk(w, r, a); !ok {
 		return nil, err
 	}
@@ -151,6 +157,10 @@ func (h *Handler) accountCallback(w http.ResponseWriter, r *http.Request) error 
 		return userError(http.StatusBadRequest, "That sign-in link is stale", "Open your account page again.")
 	}
 	h.cfg.Cookies.clear(w, portalStateCookie)
+	admin := returnTo == "/admin" || strings.HasPrefix(returnTo, "/admin/")
+	if e := q.Get("error"); e != "" && admin {
+		return h.adminCallbackError(e)
+	}
 	if e := q.Get("error"); e != "" {
 		msg := "You can't make that change yet."
 		if e == "unmet_authentication_requirements" {
@@ -158,17 +168,23 @@ func (h *Handler) accountCallback(w http.ResponseWriter, r *http.Request) error 
 		}
 		return userError(http.StatusForbidden, "That change needs more", msg)
 	}
-	if !strings.HasPrefix(returnTo, "/account") {
+	if !strings.HasPrefix(returnTo, "/account") && !admin {
 		returnTo = "/account"
 	}
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 	return nil
 }
 
-// levelFor is the level a change needs: the level the factor grants, and
-// for a password change the highest level the user can reach.
+// requireLevel makes sure the session is at acr with factors done in the
+// last 10 minutes (DESIGN §3.3), sending the browser through the step-up
+// otherwise. A form post that must step up comes back to /account.
 func (h *Handler) requireLevel(w http.ResponseWriter, r *http.Request, a *accountState, acr, returnTo string) (bool, error) {
-	maxAge := reauthForChanges
+	return h.requireLevelWithin(w, r, a, acr, reauthForChanges, returnTo, "/account")
+}
+
+// requireLevelWithin is requireLevel with its own freshness (maxAge) and
+// the page a form post comes back to after a step-up (home).
+func (h *Handler) requireLevelWithin(w http.ResponseWriter, r *http.Request, a *accountState, acr string, maxAge time.Duration, returnTo, home string) (bool, error) {
 	in := stepup.Input{
 		Requested: []string{acr}, Essential: true, MaxAge: &maxAge,
 		RequestTime: h.cfg.Now(), Now: h.cfg.Now(),
@@ -182,9 +198,9 @@ func (h *Handler) requireLevel(w http.ResponseWriter, r *http.Request, a *accoun
 		return false, userError(http.StatusForbidden, "That change needs more", "That change needs a stronger way to sign in than your account has.")
 	}
 	if r.Method != http.MethodGet {
-		returnTo = "/account"
+		returnTo = home
 	}
-	return false, h.portalAuthorize(w, r, acr, reauthForChanges, returnTo)
+	return false, h.portalAuthorize(w, r, acr, maxAge, returnTo)
 }
 
 // mayBootstrap is DESIGN §3.3's one exception: a user with no second factor
@@ -232,6 +248,34 @@ type accountPage struct {
 	CodesURL  template.URL
 	TOTP      *totpEnroll
 	Bootstrap bool
+	Passkeys  bool     // passkeys are on: offer to add one
+	Keys      []keyRow // the user's passkeys and security keys
+}
+
+// keyRow is one passkey or security key as the portal lists it.
+type keyRow struct {
+	storage.Factor
+	Kind    string // what it is, in plain words
+	Blocked bool   // flagged after a signature counter went backwards
+}
+
+// keyRowOf describes a WebAuthn factor from its stored credential.
+func keyRowOf(f storage.Factor) keyRow {
+	row := keyRow{Factor: f, Kind: "Passkey"}
+	var c webauthn.Credential
+	if json.Unmarshal(f.Secret, &c) != nil {
+		return row
+	}
+	row.Blocked = c.Authenticator.CloneWarning
+	switch {
+	case c.Flags.BackupEligible:
+		row.Kind = "Passkey, synced across your devices"
+	case c.Authenticator.Attachment == protocol.CrossPlatform:
+		row.Kind = "Security key"
+	default:
+		row.Kind = "Passkey, kept on one device"
+	}
+	return row
 }
 
 type sessionRow struct {
@@ -247,10 +291,13 @@ type totpEnroll struct {
 }
 
 func (h *Handler) accountData(ctx context.Context, r *http.Request, a *accountState, title string) (accountPage, error) {
-	p := accountPage{Page: h.page(r, title), User: a.user, Factors: a.factors, Recovery: a.recovery, Notice: r.URL.Query().Get("notice")}
+	p := accountPage{Page: h.page(r, title), User: a.user, Factors: a.factors, Recovery: a.recovery, Notice: r.URL.Query().Get("notice"), Passkeys: h.cfg.WebAuthn != nil}
 	for _, f := range a.factors {
-		if f.Kind == "totp" {
+		switch f.Kind {
+		case "totp":
 			p.HasTOTP = true
+		case "webauthn":
+			p.Keys = append(p.Keys, keyRowOf(f))
 		}
 	}
 	sessions, err := h.cfg.Store.ListUserSessions(ctx, a.user.ID, h.cfg.Now())
@@ -641,6 +688,6 @@ func (h *Handler) accountPasskeyPage(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	p.Nav = "passkey"
+	p.Nav, p.Bootstrap = "passkey", !hasSecondFactor(a.factors)
 	return h.r.render(w, http.StatusOK, "account_passkey", p)
 }

@@ -16,7 +16,20 @@ var eventTexts = map[string]string{
 	"session.logout":                  "Signed out",
 	"session.revoked_others":          "Signed out other sessions",
 	"token.refresh_reuse":             "Blocked a reused app token",
+	"factor.sign_count_regression":    "Blocked a passkey that may have been copied",
 	"admin.user_created":              "Account created",
+	"admin.user_disable":              "Account disabled by an administrator",
+	"admin.user_enable":               "Account enabled by an administrator",
+	"admin.user_unlock":               "Account unlocked by an administrator",
+	"admin.user_reset_factors":        "Second factors reset by an administrator",
+	"admin.user_signout":              "Signed out everywhere by an administrator",
+	"admin.client_created":            "Client created",
+	"admin.client_updated":            "Client changed",
+	"admin.client_deleted":            "Client deleted",
+	"admin.client_secret_rotated":     "Client secret rotated",
+	"admin.keys_rotated":              "Signing keys rotated",
+	"admin.denied":                    "Admin console refused",
+	"admin.audit_exported":            "Audit log exported",
 }
 
 func eventText(e storage.AuditEvent) string {

@@ -45,6 +45,14 @@ type Config struct {
 	Risk RiskConfig
 	// WebAuthn is the passkey relying party; nil turns passkeys off.
 	WebAuthn *webauthn.WebAuthn
+	// AdminACR is the level the admin console needs ("" means phr), and
+	// AdminMaxAge how recently its factors must have been done (0 means
+	// DefaultAdminMaxAge).
+	AdminACR    string
+	AdminMaxAge time.Duration
+	// RotateKeys makes new signing keys for the admin console; nil hides
+	// the button.
+	RotateKeys func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error)
 }
 
 // Handler serves the hosted UI.
@@ -52,6 +60,7 @@ type Handler struct {
 	cfg      Config
 	r        *renderer
 	assessor *Assessor
+	admin    *Admin
 }
 
 // DefaultStuffingLimit: distinct failing accounts per address per hour.
@@ -104,6 +113,17 @@ func New(cfg Config) (*Handler, error) {
 	if err := cfg.Risk.Rules.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("risk rules: %w", err))
 	}
+	if cfg.AdminMaxAge <= 0 {
+		cfg.AdminMaxAge = DefaultAdminMaxAge
+	}
+	if cfg.Policy != nil {
+		if cfg.AdminACR == "" {
+			cfg.AdminACR = DefaultAdminACR(cfg.Policy)
+		}
+		if _, _, ok := cfg.Policy.Lookup(cfg.AdminACR); !ok {
+			errs = append(errs, fmt.Errorf("admin console: acr %q is not a configured level", cfg.AdminACR))
+		}
+	}
 	r, err := newRenderer(cfg.Templates, cfg.Dev)
 	if err != nil {
 		errs = append(errs, err)
@@ -111,7 +131,10 @@ func New(cfg Config) (*Handler, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &Handler{cfg: cfg, r: r, assessor: &Assessor{Store: cfg.Store, Risk: cfg.Risk, Limits: cfg.Limits, Now: cfg.Now}}, nil
+	h := &Handler{cfg: cfg, r: r, assessor: &Assessor{Store: cfg.Store, Risk: cfg.Risk, Limits: cfg.Limits, Now: cfg.Now}}
+	h.admin = &Admin{Store: cfg.Store, Policy: cfg.Policy, Audit: cfg.Audit, Hasher: cfg.Hasher, Limits: cfg.Limits,
+		BuiltIn: cfg.AccountClientID, RotateKeys: cfg.RotateKeys}
+	return h, nil
 }
 
 // Register mounts the UI routes.
@@ -128,6 +151,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("GET /setup", h.handle(h.setupPage))
 	mux.Handle("POST /setup", h.handle(h.postSetup))
 	h.registerAccount(mux)
+	h.registerAdmin(mux)
 }
 
 // pageError is an error with a message fit for the person in front of the page.

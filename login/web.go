@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -210,8 +211,20 @@ var requiredPages = []string{
 	"account_passkey", "webauthn",
 }
 
+// adminPages are the admin console's pages: each is parsed with layout.html
+// and admin_frame.html (the console's navigation), and is required too.
+var adminPages = []string{
+	"admin_home", "admin_clients", "admin_client", "admin_secret", "admin_users", "admin_user",
+	"admin_policy", "admin_audit", "admin_keys",
+}
+
+// adminCardPages are the console's pages shown in the sign-in card, outside
+// the console (no access, a factor to add first).
+var adminCardPages = []string{"admin_denied"}
+
 var funcs = template.FuncMap{
 	"minus1":    func(n int) int { return n - 1 },
+	"plus1":     func(n int) int { return n + 1 },
 	"eventText": eventText,
 	"fmtTime": func(t time.Time) string {
 		if t.IsZero() {
@@ -236,6 +249,18 @@ func (r *renderer) parse() (map[string]*template.Template, error) {
 	var errs []error
 	for _, name := range requiredPages {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(r.fsys, "layout.html", name+".html")
+		if err != nil {
+			errs = append(errs, fmt.Errorf("template %s: %w", name, err))
+			continue
+		}
+		pages[name] = t
+	}
+	for _, name := range slices.Concat(adminPages, adminCardPages) {
+		files := []string{"layout.html", "admin_frame.html", name + ".html"}
+		if slices.Contains(adminCardPages, name) {
+			files = []string{"layout.html", name + ".html"}
+		}
+		t, err := template.New("layout.html").Funcs(funcs).Funcs(adminFuncs).ParseFS(r.fsys, files...)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("template %s: %w", name, err))
 			continue

@@ -8,17 +8,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/mail"
-	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
+	"sigs.k8s.io/yaml"
 
 	"github.com/keystep/keystep/idp"
+	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
@@ -61,9 +61,35 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// adminAudit appends a CLI audit row directly (the demo's setup uses it).
+// Changes an operator makes go through login.Admin instead (newAdmin),
+// which records the object before and after.
 func adminAudit(ctx context.Context, st storage.Store, typ, userID, clientID, reason string, details map[string]string) error {
 	_, err := st.AppendAudit(ctx, storage.AuditEvent{Time: time.Now().UTC(), Type: typ, UserID: userID, ClientID: clientID, ActorID: "cli", Outcome: "success", Reason: reason, Details: details})
 	return err
+}
+
+// cliActor is who the CLI's changes are audited as.
+func cliActor(reason string) login.Actor { return login.Actor{ID: "cli", Reason: reason} }
+
+// newAdmin is the CLI's login.Admin: the same checks and audit rows as the
+// console's, with "cli" as the actor.
+func newAdmin(st storage.Store, key []byte, policy *stepup.Policy) *login.Admin {
+	now := func() time.Time { return time.Now().UTC() }
+	a := &login.Admin{
+		Store: st, Policy: policy, BuiltIn: idp.AccountClientID, Hasher: factor.NewPasswordHasher(),
+		Audit: &login.Auditor{Store: st, Log: slog.New(slog.DiscardHandler), Now: now},
+	}
+	if key != nil {
+		a.RotateKeys = func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error) {
+			sealer, err := factor.NewSealer(key)
+			if err != nil {
+				return nil, err
+			}
+			return idp.RotateKeys(ctx, st, sealer, now(), activateIn)
+		}
+	}
+	return a
 }
 
 // ---- users ----
@@ -79,14 +105,14 @@ type userJSON struct {
 
 func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") && !isHelp(args[0]) {
-		return usageError{"users: want create, list, disable, enable, unlock or reset-factors"}
+		return usageError{"users: want create, list, show, disable, enable, unlock, reset-factors or signout"}
 	}
 	action := args[0]
 	if isHelp(action) {
 		return flag.ErrHelp
 	}
 	switch action {
-	case "create", "list", "disable", "enable", "unlock", "reset-factors":
+	case "create", "list", "show", "disable", "enable", "unlock", "reset-factors", "signout":
 	default:
 		return usageError{"users: unknown action " + action}
 	}
@@ -95,7 +121,7 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 	fs, c, err := sub("users "+action, args[1:], func(fs *flag.FlagSet) {
 		fs.StringVar(&username, "username", "", "username")
 		fs.StringVar(&email, "email", "", "email")
-		fs.StringVar(&reason, "reason", "", "reason (audited)")
+		fs.StringVar(&reason, "reason", "", "reason (audited; required for reset-factors)")
 		fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
 		fs.BoolVar(&admin, "admin", false, "make the user an administrator")
 	})
@@ -113,10 +139,14 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 	if action != "create" && action != "list" && username == "" {
 		return usageError{"users " + action + ": name the user"}
 	}
+	reason = strings.TrimSpace(reason)
+	if action == "reset-factors" && reason == "" {
+		return usageError{"users reset-factors: --reason is required (it goes in the audit log)"}
+	}
 
 	// Check everything the command line says before touching the data
 	// folder: bad input changes nothing (DESIGN §6).
-	var u storage.User
+	var nu login.NewUser
 	if action == "create" {
 		if err := login.ValidateUsername(username); err != nil {
 			return usageError{"users create: " + err.Error()}
@@ -137,16 +167,7 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 		if err := factor.ValidatePassword(pw); err != nil {
 			return fmt.Errorf("password: %w", err)
 		}
-		hash, err := factor.NewPasswordHasher().Hash(pw)
-		if err != nil {
-			return err
-		}
-		id, err := login.NewUserID()
-		if err != nil {
-			return err
-		}
-		now := time.Now().UTC()
-		u = storage.User{ID: id, Username: username, Email: email, PasswordHash: hash, Admin: admin, CreatedAt: now, UpdatedAt: now}
+		nu = login.NewUser{Username: username, Email: email, Password: pw, Admin: admin}
 	}
 
 	st, _, err := c.open(ctx)
@@ -154,15 +175,16 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 		return err
 	}
 	defer st.Close()
+	adm := newAdmin(st, nil, nil)
+	by := cliActor(reason)
+	now := time.Now().UTC()
 	switch action {
 	case "create":
-		if err := st.CreateUser(ctx, u); err != nil {
-			if errors.Is(err, storage.ErrAlreadyExists) {
-				return fmt.Errorf("user %q already exists", username)
-			}
-			return err
+		u, err := adm.CreateUser(ctx, by, nu, now)
+		if errors.Is(err, storage.ErrAlreadyExists) {
+			return fmt.Errorf("user %q already exists", username)
 		}
-		if err := adminAudit(ctx, st, "admin.user_created", u.ID, "", reason, nil); err != nil {
+		if err != nil {
 			return err
 		}
 		if c.json {
@@ -190,8 +212,7 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 		return tw.Flush()
 	}
 
-	// disable, enable, unlock, reset-factors
-	u, err = st.UserByUsername(ctx, username)
+	u, err := st.UserByUsername(ctx, username)
 	if errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("no user %q", username)
 	}
@@ -199,35 +220,18 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 		return err
 	}
 	switch action {
+	case "show":
+		return showUser(ctx, st, adm, u, c.json, stdout)
 	case "disable", "enable":
-		u.Disabled = action == "disable"
-		u.UpdatedAt = time.Now().UTC()
-		if err := st.UpdateUser(ctx, u); err != nil {
-			return err
-		}
-		if u.Disabled {
-			if _, err := st.DeleteUserSessions(ctx, u.ID, ""); err != nil {
-				return err
-			}
-			if err := st.RevokeUserClientTokens(ctx, u.ID, ""); err != nil {
-				return err
-			}
-		}
+		_, err = adm.SetDisabled(ctx, by, u.ID, action == "disable", now)
 	case "unlock":
-		// Clears the account's password and factor throttles (the
-		// per-account+IP counters of other addresses expire by themselves).
-		if err := login.Unlock(ctx, st, u.Username, u.ID); err != nil {
-			return err
-		}
+		err = adm.Unlock(ctx, by, u.ID, now)
 	case "reset-factors":
-		if err := st.DeleteUserFactors(ctx, u.ID); err != nil {
-			return err
-		}
-		if _, err := st.DeleteUserSessions(ctx, u.ID, ""); err != nil {
-			return err
-		}
+		err = adm.ResetFactors(ctx, by, u.ID, now)
+	case "signout":
+		_, err = adm.SignOut(ctx, by, u.ID, "", now)
 	}
-	if err := adminAudit(ctx, st, "admin.user_"+strings.ReplaceAll(action, "-", "_"), u.ID, "", reason, nil); err != nil {
+	if err != nil {
 		return err
 	}
 	if c.json {
@@ -235,6 +239,89 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 	}
 	fmt.Fprintf(stdout, "%s: %s done\n", u.Username, action)
 	return nil
+}
+
+// showUser prints what the console's user page shows: the account, its
+// factors (names, never secrets), sessions and recent activity.
+func showUser(ctx context.Context, st storage.Store, adm *login.Admin, u storage.User, asJSON bool, stdout io.Writer) error {
+	now := time.Now().UTC()
+	type factorJSON struct {
+		ID         string    `json:"id"`
+		Kind       string    `json:"kind"`
+		Name       string    `json:"name"`
+		CreatedAt  time.Time `json:"created_at"`
+		LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	}
+	type sessionJSON struct {
+		IP        string    `json:"ip"`
+		UserAgent string    `json:"user_agent"`
+		CreatedAt time.Time `json:"created_at"`
+		LastSeen  time.Time `json:"last_seen"`
+	}
+	out := struct {
+		userJSON
+		Lock          login.Lock        `json:"lock"`
+		Factors       []factorJSON      `json:"factors"`
+		RecoveryCodes int               `json:"recovery_codes"`
+		Sessions      []sessionJSON     `json:"sessions"`
+		Activity      []login.AuditJSON `json:"activity"`
+	}{userJSON: toUserJSON(u), Factors: []factorJSON{}, Sessions: []sessionJSON{}, Activity: []login.AuditJSON{}}
+	var err error
+	if out.Lock, err = adm.LockState(ctx, u, now); err != nil {
+		return err
+	}
+	fs, err := st.ListFactors(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	for _, f := range fs {
+		out.Factors = append(out.Factors, factorJSON{f.ID, f.Kind, f.Name, f.CreatedAt, f.LastUsedAt})
+	}
+	if out.RecoveryCodes, err = st.CountRecoveryCodes(ctx, u.ID); err != nil {
+		return err
+	}
+	ss, err := st.ListUserSessions(ctx, u.ID, now)
+	if err != nil {
+		return err
+	}
+	for _, s := range ss {
+		out.Sessions = append(out.Sessions, sessionJSON{s.IP, s.UserAgent, s.CreatedAt, s.LastSeen})
+	}
+	events, err := st.ListAudit(ctx, storage.AuditFilter{UserID: u.ID, Newest: true, Limit: 20})
+	if err != nil {
+		return err
+	}
+	for _, e := range events {
+		out.Activity = append(out.Activity, login.AuditJSONOf(e))
+	}
+	if asJSON {
+		return printJSON(stdout, out)
+	}
+	fmt.Fprintf(stdout, "%s (id %s)\nemail: %s\nadmin: %v\ndisabled: %v\ncreated: %s\n", u.Username, u.ID, orNone(u.Email), u.Admin, u.Disabled, u.CreatedAt.Format(time.RFC3339))
+	fmt.Fprintf(stdout, "failed attempts: %d", out.Lock.Failures)
+	if !out.Lock.BlockedUntil.IsZero() {
+		fmt.Fprintf(stdout, ", locked until %s", out.Lock.BlockedUntil.Format(time.RFC3339))
+	}
+	fmt.Fprintf(stdout, "\n\nfactors (%d), recovery codes left: %d\n", len(out.Factors), out.RecoveryCodes)
+	for _, f := range out.Factors {
+		fmt.Fprintf(stdout, "  %-9s %s (added %s, last used %s)\n", f.Kind, f.Name, f.CreatedAt.Format(time.RFC3339), fmtOpt(f.LastUsedAt))
+	}
+	fmt.Fprintf(stdout, "\nsessions (%d)\n", len(out.Sessions))
+	for _, s := range out.Sessions {
+		fmt.Fprintf(stdout, "  %s since %s, last seen %s  %s\n", s.IP, s.CreatedAt.Format(time.RFC3339), s.LastSeen.Format(time.RFC3339), s.UserAgent)
+	}
+	fmt.Fprintf(stdout, "\nrecent activity\n")
+	for _, e := range out.Activity {
+		fmt.Fprintf(stdout, "  %s  %-28s %-8s %s %s\n", e.Time.Format(time.RFC3339), e.Type, e.Outcome, e.ClientID, e.Reason)
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }
 
 // oneName is the single name a command acts on: the flag or one positional
@@ -282,59 +369,120 @@ type clientJSON struct {
 	FirstParty             bool     `json:"first_party"`
 }
 
-// validateRedirectURI: absolute, no fragment, https except loopback hosts
-// (RFC 6749 §3.1.2, RFC 8252 §7.3).
-func validateRedirectURI(s string, native bool) error {
-	u, err := url.Parse(s)
-	if err != nil || !u.IsAbs() || u.Host == "" && u.Scheme != "" && !native {
-		return fmt.Errorf("redirect URI %q must be absolute", s)
+// clientFlags are the settings flags of clients create and clients update.
+type clientFlags struct {
+	name, minACR, alg, grants, authMethod, format, jwksFile string
+	redirects, postLogout                                   listFlag
+	public, native, strict, firstParty, pkce, enroll        bool
+}
+
+func (f *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.name, "name", "", "display name shown on sign-in pages")
+	fs.Var(&f.redirects, "redirect-uri", "redirect URI (repeatable; on update, replaces the list)")
+	fs.Var(&f.postLogout, "post-logout-redirect-uri", "post-logout redirect URI (repeatable; on update, replaces the list)")
+	fs.BoolVar(&f.public, "public", false, "public client (no secret, PKCE required)")
+	fs.BoolVar(&f.native, "native", false, "native app (RFC 8252 loopback redirect URIs)")
+	fs.StringVar(&f.minACR, "min-acr", "", "minimum acr for every sign-in")
+	fs.BoolVar(&f.strict, "strict", false, "treat requested acr values as essential (RFC 9470 §5)")
+	fs.BoolVar(&f.firstParty, "first-party", false, "skip the consent page")
+	fs.BoolVar(&f.pkce, "require-pkce", false, "require PKCE (always on for public clients)")
+	fs.BoolVar(&f.enroll, "allow-enroll-during-step-up", false, `offer "set one up now" during step-up to users with no second factor`)
+	fs.StringVar(&f.alg, "id-token-alg", "RS256", "ID token signing algorithm: RS256, ES256 (smaller and ~20x cheaper; use it when the RP library supports it) or EdDSA")
+	fs.StringVar(&f.grants, "grant", "authorization_code,refresh_token", "grant types, comma-separated")
+	fs.StringVar(&f.authMethod, "auth-method", "", "client_secret_basic (default), client_secret_post or private_key_jwt")
+	fs.StringVar(&f.format, "access-token-format", "jwt", "jwt or opaque")
+	fs.StringVar(&f.jwksFile, "jwks-file", "", "the client's public keys (JWK Set): it authenticates with private_key_jwt instead of a secret")
+}
+
+// apply sets on s the flags that were given (all of them for create).
+func (f *clientFlags) apply(fs *flag.FlagSet, s *login.ClientSpec, all bool) []string {
+	var problems []string
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	given := func(name string) bool { return all || set[name] }
+	if given("name") {
+		s.Name = f.name
 	}
-	if u.Fragment != "" || strings.Contains(s, "#") {
-		return fmt.Errorf("redirect URI %q must not have a fragment", s)
+	if given("redirect-uri") {
+		s.RedirectURIs = f.redirects
 	}
-	h := u.Hostname()
-	loopback := h == "localhost" || h == "127.0.0.1" || h == "[::1]" || h == "::1"
-	switch {
-	case u.Scheme == "https":
-	case u.Scheme == "http" && loopback:
-	case native && u.Scheme != "http" && strings.Contains(u.Scheme, "."):
-		// RFC 8252 §7.1: private-use schemes in reverse-domain form.
-	default:
-		return fmt.Errorf("redirect URI %q must use https (http only for localhost)", s)
+	if given("post-logout-redirect-uri") {
+		s.PostLogoutRedirectURIs = f.postLogout
 	}
-	return nil
+	if given("public") {
+		s.Public = f.public
+		if set["public"] {
+			s.AuthMethod = "" // the type decides the method unless --auth-method says
+		}
+	}
+	if given("native") {
+		s.Native = f.native
+	}
+	if given("min-acr") {
+		s.MinACR = f.minACR
+	}
+	if given("strict") {
+		s.Strict = f.strict
+	}
+	if given("first-party") {
+		s.FirstParty = f.firstParty
+	}
+	if given("require-pkce") {
+		s.RequirePKCE = f.pkce
+	}
+	if given("allow-enroll-during-step-up") {
+		s.AllowEnrollDuringStepUp = f.enroll
+	}
+	if given("id-token-alg") {
+		s.IDTokenAlg = f.alg
+	}
+	if given("grant") {
+		s.GrantTypes = strings.Split(f.grants, ",")
+	}
+	if given("access-token-format") {
+		s.AccessTokenFormat = f.format
+	}
+	if given("auth-method") {
+		s.AuthMethod = f.authMethod
+	}
+	if f.jwksFile != "" {
+		raw, err := os.ReadFile(f.jwksFile)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("--jwks-file: %v", err))
+		} else {
+			s.JWKS = raw
+			if !set["auth-method"] {
+				s.AuthMethod = "private_key_jwt"
+			}
+		}
+	} else if set["auth-method"] && f.authMethod != "private_key_jwt" {
+		s.JWKS = nil
+	}
+	if s.Public && !set["auth-method"] {
+		s.AuthMethod = "none"
+	}
+	return problems
 }
 
 func clients(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") && !isHelp(args[0]) {
-		return usageError{"clients: want create, list or delete"}
+		return usageError{"clients: want create, list, show, update, rotate-secret or delete"}
 	}
 	action := args[0]
 	if isHelp(action) {
 		return flag.ErrHelp
 	}
 	switch action {
-	case "create", "list", "delete":
+	case "create", "list", "show", "update", "rotate-secret", "delete":
 	default:
 		return usageError{"clients: unknown action " + action}
 	}
-	var id, name, minACR, alg, grants, configFile, jwksFile string
-	var redirects, postLogout listFlag
-	var public, native, strict, firstParty bool
+	var id, configFile string
+	var cf clientFlags
 	fs, c, err := sub("clients "+action, args[1:], func(fs *flag.FlagSet) {
 		fs.StringVar(&id, "id", "", "client ID")
-		fs.StringVar(&name, "name", "", "display name shown on sign-in pages")
-		fs.Var(&redirects, "redirect-uri", "redirect URI (repeatable)")
-		fs.Var(&postLogout, "post-logout-redirect-uri", "post-logout redirect URI (repeatable)")
-		fs.BoolVar(&public, "public", false, "public client (no secret, PKCE required)")
-		fs.BoolVar(&native, "native", false, "native app (RFC 8252 loopback redirect URIs)")
-		fs.StringVar(&minACR, "min-acr", "", "minimum acr for every sign-in")
-		fs.BoolVar(&strict, "strict", false, "treat requested acr values as essential (RFC 9470 §5)")
-		fs.BoolVar(&firstParty, "first-party", false, "skip the consent page")
-		fs.StringVar(&alg, "id-token-alg", "RS256", "ID token signing algorithm: RS256, ES256 (smaller and ~20x cheaper; use it when the RP library supports it) or EdDSA")
-		fs.StringVar(&grants, "grant", "authorization_code,refresh_token", "grant types, comma-separated")
 		fs.StringVar(&configFile, "config", env("CONFIG", ""), "config file whose levels --min-acr must name")
-		fs.StringVar(&jwksFile, "jwks-file", "", "the client's public keys (JWK Set): it authenticates with private_key_jwt instead of a secret")
+		cf.register(fs)
 	})
 	if err != nil {
 		return err
@@ -347,126 +495,53 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-
-	// Check everything the command line says before touching the data
-	// folder: bad input changes nothing (DESIGN §6).
-	var cl storage.Client
-	var secret string
-	switch action {
-	case "create":
-		var errs []error
-		switch {
-		case id == "" || len(id) > 128 || strings.ContainsAny(id, " :\t\n"):
-			errs = append(errs, errors.New("--id is required (at most 128 characters, no spaces or ':')"))
-		case id == idp.AccountClientID:
-			errs = append(errs, fmt.Errorf("--id %q is the account portal's built-in client", id))
-		}
-		grantList := strings.Split(grants, ",")
-		for _, g := range grantList {
-			switch g {
-			case "authorization_code", "refresh_token", "client_credentials":
-			default:
-				errs = append(errs, fmt.Errorf("unknown grant %q", g))
-			}
-		}
-		if slices.Contains(grantList, "authorization_code") && len(redirects) == 0 {
-			errs = append(errs, errors.New("--redirect-uri is required for authorization_code"))
-		}
-		for _, r := range redirects {
-			if err := validateRedirectURI(r, native); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		for _, r := range postLogout {
-			if err := validateRedirectURI(r, native); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		switch alg {
-		case "RS256", "ES256", "EdDSA":
-		default:
-			errs = append(errs, fmt.Errorf("--id-token-alg %q: want RS256, ES256 or EdDSA", alg))
-		}
-		if public && slices.Contains(grantList, "client_credentials") {
-			errs = append(errs, errors.New("public clients cannot use client_credentials"))
-		}
-		if minACR != "" {
-			// An unknown minimum would fail every sign-in with this client.
-			set, err := loadConfig(configFile)
-			if err != nil {
-				return err
-			}
-			if _, _, ok := set.policy.Lookup(minACR); !ok {
-				errs = append(errs, fmt.Errorf("--min-acr %q is not a configured level (%s)", minACR, strings.Join(set.policy.Values(), ", ")))
-			}
-		}
-		var jwks string
-		if jwksFile != "" {
-			if public {
-				errs = append(errs, errors.New("--jwks-file and --public exclude each other"))
-			}
-			raw, err := os.ReadFile(jwksFile)
-			var set jose.JSONWebKeySet
-			switch {
-			case err != nil:
-				errs = append(errs, fmt.Errorf("--jwks-file: %w", err))
-			case json.Unmarshal(raw, &set) != nil || len(set.Keys) == 0:
-				errs = append(errs, fmt.Errorf("--jwks-file %s: want a JSON Web Key Set with at least one key", jwksFile))
-			default:
-				for i, k := range set.Keys {
-					if !k.Valid() || !k.IsPublic() {
-						errs = append(errs, fmt.Errorf("--jwks-file %s: key %d is not a valid public key", jwksFile, i))
-					}
-				}
-				jwks = string(raw)
-			}
-		}
-		if err := errors.Join(errs...); err != nil {
-			return usageError{"clients create:\n" + err.Error()}
-		}
-		now := time.Now().UTC()
-		cl = storage.Client{
-			ID: id, Name: name, RedirectURIs: redirects, PostLogoutRedirectURIs: postLogout,
-			Public: public, Native: native, GrantTypes: grantList, IDTokenAlg: alg,
-			AccessTokenFormat: "jwt", MinACR: minACR, Strict: strict, FirstParty: firstParty,
-			RequirePKCE: public, CreatedAt: now, UpdatedAt: now,
-		}
-		switch {
-		case public:
-			cl.AuthMethod = "none"
-		case jwks != "":
-			// RFC 7523 §2.2: the client signs an assertion; no secret exists.
-			cl.AuthMethod, cl.JWKS = "private_key_jwt", jwks
-		default:
-			cl.AuthMethod = "client_secret_basic"
-			if secret, err = factor.NewToken(); err != nil {
-				return err
-			}
-			cl.SecretHash = factor.HashToken(secret)
-		}
-	case "delete":
-		if id == "" {
-			return usageError{"clients delete: name the client"}
-		}
-		if id == idp.AccountClientID {
-			return errors.New("the account portal's client is built in and cannot be deleted")
+	if action != "create" && action != "list" && id == "" {
+		return usageError{"clients " + action + ": name the client"}
+	}
+	if action != "create" && action != "list" && action != "show" && id == idp.AccountClientID {
+		return errors.New("the account portal's client is built in and cannot be changed or deleted")
+	}
+	// The levels a minimum acr must name.
+	set := settings{policy: stepup.DefaultPolicy()}
+	if action == "create" || action == "update" {
+		if set, err = loadConfig(configFile); err != nil {
+			return err
 		}
 	}
 
-	st, _, err := c.open(ctx)
+	// Check everything the command line says before touching the data
+	// folder: bad input changes nothing (DESIGN §6).
+	var spec login.ClientSpec
+	if action == "create" {
+		spec = login.ClientSpec{ID: id}
+		problems := cf.apply(fs, &spec, true)
+		for _, p := range login.ValidateClient(spec, set.policy, idp.AccountClientID) {
+			problems = append(problems, p.Message)
+		}
+		if len(problems) > 0 {
+			return usageError{"clients create:\n" + strings.Join(problems, "\n")}
+		}
+	}
+
+	st, key, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	adm := newAdmin(st, key, set.policy)
+	by := cliActor("")
+	now := time.Now().UTC()
 	switch action {
 	case "create":
-		if err := st.CreateClient(ctx, cl); err != nil {
-			if errors.Is(err, storage.ErrAlreadyExists) {
-				return fmt.Errorf("client %q already exists", id)
-			}
+		secret, err := adm.CreateClient(ctx, by, spec, now)
+		if errors.Is(err, storage.ErrAlreadyExists) {
+			return fmt.Errorf("client %q already exists", id)
+		}
+		if err != nil {
 			return err
 		}
-		if err := adminAudit(ctx, st, "admin.client_created", "", id, "", nil); err != nil {
+		cl, err := st.ClientByID(ctx, id)
+		if err != nil {
 			return err
 		}
 		out := toClientJSON(cl)
@@ -478,7 +553,7 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 		if secret != "" {
 			fmt.Fprintf(stdout, "client secret (shown once, stored hashed):\n  %s\n", secret)
 		}
-		if alg == "RS256" {
+		if cl.IDTokenAlg == "RS256" {
 			fmt.Fprintln(stdout, "tip: if the app's OIDC library supports ES256, --id-token-alg ES256 makes ID tokens smaller and about 20x cheaper to sign")
 		}
 		return nil
@@ -502,19 +577,70 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 		return tw.Flush()
 	}
 
-	// delete
-	if _, err := st.ClientByID(ctx, id); errors.Is(err, storage.ErrNotFound) {
+	cl, err := st.ClientByID(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("no client %q", id)
-	} else if err != nil {
+	}
+	if err != nil {
 		return err
 	}
-	if err := forgetClient(ctx, st, id); err != nil {
+	switch action {
+	case "show":
+		out := struct {
+			login.ClientSpec
+			HasSecret bool      `json:"has_secret"`
+			CreatedAt time.Time `json:"created_at"`
+			UpdatedAt time.Time `json:"updated_at"`
+		}{login.SpecOf(cl), cl.SecretHash != "", cl.CreatedAt, cl.UpdatedAt}
+		if c.json {
+			return printJSON(stdout, out)
+		}
+		b, err := yaml.Marshal(out)
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(b)
 		return err
+	case "update":
+		spec := login.SpecOf(cl)
+		problems := cf.apply(fs, &spec, false)
+		if len(problems) > 0 {
+			return usageError{"clients update:\n" + strings.Join(problems, "\n")}
+		}
+		changes, secret, err := adm.UpdateClient(ctx, by, spec, now)
+		var inv *login.InvalidError
+		if errors.As(err, &inv) {
+			return usageError{"clients update:\n" + inv.Error()}
+		}
+		if err != nil {
+			return err
+		}
+		if c.json {
+			return printJSON(stdout, map[string]any{"client": id, "changes": nonNil(changes), "secret": secret})
+		}
+		if len(changes) == 0 {
+			fmt.Fprintf(stdout, "client %s: no changes\n", id)
+			return nil
+		}
+		fmt.Fprintf(stdout, "updated client %s:\n  %s\n", id, strings.Join(changes, "\n  "))
+		if secret != "" {
+			fmt.Fprintf(stdout, "client secret (shown once, stored hashed):\n  %s\n", secret)
+		}
+		return nil
+	case "rotate-secret":
+		secret, err := adm.RotateClientSecret(ctx, by, id, now)
+		if err != nil {
+			return err
+		}
+		if c.json {
+			return printJSON(stdout, map[string]string{"client": id, "secret": secret})
+		}
+		fmt.Fprintf(stdout, "new secret for %s (shown once, stored hashed; the old one no longer works):\n  %s\n", id, secret)
+		return nil
 	}
-	if err := st.DeleteClient(ctx, id); err != nil {
-		return err
-	}
-	if err := adminAudit(ctx, st, "admin.client_deleted", "", id, "", nil); err != nil {
+
+	// delete
+	if err := adm.DeleteClient(ctx, by, id); err != nil {
 		return err
 	}
 	if c.json {
@@ -524,28 +650,11 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// forgetClient revokes every token issued to the client and drops the
-// consents users gave it, so a client later created with the same ID starts
-// from nothing. It runs before the delete: a failure leaves the client in
-// place for a retry. Tokens are revoked per subject; "" is the subject of
-// client_credentials tokens.
-func forgetClient(ctx context.Context, st storage.Store, id string) error {
-	list, err := st.ListUsers(ctx)
-	if err != nil {
-		return err
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
 	}
-	if err := st.RevokeUserClientTokens(ctx, "", id); err != nil {
-		return err
-	}
-	for _, u := range list {
-		if err := st.RevokeUserClientTokens(ctx, u.ID, id); err != nil {
-			return err
-		}
-		if err := st.DeleteConsent(ctx, u.ID, id); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return err
-		}
-	}
-	return nil
+	return s
 }
 
 func toClientJSON(c storage.Client) clientJSON {
@@ -601,15 +710,8 @@ func keys(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	switch action {
 	case "rotate":
-		sealer, err := factor.NewSealer(key)
+		added, err := newAdmin(st, key, nil).RotateSigningKeys(ctx, cliActor(""), activateIn, time.Now().UTC())
 		if err != nil {
-			return err
-		}
-		added, err := idp.RotateKeys(ctx, st, sealer, time.Now().UTC(), activateIn)
-		if err != nil {
-			return err
-		}
-		if err := adminAudit(ctx, st, "admin.keys_rotated", "", "", "", nil); err != nil {
 			return err
 		}
 		out := make([]keyJSON, len(added))
@@ -665,9 +767,15 @@ func audit(ctx context.Context, args []string, stdout io.Writer) error {
 	if action != "verify" && action != "export" {
 		return usageError{"audit: unknown action " + action}
 	}
-	var since string
+	var since, until, user string
+	f := storage.AuditFilter{}
 	fs, c, err := sub("audit "+action, args[1:], func(fs *flag.FlagSet) {
 		fs.StringVar(&since, "since", "", "export events at or after this time (RFC 3339)")
+		fs.StringVar(&until, "until", "", "export events before this time (RFC 3339)")
+		fs.StringVar(&user, "user", "", "only events about this user (username or ID)")
+		fs.StringVar(&f.ClientID, "client", "", "only events of this client")
+		fs.StringVar(&f.Type, "event", "", "only events of this type, such as admin.client_updated")
+		fs.StringVar(&f.Outcome, "outcome", "", "only events with this outcome: success, failure, denied or challenged")
 	})
 	if err != nil {
 		return err
@@ -675,13 +783,18 @@ func audit(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := noArgs(fs, "audit "+action); err != nil {
 		return err
 	}
-	f := storage.AuditFilter{}
-	if since != "" {
-		t, err := time.Parse(time.RFC3339, since)
-		if err != nil {
-			return usageError{"audit " + action + ": --since: " + err.Error()}
+	for _, tf := range []struct {
+		name, value string
+		to          *time.Time
+	}{{"--since", since, &f.Since}, {"--until", until, &f.Until}} {
+		if tf.value == "" {
+			continue
 		}
-		f.Since = t
+		t, err := time.Parse(time.RFC3339, tf.value)
+		if err != nil {
+			return usageError{"audit " + action + ": " + tf.name + ": " + err.Error()}
+		}
+		*tf.to = t
 	}
 	st, _, err := c.open(ctx)
 	if err != nil {
@@ -711,13 +824,22 @@ func audit(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "audit chain intact: %d rows\n", len(events))
 		return nil
 	case "export":
+		if user != "" {
+			// A username, else an ID (or the ID of a user since deleted).
+			if u, err := st.UserByUsername(ctx, user); err == nil {
+				user = u.ID
+			} else if !errors.Is(err, storage.ErrNotFound) {
+				return err
+			}
+			f.UserID = user
+		}
 		events, err := st.ListAudit(ctx, f)
 		if err != nil {
 			return err
 		}
 		enc := json.NewEncoder(stdout)
 		for _, e := range events {
-			if err := enc.Encode(toAuditJSON(e)); err != nil {
+			if err := enc.Encode(login.AuditJSONOf(e)); err != nil {
 				return err
 			}
 		}
@@ -726,26 +848,6 @@ func audit(ctx context.Context, args []string, stdout io.Writer) error {
 	return usageError{"audit: unknown action " + action}
 }
 
-// auditJSON is one exported audit row: snake_case keys like the rest of the
-// CLI's JSON and the database columns, and everything needed to re-check the
-// hash chain outside Keystep (storage.AuditHash).
-type auditJSON struct {
-	Seq       int64             `json:"seq"`
-	Time      time.Time         `json:"time"`
-	Type      string            `json:"type"`
-	UserID    string            `json:"user_id,omitempty"`
-	ActorID   string            `json:"actor_id,omitempty"`
-	ClientID  string            `json:"client_id,omitempty"`
-	IP        string            `json:"ip,omitempty"`
-	UserAgent string            `json:"user_agent,omitempty"`
-	Outcome   string            `json:"outcome"`
-	Reason    string            `json:"reason,omitempty"`
-	Details   map[string]string `json:"details,omitempty"`
-	PrevHash  string            `json:"prev_hash"`
-	Hash      string            `json:"hash"`
-}
-
-func toAuditJSON(e storage.AuditEvent) auditJSON {
-	return auditJSON{e.Seq, e.Time, e.Type, e.UserID, e.ActorID, e.ClientID, e.IP, e.UserAgent,
-		e.Outcome, e.Reason, e.Details, e.PrevHash, e.Hash}
-}
+// auditJSON is one exported audit row (login.AuditJSON: the console's
+// export writes the same lines).
+type auditJSON = login.AuditJSON

@@ -410,13 +410,13 @@ func TestClientsCreateListsEveryProblem(t *testing.T) {
 		{"a bad post-logout URI", []string{"--id", "rp", "--redirect-uri", "https://rp.example/cb", "--post-logout-redirect-uri", "http://rp.example/bye"},
 			[]string{"http://rp.example/bye"}},
 		{"no redirect URI for the code flow", []string{"--id", "rp"},
-			[]string{"--redirect-uri is required"}},
+			[]string{"at least one redirect URI is required"}},
 		{"every kind of problem at once", []string{"--id", "r p", "--redirect-uri", "/cb", "--grant", "implicit", "--id-token-alg", "HS256"},
-			[]string{"--id is required", `"/cb"`, `unknown grant "implicit"`, `--id-token-alg "HS256"`}},
+			[]string{`client ID "r p"`, `"/cb"`, `unknown grant type "implicit"`, `ID token algorithm "HS256"`}},
 		{"a public client with client credentials", []string{"--id", "rp", "--public", "--grant", "client_credentials"},
 			[]string{"public clients cannot use client_credentials"}},
 		{"an unknown minimum acr", []string{"--id", "rp", "--redirect-uri", "https://rp.example/cb", "--min-acr", "gold"},
-			[]string{`--min-acr "gold"`, "phr"}},
+			[]string{`minimum acr "gold"`, "phr"}},
 		{"the account portal's ID", []string{"--id", idp.AccountClientID, "--redirect-uri", "https://rp.example/cb"},
 			[]string{"built-in"}},
 		{"two IDs", []string{"rp", "other", "--redirect-uri", "https://rp.example/cb"},
@@ -441,7 +441,7 @@ func TestClientsCreateMinACRUsesTheConfiguredLevels(t *testing.T) {
 		t.Errorf("min_acr %q, want gold", c.MinACR)
 	}
 	wantExit(t, keystep(t, "", "clients", "create", "--id", "x", "--redirect-uri", "https://x.example/cb", "--min-acr", "phr", "--config", cfg, "--data", d),
-		2, `--min-acr "phr"`, "basic, gold")
+		2, `minimum acr "phr"`, "basic, gold")
 }
 
 func TestClientsCreateTwiceSaysTheClientExists(t *testing.T) {

@@ -9,52 +9,66 @@ import (
 	"maps"
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
+	"strings"
 	"time"
 
+	yamlv3 "go.yaml.in/yaml/v3"
+
+	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
 )
 
-// fileConfig is the optional --config file (JSON). Unknown fields are errors,
-// so a typo is caught at start rather than silently ignored.
+// fileConfig is the optional --config file, and the file `keystep apply`
+// reads and `keystep export` writes: JSON or YAML. Unknown fields are
+// errors, so a typo is caught rather than silently ignored.
 type fileConfig struct {
-	ProductName    string            `json:"product_name"`
-	Levels         []levelConfig     `json:"levels"`
-	ScopeMinACR    map[string]string `json:"scope_min_acr"`
-	TrustedProxies []string          `json:"trusted_proxies"`
-	Risk           *riskConfig       `json:"risk"`
+	ProductName    string             `json:"product_name,omitempty"`
+	Levels         []levelConfig      `json:"levels,omitempty"`
+	ScopeMinACR    map[string]string  `json:"scope_min_acr,omitempty"`
+	TrustedProxies []string           `json:"trusted_proxies,omitempty"`
+	Risk           *riskConfig        `json:"risk,omitempty"`
+	Admin          *adminConfig       `json:"admin,omitempty"`
+	Clients        []login.ClientSpec `json:"clients,omitempty"`
+}
+
+// adminConfig is the admin console's level and freshness.
+type adminConfig struct {
+	ACR    string `json:"acr,omitempty"`     // default phr
+	MaxAge string `json:"max_age,omitempty"` // Go duration, default 15m
 }
 
 // riskConfig overrides the risk engine's defaults (DESIGN §3.4). Omitted
 // fields keep their defaults.
 type riskConfig struct {
-	Weights          map[string]int `json:"weights"`
-	Medium           *int           `json:"medium"`
-	High             *int           `json:"high"`
-	OnMedium         *riskAction    `json:"on_medium"`
-	OnHigh           *riskAction    `json:"on_high"`
-	DenyCIDRs        []string       `json:"deny_cidrs"`
-	SuspiciousCIDRs  []string       `json:"suspicious_cidrs"`
-	LocationsCSV     string         `json:"locations_csv"`
-	SensitiveClients []string       `json:"sensitive_clients"`
-	SensitiveScopes  []string       `json:"sensitive_scopes"`
-	MaxTravelKmh     *float64       `json:"max_travel_kmh"`
+	Weights          map[string]int `json:"weights,omitempty"`
+	Medium           *int           `json:"medium,omitempty"`
+	High             *int           `json:"high,omitempty"`
+	OnMedium         *riskAction    `json:"on_medium,omitempty"`
+	OnHigh           *riskAction    `json:"on_high,omitempty"`
+	DenyCIDRs        []string       `json:"deny_cidrs,omitempty"`
+	SuspiciousCIDRs  []string       `json:"suspicious_cidrs,omitempty"`
+	LocationsCSV     string         `json:"locations_csv,omitempty"`
+	SensitiveClients []string       `json:"sensitive_clients,omitempty"`
+	SensitiveScopes  []string       `json:"sensitive_scopes,omitempty"`
+	MaxTravelKmh     *float64       `json:"max_travel_kmh,omitempty"`
 }
 
 type riskAction struct {
-	Floor string `json:"floor"`
-	Hard  bool   `json:"hard"`
-	Deny  bool   `json:"deny"`
+	Floor string `json:"floor,omitempty"`
+	Hard  bool   `json:"hard,omitempty"`
+	Deny  bool   `json:"deny,omitempty"`
 }
 
 type levelConfig struct {
 	ACR       string            `json:"acr"`
-	Aliases   []string          `json:"aliases"`
-	Requires  string            `json:"requires"`  // any | mfa | phr | phrh
-	Freshness string            `json:"freshness"` // Go duration, default 12h
-	PerFactor map[string]string `json:"per_factor_freshness"`
+	Aliases   []string          `json:"aliases,omitempty"`
+	Requires  string            `json:"requires"`            // any | mfa | phr | phrh
+	Freshness string            `json:"freshness,omitempty"` // Go duration, default 12h
+	PerFactor map[string]string `json:"per_factor_freshness,omitempty"`
 }
 
 // settings is the validated result.
@@ -64,6 +78,10 @@ type settings struct {
 	scopeMinACR    map[string]string
 	trustedProxies []netip.Prefix
 	risk           login.RiskConfig
+	adminACR       string
+	adminMaxAge    time.Duration
+	clients        []login.ClientSpec // normalised
+	file           fileConfig         // as read, for export
 }
 
 // loadConfig reads and validates path ("" = defaults), reporting every
@@ -77,19 +95,12 @@ func loadConfig(path string) (settings, error) {
 	if err != nil {
 		return s, fmt.Errorf("config: %w", err)
 	}
-	var fc fileConfig
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&fc); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = errors.New("empty file; want a JSON object")
-		}
+	fc, unknown, err := decodeConfig(raw)
+	if err != nil {
 		return s, fmt.Errorf("config %s: %w", path, err)
 	}
-	if dec.More() {
-		return s, fmt.Errorf("config %s: unexpected data after the JSON object", path)
-	}
-	var errs []error
+	s.file = fc
+	errs := unknown // reported with every other problem
 	policyOK := true
 	s.productName = fc.ProductName
 	if len(fc.Levels) > 0 {
@@ -145,10 +156,223 @@ func loadConfig(path string) (settings, error) {
 	if fc.Risk != nil {
 		errs = append(errs, applyRisk(&s, fc.Risk, policyOK)...)
 	}
+	if a := fc.Admin; a != nil {
+		if a.ACR != "" {
+			if _, _, ok := s.policy.Lookup(a.ACR); policyOK && !ok {
+				errs = append(errs, fmt.Errorf("admin.acr: unknown acr %q", a.ACR))
+			}
+			s.adminACR = a.ACR
+		}
+		if a.MaxAge != "" {
+			d, err := time.ParseDuration(a.MaxAge)
+			if err == nil && d <= 0 {
+				err = errors.New("must be positive")
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("admin.max_age: %w", err))
+			}
+			s.adminMaxAge = d
+		}
+	}
+	errs = append(errs, checkClients(&s, fc.Clients, policyOK)...)
 	if err := errors.Join(errs...); err != nil {
 		return s, fmt.Errorf("config %s:\n%w", path, err)
 	}
 	return s, nil
+}
+
+// decodeConfig decodes a JSON or YAML file. A file that starts with '{' is
+// JSON and is decoded as it is, so JSON mistakes are reported with JSON's
+// own words and offsets; anything else is YAML, turned into JSON first so
+// that both formats share the JSON field names, the strict decoder and the
+// checks. Unknown fields do not stop the decoding: they come back as
+// problems, all of them, to be reported with every other problem.
+func decodeConfig(raw []byte) (fileConfig, []error, error) {
+	var fc fileConfig
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 {
+		return fc, nil, errors.New("empty file; want a JSON or YAML object")
+	}
+	if trimmed[0] != '{' {
+		j, err := yamlToJSON(raw)
+		if err != nil {
+			return fc, nil, err
+		}
+		raw = j
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&fc); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = errors.New("empty file; want a JSON object")
+		}
+		return fc, nil, err
+	}
+	if dec.More() {
+		return fc, nil, errors.New("unexpected data after the JSON object")
+	}
+	var tree any
+	if err := json.Unmarshal(raw, &tree); err != nil {
+		return fc, nil, err
+	}
+	return fc, unknownFields(tree, reflect.TypeFor[fileConfig](), ""), nil
+}
+
+// yamlToJSON converts one YAML document to JSON. It reads YAML 1.2
+// (go.yaml.in/yaml/v3, the parser sigs.k8s.io/yaml vendors as goyaml.v3)
+// rather than sigs.k8s.io/yaml's YAMLToJSON, which reads YAML 1.1: there an
+// unquoted y, n, yes, no, on or off is a boolean, keys included, so the y
+// coordinate of an EC key and the n modulus of an RSA key in a client's jwks
+// would turn into "true" and "false". A key given twice is an error.
+func yamlToJSON(raw []byte) ([]byte, error) {
+	dec := yamlv3.NewDecoder(bytes.NewReader(raw))
+	var tree any
+	if err := dec.Decode(&tree); err != nil {
+		return nil, fmt.Errorf("YAML: %w", err)
+	}
+	var more any
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		return nil, errors.New("YAML: more than one document; want one mapping")
+	}
+	if _, ok := tree.(map[string]any); !ok {
+		return nil, errors.New("want a YAML mapping (key: value lines) at the top")
+	}
+	return json.Marshal(jsonable(tree))
+}
+
+// jsonable makes a decoded YAML tree encodable as JSON: mapping keys that
+// are not strings (1: x) become strings.
+func jsonable(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			v[k] = jsonable(e)
+		}
+		return v
+	case map[any]any:
+		m := make(map[string]any, len(v))
+		for k, e := range v {
+			m[fmt.Sprint(k)] = jsonable(e)
+		}
+		return m
+	case []any:
+		for i, e := range v {
+			v[i] = jsonable(e)
+		}
+	}
+	return v
+}
+
+// unknownFields lists the object keys in v that t has no JSON field for,
+// named by their path (clients[2].colour), in file order where JSON keeps
+// one and sorted otherwise.
+func unknownFields(v any, t reflect.Type, path string) []error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == reflect.TypeFor[json.RawMessage]() {
+		return nil
+	}
+	var errs []error
+	switch t.Kind() {
+	case reflect.Struct:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		fields := map[string]reflect.Type{}
+		for f := range jsonFields(t) {
+			fields[f.name] = f.typ
+		}
+		for _, k := range slices.Sorted(maps.Keys(obj)) {
+			ft, known := fields[k]
+			if !known {
+				where := ""
+				if path != "" {
+					where = path + ": "
+				}
+				errs = append(errs, fmt.Errorf("%sunknown field %q", where, k))
+				continue
+			}
+			errs = append(errs, unknownFields(obj[k], ft, join(path, k))...)
+		}
+	case reflect.Slice:
+		list, _ := v.([]any)
+		for i, item := range list {
+			errs = append(errs, unknownFields(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
+		}
+	case reflect.Map:
+		obj, _ := v.(map[string]any)
+		for _, k := range slices.Sorted(maps.Keys(obj)) {
+			errs = append(errs, unknownFields(obj[k], t.Elem(), join(path, k))...)
+		}
+	}
+	return errs
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+type jsonField struct {
+	name string
+	typ  reflect.Type
+}
+
+// jsonFields yields t's fields by JSON name, embedded structs flattened.
+func jsonFields(t reflect.Type) func(func(jsonField) bool) {
+	return func(yield func(jsonField) bool) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" || !f.IsExported() {
+				continue
+			}
+			if f.Anonymous && name == "" {
+				for sub := range jsonFields(f.Type) {
+					if !yield(sub) {
+						return
+					}
+				}
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			if !yield(jsonField{name, f.Type}) {
+				return
+			}
+		}
+	}
+}
+
+// checkClients validates the clients: section, each client against the
+// file's levels (when they are valid), and no ID twice.
+func checkClients(s *settings, list []login.ClientSpec, policyOK bool) []error {
+	var errs []error
+	p := s.policy
+	if !policyOK {
+		p = nil // the levels error says it; no need to blame each min_acr
+	}
+	seen := map[string]int{}
+	for i, c := range list {
+		c = c.Normalize()
+		where := fmt.Sprintf("clients[%d]", i)
+		if c.ID != "" {
+			where += " (" + c.ID + ")"
+		}
+		for _, pr := range login.ValidateClient(c, p, idp.AccountClientID) {
+			errs = append(errs, fmt.Errorf("%s.%s: %s", where, pr.Field, pr.Message))
+		}
+		if j, dup := seen[c.ID]; dup && c.ID != "" {
+			errs = append(errs, fmt.Errorf("%s: client ID %q is also clients[%d]", where, c.ID, j))
+		}
+		seen[c.ID] = i
+		s.clients = append(s.clients, c)
+	}
+	return errs
 }
 
 // applyRisk overlays rc on the default risk settings.

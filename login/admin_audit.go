@@ -1,0 +1,210 @@
+package login
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keystep/keystep/storage"
+)
+
+// AuditJSON is one exported audit row: snake_case keys, and everything needed
+// to re-check the hash chain outside Keystep (storage.AuditHash). The console
+// and `keystep audit export` write the same lines.
+type AuditJSON struct {
+	Seq       int64             `json:"seq"`
+	Time      time.Time         `json:"time"`
+	Type      string            `json:"type"`
+	UserID    string            `json:"user_id,omitempty"`
+	ActorID   string            `json:"actor_id,omitempty"`
+	ClientID  string            `json:"client_id,omitempty"`
+	IP        string            `json:"ip,omitempty"`
+	UserAgent string            `json:"user_agent,omitempty"`
+	Outcome   string            `json:"outcome"`
+	Reason    string            `json:"reason,omitempty"`
+	Details   map[string]string `json:"details,omitempty"`
+	PrevHash  string            `json:"prev_hash"`
+	Hash      string            `json:"hash"`
+}
+
+// AuditJSONOf converts an event for export.
+func AuditJSONOf(e storage.AuditEvent) AuditJSON {
+	return AuditJSON{e.Seq, e.Time, e.Type, e.UserID, e.ActorID, e.ClientID, e.IP, e.UserAgent,
+		e.Outcome, e.Reason, e.Details, e.PrevHash, e.Hash}
+}
+
+// auditShown is how many rows the console lists; export has no limit.
+const auditShown = 100
+
+type auditQuery struct {
+	User, Client, Event, Outcome, From, To string
+}
+
+type adminAuditPage struct {
+	adminPage
+	Q          auditQuery
+	Rows       []auditRow
+	More       bool
+	Filtered   bool
+	ExportURL  string
+	Clients    []string
+	EventTypes []string
+	Verified   string // "ok" or "broken"; "" when not asked
+	VerifyMsg  string
+}
+
+// filterOf reads the filter form. An unknown user matches nothing (rather
+// than everything), and bad dates are a problem for the form.
+func (h *Handler) filterOf(r *http.Request) (auditQuery, storage.AuditFilter, string, error) {
+	v := r.URL.Query()
+	q := auditQuery{User: strings.TrimSpace(v.Get("user")), Client: v.Get("client"), Event: strings.TrimSpace(v.Get("event")),
+		Outcome: v.Get("outcome"), From: v.Get("from"), To: v.Get("to")}
+	f := storage.AuditFilter{ClientID: q.Client, Type: q.Event, Outcome: q.Outcome}
+	if q.User != "" {
+		u, err := h.cfg.Store.UserByUsername(r.Context(), q.User)
+		switch {
+		case err == nil:
+			f.UserID = u.ID
+		case errors.Is(err, storage.ErrNotFound):
+			f.UserID = q.User // an ID, or a user since deleted
+		default:
+			return q, f, "", err
+		}
+	}
+	var problems []string
+	day := func(s, label string) time.Time {
+		if s == "" {
+			return time.Time{}
+		}
+		t, err := time.Parse("2006-01-02", s)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%q is not a date (%s).", s, label))
+		}
+		return t
+	}
+	f.Since = day(q.From, "from")
+	if to := day(q.To, "to"); !to.IsZero() {
+		f.Until = to.Add(24 * time.Hour) // exclusive: the whole day counts
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && f.Until.Before(f.Since) {
+		problems = append(problems, "The end date is before the start date.")
+	}
+	return q, f, strings.Join(problems, " "), nil
+}
+
+func (q auditQuery) values() url.Values {
+	v := url.Values{}
+	for k, s := range map[string]string{"user": q.User, "client": q.Client, "event": q.Event, "outcome": q.Outcome, "from": q.From, "to": q.To} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	return v
+}
+
+func (h *Handler) adminAudit(w http.ResponseWriter, r *http.Request, a *adminState) error {
+	ctx := r.Context()
+	q, f, problem, err := h.filterOf(r)
+	if err != nil {
+		return err
+	}
+	p := adminAuditPage{adminPage: h.adminPage(r, a, "audit", "Audit log"), Q: q, Filtered: len(q.values()) > 0}
+	p.ExportURL = "/admin/audit/export"
+	if v := q.values(); len(v) > 0 {
+		p.ExportURL += "?" + v.Encode()
+	}
+	clients, err := h.cfg.Store.ListClients(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range clients {
+		p.Clients = append(p.Clients, c.ID)
+	}
+	slices.Sort(p.Clients)
+	p.EventTypes = knownEventTypes()
+	if r.URL.Query().Get("verify") != "" {
+		all, err := h.cfg.Store.ListAudit(ctx, storage.AuditFilter{})
+		if err != nil {
+			return err
+		}
+		if verr := storage.VerifyAuditChain(all); verr != nil {
+			p.Verified, p.VerifyMsg = "broken", verr.Error()+". Export the log and compare it with a backup."
+		} else {
+			p.Verified, p.VerifyMsg = "ok", fmt.Sprintf("The audit chain is intact: all %d rows link up and match their hashes.", len(all))
+		}
+	}
+	status := http.StatusOK
+	if problem != "" {
+		p.Problem, status = problem, http.StatusBadRequest
+		return h.r.render(w, status, "admin_audit", p)
+	}
+	f.Newest, f.Limit = true, auditShown+1
+	events, err := h.cfg.Store.ListAudit(ctx, f)
+	if err != nil {
+		return err
+	}
+	if len(events) > auditShown {
+		events, p.More = events[:auditShown], true
+	}
+	names, err := h.userNames(r)
+	if err != nil {
+		return err
+	}
+	for _, e := range events {
+		p.Rows = append(p.Rows, rowOf(e, names))
+	}
+	return h.r.render(w, status, "admin_audit", p)
+}
+
+// adminAuditExport writes the matching events as JSON lines, oldest first,
+// the format of `keystep audit export`.
+func (h *Handler) adminAuditExport(w http.ResponseWriter, r *http.Request, a *adminState) error {
+	ctx := r.Context()
+	q, f, problem, err := h.filterOf(r)
+	if err != nil {
+		return err
+	}
+	if problem != "" {
+		return userError(http.StatusBadRequest, "Check the dates", problem)
+	}
+	events, err := h.cfg.Store.ListAudit(ctx, f)
+	if err != nil {
+		return err
+	}
+	// Reading the whole log is worth a row of its own.
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "admin.audit_exported", ActorID: a.actor.ID, Outcome: "success",
+		Details: map[string]string{"filter": q.values().Encode(), "rows": itoa(len(events))}}); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="keystep-audit-`+h.cfg.Now().UTC().Format("20060102-150405")+`.jsonl"`)
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	for _, e := range events {
+		if err := enc.Encode(AuditJSONOf(e)); err != nil {
+			return nil // the client went away; the status is already sent
+		}
+	}
+	return nil
+}
+
+// knownEventTypes are the event types offered in the filter.
+func knownEventTypes() []string {
+	types := []string{
+		"admin.client_created", "admin.client_updated", "admin.client_deleted", "admin.client_secret_rotated",
+		"admin.user_created", "admin.user_disable", "admin.user_enable", "admin.user_unlock", "admin.user_reset_factors",
+		"admin.user_signout", "admin.keys_rotated", "admin.denied", "admin.audit_exported",
+	}
+	for t := range eventTexts {
+		if !slices.Contains(types, t) {
+			types = append(types, t)
+		}
+	}
+	slices.Sort(types)
+	return types
+}

@@ -1,0 +1,345 @@
+package login
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+	"unicode"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/storage"
+)
+
+// ClientSpec is a client as an operator writes it: the admin console's form,
+// a `keystep apply` file, `keystep export` output, and the before and after
+// of an admin audit event. It never holds a secret.
+//
+// Per-scope minimum acr values are global (the config file's scope_min_acr)
+// and token lifetimes are fixed by the server; storage.Client has no field
+// for either, so neither is here.
+type ClientSpec struct {
+	ID                      string          `json:"id"`
+	Name                    string          `json:"name,omitempty"`
+	RedirectURIs            []string        `json:"redirect_uris,omitempty"`
+	PostLogoutRedirectURIs  []string        `json:"post_logout_redirect_uris,omitempty"`
+	Public                  bool            `json:"public,omitempty"`
+	Native                  bool            `json:"native,omitempty"`
+	AuthMethod              string          `json:"auth_method,omitempty"`
+	GrantTypes              []string        `json:"grant_types,omitempty"`
+	IDTokenAlg              string          `json:"id_token_alg,omitempty"`
+	AccessTokenFormat       string          `json:"access_token_format,omitempty"`
+	JWKS                    json.RawMessage `json:"jwks,omitempty"`
+	MinACR                  string          `json:"min_acr,omitempty"`
+	Strict                  bool            `json:"strict,omitempty"`
+	FirstParty              bool            `json:"first_party,omitempty"`
+	RequirePKCE             bool            `json:"require_pkce,omitempty"`
+	AllowEnrollDuringStepUp bool            `json:"allow_enroll_during_step_up,omitempty"`
+}
+
+// Client option values.
+var (
+	GrantTypes         = []string{"authorization_code", "refresh_token", "client_credentials"}
+	AuthMethods        = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+	IDTokenAlgs        = []string{"RS256", "ES256", "EdDSA"}
+	AccessTokenFormats = []string{"jwt", "opaque"}
+)
+
+// SpecOf is the spec of a stored client.
+func SpecOf(c storage.Client) ClientSpec {
+	s := ClientSpec{
+		ID: c.ID, Name: c.Name, RedirectURIs: slices.Clone(c.RedirectURIs), PostLogoutRedirectURIs: slices.Clone(c.PostLogoutRedirectURIs),
+		Public: c.Public, Native: c.Native, AuthMethod: c.AuthMethod, GrantTypes: slices.Clone(c.GrantTypes),
+		IDTokenAlg: c.IDTokenAlg, AccessTokenFormat: c.AccessTokenFormat, MinACR: c.MinACR, Strict: c.Strict,
+		FirstParty: c.FirstParty, RequirePKCE: c.RequirePKCE, AllowEnrollDuringStepUp: c.AllowEnrollDuringStepUp,
+	}
+	if c.JWKS != "" {
+		s.JWKS = json.RawMessage(c.JWKS)
+	}
+	return s.Normalize()
+}
+
+// Normalize fills the defaults, so that two specs meaning the same client
+// compare equal: grants authorization_code and refresh_token, RS256 ID
+// tokens (OIDC Core §15.1), JWT access tokens, the auth method the client
+// type implies, PKCE for public clients, and the JWKS in canonical JSON.
+func (s ClientSpec) Normalize() ClientSpec {
+	s.ID = strings.TrimSpace(s.ID)
+	s.Name = strings.TrimSpace(s.Name)
+	s.RedirectURIs = trimList(s.RedirectURIs)
+	s.PostLogoutRedirectURIs = trimList(s.PostLogoutRedirectURIs)
+	s.GrantTypes = trimList(s.GrantTypes)
+	if len(s.GrantTypes) == 0 {
+		s.GrantTypes = []string{"authorization_code", "refresh_token"}
+	}
+	if s.IDTokenAlg == "" {
+		s.IDTokenAlg = "RS256"
+	}
+	if s.AccessTokenFormat == "" {
+		s.AccessTokenFormat = "jwt"
+	}
+	if len(bytes.TrimSpace(s.JWKS)) == 0 || string(bytes.TrimSpace(s.JWKS)) == "null" {
+		s.JWKS = nil
+	} else if canon, err := canonicalJSON(s.JWKS); err == nil {
+		s.JWKS = canon
+	}
+	if s.AuthMethod == "" {
+		switch {
+		case s.Public:
+			s.AuthMethod = "none"
+		case s.JWKS != nil:
+			s.AuthMethod = "private_key_jwt"
+		default:
+			s.AuthMethod = "client_secret_basic"
+		}
+	}
+	// A public client must use PKCE whatever the flag says (RFC 9700 §2.1.1).
+	s.RequirePKCE = s.RequirePKCE || s.Public
+	return s
+}
+
+func trimList(in []string) []string {
+	var out []string
+	for _, v := range in {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func canonicalJSON(raw []byte) (json.RawMessage, error) {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, err
+	}
+	return json.Marshal(v) // sorted keys, no spaces
+}
+
+// UsesSecret reports whether the client authenticates with a shared secret.
+func (s ClientSpec) UsesSecret() bool {
+	return !s.Public && (s.AuthMethod == "client_secret_basic" || s.AuthMethod == "client_secret_post")
+}
+
+// Client is the spec as a storage client, without a secret or timestamps.
+func (s ClientSpec) Client() storage.Client {
+	s = s.Normalize()
+	return storage.Client{
+		ID: s.ID, Name: s.Name, RedirectURIs: s.RedirectURIs, PostLogoutRedirectURIs: s.PostLogoutRedirectURIs,
+		Public: s.Public, Native: s.Native, AuthMethod: s.AuthMethod, GrantTypes: s.GrantTypes,
+		IDTokenAlg: s.IDTokenAlg, AccessTokenFormat: s.AccessTokenFormat, JWKS: string(s.JWKS), MinACR: s.MinACR,
+		Strict: s.Strict, FirstParty: s.FirstParty, RequirePKCE: s.RequirePKCE, AllowEnrollDuringStepUp: s.AllowEnrollDuringStepUp,
+	}
+}
+
+// Problem is one thing wrong with an input, named by its field (the JSON
+// name, so the console can show it next to the field and a file's error can
+// point at the key).
+type Problem struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// InvalidError carries every problem found in one input.
+type InvalidError struct{ Problems []Problem }
+
+func (e *InvalidError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.Message
+	}
+	return strings.Join(lines, "\n")
+}
+
+// ValidateRedirectURI checks a redirect or post-logout redirect URI:
+// absolute, no fragment, https except on loopback hosts (RFC 6749 §3.1.2,
+// RFC 8252 §7.3), and for native apps also a private-use scheme in
+// reverse-domain form (RFC 8252 §7.1).
+func ValidateRedirectURI(s string, native bool) error {
+	u, err := url.Parse(s)
+	if err != nil || !u.IsAbs() || u.Host == "" && u.Scheme != "" && !native {
+		return fmt.Errorf("redirect URI %q must be absolute", s)
+	}
+	if u.Fragment != "" || strings.Contains(s, "#") {
+		return fmt.Errorf("redirect URI %q must not have a fragment", s)
+	}
+	h := u.Hostname()
+	loopback := h == "localhost" || h == "127.0.0.1" || h == "::1"
+	switch {
+	case u.Scheme == "https" && h != "":
+	case u.Scheme == "http" && loopback:
+	case native && u.Scheme != "http" && u.Scheme != "https" && strings.Contains(u.Scheme, "."):
+	default:
+		return fmt.Errorf("redirect URI %q must use https (http only for localhost)", s)
+	}
+	return nil
+}
+
+// ValidateClient reports every problem with s (normalised first) at once.
+// Minimum acr values must name a level of p; builtIn is the account portal's
+// client ID, which no other client may take.
+func ValidateClient(s ClientSpec, p *stepup.Policy, builtIn string) []Problem {
+	s = s.Normalize()
+	var out []Problem
+	add := func(field, format string, args ...any) {
+		out = append(out, Problem{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	switch {
+	case s.ID == "":
+		add("id", "client ID is required")
+	case len(s.ID) > 128 || strings.ContainsFunc(s.ID, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == ':' }):
+		add("id", "client ID %q: use at most 128 characters, without spaces or ':'", s.ID)
+	case builtIn != "" && s.ID == builtIn:
+		add("id", "client ID %q is the account portal's built-in client", s.ID)
+	}
+	if len(s.Name) > 100 || strings.ContainsFunc(s.Name, unicode.IsControl) {
+		add("name", "name: use at most 100 characters, without control characters")
+	}
+	for _, g := range s.GrantTypes {
+		if !slices.Contains(GrantTypes, g) {
+			add("grant_types", "unknown grant type %q (want %s)", g, strings.Join(GrantTypes, ", "))
+		}
+	}
+	if dup := duplicate(s.GrantTypes); dup != "" {
+		add("grant_types", "grant type %q is listed twice", dup)
+	}
+	code := slices.Contains(s.GrantTypes, "authorization_code")
+	if slices.Contains(s.GrantTypes, "refresh_token") && !code {
+		add("grant_types", "refresh_token needs authorization_code")
+	}
+	if s.Public && slices.Contains(s.GrantTypes, "client_credentials") {
+		add("grant_types", "public clients cannot use client_credentials")
+	}
+	if code && len(s.RedirectURIs) == 0 {
+		add("redirect_uris", "at least one redirect URI is required for authorization_code")
+	}
+	for _, u := range s.RedirectURIs {
+		if err := ValidateRedirectURI(u, s.Native); err != nil {
+			add("redirect_uris", "%s", err.Error())
+		}
+	}
+	if dup := duplicate(s.RedirectURIs); dup != "" {
+		add("redirect_uris", "redirect URI %q is listed twice", dup)
+	}
+	for _, u := range s.PostLogoutRedirectURIs {
+		if err := ValidateRedirectURI(u, s.Native); err != nil {
+			add("post_logout_redirect_uris", "post-logout %s", err.Error())
+		}
+	}
+	switch {
+	case !slices.Contains(AuthMethods, s.AuthMethod):
+		add("auth_method", "auth method %q: want %s", s.AuthMethod, strings.Join(AuthMethods, ", "))
+	case s.Public && s.AuthMethod != "none":
+		add("auth_method", "public clients have no credentials: auth method must be none, not %s", s.AuthMethod)
+	case !s.Public && s.AuthMethod == "none":
+		add("auth_method", "auth method none is for public clients; a confidential client needs client_secret_basic, client_secret_post or private_key_jwt")
+	case s.AuthMethod == "private_key_jwt" && s.JWKS == nil:
+		add("jwks", "private_key_jwt needs the client's public keys (a JWK Set)")
+	case s.AuthMethod != "private_key_jwt" && s.JWKS != nil:
+		add("jwks", "public keys are only used with private_key_jwt")
+	}
+	if s.JWKS != nil {
+		var set jose.JSONWebKeySet
+		if err := json.Unmarshal(s.JWKS, &set); err != nil || len(set.Keys) == 0 {
+			add("jwks", "JWKS: want a JSON Web Key Set with at least one key")
+		} else {
+			for i, k := range set.Keys {
+				if !k.Valid() || !k.IsPublic() {
+					add("jwks", "JWKS: key %d is not a valid public key", i)
+				}
+			}
+		}
+	}
+	if !slices.Contains(IDTokenAlgs, s.IDTokenAlg) {
+		add("id_token_alg", "ID token algorithm %q: want %s", s.IDTokenAlg, strings.Join(IDTokenAlgs, ", "))
+	}
+	if !slices.Contains(AccessTokenFormats, s.AccessTokenFormat) {
+		add("access_token_format", "access token format %q: want jwt or opaque", s.AccessTokenFormat)
+	}
+	if s.MinACR != "" && p != nil {
+		if _, _, ok := p.Lookup(s.MinACR); !ok {
+			add("min_acr", "minimum acr %q is not a configured level (%s)", s.MinACR, strings.Join(p.Values(), ", "))
+		}
+	}
+	return out
+}
+
+func duplicate(list []string) string {
+	seen := map[string]bool{}
+	for _, v := range list {
+		if seen[v] {
+			return v
+		}
+		seen[v] = true
+	}
+	return ""
+}
+
+// DiffClients lists what changes from a to b, one line per field:
+// `min_acr: (none) → phr`. Both are normalised first; nil means no change.
+func DiffClients(a, b ClientSpec) []string {
+	a, b = a.Normalize(), b.Normalize()
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	t := va.Type()
+	var out []string
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		x, y := va.Field(i).Interface(), vb.Field(i).Interface()
+		if name == "jwks" {
+			if !bytes.Equal(a.JWKS, b.JWKS) {
+				out = append(out, "jwks: public keys changed")
+			}
+			continue
+		}
+		if reflect.DeepEqual(x, y) || isEmpty(x) && isEmpty(y) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: %s → %s", name, show(x), show(y)))
+	}
+	return out
+}
+
+func isEmpty(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return v == ""
+	case []string:
+		return len(v) == 0
+	case bool:
+		return !v
+	}
+	return false
+}
+
+func show(v any) string {
+	switch v := v.(type) {
+	case string:
+		if v == "" {
+			return "(none)"
+		}
+		return v
+	case []string:
+		if len(v) == 0 {
+			return "(none)"
+		}
+		return "[" + strings.Join(v, " ") + "]"
+	}
+	return fmt.Sprint(v)
+}
+
+// snapshot is the JSON kept as "before" and "after" in admin audit events.
+func snapshot(v any) string {
+	if v == nil {
+		return ""
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}

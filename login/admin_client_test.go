@@ -1,0 +1,135 @@
+package login
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/keystep/keystep/idp/stepup"
+)
+
+func TestValidateRedirectURI(t *testing.T) {
+	tests := []struct {
+		uri    string
+		native bool
+		want   string // "" for valid
+	}{
+		{"https://rp.example/cb", false, ""},
+		{"https://rp.example/cb?x=1", false, ""},
+		{"http://localhost:3000/cb", false, ""},
+		{"http://127.0.0.1/cb", false, ""},
+		{"http://[::1]:8080/cb", false, ""},
+		{"com.example.app:/cb", true, ""},
+		{"http://rp.example/cb", false, "must use https"},
+		{"https://rp.example/cb#x", false, "fragment"},
+		{"https://rp.example/cb#", false, "fragment"},
+		{"/cb", false, "absolute"},
+		{"https:///cb", false, "absolute"},
+		{"com.example.app:/cb", false, "absolute"},
+		{"myapp:/cb", true, "must use https"},
+		{"ftp://rp.example/cb", false, "must use https"},
+	}
+	for _, tt := range tests {
+		err := ValidateRedirectURI(tt.uri, tt.native)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%q (native %v): %v, want valid", tt.uri, tt.native, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%q (native %v): %v, want an error saying %q", tt.uri, tt.native, err, tt.want)
+		}
+	}
+}
+
+const ecJWKS = `{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}`
+
+func TestValidateClient(t *testing.T) {
+	p := stepup.DefaultPolicy()
+	good := ClientSpec{ID: "rp", RedirectURIs: []string{"https://rp.example/cb"}}
+	tests := []struct {
+		name   string
+		change func(*ClientSpec)
+		fields []string // the fields with problems, in order
+	}{
+		{"a confidential client with the defaults is valid", func(*ClientSpec) {}, nil},
+		{"a public client is valid", func(s *ClientSpec) { s.Public = true }, nil},
+		{"a private_key_jwt client is valid", func(s *ClientSpec) { s.JWKS = json.RawMessage(ecJWKS) }, nil},
+		{"a client_credentials client needs no redirect URI", func(s *ClientSpec) {
+			s.RedirectURIs, s.GrantTypes = nil, []string{"client_credentials"}
+		}, nil},
+		{"an alias is a valid minimum", func(s *ClientSpec) { s.MinACR = stepup.PAPEMultiFactor }, nil},
+		{"no ID", func(s *ClientSpec) { s.ID = "" }, []string{"id"}},
+		{"an ID with a colon", func(s *ClientSpec) { s.ID = "a:b" }, []string{"id"}},
+		{"the built-in ID", func(s *ClientSpec) { s.ID = "keystep-account" }, []string{"id"}},
+		{"no redirect URI for the code flow", func(s *ClientSpec) { s.RedirectURIs = nil }, []string{"redirect_uris"}},
+		{"a redirect URI twice", func(s *ClientSpec) { s.RedirectURIs = []string{"https://a/cb", "https://a/cb"} }, []string{"redirect_uris"}},
+		{"a bad post-logout URI", func(s *ClientSpec) { s.PostLogoutRedirectURIs = []string{"http://rp.example/"} }, []string{"post_logout_redirect_uris"}},
+		{"refresh tokens without the code flow", func(s *ClientSpec) { s.GrantTypes = []string{"refresh_token", "client_credentials"} }, []string{"grant_types"}},
+		{"a public client with client_credentials", func(s *ClientSpec) {
+			s.Public, s.GrantTypes = true, []string{"authorization_code", "client_credentials"}
+		}, []string{"grant_types"}},
+		{"a public client with a secret method", func(s *ClientSpec) { s.Public, s.AuthMethod = true, "client_secret_basic" }, []string{"auth_method"}},
+		{"a confidential client with none", func(s *ClientSpec) { s.AuthMethod = "none" }, []string{"auth_method"}},
+		{"private_key_jwt without keys", func(s *ClientSpec) { s.AuthMethod = "private_key_jwt" }, []string{"jwks"}},
+		{"keys with a secret method", func(s *ClientSpec) { s.AuthMethod, s.JWKS = "client_secret_post", json.RawMessage(ecJWKS) }, []string{"jwks"}},
+		{"an empty key set", func(s *ClientSpec) { s.JWKS = json.RawMessage(`{"keys":[]}`) }, []string{"jwks"}},
+		{"everything at once", func(s *ClientSpec) {
+			s.ID, s.GrantTypes, s.IDTokenAlg, s.AccessTokenFormat, s.MinACR = "a b", []string{"implicit", "authorization_code"}, "HS256", "paseto", "gold"
+		}, []string{"id", "grant_types", "id_token_alg", "access_token_format", "min_acr"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := good
+			s.RedirectURIs = slices.Clone(good.RedirectURIs)
+			tt.change(&s)
+			var got []string
+			for _, pr := range ValidateClient(s, p, "keystep-account") {
+				got = append(got, pr.Field)
+			}
+			if diff := cmp.Diff(tt.fields, got); diff != "" {
+				t.Errorf("problem fields (-want +got):\n%s\n%+v", diff, ValidateClient(s, p, "keystep-account"))
+			}
+		})
+	}
+}
+
+func TestNormalizeMakesEqualSpecsEqual(t *testing.T) {
+	written := ClientSpec{ID: " rp ", Public: true, RedirectURIs: []string{"https://rp.example/cb", " "},
+		JWKS: json.RawMessage("null")}
+	stored := SpecOf(written.Client())
+	if d := DiffClients(written, stored); d != nil {
+		t.Errorf("a spec and its stored client differ: %q", d)
+	}
+	n := written.Normalize()
+	if n.ID != "rp" || n.AuthMethod != "none" || !n.RequirePKCE || n.IDTokenAlg != "RS256" || n.AccessTokenFormat != "jwt" ||
+		!slices.Equal(n.GrantTypes, []string{"authorization_code", "refresh_token"}) || len(n.RedirectURIs) != 1 || n.JWKS != nil {
+		t.Errorf("normalised %+v", n)
+	}
+	// The same keys written differently are the same keys.
+	a := ClientSpec{ID: "svc", JWKS: json.RawMessage(ecJWKS)}
+	b := ClientSpec{ID: "svc", JWKS: json.RawMessage("{\n  \"keys\": [ {\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\", \"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\", \"crv\":\"P-256\", \"kty\":\"EC\"} ]\n}")}
+	if d := DiffClients(a, b); d != nil {
+		t.Errorf("reformatted keys differ: %q", d)
+	}
+	if a.Normalize().AuthMethod != "private_key_jwt" {
+		t.Error("keys without a method did not mean private_key_jwt")
+	}
+}
+
+func TestDiffClientsSaysWhatChanged(t *testing.T) {
+	a := ClientSpec{ID: "rp", RedirectURIs: []string{"https://a/cb"}}
+	b := a
+	b.RedirectURIs = []string{"https://a/cb", "https://b/cb"}
+	b.MinACR, b.FirstParty, b.IDTokenAlg = "phr", true, "ES256"
+	want := []string{
+		"redirect_uris: [https://a/cb] → [https://a/cb https://b/cb]",
+		"id_token_alg: RS256 → ES256",
+		"min_acr: (none) → phr",
+		"first_party: false → true",
+	}
+	if diff := cmp.Diff(want, DiffClients(a, b)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,254 @@
+package login
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keystep/keystep/idp/risk"
+	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/storage"
+)
+
+// Check is one validation of the running policy against the data it applies
+// to, as the console's policy page and `keystep policy` show it.
+type Check struct {
+	OK      bool   `json:"ok"`
+	Subject string `json:"subject"`
+	Message string `json:"message"`
+}
+
+// CheckPolicy validates the levels, scope minimums and risk rules, and
+// every client's minimum against the levels. The config file is validated
+// at start, so a problem here is one the data brought in: a client whose
+// minimum names a level that no longer exists fails every sign-in.
+func CheckPolicy(p *stepup.Policy, scopeMins map[string]string, rc RiskConfig, clients []storage.Client, builtIn string) []Check {
+	var out []Check
+	ok := func(subject, msg string) { out = append(out, Check{true, subject, msg}) }
+	bad := func(subject, msg string) { out = append(out, Check{false, subject, msg}) }
+	ok("levels", fmt.Sprintf("%d levels, ordered from %s to %s", len(p.Levels()), p.Levels()[0].ACR, p.Levels()[len(p.Levels())-1].ACR))
+	for _, scope := range slices.Sorted(maps.Keys(scopeMins)) {
+		if _, _, known := p.Lookup(scopeMins[scope]); !known {
+			bad("scope "+scope, fmt.Sprintf("minimum %q is not a configured level", scopeMins[scope]))
+		}
+	}
+	if err := rc.Rules.Validate(); err != nil {
+		bad("risk rules", strings.ReplaceAll(err.Error(), "\n", "; "))
+	} else {
+		ok("risk rules", fmt.Sprintf("valid: medium from score %d, high from %d", rc.Rules.Medium, rc.Rules.High))
+	}
+	for _, b := range []struct {
+		band string
+		act  risk.Action
+	}{{"medium", rc.Rules.OnMedium}, {"high", rc.Rules.OnHigh}} {
+		band, act := b.band, b.act
+		if act.Floor != "" {
+			if _, _, known := p.Lookup(act.Floor); !known {
+				bad("risk "+band, fmt.Sprintf("floor %q is not a configured level", act.Floor))
+			}
+		}
+	}
+	ids := map[string]bool{}
+	n := 0
+	for _, c := range clients {
+		ids[c.ID] = true
+		if c.ID == builtIn {
+			continue
+		}
+		ps := ValidateClient(SpecOf(c), p, builtIn)
+		for _, pr := range ps {
+			bad("client "+c.ID, pr.Message)
+		}
+		if len(ps) == 0 {
+			n++
+		}
+	}
+	ok("clients", fmt.Sprintf("%d clients valid against these levels", n))
+	for _, id := range rc.SensitiveClients {
+		if !ids[id] {
+			bad("risk sensitive_clients", fmt.Sprintf("no client %q is registered", id))
+		}
+	}
+	slices.SortStableFunc(out, func(x, y Check) int {
+		if x.OK == y.OK {
+			return 0
+		}
+		if !x.OK {
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
+type levelRow struct {
+	stepup.Level
+	Rank      int
+	Plain     string
+	Freshness string
+	Admin     bool
+}
+
+// requirementText says a level's rule in words.
+var requirementText = map[stepup.Requirement]string{
+	stepup.AnyFactor:                 "Any one factor",
+	stepup.MultiFactor:               "Password and a second factor, or a passkey that verifies the user",
+	stepup.PhishingResistant:         "Two factors, one of them a passkey or security key",
+	stepup.PhishingResistantHardware: "Two factors, one of them a passkey kept on one device",
+}
+
+type weightRow struct {
+	Signal string
+	Weight int
+}
+
+type explainForm struct {
+	User, Client, ACR, Scope, IP, Device string
+}
+
+type explainResult struct {
+	Explanation
+	Summary string
+	Next    []string
+	Reasons []string
+}
+
+type adminPolicyPage struct {
+	adminPage
+	Levels      []levelRow
+	ScopeMins   [][2]string
+	Risk        RiskConfig
+	Weights     []weightRow
+	Checks      []Check
+	Problems    int
+	AdminACR    string
+	AdminMaxAge time.Duration
+	Usernames   []string
+	Clients     []storage.Client
+	Explain     explainForm
+	Result      *explainResult
+	ExplainErr  string
+}
+
+func (h *Handler) adminPolicy(w http.ResponseWriter, r *http.Request, a *adminState) error {
+	ctx := r.Context()
+	p := adminPolicyPage{adminPage: h.adminPage(r, a, "policy", "Policy"), Risk: h.cfg.Risk, AdminACR: h.cfg.AdminACR, AdminMaxAge: h.cfg.AdminMaxAge}
+	for i, l := range h.cfg.Policy.Levels() {
+		row := levelRow{Level: l, Rank: i + 1, Plain: requirementText[l.Requires], Admin: l.ACR == h.cfg.AdminACR}
+		fresh := []string{fmtDuration(defaultWindow(l))}
+		for _, m := range slices.Sorted(maps.Keys(l.Freshness)) {
+			fresh = append(fresh, fmt.Sprintf("%s %s", m, fmtDuration(l.Freshness[m])))
+		}
+		row.Freshness = strings.Join(fresh, "; ")
+		p.Levels = append(p.Levels, row)
+	}
+	for _, s := range slices.Sorted(maps.Keys(h.cfg.ScopeMinACR)) {
+		p.ScopeMins = append(p.ScopeMins, [2]string{s, h.cfg.ScopeMinACR[s]})
+	}
+	for _, name := range risk.Names() {
+		p.Weights = append(p.Weights, weightRow{name, h.cfg.Risk.Rules.Weights[name]})
+	}
+	clients, err := h.cfg.Store.ListClients(ctx)
+	if err != nil {
+		return err
+	}
+	p.Checks = CheckPolicy(h.cfg.Policy, h.cfg.ScopeMinACR, h.cfg.Risk, clients, h.cfg.AccountClientID)
+	for _, c := range p.Checks {
+		if !c.OK {
+			p.Problems++
+		}
+	}
+	for _, c := range clients {
+		if c.ID != h.cfg.AccountClientID {
+			p.Clients = append(p.Clients, c)
+		}
+	}
+	slices.SortFunc(p.Clients, func(x, y storage.Client) int { return strings.Compare(x.ID, y.ID) })
+	users, err := h.cfg.Store.ListUsers(ctx)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		p.Usernames = append(p.Usernames, u.Username)
+	}
+	slices.Sort(p.Usernames)
+
+	q := r.URL.Query()
+	p.Explain = explainForm{User: strings.TrimSpace(q.Get("user")), Client: q.Get("client"), ACR: q.Get("acr"),
+		Scope: strings.TrimSpace(q.Get("scope")), IP: strings.TrimSpace(q.Get("ip")), Device: q.Get("device")}
+	if p.Explain.Scope == "" {
+		p.Explain.Scope = "openid"
+	}
+	if p.Explain.IP == "" {
+		p.Explain.IP = Info(ctx).IP
+	}
+	status := http.StatusOK
+	if q.Has("user") {
+		res, msg, err := h.explain(r, p.Explain)
+		if err != nil {
+			return err
+		}
+		p.Result, p.ExplainErr = res, msg
+		if msg != "" {
+			status = http.StatusBadRequest
+		}
+	}
+	return h.r.render(w, status, "admin_policy", p)
+}
+
+func defaultWindow(l stepup.Level) time.Duration {
+	if l.DefaultFreshness > 0 {
+		return l.DefaultFreshness
+	}
+	return stepup.DefaultWindow
+}
+
+// explain runs the explain tool for the form; msg is a problem with the
+// form, err a failure.
+func (h *Handler) explain(r *http.Request, f explainForm) (*explainResult, string, error) {
+	var problems []string
+	if f.User == "" {
+		problems = append(problems, "Enter a username.")
+	}
+	if f.Client == "" {
+		problems = append(problems, "Choose a client.")
+	}
+	if _, err := netip.ParseAddr(f.IP); err != nil {
+		problems = append(problems, fmt.Sprintf("%q is not an IP address.", f.IP))
+	}
+	if f.ACR != "" {
+		if _, _, ok := h.cfg.Policy.Lookup(f.ACR); !ok {
+			problems = append(problems, fmt.Sprintf("%q is not a configured level.", f.ACR))
+		}
+	}
+	if len(problems) > 0 {
+		return nil, strings.Join(problems, " "), nil
+	}
+	var acr []string
+	if f.ACR != "" {
+		acr = []string{f.ACR}
+	}
+	x, err := Explain(r.Context(), h.cfg.Store, h.cfg.Policy, h.cfg.ScopeMinACR, h.assessor, ExplainInput{
+		Username: f.User, ClientID: f.Client, ACR: acr, Scopes: strings.Fields(f.Scope), IP: f.IP,
+		NewDevice: f.Device == "new", UserAgent: "keystep-explain",
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, "No such user or client. Check the username and the client.", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	res := &explainResult{Explanation: x, Summary: x.Summary()}
+	for _, m := range x.Decision.Next {
+		res.Next = append(res.Next, methodLabels[m])
+	}
+	for _, rs := range x.Decision.Reasons {
+		res.Reasons = append(res.Reasons, string(rs))
+	}
+	return res, "", nil
+}
