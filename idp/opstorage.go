@@ -33,6 +33,10 @@ type reqState struct {
 	// access-token algorithm rather than the client's ID-token one.
 	accessTokenNext bool
 	endedSession    bool
+	// loaded is the client storage last returned in this request: a token
+	// request asks for its client two or three times (authentication, then
+	// the grant's checks), and each was a database read.
+	loaded *client
 }
 
 type stateKey struct{}
@@ -333,6 +337,10 @@ func (s *opStorage) KeySet(ctx context.Context) ([]op.Key, error) { return s.key
 // ---- clients ----
 
 func (s *opStorage) client(ctx context.Context, id string) (*client, error) {
+	st := stateFrom(ctx)
+	if st.loaded != nil && st.loaded.ID == id {
+		return st.loaded, nil
+	}
 	c, err := s.store.ClientByID(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, oidc.ErrInvalidClient().WithDescription("unknown client").WithParent(err)
@@ -340,7 +348,8 @@ func (s *opStorage) client(ctx context.Context, id string) (*client, error) {
 	if err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
-	return &client{Client: c, loginURL: s.loginURL}, nil
+	st.loaded = &client{Client: c, loginURL: s.loginURL}
+	return st.loaded, nil
 }
 
 func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {

@@ -1,8 +1,9 @@
 // Command keystep runs the Keystep OpenID provider and administers it.
 //
 //	keystep [serve] [--addr :8080] [--issuer URL] [--data DIR] [--config FILE] [--dev]
-//	keystep users create|list|disable|enable|unlock|reset-factors …
-//	keystep clients create|list|delete …
+//	keystep users create|list|show|disable|enable|unlock|reset-factors|signout …
+//	keystep clients create|list|show|update|rotate-secret|delete …
+//	keystep apply -f FILE | export | policy
 //	keystep keys rotate|list
 //	keystep audit verify|export
 //
@@ -30,6 +31,7 @@ import (
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
+	"github.com/keystep/keystep/storage/postgres"
 	"github.com/keystep/keystep/storage/sqlite"
 )
 
@@ -66,6 +68,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = audit(ctx, args, stdout)
 	case "explain":
 		err = explain(ctx, args, stdout)
+	case "apply":
+		err = apply(ctx, args, stdout)
+	case "export":
+		err = export(ctx, args, stdout)
+	case "policy":
+		err = policy(ctx, args, stdout)
+	case "bench":
+		err = bench(ctx, args, stdout, stderr)
+	case "simulate":
+		err = simulate(ctx, args, stdout, stderr)
+	case "demo":
+		err = demo(ctx, args, stdin, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -92,22 +106,37 @@ const usage = `Usage:
   keystep [serve] [--addr :8080] [--issuer http://localhost:8080] [--data ./keystep-data]
                   [--master-key-file FILE] [--config FILE] [--dev] [--log-level info]
   keystep users create --username NAME [--email E] --password-stdin [--admin]
-  keystep users list | disable NAME | enable NAME | unlock NAME | reset-factors NAME
+  keystep users list | show NAME | disable NAME | enable NAME | unlock NAME | signout NAME
+  keystep users reset-factors NAME --reason TEXT
   keystep clients create --id ID --redirect-uri URI [--redirect-uri URI …] [--name N]
                   [--public] [--native] [--min-acr ACR] [--strict] [--first-party]
                   [--id-token-alg RS256|ES256|EdDSA] [--post-logout-redirect-uri URI …]
                   [--grant authorization_code,refresh_token,client_credentials]
                   [--config FILE] (--min-acr is checked against its levels)
-  keystep clients list | delete ID
+  keystep clients list | show ID | rotate-secret ID | delete ID
+  keystep clients update ID [any create flag; only the flags given change]
+                  [--auth-method M] [--access-token-format jwt|opaque] [--require-pkce]
   keystep keys rotate [--activate-in DURATION] | list
-  keystep audit verify | export [--since RFC3339]
+  keystep audit verify | export [--since RFC3339] [--until RFC3339] [--user NAME]
+                  [--client ID] [--event TYPE] [--outcome success|failure|denied|challenged]
+  keystep apply -f keystep.yaml [--prune] [--dry-run]
+                  (clients as in the file, idempotently; the whole file is checked first)
+  keystep export [--config FILE] [-o FILE] [--format yaml|json]
+  keystep policy [--config FILE]   (levels, risk rules, and checks against the clients)
   keystep explain --user NAME --client ID [--acr ACR] [--ip IP] [--device new|known] [--scope S] [--config FILE]
+  keystep bench [--workers N] [--duration 10s | --count N] [--scenario a,b,…] [--json]
+                  [--url http://127.0.0.1:8080 --data DIR [--pid PID]] [--allow-remote] [--keep]
+  keystep simulate [--seed N] [--users N] [--days N] [--stuffing-pairs N] [--config FILE] [--json]
+                  (a seeded population of users and attackers against Keystep on loopback)
+  keystep demo [--addr localhost:8080] [--rp-addr localhost:9090] [--data DIR]
+                  (Keystep plus the "Acme Payroll" step-up demo app; temporary data by default)
 Every command takes --data DIR (KEYSTEP_DATA) and --json for machine-readable output.
 `
 
 // common are the flags every command takes.
 type common struct {
 	data, masterKeyFile string
+	database            string
 	json                bool
 }
 
@@ -121,6 +150,7 @@ func env(name, def string) string {
 func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.data, "data", env("DATA", "./keystep-data"), "data folder (database, master key)")
 	fs.StringVar(&c.masterKeyFile, "master-key-file", env("MASTER_KEY_FILE", ""), "master key file (default DATA/master.key, generated on first start)")
+	fs.StringVar(&c.database, "database", env("DATABASE", ""), "postgres://… to share state between instances (default: SQLite in the data folder); put the password in PGPASSFILE, not here")
 	fs.BoolVar(&c.json, "json", false, "machine-readable JSON output")
 }
 
@@ -134,7 +164,15 @@ func (c *common) open(ctx context.Context) (storage.Store, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := sqlite.Open(ctx, db)
+	var st storage.Store
+	switch {
+	case c.database == "":
+		st, err = sqlite.Open(ctx, db)
+	case strings.HasPrefix(c.database, "postgres://"), strings.HasPrefix(c.database, "postgresql://"):
+		st, err = postgres.Open(ctx, c.database)
+	default:
+		return nil, nil, usageError{"--database: want a postgres:// URL (or nothing for SQLite)"}
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("database: %w", err)
 	}
@@ -250,6 +288,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Issuer: *issuer, Store: st, MasterKey: key, Policy: set.policy,
 		ScopeMinACR: set.scopeMinACR, TrustedProxies: set.trustedProxies,
 		Logger: log, ProductName: set.productName, Risk: set.risk,
+		AdminACR: set.adminACR, AdminMaxAge: set.adminMaxAge,
 	}
 	if *dev {
 		cfg.TemplatesDir = "templates"

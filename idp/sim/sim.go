@@ -497,7 +497,9 @@ func (w *world) attacker(network string) *browser {
 func (w *world) targeted(ctx context.Context) (Scenario, error) {
 	var s Scenario
 	for _, u := range w.sample(20) {
-		o, _, err := w.signIn(ctx, w.attacker("198.18"), u, false)
+		// An address with no known location: the attacker is careful
+		// enough not to look like impossible travel.
+		o, _, err := w.signIn(ctx, w.attacker("192.0"), u, false)
 		if err != nil {
 			return s, err
 		}
@@ -547,17 +549,28 @@ func (w *world) stuffing(ctx context.Context) (Scenario, error) {
 	return s, nil
 }
 
-// spraying: one common password against every account, from two addresses.
+// spraying: one common password against a long list of usernames (every
+// user here among them), from two addresses.
 func (w *world) spraying(ctx context.Context) (Scenario, error) {
 	var s Scenario
 	bots := []*browser{w.attacker("198.19"), w.attacker("198.19")}
-	for i, u := range w.users {
+	n := w.cfg.StuffingPairs
+	at := map[int]*user{}
+	for i, pos := range w.rng.Perm(n)[:min(len(w.users), n)] {
+		at[pos] = w.users[i]
+	}
+	for i := range n {
+		u := at[i]
+		name := fmt.Sprintf("person%06d", i)
+		if u != nil {
+			name = u.name
+		}
 		b := bots[i%len(bots)]
 		p, err := b.authorize(ctx, "")
 		if err != nil {
 			return s, err
 		}
-		p, checked, err := b.password(ctx, p, u.name, sprayPass)
+		p, checked, err := b.password(ctx, p, name, sprayPass)
 		if err != nil {
 			return s, err
 		}
@@ -565,7 +578,7 @@ func (w *world) spraying(ctx context.Context) (Scenario, error) {
 		o.checked = checked
 		w.report.Decisions++
 		s.add(u, o)
-		w.clock.advance(time.Second)
+		w.clock.advance(200 * time.Millisecond)
 	}
 	return s, nil
 }
@@ -604,7 +617,7 @@ func (w *world) codeGuessing(ctx context.Context) (Scenario, error) {
 		if u.totp == "" {
 			continue
 		}
-		b := w.attacker("198.18")
+		b := w.attacker("192.0")
 		p, err := b.authorize(ctx, "")
 		if err != nil {
 			return s, err
@@ -710,14 +723,8 @@ func targets(r Report) []Target {
 	for _, s := range r.Scenarios {
 		if s.Name == "credential stuffing" || s.Name == "password spraying" {
 			share := pct(s.Tried, s.Attempts)
-			want := 1.0
-			if s.Name == "password spraying" {
-				// Spraying is one try per account: the bound is the
-				// per-address limit, not a share of a huge list.
-				want = 100 * float64(login.DefaultStuffingLimit*2+2) / float64(max(s.Attempts, 1))
-			}
 			out = append(out, Target{Name: s.Name + ": pairs tried before throttling",
-				Want: fmt.Sprintf("≤ %.1f %%", want), Got: fmt.Sprintf("%.2f %% (%d of %d)", share, s.Tried, s.Attempts), Met: share <= want})
+				Want: "≤ 1 %", Got: fmt.Sprintf("%.2f %% (%d of %d)", share, s.Tried, s.Attempts), Met: share <= 1})
 		}
 	}
 	known := pct(r.Legit.KnownPrompted, r.Legit.Known)

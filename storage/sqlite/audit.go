@@ -23,7 +23,7 @@ func scanAudit(sc scanner) (storage.AuditEvent, error) {
 // transaction, so concurrent appends queue and the chain stays one line.
 func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) (storage.AuditEvent, error) {
 	e.Time = fromNanos(nanos(e.Time)) // what will be read back, so the hash verifies
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		var last int64
 		var prev string
 		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)

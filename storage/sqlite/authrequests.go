@@ -80,7 +80,7 @@ func (s *Store) CompleteAuthRequest(ctx context.Context, id string, res storage.
 // SaveAuthCode refuses a request that is not done (ErrConflict) or whose
 // code was already redeemed (ErrReplayed): a request yields one code.
 func (s *Store) SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt time.Time) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		var done bool
 		var codeUsed int64
 		err := tx.QueryRowContext(ctx, `SELECT done, code_used_at FROM auth_requests WHERE id = ?`, id).Scan(&done, &codeUsed)
@@ -107,7 +107,7 @@ func (s *Store) SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt
 func (s *Store) ConsumeAuthCode(ctx context.Context, codeHash string, now time.Time) (storage.AuthRequest, error) {
 	var r storage.AuthRequest
 	var replayed bool
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		var codeUsed int64
 		var err error
 		r, err = scanAuthRequest(tx.QueryRowContext(ctx,

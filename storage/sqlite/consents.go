@@ -51,7 +51,7 @@ func (s *Store) CreateOneTimeToken(ctx context.Context, kind, hash string, expir
 }
 
 func (s *Store) ConsumeOneTimeToken(ctx context.Context, kind, hash string, now time.Time) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		var expiresAt, spentAt time.Time
 		err := tx.QueryRowContext(ctx, `SELECT expires_at, used_at FROM one_time_tokens WHERE kind = ? AND hash = ?`,
 			kind, hash).Scan(at(&expiresAt), at(&spentAt))

@@ -10,7 +10,7 @@ import (
 )
 
 func (s *Store) RecordSignIn(ctx context.Context, in storage.SignIn) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		t := nanos(in.At)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO known_devices (user_id, device_id, first_seen, last_seen) VALUES (?, ?, ?, ?)
 			ON CONFLICT (user_id, device_id) DO UPDATE SET last_seen = excluded.last_seen`, in.UserID, in.DeviceID, t, t); err != nil {

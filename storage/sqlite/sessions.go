@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -82,7 +81,7 @@ func (s *Store) SessionByID(ctx context.Context, id string, now time.Time) (stor
 // RotateSession deletes oldID and inserts next in one transaction; the delete
 // finding no row is what makes every rotation but the first fail.
 func (s *Store) RotateSession(ctx context.Context, oldID string, next storage.Session) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE id = ?`, oldID)
 		if err != nil {
 			return err

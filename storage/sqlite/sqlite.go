@@ -33,8 +33,8 @@ import (
 
 // Store implements storage.Store on one SQLite database file.
 type Store struct {
-	w *sql.DB // one connection: every write and transaction
-	r *sql.DB // query-only pool for plain reads
+	w *db // one connection: every write and transaction
+	r *db // query-only pool for plain reads
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -83,7 +83,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	return &Store{w: w, r: r}, nil
+	return &Store{w: newDB(w), r: newDB(r)}, nil
 }
 
 // dsn is a file: URI for the absolute path abs, so that SQLite decodes the
@@ -115,16 +115,22 @@ func (s *Store) Close() error {
 
 // tx runs fn in one write transaction (BEGIN IMMEDIATE) and commits when fn
 // returns nil. fn must not use s.w or s.r: the writer has one connection.
-func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+// Statements fn ran unprepared are prepared once the connection is free.
+func (s *Store) tx(ctx context.Context, fn func(tx *txn) error) error {
+	sqlTx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
+	tx := &txn{Tx: sqlTx, w: s.w}
+	if err = fn(tx); err != nil {
+		sqlTx.Rollback()
+	} else {
+		err = sqlTx.Commit()
 	}
-	return tx.Commit()
+	for _, q := range tx.missed {
+		s.w.stmt(ctx, q)
+	}
+	return err
 }
 
 // execOne runs a write that must touch a row; none touched is ErrNotFound.

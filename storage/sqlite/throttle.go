@@ -25,7 +25,7 @@ func (s *Store) CheckThrottle(ctx context.Context, keys []storage.ThrottleKey, r
 
 func (s *Store) RecordFailure(ctx context.Context, keys []storage.ThrottleKey, rules map[string]storage.ThrottleRule, now time.Time) (map[storage.ThrottleKey]storage.ThrottleState, error) {
 	var states map[storage.ThrottleKey]storage.ThrottleState
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		var err error
 		if states, err = throttleStates(ctx, tx, keys, rules, now); err != nil {
 			return err
@@ -53,7 +53,7 @@ func (s *Store) RecordFailure(ctx context.Context, keys []storage.ThrottleKey, r
 }
 
 func (s *Store) ClearThrottle(ctx context.Context, keys []storage.ThrottleKey) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		for _, k := range keys {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM throttle_failures WHERE scope = ? AND key = ?`, k.Scope, k.Key); err != nil {
 				return err

@@ -114,7 +114,7 @@ func refreshState(t storage.RefreshToken, now time.Time) error {
 // returning ErrReplayed (OAuth 2.0 Security BCP §4.14.2).
 func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next storage.RefreshToken, now time.Time) error {
 	var replayed bool
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		old, err := scanRefreshToken(tx.QueryRowContext(ctx, `SELECT `+refreshCols+` FROM refresh_tokens WHERE id = ?`, oldID))
 		if err != nil {
 			return noRows(err)
@@ -169,7 +169,7 @@ func (s *Store) RevokeAccessToken(ctx context.Context, id string) error {
 }
 
 func (s *Store) RevokeRefreshFamily(ctx context.Context, id string) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		var family string
 		err := tx.QueryRowContext(ctx, `SELECT family_id FROM refresh_tokens WHERE id = ?`, id).Scan(&family)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -187,14 +187,14 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, id string) error {
 }
 
 func (s *Store) RevokeGrant(ctx context.Context, grantID string) error {
-	if err := s.tx(ctx, func(tx *sql.Tx) error { return revokeGrant(ctx, tx, grantID) }); err != nil {
+	if err := s.tx(ctx, func(tx *txn) error { return revokeGrant(ctx, tx, grantID) }); err != nil {
 		return fmt.Errorf("sqlite: revoke grant: %w", err)
 	}
 	return nil
 }
 
 func (s *Store) RevokeUserClientTokens(ctx context.Context, subject, clientID string) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		for _, table := range []string{"refresh_tokens", "access_tokens"} {
 			_, err := tx.ExecContext(ctx, `UPDATE `+table+` SET revoked = 1
 				WHERE subject = ? AND (? = '' OR client_id = ?)`, subject, clientID, clientID)
@@ -212,7 +212,7 @@ func (s *Store) RevokeUserClientTokens(ctx context.Context, subject, clientID st
 
 func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error) {
 	var total int
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		for _, table := range []string{"access_tokens", "refresh_tokens"} {
 			n, err := affected(tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE expires_at < ?`, nanos(now)))
 			if err != nil {

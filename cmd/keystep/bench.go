@@ -1,0 +1,334 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// keystep bench (issue 9) measures a Keystep server so operators can size a
+// deployment: it provisions clients and users, drives each scenario with N
+// concurrent workers and reports rate, latency, errors, the server's CPU
+// seconds (rate per server CPU-second is the fair per-core figure), peak
+// RSS and database growth.
+//
+// By default it starts `keystep serve` as a child process on a fresh data
+// folder on loopback, so the numbers are the server's alone and nothing of
+// a real deployment is touched. --url targets a running server instead;
+// provisioning then needs that server's --data folder.
+
+// benchScenarios in the order they run: reads first, then the writers, so
+// every scenario sees the rows the ones before it left, as a server would.
+var benchScenarios = []struct{ name, op string }{
+	{"jwks", "GET jwks_uri"},
+	{"client_credentials", "client_credentials grant (ES256 JWT access token)"},
+	{"refresh_rs256", "refresh grant with rotation, RS256 ID token"},
+	{"refresh_es256", "refresh grant with rotation, ES256 ID token"},
+	{"userinfo", "GET userinfo with a JWT access token"},
+	{"introspection", "RFC 7662 introspection of a JWT access token"},
+	{"code_sso", "authorize → login (SSO session) → callback → token, RS256 (4 requests)"},
+	{"stepup", "sfa session asks mfa: authorize → TOTP page → POST code → callback → token, RS256 (5 requests)"},
+	{"password", "authorize → page → POST password (argon2id, production cost) → callback → token, RS256 (5 requests)"},
+}
+
+func benchScenarioNames() []string {
+	out := make([]string, len(benchScenarios))
+	for i, s := range benchScenarios {
+		out[i] = s.name
+	}
+	return out
+}
+
+// benchOptions is the parsed command line.
+type benchOptions struct {
+	workers     int
+	duration    time.Duration
+	count       int
+	scenarios   []string
+	url         string // "" starts a child server
+	allowRemote bool
+	data        string // with --url: the server's data folder, for provisioning
+	pid         int    // with --url: the server's process, for CPU and RSS
+	json        bool
+	keep        bool // keep the child's data folder
+}
+
+func parseBench(args []string) (benchOptions, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o := benchOptions{}
+	defWorkers := max(4, 2*runtime.GOMAXPROCS(0))
+	var scenarios string
+	fs.IntVar(&o.workers, "workers", defWorkers, "concurrent workers per scenario")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long each scenario runs")
+	fs.IntVar(&o.count, "count", 0, "run each scenario for this many operations instead of --duration")
+	fs.StringVar(&scenarios, "scenario", "all", "comma-separated scenarios: "+strings.Join(benchScenarioNames(), ","))
+	fs.StringVar(&o.url, "url", "", "benchmark the server at this URL instead of starting one (loopback only unless --allow-remote)")
+	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow a --url that is not a loopback address")
+	fs.StringVar(&o.data, "data", "", "with --url: the server's data folder (bench-* users and clients are created in it)")
+	fs.IntVar(&o.pid, "pid", 0, "with --url: the server's process ID, to report its CPU and memory")
+	fs.BoolVar(&o.json, "json", false, "machine-readable JSON output")
+	fs.BoolVar(&o.keep, "keep", false, "keep the child server's data folder and print where it is")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, err
+		}
+		return o, usageError{"bench: " + err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return o, usageError{fmt.Sprintf("bench: unexpected argument %q", fs.Arg(0))}
+	}
+	var errs []error
+	if o.workers < 1 || o.workers > 10000 {
+		errs = append(errs, fmt.Errorf("--workers %d: want 1 to 10000", o.workers))
+	}
+	if o.count < 0 {
+		errs = append(errs, fmt.Errorf("--count %d is negative", o.count))
+	}
+	if o.count == 0 && o.duration <= 0 {
+		errs = append(errs, fmt.Errorf("--duration %s: want a positive duration (or --count)", o.duration))
+	}
+	if scenarios == "all" || scenarios == "" {
+		o.scenarios = benchScenarioNames()
+	} else {
+		known := benchScenarioNames()
+		for s := range strings.SplitSeq(scenarios, ",") {
+			s = strings.TrimSpace(s)
+			switch {
+			case !slices.Contains(known, s):
+				errs = append(errs, fmt.Errorf("--scenario: unknown scenario %q (want %s)", s, strings.Join(known, ", ")))
+			case !slices.Contains(o.scenarios, s):
+				o.scenarios = append(o.scenarios, s)
+			}
+		}
+		// Run them in the documented order whatever order they were named in.
+		slices.SortFunc(o.scenarios, func(a, b string) int { return slices.Index(known, a) - slices.Index(known, b) })
+	}
+	if o.url == "" {
+		if o.data != "" {
+			errs = append(errs, errors.New("--data is only for --url: without it bench starts a server on a fresh folder"))
+		}
+		if o.pid != 0 {
+			errs = append(errs, errors.New("--pid is only for --url"))
+		}
+	} else {
+		if err := checkBenchURL(o.url, o.allowRemote); err != nil {
+			errs = append(errs, err)
+		}
+		if o.data == "" && slices.ContainsFunc(o.scenarios, func(s string) bool { return s != "jwks" }) {
+			errs = append(errs, errors.New("--url needs --data (the server's data folder) to create the bench users and clients; only --scenario jwks runs without"))
+		}
+		if o.keep {
+			errs = append(errs, errors.New("--keep is only for the child server"))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return o, usageError{"bench:\n" + err.Error()}
+	}
+	return o, nil
+}
+
+// checkBenchURL refuses a target that is not on this machine unless
+// allowed: a benchmark is a load test, and pointed at someone else's
+// server by mistake it is an attack.
+func checkBenchURL(raw string, allowRemote bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--url %q: want http(s)://HOST[:PORT]", raw)
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--url %q: want the issuer's origin, without a path or query", raw)
+	}
+	if allowRemote {
+		return nil
+	}
+	if !isLoopbackTarget(u.Hostname()) {
+		return fmt.Errorf("--url %q is not a loopback address; pass --allow-remote to load-test another machine", raw)
+	}
+	return nil
+}
+
+// isLoopbackTarget accepts localhost and loopback IP literals. Other names
+// are refused without a DNS lookup: what a name resolves to can change.
+func isLoopbackTarget(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseBench(args)
+	if err != nil {
+		return err
+	}
+	run := &benchRun{opts: o, stderr: stderr}
+	defer run.close()
+	if err := run.start(ctx); err != nil {
+		return err
+	}
+	results, err := run.all(ctx)
+	if err != nil {
+		return err
+	}
+	rep := run.report(results)
+	if o.json {
+		if err := printJSON(stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		rep.table(stdout)
+	}
+	var failed []string
+	for _, r := range results {
+		if r.Errors > 0 {
+			failed = append(failed, fmt.Sprintf("%s: %d errors, first: %s", r.Name, r.Errors, r.FirstError))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("bench: some operations failed:\n  %s", strings.Join(failed, "\n  "))
+	}
+	return ctx.Err()
+}
+
+// benchServerCommand is the command that runs `keystep serve ARGS`: this
+// executable. Tests replace it, since a test binary is not keystep.
+var benchServerCommand = func(args ...string) (*exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("bench: find own executable: %w", err)
+	}
+	return exec.Command(exe, args...), nil
+}
+
+// childServer is `keystep serve` in a child process.
+type childServer struct {
+	cmd    *exec.Cmd
+	url    string
+	stderr *tailBuffer
+	exited chan struct{}
+	err    error // Wait's result, once exited is closed
+}
+
+// startChild starts the server on data and waits until it serves.
+func startChild(ctx context.Context, data, config string) (*childServer, error) {
+	cmd, err := benchServerCommand("serve", "--addr", "127.0.0.1:0", "--data", data, "--config", config, "--log-level", "warn")
+	if err != nil {
+		return nil, err
+	}
+	// The operator's KEYSTEP_* settings are for their server, not this one:
+	// another issuer or master key would break the flows and provisioning.
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, "KEYSTEP_") })
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	c := &childServer{cmd: cmd, stderr: &tailBuffer{max: 64 << 10}, exited: make(chan struct{})}
+	cmd.Stderr = c.stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bench: start server: %w", err)
+	}
+	serving := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "Keystep is serving "); ok {
+				serving <- strings.TrimSpace(u)
+				break
+			}
+		}
+		// Keep draining, so the child never blocks on a full pipe.
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	go func() { c.err = cmd.Wait(); close(c.exited) }()
+	timeout := time.NewTimer(60 * time.Second)
+	defer timeout.Stop()
+	select {
+	case c.url = <-serving:
+		return c, nil
+	case <-c.exited:
+		return nil, fmt.Errorf("bench: server exited before serving (%v):\n%s", c.err, c.stderr)
+	case <-ctx.Done():
+		c.stop()
+		return nil, ctx.Err()
+	case <-timeout.C:
+		c.stop()
+		return nil, fmt.Errorf("bench: server did not start within 60 s:\n%s", c.stderr)
+	}
+}
+
+// stop asks the server to shut down (SIGTERM, as serve expects) and waits;
+// one that does not end in 15 s is killed.
+func (c *childServer) stop() error {
+	select {
+	case <-c.exited:
+		return c.err
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(15 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+		return errors.New("bench: server did not stop within 15 s; killed")
+	}
+	return c.err
+}
+
+// tailBuffer keeps the last max bytes written to it: the child's log, for
+// the error message when it dies.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
+
+// benchConfig is the child server's config file. All bench traffic comes
+// from 127.0.0.1; trusting it as a proxy lets each bench user send its own
+// address (X-Forwarded-For, from 198.18.0.0/15, RFC 2544's benchmarking
+// range), so the default risk rules see ordinary traffic rather than one
+// address trying thousands of usernames (credential_stuffing).
+const benchConfig = `{"trusted_proxies": ["127.0.0.1/32", "::1/128"]}` + "\n"
+
+func writeBenchConfig(dir string) (string, error) {
+	path := filepath.Join(dir, "bench-config.json")
+	if err := os.WriteFile(path, []byte(benchConfig), 0o600); err != nil {
+		return "", fmt.Errorf("bench: write config: %w", err)
+	}
+	return path, nil
+}

@@ -1,0 +1,736 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/storage"
+)
+
+// benchRun is one `keystep bench`: the data folder, the server and the
+// provisioned users and clients.
+type benchRun struct {
+	opts   benchOptions
+	stderr io.Writer
+
+	dir     string // data folder
+	tempDir bool   // dir is ours to delete
+	store   storage.Store
+	sealer  *factor.Sealer
+	child   *childServer
+	pid     int // server process; 0 when unknown
+	target  *benchTarget
+	runID   string
+
+	clients             map[string]benchClient // rs256, es256, service
+	password            string                 // every bench user's
+	sso, pw             []*benchUser           // one per worker
+	mfa                 []*benchUser           // the step-up pool; grows as needed
+	mfaNext, ipNext     int
+	cheapHash, prodHash string
+	workers             []*benchWorker
+}
+
+// benchUser is a provisioned user.
+type benchUser struct {
+	id, name string
+	ip       string // its X-Forwarded-For address
+	totp     string // TOTP secret (step-up users)
+	lastStep int64  // the last TOTP step it used (step-up users)
+}
+
+// benchWorker is what one worker keeps between operations. Only that
+// worker touches it once its setup is done.
+type benchWorker struct {
+	sso *browser          // signed in as sso[w]
+	rt  map[string]string // refresh token by client
+	at  string            // access token of the es256 client
+}
+
+// stepupBatch is how many step-ups each worker is given per round: the
+// password sessions they start from are made, untimed, between rounds.
+const stepupBatch = 25
+
+func (r *benchRun) needs(names ...string) bool {
+	return slices.ContainsFunc(r.opts.scenarios, func(s string) bool { return slices.Contains(names, s) })
+}
+
+func (r *benchRun) start(ctx context.Context) error {
+	o := r.opts
+	var config string
+	switch {
+	case o.url == "":
+		dir, err := os.MkdirTemp("", "keystep-bench-")
+		if err != nil {
+			return fmt.Errorf("bench: data folder: %w", err)
+		}
+		r.dir, r.tempDir = dir, !o.keep
+		if config, err = writeBenchConfig(dir); err != nil {
+			return err
+		}
+	case o.data != "":
+		// An existing server's folder: refuse to create a new database (and
+		// master key) next to a typo.
+		if _, err := os.Stat(filepath.Join(o.data, "keystep.db")); err != nil {
+			return fmt.Errorf("bench: --data %s: %w", o.data, err)
+		}
+		r.dir = o.data
+	}
+	if r.dir != "" {
+		c := common{data: r.dir}
+		st, key, err := c.open(ctx)
+		if err != nil {
+			return err
+		}
+		r.store = st
+		if r.sealer, err = factor.NewSealer(key); err != nil {
+			return err
+		}
+		if err := r.provision(ctx); err != nil {
+			return fmt.Errorf("bench: provision: %w", err)
+		}
+	}
+	base := o.url
+	if o.url == "" {
+		child, err := startChild(ctx, r.dir, config)
+		if err != nil {
+			return err
+		}
+		r.child, r.pid, base = child, child.cmd.Process.Pid, child.url
+	} else {
+		r.pid = o.pid
+	}
+	t, err := newBenchTarget(ctx, base, o.workers)
+	if err != nil {
+		return err
+	}
+	r.target = t
+	r.workers = make([]*benchWorker, o.workers)
+	for i := range r.workers {
+		r.workers[i] = &benchWorker{rt: map[string]string{}}
+	}
+	return nil
+}
+
+func (r *benchRun) close() {
+	if r.target != nil {
+		r.target.close()
+	}
+	if r.child != nil {
+		if err := r.child.stop(); err != nil {
+			fmt.Fprintf(r.stderr, "keystep bench: server: %v\n", err)
+		}
+	}
+	if r.store != nil {
+		r.store.Close()
+	}
+	switch {
+	case r.tempDir:
+		os.RemoveAll(r.dir)
+	case r.opts.keep && r.dir != "":
+		fmt.Fprintf(r.stderr, "keystep bench: data folder kept at %s\n", r.dir)
+	}
+}
+
+// ---- provisioning ----
+
+// provision creates the clients and users the chosen scenarios need,
+// directly in storage. Names carry a run ID, so runs against one --data
+// folder do not collide.
+func (r *benchRun) provision(ctx context.Context) error {
+	r.runID = strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(benchRandom()))[:6]
+	r.password = benchRandom()
+	now := time.Now().UTC()
+	r.clients = map[string]benchClient{}
+	for _, c := range []struct {
+		key, alg string
+		grants   []string
+	}{
+		{"rs256", "RS256", []string{"authorization_code", "refresh_token"}},
+		{"es256", "ES256", []string{"authorization_code", "refresh_token"}},
+		{"service", "ES256", []string{"client_credentials"}},
+	} {
+		bc := benchClient{id: "bench-" + r.runID + "-" + c.key, secret: benchRandom()}
+		sc := storage.Client{
+			ID: bc.id, Name: "Keystep bench (" + c.key + ")", SecretHash: factor.HashToken(bc.secret),
+			AuthMethod: "client_secret_basic", GrantTypes: c.grants, IDTokenAlg: c.alg,
+			AccessTokenFormat: "jwt", FirstParty: true, CreatedAt: now, UpdatedAt: now,
+		}
+		if c.key != "service" {
+			sc.RedirectURIs = []string{benchRedirect}
+		}
+		if err := r.store.CreateClient(ctx, sc); err != nil {
+			return err
+		}
+		r.clients[c.key] = bc
+	}
+
+	// Users whose password is not what is measured get cheap argon2
+	// parameters: their sign-in is untimed setup.
+	var err error
+	if r.cheapHash, err = factor.NewTestPasswordHasher().Hash(r.password); err != nil {
+		return err
+	}
+	if r.needs("refresh_rs256", "refresh_es256", "userinfo", "introspection", "code_sso") {
+		for i := range r.opts.workers {
+			u, err := r.addUser(ctx, fmt.Sprintf("sso-%d", i), r.cheapHash, now)
+			if err != nil {
+				return err
+			}
+			r.sso = append(r.sso, u)
+		}
+	}
+	if r.needs("password") {
+		// The password scenario measures the production hash; one hash
+		// serves every worker's user, since verifying costs the same.
+		if r.prodHash, err = factor.NewPasswordHasher().Hash(r.password); err != nil {
+			return err
+		}
+		for i := range r.opts.workers {
+			u, err := r.addUser(ctx, fmt.Sprintf("pw-%d", i), r.prodHash, now)
+			if err != nil {
+				return err
+			}
+			r.pw = append(r.pw, u)
+		}
+	}
+	if r.needs("stepup") {
+		if err := r.addStepupUsers(ctx, 2*r.opts.workers*stepupBatch); err != nil {
+			return err
+		}
+	}
+	_, err = r.store.AppendAudit(ctx, storage.AuditEvent{
+		Time: now, Type: "admin.bench_provisioned", ActorID: "cli", Outcome: "success",
+		Details: map[string]string{"run": r.runID, "users": fmt.Sprint(len(r.sso) + len(r.pw) + len(r.mfa))},
+	})
+	return err
+}
+
+func (r *benchRun) addUser(ctx context.Context, suffix, hash string, now time.Time) (*benchUser, error) {
+	r.ipNext++
+	// 198.18.0.0/15 (RFC 2544) holds 131072 addresses; past that they repeat.
+	ip := netip.AddrFrom4([4]byte{198, 18 + byte(r.ipNext>>16&1), byte(r.ipNext >> 8), byte(r.ipNext)})
+	u := &benchUser{id: "bench-" + r.runID + "-" + suffix, name: "bench-" + r.runID + "-" + suffix, ip: ip.String(), lastStep: -1}
+	err := r.store.CreateUser(ctx, storage.User{ID: u.id, Username: u.name, PasswordHash: hash, CreatedAt: now, UpdatedAt: now})
+	return u, err
+}
+
+// addStepupUsers adds n users with an authenticator app, sealed and
+// stored the way the account portal stores one.
+func (r *benchRun) addStepupUsers(ctx context.Context, n int) error {
+	now := time.Now().UTC()
+	for range n {
+		u, err := r.addUser(ctx, fmt.Sprintf("mfa-%d", len(r.mfa)), r.cheapHash, now)
+		if err != nil {
+			return err
+		}
+		key, err := factor.NewTOTPKey("Keystep", u.id)
+		if err != nil {
+			return err
+		}
+		u.totp = key.Secret
+		f := storage.Factor{ID: "f-" + u.id, UserID: u.id, Kind: "totp", Name: "bench",
+			Secret: r.sealer.Seal([]byte(key.Secret), []byte("totp:"+u.id)), CreatedAt: now}
+		if err := r.store.CreateFactor(ctx, f); err != nil {
+			return err
+		}
+		r.mfa = append(r.mfa, u)
+	}
+	return nil
+}
+
+// ---- running ----
+
+// meter collects one scenario's measurements. Only timed phases count:
+// their wall time, their operations and the server CPU spent in them.
+type meter struct {
+	ok, errs   atomic.Int64
+	phaseStart atomic.Int64 // unix nanoseconds; 0 outside a phase
+
+	mu        sync.Mutex
+	firstErr  string
+	lat       []time.Duration
+	timed     time.Duration
+	srvCPU    time.Duration
+	cliCPU    time.Duration
+	otherCPU  time.Duration // the rest of the machine's busy time
+	cpuKnown  bool
+	dbGrowth  int64
+	dbKnown   bool
+	peakRSS   int64
+	rssKnown  bool
+	rssWhole  bool // the peak could not be reset: it is the process's
+	setupTime time.Duration
+}
+
+func (m *meter) fail(err error) {
+	m.errs.Add(1)
+	m.mu.Lock()
+	if m.firstErr == "" {
+		m.firstErr = err.Error()
+	}
+	m.mu.Unlock()
+}
+
+// elapsed is the timed wall time so far, for the progress line.
+func (m *meter) elapsed() time.Duration {
+	m.mu.Lock()
+	d := m.timed
+	m.mu.Unlock()
+	if s := m.phaseStart.Load(); s != 0 {
+		d += time.Since(time.Unix(0, s))
+	}
+	return d
+}
+
+// benchSample is the state of the server and this process at an instant.
+type benchSample struct {
+	srvCPU, cliCPU, machine time.Duration
+	cpuOK                   bool
+	db                      int64
+}
+
+func (r *benchRun) sample() benchSample {
+	var s benchSample
+	var ok1, ok2 bool
+	if r.pid != 0 {
+		s.srvCPU, ok1 = procCPU(fmt.Sprint(r.pid))
+	}
+	s.cliCPU, ok2 = procCPU("self")
+	var ok3 bool
+	s.machine, ok3 = machineCPU()
+	s.cpuOK = ok1 && ok2 && ok3
+	if r.dir != "" {
+		s.db = dbSize(r.dir)
+	}
+	return s
+}
+
+// phase runs operations on every worker until next says stop, timing each,
+// and adds the phase's wall time, server CPU and database growth to m.
+func (r *benchRun) phase(ctx context.Context, m *meter, next func(w int) (func(context.Context) error, bool)) {
+	before := r.sample()
+	start := time.Now()
+	m.phaseStart.Store(start.UnixNano())
+	lats := make([][]time.Duration, r.opts.workers)
+	var wg sync.WaitGroup
+	for w := range r.opts.workers {
+		wg.Go(func() {
+			for {
+				op, ok := next(w)
+				if !ok {
+					return
+				}
+				t := time.Now()
+				err := op(ctx)
+				d := time.Since(t)
+				switch {
+				case ctx.Err() != nil:
+					return // interrupted: not the server's failure
+				case err != nil:
+					m.fail(err)
+				default:
+					lats[w] = append(lats[w], d)
+					m.ok.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	after := r.sample()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.timed += wall
+	m.phaseStart.Store(0)
+	for _, l := range lats {
+		m.lat = append(m.lat, l...)
+	}
+	m.cpuKnown = before.cpuOK && after.cpuOK
+	m.srvCPU += after.srvCPU - before.srvCPU
+	m.cliCPU += after.cliCPU - before.cliCPU
+	m.otherCPU += max(0, (after.machine-before.machine)-(after.srvCPU-before.srvCPU)-(after.cliCPU-before.cliCPU))
+	m.dbGrowth += after.db - before.db
+	m.dbKnown = r.dir != ""
+}
+
+// forEach runs fn for every worker in parallel (untimed setup).
+func (r *benchRun) forEach(ctx context.Context, fn func(ctx context.Context, w int) error) error {
+	errs := make([]error, r.opts.workers)
+	var wg sync.WaitGroup
+	for w := range r.opts.workers {
+		wg.Go(func() { errs[w] = fn(ctx, w) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// steady runs op for --duration or --count in one timed phase.
+func (r *benchRun) steady(ctx context.Context, m *meter, op func(ctx context.Context, w int) error) {
+	var claimed atomic.Int64
+	deadline := time.Now().Add(r.opts.duration)
+	r.phase(ctx, m, func(w int) (func(context.Context) error, bool) {
+		switch {
+		case ctx.Err() != nil:
+			return nil, false
+		case r.opts.count > 0:
+			if claimed.Add(1) > int64(r.opts.count) {
+				return nil, false
+			}
+		case !time.Now().Before(deadline):
+			return nil, false
+		}
+		return func(ctx context.Context) error { return op(ctx, w) }, true
+	})
+}
+
+// all runs the chosen scenarios in order.
+func (r *benchRun) all(ctx context.Context) ([]benchResult, error) {
+	var out []benchResult
+	for _, name := range r.opts.scenarios {
+		if ctx.Err() != nil {
+			break
+		}
+		res, err := r.scenario(ctx, name)
+		if err != nil {
+			return out, fmt.Errorf("bench: %s: %w", name, err)
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+func (r *benchRun) scenario(ctx context.Context, name string) (benchResult, error) {
+	m := &meter{}
+	rssReset := r.pid != 0 && resetPeakRSS(r.pid)
+	stop := r.progress(name, m)
+	err := r.drive(ctx, name, m)
+	stop()
+	if r.pid != 0 {
+		m.peakRSS, m.rssKnown = peakRSS(r.pid)
+		m.rssWhole = !rssReset
+	}
+	if err != nil {
+		return benchResult{}, err
+	}
+	res := m.result(name)
+	fmt.Fprintf(r.stderr, "%-18s %8d ops %6d errors %9.1f/s  p50 %s  p99 %s\n", name, res.Ops, res.Errors,
+		res.OpsPerSecond, fmtLatency(res.P50ms), fmtLatency(res.P99ms))
+	return res, nil
+}
+
+// progress prints a status line on stderr until the returned func is called.
+func (r *benchRun) progress(name string, m *meter) func() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprintf(r.stderr, "\r%-78s\r", "")
+				return
+			case <-t.C:
+			}
+			el := m.elapsed()
+			ok, errs := m.ok.Load(), m.errs.Load()
+			rate := 0.0
+			if el > 0 {
+				rate = float64(ok) / el.Seconds()
+			}
+			goal := r.opts.duration.Round(time.Second).String()
+			if r.opts.count > 0 {
+				goal = fmt.Sprintf("%d ops", r.opts.count)
+			}
+			fmt.Fprintf(r.stderr, "\r%-78s", fmt.Sprintf("%-18s %6.1fs of %s  %8d ok  %5d errors  %9.1f/s", name, el.Seconds(), goal, ok, errs, rate))
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+func (r *benchRun) drive(ctx context.Context, name string, m *meter) error {
+	t := r.target
+	switch name {
+	case "jwks":
+		r.steady(ctx, m, func(ctx context.Context, _ int) error { return t.get(ctx, t.endpoints.JWKS, "") })
+	case "client_credentials":
+		c := r.clients["service"]
+		r.steady(ctx, m, func(ctx context.Context, _ int) error { return t.clientCredentials(ctx, c) })
+	case "refresh_rs256", "refresh_es256":
+		key := strings.TrimPrefix(name, "refresh_")
+		if err := r.forEach(ctx, func(ctx context.Context, w int) error { return r.ensureRefresh(ctx, w, key) }); err != nil {
+			return err
+		}
+		r.steady(ctx, m, func(ctx context.Context, w int) error { return r.refreshOp(ctx, w, key) })
+	case "userinfo":
+		if err := r.forEach(ctx, r.ensureAccess); err != nil {
+			return err
+		}
+		r.steady(ctx, m, func(ctx context.Context, w int) error { return t.get(ctx, t.endpoints.Userinfo, r.workers[w].at) })
+	case "introspection":
+		if err := r.forEach(ctx, r.ensureAccess); err != nil {
+			return err
+		}
+		c := r.clients["es256"]
+		r.steady(ctx, m, func(ctx context.Context, w int) error { return t.introspect(ctx, c, r.workers[w].at) })
+	case "code_sso":
+		if err := r.forEach(ctx, r.ensureSSO); err != nil {
+			return err
+		}
+		r.steady(ctx, m, r.codeOp)
+	case "stepup":
+		return r.stepup(ctx, m)
+	case "password":
+		r.steady(ctx, m, r.passwordOp)
+	default:
+		return fmt.Errorf("unknown scenario %q", name)
+	}
+	return nil
+}
+
+// ensureSSO gives worker w a browser signed in (password only) as sso[w].
+func (r *benchRun) ensureSSO(ctx context.Context, w int) error {
+	wk := r.workers[w]
+	if wk.sso != nil {
+		return nil
+	}
+	u := r.sso[w]
+	b := r.target.browser(u.ip)
+	c := r.clients["rs256"]
+	code, a, err := b.signIn(ctx, c, "openid profile", u, r.password)
+	if err != nil {
+		return fmt.Errorf("sign in %s: %w", u.name, err)
+	}
+	if _, err := r.target.exchange(ctx, c, code, a); err != nil {
+		return err
+	}
+	wk.sso = b
+	return nil
+}
+
+// ensureRefresh gets worker w a refresh token for the client key through
+// the worker's SSO session.
+func (r *benchRun) ensureRefresh(ctx context.Context, w int, key string) error {
+	wk := r.workers[w]
+	if wk.rt[key] != "" {
+		return nil
+	}
+	tr, err := r.codeFlow(ctx, w, r.clients[key], "openid profile offline_access")
+	if err != nil {
+		return err
+	}
+	if tr.RefreshToken == "" {
+		return errors.New("the code exchange returned no refresh token")
+	}
+	wk.rt[key] = tr.RefreshToken
+	return nil
+}
+
+// ensureAccess gets worker w an access token of the es256 client.
+func (r *benchRun) ensureAccess(ctx context.Context, w int) error {
+	if r.workers[w].at != "" {
+		return nil
+	}
+	tr, err := r.codeFlow(ctx, w, r.clients["es256"], "openid profile email")
+	if err != nil {
+		return err
+	}
+	r.workers[w].at = tr.AccessToken
+	return nil
+}
+
+// codeFlow runs authorize → callback → token on worker w's SSO session.
+func (r *benchRun) codeFlow(ctx context.Context, w int, c benchClient, scope string) (tokenResponse, error) {
+	if err := r.ensureSSO(ctx, w); err != nil {
+		return tokenResponse{}, err
+	}
+	p, a, err := r.workers[w].sso.authorize(ctx, c, scope, nil)
+	if err != nil {
+		return tokenResponse{}, err
+	}
+	code, err := codeOf(p, a)
+	if err != nil {
+		return tokenResponse{}, err
+	}
+	return r.target.exchange(ctx, c, code, a)
+}
+
+func (r *benchRun) codeOp(ctx context.Context, w int) error {
+	_, err := r.codeFlow(ctx, w, r.clients["rs256"], "openid profile")
+	return err
+}
+
+func (r *benchRun) refreshOp(ctx context.Context, w int, key string) error {
+	wk := r.workers[w]
+	tr, err := r.target.refresh(ctx, r.clients[key], wk.rt[key])
+	if err != nil {
+		// The chain may be broken; start a new one for the next operation.
+		wk.rt[key] = ""
+		return errors.Join(err, r.ensureRefresh(ctx, w, key))
+	}
+	wk.rt[key] = tr.RefreshToken
+	return nil
+}
+
+func (r *benchRun) passwordOp(ctx context.Context, w int) error {
+	u := r.pw[w]
+	b := r.target.browser(u.ip) // a new browser: no session, a new device
+	c := r.clients["rs256"]
+	code, a, err := b.signIn(ctx, c, "openid profile", u, r.password)
+	if err != nil {
+		return err
+	}
+	_, err = r.target.exchange(ctx, c, code, a)
+	return err
+}
+
+// stepupSession is a browser with a password-only session, ready to be
+// asked for mfa.
+type stepupSession struct {
+	b *browser
+	u *benchUser
+}
+
+// stepup runs rounds: untimed, sign in a batch of browsers with the
+// password; timed, have each step up with its authenticator app. A TOTP
+// step is accepted once per user, so a user steps up at most once per
+// 30 s step; the pool of users grows when a round needs more.
+func (r *benchRun) stepup(ctx context.Context, m *meter) error {
+	for ctx.Err() == nil {
+		k := r.opts.workers * stepupBatch
+		if r.opts.count > 0 {
+			k = min(k, r.opts.count-int(m.ok.Load()+m.errs.Load()))
+		} else if m.elapsed() >= r.opts.duration {
+			break
+		}
+		if k <= 0 {
+			break
+		}
+		start := time.Now()
+		sessions, err := r.prepareStepups(ctx, k, m)
+		if err != nil {
+			return err
+		}
+		m.mu.Lock()
+		m.setupTime += time.Since(start)
+		m.mu.Unlock()
+		queue := make(chan stepupSession, len(sessions))
+		for _, s := range sessions {
+			queue <- s
+		}
+		close(queue)
+		deadline := time.Now().Add(r.opts.duration - m.elapsed())
+		r.phase(ctx, m, func(int) (func(context.Context) error, bool) {
+			if ctx.Err() != nil || r.opts.count == 0 && !time.Now().Before(deadline) {
+				return nil, false
+			}
+			s, ok := <-queue
+			if !ok {
+				return nil, false
+			}
+			return func(ctx context.Context) error { return r.stepupOp(ctx, s) }, true
+		})
+	}
+	return nil
+}
+
+// prepareStepups signs in k browsers, each as a user that has not used the
+// current TOTP step.
+func (r *benchRun) prepareStepups(ctx context.Context, k int, m *meter) ([]stepupSession, error) {
+	cur := factor.TOTPStep(time.Now())
+	var users []*benchUser
+	for i := 0; i < len(r.mfa) && len(users) < k; i++ {
+		u := r.mfa[(r.mfaNext+i)%len(r.mfa)]
+		if u.lastStep < cur {
+			users = append(users, u)
+		}
+	}
+	r.mfaNext = (r.mfaNext + len(users)) % max(1, len(r.mfa))
+	if need := k - len(users); need > 0 {
+		from := len(r.mfa)
+		if err := r.addStepupUsers(ctx, max(need, 4*r.opts.workers)); err != nil {
+			return nil, fmt.Errorf("add step-up users: %w", err)
+		}
+		users = append(users, r.mfa[from:from+need]...)
+	}
+	sessions := make([]stepupSession, len(users))
+	failed := make([]error, len(users))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	c := r.clients["rs256"]
+	for range r.opts.workers {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(users) && ctx.Err() == nil; i = int(next.Add(1)) - 1 {
+				b := r.target.browser(users[i].ip)
+				if _, _, err := b.signIn(ctx, c, "openid profile", users[i], r.password); err != nil {
+					failed[i] = fmt.Errorf("preparing a session: %w", err)
+					continue
+				}
+				sessions[i] = stepupSession{b: b, u: users[i]}
+			}
+		})
+	}
+	wg.Wait()
+	out := sessions[:0]
+	for i, s := range sessions {
+		if failed[i] != nil {
+			m.fail(failed[i])
+		} else if s.b != nil {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 && ctx.Err() == nil {
+		return nil, fmt.Errorf("no session could be prepared: %w", errors.Join(failed...))
+	}
+	return out, ctx.Err()
+}
+
+func (r *benchRun) stepupOp(ctx context.Context, s stepupSession) error {
+	c := r.clients["rs256"]
+	p, a, err := s.b.authorize(ctx, c, "openid profile", map[string][]string{"acr_values": {stepup.ACRMultiFactor}})
+	if err != nil {
+		return err
+	}
+	if !p.has("/login/otp") {
+		return fmt.Errorf("expected the authenticator-app form, got %s", p)
+	}
+	now := time.Now()
+	code, err := factor.TOTPCode(s.u.totp, now)
+	if err != nil {
+		return err
+	}
+	s.u.lastStep = factor.TOTPStep(now)
+	p, err = s.b.post(ctx, "/login/otp", map[string][]string{"id": {p.id()}, "code": {code}})
+	if err != nil {
+		return err
+	}
+	authCode, err := codeOf(p, a)
+	if err != nil {
+		return err
+	}
+	tr, err := r.target.exchange(ctx, c, authCode, a)
+	if err != nil {
+		return err
+	}
+	acr, err := idTokenACR(tr.IDToken)
+	if err != nil {
+		return err
+	}
+	if acr != stepup.ACRMultiFactor {
+		return fmt.Errorf("stepped-up ID token has acr %q", acr)
+	}
+	return nil
+}

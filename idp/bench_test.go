@@ -1,0 +1,232 @@
+package idp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/storage"
+	"github.com/keystep/keystep/storage/sqlite"
+)
+
+// Micro-benchmarks of the token endpoint (issue 9). `keystep bench` measures
+// the whole server over HTTP; these isolate its parts for profiling:
+//
+//	go test ./idp -run '^$' -bench . -cpuprofile cpu.out
+
+// benchStore is a SQLite store in a fresh folder with signing keys.
+func benchStore(b *testing.B) (storage.Store, *factor.Sealer) {
+	b.Helper()
+	st, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "keystep.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	key := make([]byte, factor.MasterKeySize)
+	_, _ = rand.Read(key)
+	sealer, err := factor.NewSealer(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := EnsureKeys(b.Context(), st, sealer, time.Now().UTC()); err != nil {
+		b.Fatal(err)
+	}
+	return st, sealer
+}
+
+// BenchmarkSign signs an ID-token-sized payload with each algorithm's key
+// from the keyring, the way the OP does (go-jose, compact serialisation).
+func BenchmarkSign(b *testing.B) {
+	st, sealer := benchStore(b)
+	kr := &keyring{store: st, sealer: sealer, now: func() time.Time { return time.Now().UTC() }}
+	payload, _ := json.Marshal(map[string]any{
+		"iss": "https://id.example", "sub": "ZmFrZS11c2VyLWlkLTAwMDE", "aud": []string{"payroll"},
+		"exp": 1767225600, "iat": 1767222000, "auth_time": 1767221000, "nonce": "bm9uY2Utbm9uY2U",
+		"acr": "urn:keystep:acr:mfa", "amr": []string{"pwd", "otp", "mfa"}, "sid": "c2Vzc2lvbi1pZA",
+	})
+	for _, alg := range signingAlgs {
+		b.Run(alg, func(b *testing.B) {
+			k, err := kr.signing(b.Context(), alg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			signer, err := jose.NewSigner(jose.SigningKey{Algorithm: k.Algorithm(), Key: k.Key()}, (&jose.SignerOptions{}).WithType("JWT"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				jws, err := signer.Sign(payload)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := jws.CompactSerialize(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// benchServer is a Server on SQLite behind httptest, with one user and a
+// confidential client per ID-token algorithm.
+type benchServer struct {
+	srv   *Server
+	store storage.Store
+	url   string
+	hc    *http.Client
+}
+
+const benchSecret = "bench-secret"
+
+func newBenchServer(b *testing.B) *benchServer {
+	b.Helper()
+	ctx := b.Context()
+	slog.SetDefault(slog.New(slog.DiscardHandler)) // the OP library logs every route it registers
+	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "keystep.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	key := make([]byte, factor.MasterKeySize)
+	_, _ = rand.Read(key)
+	var h http.Handler
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	b.Cleanup(ts.Close)
+	srv, err := NewServer(ctx, Config{
+		Issuer: ts.URL, Store: st, MasterKey: key, Policy: stepup.DefaultPolicy(),
+		Logger: slog.New(slog.DiscardHandler), Hasher: factor.NewTestPasswordHasher(),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h = srv
+	now := time.Now().UTC()
+	if err := st.CreateUser(ctx, storage.User{ID: "u-bench", Username: "bench", CreatedAt: now, UpdatedAt: now}); err != nil {
+		b.Fatal(err)
+	}
+	for _, alg := range signingAlgs {
+		c := storage.Client{ID: "rp-" + alg, SecretHash: factor.HashToken(benchSecret), RedirectURIs: []string{"https://rp.example/cb"},
+			AuthMethod: "client_secret_basic", GrantTypes: []string{"authorization_code", "refresh_token", "client_credentials"},
+			IDTokenAlg: alg, AccessTokenFormat: "jwt", FirstParty: true, CreatedAt: now, UpdatedAt: now}
+		if err := st.CreateClient(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	b.Cleanup(tr.CloseIdleConnections)
+	return &benchServer{srv: srv, store: st, url: ts.URL, hc: &http.Client{Transport: tr}}
+}
+
+var benchFamily atomic.Int64
+
+// refreshToken stores a refresh token of a finished mfa sign-in, as the
+// code exchange would have, and returns its value.
+func (s *benchServer) refreshToken(b *testing.B, clientID string) string {
+	b.Helper()
+	rt, err := factor.NewToken()
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now().UTC()
+	id := factor.HashToken(rt)
+	g := storage.Grant{GrantID: fmt.Sprint("g-", benchFamily.Add(1)), ClientID: clientID, Subject: "u-bench",
+		Scopes: []string{"openid", "profile", "offline_access"}, Audience: []string{clientID},
+		ACR: stepup.ACRMultiFactor, AMR: []string{"pwd", "otp", "mfa"}, AuthTime: now, SessionID: "s-bench"}
+	err = s.store.CreateRefreshToken(b.Context(), storage.RefreshToken{ID: id, FamilyID: id, Grant: g, CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return rt
+}
+
+// token posts a grant and returns the new refresh token (if any).
+func (s *benchServer) token(ctx context.Context, clientID string, form url.Values) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.url+"/oauth/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(clientID, benchSecret)
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("status %d: %s", resp.StatusCode, body)
+	}
+	var out struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	return out.RefreshToken, json.Unmarshal(body, &out)
+}
+
+// BenchmarkRefreshGrant is one refresh grant with rotation through the whole
+// server (HTTP, client authentication, storage, ID and access token
+// signing), sequentially and with parallel token chains.
+func BenchmarkRefreshGrant(b *testing.B) {
+	s := newBenchServer(b)
+	for _, alg := range []string{"RS256", "ES256"} {
+		client := "rp-" + alg
+		b.Run(alg, func(b *testing.B) {
+			rt := s.refreshToken(b, client)
+			b.ReportAllocs()
+			for b.Loop() {
+				next, err := s.token(b.Context(), client, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				rt = next
+			}
+		})
+		b.Run(alg+"/parallel", func(b *testing.B) {
+			// 2×GOMAXPROCS chains, like keystep bench's default workers.
+			const perProc = 2
+			chains := make(chan string, perProc*runtime.GOMAXPROCS(0))
+			for range cap(chains) {
+				chains <- s.refreshToken(b, client)
+			}
+			b.ReportAllocs()
+			b.SetParallelism(perProc)
+			b.RunParallel(func(pb *testing.PB) {
+				rt := <-chains
+				for pb.Next() {
+					next, err := s.token(context.Background(), client, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					rt = next
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkClientCredentials is the cheapest grant: client authentication,
+// one access-token row, one ES256 signature.
+func BenchmarkClientCredentials(b *testing.B) {
+	s := newBenchServer(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.token(b.Context(), "rp-ES256", url.Values{"grant_type": {"client_credentials"}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
