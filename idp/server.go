@@ -57,6 +57,9 @@ type Config struct {
 	Risk login.RiskConfig
 	// Limits are the throttle rules; nil means login.DefaultLimits.
 	Limits login.Limits
+	// RateLimits cap requests per address on the protocol endpoints by
+	// group ("token", "authorize"); nil means DefaultRateLimits.
+	RateLimits map[string]RateLimit
 	// Registry receives the server's metrics; nil makes a private one.
 	Registry *prometheus.Registry
 	// AdminACR is the level the admin console needs ("" means phr, or the
@@ -259,7 +262,10 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	mux.Handle("GET /metrics", s.metrics.handler(cfg.Registry))
 
-	var h http.Handler = mux
+	if cfg.RateLimits == nil {
+		cfg.RateLimits = DefaultRateLimits
+	}
+	var h http.Handler = newLimiter(cfg.RateLimits, now).middleware(mux)
 	h = login.WithRequestInfo(cfg.TrustedProxies, h)
 	h = s.metrics.instrument(h)
 	h = securityHeaders(secure, h)

@@ -26,13 +26,21 @@ import (
 // reads and `keystep export` writes: JSON or YAML. Unknown fields are
 // errors, so a typo is caught rather than silently ignored.
 type fileConfig struct {
-	ProductName    string             `json:"product_name,omitempty"`
-	Levels         []levelConfig      `json:"levels,omitempty"`
-	ScopeMinACR    map[string]string  `json:"scope_min_acr,omitempty"`
-	TrustedProxies []string           `json:"trusted_proxies,omitempty"`
-	Risk           *riskConfig        `json:"risk,omitempty"`
-	Admin          *adminConfig       `json:"admin,omitempty"`
-	Clients        []login.ClientSpec `json:"clients,omitempty"`
+	ProductName    string                     `json:"product_name,omitempty"`
+	Levels         []levelConfig              `json:"levels,omitempty"`
+	ScopeMinACR    map[string]string          `json:"scope_min_acr,omitempty"`
+	TrustedProxies []string                   `json:"trusted_proxies,omitempty"`
+	Risk           *riskConfig                `json:"risk,omitempty"`
+	Admin          *adminConfig               `json:"admin,omitempty"`
+	RateLimits     map[string]rateLimitConfig `json:"rate_limits,omitempty"`
+	Clients        []login.ClientSpec         `json:"clients,omitempty"`
+}
+
+// rateLimitConfig is one endpoint group's limit per client address;
+// per_second 0 turns it off.
+type rateLimitConfig struct {
+	PerSecond float64 `json:"per_second"`
+	Burst     int     `json:"burst"`
 }
 
 // adminConfig is the admin console's level and freshness.
@@ -80,6 +88,7 @@ type settings struct {
 	risk           login.RiskConfig
 	adminACR       string
 	adminMaxAge    time.Duration
+	rateLimits     map[string]idp.RateLimit
 	clients        []login.ClientSpec // normalised
 	file           fileConfig         // as read, for export
 }
@@ -155,6 +164,21 @@ func loadConfig(path string) (settings, error) {
 	}
 	if fc.Risk != nil {
 		errs = append(errs, applyRisk(&s, fc.Risk, policyOK)...)
+	}
+	if len(fc.RateLimits) > 0 {
+		s.rateLimits = maps.Clone(idp.DefaultRateLimits)
+		for _, group := range slices.Sorted(maps.Keys(fc.RateLimits)) {
+			rl := fc.RateLimits[group]
+			if _, ok := idp.DefaultRateLimits[group]; !ok {
+				errs = append(errs, fmt.Errorf("rate_limits.%s: unknown group (want token or authorize)", group))
+				continue
+			}
+			if rl.PerSecond < 0 || rl.Burst < 0 || rl.PerSecond > 0 && rl.Burst < 1 {
+				errs = append(errs, fmt.Errorf("rate_limits.%s: per_second must be ≥ 0 and burst ≥ 1 when on", group))
+				continue
+			}
+			s.rateLimits[group] = idp.RateLimit{PerSecond: rl.PerSecond, Burst: rl.Burst}
+		}
 	}
 	if a := fc.Admin; a != nil {
 		if a.ACR != "" {

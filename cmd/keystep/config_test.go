@@ -182,3 +182,20 @@ func TestServeWithCustomLevelsAdvertisesThem(t *testing.T) {
 		t.Errorf("discovery does not list the configured levels:\n%s", body)
 	}
 }
+
+func TestLoadConfigRateLimits(t *testing.T) {
+	s, err := loadConfig(writeConfig(t, `{"rate_limits": {"token": {"per_second": 5, "burst": 10}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.rateLimits["token"]; got.PerSecond != 5 || got.Burst != 10 {
+		t.Fatalf("token limit %+v", got)
+	}
+	if got := s.rateLimits["authorize"]; got.PerSecond == 0 {
+		t.Fatal("the authorize default was lost")
+	}
+	_, err = loadConfig(writeConfig(t, `{"rate_limits": {"tokens": {"per_second": 5, "burst": 10}, "authorize": {"per_second": 5}}}`))
+	if err == nil || !strings.Contains(err.Error(), "rate_limits.tokens: unknown group") || !strings.Contains(err.Error(), "rate_limits.authorize: per_second") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -287,7 +287,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := idp.Config{
 		Issuer: *issuer, Store: st, MasterKey: key, Policy: set.policy,
 		ScopeMinACR: set.scopeMinACR, TrustedProxies: set.trustedProxies,
-		Logger: log, ProductName: set.productName, Risk: set.risk,
+		Logger: log, ProductName: set.productName, Risk: set.risk, RateLimits: set.rateLimits,
 		AdminACR: set.adminACR, AdminMaxAge: set.adminMaxAge,
 	}
 	if *dev {
