@@ -509,51 +509,31 @@ func (w *world) targeted(ctx context.Context) (Scenario, error) {
 	return s, nil
 }
 
-// stuffing: a leaked list of username/password pairs, mostly wrong, a few
-// right, tried from three addresses.
+// stuffing: a breach list from elsewhere, one password per address, tried
+// from three addresses; 2 % of the users here reused their real password.
 func (w *world) stuffing(ctx context.Context) (Scenario, error) {
-	var s Scenario
 	bots := []*browser{w.attacker("198.18"), w.attacker("198.18"), w.attacker("198.19")}
-	// A breach list from elsewhere: one password per address; every user
-	// here appears once, at a random place, 2 % of them with their real
-	// (reused) password.
-	pairs := w.cfg.StuffingPairs
-	at := map[int]*user{}
-	for i, pos := range w.rng.Perm(pairs)[:min(len(w.users), pairs)] {
-		at[pos] = w.users[i]
-	}
-	for i := range pairs {
-		name, pass := fmt.Sprintf("someone%06d", i), fmt.Sprintf("leaked-%x", w.rng.Uint32())
-		u := at[i]
-		if u != nil {
-			name = u.name
-			if w.rng.Float64() < 0.02 {
-				pass = u.password
-			}
+	return w.listAttack(ctx, bots, "someone", func(u *user) string {
+		pass := fmt.Sprintf("leaked-%x", w.rng.Uint32())
+		if u != nil && w.rng.Float64() < 0.02 {
+			pass = u.password
 		}
-		b := bots[i%len(bots)]
-		p, err := b.authorize(ctx, "")
-		if err != nil {
-			return s, err
-		}
-		p, checked, err := b.password(ctx, p, name, pass)
-		if err != nil {
-			return s, err
-		}
-		o := classify(p)
-		o.checked = checked
-		w.report.Decisions++
-		s.add(u, o)
-		w.clock.advance(200 * time.Millisecond)
-	}
-	return s, nil
+		return pass
+	})
 }
 
-// spraying: one common password against a long list of usernames (every
-// user here among them), from two addresses.
+// spraying: one common password against a long list of usernames, from two
+// addresses.
 func (w *world) spraying(ctx context.Context) (Scenario, error) {
-	var s Scenario
 	bots := []*browser{w.attacker("198.19"), w.attacker("198.19")}
+	return w.listAttack(ctx, bots, "person", func(*user) string { return sprayPass })
+}
+
+// listAttack tries StuffingPairs usernames, one password each, round-robin
+// from bots; every user here appears once at a random place in the list,
+// the rest are names of people who have no account here.
+func (w *world) listAttack(ctx context.Context, bots []*browser, stranger string, password func(*user) string) (Scenario, error) {
+	var s Scenario
 	n := w.cfg.StuffingPairs
 	at := map[int]*user{}
 	for i, pos := range w.rng.Perm(n)[:min(len(w.users), n)] {
@@ -561,16 +541,17 @@ func (w *world) spraying(ctx context.Context) (Scenario, error) {
 	}
 	for i := range n {
 		u := at[i]
-		name := fmt.Sprintf("person%06d", i)
+		name := fmt.Sprintf("%s%06d", stranger, i)
 		if u != nil {
 			name = u.name
 		}
+		pass := password(u)
 		b := bots[i%len(bots)]
 		p, err := b.authorize(ctx, "")
 		if err != nil {
 			return s, err
 		}
-		p, checked, err := b.password(ctx, p, name, sprayPass)
+		p, checked, err := b.password(ctx, p, name, pass)
 		if err != nil {
 			return s, err
 		}
