@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/storage"
 )
 
 // portalLogin signs the browser in through the account portal.
@@ -195,5 +196,48 @@ func TestSetupLinkCreatesFirstAdminOnce(t *testing.T) {
 	p = e.browser().post("/setup", url.Values{"token": {u.Query().Get("token")}, "username": {"evil"}, "password": {"a long admin passphrase"}})
 	if p.status != 404 {
 		t.Fatalf("second setup: %d", p.status)
+	}
+}
+
+// Removing the last phishing-resistant factor while an app requires phr
+// warns the user and needs a phr session.
+func TestRemovingTheLastPasskeyWarnsAndNeedsPHR(t *testing.T) {
+	e := newEnv(t, onLocalhost)
+	e.addClient(storage.Client{ID: "bank", Name: "Acme Bank", SecretHash: factor.HashToken("x"), RedirectURIs: []string{rpRedirect},
+		AuthMethod: "client_secret_basic", GrantTypes: []string{"authorization_code"}, MinACR: "phr", FirstParty: true})
+	e.enrollTOTP("u-alice")
+	cred := `{"id":"AQID","publicKey":"pQECAyYgASFYIA","flags":{"userPresent":true,"userVerified":true,"backupEligible":false},"authenticator":{"signCount":3}}`
+	if err := e.store.CreateFactor(context.Background(), storage.Factor{ID: "key1", UserID: "u-alice", Kind: "webauthn", Name: "YubiKey", Secret: []byte(cred), CreatedAt: e.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	home := b.portalLogin()
+	if !strings.Contains(home.body, "Acme Bank needs one to let you in") {
+		t.Fatalf("no warning on the last key:\n%.3000s", home.body)
+	}
+	p := b.post("/account/totp/delete", url.Values{"factor": {"key1"}})
+	if fs, _ := e.store.ListFactors(context.Background(), "u-alice"); len(fs) != 2 {
+		t.Fatal("the last passkey was removed without a phr session")
+	}
+	if strings.Contains(p.body, "Hello, alice") || !strings.Contains(p.body, "data-passkey") {
+		t.Fatalf("removal did not ask for the passkey: %d %v %s\n%.2000s", p.status, p.redirect, p.url, p.body)
+	}
+}
+
+// Where passkeys are off (an IP-address issuer), a user's passkey is not
+// offered: the step-up falls back to what can be completed.
+func TestPasskeysOffFallsBackToOtherFactors(t *testing.T) {
+	e := newEnv(t) // http://127.0.0.1:PORT: WebAuthn needs a host name
+	e.enrollTOTP("u-alice")
+	cred := `{"id":"AQID","publicKey":"pQECAyYgASFYIA","flags":{"userPresent":true,"userVerified":true,"backupEligible":false},"authenticator":{"signCount":3}}`
+	if err := e.store.CreateFactor(context.Background(), storage.Factor{ID: "key1", UserID: "u-alice", Kind: "webauthn", Name: "YubiKey", Secret: []byte(cred), CreatedAt: e.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.rp(rpClient, e.rpSecret)
+	b := e.browser()
+	r.login(b, nil)
+	p := b.get(r.authURL(url.Values{"acr_values": {acrMFA}}).url)
+	if p.status != 200 || !p.has("/login/otp") {
+		t.Fatalf("want the code page, got %d", p.status)
 	}
 }

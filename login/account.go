@@ -96,7 +96,7 @@ func (h *Handler) portalRisk(w http.ResponseWriter, r *http.Request, a *accountS
 		return false, err
 	}
 	now := h.cfg.Now()
-	in := stepup.Input{RequestTime: now, Now: now, Done: factorsOf(a.sess.Factors), Enrolled: enrolledOf(a.user, a.factors, a.recovery)}
+	in := stepup.Input{RequestTime: now, Now: now, Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledOf(a.user, a.factors, a.recovery)}
 	applyRisk(h.cfg.Policy, &in, ra)
 	switch d := stepup.Decide(h.cfg.Policy, in); d.Outcome {
 	case stepup.Satisfied:
@@ -188,7 +188,7 @@ func (h *Handler) requireLevelWithin(w http.ResponseWriter, r *http.Request, a *
 	in := stepup.Input{
 		Requested: []string{acr}, Essential: true, MaxAge: &maxAge,
 		RequestTime: h.cfg.Now(), Now: h.cfg.Now(),
-		Done: factorsOf(a.sess.Factors), Enrolled: enrolledOf(a.user, a.factors, a.recovery),
+		Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledOf(a.user, a.factors, a.recovery),
 	}
 	d := stepup.Decide(h.cfg.Policy, in)
 	switch d.Outcome {
@@ -257,6 +257,8 @@ type keyRow struct {
 	storage.Factor
 	Kind    string // what it is, in plain words
 	Blocked bool   // flagged after a signature counter went backwards
+	// Warning, on the last usable key, names the apps that need one.
+	Warning string
 }
 
 // keyRowOf describes a WebAuthn factor from its stored credential.
@@ -299,6 +301,9 @@ func (h *Handler) accountData(ctx context.Context, r *http.Request, a *accountSt
 		case "webauthn":
 			p.Keys = append(p.Keys, keyRowOf(f))
 		}
+	}
+	if err := h.warnLastKey(ctx, p.Keys); err != nil {
+		return p, err
 	}
 	sessions, err := h.cfg.Store.ListUserSessions(ctx, a.user.ID, h.cfg.Now())
 	if err != nil {
@@ -690,4 +695,41 @@ func (h *Handler) accountPasskeyPage(w http.ResponseWriter, r *http.Request) err
 	}
 	p.Nav, p.Bootstrap = "passkey", !hasSecondFactor(a.factors)
 	return h.r.render(w, http.StatusOK, "account_passkey", p)
+}
+
+// warnLastKey marks the user's last usable passkey or security key when
+// apps require a phishing-resistant level: removing it locks the user out
+// of them (removal itself needs a phr session, DESIGN §3.3).
+func (h *Handler) warnLastKey(ctx context.Context, keys []keyRow) error {
+	last := -1
+	for i, k := range keys {
+		if !k.Blocked {
+			if last >= 0 {
+				return nil // more than one usable key
+			}
+			last = i
+		}
+	}
+	if last < 0 {
+		return nil
+	}
+	phr, _, ok := h.cfg.Policy.Lookup(levelPHR)
+	if !ok {
+		return nil
+	}
+	clients, err := h.cfg.Store.ListClients(ctx)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, c := range clients {
+		if rank, _, ok := h.cfg.Policy.Lookup(c.MinACR); ok && rank >= phr && c.ID != h.cfg.AccountClientID {
+			names = append(names, clientName(c))
+		}
+	}
+	if len(names) > 0 {
+		keys[last].Warning = "This is your last passkey or security key. " + strings.Join(names, ", ") +
+			" needs one to let you in: remove it only if you'll add another."
+	}
+	return nil
 }

@@ -150,7 +150,7 @@ func (h *Handler) adminGate(w http.ResponseWriter, r *http.Request) (*adminState
 		return nil, err
 	}
 	now := h.cfg.Now()
-	enrolled := enrolledOf(a.user, a.factors, a.recovery)
+	enrolled := h.enrolledOf(a.user, a.factors, a.recovery)
 	// Can this admin reach the level at all? Then say which factor to add,
 	// rather than send them through a step-up that can only fail.
 	reach := stepup.Decide(h.cfg.Policy, stepup.Input{Requested: []string{h.cfg.AdminACR}, Essential: true, RequestTime: now, Now: now,

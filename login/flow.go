@@ -104,7 +104,7 @@ func (h *Handler) input(st *flowState) stepup.Input {
 	}
 	if st.hasSess {
 		in.Done = factorsOf(st.sess.Factors)
-		in.Enrolled = enrolledOf(st.user, st.factors, st.recovery)
+		in.Enrolled = h.enrolledOf(st.user, st.factors, st.recovery)
 	}
 	return in
 }

@@ -159,3 +159,14 @@ func maxAgeOf(ar storage.AuthRequest) *time.Duration {
 	d := time.Duration(*ar.MaxAge) * time.Second
 	return &d
 }
+
+// enrolledOf is the package function, less WebAuthn when passkeys are off
+// here (an IP-address issuer): a factor that cannot be completed must not
+// be offered or counted as reachable.
+func (h *Handler) enrolledOf(u storage.User, factors []storage.Factor, recoveryLeft int) []stepup.Enrolled {
+	out := enrolledOf(u, factors, recoveryLeft)
+	if h.cfg.WebAuthn != nil {
+		return out
+	}
+	return slices.DeleteFunc(out, func(e stepup.Enrolled) bool { return e.Method == stepup.WebAuthn })
+}

@@ -470,7 +470,7 @@ func (h *Handler) reachableUpTo(a *accountState, acr string) string {
 		return acr
 	}
 	levels := h.cfg.Policy.Levels()
-	enrolled := enrolledOf(a.user, a.factors, a.recovery)
+	enrolled := h.enrolledOf(a.user, a.factors, a.recovery)
 	for i := rank; i >= 0; i-- {
 		in := stepup.Input{Requested: []string{levels[i].ACR}, Essential: true, RequestTime: h.cfg.Now(), Now: h.cfg.Now(), Enrolled: enrolled,
 			Done: []stepup.Factor{{Method: stepup.Password, At: h.cfg.Now()}}}
@@ -619,6 +619,6 @@ func (h *Handler) passkeyGateJSON(r *http.Request, a *accountState) (bool, error
 func (h *Handler) levelMet(a *accountState, acr string) bool {
 	maxAge := reauthForChanges
 	in := stepup.Input{Requested: []string{acr}, Essential: true, MaxAge: &maxAge, RequestTime: h.cfg.Now(), Now: h.cfg.Now(),
-		Done: factorsOf(a.sess.Factors), Enrolled: enrolledOf(a.user, a.factors, a.recovery)}
+		Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledOf(a.user, a.factors, a.recovery)}
 	return stepup.Decide(h.cfg.Policy, in).Outcome == stepup.Satisfied
 }
