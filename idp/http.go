@@ -95,6 +95,10 @@ func (m *opMiddleware) wrapOP(next http.Handler) http.Handler {
 			next.ServeHTTP(&challengeWriter{ResponseWriter: w}, r)
 			return
 		case "/end_session":
+			if err := r.ParseForm(); err == nil && r.Form.Get("id_token_hint") == "" && m.cookies.SessionID(r) != "" {
+				m.ui.ConfirmLogout(w, r)
+				return
+			}
 			// RP-Initiated Logout 1.0 §3: a logout request that cannot be
 			// honoured (an invalid id_token_hint, a post_logout_redirect_uri
 			// that is not registered exactly) is shown here, never redirected;

@@ -246,7 +246,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle("/", mw.wrapOP(opHandler))
-	for _, p := range []string{"/login", "/login/", "/account", "/account/", "/admin", "/admin/", "/setup", "/logged-out"} {
+	for _, p := range []string{"/login", "/login/", "/account", "/account/", "/admin", "/admin/", "/setup", "/logged-out", "/logout"} {
 		mux.Handle(p, csrf.Handler(uiMux))
 	}
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static.FS)))

@@ -89,16 +89,11 @@ func (h *Handler) requireAccount(w http.ResponseWriter, r *http.Request) (*accou
 // context risk denies is ended; one below the risk floor is sent through the
 // step-up. It reports whether the visit may go on.
 func (h *Handler) portalRisk(w http.ResponseWriter, r *http.Request, a *accountState) (bool, error) {
-	info := Info(r.Context())
-	ra, _, err := h.assessor.Assess(r.Context(), RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
-		UserAgent: info.UserAgent, DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &a.sess})
+	outcome, ra, err := h.sessionRisk(r, a)
 	if err != nil {
 		return false, err
 	}
-	now := h.cfg.Now()
-	in := stepup.Input{RequestTime: now, Now: now, Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledOf(a.user, a.factors, a.recovery)}
-	applyRisk(h.cfg.Policy, &in, ra)
-	switch d := stepup.Decide(h.cfg.Policy, in); d.Outcome {
+	switch outcome {
 	case stepup.Satisfied:
 		return true, nil
 	case stepup.NeedFactor:
@@ -108,6 +103,22 @@ func (h *Handler) portalRisk(w http.ResponseWriter, r *http.Request, a *accountS
 		return false, err
 	}
 	return false, userError(http.StatusForbidden, "We couldn't confirm it's you", "Something about this sign-in looks unsafe, so we stopped it. Try again from a device and network you've used before, or contact your administrator.")
+}
+
+// sessionRisk assesses a portal or console request with a session and
+// says whether the session's factors meet the risk floor (Satisfied), need
+// one more (NeedFactor) or are refused (Fail).
+func (h *Handler) sessionRisk(r *http.Request, a *accountState) (stepup.Outcome, risk.Assessment, error) {
+	info := Info(r.Context())
+	ra, _, err := h.assessor.Assess(r.Context(), RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
+		UserAgent: info.UserAgent, DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &a.sess})
+	if err != nil {
+		return 0, ra, err
+	}
+	now := h.cfg.Now()
+	in := stepup.Input{RequestTime: now, Now: now, Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledOf(a.user, a.factors, a.recovery)}
+	applyRisk(h.cfg.Policy, &in, ra)
+	return stepup.Decide(h.cfg.Policy, in).Outcome, ra, nil
 }
 
 // endSession deletes a session and its cookie, audited.
@@ -214,7 +225,7 @@ func (h *Handler) mayBootstrap(r *http.Request, a *accountState) bool {
 	info := Info(r.Context())
 	ra, _, err := h.assessor.Assess(r.Context(), RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
 		UserAgent: info.UserAgent, DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &a.sess})
-	if err != nil || ra.Band >= risk.High || ra.Deny {
+	if err != nil || ra.Band >= risk.High || ra.Deny || ra.Reauth {
 		return false
 	}
 	for _, f := range a.sess.Factors {
@@ -664,13 +675,11 @@ func (h *Handler) firstRecoveryCodes(w http.ResponseWriter, r *http.Request) err
 	if a == nil {
 		return ignoreRedirect(err)
 	}
-	fresh := false
-	for _, f := range a.sess.Factors {
-		if f.Method == string(stepup.Password) && !f.At.Before(h.cfg.Now().Add(-reauthForChanges)) {
-			fresh = true
-		}
-	}
-	if !hasSecondFactor(a.factors) || a.recovery > 0 || !fresh && !h.levelMet(a, levelMFA) {
+	// Only the registration of this session's first passkey (a one-shot,
+	// sealed marker) or an mfa session may mint codes here: a password
+	// alone must never yield a second factor (DESIGN §3.3).
+	marked := h.takeFirstCodesMarker(w, r, a)
+	if !hasSecondFactor(a.factors) || a.recovery > 0 || !marked && !h.levelMet(a, levelMFA) {
 		http.Redirect(w, r, "/account", http.StatusSeeOther)
 		return nil
 	}
@@ -732,4 +741,32 @@ func (h *Handler) warnLastKey(ctx context.Context, keys []keyRow) error {
 			" needs one to let you in: remove it only if you'll add another."
 	}
 	return nil
+}
+
+const firstCodesCookie = "ks_first_codes"
+
+func firstCodesAD(a *accountState) []byte {
+	return []byte("first-codes:" + a.user.ID + ":" + sid(a.sess))
+}
+
+// setFirstCodesMarker lets this session fetch its first recovery codes once,
+// within a few minutes, right after registering its first passkey.
+func (h *Handler) setFirstCodesMarker(w http.ResponseWriter, a *accountState) {
+	exp := strconv.FormatInt(h.cfg.Now().Add(5*time.Minute).Unix(), 10)
+	sealed := h.cfg.Sealer.Seal([]byte(exp), firstCodesAD(a))
+	h.cfg.Cookies.set(w, firstCodesCookie, base64.RawURLEncoding.EncodeToString(sealed), 5*time.Minute)
+}
+
+func (h *Handler) takeFirstCodesMarker(w http.ResponseWriter, r *http.Request, a *accountState) bool {
+	raw, err := base64.RawURLEncoding.DecodeString(h.cfg.Cookies.value(r, firstCodesCookie))
+	if err != nil || len(raw) == 0 {
+		return false
+	}
+	h.cfg.Cookies.clear(w, firstCodesCookie)
+	plain, err := h.cfg.Sealer.Open(raw, firstCodesAD(a))
+	if err != nil {
+		return false
+	}
+	exp, err := strconv.ParseInt(string(plain), 10, 64)
+	return err == nil && h.cfg.Now().Unix() <= exp
 }

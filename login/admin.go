@@ -149,6 +149,11 @@ func (h *Handler) adminGate(w http.ResponseWriter, r *http.Request) (*adminState
 	if a.recovery, err = h.cfg.Store.CountRecoveryCodes(ctx, u.ID); err != nil {
 		return nil, err
 	}
+	// The console is one more way in: the same risk assessment as a
+	// sign-in, before the level check (a refused session is ended).
+	if ok, err := h.portalRisk(w, r, a); !ok {
+		return nil, err
+	}
 	now := h.cfg.Now()
 	enrolled := h.enrolledOf(a.user, a.factors, a.recovery)
 	// Can this admin reach the level at all? Then say which factor to add,

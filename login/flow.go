@@ -465,7 +465,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 		}
 		return h.tooMany(w, r, until)
 	}
-	if stuffed, err := h.stuffing(ctx, ip); err != nil {
+	if stuffed, err := h.stuffing(ctx, ip, username); err != nil {
 		return err
 	} else if stuffed {
 		h.cfg.Hasher.VerifyDummy(password)
@@ -500,6 +500,9 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 		return h.dispatch(w, r, st, string(stepup.Password), badCredentials)
 	}
 	if err := h.settle(ctx, keys); err != nil {
+		return err
+	}
+	if err := h.settleStuffing(ctx, ip, username); err != nil {
 		return err
 	}
 	if st.ar.IDTokenHintSubject != "" && st.ar.IDTokenHintSubject != u.ID {

@@ -7,10 +7,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/go-webauthn/webauthn/webauthn"
 
+	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
@@ -148,6 +150,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /login/webauthn/options", h.handleJSON(h.loginOptions))
 	mux.Handle("POST /login/webauthn/verify", h.handleJSON(h.loginVerify))
 	mux.Handle("GET /logged-out", h.handle(h.loggedOut))
+	mux.Handle("POST /logout", h.handle(h.postSignOut))
 	mux.Handle("GET /setup", h.handle(h.setupPage))
 	mux.Handle("POST /setup", h.handle(h.postSetup))
 	h.registerAccount(mux)
@@ -224,6 +227,16 @@ func (h *Handler) page(_ *http.Request, title string) Page {
 	return Page{Product: h.cfg.ProductName, Title: title}
 }
 
+// ConfirmLogout asks before ending the session of a logout request that
+// names no id_token_hint: RP-Initiated Logout 1.0 §2 — without one, the
+// request may come from any site. The form posts under CSRF protection.
+func (h *Handler) ConfirmLogout(w http.ResponseWriter, r *http.Request) {
+	if err := h.r.render(w, http.StatusOK, "logout_confirm", struct{ Page }{h.page(r, "Sign out?")}); err != nil {
+		h.cfg.Log.Error("render logout confirmation", "err", err)
+		http.Error(w, "Sign out?", http.StatusInternalServerError)
+	}
+}
+
 func (h *Handler) loggedOut(w http.ResponseWriter, r *http.Request) error {
 	return h.r.render(w, http.StatusOK, "logged_out", struct{ Page }{h.page(r, "Signed out")})
 }
@@ -273,7 +286,11 @@ func (h *Handler) addFactor(w http.ResponseWriter, r *http.Request, userID strin
 	if err != nil {
 		return storage.Session{}, err
 	}
-	if ok && cur.UserID == userID {
+	// A session presented from another network *and* browser than it was
+	// issued to (risk: session drift) may be a stolen cookie: proving a
+	// factor again starts a new session, so the factors completed before
+	// never count for whoever holds it now.
+	if ok && cur.UserID == userID && !drifted(cur, info) {
 		next.CreatedAt, next.ExpiresAt = cur.CreatedAt, cur.ExpiresAt
 		for _, f := range cur.Factors {
 			if f.Method != ev.Method {
@@ -297,6 +314,17 @@ func (h *Handler) addFactor(w http.ResponseWriter, r *http.Request, userID strin
 	}
 	h.cfg.Cookies.set(w, sessionCookie, token, sessionTTL)
 	return next, nil
+}
+
+// drifted reports whether a request comes from another network and another
+// user agent than the session was issued to (the risk engine's drift rule).
+func drifted(s storage.Session, info RequestInfo) bool {
+	prev, err1 := netip.ParseAddr(s.IP)
+	cur, err2 := netip.ParseAddr(info.IP)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return risk.Network(prev) != risk.Network(cur) && s.UserAgent != info.UserAgent
 }
 
 // sid is the session identifier put in tokens (OIDC Front-/Back-Channel

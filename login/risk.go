@@ -67,14 +67,14 @@ func (a *Assessor) Assess(ctx context.Context, in RiskInput) (risk.Assessment, s
 		f.SessionNetworkChanged = prev.IsValid() && addr.IsValid() && risk.Network(prev) != risk.Network(addr)
 		f.SessionAgentChanged = s.UserAgent != in.UserAgent
 	}
-	acct := accountKey(in.User.Username)
-	states, err := a.Store.CheckThrottle(ctx, []storage.ThrottleKey{{Scope: storage.ScopeAccount, Key: acct}, {Scope: storage.ScopeIP, Key: in.IP}}, a.Limits.rules(), now)
+	acct, counted := accountKey(in.User.Username), throttleAddr(in.IP)
+	states, err := a.Store.CheckThrottle(ctx, []storage.ThrottleKey{{Scope: storage.ScopeAccount, Key: acct}, {Scope: storage.ScopeIP, Key: counted}}, a.Limits.rules(), now)
 	if err != nil {
 		return risk.Assessment{}, storage.SignIn{}, err
 	}
 	f.AccountFailures = states[storage.ThrottleKey{Scope: storage.ScopeAccount, Key: acct}].Failures
-	f.IPFailures = states[storage.ThrottleKey{Scope: storage.ScopeIP, Key: in.IP}].Failures
-	if f.IPUsernames, err = a.Store.DistinctAccountsFromIP(ctx, in.IP, now.Add(-a.Risk.Window)); err != nil {
+	f.IPFailures = states[storage.ThrottleKey{Scope: storage.ScopeIP, Key: counted}].Failures
+	if f.IPUsernames, err = a.Store.DistinctAccountsFromIP(ctx, counted, now.Add(-a.Risk.Window)); err != nil {
 		return risk.Assessment{}, storage.SignIn{}, err
 	}
 	if addr.IsValid() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -70,7 +71,7 @@ func passwordKeys(username, ip string) []storage.ThrottleKey {
 	return []storage.ThrottleKey{
 		{Scope: storage.ScopeAccount, Key: a},
 		{Scope: scopeAccountLock, Key: a},
-		storage.AccountIPKey(a, ip),
+		storage.AccountIPKey(a, throttleAddr(ip)),
 	}
 }
 
@@ -90,16 +91,41 @@ func (h *Handler) ipBlocked(ctx context.Context, ip string) (time.Time, error) {
 	return time.Time{}, nil
 }
 
-// stuffing reports whether an address has failed for so many different
-// accounts in the last hour that it is refused for every username
-// (credential stuffing and password spraying try one password per account,
-// so per-account limits never fire).
-func (h *Handler) stuffing(ctx context.Context, ip string) (bool, error) {
+// scopeIPAccounts holds, per address, the accounts tried from it.
+const scopeIPAccounts = "ip_accounts"
+
+// stuffing reserves this account's place among the accounts tried from
+// the address in the last hour, before the password is checked, in one
+// atomic storage call: credential stuffing and password spraying try one
+// password per account, so per-account limits never fire, and parallel
+// requests cannot get more accounts checked than the limit. It reports
+// whether the address is over the limit. A success takes the account's
+// place back (settleStuffing), so many people signing in from one office
+// do not fill it.
+func (h *Handler) stuffing(ctx context.Context, ip, username string) (bool, error) {
 	if h.cfg.StuffingLimit <= 0 {
 		return false, nil
 	}
-	n, err := h.cfg.Store.DistinctAccountsFromIP(ctx, ip, h.cfg.Now().Add(-time.Hour))
-	return n >= h.cfg.StuffingLimit, err
+	err := h.cfg.Store.ReserveMember(ctx, scopeIPAccounts, throttleAddr(ip), accountKey(username), h.cfg.StuffingLimit, time.Hour, h.cfg.Now())
+	if errors.Is(err, storage.ErrThrottled) {
+		return true, nil
+	}
+	return false, err
+}
+
+func (h *Handler) settleStuffing(ctx context.Context, ip, username string) error {
+	return h.cfg.Store.ClearThrottle(ctx, []storage.ThrottleKey{{Scope: scopeIPAccounts, Key: throttleAddr(ip) + "|" + accountKey(username)}})
+}
+
+// throttleAddr is the address as the limits count it: an IPv4 address, or
+// the /64 of an IPv6 one (one subscriber's block), so rotating through a
+// prefix does not buy fresh limits.
+func throttleAddr(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return ip
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
 }
 
 // countIPFailure adds a failure to the address; reaching the limit there

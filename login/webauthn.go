@@ -574,6 +574,7 @@ func (h *Handler) registerVerify(w http.ResponseWriter, r *http.Request) error {
 	}
 	next := "/account?notice=passkey-added"
 	if first {
+		h.setFirstCodesMarker(w, a)
 		next = "/account/recovery/new"
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": next})
@@ -595,6 +596,15 @@ func (h *Handler) requireAccountJSON(r *http.Request) (*accountState, error) {
 	}
 	if a.recovery, err = h.cfg.Store.CountRecoveryCodes(r.Context(), u.ID); err != nil {
 		return nil, err
+	}
+	// The same risk floor as the portal's pages: a stolen cookie must not
+	// register the thief's passkey through the JSON endpoints.
+	outcome, _, err := h.sessionRisk(r, a)
+	if err != nil {
+		return nil, err
+	}
+	if outcome != stepup.Satisfied {
+		return nil, userError(http.StatusForbidden, "Confirm it's you first", "Reload the page to confirm it's you, then try again.")
 	}
 	return a, nil
 }

@@ -496,6 +496,14 @@ type Throttle interface {
 	// DistinctAccountsFromIP counts the accounts with a failure from ip
 	// (ScopeAccountIP keys) at or after since: the credential-stuffing signal.
 	DistinctAccountsFromIP(ctx context.Context, ip string, since time.Time) (int, error)
+	// ReserveMember adds member to the set (scope, group) — stored as the
+	// key group+"|"+member — unless the set already has limit distinct
+	// members since now-window, in which case it returns ErrThrottled and
+	// records nothing. A member already in the set is always accepted.
+	// One transaction: concurrent calls never let the set grow past limit
+	// (credential stuffing: distinct accounts per address). ClearThrottle
+	// with the member's key takes it out again.
+	ReserveMember(ctx context.Context, scope, group, member string, limit int, window time.Duration, now time.Time) error
 	// DeleteOldThrottleRows removes failures that happened before before and
 	// returns how many. Removing a failure a rule still looks at ends blocks
 	// early: pass at most now minus the largest Window + Max of any rule

@@ -156,3 +156,35 @@ func throttleState(ctx context.Context, q querier, k storage.ThrottleKey, r stor
 	}
 	return st, nil
 }
+
+func (s *Store) ReserveMember(ctx context.Context, scope, group, member string, limit int, window time.Duration, now time.Time) error {
+	key := group + "|" + member
+	since := nanos(now.Add(-window))
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		// One lock per set: concurrent reservations queue.
+		if err := lockKeys(ctx, tx, []storage.ThrottleKey{{Scope: scope, Key: group}}); err != nil {
+			return err
+		}
+		var known bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM throttle_failures WHERE scope = $1 AND key = $2 AND at >= $3)`,
+			scope, key, since).Scan(&known); err != nil {
+			return err
+		}
+		if !known {
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT count(DISTINCT key) FROM throttle_failures
+				WHERE scope = $1 AND key >= $2 AND key < $3 AND at >= $4`, scope, group+"|", group+"}", since).Scan(&n); err != nil {
+				return err
+			}
+			if n >= limit {
+				return storage.ErrThrottled
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO throttle_failures (scope, key, at) VALUES ($1, $2, $3)`, scope, key, nanos(now))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: reserve member: %w", err)
+	}
+	return nil
+}

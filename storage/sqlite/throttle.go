@@ -138,3 +138,31 @@ func throttleState(ctx context.Context, q queryRower, k storage.ThrottleKey, r s
 	}
 	return st, nil
 }
+
+func (s *Store) ReserveMember(ctx context.Context, scope, group, member string, limit int, window time.Duration, now time.Time) error {
+	key := group + "|" + member
+	since := nanos(now.Add(-window))
+	err := s.tx(ctx, func(tx *txn) error {
+		var known bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM throttle_failures WHERE scope = ? AND key = ? AND at >= ?)`,
+			scope, key, since).Scan(&known); err != nil {
+			return err
+		}
+		if !known {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(DISTINCT key) FROM throttle_failures
+				WHERE scope = ? AND key >= ? AND key < ? AND at >= ?`, scope, group+"|", group+"}", since).Scan(&n); err != nil {
+				return err
+			}
+			if n >= limit {
+				return storage.ErrThrottled
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO throttle_failures (scope, key, at) VALUES (?, ?, ?)`, scope, key, nanos(now))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: reserve member: %w", err)
+	}
+	return nil
+}

@@ -2,7 +2,10 @@ package storagetest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +26,45 @@ func rule(limit int) storage.ThrottleRule {
 type states = map[storage.ThrottleKey]storage.ThrottleState
 
 var throttleTests = []test{
+	{"ReserveMember admits at most limit distinct members, also under concurrency", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		const scope, group = "ip_accounts", "192.0.2.1"
+		for i := range 3 {
+			must(t, s.ReserveMember(ctx, scope, group, fmt.Sprintf("a%d", i), 3, time.Hour, t0))
+		}
+		// A known member is still accepted; a new one is refused.
+		must(t, s.ReserveMember(ctx, scope, group, "a1", 3, time.Hour, t0))
+		wantErr(t, s.ReserveMember(ctx, scope, group, "new", 3, time.Hour, t0), storage.ErrThrottled)
+		// Another group is independent; the window slides.
+		must(t, s.ReserveMember(ctx, scope, "192.0.2.10", "new", 3, time.Hour, t0))
+		must(t, s.ReserveMember(ctx, scope, group, "new", 3, time.Hour, t0.Add(2*time.Hour)))
+		// Clearing a member frees its place.
+		must(t, s.ClearThrottle(ctx, []storage.ThrottleKey{{Scope: scope, Key: "192.0.2.10|new"}}))
+		for i := range 3 {
+			must(t, s.ReserveMember(ctx, scope, "192.0.2.10", fmt.Sprintf("b%d", i), 3, time.Hour, t0))
+		}
+
+		var ok atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 30 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := s.ReserveMember(ctx, scope, "198.51.100.7", fmt.Sprintf("m%d", i), 5, time.Hour, t0)
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case !errors.Is(err, storage.ErrThrottled):
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if ok.Load() != 5 {
+			t.Errorf("%d distinct members admitted concurrently, want 5", ok.Load())
+		}
+	}},
+
 	{"the failure that reaches the limit blocks the key from then until Base later", func(t *testing.T, s storage.Store) {
 		rules := map[string]storage.ThrottleRule{
 			storage.ScopeAccount: {Limit: 3, Window: time.Hour, Base: time.Minute, Max: 8 * time.Minute},
