@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // keystep bench (issue 9) measures a Keystep server so operators can size a
@@ -62,6 +64,7 @@ type benchOptions struct {
 	url         string // "" starts a child server
 	allowRemote bool
 	data        string // with --url: the server's data folder, for provisioning
+	database    string // postgres://… instead of SQLite in the data folder
 	pid         int    // with --url: the server's process, for CPU and RSS
 	json        bool
 	keep        bool // keep the child's data folder
@@ -80,6 +83,9 @@ func parseBench(args []string) (benchOptions, error) {
 	fs.StringVar(&o.url, "url", "", "benchmark the server at this URL instead of starting one (loopback only unless --allow-remote)")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow a --url that is not a loopback address")
 	fs.StringVar(&o.data, "data", "", "with --url: the server's data folder (bench-* users and clients are created in it)")
+	// Not KEYSTEP_DATABASE: that names the operator's database, and bench
+	// writes to the one it is given.
+	fs.StringVar(&o.database, "database", "", "run the child server on this empty PostgreSQL database (postgres://…) instead of SQLite; with --url, the server's database (loopback only unless --allow-remote)")
 	fs.IntVar(&o.pid, "pid", 0, "with --url: the server's process ID, to report its CPU and memory")
 	fs.BoolVar(&o.json, "json", false, "machine-readable JSON output")
 	fs.BoolVar(&o.keep, "keep", false, "keep the child server's data folder and print where it is")
@@ -118,6 +124,11 @@ func parseBench(args []string) (benchOptions, error) {
 		// Run them in the documented order whatever order they were named in.
 		slices.SortFunc(o.scenarios, func(a, b string) int { return slices.Index(known, a) - slices.Index(known, b) })
 	}
+	if o.database != "" {
+		if err := checkBenchDatabase(o.database, o.allowRemote); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if o.url == "" {
 		if o.data != "" {
 			errs = append(errs, errors.New("--data is only for --url: without it bench starts a server on a fresh folder"))
@@ -131,6 +142,9 @@ func parseBench(args []string) (benchOptions, error) {
 		}
 		if o.data == "" && slices.ContainsFunc(o.scenarios, func(s string) bool { return s != "jwks" }) {
 			errs = append(errs, errors.New("--url needs --data (the server's data folder) to create the bench users and clients; only --scenario jwks runs without"))
+		}
+		if o.database != "" && o.data == "" {
+			errs = append(errs, errors.New("--database with --url needs --data too: its master key seals the bench users' authenticator apps"))
 		}
 		if o.keep {
 			errs = append(errs, errors.New("--keep is only for the child server"))
@@ -158,6 +172,34 @@ func checkBenchURL(raw string, allowRemote bool) error {
 	}
 	if !isLoopbackTarget(u.Hostname()) {
 		return fmt.Errorf("--url %q is not a loopback address; pass --allow-remote to load-test another machine", raw)
+	}
+	return nil
+}
+
+// checkBenchDatabase applies --url's rule to --database: bench fills the
+// database with users, tokens and audit rows as fast as it can, which
+// pointed at a shared server by mistake is an outage. Every host pgx would
+// try is checked, fallbacks included; a Unix socket is on this machine.
+func checkBenchDatabase(dsn string, allowRemote bool) error {
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		return errors.New("--database: want a postgres:// URL")
+	}
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		// Not err: its text may quote the password.
+		return errors.New("--database: the connection URL does not parse")
+	}
+	if allowRemote {
+		return nil
+	}
+	hosts := []string{cfg.Host}
+	for _, f := range cfg.Fallbacks {
+		hosts = append(hosts, f.Host)
+	}
+	for _, h := range hosts {
+		if !strings.HasPrefix(h, "/") && !isLoopbackTarget(h) {
+			return fmt.Errorf("--database host %q is not a loopback address; pass --allow-remote to load-test a database on another machine", h)
+		}
 	}
 	return nil
 }
@@ -225,9 +267,20 @@ type childServer struct {
 	err    error // Wait's result, once exited is closed
 }
 
-// startChild starts the server on data and waits until it serves.
-func startChild(ctx context.Context, data, config string) (*childServer, error) {
-	cmd, err := benchServerCommand("serve", "--addr", "127.0.0.1:0", "--data", data, "--config", config, "--log-level", "warn")
+// childConfig is how the child server is started.
+type childConfig struct {
+	addr     string // listen address; "" is 127.0.0.1 on a free port
+	data     string // data folder: the master key, and the SQLite database without database
+	config   string // config file
+	database string // postgres://…; "" for SQLite in data
+}
+
+// startChild starts the server and waits until it serves.
+func startChild(ctx context.Context, cc childConfig) (*childServer, error) {
+	if cc.addr == "" {
+		cc.addr = "127.0.0.1:0"
+	}
+	cmd, err := benchServerCommand("serve", "--addr", cc.addr, "--data", cc.data, "--config", cc.config, "--log-level", "warn")
 	if err != nil {
 		return nil, err
 	}
@@ -237,6 +290,11 @@ func startChild(ctx context.Context, data, config string) (*childServer, error) 
 		cmd.Env = os.Environ()
 	}
 	cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, "KEYSTEP_") })
+	if cc.database != "" {
+		// Serve's --database, in its environment rather than on its command
+		// line, where any user of the machine could read a password in it.
+		cmd.Env = append(cmd.Env, "KEYSTEP_DATABASE="+cc.database)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

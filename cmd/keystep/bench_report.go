@@ -34,7 +34,10 @@ type benchResult struct {
 	// OtherCPUSeconds is what the rest of the machine used meanwhile: a
 	// busy neighbour lowers ops/s, not ops per server CPU-second.
 	OtherCPUSeconds *float64 `json:"other_cpu_seconds,omitempty"`
-	PeakRSSBytes    *int64   `json:"peak_rss_bytes,omitempty"`
+	// DatabaseCPUSeconds is PostgreSQL's processes' CPU time, when it runs
+	// on this machine: with SQLite that work is in server_cpu_seconds.
+	DatabaseCPUSeconds *float64 `json:"database_cpu_seconds,omitempty"`
+	PeakRSSBytes       *int64   `json:"peak_rss_bytes,omitempty"`
 	// PeakRSSSinceStart: the kernel did not let the peak be reset, so it is
 	// the server's peak since it started, not this scenario's.
 	PeakRSSSinceStart bool   `json:"peak_rss_since_start,omitempty"`
@@ -66,6 +69,10 @@ func (m *meter) result(name string) benchResult {
 			per := float64(res.Ops) / srv
 			res.OpsPerServerCPUSecond = &per
 		}
+	}
+	if m.dbCPUKnown {
+		db := m.dbCPU.Seconds()
+		res.DatabaseCPUSeconds = &db
 	}
 	if m.rssKnown {
 		rss := m.peakRSS
@@ -102,6 +109,9 @@ type benchReport struct {
 		URL   string `json:"url"`
 		Child bool   `json:"child"` // started by bench on a fresh data folder
 		PID   int    `json:"pid,omitempty"`
+		// Database is "sqlite" or "postgresql"; "" when bench does not know
+		// (--url without --data).
+		Database string `json:"database,omitempty"`
 	} `json:"server"`
 	Workers         int           `json:"workers"`
 	DurationSeconds float64       `json:"duration_seconds,omitempty"`
@@ -116,6 +126,12 @@ func (r *benchRun) report(results []benchResult) benchReport {
 	rep.Machine.CPUModel = cpuModel()
 	rep.Machine.OS, rep.Machine.Arch, rep.Machine.Go = runtime.GOOS, runtime.GOARCH, runtime.Version()
 	rep.Server.URL, rep.Server.Child, rep.Server.PID = r.target.base.String(), r.child != nil, r.pid
+	switch {
+	case r.opts.database != "":
+		rep.Server.Database = "postgresql"
+	case r.dir != "":
+		rep.Server.Database = "sqlite"
+	}
 	rep.Workers, rep.Count = r.opts.workers, r.opts.count
 	if r.opts.count == 0 {
 		rep.DurationSeconds = r.opts.duration.Seconds()
@@ -132,13 +148,20 @@ func (r *benchRun) report(results []benchResult) benchReport {
 	if r.child != nil {
 		rep.Notes = append(rep.Notes, "The server was a child process on a fresh data folder with the default config, plus 127.0.0.1 as a trusted proxy so each bench user has its own address (X-Forwarded-For from 198.18.0.0/15).")
 	}
+	if r.opts.database != "" {
+		rep.Notes = append(rep.Notes, "The database was PostgreSQL: server CPU-s is Keystep's process alone; db CPU-s is PostgreSQL's processes (backends and background), when they run on this machine.")
+	}
 	if slices.Contains(r.opts.scenarios, "stepup") {
 		rep.Notes = append(rep.Notes, "stepup: each step-up starts from a password session made in untimed preparation; those users' hashes use cheap argon2 parameters (m=64 KiB, t=1), which only that preparation verifies. Each user steps up at most once per 30 s TOTP step.")
 	}
 	if slices.Contains(r.opts.scenarios, "password") {
 		rep.Notes = append(rep.Notes, "password: production argon2id (m=19456 KiB, t=2, p=1); a new browser each time, so no session and a new device.")
 	}
-	rep.Notes = append(rep.Notes, "Peak RSS is VmHWM, reset before each scenario; DB growth is keystep.db plus its WAL over the timed part (the WAL is reused after checkpoints, so small runs are noisy).")
+	growth := "DB growth is keystep.db plus its WAL over the timed part (the WAL is reused after checkpoints, so small runs are noisy)."
+	if r.opts.database != "" {
+		growth = "DB growth is the size of the schema's tables with their indexes and TOAST (pg_total_relation_size) over the timed part."
+	}
+	rep.Notes = append(rep.Notes, "Peak RSS is VmHWM, reset before each scenario; "+growth)
 	return rep
 }
 
@@ -155,17 +178,32 @@ func (rep benchReport) table(w io.Writer) {
 		run = fmt.Sprintf("%d operations per scenario", rep.Count)
 	}
 	where := rep.Server.URL
-	if rep.Server.Child {
+	switch {
+	case rep.Server.Child && rep.Server.Database == "postgresql":
+		where += " (child process, fresh data folder, PostgreSQL)"
+	case rep.Server.Child:
 		where += " (child process, fresh data folder)"
+	case rep.Server.Database == "postgresql":
+		where += " (PostgreSQL)"
 	}
 	fmt.Fprintf(w, "server %s; %d workers; %s\n\n", where, rep.Workers, run)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tops\terrors\tops/s\tp50\tp95\tp99\tsrv CPU-s\tops/CPU-s\tpeak RSS\tDB growth\t")
+	// PostgreSQL does part of the work in its own processes; with SQLite it
+	// is in the server's CPU-s.
+	pg := rep.Server.Database == "postgresql"
+	head := "scenario\tops\terrors\tops/s\tp50\tp95\tp99\tsrv CPU-s\tops/CPU-s\t"
+	if pg {
+		head += "db CPU-s\t"
+	}
+	fmt.Fprintln(tw, head+"peak RSS\tDB growth\t")
 	for _, s := range rep.Scenarios {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", s.Name, s.Ops, s.Errors, s.OpsPerSecond,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%s\t", s.Name, s.Ops, s.Errors, s.OpsPerSecond,
 			fmtLatency(s.P50ms), fmtLatency(s.P95ms), fmtLatency(s.P99ms),
-			fmtOptFloat(s.ServerCPUSeconds, "%.2f"), fmtOptFloat(s.OpsPerServerCPUSecond, "%.0f"),
-			fmtOptBytes(s.PeakRSSBytes, s.PeakRSSSinceStart), fmtOptBytes(s.DBGrowthBytes, false))
+			fmtOptFloat(s.ServerCPUSeconds, "%.2f"), fmtOptFloat(s.OpsPerServerCPUSecond, "%.0f"))
+		if pg {
+			fmt.Fprintf(tw, "%s\t", fmtOptFloat(s.DatabaseCPUSeconds, "%.2f"))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t\n", fmtOptBytes(s.PeakRSSBytes, s.PeakRSSSinceStart), fmtOptBytes(s.DBGrowthBytes, false))
 	}
 	tw.Flush()
 	var busy []string

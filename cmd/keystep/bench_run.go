@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
@@ -30,7 +32,9 @@ type benchRun struct {
 	store   storage.Store
 	sealer  *factor.Sealer
 	child   *childServer
-	pid     int // server process; 0 when unknown
+	pid     int       // server process; 0 when unknown
+	pg      *pgx.Conn // with --database: measures the database's size
+	pgLocal bool      // and, on this machine, its processes' CPU
 	target  *benchTarget
 	runID   string
 
@@ -81,15 +85,19 @@ func (r *benchRun) start(ctx context.Context) error {
 			return err
 		}
 	case o.data != "":
-		// An existing server's folder: refuse to create a new database (and
+		// An existing server's folder: refuse to create a new database (or
 		// master key) next to a typo.
-		if _, err := os.Stat(filepath.Join(o.data, "keystep.db")); err != nil {
+		have := "keystep.db"
+		if o.database != "" {
+			have = "master.key"
+		}
+		if _, err := os.Stat(filepath.Join(o.data, have)); err != nil {
 			return fmt.Errorf("bench: --data %s: %w", o.data, err)
 		}
 		r.dir = o.data
 	}
 	if r.dir != "" {
-		c := common{data: r.dir}
+		c := common{data: r.dir, database: o.database}
 		st, key, err := c.open(ctx)
 		if err != nil {
 			return err
@@ -98,13 +106,25 @@ func (r *benchRun) start(ctx context.Context) error {
 		if r.sealer, err = factor.NewSealer(key); err != nil {
 			return err
 		}
+		if o.url == "" && o.database != "" {
+			if err := benchDatabaseEmpty(ctx, st); err != nil {
+				return err
+			}
+		}
+		if o.database != "" {
+			if r.pg, err = pgx.Connect(ctx, o.database); err != nil {
+				return fmt.Errorf("bench: --database: connect to measure its size: %w", err)
+			}
+			// The PIDs PostgreSQL reports are its machine's.
+			r.pgLocal = checkBenchDatabase(o.database, false) == nil
+		}
 		if err := r.provision(ctx); err != nil {
 			return fmt.Errorf("bench: provision: %w", err)
 		}
 	}
 	base := o.url
 	if o.url == "" {
-		child, err := startChild(ctx, r.dir, config)
+		child, err := startChild(ctx, childConfig{data: r.dir, config: config, database: o.database})
 		if err != nil {
 			return err
 		}
@@ -136,12 +156,43 @@ func (r *benchRun) close() {
 	if r.store != nil {
 		r.store.Close()
 	}
+	if r.pg != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		r.pg.Close(ctx)
+		cancel()
+	}
 	switch {
 	case r.tempDir:
 		os.RemoveAll(r.dir)
 	case r.opts.keep && r.dir != "":
 		fmt.Fprintf(r.stderr, "keystep bench: data folder kept at %s\n", r.dir)
 	}
+}
+
+// benchDatabaseEmpty refuses a --database that already holds Keystep
+// state: the child server would seal new signing keys with its throwaway
+// master key and point the account portal's client at itself, taking the
+// database over from whatever server it belongs to.
+func benchDatabaseEmpty(ctx context.Context, st storage.Store) error {
+	users, err := st.CountUsers(ctx)
+	if err != nil {
+		return err
+	}
+	clients, err := st.ListClients(ctx)
+	if err != nil {
+		return err
+	}
+	keys, err := st.ListSigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	if users == 0 && len(clients) == 0 && len(keys) == 0 {
+		return nil
+	}
+	return fmt.Errorf("bench: --database already holds Keystep state (%d users, %d clients, %d signing keys), "+
+		"and the server bench starts would take it over: give it an empty database or schema "+
+		"(CREATE SCHEMA bench, then …?search_path=bench), or benchmark the server it belongs to with --url, --data and --database",
+		users, len(clients), len(keys))
 }
 
 // ---- provisioning ----
@@ -259,20 +310,22 @@ type meter struct {
 	ok, errs   atomic.Int64
 	phaseStart atomic.Int64 // unix nanoseconds; 0 outside a phase
 
-	mu        sync.Mutex
-	firstErr  string
-	lat       []time.Duration
-	timed     time.Duration
-	srvCPU    time.Duration
-	cliCPU    time.Duration
-	otherCPU  time.Duration // the rest of the machine's busy time
-	cpuKnown  bool
-	dbGrowth  int64
-	dbKnown   bool
-	peakRSS   int64
-	rssKnown  bool
-	rssWhole  bool // the peak could not be reset: it is the process's
-	setupTime time.Duration
+	mu         sync.Mutex
+	firstErr   string
+	lat        []time.Duration
+	timed      time.Duration
+	srvCPU     time.Duration
+	cliCPU     time.Duration
+	otherCPU   time.Duration // the rest of the machine's busy time
+	dbCPU      time.Duration // PostgreSQL's processes, when on this machine
+	dbCPUKnown bool
+	cpuKnown   bool
+	dbGrowth   int64
+	dbKnown    bool
+	peakRSS    int64
+	rssKnown   bool
+	rssWhole   bool // the peak could not be reset: it is the process's
+	setupTime  time.Duration
 }
 
 func (m *meter) fail(err error) {
@@ -300,9 +353,11 @@ type benchSample struct {
 	srvCPU, cliCPU, machine time.Duration
 	cpuOK                   bool
 	db                      int64
+	dbOK                    bool
+	pgCPU                   map[int]time.Duration // by PID; nil when unknown
 }
 
-func (r *benchRun) sample() benchSample {
+func (r *benchRun) sample(ctx context.Context) benchSample {
 	var s benchSample
 	var ok1, ok2 bool
 	if r.pid != 0 {
@@ -312,16 +367,68 @@ func (r *benchRun) sample() benchSample {
 	var ok3 bool
 	s.machine, ok3 = machineCPU()
 	s.cpuOK = ok1 && ok2 && ok3
-	if r.dir != "" {
-		s.db = dbSize(r.dir)
+	switch {
+	case r.pg != nil:
+		s.db, s.dbOK = r.pgSize(ctx)
+		if r.pgLocal {
+			s.pgCPU = r.pgCPU(ctx)
+		}
+	case r.dir != "":
+		s.db, s.dbOK = dbSize(r.dir), true
 	}
 	return s
+}
+
+// pgCPU is the CPU time of the database's PostgreSQL processes by PID, or
+// nil when they are not on this machine (or not visible from it): its
+// backends, the child server's connections among them, and its background
+// processes (WAL writer, checkpointer, …). bench's own connection is left
+// out.
+func (r *benchRun) pgCPU(ctx context.Context) map[int]time.Duration {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	rows, err := r.pg.Query(ctx, `SELECT pid FROM pg_stat_activity
+		WHERE pid <> pg_backend_pid() AND (datname = current_database() OR datname IS NULL)`)
+	if err != nil {
+		return nil
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil
+	}
+	out := map[int]time.Duration{}
+	for _, pid := range pids {
+		// A PID of another machine or PID namespace may name some other
+		// process here.
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err != nil || strings.TrimSpace(string(comm)) != "postgres" {
+			continue
+		}
+		if d, ok := procCPU(fmt.Sprint(pid)); ok {
+			out[int(pid)] = d
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// pgSize is the size of the schema Keystep's tables are in (the first of
+// the search_path, as storage/postgres puts them): tables, their indexes
+// and TOAST.
+func (r *benchRun) pgSize(ctx context.Context) (int64, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var n int64
+	err := r.pg.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+		FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'`).Scan(&n)
+	return n, err == nil
 }
 
 // phase runs operations on every worker until next says stop, timing each,
 // and adds the phase's wall time, server CPU and database growth to m.
 func (r *benchRun) phase(ctx context.Context, m *meter, next func(w int) (func(context.Context) error, bool)) {
-	before := r.sample()
+	before := r.sample(ctx)
 	start := time.Now()
 	m.phaseStart.Store(start.UnixNano())
 	lats := make([][]time.Duration, r.opts.workers)
@@ -350,7 +457,7 @@ func (r *benchRun) phase(ctx context.Context, m *meter, next func(w int) (func(c
 	}
 	wg.Wait()
 	wall := time.Since(start)
-	after := r.sample()
+	after := r.sample(ctx)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.timed += wall
@@ -361,9 +468,19 @@ func (r *benchRun) phase(ctx context.Context, m *meter, next func(w int) (func(c
 	m.cpuKnown = before.cpuOK && after.cpuOK
 	m.srvCPU += after.srvCPU - before.srvCPU
 	m.cliCPU += after.cliCPU - before.cliCPU
-	m.otherCPU += max(0, (after.machine-before.machine)-(after.srvCPU-before.srvCPU)-(after.cliCPU-before.cliCPU))
+	var db time.Duration
+	if before.pgCPU != nil && after.pgCPU != nil {
+		// A backend that started during the phase counts in full; one
+		// that ended during it is lost, but the server's pool keeps its.
+		for pid, d := range after.pgCPU {
+			db += max(0, d-before.pgCPU[pid])
+		}
+		m.dbCPU += db
+		m.dbCPUKnown = true
+	}
+	m.otherCPU += max(0, (after.machine-before.machine)-(after.srvCPU-before.srvCPU)-(after.cliCPU-before.cliCPU)-db)
 	m.dbGrowth += after.db - before.db
-	m.dbKnown = r.dir != ""
+	m.dbKnown = before.dbOK && after.dbOK
 }
 
 // forEach runs fn for every worker in parallel (untimed setup).

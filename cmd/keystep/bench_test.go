@@ -33,6 +33,19 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// serveFromTestBinary makes bench start this test binary as its server,
+// which TestMain turns into keystep, until the test ends.
+func serveFromTestBinary(t *testing.T) {
+	t.Helper()
+	old := benchServerCommand
+	t.Cleanup(func() { benchServerCommand = old })
+	benchServerCommand = func(args ...string) (*exec.Cmd, error) {
+		cmd := exec.Command(os.Args[0], args...)
+		cmd.Env = append(os.Environ(), asKeystep+"=1")
+		return cmd, nil
+	}
+}
+
 // benchReportOf runs bench with args and decodes its --json report.
 func benchReportOf(t *testing.T, args ...string) benchReport {
 	t.Helper()
@@ -68,19 +81,13 @@ func wantScenarios(t *testing.T, rep benchReport, names ...string) {
 // The default mode: a child `keystep serve` on a fresh folder, measured
 // from /proc, stopped and cleaned up at the end.
 func TestBenchStartsAndMeasuresAChildServer(t *testing.T) {
-	old := benchServerCommand
-	t.Cleanup(func() { benchServerCommand = old })
-	benchServerCommand = func(args ...string) (*exec.Cmd, error) {
-		cmd := exec.Command(os.Args[0], args...)
-		cmd.Env = append(os.Environ(), asKeystep+"=1")
-		return cmd, nil
-	}
+	serveFromTestBinary(t)
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp) // where bench makes the server's data folder
 
 	rep := benchReportOf(t, "--duration", "300ms", "--workers", "2", "--scenario", "client_credentials,jwks")
 	wantScenarios(t, rep, "jwks", "client_credentials")
-	if !rep.Server.Child || rep.Server.PID == 0 || !strings.HasPrefix(rep.Server.URL, "http://127.0.0.1:") {
+	if !rep.Server.Child || rep.Server.PID == 0 || !strings.HasPrefix(rep.Server.URL, "http://127.0.0.1:") || rep.Server.Database != "sqlite" {
 		t.Errorf("server %+v, want a child on 127.0.0.1", rep.Server)
 	}
 	if _, err := os.Stat("/proc/self/stat"); err == nil {
@@ -157,6 +164,13 @@ func TestBenchCommandLine(t *testing.T) {
 		{"unknown scenarios are named", []string{"--scenario", "jwks,nope"}, `unknown scenario "nope"`},
 		{"no duration and no count", []string{"--duration", "0"}, "--duration 0s"},
 		{"no workers", []string{"--workers", "0"}, "--workers 0"},
+		{"a loopback database is accepted", []string{"--database", "postgres://bench@127.0.0.1:5432/bench?sslmode=disable"}, ""},
+		{"a database on a Unix socket is local", []string{"--database", "postgres:///bench?host=/var/run/postgresql"}, ""},
+		{"a remote database is refused", []string{"--database", "postgres://bench@db.example.com/bench"}, `"db.example.com" is not a loopback address`},
+		{"every host of a multi-host URL is checked", []string{"--database", "postgres://bench@127.0.0.1:5432,192.0.2.7:5432/bench"}, `"192.0.2.7" is not a loopback address`},
+		{"a remote database may be allowed", []string{"--database", "postgres://bench@db.example.com/bench", "--allow-remote"}, ""},
+		{"only PostgreSQL is a --database", []string{"--database", "mysql://127.0.0.1/bench"}, "want a postgres:// URL"},
+		{"a --database with --url needs its data folder", []string{"--url", "http://127.0.0.1:8080", "--scenario", "jwks", "--database", "postgres://127.0.0.1/bench"}, "needs --data too"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseBench(tc.args)

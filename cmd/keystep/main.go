@@ -125,7 +125,8 @@ const usage = `Usage:
   keystep policy [--config FILE]   (levels, risk rules, and checks against the clients)
   keystep explain --user NAME --client ID [--acr ACR] [--ip IP] [--device new|known] [--scope S] [--config FILE]
   keystep bench [--workers N] [--duration 10s | --count N] [--scenario a,b,…] [--json]
-                  [--url http://127.0.0.1:8080 --data DIR [--pid PID]] [--allow-remote] [--keep]
+                  [--url http://127.0.0.1:8080 --data DIR [--pid PID]] [--database postgres://…]
+                  [--allow-remote] [--keep]
   keystep simulate [--seed N] [--users N] [--days N] [--stuffing-pairs N] [--config FILE] [--json]
                   (a seeded population of users and attackers against Keystep on loopback)
   keystep demo [--addr localhost:8080] [--rp-addr localhost:9090] [--data DIR]
