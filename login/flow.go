@@ -342,6 +342,10 @@ func explain(st *flowState, d stepup.Decision) (headline, reason string) {
 
 func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowState, d stepup.Decision, m stepup.Method, problem string) error {
 	headline, reason := explain(st, d)
+	if st.client.ID == h.cfg.AccountClientID && st.hasSess && !slices.Contains(d.Reasons, stepup.ReasonRisk) {
+		// The portal and the console sign in as Keystep's own client.
+		headline, reason = "Confirm it's you", "This change to your account needs an extra check."
+	}
 	p := factorPage{
 		Page: h.page(r, headline), RequestID: st.ar.ID, ClientName: clientName(st.client),
 		Headline: headline, Reason: reason, Problem: problem, Passkeys: h.cfg.WebAuthn != nil,
