@@ -1,19 +1,14 @@
 package conformance
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/chromedp/chromedp"
 
 	"github.com/keystep/keystep/idp/demo"
 	"github.com/keystep/keystep/login/factor"
@@ -64,54 +59,7 @@ var demoSkips = []string{"no /static/app.js", "jargon on a page for people"}
 
 // lookDemo is look for the demo app's pages: the same screenshots and
 // checks, less demoSkips.
-func (c *chrome) lookDemo(name string) {
-	c.t.Helper()
-	c.mu.Lock()
-	c.shots++
-	n := c.shots
-	c.mu.Unlock()
-	where := fmt.Sprintf("%s (%s)", name, c.location())
-
-	for _, p := range eval[[]string](c, jsHelpers+jsStructure) {
-		skip := false
-		for _, s := range demoSkips {
-			skip = skip || strings.HasPrefix(p, s)
-		}
-		if !skip {
-			c.t.Errorf("%s: %s", where, p)
-		}
-	}
-	for _, scheme := range []string{"light", "dark"} {
-		c.setScheme(scheme)
-		for _, v := range viewports {
-			c.setViewport(v)
-			size := fmt.Sprintf("%dx%d", v.w, v.h)
-			for _, p := range eval[[]string](c, jsHelpers+jsOverflow) {
-				c.t.Errorf("%s at %d px: sideways scrolling: %s", where, v.w, p)
-			}
-			for _, p := range eval[[]string](c, jsHelpers+jsTargets) {
-				c.t.Errorf("%s at %d px: target smaller than 44×44: %s", where, v.w, p)
-			}
-			if v.shot {
-				png, err := chromedp.Run(c.ctx, chromedp.FullScreenshot(100))
-				if err != nil {
-					c.t.Fatalf("screenshot: %v", err)
-				}
-				file := filepath.Join(c.dir, fmt.Sprintf("%02d-%s-%s-%s.png", n, name, size, scheme))
-				if err := os.WriteFile(file, png, 0o644); err != nil {
-					c.t.Fatal(err)
-				}
-			}
-		}
-		for _, p := range eval[[]string](c, jsHelpers+jsContrast) {
-			c.t.Errorf("%s, %s: contrast below AA: %s", where, scheme, p)
-		}
-		c.checkFocus(where + ", " + scheme)
-	}
-	c.setScheme("light")
-	c.setViewport(desktop)
-	c.checkProblems(where)
-}
+func (c *chrome) lookDemo(name string) { c.lookSkipping(name, demoSkips) }
 
 // at fails unless the browser is at u (query and all).
 func (c *chrome) at(u string) {
