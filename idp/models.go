@@ -126,6 +126,10 @@ func (a authRequest) grant() storage.Grant {
 type refreshRequest struct {
 	id    string // storage ID (hash) of the presented token
 	grant storage.Grant
+	// family and expiry of the presented token, read once by
+	// TokenRequestByRefreshToken so rotation need not read it again.
+	familyID  string
+	expiresAt time.Time
 }
 
 func (r *refreshRequest) GetAMR() []string            { return r.grant.AMR }

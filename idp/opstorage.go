@@ -200,12 +200,16 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		err = s.store.CreateRefreshToken(ctx, next)
 	} else {
 		old := factor.HashToken(currentRefreshToken)
-		prev, perr := s.store.RefreshTokenByID(ctx, old, now)
-		if perr != nil {
-			return "", "", time.Time{}, oidc.ErrInvalidGrant().WithParent(perr)
+		prev, ok := req.(*refreshRequest)
+		if !ok || prev.id != old {
+			rt, perr := s.store.RefreshTokenByID(ctx, old, now)
+			if perr != nil {
+				return "", "", time.Time{}, oidc.ErrInvalidGrant().WithParent(perr)
+			}
+			prev = &refreshRequest{id: old, familyID: rt.FamilyID, expiresAt: rt.ExpiresAt}
 		}
-		next.FamilyID = prev.FamilyID
-		next.ExpiresAt = prev.ExpiresAt // rotation does not extend the family's life
+		next.FamilyID = prev.familyID
+		next.ExpiresAt = prev.expiresAt // rotation does not extend the family's life
 		err = s.store.RotateRefreshToken(ctx, old, next, now)
 		if errors.Is(err, storage.ErrReplayed) {
 			s.recordAudit(ctx, storage.AuditEvent{Type: "token.refresh_reuse", ClientID: g.ClientID, UserID: g.Subject, Outcome: "denied", Reason: "refresh token reused; family revoked"})
@@ -253,7 +257,7 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 	if err != nil || u.Disabled {
 		return nil, oidc.ErrInvalidGrant().WithDescription("user is not active")
 	}
-	return &refreshRequest{id: id, grant: rt.Grant}, nil
+	return &refreshRequest{id: id, grant: rt.Grant, familyID: rt.FamilyID, expiresAt: rt.ExpiresAt}, nil
 }
 
 func (s *opStorage) TerminateSession(ctx context.Context, userID, clientID string) error {

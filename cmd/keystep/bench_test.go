@@ -126,6 +126,7 @@ func TestBenchDrivesEveryScenarioAgainstAURL(t *testing.T) {
 		Issuer: ts.URL, Store: st, MasterKey: key, Policy: stepup.DefaultPolicy(),
 		Logger:         slog.New(slog.DiscardHandler),
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+		RateLimits:     map[string]idp.RateLimit{}, // capacity, not flood protection
 	})
 	if err != nil {
 		t.Fatal(err)
