@@ -30,7 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -233,25 +232,7 @@ func list[T any](rows pgx.Rows, err error, scan func(scanner) (T, error)) ([]T, 
 	return out, rows.Err()
 }
 
-// Bounds of int64 nanoseconds, about the years 1678 and 2262.
-var (
-	minTime = time.Unix(0, math.MinInt64)
-	maxTime = time.Unix(0, math.MaxInt64)
-)
-
-// nanos encodes t as unix nanoseconds; the zero time is 0. Times beyond what
-// int64 nanoseconds hold are clamped (an expiry in 9999 stays far future).
-func nanos(t time.Time) int64 {
-	switch {
-	case t.IsZero():
-		return 0
-	case t.Before(minTime):
-		return math.MinInt64
-	case t.After(maxTime):
-		return math.MaxInt64
-	}
-	return t.UnixNano()
-}
+func nanos(t time.Time) int64 { return storage.UnixNanos(t) }
 
 // timeCol scans unix nanoseconds into a UTC time; 0 gives the zero time.
 type timeCol struct{ t *time.Time }
@@ -267,12 +248,7 @@ func (c timeCol) Scan(src any) error {
 	return nil
 }
 
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
+func fromNanos(n int64) time.Time { return storage.FromUnixNanos(n) }
 
 // jsonOf is v as JSON text for a JSONB parameter (pgx passes strings to
 // JSONB as they are). nil slices and maps are stored as null and scan back
