@@ -152,7 +152,7 @@ func (s *benchServer) refreshToken(b *testing.B, clientID string) string {
 	g := storage.Grant{GrantID: fmt.Sprint("g-", benchFamily.Add(1)), ClientID: clientID, Subject: "u-bench",
 		Scopes: []string{"openid", "profile", "offline_access"}, Audience: []string{clientID},
 		ACR: stepup.ACRMultiFactor, AMR: []string{"pwd", "otp", "mfa"}, AuthTime: now, SessionID: "s-bench"}
-	err = s.store.CreateRefreshToken(b.Context(), storage.RefreshToken{ID: id, FamilyID: id, Grant: g, CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
+	err = s.store.CreateRefreshToken(b.Context(), storage.RefreshToken{ID: id, FamilyID: id, Grant: g, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -37,6 +37,9 @@ type reqState struct {
 	// request asks for its client two or three times (authentication, then
 	// the grant's checks), and each was a database read.
 	loaded *client
+	// user is the user storage last read in this request: a refresh grant
+	// checks that the user is active, then fills the ID token's claims.
+	user *storage.User
 }
 
 type stateKey struct{}
@@ -67,6 +70,20 @@ var (
 )
 
 func (s *opStorage) Health(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// user reads a user at most once per request.
+func (s *opStorage) user(ctx context.Context, id string) (storage.User, error) {
+	st := stateFrom(ctx)
+	if st.user != nil && st.user.ID == id {
+		return *st.user, nil
+	}
+	u, err := s.store.UserByID(ctx, id)
+	if err != nil {
+		return storage.User{}, err
+	}
+	st.user = &u
+	return u, nil
+}
 
 // recordAudit writes an audit event for a refusal; the refusal stands even
 // when the write fails, so the failure is only logged.
@@ -184,6 +201,9 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 	return id, exp, nil
 }
 
+// CreateAccessAndRefreshTokens stores the new refresh token and the access
+// token issued with it in one storage transaction, rotating
+// currentRefreshToken when there is one.
 func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, currentRefreshToken string) (string, string, time.Time, error) {
 	g, err := grantOf(req)
 	if err != nil {
@@ -194,10 +214,16 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
+	id, err := newTokenID()
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	exp := now.Add(accessTokenTTL)
+	access := storage.AccessToken{ID: id, Grant: g, CreatedAt: now, ExpiresAt: exp}
 	next := storage.RefreshToken{ID: factor.HashToken(rt), Grant: g, CreatedAt: now, ExpiresAt: now.Add(refreshTokenTTL)}
 	if currentRefreshToken == "" {
 		next.FamilyID = next.ID
-		err = s.store.CreateRefreshToken(ctx, next)
+		err = s.store.CreateRefreshToken(ctx, next, &access)
 	} else {
 		old := factor.HashToken(currentRefreshToken)
 		prev, ok := req.(*refreshRequest)
@@ -210,7 +236,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		}
 		next.FamilyID = prev.familyID
 		next.ExpiresAt = prev.expiresAt // rotation does not extend the family's life
-		err = s.store.RotateRefreshToken(ctx, old, next, now)
+		err = s.store.RotateRefreshToken(ctx, old, next, &access, now)
 		if errors.Is(err, storage.ErrReplayed) {
 			s.recordAudit(ctx, storage.AuditEvent{Type: "token.refresh_reuse", ClientID: g.ClientID, UserID: g.Subject, Outcome: "denied", Reason: "refresh token reused; family revoked"})
 			return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
@@ -218,22 +244,6 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	}
 	if err != nil {
 		return "", "", time.Time{}, err
-	}
-	id, err := newTokenID()
-	if err != nil {
-		return "", "", time.Time{}, err
-	}
-	exp := now.Add(accessTokenTTL)
-	if err := s.store.CreateAccessToken(ctx, storage.AccessToken{ID: id, Grant: g, RefreshID: next.ID, CreatedAt: now, ExpiresAt: exp}); err != nil {
-		return "", "", time.Time{}, err
-	}
-	if currentRefreshToken != "" {
-		// A concurrent reuse may have revoked the family between the
-		// rotation and now; then nothing from it may be handed out.
-		if _, err := s.store.RefreshTokenByID(ctx, next.ID, now); err != nil {
-			_ = s.store.RevokeAccessToken(ctx, id)
-			return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token family revoked")
-		}
 	}
 	return id, rt, exp, nil
 }
@@ -253,7 +263,7 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 	if err != nil {
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token").WithParent(err)
 	}
-	u, err := s.store.UserByID(ctx, rt.Grant.Subject)
+	u, err := s.user(ctx, rt.Grant.Subject)
 	if err != nil || u.Disabled {
 		return nil, oidc.ErrInvalidGrant().WithDescription("user is not active")
 	}
@@ -427,7 +437,7 @@ func (s *opStorage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, strin
 }
 
 func (s *opStorage) setUserClaims(ctx context.Context, info *oidc.UserInfo, subject string, scopes []string) error {
-	u, err := s.store.UserByID(ctx, subject)
+	u, err := s.user(ctx, subject)
 	if err != nil {
 		return err
 	}

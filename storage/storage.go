@@ -262,19 +262,23 @@ type Tokens interface {
 	// AccessTokenByID returns ErrNotFound when unknown or revoked and
 	// ErrExpired when past ExpiresAt at now.
 	AccessTokenByID(ctx context.Context, id string, now time.Time) (AccessToken, error)
-	// CreateRefreshToken stores a new token (the head of a new family, or a
-	// token made by RotateRefreshToken).
-	CreateRefreshToken(ctx context.Context, t RefreshToken) error
+	// CreateRefreshToken stores the head of a new family and, when access is
+	// not nil, the access token issued with it (its RefreshID set to t.ID),
+	// in one transaction.
+	CreateRefreshToken(ctx context.Context, t RefreshToken, access *AccessToken) error
 	// RefreshTokenByID returns the token unless it is unknown or revoked
 	// (ErrNotFound), expired (ErrExpired) or already rotated (ErrReplayed; the
 	// family is not touched by this read).
 	RefreshTokenByID(ctx context.Context, id string, now time.Time) (RefreshToken, error)
-	// RotateRefreshToken marks oldID used and stores next in its family, in
-	// one transaction. Exactly one of several concurrent rotations of oldID
-	// succeeds. Presenting an already-rotated token revokes its whole family
-	// and every access token issued from it, and returns ErrReplayed
-	// (OAuth 2.0 Security BCP §4.14.2).
-	RotateRefreshToken(ctx context.Context, oldID string, next RefreshToken, now time.Time) error
+	// RotateRefreshToken marks oldID used and stores next in its family and,
+	// when access is not nil, the access token issued with next (its
+	// RefreshID set to next.ID), in one transaction: a token handed out can
+	// never miss a revocation of its family. Exactly one of several
+	// concurrent rotations of oldID succeeds; the others store nothing.
+	// Presenting an already-rotated token revokes its whole family and every
+	// access token issued from it, and returns ErrReplayed (OAuth 2.0
+	// Security BCP §4.14.2).
+	RotateRefreshToken(ctx context.Context, oldID string, next RefreshToken, access *AccessToken, now time.Time) error
 	// RevokeAccessToken revokes one access token; unknown IDs are not an error
 	// (RFC 7009 §2.2).
 	RevokeAccessToken(ctx context.Context, id string) error

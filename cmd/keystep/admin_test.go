@@ -489,7 +489,7 @@ func TestClientsDeleteForgetsTheClient(t *testing.T) {
 			}
 		}
 		g := storage.Grant{GrantID: "g", ClientID: "rp", Subject: alice.ID, Scopes: []string{"openid", "offline_access"}}
-		if err := st.CreateRefreshToken(ctx, storage.RefreshToken{ID: "user-rt", FamilyID: "user-rt", Grant: g, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
+		if err := st.CreateRefreshToken(ctx, storage.RefreshToken{ID: "user-rt", FamilyID: "user-rt", Grant: g, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if err := st.SaveConsent(ctx, alice.ID, "rp", []string{"openid", "email"}, t0); err != nil {

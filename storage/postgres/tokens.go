@@ -34,14 +34,18 @@ func scanAccessToken(sc scanner) (storage.AccessToken, error) {
 }
 
 func (s *Store) CreateAccessToken(ctx context.Context, t storage.AccessToken) error {
-	args := append([]any{t.ID}, grantArgs(t.Grant)...)
-	args = append(args, t.RefreshID, nanos(t.CreatedAt), nanos(t.ExpiresAt), t.Revoked)
-	_, err := s.pool.Exec(ctx, `INSERT INTO access_tokens (`+accessCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, args...)
-	if err != nil {
-		return fmt.Errorf("postgres: create access token: %w", insertErr(err))
+	if err := insertAccessToken(ctx, s.pool, t); err != nil {
+		return fmt.Errorf("postgres: create access token: %w", err)
 	}
 	return nil
+}
+
+func insertAccessToken(ctx context.Context, q querier, t storage.AccessToken) error {
+	args := append([]any{t.ID}, grantArgs(t.Grant)...)
+	args = append(args, t.RefreshID, nanos(t.CreatedAt), nanos(t.ExpiresAt), t.Revoked)
+	_, err := q.Exec(ctx, `INSERT INTO access_tokens (`+accessCols+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, args...)
+	return insertErr(err)
 }
 
 func (s *Store) AccessTokenByID(ctx context.Context, id string, now time.Time) (storage.AccessToken, error) {
@@ -77,11 +81,27 @@ func insertRefreshToken(ctx context.Context, q querier, t storage.RefreshToken) 
 	return insertErr(err)
 }
 
-func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) error {
-	if err := insertRefreshToken(ctx, s.pool, t); err != nil {
+func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken, access *storage.AccessToken) error {
+	var err error
+	if access == nil {
+		err = insertRefreshToken(ctx, s.pool, t)
+	} else {
+		err = s.tx(ctx, func(tx pgx.Tx) error {
+			if err := insertRefreshToken(ctx, tx, t); err != nil {
+				return err
+			}
+			return insertAccessToken(ctx, tx, withRefresh(*access, t.ID))
+		})
+	}
+	if err != nil {
 		return fmt.Errorf("postgres: create refresh token: %w", err)
 	}
 	return nil
+}
+
+func withRefresh(t storage.AccessToken, refreshID string) storage.AccessToken {
+	t.RefreshID = refreshID
+	return t
 }
 
 func (s *Store) RefreshTokenByID(ctx context.Context, id string, now time.Time) (storage.RefreshToken, error) {
@@ -111,30 +131,43 @@ func refreshState(t storage.RefreshToken, now time.Time) error {
 }
 
 // RotateRefreshToken puts next in oldID's family whatever next.FamilyID says.
-// It locks oldID's row, so of concurrent rotations the first marks it used
-// and the rest see that. Presenting a used token revokes the family and
+// The usual case is one UPDATE … RETURNING that marks oldID used only if it
+// is still current: it locks the row, so of concurrent rotations the first
+// marks it used and the rest, re-checking the condition, match nothing. Then
+// the row is read to say why. Presenting a used token revokes the family and
 // commits that before returning ErrReplayed (OAuth 2.0 Security BCP §4.14.2).
-func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next storage.RefreshToken, now time.Time) error {
+func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next storage.RefreshToken, access *storage.AccessToken, now time.Time) error {
 	var replayed bool
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		replayed = false
-		old, err := scanRefreshToken(tx.QueryRow(ctx, `SELECT `+refreshCols+` FROM refresh_tokens WHERE id = $1 FOR UPDATE`, oldID))
-		if err != nil {
-			return noRows(err)
-		}
-		err = refreshState(old, now)
-		if errors.Is(err, storage.ErrReplayed) {
-			replayed = true
-			return revokeFamily(ctx, tx, old.FamilyID)
+		err := tx.QueryRow(ctx, `UPDATE refresh_tokens SET used_at = $1
+			WHERE id = $2 AND used_at = 0 AND NOT revoked AND expires_at >= $3
+			RETURNING family_id`, usedAt(now), oldID, nanos(now)).Scan(&next.FamilyID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			old, err := scanRefreshToken(tx.QueryRow(ctx, `SELECT `+refreshCols+` FROM refresh_tokens WHERE id = $1`, oldID))
+			if err != nil {
+				return noRows(err)
+			}
+			err = refreshState(old, now)
+			if errors.Is(err, storage.ErrReplayed) {
+				replayed = true
+				return revokeFamily(ctx, tx, old.Grant.GrantID, old.FamilyID)
+			}
+			if err == nil {
+				err = errors.New("refresh token is current but was not rotated")
+			}
+			return err
 		}
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE id = $2`, usedAt(now), oldID); err != nil {
+		if err := insertRefreshToken(ctx, tx, next); err != nil {
 			return err
 		}
-		next.FamilyID = old.FamilyID
-		return insertRefreshToken(ctx, tx, next)
+		if access == nil {
+			return nil
+		}
+		return insertAccessToken(ctx, tx, withRefresh(*access, next.ID))
 	})
 	if err == nil && replayed {
 		err = storage.ErrReplayed
@@ -146,14 +179,16 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next stora
 }
 
 // revokeFamily revokes the refresh tokens of family and the access tokens
-// issued with any of them. Like every bulk revocation it updates
+// issued with any of them. Every token of a family carries the grant it
+// descends from, so the grant_id indexes find them; family and refresh_id
+// only narrow that down. Like every bulk revocation it updates
 // refresh_tokens before access_tokens, so two of them lock in one order.
-func revokeFamily(ctx context.Context, q querier, family string) error {
-	if _, err := q.Exec(ctx, `UPDATE refresh_tokens SET revoked = true WHERE family_id = $1`, family); err != nil {
+func revokeFamily(ctx context.Context, q querier, grantID, family string) error {
+	if _, err := q.Exec(ctx, `UPDATE refresh_tokens SET revoked = true WHERE grant_id = $1 AND family_id = $2`, grantID, family); err != nil {
 		return err
 	}
-	_, err := q.Exec(ctx, `UPDATE access_tokens SET revoked = true
-		WHERE refresh_id IN (SELECT id FROM refresh_tokens WHERE family_id = $1)`, family)
+	_, err := q.Exec(ctx, `UPDATE access_tokens SET revoked = true WHERE grant_id = $1 AND refresh_id IN
+		(SELECT id FROM refresh_tokens WHERE grant_id = $1 AND family_id = $2)`, grantID, family)
 	return err
 }
 
@@ -174,15 +209,15 @@ func (s *Store) RevokeAccessToken(ctx context.Context, id string) error {
 
 func (s *Store) RevokeRefreshFamily(ctx context.Context, id string) error {
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		var family string
-		err := tx.QueryRow(ctx, `SELECT family_id FROM refresh_tokens WHERE id = $1`, id).Scan(&family)
+		var grant, family string
+		err := tx.QueryRow(ctx, `SELECT grant_id, family_id FROM refresh_tokens WHERE id = $1`, id).Scan(&grant, &family)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil // RFC 7009 §2.2
 		}
 		if err != nil {
 			return err
 		}
-		return revokeFamily(ctx, tx, family)
+		return revokeFamily(ctx, tx, grant, family)
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: revoke refresh family: %w", err)

@@ -60,13 +60,14 @@ func BenchmarkAccessTokenByID(b *testing.B) {
 	}
 }
 
-// BenchmarkRotateRefreshToken is one step of a refresh-token chain: the
-// read-check-update-insert transaction of every refresh grant.
+// BenchmarkRotateRefreshToken is one step of a refresh-token chain: the one
+// write transaction of every refresh grant (mark the old token used, store
+// the new one and the access token issued with it).
 func BenchmarkRotateRefreshToken(b *testing.B) {
 	s := openBench(b)
 	exp := t0.Add(30 * 24 * time.Hour)
 	cur := storage.RefreshToken{ID: "rt-0", FamilyID: "rt-0", Grant: benchGrant, CreatedAt: t0, ExpiresAt: exp}
-	if err := s.CreateRefreshToken(b.Context(), cur); err != nil {
+	if err := s.CreateRefreshToken(b.Context(), cur, nil); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
@@ -74,7 +75,8 @@ func BenchmarkRotateRefreshToken(b *testing.B) {
 	for b.Loop() {
 		i++
 		next := storage.RefreshToken{ID: fmt.Sprint("rt-", i), FamilyID: "rt-0", Grant: benchGrant, CreatedAt: t0, ExpiresAt: exp}
-		if err := s.RotateRefreshToken(b.Context(), cur.ID, next, t0); err != nil {
+		at := storage.AccessToken{ID: fmt.Sprint("at-", i), Grant: benchGrant, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+		if err := s.RotateRefreshToken(b.Context(), cur.ID, next, &at, t0); err != nil {
 			b.Fatal(err)
 		}
 		cur = next
@@ -84,7 +86,7 @@ func BenchmarkRotateRefreshToken(b *testing.B) {
 func BenchmarkRefreshTokenByID(b *testing.B) {
 	s := openBench(b)
 	t := storage.RefreshToken{ID: "rt", FamilyID: "rt", Grant: benchGrant, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
-	if err := s.CreateRefreshToken(b.Context(), t); err != nil {
+	if err := s.CreateRefreshToken(b.Context(), t, nil); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

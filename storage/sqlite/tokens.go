@@ -33,14 +33,18 @@ func scanAccessToken(sc scanner) (storage.AccessToken, error) {
 }
 
 func (s *Store) CreateAccessToken(ctx context.Context, t storage.AccessToken) error {
-	args := append([]any{t.ID}, grantArgs(t.Grant)...)
-	args = append(args, t.RefreshID, nanos(t.CreatedAt), nanos(t.ExpiresAt), t.Revoked)
-	_, err := s.w.ExecContext(ctx, `INSERT INTO access_tokens (`+accessCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
-	if err != nil {
-		return fmt.Errorf("sqlite: create access token: %w", insertErr(err))
+	if err := insertAccessToken(ctx, s.w, t); err != nil {
+		return fmt.Errorf("sqlite: create access token: %w", err)
 	}
 	return nil
+}
+
+func insertAccessToken(ctx context.Context, x execer, t storage.AccessToken) error {
+	args := append([]any{t.ID}, grantArgs(t.Grant)...)
+	args = append(args, t.RefreshID, nanos(t.CreatedAt), nanos(t.ExpiresAt), t.Revoked)
+	_, err := x.ExecContext(ctx, `INSERT INTO access_tokens (`+accessCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+	return insertErr(err)
 }
 
 func (s *Store) AccessTokenByID(ctx context.Context, id string, now time.Time) (storage.AccessToken, error) {
@@ -76,11 +80,27 @@ func insertRefreshToken(ctx context.Context, x execer, t storage.RefreshToken) e
 	return insertErr(err)
 }
 
-func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken) error {
-	if err := insertRefreshToken(ctx, s.w, t); err != nil {
+func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken, access *storage.AccessToken) error {
+	var err error
+	if access == nil {
+		err = insertRefreshToken(ctx, s.w, t)
+	} else {
+		err = s.tx(ctx, func(tx *txn) error {
+			if err := insertRefreshToken(ctx, tx, t); err != nil {
+				return err
+			}
+			return insertAccessToken(ctx, tx, withRefresh(*access, t.ID))
+		})
+	}
+	if err != nil {
 		return fmt.Errorf("sqlite: create refresh token: %w", err)
 	}
 	return nil
+}
+
+func withRefresh(t storage.AccessToken, refreshID string) storage.AccessToken {
+	t.RefreshID = refreshID
+	return t
 }
 
 func (s *Store) RefreshTokenByID(ctx context.Context, id string, now time.Time) (storage.RefreshToken, error) {
@@ -110,28 +130,41 @@ func refreshState(t storage.RefreshToken, now time.Time) error {
 }
 
 // RotateRefreshToken puts next in oldID's family whatever next.FamilyID says.
+// The usual case is one UPDATE … RETURNING that marks oldID used only if it
+// is still current; when it matches nothing, the row is read to say why.
 // Presenting a used token revokes the family and commits that before
 // returning ErrReplayed (OAuth 2.0 Security BCP §4.14.2).
-func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next storage.RefreshToken, now time.Time) error {
+func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next storage.RefreshToken, access *storage.AccessToken, now time.Time) error {
 	var replayed bool
 	err := s.tx(ctx, func(tx *txn) error {
-		old, err := scanRefreshToken(tx.QueryRowContext(ctx, `SELECT `+refreshCols+` FROM refresh_tokens WHERE id = ?`, oldID))
-		if err != nil {
-			return noRows(err)
-		}
-		err = refreshState(old, now)
-		if errors.Is(err, storage.ErrReplayed) {
-			replayed = true
-			return revokeFamily(ctx, tx, old.FamilyID)
+		err := tx.QueryRowContext(ctx, `UPDATE refresh_tokens SET used_at = ?
+			WHERE id = ? AND used_at = 0 AND revoked = 0 AND expires_at >= ?
+			RETURNING family_id`, usedAt(now), oldID, nanos(now)).Scan(&next.FamilyID)
+		if errors.Is(err, sql.ErrNoRows) {
+			old, err := scanRefreshToken(tx.QueryRowContext(ctx, `SELECT `+refreshCols+` FROM refresh_tokens WHERE id = ?`, oldID))
+			if err != nil {
+				return noRows(err)
+			}
+			err = refreshState(old, now)
+			if errors.Is(err, storage.ErrReplayed) {
+				replayed = true
+				return revokeFamily(ctx, tx, old.Grant.GrantID, old.FamilyID)
+			}
+			if err == nil {
+				err = errors.New("refresh token is current but was not rotated")
+			}
+			return err
 		}
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET used_at = ? WHERE id = ?`, usedAt(now), oldID); err != nil {
+		if err := insertRefreshToken(ctx, tx, next); err != nil {
 			return err
 		}
-		next.FamilyID = old.FamilyID
-		return insertRefreshToken(ctx, tx, next)
+		if access == nil {
+			return nil
+		}
+		return insertAccessToken(ctx, tx, withRefresh(*access, next.ID))
 	})
 	if err == nil && replayed {
 		err = storage.ErrReplayed
@@ -143,13 +176,15 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next stora
 }
 
 // revokeFamily revokes the refresh tokens of family and the access tokens
-// issued with any of them.
-func revokeFamily(ctx context.Context, x execer, family string) error {
-	if _, err := x.ExecContext(ctx, `UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ?`, family); err != nil {
+// issued with any of them. Every token of a family carries the grant it
+// descends from, so the grant_id index finds them; family and refresh_id
+// only narrow that down.
+func revokeFamily(ctx context.Context, x execer, grantID, family string) error {
+	if _, err := x.ExecContext(ctx, `UPDATE refresh_tokens SET revoked = 1 WHERE grant_id = ? AND family_id = ?`, grantID, family); err != nil {
 		return err
 	}
-	_, err := x.ExecContext(ctx, `UPDATE access_tokens SET revoked = 1
-		WHERE refresh_id IN (SELECT id FROM refresh_tokens WHERE family_id = ?)`, family)
+	_, err := x.ExecContext(ctx, `UPDATE access_tokens SET revoked = 1 WHERE grant_id = ? AND refresh_id IN
+		(SELECT id FROM refresh_tokens WHERE grant_id = ? AND family_id = ?)`, grantID, grantID, family)
 	return err
 }
 
@@ -170,15 +205,15 @@ func (s *Store) RevokeAccessToken(ctx context.Context, id string) error {
 
 func (s *Store) RevokeRefreshFamily(ctx context.Context, id string) error {
 	err := s.tx(ctx, func(tx *txn) error {
-		var family string
-		err := tx.QueryRowContext(ctx, `SELECT family_id FROM refresh_tokens WHERE id = ?`, id).Scan(&family)
+		var grant, family string
+		err := tx.QueryRowContext(ctx, `SELECT grant_id, family_id FROM refresh_tokens WHERE id = ?`, id).Scan(&grant, &family)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil // RFC 7009 §2.2
 		}
 		if err != nil {
 			return err
 		}
-		return revokeFamily(ctx, tx, family)
+		return revokeFamily(ctx, tx, grant, family)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: revoke refresh family: %w", err)

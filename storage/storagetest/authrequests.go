@@ -207,7 +207,7 @@ func issueTokens(t *testing.T, s storage.Store, grantID, n string) {
 	t.Helper()
 	ctx := t.Context()
 	g := newGrant(grantID)
-	must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt"+n, "fam"+n, g)))
+	must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt"+n, "fam"+n, g), nil))
 	must(t, s.CreateAccessToken(ctx, newAccessToken("at"+n, g, "rt"+n)))
 }
 

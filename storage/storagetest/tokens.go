@@ -34,8 +34,8 @@ var tokenTests = []test{
 		g := newGrant("ar1")
 		must(t, s.CreateAccessToken(ctx, newAccessToken("at1", g, "")))
 		wantErr(t, s.CreateAccessToken(ctx, newAccessToken("at1", g, "")), storage.ErrAlreadyExists)
-		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "f1", g)))
-		wantErr(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "f2", g)), storage.ErrAlreadyExists)
+		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "f1", g), nil))
+		wantErr(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "f2", g), nil), storage.ErrAlreadyExists)
 	}},
 	{"an access token is valid until its expiry, then ErrExpired; revoked or unknown is ErrNotFound", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
@@ -55,24 +55,52 @@ var tokenTests = []test{
 	{"a refresh token round-trips every field", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		want := newRefreshToken("rt1", "fam1", newGrant("ar1"))
-		must(t, s.CreateRefreshToken(ctx, want))
+		must(t, s.CreateRefreshToken(ctx, want, nil))
 		got, err := s.RefreshTokenByID(ctx, "rt1", t0)
 		must(t, err)
 		check(t, want, got)
 	}},
+	{"a refresh token and the access token issued with it are stored together", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		g := newGrant("ar1")
+		at1 := newAccessToken("at1", g, "ignored")
+		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "fam1", g), &at1))
+		at2 := newAccessToken("at2", g, "ignored")
+		must(t, s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt2", "fam1", g), &at2, t0))
+		for id, refresh := range map[string]string{"at1": "rt1", "at2": "rt2"} {
+			got, err := s.AccessTokenByID(ctx, id, t0)
+			must(t, err)
+			want := newAccessToken(id, g, refresh) // the store links it to its refresh token
+			check(t, want, got)
+		}
+
+		// When the refresh token cannot be stored, neither is the access token.
+		dup := newAccessToken("at3", g, "")
+		wantErr(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "fam9", g), &dup), storage.ErrAlreadyExists)
+		_, err := s.AccessTokenByID(ctx, "at3", t0)
+		wantErr(t, err, storage.ErrNotFound)
+		// Nor when the rotation fails.
+		_, err = s.RefreshTokenByID(ctx, "rt2", t0)
+		must(t, err)
+		expired := newAccessToken("at4", g, "")
+		err = s.RotateRefreshToken(ctx, "rt2", newRefreshToken("rt3", "", g), &expired, t0.Add(365*24*time.Hour))
+		wantErr(t, err, storage.ErrExpired)
+		_, err = s.AccessTokenByID(ctx, "at4", t0)
+		wantErr(t, err, storage.ErrNotFound)
+	}},
 	{"a refresh token is valid until its expiry, then ErrExpired; unknown is ErrNotFound", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		rt := newRefreshToken("rt1", "fam1", newGrant("ar1"))
-		must(t, s.CreateRefreshToken(ctx, rt))
+		must(t, s.CreateRefreshToken(ctx, rt, nil))
 		_, err := s.RefreshTokenByID(ctx, "rt1", rt.ExpiresAt)
 		must(t, err)
 		_, err = s.RefreshTokenByID(ctx, "rt1", rt.ExpiresAt.Add(time.Nanosecond))
 		wantErr(t, err, storage.ErrExpired)
 		_, err = s.RefreshTokenByID(ctx, "nope", t0)
 		wantErr(t, err, storage.ErrNotFound)
-		err = s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt2", "", rt.Grant), rt.ExpiresAt.Add(time.Nanosecond))
+		err = s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt2", "", rt.Grant), nil, rt.ExpiresAt.Add(time.Nanosecond))
 		wantErr(t, err, storage.ErrExpired)
-		err = s.RotateRefreshToken(ctx, "nope", newRefreshToken("rt2", "", rt.Grant), t0)
+		err = s.RotateRefreshToken(ctx, "nope", newRefreshToken("rt2", "", rt.Grant), nil, t0)
 		wantErr(t, err, storage.ErrNotFound)
 		_, err = s.RefreshTokenByID(ctx, "rt2", t0)
 		wantErr(t, err, storage.ErrNotFound) // failed rotations store nothing
@@ -80,10 +108,10 @@ var tokenTests = []test{
 	{"rotating a refresh token keeps the grant and family and marks the old one used", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		g := newGrant("ar1")
-		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "fam1", g)))
+		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "fam1", g), nil))
 		next := newRefreshToken("rt2", "ignored", g)
 		next.CreatedAt = t0.Add(time.Hour)
-		must(t, s.RotateRefreshToken(ctx, "rt1", next, t0.Add(time.Hour)))
+		must(t, s.RotateRefreshToken(ctx, "rt1", next, nil, t0.Add(time.Hour)))
 
 		got, err := s.RefreshTokenByID(ctx, "rt2", t0.Add(time.Hour))
 		must(t, err)
@@ -100,15 +128,13 @@ var tokenTests = []test{
 		// OAuth 2.0 Security BCP §4.14.2.
 		ctx := t.Context()
 		g := newGrant("ar1")
-		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "fam1", g)))
-		must(t, s.CreateAccessToken(ctx, newAccessToken("at1", g, "rt1")))
-		must(t, s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt2", "fam1", g), t0))
-		must(t, s.CreateAccessToken(ctx, newAccessToken("at2", g, "rt2")))
-		must(t, s.RotateRefreshToken(ctx, "rt2", newRefreshToken("rt3", "fam1", g), t0))
-		must(t, s.CreateAccessToken(ctx, newAccessToken("at3", g, "rt3")))
+		at1, at2, at3 := newAccessToken("at1", g, ""), newAccessToken("at2", g, ""), newAccessToken("at3", g, "")
+		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "fam1", g), &at1))
+		must(t, s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt2", "fam1", g), &at2, t0))
+		must(t, s.RotateRefreshToken(ctx, "rt2", newRefreshToken("rt3", "fam1", g), &at3, t0))
 		issueTokens(t, s, "ar1", "-other-family") // same grant, another family
 
-		err := s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt4", "fam1", g), t0)
+		err := s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt4", "fam1", g), nil, t0)
 		wantErr(t, err, storage.ErrReplayed)
 		_, err = s.RefreshTokenByID(ctx, "rt3", t0)
 		wantErr(t, err, storage.ErrNotFound)
@@ -121,40 +147,50 @@ var tokenTests = []test{
 		wantLive(t, s, "-other-family")
 
 		// Every later reuse is reported too.
-		err = s.RotateRefreshToken(ctx, "rt2", newRefreshToken("rt5", "fam1", g), t0)
+		err = s.RotateRefreshToken(ctx, "rt2", newRefreshToken("rt5", "fam1", g), nil, t0)
 		wantErr(t, err, storage.ErrReplayed)
 	}},
 	{"20 concurrent rotations of one refresh token: exactly one wins", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		g := newGrant("ar1")
-		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt0", "fam1", g)))
+		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt0", "fam1", g), nil))
 		errs := race(20, func(i int) error {
-			return s.RotateRefreshToken(ctx, "rt0", newRefreshToken(fmt.Sprintf("next-%d", i), "fam1", g), t0)
+			at := newAccessToken(fmt.Sprintf("at-%d", i), g, "")
+			return s.RotateRefreshToken(ctx, "rt0", newRefreshToken(fmt.Sprintf("next-%d", i), "fam1", g), &at, t0)
 		})
 		w := oneWinner(t, errs, storage.ErrReplayed)
 		winner := fmt.Sprintf("next-%d", w)
+		// The losers presented a rotated token: each revoked the family,
+		// winner included, and stored nothing of its own (so their IDs are
+		// still free, and the winner's are taken).
+		_, err := s.RefreshTokenByID(ctx, winner, t0)
+		wantErr(t, err, storage.ErrNotFound)
+		_, err = s.AccessTokenByID(ctx, fmt.Sprintf("at-%d", w), t0)
+		wantErr(t, err, storage.ErrNotFound)
 		for i := range errs {
-			if i != w {
-				_, err := s.RefreshTokenByID(ctx, fmt.Sprintf("next-%d", i), t0)
-				wantErr(t, err, storage.ErrNotFound) // losers stored nothing
+			at := newAccessToken(fmt.Sprintf("at-%d", i), g, "")
+			rt := newRefreshToken(fmt.Sprintf("next-%d", i), "other", g)
+			if i == w {
+				wantErr(t, s.CreateAccessToken(ctx, at), storage.ErrAlreadyExists)
+				wantErr(t, s.CreateRefreshToken(ctx, rt, nil), storage.ErrAlreadyExists)
+				continue
 			}
+			must(t, s.CreateAccessToken(ctx, at))
+			must(t, s.CreateRefreshToken(ctx, rt, nil))
 		}
-		must(t, s.CreateAccessToken(ctx, newAccessToken("at-winner", g, winner)))
 
-		// Presenting the old token again revokes the family, winner included.
-		err := s.RotateRefreshToken(ctx, "rt0", newRefreshToken("late", "fam1", g), t0)
+		// Presenting the old token again is a replay too.
+		late := newAccessToken("at-late", g, "")
+		err = s.RotateRefreshToken(ctx, "rt0", newRefreshToken("late", "fam1", g), &late, t0)
 		wantErr(t, err, storage.ErrReplayed)
-		_, err = s.RefreshTokenByID(ctx, winner, t0)
-		wantErr(t, err, storage.ErrNotFound)
-		_, err = s.AccessTokenByID(ctx, "at-winner", t0)
-		wantErr(t, err, storage.ErrNotFound)
+		must(t, s.CreateAccessToken(ctx, late)) // the replay stored nothing
 	}},
 	{"revoking a refresh family revokes its tokens and their access tokens only", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		g := newGrant("ar1")
-		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "fam1", g)))
+		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "fam1", g), nil))
 		must(t, s.CreateAccessToken(ctx, newAccessToken("at1", g, "rt1")))
-		must(t, s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt2", "fam1", g), t0))
+		must(t, s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt2", "fam1", g), nil, t0))
 		must(t, s.CreateAccessToken(ctx, newAccessToken("at2", g, "rt2")))
 		issueTokens(t, s, "ar1", "-other")
 
@@ -184,7 +220,7 @@ var tokenTests = []test{
 		issue := func(n, subject, client string) {
 			g := newGrant("ar" + n)
 			g.Subject, g.ClientID = subject, client
-			must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt"+n, "fam"+n, g)))
+			must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt"+n, "fam"+n, g), nil))
 			must(t, s.CreateAccessToken(ctx, newAccessToken("at"+n, g, "rt"+n)))
 		}
 		issue("1", "alice", "rp1")
@@ -209,7 +245,7 @@ var tokenTests = []test{
 			must(t, s.CreateAccessToken(ctx, at))
 			rt := newRefreshToken(fmt.Sprintf("rt%d", i), fmt.Sprintf("fam%d", i), g)
 			rt.ExpiresAt = t0.Add(exp)
-			must(t, s.CreateRefreshToken(ctx, rt))
+			must(t, s.CreateRefreshToken(ctx, rt, nil))
 		}
 		n, err := s.DeleteExpiredTokens(ctx, t0)
 		must(t, err)
