@@ -150,6 +150,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	now := func() time.Time { return cfg.Now().UTC() }
+	cfg.Store = newClientCache(cfg.Store, time.Now) // the TTL is real time, whatever cfg.Now says
 	sealer, err := factor.NewSealer(cfg.MasterKey)
 	if err != nil {
 		return nil, err
