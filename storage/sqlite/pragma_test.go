@@ -3,6 +3,7 @@ package sqlite
 import (
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // Every connection, in both pools, must carry the DSN's settings.
@@ -41,5 +42,38 @@ func TestConnectionSettings(t *testing.T) {
 	}
 	if _, err := s.r.ExecContext(t.Context(), `DELETE FROM users`); err == nil {
 		t.Error("a reader connection accepted a write")
+	}
+}
+
+// The checkpointer copies the WAL back without waiting for the writer's
+// automatic checkpoint, which is only a backstop.
+func TestBackgroundCheckpoint(t *testing.T) {
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var pages int
+	if err := s.w.QueryRowContext(t.Context(), "PRAGMA wal_autocheckpoint").Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if pages != backstopPages {
+		t.Errorf("wal_autocheckpoint = %d, want the backstop %d", pages, backstopPages)
+	}
+	if _, err := s.w.ExecContext(t.Context(), `INSERT INTO one_time_tokens (kind, hash, expires_at, used_at) VALUES ('t', 'h', 1, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.checkpoints.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint within 10 s of a write")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil { // twice is harmless
+		t.Fatal(err)
 	}
 }

@@ -22,6 +22,8 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -34,6 +36,11 @@ import (
 type Store struct {
 	w *db // one connection: every write and transaction
 	r *db // query-only pool for plain reads
+
+	ck          *sql.DB // the checkpointer's own connection
+	stop, done  chan struct{}
+	stopOnce    sync.Once
+	checkpoints atomic.Int64 // checkpoints that copied frames back
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -50,7 +57,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// The pragmas go in the DSN so that every pooled connection gets them.
 	// busy_timeout covers other processes using the same file.
 	w, err := sql.Open("sqlite", dsn(abs, url.Values{
-		"_pragma": {"busy_timeout(5000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)"},
+		"_pragma": {"busy_timeout(5000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)", fmt.Sprintf("wal_autocheckpoint(%d)", backstopPages)},
 		"_txlock": {"immediate"},
 	}))
 	if err != nil {
@@ -82,7 +89,47 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	return &Store{w: newDB(w), r: newDB(r)}, nil
+	ck, err := sql.Open("sqlite", dsn(abs, url.Values{"_pragma": {"busy_timeout(5000)"}}))
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	ck.SetMaxOpenConns(1)
+	s := &Store{w: newDB(w), r: newDB(r), ck: ck, stop: make(chan struct{}), done: make(chan struct{})}
+	go s.checkpointLoop()
+	return s, nil
+}
+
+// SQLite's automatic checkpoint runs in the commit that takes the WAL past
+// wal_autocheckpoint pages, on the writer's only connection: every queued
+// write waits while it copies the WAL into the database and fsyncs. Under a
+// token-grant load that was every few dozen commits (issue 9). Instead a
+// goroutine on a connection of its own checkpoints PASSIVE every
+// checkpointEvery, which copies frames while writers carry on and lets the
+// next writer restart the WAL. The automatic checkpoint stays as a backstop,
+// at backstopPages (4 KiB each), should the goroutine fall behind.
+const (
+	checkpointEvery = 200 * time.Millisecond
+	backstopPages   = 16000
+)
+
+func (s *Store) checkpointLoop() {
+	defer close(s.done)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		var busy, frames, copied int64
+		err := s.ck.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
+		if err == nil && copied > 0 {
+			s.checkpoints.Add(1)
+		}
+	}
 }
 
 // dsn is a file: URI for the absolute path abs, so that SQLite decodes the
@@ -107,9 +154,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes both pools.
+// Close stops the checkpointer and closes the pools.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.done
+	return errors.Join(s.ck.Close(), s.r.Close(), s.w.Close())
 }
 
 // tx runs fn in one write transaction (BEGIN IMMEDIATE) and commits when fn
