@@ -45,6 +45,11 @@ type benchResult struct {
 	// SetupSeconds is untimed preparation inside the scenario (step-up's
 	// password sessions).
 	SetupSeconds float64 `json:"setup_seconds,omitempty"`
+	// Argon2idCeiling (password only) is how many production-cost hashes
+	// per second this machine's CPUs do with nothing else running, measured
+	// right after the scenario; PercentOfCeiling is ops/s as a share of it.
+	Argon2idCeiling  *float64 `json:"argon2id_ceiling_per_second,omitempty"`
+	PercentOfCeiling *float64 `json:"percent_of_ceiling,omitempty"`
 }
 
 func (m *meter) result(name string) benchResult {
@@ -215,6 +220,12 @@ func (rep benchReport) table(w io.Writer) {
 	}
 	if len(busy) > 0 {
 		fmt.Fprintf(w, "\nOther processes were busy during: %s. Their load lowers ops/s and raises latency; ops/CPU-s stays fair.\n", strings.Join(busy, ", "))
+	}
+	for _, s := range rep.Scenarios {
+		if s.Argon2idCeiling != nil && s.PercentOfCeiling != nil {
+			fmt.Fprintf(w, "\n%s: %.1f sign-ins/s is %.0f%% of the argon2id ceiling (%.1f hashes/s on %d CPUs, measured alone).\n",
+				s.Name, s.OpsPerSecond, *s.PercentOfCeiling, *s.Argon2idCeiling, m.GOMAXPROCS)
+		}
 	}
 	fmt.Fprintln(w)
 	for _, s := range rep.Scenarios {

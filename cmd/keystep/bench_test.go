@@ -145,6 +145,10 @@ func TestBenchDrivesEveryScenarioAgainstAURL(t *testing.T) {
 		if s.ServerCPUSeconds != nil {
 			t.Errorf("%s: server CPU reported without --pid", s.Name)
 		}
+		hasCeiling := s.Argon2idCeiling != nil && *s.Argon2idCeiling > 0 && s.PercentOfCeiling != nil && *s.PercentOfCeiling > 0
+		if hasCeiling != (s.Name == "password") {
+			t.Errorf("%s: argon2id ceiling %v, percent %v; want them for password only", s.Name, s.Argon2idCeiling, s.PercentOfCeiling)
+		}
 	}
 }
 
@@ -190,14 +194,18 @@ func TestBenchCommandLine(t *testing.T) {
 }
 
 func TestBenchTableNamesEveryFigure(t *testing.T) {
-	one, rss := 1.5, int64(64<<20)
+	one, rss, ceiling, pct := 1.5, int64(64<<20), 80.0, 75.0
 	rep := benchReport{Workers: 4, DurationSeconds: 5, Scenarios: []benchResult{{
 		Name: "refresh_es256", Operation: "refresh", Ops: 3000, OpsPerSecond: 600, P50ms: 3, P95ms: 9, P99ms: 20,
 		ServerCPUSeconds: &one, OpsPerServerCPUSecond: &one, PeakRSSBytes: &rss,
+	}, {
+		Name: "password", Operation: "sign-in", Ops: 300, OpsPerSecond: 60, Argon2idCeiling: &ceiling, PercentOfCeiling: &pct,
 	}}}
+	rep.Machine.GOMAXPROCS = 2
 	var buf bytes.Buffer
 	rep.table(io.Writer(&buf))
-	for _, want := range []string{"refresh_es256", "600.0", "3.00ms", "20.0ms", "64.0 MiB", "ops/CPU-s", "4 workers; 5s per scenario"} {
+	for _, want := range []string{"refresh_es256", "600.0", "3.00ms", "20.0ms", "64.0 MiB", "ops/CPU-s", "4 workers; 5s per scenario",
+		"password: 60.0 sign-ins/s is 75% of the argon2id ceiling (80.0 hashes/s on 2 CPUs"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
 		}

@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -285,6 +286,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	tuneGC()
 	cfg := idp.Config{
 		Issuer: *issuer, Store: st, MasterKey: key, Policy: set.policy,
 		ScopeMinACR: set.scopeMinACR, TrustedProxies: set.trustedProxies,
@@ -328,4 +330,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	log.Info("shutting down")
 	return hs.Shutdown(shutdown)
+}
+
+// tuneGC sets the collector for a server whose live heap is small (a few MB)
+// and whose garbage is almost all per request. The default GOGC=100 then
+// collects every few MB allocated, about a seventh of a token grant's CPU
+// time; GOGC=400 collects a quarter as often (issue 9). The soft memory limit
+// keeps the bigger heap in check: the password hasher's buffers (at most
+// MaxMemory at once) plus 128 MiB. GOGC and GOMEMLIMIT in the environment win.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(128<<20 + factor.NewPasswordHasher().MaxMemory())
+	}
 }

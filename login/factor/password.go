@@ -110,6 +110,12 @@ func newPasswordHasher(p argon2Params) *PasswordHasher {
 	return &PasswordHasher{params: p, sem: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
 }
 
+// MaxMemory is the most memory the hasher's concurrent hashes hold at once,
+// in bytes.
+func (h *PasswordHasher) MaxMemory() int64 {
+	return int64(cap(h.sem)) * int64(h.params.memory) << 10
+}
+
 // Hash returns the PHC string of password under a fresh 16-byte random salt:
 // "$argon2id$v=19$m=19456,t=2,p=1$<salt>$<key>" with unpadded standard base64.
 func (h *PasswordHasher) Hash(password string) (string, error) {
