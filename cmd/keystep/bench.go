@@ -66,6 +66,7 @@ type benchOptions struct {
 	data        string // with --url: the server's data folder, for provisioning
 	database    string // postgres://… instead of SQLite in the data folder
 	pid         int    // with --url: the server's process, for CPU and RSS
+	pprof       string // the child server's profiler address
 	json        bool
 	keep        bool // keep the child's data folder
 }
@@ -87,6 +88,7 @@ func parseBench(args []string) (benchOptions, error) {
 	// writes to the one it is given.
 	fs.StringVar(&o.database, "database", "", "run the child server on this empty PostgreSQL database (postgres://…) instead of SQLite; with --url, the server's database (loopback only unless --allow-remote)")
 	fs.IntVar(&o.pid, "pid", 0, "with --url: the server's process ID, to report its CPU and memory")
+	fs.StringVar(&o.pprof, "pprof", "", "serve the child server's Go profiler on this loopback address (see serve --pprof)")
 	fs.BoolVar(&o.json, "json", false, "machine-readable JSON output")
 	fs.BoolVar(&o.keep, "keep", false, "keep the child server's data folder and print where it is")
 	if err := fs.Parse(args); err != nil {
@@ -274,6 +276,7 @@ type childConfig struct {
 	data     string // data folder: the master key, and the SQLite database without database
 	config   string // config file
 	database string // postgres://…; "" for SQLite in data
+	pprof    string // the child's --pprof address, if any
 }
 
 // startChild starts the server and waits until it serves.
@@ -281,7 +284,11 @@ func startChild(ctx context.Context, cc childConfig) (*childServer, error) {
 	if cc.addr == "" {
 		cc.addr = "127.0.0.1:0"
 	}
-	cmd, err := benchServerCommand("serve", "--addr", cc.addr, "--data", cc.data, "--config", cc.config, "--log-level", "warn")
+	args := []string{"serve", "--addr", cc.addr, "--data", cc.data, "--config", cc.config, "--log-level", "warn"}
+	if cc.pprof != "" {
+		args = append(args, "--pprof", cc.pprof)
+	}
+	cmd, err := benchServerCommand(args...)
 	if err != nil {
 		return nil, err
 	}

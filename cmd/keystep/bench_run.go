@@ -125,7 +125,7 @@ func (r *benchRun) start(ctx context.Context) error {
 	}
 	base := o.url
 	if o.url == "" {
-		child, err := startChild(ctx, childConfig{data: r.dir, config: config, database: o.database})
+		child, err := startChild(ctx, childConfig{data: r.dir, config: config, database: o.database, pprof: o.pprof})
 		if err != nil {
 			return err
 		}

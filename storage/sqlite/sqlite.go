@@ -41,6 +41,10 @@ type Store struct {
 	stop, done  chan struct{}
 	stopOnce    sync.Once
 	checkpoints atomic.Int64 // checkpoints that copied frames back
+
+	batchq    chan *batchOp // group commit (batch.go)
+	batchDone chan struct{}
+	batches   atomic.Int64 // transactions the group commit ran
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -96,8 +100,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	ck.SetMaxOpenConns(1)
-	s := &Store{w: newDB(w), r: newDB(r), ck: ck, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{w: newDB(w), r: newDB(r), ck: ck, stop: make(chan struct{}), done: make(chan struct{}),
+		batchq: make(chan *batchOp), batchDone: make(chan struct{})}
 	go s.checkpointLoop()
+	go s.batchLoop()
 	return s, nil
 }
 
@@ -156,10 +162,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the checkpointer and closes the pools.
+// Close stops the checkpointer and the group commit, and closes the pools.
 func (s *Store) Close() error {
 	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.done
+	<-s.batchDone
 	return errors.Join(s.ck.Close(), s.r.Close(), s.w.Close())
 }
 
