@@ -39,7 +39,7 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r storage.AuthRequest) er
 	if r.CodeHash != "" {
 		codeHash = sql.NullString{String: r.CodeHash, Valid: true}
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO auth_requests (id, client_id, redirect_uri, scopes,
+	_, err := s.exec(ctx, `INSERT INTO auth_requests (id, client_id, redirect_uri, scopes,
 		response_type, response_mode, state, nonce, code_challenge, code_challenge_method, prompt,
 		max_age, acr_values, claims, login_hint, id_token_hint_subject, ui_locales, browser_binding,
 		created_at, expires_at, done, subject, acr, amr, auth_time, session_id, code_hash,
@@ -143,8 +143,10 @@ func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
 
 func (s *Store) RecordAuthRequestFailure(ctx context.Context, id string) (int, error) {
 	var n int
-	err := s.w.QueryRowContext(ctx, `UPDATE auth_requests SET failed_attempts = failed_attempts + 1
-		WHERE id = ? RETURNING failed_attempts`, id).Scan(&n)
+	err := s.tx(ctx, func(tx *txn) error {
+		return tx.QueryRowContext(ctx, `UPDATE auth_requests SET failed_attempts = failed_attempts + 1
+			WHERE id = ? RETURNING failed_attempts`, id).Scan(&n)
+	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: record auth request failure: %w", noRows(err))
 	}
@@ -152,7 +154,7 @@ func (s *Store) RecordAuthRequestFailure(ctx context.Context, id string) (int, e
 }
 
 func (s *Store) DeleteExpiredAuthRequests(ctx context.Context, now time.Time) (int, error) {
-	n, err := affected(s.w.ExecContext(ctx, `DELETE FROM auth_requests WHERE expires_at < ?`, nanos(now)))
+	n, err := affected(s.exec(ctx, `DELETE FROM auth_requests WHERE expires_at < ?`, nanos(now)))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: delete expired auth requests: %w", err)
 	}

@@ -9,9 +9,10 @@ import (
 // queue for the writer's one connection; under load the queue, not the
 // work, set the pace: a writer descheduled mid-transaction keeps everyone
 // waiting, and each transaction rewrote the same hot pages (the tables'
-// last pages, the expiry indexes) into the WAL (issue 9). So the hot
-// writers hand their work to one goroutine, which runs whatever has queued
-// up in one transaction, each caller's part in a savepoint of its own.
+// last pages, the expiry indexes) into the WAL (issue 9). So every write
+// (Store.tx, Store.exec) hands its work to one goroutine, which runs
+// whatever has queued up in one transaction, each caller's part in a
+// savepoint of its own.
 //
 // A caller sees exactly what a transaction of its own would give: its part
 // runs after the parts queued before it (and sees their writes, as it would
@@ -31,7 +32,7 @@ type batchOp struct {
 }
 
 // batched runs fn in a write transaction shared with other callers of
-// batched. Like Store.tx, fn must not use s.w or s.r.
+// batched. fn must not use s.w or s.r.
 func (s *Store) batched(ctx context.Context, fn func(tx *txn) error) error {
 	op := &batchOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
@@ -85,7 +86,7 @@ func (s *Store) runBatch(ops []*batchOp) {
 	s.batches.Add(1)
 	errs := make([]error, len(ops))
 	ctx := context.Background() // one caller's deadline must not fail the others
-	err := s.tx(ctx, func(tx *txn) error {
+	err := s.txNow(ctx, func(tx *txn) error {
 		if len(ops) == 1 { // no savepoint needed: a failure rolls back the transaction
 			if errs[0] = ops[0].ctx.Err(); errs[0] == nil {
 				errs[0] = ops[0].fn(tx)

@@ -12,7 +12,7 @@ import (
 
 // SaveConsent replaces the scopes remembered for the user and client.
 func (s *Store) SaveConsent(ctx context.Context, userID, clientID string, scopes []string, now time.Time) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO consents (user_id, client_id, scopes, updated_at) VALUES (?, ?, ?, ?)
+	_, err := s.exec(ctx, `INSERT INTO consents (user_id, client_id, scopes, updated_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at`,
 		userID, clientID, jsonOf(scopes), nanos(now))
 	if err != nil {
@@ -42,7 +42,7 @@ func (s *Store) DeleteConsent(ctx context.Context, userID, clientID string) erro
 }
 
 func (s *Store) CreateOneTimeToken(ctx context.Context, kind, hash string, expiresAt time.Time) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO one_time_tokens (kind, hash, expires_at, used_at) VALUES (?, ?, ?, 0)`,
+	_, err := s.exec(ctx, `INSERT INTO one_time_tokens (kind, hash, expires_at, used_at) VALUES (?, ?, ?, 0)`,
 		kind, hash, nanos(expiresAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: create one-time token: %w", insertErr(err))

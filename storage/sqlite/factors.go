@@ -18,7 +18,7 @@ func scanFactor(sc scanner) (storage.Factor, error) {
 }
 
 func (s *Store) CreateFactor(ctx context.Context, f storage.Factor) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO factors (`+factorCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO factors (`+factorCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		f.ID, f.UserID, f.Kind, f.Name, blob(f.Secret), nanos(f.CreatedAt), nanos(f.LastUsedAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: create factor: %w", insertErr(err))
@@ -78,7 +78,7 @@ func (s *Store) DeleteUserFactors(ctx context.Context, userID string) error {
 // UseTOTPStep relies on the (user_id, step) primary key: the second insert
 // fails however the calls interleave.
 func (s *Store) UseTOTPStep(ctx context.Context, userID string, step int64, now time.Time) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO totp_steps (user_id, step, used_at) VALUES (?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO totp_steps (user_id, step, used_at) VALUES (?, ?, ?)`,
 		userID, step, nanos(now))
 	if err = insertErr(err); errors.Is(err, storage.ErrAlreadyExists) {
 		err = storage.ErrReplayed

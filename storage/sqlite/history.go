@@ -52,7 +52,7 @@ func (s *Store) SignInHistory(ctx context.Context, userID, deviceID, network str
 }
 
 func (s *Store) ForgetDevice(ctx context.Context, userID, deviceID string) error {
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM known_devices WHERE user_id = ? AND device_id = ?`, userID, deviceID); err != nil {
+	if _, err := s.exec(ctx, `DELETE FROM known_devices WHERE user_id = ? AND device_id = ?`, userID, deviceID); err != nil {
 		return fmt.Errorf("sqlite: forget device: %w", err)
 	}
 	return nil

@@ -18,7 +18,7 @@ func scanKey(sc scanner) (storage.SigningKey, error) {
 }
 
 func (s *Store) CreateSigningKey(ctx context.Context, k storage.SigningKey) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO signing_keys (`+keyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO signing_keys (`+keyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.Algorithm, blob(k.Private), blob(k.Public),
 		nanos(k.CreatedAt), nanos(k.ActiveAt), nanos(k.RetiredAt), nanos(k.ExpiresAt))
 	if err != nil {
@@ -38,7 +38,7 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, erro
 }
 
 func (s *Store) RetireSigningKeys(ctx context.Context, alg, keepID string, retiredAt, expires time.Time) error {
-	_, err := s.w.ExecContext(ctx, `UPDATE signing_keys SET retired_at = ?, expires_at = ?
+	_, err := s.exec(ctx, `UPDATE signing_keys SET retired_at = ?, expires_at = ?
 		WHERE algorithm = ? AND id != ? AND retired_at = 0`, nanos(retiredAt), nanos(expires), alg, keepID)
 	if err != nil {
 		return fmt.Errorf("sqlite: retire signing keys: %w", err)
@@ -48,7 +48,7 @@ func (s *Store) RetireSigningKeys(ctx context.Context, alg, keepID string, retir
 
 // DeleteExpiredSigningKeys leaves keys with no expiry (still signing) alone.
 func (s *Store) DeleteExpiredSigningKeys(ctx context.Context, now time.Time) (int, error) {
-	n, err := affected(s.w.ExecContext(ctx, `DELETE FROM signing_keys WHERE expires_at != 0 AND expires_at < ?`, nanos(now)))
+	n, err := affected(s.exec(ctx, `DELETE FROM signing_keys WHERE expires_at != 0 AND expires_at < ?`, nanos(now)))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: delete expired signing keys: %w", err)
 	}

@@ -123,7 +123,7 @@ func (s *Store) ListUserSessions(ctx context.Context, userID string, now time.Ti
 }
 
 func (s *Store) DeleteUserSessions(ctx context.Context, userID, keepID string) (int, error) {
-	n, err := affected(s.w.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id != ?`, userID, keepID))
+	n, err := affected(s.exec(ctx, `DELETE FROM sessions WHERE user_id = ? AND id != ?`, userID, keepID))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: delete user sessions: %w", err)
 	}

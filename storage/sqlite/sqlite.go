@@ -170,10 +170,28 @@ func (s *Store) Close() error {
 	return errors.Join(s.ck.Close(), s.r.Close(), s.w.Close())
 }
 
-// tx runs fn in one write transaction (BEGIN IMMEDIATE) and commits when fn
-// returns nil. fn must not use s.w or s.r: the writer has one connection.
-// Statements fn ran unprepared are prepared once the connection is free.
+// tx runs fn as one write transaction: a part of a group commit (batch.go),
+// which commits only if fn returns nil. fn must not use s.w or s.r: the
+// writer has one connection.
 func (s *Store) tx(ctx context.Context, fn func(tx *txn) error) error {
+	return s.batched(ctx, fn)
+}
+
+// exec runs one write statement, as a part of a group commit.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := s.batched(ctx, func(tx *txn) error {
+		var err error
+		res, err = tx.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
+}
+
+// txNow runs fn in a write transaction of its own (BEGIN IMMEDIATE) and
+// commits when fn returns nil. Statements fn ran unprepared are prepared
+// once the connection is free. Only the group commit calls it.
+func (s *Store) txNow(ctx context.Context, fn func(tx *txn) error) error {
 	sqlTx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -192,7 +210,7 @@ func (s *Store) tx(ctx context.Context, fn func(tx *txn) error) error {
 
 // execOne runs a write that must touch a row; none touched is ErrNotFound.
 func (s *Store) execOne(ctx context.Context, query string, args ...any) error {
-	res, err := s.w.ExecContext(ctx, query, args...)
+	res, err := s.exec(ctx, query, args...)
 	if err != nil {
 		return err
 	}

@@ -82,7 +82,7 @@ func (s *Store) DistinctAccountsFromIP(ctx context.Context, ip string, since tim
 }
 
 func (s *Store) DeleteOldThrottleRows(ctx context.Context, before time.Time) (int, error) {
-	n, err := affected(s.w.ExecContext(ctx, `DELETE FROM throttle_failures WHERE at < ?`, nanos(before)))
+	n, err := affected(s.exec(ctx, `DELETE FROM throttle_failures WHERE at < ?`, nanos(before)))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: delete old throttle rows: %w", err)
 	}

@@ -33,7 +33,7 @@ func scanAccessToken(sc scanner) (storage.AccessToken, error) {
 }
 
 func (s *Store) CreateAccessToken(ctx context.Context, t storage.AccessToken) error {
-	if err := s.batched(ctx, func(tx *txn) error { return insertAccessToken(ctx, tx, t) }); err != nil {
+	if err := s.tx(ctx, func(tx *txn) error { return insertAccessToken(ctx, tx, t) }); err != nil {
 		return fmt.Errorf("sqlite: create access token: %w", err)
 	}
 	return nil
@@ -81,7 +81,7 @@ func insertRefreshToken(ctx context.Context, x execer, t storage.RefreshToken) e
 }
 
 func (s *Store) CreateRefreshToken(ctx context.Context, t storage.RefreshToken, access *storage.AccessToken) error {
-	err := s.batched(ctx, func(tx *txn) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		if err := insertRefreshToken(ctx, tx, t); err != nil || access == nil {
 			return err
 		}
@@ -131,7 +131,7 @@ func refreshState(t storage.RefreshToken, now time.Time) error {
 // returning ErrReplayed (OAuth 2.0 Security BCP §4.14.2).
 func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next storage.RefreshToken, access *storage.AccessToken, now time.Time) error {
 	var replayed bool
-	err := s.batched(ctx, func(tx *txn) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		err := tx.QueryRowContext(ctx, `UPDATE refresh_tokens SET used_at = ?
 			WHERE id = ? AND used_at = 0 AND revoked = 0 AND expires_at >= ?
 			RETURNING family_id`, usedAt(now), oldID, nanos(now)).Scan(&next.FamilyID)
@@ -192,7 +192,7 @@ func revokeGrant(ctx context.Context, x execer, grantID string) error {
 }
 
 func (s *Store) RevokeAccessToken(ctx context.Context, id string) error {
-	if _, err := s.w.ExecContext(ctx, `UPDATE access_tokens SET revoked = 1 WHERE id = ?`, id); err != nil {
+	if _, err := s.exec(ctx, `UPDATE access_tokens SET revoked = 1 WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("sqlite: revoke access token: %w", err)
 	}
 	return nil

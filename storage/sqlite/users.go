@@ -17,7 +17,7 @@ func scanUser(sc scanner) (storage.User, error) {
 }
 
 func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		u.ID, u.Username, u.Email, u.PasswordHash, u.Admin, u.Disabled, nanos(u.CreatedAt), nanos(u.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: create user: %w", insertErr(err))
@@ -82,7 +82,7 @@ func scanClient(sc scanner) (storage.Client, error) {
 }
 
 func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO clients (`+clientCols+`)
+	_, err := s.exec(ctx, `INSERT INTO clients (`+clientCols+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.SecretHash, jsonOf(c.RedirectURIs), jsonOf(c.PostLogoutRedirectURIs),
 		c.Public, c.Native, c.AuthMethod, jsonOf(c.GrantTypes), c.IDTokenAlg, c.AccessTokenFormat,
