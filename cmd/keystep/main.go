@@ -108,6 +108,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 const usage = `Usage:
   keystep [serve] [--addr :8080] [--issuer http://localhost:8080] [--data ./keystep-data]
                   [--master-key-file FILE] [--config FILE] [--dev] [--log-level info]
+                  [--pprof 127.0.0.1:6060] (Go's profiler, loopback only)
   keystep users create --username NAME [--email E] --password-stdin [--admin]
   keystep users list | show NAME | disable NAME | enable NAME | unlock NAME | signout NAME
   keystep users reset-factors NAME --reason TEXT
@@ -129,7 +130,7 @@ const usage = `Usage:
   keystep explain --user NAME --client ID [--acr ACR] [--ip IP] [--device new|known] [--scope S] [--config FILE]
   keystep bench [--workers N] [--duration 10s | --count N] [--scenario a,b,…] [--json]
                   [--url http://127.0.0.1:8080 --data DIR [--pid PID]] [--database postgres://…]
-                  [--allow-remote] [--keep]
+                  [--allow-remote] [--keep] [--pprof 127.0.0.1:6060]
   keystep simulate [--seed N] [--users N] [--days N] [--stuffing-pairs N] [--config FILE] [--json]
                   (a seeded population of users and attackers against Keystep on loopback)
   keystep demo [--addr localhost:8080] [--rp-addr localhost:9090] [--data DIR]
