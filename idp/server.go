@@ -177,7 +177,8 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	opKey := sha256.Sum256(append([]byte("keystep op crypto v1\x00"), cfg.MasterKey...))
 	opts := []op.Option{
 		op.WithIDTokenHintVerifierOpts(op.WithSupportedIDTokenHintSigningAlgorithms("RS256", "ES256", "EdDSA")),
-		op.WithAccessTokenVerifierOpts(op.WithSupportedAccessTokenSigningAlgorithms("RS256", "ES256", "EdDSA")),
+		op.WithAccessTokenVerifierOpts(op.WithSupportedAccessTokenSigningAlgorithms("RS256", "ES256", "EdDSA"),
+			newVerifiedCache(time.Now).option()),
 	}
 	if !secure {
 		opts = append(opts, op.WithAllowInsecure())
