@@ -127,6 +127,8 @@ func TestCommandLine(t *testing.T) {
 		{"an unknown flag without a command is a serve usage error", []string{"--frobnicate"}, 2, "", []string{"-frobnicate"}},
 		{"a stray serve argument is a usage error", []string{"serve", "now"}, 2, "", []string{`unexpected argument "now"`}},
 		{"a bad log level is a usage error", []string{"serve", "--log-level", "loud"}, 2, "", []string{"--log-level"}},
+		{"a profiler on the network is a usage error", []string{"serve", "--pprof", "0.0.0.0:6060"}, 2, "", []string{"--pprof", "loopback"}},
+		{"a profiler without a port is a usage error", []string{"serve", "--pprof", "127.0.0.1"}, 2, "", []string{"--pprof"}},
 		{"a stray list argument is a usage error", []string{"users", "list", "alice"}, 2, "", []string{`unexpected argument "alice"`}},
 	}
 	for _, tt := range tests {
@@ -463,4 +465,32 @@ func TestServeWithABadConfigLeavesTheDataFolderAlone(t *testing.T) {
 	wantExit(t, keystep(t, "", "serve", "--data", d, "--config", p, "--addr", "127.0.0.1:0"), 1, `unknown field "levelz"`)
 	noFile(t, filepath.Join(d, "keystep.db"))
 	noFile(t, filepath.Join(d, "master.key"))
+}
+
+// --pprof serves Go's profiler on its own loopback listener, never on the
+// main one.
+func TestServeProfiler(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s := startServe(t, "--data", t.TempDir(), "--pprof", addr)
+	resp, err := http.Get("http://" + addr + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("profiler: %s", resp.Status)
+	}
+	resp, err = http.Get(s.url + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Error("the main listener serves the profiler")
+	}
 }
