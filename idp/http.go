@@ -38,6 +38,19 @@ func (m *opMiddleware) state(next http.Handler) http.Handler {
 			st.browser = b
 			st.claims = r.Form.Get("claims") // parsed by wrapOP
 		}
+		switch r.URL.Path {
+		case "/userinfo": // RFC 6750 §2.1 and §2.2
+			if h := r.Header.Get("Authorization"); len(h) > len("Bearer ") && strings.EqualFold(h[:len("Bearer ")], "Bearer ") {
+				st.bearer = append(st.bearer, h[len("Bearer "):])
+			}
+			if t := r.PostFormValue("access_token"); t != "" {
+				st.bearer = append(st.bearer, t)
+			}
+		case "/oauth/introspect": // RFC 7662 §2.1
+			if t := r.PostFormValue("token"); t != "" {
+				st.bearer = append(st.bearer, t)
+			}
+		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 	})
 }

@@ -40,6 +40,9 @@ type reqState struct {
 	// user is the user storage last read in this request: a refresh grant
 	// checks that the user is active, then fills the ID token's claims.
 	user *storage.User
+	// bearer holds the access tokens exactly as presented at userinfo and
+	// introspection, for the verified-signature cache (verifycache.go).
+	bearer []string
 }
 
 type stateKey struct{}

@@ -3,6 +3,7 @@ package idp
 import (
 	"context"
 	"crypto/sha256"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,7 +19,10 @@ import (
 // verifiedTTL: the same as the keyring's own cache, so a retired key stops
 // verifying no later than it did before. Only the signature is remembered —
 // expiry, revocation and the token's row are checked on every request — and
-// only for the exact token (header, payload and signature).
+// only for a token exactly as presented: the key set sees a parsed token,
+// whose serialisation normalises the header, so the cache is used only when
+// that serialisation is byte for byte the token in the request (reqState's
+// bearer). Keystep's own tokens are; a re-encoded header never is.
 const (
 	verifiedTTL = 30 * time.Second
 	maxVerified = 4096 // then the cache starts over
@@ -51,7 +55,7 @@ type cachedKeySet struct {
 
 func (k cachedKeySet) VerifySignature(ctx context.Context, jws *jose.JSONWebSignature) ([]byte, error) {
 	token, err := jws.CompactSerialize()
-	if err != nil {
+	if err != nil || !slices.Contains(stateFrom(ctx).bearer, token) {
 		return k.next.VerifySignature(ctx, jws)
 	}
 	key := sha256.Sum256([]byte(token))

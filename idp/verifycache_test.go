@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
@@ -54,13 +55,15 @@ func TestVerifiedCache(t *testing.T) {
 	next := &countingKeySet{key: &priv.PublicKey}
 	v := &op.AccessTokenVerifier{KeySet: next}
 	cache.option()(v)
+	// verify checks token as presented in a request.
 	verify := func(token string) ([]byte, error) {
 		t.Helper()
 		jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return v.KeySet.VerifySignature(t.Context(), jws)
+		ctx := context.WithValue(t.Context(), stateKey{}, &reqState{bearer: []string{token}})
+		return v.KeySet.VerifySignature(ctx, jws)
 	}
 	calls := func() int { next.mu.Lock(); defer next.mu.Unlock(); return next.calls }
 
@@ -89,9 +92,35 @@ func TestVerifiedCache(t *testing.T) {
 		t.Errorf("second forged check: err %v, %d calls", err, calls())
 	}
 
+	// The verified token with its header written differently (same fields,
+	// another order) does not match the cache, and its signature fails.
+	header, _ := base64.RawURLEncoding.DecodeString(parts[0])
+	var fields map[string]any
+	if err := json.Unmarshal(header, &fields); err != nil {
+		t.Fatal(err)
+	}
+	reordered := `{ "kid": ` + quote(fields["kid"]) + `, "alg": "ES256" }`
+	if fields["kid"] == nil {
+		reordered = `{ "alg" : "ES256" }`
+	}
+	variant := base64.RawURLEncoding.EncodeToString([]byte(reordered)) + "." + parts[1] + "." + parts[2]
+	if payload, err := verify(variant); err == nil {
+		t.Errorf("re-encoded header verified: %q", payload)
+	}
+	if calls() != 4 {
+		t.Errorf("the re-encoded token was not checked by the key set (%d calls)", calls())
+	}
+
+	// A token not presented in the request (no bearer in its state) is
+	// always checked.
+	jws, _ := jose.ParseSigned(good, []jose.SignatureAlgorithm{jose.ES256})
+	if _, err := v.KeySet.VerifySignature(t.Context(), jws); err != nil || calls() != 5 {
+		t.Errorf("without the request's token: err %v, %d calls", err, calls())
+	}
+
 	// After the TTL the token is checked again.
 	clock = clock.Add(verifiedTTL)
-	if _, err := verify(good); err != nil || calls() != 4 {
+	if _, err := verify(good); err != nil || calls() != 6 {
 		t.Errorf("after the TTL: err %v, %d calls, want a fresh check", err, calls())
 	}
 
@@ -107,4 +136,9 @@ func TestVerifiedCache(t *testing.T) {
 	if n > maxVerified {
 		t.Errorf("cache holds %d tokens, more than %d", n, maxVerified)
 	}
+}
+
+func quote(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }

@@ -270,10 +270,11 @@ type Tokens interface {
 	// (ErrNotFound), expired (ErrExpired) or already rotated (ErrReplayed; the
 	// family is not touched by this read).
 	RefreshTokenByID(ctx context.Context, id string, now time.Time) (RefreshToken, error)
-	// RotateRefreshToken marks oldID used and stores next in its family and,
-	// when access is not nil, the access token issued with next (its
-	// RefreshID set to next.ID), in one transaction: a token handed out can
-	// never miss a revocation of its family. Exactly one of several
+	// RotateRefreshToken marks oldID used and stores next in its family and
+	// grant (whatever next says) and, when access is not nil, the access
+	// token issued with next (its RefreshID set to next.ID), in one
+	// transaction: a token handed out can never miss a revocation of its
+	// family. Exactly one of several
 	// concurrent rotations of oldID succeeds; the others store nothing.
 	// Presenting an already-rotated token revokes its whole family and every
 	// access token issued from it, and returns ErrReplayed (OAuth 2.0

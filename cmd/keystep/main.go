@@ -327,8 +327,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
 		MaxHeaderBytes: 64 << 10,
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
 	if *pprofAddr != "" {
 		pl, err := net.Listen("tcp", *pprofAddr)
 		if err != nil {
@@ -339,6 +337,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		go ps.Serve(pl)
 		log.Info("profiler serving", "addr", pl.Addr().String())
 	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
 	log.Info("keystep serving", "addr", ln.Addr().String(), "issuer", *issuer, "discovery", *issuer+"/.well-known/openid-configuration")
 	fmt.Fprintf(stdout, "Keystep is serving %s\n", *issuer)
 	select {

@@ -130,7 +130,8 @@ func refreshState(t storage.RefreshToken, now time.Time) error {
 	return nil
 }
 
-// RotateRefreshToken puts next in oldID's family whatever next.FamilyID says.
+// RotateRefreshToken puts next in oldID's family and grant whatever next's
+// FamilyID and GrantID say: revoking a family finds it by both.
 // The usual case is one UPDATE … RETURNING that marks oldID used only if it
 // is still current: it locks the row, so of concurrent rotations the first
 // marks it used and the rest, re-checking the condition, match nothing. Then
@@ -142,7 +143,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next stora
 		replayed = false
 		err := tx.QueryRow(ctx, `UPDATE refresh_tokens SET used_at = $1
 			WHERE id = $2 AND used_at = 0 AND NOT revoked AND expires_at >= $3
-			RETURNING family_id`, usedAt(now), oldID, nanos(now)).Scan(&next.FamilyID)
+			RETURNING family_id, grant_id`, usedAt(now), oldID, nanos(now)).Scan(&next.FamilyID, &next.Grant.GrantID)
 		if errors.Is(err, pgx.ErrNoRows) {
 			old, err := scanRefreshToken(tx.QueryRow(ctx, `SELECT `+refreshCols+` FROM refresh_tokens WHERE id = $1`, oldID))
 			if err != nil {

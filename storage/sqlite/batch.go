@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // Group commit. Every token grant writes one short transaction, and they all
@@ -16,9 +17,11 @@ import (
 //
 // A caller sees exactly what a transaction of its own would give: its part
 // runs after the parts queued before it (and sees their writes, as it would
-// once they had committed), a part that fails is rolled back to its
-// savepoint without touching the others, and the caller hears back only
+// once they had committed), a part that fails (or panics) is rolled back to
+// its savepoint without touching the others, and the caller hears back only
 // once the whole batch has committed, with the commit's error if it failed.
+// A caller whose context has ended before its part starts is skipped; once
+// started, a part runs to its end (see txn).
 
 // maxBatch bounds one transaction, so a burst cannot hold the writer long.
 const maxBatch = 64
@@ -89,7 +92,7 @@ func (s *Store) runBatch(ops []*batchOp) {
 	err := s.txNow(ctx, func(tx *txn) error {
 		if len(ops) == 1 { // no savepoint needed: a failure rolls back the transaction
 			if errs[0] = ops[0].ctx.Err(); errs[0] == nil {
-				errs[0] = ops[0].fn(tx)
+				errs[0] = runPart(ops[0].fn, tx)
 			}
 			return errs[0]
 		}
@@ -100,7 +103,7 @@ func (s *Store) runBatch(ops []*batchOp) {
 			if _, err := tx.ExecContext(ctx, `SAVEPOINT op`); err != nil {
 				return err
 			}
-			if errs[i] = op.fn(tx); errs[i] != nil {
+			if errs[i] = runPart(op.fn, tx); errs[i] != nil {
 				if _, err := tx.ExecContext(ctx, `ROLLBACK TO op`); err != nil {
 					return err
 				}
@@ -117,4 +120,15 @@ func (s *Store) runBatch(ops []*batchOp) {
 		}
 		op.done <- errs[i]
 	}
+}
+
+// runPart runs one caller's part. A panic in it becomes that part's error,
+// as it would have stayed in that caller's request had the part run there.
+func runPart(fn func(tx *txn) error, tx *txn) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("sqlite: panic in a write: %v", p)
+		}
+	}()
+	return fn(tx)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -98,5 +99,33 @@ func TestGroupCommitCancelAndClose(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a write after Close is still waiting")
+	}
+}
+
+// A part whose caller goes away mid-way still runs to its end: SQLite would
+// answer an interrupted write by rolling back the whole shared transaction.
+// A panicking part fails alone.
+func TestGroupCommitPartsRunToTheirEnd(t *testing.T) {
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	err = s.tx(ctx, func(tx *txn) error {
+		cancel() // the caller disconnects after its part has started
+		_, err := tx.ExecContext(ctx, `INSERT INTO one_time_tokens (kind, hash, expires_at, used_at) VALUES ('t', 'a', 1, 0)`)
+		return err
+	})
+	if err != nil {
+		t.Errorf("a part whose context ended mid-way failed: %v", err)
+	}
+	err = s.tx(t.Context(), func(tx *txn) error { panic("boom") })
+	if err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Errorf("panicking part: err %v", err)
+	}
+	var n int
+	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM one_time_tokens`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("one_time_tokens has %d rows (%v), want the cancelled caller's 1", n, err)
 	}
 }

@@ -112,10 +112,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // write waits while it copies the WAL into the database and fsyncs. Under a
 // token-grant load that was every few dozen commits (issue 9). Instead a
 // goroutine on a connection of its own checkpoints PASSIVE every
-// checkpointEvery, copying frames while writers carry on. The automatic
-// checkpoint stays, at backstopPages (4 KiB each): it is the one that
-// restarts the WAL while writes never pause, so under a steady write load
-// the WAL file grows to about 64 MiB, and the backstop finds almost every
+// checkpointEvery, copying frames while writers carry on. SQLite restarts
+// the WAL at the first write after a checkpoint that copied every frame;
+// under a steady write load new frames keep arriving, so that is mostly the
+// automatic checkpoint's, kept as a backstop at backstopPages (4 KiB each):
+// the WAL file can reach about 64 MiB, and the backstop finds almost every
 // frame already copied.
 const (
 	checkpointEvery = 200 * time.Millisecond

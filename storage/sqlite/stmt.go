@@ -95,8 +95,13 @@ func (d *db) Close() error {
 
 // txn is a write transaction that uses the writer's prepared statements.
 // It holds the writer's only connection, so it cannot prepare a statement
-// through the pool: one not prepared yet runs unprepared, and Store.tx
+// through the pool: one not prepared yet runs unprepared, and Store.txNow
 // prepares it once the transaction has ended.
+//
+// Its statements ignore the cancellation of the context they are given:
+// the transaction is shared (batch.go), and SQLite answers an interrupted
+// write by rolling back the whole transaction, everyone's parts with it.
+// A caller's context is checked before its part starts instead.
 type txn struct {
 	*sql.Tx
 	w      *db
@@ -104,6 +109,7 @@ type txn struct {
 }
 
 func (t *txn) stmt(ctx context.Context, query string) *sql.Stmt {
+	ctx = context.WithoutCancel(ctx)
 	if st := t.w.cached(query); st != nil {
 		return t.Tx.StmtContext(ctx, st)
 	}
@@ -112,6 +118,7 @@ func (t *txn) stmt(ctx context.Context, query string) *sql.Stmt {
 }
 
 func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = context.WithoutCancel(ctx)
 	if st := t.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -119,6 +126,7 @@ func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.R
 }
 
 func (t *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = context.WithoutCancel(ctx)
 	if st := t.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -126,6 +134,7 @@ func (t *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql
 }
 
 func (t *txn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = context.WithoutCancel(ctx)
 	if st := t.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}

@@ -124,7 +124,8 @@ func refreshState(t storage.RefreshToken, now time.Time) error {
 	return nil
 }
 
-// RotateRefreshToken puts next in oldID's family whatever next.FamilyID says.
+// RotateRefreshToken puts next in oldID's family and grant whatever next's
+// FamilyID and GrantID say: revoking a family finds it by both.
 // The usual case is one UPDATE … RETURNING that marks oldID used only if it
 // is still current; when it matches nothing, the row is read to say why.
 // Presenting a used token revokes the family and commits that before
@@ -134,7 +135,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next stora
 	err := s.tx(ctx, func(tx *txn) error {
 		err := tx.QueryRowContext(ctx, `UPDATE refresh_tokens SET used_at = ?
 			WHERE id = ? AND used_at = 0 AND revoked = 0 AND expires_at >= ?
-			RETURNING family_id`, usedAt(now), oldID, nanos(now)).Scan(&next.FamilyID)
+			RETURNING family_id, grant_id`, usedAt(now), oldID, nanos(now)).Scan(&next.FamilyID, &next.Grant.GrantID)
 		if errors.Is(err, sql.ErrNoRows) {
 			old, err := scanRefreshToken(tx.QueryRowContext(ctx, `SELECT `+refreshCols+` FROM refresh_tokens WHERE id = ?`, oldID))
 			if err != nil {

@@ -109,13 +109,16 @@ var tokenTests = []test{
 		ctx := t.Context()
 		g := newGrant("ar1")
 		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "fam1", g), nil))
-		next := newRefreshToken("rt2", "ignored", g)
+		other := g
+		other.GrantID = "ignored"
+		next := newRefreshToken("rt2", "ignored", other)
 		next.CreatedAt = t0.Add(time.Hour)
 		must(t, s.RotateRefreshToken(ctx, "rt1", next, nil, t0.Add(time.Hour)))
 
 		got, err := s.RefreshTokenByID(ctx, "rt2", t0.Add(time.Hour))
 		must(t, err)
-		next.FamilyID = "fam1" // the store puts next in the old token's family
+		// The store puts next in the old token's family and grant.
+		next.FamilyID, next.Grant.GrantID = "fam1", g.GrantID
 		check(t, next, got)
 
 		// Reading a rotated token reports the replay without touching the family.
