@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/storage"
 )
@@ -40,8 +42,8 @@ func (m *opMiddleware) state(next http.Handler) http.Handler {
 		}
 		switch r.URL.Path {
 		case "/userinfo": // RFC 6750 §2.1 and §2.2
-			if h := r.Header.Get("Authorization"); len(h) > len("Bearer ") && strings.EqualFold(h[:len("Bearer ")], "Bearer ") {
-				st.bearer = append(st.bearer, h[len("Bearer "):])
+			if h := r.Header.Get("Authorization"); len(h) > len(oidc.PrefixBearer) && strings.EqualFold(h[:len(oidc.PrefixBearer)], oidc.PrefixBearer) {
+				st.bearer = append(st.bearer, h[len(oidc.PrefixBearer):])
 			}
 			if t := r.PostFormValue("access_token"); t != "" {
 				st.bearer = append(st.bearer, t)

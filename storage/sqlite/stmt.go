@@ -109,7 +109,6 @@ type txn struct {
 }
 
 func (t *txn) stmt(ctx context.Context, query string) *sql.Stmt {
-	ctx = context.WithoutCancel(ctx)
 	if st := t.w.cached(query); st != nil {
 		return t.Tx.StmtContext(ctx, st)
 	}
