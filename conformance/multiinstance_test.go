@@ -177,7 +177,11 @@ func TestTwoInstancesOnPostgreSQL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := storage.VerifyAuditChain(events); err != nil || len(events) < 10 {
+	auditKey, err := storage.NewAuditKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := storage.VerifyAuditChain(auditKey, events); err != nil || len(events) < 10 {
 		t.Fatalf("%d events: %v", len(events), err)
 	}
 }

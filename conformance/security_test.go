@@ -44,11 +44,11 @@ type failingAudit struct {
 	fail atomic.Bool
 }
 
-func (f *failingAudit) AppendAudit(ctx context.Context, e storage.AuditEvent) (storage.AuditEvent, error) {
+func (f *failingAudit) AppendAudit(ctx context.Context, key storage.AuditKey, e storage.AuditEvent) (storage.AuditEvent, error) {
 	if f.fail.Load() {
 		return storage.AuditEvent{}, errors.New("disk full")
 	}
-	return f.Store.AppendAudit(ctx, e)
+	return f.Store.AppendAudit(ctx, key, e)
 }
 
 // DESIGN §6: a security event whose audit write fails does not succeed.

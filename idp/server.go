@@ -67,6 +67,11 @@ type Config struct {
 	// its factors must have been done (0 means 15 minutes).
 	AdminACR    string
 	AdminMaxAge time.Duration
+	// AuditCheckpointEvery and AuditCheckpointInterval: a signed checkpoint
+	// of the audit chain is written every so many events or so long,
+	// whichever comes first (0 means 1000 events and 10 minutes).
+	AuditCheckpointEvery    int
+	AuditCheckpointInterval time.Duration
 }
 
 // Validate reports every problem with c at once.
@@ -104,6 +109,9 @@ func (c *Config) Validate() error {
 	if c.AdminMaxAge < 0 {
 		errs = append(errs, fmt.Errorf("admin console: max age %s is negative", c.AdminMaxAge))
 	}
+	if c.AuditCheckpointEvery < 0 || c.AuditCheckpointInterval < 0 {
+		errs = append(errs, fmt.Errorf("audit checkpoints: every %d events or %s must not be negative", c.AuditCheckpointEvery, c.AuditCheckpointInterval))
+	}
 	return errors.Join(errs...)
 }
 
@@ -123,6 +131,7 @@ type Server struct {
 	sealer  *factor.Sealer
 	metrics *metrics
 	log     *slog.Logger
+	audit   *login.Auditor
 }
 
 // ServeHTTP serves every Keystep endpoint.
@@ -169,7 +178,18 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 
 	secure := strings.HasPrefix(cfg.Issuer, "https://")
 	cookies := login.Cookies{Secure: secure}
-	auditor := &login.Auditor{Store: cfg.Store, Log: cfg.Logger, Now: now, OnEvent: s.metrics.audited}
+	auditKey, err := storage.NewAuditKey(cfg.MasterKey)
+	if err != nil {
+		return nil, err
+	}
+	auditor := &login.Auditor{Store: cfg.Store, Key: auditKey, Log: cfg.Logger, Now: now, OnEvent: s.metrics.audited,
+		SignCheckpoint: s.keys.signCheckpoint, CheckpointEvery: cfg.AuditCheckpointEvery, CheckpointInterval: cfg.AuditCheckpointInterval}
+	// A log from before the keyed chain is sealed now; one whose last
+	// checkpoint is overdue gets one.
+	if err := auditor.Checkpoint(ctx); err != nil {
+		return nil, fmt.Errorf("audit checkpoint: %w", err)
+	}
+	s.audit = auditor
 	store := &opStorage{store: cfg.Store, keys: s.keys, now: now, loginURL: "/login", audit: auditor, log: cfg.Logger}
 
 	// The OP's own encryption key (codes, opaque access tokens) is derived
@@ -297,11 +317,15 @@ func ensureAccountClient(ctx context.Context, st storage.Clients, issuer string,
 	return nil
 }
 
-// Maintain deletes expired rows until ctx ends.
+// Maintain deletes expired rows and writes an overdue audit checkpoint
+// until ctx ends.
 func (s *Server) Maintain(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		if err := s.audit.Checkpoint(ctx); err != nil {
+			s.log.WarnContext(ctx, "audit checkpoint failed", "err", err)
+		}
 		now := s.cfg.Now().UTC()
 		for name, f := range map[string]func(context.Context, time.Time) (int, error){
 			"auth_requests": s.cfg.Store.DeleteExpiredAuthRequests,

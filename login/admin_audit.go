@@ -14,7 +14,8 @@ import (
 )
 
 // AuditJSON is one exported audit row: snake_case keys, and everything needed
-// to re-check the hash chain outside Keystep (storage.AuditHash). The console
+// to re-check the hash chain outside Keystep (storage.AuditKey.Hash, with the
+// master key; storage.UnkeyedAuditHash for rows from before). The console
 // and `keystep audit export` write the same lines.
 type AuditJSON struct {
 	Seq       int64             `json:"seq"`
@@ -132,7 +133,7 @@ func (h *Handler) adminAudit(w http.ResponseWriter, r *http.Request, a *adminSta
 		if err != nil {
 			return err
 		}
-		if verr := storage.VerifyAuditChain(all); verr != nil {
+		if _, verr := storage.VerifyAuditChain(h.cfg.Audit.Key, all); verr != nil {
 			p.Verified, p.VerifyMsg = "broken", verr.Error()+". Export the log and compare it with a backup."
 		} else {
 			p.Verified, p.VerifyMsg = "ok", fmt.Sprintf("The audit chain is intact: all %d rows link up and match their hashes.", len(all))
@@ -199,6 +200,7 @@ func knownEventTypes() []string {
 		"admin.client_created", "admin.client_updated", "admin.client_deleted", "admin.client_secret_rotated",
 		"admin.user_created", "admin.user_disable", "admin.user_enable", "admin.user_unlock", "admin.user_reset_factors",
 		"admin.user_signout", "admin.keys_rotated", "admin.denied", "admin.audit_exported",
+		storage.CheckpointEvent,
 	}
 	for t := range eventTexts {
 		if !slices.Contains(types, t) {

@@ -161,10 +161,21 @@ func ClientIP(r *http.Request, trusted []netip.Prefix) string {
 // Auditor writes audit events and mirrors them to the structured log.
 type Auditor struct {
 	Store storage.Audit
-	Log   *slog.Logger
-	Now   func() time.Time
+	// Key keys the chain (storage.NewAuditKey from the master key).
+	Key storage.AuditKey
+	Log *slog.Logger
+	Now func() time.Time
 	// OnEvent, if set, sees every event written (metrics).
 	OnEvent func(storage.AuditEvent)
+	// SignCheckpoint, if set, signs a checkpoint of the chain's head, and
+	// Record writes one every CheckpointEvery events or CheckpointInterval,
+	// whichever comes first (see checkpoint.go). login does not sign: the
+	// composition root hands it the server's signing key this way.
+	SignCheckpoint     func(ctx context.Context, c storage.AuditCheckpoint) (string, error)
+	CheckpointEvery    int           // 0 means DefaultCheckpointEvery
+	CheckpointInterval time.Duration // 0 means DefaultCheckpointInterval
+
+	cp checkpointState
 }
 
 // Record appends e, filling time, IP and user agent from the context. A
@@ -181,7 +192,7 @@ func (a *Auditor) Record(ctx context.Context, e storage.AuditEvent) error {
 	if e.UserAgent == "" {
 		e.UserAgent = info.UserAgent
 	}
-	saved, err := a.Store.AppendAudit(ctx, e)
+	saved, err := a.Store.AppendAudit(ctx, a.Key, e)
 	if err != nil {
 		a.Log.ErrorContext(ctx, "audit write failed", "event", e.Type, "err", err)
 		return fmt.Errorf("audit: %w", err)
@@ -191,6 +202,7 @@ func (a *Auditor) Record(ctx context.Context, e storage.AuditEvent) error {
 	}
 	a.Log.InfoContext(ctx, "audit", "seq", saved.Seq, "event", e.Type, "user_id", e.UserID,
 		"client_id", e.ClientID, "outcome", e.Outcome, "reason", e.Reason, "ip", e.IP)
+	a.checkpointAfter(ctx, saved)
 	return nil
 }
 

@@ -64,8 +64,12 @@ func printJSON(w io.Writer, v any) error {
 // adminAudit appends a CLI audit row directly (the demo's setup uses it).
 // Changes an operator makes go through login.Admin instead (newAdmin),
 // which records the object before and after.
-func adminAudit(ctx context.Context, st storage.Store, typ, userID, clientID, reason string, details map[string]string) error {
-	_, err := st.AppendAudit(ctx, storage.AuditEvent{Time: time.Now().UTC(), Type: typ, UserID: userID, ClientID: clientID, ActorID: "cli", Outcome: "success", Reason: reason, Details: details})
+func adminAudit(ctx context.Context, st storage.Store, masterKey []byte, typ, userID, clientID, reason string, details map[string]string) error {
+	key, err := storage.NewAuditKey(masterKey)
+	if err != nil {
+		return err
+	}
+	_, err = st.AppendAudit(ctx, key, storage.AuditEvent{Time: time.Now().UTC(), Type: typ, UserID: userID, ClientID: clientID, ActorID: "cli", Outcome: "success", Reason: reason, Details: details})
 	return err
 }
 
@@ -73,12 +77,14 @@ func adminAudit(ctx context.Context, st storage.Store, typ, userID, clientID, re
 func cliActor(reason string) login.Actor { return login.Actor{ID: "cli", Reason: reason} }
 
 // newAdmin is the CLI's login.Admin: the same checks and audit rows as the
-// console's, with "cli" as the actor.
+// console's, with "cli" as the actor. key is the master key (it keys the
+// audit chain and seals signing keys).
 func newAdmin(st storage.Store, key []byte, policy *stepup.Policy) *login.Admin {
 	now := func() time.Time { return time.Now().UTC() }
+	auditKey, _ := storage.NewAuditKey(key) // c.open checked the key; a zero one makes every audit write fail
 	a := &login.Admin{
 		Store: st, Policy: policy, BuiltIn: idp.AccountClientID, Hasher: factor.NewPasswordHasher(),
-		Audit: &login.Auditor{Store: st, Log: slog.New(slog.DiscardHandler), Now: now},
+		Audit: &login.Auditor{Store: st, Key: auditKey, Log: slog.New(slog.DiscardHandler), Now: now},
 	}
 	if key != nil {
 		a.RotateKeys = func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error) {
@@ -170,12 +176,12 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 		nu = login.NewUser{Username: username, Email: email, Password: pw, Admin: admin}
 	}
 
-	st, _, err := c.open(ctx)
+	st, key, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	adm := newAdmin(st, nil, nil)
+	adm := newAdmin(st, key, nil)
 	by := cliActor(reason)
 	now := time.Now().UTC()
 	switch action {
@@ -758,18 +764,19 @@ func fmtOpt(t time.Time) string {
 
 func audit(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") && !isHelp(args[0]) {
-		return usageError{"audit: want verify or export"}
+		return usageError{"audit: want verify, checkpoint or export"}
 	}
 	action := args[0]
 	if isHelp(action) {
 		return flag.ErrHelp
 	}
-	if action != "verify" && action != "export" {
+	if action != "verify" && action != "export" && action != "checkpoint" {
 		return usageError{"audit: unknown action " + action}
 	}
-	var since, until, user string
+	var since, until, user, checkpoint string
 	f := storage.AuditFilter{}
 	fs, c, err := sub("audit "+action, args[1:], func(fs *flag.FlagSet) {
+		fs.StringVar(&checkpoint, "checkpoint", "", "verify: a signed checkpoint, or a file whose last checkpoint counts, that the log must still reach")
 		fs.StringVar(&since, "since", "", "export events at or after this time (RFC 3339)")
 		fs.StringVar(&until, "until", "", "export events before this time (RFC 3339)")
 		fs.StringVar(&user, "user", "", "only events about this user (username or ID)")
@@ -796,33 +803,19 @@ func audit(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		*tf.to = t
 	}
-	st, _, err := c.open(ctx)
+	if checkpoint != "" && action != "verify" {
+		return usageError{"audit " + action + ": --checkpoint is for audit verify"}
+	}
+	st, key, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	switch action {
 	case "verify":
-		events, err := st.ListAudit(ctx, storage.AuditFilter{})
-		if err != nil {
-			return err
-		}
-		verr := storage.VerifyAuditChain(events)
-		if c.json {
-			res := map[string]any{"rows": len(events), "ok": verr == nil}
-			if verr != nil {
-				res["error"] = verr.Error()
-			}
-			if err := printJSON(stdout, res); err != nil {
-				return err
-			}
-			return verr
-		}
-		if verr != nil {
-			return verr
-		}
-		fmt.Fprintf(stdout, "audit chain intact: %d rows\n", len(events))
-		return nil
+		return auditVerify(ctx, st, key, checkpoint, c.json, stdout)
+	case "checkpoint":
+		return auditCheckpoint(ctx, st, key, c.json, stdout)
 	case "export":
 		if user != "" {
 			// A username, else an ID (or the ID of a user since deleted).

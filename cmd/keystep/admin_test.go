@@ -699,7 +699,11 @@ func TestAuditExport(t *testing.T) {
 			ClientID: e.ClientID, IP: e.IP, UserAgent: e.UserAgent, Outcome: e.Outcome, Reason: e.Reason, Details: e.Details,
 			PrevHash: e.PrevHash, Hash: e.Hash})
 	}
-	if err := storage.VerifyAuditChain(chain); err != nil {
+	key, err := storage.NewAuditKey(readMasterKey(t, d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := storage.VerifyAuditChain(key, chain); err != nil {
 		t.Errorf("exported rows do not verify: %v", err)
 	}
 

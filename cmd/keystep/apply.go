@@ -63,7 +63,7 @@ func apply(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 
-	st, _, err := c.open(ctx)
+	st, key, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func apply(ctx context.Context, args []string, stdout io.Writer) error {
 	for _, cl := range current {
 		byID[cl.ID] = cl
 	}
-	adm := newAdmin(st, nil, set.policy)
+	adm := newAdmin(st, key, set.policy)
 	by := cliActor("keystep apply -f " + filepath.Base(file))
 	now := time.Now().UTC()
 

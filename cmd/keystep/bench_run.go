@@ -32,6 +32,7 @@ type benchRun struct {
 	tempDir bool   // dir is ours to delete
 	store   storage.Store
 	sealer  *factor.Sealer
+	audit   storage.AuditKey // keys the audit chain
 	child   *childServer
 	pid     int       // server process; 0 when unknown
 	pg      *pgx.Conn // with --database: measures the database's size
@@ -105,6 +106,9 @@ func (r *benchRun) start(ctx context.Context) error {
 		}
 		r.store = st
 		if r.sealer, err = factor.NewSealer(key); err != nil {
+			return err
+		}
+		if r.audit, err = storage.NewAuditKey(key); err != nil {
 			return err
 		}
 		if o.url == "" && o.database != "" {
@@ -263,7 +267,7 @@ func (r *benchRun) provision(ctx context.Context) error {
 			return err
 		}
 	}
-	_, err = r.store.AppendAudit(ctx, storage.AuditEvent{
+	_, err = r.store.AppendAudit(ctx, r.audit, storage.AuditEvent{
 		Time: now, Type: "admin.bench_provisioned", ActorID: "cli", Outcome: "success",
 		Details: map[string]string{"run": r.runID, "users": fmt.Sprint(len(r.sso) + len(r.pw) + len(r.mfa))},
 	})

@@ -104,14 +104,14 @@ func demo(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	if err := ensureDemoUser(ctx, st); err != nil {
+	if err := ensureDemoUser(ctx, st, key); err != nil {
 		return fmt.Errorf("demo user: %w", err)
 	}
 	secret, err := factor.NewToken()
 	if err != nil {
 		return err
 	}
-	if err := ensureDemoClient(ctx, st, rpURL, secret); err != nil {
+	if err := ensureDemoClient(ctx, st, key, rpURL, secret); err != nil {
 		return fmt.Errorf("demo client: %w", err)
 	}
 	app, err := demoapp.New(demoapp.Config{
@@ -197,7 +197,7 @@ func localURL(flagName, addr string, ln net.Listener) (string, error) {
 
 // ensureDemoUser creates the demo user unless it exists. An existing one is
 // left alone, with whatever factors it has added.
-func ensureDemoUser(ctx context.Context, st storage.Store) error {
+func ensureDemoUser(ctx context.Context, st storage.Store, key []byte) error {
 	_, err := st.UserByUsername(ctx, demoUsername)
 	if err == nil || !errors.Is(err, storage.ErrNotFound) {
 		return err
@@ -215,13 +215,13 @@ func ensureDemoUser(ctx context.Context, st storage.Store) error {
 	if err := st.CreateUser(ctx, u); err != nil {
 		return err
 	}
-	return adminAudit(ctx, st, "admin.user_created", u.ID, "", "keystep demo", nil)
+	return adminAudit(ctx, st, key, "admin.user_created", u.ID, "", "keystep demo", nil)
 }
 
 // ensureDemoClient creates or updates Acme Payroll's client for the app's
 // current URL, with a new secret each start: the secret is only ever held
 // by this process.
-func ensureDemoClient(ctx context.Context, st storage.Store, rpURL, secret string) error {
+func ensureDemoClient(ctx context.Context, st storage.Store, key []byte, rpURL, secret string) error {
 	now := time.Now().UTC()
 	want := storage.Client{
 		ID: demoClientID, Name: "Acme Payroll", SecretHash: factor.HashToken(secret),
@@ -236,7 +236,7 @@ func ensureDemoClient(ctx context.Context, st storage.Store, rpURL, secret strin
 		if err := st.CreateClient(ctx, want); err != nil {
 			return err
 		}
-		return adminAudit(ctx, st, "admin.client_created", "", demoClientID, "keystep demo", nil)
+		return adminAudit(ctx, st, key, "admin.client_created", "", demoClientID, "keystep demo", nil)
 	case err != nil:
 		return err
 	}

@@ -5,7 +5,7 @@
 //	keystep clients create|list|show|update|rotate-secret|delete …
 //	keystep apply -f FILE | export | policy
 //	keystep keys rotate|list
-//	keystep audit verify|export
+//	keystep audit verify|checkpoint|export
 //
 // Every flag has a KEYSTEP_* environment variable (KEYSTEP_ADDR, …).
 package main
@@ -50,6 +50,15 @@ func main() {
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
+
+// exitError is an error with its own exit status.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
 
 // run is main without the process: tests call it directly.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -102,6 +111,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stderr, "\n"+usage)
 		return 2
 	}
+	if ee := (exitError{}); errors.As(err, &ee) {
+		return ee.code
+	}
 	return 1
 }
 
@@ -121,7 +133,9 @@ const usage = `Usage:
   keystep clients update ID [any create flag; only the flags given change]
                   [--auth-method M] [--access-token-format jwt|opaque] [--require-pkce]
   keystep keys rotate [--activate-in DURATION] | list
-  keystep audit verify | export [--since RFC3339] [--until RFC3339] [--user NAME]
+  keystep audit verify [--checkpoint CHECKPOINT|FILE] (exit 1: log broken or cut; 3: checkpoint refused)
+  keystep audit checkpoint   (the head as a signed checkpoint, to keep elsewhere)
+  keystep audit export [--since RFC3339] [--until RFC3339] [--user NAME]
                   [--client ID] [--event TYPE] [--outcome success|failure|denied|challenged]
   keystep apply -f keystep.yaml [--prune] [--dry-run]
                   (clients as in the file, idempotently; the whole file is checked first)

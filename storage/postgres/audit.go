@@ -30,7 +30,10 @@ func scanAudit(sc scanner) (storage.AuditEvent, error) {
 // Text fields are made storable first (see text), and the hash covers what
 // is stored: a request must not be able to keep its event out of the log
 // with a User-Agent that is not UTF-8, which SQLite would have stored.
-func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) (storage.AuditEvent, error) {
+func (s *Store) AppendAudit(ctx context.Context, key storage.AuditKey, e storage.AuditEvent) (storage.AuditEvent, error) {
+	if key.IsZero() {
+		return storage.AuditEvent{}, errors.New("postgres: append audit: no audit key")
+	}
 	e = storable(e)
 	e.Time = fromNanos(nanos(e.Time)) // what will be read back, so the hash verifies
 	err := s.tx(ctx, func(tx pgx.Tx) error {
@@ -44,7 +47,7 @@ func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) (storage.
 			return err
 		}
 		e.Seq, e.PrevHash = last+1, prev
-		e.Hash = storage.AuditHash(prev, e)
+		e.Hash = key.Hash(prev, e)
 		_, err = tx.Exec(ctx, `INSERT INTO audit_events (`+auditCols+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 			e.Seq, nanos(e.Time), e.Type, e.UserID, e.ActorID, e.ClientID, e.IP, e.UserAgent,

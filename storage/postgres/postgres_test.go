@@ -152,7 +152,7 @@ func TestInstancesShareSingleUseAndTheAuditChain(t *testing.T) {
 	t.Run("appends from both instances at once keep one chain", func(t *testing.T) {
 		const n = 60
 		errs := race(n, func(i int) error {
-			_, err := instances[i%2].AppendAudit(ctx, storage.AuditEvent{
+			_, err := instances[i%2].AppendAudit(ctx, storagetest.AuditKey, storage.AuditEvent{
 				Time: t0.Add(time.Duration(i)), Type: fmt.Sprintf("event.%d", i), Details: map[string]string{"i": fmt.Sprint(i)},
 			})
 			return err
@@ -166,7 +166,8 @@ func TestInstancesShareSingleUseAndTheAuditChain(t *testing.T) {
 			if len(events) != n {
 				t.Fatalf("listed %d events, want %d", len(events), n)
 			}
-			must(t, storage.VerifyAuditChain(events))
+			_, err = storage.VerifyAuditChain(storagetest.AuditKey, events)
+			must(t, err)
 		}
 	})
 
@@ -223,7 +224,7 @@ func TestReopenKeepsData(t *testing.T) {
 	s, err := postgres.Open(ctx, dsn)
 	must(t, err)
 	must(t, s.CreateUser(ctx, storage.User{ID: "u1", Username: "alice", CreatedAt: t0, UpdatedAt: t0}))
-	_, err = s.AppendAudit(ctx, storage.AuditEvent{Time: t0, Type: "user.created"})
+	_, err = s.AppendAudit(ctx, storagetest.AuditKey, storage.AuditEvent{Time: t0, Type: "user.created"})
 	must(t, err)
 	must(t, s.Close())
 
@@ -233,7 +234,7 @@ func TestReopenKeepsData(t *testing.T) {
 	if got.ID != "u1" || !got.CreatedAt.Equal(t0) {
 		t.Errorf("after reopen: %+v", got)
 	}
-	e, err := s.AppendAudit(ctx, storage.AuditEvent{Time: t0, Type: "user.updated"})
+	e, err := s.AppendAudit(ctx, storagetest.AuditKey, storage.AuditEvent{Time: t0, Type: "user.updated"})
 	must(t, err)
 	if e.Seq != 2 {
 		t.Errorf("first append after reopen got seq %d, want 2", e.Seq)
@@ -349,7 +350,7 @@ func TestTransactionsRetrySerializationFailuresAndDeadlocks(t *testing.T) {
 func TestTextPostgreSQLCannotHold(t *testing.T) {
 	ctx := t.Context()
 	s := open(t, newSchema(t))
-	e, err := s.AppendAudit(ctx, storage.AuditEvent{
+	e, err := s.AppendAudit(ctx, storagetest.AuditKey, storage.AuditEvent{
 		Time: t0, Type: "login.failure", UserAgent: "Mozilla\xff\xfe/5.0\x00", Details: map[string]string{"user\x00": "bob\xff"},
 	})
 	must(t, err)
@@ -358,7 +359,8 @@ func TestTextPostgreSQLCannotHold(t *testing.T) {
 	}
 	got, err := s.ListAudit(ctx, storage.AuditFilter{})
 	must(t, err)
-	must(t, storage.VerifyAuditChain(got))
+	_, err = storage.VerifyAuditChain(storagetest.AuditKey, got)
+	must(t, err)
 	if len(got) != 1 || got[0].Hash != e.Hash || got[0].UserAgent != e.UserAgent {
 		t.Errorf("listed %+v, want what AppendAudit returned, %+v", got, e)
 	}
@@ -374,5 +376,36 @@ func TestOpenDoesNotRepeatTheConnectionString(t *testing.T) {
 	_, err := postgres.Open(t.Context(), "postgres://keystep:hunter2@127.0.0.1:notaport/keystep")
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("err = %v, want an error without the password", err)
+	}
+}
+
+// A database from before the keyed chain: its unkeyed rows stay, and the
+// next append continues the chain keyed from their head.
+func TestAuditAppendContinuesUnkeyedRows(t *testing.T) {
+	ctx := t.Context()
+	dsn := newSchema(t)
+	s := open(t, dsn)
+	conn, err := pgx.Connect(ctx, dsn)
+	must(t, err)
+	defer conn.Close(context.Background())
+	prev := ""
+	for i := range 2 {
+		e := storage.AuditEvent{Seq: int64(i + 1), Time: t0.Add(time.Duration(i) * time.Second), Type: "login.success", UserID: "u1"}
+		e.PrevHash, e.Hash = prev, storage.UnkeyedAuditHash(prev, e)
+		_, err := conn.Exec(ctx, `INSERT INTO audit_events (seq, time, type, user_id, actor_id, client_id, ip, user_agent, outcome, reason, details, prev_hash, hash)
+			VALUES ($1, $2, $3, $4, '', '', '', '', '', '', 'null', $5, $6)`, e.Seq, e.Time.UnixNano(), e.Type, e.UserID, e.PrevHash, e.Hash)
+		must(t, err)
+		prev = e.Hash
+	}
+	e, err := s.AppendAudit(ctx, storagetest.AuditKey, storage.AuditEvent{Time: t0.Add(time.Minute), Type: "login.success", UserID: "u1"})
+	must(t, err)
+	if e.Seq != 3 || e.PrevHash != prev || e.Hash != storagetest.AuditKey.Hash(prev, e) {
+		t.Errorf("appended %+v, want row 3 keyed after the unkeyed head %s", e, prev)
+	}
+	events, err := s.ListAudit(ctx, storage.AuditFilter{})
+	must(t, err)
+	head, err := storage.VerifyAuditChain(storagetest.AuditKey, events)
+	if err != nil || head.Seq != 3 || head.Unkeyed != 2 {
+		t.Errorf("VerifyAuditChain = %+v, %v; want 3 rows, 2 of them unkeyed", head, err)
 	}
 }

@@ -21,7 +21,10 @@ func scanAudit(sc scanner) (storage.AuditEvent, error) {
 
 // AppendAudit reads the last row and appends after it in one BEGIN IMMEDIATE
 // transaction, so concurrent appends queue and the chain stays one line.
-func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) (storage.AuditEvent, error) {
+func (s *Store) AppendAudit(ctx context.Context, key storage.AuditKey, e storage.AuditEvent) (storage.AuditEvent, error) {
+	if key.IsZero() {
+		return storage.AuditEvent{}, errors.New("sqlite: append audit: no audit key")
+	}
 	e.Time = fromNanos(nanos(e.Time)) // what will be read back, so the hash verifies
 	err := s.tx(ctx, func(tx *txn) error {
 		var last int64
@@ -31,7 +34,7 @@ func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) (storage.
 			return err
 		}
 		e.Seq, e.PrevHash = last+1, prev
-		e.Hash = storage.AuditHash(prev, e)
+		e.Hash = key.Hash(prev, e)
 		_, err = tx.ExecContext(ctx, `INSERT INTO audit_events (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			e.Seq, nanos(e.Time), e.Type, e.UserID, e.ActorID, e.ClientID, e.IP, e.UserAgent,
 			e.Outcome, e.Reason, jsonOf(e.Details), e.PrevHash, e.Hash)

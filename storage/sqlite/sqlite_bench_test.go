@@ -8,6 +8,7 @@ import (
 
 	"github.com/keystep/keystep/storage"
 	"github.com/keystep/keystep/storage/sqlite"
+	"github.com/keystep/keystep/storage/storagetest"
 )
 
 // The storage calls on the hot paths of the token endpoint and the login
@@ -145,7 +146,7 @@ func BenchmarkAppendAudit(b *testing.B) {
 		IP: "192.0.2.1", UserAgent: "Mozilla/5.0", Outcome: "success", Details: map[string]string{"acr": "urn:keystep:acr:sfa"}}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.AppendAudit(b.Context(), e); err != nil {
+		if _, err := s.AppendAudit(b.Context(), storagetest.AuditKey, e); err != nil {
 			b.Fatal(err)
 		}
 	}

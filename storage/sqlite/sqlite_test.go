@@ -66,7 +66,7 @@ func TestReopenKeepsData(t *testing.T) {
 	if err := s.CreateUser(ctx, u); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AppendAudit(ctx, storage.AuditEvent{Time: t0, Type: "user.created"}); err != nil {
+	if _, err := s.AppendAudit(ctx, storagetest.AuditKey, storage.AuditEvent{Time: t0, Type: "user.created"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -81,7 +81,7 @@ func TestReopenKeepsData(t *testing.T) {
 	if got.ID != "u1" || !got.CreatedAt.Equal(t0) {
 		t.Errorf("after reopen: %+v", got)
 	}
-	e, err := s.AppendAudit(ctx, storage.AuditEvent{Time: t0, Type: "user.updated"})
+	e, err := s.AppendAudit(ctx, storagetest.AuditKey, storage.AuditEvent{Time: t0, Type: "user.updated"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestCorruptRowsAreErrors(t *testing.T) {
 	if err := s.CreateSession(ctx, storage.Session{ID: "s1", UserID: "u1", ExpiresAt: t0.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AppendAudit(ctx, storage.AuditEvent{Time: t0, Type: "x"}); err != nil {
+	if _, err := s.AppendAudit(ctx, storagetest.AuditKey, storage.AuditEvent{Time: t0, Type: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	exec(t, db, `UPDATE clients SET redirect_uris = '["https://rp.example/cb"'`)
@@ -183,7 +183,7 @@ func TestAuditTamperingIsDetected(t *testing.T) {
 		{"an edit with a recomputed hash breaks the next row's link", func(t *testing.T, db *sql.DB, events []storage.AuditEvent) {
 			e := events[2]
 			e.Reason = "nothing to see"
-			exec(t, db, `UPDATE audit_events SET reason = ?, hash = ? WHERE seq = 3`, e.Reason, storage.AuditHash(e.PrevHash, e))
+			exec(t, db, `UPDATE audit_events SET reason = ?, hash = ? WHERE seq = 3`, e.Reason, storagetest.AuditKey.Hash(e.PrevHash, e))
 		}, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -192,7 +192,7 @@ func TestAuditTamperingIsDetected(t *testing.T) {
 			s := open(t, path)
 			for i := range 5 {
 				e := storage.AuditEvent{Time: t0.Add(time.Duration(i) * time.Second), Type: "login.success", UserID: "u1", Reason: "ok"}
-				if _, err := s.AppendAudit(ctx, e); err != nil {
+				if _, err := s.AppendAudit(ctx, storagetest.AuditKey, e); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -200,7 +200,7 @@ func TestAuditTamperingIsDetected(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := storage.VerifyAuditChain(events); err != nil {
+			if _, err := storage.VerifyAuditChain(storagetest.AuditKey, events); err != nil {
 				t.Fatalf("before tampering: %v", err)
 			}
 			tc.tamper(t, raw(t, path), events)
@@ -210,12 +210,44 @@ func TestAuditTamperingIsDetected(t *testing.T) {
 				t.Fatal(err)
 			}
 			var ce *storage.ChainError
-			if err := storage.VerifyAuditChain(events); !errors.As(err, &ce) {
+			if _, err := storage.VerifyAuditChain(storagetest.AuditKey, events); !errors.As(err, &ce) {
 				t.Fatalf("VerifyAuditChain = %v, want a *storage.ChainError", err)
 			}
 			if ce.Seq != tc.wantSeq {
 				t.Errorf("chain error names row %d, want %d: %v", ce.Seq, tc.wantSeq, ce)
 			}
 		})
+	}
+}
+
+// A database from before the keyed chain: its unkeyed rows stay, and the
+// next append continues the chain keyed from their head.
+func TestAuditAppendContinuesUnkeyedRows(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "k.db")
+	s := open(t, path)
+	db := raw(t, path)
+	prev := ""
+	for i := range 2 {
+		e := storage.AuditEvent{Seq: int64(i + 1), Time: t0.Add(time.Duration(i) * time.Second), Type: "login.success", UserID: "u1"}
+		e.PrevHash, e.Hash = prev, storage.UnkeyedAuditHash(prev, e)
+		exec(t, db, `INSERT INTO audit_events (seq, time, type, user_id, actor_id, client_id, ip, user_agent, outcome, reason, details, prev_hash, hash)
+			VALUES (?, ?, ?, ?, '', '', '', '', '', '', 'null', ?, ?)`, e.Seq, e.Time.UnixNano(), e.Type, e.UserID, e.PrevHash, e.Hash)
+		prev = e.Hash
+	}
+	e, err := s.AppendAudit(ctx, storagetest.AuditKey, storage.AuditEvent{Time: t0.Add(time.Minute), Type: "login.success", UserID: "u1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Seq != 3 || e.PrevHash != prev || e.Hash != storagetest.AuditKey.Hash(prev, e) {
+		t.Errorf("appended %+v, want row 3 keyed after the unkeyed head %s", e, prev)
+	}
+	events, err := s.ListAudit(ctx, storage.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := storage.VerifyAuditChain(storagetest.AuditKey, events)
+	if err != nil || head.Seq != 3 || head.Unkeyed != 2 {
+		t.Errorf("VerifyAuditChain = %+v, %v; want 3 rows, 2 of them unkeyed", head, err)
 	}
 }

@@ -9,6 +9,24 @@ import (
 	"github.com/keystep/keystep/storage"
 )
 
+// AuditKey keys the suite's audit chains (from a fixed test master key);
+// backends' own tests use it too.
+var AuditKey = func() storage.AuditKey {
+	k, err := storage.NewAuditKey([]byte("storagetest master key, 32 bytes"))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+// verifyChain fails t unless events form a chain under AuditKey.
+func verifyChain(t *testing.T, events []storage.AuditEvent) {
+	t.Helper()
+	if _, err := storage.VerifyAuditChain(AuditKey, events); err != nil {
+		t.Fatal(err)
+	}
+}
+
 var auditTests = []test{
 	{"appended events get contiguous seqs and a chain that verifies after reading back", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
@@ -24,9 +42,9 @@ var auditTests = []test{
 		var appended []storage.AuditEvent
 		prev := ""
 		for i, e := range []storage.AuditEvent{nilDetails, emptyDetails, zoned, forged} {
-			got, err := s.AppendAudit(ctx, e)
+			got, err := s.AppendAudit(ctx, AuditKey, e)
 			must(t, err)
-			if got.Seq != int64(i+1) || got.PrevHash != prev || got.Hash != storage.AuditHash(prev, got) {
+			if got.Seq != int64(i+1) || got.PrevHash != prev || got.Hash != AuditKey.Hash(prev, got) {
 				t.Fatalf("event %d: seq %d, prev %q, hash %q: not chained", i, got.Seq, got.PrevHash, got.Hash)
 			}
 			prev = got.Hash
@@ -37,17 +55,46 @@ var auditTests = []test{
 		got, err := s.ListAudit(ctx, storage.AuditFilter{})
 		must(t, err)
 		check(t, appended, got)
-		must(t, storage.VerifyAuditChain(got))
+		verifyChain(t, got)
 		// The hash covers Details, so nil and empty must come back as they went in.
 		if got[0].Details != nil || got[1].Details == nil {
 			t.Errorf("Details came back as %#v and %#v, want nil and empty", got[0].Details, got[1].Details)
 		}
 	}},
+	{"appends are keyed: another key or plain SHA-256 does not reproduce the chain", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		other, err := storage.NewAuditKey([]byte("another master key, also 32 byte"))
+		must(t, err)
+		for _, typ := range []string{"login.success", "login.failure"} {
+			_, err := s.AppendAudit(ctx, AuditKey, newAuditEvent(typ, "u1"))
+			must(t, err)
+		}
+		got, err := s.ListAudit(ctx, storage.AuditFilter{})
+		must(t, err)
+		verifyChain(t, got)
+		for _, e := range got {
+			if e.Hash == storage.UnkeyedAuditHash(e.PrevHash, e) || e.Hash == other.Hash(e.PrevHash, e) {
+				t.Errorf("row %d: hash %s is not keyed with the store's caller's key", e.Seq, e.Hash)
+			}
+		}
+		if _, err := storage.VerifyAuditChain(other, got); err == nil {
+			t.Error("the chain verifies under another key")
+		}
+	}},
+	{"an append without a key is refused and writes nothing", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		if _, err := s.AppendAudit(ctx, storage.AuditKey{}, newAuditEvent("login.success", "u1")); err == nil {
+			t.Fatal("AppendAudit with a zero key succeeded")
+		}
+		got, err := s.ListAudit(ctx, storage.AuditFilter{})
+		must(t, err)
+		check(t, []storage.AuditEvent(nil), got)
+	}},
 	{"an empty audit log lists nothing and verifies", func(t *testing.T, s storage.Store) {
 		got, err := s.ListAudit(t.Context(), storage.AuditFilter{})
 		must(t, err)
 		check(t, []storage.AuditEvent(nil), got)
-		must(t, storage.VerifyAuditChain(got))
+		verifyChain(t, got)
 	}},
 	{"audit filters narrow by field, time and seq, newest first and limited", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
@@ -62,7 +109,7 @@ var auditTests = []test{
 			e := newAuditEvent(r.typ, r.user)
 			e.ClientID, e.Outcome = r.client, r.outcome
 			e.Time = t0.Add(time.Duration(i) * time.Minute)
-			_, err := s.AppendAudit(ctx, e)
+			_, err := s.AppendAudit(ctx, AuditKey, e)
 			must(t, err)
 		}
 		for _, tc := range []struct {
@@ -99,7 +146,7 @@ var auditTests = []test{
 	{"20 concurrent appends keep one chain with seqs 1 to 20", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		errs := race(20, func(i int) error {
-			_, err := s.AppendAudit(ctx, newAuditEvent(fmt.Sprintf("event.%d", i), "u1"))
+			_, err := s.AppendAudit(ctx, AuditKey, newAuditEvent(fmt.Sprintf("event.%d", i), "u1"))
 			return err
 		})
 		for _, err := range errs {
@@ -110,7 +157,7 @@ var auditTests = []test{
 		if len(got) != 20 {
 			t.Fatalf("listed %d events, want 20", len(got))
 		}
-		must(t, storage.VerifyAuditChain(got))
+		verifyChain(t, got)
 		seen := map[string]bool{}
 		for _, e := range got {
 			seen[e.Type] = true
