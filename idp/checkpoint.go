@@ -80,6 +80,9 @@ func VerifyCheckpoint(ctx context.Context, store storage.Keys, masterKey []byte,
 		return Checkpoint{}, fmt.Errorf("not a signed checkpoint: %w", err)
 	}
 	h := jws.Signatures[0].Header
+	if h.KeyID == "" {
+		return Checkpoint{}, errors.New("not a checkpoint: no key ID")
+	}
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != checkpointType {
 		return Checkpoint{}, fmt.Errorf("not a checkpoint: type %q, want %q", typ, checkpointType)
 	}
@@ -112,7 +115,7 @@ func checkpointKey(ctx context.Context, store storage.Keys, masterKey []byte, ki
 		return nil, err
 	}
 	for _, rec := range recs {
-		if rec.ID != kid || kid == "" {
+		if rec.ID != kid {
 			continue
 		}
 		if rec.Algorithm != "ES256" {

@@ -99,6 +99,12 @@ func (a *Auditor) checkpointLocked(ctx context.Context, head storage.AuditEvent,
 		return err
 	}
 	a.cp.seq, a.cp.at = saved.Seq, saved.Time
+	if force {
+		// Nothing in the database tells a log from before the keyed chain
+		// from one rewritten whole without the master key; say so once.
+		a.Log.WarnContext(ctx, "audit log continues keyed after unkeyed rows: expected once, after upgrading from a Keystep before the keyed chain; otherwise the log was rewritten",
+			"unkeyed_rows", head.Seq)
+	}
 	if a.OnEvent != nil {
 		a.OnEvent(saved)
 	}

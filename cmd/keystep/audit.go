@@ -91,7 +91,10 @@ func auditVerify(ctx context.Context, st storage.Store, masterKey []byte, checkp
 	}
 	fmt.Fprintf(stdout, "audit chain intact: %d rows\n", len(events))
 	if head.Unkeyed > 0 {
-		fmt.Fprintf(stdout, "rows 1–%d were written before the chain was keyed; row %d, keyed, covers them\n", head.Unkeyed, head.Unkeyed+1)
+		// Expected once, from the upgrade; a switch later than that means
+		// the log was rewritten whole (README, "Audit log").
+		fmt.Fprintf(stdout, "rows 1–%d were written before the chain was keyed; row %d (%s), keyed, covers them\n",
+			head.Unkeyed, head.Unkeyed+1, events[head.Unkeyed].Time.Format(time.RFC3339))
 	}
 	if checkpointArg != "" {
 		fmt.Fprintf(stdout, "checkpoint at row %d (signed %s with key %s): the log still reaches it unchanged\n",
