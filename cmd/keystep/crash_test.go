@@ -43,11 +43,14 @@ func TestCrashDuringSignInsLosesNothingCommitted(t *testing.T) {
 	// client_secret_basic and refresh tokens) and a user per worker, with
 	// cheap password hashes so the burst is many sign-ins, not argon2.
 	r := &benchRun{opts: benchOptions{workers: workers, scenarios: []string{"code_sso"}}, stderr: t.Output()}
-	st, _, err := (&common{data: data}).open(ctx)
+	st, key, err := (&common{data: data}).open(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.store = st
+	if r.audit, err = storage.NewAuditKey(key); err != nil {
+		t.Fatal(err)
+	}
 	err = r.provision(ctx)
 	st.Close()
 	if err != nil {
