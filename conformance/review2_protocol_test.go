@@ -1,0 +1,243 @@
+package conformance
+
+// Issue 15, the protocol surface: the browser binding at
+// /authorize/callback, PKCE at the token endpoint, who may introspect a
+// token and how clients authenticate, loopback redirect URIs of native
+// apps, and the audit rows a grant writes. Helpers are prefixed "proto".
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/storage"
+)
+
+// ---- helpers ----
+
+// protoAuth is how a test client authenticates at the token, introspection
+// and revocation endpoints.
+type protoAuth struct {
+	id     string
+	method string // "basic", "post", "jwt" or "none"
+	secret string
+	key    *ecdsa.PrivateKey // for "jwt"
+	// assertion, when set, is sent as is instead of a fresh one (replays).
+	assertion string
+}
+
+// protoAssertion signs a fresh private_key_jwt client assertion (RFC 7523 §3).
+func (e *env) protoAssertion(id string, key *ecdsa.PrivateKey) string {
+	e.t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: "k1"}}, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	now := e.clock.Now()
+	tok, err := jwt.Signed(signer).Claims(jwt.Claims{Issuer: id, Subject: id, Audience: jwt.Audience{e.issuer},
+		IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Minute)), ID: randomString()}).Serialize()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+// protoJWTClient registers a confidential private_key_jwt client for the
+// code flow and returns its key.
+func (e *env) protoJWTClient(id string, grants ...string) *ecdsa.PrivateKey {
+	e.t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	raw, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+	e.addClient(storage.Client{ID: id, Name: "Key client " + id, AuthMethod: "private_key_jwt", JWKS: string(raw),
+		RedirectURIs: []string{rpRedirect}, GrantTypes: grants, IDTokenAlg: "ES256", FirstParty: true})
+	return key
+}
+
+// protoSecretClient registers a confidential client with a secret.
+func (e *env) protoSecretClient(id, method string, grants ...string) protoAuth {
+	e.t.Helper()
+	secret := "secret-of-" + id
+	e.addClient(storage.Client{ID: id, Name: "Client " + id, SecretHash: factor.HashToken(secret), AuthMethod: method,
+		RedirectURIs: []string{rpRedirect}, GrantTypes: grants, IDTokenAlg: "RS256", FirstParty: true})
+	m := "basic"
+	if method == "client_secret_post" {
+		m = "post"
+	}
+	return protoAuth{id: id, method: m, secret: secret}
+}
+
+// protoCall posts form to path, authenticating as a says.
+func (e *env) protoCall(path string, form url.Values, a protoAuth) (int, map[string]any) {
+	e.t.Helper()
+	f := url.Values{}
+	for k, v := range form {
+		f[k] = v
+	}
+	switch a.method {
+	case "post":
+		f.Set("client_id", a.id)
+		f.Set("client_secret", a.secret)
+	case "jwt":
+		if a.assertion == "" {
+			a.assertion = e.protoAssertion(a.id, a.key)
+		}
+		f.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+		f.Set("client_assertion", a.assertion)
+	case "none":
+		f.Set("client_id", a.id)
+	}
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+path, strings.NewReader(f.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if a.method == "basic" {
+		req.SetBasicAuth(url.QueryEscape(a.id), url.QueryEscape(a.secret))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// protoQuery is an authorization request for the code flow; challenge may
+// be empty (no PKCE).
+func protoQuery(clientID, redirect, challenge string) url.Values {
+	q := url.Values{"client_id": {clientID}, "redirect_uri": {redirect}, "response_type": {"code"},
+		"scope": {"openid offline_access"}, "state": {"st-" + randomString()}, "nonce": {randomString()}}
+	if challenge != "" {
+		q.Set("code_challenge", challenge)
+		q.Set("code_challenge_method", "S256")
+	}
+	return q
+}
+
+// protoCode runs the authorization request q in b (signing in when asked)
+// and returns the code the RP received.
+func (e *env) protoCode(b *browser, q url.Values) string {
+	e.t.Helper()
+	p := b.get(e.issuer + "/authorize?" + q.Encode())
+	if p.has("/login/password") {
+		p = b.signIn(p, alice, alicePass)
+	}
+	if p.redirect == nil || p.redirect.Query().Get("code") == "" {
+		e.t.Fatalf("no code: %d %v\n%.1500s", p.status, p.redirect, p.body)
+	}
+	return p.redirect.Query().Get("code")
+}
+
+// protoNoCode fails when resp sends the browser anywhere with a code.
+func protoNoCode(t *testing.T, what string, resp *http.Response) {
+	t.Helper()
+	loc, err := resp.Location()
+	if err == nil && loc.Query().Get("code") != "" {
+		t.Fatalf("%s: the response carries a code: %s", what, loc)
+	}
+}
+
+func (e *env) protoAudit(typ string) []storage.AuditEvent {
+	e.t.Helper()
+	ev, err := e.store.ListAudit(context.Background(), storage.AuditFilter{Type: typ})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ev
+}
+
+// ---- 1. the browser binding at /authorize/callback ----
+
+// The guard on /authorize/callback and the library must read the same
+// request ID: a POST body used to win over the guarded query, so an
+// attacker's browser could collect a victim's finished request. Only GET
+// (what the login's 303 leads to) and exactly one id are accepted.
+func TestProtoCallbackReadsOneIDByGETOnly(t *testing.T) {
+	e := newEnv(t)
+	r := e.rp(rpClient, e.rpSecret)
+	victim, attacker := e.browser(), e.browser()
+
+	// The victim signs in; the redirect to the callback is held back, as
+	// when its URL leaks before the browser follows it.
+	va := r.authURL(nil)
+	vp := victim.get(va.url)
+	form := url.Values{"id": {vp.hidden("id")}, "username": {alice}, "password": {alicePass}}
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/login/password", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	var callback *url.URL
+	for range 5 {
+		resp, err := victim.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, err := resp.Location()
+		if err != nil {
+			t.Fatalf("sign-in did not lead to the callback: %d %v", resp.StatusCode, err)
+		}
+		if loc.Path == "/authorize/callback" {
+			callback = loc
+			break
+		}
+		req, _ = http.NewRequest(http.MethodGet, loc.String(), nil)
+	}
+	if callback == nil {
+		t.Fatal("sign-in did not lead to the callback")
+	}
+	victimID := callback.Query().Get("id")
+
+	// The attacker has a request of their own, bound to their browser.
+	own := attacker.get(r.authURL(nil).url).hidden("id")
+	if own == "" || victimID == "" || own == victimID {
+		t.Fatal("setup: no request IDs")
+	}
+	send := func(method string, query, body url.Values) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, e.issuer+"/authorize/callback?"+query.Encode(), strings.NewReader(body.Encode()))
+		if body != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		resp, err := attacker.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for _, c := range []struct {
+		name        string
+		method      string
+		query, body url.Values
+		want        int // 0: any status without a code
+	}{
+		{"a POST body naming the victim's request", http.MethodPost, url.Values{"id": {own}}, url.Values{"id": {victimID}}, http.StatusMethodNotAllowed},
+		{"a POST with only the victim's request in the body", http.MethodPost, url.Values{}, url.Values{"id": {victimID}}, http.StatusMethodNotAllowed},
+		{"a POST of the attacker's own request", http.MethodPost, url.Values{"id": {own}}, nil, http.StatusMethodNotAllowed},
+		{"a GET naming both requests in the query", http.MethodGet, url.Values{"id": {own, victimID}}, nil, http.StatusBadRequest},
+		{"a GET naming them the other way round", http.MethodGet, url.Values{"id": {victimID, own}}, nil, http.StatusBadRequest},
+		{"a GET with an empty id", http.MethodGet, url.Values{"id": {""}}, nil, http.StatusBadRequest},
+		{"a GET with the victim's request in a body", http.MethodGet, url.Values{"id": {own}}, url.Values{"id": {victimID}}, 0},
+		{"a GET of the victim's request from the attacker's browser", http.MethodGet, url.Values{"id": {victimID}}, nil, http.StatusForbidden},
+	} {
+		resp := send(c.method, c.query, c.body)
+		protoNoCode(t, c.name, resp)
+		if c.want != 0 && resp.StatusCode != c.want {
+			t.Errorf("%s: status %d, want %d", c.name, resp.StatusCode, c.want)
+		}
+	}
+
+	// The victim's request was neither redeemed nor spoiled: their own
+	// browser still gets its code, and the RP can redeem it.
+	vc := victim.get(callback.String())
+	r.mustExchange(r.code(vc, va), va)
+}
