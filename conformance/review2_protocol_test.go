@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"golang.org/x/oauth2"
 
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
@@ -240,4 +241,64 @@ func TestProtoCallbackReadsOneIDByGETOnly(t *testing.T) {
 	// browser still gets its code, and the RP can redeem it.
 	vc := victim.get(callback.String())
 	r.mustExchange(r.code(vc, va), va)
+}
+
+// ---- 4. PKCE at the token endpoint, for every client ----
+
+// RFC 9700 §2.1.1 and §4.8.2: a code issued with a code_challenge is only
+// redeemed with its code_verifier, whatever the client authentication; a
+// code issued without one refuses any code_verifier. A failed redemption
+// spends the code.
+func TestProtoPKCEBindsTheCodeForEveryClient(t *testing.T) {
+	e := newEnv(t)
+	basic := protoAuth{id: rpClient, method: "basic", secret: e.rpSecret}
+	post := e.protoSecretClient("rp-post", "client_secret_post", "authorization_code")
+	keyed := protoAuth{id: "rp-jwt", method: "jwt"}
+	keyed.key = e.protoJWTClient(keyed.id, "authorization_code")
+	b := e.browser()
+	exchange := func(a protoAuth, code, verifier string) (int, map[string]any) {
+		f := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect}}
+		if verifier != "" {
+			f.Set("code_verifier", verifier)
+		}
+		return e.protoCall("/oauth/token", f, a)
+	}
+	for _, a := range []protoAuth{basic, post, keyed} {
+		t.Run(a.id, func(t *testing.T) {
+			verifier := oauth2.GenerateVerifier()
+			for _, c := range []struct {
+				name      string
+				challenge string
+				send      string
+				ok        bool
+			}{
+				{"a challenge and its verifier", s256(verifier), verifier, true},
+				{"a challenge and no verifier", s256(verifier), "", false},
+				{"a challenge and another verifier", s256(verifier), oauth2.GenerateVerifier(), false},
+				{"no challenge and no verifier", "", "", true},
+				{"no challenge and a verifier", "", verifier, false},
+			} {
+				code := e.protoCode(b, protoQuery(a.id, rpRedirect, c.challenge))
+				status, out := exchange(a, code, c.send)
+				if c.ok {
+					if status != 200 || out["access_token"] == nil {
+						t.Errorf("%s: %d %v", c.name, status, out)
+					}
+					continue
+				}
+				if status != 400 || out["error"] != "invalid_grant" || out["access_token"] != nil {
+					t.Errorf("%s: %d %v, want 400 invalid_grant", c.name, status, out)
+				}
+				// The failed attempt spent the code: the right verifier
+				// no longer redeems it either.
+				right := ""
+				if c.challenge != "" {
+					right = verifier
+				}
+				if status, out := exchange(a, code, right); out["access_token"] != nil {
+					t.Errorf("%s: the code still redeems after a failed attempt: %d", c.name, status)
+				}
+			}
+		})
+	}
 }

@@ -114,6 +114,48 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 	return s.LegacyServer.Authorize(ctx, r)
 }
 
+// CodeExchange redeems an authorization code. The library checks the PKCE
+// verifier only for public clients or when one is sent, so a confidential
+// client's code issued with a challenge would be redeemed without it (a
+// PKCE downgrade). Here a code with a challenge always needs its verifier
+// and a code without one refuses any verifier, for every client
+// authentication (RFC 9700 §2.1.1, §4.8.2).
+//
+// The code is spent before any check (storage redeems it atomically), so
+// a failed redemption — wrong client, redirect_uri or verifier — spends it
+// too: RFC 6749 §4.1.2 makes a code single use, and a code presented with
+// the wrong verifier is more likely stolen than mistyped. The client
+// starts a new authorization; it never gets tokens for a code someone
+// else tried first.
+func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.AccessTokenRequest]) (*op.Response, error) {
+	ar, err := op.AuthRequestByCode(ctx, s.Provider().Storage(), r.Data.Code)
+	if err != nil {
+		return nil, err
+	}
+	if r.Client.GetID() != ar.GetClientID() {
+		return nil, oidc.ErrInvalidGrant().WithDescription("the code was issued to another client")
+	}
+	if r.Data.RedirectURI != ar.GetRedirectURI() {
+		return nil, oidc.ErrInvalidGrant().WithDescription("redirect_uri does not match the authorization request")
+	}
+	challenge := ar.GetCodeChallenge()
+	switch {
+	case challenge == nil && r.Data.CodeVerifier != "":
+		return nil, oidc.ErrInvalidGrant().WithDescription("code_verifier sent, but the authorization request had no code_challenge")
+	case challenge == nil && r.Client.AuthMethod() == oidc.AuthMethodNone:
+		return nil, oidc.ErrInvalidGrant().WithDescription("PKCE is required for this client")
+	case challenge != nil && r.Data.CodeVerifier == "":
+		return nil, oidc.ErrInvalidGrant().WithDescription("code_verifier required")
+	case challenge != nil && !oidc.VerifyCodeChallenge(challenge, r.Data.CodeVerifier):
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code_verifier")
+	}
+	resp, err := op.CreateTokenResponse(ctx, ar, r.Client, s.Provider(), true, r.Data.Code, "")
+	if err != nil {
+		return nil, err
+	}
+	return op.NewResponse(resp), nil
+}
+
 // verifyAssertion checks a private_key_jwt client assertion (RFC 7523 §3)
 // and spends its jti, so a captured assertion cannot be replayed while it
 // is still unexpired (the library checks signature, issuer, audience and
