@@ -302,3 +302,155 @@ func TestProtoPKCEBindsTheCodeForEveryClient(t *testing.T) {
 		})
 	}
 }
+
+// ---- 8. introspection and client authentication ----
+
+// RFC 7662 §2.1, §4: introspection answers only the token's own client (or
+// a client in its audience); anyone else learns {"active":false}.
+func TestProtoIntrospectionOnlyForTheTokensClient(t *testing.T) {
+	e := newEnv(t)
+	other := e.protoSecretClient("rp-other", "client_secret_basic", "authorization_code")
+	r := e.rp(rpClient, e.rpSecret)
+	tok := r.login(e.browser(), nil)
+	own := protoAuth{id: rpClient, method: "basic", secret: e.rpSecret}
+
+	token := url.Values{"token": {tok.token.AccessToken}}
+	if status, out := e.protoCall("/oauth/introspect", token, other); status != 200 || out["active"] != false || len(out) != 1 {
+		t.Fatalf("another client introspected the token: %d %v", status, out)
+	}
+	if status, out := e.protoCall("/oauth/introspect", token, own); status != 200 || out["active"] != true || out["sub"] != "u-alice" {
+		t.Fatalf("the token's own client: %d %v", status, out)
+	}
+}
+
+// One client authentication for token, introspection and revocation: the
+// registered method only, and a private_key_jwt assertion is spent once
+// wherever it is presented.
+func TestProtoClientAuthenticationIsTheRegisteredMethodEverywhere(t *testing.T) {
+	e := newEnv(t)
+	post := e.protoSecretClient("rp-post", "client_secret_post", "client_credentials")
+	keyed := protoAuth{id: "svc-jwt", method: "jwt"}
+	keyed.key = e.protoJWTClient(keyed.id, "client_credentials")
+	basic := protoAuth{id: rpClient, method: "basic", secret: e.rpSecret}
+
+	token := func(a protoAuth) string {
+		t.Helper()
+		status, out := e.protoCall("/oauth/token", url.Values{"grant_type": {"client_credentials"}}, a)
+		at, _ := out["access_token"].(string)
+		if status != 200 || at == "" {
+			t.Fatalf("%s (%s): client_credentials %d %v", a.id, a.method, status, out)
+		}
+		return at
+	}
+	tokens := map[string]string{basic.id: token(basic), post.id: token(post), keyed.id: token(keyed)}
+
+	wrong := func(a protoAuth, method string) protoAuth { a.method = method; return a }
+	for _, c := range []struct {
+		name string
+		a    protoAuth
+	}{
+		{"a client_secret_basic client sending its secret in the body", wrong(basic, "post")},
+		{"a client_secret_post client sending its secret in HTTP Basic", wrong(post, "basic")},
+		{"a client_secret_basic client sending no secret", wrong(basic, "none")},
+	} {
+		for _, path := range []string{"/oauth/token", "/oauth/introspect", "/revoke"} {
+			f := url.Values{"grant_type": {"client_credentials"}, "token": {tokens[c.a.id]}}
+			if path != "/oauth/token" {
+				f.Del("grant_type")
+			}
+			status, out := e.protoCall(path, f, c.a)
+			if status < 400 || out["error"] != "invalid_client" {
+				t.Errorf("%s at %s: %d %v, want invalid_client", c.name, path, status, out)
+			}
+		}
+	}
+	// Nothing was revoked by the refused calls.
+	for _, a := range []protoAuth{basic, post, keyed} {
+		if status, out := e.protoCall("/oauth/introspect", url.Values{"token": {tokens[a.id]}}, a); status != 200 || out["active"] != true {
+			t.Errorf("%s: own token after refused calls: %d %v", a.id, status, out)
+		}
+	}
+
+	// A private_key_jwt assertion is single use at every endpoint, and one
+	// spent at the token endpoint is spent for introspection too.
+	for _, path := range []string{"/oauth/introspect", "/revoke", "/oauth/token"} {
+		once := keyed
+		once.assertion = e.protoAssertion(keyed.id, keyed.key)
+		f := url.Values{"token": {tokens[keyed.id]}}
+		if path == "/oauth/token" {
+			f = url.Values{"grant_type": {"client_credentials"}}
+		}
+		if path == "/revoke" {
+			f.Set("token", "not-a-token") // keep the token for the checks below
+		}
+		if status, out := e.protoCall(path, f, once); status != 200 {
+			t.Fatalf("%s: first use of an assertion: %d %v", path, status, out)
+		}
+		for _, again := range []string{"/oauth/introspect", "/revoke", "/oauth/token"} {
+			g := url.Values{"token": {tokens[keyed.id]}}
+			if again == "/oauth/token" {
+				g = url.Values{"grant_type": {"client_credentials"}}
+			}
+			if status, out := e.protoCall(again, g, once); status < 400 || out["error"] != "invalid_client" {
+				t.Errorf("assertion used at %s replayed at %s: %d %v", path, again, status, out)
+			}
+		}
+	}
+	// A public client identifies itself, with its ID in the body or in HTTP
+	// Basic with an empty password, and may revoke (RFC 7009 §2.1) but not
+	// introspect; a secret it does not have is refused.
+	spa := protoAuth{id: publicClient, method: "none"}
+	if status, out := e.protoCall("/revoke", url.Values{"token": {"not-a-token"}}, spa); status != 200 {
+		t.Errorf("public client at /revoke: %d %v", status, out)
+	}
+	if status, out := e.protoCall("/revoke", url.Values{"token": {"not-a-token"}}, protoAuth{id: publicClient, method: "basic"}); status != 200 {
+		t.Errorf("public client in HTTP Basic without a password at /revoke: %d %v", status, out)
+	}
+	for _, a := range []protoAuth{spa, {id: publicClient, method: "basic", secret: "guess"}, {id: publicClient, method: "post", secret: "guess"}} {
+		if status, out := e.protoCall("/oauth/introspect", url.Values{"token": {tokens[basic.id]}}, a); status < 400 || out["active"] != nil {
+			t.Errorf("public client (%s) at /oauth/introspect: %d %v", a.method, status, out)
+		}
+	}
+	// The grant types stay per client whatever the authentication.
+	codeOnly := protoAuth{id: "rp-jwt-code", method: "jwt"}
+	codeOnly.key = e.protoJWTClient(codeOnly.id, "authorization_code")
+	if status, out := e.protoCall("/oauth/token", url.Values{"grant_type": {"client_credentials"}}, codeOnly); status < 400 || out["error"] != "unauthorized_client" {
+		t.Errorf("client_credentials for a client without that grant: %d %v", status, out)
+	}
+
+	// A client_secret_post client is fine in the body at every endpoint.
+	for _, path := range []string{"/oauth/introspect", "/revoke"} {
+		if status, out := e.protoCall(path, url.Values{"token": {"not-a-token"}}, post); status != 200 {
+			t.Errorf("client_secret_post at %s: %d %v", path, status, out)
+		}
+	}
+}
+
+// RFC 7009 §2.1: a client cannot revoke another client's tokens.
+func TestProtoRevocationOfAnotherClientsTokenChangesNothing(t *testing.T) {
+	e := newEnv(t)
+	other := e.protoSecretClient("rp-other", "client_secret_basic", "authorization_code")
+	r := e.rp(rpClient, e.rpSecret)
+	tok := r.login(e.browser(), nil)
+	for _, c := range []struct{ token, hint string }{
+		{tok.token.AccessToken, ""}, {tok.token.AccessToken, "access_token"},
+		{tok.token.RefreshToken, ""}, {tok.token.RefreshToken, "refresh_token"},
+	} {
+		f := url.Values{"token": {c.token}}
+		if c.hint != "" {
+			f.Set("token_type_hint", c.hint)
+		}
+		if status, out := e.protoCall("/revoke", f, other); status >= 500 {
+			t.Fatalf("revoke: %d %v", status, out)
+		}
+	}
+	if _, err := r.provider.UserInfo(t.Context(), oauthSource(tok)); err != nil {
+		t.Fatalf("another client revoked the access token: %v", err)
+	}
+	if _, err := r.refresh(tok.token.RefreshToken); err != nil {
+		t.Fatalf("another client revoked the refresh token: %v", err)
+	}
+	if n := len(e.protoAudit("token.revoked")); n != 0 {
+		t.Fatalf("%d token.revoked rows for refused revocations", n)
+	}
+}

@@ -3,7 +3,9 @@ package idp
 import (
 	"context"
 	"errors"
+	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -52,31 +54,104 @@ func (s *opServer) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.
 	return resp, nil
 }
 
-// VerifyClient remembers which client authenticated, so ID tokens are
-// signed with that client's registered algorithm.
+// VerifyClient authenticates the client of a token or revocation request
+// and remembers it, so ID tokens are signed with that client's registered
+// algorithm.
 func (s *opServer) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
-	var c op.Client
-	var err error
-	if r.Data.ClientAssertionType == oidc.ClientAssertionTypeJWTAssertion {
-		// The library sends client_credentials requests to the secret
-		// check before looking at an assertion; private_key_jwt clients
-		// need the assertion path for every grant.
-		c, err = s.verifyAssertion(ctx, r.Data.ClientAssertion)
-		if err == nil && oidc.GrantType(r.Form.Get("grant_type")) == oidc.GrantTypeClientCredentials {
-			if cl, ok := c.(*client); !ok || !cl.hasGrant(oidc.GrantTypeClientCredentials) {
-				err = oidc.ErrUnauthorizedClient().WithDescription("client may not use client_credentials")
-			}
-		}
-	} else {
-		c, err = s.LegacyServer.VerifyClient(ctx, r)
-	}
+	c, err := s.authenticateClient(ctx, r.Header, r.Data)
 	if err != nil {
 		return nil, err
 	}
-	if cl, ok := c.(*client); ok {
-		stateFrom(ctx).client = cl
+	stateFrom(ctx).client = c
+	return c, nil
+}
+
+// authenticateClient is the one client authentication of the token,
+// introspection and revocation endpoints. The library's own paths differ
+// per endpoint: introspection skipped the one-time jti check, and a
+// client_secret_basic client could send its secret in the body. Here a
+// client authenticates only with the method it registered (OIDC Core §9,
+// RFC 7591 §2 token_endpoint_auth_method), and a private_key_jwt
+// assertion is spent wherever it is presented. Sending two methods at once
+// was already refused by the library (RFC 6749 §2.3).
+func (s *opServer) authenticateClient(ctx context.Context, header http.Header, cc *op.ClientCredentials) (*client, error) {
+	if cc == nil {
+		return nil, oidc.ErrInvalidClient().WithDescription("client authentication required")
+	}
+	if cc.ClientAssertion != "" {
+		// AuthorizePrivateJWTKey refuses a client not registered for
+		// private_key_jwt.
+		oc, err := s.verifyAssertion(ctx, cc.ClientAssertion)
+		if err != nil {
+			return nil, err
+		}
+		c, ok := oc.(*client)
+		if !ok || cc.ClientID != "" && cc.ClientID != c.ID {
+			// RFC 7521 §4.2: a client_id beside the assertion names the same client.
+			return nil, oidc.ErrInvalidClient().WithDescription("client_id does not match the client assertion")
+		}
+		return c, nil
+	}
+	// HTTP Basic with an empty password carries no secret: some libraries
+	// send a public client's ID that way, and it identifies it like "none".
+	method := oidc.AuthMethodNone
+	if _, secret, basic := (&http.Request{Header: header}).BasicAuth(); basic && secret != "" {
+		method = oidc.AuthMethodBasic
+	} else if !basic && cc.ClientSecret != "" {
+		method = oidc.AuthMethodPost
+	}
+	oc, err := s.Provider().Storage().GetClientByClientID(ctx, cc.ClientID)
+	if err != nil {
+		return nil, err // invalid_client for an unknown client
+	}
+	c, ok := oc.(*client)
+	if !ok {
+		return nil, oidc.ErrServerError()
+	}
+	if registered := c.AuthMethod(); registered != method {
+		return nil, oidc.ErrInvalidClient().WithDescription("this client authenticates with %s", registered)
+	}
+	if method == oidc.AuthMethodNone {
+		return c, nil // a public client: RFC 6749 §2.1
+	}
+	if err := s.Provider().Storage().AuthorizeClientIDSecret(ctx, c.ID, cc.ClientSecret); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// Introspect answers RFC 7662 for a client authenticated like at the token
+// endpoint. Whether the caller may learn about the token at all is decided
+// by SetIntrospectionFromToken; any refusal is {"active":false} (RFC 7662 §2.2).
+func (s *opServer) Introspect(ctx context.Context, r *op.Request[op.IntrospectionRequest]) (*op.Response, error) {
+	c, err := s.authenticateClient(ctx, r.Header, r.Data.ClientCredentials)
+	if err != nil {
+		return nil, err
+	}
+	if id, subject, ok := s.accessTokenID(ctx, r.Data.Token); ok {
+		resp := new(oidc.IntrospectionResponse)
+		if s.Provider().Storage().SetIntrospectionFromToken(ctx, resp, id, subject, c.ID) == nil {
+			resp.Active = true
+			return op.NewResponse(resp), nil
+		}
+	}
+	return op.NewResponse(new(oidc.IntrospectionResponse)), nil
+}
+
+// accessTokenID reads the token ID and subject of an opaque or JWT access
+// token as the library does (it keeps this helper to itself): an opaque
+// token decrypts to "id:subject", a JWT must verify.
+func (s *opServer) accessTokenID(ctx context.Context, token string) (id, subject string, ok bool) {
+	p := s.Provider()
+	if plain, err := p.Crypto().Decrypt(token); err == nil {
+		id, subject, ok = strings.Cut(plain, ":")
+		return id, subject, ok && !strings.Contains(subject, ":")
+	}
+	claims, err := op.VerifyAccessToken[*oidc.AccessTokenClaims](ctx, token, p.AccessTokenVerifier(ctx))
+	if err != nil {
+		return "", "", false
+	}
+	return claims.JWTID, claims.Subject, true
 }
 
 // Authorize runs after the library validated the client and redirect URI,
