@@ -454,3 +454,78 @@ func TestProtoRevocationOfAnotherClientsTokenChangesNothing(t *testing.T) {
 		t.Fatalf("%d token.revoked rows for refused revocations", n)
 	}
 }
+
+// ---- 10. loopback redirect URIs of native apps ----
+
+// RFC 8252 §7.3: only the port of a registered loopback redirect URI may
+// vary; scheme, host, path and query must match.
+func TestProtoLoopbackRedirectOnlyThePortVaries(t *testing.T) {
+	e := newEnv(t)
+	e.addClient(storage.Client{ID: "cli", Name: "Command line", Public: true, Native: true, AuthMethod: "none",
+		RedirectURIs: []string{"http://127.0.0.1/cb", "http://[::1]/cb6"}, GrantTypes: []string{"authorization_code"},
+		IDTokenAlg: "ES256", RequirePKCE: true, FirstParty: true})
+	verifier := oauth2.GenerateVerifier()
+	for _, c := range []struct {
+		redirect string
+		ok       bool
+	}{
+		{"http://127.0.0.1/cb", true},
+		{"http://127.0.0.1:53123/cb", true},
+		{"http://[::1]:40000/cb6", true},
+		{"https://127.0.0.1:53123/cb", false},
+		{"https://localhost:53123/cb", false},
+		{"http://localhost:53123/cb", false},
+		{"http://[::1]:53123/cb", false},
+		{"http://127.0.0.2:53123/cb", false},
+		{"http://127.0.0.1:53123/cb6", false},
+		{"http://127.0.0.1:53123/cb?x=1", false},
+		{"http://127.0.0.1:53123/cb/", false},
+		{"http://user@127.0.0.1:53123/cb", false},
+		{"http://127.0.0.1:53123/cb#f", false},
+	} {
+		b := e.browser()
+		p := b.get(e.issuer + "/authorize?" + protoQuery("cli", c.redirect, s256(verifier)).Encode())
+		if c.ok {
+			if !p.has("/login/password") {
+				t.Errorf("%s: refused: %d %v\n%.800s", c.redirect, p.status, p.redirect, p.body)
+			}
+			continue
+		}
+		if p.redirect != nil || p.status != http.StatusBadRequest {
+			t.Errorf("%s: accepted (%d, redirect %v)", c.redirect, p.status, p.redirect)
+		}
+	}
+
+	// The whole flow works on a port the app picked.
+	b := e.browser()
+	q := protoQuery("cli", "http://127.0.0.1:61000/cb", s256(verifier))
+	code := e.protoCode(b, q)
+	status, out := e.protoCall("/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"redirect_uri": {"http://127.0.0.1:61000/cb"}, "code_verifier": {verifier}}, protoAuth{id: "cli", method: "none"})
+	if status != 200 || out["id_token"] == nil {
+		t.Fatalf("loopback code exchange: %d %v", status, out)
+	}
+}
+
+// The same rule holds for a native app's post_logout_redirect_uri.
+func TestProtoLoopbackPostLogoutOnlyThePortVaries(t *testing.T) {
+	e := newEnv(t)
+	e.addClient(storage.Client{ID: "cli", Name: "Command line", Public: true, Native: true, AuthMethod: "none",
+		RedirectURIs: []string{"http://127.0.0.1/cb"}, PostLogoutRedirectURIs: []string{"http://127.0.0.1/bye"},
+		GrantTypes: []string{"authorization_code"}, IDTokenAlg: "ES256", RequirePKCE: true, FirstParty: true})
+	for _, c := range []struct {
+		uri string
+		ok  bool
+	}{
+		{"http://127.0.0.1:5000/bye", true},
+		{"http://localhost:5000/bye", false},
+		{"https://127.0.0.1:5000/bye", false},
+		{"http://[::1]:5000/bye", false},
+	} {
+		b := e.browser()
+		p := b.get(e.issuer + "/end_session?" + url.Values{"client_id": {"cli"}, "post_logout_redirect_uri": {c.uri}}.Encode())
+		if c.ok != (p.redirect != nil && strings.HasPrefix(p.redirect.String(), c.uri)) {
+			t.Errorf("%s: ok=%v, got %d %v", c.uri, c.ok, p.status, p.redirect)
+		}
+	}
+}

@@ -154,6 +154,42 @@ func (s *opServer) accessTokenID(ctx context.Context, token string) (id, subject
 	return claims.JWTID, claims.Subject, true
 }
 
+// VerifyAuthRequest holds redirect URIs to RFC 8252 §7.3: the library
+// lets a native client's request through with any loopback URI whose path
+// and query match a registered one, so http://127.0.0.1/cb also matched
+// https://localhost:N/cb and http://[::1]:N/cb. Only the port may vary.
+// A refusal here is shown to the user, never redirected (RFC 6749 §4.1.2.1).
+func (s *opServer) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthRequest]) (*op.ClientRequest[oidc.AuthRequest], error) {
+	cr, err := s.LegacyServer.VerifyAuthRequest(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if cl, ok := cr.Client.(*client); ok && r.Data.RedirectURI != "" && !cl.redirectRegistered(cl.RedirectURIs(), r.Data.RedirectURI) {
+		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("The redirect_uri is not registered for this app.")
+	}
+	return cr, nil
+}
+
+// EndSession applies the same rule to post_logout_redirect_uri, which the
+// library matches just as loosely for native clients.
+func (s *opServer) EndSession(ctx context.Context, r *op.Request[oidc.EndSessionRequest]) (*op.Redirect, error) {
+	p := s.Provider()
+	session, err := op.ValidateEndSessionRequest(ctx, r.Data, p)
+	if err != nil {
+		return nil, err
+	}
+	if uri := r.Data.PostLogoutRedirectURI; uri != "" && session.ClientID != "" {
+		oc, err := p.Storage().GetClientByClientID(ctx, session.ClientID)
+		if err != nil {
+			return nil, err
+		}
+		if cl, ok := oc.(*client); !ok || !cl.redirectRegistered(cl.PostLogoutRedirectURIs(), uri) {
+			return nil, oidc.ErrInvalidRequest().WithDescription("post_logout_redirect_uri invalid")
+		}
+	}
+	return s.LegacyServer.EndSession(ctx, r)
+}
+
 // Authorize runs after the library validated the client and redirect URI,
 // so every refusal here goes back to the client as an error response.
 func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
