@@ -529,3 +529,23 @@ func TestProtoLoopbackPostLogoutOnlyThePortVaries(t *testing.T) {
 		}
 	}
 }
+
+// ---- 12 and token.issued: what a grant writes to the audit log ----
+
+// A refresh token presented again names the user and client whose family
+// was revoked.
+func TestProtoRefreshReuseAuditNamesUserAndClient(t *testing.T) {
+	e := newEnv(t)
+	r := e.rp(rpClient, e.rpSecret)
+	tok := r.login(e.browser(), nil)
+	if _, err := r.refresh(tok.token.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.refresh(tok.token.RefreshToken); err == nil {
+		t.Fatal("a rotated refresh token worked again")
+	}
+	ev := e.protoAudit("token.refresh_reuse")
+	if len(ev) != 1 || ev[0].UserID != "u-alice" || ev[0].ClientID != rpClient {
+		t.Fatalf("refresh reuse audit rows: %+v", ev)
+	}
+}
