@@ -21,6 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/oauth2"
 
+	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
 )
@@ -547,5 +548,72 @@ func TestProtoRefreshReuseAuditNamesUserAndClient(t *testing.T) {
 	ev := e.protoAudit("token.refresh_reuse")
 	if len(ev) != 1 || ev[0].UserID != "u-alice" || ev[0].ClientID != rpClient {
 		t.Fatalf("refresh reuse audit rows: %+v", ev)
+	}
+}
+
+// Every grant writes one token.issued row with client, subject, acr, amr
+// and grant type, and never a token.
+func TestProtoEveryGrantWritesTokenIssued(t *testing.T) {
+	e := newEnv(t)
+	r := e.rp(rpClient, e.rpSecret)
+	tok := r.login(e.browser(), nil)
+	ref, err := r.refresh(tok.token.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, cc := e.protoCall("/oauth/token", url.Values{"grant_type": {"client_credentials"}}, protoAuth{id: rpClient, method: "basic", secret: e.rpSecret})
+	if status != 200 {
+		t.Fatalf("client_credentials: %d %v", status, cc)
+	}
+	ev := e.protoAudit("token.issued")
+	if len(ev) != 3 {
+		t.Fatalf("%d token.issued rows, want 3: %+v", len(ev), ev)
+	}
+	want := []struct{ grant, user, acr, amr string }{
+		{"authorization_code", "u-alice", "urn:keystep:acr:sfa", "pwd"},
+		{"refresh_token", "u-alice", "urn:keystep:acr:sfa", "pwd"},
+		{"client_credentials", "", "", ""},
+	}
+	for i, w := range want {
+		got := ev[i]
+		if got.ClientID != rpClient || got.UserID != w.user || got.Outcome != "success" ||
+			got.Details["grant_type"] != w.grant || got.Details["acr"] != w.acr || got.Details["amr"] != w.amr {
+			t.Errorf("row %d: %+v, want %+v", i, got, w)
+		}
+	}
+	secrets := []string{tok.token.AccessToken, tok.token.RefreshToken, tok.token.Extra("id_token").(string),
+		ref.token.AccessToken, ref.token.RefreshToken, cc["access_token"].(string)}
+	for _, row := range ev {
+		raw, _ := json.Marshal(row)
+		for _, s := range secrets {
+			if strings.Contains(string(raw), s) {
+				t.Fatalf("a token.issued row holds a token: %s", raw)
+			}
+		}
+	}
+}
+
+// DESIGN §6: a grant whose token.issued row cannot be written fails.
+func TestProtoGrantFailsWhenTokenIssuedCannotBeAudited(t *testing.T) {
+	var fa *failingAudit
+	e := newEnv(t, func(c *idp.Config) { fa = &failingAudit{Store: c.Store}; c.Store = fa })
+	r := e.rp(rpClient, e.rpSecret)
+	b := e.browser()
+	a := r.authURL(nil)
+	code := r.code(b.signIn(b.get(a.url), alice, alicePass), a)
+	fa.fail.Store(true)
+	own := protoAuth{id: rpClient, method: "basic", secret: e.rpSecret}
+	status, out := e.protoCall("/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"redirect_uri": {rpRedirect}, "code_verifier": {a.verifier}}, own)
+	if status != 500 || out["error"] != "server_error" || out["access_token"] != nil {
+		t.Fatalf("code exchange without its audit row: %d %v", status, out)
+	}
+	status, out = e.protoCall("/oauth/token", url.Values{"grant_type": {"client_credentials"}}, own)
+	if status != 500 || out["access_token"] != nil {
+		t.Fatalf("client_credentials without its audit row: %d %v", status, out)
+	}
+	fa.fail.Store(false)
+	if ev := e.protoAudit("token.issued"); len(ev) != 0 {
+		t.Fatalf("token.issued rows for failed grants: %+v", ev)
 	}
 }

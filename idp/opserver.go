@@ -24,6 +24,7 @@ type opServer struct {
 	*op.LegacyServer
 	policy *stepup.Policy
 	store  storage.Store
+	audit  *login.Auditor
 }
 
 // Discovery publishes what Keystep really supports (OpenID Connect
@@ -264,7 +265,59 @@ func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 	if err != nil {
 		return nil, err
 	}
+	if err := s.recordIssued(ctx, oidc.GrantTypeCode); err != nil {
+		return nil, err
+	}
 	return op.NewResponse(resp), nil
+}
+
+// RefreshToken is the library's refresh grant plus its token.issued row.
+func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.RefreshTokenRequest]) (*op.Response, error) {
+	resp, err := s.LegacyServer.RefreshToken(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.recordIssued(ctx, oidc.GrantTypeRefreshToken); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// ClientCredentialsExchange is the library's client_credentials grant plus
+// its token.issued row.
+func (s *opServer) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequest[oidc.ClientCredentialsRequest]) (*op.Response, error) {
+	resp, err := s.LegacyServer.ClientCredentialsExchange(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.recordIssued(ctx, oidc.GrantTypeClientCredentials); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// recordIssued writes the token.issued row of a grant (DESIGN §7): the
+// client, the user, acr, amr, scope and grant type, never a token. It runs
+// once the tokens are stored and signed but before the response is
+// written, so a failed write fails the grant (DESIGN §6) and the tokens
+// stored for it are never handed out. For a refresh the presented token is
+// then already rotated; the user signs in again, which is the price of not
+// issuing tokens the log does not know about.
+func (s *opServer) recordIssued(ctx context.Context, grant oidc.GrantType) error {
+	g := stateFrom(ctx).issued
+	if g == nil {
+		return oidc.ErrServerError().WithDescription("no tokens were stored for the grant")
+	}
+	details := map[string]string{"grant_type": string(grant), "scope": strings.Join(g.Scopes, " ")}
+	if g.Subject != "" {
+		details["acr"] = g.ACR
+		details["amr"] = strings.Join(g.AMR, " ")
+	}
+	err := s.audit.Record(ctx, storage.AuditEvent{Type: "token.issued", UserID: g.Subject, ClientID: g.ClientID, Outcome: "success", Details: details})
+	if err != nil {
+		return oidc.ErrServerError().WithParent(err)
+	}
+	return nil
 }
 
 // verifyAssertion checks a private_key_jwt client assertion (RFC 7523 §3)

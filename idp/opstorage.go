@@ -43,6 +43,9 @@ type reqState struct {
 	// bearer holds the access tokens exactly as presented at userinfo and
 	// introspection, for the verified-signature cache (verifycache.go).
 	bearer []string
+	// issued is the grant tokens were last stored for in this request; the
+	// token.issued audit row is written from it once the grant succeeded.
+	issued *storage.Grant
 }
 
 type stateKey struct{}
@@ -201,6 +204,7 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 	if err := s.store.CreateAccessToken(ctx, storage.AccessToken{ID: id, Grant: g, CreatedAt: now, ExpiresAt: exp}); err != nil {
 		return "", time.Time{}, err
 	}
+	stateFrom(ctx).issued = &g
 	return id, exp, nil
 }
 
@@ -248,6 +252,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
+	stateFrom(ctx).issued = &g
 	return id, rt, exp, nil
 }
 
