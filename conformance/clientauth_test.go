@@ -15,13 +15,18 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
 )
 
-// client_secret_post (RFC 6749 §2.3.1): the secret in the body works too.
+// client_secret_post (RFC 6749 §2.3.1): the secret in the body works for a
+// client registered with that method (and only for one; see
+// TestProtoClientAuthenticationIsTheRegisteredMethodEverywhere).
 func TestClientSecretPost(t *testing.T) {
 	e := newEnv(t)
-	status, out, _ := e.postForm("/oauth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {rpClient}, "client_secret": {e.rpSecret}}, "", "")
+	e.addClient(storage.Client{ID: "poster", Name: "Poster", SecretHash: factor.HashToken("post-secret"),
+		AuthMethod: "client_secret_post", GrantTypes: []string{"client_credentials"}, FirstParty: true})
+	status, out, _ := e.postForm("/oauth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"poster"}, "client_secret": {"post-secret"}}, "", "")
 	if status != 200 || out["access_token"] == nil {
 		t.Fatalf("%d %v", status, out)
 	}

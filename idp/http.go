@@ -60,9 +60,27 @@ func (m *opMiddleware) state(next http.Handler) http.Handler {
 // callback guards /authorize/callback: the library issues a code for any
 // done request whose ID it is given; Keystep also requires the browser
 // that started the request, so a lured victim's code cannot be collected.
+//
+// The guard must check the very ID the library then uses. The library
+// reads r.Form, where a POST body wins over the query, so the login's 303
+// (a GET) is the only method accepted, and exactly one id: the form is
+// parsed here once and the library reads the same parsed form.
 func (m *opMiddleware) callback(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id := r.URL.Query().Get("id")
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			m.ui.RenderError(w, r, http.StatusMethodNotAllowed, "This sign-in link is invalid", "Go back to the app you came from and start again.")
+			return
+		}
+		ids := []string(nil)
+		if err := r.ParseForm(); err == nil {
+			ids = r.Form["id"]
+		}
+		if len(ids) != 1 || ids[0] == "" {
+			m.ui.RenderError(w, r, http.StatusBadRequest, "This sign-in link is invalid", "Go back to the app you came from and start again.")
+			return
+		}
+		id := ids[0]
 		ar, err := m.store.AuthRequestByID(r.Context(), id, m.now())
 		if err != nil {
 			m.ui.RenderError(w, r, http.StatusBadRequest, "This sign-in link has expired", "Go back to the app you came from and start again.")

@@ -1,7 +1,9 @@
 package idp
 
 import (
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -84,6 +86,41 @@ func (c client) ClockSkew() time.Duration { return 0 }
 
 func (c client) hasGrant(g oidc.GrantType) bool {
 	return slices.Contains(c.Client.GrantTypes, string(g))
+}
+
+// redirectRegistered reports whether uri is one of registered: exactly,
+// or for a native app a loopback URI that differs from a registered
+// loopback URI only in its port (RFC 8252 §7.3, where the app picks a free
+// port at run time). Scheme, host, path and query must match as
+// registered: http://127.0.0.1/cb does not admit https://localhost:N/cb or
+// http://[::1]:N/cb. A fragment is never allowed (RFC 6749 §3.1.2).
+func (c client) redirectRegistered(registered []string, uri string) bool {
+	if slices.Contains(registered, uri) {
+		return true
+	}
+	if !c.Native {
+		return false
+	}
+	u, err := url.Parse(uri)
+	if err != nil || !isLoopbackURL(u) || u.Fragment != "" || u.RawFragment != "" || strings.Contains(uri, "#") {
+		return false
+	}
+	for _, r := range registered {
+		reg, err := url.Parse(r)
+		if err != nil || !isLoopbackURL(reg) || reg.Fragment != "" {
+			continue
+		}
+		if reg.Scheme == u.Scheme && reg.Hostname() == u.Hostname() && reg.User.String() == u.User.String() &&
+			reg.EscapedPath() == u.EscapedPath() && reg.RawQuery == u.RawQuery && reg.ForceQuery == u.ForceQuery {
+			return true
+		}
+	}
+	return false
+}
+
+// isLoopbackURL reports whether u is an http(s) URL on a loopback host.
+func isLoopbackURL(u *url.URL) bool {
+	return (u.Scheme == "http" || u.Scheme == "https") && u.Opaque == "" && isLoopbackHost(u.Hostname())
 }
 
 // authRequest adapts storage.AuthRequest to op.AuthRequest.

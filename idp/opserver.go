@@ -3,7 +3,9 @@ package idp
 import (
 	"context"
 	"errors"
+	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -22,6 +24,7 @@ type opServer struct {
 	*op.LegacyServer
 	policy *stepup.Policy
 	store  storage.Store
+	audit  *login.Auditor
 }
 
 // Discovery publishes what Keystep really supports (OpenID Connect
@@ -52,31 +55,140 @@ func (s *opServer) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.
 	return resp, nil
 }
 
-// VerifyClient remembers which client authenticated, so ID tokens are
-// signed with that client's registered algorithm.
+// VerifyClient authenticates the client of a token or revocation request
+// and remembers it, so ID tokens are signed with that client's registered
+// algorithm.
 func (s *opServer) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
-	var c op.Client
-	var err error
-	if r.Data.ClientAssertionType == oidc.ClientAssertionTypeJWTAssertion {
-		// The library sends client_credentials requests to the secret
-		// check before looking at an assertion; private_key_jwt clients
-		// need the assertion path for every grant.
-		c, err = s.verifyAssertion(ctx, r.Data.ClientAssertion)
-		if err == nil && oidc.GrantType(r.Form.Get("grant_type")) == oidc.GrantTypeClientCredentials {
-			if cl, ok := c.(*client); !ok || !cl.hasGrant(oidc.GrantTypeClientCredentials) {
-				err = oidc.ErrUnauthorizedClient().WithDescription("client may not use client_credentials")
-			}
-		}
-	} else {
-		c, err = s.LegacyServer.VerifyClient(ctx, r)
-	}
+	c, err := s.authenticateClient(ctx, r.Header, r.Data)
 	if err != nil {
 		return nil, err
 	}
-	if cl, ok := c.(*client); ok {
-		stateFrom(ctx).client = cl
+	stateFrom(ctx).client = c
+	return c, nil
+}
+
+// authenticateClient is the one client authentication of the token,
+// introspection and revocation endpoints. The library's own paths differ
+// per endpoint: introspection skipped the one-time jti check, and a
+// client_secret_basic client could send its secret in the body. Here a
+// client authenticates only with the method it registered (OIDC Core §9,
+// RFC 7591 §2 token_endpoint_auth_method), and a private_key_jwt
+// assertion is spent wherever it is presented. Sending two methods at once
+// was already refused by the library (RFC 6749 §2.3).
+func (s *opServer) authenticateClient(ctx context.Context, header http.Header, cc *op.ClientCredentials) (*client, error) {
+	if cc == nil {
+		return nil, oidc.ErrInvalidClient().WithDescription("client authentication required")
+	}
+	if cc.ClientAssertion != "" {
+		// AuthorizePrivateJWTKey refuses a client not registered for
+		// private_key_jwt.
+		oc, err := s.verifyAssertion(ctx, cc.ClientAssertion)
+		if err != nil {
+			return nil, err
+		}
+		c, ok := oc.(*client)
+		if !ok || cc.ClientID != "" && cc.ClientID != c.ID {
+			// RFC 7521 §4.2: a client_id beside the assertion names the same client.
+			return nil, oidc.ErrInvalidClient().WithDescription("client_id does not match the client assertion")
+		}
+		return c, nil
+	}
+	// HTTP Basic with an empty password carries no secret: some libraries
+	// send a public client's ID that way, and it identifies it like "none".
+	method := oidc.AuthMethodNone
+	if _, secret, basic := (&http.Request{Header: header}).BasicAuth(); basic && secret != "" {
+		method = oidc.AuthMethodBasic
+	} else if !basic && cc.ClientSecret != "" {
+		method = oidc.AuthMethodPost
+	}
+	oc, err := s.Provider().Storage().GetClientByClientID(ctx, cc.ClientID)
+	if err != nil {
+		return nil, err // invalid_client for an unknown client
+	}
+	c, ok := oc.(*client)
+	if !ok {
+		return nil, oidc.ErrServerError()
+	}
+	if registered := c.AuthMethod(); registered != method {
+		return nil, oidc.ErrInvalidClient().WithDescription("this client authenticates with %s", registered)
+	}
+	if method == oidc.AuthMethodNone {
+		return c, nil // a public client: RFC 6749 §2.1
+	}
+	if err := s.Provider().Storage().AuthorizeClientIDSecret(ctx, c.ID, cc.ClientSecret); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// Introspect answers RFC 7662 for a client authenticated like at the token
+// endpoint. Whether the caller may learn about the token at all is decided
+// by SetIntrospectionFromToken; any refusal is {"active":false} (RFC 7662 §2.2).
+func (s *opServer) Introspect(ctx context.Context, r *op.Request[op.IntrospectionRequest]) (*op.Response, error) {
+	c, err := s.authenticateClient(ctx, r.Header, r.Data.ClientCredentials)
+	if err != nil {
+		return nil, err
+	}
+	if id, subject, ok := s.accessTokenID(ctx, r.Data.Token); ok {
+		resp := new(oidc.IntrospectionResponse)
+		if s.Provider().Storage().SetIntrospectionFromToken(ctx, resp, id, subject, c.ID) == nil {
+			resp.Active = true
+			return op.NewResponse(resp), nil
+		}
+	}
+	return op.NewResponse(new(oidc.IntrospectionResponse)), nil
+}
+
+// accessTokenID reads the token ID and subject of an opaque or JWT access
+// token as the library does (it keeps this helper to itself): an opaque
+// token decrypts to "id:subject", a JWT must verify.
+func (s *opServer) accessTokenID(ctx context.Context, token string) (id, subject string, ok bool) {
+	p := s.Provider()
+	if plain, err := p.Crypto().Decrypt(token); err == nil {
+		id, subject, ok = strings.Cut(plain, ":")
+		return id, subject, ok && !strings.Contains(subject, ":")
+	}
+	claims, err := op.VerifyAccessToken[*oidc.AccessTokenClaims](ctx, token, p.AccessTokenVerifier(ctx))
+	if err != nil {
+		return "", "", false
+	}
+	return claims.JWTID, claims.Subject, true
+}
+
+// VerifyAuthRequest holds redirect URIs to RFC 8252 §7.3: the library
+// lets a native client's request through with any loopback URI whose path
+// and query match a registered one, so http://127.0.0.1/cb also matched
+// https://localhost:N/cb and http://[::1]:N/cb. Only the port may vary.
+// A refusal here is shown to the user, never redirected (RFC 6749 §4.1.2.1).
+func (s *opServer) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthRequest]) (*op.ClientRequest[oidc.AuthRequest], error) {
+	cr, err := s.LegacyServer.VerifyAuthRequest(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if cl, ok := cr.Client.(*client); ok && r.Data.RedirectURI != "" && !cl.redirectRegistered(cl.RedirectURIs(), r.Data.RedirectURI) {
+		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("The redirect_uri is not registered for this app.")
+	}
+	return cr, nil
+}
+
+// EndSession applies the same rule to post_logout_redirect_uri, which the
+// library matches just as loosely for native clients.
+func (s *opServer) EndSession(ctx context.Context, r *op.Request[oidc.EndSessionRequest]) (*op.Redirect, error) {
+	p := s.Provider()
+	session, err := op.ValidateEndSessionRequest(ctx, r.Data, p)
+	if err != nil {
+		return nil, err
+	}
+	if uri := r.Data.PostLogoutRedirectURI; uri != "" && session.ClientID != "" {
+		oc, err := p.Storage().GetClientByClientID(ctx, session.ClientID)
+		if err != nil {
+			return nil, err
+		}
+		if cl, ok := oc.(*client); !ok || !cl.redirectRegistered(cl.PostLogoutRedirectURIs(), uri) {
+			return nil, oidc.ErrInvalidRequest().WithDescription("post_logout_redirect_uri invalid")
+		}
+	}
+	return s.LegacyServer.EndSession(ctx, r)
 }
 
 // Authorize runs after the library validated the client and redirect URI,
@@ -112,6 +224,100 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 		return nil, oidc.ErrInvalidScope().WithDescription("the openid scope is required")
 	}
 	return s.LegacyServer.Authorize(ctx, r)
+}
+
+// CodeExchange redeems an authorization code. The library checks the PKCE
+// verifier only for public clients or when one is sent, so a confidential
+// client's code issued with a challenge would be redeemed without it (a
+// PKCE downgrade). Here a code with a challenge always needs its verifier
+// and a code without one refuses any verifier, for every client
+// authentication (RFC 9700 §2.1.1, §4.8.2).
+//
+// The code is spent before any check (storage redeems it atomically), so
+// a failed redemption — wrong client, redirect_uri or verifier — spends it
+// too: RFC 6749 §4.1.2 makes a code single use, and a code presented with
+// the wrong verifier is more likely stolen than mistyped. The client
+// starts a new authorization; it never gets tokens for a code someone
+// else tried first.
+func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.AccessTokenRequest]) (*op.Response, error) {
+	ar, err := op.AuthRequestByCode(ctx, s.Provider().Storage(), r.Data.Code)
+	if err != nil {
+		return nil, err
+	}
+	if r.Client.GetID() != ar.GetClientID() {
+		return nil, oidc.ErrInvalidGrant().WithDescription("the code was issued to another client")
+	}
+	if r.Data.RedirectURI != ar.GetRedirectURI() {
+		return nil, oidc.ErrInvalidGrant().WithDescription("redirect_uri does not match the authorization request")
+	}
+	challenge := ar.GetCodeChallenge()
+	switch {
+	case challenge == nil && r.Data.CodeVerifier != "":
+		return nil, oidc.ErrInvalidGrant().WithDescription("code_verifier sent, but the authorization request had no code_challenge")
+	case challenge == nil && r.Client.AuthMethod() == oidc.AuthMethodNone:
+		return nil, oidc.ErrInvalidGrant().WithDescription("PKCE is required for this client")
+	case challenge != nil && r.Data.CodeVerifier == "":
+		return nil, oidc.ErrInvalidGrant().WithDescription("code_verifier required")
+	case challenge != nil && !oidc.VerifyCodeChallenge(challenge, r.Data.CodeVerifier):
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code_verifier")
+	}
+	resp, err := op.CreateTokenResponse(ctx, ar, r.Client, s.Provider(), true, r.Data.Code, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.recordIssued(ctx, oidc.GrantTypeCode); err != nil {
+		return nil, err
+	}
+	return op.NewResponse(resp), nil
+}
+
+// RefreshToken is the library's refresh grant plus its token.issued row.
+func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.RefreshTokenRequest]) (*op.Response, error) {
+	resp, err := s.LegacyServer.RefreshToken(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.recordIssued(ctx, oidc.GrantTypeRefreshToken); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// ClientCredentialsExchange is the library's client_credentials grant plus
+// its token.issued row.
+func (s *opServer) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequest[oidc.ClientCredentialsRequest]) (*op.Response, error) {
+	resp, err := s.LegacyServer.ClientCredentialsExchange(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.recordIssued(ctx, oidc.GrantTypeClientCredentials); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// recordIssued writes the token.issued row of a grant (DESIGN §7): the
+// client, the user, acr, amr, scope and grant type, never a token. It runs
+// once the tokens are stored and signed but before the response is
+// written, so a failed write fails the grant (DESIGN §6) and the tokens
+// stored for it are never handed out. For a refresh the presented token is
+// then already rotated; the user signs in again, which is the price of not
+// issuing tokens the log does not know about.
+func (s *opServer) recordIssued(ctx context.Context, grant oidc.GrantType) error {
+	g := stateFrom(ctx).issued
+	if g == nil {
+		return oidc.ErrServerError().WithDescription("no tokens were stored for the grant")
+	}
+	details := map[string]string{"grant_type": string(grant), "scope": strings.Join(g.Scopes, " ")}
+	if g.Subject != "" {
+		details["acr"] = g.ACR
+		details["amr"] = strings.Join(g.AMR, " ")
+	}
+	err := s.audit.Record(ctx, storage.AuditEvent{Type: "token.issued", UserID: g.Subject, ClientID: g.ClientID, Outcome: "success", Details: details})
+	if err != nil {
+		return oidc.ErrServerError().WithParent(err)
+	}
+	return nil
 }
 
 // verifyAssertion checks a private_key_jwt client assertion (RFC 7523 §3)

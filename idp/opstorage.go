@@ -43,6 +43,9 @@ type reqState struct {
 	// bearer holds the access tokens exactly as presented at userinfo and
 	// introspection, for the verified-signature cache (verifycache.go).
 	bearer []string
+	// issued is the grant tokens were last stored for in this request; the
+	// token.issued audit row is written from it once the grant succeeded.
+	issued *storage.Grant
 }
 
 type stateKey struct{}
@@ -201,6 +204,7 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 	if err := s.store.CreateAccessToken(ctx, storage.AccessToken{ID: id, Grant: g, CreatedAt: now, ExpiresAt: exp}); err != nil {
 		return "", time.Time{}, err
 	}
+	stateFrom(ctx).issued = &g
 	return id, exp, nil
 }
 
@@ -248,6 +252,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
+	stateFrom(ctx).issued = &g
 	return id, rt, exp, nil
 }
 
@@ -388,6 +393,9 @@ func (s *opStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret stri
 	return nil
 }
 
+// ClientCredentials completes op.ClientCredentialsStorage. Keystep's
+// opServer.VerifyClient authenticates every client itself, so the library's
+// client_credentials path through here is not taken; it stays correct anyway.
 func (s *opStorage) ClientCredentials(ctx context.Context, id, secret string) (op.Client, error) {
 	if err := s.AuthorizeClientIDSecret(ctx, id, secret); err != nil {
 		return nil, err
@@ -499,13 +507,23 @@ func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInf
 	return s.setUserClaims(ctx, info, subject, at.Grant.Scopes)
 }
 
+// errNotForCaller refuses introspection by a client the token is not for.
+var errNotForCaller = errors.New("token was issued to another client")
+
 // SetIntrospectionFromToken answers RFC 7662 with the RFC 9470 §6.2 members.
+// Only the client the token was issued to, or a client named in its
+// audience (a resource server it is meant for), learns anything: any other
+// authenticated client could otherwise read the user, acr, amr and sid of
+// every token it gets hold of (RFC 7662 §4).
 func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, callerID string) error {
 	at, err := s.store.AccessTokenByID(ctx, tokenID, s.now())
 	if err != nil {
 		return err
 	}
 	g := at.Grant
+	if callerID == "" || callerID != g.ClientID && !slices.Contains(g.Audience, callerID) {
+		return errNotForCaller
+	}
 	resp.Active = true
 	resp.Scope = g.Scopes
 	resp.ClientID = g.ClientID

@@ -268,7 +268,9 @@ type Tokens interface {
 	CreateRefreshToken(ctx context.Context, t RefreshToken, access *AccessToken) error
 	// RefreshTokenByID returns the token unless it is unknown or revoked
 	// (ErrNotFound), expired (ErrExpired) or already rotated (ErrReplayed; the
-	// family is not touched by this read).
+	// family is not touched by this read). With ErrReplayed the rotated
+	// token is returned too, family and grant included, so the caller can
+	// say whose family it revokes.
 	RefreshTokenByID(ctx context.Context, id string, now time.Time) (RefreshToken, error)
 	// RotateRefreshToken marks oldID used and stores next in its family and
 	// grant (whatever next says) and, when access is not nil, the access

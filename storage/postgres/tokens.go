@@ -109,6 +109,10 @@ func (s *Store) RefreshTokenByID(ctx context.Context, id string, now time.Time) 
 	if err == nil {
 		err = refreshState(t, now)
 	}
+	if errors.Is(err, storage.ErrReplayed) {
+		// The caller names whose family it revokes (storage.Tokens).
+		return t, fmt.Errorf("postgres: refresh token: %w", err)
+	}
 	if err != nil {
 		return storage.RefreshToken{}, fmt.Errorf("postgres: refresh token: %w", noRows(err))
 	}

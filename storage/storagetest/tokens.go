@@ -127,6 +127,27 @@ var tokenTests = []test{
 		_, err = s.RefreshTokenByID(ctx, "rt2", t0.Add(time.Hour))
 		must(t, err)
 	}},
+	{"reading a rotated refresh token gives ErrReplayed with the token, so the caller can name whose family it is", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		g := newGrant("ar1")
+		first := newRefreshToken("rt1", "fam1", g)
+		must(t, s.CreateRefreshToken(ctx, first, nil))
+		must(t, s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt2", "fam1", g), nil, t0))
+		got, err := s.RefreshTokenByID(ctx, "rt1", t0)
+		wantErr(t, err, storage.ErrReplayed)
+		if got.UsedAt.IsZero() {
+			t.Error("a rotated token reads back with a zero UsedAt")
+		}
+		first.UsedAt = got.UsedAt // set by the rotation
+		check(t, first, got)
+		// Still so once the family was revoked for the reuse.
+		must(t, s.RevokeRefreshFamily(ctx, "rt1"))
+		got, err = s.RefreshTokenByID(ctx, "rt1", t0)
+		wantErr(t, err, storage.ErrReplayed)
+		if got.ID != "rt1" || got.FamilyID != "fam1" || got.Grant.Subject != g.Subject || got.Grant.ClientID != g.ClientID {
+			t.Errorf("replayed token after revocation = %+v", got)
+		}
+	}},
 	{"reusing a rotated refresh token revokes its whole family and the family's access tokens", func(t *testing.T, s storage.Store) {
 		// OAuth 2.0 Security BCP §4.14.2.
 		ctx := t.Context()
