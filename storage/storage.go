@@ -179,6 +179,12 @@ type AuthRequests interface {
 	RecordAuthRequestFailure(ctx context.Context, id string) (int, error)
 	// DeleteExpiredAuthRequests removes requests that expired before now.
 	DeleteExpiredAuthRequests(ctx context.Context, now time.Time) (int, error)
+	// DeleteUserAuthRequests removes every request completed for subject
+	// (its code minted or not, redeemed or not) and returns how many, so
+	// that no code of theirs can be redeemed any more. Requests not yet
+	// completed are kept. It is rare (ending a user's access), so it may
+	// scan the table.
+	DeleteUserAuthRequests(ctx context.Context, subject string) (int, error)
 }
 
 // FactorEvent is one factor completed in a browser session.
