@@ -3,7 +3,8 @@ package conformance
 // Issue 15, item 9: sessions and tokens end when they must. A password
 // change, a factor reset and a disable end every session and every token
 // family of the user (a password change keeps only the browser session
-// that made it); "sign out other sessions" needs a fresh factor.
+// that made it); "sign out other sessions" needs a fresh factor; sessions
+// end after an idle timeout as well as after their absolute lifetime.
 
 import (
 	"context"
@@ -238,5 +239,97 @@ func TestSessionsSignOutOthersNeedsAFreshFactor(t *testing.T) {
 	ssTokensDead(t, e, r, otherTok)
 	if n := len(ssSessions(t, e, "u-alice")); n != 1 {
 		t.Fatalf("%d sessions, want 1", n)
+	}
+}
+
+// sessionConfig sets the session lifetimes, and every level's factor
+// freshness to maxAge: with the default 12 h freshness a session older than
+// that asks for the password again anyway.
+func sessionConfig(idle, maxAge time.Duration) envOption {
+	return func(c *idp.Config) {
+		c.SessionIdleTimeout, c.SessionMaxAge = idle, maxAge
+		levels := stepup.DefaultLevels()
+		for i := range levels {
+			levels[i].DefaultFreshness, levels[i].Freshness = maxAge, nil
+		}
+		p, err := stepup.NewPolicy(levels)
+		if err != nil {
+			panic(err)
+		}
+		c.Policy = p
+	}
+}
+
+// A session ends after 12 h without use (the default idle timeout) even
+// when its absolute lifetime is longer, and the absolute lifetime still
+// holds for a session in constant use.
+func TestSessionsIdleTimeout(t *testing.T) {
+	e := newEnv(t, sessionConfig(0, 48*time.Hour)) // idle: the default
+	r := e.rp(rpClient, e.rpSecret)
+	b := e.browser()
+	b.portalLogin()
+	e.clock.Advance(11 * time.Hour)
+	a := r.authURL(nil)
+	r.code(b.get(a.url), a) // an app's single sign-on is use too
+	e.clock.Advance(11 * time.Hour)
+	if p := b.get(e.issuer + "/account"); !strings.Contains(p.body, "Hello, alice") {
+		t.Fatalf("signed out after 11 h idle: %d %s\n%.1500s", p.status, p.url, p.body) // 22 h old: use moved the idle clock on
+	}
+	e.clock.Advance(11 * time.Hour)
+	if p := b.get(e.issuer + "/account"); !strings.Contains(p.body, "Hello, alice") {
+		t.Fatal("signed out after 11 h idle")
+	}
+	e.clock.Advance(13 * time.Hour)
+	if p := b.get(e.issuer + "/account"); strings.Contains(p.body, "Hello, alice") || !p.has("/login/password") {
+		t.Fatalf("still signed in after 13 h idle: %d\n%.2000s", p.status, p.body)
+	}
+	if n := len(ssSessions(t, e, "u-alice")); n != 0 {
+		t.Fatalf("the idle session was kept: %d sessions", n)
+	}
+	// The absolute lifetime holds for a session used every hour.
+	b = e.browser()
+	b.portalLogin()
+	for range 47 {
+		e.clock.Advance(time.Hour)
+		if p := b.get(e.issuer + "/account"); !strings.Contains(p.body, "Hello, alice") {
+			t.Fatalf("signed out at %s", e.clock.Now())
+		}
+	}
+	e.clock.Advance(time.Hour + time.Second)
+	ssSignedOut(t, r, b)
+}
+
+// With the defaults a session lasts at most 12 h, used or not.
+func TestSessionsDefaultLifetimes(t *testing.T) {
+	e := newEnv(t)
+	r := e.rp(rpClient, e.rpSecret)
+	b := e.browser()
+	b.portalLogin()
+	for range 11 {
+		e.clock.Advance(time.Hour)
+		if p := b.get(e.issuer + "/account"); !strings.Contains(p.body, "Hello, alice") {
+			t.Fatalf("signed out at %s", e.clock.Now())
+		}
+	}
+	e.clock.Advance(time.Hour + time.Second)
+	ssSignedOut(t, r, b)
+}
+
+// Use moves LastSeen on, at most once a minute, so a busy session does not
+// cost a write per request.
+func TestSessionsLastSeenIsTouchedAtMostOnceAMinute(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.portalLogin()
+	start := ssSessions(t, e, "u-alice")[0].LastSeen
+	e.clock.Advance(30 * time.Second)
+	b.get(e.issuer + "/account")
+	if got := ssSessions(t, e, "u-alice")[0].LastSeen; !got.Equal(start) {
+		t.Fatalf("LastSeen moved after 30 s: %s → %s", start, got)
+	}
+	e.clock.Advance(31 * time.Second)
+	b.get(e.issuer + "/account")
+	if got := ssSessions(t, e, "u-alice")[0].LastSeen; !got.Equal(e.clock.Now()) {
+		t.Fatalf("LastSeen = %s after 61 s, want %s", got, e.clock.Now())
 	}
 }

@@ -67,6 +67,12 @@ type Config struct {
 	// its factors must have been done (0 means 15 minutes).
 	AdminACR    string
 	AdminMaxAge time.Duration
+	// SessionIdleTimeout ends a browser session that has not been used for
+	// that long (0 means login.DefaultSessionIdleTimeout); SessionMaxAge
+	// ends it that long after its first sign-in, used or not (0 means
+	// login.DefaultSessionMaxAge).
+	SessionIdleTimeout time.Duration
+	SessionMaxAge      time.Duration
 }
 
 // Validate reports every problem with c at once.
@@ -103,6 +109,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AdminMaxAge < 0 {
 		errs = append(errs, fmt.Errorf("admin console: max age %s is negative", c.AdminMaxAge))
+	}
+	if c.SessionIdleTimeout < 0 || c.SessionMaxAge < 0 {
+		errs = append(errs, fmt.Errorf("session: idle timeout %s and max age %s must not be negative", c.SessionIdleTimeout, c.SessionMaxAge))
 	}
 	return errors.Join(errs...)
 }
@@ -220,6 +229,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		ProductName: cfg.ProductName, Dev: cfg.TemplatesDir != "", WebAuthn: wa,
 		Risk: cfg.Risk, Limits: cfg.Limits,
 		AdminACR: cfg.AdminACR, AdminMaxAge: cfg.AdminMaxAge,
+		SessionIdleTimeout: cfg.SessionIdleTimeout, SessionMaxAge: cfg.SessionMaxAge,
 		RotateKeys: func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error) {
 			added, err := RotateKeys(ctx, cfg.Store, sealer, now(), activateIn)
 			s.keys.invalidate()

@@ -321,6 +321,9 @@ func (h *Handler) accountData(ctx context.Context, r *http.Request, a *accountSt
 		return p, err
 	}
 	for _, s := range sessions {
+		if h.idleOut(s, h.cfg.Now()) {
+			continue // ended: it is deleted when next presented
+		}
 		p.Sessions = append(p.Sessions, sessionRow{Current: s.ID == a.sess.ID, IP: s.IP, UserAgent: s.UserAgent, CreatedAt: s.CreatedAt, LastSeen: s.LastSeen})
 	}
 	p.Activity, err = h.cfg.Store.ListAudit(ctx, storage.AuditFilter{UserID: a.user.ID, Newest: true, Limit: 20})

@@ -417,7 +417,7 @@ func TestPolicyShowsLevelsAndChecksClients(t *testing.T) {
 	d := t.TempDir()
 	mustKeystep(t, "", "apply", "-f", writeFile(t, "keystep.yaml", applyFile), "--data", d)
 	r := mustKeystep(t, "", "policy", "--data", d)
-	for _, want := range []string{"urn:keystep:acr:mfa", "admin console: phr within 15m", "ok clients: 3 clients valid"} {
+	for _, want := range []string{"urn:keystep:acr:mfa", "admin console: phr within 15m", "sessions: end after 12h idle, 12h after sign-in at most", "ok clients: 3 clients valid"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("policy lacks %q:\n%s", want, r.stdout)
 		}
