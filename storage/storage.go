@@ -295,7 +295,9 @@ type Tokens interface {
 	// RevokeGrant revokes every token issued under the auth request grantID.
 	RevokeGrant(ctx context.Context, grantID string) error
 	// RevokeUserClientTokens revokes the tokens of subject at clientID
-	// (all clients when clientID is empty).
+	// (all clients when clientID is empty). A rotation running at the same
+	// time cannot slip through: once it returns, the token any rotation
+	// wrote is revoked and no later rotation of the subject's tokens works.
 	RevokeUserClientTokens(ctx context.Context, subject, clientID string) error
 	DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error)
 }
