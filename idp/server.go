@@ -72,6 +72,12 @@ type Config struct {
 	// whichever comes first (0 means 1000 events and 10 minutes).
 	AuditCheckpointEvery    int
 	AuditCheckpointInterval time.Duration
+	// SessionIdleTimeout ends a browser session that has not been used for
+	// that long (0 means login.DefaultSessionIdleTimeout); SessionMaxAge
+	// ends it that long after its first sign-in, used or not (0 means
+	// login.DefaultSessionMaxAge).
+	SessionIdleTimeout time.Duration
+	SessionMaxAge      time.Duration
 }
 
 // Validate reports every problem with c at once.
@@ -111,6 +117,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AuditCheckpointEvery < 0 || c.AuditCheckpointInterval < 0 {
 		errs = append(errs, fmt.Errorf("audit checkpoints: every %d events or %s must not be negative", c.AuditCheckpointEvery, c.AuditCheckpointInterval))
+	}
+	if c.SessionIdleTimeout < 0 || c.SessionMaxAge < 0 {
+		errs = append(errs, fmt.Errorf("session: idle timeout %s and max age %s must not be negative", c.SessionIdleTimeout, c.SessionMaxAge))
 	}
 	return errors.Join(errs...)
 }
@@ -240,6 +249,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		ProductName: cfg.ProductName, Dev: cfg.TemplatesDir != "", WebAuthn: wa,
 		Risk: cfg.Risk, Limits: cfg.Limits,
 		AdminACR: cfg.AdminACR, AdminMaxAge: cfg.AdminMaxAge,
+		SessionIdleTimeout: cfg.SessionIdleTimeout, SessionMaxAge: cfg.SessionMaxAge,
 		RotateKeys: func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error) {
 			added, err := RotateKeys(ctx, cfg.Store, sealer, now(), activateIn)
 			s.keys.invalidate()

@@ -321,6 +321,9 @@ func (h *Handler) accountData(ctx context.Context, r *http.Request, a *accountSt
 		return p, err
 	}
 	for _, s := range sessions {
+		if h.idleOut(s, h.cfg.Now()) {
+			continue // ended: it is deleted when next presented
+		}
 		p.Sessions = append(p.Sessions, sessionRow{Current: s.ID == a.sess.ID, IP: s.IP, UserAgent: s.UserAgent, CreatedAt: s.CreatedAt, LastSeen: s.LastSeen})
 	}
 	p.Activity, err = h.cfg.Store.ListAudit(ctx, storage.AuditFilter{UserID: a.user.ID, Newest: true, Limit: 20})
@@ -420,7 +423,13 @@ func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request) er
 	if err := h.cfg.Store.UpdateUser(ctx, a.user); err != nil {
 		return err
 	}
-	if _, err := h.cfg.Store.DeleteUserSessions(ctx, a.user.ID, a.sess.ID); err != nil {
+	// A password is changed because it may be known to someone else, who
+	// may hold a session or an app's refresh token by now. Every other
+	// session ends, and every token family of the user at every client is
+	// revoked — the user's own apps included, even those signed in from
+	// this browser, since a thief's token cannot be told from the user's.
+	// Only the browser session that made the change stays.
+	if _, err := endAccess(ctx, h.cfg.Store, h.cfg.Audit, a.user.ID, a.user.ID, a.sess.ID, "password changed"); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/account?notice=password", http.StatusSeeOther)
@@ -633,12 +642,15 @@ func (h *Handler) postRevokeOthers(w http.ResponseWriter, r *http.Request) error
 	if a == nil {
 		return ignoreRedirect(err)
 	}
-	ctx := r.Context()
-	n, err := h.cfg.Store.DeleteUserSessions(ctx, a.user.ID, a.sess.ID)
-	if err != nil {
+	// Signing others out is as sensitive as a password change (it is how a
+	// thief would lock the owner's other devices out), so it needs the same
+	// fresh level; a post that must step up lands back on /account.
+	if ok, err := portalGate(h.requireLevel(w, r, a, h.passwordLevel(a), "/account")); !ok {
 		return err
 	}
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "session.revoked_others", UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success", Details: map[string]string{"count": itoa(n)}}); err != nil {
+	// Other sessions end and every app token of the user is revoked: one
+	// of them may be what the user wants gone.
+	if _, err := endAccess(r.Context(), h.cfg.Store, h.cfg.Audit, a.user.ID, a.user.ID, a.sess.ID, "signed out other sessions"); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/account?notice=sessions", http.StatusSeeOther)

@@ -317,10 +317,7 @@ func (a *Admin) SetDisabled(ctx context.Context, by Actor, userID string, disabl
 		return u, a.failed(ctx, by, typ, u.ID, "", err)
 	}
 	if disabled {
-		if _, err := a.Store.DeleteUserSessions(ctx, u.ID, ""); err != nil {
-			return after, a.failed(ctx, by, typ, u.ID, "", err)
-		}
-		if err := a.Store.RevokeUserClientTokens(ctx, u.ID, ""); err != nil {
+		if _, err := endAccess(ctx, a.Store, a.Audit, by.ID, u.ID, "", "account disabled"); err != nil {
 			return after, a.failed(ctx, by, typ, u.ID, "", err)
 		}
 	}
@@ -411,7 +408,8 @@ func (a *Admin) factorsRecord(ctx context.Context, userID string, now time.Time)
 }
 
 // ResetFactors removes every second factor and recovery code of the user
-// and ends their sessions, for a user who lost them. It needs a reason.
+// and ends their sessions and tokens, for a user who lost them (or whose
+// factors an attacker may hold). It needs a reason.
 func (a *Admin) ResetFactors(ctx context.Context, by Actor, userID string, now time.Time) error {
 	if by.Reason == "" {
 		return ErrNeedsReason
@@ -430,7 +428,7 @@ func (a *Admin) ResetFactors(ctx context.Context, by Actor, userID string, now t
 	if err := a.Store.DeleteUserFactors(ctx, u.ID); err != nil {
 		return a.failed(ctx, by, "admin.user_reset_factors", u.ID, "", err)
 	}
-	if _, err := a.Store.DeleteUserSessions(ctx, u.ID, ""); err != nil {
+	if _, err := endAccess(ctx, a.Store, a.Audit, by.ID, u.ID, "", "factors reset"); err != nil {
 		return a.failed(ctx, by, "admin.user_reset_factors", u.ID, "", err)
 	}
 	return nil
@@ -455,11 +453,8 @@ func (a *Admin) SignOut(ctx context.Context, by Actor, userID, keep string, now 
 	if err := a.record(ctx, by, "admin.user_signout", u.ID, "", d); err != nil {
 		return 0, err
 	}
-	n, err := a.Store.DeleteUserSessions(ctx, u.ID, keep)
+	n, err := endAccess(ctx, a.Store, a.Audit, by.ID, u.ID, keep, "signed out everywhere")
 	if err != nil {
-		return 0, a.failed(ctx, by, "admin.user_signout", u.ID, "", err)
-	}
-	if err := a.Store.RevokeUserClientTokens(ctx, u.ID, ""); err != nil {
 		return n, a.failed(ctx, by, "admin.user_signout", u.ID, "", err)
 	}
 	return n, nil

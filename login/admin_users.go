@@ -131,6 +131,9 @@ func (h *Handler) adminUser(w http.ResponseWriter, r *http.Request, a *adminStat
 		return err
 	}
 	for _, s := range ss {
+		if h.idleOut(s, now) {
+			continue // ended: it is deleted when next presented
+		}
 		p.Sessions = append(p.Sessions, sessionRow{Current: s.ID == a.sess.ID, IP: s.IP, UserAgent: s.UserAgent, CreatedAt: s.CreatedAt, LastSeen: s.LastSeen})
 	}
 	events, err := h.cfg.Store.ListAudit(ctx, storage.AuditFilter{UserID: u.ID, Newest: true, Limit: 25})

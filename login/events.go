@@ -14,6 +14,7 @@ var eventTexts = map[string]string{
 	"factor.recovery_codes_generated": "Made new recovery codes",
 	"account.password_changed":        "Changed password",
 	"session.logout":                  "Signed out",
+	"session.revoked_all":             "Signed out everywhere",
 	"session.revoked_others":          "Signed out other sessions",
 	"token.refresh_reuse":             "Blocked a reused app token",
 	"factor.sign_count_regression":    "Blocked a passkey that may have been copied",

@@ -52,6 +52,11 @@ type Config struct {
 	// DefaultAdminMaxAge).
 	AdminACR    string
 	AdminMaxAge time.Duration
+	// SessionIdleTimeout ends a browser session unused for that long (0
+	// means DefaultSessionIdleTimeout); SessionMaxAge ends it that long
+	// after its first sign-in, used or not (0 means DefaultSessionMaxAge).
+	SessionIdleTimeout time.Duration
+	SessionMaxAge      time.Duration
 	// RotateKeys makes new signing keys for the admin console; nil hides
 	// the button.
 	RotateKeys func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error)
@@ -70,7 +75,6 @@ const DefaultStuffingLimit = 10
 
 // Session and challenge limits.
 const (
-	sessionTTL       = 12 * time.Hour   // NIST SP 800-63B §4.2.3: reauthenticate at least every 12 h
 	maxCodeFailures  = 5                // wrong codes per auth request before it is abandoned
 	reauthForChanges = 10 * time.Minute // NIST SP 800-63B §6.1.2.1 via DESIGN §3.3
 )
@@ -117,6 +121,15 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.AdminMaxAge <= 0 {
 		cfg.AdminMaxAge = DefaultAdminMaxAge
+	}
+	if cfg.SessionIdleTimeout == 0 {
+		cfg.SessionIdleTimeout = DefaultSessionIdleTimeout
+	}
+	if cfg.SessionMaxAge == 0 {
+		cfg.SessionMaxAge = DefaultSessionMaxAge
+	}
+	if err := CheckSessionLifetimes(cfg.SessionIdleTimeout, cfg.SessionMaxAge); err != nil {
+		errs = append(errs, err)
 	}
 	if cfg.Policy != nil {
 		if cfg.AdminACR == "" {
@@ -249,12 +262,19 @@ func (h *Handler) loadSession(ctx context.Context, r *http.Request) (storage.Ses
 	if id == "" {
 		return storage.Session{}, storage.User{}, false, nil
 	}
-	s, err := h.cfg.Store.SessionByID(ctx, id, h.cfg.Now())
+	now := h.cfg.Now()
+	s, err := h.cfg.Store.SessionByID(ctx, id, now)
 	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrExpired) {
 		return storage.Session{}, storage.User{}, false, nil
 	}
 	if err != nil {
 		return storage.Session{}, storage.User{}, false, err
+	}
+	if h.idleOut(s, now) {
+		if err := h.cfg.Store.DeleteSession(ctx, s.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return storage.Session{}, storage.User{}, false, err
+		}
+		return storage.Session{}, storage.User{}, false, nil
 	}
 	u, err := h.cfg.Store.UserByID(ctx, s.UserID)
 	if errors.Is(err, storage.ErrNotFound) || err == nil && u.Disabled {
@@ -263,6 +283,7 @@ func (h *Handler) loadSession(ctx context.Context, r *http.Request) (storage.Ses
 	if err != nil {
 		return storage.Session{}, storage.User{}, false, err
 	}
+	h.touch(ctx, &s, now)
 	return s, u, true, nil
 }
 
@@ -280,7 +301,7 @@ func (h *Handler) addFactor(w http.ResponseWriter, r *http.Request, userID strin
 	info := Info(ctx)
 	next := storage.Session{
 		ID: factor.HashToken(token), UserID: userID, IP: info.IP, UserAgent: info.UserAgent,
-		CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(sessionTTL),
+		CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(h.cfg.SessionMaxAge),
 	}
 	cur, _, ok, err := h.loadSession(ctx, r)
 	if err != nil {
@@ -312,7 +333,7 @@ func (h *Handler) addFactor(w http.ResponseWriter, r *http.Request, userID strin
 			return storage.Session{}, err
 		}
 	}
-	h.cfg.Cookies.set(w, sessionCookie, token, sessionTTL)
+	h.cfg.Cookies.set(w, sessionCookie, token, h.cfg.SessionMaxAge)
 	return next, nil
 }
 

@@ -179,6 +179,12 @@ type AuthRequests interface {
 	RecordAuthRequestFailure(ctx context.Context, id string) (int, error)
 	// DeleteExpiredAuthRequests removes requests that expired before now.
 	DeleteExpiredAuthRequests(ctx context.Context, now time.Time) (int, error)
+	// DeleteUserAuthRequests removes every request completed for subject
+	// (its code minted or not, redeemed or not) and returns how many, so
+	// that no code of theirs can be redeemed any more. Requests not yet
+	// completed are kept. It is rare (ending a user's access), so it may
+	// scan the table.
+	DeleteUserAuthRequests(ctx context.Context, subject string) (int, error)
 }
 
 // FactorEvent is one factor completed in a browser session.
@@ -291,7 +297,9 @@ type Tokens interface {
 	// RevokeGrant revokes every token issued under the auth request grantID.
 	RevokeGrant(ctx context.Context, grantID string) error
 	// RevokeUserClientTokens revokes the tokens of subject at clientID
-	// (all clients when clientID is empty).
+	// (all clients when clientID is empty). A rotation running at the same
+	// time cannot slip through: once it returns, the token any rotation
+	// wrote is revoked and no later rotation of the subject's tokens works.
 	RevokeUserClientTokens(ctx context.Context, subject, clientID string) error
 	DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error)
 }

@@ -317,6 +317,14 @@ func exportConfig(set settings, clients []storage.Client) fileConfig {
 		admin.MaxAge = shortDuration(login.DefaultAdminMaxAge)
 	}
 	fc.Admin = admin
+	sc := &sessionConfig{IdleTimeout: shortDuration(login.DefaultSessionIdleTimeout), MaxAge: shortDuration(login.DefaultSessionMaxAge)}
+	if set.sessionIdleTimeout > 0 {
+		sc.IdleTimeout = shortDuration(set.sessionIdleTimeout)
+	}
+	if set.sessionMaxAge > 0 {
+		sc.MaxAge = shortDuration(set.sessionMaxAge)
+	}
+	fc.Session = sc
 	slices.SortFunc(clients, func(a, b storage.Client) int { return strings.Compare(a.ID, b.ID) })
 	for _, cl := range clients {
 		if cl.ID != idp.AccountClientID {
@@ -390,6 +398,7 @@ func policy(ctx context.Context, args []string, stdout io.Writer) error {
 		b.WriteByte('\n')
 	}
 	fmt.Fprintf(&b, "admin console: %s within %s\n", fc.Admin.ACR, fc.Admin.MaxAge)
+	fmt.Fprintf(&b, "sessions: end after %s idle, %s after sign-in at most\n", fc.Session.IdleTimeout, fc.Session.MaxAge)
 	if len(set.scopeMinACR) > 0 {
 		fmt.Fprintln(&b, "scope minimums:")
 		for _, sc := range slices.Sorted(maps.Keys(set.scopeMinACR)) {

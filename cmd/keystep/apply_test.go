@@ -377,9 +377,12 @@ func TestUsersShowSignoutAndResetNeedsAReason(t *testing.T) {
 		}
 	})
 	ev := auditLog(t, d)
-	last := ev[len(ev)-1]
-	if last.Type != "admin.user_signout" || last.Details["before"] != `{"sessions":1}` || last.Details["after"] != `{"sessions":0}` {
-		t.Errorf("signout audit %+v", last)
+	signout, ended := ev[len(ev)-2], ev[len(ev)-1]
+	if signout.Type != "admin.user_signout" || signout.Details["before"] != `{"sessions":1}` || signout.Details["after"] != `{"sessions":0}` {
+		t.Errorf("signout audit %+v", signout)
+	}
+	if ended.Type != "session.revoked_all" || ended.Details["sessions"] != "1" || ended.ActorID != "cli" {
+		t.Errorf("ended access audited as %+v", ended)
 	}
 }
 
@@ -397,8 +400,8 @@ func TestAuditExportFilters(t *testing.T) {
 		args []string
 		want int
 	}{
-		{nil, 4},
-		{[]string{"--user", "bob"}, 2},
+		{nil, 5}, // disabling bob also records that his sessions and tokens ended
+		{[]string{"--user", "bob"}, 3},
 		{[]string{"--event", "admin.user_created"}, 2},
 		{[]string{"--client", "rp"}, 1},
 		{[]string{"--outcome", "failure"}, 0},
@@ -414,7 +417,7 @@ func TestPolicyShowsLevelsAndChecksClients(t *testing.T) {
 	d := t.TempDir()
 	mustKeystep(t, "", "apply", "-f", writeFile(t, "keystep.yaml", applyFile), "--data", d)
 	r := mustKeystep(t, "", "policy", "--data", d)
-	for _, want := range []string{"urn:keystep:acr:mfa", "admin console: phr within 15m", "ok clients: 3 clients valid"} {
+	for _, want := range []string{"urn:keystep:acr:mfa", "admin console: phr within 15m", "sessions: end after 12h idle, 12h after sign-in at most", "ok clients: 3 clients valid"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("policy lacks %q:\n%s", want, r.stdout)
 		}

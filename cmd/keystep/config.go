@@ -32,6 +32,7 @@ type fileConfig struct {
 	TrustedProxies []string                   `json:"trusted_proxies,omitempty"`
 	Risk           *riskConfig                `json:"risk,omitempty"`
 	Admin          *adminConfig               `json:"admin,omitempty"`
+	Session        *sessionConfig             `json:"session,omitempty"`
 	RateLimits     map[string]rateLimitConfig `json:"rate_limits,omitempty"`
 	Clients        []login.ClientSpec         `json:"clients,omitempty"`
 }
@@ -48,6 +49,17 @@ type adminConfig struct {
 	ACR    string `json:"acr,omitempty"`     // default phr
 	MaxAge string `json:"max_age,omitempty"` // Go duration, default 15m
 }
+
+// sessionConfig is how long a browser session lasts: idle_timeout without
+// use, max_age after the first sign-in, whichever ends it first.
+type sessionConfig struct {
+	IdleTimeout string `json:"idle_timeout,omitempty"` // Go duration, default 12h
+	MaxAge      string `json:"max_age,omitempty"`      // Go duration, default 12h
+}
+
+// maxSessionMaxAge: NIST SP 800-63B §4.1.3, reauthenticate at least every
+// 30 days even at the lowest level.
+const maxSessionMaxAge = 30 * 24 * time.Hour
 
 // riskConfig overrides the risk engine's defaults (DESIGN §3.4). Omitted
 // fields keep their defaults.
@@ -91,6 +103,9 @@ type settings struct {
 	rateLimits     map[string]idp.RateLimit
 	clients        []login.ClientSpec // normalised
 	file           fileConfig         // as read, for export
+
+	// Session lifetimes; 0 means the login package's default.
+	sessionIdleTimeout, sessionMaxAge time.Duration
 }
 
 // loadConfig reads and validates path ("" = defaults), reporting every
@@ -197,6 +212,9 @@ func loadConfig(path string) (settings, error) {
 			}
 			s.adminMaxAge = d
 		}
+	}
+	if sc := fc.Session; sc != nil {
+		errs = append(errs, applySession(&s, sc)...)
 	}
 	errs = append(errs, checkClients(&s, fc.Clients, policyOK)...)
 	if err := errors.Join(errs...); err != nil {
@@ -370,6 +388,45 @@ func jsonFields(t reflect.Type) func(func(jsonField) bool) {
 			}
 		}
 	}
+}
+
+// applySession reads the session lifetimes and checks them together, the
+// one not given at its default.
+func applySession(s *settings, sc *sessionConfig) []error {
+	var errs []error
+	parse := func(field, v string, limit time.Duration) (time.Duration, bool) {
+		if v == "" {
+			return 0, true
+		}
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+		case d <= 0:
+			err = errors.New("must be positive")
+		case limit > 0 && d > limit:
+			err = fmt.Errorf("at most %s", shortDuration(limit))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("session.%s: %w", field, err))
+			return 0, false
+		}
+		return d, true
+	}
+	idle, ok1 := parse("idle_timeout", sc.IdleTimeout, 0)
+	maxAge, ok2 := parse("max_age", sc.MaxAge, maxSessionMaxAge)
+	s.sessionIdleTimeout, s.sessionMaxAge = idle, maxAge
+	if ok1 && ok2 {
+		if idle == 0 {
+			idle = login.DefaultSessionIdleTimeout
+		}
+		if maxAge == 0 {
+			maxAge = login.DefaultSessionMaxAge
+		}
+		if err := login.CheckSessionLifetimes(idle, maxAge); err != nil {
+			errs = append(errs, fmt.Errorf("session: %w", err))
+		}
+	}
+	return errs
 }
 
 // checkClients validates the clients: section, each client against the

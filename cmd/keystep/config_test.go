@@ -199,3 +199,31 @@ func TestLoadConfigRateLimits(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestLoadConfigSessionLifetimes(t *testing.T) {
+	s, err := loadConfig(writeConfig(t, `{"session": {"idle_timeout": "2h", "max_age": "24h"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.sessionIdleTimeout != 2*time.Hour || s.sessionMaxAge != 24*time.Hour {
+		t.Fatalf("idle %s, max age %s", s.sessionIdleTimeout, s.sessionMaxAge)
+	}
+	// One of the two: the other keeps its default, and is checked against it.
+	if s, err := loadConfig(writeConfig(t, `{"session": {"idle_timeout": "30m"}}`)); err != nil || s.sessionIdleTimeout != 30*time.Minute || s.sessionMaxAge != 0 {
+		t.Fatalf("idle only: %+v %v", s, err)
+	}
+	for _, tt := range []struct{ body, want string }{
+		{`{"session": {"idle_timeout": "soon"}}`, "session.idle_timeout"},
+		{`{"session": {"idle_timeout": "0s"}}`, "session.idle_timeout: must be positive"},
+		{`{"session": {"max_age": "-1h"}}`, "session.max_age: must be positive"},
+		{`{"session": {"max_age": "2160h"}}`, "session.max_age: at most 720h"},
+		{`{"session": {"idle_timeout": "24h"}}`, "longer than the max age 12h"},
+		{`{"session": {"idle_timeout": "3h", "max_age": "2h"}}`, "longer than the max age 2h"},
+		{`{"session": {"idle": "3h"}}`, `session: unknown field "idle"`},
+	} {
+		_, err := loadConfig(writeConfig(t, tt.body))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err = %v, want %q", tt.body, err, tt.want)
+		}
+	}
+}

@@ -316,6 +316,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ScopeMinACR: set.scopeMinACR, TrustedProxies: set.trustedProxies,
 		Logger: log, ProductName: set.productName, Risk: set.risk, RateLimits: set.rateLimits,
 		AdminACR: set.adminACR, AdminMaxAge: set.adminMaxAge,
+		SessionIdleTimeout: set.sessionIdleTimeout, SessionMaxAge: set.sessionMaxAge,
 	}
 	if *dev {
 		cfg.TemplatesDir = "templates"

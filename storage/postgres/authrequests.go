@@ -160,3 +160,14 @@ func (s *Store) DeleteExpiredAuthRequests(ctx context.Context, now time.Time) (i
 	}
 	return n, nil
 }
+
+func (s *Store) DeleteUserAuthRequests(ctx context.Context, subject string) (int, error) {
+	if subject == "" {
+		return 0, nil // requests not yet completed have no subject
+	}
+	n, err := affected(s.pool.Exec(ctx, `DELETE FROM auth_requests WHERE subject = $1`, subject))
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete user auth requests: %w", err)
+	}
+	return n, nil
+}

@@ -15,6 +15,11 @@
 //   - AppendAudit and RecordFailure have no single row to lock (the next audit
 //     row, a key's next failure), so they take transaction-level advisory
 //     locks: one per schema for the audit chain, one per throttle key.
+//   - RevokeUserClientTokens must also catch the token a rotation in flight
+//     inserts, which its UPDATE's snapshot cannot see: rotations take the
+//     token subject's advisory lock shared, the revocation takes it
+//     exclusive before its UPDATEs, so it waits for rotations under way and
+//     later ones find their token revoked.
 //
 // Transactions that fail with a serialization failure (40001) or a deadlock
 // (40P01) are retried from the start.
@@ -101,6 +106,7 @@ const (
 	lockMigrate  int32 = 0x6b730001 // per schema
 	lockAudit    int32 = 0x6b730002 // per schema
 	lockThrottle int32 = 0x6b730003 // per throttle key
+	lockSubject  int32 = 0x6b730004 // per token subject
 )
 
 // lockSchema takes the transaction-level advisory lock of class for the

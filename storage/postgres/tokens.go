@@ -145,6 +145,11 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next stora
 	var replayed bool
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		replayed = false
+		// Shared: rotations do not wait for each other, only for a
+		// revocation of the user's tokens (RevokeUserClientTokens).
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1, hashtext(subject)) FROM refresh_tokens WHERE id = $2`, lockSubject, oldID); err != nil {
+			return err
+		}
 		err := tx.QueryRow(ctx, `UPDATE refresh_tokens SET used_at = $1
 			WHERE id = $2 AND used_at = 0 AND NOT revoked AND expires_at >= $3
 			RETURNING family_id, grant_id`, usedAt(now), oldID, nanos(now)).Scan(&next.FamilyID, &next.Grant.GrantID)
@@ -237,8 +242,15 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID string) error {
 	return nil
 }
 
+// RevokeUserClientTokens first takes the subject's lock exclusive: it waits
+// for the rotations under way, whose new tokens the UPDATEs below (each with
+// a snapshot taken after the lock) then see, and rotations after it find
+// their token revoked.
 func (s *Store) RevokeUserClientTokens(ctx context.Context, subject, clientID string) error {
 	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockSubject, subject); err != nil {
+			return err
+		}
 		for _, table := range []string{"refresh_tokens", "access_tokens"} {
 			_, err := tx.Exec(ctx, `UPDATE `+table+` SET revoked = true
 				WHERE subject = $1 AND ($2::text = '' OR client_id = $2)`, subject, clientID)

@@ -160,3 +160,14 @@ func (s *Store) DeleteExpiredAuthRequests(ctx context.Context, now time.Time) (i
 	}
 	return n, nil
 }
+
+func (s *Store) DeleteUserAuthRequests(ctx context.Context, subject string) (int, error) {
+	if subject == "" {
+		return 0, nil // requests not yet completed have no subject
+	}
+	n, err := affected(s.exec(ctx, `DELETE FROM auth_requests WHERE subject = ?`, subject))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete user auth requests: %w", err)
+	}
+	return n, nil
+}

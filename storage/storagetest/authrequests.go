@@ -166,6 +166,44 @@ var authRequestTests = []test{
 		_, err = s.ConsumeAuthCode(ctx, "code-hash-1", t0)
 		wantErr(t, err, storage.ErrNotFound)
 	}},
+	{"deleting a user's requests removes the completed ones, codes and all, and keeps the rest", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		saveCode(t, s, "coded", "code-hash-1")
+		spent := saveCode(t, s, "spent", "code-hash-2")
+		_, err := s.ConsumeAuthCode(ctx, "code-hash-2", spent.CodeExpiresAt.Add(-time.Second))
+		must(t, err)
+		must(t, s.CreateAuthRequest(ctx, newAuthRequest("done")))
+		must(t, s.CompleteAuthRequest(ctx, "done", authResult))
+		must(t, s.CreateAuthRequest(ctx, newAuthRequest("pending")))
+		other := authResult
+		other.Subject = "user-2"
+		must(t, s.CreateAuthRequest(ctx, newAuthRequest("other")))
+		must(t, s.CompleteAuthRequest(ctx, "other", other))
+
+		n, err := s.DeleteUserAuthRequests(ctx, authResult.Subject)
+		must(t, err)
+		if n != 3 {
+			t.Errorf("deleted %d, want 3", n)
+		}
+		for _, id := range []string{"coded", "spent", "done"} {
+			_, err := s.AuthRequestByID(ctx, id, t0)
+			wantErr(t, err, storage.ErrNotFound)
+		}
+		_, err = s.ConsumeAuthCode(ctx, "code-hash-1", t0)
+		wantErr(t, err, storage.ErrNotFound)
+		for _, id := range []string{"pending", "other"} {
+			_, err := s.AuthRequestByID(ctx, id, t0)
+			must(t, err)
+		}
+		// The empty subject is not a user: pending requests stay.
+		n, err = s.DeleteUserAuthRequests(ctx, "")
+		must(t, err)
+		if n != 0 {
+			t.Errorf("deleted %d for the empty subject, want 0", n)
+		}
+		_, err = s.AuthRequestByID(ctx, "pending", t0)
+		must(t, err)
+	}},
 	{"requests that expired before now are deleted", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		for i, exp := range []time.Duration{-time.Minute, -time.Nanosecond, 0, time.Minute} {

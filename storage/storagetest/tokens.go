@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -259,6 +260,56 @@ var tokenTests = []test{
 		must(t, s.RevokeUserClientTokens(ctx, "alice", ""))
 		wantRevoked(t, s, "2")
 		wantLive(t, s, "3")
+	}},
+	{"revoking a user's tokens while their families rotate leaves no token alive", func(t *testing.T, s storage.Store) {
+		// Ending a user's access must not miss the token a refresh in flight
+		// is writing: afterwards no rotation succeeds and every token any
+		// rotation wrote is revoked, its access token too.
+		ctx := t.Context()
+		const families = 8
+		var mu sync.Mutex
+		var issued []string // suffixes of every refresh/access token pair written
+		var wg sync.WaitGroup
+		started := make(chan struct{}, families)
+		for f := range families {
+			g := newGrant(fmt.Sprintf("ar%d", f))
+			cur := fmt.Sprintf("rt-%d-0", f)
+			must(t, s.CreateRefreshToken(ctx, newRefreshToken(cur, cur, g), nil))
+			wg.Go(func() {
+				for i := 1; ; i++ {
+					next := fmt.Sprintf("%d-%d", f, i)
+					at := newAccessToken("at-"+next, g, "")
+					if err := s.RotateRefreshToken(ctx, cur, newRefreshToken("rt-"+next, "", g), &at, t0); err != nil {
+						return // revoked: the family is done
+					}
+					mu.Lock()
+					issued = append(issued, next)
+					mu.Unlock()
+					cur = "rt-" + next
+					if i == 3 {
+						started <- struct{}{}
+					}
+					if i == 1_000 {
+						t.Error("rotations went on after the revocation")
+						return
+					}
+				}
+			})
+		}
+		for range families {
+			<-started // every family is rotating
+		}
+		must(t, s.RevokeUserClientTokens(ctx, "user-1", ""))
+		wg.Wait()
+		for _, n := range issued {
+			// A rotated token says so (ErrReplayed); the current one of each
+			// family must be revoked.
+			if _, err := s.RefreshTokenByID(ctx, "rt-"+n, t0); err == nil {
+				t.Errorf("refresh token rt-%s is alive after the revocation", n)
+			}
+			_, err := s.AccessTokenByID(ctx, "at-"+n, t0)
+			wantErr(t, err, storage.ErrNotFound)
+		}
 	}},
 	{"tokens that expired before now are deleted", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
