@@ -25,8 +25,12 @@ import (
 // ssCLI is the login.Admin the CLI builds (cmd/keystep newAdmin), on the
 // running server's database, as an operator's `keystep users …` is.
 func ssCLI(e *env) *login.Admin {
+	key, err := storage.NewAuditKey(e.key)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	return &login.Admin{Store: e.store, Policy: stepup.DefaultPolicy(), BuiltIn: idp.AccountClientID,
-		Audit: &login.Auditor{Store: e.store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: e.clock.Now}}
+		Audit: &login.Auditor{Store: e.store, Key: key, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: e.clock.Now}}
 }
 
 // ssTokensDead checks that every token in list is dead everywhere: refresh
