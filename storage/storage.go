@@ -341,9 +341,12 @@ type Factors interface {
 	DeleteFactor(ctx context.Context, userID, id string) error
 	// DeleteUserFactors removes every factor and recovery code of the user.
 	DeleteUserFactors(ctx context.Context, userID string) error
-	// UseTOTPStep records that the user spent the time step; a second use of
-	// the same step gives ErrReplayed, also under concurrency
-	// (NIST SP 800-63B §5.1.4.2).
+	// UseTOTPStep records the time step as the user's latest accepted one,
+	// if it is later than every step accepted for the user before; the same
+	// step or an older one gives ErrReplayed (RFC 6238 §5.2, NIST SP 800-63B
+	// §5.1.4.2), so after step t+1 the unused step t is refused too. Check
+	// and record are one atomic step: of concurrent calls with one step
+	// exactly one succeeds, and none succeeds after a later step has.
 	UseTOTPStep(ctx context.Context, userID string, step int64, now time.Time) error
 	// ReplaceRecoveryCodes discards the user's recovery codes and stores hashes.
 	ReplaceRecoveryCodes(ctx context.Context, userID string, hashes []string, now time.Time) error
