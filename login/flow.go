@@ -655,18 +655,32 @@ func (h *Handler) postRecovery(w http.ResponseWriter, r *http.Request) error {
 		if len(code) > 64 {
 			return storage.FactorEvent{}, false, nil
 		}
-		left, err := h.cfg.Store.UseRecoveryCode(ctx, st.user.ID, factor.HashRecoveryCode(code), now)
+		left, legacy, err := h.useRecoveryCode(ctx, st.user.ID, code, now)
 		if errors.Is(err, storage.ErrNotFound) {
 			return storage.FactorEvent{}, false, nil
 		}
 		if err != nil {
 			return storage.FactorEvent{}, false, err
 		}
-		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.recovery_code_used", UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success", Details: map[string]string{"remaining": itoa(left)}}); err != nil {
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.recovery_code_used", UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success", Details: map[string]string{"remaining": itoa(left), "legacy_hash": strconv.FormatBool(legacy)}}); err != nil {
 			return storage.FactorEvent{}, false, err
 		}
 		return storage.FactorEvent{Method: string(stepup.Recovery), At: now}, true, nil
 	})
+}
+
+// useRecoveryCode spends the user's code stored under its keyed hash, or
+// else under the legacy plain SHA-256 of codes issued before keyed hashes
+// (factor.HashRecoveryCode): such a code verifies once and is spent like
+// any other, so legacy hashes leave the database as their codes are used or
+// replaced. legacy reports which one matched.
+func (h *Handler) useRecoveryCode(ctx context.Context, userID, code string, now time.Time) (left int, legacy bool, err error) {
+	left, err = h.cfg.Store.UseRecoveryCode(ctx, userID, factor.RecoveryCodeMAC(h.cfg.Sealer, userID, code), now)
+	if !errors.Is(err, storage.ErrNotFound) {
+		return left, false, err
+	}
+	left, err = h.cfg.Store.UseRecoveryCode(ctx, userID, factor.HashRecoveryCode(code), now)
+	return left, true, err
 }
 
 func (h *Handler) postConsent(w http.ResponseWriter, r *http.Request) error {
