@@ -119,25 +119,53 @@ func (h *Handler) flow(w http.ResponseWriter, r *http.Request) error {
 	return h.dispatch(w, r, st, r.URL.Query().Get("method"), "")
 }
 
+// decide is what the request needs now: the input and decision the
+// dispatcher acts on, risk included. Every factor endpoint asks it whether
+// its method is expected (Expects) before it checks anything.
+func (h *Handler) decide(r *http.Request, st *flowState) (stepup.Input, stepup.Decision, error) {
+	in := h.input(st)
+	if !st.hasSess {
+		// Nobody is signed in: the first factor comes before anything can
+		// be decided about this user's factors.
+		return in, stepup.Decision{Outcome: stepup.NeedFactor, Next: []stepup.Method{stepup.Password}, Reasons: []stepup.Reason{stepup.ReasonNoSession}}, nil
+	}
+	if err := h.assessRisk(r, st, &in); err != nil {
+		return in, stepup.Decision{}, err
+	}
+	return in, stepup.Decide(h.cfg.Policy, in), nil
+}
+
+// expects reports whether the request is waiting for method m now, in the
+// decision's own terms: a factor only ever adds to what the decision asks
+// for next, so a code never stands in for a first factor the decision
+// wants (a drifted session's password, say). It changes nothing.
+func (h *Handler) expects(r *http.Request, st *flowState, m stepup.Method) (bool, error) {
+	if st.ar.Done {
+		return false, nil
+	}
+	_, d, err := h.decide(r, st)
+	if err != nil {
+		return false, err
+	}
+	return d.Outcome == stepup.NeedFactor && slices.Contains(d.Next, m), nil
+}
+
 func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *flowState, method, problem string) error {
 	ctx := r.Context()
 	if st.ar.Done {
 		http.Redirect(w, r, h.cfg.Callback(ctx, st.ar.ID), http.StatusSeeOther)
 		return nil
 	}
-	in := h.input(st)
+	in, d, err := h.decide(r, st)
+	if err != nil {
+		return err
+	}
 	if !st.hasSess {
-		// Nobody is signed in: the first factor comes before anything can
-		// be decided about this user's factors.
 		if in.PromptNone {
 			return h.fail(w, r, st, "login_required", "no session")
 		}
-		return h.showFactor(w, r, st, stepup.Decision{Next: []stepup.Method{stepup.Password}, Reasons: []stepup.Reason{stepup.ReasonNoSession}}, stepup.Password, problem)
+		return h.showFactor(w, r, st, d, stepup.Password, problem)
 	}
-	if err := h.assessRisk(r, st, &in); err != nil {
-		return err
-	}
-	d := stepup.Decide(h.cfg.Policy, in)
 	switch d.Outcome {
 	case stepup.Satisfied:
 		return h.finish(w, r, st, d, in)
@@ -557,10 +585,18 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.
 		return err
 	}
 	ctx := r.Context()
-	if !st.hasSess {
-		// A second factor without a first is never accepted.
-		http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
-		return nil
+	// A code only adds to a session whose first factor the decision counts:
+	// with no session, or one presented from another network and browser
+	// (drift: the password is asked again), it is not what the request
+	// waits for, and it is refused before anything is checked or recorded.
+	if ok, err := h.expects(r, st, m); err != nil {
+		return err
+	} else if !ok {
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "factor not expected now", Details: riskDetails(st.risk, map[string]string{"factor": string(m)})}); err != nil {
+			return err
+		}
+		return userError(http.StatusBadRequest, "That step isn't expected now",
+			"This sign-in is waiting for something else. Go back to the sign-in page and follow the steps it shows.")
 	}
 	keys := factorKeys(st.user.ID, st.ar.ID)
 	if err := h.reserve(ctx, keys); err != nil {
