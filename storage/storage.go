@@ -496,6 +496,14 @@ type Throttle interface {
 	// after a secret proved wrong lets requests that were already past
 	// CheckThrottle verify theirs; recording first closes that gap.
 	RecordFailure(ctx context.Context, keys []ThrottleKey, rules map[string]ThrottleRule, now time.Time) (map[ThrottleKey]ThrottleState, error)
+	// ReleaseFailure takes back one failure that RecordFailure recorded at
+	// at for each key: the attempt it reserved turned out to be right, and a
+	// budget that a success must not reset (a hard lock) must not be spent
+	// by it either. The states it leaves are those of the remaining
+	// failures. A key without a failure at at is not an error. Releases on
+	// a key are serialized with RecordFailure's decisions on it, so two
+	// releases never take back more than two failures.
+	ReleaseFailure(ctx context.Context, keys []ThrottleKey, at time.Time) error
 	// ClearThrottle forgets every failure of the keys, ending their blocks.
 	// After a successful sign-in the account+IP key is cleared (NIST SP
 	// 800-63B §5.2.2: failures from that IP are then disregarded). Unknown
