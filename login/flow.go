@@ -27,7 +27,8 @@ type flowState struct {
 	factors  []storage.Factor
 	recovery int
 	risk     risk.Assessment
-	signIn   storage.SignIn // this sign-in, recorded as history when it completes
+	signIn   storage.SignIn         // this sign-in, recorded as history when it completes
+	locked   map[stepup.Method]bool // second factors locked after too many wrong codes
 }
 
 var errExpiredRequest = userError(http.StatusBadRequest, "This sign-in link has expired",
@@ -175,6 +176,15 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *flowState
 	m := d.Next[0]
 	if method != "" && slices.Contains(d.Next, stepup.Method(method)) {
 		m = stepup.Method(method)
+	}
+	if st.locked, err = h.lockedFactors(ctx, st.user.ID); err != nil {
+		return err
+	}
+	if method == "" && st.locked[m] {
+		// Lead with a way that still works; the page says why.
+		if i := slices.IndexFunc(d.Next, func(o stepup.Method) bool { return !st.locked[o] }); i >= 0 {
+			m = d.Next[i]
+		}
 	}
 	if method == "" && problem == "" {
 		// DESIGN §7: step-up requested, with what was asked and why.
@@ -325,6 +335,10 @@ type factorPage struct {
 	Others     []otherWay
 	Remaining  int
 	Passkeys   bool // passkeys are on: offer "Sign in with a passkey"
+	// Locked: this page's factor is locked after too many wrong codes, so
+	// it shows LockedNote and the other ways instead of a form.
+	Locked     bool
+	LockedNote string
 }
 
 type otherWay struct {
@@ -337,6 +351,31 @@ var methodLabels = map[stepup.Method]string{
 	stepup.TOTP:     "Use your authenticator app",
 	stepup.Recovery: "Use a recovery code",
 	stepup.WebAuthn: "Use a passkey or security key",
+}
+
+var lockedNames = map[stepup.Method]string{
+	stepup.TOTP:     "Your authenticator app is locked",
+	stepup.Recovery: "Your recovery codes are locked",
+}
+
+// lockedNote tells the person which of the offered ways are locked and
+// what unlocks them (README, "Abuse resistance"); "" when none is.
+func lockedNote(locked map[stepup.Method]bool, next []stepup.Method, here, others bool) string {
+	var note string
+	for _, m := range next {
+		if locked[m] {
+			note += lockedNames[m] + " after 100 wrong codes in a row. "
+		}
+	}
+	switch {
+	case note == "":
+		return ""
+	case here && others:
+		return note + "Use another way below; signing in with it unlocks it again."
+	case here:
+		return note + "Ask your administrator to unlock it."
+	}
+	return note + "Signing in another way unlocks it again."
 }
 
 func clientName(c storage.Client) string {
@@ -384,7 +423,7 @@ func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowSta
 		p.Username = st.ar.LoginHint
 	}
 	for _, o := range d.Next {
-		if o != m {
+		if o != m && !st.locked[o] {
 			p.Others = append(p.Others, otherWay{Method: string(o), Label: methodLabels[o]})
 		}
 	}
@@ -392,6 +431,11 @@ func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowSta
 	if problem != "" {
 		status = http.StatusUnauthorized
 	}
+	p.Locked = st.locked[m]
+	if p.Locked {
+		status = http.StatusForbidden
+	}
+	p.LockedNote = lockedNote(st.locked, d.Next, p.Locked, len(p.Others) > 0)
 	switch m {
 	case stepup.Password:
 		name := "signin"
@@ -487,7 +531,6 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 	}
 	password := r.PostForm.Get("password")
 	ip := Info(ctx).IP
-	keys := passwordKeys(username, ip)
 	if until, err := h.ipBlocked(ctx, ip); err != nil {
 		return err
 	} else if !until.IsZero() {
@@ -506,13 +549,23 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 		}
 		return h.tooMany(w, r, h.cfg.Now().Add(time.Hour))
 	}
-	if err := h.reserve(ctx, keys); err != nil {
+	place, err := h.placeOf(ctx, r, username, ip)
+	if err != nil {
+		return err
+	}
+	keys, at := passwordKeys(username, place, ip), h.cfg.Now()
+	if err := h.reserveAt(ctx, keys, at); err != nil {
 		var th errThrottled
 		if errors.As(err, &th) {
-			if aerr := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "login.throttled", ClientID: st.client.ID, Outcome: "denied", Reason: "too many failed attempts", Details: map[string]string{"username": username}}); aerr != nil {
+			if aerr := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "login.throttled", ClientID: st.client.ID, Outcome: "denied", Reason: "too many failed attempts", Details: map[string]string{"username": username, "place": place}}); aerr != nil {
 				return aerr
 			}
 			h.cfg.Hasher.VerifyDummy(password) // the same cost as a real check
+			if place == placeOther && th.blocks(accountLockKey(username, place)) {
+				// The new-places budget is spent: the owner still has
+				// her known devices and networks, and passkeys.
+				return h.slowDown(w, r, th.until, "Too many failed sign-ins from new devices. Sign in on a device you've used before, or with a passkey, or wait %s.")
+			}
 			return h.tooMany(w, r, th.until)
 		}
 		return err
@@ -532,6 +585,13 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 		return h.dispatch(w, r, st, string(stepup.Password), badCredentials)
 	}
 	if err := h.settle(ctx, keys); err != nil {
+		return err
+	}
+	// The right password takes back its own reservation of the hard-lock
+	// budget and no more: the owner's sign-ins neither spend nor refill
+	// it, so it bounds a guesser's failures per place and day exactly, and
+	// a real account is answered like an unknown one.
+	if err := h.cfg.Store.ReleaseFailure(ctx, []storage.ThrottleKey{accountLockKey(username, place)}, at); err != nil {
 		return err
 	}
 	if err := h.settleStuffing(ctx, ip, username); err != nil {
@@ -598,16 +658,26 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.
 		return userError(http.StatusBadRequest, "That step isn't expected now",
 			"This sign-in is waiting for something else. Go back to the sign-in page and follow the steps it shows.")
 	}
-	keys := factorKeys(st.user.ID, st.ar.ID)
+	// The factor's lock count is reserved with the others: of concurrent
+	// guesses no more than the lock's 100 are checked.
+	lock := factorLockKey(st.user.ID, m)
+	keys := append(factorKeys(st.user.ID, st.ar.ID), lock)
 	if err := h.reserve(ctx, keys); err != nil {
 		var th errThrottled
-		if errors.As(err, &th) {
-			if aerr := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.throttled", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "too many wrong codes", Details: map[string]string{"factor": string(m)}}); aerr != nil {
-				return aerr
-			}
-			return h.tooMany(w, r, th.until)
+		if !errors.As(err, &th) {
+			return err
 		}
-		return err
+		reason := "too many wrong codes"
+		if th.blocks(lock) {
+			reason = "factor locked"
+		}
+		if aerr := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.throttled", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "denied", Reason: reason, Details: map[string]string{"factor": string(m)}}); aerr != nil {
+			return aerr
+		}
+		if th.blocks(lock) {
+			return h.dispatch(w, r, st, string(m), "") // the locked page, with the other ways
+		}
+		return h.tooMany(w, r, th.until)
 	}
 	ev, ok, err := verify(ctx, st, r.PostForm.Get("code"))
 	if err != nil {
@@ -625,6 +695,14 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.
 		}
 		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "failure", Reason: "wrong code", Details: map[string]string{"factor": string(m)}}); err != nil {
 			return err
+		}
+		if locked, err := h.lockedFactors(ctx, st.user.ID); err != nil {
+			return err
+		} else if locked[m] {
+			// This failure was the 100th in a row (NIST SP 800-63B §5.2.2).
+			if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.locked", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "locked", Reason: "100 wrong codes in a row", Details: map[string]string{"factor": string(m)}}); err != nil {
+				return err
+			}
 		}
 		if n >= maxCodeFailures {
 			return h.fail(w, r, st, "access_denied", "too many wrong codes")
