@@ -223,9 +223,13 @@ func rtCodePage(t *testing.T, e *env, r *rp, b *browser, method string) (authReq
 	t.Helper()
 	e.clock.Advance(time.Second) // prompt=login: factors from before the request do not count
 	a := r.authURL(url.Values{"acr_values": {acrMFA}, "prompt": {"login"}})
-	p := b.signIn(b.get(a.url), alice, alicePass)
-	if id := p.hidden("id"); id != "" && method == "recovery" {
-		p = b.get(e.issuer + "/login?method=recovery&id=" + url.QueryEscape(id))
+	p := b.get(a.url)
+	if id := p.hidden("id"); !p.has("/login/password") && id != "" { // a passkey leads
+		p = b.get(e.issuer + "/login?method=pwd&id=" + url.QueryEscape(id))
+	}
+	p = b.signIn(p, alice, alicePass)
+	if id := p.hidden("id"); id != "" && method != "" {
+		p = b.get(e.issuer + "/login?method=" + method + "&id=" + url.QueryEscape(id))
 	}
 	return a, p
 }
@@ -371,6 +375,32 @@ func TestReview2HundredWrongCodesLockTheFactor(t *testing.T) {
 				t.Fatalf("the %s stayed locked after the admin unlocked it: %d\n%.2000s", c.method, p.status, p.body)
 			}
 		})
+	}
+}
+
+// A passkey sign-in without the password (no settle on the way) lifts a
+// code factor's lock too: the owner has proven another second factor.
+func TestReview2PasswordlessPasskeyLiftsACodeLock(t *testing.T) {
+	e := newEnv(t, onLocalhost)
+	r := e.rp(rpClient, e.rpSecret)
+	k := e.softEnroll(alice, alicePass)
+	c := rtCodeCases(t, e)[0]
+	b := e.browser()
+	r.login(b, nil)
+	rtGuessCodes(t, e, r, b, c, 100)
+	if ok, p := rtRightCode(t, e, r, b, c); ok || p.status != http.StatusForbidden {
+		t.Fatalf("the app was not locked: %d", p.status)
+	}
+	owner := e.browser()
+	a, id := owner.softPasswordless(r, nil)
+	status, out, _ := owner.softAssert(id, k, softTweak{})
+	next, _ := out["redirect"].(string)
+	if status != http.StatusOK || next == "" {
+		t.Fatalf("the passkey was refused: %d %v", status, out)
+	}
+	r.code(owner.get(e.issuer+next), a)
+	if ok, p := rtRightCode(t, e, r, b, c); !ok {
+		t.Fatalf("the app stayed locked after a passkey sign-in: %d\n%.2000s", p.status, p.body)
 	}
 }
 

@@ -239,6 +239,16 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, st *flowState, 
 		}
 		return h.showConsent(w, r, st)
 	}
+	// A passkey proved in this sign-in lifts the lock of a code factor, as a
+	// code does when it succeeds (settle): a passwordless sign-in does not
+	// pass through settle.
+	if slices.ContainsFunc(st.sess.Factors, func(f storage.FactorEvent) bool {
+		return f.Method == string(stepup.WebAuthn) && !f.At.Before(st.ar.CreatedAt)
+	}) {
+		if err := h.liftLocks(ctx, st.user.ID); err != nil {
+			return err
+		}
+	}
 	res := storage.AuthResult{Subject: st.user.ID, ACR: d.ACR, AMR: d.AMR, AuthTime: d.AuthTime, SessionID: sid(st.sess)}
 	req := acrRequestOf(st.ar)
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{

@@ -297,16 +297,27 @@ func (h *Handler) settle(ctx context.Context, keys []storage.ThrottleKey) error 
 			clear = append(clear, k)
 		case storage.ScopeFactorAccount:
 			clear = append(clear, k)
-			locked, err := h.lockedFactors(ctx, k.Key)
-			if err != nil {
+			if err := h.liftLocks(ctx, k.Key); err != nil {
 				return err
-			}
-			for m := range locked {
-				clear = append(clear, factorLockKey(k.Key, m))
 			}
 		}
 	}
 	return h.cfg.Store.ClearThrottle(ctx, clear)
+}
+
+// liftLocks ends the locks of the user's locked factors: the owner has
+// just proven another second factor. A factor that is not locked keeps its
+// count, which only its own success resets.
+func (h *Handler) liftLocks(ctx context.Context, userID string) error {
+	locked, err := h.lockedFactors(ctx, userID)
+	if err != nil || len(locked) == 0 {
+		return err
+	}
+	var keys []storage.ThrottleKey
+	for m := range locked {
+		keys = append(keys, factorLockKey(userID, m))
+	}
+	return h.cfg.Store.ClearThrottle(ctx, keys)
 }
 
 // lockKeys are the counters an admin's unlock clears: the account's
