@@ -122,7 +122,7 @@ func (h *Handler) flow(w http.ResponseWriter, r *http.Request) error {
 
 // decide is what the request needs now: the input and decision the
 // dispatcher acts on, risk included. Every factor endpoint asks it whether
-// its method is expected (Expects) before it checks anything.
+// its method is expected (expects) before it checks anything.
 func (h *Handler) decide(r *http.Request, st *flowState) (stepup.Input, stepup.Decision, error) {
 	in := h.input(st)
 	if !st.hasSess {

@@ -100,6 +100,9 @@ var places = []string{placeDevice, placeNetwork, placeOther}
 // costs the same two reads, so neither the answer nor its timing tells
 // accounts apart.
 func (h *Handler) placeOf(ctx context.Context, r *http.Request, username, ip string) (string, error) {
+	if len(username) > 256 {
+		return placeOther, nil // no such account (checkPassword's bound)
+	}
 	var userID string // "" has no history
 	switch u, err := h.cfg.Store.UserByUsername(ctx, username); {
 	case err == nil:
@@ -130,9 +133,9 @@ func networkOf(ip string) string {
 
 // passwordKeys are reserved before a password is checked: the account's
 // budgets for the place, and the account from this address. The per-IP
-// counter is not among them: a success could not take its reservation back,
-// and shared addresses (offices, carrier NAT) would pile up "failures" from
-// good sign-ins. It is checked before and counted after a real failure.
+// counter is not among them: shared addresses (offices, carrier NAT) would
+// see every good sign-in counted against them until it settled. It is
+// checked before and counted after a real failure.
 func passwordKeys(username, place, ip string) []storage.ThrottleKey {
 	a := accountKey(username)
 	return []storage.ThrottleKey{
