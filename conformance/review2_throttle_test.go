@@ -368,6 +368,9 @@ func TestReview2HundredWrongCodesLockTheFactor(t *testing.T) {
 			}
 			admin := e.browser()
 			admin.adminLogin(adminSecret)
+			if p := admin.get(e.issuer + "/admin/users/u-alice"); !strings.Contains(p.body, c.method+" locked</span>") {
+				t.Fatalf("the console does not show the %s locked:\n%.3000s", c.method, p.body)
+			}
 			if p := admin.post("/admin/users/u-alice/unlock", nil); !strings.Contains(p.body, "The account was unlocked") {
 				t.Fatalf("unlock: %d\n%.2000s", p.status, p.body)
 			}
