@@ -47,12 +47,23 @@ func (e *env) recoveryCodes(userID string) []string {
 	}
 	hashes := make([]string, len(codes))
 	for i, c := range codes {
-		hashes[i] = factor.HashRecoveryCode(c)
+		hashes[i] = e.recoveryHash(userID, c)
 	}
 	if err := e.store.ReplaceRecoveryCodes(context.Background(), userID, hashes, e.clock.Now()); err != nil {
 		e.t.Fatal(err)
 	}
 	return codes
+}
+
+// recoveryHash is the stored form of a user's recovery code, as the portal
+// stores it.
+func (e *env) recoveryHash(userID, code string) string {
+	e.t.Helper()
+	sealer, err := factor.NewSealer(e.key)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return factor.RecoveryCodeMAC(sealer, userID, code)
 }
 
 func (e *env) totp(secret string) string {

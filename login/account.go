@@ -617,7 +617,7 @@ func (h *Handler) issueRecoveryCodes(w http.ResponseWriter, r *http.Request, a *
 	}
 	hashes := make([]string, len(codes))
 	for i, c := range codes {
-		hashes[i] = factor.HashRecoveryCode(c)
+		hashes[i] = factor.RecoveryCodeMAC(h.cfg.Sealer, a.user.ID, c)
 	}
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.recovery_codes_generated", UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success"}); err != nil {
 		return err

@@ -328,6 +328,10 @@ func (a *Admin) SetDisabled(ctx context.Context, by Actor, userID string, disabl
 type Lock struct {
 	Failures     int       `json:"failures"`
 	BlockedUntil time.Time `json:"blocked_until,omitzero"`
+	// LockedFactors are the second factors locked after 100 wrong codes
+	// ("totp", "recovery") until the owner proves another or an admin
+	// unlocks.
+	LockedFactors []string `json:"locked_factors,omitempty"`
 }
 
 // LockState reads the account's password and factor throttles.
@@ -336,7 +340,7 @@ func (a *Admin) LockState(ctx context.Context, u storage.User, now time.Time) (L
 	if limits == nil {
 		limits = DefaultLimits()
 	}
-	keys := unlockKeys(u.Username, u.ID)
+	keys := lockKeys(u.Username, u.ID)
 	states, err := a.Store.CheckThrottle(ctx, keys, limits.rules(), now)
 	if err != nil {
 		return Lock{}, err
@@ -344,19 +348,16 @@ func (a *Admin) LockState(ctx context.Context, u storage.User, now time.Time) (L
 	var l Lock
 	for _, k := range keys {
 		l.Failures = max(l.Failures, states[k].Failures)
+		if k.Scope != scopeFactorLock && states[k].BlockedUntil.After(l.BlockedUntil) {
+			l.BlockedUntil = states[k].BlockedUntil
+		}
 	}
-	if until := storage.ThrottledUntil(states); until.After(now) {
-		l.BlockedUntil = until
+	for _, m := range guessable { // locked until unlocked, not until a time
+		if !states[factorLockKey(u.ID, m)].BlockedUntil.IsZero() {
+			l.LockedFactors = append(l.LockedFactors, string(m))
+		}
 	}
 	return l, nil
-}
-
-func unlockKeys(username, userID string) []storage.ThrottleKey {
-	k := accountKey(username)
-	return []storage.ThrottleKey{
-		{Scope: storage.ScopeAccount, Key: k}, {Scope: scopeAccountLock, Key: k},
-		{Scope: storage.ScopeFactorAccount, Key: userID},
-	}
 }
 
 // Unlock clears the account's password and factor throttles (the

@@ -18,6 +18,7 @@ var eventTexts = map[string]string{
 	"session.revoked_others":          "Signed out other sessions",
 	"token.refresh_reuse":             "Blocked a reused app token",
 	"factor.sign_count_regression":    "Blocked a passkey that may have been copied",
+	"factor.locked":                   "Locked a way to sign in after 100 wrong codes",
 	"admin.user_created":              "Account created",
 	"admin.user_disable":              "Account disabled by an administrator",
 	"admin.user_enable":               "Account enabled by an administrator",

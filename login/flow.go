@@ -27,7 +27,8 @@ type flowState struct {
 	factors  []storage.Factor
 	recovery int
 	risk     risk.Assessment
-	signIn   storage.SignIn // this sign-in, recorded as history when it completes
+	signIn   storage.SignIn         // this sign-in, recorded as history when it completes
+	locked   map[stepup.Method]bool // second factors locked after too many wrong codes
 }
 
 var errExpiredRequest = userError(http.StatusBadRequest, "This sign-in link has expired",
@@ -119,25 +120,53 @@ func (h *Handler) flow(w http.ResponseWriter, r *http.Request) error {
 	return h.dispatch(w, r, st, r.URL.Query().Get("method"), "")
 }
 
+// decide is what the request needs now: the input and decision the
+// dispatcher acts on, risk included. Every factor endpoint asks it whether
+// its method is expected (expects) before it checks anything.
+func (h *Handler) decide(r *http.Request, st *flowState) (stepup.Input, stepup.Decision, error) {
+	in := h.input(st)
+	if !st.hasSess {
+		// Nobody is signed in: the first factor comes before anything can
+		// be decided about this user's factors.
+		return in, stepup.Decision{Outcome: stepup.NeedFactor, Next: []stepup.Method{stepup.Password}, Reasons: []stepup.Reason{stepup.ReasonNoSession}}, nil
+	}
+	if err := h.assessRisk(r, st, &in); err != nil {
+		return in, stepup.Decision{}, err
+	}
+	return in, stepup.Decide(h.cfg.Policy, in), nil
+}
+
+// expects reports whether the request is waiting for method m now, in the
+// decision's own terms: a factor only ever adds to what the decision asks
+// for next, so a code never stands in for a first factor the decision
+// wants (a drifted session's password, say). It changes nothing.
+func (h *Handler) expects(r *http.Request, st *flowState, m stepup.Method) (bool, error) {
+	if st.ar.Done {
+		return false, nil
+	}
+	_, d, err := h.decide(r, st)
+	if err != nil {
+		return false, err
+	}
+	return d.Outcome == stepup.NeedFactor && slices.Contains(d.Next, m), nil
+}
+
 func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *flowState, method, problem string) error {
 	ctx := r.Context()
 	if st.ar.Done {
 		http.Redirect(w, r, h.cfg.Callback(ctx, st.ar.ID), http.StatusSeeOther)
 		return nil
 	}
-	in := h.input(st)
+	in, d, err := h.decide(r, st)
+	if err != nil {
+		return err
+	}
 	if !st.hasSess {
-		// Nobody is signed in: the first factor comes before anything can
-		// be decided about this user's factors.
 		if in.PromptNone {
 			return h.fail(w, r, st, "login_required", "no session")
 		}
-		return h.showFactor(w, r, st, stepup.Decision{Next: []stepup.Method{stepup.Password}, Reasons: []stepup.Reason{stepup.ReasonNoSession}}, stepup.Password, problem)
+		return h.showFactor(w, r, st, d, stepup.Password, problem)
 	}
-	if err := h.assessRisk(r, st, &in); err != nil {
-		return err
-	}
-	d := stepup.Decide(h.cfg.Policy, in)
 	switch d.Outcome {
 	case stepup.Satisfied:
 		return h.finish(w, r, st, d, in)
@@ -147,6 +176,15 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *flowState
 	m := d.Next[0]
 	if method != "" && slices.Contains(d.Next, stepup.Method(method)) {
 		m = stepup.Method(method)
+	}
+	if st.locked, err = h.lockedFactors(ctx, st.user.ID); err != nil {
+		return err
+	}
+	if method == "" && st.locked[m] {
+		// Lead with a way that still works; the page says why.
+		if i := slices.IndexFunc(d.Next, func(o stepup.Method) bool { return !st.locked[o] }); i >= 0 {
+			m = d.Next[i]
+		}
 	}
 	if method == "" && problem == "" {
 		// DESIGN §7: step-up requested, with what was asked and why.
@@ -200,6 +238,16 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, st *flowState, 
 			return h.fail(w, r, st, "consent_required", "consent needed")
 		}
 		return h.showConsent(w, r, st)
+	}
+	// A passkey proved in this sign-in lifts the lock of a code factor, as a
+	// code does when it succeeds (settle): a passwordless sign-in does not
+	// pass through settle.
+	if slices.ContainsFunc(st.sess.Factors, func(f storage.FactorEvent) bool {
+		return f.Method == string(stepup.WebAuthn) && !f.At.Before(st.ar.CreatedAt)
+	}) {
+		if err := h.liftLocks(ctx, st.user.ID); err != nil {
+			return err
+		}
 	}
 	res := storage.AuthResult{Subject: st.user.ID, ACR: d.ACR, AMR: d.AMR, AuthTime: d.AuthTime, SessionID: sid(st.sess)}
 	req := acrRequestOf(st.ar)
@@ -297,6 +345,10 @@ type factorPage struct {
 	Others     []otherWay
 	Remaining  int
 	Passkeys   bool // passkeys are on: offer "Sign in with a passkey"
+	// Locked: this page's factor is locked after too many wrong codes, so
+	// it shows LockedNote and the other ways instead of a form.
+	Locked     bool
+	LockedNote string
 }
 
 type otherWay struct {
@@ -309,6 +361,31 @@ var methodLabels = map[stepup.Method]string{
 	stepup.TOTP:     "Use your authenticator app",
 	stepup.Recovery: "Use a recovery code",
 	stepup.WebAuthn: "Use a passkey or security key",
+}
+
+var lockedNames = map[stepup.Method]string{
+	stepup.TOTP:     "Your authenticator app is locked",
+	stepup.Recovery: "Your recovery codes are locked",
+}
+
+// lockedNote tells the person which of the offered ways are locked and
+// what unlocks them (README, "Abuse resistance"); "" when none is.
+func lockedNote(locked map[stepup.Method]bool, next []stepup.Method, here, others bool) string {
+	var note string
+	for _, m := range next {
+		if locked[m] {
+			note += lockedNames[m] + " after 100 wrong codes in a row. "
+		}
+	}
+	switch {
+	case note == "":
+		return ""
+	case here && others:
+		return note + "Use another way below; signing in with it unlocks it again."
+	case here:
+		return note + "Ask your administrator to unlock it."
+	}
+	return note + "Signing in another way unlocks it again."
 }
 
 func clientName(c storage.Client) string {
@@ -356,7 +433,7 @@ func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowSta
 		p.Username = st.ar.LoginHint
 	}
 	for _, o := range d.Next {
-		if o != m {
+		if o != m && !st.locked[o] {
 			p.Others = append(p.Others, otherWay{Method: string(o), Label: methodLabels[o]})
 		}
 	}
@@ -364,6 +441,11 @@ func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowSta
 	if problem != "" {
 		status = http.StatusUnauthorized
 	}
+	p.Locked = st.locked[m]
+	if p.Locked {
+		status = http.StatusForbidden
+	}
+	p.LockedNote = lockedNote(st.locked, d.Next, p.Locked, len(p.Others) > 0)
 	switch m {
 	case stepup.Password:
 		name := "signin"
@@ -459,7 +541,6 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 	}
 	password := r.PostForm.Get("password")
 	ip := Info(ctx).IP
-	keys := passwordKeys(username, ip)
 	if until, err := h.ipBlocked(ctx, ip); err != nil {
 		return err
 	} else if !until.IsZero() {
@@ -478,13 +559,23 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 		}
 		return h.tooMany(w, r, h.cfg.Now().Add(time.Hour))
 	}
-	if err := h.reserve(ctx, keys); err != nil {
+	place, err := h.placeOf(ctx, r, username, ip)
+	if err != nil {
+		return err
+	}
+	keys, at := passwordKeys(username, place, ip), h.cfg.Now()
+	if err := h.reserveAt(ctx, keys, at); err != nil {
 		var th errThrottled
 		if errors.As(err, &th) {
-			if aerr := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "login.throttled", ClientID: st.client.ID, Outcome: "denied", Reason: "too many failed attempts", Details: map[string]string{"username": username}}); aerr != nil {
+			if aerr := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "login.throttled", ClientID: st.client.ID, Outcome: "denied", Reason: "too many failed attempts", Details: map[string]string{"username": username, "place": place}}); aerr != nil {
 				return aerr
 			}
 			h.cfg.Hasher.VerifyDummy(password) // the same cost as a real check
+			if place == placeOther && th.blocks(accountLockKey(username, place)) {
+				// The new-places budget is spent: the owner still has
+				// her known devices and networks, and passkeys.
+				return h.slowDown(w, r, th.until, "Too many failed sign-ins from new devices. Sign in on a device you've used before, or with a passkey, or wait %s.")
+			}
 			return h.tooMany(w, r, th.until)
 		}
 		return err
@@ -504,6 +595,13 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 		return h.dispatch(w, r, st, string(stepup.Password), badCredentials)
 	}
 	if err := h.settle(ctx, keys); err != nil {
+		return err
+	}
+	// The right password takes back its own reservation of the hard-lock
+	// budget and no more: the owner's sign-ins neither spend nor refill
+	// it, so it bounds a guesser's failures per place and day exactly, and
+	// a real account is answered like an unknown one.
+	if err := h.cfg.Store.ReleaseFailure(ctx, []storage.ThrottleKey{accountLockKey(username, place)}, at); err != nil {
 		return err
 	}
 	if err := h.settleStuffing(ctx, ip, username); err != nil {
@@ -557,21 +655,39 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.
 		return err
 	}
 	ctx := r.Context()
-	if !st.hasSess {
-		// A second factor without a first is never accepted.
-		http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
-		return nil
+	// A code only adds to a session whose first factor the decision counts:
+	// with no session, or one presented from another network and browser
+	// (drift: the password is asked again), it is not what the request
+	// waits for, and it is refused before anything is checked or recorded.
+	if ok, err := h.expects(r, st, m); err != nil {
+		return err
+	} else if !ok {
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "factor not expected now", Details: riskDetails(st.risk, map[string]string{"factor": string(m)})}); err != nil {
+			return err
+		}
+		return userError(http.StatusBadRequest, "That step isn't expected now",
+			"This sign-in is waiting for something else. Go back to the sign-in page and follow the steps it shows.")
 	}
-	keys := factorKeys(st.user.ID, st.ar.ID)
+	// The factor's lock count is reserved with the others: of concurrent
+	// guesses no more than the lock's 100 are checked.
+	lock := factorLockKey(st.user.ID, m)
+	keys := append(factorKeys(st.user.ID, st.ar.ID), lock)
 	if err := h.reserve(ctx, keys); err != nil {
 		var th errThrottled
-		if errors.As(err, &th) {
-			if aerr := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.throttled", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "too many wrong codes", Details: map[string]string{"factor": string(m)}}); aerr != nil {
-				return aerr
-			}
-			return h.tooMany(w, r, th.until)
+		if !errors.As(err, &th) {
+			return err
 		}
-		return err
+		reason := "too many wrong codes"
+		if th.blocks(lock) {
+			reason = "factor locked"
+		}
+		if aerr := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.throttled", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "denied", Reason: reason, Details: map[string]string{"factor": string(m)}}); aerr != nil {
+			return aerr
+		}
+		if th.blocks(lock) {
+			return h.dispatch(w, r, st, string(m), "") // the locked page, with the other ways
+		}
+		return h.tooMany(w, r, th.until)
 	}
 	ev, ok, err := verify(ctx, st, r.PostForm.Get("code"))
 	if err != nil {
@@ -589,6 +705,14 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.
 		}
 		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "failure", Reason: "wrong code", Details: map[string]string{"factor": string(m)}}); err != nil {
 			return err
+		}
+		if locked, err := h.lockedFactors(ctx, st.user.ID); err != nil {
+			return err
+		} else if locked[m] {
+			// This failure was the 100th in a row (NIST SP 800-63B §5.2.2).
+			if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.locked", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "locked", Reason: "100 wrong codes in a row", Details: map[string]string{"factor": string(m)}}); err != nil {
+				return err
+			}
 		}
 		if n >= maxCodeFailures {
 			return h.fail(w, r, st, "access_denied", "too many wrong codes")
@@ -655,18 +779,32 @@ func (h *Handler) postRecovery(w http.ResponseWriter, r *http.Request) error {
 		if len(code) > 64 {
 			return storage.FactorEvent{}, false, nil
 		}
-		left, err := h.cfg.Store.UseRecoveryCode(ctx, st.user.ID, factor.HashRecoveryCode(code), now)
+		left, legacy, err := h.useRecoveryCode(ctx, st.user.ID, code, now)
 		if errors.Is(err, storage.ErrNotFound) {
 			return storage.FactorEvent{}, false, nil
 		}
 		if err != nil {
 			return storage.FactorEvent{}, false, err
 		}
-		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.recovery_code_used", UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success", Details: map[string]string{"remaining": itoa(left)}}); err != nil {
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.recovery_code_used", UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success", Details: map[string]string{"remaining": itoa(left), "legacy_hash": strconv.FormatBool(legacy)}}); err != nil {
 			return storage.FactorEvent{}, false, err
 		}
 		return storage.FactorEvent{Method: string(stepup.Recovery), At: now}, true, nil
 	})
+}
+
+// useRecoveryCode spends the user's code stored under its keyed hash, or
+// else under the legacy plain SHA-256 of codes issued before keyed hashes
+// (factor.HashRecoveryCode): such a code verifies once and is spent like
+// any other, so legacy hashes leave the database as their codes are used or
+// replaced. legacy reports which one matched.
+func (h *Handler) useRecoveryCode(ctx context.Context, userID, code string, now time.Time) (left int, legacy bool, err error) {
+	left, err = h.cfg.Store.UseRecoveryCode(ctx, userID, factor.RecoveryCodeMAC(h.cfg.Sealer, userID, code), now)
+	if !errors.Is(err, storage.ErrNotFound) {
+		return left, false, err
+	}
+	left, err = h.cfg.Store.UseRecoveryCode(ctx, userID, factor.HashRecoveryCode(code), now)
+	return left, true, err
 }
 
 func (h *Handler) postConsent(w http.ResponseWriter, r *http.Request) error {

@@ -67,12 +67,16 @@ func (a *Assessor) Assess(ctx context.Context, in RiskInput) (risk.Assessment, s
 		f.SessionNetworkChanged = prev.IsValid() && addr.IsValid() && risk.Network(prev) != risk.Network(addr)
 		f.SessionAgentChanged = s.UserAgent != in.UserAgent
 	}
-	acct, counted := accountKey(in.User.Username), throttleAddr(in.IP)
-	states, err := a.Store.CheckThrottle(ctx, []storage.ThrottleKey{{Scope: storage.ScopeAccount, Key: acct}, {Scope: storage.ScopeIP, Key: counted}}, a.Limits.rules(), now)
+	// The account's recent failures from every place (throttle.go).
+	counted := throttleAddr(in.IP)
+	acct := accountKeys(storage.ScopeAccount, in.User.Username)
+	states, err := a.Store.CheckThrottle(ctx, append(acct, storage.ThrottleKey{Scope: storage.ScopeIP, Key: counted}), a.Limits.rules(), now)
 	if err != nil {
 		return risk.Assessment{}, storage.SignIn{}, err
 	}
-	f.AccountFailures = states[storage.ThrottleKey{Scope: storage.ScopeAccount, Key: acct}].Failures
+	for _, k := range acct {
+		f.AccountFailures += states[k].Failures
+	}
 	f.IPFailures = states[storage.ThrottleKey{Scope: storage.ScopeIP, Key: counted}].Failures
 	if f.IPUsernames, err = a.Store.DistinctAccountsFromIP(ctx, counted, now.Add(-a.Risk.Window)); err != nil {
 		return risk.Assessment{}, storage.SignIn{}, err

@@ -11,19 +11,40 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keystep/keystep/idp/risk"
+	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/storage"
 )
 
 // Throttling (DESIGN §6, NIST SP 800-63B §5.2.2). Every guess is recorded
 // before it is checked, in one atomic storage call that refuses once a limit
 // is reached, so parallel requests cannot get more guesses than the limit.
-// A success then clears the account and account+IP counters (failures must
-// be consecutive to count against an account). Per-account limits only slow
-// down; the hard lock needs 100 failures, so an attacker cannot cheaply lock
-// a user out everywhere — the tight limit is per account+IP.
+// A success then clears the short-term counters (account, account+IP).
+//
+// The hard lock on passwords (100 failures in 24 h) is counted per place:
+// failures from a browser that has completed a sign-in for the account, from
+// a network that has, and from anywhere else each have a budget of their
+// own. A stranger who uses up the last budget, from one address or many,
+// stops only password sign-ins from new places; the owner on a known device
+// or network, and any passkey sign-in, go on. A success does not refill a
+// hard-lock budget, so it bounds the guesses per place per day whatever the
+// owner does (README, "Abuse resistance").
+//
+// Authenticator-app codes and recovery codes each have a lock of their own:
+// 100 consecutive failures for the account, with no time window, lock that
+// factor until it succeeds (impossible while locked), the owner proves
+// another second factor, or an admin unlocks it (NIST SP 800-63B §5.2.2).
 
 // Scopes beyond the storage package's own.
-const scopeAccountLock = "account_lock"
+const (
+	scopeAccountLock = "account_lock" // Key: accountKey + "|" + place
+	scopeFactorLock  = "factor_lock"  // Key: user ID + "|" + method
+)
+
+// noWindow is a window or block that only a success or an admin ends. A
+// hundred years keeps every time in range of the backends' int64
+// nanoseconds.
+const noWindow = 100 * 365 * 24 * time.Hour
 
 // Limits are the throttle rules by scope.
 type Limits map[string]storage.ThrottleRule
@@ -37,6 +58,7 @@ func DefaultLimits() Limits {
 		storage.ScopeIP:              {Limit: 100, Window: 5 * time.Minute, Base: time.Minute, Max: 15 * time.Minute},
 		storage.ScopeFactorAccount:   {Limit: 10, Window: 15 * time.Minute, Base: time.Minute, Max: time.Hour},
 		storage.ScopeFactorChallenge: {Limit: maxCodeFailures, Window: time.Hour, Base: time.Hour, Max: time.Hour},
+		scopeFactorLock:              {Limit: 100, Window: noWindow, Base: noWindow, Max: noWindow},
 	}
 }
 
@@ -48,7 +70,7 @@ func (l Limits) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %w", scope, err))
 		}
 	}
-	for _, scope := range []string{storage.ScopeAccountIP, storage.ScopeAccount, scopeAccountLock, storage.ScopeIP, storage.ScopeFactorAccount, storage.ScopeFactorChallenge} {
+	for _, scope := range []string{storage.ScopeAccountIP, storage.ScopeAccount, scopeAccountLock, storage.ScopeIP, storage.ScopeFactorAccount, storage.ScopeFactorChallenge, scopeFactorLock} {
 		if _, ok := l[scope]; !ok {
 			errs = append(errs, fmt.Errorf("missing rule %q", scope))
 		}
@@ -62,17 +84,80 @@ func (l Limits) rules() map[string]storage.ThrottleRule { return l }
 // usernames are throttled exactly like real ones (no enumeration).
 func accountKey(username string) string { return "u:" + strings.ToLower(username) }
 
-// passwordKeys are reserved before a password is checked. The per-IP
-// counter is not among them: a success could not take its reservation back,
-// and shared addresses (offices, carrier NAT) would pile up "failures" from
-// good sign-ins. It is checked before and counted after a real failure.
-func passwordKeys(username, ip string) []storage.ThrottleKey {
+// Places a password attempt comes from, each with its own per-account
+// budgets (ScopeAccount and scopeAccountLock).
+const (
+	placeDevice  = "device"  // this browser completed a sign-in for the account
+	placeNetwork = "network" // this network (/24, /48) did
+	placeOther   = "other"   // neither; every attempt on an unknown username
+)
+
+var places = []string{placeDevice, placeNetwork, placeOther}
+
+// placeOf is the place a password attempt for username counts from. An
+// unknown username has no history, so it is always placeOther — as is a
+// real account tried from anywhere its owner has not signed in — and it
+// costs the same two reads, so neither the answer nor its timing tells
+// accounts apart.
+func (h *Handler) placeOf(ctx context.Context, r *http.Request, username, ip string) (string, error) {
+	if len(username) > 256 {
+		return placeOther, nil // no such account (checkPassword's bound)
+	}
+	var userID string // "" has no history
+	switch u, err := h.cfg.Store.UserByUsername(ctx, username); {
+	case err == nil:
+		userID = u.ID
+	case !errors.Is(err, storage.ErrNotFound):
+		return "", err
+	}
+	hist, err := h.cfg.Store.SignInHistory(ctx, userID, h.cfg.Cookies.ExistingBrowserBinding(r), networkOf(ip))
+	switch {
+	case err != nil:
+		return "", err
+	case hist.DeviceKnown:
+		return placeDevice, nil
+	case hist.NetworkKnown:
+		return placeNetwork, nil
+	}
+	return placeOther, nil
+}
+
+// networkOf is the network the history knows ip by, "" when ip is no address.
+func networkOf(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ""
+	}
+	return risk.Network(a).String()
+}
+
+// passwordKeys are reserved before a password is checked: the account's
+// budgets for the place, and the account from this address. The per-IP
+// counter is not among them: shared addresses (offices, carrier NAT) would
+// see every good sign-in counted against them until it settled. It is
+// checked before and counted after a real failure.
+func passwordKeys(username, place, ip string) []storage.ThrottleKey {
 	a := accountKey(username)
 	return []storage.ThrottleKey{
-		{Scope: storage.ScopeAccount, Key: a},
-		{Scope: scopeAccountLock, Key: a},
+		{Scope: storage.ScopeAccount, Key: a + "|" + place},
+		accountLockKey(username, place),
 		storage.AccountIPKey(a, throttleAddr(ip)),
 	}
+}
+
+// accountLockKey is the account's hard-lock budget for a place.
+func accountLockKey(username, place string) storage.ThrottleKey {
+	return storage.ThrottleKey{Scope: scopeAccountLock, Key: accountKey(username) + "|" + place}
+}
+
+// accountKeys are the account's counters in every place.
+func accountKeys(scope, username string) []storage.ThrottleKey {
+	a := accountKey(username)
+	keys := make([]storage.ThrottleKey, len(places))
+	for i, p := range places {
+		keys[i] = storage.ThrottleKey{Scope: scope, Key: a + "|" + p}
+	}
+	return keys
 }
 
 func ipKey(ip string) []storage.ThrottleKey {
@@ -145,51 +230,132 @@ func factorKeys(userID, requestID string) []storage.ThrottleKey {
 	}
 }
 
-// errThrottled carries when the caller may try again.
-type errThrottled struct{ until time.Time }
+// guessable are the second factors whose codes can be guessed, each with a
+// lock of its own.
+var guessable = []stepup.Method{stepup.TOTP, stepup.Recovery}
+
+func factorLockKey(userID string, m stepup.Method) storage.ThrottleKey {
+	return storage.ThrottleKey{Scope: scopeFactorLock, Key: userID + "|" + string(m)}
+}
+
+// lockedFactors reports which of the user's guessable factors are locked.
+func (h *Handler) lockedFactors(ctx context.Context, userID string) (map[stepup.Method]bool, error) {
+	return lockedFactors(ctx, h.cfg.Store, h.cfg.Limits, userID, h.cfg.Now())
+}
+
+func lockedFactors(ctx context.Context, st storage.Throttle, l Limits, userID string, now time.Time) (map[stepup.Method]bool, error) {
+	keys := make([]storage.ThrottleKey, len(guessable))
+	for i, m := range guessable {
+		keys[i] = factorLockKey(userID, m)
+	}
+	states, err := st.CheckThrottle(ctx, keys, l.rules(), now)
+	if err != nil {
+		return nil, err
+	}
+	locked := map[stepup.Method]bool{}
+	for i, m := range guessable {
+		if !states[keys[i]].BlockedUntil.IsZero() {
+			locked[m] = true
+		}
+	}
+	return locked, nil
+}
+
+// errThrottled carries when the caller may try again, and which keys block.
+type errThrottled struct {
+	until  time.Time
+	states map[storage.ThrottleKey]storage.ThrottleState
+}
 
 func (e errThrottled) Error() string { return "throttled until " + e.until.Format(time.RFC3339) }
 
+// blocks reports whether k is among the keys that refused the attempt.
+func (e errThrottled) blocks(k storage.ThrottleKey) bool { return !e.states[k].BlockedUntil.IsZero() }
+
 // reserve records one attempt for keys, or refuses when they are blocked.
 func (h *Handler) reserve(ctx context.Context, keys []storage.ThrottleKey) error {
-	states, err := h.cfg.Store.RecordFailure(ctx, keys, h.cfg.Limits.rules(), h.cfg.Now())
+	return h.reserveAt(ctx, keys, h.cfg.Now())
+}
+
+// reserveAt is reserve at a time the caller keeps, to release the
+// reservation (storage.Throttle.ReleaseFailure) if the guess proves right.
+func (h *Handler) reserveAt(ctx context.Context, keys []storage.ThrottleKey, now time.Time) error {
+	states, err := h.cfg.Store.RecordFailure(ctx, keys, h.cfg.Limits.rules(), now)
 	if errors.Is(err, storage.ErrThrottled) {
-		return errThrottled{until: storage.ThrottledUntil(states)}
+		return errThrottled{until: storage.ThrottledUntil(states), states: states}
 	}
 	return err
 }
 
-// settle clears the counters a success forgives.
+// settle clears the counters a success forgives: the short-term password
+// counters and, for a second factor, the factor's own lock count. A
+// second factor's success is also the owner proving one, which lifts the
+// lock of any other locked factor (NIST SP 800-63B §5.2.2). The password
+// hard-lock budgets are not cleared: they bound guesses per place per day.
 func (h *Handler) settle(ctx context.Context, keys []storage.ThrottleKey) error {
 	var clear []storage.ThrottleKey
 	for _, k := range keys {
 		switch k.Scope {
-		case storage.ScopeAccount, scopeAccountLock, storage.ScopeAccountIP, storage.ScopeFactorAccount:
+		case storage.ScopeAccount, storage.ScopeAccountIP, scopeFactorLock:
 			clear = append(clear, k)
+		case storage.ScopeFactorAccount:
+			clear = append(clear, k)
+			if err := h.liftLocks(ctx, k.Key); err != nil {
+				return err
+			}
 		}
 	}
 	return h.cfg.Store.ClearThrottle(ctx, clear)
 }
 
-// Unlock clears an account's password and factor counters (the admin's
-// `keystep users unlock`).
+// liftLocks ends the locks of the user's locked factors: the owner has
+// just proven another second factor. A factor that is not locked keeps its
+// count, which only its own success resets.
+func (h *Handler) liftLocks(ctx context.Context, userID string) error {
+	locked, err := h.lockedFactors(ctx, userID)
+	if err != nil || len(locked) == 0 {
+		return err
+	}
+	var keys []storage.ThrottleKey
+	for m := range locked {
+		keys = append(keys, factorLockKey(userID, m))
+	}
+	return h.cfg.Store.ClearThrottle(ctx, keys)
+}
+
+// lockKeys are the counters an admin's unlock clears: the account's
+// password budgets in every place, its second-factor counter and the locks
+// of its factors (the per-account+IP counters of other addresses expire by
+// themselves).
+func lockKeys(username, userID string) []storage.ThrottleKey {
+	keys := append(accountKeys(storage.ScopeAccount, username), accountKeys(scopeAccountLock, username)...)
+	keys = append(keys, storage.ThrottleKey{Scope: storage.ScopeFactorAccount, Key: userID})
+	for _, m := range guessable {
+		keys = append(keys, factorLockKey(userID, m))
+	}
+	return keys
+}
+
+// Unlock clears an account's password and factor counters and locks (the
+// admin's `keystep users unlock` and the console's Unlock button).
 func Unlock(ctx context.Context, st storage.Throttle, username, userID string) error {
-	a := accountKey(username)
-	return st.ClearThrottle(ctx, []storage.ThrottleKey{
-		{Scope: storage.ScopeAccount, Key: a}, {Scope: scopeAccountLock, Key: a},
-		{Scope: storage.ScopeFactorAccount, Key: userID},
-	})
+	return st.ClearThrottle(ctx, lockKeys(username, userID))
 }
 
 // tooMany renders the throttled page: 429 with Retry-After (RFC 6585 §4).
 func (h *Handler) tooMany(w http.ResponseWriter, r *http.Request, until time.Time) error {
+	return h.slowDown(w, r, until, "Too many attempts. Wait %s and try again.")
+}
+
+// slowDown is tooMany with its own message; %s is the wait.
+func (h *Handler) slowDown(w http.ResponseWriter, r *http.Request, until time.Time, msg string) error {
 	wait := until.Sub(h.cfg.Now())
 	if wait < time.Second {
 		wait = time.Second
 	}
 	secs := int(math.Ceil(wait.Seconds()))
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	msg := "Too many attempts. Wait " + humanWait(wait) + " and try again."
+	msg = fmt.Sprintf(msg, humanWait(wait))
 	return h.r.render(w, http.StatusTooManyRequests, "error", errorPage{Page: h.page(r, "Slow down"), Title: "Too many attempts", Message: msg, Ref: newRef()})
 }
 

@@ -351,9 +351,12 @@ type Factors interface {
 	DeleteFactor(ctx context.Context, userID, id string) error
 	// DeleteUserFactors removes every factor and recovery code of the user.
 	DeleteUserFactors(ctx context.Context, userID string) error
-	// UseTOTPStep records that the user spent the time step; a second use of
-	// the same step gives ErrReplayed, also under concurrency
-	// (NIST SP 800-63B §5.1.4.2).
+	// UseTOTPStep records the time step as the user's latest accepted one,
+	// if it is later than every step accepted for the user before; the same
+	// step or an older one gives ErrReplayed (RFC 6238 §5.2, NIST SP 800-63B
+	// §5.1.4.2), so after step t+1 the unused step t is refused too. Check
+	// and record are one atomic step: of concurrent calls with one step
+	// exactly one succeeds, and none succeeds after a later step has.
 	UseTOTPStep(ctx context.Context, userID string, step int64, now time.Time) error
 	// ReplaceRecoveryCodes discards the user's recovery codes and stores hashes.
 	ReplaceRecoveryCodes(ctx context.Context, userID string, hashes []string, now time.Time) error
@@ -503,6 +506,14 @@ type Throttle interface {
 	// after a secret proved wrong lets requests that were already past
 	// CheckThrottle verify theirs; recording first closes that gap.
 	RecordFailure(ctx context.Context, keys []ThrottleKey, rules map[string]ThrottleRule, now time.Time) (map[ThrottleKey]ThrottleState, error)
+	// ReleaseFailure takes back one failure that RecordFailure recorded at
+	// at for each key: the attempt it reserved turned out to be right, and a
+	// budget that a success must not reset (a hard lock) must not be spent
+	// by it either. The states it leaves are those of the remaining
+	// failures. A key without a failure at at is not an error. Releases on
+	// a key are serialized with RecordFailure's decisions on it, so two
+	// releases never take back more than two failures.
+	ReleaseFailure(ctx context.Context, keys []ThrottleKey, at time.Time) error
 	// ClearThrottle forgets every failure of the keys, ending their blocks.
 	// After a successful sign-in the account+IP key is cleared (NIST SP
 	// 800-63B §5.2.2: failures from that IP are then disregarded). Unknown

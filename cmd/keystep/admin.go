@@ -308,6 +308,9 @@ func showUser(ctx context.Context, st storage.Store, adm *login.Admin, u storage
 	if !out.Lock.BlockedUntil.IsZero() {
 		fmt.Fprintf(stdout, ", locked until %s", out.Lock.BlockedUntil.Format(time.RFC3339))
 	}
+	for _, f := range out.Lock.LockedFactors {
+		fmt.Fprintf(stdout, ", %s locked after 100 wrong codes (unlock clears it)", f)
+	}
 	fmt.Fprintf(stdout, "\n\nfactors (%d), recovery codes left: %d\n", len(out.Factors), out.RecoveryCodes)
 	for _, f := range out.Factors {
 		fmt.Fprintf(stdout, "  %-9s %s (added %s, last used %s)\n", f.Kind, f.Name, f.CreatedAt.Format(time.RFC3339), fmtOpt(f.LastUsedAt))

@@ -25,7 +25,7 @@ const (
 
 // NewRecoveryCodes returns n distinct recovery codes (NIST SP 800-63B §5.1.2
 // look-up secrets) drawn uniformly from crypto/rand, formatted for display,
-// like "k7dq-m2xp-9fhr". Store only HashRecoveryCode of each.
+// like "k7dq-m2xp-9fhr". Store only RecoveryCodeMAC of each.
 func NewRecoveryCodes(n int) ([]string, error) {
 	if n < 1 || n > MaxRecoveryCodes {
 		return nil, fmt.Errorf("factor: recovery code count %d outside [1, %d]", n, MaxRecoveryCodes)
@@ -86,16 +86,32 @@ func NormalizeRecoveryCode(s string) string {
 	}, s)
 }
 
-// HashRecoveryCode returns the storage form of a recovery code: hex SHA-256 of
-// NormalizeRecoveryCode(code).
+// recoveryMACPrefix starts the storage form of every recovery code issued
+// since codes are stored under a keyed hash. A stored value without it is
+// the legacy form (HashRecoveryCode: 64 hex digits), which is still
+// accepted once so codes issued before keep working until used or replaced.
+const recoveryMACPrefix = "hmac-sha256:"
+
+// RecoveryCodeMAC returns the storage form of a user's recovery code:
+// "hmac-sha256:" and the hex HMAC-SHA256 of the user ID, a zero byte and
+// NormalizeRecoveryCode(code), under a key derived from the master key
+// (Sealer.MAC, label "keystep/recovery-code/v1").
 //
-// A fast unsalted hash is enough here, unlike for passwords: the codes are
-// random, not chosen by people, so there is no dictionary to try and no
-// benefit from precomputation across users. Recovering a code from a leaked
-// hash still means searching ~2^59 candidates per code. Online guessing is
-// bounded by the per-account rate limits (DESIGN.md §6), as NIST SP 800-63B
-// §5.1.2.2 requires for look-up secrets below 64 bits. An unsalted hash also
-// lets storage find the code by its hash in one indexed lookup.
+// A plain hash of a ~59-bit code can be searched offline by whoever copies
+// the database; the keyed one cannot be checked at all without the master
+// key, which is kept apart from the database (DESIGN.md §6). Binding the
+// user ID makes one code's value differ between users. The value is still
+// deterministic, so storage finds the code by it in one indexed lookup.
+func RecoveryCodeMAC(s *Sealer, userID, code string) string {
+	msg := make([]byte, 0, len(userID)+1+RecoveryCodeLen)
+	msg = append(append(append(msg, userID...), 0), NormalizeRecoveryCode(code)...)
+	return recoveryMACPrefix + hex.EncodeToString(s.MAC("keystep/recovery-code/v1", msg))
+}
+
+// HashRecoveryCode is the legacy storage form of a recovery code: hex
+// SHA-256 of NormalizeRecoveryCode(code), without a key. Codes are no longer
+// stored this way (see RecoveryCodeMAC); it remains so that a code stored
+// before still verifies, once.
 func HashRecoveryCode(code string) string {
 	sum := sha256.Sum256([]byte(NormalizeRecoveryCode(code)))
 	return hex.EncodeToString(sum[:])

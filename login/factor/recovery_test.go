@@ -106,3 +106,39 @@ func TestHashRecoveryCode(t *testing.T) {
 		t.Error("a different code has the same hash")
 	}
 }
+
+func TestRecoveryCodeMAC(t *testing.T) {
+	key := func(b byte) *factor.Sealer {
+		k := make([]byte, factor.MasterKeySize)
+		for i := range k {
+			k[i] = b
+		}
+		s, err := factor.NewSealer(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s1, s2 := key(1), key(2)
+	got := factor.RecoveryCodeMAC(s1, "u1", "k7dq-m2xp-9fhr")
+	if !regexp.MustCompile(`^hmac-sha256:[0-9a-f]{64}$`).MatchString(got) {
+		t.Fatalf("RecoveryCodeMAC = %q, want hmac-sha256: and 64 hex digits", got)
+	}
+	for _, in := range []string{"K7DQ M2XP-9FHR", "k7dqm2xp9fhr"} {
+		if again := factor.RecoveryCodeMAC(s1, "u1", in); again != got {
+			t.Errorf("%q hashes to %s, want the normalised code's %s", in, again, got)
+		}
+	}
+	differs := map[string]string{
+		"the plain SHA-256":    factor.HashRecoveryCode("k7dq-m2xp-9fhr"),
+		"another master key":   factor.RecoveryCodeMAC(s2, "u1", "k7dq-m2xp-9fhr"),
+		"another user":         factor.RecoveryCodeMAC(s1, "u2", "k7dq-m2xp-9fhr"),
+		"another code":         factor.RecoveryCodeMAC(s1, "u1", "k7dq-m2xp-9fhs"),
+		"user and code joined": factor.RecoveryCodeMAC(s1, "u1k", "7dq-m2xp-9fhr"),
+	}
+	for name, other := range differs {
+		if strings.TrimPrefix(other, "hmac-sha256:") == strings.TrimPrefix(got, "hmac-sha256:") {
+			t.Errorf("the MAC equals the one with %s", name)
+		}
+	}
+}

@@ -3,7 +3,10 @@ package factor
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +34,7 @@ var ErrOpen = errors.New("factor: cannot open sealed value")
 // nonces at 2^32 messages per key).
 type Sealer struct {
 	aead cipher.AEAD
+	prk  []byte // HKDF-Extract of the master key, for MAC's derived keys
 }
 
 // NewSealer returns a Sealer for a 32-byte master key.
@@ -48,7 +52,11 @@ func NewSealer(masterKey []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("factor: %w", err)
 	}
-	return &Sealer{aead: aead}, nil
+	prk, err := hkdf.Extract(sha256.New, masterKey, []byte("keystep"))
+	if err != nil {
+		return nil, fmt.Errorf("factor: %w", err)
+	}
+	return &Sealer{aead: aead, prk: prk}, nil
 }
 
 // Seal encrypts and authenticates plaintext, binding it to additionalData,
@@ -73,6 +81,21 @@ func (s *Sealer) Open(sealed, additionalData []byte) ([]byte, error) {
 		return nil, ErrOpen
 	}
 	return plaintext, nil
+}
+
+// MAC returns HMAC-SHA256 of data under a key derived from the master key
+// for label (HKDF-SHA256, RFC 5869, label as the info): each use gets a key
+// of its own (domain separation), and no derived key reveals the master key
+// or another one. Without the master key, a stored MAC cannot be checked
+// against guesses.
+func (s *Sealer) MAC(label string, data []byte) []byte {
+	key, err := hkdf.Expand(sha256.New, s.prk, label, sha256.Size)
+	if err != nil {
+		panic("factor: HKDF-Expand of 32 bytes failed: " + err.Error()) // only for lengths over 255×32
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write(data)
+	return m.Sum(nil)
 }
 
 // LogValue keeps the key out of logs.

@@ -2,6 +2,8 @@ package factor_test
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"testing"
 
@@ -144,4 +146,38 @@ func TestNewMasterKey(t *testing.T) {
 	if _, err := factor.NewSealer(a); err != nil {
 		t.Errorf("NewSealer(NewMasterKey()) = %v", err)
 	}
+}
+
+func TestMACSeparatesLabelsAndKeys(t *testing.T) {
+	k1, _ := factor.NewMasterKey()
+	k2, _ := factor.NewMasterKey()
+	s1, err := factor.NewSealer(k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := factor.NewSealer(k2)
+	again, _ := factor.NewSealer(k1)
+	a := s1.MAC("a", []byte("data"))
+	if len(a) != 32 {
+		t.Fatalf("MAC is %d bytes, want 32", len(a))
+	}
+	if !bytes.Equal(a, again.MAC("a", []byte("data"))) {
+		t.Error("the same key, label and data gave another MAC")
+	}
+	for name, other := range map[string][]byte{
+		"another label":       s1.MAC("b", []byte("data")),
+		"another master key":  s2.MAC("a", []byte("data")),
+		"other data":          s1.MAC("a", []byte("datb")),
+		"plain HMAC under k1": hmacSHA256(k1, []byte("data")),
+	} {
+		if bytes.Equal(a, other) {
+			t.Errorf("the MAC equals the one with %s", name)
+		}
+	}
+}
+
+func hmacSHA256(key, data []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(data)
+	return m.Sum(nil)
 }

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -77,12 +76,14 @@ func (s *Store) DeleteUserFactors(ctx context.Context, userID string) error {
 	return nil
 }
 
-// UseTOTPStep relies on the (user_id, step) primary key: a concurrent second
-// insert waits for the first to commit and then fails on the key.
+// UseTOTPStep is one upsert that moves the user's last step forward only. A
+// concurrent call on the same user waits for the row lock of the first and
+// then re-checks the WHERE against its committed step.
 func (s *Store) UseTOTPStep(ctx context.Context, userID string, step int64, now time.Time) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO totp_steps (user_id, step, used_at) VALUES ($1, $2, $3)`,
-		userID, step, nanos(now))
-	if err = insertErr(err); errors.Is(err, storage.ErrAlreadyExists) {
+	tag, err := s.pool.Exec(ctx, `INSERT INTO totp_last_steps (user_id, step, used_at) VALUES ($1, $2, $3)
+		ON CONFLICT (user_id) DO UPDATE SET step = excluded.step, used_at = excluded.used_at
+		WHERE excluded.step > totp_last_steps.step`, userID, step, nanos(now))
+	if err == nil && tag.RowsAffected() == 0 {
 		err = storage.ErrReplayed
 	}
 	if err != nil {

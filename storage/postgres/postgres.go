@@ -11,7 +11,8 @@
 //     wakes up to the winner's committed row and takes the replay path.
 //   - RotateSession deletes the old row and UseRecoveryCode updates it
 //     conditionally; a waiter re-checks the row after the winner commits and
-//     finds nothing to do. UseTOTPStep relies on the primary key.
+//     finds nothing to do. UseTOTPStep is an upsert whose update re-checks
+//     the user's row once a concurrent writer has committed.
 //   - AppendAudit and RecordFailure have no single row to lock (the next audit
 //     row, a key's next failure), so they take transaction-level advisory
 //     locks: one per schema for the audit chain, one per throttle key.

@@ -75,6 +75,27 @@ func lockKeys(ctx context.Context, tx pgx.Tx, keys []storage.ThrottleKey) error 
 	return nil
 }
 
+// ReleaseFailure takes the keys' advisory locks, like RecordFailure, and
+// deletes one row per key.
+func (s *Store) ReleaseFailure(ctx context.Context, keys []storage.ThrottleKey, at time.Time) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if err := lockKeys(ctx, tx, keys); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if _, err := tx.Exec(ctx, `DELETE FROM throttle_failures WHERE ctid =
+				(SELECT ctid FROM throttle_failures WHERE scope = $1 AND key = $2 AND at = $3 LIMIT 1)`, k.Scope, k.Key, nanos(at)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: release failure: %w", err)
+	}
+	return nil
+}
+
 func (s *Store) ClearThrottle(ctx context.Context, keys []storage.ThrottleKey) error {
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		for _, k := range keys {

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -75,12 +74,14 @@ func (s *Store) DeleteUserFactors(ctx context.Context, userID string) error {
 	return nil
 }
 
-// UseTOTPStep relies on the (user_id, step) primary key: the second insert
-// fails however the calls interleave.
+// UseTOTPStep is one upsert that moves the user's last step forward only:
+// the single writer runs it whole, so a concurrent call with the same or an
+// older step finds the row already there and changes nothing.
 func (s *Store) UseTOTPStep(ctx context.Context, userID string, step int64, now time.Time) error {
-	_, err := s.exec(ctx, `INSERT INTO totp_steps (user_id, step, used_at) VALUES (?, ?, ?)`,
-		userID, step, nanos(now))
-	if err = insertErr(err); errors.Is(err, storage.ErrAlreadyExists) {
+	n, err := affected(s.exec(ctx, `INSERT INTO totp_last_steps (user_id, step, used_at) VALUES (?, ?, ?)
+		ON CONFLICT (user_id) DO UPDATE SET step = excluded.step, used_at = excluded.used_at
+		WHERE excluded.step > totp_last_steps.step`, userID, step, nanos(now)))
+	if err == nil && n == 0 {
 		err = storage.ErrReplayed
 	}
 	if err != nil {

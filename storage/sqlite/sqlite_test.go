@@ -113,6 +113,41 @@ func TestMigrationsRunOnce(t *testing.T) {
 	}
 }
 
+// Migration 0005 keeps each user's latest used TOTP step, so a code spent
+// before the upgrade stays spent, and so does every older one.
+func TestMigrationKeepsTheLatestTOTPStep(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "k.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Back to schema 4, with steps used under it.
+	db := raw(t, path)
+	exec(t, db, `DROP TABLE totp_last_steps`)
+	exec(t, db, `CREATE TABLE totp_steps (user_id TEXT NOT NULL, step INTEGER NOT NULL, used_at INTEGER NOT NULL, PRIMARY KEY (user_id, step)) STRICT`)
+	exec(t, db, `INSERT INTO totp_steps VALUES ('u1', 100, 1), ('u1', 102, 2), ('u2', 50, 3)`)
+	exec(t, db, `DELETE FROM schema_migrations WHERE version = 5`)
+
+	st := open(t, path)
+	for _, c := range []struct {
+		user string
+		step int64
+		want error
+	}{
+		{"u1", 102, storage.ErrReplayed},
+		{"u1", 101, storage.ErrReplayed},
+		{"u1", 103, nil},
+		{"u2", 50, storage.ErrReplayed},
+		{"u2", 51, nil},
+	} {
+		if err := st.UseTOTPStep(ctx, c.user, c.step, t0); !errors.Is(err, c.want) {
+			t.Errorf("%s step %d after the migration: %v, want %v", c.user, c.step, err, c.want)
+		}
+	}
+}
+
 func TestOpenRefusesNewerSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "k.db")
 	s, err := sqlite.Open(t.Context(), path)

@@ -52,6 +52,24 @@ func (s *Store) RecordFailure(ctx context.Context, keys []storage.ThrottleKey, r
 	return states, nil
 }
 
+// ReleaseFailure deletes one row per key; the single writer serializes it
+// with RecordFailure.
+func (s *Store) ReleaseFailure(ctx context.Context, keys []storage.ThrottleKey, at time.Time) error {
+	err := s.tx(ctx, func(tx *txn) error {
+		for _, k := range keys {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM throttle_failures WHERE rowid =
+				(SELECT rowid FROM throttle_failures WHERE scope = ? AND key = ? AND at = ? LIMIT 1)`, k.Scope, k.Key, nanos(at)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: release failure: %w", err)
+	}
+	return nil
+}
+
 func (s *Store) ClearThrottle(ctx context.Context, keys []storage.ThrottleKey) error {
 	err := s.tx(ctx, func(tx *txn) error {
 		for _, k := range keys {

@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -92,6 +93,39 @@ var factorTests = []test{
 		ctx := t.Context()
 		errs := race(20, func(int) error { return s.UseTOTPStep(ctx, "u1", 59000000, t0) })
 		oneWinner(t, errs, storage.ErrReplayed)
+	}},
+	{"a TOTP step is accepted only when it is later than every step accepted before", func(t *testing.T, s storage.Store) {
+		// RFC 6238 §5.2: after step t+1, the unused step t (still inside
+		// the drift window) is refused too.
+		ctx := t.Context()
+		must(t, s.UseTOTPStep(ctx, "u1", 59000001, t0))
+		wantErr(t, s.UseTOTPStep(ctx, "u1", 59000000, t0), storage.ErrReplayed)
+		must(t, s.UseTOTPStep(ctx, "u1", 59000003, t0.Add(time.Minute)))
+		wantErr(t, s.UseTOTPStep(ctx, "u1", 59000002, t0.Add(time.Minute)), storage.ErrReplayed)
+		wantErr(t, s.UseTOTPStep(ctx, "u1", 59000003, t0.Add(time.Minute)), storage.ErrReplayed)
+		must(t, s.UseTOTPStep(ctx, "u2", 59000000, t0))
+	}},
+	{"concurrent uses of a step and the one before it: the later wins once, the earlier at most once before it", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		must(t, s.UseTOTPStep(ctx, "u1", 59000000, t0))
+		steps := func(i int) int64 { return 59000001 + int64(i%2) }
+		errs := race(20, func(i int) error { return s.UseTOTPStep(ctx, "u1", steps(i), t0) })
+		won := map[int64]int{}
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				won[steps(i)]++
+			case !errors.Is(err, storage.ErrReplayed):
+				t.Errorf("call %d: %v, want nil or ErrReplayed", i, err)
+			}
+		}
+		if won[59000002] != 1 || won[59000001] > 1 {
+			t.Errorf("accepted %v, want step 59000002 once and 59000001 at most once", won)
+		}
+		// Neither step, nor an older one, is accepted again.
+		for _, step := range []int64{59000002, 59000001, 59000000} {
+			wantErr(t, s.UseTOTPStep(ctx, "u1", step, t0), storage.ErrReplayed)
+		}
 	}},
 	{"recovery codes are spent once each, in any order, counting down", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()

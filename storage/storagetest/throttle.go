@@ -147,6 +147,55 @@ var throttleTests = []test{
 		blocked := storage.ThrottleState{Failures: 2, BlockedUntil: t0.Add(time.Minute)}
 		checkThrottle(t, s, rules, t0, states{acctKey: blocked, acctIPKey: {}, ipKey: blocked})
 	}},
+	{"releasing a failure takes back the one recorded at that time, and a block it caused ends", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		rules := map[string]storage.ThrottleRule{
+			storage.ScopeAccount: {Limit: 3, Window: time.Hour, Base: time.Minute, Max: time.Minute}, storage.ScopeIP: rule(10), storage.ScopeAccountIP: rule(10),
+		}
+		fail(t, s, rules, t0, acctKey, ipKey)
+		fail(t, s, rules, t0, acctKey)
+		fail(t, s, rules, t0.Add(time.Second), acctKey)
+		checkThrottle(t, s, rules, t0.Add(2*time.Second), states{acctKey: {Failures: 3, BlockedUntil: t0.Add(time.Second + time.Minute)}})
+		// The newest failure, the one that blocked, is taken back; a key
+		// without a failure then is not an error.
+		must(t, s.ReleaseFailure(ctx, []storage.ThrottleKey{acctKey, ipKey, acctIPKey}, t0.Add(time.Second)))
+		checkThrottle(t, s, rules, t0.Add(2*time.Second), states{acctKey: {Failures: 2}, ipKey: {Failures: 1}, acctIPKey: {}})
+		must(t, s.ReleaseFailure(ctx, []storage.ThrottleKey{acctKey}, t0.Add(time.Second)))
+		checkThrottle(t, s, rules, t0.Add(2*time.Second), states{acctKey: {Failures: 2}})
+		// Of two failures at one time, one release takes back one.
+		must(t, s.ReleaseFailure(ctx, []storage.ThrottleKey{acctKey}, t0))
+		checkThrottle(t, s, rules, t0.Add(2*time.Second), states{acctKey: {Failures: 1}, ipKey: {Failures: 1}})
+	}},
+	{"5 concurrent releases take back 5 failures", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		rules := map[string]storage.ThrottleRule{storage.ScopeAccount: rule(100)}
+		for range 8 {
+			fail(t, s, rules, t0, acctKey)
+		}
+		for i, err := range race(5, func(int) error { return s.ReleaseFailure(ctx, []storage.ThrottleKey{acctKey}, t0) }) {
+			if err != nil {
+				t.Errorf("release %d: %v", i, err)
+			}
+		}
+		checkThrottle(t, s, rules, t0, states{acctKey: {Failures: 3}})
+	}},
+	{"a rule with a hundred-year window and block counts failures until they are cleared", func(t *testing.T, s storage.Store) {
+		// A lock that only a success or an admin ends (NIST SP 800-63B
+		// §5.2.2: 100 consecutive failures), across decades.
+		ctx := t.Context()
+		const century = 100 * 365 * 24 * time.Hour
+		rules := map[string]storage.ThrottleRule{storage.ScopeFactorAccount: {Limit: 3, Window: century, Base: century, Max: century}}
+		k := storage.ThrottleKey{Scope: storage.ScopeFactorAccount, Key: "u1|totp"}
+		year := 365 * 24 * time.Hour
+		fail(t, s, rules, t0, k)
+		fail(t, s, rules, t0.Add(year), k)
+		check(t, states{k: {Failures: 3, BlockedUntil: t0.Add(30*year + century)}}, fail(t, s, rules, t0.Add(30*year), k))
+		checkThrottle(t, s, rules, t0.Add(60*year), states{k: {Failures: 3, BlockedUntil: t0.Add(30*year + century)}})
+		_, err := s.RecordFailure(ctx, []storage.ThrottleKey{k}, rules, t0.Add(60*year))
+		wantErr(t, err, storage.ErrThrottled)
+		must(t, s.ClearThrottle(ctx, []storage.ThrottleKey{k}))
+		check(t, states{k: {Failures: 1}}, fail(t, s, rules, t0.Add(60*year), k))
+	}},
 	{"each scope's rule applies to its own keys, and one key name in two scopes is two keys", func(t *testing.T, s storage.Store) {
 		factorKey := storage.ThrottleKey{Scope: storage.ScopeFactorAccount, Key: acctKey.Key}
 		rules := map[string]storage.ThrottleRule{
