@@ -105,7 +105,7 @@ func threeRows(t *testing.T) string {
 	startServerCode(t, d)
 	createUser(t, d, "alice")
 	createUser(t, d, "bob")
-	mustKeystep(t, "", "users", "disable", "bob", "--data", d)
+	mustKeystep(t, "", "users", "unlock", "bob", "--data", d)
 	return d
 }
 
