@@ -222,9 +222,39 @@ func TestDecide(t *testing.T) {
 			want: Decision{Outcome: NeedFactor, Target: mfa, Next: []Method{TOTP}, Reasons: []Reason{ReasonClientMin}},
 		},
 		{
-			name: "client floor above the request: acr stays the requested value, amr and auth_time cover the floor",
+			name: "client floor above the request: the acr is the enforced level, never the lower value requested",
 			in:   Input{Requested: []string{sfa}, ClientMin: mfa, Done: []Factor{pwdAt(time.Hour), totpAt(time.Minute)}, Enrolled: pwdTOTP},
-			want: Decision{Outcome: Satisfied, Target: mfa, ACR: sfa, AMR: []string{"mfa", "otp", "pwd"}, AuthTime: ago(time.Hour)},
+			want: Decision{Outcome: Satisfied, Target: mfa, ACR: mfa, AMR: []string{"mfa", "otp", "pwd"}, AuthTime: ago(time.Hour)},
+		},
+		{
+			name: "client floor: the first requested value at or above the target is echoed as the RP spelled it",
+			in:   Input{Requested: []string{sfa, PAPEMultiFactor, mfa}, ClientMin: mfa, Done: []Factor{pwdAt(time.Hour), totpAt(time.Minute)}, Enrolled: pwdTOTP},
+			want: Decision{Outcome: Satisfied, Target: mfa, ACR: PAPEMultiFactor, AMR: []string{"mfa", "otp", "pwd"}, AuthTime: ago(time.Hour)},
+		},
+		{
+			name: "client floor: a requested value above the target that is met is echoed",
+			in:   Input{Requested: []string{sfa, PAPEPhishing}, ClientMin: mfa, Done: []Factor{pwdAt(time.Hour), keyAt(time.Minute, false, false)}, Enrolled: all},
+			want: Decision{Outcome: Satisfied, Target: mfa, ACR: PAPEPhishing, AMR: []string{"mfa", "pop", "pwd", "swk"}, AuthTime: ago(time.Hour)},
+		},
+		{
+			name: "client floor above every requested value: the target's canonical name",
+			in:   Input{Requested: []string{PAPEMultiFactor}, ClientMin: phr, Done: []Factor{pwdAt(time.Hour), keyAt(time.Minute, false, false)}, Enrolled: all},
+			want: Decision{Outcome: Satisfied, Target: phr, ACR: phr, AMR: []string{"mfa", "pop", "pwd", "swk"}, AuthTime: ago(time.Hour)},
+		},
+		{
+			name: "scope floor above the request: the acr is the enforced level",
+			in:   Input{Requested: []string{sfa}, ScopeMins: []string{mfa}, Done: []Factor{pwdAt(time.Hour), totpAt(time.Minute)}, Enrolled: pwdTOTP},
+			want: Decision{Outcome: Satisfied, Target: mfa, ACR: mfa, AMR: []string{"mfa", "otp", "pwd"}, AuthTime: ago(time.Hour)},
+		},
+		{
+			name: "risk floor above the request: the acr is the enforced level",
+			in:   Input{Requested: []string{sfa}, RiskFloor: mfa, Done: []Factor{pwdAt(time.Hour), totpAt(time.Minute)}, Enrolled: pwdTOTP},
+			want: Decision{Outcome: Satisfied, Target: mfa, ACR: mfa, AMR: []string{"mfa", "otp", "pwd"}, AuthTime: ago(time.Hour)},
+		},
+		{
+			name: "a waived risk floor enforced nothing: the requested value is echoed",
+			in:   Input{Requested: []string{sfa}, RiskFloor: phr, Done: []Factor{pwdAt(time.Hour), totpAt(time.Minute)}, Enrolled: pwdTOTP},
+			want: Decision{Outcome: Satisfied, Target: sfa, ACR: sfa, AMR: []string{"otp"}, AuthTime: ago(time.Minute), RiskWaived: true},
 		},
 		{
 			name: "a floor never lowers the request: phr requested with an mfa client floor stays phr",

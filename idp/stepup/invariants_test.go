@@ -64,6 +64,15 @@ func TestDecideInvariants(t *testing.T) {
 			if !p.Satisfies(d.ACR, in.Done, in.Now) {
 				fail("acr %q is not met by the factors", d.ACR)
 			}
+			// DESIGN §3.3: never below what was enforced, and either a
+			// value the RP sent (as it spelled it) or a canonical name.
+			acrRank, lvl, _ := p.Lookup(d.ACR)
+			if targetRank, _, _ := p.Lookup(d.Target); acrRank < targetRank {
+				fail("acr %q is below the enforced target %q", d.ACR, d.Target)
+			}
+			if lvl.ACR != d.ACR && !slices.Contains(in.Requested, d.ACR) {
+				fail("acr %q is an alias the RP did not send", d.ACR)
+			}
 			if in.MaxAge != nil && d.AuthTime.Before(in.RequestTime.Add(-*in.MaxAge)) {
 				fail("auth_time is older than max_age")
 			}

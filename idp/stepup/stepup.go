@@ -35,7 +35,7 @@
 //
 // A Satisfied [Decision] carries the acr, amr and auth_time to put in the
 // tokens. The acr is never a value the counted factors do not meet (OIDC Core
-// §2). The amr uses RFC 8176 values only, plus pop from OpenID EAP ACR Values.
+// §2), and never below the level the request was held to (DESIGN §3.3). The amr uses RFC 8176 values only, plus pop from OpenID EAP ACR Values.
 // auth_time is the earliest time in the satisfying set, chosen so that it is
 // as late as truthfully possible, so an RP's own auth_time + max_age check
 // (OIDC Core §3.1.3.7) stays honest.
