@@ -314,40 +314,45 @@ func count(l *Level, done set, now time.Time, b *since) counted {
 }
 
 // slot is one element of a route: a method and, for WebAuthn, the flags the
-// credential must have.
+// credential must have. pr asks for a trusted (not provisional) credential.
 type slot struct {
-	m      Method
-	uv, db bool
+	m          Method
+	uv, db, pr bool
 }
 
 func (s slot) accepts(f Factor) bool {
-	return f.Method == s.m && (!s.uv || f.UserVerified) && (!s.db || f.DeviceBound)
+	return f.Method == s.m && (!s.uv || f.UserVerified) && (!s.db || f.DeviceBound) && (!s.pr || !f.Provisional)
 }
 
 func (s slot) enrollable(e Enrolled) bool {
-	return e.Method == s.m && (!s.uv || e.UserVerifying) && (!s.db || e.DeviceBound)
+	return e.Method == s.m && (!s.uv || e.UserVerifying) && (!s.db || e.DeviceBound) && (!s.pr || !e.Provisional)
 }
 
 var (
-	pwd     = slot{m: Password}
-	totp    = slot{m: TOTP}
-	rec     = slot{m: Recovery}
-	wa      = slot{m: WebAuthn}
-	waUV    = slot{m: WebAuthn, uv: true}
-	waDB    = slot{m: WebAuthn, db: true}
-	waUVDB  = slot{m: WebAuthn, uv: true, db: true}
-	byRank  = [...]Requirement{AnyFactor, MultiFactor, PhishingResistant, PhishingResistantHardware}
-	routeOf = [len(byRank)][][]slot{
+	pwd      = slot{m: Password}
+	totp     = slot{m: TOTP}
+	rec      = slot{m: Recovery}
+	wa       = slot{m: WebAuthn}
+	waUV     = slot{m: WebAuthn, uv: true}
+	waPR     = slot{m: WebAuthn, pr: true}
+	waUVPR   = slot{m: WebAuthn, uv: true, pr: true}
+	waDBPR   = slot{m: WebAuthn, db: true, pr: true}
+	waUVDBPR = slot{m: WebAuthn, uv: true, db: true, pr: true}
+	byRank   = [...]Requirement{AnyFactor, MultiFactor, PhishingResistant, PhishingResistantHardware}
+	routeOf  = [len(byRank)][][]slot{
 		// any: one factor.
 		{{pwd}, {totp}, {rec}, {wa}},
 		// mfa, NIST SP 800-63B §4.2.1: a memorized secret plus a possession
-		// factor, or one multi-factor authenticator (a UV passkey).
+		// factor, or one multi-factor authenticator (a UV passkey). A
+		// provisional credential is a possession factor like any other.
 		{{pwd, totp}, {pwd, rec}, {pwd, wa}, {waUV}},
 		// phr: the mfa routes that include WebAuthn; recovery codes and
-		// TOTP are not verifier-impersonation resistant (§5.2.5).
-		{{pwd, wa}, {waUV}},
+		// TOTP are not verifier-impersonation resistant (§5.2.5), and a
+		// provisional credential may have been registered by whoever
+		// relayed them (DESIGN §3.3), so it must be trusted.
+		{{pwd, waPR}, {waUVPR}},
 		// phrh: phr with a device-bound (not synced) credential.
-		{{pwd, waDB}, {waUVDB}},
+		{{pwd, waDBPR}, {waUVDBPR}},
 	}
 )
 

@@ -46,11 +46,11 @@ func TestDecideInvariants(t *testing.T) {
 			in.MaxAge = dur(minutes(120))
 		}
 		for range rng.IntN(5) {
-			in.Done = append(in.Done, Factor{Method: methods[rng.IntN(len(methods))], At: t0.Add(-minutes(900) + 5*time.Minute), UserVerified: flip(), DeviceBound: flip()})
+			in.Done = append(in.Done, Factor{Method: methods[rng.IntN(len(methods))], At: t0.Add(-minutes(900) + 5*time.Minute), UserVerified: flip(), DeviceBound: flip(), Provisional: flip()})
 		}
 		for _, m := range methods {
 			if flip() {
-				in.Enrolled = append(in.Enrolled, Enrolled{Method: m, UserVerifying: flip(), DeviceBound: flip()})
+				in.Enrolled = append(in.Enrolled, Enrolled{Method: m, UserVerifying: flip(), DeviceBound: flip(), Provisional: flip()})
 			}
 		}
 
@@ -100,6 +100,10 @@ func TestDecideInvariants(t *testing.T) {
 			}
 			if (d.Target == phr || d.Target == phrh) && (slices.Contains(d.Next, TOTP) || slices.Contains(d.Next, Recovery)) {
 				fail("TOTP or recovery offered for a phishing-resistant target")
+			}
+			trusted := slices.ContainsFunc(in.Enrolled, func(e Enrolled) bool { return e.Method == WebAuthn && !e.Provisional })
+			if (d.Target == phr || d.Target == phrh) && slices.Contains(d.Next, WebAuthn) && !trusted && !anonymous {
+				fail("a passkey offered for a phishing-resistant target with only provisional ones enrolled")
 			}
 			if slices.Contains(d.Reasons, ReasonNoSession) && (slices.Contains(d.Next, TOTP) || slices.Contains(d.Next, Recovery)) {
 				fail("TOTP or recovery offered as a first factor")
