@@ -67,6 +67,16 @@ type Config struct {
 	// its factors must have been done (0 means 15 minutes).
 	AdminACR    string
 	AdminMaxAge time.Duration
+	// PasskeyCoolingOff is how long a passkey added from a session below
+	// phr waits before a use from a known device and network makes it
+	// phishing-resistant (0 means 24 hours; DESIGN §3.3).
+	PasskeyCoolingOff time.Duration
+	// PasskeysTrustedAtOnce is for `keystep demo` only, whose throwaway
+	// server has no history to judge a new passkey by: every passkey
+	// added counts as phishing-resistant at once. It turns off DESIGN
+	// §3.3's rule that a phishable session cannot mint phishing
+	// resistance, so serve never sets it and no config file can.
+	PasskeysTrustedAtOnce bool
 }
 
 // Validate reports every problem with c at once.
@@ -103,6 +113,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AdminMaxAge < 0 {
 		errs = append(errs, fmt.Errorf("admin console: max age %s is negative", c.AdminMaxAge))
+	}
+	if c.PasskeyCoolingOff < 0 {
+		errs = append(errs, fmt.Errorf("passkeys: cooling-off %s is negative", c.PasskeyCoolingOff))
 	}
 	return errors.Join(errs...)
 }
@@ -219,7 +232,8 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		Cookies: cookies, Callback: callback, Issuer: cfg.Issuer, AccountClientID: AccountClientID,
 		ProductName: cfg.ProductName, Dev: cfg.TemplatesDir != "", WebAuthn: wa,
 		Risk: cfg.Risk, Limits: cfg.Limits,
-		AdminACR: cfg.AdminACR, AdminMaxAge: cfg.AdminMaxAge,
+		AdminACR: cfg.AdminACR, AdminMaxAge: cfg.AdminMaxAge, PasskeyCoolingOff: cfg.PasskeyCoolingOff,
+		PasskeysTrustedAtOnce: cfg.PasskeysTrustedAtOnce,
 		RotateKeys: func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error) {
 			added, err := RotateKeys(ctx, cfg.Store, sealer, now(), activateIn)
 			s.keys.invalidate()

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -58,6 +59,7 @@ type accountState struct {
 	user     storage.User
 	factors  []storage.Factor
 	recovery int
+	known    bool // from a known device and network, when a passkey is ripe (trust.go); set by the console
 }
 
 // requireAccount returns the signed-in user, or sends the browser to sign in
@@ -116,7 +118,7 @@ func (h *Handler) sessionRisk(r *http.Request, a *accountState) (stepup.Outcome,
 		return 0, ra, err
 	}
 	now := h.cfg.Now()
-	in := stepup.Input{RequestTime: now, Now: now, Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledOf(a.user, a.factors, a.recovery)}
+	in := stepup.Input{RequestTime: now, Now: now, Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledAt(a.user, a.factors, a.recovery, a.known)}
 	applyRisk(h.cfg.Policy, &in, ra)
 	return stepup.Decide(h.cfg.Policy, in).Outcome, ra, nil
 }
@@ -199,7 +201,7 @@ func (h *Handler) requireLevelWithin(w http.ResponseWriter, r *http.Request, a *
 	in := stepup.Input{
 		Requested: []string{acr}, Essential: true, MaxAge: &maxAge,
 		RequestTime: h.cfg.Now(), Now: h.cfg.Now(),
-		Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledOf(a.user, a.factors, a.recovery),
+		Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledAt(a.user, a.factors, a.recovery, a.known),
 	}
 	d := stepup.Decide(h.cfg.Policy, in)
 	switch d.Outcome {
@@ -270,6 +272,11 @@ type keyRow struct {
 	Blocked bool   // flagged after a signature counter went backwards
 	// Warning, on the last usable key, names the apps that need one.
 	Warning string
+	// Pending: it counts as mfa only until it is used from a known device
+	// and network at or after TrustFrom, or an administrator confirms it
+	// (DESIGN §3.3).
+	Pending   bool
+	TrustFrom time.Time
 }
 
 // keyRowOf describes a WebAuthn factor from its stored credential.
@@ -310,7 +317,9 @@ func (h *Handler) accountData(ctx context.Context, r *http.Request, a *accountSt
 		case "totp":
 			p.HasTOTP = true
 		case "webauthn":
-			p.Keys = append(p.Keys, keyRowOf(f))
+			row := keyRowOf(f)
+			row.Pending, row.TrustFrom = !trusted(f), h.trustFrom(f)
+			p.Keys = append(p.Keys, row)
 		}
 	}
 	if err := h.warnLastKey(ctx, p.Keys); err != nil {
@@ -336,6 +345,10 @@ var notices = map[string]string{
 	"factor-removed": "The passkey or security key was removed.",
 }
 
+// passkeyPendingNotice follows adding a passkey from a session below phr;
+// %s is the cooling-off (DESIGN §3.3).
+const passkeyPendingNotice = "Your passkey is ready, and you can sign in with it now. Apps that need your strongest sign-in accept it after %s, once you've used it on a device you've signed in with before."
+
 func (h *Handler) accountHome(w http.ResponseWriter, r *http.Request) error {
 	a, err := h.requireAccount(w, r)
 	if a == nil {
@@ -345,7 +358,11 @@ func (h *Handler) accountHome(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p.Notice = notices[p.Notice]
+	key := p.Notice
+	p.Notice = notices[key]
+	if key == "passkey-pending" {
+		p.Notice = fmt.Sprintf(passkeyPendingNotice, fmtDuration(h.cfg.PasskeyCoolingOff))
+	}
 	p.Nav = "overview"
 	return h.r.render(w, http.StatusOK, "account", p)
 }

@@ -28,6 +28,7 @@ type flowState struct {
 	recovery int
 	risk     risk.Assessment
 	signIn   storage.SignIn // this sign-in, recorded as history when it completes
+	known    bool           // from a device and network the user signed in from, when a passkey is ripe (trust.go)
 }
 
 var errExpiredRequest = userError(http.StatusBadRequest, "This sign-in link has expired",
@@ -64,6 +65,9 @@ func (h *Handler) loadFlow(r *http.Request, id string) (*flowState, error) {
 	if ok && (ar.IDTokenHintSubject == "" || ar.IDTokenHintSubject == u.ID) {
 		st.sess, st.user, st.hasSess = sess, u, true
 		if err := h.loadFactors(ctx, st); err != nil {
+			return nil, err
+		}
+		if st.known, err = h.knownPlace(r, u.ID, st.factors, sess.CreatedAt); err != nil {
 			return nil, err
 		}
 	}
@@ -104,7 +108,7 @@ func (h *Handler) input(st *flowState) stepup.Input {
 	}
 	if st.hasSess {
 		in.Done = factorsOf(st.sess.Factors)
-		in.Enrolled = h.enrolledOf(st.user, st.factors, st.recovery)
+		in.Enrolled = h.enrolledAt(st.user, st.factors, st.recovery, st.known)
 	}
 	return in
 }

@@ -52,6 +52,13 @@ type Config struct {
 	// DefaultAdminMaxAge).
 	AdminACR    string
 	AdminMaxAge time.Duration
+	// PasskeyCoolingOff is how long a passkey added from a session below
+	// phr waits before a use from a known device and network makes it
+	// phishing-resistant (DESIGN §3.3); 0 means DefaultPasskeyCoolingOff.
+	PasskeyCoolingOff time.Duration
+	// PasskeysTrustedAtOnce trusts every passkey as it is added: for the
+	// demo's throwaway server only (idp.Config.PasskeysTrustedAtOnce).
+	PasskeysTrustedAtOnce bool
 	// RotateKeys makes new signing keys for the admin console; nil hides
 	// the button.
 	RotateKeys func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error)
@@ -117,6 +124,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.AdminMaxAge <= 0 {
 		cfg.AdminMaxAge = DefaultAdminMaxAge
+	}
+	if cfg.PasskeyCoolingOff <= 0 {
+		cfg.PasskeyCoolingOff = DefaultPasskeyCoolingOff
 	}
 	if cfg.Policy != nil {
 		if cfg.AdminACR == "" {

@@ -317,6 +317,11 @@ func exportConfig(set settings, clients []storage.Client) fileConfig {
 		admin.MaxAge = shortDuration(login.DefaultAdminMaxAge)
 	}
 	fc.Admin = admin
+	coolingOff := set.coolingOff
+	if coolingOff == 0 {
+		coolingOff = login.DefaultPasskeyCoolingOff
+	}
+	fc.Passkeys = &passkeyConfig{CoolingOff: shortDuration(coolingOff)}
 	slices.SortFunc(clients, func(a, b storage.Client) int { return strings.Compare(a.ID, b.ID) })
 	for _, cl := range clients {
 		if cl.ID != idp.AccountClientID {

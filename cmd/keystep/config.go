@@ -32,6 +32,7 @@ type fileConfig struct {
 	TrustedProxies []string                   `json:"trusted_proxies,omitempty"`
 	Risk           *riskConfig                `json:"risk,omitempty"`
 	Admin          *adminConfig               `json:"admin,omitempty"`
+	Passkeys       *passkeyConfig             `json:"passkeys,omitempty"`
 	RateLimits     map[string]rateLimitConfig `json:"rate_limits,omitempty"`
 	Clients        []login.ClientSpec         `json:"clients,omitempty"`
 }
@@ -47,6 +48,12 @@ type rateLimitConfig struct {
 type adminConfig struct {
 	ACR    string `json:"acr,omitempty"`     // default phr
 	MaxAge string `json:"max_age,omitempty"` // Go duration, default 15m
+}
+
+// passkeyConfig is how passkeys added from a session below phr become
+// phishing-resistant (DESIGN §3.3).
+type passkeyConfig struct {
+	CoolingOff string `json:"cooling_off,omitempty"` // Go duration, default 24h
 }
 
 // riskConfig overrides the risk engine's defaults (DESIGN §3.4). Omitted
@@ -88,6 +95,7 @@ type settings struct {
 	risk           login.RiskConfig
 	adminACR       string
 	adminMaxAge    time.Duration
+	coolingOff     time.Duration // 0: login.DefaultPasskeyCoolingOff
 	rateLimits     map[string]idp.RateLimit
 	clients        []login.ClientSpec // normalised
 	file           fileConfig         // as read, for export
@@ -197,6 +205,16 @@ func loadConfig(path string) (settings, error) {
 			}
 			s.adminMaxAge = d
 		}
+	}
+	if pc := fc.Passkeys; pc != nil && pc.CoolingOff != "" {
+		d, err := time.ParseDuration(pc.CoolingOff)
+		if err == nil && d <= 0 {
+			err = errors.New("must be positive")
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("passkeys.cooling_off: %w", err))
+		}
+		s.coolingOff = d
 	}
 	errs = append(errs, checkClients(&s, fc.Clients, policyOK)...)
 	if err := errors.Join(errs...); err != nil {
