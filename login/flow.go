@@ -219,7 +219,11 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, st *flowState, 
 	if err := h.cfg.Store.CompleteAuthRequest(ctx, st.ar.ID, res); err != nil {
 		return err
 	}
-	if st.signIn.UserID != "" {
+	// A sign-in that fell short of its risk floor (waived: the user had no
+	// factor to meet it) does not make its device and network the user's
+	// own: else a second sign-in from a stranger's place would look like
+	// home, and the bootstrap exception (DESIGN §3.3) would open to it.
+	if st.signIn.UserID != "" && !d.RiskWaived {
 		if err := h.cfg.Store.RecordSignIn(ctx, st.signIn); err != nil {
 			return err
 		}

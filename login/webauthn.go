@@ -462,15 +462,13 @@ type registerVerifyRequest struct {
 
 // passkeyGate is the portal rule for adding a WebAuthn credential: the
 // level it grants (phr), or the user's highest reachable level when phr is
-// out of reach (their first passkey), fresh within 10 minutes; or bootstrap.
+// out of reach (their first passkey), fresh within 10 minutes; or
+// bootstrap, at low risk only.
 func (h *Handler) passkeyGate(w http.ResponseWriter, r *http.Request, a *accountState) (bool, error) {
-	if h.mayBootstrap(r, a) {
-		return true, nil
-	}
 	// Back to this page after the step-up, not to the overview.
 	const returnTo = "/account/passkey"
 	if !hasSecondFactor(a.factors) {
-		return portalGate(h.requireLevel(w, r, a, levelSFA, returnTo))
+		return h.bootstrapGate(w, r, a, returnTo)
 	}
 	return portalGate(h.requireLevel(w, r, a, h.reachableUpTo(a, levelPHR), returnTo))
 }
@@ -637,12 +635,16 @@ func (h *Handler) requireAccountJSON(r *http.Request) (*accountState, error) {
 // passkeyGateJSON checks the gate without redirecting; the page that
 // offers "Add a passkey" has already sent the user through the step-up.
 func (h *Handler) passkeyGateJSON(r *http.Request, a *accountState) (bool, error) {
-	if h.mayBootstrap(r, a) {
-		return true, nil
-	}
-	acr := levelSFA
-	if hasSecondFactor(a.factors) {
-		acr = h.reachableUpTo(a, levelPHR)
+	acr := h.reachableUpTo(a, levelPHR)
+	if !hasSecondFactor(a.factors) {
+		ok, _, err := h.bootstrapRisk(r, a)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			return false, userError(http.StatusForbidden, "Ask for help to add this", bootstrapHelp)
+		}
+		acr = levelSFA
 	}
 	if h.levelMet(a, acr) {
 		return true, nil
