@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/keystep/keystep/idp"
+	"github.com/keystep/keystep/idp/risk"
+	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
 )
@@ -512,4 +514,28 @@ func TestReview2BootstrapOnlyAtLowRisk(t *testing.T) {
 	if status, out := home.r2Register(newSoftKey(t), "Laptop"); status != http.StatusOK || out["redirect"] != "/account/recovery/new" {
 		t.Fatalf("passkey bootstrap at home: %d %v", status, out)
 	}
+}
+
+// The page a person sees when the first second factor cannot be added from
+// where they are, in Chromium at every size and scheme: calm words, who can
+// help, no enrollment form. Chromium always comes from 127.0.0.1, so the
+// operator's suspicious list names it: every sign-in is medium risk.
+func TestBrowserBootstrapHelpPage(t *testing.T) {
+	c := newChrome(t)
+	e := newEnv(t, onLocalhost, withRisk(func(rc *login.RiskConfig) {
+		p, err := risk.ParsePrefixes([]string{"127.0.0.0/8"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.Suspicious = p
+	}))
+	c.portalSignIn(e, alice, alicePass)
+	c.open(e.issuer + "/account/totp")
+	c.see("Ask for help to add this")
+	c.see("Your administrator can help you set one up.")
+	if n := eval[int](c, `document.querySelectorAll("form[action='/account/totp'], [data-passkey-register]").length`); n != 0 {
+		t.Fatalf("the help page has %d enrollment forms", n)
+	}
+	c.look("account-bootstrap-help")
+	c.checkProblems("bootstrap help")
 }

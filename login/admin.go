@@ -168,7 +168,7 @@ func (h *Handler) adminGate(w http.ResponseWriter, r *http.Request) (*adminState
 	if reach.Outcome == stepup.Fail {
 		title, msg, href, label := h.adminNeeds()
 		if t, m, ok := h.adminPending(a); ok {
-			title, msg, href, label = t, m, "/account", "Go to your account"
+			title, msg, href, label = t, m, "", "" // the page links to the account already
 		}
 		return nil, h.adminDenied(w, r, http.StatusForbidden, title, msg, href, label)
 	}
