@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/demo"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
@@ -113,7 +114,9 @@ func (c *chrome) noPasswordField(where string) {
 func TestBrowserDemo(t *testing.T) {
 	start := time.Now()
 	c := newPasskeyChrome(t)
-	e := newEnv(t, onLocalhost)
+	// As `keystep demo` runs it: a throwaway server that trusts a new
+	// passkey at once (idp.Config.PasskeysTrustedAtOnce).
+	e := newEnv(t, onLocalhost, func(c *idp.Config) { c.PasskeysTrustedAtOnce = true })
 	// The library stamps iat and nbf with real time, and the app's API
 	// checks them against this clock with 30 s of leeway: on a busy
 	// machine this test runs longer than that, so the clock runs too.

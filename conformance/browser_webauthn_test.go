@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -312,7 +313,7 @@ func hasAny(list []string, unwanted ...string) bool {
 // own; a synced one says swk and reaches phr, not phrh.
 func TestBrowserPasskeyEnrollAndSignIn(t *testing.T) {
 	c := newPasskeyChrome(t)
-	e := newEnv(t, onLocalhost)
+	e := newEnv(t, onLocalhost, coolingOff(time.Minute))
 	auth := c.addAuthenticator(syncedPasskey)
 	r := e.rp(rpClient, e.rpSecret)
 
@@ -352,6 +353,9 @@ func TestBrowserPasskeyEnrollAndSignIn(t *testing.T) {
 	c.see("Alice's laptop")
 	c.see("Passkey, synced across your devices")
 	c.see("not used yet")
+	// Added after the password alone, it waits before it counts as
+	// phishing-resistant (DESIGN §3.3), and the list says until when.
+	c.see("Apps that need your strongest sign-in accept it from")
 	c.look("passkey-account")
 
 	// Adding the passkey added nothing to the session: an app asking for
@@ -398,10 +402,21 @@ func TestBrowserPasskeyEnrollAndSignIn(t *testing.T) {
 	}
 	c.autofill(false)
 
-	// With no acr asked for, the session's best: a synced passkey is
-	// phishing-resistant (phr) but not device-bound (phrh).
+	// With no acr asked for, the session's best: while the passkey waits
+	// it is mfa. After the cooling-off, signed in with it again from this
+	// browser (which signed in before), it becomes phishing-resistant: a
+	// synced passkey is phr but not device-bound (phrh).
 	a = r.authURL(nil)
 	c.open(a.url)
+	if tok := r.mustExchange(c.rpCode(r, a), a); tok.claims.ACR != acrMFA {
+		t.Fatalf("best acr of a waiting passkey: %q, want %s", tok.claims.ACR, acrMFA)
+	}
+	e.clock.Advance(2 * time.Minute)
+	c.open(e.issuer + "/account")
+	c.signOut()
+	a = r.authURL(nil)
+	c.open(a.url)
+	c.follow(".passkey-alt [data-passkey-button]")
 	if tok := r.mustExchange(c.rpCode(r, a), a); tok.claims.ACR != acrPHR {
 		t.Fatalf("best acr of a synced passkey: %q, want %s", tok.claims.ACR, acrPHR)
 	}
@@ -458,7 +473,7 @@ func (a *authenticator) credentials() []*cdpwebauthn.Credential {
 // shows that it is working while the ceremony runs.
 func TestBrowserPasskeyStepUpToPHR(t *testing.T) {
 	c := newPasskeyChrome(t)
-	e := newEnv(t, onLocalhost)
+	e := newEnv(t, onLocalhost, coolingOff(time.Minute))
 	secret := e.enrollTOTP("u-alice")
 	c.addAuthenticator(deviceBoundPasskey)
 	r := e.rp(rpClient, e.rpSecret)
@@ -474,8 +489,11 @@ func TestBrowserPasskeyStepUpToPHR(t *testing.T) {
 	c.follow("form[action='/login/otp'] button[type=submit]")
 	c.see("Add a passkey or security key")
 	c.addPasskey("Work laptop")
-	c.see("Your passkey is ready. You can use it to sign in.")
+	// Added from a password-and-code session, it signs in at once but
+	// waits before it counts as phishing-resistant (DESIGN §3.3).
+	c.see("Your passkey is ready, and you can sign in with it now.")
 	c.see("Passkey, kept on one device")
+	c.look("passkey-added-pending")
 	if _, creds := e.passkeys("u-alice"); len(creds) != 1 || creds[0].Flags.BackupEligible {
 		t.Fatalf("stored credentials %+v", creds)
 	}
@@ -483,9 +501,12 @@ func TestBrowserPasskeyStepUpToPHR(t *testing.T) {
 		t.Fatalf("enrollment audit %+v", ev)
 	}
 	c.signOut()
+	// The cooling-off passes; this browser signed in before.
+	e.clock.Advance(2 * time.Minute)
 
 	// The app asks for phr: password, then the passkey (an authenticator
-	// app does not reach phr, so it is not offered).
+	// app does not reach phr, so it is not offered). This use makes it
+	// phishing-resistant.
 	a := r.authURL(url.Values{"acr_values": {acrPHR}})
 	c.open(a.url)
 	c.signInAt(alice, alicePass)
@@ -558,7 +579,7 @@ func TestBrowserPasskeyStepUpToPHR(t *testing.T) {
 // and the session reaches phrh; it did not verify the user, so no "user".
 func TestBrowserSecurityKeySecondFactor(t *testing.T) {
 	c := newPasskeyChrome(t)
-	e := newEnv(t, onLocalhost)
+	e := newEnv(t, onLocalhost, coolingOff(time.Minute))
 	c.addAuthenticator(usbSecurityKey)
 	r := e.rp(rpClient, e.rpSecret)
 
@@ -575,6 +596,7 @@ func TestBrowserSecurityKeySecondFactor(t *testing.T) {
 	c.see("Security key")
 	c.look("security-key-account")
 	c.signOut()
+	e.clock.Advance(2 * time.Minute) // the cooling-off (DESIGN §3.3)
 
 	a := r.authURL(url.Values{"acr_values": {acrPHR}})
 	c.open(a.url)
@@ -671,7 +693,10 @@ func (c *chrome) setCookie(issuer string, ck *network.Cookie) {
 }
 
 // enrollFirstPasskey signs user in to the portal, adds a passkey as their
-// first second factor, and signs out.
+// first second factor, and signs out. The passkey is then trusted as an
+// administrator confirming it would: added after the password alone, it
+// would otherwise count as mfa only for a while (DESIGN §3.3;
+// review2_assurance_test.go tests that rule).
 func (c *chrome) enrollFirstPasskey(e *env, user, pass, name string) {
 	c.t.Helper()
 	c.portalSignIn(e, user, pass)
@@ -680,6 +705,16 @@ func (c *chrome) enrollFirstPasskey(e *env, user, pass, name string) {
 	c.see("Save these recovery codes now")
 	c.open(e.issuer + "/account")
 	c.signOut()
+	u, err := e.store.UserByUsername(context.Background(), user)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	keys, _ := e.passkeys(u.ID)
+	for _, k := range keys {
+		if err := e.store.TrustFactor(context.Background(), u.ID, k.ID, e.clock.Now()); err != nil && !errors.Is(err, storage.ErrConflict) {
+			c.t.Fatal(err)
+		}
+	}
 }
 
 // The ceremony's safety rules, attacked from the browser: a verify body

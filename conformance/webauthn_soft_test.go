@@ -220,8 +220,30 @@ func (b *browser) softRegister(k *softKey, name string, tw softTweak) (int, map[
 
 // softEnroll gives user a device-bound passkey on the software
 // authenticator, through the portal's bootstrap (password just entered, no
-// second factor yet).
+// second factor yet), and trusts it as an administrator confirming it
+// would: added from a password-only session, it would otherwise count as
+// mfa only (DESIGN §3.3; review2_assurance_test.go tests that rule).
 func (e *env) softEnroll(user, pass string) *softKey {
+	e.t.Helper()
+	k := e.softEnrollPending(user, pass)
+	ctx := context.Background()
+	u, err := e.store.UserByUsername(ctx, user)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	keys, _ := e.passkeys(u.ID)
+	for _, f := range keys {
+		if err := e.store.TrustFactor(ctx, u.ID, f.ID, e.clock.Now()); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return k
+}
+
+// softEnrollPending is softEnroll without the trust: the passkey counts as
+// mfa until it is used from a known device and network after the
+// cooling-off, or an administrator confirms it.
+func (e *env) softEnrollPending(user, pass string) *softKey {
 	e.t.Helper()
 	k := newSoftKey(e.t)
 	b := e.softPortal(user, pass)

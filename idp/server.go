@@ -78,6 +78,16 @@ type Config struct {
 	// login.DefaultSessionMaxAge).
 	SessionIdleTimeout time.Duration
 	SessionMaxAge      time.Duration
+	// PasskeyCoolingOff is how long a passkey added from a session below
+	// phr waits before a use from a known device and network makes it
+	// phishing-resistant (0 means 24 hours; DESIGN §3.3).
+	PasskeyCoolingOff time.Duration
+	// PasskeysTrustedAtOnce is for `keystep demo` only, whose throwaway
+	// server has no history to judge a new passkey by: every passkey
+	// added counts as phishing-resistant at once. It turns off DESIGN
+	// §3.3's rule that a phishable session cannot mint phishing
+	// resistance, so serve never sets it and no config file can.
+	PasskeysTrustedAtOnce bool
 }
 
 // Validate reports every problem with c at once.
@@ -120,6 +130,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SessionIdleTimeout < 0 || c.SessionMaxAge < 0 {
 		errs = append(errs, fmt.Errorf("session: idle timeout %s and max age %s must not be negative", c.SessionIdleTimeout, c.SessionMaxAge))
+	}
+	if c.PasskeyCoolingOff < 0 {
+		errs = append(errs, fmt.Errorf("passkeys: cooling-off %s is negative", c.PasskeyCoolingOff))
 	}
 	return errors.Join(errs...)
 }
@@ -248,8 +261,9 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		Cookies: cookies, Callback: callback, Issuer: cfg.Issuer, AccountClientID: AccountClientID,
 		ProductName: cfg.ProductName, Dev: cfg.TemplatesDir != "", WebAuthn: wa,
 		Risk: cfg.Risk, Limits: cfg.Limits,
-		AdminACR: cfg.AdminACR, AdminMaxAge: cfg.AdminMaxAge,
 		SessionIdleTimeout: cfg.SessionIdleTimeout, SessionMaxAge: cfg.SessionMaxAge,
+		AdminACR: cfg.AdminACR, AdminMaxAge: cfg.AdminMaxAge, PasskeyCoolingOff: cfg.PasskeyCoolingOff,
+		PasskeysTrustedAtOnce: cfg.PasskeysTrustedAtOnce,
 		RotateKeys: func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error) {
 			added, err := RotateKeys(ctx, cfg.Store, sealer, now(), activateIn)
 			s.keys.invalidate()

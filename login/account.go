@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -58,6 +59,7 @@ type accountState struct {
 	user     storage.User
 	factors  []storage.Factor
 	recovery int
+	known    bool // from a known device and network, when a passkey is ripe (trust.go); set by the console
 }
 
 // requireAccount returns the signed-in user, or sends the browser to sign in
@@ -116,7 +118,7 @@ func (h *Handler) sessionRisk(r *http.Request, a *accountState) (stepup.Outcome,
 		return 0, ra, err
 	}
 	now := h.cfg.Now()
-	in := stepup.Input{RequestTime: now, Now: now, Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledOf(a.user, a.factors, a.recovery)}
+	in := stepup.Input{RequestTime: now, Now: now, Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledAt(a.user, a.factors, a.recovery, a.known)}
 	applyRisk(h.cfg.Policy, &in, ra)
 	return stepup.Decide(h.cfg.Policy, in).Outcome, ra, nil
 }
@@ -199,7 +201,7 @@ func (h *Handler) requireLevelWithin(w http.ResponseWriter, r *http.Request, a *
 	in := stepup.Input{
 		Requested: []string{acr}, Essential: true, MaxAge: &maxAge,
 		RequestTime: h.cfg.Now(), Now: h.cfg.Now(),
-		Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledOf(a.user, a.factors, a.recovery),
+		Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledAt(a.user, a.factors, a.recovery, a.known),
 	}
 	d := stepup.Decide(h.cfg.Policy, in)
 	switch d.Outcome {
@@ -214,26 +216,53 @@ func (h *Handler) requireLevelWithin(w http.ResponseWriter, r *http.Request, a *
 	return false, h.portalAuthorize(w, r, acr, maxAge, returnTo)
 }
 
-// mayBootstrap is DESIGN §3.3's one exception: a user with no second factor
-// may add the first one after entering the password in the last 10 minutes.
-func (h *Handler) mayBootstrap(r *http.Request, a *accountState) bool {
-	if hasSecondFactor(a.factors) {
-		return false
-	}
-	// Refused when risk is high: a stolen password from a strange place must
-	// not be able to bind the attacker's own second factor.
+// bootstrapRisk is the risk condition of DESIGN §3.3's one exception (a
+// user with no second factor adds the first one with the password alone):
+// the sign-in's risk band must be low. Otherwise a stolen password from a
+// strange place could bind the thief's own second factor. The portal's own
+// assessment answers; a sign-in whose risk floor was waived does not make
+// its device and network known (finish), so signing in again from the
+// same strange place does not turn it low.
+func (h *Handler) bootstrapRisk(r *http.Request, a *accountState) (bool, risk.Assessment, error) {
 	info := Info(r.Context())
 	ra, _, err := h.assessor.Assess(r.Context(), RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
 		UserAgent: info.UserAgent, DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &a.sess})
-	if err != nil || ra.Band >= risk.High || ra.Deny || ra.Reauth {
-		return false
+	if err != nil {
+		return false, ra, err
 	}
-	for _, f := range a.sess.Factors {
-		if f.Method == string(stepup.Password) && !f.At.Before(h.cfg.Now().Add(-reauthForChanges)) {
-			return true
-		}
+	return ra.Band == risk.Low && !ra.Deny && !ra.Reauth, ra, nil
+}
+
+// bootstrapGate lets a user with no second factor add the first one: at
+// low risk, with the password entered in the last 10 minutes (asked again
+// otherwise). Above low risk the page explains who can help instead; it
+// has no enrollment form.
+func (h *Handler) bootstrapGate(w http.ResponseWriter, r *http.Request, a *accountState, returnTo string) (bool, error) {
+	ok, ra, err := h.bootstrapRisk(r, a)
+	if err != nil {
+		return false, err
 	}
-	return false
+	if !ok {
+		return false, h.bootstrapRefused(w, r, a, ra)
+	}
+	return portalGate(h.requireLevel(w, r, a, levelSFA, returnTo))
+}
+
+// bootstrapHelp is what a person is told when the first second factor
+// cannot be added from where they are.
+const bootstrapHelp = "For your safety, a first authenticator app or passkey can only be added when you sign in from a device and network you've used before, and this sign-in doesn't look like one of those. Your administrator can help you set one up. Or try again later from the computer or phone you usually sign in with."
+
+func (h *Handler) bootstrapRefused(w http.ResponseWriter, r *http.Request, a *accountState, ra risk.Assessment) error {
+	if err := h.cfg.Audit.Record(r.Context(), storage.AuditEvent{Type: "factor.enroll_refused", UserID: a.user.ID, ActorID: a.user.ID, Outcome: "denied",
+		Reason: "a first second factor needs a low-risk sign-in", Details: riskDetails(ra, map[string]string{"path": r.URL.Path})}); err != nil {
+		return err
+	}
+	p, err := h.accountData(r.Context(), r, a, "Ask for help to add this")
+	if err != nil {
+		return err
+	}
+	p.Help = bootstrapHelp
+	return h.r.render(w, http.StatusForbidden, "account_help", p)
 }
 
 // portalGate runs requireLevel, treating a redirect as "stop here".
@@ -261,6 +290,7 @@ type accountPage struct {
 	Bootstrap bool
 	Passkeys  bool     // passkeys are on: offer to add one
 	Keys      []keyRow // the user's passkeys and security keys
+	Help      string   // why a change can't be made here, and who can help
 }
 
 // keyRow is one passkey or security key as the portal lists it.
@@ -270,6 +300,11 @@ type keyRow struct {
 	Blocked bool   // flagged after a signature counter went backwards
 	// Warning, on the last usable key, names the apps that need one.
 	Warning string
+	// Pending: it counts as mfa only until it is used from a known device
+	// and network at or after TrustFrom, or an administrator confirms it
+	// (DESIGN §3.3).
+	Pending   bool
+	TrustFrom time.Time
 }
 
 // keyRowOf describes a WebAuthn factor from its stored credential.
@@ -310,7 +345,9 @@ func (h *Handler) accountData(ctx context.Context, r *http.Request, a *accountSt
 		case "totp":
 			p.HasTOTP = true
 		case "webauthn":
-			p.Keys = append(p.Keys, keyRowOf(f))
+			row := keyRowOf(f)
+			row.Pending, row.TrustFrom = !trusted(f), h.trustFrom(f)
+			p.Keys = append(p.Keys, row)
 		}
 	}
 	if err := h.warnLastKey(ctx, p.Keys); err != nil {
@@ -339,6 +376,10 @@ var notices = map[string]string{
 	"factor-removed": "The passkey or security key was removed.",
 }
 
+// passkeyPendingNotice follows adding a passkey from a session below phr;
+// %s is the cooling-off (DESIGN §3.3).
+const passkeyPendingNotice = "Your passkey is ready, and you can sign in with it now. Apps that need your strongest sign-in accept it after %s, once you've used it on a device you've signed in with before."
+
 func (h *Handler) accountHome(w http.ResponseWriter, r *http.Request) error {
 	a, err := h.requireAccount(w, r)
 	if a == nil {
@@ -348,7 +389,11 @@ func (h *Handler) accountHome(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p.Notice = notices[p.Notice]
+	key := p.Notice
+	p.Notice = notices[key]
+	if key == "passkey-pending" {
+		p.Notice = fmt.Sprintf(passkeyPendingNotice, fmtDuration(h.cfg.PasskeyCoolingOff))
+	}
 	p.Nav = "overview"
 	return h.r.render(w, http.StatusOK, "account", p)
 }
@@ -445,12 +490,8 @@ func (h *Handler) pendingAD(a *accountState) []byte {
 }
 
 func (h *Handler) totpGate(w http.ResponseWriter, r *http.Request, a *accountState, returnTo string) (bool, error) {
-	if h.mayBootstrap(r, a) {
-		return true, nil
-	}
 	if !hasSecondFactor(a.factors) {
-		// Bootstrap needs the password entered in the last 10 minutes.
-		return portalGate(h.requireLevel(w, r, a, levelSFA, returnTo))
+		return h.bootstrapGate(w, r, a, returnTo)
 	}
 	return portalGate(h.requireLevel(w, r, a, levelMFA, returnTo))
 }

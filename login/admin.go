@@ -155,13 +155,21 @@ func (h *Handler) adminGate(w http.ResponseWriter, r *http.Request) (*adminState
 		return nil, err
 	}
 	now := h.cfg.Now()
-	enrolled := h.enrolledOf(a.user, a.factors, a.recovery)
+	// A passkey past its cooling-off counts here from a known device and
+	// network: the step-up that uses it trusts it (DESIGN §3.3).
+	if a.known, err = h.knownPlace(r, u.ID, a.factors, sess.CreatedAt); err != nil {
+		return nil, err
+	}
+	enrolled := h.enrolledAt(a.user, a.factors, a.recovery, a.known)
 	// Can this admin reach the level at all? Then say which factor to add,
 	// rather than send them through a step-up that can only fail.
 	reach := stepup.Decide(h.cfg.Policy, stepup.Input{Requested: []string{h.cfg.AdminACR}, Essential: true, RequestTime: now, Now: now,
 		Enrolled: enrolled, Done: []stepup.Factor{{Method: stepup.Password, At: now}}})
 	if reach.Outcome == stepup.Fail {
 		title, msg, href, label := h.adminNeeds()
+		if t, m, ok := h.adminPending(a); ok {
+			title, msg, href, label = t, m, "", "" // the page links to the account already
+		}
 		return nil, h.adminDenied(w, r, http.StatusForbidden, title, msg, href, label)
 	}
 	maxAge := h.cfg.AdminMaxAge
@@ -196,6 +204,35 @@ func (h *Handler) adminNeeds() (title, msg, href, label string) {
 	return "Add a second way to sign in",
 		"The admin console needs more than a password. Add an authenticator app or a passkey to your account, then come back.",
 		"/account/totp", "Set up an authenticator app"
+}
+
+// adminPending explains a console out of reach only because the admin's
+// passkeys are still waiting to be trusted (DESIGN §3.3): when the soonest
+// one can be, and that another administrator can confirm it now. This is
+// how the first administrator, whose first passkey is always added from a
+// password-only session, gets in.
+func (h *Handler) adminPending(a *accountState) (title, msg string, ok bool) {
+	_, lvl, _ := h.cfg.Policy.Lookup(h.cfg.AdminACR)
+	if lvl.Requires != stepup.PhishingResistant && lvl.Requires != stepup.PhishingResistantHardware || h.cfg.WebAuthn == nil {
+		return "", "", false
+	}
+	var first *storage.Factor
+	for i, f := range a.factors {
+		if f.Kind == "webauthn" && !trusted(f) && !keyRowOf(f).Blocked && (first == nil || f.CreatedAt.Before(first.CreatedAt)) {
+			first = &a.factors[i]
+		}
+	}
+	if first == nil {
+		return "", "", false
+	}
+	when := "now"
+	if from := h.trustFrom(*first); h.cfg.Now().Before(from) {
+		when = "from " + from.UTC().Format("2 Jan 2006 15:04 UTC")
+	}
+	return "Your passkey isn't trusted for the admin console yet",
+		"A passkey added after signing in with a password or a code could belong to someone who tricked you into sharing them, so the admin console accepts it only once it has proved itself. " +
+			"Sign in with \"" + first.Name + "\" " + when + " on a device and network you've signed in from before, and it will count. " +
+			"Or ask another administrator to confirm it: keystep users confirm-passkey " + a.user.Username + " --credential " + first.ID + ".", true
 }
 
 // adminCallbackError explains a step-up for the console that came back
@@ -247,6 +284,10 @@ var adminNotices = map[string]string{
 	"user-reset":     "The user's second factors and recovery codes were removed, and they were signed out.",
 	"user-signout":   "The user was signed out everywhere.",
 	"keys-rotated":   "New signing keys were made.",
+
+	// DESIGN §3.3: an administrator vouches for a passkey added below phr.
+	"user-confirm-passkey": "The passkey now counts as phishing-resistant.",
+	"user-passkey-trusted": "That passkey already counted as phishing-resistant.",
 }
 
 // form reads a posted form, refusing what cannot be read.

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/keystep/keystep/storage"
 )
@@ -88,6 +89,11 @@ func (h *Handler) adminCreateUser(w http.ResponseWriter, r *http.Request, a *adm
 type factorRow struct {
 	storage.Factor
 	What string
+	// Pending: a passkey or security key not yet trusted as
+	// phishing-resistant, from TrustFrom on a known device and network, or
+	// when confirmed here (DESIGN §3.3).
+	Pending   bool
+	TrustFrom time.Time
 }
 
 type adminUserPage struct {
@@ -121,7 +127,7 @@ func (h *Handler) adminUser(w http.ResponseWriter, r *http.Request, a *adminStat
 		if f.Kind == "webauthn" {
 			what = keyRowOf(f).Kind
 		}
-		p.Factors = append(p.Factors, factorRow{f, what})
+		p.Factors = append(p.Factors, factorRow{Factor: f, What: what, Pending: f.Kind == "webauthn" && !trusted(f), TrustFrom: h.trustFrom(f)})
 	}
 	if p.Recovery, err = h.cfg.Store.CountRecoveryCodes(ctx, u.ID); err != nil {
 		return err
@@ -183,6 +189,15 @@ func (h *Handler) adminUserAction(w http.ResponseWriter, r *http.Request, a *adm
 		err, notice = h.admin.ResetFactors(ctx, by, u.ID, now), "user-reset"
 		if errors.Is(err, ErrNeedsReason) {
 			return userError(http.StatusBadRequest, "Say why", "Resetting someone's second factors needs a reason, such as the ticket number. Go back and add one.")
+		}
+	case "confirm-passkey":
+		_, err = h.admin.ConfirmPasskey(ctx, by, u.ID, r.PostForm.Get("factor"), now)
+		notice = "user-confirm-passkey"
+		switch {
+		case errors.Is(err, ErrAlreadyTrusted):
+			err, notice = nil, "user-passkey-trusted"
+		case errors.Is(err, ErrNoSuchPasskey):
+			return userError(http.StatusNotFound, "No such passkey", "That passkey or security key doesn't exist. It may have been removed.")
 		}
 	case "signout":
 		keep := ""

@@ -74,7 +74,7 @@ func Explain(ctx context.Context, st storage.Store, p *stepup.Policy, scopeMins 
 	input := stepup.Input{
 		Requested: in.ACR, Strict: c.Strict, ClientMin: c.MinACR, RequestTime: now, Now: now,
 		Done:     []stepup.Factor{{Method: stepup.Password, At: now}},
-		Enrolled: enrolledOf(u, factors, left),
+		Enrolled: enrolledOf(u, factors, left, nil),
 	}
 	for _, s := range in.Scopes {
 		if m, ok := scopeMins[s]; ok {

@@ -29,6 +29,7 @@ type flowState struct {
 	risk     risk.Assessment
 	signIn   storage.SignIn         // this sign-in, recorded as history when it completes
 	locked   map[stepup.Method]bool // second factors locked after too many wrong codes
+	known    bool                   // from a device and network the user signed in from, when a passkey is ripe (trust.go)
 }
 
 var errExpiredRequest = userError(http.StatusBadRequest, "This sign-in link has expired",
@@ -65,6 +66,9 @@ func (h *Handler) loadFlow(r *http.Request, id string) (*flowState, error) {
 	if ok && (ar.IDTokenHintSubject == "" || ar.IDTokenHintSubject == u.ID) {
 		st.sess, st.user, st.hasSess = sess, u, true
 		if err := h.loadFactors(ctx, st); err != nil {
+			return nil, err
+		}
+		if st.known, err = h.knownPlace(r, u.ID, st.factors, sess.CreatedAt); err != nil {
 			return nil, err
 		}
 	}
@@ -105,7 +109,7 @@ func (h *Handler) input(st *flowState) stepup.Input {
 	}
 	if st.hasSess {
 		in.Done = factorsOf(st.sess.Factors)
-		in.Enrolled = h.enrolledOf(st.user, st.factors, st.recovery)
+		in.Enrolled = h.enrolledAt(st.user, st.factors, st.recovery, st.known)
 	}
 	return in
 }
@@ -263,7 +267,11 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, st *flowState, 
 	if err := h.cfg.Store.CompleteAuthRequest(ctx, st.ar.ID, res); err != nil {
 		return err
 	}
-	if st.signIn.UserID != "" {
+	// A sign-in that fell short of its risk floor (waived: the user had no
+	// factor to meet it) does not make its device and network the user's
+	// own: else a second sign-in from a stranger's place would look like
+	// home, and the bootstrap exception (DESIGN §3.3) would open to it.
+	if st.signIn.UserID != "" && !d.RiskWaived {
 		if err := h.cfg.Store.RecordSignIn(ctx, st.signIn); err != nil {
 			return err
 		}

@@ -57,6 +57,13 @@ type Config struct {
 	// after its first sign-in, used or not (0 means DefaultSessionMaxAge).
 	SessionIdleTimeout time.Duration
 	SessionMaxAge      time.Duration
+	// PasskeyCoolingOff is how long a passkey added from a session below
+	// phr waits before a use from a known device and network makes it
+	// phishing-resistant (DESIGN §3.3); 0 means DefaultPasskeyCoolingOff.
+	PasskeyCoolingOff time.Duration
+	// PasskeysTrustedAtOnce trusts every passkey as it is added: for the
+	// demo's throwaway server only (idp.Config.PasskeysTrustedAtOnce).
+	PasskeysTrustedAtOnce bool
 	// RotateKeys makes new signing keys for the admin console; nil hides
 	// the button.
 	RotateKeys func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error)
@@ -130,6 +137,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if err := CheckSessionLifetimes(cfg.SessionIdleTimeout, cfg.SessionMaxAge); err != nil {
 		errs = append(errs, err)
+	}
+	if cfg.PasskeyCoolingOff <= 0 {
+		cfg.PasskeyCoolingOff = DefaultPasskeyCoolingOff
 	}
 	if cfg.Policy != nil {
 		if cfg.AdminACR == "" {

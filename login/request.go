@@ -98,13 +98,18 @@ func acrRequestOf(ar storage.AuthRequest) ACRRequest {
 func factorsOf(events []storage.FactorEvent) []stepup.Factor {
 	out := make([]stepup.Factor, 0, len(events))
 	for _, e := range events {
-		out = append(out, stepup.Factor{Method: stepup.Method(e.Method), At: e.At, UserVerified: e.UserVerified, DeviceBound: e.DeviceBound})
+		out = append(out, stepup.Factor{Method: stepup.Method(e.Method), At: e.At, UserVerified: e.UserVerified, DeviceBound: e.DeviceBound, Provisional: e.Provisional})
 	}
 	return out
 }
 
-// enrolledOf lists what the user can complete.
-func enrolledOf(u storage.User, factors []storage.Factor, recoveryLeft int) []stepup.Enrolled {
+// enrolledOf lists what the user can complete. WebAuthn credentials are
+// summarised in two entries: those phr says may count toward phr and phrh
+// (nil: the trusted ones), and the provisional rest (DESIGN §3.3).
+func enrolledOf(u storage.User, factors []storage.Factor, recoveryLeft int, phr func(storage.Factor) bool) []stepup.Enrolled {
+	if phr == nil {
+		phr = trusted
+	}
 	var out []stepup.Enrolled
 	if u.PasswordHash != "" {
 		out = append(out, stepup.Enrolled{Method: stepup.Password})
@@ -116,7 +121,7 @@ func enrolledOf(u storage.User, factors []storage.Factor, recoveryLeft int) []st
 			out = append(out, stepup.Enrolled{Method: stepup.TOTP})
 		}
 	}
-	var wa *stepup.Enrolled
+	var wa [2]*stepup.Enrolled // trusted, provisional
 	for _, f := range factors {
 		if f.Kind != "webauthn" {
 			continue
@@ -133,14 +138,20 @@ func enrolledOf(u storage.User, factors []storage.Factor, recoveryLeft int) []st
 		if json.Unmarshal(f.Secret, &c) != nil || c.Authenticator.CloneWarning {
 			continue // a corrupt or blocked credential cannot be completed
 		}
-		if wa == nil {
-			wa = &stepup.Enrolled{Method: stepup.WebAuthn}
+		i := 0
+		if !phr(f) {
+			i = 1
 		}
-		wa.DeviceBound = wa.DeviceBound || !c.Flags.BackupEligible
-		wa.UserVerifying = wa.UserVerifying || c.Flags.UserVerified
+		if wa[i] == nil {
+			wa[i] = &stepup.Enrolled{Method: stepup.WebAuthn, Provisional: i == 1}
+		}
+		wa[i].DeviceBound = wa[i].DeviceBound || !c.Flags.BackupEligible
+		wa[i].UserVerifying = wa[i].UserVerifying || c.Flags.UserVerified
 	}
-	if wa != nil {
-		out = append(out, *wa)
+	for _, e := range wa {
+		if e != nil {
+			out = append(out, *e)
+		}
 	}
 	if recoveryLeft > 0 {
 		out = append(out, stepup.Enrolled{Method: stepup.Recovery})
@@ -162,9 +173,17 @@ func maxAgeOf(ar storage.AuthRequest) *time.Duration {
 
 // enrolledOf is the package function, less WebAuthn when passkeys are off
 // here (an IP-address issuer): a factor that cannot be completed must not
-// be offered or counted as reachable.
+// be offered or counted as reachable. Only trusted WebAuthn credentials
+// count toward phr.
 func (h *Handler) enrolledOf(u storage.User, factors []storage.Factor, recoveryLeft int) []stepup.Enrolled {
-	out := enrolledOf(u, factors, recoveryLeft)
+	return h.enrolledAt(u, factors, recoveryLeft, false)
+}
+
+// enrolledAt is enrolledOf for a request from a known device and network
+// (known) or not: there a ripe credential counts toward phr too, since
+// using it trusts it.
+func (h *Handler) enrolledAt(u storage.User, factors []storage.Factor, recoveryLeft int, known bool) []stepup.Enrolled {
+	out := enrolledOf(u, factors, recoveryLeft, h.phrCounts(known))
 	if h.cfg.WebAuthn != nil {
 		return out
 	}

@@ -41,6 +41,11 @@ type setupPage struct {
 	Username string
 	Email    string
 	Problem  string
+	// CoolingOff is how long the first admin's first passkey waits: added
+	// from a password-only session, it opens the console (phr) only after
+	// a use from this device and network once that time has passed, or an
+	// operator's confirm-passkey (DESIGN §3.3).
+	CoolingOff string
 }
 
 var errSetupDone = userError(http.StatusNotFound, "Keystep is already set up", "Sign in with your account, or ask your administrator for access.")
@@ -53,7 +58,7 @@ func (h *Handler) setupPage(w http.ResponseWriter, r *http.Request) error {
 	if n > 0 {
 		return errSetupDone
 	}
-	return h.r.render(w, http.StatusOK, "setup", setupPage{Page: h.page(r, "Set up Keystep"), Token: r.URL.Query().Get("token")})
+	return h.r.render(w, http.StatusOK, "setup", setupPage{Page: h.page(r, "Set up Keystep"), Token: r.URL.Query().Get("token"), CoolingOff: fmtDuration(h.cfg.PasskeyCoolingOff)})
 }
 
 func (h *Handler) postSetup(w http.ResponseWriter, r *http.Request) error {
@@ -62,7 +67,8 @@ func (h *Handler) postSetup(w http.ResponseWriter, r *http.Request) error {
 		return userError(http.StatusBadRequest, "That form couldn't be read", "Go back and try again.")
 	}
 	p := setupPage{Page: h.page(r, "Set up Keystep"), Token: r.PostForm.Get("token"),
-		Username: strings.TrimSpace(r.PostForm.Get("username")), Email: strings.TrimSpace(r.PostForm.Get("email"))}
+		Username: strings.TrimSpace(r.PostForm.Get("username")), Email: strings.TrimSpace(r.PostForm.Get("email")),
+		CoolingOff: fmtDuration(h.cfg.PasskeyCoolingOff)}
 	n, err := h.cfg.Store.CountUsers(ctx)
 	if err != nil {
 		return err

@@ -349,14 +349,26 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 	if err := h.saveCredential(ctx, f, *cred, now); err != nil {
 		return err
 	}
+	// A credential waiting for trust becomes phishing-resistant by this
+	// use when its cooling-off is over and it comes from a device and
+	// network the user has signed in from (DESIGN §3.3).
+	since := now // passwordless: any earlier sign-in
+	if st.hasSess {
+		since = st.sess.CreatedAt
+	}
+	if err := h.promote(r, pu.u.ID, st.client.ID, &f, pu.factors, since); err != nil {
+		return err
+	}
 	flags := parsed.Response.AuthenticatorData.Flags
 	ev := storage.FactorEvent{
 		Method: string(stepup.WebAuthn), At: now, CredentialID: f.ID,
 		UserVerified: flags.HasUserVerified(),
 		DeviceBound:  !flags.HasBackupEligible(),
+		Provisional:  !trusted(f),
 	}
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: pu.u.ID, ActorID: pu.u.ID, ClientID: st.client.ID, Outcome: "success",
-		Details: map[string]string{"factor": "webauthn", "credential": f.Name, "user_verified": fmt.Sprint(ev.UserVerified), "device_bound": fmt.Sprint(ev.DeviceBound), "passwordless": fmt.Sprint(!st.hasSess)}}); err != nil {
+		Details: map[string]string{"factor": "webauthn", "credential": f.Name, "user_verified": fmt.Sprint(ev.UserVerified), "device_bound": fmt.Sprint(ev.DeviceBound), "passwordless": fmt.Sprint(!st.hasSess),
+			"phishing_resistant": fmt.Sprint(!ev.Provisional)}}); err != nil {
 		return err
 	}
 	if _, err := h.addFactor(w, r, pu.u.ID, ev); err != nil {
@@ -450,15 +462,13 @@ type registerVerifyRequest struct {
 
 // passkeyGate is the portal rule for adding a WebAuthn credential: the
 // level it grants (phr), or the user's highest reachable level when phr is
-// out of reach (their first passkey), fresh within 10 minutes; or bootstrap.
+// out of reach (their first passkey), fresh within 10 minutes; or
+// bootstrap, at low risk only.
 func (h *Handler) passkeyGate(w http.ResponseWriter, r *http.Request, a *accountState) (bool, error) {
-	if h.mayBootstrap(r, a) {
-		return true, nil
-	}
 	// Back to this page after the step-up, not to the overview.
 	const returnTo = "/account/passkey"
 	if !hasSecondFactor(a.factors) {
-		return portalGate(h.requireLevel(w, r, a, levelSFA, returnTo))
+		return h.bootstrapGate(w, r, a, returnTo)
 	}
 	return portalGate(h.requireLevel(w, r, a, h.reachableUpTo(a, levelPHR), returnTo))
 }
@@ -470,7 +480,7 @@ func (h *Handler) reachableUpTo(a *accountState, acr string) string {
 		return acr
 	}
 	levels := h.cfg.Policy.Levels()
-	enrolled := h.enrolledOf(a.user, a.factors, a.recovery)
+	enrolled := h.enrolledAt(a.user, a.factors, a.recovery, a.known)
 	for i := rank; i >= 0; i-- {
 		in := stepup.Input{Requested: []string{levels[i].ACR}, Essential: true, RequestTime: h.cfg.Now(), Now: h.cfg.Now(), Enrolled: enrolled,
 			Done: []stepup.Factor{{Method: stepup.Password, At: h.cfg.Now()}}}
@@ -565,14 +575,27 @@ func (h *Handler) registerVerify(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	first := !hasSecondFactor(a.factors)
+	// DESIGN §3.3: a phishable session cannot mint phishing resistance. A
+	// key added from a session at phr is trusted at once; from any other
+	// it counts as mfa until it is used from a known device and network
+	// after the cooling-off, or an administrator confirms it.
+	now := h.cfg.Now()
+	var trustedAt time.Time
+	if h.levelMet(a, levelPHR) || h.cfg.PasskeysTrustedAtOnce {
+		trustedAt = now
+	}
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.enrolled", UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success",
-		Details: map[string]string{"factor": "webauthn", "name": name, "device_bound": fmt.Sprint(!cred.Flags.BackupEligible), "bootstrap": fmt.Sprint(first)}}); err != nil {
+		Details: map[string]string{"factor": "webauthn", "name": name, "device_bound": fmt.Sprint(!cred.Flags.BackupEligible), "bootstrap": fmt.Sprint(first),
+			"phishing_resistant": fmt.Sprint(!trustedAt.IsZero())}}); err != nil {
 		return err
 	}
-	if err := h.cfg.Store.CreateFactor(ctx, storage.Factor{ID: id[:22], UserID: a.user.ID, Kind: "webauthn", Name: name, Secret: raw, CreatedAt: h.cfg.Now()}); err != nil {
+	if err := h.cfg.Store.CreateFactor(ctx, storage.Factor{ID: id[:22], UserID: a.user.ID, Kind: "webauthn", Name: name, Secret: raw, CreatedAt: now, TrustedAt: trustedAt}); err != nil {
 		return err
 	}
 	next := "/account?notice=passkey-added"
+	if trustedAt.IsZero() {
+		next = "/account?notice=passkey-pending"
+	}
 	if first {
 		h.setFirstCodesMarker(w, a)
 		next = "/account/recovery/new"
@@ -612,12 +635,16 @@ func (h *Handler) requireAccountJSON(r *http.Request) (*accountState, error) {
 // passkeyGateJSON checks the gate without redirecting; the page that
 // offers "Add a passkey" has already sent the user through the step-up.
 func (h *Handler) passkeyGateJSON(r *http.Request, a *accountState) (bool, error) {
-	if h.mayBootstrap(r, a) {
-		return true, nil
-	}
-	acr := levelSFA
-	if hasSecondFactor(a.factors) {
-		acr = h.reachableUpTo(a, levelPHR)
+	acr := h.reachableUpTo(a, levelPHR)
+	if !hasSecondFactor(a.factors) {
+		ok, _, err := h.bootstrapRisk(r, a)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			return false, userError(http.StatusForbidden, "Ask for help to add this", bootstrapHelp)
+		}
+		acr = levelSFA
 	}
 	if h.levelMet(a, acr) {
 		return true, nil
@@ -629,6 +656,6 @@ func (h *Handler) passkeyGateJSON(r *http.Request, a *accountState) (bool, error
 func (h *Handler) levelMet(a *accountState, acr string) bool {
 	maxAge := reauthForChanges
 	in := stepup.Input{Requested: []string{acr}, Essential: true, MaxAge: &maxAge, RequestTime: h.cfg.Now(), Now: h.cfg.Now(),
-		Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledOf(a.user, a.factors, a.recovery)}
+		Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledAt(a.user, a.factors, a.recovery, a.known)}
 	return stepup.Decide(h.cfg.Policy, in).Outcome == stepup.Satisfied
 }

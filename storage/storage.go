@@ -194,6 +194,10 @@ type FactorEvent struct {
 	CredentialID string    // the factor or WebAuthn credential used, if any
 	UserVerified bool      // WebAuthn UV flag
 	DeviceBound  bool      // WebAuthn credential not backup-eligible
+	// Provisional: the WebAuthn credential was not trusted as phishing
+	// resistant when it was used (Factor.TrustedAt was zero): the session
+	// counts it as mfa only (DESIGN §3.3).
+	Provisional bool
 }
 
 // Session is a browser SSO session. ID is the hash of the cookie value.
@@ -339,6 +343,11 @@ type Factor struct {
 	Secret     []byte // TOTP: sealed seed; WebAuthn: the credential record (JSON)
 	CreatedAt  time.Time
 	LastUsedAt time.Time
+	// TrustedAt is when a WebAuthn credential started to count as phishing
+	// resistant (DESIGN §3.3): when it was added from a session at phr, first
+	// used from a known device and network after the cooling-off, or
+	// confirmed by an admin. Zero while it counts as mfa only.
+	TrustedAt time.Time
 }
 
 // Factors stores second factors, used TOTP steps and recovery codes.
@@ -348,6 +357,11 @@ type Factors interface {
 	FactorByID(ctx context.Context, id string) (Factor, error)
 	// UpdateFactor replaces the name, secret and last-used time of f.ID.
 	UpdateFactor(ctx context.Context, f Factor) error
+	// TrustFactor sets TrustedAt of the user's factor id to at, once:
+	// ErrNotFound when the user has no such factor, ErrConflict when it is
+	// trusted already (the first time stays). Of concurrent calls exactly
+	// one succeeds, so a trust is audited once. Nothing else changes it.
+	TrustFactor(ctx context.Context, userID, id string, at time.Time) error
 	DeleteFactor(ctx context.Context, userID, id string) error
 	// DeleteUserFactors removes every factor and recovery code of the user.
 	DeleteUserFactors(ctx context.Context, userID string) error
@@ -569,4 +583,9 @@ type History interface {
 	SignInHistory(ctx context.Context, userID, deviceID, network string) (HistoryFacts, error)
 	// ForgetDevice removes one known device of a user.
 	ForgetDevice(ctx context.Context, userID, deviceID string) error
+	// KnownSince returns when deviceID and network first completed a
+	// sign-in for the user; zero for one that never did. A caller asking
+	// whether they were the user's before some moment (a passkey's trust,
+	// DESIGN §3.3) compares, so a sign-in just made does not vouch for itself.
+	KnownSince(ctx context.Context, userID, deviceID, network string) (device, net time.Time, err error)
 }

@@ -111,18 +111,18 @@ type userJSON struct {
 
 func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") && !isHelp(args[0]) {
-		return usageError{"users: want create, list, show, disable, enable, unlock, reset-factors or signout"}
+		return usageError{"users: want create, list, show, disable, enable, unlock, reset-factors, signout or confirm-passkey"}
 	}
 	action := args[0]
 	if isHelp(action) {
 		return flag.ErrHelp
 	}
 	switch action {
-	case "create", "list", "show", "disable", "enable", "unlock", "reset-factors", "signout":
+	case "create", "list", "show", "disable", "enable", "unlock", "reset-factors", "signout", "confirm-passkey":
 	default:
 		return usageError{"users: unknown action " + action}
 	}
-	var username, email, reason string
+	var username, email, reason, credential string
 	var passwordStdin, admin bool
 	fs, c, err := sub("users "+action, args[1:], func(fs *flag.FlagSet) {
 		fs.StringVar(&username, "username", "", "username")
@@ -130,6 +130,7 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 		fs.StringVar(&reason, "reason", "", "reason (audited; required for reset-factors)")
 		fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
 		fs.BoolVar(&admin, "admin", false, "make the user an administrator")
+		fs.StringVar(&credential, "credential", "", "confirm-passkey: the passkey's ID (see users show)")
 	})
 	if err != nil {
 		return err
@@ -148,6 +149,13 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 	reason = strings.TrimSpace(reason)
 	if action == "reset-factors" && reason == "" {
 		return usageError{"users reset-factors: --reason is required (it goes in the audit log)"}
+	}
+	credential = strings.TrimSpace(credential)
+	if action == "confirm-passkey" && credential == "" {
+		return usageError{"users confirm-passkey: --credential is required (the passkey's ID, from users show)"}
+	}
+	if action != "confirm-passkey" && credential != "" {
+		return usageError{"users " + action + ": --credential is only for confirm-passkey"}
 	}
 
 	// Check everything the command line says before touching the data
@@ -236,6 +244,20 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 		err = adm.ResetFactors(ctx, by, u.ID, now)
 	case "signout":
 		_, err = adm.SignOut(ctx, by, u.ID, "", now)
+	case "confirm-passkey":
+		// DESIGN §3.3: a passkey added from a session below phr counts as
+		// mfa until it proves itself; an operator may vouch for it now.
+		_, err = adm.ConfirmPasskey(ctx, by, u.ID, credential, now)
+		switch {
+		case errors.Is(err, login.ErrNoSuchPasskey):
+			return fmt.Errorf("%s has no passkey or security key with ID %q (see keystep users show %s)", u.Username, credential, u.Username)
+		case errors.Is(err, login.ErrAlreadyTrusted):
+			err = nil
+			if !c.json {
+				fmt.Fprintf(stdout, "%s: passkey %s already counts as phishing-resistant\n", u.Username, credential)
+				return nil
+			}
+		}
 	}
 	if err != nil {
 		return err
@@ -257,6 +279,7 @@ func showUser(ctx context.Context, st storage.Store, adm *login.Admin, u storage
 		Name       string    `json:"name"`
 		CreatedAt  time.Time `json:"created_at"`
 		LastUsedAt time.Time `json:"last_used_at,omitzero"`
+		TrustedAt  time.Time `json:"trusted_at,omitzero"` // WebAuthn: phishing-resistant since (DESIGN §3.3)
 	}
 	type sessionJSON struct {
 		IP        string    `json:"ip"`
@@ -281,7 +304,7 @@ func showUser(ctx context.Context, st storage.Store, adm *login.Admin, u storage
 		return err
 	}
 	for _, f := range fs {
-		out.Factors = append(out.Factors, factorJSON{f.ID, f.Kind, f.Name, f.CreatedAt, f.LastUsedAt})
+		out.Factors = append(out.Factors, factorJSON{f.ID, f.Kind, f.Name, f.CreatedAt, f.LastUsedAt, f.TrustedAt})
 	}
 	if out.RecoveryCodes, err = st.CountRecoveryCodes(ctx, u.ID); err != nil {
 		return err
@@ -313,7 +336,11 @@ func showUser(ctx context.Context, st storage.Store, adm *login.Admin, u storage
 	}
 	fmt.Fprintf(stdout, "\n\nfactors (%d), recovery codes left: %d\n", len(out.Factors), out.RecoveryCodes)
 	for _, f := range out.Factors {
-		fmt.Fprintf(stdout, "  %-9s %s (added %s, last used %s)\n", f.Kind, f.Name, f.CreatedAt.Format(time.RFC3339), fmtOpt(f.LastUsedAt))
+		trust := ""
+		if f.Kind == "webauthn" && f.TrustedAt.IsZero() {
+			trust = ", not yet phishing-resistant: keystep users confirm-passkey " + u.Username + " --credential " + f.ID
+		}
+		fmt.Fprintf(stdout, "  %-9s %s (id %s, added %s, last used %s%s)\n", f.Kind, f.Name, f.ID, f.CreatedAt.Format(time.RFC3339), fmtOpt(f.LastUsedAt), trust)
 	}
 	fmt.Fprintf(stdout, "\nsessions (%d)\n", len(out.Sessions))
 	for _, s := range out.Sessions {

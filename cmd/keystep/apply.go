@@ -325,6 +325,11 @@ func exportConfig(set settings, clients []storage.Client) fileConfig {
 		sc.MaxAge = shortDuration(set.sessionMaxAge)
 	}
 	fc.Session = sc
+	coolingOff := set.coolingOff
+	if coolingOff == 0 {
+		coolingOff = login.DefaultPasskeyCoolingOff
+	}
+	fc.Passkeys = &passkeyConfig{CoolingOff: shortDuration(coolingOff)}
 	slices.SortFunc(clients, func(a, b storage.Client) int { return strings.Compare(a.ID, b.ID) })
 	for _, cl := range clients {
 		if cl.ID != idp.AccountClientID {

@@ -33,6 +33,7 @@ type fileConfig struct {
 	Risk           *riskConfig                `json:"risk,omitempty"`
 	Admin          *adminConfig               `json:"admin,omitempty"`
 	Session        *sessionConfig             `json:"session,omitempty"`
+	Passkeys       *passkeyConfig             `json:"passkeys,omitempty"`
 	RateLimits     map[string]rateLimitConfig `json:"rate_limits,omitempty"`
 	Clients        []login.ClientSpec         `json:"clients,omitempty"`
 }
@@ -60,6 +61,12 @@ type sessionConfig struct {
 // maxSessionMaxAge: NIST SP 800-63B §4.1.3, reauthenticate at least every
 // 30 days even at the lowest level.
 const maxSessionMaxAge = 30 * 24 * time.Hour
+
+// passkeyConfig is how passkeys added from a session below phr become
+// phishing-resistant (DESIGN §3.3).
+type passkeyConfig struct {
+	CoolingOff string `json:"cooling_off,omitempty"` // Go duration, default 24h
+}
 
 // riskConfig overrides the risk engine's defaults (DESIGN §3.4). Omitted
 // fields keep their defaults.
@@ -100,6 +107,7 @@ type settings struct {
 	risk           login.RiskConfig
 	adminACR       string
 	adminMaxAge    time.Duration
+	coolingOff     time.Duration // 0: login.DefaultPasskeyCoolingOff
 	rateLimits     map[string]idp.RateLimit
 	clients        []login.ClientSpec // normalised
 	file           fileConfig         // as read, for export
@@ -215,6 +223,16 @@ func loadConfig(path string) (settings, error) {
 	}
 	if sc := fc.Session; sc != nil {
 		errs = append(errs, applySession(&s, sc)...)
+	}
+	if pc := fc.Passkeys; pc != nil && pc.CoolingOff != "" {
+		d, err := time.ParseDuration(pc.CoolingOff)
+		if err == nil && d <= 0 {
+			err = errors.New("must be positive")
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("passkeys.cooling_off: %w", err))
+		}
+		s.coolingOff = d
 	}
 	errs = append(errs, checkClients(&s, fc.Clients, policyOK)...)
 	if err := errors.Join(errs...); err != nil {

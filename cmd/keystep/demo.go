@@ -80,7 +80,8 @@ func demo(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Wri
 	}
 
 	dataNote := "kept"
-	if c.data == "" {
+	throwaway := c.data == ""
+	if throwaway {
 		dir, err := os.MkdirTemp("", "keystep-demo-")
 		if err != nil {
 			return err
@@ -100,6 +101,11 @@ func demo(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Wri
 	srv, err := idp.NewServer(ctx, idp.Config{
 		Issuer: issuer, Store: st, MasterKey: key, Policy: set.policy,
 		ScopeMinACR: set.scopeMinACR, Logger: log, ProductName: set.productName, Risk: set.risk,
+		// A throwaway server with no sign-in history: the passkey the demo
+		// adds in the portal is trusted at once, so that the bank change
+		// can ask for it (see PasskeysTrustedAtOnce). Not on a --data
+		// folder that outlives the demo.
+		PasskeysTrustedAtOnce: throwaway,
 	})
 	if err != nil {
 		return err

@@ -1,7 +1,7 @@
 // Command keystep runs the Keystep OpenID provider and administers it.
 //
 //	keystep [serve] [--addr :8080] [--issuer URL] [--data DIR] [--config FILE] [--dev]
-//	keystep users create|list|show|disable|enable|unlock|reset-factors|signout …
+//	keystep users create|list|show|disable|enable|unlock|reset-factors|signout|confirm-passkey …
 //	keystep clients create|list|show|update|rotate-secret|delete …
 //	keystep apply -f FILE | export | policy
 //	keystep keys rotate|list
@@ -124,6 +124,8 @@ const usage = `Usage:
   keystep users create --username NAME [--email E] --password-stdin [--admin]
   keystep users list | show NAME | disable NAME | enable NAME | unlock NAME | signout NAME
   keystep users reset-factors NAME --reason TEXT
+  keystep users confirm-passkey NAME --credential ID [--reason TEXT]
+                  (the ID is in users show; the key counts as phishing-resistant at once)
   keystep clients create --id ID --redirect-uri URI [--redirect-uri URI …] [--name N]
                   [--public] [--native] [--min-acr ACR] [--strict] [--first-party]
                   [--id-token-alg RS256|ES256|EdDSA] [--post-logout-redirect-uri URI …]
@@ -317,6 +319,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Logger: log, ProductName: set.productName, Risk: set.risk, RateLimits: set.rateLimits,
 		AdminACR: set.adminACR, AdminMaxAge: set.adminMaxAge,
 		SessionIdleTimeout: set.sessionIdleTimeout, SessionMaxAge: set.sessionMaxAge,
+		PasskeyCoolingOff: set.coolingOff,
 	}
 	if *dev {
 		cfg.TemplatesDir = "templates"

@@ -29,10 +29,12 @@ var defaultPolicy = DefaultPolicy()
 //
 //  4. Target met by the counted factors → Satisfied. With an active request,
 //     the acr is the first requested value (as the RP spelled it) whose level
-//     is met; otherwise the canonical name of the highest level met. amr and
-//     auth_time come from the satisfying set of the higher of that level and
-//     the target: the newest counted factors that meet it, so auth_time (their
-//     earliest time) is as late as it can truthfully be (OIDC Core §2).
+//     is met and at or above the target, or else the target's canonical name:
+//     never below what the floors enforced (DESIGN §3.3). With no (kept)
+//     request it is the canonical name of the highest level met. amr and
+//     auth_time come from the satisfying set of that level: the newest
+//     counted factors that meet it, so auth_time (their earliest time) is as
+//     late as it can truthfully be (OIDC Core §2).
 //
 //  5. Target out of reach (a user with no password or passkey) → Fail
 //     unmet_authentication_requirements.
@@ -129,15 +131,20 @@ func Decide(p *Policy, in Input) Decision {
 	if e.met(target) {
 		acrRank, acr := -1, ""
 		if active {
+			// DESIGN §3.3: the first requested value that is met and not
+			// below what was enforced (floors included), as the RP spelled
+			// it; else the target itself. A token never says less than
+			// Keystep made the user do.
+			acrRank, acr = target, p.levels[target].ACR
 			for _, v := range in.Requested {
-				if r, ok := p.rank[v]; ok && e.met(r) {
+				if r, ok := p.rank[v]; ok && r >= target && e.met(r) {
 					acrRank, acr = r, v
 					break
 				}
 			}
-		}
-		if acrRank < 0 {
-			// No (kept) request: the session's real acr (OIDC Core §5.5.1.1).
+		} else {
+			// No (kept) request: the session's real acr (OIDC Core §5.5.1.1),
+			// which is at or above the target since the target is met.
 			for r := len(p.levels) - 1; r >= 0; r-- {
 				if e.met(r) {
 					acrRank, acr = r, p.levels[r].ACR
@@ -145,8 +152,7 @@ func Decide(p *Policy, in Input) Decision {
 				}
 			}
 		}
-		set := max(acrRank, target)
-		fs := satisfying(p.levels[set].Requires, e.counted[set].set)
+		fs := satisfying(p.levels[acrRank].Requires, e.counted[acrRank].set)
 		return Decision{
 			Outcome:    Satisfied,
 			Target:     p.levels[target].ACR,
@@ -308,40 +314,45 @@ func count(l *Level, done set, now time.Time, b *since) counted {
 }
 
 // slot is one element of a route: a method and, for WebAuthn, the flags the
-// credential must have.
+// credential must have. pr asks for a trusted (not provisional) credential.
 type slot struct {
-	m      Method
-	uv, db bool
+	m          Method
+	uv, db, pr bool
 }
 
 func (s slot) accepts(f Factor) bool {
-	return f.Method == s.m && (!s.uv || f.UserVerified) && (!s.db || f.DeviceBound)
+	return f.Method == s.m && (!s.uv || f.UserVerified) && (!s.db || f.DeviceBound) && (!s.pr || !f.Provisional)
 }
 
 func (s slot) enrollable(e Enrolled) bool {
-	return e.Method == s.m && (!s.uv || e.UserVerifying) && (!s.db || e.DeviceBound)
+	return e.Method == s.m && (!s.uv || e.UserVerifying) && (!s.db || e.DeviceBound) && (!s.pr || !e.Provisional)
 }
 
 var (
-	pwd     = slot{m: Password}
-	totp    = slot{m: TOTP}
-	rec     = slot{m: Recovery}
-	wa      = slot{m: WebAuthn}
-	waUV    = slot{m: WebAuthn, uv: true}
-	waDB    = slot{m: WebAuthn, db: true}
-	waUVDB  = slot{m: WebAuthn, uv: true, db: true}
-	byRank  = [...]Requirement{AnyFactor, MultiFactor, PhishingResistant, PhishingResistantHardware}
-	routeOf = [len(byRank)][][]slot{
+	pwd      = slot{m: Password}
+	totp     = slot{m: TOTP}
+	rec      = slot{m: Recovery}
+	wa       = slot{m: WebAuthn}
+	waUV     = slot{m: WebAuthn, uv: true}
+	waPR     = slot{m: WebAuthn, pr: true}
+	waUVPR   = slot{m: WebAuthn, uv: true, pr: true}
+	waDBPR   = slot{m: WebAuthn, db: true, pr: true}
+	waUVDBPR = slot{m: WebAuthn, uv: true, db: true, pr: true}
+	byRank   = [...]Requirement{AnyFactor, MultiFactor, PhishingResistant, PhishingResistantHardware}
+	routeOf  = [len(byRank)][][]slot{
 		// any: one factor.
 		{{pwd}, {totp}, {rec}, {wa}},
 		// mfa, NIST SP 800-63B §4.2.1: a memorized secret plus a possession
-		// factor, or one multi-factor authenticator (a UV passkey).
+		// factor, or one multi-factor authenticator (a UV passkey). A
+		// provisional credential is a possession factor like any other.
 		{{pwd, totp}, {pwd, rec}, {pwd, wa}, {waUV}},
 		// phr: the mfa routes that include WebAuthn; recovery codes and
-		// TOTP are not verifier-impersonation resistant (§5.2.5).
-		{{pwd, wa}, {waUV}},
+		// TOTP are not verifier-impersonation resistant (§5.2.5), and a
+		// provisional credential may have been registered by whoever
+		// relayed them (DESIGN §3.3), so it must be trusted.
+		{{pwd, waPR}, {waUVPR}},
 		// phrh: phr with a device-bound (not synced) credential.
-		{{pwd, waDB}, {waUVDB}},
+		{{pwd, waDBPR}, {waUVDBPR}},
 	}
 )
 

@@ -29,7 +29,16 @@ func keyAt(d time.Duration, uv, hw bool) Factor {
 	return Factor{Method: WebAuthn, At: ago(d), UserVerified: uv, DeviceBound: hw}
 }
 
+// pendingAt is an assertion of a credential added from a session below phr
+// and not yet trusted (DESIGN §3.3): it counts as mfa only.
+func pendingAt(d time.Duration, uv, hw bool) Factor {
+	f := keyAt(d, uv, hw)
+	f.Provisional = true
+	return f
+}
+
 var (
+	enPending   = Enrolled{Method: WebAuthn, DeviceBound: true, UserVerifying: true, Provisional: true} // security key with PIN, not yet trusted
 	enPwd       = Enrolled{Method: Password}
 	enTOTP      = Enrolled{Method: TOTP}
 	enRec       = Enrolled{Method: Recovery}
@@ -178,6 +187,43 @@ func TestDecide(t *testing.T) {
 			want: Decision{Outcome: NeedFactor, Target: mfa, Next: []Method{WebAuthn, Password}, Reasons: []Reason{ReasonRequested}},
 		},
 
+		// A phishable session cannot mint phishing resistance (DESIGN §3.3).
+		{
+			name: "password and a provisional key meet mfa, not phr: voluntary phr out of reach gives the real mfa",
+			in:   Input{Requested: []string{phr}, Done: []Factor{pwdAt(time.Hour), pendingAt(time.Minute, false, true)}, Enrolled: []Enrolled{enPwd, enTOTP, enPending}},
+			want: Decision{Outcome: Satisfied, Target: sfa, ACR: mfa, AMR: []string{"hwk", "mfa", "pop", "pwd"}, AuthTime: ago(time.Hour)},
+		},
+		{
+			name: "no request: a provisional device-bound passkey with user verification is mfa, not phrh",
+			in:   Input{Done: []Factor{pendingAt(time.Minute, true, true)}, Enrolled: []Enrolled{enPwd, enPending}},
+			want: Decision{Outcome: Satisfied, Target: sfa, ACR: mfa, AMR: []string{"hwk", "mfa", "pop", "user"}, AuthTime: ago(time.Minute)},
+		},
+		{
+			name: "essential phr with only a provisional key enrolled: unmet",
+			in:   Input{Requested: []string{phr}, Essential: true, Done: []Factor{pwdAt(time.Minute)}, Enrolled: []Enrolled{enPwd, enTOTP, enPending}},
+			want: Decision{Outcome: Fail, Target: phr, Error: ErrUnmet},
+		},
+		{
+			name: "client floor phr with only a provisional key enrolled: unmet, even after using it",
+			in:   Input{ClientMin: phr, Done: []Factor{pwdAt(time.Hour), pendingAt(time.Minute, true, true)}, Enrolled: []Enrolled{enPwd, enPending}},
+			want: Decision{Outcome: Fail, Target: phr, Error: ErrUnmet},
+		},
+		{
+			name: "a provisional key was used and a trusted one is enrolled: phr asks for a passkey again",
+			in:   Input{Requested: []string{phr}, Done: []Factor{pwdAt(time.Hour), pendingAt(time.Minute, true, true)}, Enrolled: []Enrolled{enPwd, enPending, enKey}},
+			want: Decision{Outcome: NeedFactor, Target: phr, Next: []Method{WebAuthn}, Reasons: []Reason{ReasonRequested}},
+		},
+		{
+			name: "phr offers the passkey only when a trusted one is enrolled",
+			in:   Input{Requested: []string{phr}, Done: []Factor{pwdAt(time.Minute)}, Enrolled: []Enrolled{enPwd, enTOTP, enPending, enKey}},
+			want: Decision{Outcome: NeedFactor, Target: phr, Next: []Method{WebAuthn}, Reasons: []Reason{ReasonRequested}},
+		},
+		{
+			name: "a provisional key still offers mfa in one step",
+			in:   Input{Requested: []string{mfa}, Done: []Factor{pwdAt(time.Minute)}, Enrolled: []Enrolled{enPwd, enPending}},
+			want: Decision{Outcome: NeedFactor, Target: mfa, Next: []Method{WebAuthn}, Reasons: []Reason{ReasonRequested}},
+		},
+
 		// The acr claim and auth_time.
 		{
 			name: "requested order is preference: sfa listed first is issued even though mfa is met",
@@ -222,9 +268,39 @@ func TestDecide(t *testing.T) {
 			want: Decision{Outcome: NeedFactor, Target: mfa, Next: []Method{TOTP}, Reasons: []Reason{ReasonClientMin}},
 		},
 		{
-			name: "client floor above the request: acr stays the requested value, amr and auth_time cover the floor",
+			name: "client floor above the request: the acr is the enforced level, never the lower value requested",
 			in:   Input{Requested: []string{sfa}, ClientMin: mfa, Done: []Factor{pwdAt(time.Hour), totpAt(time.Minute)}, Enrolled: pwdTOTP},
-			want: Decision{Outcome: Satisfied, Target: mfa, ACR: sfa, AMR: []string{"mfa", "otp", "pwd"}, AuthTime: ago(time.Hour)},
+			want: Decision{Outcome: Satisfied, Target: mfa, ACR: mfa, AMR: []string{"mfa", "otp", "pwd"}, AuthTime: ago(time.Hour)},
+		},
+		{
+			name: "client floor: the first requested value at or above the target is echoed as the RP spelled it",
+			in:   Input{Requested: []string{sfa, PAPEMultiFactor, mfa}, ClientMin: mfa, Done: []Factor{pwdAt(time.Hour), totpAt(time.Minute)}, Enrolled: pwdTOTP},
+			want: Decision{Outcome: Satisfied, Target: mfa, ACR: PAPEMultiFactor, AMR: []string{"mfa", "otp", "pwd"}, AuthTime: ago(time.Hour)},
+		},
+		{
+			name: "client floor: a requested value above the target that is met is echoed",
+			in:   Input{Requested: []string{sfa, PAPEPhishing}, ClientMin: mfa, Done: []Factor{pwdAt(time.Hour), keyAt(time.Minute, false, false)}, Enrolled: all},
+			want: Decision{Outcome: Satisfied, Target: mfa, ACR: PAPEPhishing, AMR: []string{"mfa", "pop", "pwd", "swk"}, AuthTime: ago(time.Hour)},
+		},
+		{
+			name: "client floor above every requested value: the target's canonical name",
+			in:   Input{Requested: []string{PAPEMultiFactor}, ClientMin: phr, Done: []Factor{pwdAt(time.Hour), keyAt(time.Minute, false, false)}, Enrolled: all},
+			want: Decision{Outcome: Satisfied, Target: phr, ACR: phr, AMR: []string{"mfa", "pop", "pwd", "swk"}, AuthTime: ago(time.Hour)},
+		},
+		{
+			name: "scope floor above the request: the acr is the enforced level",
+			in:   Input{Requested: []string{sfa}, ScopeMins: []string{mfa}, Done: []Factor{pwdAt(time.Hour), totpAt(time.Minute)}, Enrolled: pwdTOTP},
+			want: Decision{Outcome: Satisfied, Target: mfa, ACR: mfa, AMR: []string{"mfa", "otp", "pwd"}, AuthTime: ago(time.Hour)},
+		},
+		{
+			name: "risk floor above the request: the acr is the enforced level",
+			in:   Input{Requested: []string{sfa}, RiskFloor: mfa, Done: []Factor{pwdAt(time.Hour), totpAt(time.Minute)}, Enrolled: pwdTOTP},
+			want: Decision{Outcome: Satisfied, Target: mfa, ACR: mfa, AMR: []string{"mfa", "otp", "pwd"}, AuthTime: ago(time.Hour)},
+		},
+		{
+			name: "a waived risk floor enforced nothing: the requested value is echoed",
+			in:   Input{Requested: []string{sfa}, RiskFloor: phr, Done: []Factor{pwdAt(time.Hour), totpAt(time.Minute)}, Enrolled: pwdTOTP},
+			want: Decision{Outcome: Satisfied, Target: sfa, ACR: sfa, AMR: []string{"otp"}, AuthTime: ago(time.Minute), RiskWaived: true},
 		},
 		{
 			name: "a floor never lowers the request: phr requested with an mfa client floor stays phr",

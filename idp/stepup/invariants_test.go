@@ -46,11 +46,11 @@ func TestDecideInvariants(t *testing.T) {
 			in.MaxAge = dur(minutes(120))
 		}
 		for range rng.IntN(5) {
-			in.Done = append(in.Done, Factor{Method: methods[rng.IntN(len(methods))], At: t0.Add(-minutes(900) + 5*time.Minute), UserVerified: flip(), DeviceBound: flip()})
+			in.Done = append(in.Done, Factor{Method: methods[rng.IntN(len(methods))], At: t0.Add(-minutes(900) + 5*time.Minute), UserVerified: flip(), DeviceBound: flip(), Provisional: flip()})
 		}
 		for _, m := range methods {
 			if flip() {
-				in.Enrolled = append(in.Enrolled, Enrolled{Method: m, UserVerifying: flip(), DeviceBound: flip()})
+				in.Enrolled = append(in.Enrolled, Enrolled{Method: m, UserVerifying: flip(), DeviceBound: flip(), Provisional: flip()})
 			}
 		}
 
@@ -63,6 +63,15 @@ func TestDecideInvariants(t *testing.T) {
 		case Satisfied:
 			if !p.Satisfies(d.ACR, in.Done, in.Now) {
 				fail("acr %q is not met by the factors", d.ACR)
+			}
+			// DESIGN §3.3: never below what was enforced, and either a
+			// value the RP sent (as it spelled it) or a canonical name.
+			acrRank, lvl, _ := p.Lookup(d.ACR)
+			if targetRank, _, _ := p.Lookup(d.Target); acrRank < targetRank {
+				fail("acr %q is below the enforced target %q", d.ACR, d.Target)
+			}
+			if lvl.ACR != d.ACR && !slices.Contains(in.Requested, d.ACR) {
+				fail("acr %q is an alias the RP did not send", d.ACR)
 			}
 			if in.MaxAge != nil && d.AuthTime.Before(in.RequestTime.Add(-*in.MaxAge)) {
 				fail("auth_time is older than max_age")
@@ -91,6 +100,10 @@ func TestDecideInvariants(t *testing.T) {
 			}
 			if (d.Target == phr || d.Target == phrh) && (slices.Contains(d.Next, TOTP) || slices.Contains(d.Next, Recovery)) {
 				fail("TOTP or recovery offered for a phishing-resistant target")
+			}
+			trusted := slices.ContainsFunc(in.Enrolled, func(e Enrolled) bool { return e.Method == WebAuthn && !e.Provisional })
+			if (d.Target == phr || d.Target == phrh) && slices.Contains(d.Next, WebAuthn) && !trusted && !anonymous {
+				fail("a passkey offered for a phishing-resistant target with only provisional ones enrolled")
 			}
 			if slices.Contains(d.Reasons, ReasonNoSession) && (slices.Contains(d.Next, TOTP) || slices.Contains(d.Next, Recovery)) {
 				fail("TOTP or recovery offered as a first factor")

@@ -131,6 +131,9 @@ func TestSatisfies(t *testing.T) {
 		{"password and TOTP meet mfa by its alias", PAPEMultiFactor, []Factor{pwdAt(time.Hour), totpAt(time.Hour)}, true},
 		{"password and recovery code do not meet phr", phr, []Factor{pwdAt(time.Hour), recAt(time.Hour)}, false},
 		{"a stale password does not meet sfa", sfa, []Factor{pwdAt(13 * time.Hour)}, false},
+		{"password and a provisional key meet mfa", mfa, []Factor{pwdAt(time.Hour), pendingAt(time.Hour, false, true)}, true},
+		{"password and a provisional key do not meet phr", phr, []Factor{pwdAt(time.Hour), pendingAt(time.Hour, false, true)}, false},
+		{"password and a trusted key meet phr", phr, []Factor{pwdAt(time.Hour), keyAt(time.Hour, false, false)}, true},
 		{"an unknown acr is never met", "gold", []Factor{pwdAt(time.Hour)}, false},
 	}
 	for _, tt := range tests {

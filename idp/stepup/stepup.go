@@ -15,12 +15,14 @@
 //	rank  acr (aliases)                      requirement
 //	0     urn:keystep:acr:sfa                any one factor
 //	1     urn:keystep:acr:mfa (PAPE mfa)     password + (TOTP | recovery | WebAuthn), or a UV passkey
-//	2     phr (PAPE phishing-resistant)      mfa, and WebAuthn is in the satisfying set
-//	3     phrh                               phr, with a device-bound WebAuthn credential
+//	2     phr (PAPE phishing-resistant)      mfa, and a trusted WebAuthn is in the satisfying set
+//	3     phrh                               phr, with a device-bound trusted WebAuthn credential
 //
 // phr and phrh are the OpenID Connect EAP ACR Values 1.0 names. Recovery codes
 // and TOTP are typed by hand and so are not verifier-impersonation resistant
-// (NIST SP 800-63B §5.2.5); they never help reach phr or phrh.
+// (NIST SP 800-63B §5.2.5); they never help reach phr or phrh. Nor does a
+// provisional WebAuthn credential: one added from a session that could
+// itself have been phished in real time, until it is trusted (DESIGN §3.3).
 //
 // # Counting
 //
@@ -35,7 +37,7 @@
 //
 // A Satisfied [Decision] carries the acr, amr and auth_time to put in the
 // tokens. The acr is never a value the counted factors do not meet (OIDC Core
-// §2). The amr uses RFC 8176 values only, plus pop from OpenID EAP ACR Values.
+// §2), and never below the level the request was held to (DESIGN §3.3). The amr uses RFC 8176 values only, plus pop from OpenID EAP ACR Values.
 // auth_time is the earliest time in the satisfying set, chosen so that it is
 // as late as truthfully possible, so an RP's own auth_time + max_age check
 // (OIDC Core §3.1.3.7) stays honest.
@@ -67,6 +69,12 @@ type Factor struct {
 	At           time.Time
 	UserVerified bool // WebAuthn UV flag was set
 	DeviceBound  bool // WebAuthn credential is not backup-eligible (amr hwk rather than swk)
+	// Provisional marks a WebAuthn credential added from a session that
+	// was not itself at phr and not trusted since: a phishable session
+	// cannot mint phishing resistance (DESIGN §3.3). It counts as a
+	// possession factor (and, user-verified, as mfa on its own) but never
+	// toward phr or phrh. Its amr is unchanged: it says what happened.
+	Provisional bool
 }
 
 // Enrolled is a factor the user could complete. Password is listed when the
@@ -76,6 +84,9 @@ type Enrolled struct {
 	Method        Method
 	DeviceBound   bool // WebAuthn: at least one device-bound credential
 	UserVerifying bool // WebAuthn: can perform user verification (passkey)
+	// Provisional: WebAuthn credentials that would count as provisional
+	// (see Factor.Provisional); they cannot reach phr or phrh.
+	Provisional bool
 }
 
 // Requirement is the rule a level applies to the counted factors. Each

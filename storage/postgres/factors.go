@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,17 +11,17 @@ import (
 	"github.com/keystep/keystep/storage"
 )
 
-const factorCols = `id, user_id, kind, name, secret, created_at, last_used_at`
+const factorCols = `id, user_id, kind, name, secret, created_at, last_used_at, trusted_at`
 
 func scanFactor(sc scanner) (storage.Factor, error) {
 	var f storage.Factor
-	err := sc.Scan(&f.ID, &f.UserID, &f.Kind, &f.Name, &f.Secret, at(&f.CreatedAt), at(&f.LastUsedAt))
+	err := sc.Scan(&f.ID, &f.UserID, &f.Kind, &f.Name, &f.Secret, at(&f.CreatedAt), at(&f.LastUsedAt), at(&f.TrustedAt))
 	return f, err
 }
 
 func (s *Store) CreateFactor(ctx context.Context, f storage.Factor) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO factors (`+factorCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		f.ID, f.UserID, f.Kind, f.Name, blob(f.Secret), nanos(f.CreatedAt), nanos(f.LastUsedAt))
+	_, err := s.pool.Exec(ctx, `INSERT INTO factors (`+factorCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		f.ID, f.UserID, f.Kind, f.Name, blob(f.Secret), nanos(f.CreatedAt), nanos(f.LastUsedAt), nanos(f.TrustedAt))
 	if err != nil {
 		return fmt.Errorf("postgres: create factor: %w", insertErr(err))
 	}
@@ -52,6 +53,29 @@ func (s *Store) UpdateFactor(ctx context.Context, f storage.Factor) error {
 		return fmt.Errorf("postgres: update factor: %w", err)
 	}
 	return nil
+}
+
+// TrustFactor sets trusted_at with a conditional update: a concurrent second
+// update waits for the first to commit and then finds it set.
+func (s *Store) TrustFactor(ctx context.Context, userID, id string, at time.Time) error {
+	if at.IsZero() {
+		return errors.New("postgres: trust factor: zero time")
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE factors SET trusted_at = $1 WHERE user_id = $2 AND id = $3 AND trusted_at = 0`, nanos(at), userID, id)
+	if err != nil {
+		return fmt.Errorf("postgres: trust factor: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM factors WHERE user_id = $1 AND id = $2)`, userID, id).Scan(&exists); err != nil {
+		return fmt.Errorf("postgres: trust factor: %w", err)
+	}
+	if exists {
+		return fmt.Errorf("postgres: trust factor: %w", storage.ErrConflict)
+	}
+	return fmt.Errorf("postgres: trust factor: %w", storage.ErrNotFound)
 }
 
 // DeleteFactor deletes the factor only if it belongs to userID.

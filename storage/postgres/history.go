@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -59,4 +60,15 @@ func (s *Store) ForgetDevice(ctx context.Context, userID, deviceID string) error
 		return fmt.Errorf("postgres: forget device: %w", err)
 	}
 	return nil
+}
+
+func (s *Store) KnownSince(ctx context.Context, userID, deviceID, network string) (device, net time.Time, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT
+			coalesce((SELECT first_seen FROM known_devices WHERE user_id = $1 AND device_id = $2), 0),
+			coalesce((SELECT first_seen FROM known_networks WHERE user_id = $1 AND network = $3), 0)`,
+		userID, deviceID, network).Scan(at(&device), at(&net))
+	if err != nil {
+		return time.Time{}, time.Time{}, fmt.Errorf("postgres: known since: %w", err)
+	}
+	return device, net, nil
 }

@@ -21,6 +21,7 @@ type factorRow struct {
 	CredentialID string `json:"credential_id,omitempty"`
 	UserVerified bool   `json:"user_verified,omitempty"`
 	DeviceBound  bool   `json:"device_bound,omitempty"`
+	Provisional  bool   `json:"provisional,omitempty"`
 }
 
 func factorRows(fs []storage.FactorEvent) []factorRow {
@@ -29,7 +30,7 @@ func factorRows(fs []storage.FactorEvent) []factorRow {
 	}
 	rows := make([]factorRow, len(fs))
 	for i, f := range fs {
-		rows[i] = factorRow{f.Method, nanos(f.At), f.CredentialID, f.UserVerified, f.DeviceBound}
+		rows[i] = factorRow{f.Method, nanos(f.At), f.CredentialID, f.UserVerified, f.DeviceBound, f.Provisional}
 	}
 	return rows
 }
@@ -41,7 +42,7 @@ func factorEvents(rows []factorRow) []storage.FactorEvent {
 	fs := make([]storage.FactorEvent, len(rows))
 	for i, r := range rows {
 		fs[i] = storage.FactorEvent{Method: r.Method, At: fromNanos(r.At), CredentialID: r.CredentialID,
-			UserVerified: r.UserVerified, DeviceBound: r.DeviceBound}
+			UserVerified: r.UserVerified, DeviceBound: r.DeviceBound, Provisional: r.Provisional}
 	}
 	return fs
 }

@@ -2,23 +2,24 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/keystep/keystep/storage"
 )
 
-const factorCols = `id, user_id, kind, name, secret, created_at, last_used_at`
+const factorCols = `id, user_id, kind, name, secret, created_at, last_used_at, trusted_at`
 
 func scanFactor(sc scanner) (storage.Factor, error) {
 	var f storage.Factor
-	err := sc.Scan(&f.ID, &f.UserID, &f.Kind, &f.Name, &f.Secret, at(&f.CreatedAt), at(&f.LastUsedAt))
+	err := sc.Scan(&f.ID, &f.UserID, &f.Kind, &f.Name, &f.Secret, at(&f.CreatedAt), at(&f.LastUsedAt), at(&f.TrustedAt))
 	return f, err
 }
 
 func (s *Store) CreateFactor(ctx context.Context, f storage.Factor) error {
-	_, err := s.exec(ctx, `INSERT INTO factors (`+factorCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		f.ID, f.UserID, f.Kind, f.Name, blob(f.Secret), nanos(f.CreatedAt), nanos(f.LastUsedAt))
+	_, err := s.exec(ctx, `INSERT INTO factors (`+factorCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		f.ID, f.UserID, f.Kind, f.Name, blob(f.Secret), nanos(f.CreatedAt), nanos(f.LastUsedAt), nanos(f.TrustedAt))
 	if err != nil {
 		return fmt.Errorf("sqlite: create factor: %w", insertErr(err))
 	}
@@ -48,6 +49,35 @@ func (s *Store) UpdateFactor(ctx context.Context, f storage.Factor) error {
 		f.Name, blob(f.Secret), nanos(f.LastUsedAt), f.ID)
 	if err != nil {
 		return fmt.Errorf("sqlite: update factor: %w", err)
+	}
+	return nil
+}
+
+// TrustFactor sets trusted_at with a conditional update: of concurrent calls
+// only the first finds it 0.
+func (s *Store) TrustFactor(ctx context.Context, userID, id string, at time.Time) error {
+	if at.IsZero() {
+		return errors.New("sqlite: trust factor: zero time")
+	}
+	err := s.tx(ctx, func(tx *txn) error {
+		res, err := tx.ExecContext(ctx, `UPDATE factors SET trusted_at = ? WHERE user_id = ? AND id = ? AND trusted_at = 0`, nanos(at), userID, id)
+		if err != nil {
+			return err
+		}
+		if oneRow(res) == nil {
+			return nil
+		}
+		var exists bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM factors WHERE user_id = ? AND id = ?)`, userID, id).Scan(&exists); err != nil {
+			return err
+		}
+		if exists {
+			return storage.ErrConflict
+		}
+		return storage.ErrNotFound
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: trust factor: %w", err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/keystep/keystep/storage"
 )
@@ -56,4 +57,15 @@ func (s *Store) ForgetDevice(ctx context.Context, userID, deviceID string) error
 		return fmt.Errorf("sqlite: forget device: %w", err)
 	}
 	return nil
+}
+
+func (s *Store) KnownSince(ctx context.Context, userID, deviceID, network string) (device, net time.Time, err error) {
+	err = s.r.QueryRowContext(ctx, `SELECT
+			coalesce((SELECT first_seen FROM known_devices WHERE user_id = ? AND device_id = ?), 0),
+			coalesce((SELECT first_seen FROM known_networks WHERE user_id = ? AND network = ?), 0)`,
+		userID, deviceID, userID, network).Scan(at(&device), at(&net))
+	if err != nil {
+		return time.Time{}, time.Time{}, fmt.Errorf("sqlite: known since: %w", err)
+	}
+	return device, net, nil
 }

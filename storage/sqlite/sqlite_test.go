@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +100,7 @@ func TestMigrationsRunOnce(t *testing.T) {
 		}
 		return n, max
 	}
+	files, latest := migrationFiles(t)
 	for i := range 3 {
 		s, err := sqlite.Open(t.Context(), path)
 		if err != nil {
@@ -107,9 +109,63 @@ func TestMigrationsRunOnce(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if n, max := versions(); n != max || n < 1 {
-			t.Fatalf("after open #%d: %d migrations recorded, latest %d", i+1, n, max)
+		if n, max := versions(); n != files || max != latest {
+			t.Fatalf("after open #%d: %d migrations recorded, latest %d; want %d, latest %d", i+1, n, max, files, latest)
 		}
+	}
+}
+
+// migrationFiles counts the migration files and returns the highest
+// version among them: numbers may have gaps (each change takes its own).
+func migrationFiles(t *testing.T) (n, max int64) {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join("migrations", "*.sql"))
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no migrations found: %v", err)
+	}
+	for _, name := range names {
+		num, _, _ := strings.Cut(filepath.Base(name), "_")
+		v, err := strconv.ParseInt(num, 10, 64)
+		if err != nil {
+			t.Fatalf("migration %s: %v", name, err)
+		}
+		n, max = n+1, maxOf(max, v)
+	}
+	return n, max
+}
+
+func maxOf(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// Migration 0006 (issue 15): passkeys and security keys added before it
+// keep counting as phishing-resistant, trusted since they were added;
+// authenticator apps have no trust time.
+func TestMigrationTrustsEarlierPasskeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k.db")
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db := raw(t, path)
+	// The database as it was before 0006, with one factor of each kind.
+	exec(t, db, `ALTER TABLE factors DROP COLUMN trusted_at`)
+	exec(t, db, `DELETE FROM schema_migrations WHERE version = 6`)
+	created := t0.UnixNano()
+	exec(t, db, `INSERT INTO factors (id, user_id, kind, name, secret, created_at, last_used_at) VALUES ('f1', 'u1', 'webauthn', 'Key', x'7b7d', ?, 0), ('f2', 'u1', 'totp', 'Phone', x'00', ?, 0)`, created, created)
+	db.Close()
+
+	s = open(t, path)
+	fs, err := s.ListFactors(t.Context(), "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 2 || !fs[0].TrustedAt.Equal(t0) || !fs[1].TrustedAt.IsZero() {
+		t.Fatalf("after migrating: %+v", fs)
 	}
 }
 

@@ -1,0 +1,135 @@
+package login
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/keystep/keystep/idp/risk"
+	"github.com/keystep/keystep/storage"
+)
+
+// A phishable session cannot mint phishing resistance (DESIGN §3.3). A
+// passkey or security key added from a session that was not itself at phr
+// may belong to whoever relayed the password and code in real time, so it
+// counts as mfa only — a valid second factor, with a truthful amr — until it
+// is trusted: when it is used from a device and a network the user has
+// signed in from before, once the cooling-off after it was added is over,
+// or when an administrator confirms it. One added from a phr session is
+// trusted at once. storage.Factor.TrustedAt records when; the session's
+// factor event says whether the credential was trusted when it was used,
+// and idp/stepup decides from that alone.
+
+// DefaultPasskeyCoolingOff is how long after it was added a passkey from a
+// session below phr waits before a use can make it phishing-resistant.
+const DefaultPasskeyCoolingOff = 24 * time.Hour
+
+// trusted reports whether a WebAuthn factor counts as phishing-resistant.
+func trusted(f storage.Factor) bool { return !f.TrustedAt.IsZero() }
+
+// trustFrom is when an untrusted WebAuthn factor's cooling-off ends.
+func (h *Handler) trustFrom(f storage.Factor) time.Time {
+	return f.CreatedAt.Add(h.cfg.PasskeyCoolingOff)
+}
+
+// ripe reports whether an untrusted WebAuthn factor is past its cooling-off:
+// a use from a known device and network now would trust it.
+func (h *Handler) ripe(f storage.Factor) bool {
+	return f.Kind == "webauthn" && !trusted(f) && !h.cfg.Now().Before(h.trustFrom(f))
+}
+
+// knownPlace reports whether the request comes from a device and a network
+// that completed a sign-in for the user before the moment before (when the
+// session at hand began, or now without one): the user's own by their
+// history, not merely because this session's own sign-in was recorded. It
+// reads the history only when one of factors is ripe, since nothing else
+// depends on it.
+func (h *Handler) knownPlace(r *http.Request, userID string, factors []storage.Factor, before time.Time) (bool, error) {
+	anyRipe := false
+	for _, f := range factors {
+		anyRipe = anyRipe || h.ripe(f)
+	}
+	device := h.cfg.Cookies.ExistingBrowserBinding(r)
+	addr, err := netip.ParseAddr(Info(r.Context()).IP)
+	if !anyRipe || device == "" || err != nil {
+		return false, nil
+	}
+	dev, net, err := h.cfg.Store.KnownSince(r.Context(), userID, device, risk.Network(addr).String())
+	if err != nil {
+		return false, err
+	}
+	return !dev.IsZero() && dev.Before(before) && !net.IsZero() && net.Before(before), nil
+}
+
+// phrCounts is which WebAuthn factors may count toward phr for a request:
+// the trusted ones and, from a known device and network, the ripe ones,
+// since using one there trusts it (promote).
+func (h *Handler) phrCounts(known bool) func(storage.Factor) bool {
+	return func(f storage.Factor) bool { return trusted(f) || known && h.ripe(f) }
+}
+
+// promote trusts a ripe WebAuthn factor just verified from a device and
+// network known before the moment before, audited first, and updates f.
+// Anything else is left as it is.
+func (h *Handler) promote(r *http.Request, userID, clientID string, f *storage.Factor, factors []storage.Factor, before time.Time) error {
+	if !h.ripe(*f) {
+		return nil
+	}
+	known, err := h.knownPlace(r, userID, factors, before)
+	if err != nil || !known {
+		return err
+	}
+	ctx := r.Context()
+	now := h.cfg.Now()
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.trusted", UserID: userID, ActorID: userID, ClientID: clientID, Outcome: "success",
+		Reason: "used from a known device and network after the cooling-off", Details: map[string]string{"factor": f.ID, "name": f.Name}}); err != nil {
+		return err
+	}
+	if err := h.cfg.Store.TrustFactor(ctx, userID, f.ID, now); err != nil && !errors.Is(err, storage.ErrConflict) {
+		return err
+	}
+	f.TrustedAt = now
+	return nil
+}
+
+// ConfirmPasskey trusts a user's passkey or security key as
+// phishing-resistant at once (DESIGN §3.3), for an administrator who has
+// made sure it is the user's own: a key added from a session below phr
+// otherwise waits for its cooling-off and a use from a known device and
+// network. The change is audited; the reason is optional.
+func (a *Admin) ConfirmPasskey(ctx context.Context, by Actor, userID, factorID string, now time.Time) (storage.Factor, error) {
+	f, err := a.Store.FactorByID(ctx, factorID)
+	if errors.Is(err, storage.ErrNotFound) || err == nil && (f.UserID != userID || f.Kind != "webauthn") {
+		return storage.Factor{}, ErrNoSuchPasskey
+	}
+	if err != nil {
+		return storage.Factor{}, err
+	}
+	if trusted(f) {
+		return f, ErrAlreadyTrusted
+	}
+	d := beforeAfter(map[string]any{"name": f.Name, "trusted": false}, map[string]any{"name": f.Name, "trusted": true})
+	d["factor"] = f.ID
+	if err := a.record(ctx, by, "admin.user_confirm_passkey", userID, "", d); err != nil {
+		return storage.Factor{}, err
+	}
+	err = a.Store.TrustFactor(ctx, userID, f.ID, now)
+	switch {
+	case errors.Is(err, storage.ErrConflict):
+		return f, a.failed(ctx, by, "admin.user_confirm_passkey", userID, "", ErrAlreadyTrusted)
+	case errors.Is(err, storage.ErrNotFound):
+		return storage.Factor{}, a.failed(ctx, by, "admin.user_confirm_passkey", userID, "", ErrNoSuchPasskey)
+	case err != nil:
+		return storage.Factor{}, a.failed(ctx, by, "admin.user_confirm_passkey", userID, "", err)
+	}
+	f.TrustedAt = now
+	return f, nil
+}
+
+// ConfirmPasskey errors.
+var (
+	ErrNoSuchPasskey  = errors.New("the user has no passkey or security key with that ID")
+	ErrAlreadyTrusted = errors.New("that passkey or security key already counts as phishing-resistant")
+)

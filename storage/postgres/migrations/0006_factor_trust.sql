@@ -1,0 +1,6 @@
+-- Issue 15, design rule A: when a passkey or security key started to count
+-- as phishing-resistant (unix nanoseconds); 0 while it counts as mfa only.
+-- Credentials added before this version keep what they had: trusted since
+-- they were added.
+ALTER TABLE factors ADD COLUMN trusted_at BIGINT NOT NULL DEFAULT 0;
+UPDATE factors SET trusted_at = created_at WHERE kind = 'webauthn';
