@@ -211,6 +211,26 @@ func TestReview2PhishableSessionCannotMintPhishingResistance(t *testing.T) {
 	if f := e.r2Key("u-alice"); !f.TrustedAt.IsZero() || len(e.audits("factor.trusted")) != 0 {
 		t.Fatalf("the relayed key was trusted from a place Alice never used: %v", f.TrustedAt)
 	}
+
+	// After the cooling-off, back on the adversary's own machine and
+	// network — which the relayed sign-in recorded as Alice's — in a new
+	// session: still mfa, because that place was first seen in the very
+	// session that added the key (found by keystep simulate's relay attack).
+	mitm.dropSession()
+	a, p = mitm.r2Passwordless(r, k, url.Values{"acr_values": {acrPHR}})
+	if tok := r.mustExchange(r.code(p, a), a); tok.claims.ACR != acrMFA {
+		t.Fatalf("after the cooling-off from the relaying machine: acr %q, want mfa", tok.claims.ACR)
+	}
+	if f := e.r2Key("u-alice"); !f.TrustedAt.IsZero() || len(e.audits("factor.trusted")) != 0 {
+		t.Fatalf("the relayed key was trusted from the relaying machine: %v", f.TrustedAt)
+	}
+}
+
+// dropSession forgets the browser's session cookie and keeps the rest
+// (the device cookie): the same machine, signed out.
+func (b *browser) dropSession() {
+	u, _ := url.Parse(b.e.issuer)
+	b.client.Jar.SetCookies(u, []*http.Cookie{{Name: "ks_session", Value: "", Path: "/", MaxAge: -1}})
 }
 
 // Alice adds a passkey at home after her password and code. It signs her

@@ -42,14 +42,23 @@ func (h *Handler) ripe(f storage.Factor) bool {
 
 // knownPlace reports whether the request comes from a device and a network
 // that completed a sign-in for the user before the moment before (when the
-// session at hand began, or now without one): the user's own by their
-// history, not merely because this session's own sign-in was recorded. It
-// reads the history only when one of factors is ripe, since nothing else
-// depends on it.
+// session at hand began, or now without one) and before the session that
+// added any ripe factor began: the user's own by their history, not merely
+// because this session's own sign-in was recorded, nor because the relayed
+// sign-in that added the credential recorded the relaying adversary's
+// device and network (who could otherwise come back after the cooling-off
+// from there). It reads the history only when one of factors is ripe,
+// since nothing else depends on it.
 func (h *Handler) knownPlace(r *http.Request, userID string, factors []storage.Factor, before time.Time) (bool, error) {
 	anyRipe := false
 	for _, f := range factors {
-		anyRipe = anyRipe || h.ripe(f)
+		if !h.ripe(f) {
+			continue
+		}
+		anyRipe = true
+		if !f.AddedInSessionAt.IsZero() && f.AddedInSessionAt.Before(before) {
+			before = f.AddedInSessionAt
+		}
 	}
 	device := h.cfg.Cookies.ExistingBrowserBinding(r)
 	addr, err := netip.ParseAddr(Info(r.Context()).IP)

@@ -348,6 +348,11 @@ type Factor struct {
 	// used from a known device and network after the cooling-off, or
 	// confirmed by an admin. Zero while it counts as mfa only.
 	TrustedAt time.Time
+	// AddedInSessionAt is when the browser session that added the factor
+	// began (its sign-in). A device or network first seen in that session
+	// — the one a relaying adversary signed in from — never vouches for
+	// the factor; zero when unknown (factors added before it was recorded).
+	AddedInSessionAt time.Time
 }
 
 // Factors stores second factors, used TOTP steps and recovery codes.

@@ -11,17 +11,17 @@ import (
 	"github.com/keystep/keystep/storage"
 )
 
-const factorCols = `id, user_id, kind, name, secret, created_at, last_used_at, trusted_at`
+const factorCols = `id, user_id, kind, name, secret, created_at, last_used_at, trusted_at, added_in_session_at`
 
 func scanFactor(sc scanner) (storage.Factor, error) {
 	var f storage.Factor
-	err := sc.Scan(&f.ID, &f.UserID, &f.Kind, &f.Name, &f.Secret, at(&f.CreatedAt), at(&f.LastUsedAt), at(&f.TrustedAt))
+	err := sc.Scan(&f.ID, &f.UserID, &f.Kind, &f.Name, &f.Secret, at(&f.CreatedAt), at(&f.LastUsedAt), at(&f.TrustedAt), at(&f.AddedInSessionAt))
 	return f, err
 }
 
 func (s *Store) CreateFactor(ctx context.Context, f storage.Factor) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO factors (`+factorCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		f.ID, f.UserID, f.Kind, f.Name, blob(f.Secret), nanos(f.CreatedAt), nanos(f.LastUsedAt), nanos(f.TrustedAt))
+	_, err := s.pool.Exec(ctx, `INSERT INTO factors (`+factorCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		f.ID, f.UserID, f.Kind, f.Name, blob(f.Secret), nanos(f.CreatedAt), nanos(f.LastUsedAt), nanos(f.TrustedAt), nanos(f.AddedInSessionAt))
 	if err != nil {
 		return fmt.Errorf("postgres: create factor: %w", insertErr(err))
 	}

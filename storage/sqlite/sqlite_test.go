@@ -154,6 +154,7 @@ func TestMigrationTrustsEarlierPasskeys(t *testing.T) {
 	db := raw(t, path)
 	// The database as it was before 0006, with one factor of each kind.
 	exec(t, db, `ALTER TABLE factors DROP COLUMN trusted_at`)
+	exec(t, db, `ALTER TABLE factors DROP COLUMN added_in_session_at`)
 	exec(t, db, `DELETE FROM schema_migrations WHERE version = 6`)
 	created := t0.UnixNano()
 	exec(t, db, `INSERT INTO factors (id, user_id, kind, name, secret, created_at, last_used_at) VALUES ('f1', 'u1', 'webauthn', 'Key', x'7b7d', ?, 0), ('f2', 'u1', 'totp', 'Phone', x'00', ?, 0)`, created, created)

@@ -45,11 +45,12 @@ var knownSinceTests = []test{
 }
 
 var trustTests = []test{
-	{"a factor's trust time round-trips, zero while untrusted", func(t *testing.T, s storage.Store) {
+	{"a factor's trust time and its adding session's start round-trip, zero while untrusted", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		trusted := newFactor("f1", "u1", "webauthn", t0)
 		trusted.TrustedAt = t0
 		pending := newFactor("f2", "u1", "webauthn", t0.Add(time.Hour))
+		pending.AddedInSessionAt = t0.Add(50 * time.Minute)
 		must(t, s.CreateFactor(ctx, trusted))
 		must(t, s.CreateFactor(ctx, pending))
 		list, err := s.ListFactors(ctx, "u1")
