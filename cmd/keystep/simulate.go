@@ -77,6 +77,9 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			lo := s.Lockout
 			fmt.Fprintf(stdout, "\n%s: %d owners, %d attacking addresses each, %d days; owners' sign-ins from a known device %d, refused %d (%.2f %%), prompted %d; the attacker's passwords checked %d of %d\n",
 				s.Name, lo.Owners, lo.Addresses, lo.Days, lo.OwnerSignIns, lo.OwnerRefused, pctOf(lo.OwnerRefused, lo.OwnerSignIns), lo.OwnerPrompted, s.Tried, s.Attempts)
+			if lo.Stopped > 0 {
+				fmt.Fprintf(stdout, "  (%d attacking addresses spent their request budget: the server kept checking their passwords)\n", lo.Stopped)
+			}
 		}
 	}
 	l := r.Legit
