@@ -58,7 +58,7 @@ type Guessing struct {
 // server that stops the guessing, as NIST SP 800-63B §5.2.2 asks, needs
 // a few hundred of them for the whole run; one that keeps checking
 // codes (about 950 a day, two requests each) spends it in less than a day.
-const guessBudget = 800
+const guessBudget = 1000
 
 // Relay is the adversary in the middle's record.
 type Relay struct {
@@ -260,14 +260,15 @@ func (w *world) slowGuessing(ctx context.Context) (Scenario, error) {
 }
 
 // codesChecked counts the codes the server checked for userID from ip
-// since start, by factor, from the audit log.
+// since start, by factor, from the audit log: stepup.factor rows that say
+// the code was wrong or right, not those refused before any check.
 func (w *world) codesChecked(ctx context.Context, userID, ip string, since time.Time) (totp, recovery int, err error) {
 	events, err := w.store.ListAudit(ctx, storage.AuditFilter{UserID: userID, Type: "stepup.factor", Since: since})
 	if err != nil {
 		return 0, 0, err
 	}
 	for _, e := range events {
-		if e.IP != ip {
+		if e.IP != ip || e.Outcome != "failure" && e.Outcome != "success" {
 			continue
 		}
 		switch e.Details["factor"] {
