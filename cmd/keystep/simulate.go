@@ -63,22 +63,22 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		switch {
 		case s.Guessing != nil:
 			g := s.Guessing
-			fmt.Fprintf(stdout, "\n%s: %d victims, %d days", s.Name, g.Victims, g.Days)
+			fmt.Fprintf(stdout, "\n%s: %d victim%s, %d days", s.Name, g.Victims, plural(g.Victims), g.Days)
 			if g.Stopped > 0 {
-				fmt.Fprintf(stdout, " (%d attackers spent their request budget, the first after %.1f days: the server kept checking codes)", g.Stopped, g.DaysRun)
+				fmt.Fprintf(stdout, " (request budget spent for %d of them, the first after %.1f days: the server kept checking codes)", g.Stopped, g.DaysRun)
 			}
 			fmt.Fprintf(stdout, ", %d Retry-After waits; codes checked: %d authenticator-app, %d recovery, at most %d of one factor for one victim; chance of a hit %.3g %% (%.3g %% at that rate for %d days); tokens %d\n",
 				g.Waits, g.TOTPChecked, g.RecoveryChecked, g.MostChecked, 100*g.Chance, 100*g.ProjectedChance, g.Days, g.Tokens)
 		case s.Relay != nil:
 			rl := s.Relay
-			fmt.Fprintf(stdout, "\n%s: %d victims (%d admin); relayed into the portal %d, passkeys added %d; phr tokens %d at once, %d 25 h later from the same device; admin console %d\n",
-				s.Name, rl.Victims, rl.Admins, rl.Relayed, rl.PasskeysAdded, rl.PHR, rl.PHRLater, rl.AdminConsole)
+			fmt.Fprintf(stdout, "\n%s: %d victim%s (%d admin); relayed into the portal %d, passkeys added %d; phr tokens %d at once, %d 25 h later from the same device; admin console %d\n",
+				s.Name, rl.Victims, plural(rl.Victims), rl.Admins, rl.Relayed, rl.PasskeysAdded, rl.PHR, rl.PHRLater, rl.AdminConsole)
 		case s.Lockout != nil:
 			lo := s.Lockout
-			fmt.Fprintf(stdout, "\n%s: %d owners, %d attacking addresses each, %d days; owners' sign-ins from a known device %d, refused %d (%.2f %%), prompted %d; the attacker's passwords checked %d of %d\n",
-				s.Name, lo.Owners, lo.Addresses, lo.Days, lo.OwnerSignIns, lo.OwnerRefused, pctOf(lo.OwnerRefused, lo.OwnerSignIns), lo.OwnerPrompted, s.Tried, s.Attempts)
+			fmt.Fprintf(stdout, "\n%s: %d owner%s, attacking addresses per owner %d, %d days; owners' sign-ins from a known device %d, refused %d (%.2f %%), prompted %d; the attacker's passwords checked %d of %d\n",
+				s.Name, lo.Owners, plural(lo.Owners), lo.Addresses, lo.Days, lo.OwnerSignIns, lo.OwnerRefused, pctOf(lo.OwnerRefused, lo.OwnerSignIns), lo.OwnerPrompted, s.Tried, s.Attempts)
 			if lo.Stopped > 0 {
-				fmt.Fprintf(stdout, "  (%d attacking addresses spent their request budget: the server kept checking their passwords)\n", lo.Stopped)
+				fmt.Fprintf(stdout, "  (request budget spent for %d attacking addresses: the server kept checking their passwords)\n", lo.Stopped)
 			}
 		}
 	}
