@@ -2,6 +2,7 @@ package sim_test
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -113,7 +114,9 @@ func TestRunsAreReproducible(t *testing.T) {
 	}
 	for i := range a.Scenarios {
 		if !reflect.DeepEqual(a.Scenarios[i], b.Scenarios[i]) {
-			t.Errorf("%s differs: %+v vs %+v", a.Scenarios[i].Name, a.Scenarios[i], b.Scenarios[i])
+			ja, _ := json.Marshal(a.Scenarios[i])
+			jb, _ := json.Marshal(b.Scenarios[i])
+			t.Errorf("%s differs:\n%s\n%s", a.Scenarios[i].Name, ja, jb)
 		}
 	}
 }
