@@ -156,6 +156,11 @@ func (w *world) victims(n int, match func(*user) bool) []*user {
 
 func hasTOTP(u *user) bool { return u.totp != "" }
 
+// perThirty is how many victims the slow guesser and the lockout attacks
+// each pick: one per 30 users, at least one. Their work grows with each
+// victim, the relay's hardly at all.
+func (w *world) perThirty() int { return max(1, len(w.users)/30) }
+
 var passkeyStepRE = regexp.MustCompile(`data-passkey-step="([^"]+)"`)
 
 // passkeyStep is the auth request a page offers the passkey for.
@@ -206,7 +211,7 @@ func (w *world) answer(ctx context.Context, b *browser, u *user, p page, codes i
 // token issued to the attacker.
 func (w *world) slowGuessing(ctx context.Context) (Scenario, error) {
 	s := Scenario{Guessing: &Guessing{Days: w.cfg.GuessDays}}
-	victims := w.victims(2, hasTOTP)
+	victims := w.victims(w.perThirty(), hasTOTP)
 	for _, u := range victims {
 		// Recovery codes, as the portal offers once the app is set up.
 		if err := w.recoveryCodes(ctx, u); err != nil {
@@ -669,7 +674,7 @@ func (w *world) lockout(ctx context.Context, addresses int) (Scenario, error) {
 	s := Scenario{Lockout: lo}
 	start := w.clock.now()
 	var agents []*agent
-	for _, u := range w.victims(2, func(u *user) bool { return u.seenDevices[u.devices[0]] && u.seenNetworks[network(u.home)] }) {
+	for _, u := range w.victims(w.perThirty(), func(u *user) bool { return u.seenDevices[u.devices[0]] && u.seenNetworks[network(u.home)] }) {
 		lo.Owners++
 		dev := u.devices[0]
 		agents = append(agents, &agent{at: start.Add(untilOwnerHour(start)), step: func(ctx context.Context) (time.Duration, error) {
