@@ -1,10 +1,13 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -12,7 +15,9 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // browser is one device: its own cookie jar, network address and user
@@ -23,6 +28,9 @@ type browser struct {
 	ip   string
 	ua   string
 	base *url.URL
+	// verifier is the PKCE verifier of the last authorize, for redeeming
+	// its code as the app would.
+	verifier string
 }
 
 func (w *world) newBrowser() *browser {
@@ -45,6 +53,8 @@ type page struct {
 	status   int
 	body     string
 	redirect *url.URL
+	// retryAfter is a 429's Retry-After (RFC 6585 §4, RFC 9110 §10.2.3).
+	retryAfter time.Duration
 }
 
 var hiddenRE = regexp.MustCompile(`name="id" value="([^"]*)"`)
@@ -66,6 +76,7 @@ func (b *browser) do(ctx context.Context, req *http.Request) (page, error) {
 		req = req.WithContext(ctx)
 		req.Header.Set("X-Forwarded-For", b.ip)
 		req.Header.Set("User-Agent", b.ua)
+		b.w.requests.Add(1)
 		resp, err := client.Do(req)
 		if err != nil {
 			return page{}, err
@@ -73,7 +84,11 @@ func (b *browser) do(ctx context.Context, req *http.Request) (page, error) {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode < 300 || resp.StatusCode >= 400 {
-			return page{status: resp.StatusCode, body: string(body)}, nil
+			p := page{status: resp.StatusCode, body: string(body)}
+			if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+				p.retryAfter = time.Duration(secs) * time.Second
+			}
+			return p, nil
 		}
 		loc, err := req.URL.Parse(resp.Header.Get("Location"))
 		if err != nil {
@@ -94,14 +109,25 @@ func (b *browser) authorize(ctx context.Context, extra string) (page, error) {
 	v := make([]byte, 32)
 	_, _ = rand.Read(v)
 	verifier := base64.RawURLEncoding.EncodeToString(v)
+	b.verifier = verifier
 	sum := sha256.Sum256([]byte(verifier))
 	q := url.Values{"client_id": {clientID}, "redirect_uri": {redirectURI}, "response_type": {"code"}, "scope": {"openid"},
 		"state": {verifier[:16]}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
-	if extra != "" {
-		k, val, _ := strings.Cut(extra, "=")
-		q.Set(k, val)
+	for _, kv := range strings.Split(extra, "&") {
+		if k, val, ok := strings.Cut(kv, "="); ok {
+			q.Set(k, val)
+		}
 	}
 	req, err := http.NewRequest(http.MethodGet, b.w.base+"/authorize?"+q.Encode(), nil)
+	if err != nil {
+		return page{}, err
+	}
+	return b.do(ctx, req)
+}
+
+// get opens a page of Keystep's.
+func (b *browser) get(ctx context.Context, path string) (page, error) {
+	req, err := http.NewRequest(http.MethodGet, b.w.base+path, nil)
 	if err != nil {
 		return page{}, err
 	}
@@ -130,4 +156,71 @@ func (b *browser) password(ctx context.Context, p page, username, password strin
 	}
 	next, err := b.post(ctx, "/login/password", map[string]string{"id": p.hidden("id"), "username": username, "password": password})
 	return next, err == nil && next.status != http.StatusTooManyRequests, err
+}
+
+// postJSON is a fetch() of static/webauthn.js: JSON in, JSON out.
+func (b *browser) postJSON(ctx context.Context, path string, body any) (int, map[string]any, error) {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := http.NewRequest(http.MethodPost, b.w.base+path, bytes.NewReader(raw))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	p, err := b.do(ctx, req)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := map[string]any{}
+	_ = json.Unmarshal([]byte(p.body), &out) // an HTML error page leaves it empty
+	return p.status, out, nil
+}
+
+// claims are what the app reads from an ID token.
+type claims struct {
+	ACR string   `json:"acr"`
+	AMR []string `json:"amr"`
+	Sub string   `json:"sub"`
+}
+
+// redeem exchanges the code of p, a redirect to the app, at the token
+// endpoint as the app does, and returns the ID token's claims. The token
+// comes straight from the server over loopback, so its signature is not
+// checked: the simulation reads what was issued.
+func (b *browser) redeem(ctx context.Context, p page) (claims, error) {
+	if p.redirect == nil || p.redirect.Query().Get("code") == "" {
+		return claims{}, errors.New("no code to redeem")
+	}
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {p.redirect.Query().Get("code")},
+		"redirect_uri": {redirectURI}, "code_verifier": {b.verifier}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.w.base+"/oauth/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return claims{}, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(clientID, clientSecret)
+	b.w.requests.Add(1)
+	resp, err := b.w.client.Do(req)
+	if err != nil {
+		return claims{}, err
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		IDToken string `json:"id_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK {
+		return claims{}, fmt.Errorf("token endpoint: %d %v", resp.StatusCode, err)
+	}
+	parts := strings.Split(tok.IDToken, ".")
+	if len(parts) != 3 {
+		return claims{}, errors.New("token endpoint: no ID token")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return claims{}, err
+	}
+	var c claims
+	return c, json.Unmarshal(raw, &c)
 }

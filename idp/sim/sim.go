@@ -21,8 +21,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keystep/keystep/idp"
@@ -50,6 +52,9 @@ type Config struct {
 	Open   Open
 	// StuffingPairs is the size of the attackers' leaked list (default 5000).
 	StuffingPairs int
+	// GuessDays is how many simulated days the slow code guesser keeps at
+	// it (default 30).
+	GuessDays int
 	// Progress, when set, receives a line per phase.
 	Progress io.Writer
 }
@@ -96,6 +101,13 @@ type Scenario struct {
 	// SucceededAgainstSecondFactor must be zero.
 	SecondFactorUsers            int `json:"against_second_factor"`
 	SucceededAgainstSecondFactor int `json:"succeeded_against_second_factor"`
+	// Requests is how many HTTP requests the attack (and, in the lockout
+	// attacks, the owners) sent.
+	Requests int `json:"http_requests"`
+	// The numbers only one kind of attack has (issue 15).
+	Guessing *Guessing `json:"guessing,omitempty"`
+	Relay    *Relay    `json:"relay,omitempty"`
+	Lockout  *Lockout  `json:"lockout,omitempty"`
 }
 
 // Target is one of the issue's pass/fail criteria.
@@ -117,9 +129,10 @@ const locationsCSV = `# cidr,lat,lon,place
 `
 
 const (
-	clientID    = "sim-app"
-	redirectURI = "http://127.0.0.1/sim/callback"
-	sprayPass   = "Winter2026!"
+	clientID     = "sim-app"
+	clientSecret = "unused"
+	redirectURI  = "http://127.0.0.1/sim/callback"
+	sprayPass    = "Winter2026!"
 )
 
 type user struct {
@@ -153,6 +166,10 @@ type world struct {
 	client *http.Client
 	report Report
 	mu     sync.Mutex
+	// requests counts every HTTP request the simulated browsers send.
+	requests atomic.Int64
+	// victim marks the users an issue 15 attack has picked.
+	victim map[*user]bool
 }
 
 type clock struct {
@@ -172,6 +189,15 @@ func (c *clock) advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// set moves the clock on to t; it never goes back.
+func (c *clock) set(t time.Time) {
+	c.mu.Lock()
+	if t.After(c.t) {
+		c.t = t
+	}
+	c.mu.Unlock()
+}
+
 // Run starts Keystep, provisions the population, replays it and reports.
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	start := time.Now()
@@ -183,6 +209,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	if cfg.StuffingPairs <= 0 {
 		cfg.StuffingPairs = 5000
+	}
+	if cfg.GuessDays <= 0 {
+		cfg.GuessDays = 30
 	}
 	if cfg.Policy == nil {
 		cfg.Policy = stepup.DefaultPolicy()
@@ -210,7 +239,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	defer st.Close()
 
 	w := &world{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)), store: st,
-		clock: &clock{t: time.Date(2026, 3, 2, 7, 0, 0, 0, time.UTC)}}
+		clock: &clock{t: time.Date(2026, 3, 2, 7, 0, 0, 0, time.UTC)}, victim: map[*user]bool{}}
 	w.report = Report{Seed: cfg.Seed, Users: cfg.Users, Days: cfg.Days}
 	w.key, err = factor.NewMasterKey()
 	if err != nil {
@@ -220,7 +249,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	w.base = "http://" + ln.Addr().String()
+	// The issuer is a host name, as in production: WebAuthn (passkeys)
+	// needs one. Every connection goes to the listener, so "localhost"
+	// never reaches a resolver.
+	addr := ln.Addr().String()
+	w.base = "http://localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	srv, err := idp.NewServer(ctx, idp.Config{
 		Issuer: w.base, Store: st, MasterKey: w.key, Policy: cfg.Policy, Risk: cfg.Risk,
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
@@ -237,7 +270,10 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	go hs.Serve(ln)
 	defer hs.Close()
-	w.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 30 * time.Second}
+	var dialer net.Dialer
+	w.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dialer.DialContext(ctx, "tcp", addr) },
+	}, Timeout: 30 * time.Second}
 
 	if err := w.provision(ctx); err != nil {
 		return Report{}, err
@@ -256,14 +292,21 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		{"stolen session cookie replayed elsewhere", w.cookieReplay},
 		{"authenticator code guessing", w.codeGuessing},
 		{"impossible travel", w.impossibleTravel},
+		// Issue 15: what an outside review did by hand.
+		{relayName, w.relay},
+		{lockoutOneName, w.lockoutOne},
+		{lockoutManyName, w.lockoutMany},
+		{guessingName, w.slowGuessing}, // last: it moves the clock on by weeks
 	} {
 		w.progress("attack: %s", a.name)
 		w.clock.advance(3 * time.Hour) // let blocks from the previous attack expire
+		before := w.requests.Load()
 		s, err := a.run(ctx)
 		if err != nil {
 			return Report{}, fmt.Errorf("%s: %w", a.name, err)
 		}
 		s.Name = a.name
+		s.Requests = int(w.requests.Load() - before)
 		w.report.Scenarios = append(w.report.Scenarios, s)
 	}
 	if err := w.countAudited(ctx); err != nil {
@@ -285,7 +328,7 @@ func (w *world) progress(format string, args ...any) {
 func (w *world) provision(ctx context.Context) error {
 	now := w.clock.now()
 	if err := w.store.CreateClient(ctx, storage.Client{ID: clientID, Name: "Sim App", RedirectURIs: []string{redirectURI},
-		AuthMethod: "client_secret_basic", SecretHash: factor.HashToken("unused"), GrantTypes: []string{"authorization_code"},
+		AuthMethod: "client_secret_basic", SecretHash: factor.HashToken(clientSecret), GrantTypes: []string{"authorization_code"},
 		FirstParty: true, CreatedAt: now, UpdatedAt: now}); err != nil {
 		return err
 	}
@@ -456,10 +499,14 @@ func classify(p page) outcome {
 		return outcome{denied: true}
 	case p.status == http.StatusTooManyRequests:
 		return outcome{throttled: true}
-	case p.has("/login/otp") || p.has("/login/recovery") || strings.Contains(p.body, "data-passkey"):
+	case p.has("/login/otp") || p.has("/login/recovery"):
 		return outcome{needFactor: true}
 	case p.has("/login/password"):
+		// The sign-in page offers a passkey too; a password form means
+		// the password was not accepted.
 		return outcome{wrong: true}
+	case strings.Contains(p.body, "data-passkey-step"):
+		return outcome{needFactor: true}
 	}
 	return outcome{denied: true}
 }
@@ -691,7 +738,11 @@ func pct(n, d int) float64 {
 	return 100 * float64(n) / float64(d)
 }
 
-// targets are the issue's criteria for the default rules.
+// maxCodeGuesses is NIST SP 800-63B §5.2.2's cap: at most 100 consecutive
+// failed attempts on one authenticator.
+const maxCodeGuesses = 100
+
+// targets are the issues' criteria for the default rules.
 func targets(r Report) []Target {
 	var out []Target
 	ato, atoBad := 0, 0
@@ -706,6 +757,27 @@ func targets(r Report) []Target {
 			share := pct(s.Tried, s.Attempts)
 			out = append(out, Target{Name: s.Name + ": pairs tried before throttling",
 				Want: "≤ 1 %", Got: fmt.Sprintf("%.2f %% (%d of %d)", share, s.Tried, s.Attempts), Met: share <= 1})
+		}
+	}
+	for _, s := range r.Scenarios {
+		switch {
+		case s.Guessing != nil:
+			g := s.Guessing
+			out = append(out, Target{Name: fmt.Sprintf("slow guessing of authenticator and recovery codes for %d days with the password: victims who got a token", g.Days),
+				Want: "0", Got: fmt.Sprintf("%d of %d", g.Tokens, g.Victims), Met: g.Tokens == 0})
+			out = append(out, Target{Name: "slow guessing: most codes of one factor the server checked for one victim",
+				Want: fmt.Sprintf("≤ %d (NIST SP 800-63B §5.2.2)", maxCodeGuesses),
+				Got:  fmt.Sprintf("%d (TOTP %d, recovery %d in all; chance of a hit %.3g %%)", g.MostChecked, g.TOTPChecked, g.RecoveryChecked, 100*g.Chance),
+				Met:  g.MostChecked <= maxCodeGuesses})
+		case s.Relay != nil:
+			rl := s.Relay
+			out = append(out, Target{Name: "relayed password and code, then a passkey of the attacker's: victims whose attacker got a phr/phrh token or the admin console",
+				Want: "0", Got: fmt.Sprintf("%d of %d (%d relayed, %d passkeys added)", s.Succeeded, rl.Victims, rl.Relayed, rl.PasskeysAdded), Met: s.Succeeded == 0})
+		case s.Lockout != nil:
+			lo := s.Lockout
+			share := pct(lo.OwnerRefused, lo.OwnerSignIns)
+			out = append(out, Target{Name: s.Name + ": owners' sign-ins from a known device and network refused",
+				Want: "0 %", Got: fmt.Sprintf("%.2f %% (%d of %d)", share, lo.OwnerRefused, lo.OwnerSignIns), Met: lo.OwnerRefused == 0})
 		}
 	}
 	known := pct(r.Legit.KnownPrompted, r.Legit.Known)
