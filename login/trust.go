@@ -72,6 +72,35 @@ func (h *Handler) knownPlace(r *http.Request, userID string, factors []storage.F
 	return !dev.IsZero() && dev.Before(before) && !net.IsZero() && net.Before(before), nil
 }
 
+// newPlaceSession is what a passkey added now records as AddedInSessionAt:
+// the start of the adding session when that session came from a device and
+// a network both first seen in it, by a user who had signed in before it —
+// the shape of a relayed sign-in (new device and network: medium risk).
+// Such a place never vouches for the key (knownPlace): the relaying
+// adversary's machine was recorded as the user's by the relay itself.
+// Otherwise zero: a key added on the user's first sign-in ever, or from a
+// device or network used before, is vouched for as usual.
+func (h *Handler) newPlaceSession(r *http.Request, userID string, sess storage.Session) (time.Time, error) {
+	ctx := r.Context()
+	first, err := h.cfg.Store.FirstSignInAt(ctx, userID)
+	if err != nil || first.IsZero() || !first.Before(sess.CreatedAt) {
+		return time.Time{}, err
+	}
+	addr, err := netip.ParseAddr(Info(ctx).IP)
+	if err != nil {
+		return time.Time{}, nil
+	}
+	dev, net, err := h.cfg.Store.KnownSince(ctx, userID, h.cfg.Cookies.ExistingBrowserBinding(r), risk.Network(addr).String())
+	if err != nil {
+		return time.Time{}, err
+	}
+	seenBefore := func(t time.Time) bool { return !t.IsZero() && t.Before(sess.CreatedAt) }
+	if seenBefore(dev) || seenBefore(net) {
+		return time.Time{}, nil
+	}
+	return sess.CreatedAt, nil
+}
+
 // phrCounts is which WebAuthn factors may count toward phr for a request:
 // the trusted ones and, from a known device and network, the ripe ones,
 // since using one there trusts it (promote).

@@ -589,7 +589,11 @@ func (h *Handler) registerVerify(w http.ResponseWriter, r *http.Request) error {
 			"phishing_resistant": fmt.Sprint(!trustedAt.IsZero())}}); err != nil {
 		return err
 	}
-	if err := h.cfg.Store.CreateFactor(ctx, storage.Factor{ID: id[:22], UserID: a.user.ID, Kind: "webauthn", Name: name, Secret: raw, CreatedAt: now, TrustedAt: trustedAt, AddedInSessionAt: a.sess.CreatedAt}); err != nil {
+	newPlace, err := h.newPlaceSession(r, a.user.ID, a.sess)
+	if err != nil {
+		return err
+	}
+	if err := h.cfg.Store.CreateFactor(ctx, storage.Factor{ID: id[:22], UserID: a.user.ID, Kind: "webauthn", Name: name, Secret: raw, CreatedAt: now, TrustedAt: trustedAt, AddedInSessionAt: newPlace}); err != nil {
 		return err
 	}
 	next := "/account?notice=passkey-added"

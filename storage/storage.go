@@ -349,9 +349,10 @@ type Factor struct {
 	// confirmed by an admin. Zero while it counts as mfa only.
 	TrustedAt time.Time
 	// AddedInSessionAt is when the browser session that added the factor
-	// began (its sign-in). A device or network first seen in that session
-	// — the one a relaying adversary signed in from — never vouches for
-	// the factor; zero when unknown (factors added before it was recorded).
+	// began, recorded when that session came from a device and a network
+	// both new to the user (a relayed sign-in's shape): a device or network
+	// first seen in that session never vouches for the factor. Zero
+	// otherwise, and for factors added before it was recorded.
 	AddedInSessionAt time.Time
 }
 
@@ -593,4 +594,7 @@ type History interface {
 	// whether they were the user's before some moment (a passkey's trust,
 	// DESIGN §3.3) compares, so a sign-in just made does not vouch for itself.
 	KnownSince(ctx context.Context, userID, deviceID, network string) (device, net time.Time, err error)
+	// FirstSignInAt returns when the user first completed a sign-in (the
+	// earliest first sighting of any of their networks); zero if never.
+	FirstSignInAt(ctx context.Context, userID string) (time.Time, error)
 }

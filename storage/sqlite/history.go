@@ -69,3 +69,12 @@ func (s *Store) KnownSince(ctx context.Context, userID, deviceID, network string
 	}
 	return device, net, nil
 }
+
+func (s *Store) FirstSignInAt(ctx context.Context, userID string) (time.Time, error) {
+	var first time.Time
+	err := s.r.QueryRowContext(ctx, `SELECT coalesce(min(first_seen), 0) FROM known_networks WHERE user_id = ?`, userID).Scan(at(&first))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("sqlite: first sign-in: %w", err)
+	}
+	return first, nil
+}

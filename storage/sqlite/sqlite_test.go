@@ -117,7 +117,7 @@ func TestMigrationsRunOnce(t *testing.T) {
 
 // migrationFiles counts the migration files and returns the highest
 // version among them: numbers may have gaps (each change takes its own).
-func migrationFiles(t *testing.T) (n, max int64) {
+func migrationFiles(t *testing.T) (n, highest int64) {
 	t.Helper()
 	names, err := filepath.Glob(filepath.Join("migrations", "*.sql"))
 	if err != nil || len(names) == 0 {
@@ -129,16 +129,9 @@ func migrationFiles(t *testing.T) (n, max int64) {
 		if err != nil {
 			t.Fatalf("migration %s: %v", name, err)
 		}
-		n, max = n+1, maxOf(max, v)
+		n, highest = n+1, max(highest, v)
 	}
-	return n, max
-}
-
-func maxOf(a, b int64) int64 {
-	if a > b {
-		return a
-	}
-	return b
+	return n, highest
 }
 
 // Migration 0006 (issue 15): passkeys and security keys added before it
