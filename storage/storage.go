@@ -296,7 +296,9 @@ type Tokens interface {
 	// (RFC 7009 §2.2).
 	RevokeAccessToken(ctx context.Context, id string) error
 	// RevokeRefreshFamily revokes the family of the refresh token id and the
-	// access tokens issued from it; unknown IDs are not an error.
+	// access tokens issued from it; unknown IDs are not an error. Like
+	// RevokeGrant and the reuse revocation of RotateRefreshToken, it leaves
+	// no token alive that a rotation under way at the same moment writes.
 	RevokeRefreshFamily(ctx context.Context, id string) error
 	// RevokeGrant revokes every token issued under the auth request grantID.
 	RevokeGrant(ctx context.Context, grantID string) error

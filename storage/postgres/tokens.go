@@ -160,8 +160,10 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next stora
 			}
 			err = refreshState(old, now)
 			if errors.Is(err, storage.ErrReplayed) {
+				// Revoked below, in a transaction of its own that takes the
+				// subject's lock exclusive: this one holds it shared.
 				replayed = true
-				return revokeFamily(ctx, tx, old.Grant.GrantID, old.FamilyID)
+				return nil
 			}
 			if err == nil {
 				err = errors.New("refresh token is current but was not rotated")
@@ -180,12 +182,26 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next stora
 		return insertAccessToken(ctx, tx, withRefresh(*access, next.ID))
 	})
 	if err == nil && replayed {
-		err = storage.ErrReplayed
+		if err = s.RevokeRefreshFamily(ctx, oldID); err == nil {
+			err = storage.ErrReplayed
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("postgres: rotate refresh token: %w", err)
 	}
 	return nil
+}
+
+// lockSubjectsExclusive takes, for the rest of tx, the lock of every
+// subject of the refresh tokens where matches (a condition on one
+// parameter, $2). Rotations hold it shared, so a revocation that takes it
+// first waits for the rotations under way and its UPDATEs (each with a
+// snapshot taken after the lock) see the tokens they wrote: at READ
+// COMMITTED an UPDATE never sees a row inserted after its snapshot.
+func lockSubjectsExclusive(ctx context.Context, tx pgx.Tx, where string, arg string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(subject))
+		FROM (SELECT DISTINCT subject FROM refresh_tokens WHERE `+where+`) AS s ORDER BY subject`, lockSubject, arg)
+	return err
 }
 
 // revokeFamily revokes the refresh tokens of family and the access tokens
@@ -219,6 +235,9 @@ func (s *Store) RevokeAccessToken(ctx context.Context, id string) error {
 
 func (s *Store) RevokeRefreshFamily(ctx context.Context, id string) error {
 	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if err := lockSubjectsExclusive(ctx, tx, `id = $2`, id); err != nil {
+			return err
+		}
 		var grant, family string
 		err := tx.QueryRow(ctx, `SELECT grant_id, family_id FROM refresh_tokens WHERE id = $1`, id).Scan(&grant, &family)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -236,7 +255,13 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, id string) error {
 }
 
 func (s *Store) RevokeGrant(ctx context.Context, grantID string) error {
-	if err := s.tx(ctx, func(tx pgx.Tx) error { return revokeGrant(ctx, tx, grantID) }); err != nil {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if err := lockSubjectsExclusive(ctx, tx, `grant_id = $2`, grantID); err != nil {
+			return err
+		}
+		return revokeGrant(ctx, tx, grantID)
+	})
+	if err != nil {
 		return fmt.Errorf("postgres: revoke grant: %w", err)
 	}
 	return nil

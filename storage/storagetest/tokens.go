@@ -311,6 +311,56 @@ var tokenTests = []test{
 			wantErr(t, err, storage.ErrNotFound)
 		}
 	}},
+	{"revoking a family, its grant, or replaying its first token while it rotates leaves no token alive", func(t *testing.T, s storage.Store) {
+		// Like a user's revocation above: reuse detection and /revoke must
+		// not miss the token a rotation in flight is writing.
+		for _, how := range []string{"family", "grant", "replay"} {
+			t.Run(how, func(t *testing.T) {
+				ctx := t.Context()
+				g := newGrant("ar-" + how)
+				first := "rt-" + how + "-0"
+				must(t, s.CreateRefreshToken(ctx, newRefreshToken(first, first, g), nil))
+				var issued []string
+				started := make(chan struct{})
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					cur := first
+					for i := 1; i <= 1_000; i++ {
+						next := fmt.Sprintf("%s-%d", how, i)
+						at := newAccessToken("at-"+next, g, "")
+						if err := s.RotateRefreshToken(ctx, cur, newRefreshToken("rt-"+next, "", g), &at, t0); err != nil {
+							return // revoked: the family is done
+						}
+						issued = append(issued, next)
+						cur = "rt-" + next
+						if i == 3 {
+							close(started)
+						}
+					}
+					t.Error("rotations went on after the revocation")
+				}()
+				<-started
+				switch how {
+				case "family":
+					must(t, s.RevokeRefreshFamily(ctx, first))
+				case "grant":
+					must(t, s.RevokeGrant(ctx, g.GrantID))
+				case "replay":
+					at := newAccessToken("at-replay", g, "")
+					wantErr(t, s.RotateRefreshToken(ctx, first, newRefreshToken("rt-replay", "", g), &at, t0), storage.ErrReplayed)
+				}
+				<-done
+				for _, n := range issued {
+					if _, err := s.RefreshTokenByID(ctx, "rt-"+n, t0); err == nil {
+						t.Errorf("refresh token rt-%s is alive after the revocation", n)
+					}
+					_, err := s.AccessTokenByID(ctx, "at-"+n, t0)
+					wantErr(t, err, storage.ErrNotFound)
+				}
+			})
+		}
+	}},
 	{"tokens that expired before now are deleted", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		g := newGrant("ar1")
