@@ -31,19 +31,28 @@ type checkpointJSON struct {
 	Error      string    `json:"error,omitempty"`
 }
 
+// readChain reads the whole audit log and verifies its keyed chain: err is
+// a failure to read, chainErr what the chain check found.
+func readChain(ctx context.Context, st storage.Store, masterKey []byte) (events []storage.AuditEvent, head storage.AuditHead, chainErr, err error) {
+	key, err := storage.NewAuditKey(masterKey)
+	if err != nil {
+		return nil, head, nil, err
+	}
+	if events, err = st.ListAudit(ctx, storage.AuditFilter{}); err != nil {
+		return nil, head, nil, err
+	}
+	head, chainErr = storage.VerifyAuditChain(key, events)
+	return events, head, chainErr, nil
+}
+
 // auditVerify checks the keyed chain and, given a checkpoint kept
 // elsewhere, that the checkpoint is the server's and the log still reaches
 // it unchanged (DESIGN §7).
 func auditVerify(ctx context.Context, st storage.Store, masterKey []byte, checkpointArg string, asJSON bool, stdout io.Writer) error {
-	key, err := storage.NewAuditKey(masterKey)
+	events, head, chainErr, err := readChain(ctx, st, masterKey)
 	if err != nil {
 		return err
 	}
-	events, err := st.ListAudit(ctx, storage.AuditFilter{})
-	if err != nil {
-		return err
-	}
-	head, chainErr := storage.VerifyAuditChain(key, events)
 
 	var cp idp.Checkpoint
 	var cpErr, cutErr error // the checkpoint refused; the log not reaching it
@@ -106,17 +115,12 @@ func auditVerify(ctx context.Context, st storage.Store, masterKey []byte, checkp
 // auditCheckpoint prints the head of a verified chain as a signed
 // checkpoint, for the operator to keep outside the database.
 func auditCheckpoint(ctx context.Context, st storage.Store, masterKey []byte, asJSON bool, stdout io.Writer) error {
-	key, err := storage.NewAuditKey(masterKey)
+	_, head, chainErr, err := readChain(ctx, st, masterKey)
 	if err != nil {
 		return err
 	}
-	events, err := st.ListAudit(ctx, storage.AuditFilter{})
-	if err != nil {
-		return err
-	}
-	head, err := storage.VerifyAuditChain(key, events)
-	if err != nil {
-		return fmt.Errorf("not signing a checkpoint of a broken log: %w", err)
+	if chainErr != nil {
+		return fmt.Errorf("not signing a checkpoint of a broken log: %w", chainErr)
 	}
 	if head.Seq == 0 {
 		return errors.New("the audit log is empty: nothing to checkpoint")
