@@ -123,7 +123,7 @@ func (h *Handler) flow(w http.ResponseWriter, r *http.Request) error {
 
 // decide is what the request needs now: the input and decision the
 // dispatcher acts on, risk included. It is the one place login asks
-// stepup.Decide (deps_test.go pins it); every factor endpoint asks it
+// stepup.Decide (TestOneDecision pins it); every factor endpoint asks it
 // whether its method is expected (expects) before it checks anything, and
 // the consent post asks it again before it finishes.
 func (h *Handler) decide(r *http.Request, st *flowState) (stepup.Input, stepup.Decision, error) {

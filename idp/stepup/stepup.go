@@ -4,7 +4,11 @@
 //
 // Everything here is pure: no I/O, no clock, no logging, standard library
 // only. Every input is an argument of [Decide] and every rule below is pinned
-// by a row in decide_test.go.
+// by a row in decide_test.go. Decide answers an authorization request; the
+// smaller questions the UI asks outside one (is this session at a level,
+// fresh enough? can it get there? does the next passkey need to verify the
+// user?) are the queries beside it ([Policy.Fresh], [Policy.Reachable],
+// [Policy.Admit] and the others in query.go), built on the same rules.
 //
 // # Model
 //
