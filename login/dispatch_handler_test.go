@@ -49,7 +49,7 @@ func TestDispatch(t *testing.T) {
 		moveTo  string // the browser's address for the visit, when not home
 		newUA   string // the browser's user agent for the visit, when another
 		client  string
-		edit    []func(*storage.AuthRequest)
+		edit    []func(*authRequest)
 		method  string // ?method= on the visit
 		want    dispatchWant
 	}{
@@ -59,12 +59,12 @@ func TestDispatch(t *testing.T) {
 		},
 		{
 			name: "with no session the login_hint fills in the username",
-			edit: []func(*storage.AuthRequest){func(ar *storage.AuthRequest) { ar.LoginHint = alice }},
+			edit: []func(*authRequest){loginHint(alice)},
 			want: dispatchWant{status: http.StatusOK, form: "/login/password", text: `value="alice"`},
 		},
 		{
 			name: "with no session and prompt=none the app gets login_required",
-			edit: []func(*storage.AuthRequest){prompt("none")},
+			edit: []func(*authRequest){prompt("none")},
 			want: dispatchWant{oauthErr: "login_required"},
 		},
 		{
@@ -75,13 +75,13 @@ func TestDispatch(t *testing.T) {
 		{
 			name:   "a password and code session completes an mfa request with both in amr",
 			enroll: "totp", session: "mfa", after: time.Minute,
-			edit: []func(*storage.AuthRequest){acrValues(acrMFA)},
+			edit: []func(*authRequest){acrValues(acrMFA)},
 			want: dispatchWant{complete: &completion{acr: acrMFA, amr: []string{"mfa", "otp", "pwd"}, authTime: t0}},
 		},
 		{
 			name:   "an acr requested by its alias comes back spelled as the app asked",
 			enroll: "totp", session: "mfa", after: time.Minute,
-			edit: []func(*storage.AuthRequest){acrValues(papeMFA)},
+			edit: []func(*authRequest){acrValues(papeMFA)},
 			want: dispatchWant{complete: &completion{acr: papeMFA, amr: []string{"mfa", "otp", "pwd"}, authTime: t0}},
 		},
 		{
@@ -95,39 +95,53 @@ func TestDispatch(t *testing.T) {
 			want: dispatchWant{status: http.StatusOK, form: "/login/otp", text: "Acme HR needs you to confirm it's you"},
 		},
 		{
+			name:   "a password session asking for a scope with an mfa floor shows the code page",
+			opts:   func(*testing.T) []option { return []option{withScopeMinACR("payroll", acrMFA)} },
+			enroll: "totp", session: "pwd", after: time.Minute,
+			edit: []func(*authRequest){scopes("openid", "payroll")},
+			want: dispatchWant{status: http.StatusOK, form: "/login/otp", text: "This part of Acme Payroll asks for an extra check."},
+		},
+		{
+			name:    "a scope floor the user cannot reach fails with unmet_authentication_requirements",
+			opts:    func(*testing.T) []option { return []option{withScopeMinACR("payroll", acrMFA)} },
+			session: "pwd", after: time.Minute,
+			edit: []func(*authRequest){scopes("openid", "payroll")},
+			want: dispatchWant{oauthErr: "unmet_authentication_requirements"},
+		},
+		{
 			name:   "a password session asked for mfa shows the code page and offers the recovery code",
 			enroll: "totp+recovery", session: "pwd", after: time.Minute,
-			edit: []func(*storage.AuthRequest){acrValues(acrMFA)},
+			edit: []func(*authRequest){acrValues(acrMFA)},
 			want: dispatchWant{status: http.StatusOK, form: "/login/otp", text: "method=recovery"},
 		},
 		{
 			name:   "method=recovery picks the recovery code among the ways offered",
 			enroll: "totp+recovery", session: "pwd", after: time.Minute, method: "recovery",
-			edit: []func(*storage.AuthRequest){acrValues(acrMFA)},
+			edit: []func(*authRequest){acrValues(acrMFA)},
 			want: dispatchWant{status: http.StatusOK, form: "/login/recovery", text: "You have 10 unused codes"},
 		},
 		{
 			name:   "a method the decision does not offer is not shown",
 			enroll: "totp", session: "pwd", after: time.Minute, method: "password",
-			edit: []func(*storage.AuthRequest){acrValues(acrMFA)},
+			edit: []func(*authRequest){acrValues(acrMFA)},
 			want: dispatchWant{status: http.StatusOK, form: "/login/otp"},
 		},
 		{
 			name:   "a password session of a user with only recovery codes is asked for one",
 			enroll: "recovery", session: "pwd", after: time.Minute,
-			edit: []func(*storage.AuthRequest){acrValues(acrMFA)},
+			edit: []func(*authRequest){acrValues(acrMFA)},
 			want: dispatchWant{status: http.StatusOK, form: "/login/recovery", text: "Signed in as <strong>alice</strong>"},
 		},
 		{
 			name:   "an essential acr the user cannot reach fails with unmet_authentication_requirements",
 			enroll: "totp", session: "pwd", after: time.Minute,
-			edit: []func(*storage.AuthRequest){essentialACR(acrPHR)},
+			edit: []func(*authRequest){essentialACR(acrPHR)},
 			want: dispatchWant{oauthErr: "unmet_authentication_requirements"},
 		},
 		{
 			name:    "an essential mfa for a user with only a password fails with unmet_authentication_requirements",
 			session: "pwd", after: time.Minute,
-			edit: []func(*storage.AuthRequest){essentialACR(acrMFA)},
+			edit: []func(*authRequest){essentialACR(acrMFA)},
 			want: dispatchWant{oauthErr: "unmet_authentication_requirements"},
 		},
 		{
@@ -138,43 +152,43 @@ func TestDispatch(t *testing.T) {
 		{
 			name:    "a voluntary acr the user cannot reach completes at the session's real level",
 			session: "pwd", after: time.Minute,
-			edit: []func(*storage.AuthRequest){acrValues(acrPHR)},
+			edit: []func(*authRequest){acrValues(acrPHR)},
 			want: dispatchWant{complete: &completion{acr: acrSFA, amr: []string{"pwd"}, authTime: t0}},
 		},
 		{
 			name:    "max_age=0 asks for the password again",
 			session: "pwd", after: time.Minute,
-			edit: []func(*storage.AuthRequest){maxAge(0)},
+			edit: []func(*authRequest){maxAge(0)},
 			want: dispatchWant{status: http.StatusOK, form: "/login/password", text: "Sign in again"},
 		},
 		{
 			name:    "prompt=login asks for the password again",
 			session: "pwd", after: time.Minute,
-			edit: []func(*storage.AuthRequest){prompt("login")},
+			edit: []func(*authRequest){prompt("login")},
 			want: dispatchWant{status: http.StatusOK, form: "/login/password", text: "Signed in as <strong>alice</strong>"},
 		},
 		{
 			name:    "a max_age the session is older than asks for the password again",
 			session: "pwd", after: time.Minute,
-			edit: []func(*storage.AuthRequest){maxAge(30)},
+			edit: []func(*authRequest){maxAge(30)},
 			want: dispatchWant{status: http.StatusOK, form: "/login/password", text: "Sign in again"},
 		},
 		{
 			name:    "a max_age the session is within completes without asking",
 			session: "pwd", after: time.Minute,
-			edit: []func(*storage.AuthRequest){maxAge(3600)},
+			edit: []func(*authRequest){maxAge(3600)},
 			want: dispatchWant{complete: &completion{acr: acrSFA, amr: []string{"pwd"}, authTime: t0}},
 		},
 		{
 			name:    "prompt=none with a session that meets the request completes without a page",
 			session: "pwd", after: time.Minute,
-			edit: []func(*storage.AuthRequest){prompt("none")},
+			edit: []func(*authRequest){prompt("none")},
 			want: dispatchWant{complete: &completion{acr: acrSFA, amr: []string{"pwd"}, authTime: t0}},
 		},
 		{
 			name:   "prompt=none with a session below the request fails with login_required",
 			enroll: "totp", session: "pwd", after: time.Minute,
-			edit: []func(*storage.AuthRequest){acrValues(acrMFA), prompt("none")},
+			edit: []func(*authRequest){acrValues(acrMFA), prompt("none")},
 			want: dispatchWant{oauthErr: "login_required"},
 		},
 		{
@@ -185,13 +199,13 @@ func TestDispatch(t *testing.T) {
 		{
 			name:    "prompt=none where consent is missing fails with consent_required",
 			session: "pwd", after: time.Minute, client: shopClient,
-			edit: []func(*storage.AuthRequest){prompt("none")},
+			edit: []func(*authRequest){prompt("none")},
 			want: dispatchWant{oauthErr: "consent_required"},
 		},
 		{
 			name:    "an id_token_hint naming another user does not count the session",
 			session: "pwd", after: time.Minute,
-			edit: []func(*storage.AuthRequest){hintSubject(bobID)},
+			edit: []func(*authRequest){hintSubject(bobID)},
 			want: dispatchWant{status: http.StatusOK, form: "/login/password", text: `autocomplete="username webauthn"`},
 		},
 		{
@@ -206,9 +220,9 @@ func TestDispatch(t *testing.T) {
 			want: dispatchWant{oauthErr: "access_denied"},
 		},
 		{
-			name:    "medium risk with an authenticator app asks for the code",
-			opts:    func(t *testing.T) []option { return []option{suspicious(t, elsewhereIP)} },
-			enroll:  "totp", session: "pwd", after: time.Minute, moveTo: elsewhereIP,
+			name:   "medium risk with an authenticator app asks for the code",
+			opts:   func(t *testing.T) []option { return []option{suspicious(t, elsewhereIP)} },
+			enroll: "totp", session: "pwd", after: time.Minute, moveTo: elsewhereIP,
 			want: dispatchWant{status: http.StatusOK, form: "/login/otp", text: "Confirm it's you"},
 		},
 		{
@@ -507,13 +521,13 @@ func TestFactorNotExpected(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
 		session bool
-		edit    []func(*storage.AuthRequest)
+		edit    []func(*authRequest)
 		action  string
 	}{
 		{name: "a code posted with no session", action: "/login/otp"},
 		{name: "a recovery code posted with no session", action: "/login/recovery"},
 		{name: "a code posted when prompt=login wants the password first", session: true,
-			edit: []func(*storage.AuthRequest){prompt("login"), acrValues(acrMFA)}, action: "/login/otp"},
+			edit: []func(*authRequest){prompt("login"), acrValues(acrMFA)}, action: "/login/otp"},
 		{name: "a code posted to a request the session already meets", session: true, action: "/login/otp"},
 		{name: "a recovery code posted to a request the session already meets", session: true, action: "/login/recovery"},
 	} {

@@ -144,6 +144,10 @@ func denied(t *testing.T, cidrs ...string) option {
 
 func withStuffingLimit(n int) option { return func(c *login.Config) { c.StuffingLimit = n } }
 
+func withScopeMinACR(scope, acr string) option {
+	return func(c *login.Config) { c.ScopeMinACR = map[string]string{scope: acr} }
+}
+
 func withAdminACR(acr string) option { return func(c *login.Config) { c.AdminACR = acr } }
 
 // withPasskeys turns passkeys on, for a relying party on a host name (the
@@ -321,62 +325,83 @@ func (f *fixture) wrongTOTP(secret string) string {
 
 // ---- authorization requests ----
 
+// authRequest is an authorization request as /authorize receives it: the
+// stored fields, and the raw claims parameter, which /authorize parses
+// into the stored requirement.
+type authRequest struct {
+	storage.AuthRequest
+	claims string
+}
+
 // request stores an authorization request of client bound to b, as
 // /authorize does, and returns its ID. edit adjusts it before it is stored.
-func (f *fixture) request(b *browser, clientID string, edit ...func(*storage.AuthRequest)) string {
+func (f *fixture) request(b *browser, clientID string, edit ...func(*authRequest)) string {
 	f.t.Helper()
 	f.nextID++
 	now := f.clock.Now()
-	ar := storage.AuthRequest{
+	ar := authRequest{AuthRequest: storage.AuthRequest{
 		ID: fmt.Sprintf("ar-%d", f.nextID), ClientID: clientID, RedirectURI: rpRedirect,
 		Scopes: []string{"openid"}, ResponseType: "code", State: fmt.Sprintf("state-%d", f.nextID),
 		Nonce: "n", BrowserBinding: b.binding(), CreatedAt: now, ExpiresAt: now.Add(30 * time.Minute),
-	}
+	}}
 	if clientID == accountClient {
 		ar.RedirectURI = f.srv.URL + "/account/callback"
 	}
 	for _, e := range edit {
 		e(&ar)
 	}
-	requirement(&ar)
-	if err := f.store.CreateAuthRequest(f.ctx(), ar); err != nil {
+	f.requirement(&ar)
+	if err := f.store.CreateAuthRequest(f.ctx(), ar.AuthRequest); err != nil {
 		f.t.Fatal(err)
 	}
 	return ar.ID
 }
 
-// requirement fills in what /authorize derives from the request's acr
-// parameters before it is stored (nothing yet: login reads ACRValues and
-// Claims itself).
-func requirement(*storage.AuthRequest) {}
-
-// Request edits.
-
-func acrValues(v ...string) func(*storage.AuthRequest) {
-	return func(ar *storage.AuthRequest) { ar.ACRValues = v }
-}
-
-func essentialACR(v ...string) func(*storage.AuthRequest) {
-	return func(ar *storage.AuthRequest) {
-		vals, _ := json.Marshal(v)
-		ar.Claims = `{"id_token":{"acr":{"essential":true,"values":` + string(vals) + `}}}`
+// requirement parses and merges what the request asks of acr, with the
+// client's and the scopes' floors, as /authorize does.
+func (f *fixture) requirement(ar *authRequest) {
+	f.t.Helper()
+	c, err := f.store.ClientByID(f.ctx(), ar.ClientID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if ar.Requirement, err = login.NewRequirement(ar.claims, ar.ACRValues, c, ar.Scopes, f.cfg.ScopeMinACR); err != nil {
+		f.t.Fatal(err)
 	}
 }
 
-func maxAge(secs int64) func(*storage.AuthRequest) {
-	return func(ar *storage.AuthRequest) { ar.MaxAge = &secs }
+// Request edits.
+
+func acrValues(v ...string) func(*authRequest) {
+	return func(ar *authRequest) { ar.ACRValues = v }
 }
 
-func prompt(p ...string) func(*storage.AuthRequest) {
-	return func(ar *storage.AuthRequest) { ar.Prompt = p }
+// essentialACR asks for acr values as an essential claim (OIDC Core §5.5.1.1).
+func essentialACR(v ...string) func(*authRequest) {
+	return func(ar *authRequest) {
+		vals, _ := json.Marshal(v)
+		ar.claims = `{"id_token":{"acr":{"essential":true,"values":` + string(vals) + `}}}`
+	}
 }
 
-func scopes(s ...string) func(*storage.AuthRequest) {
-	return func(ar *storage.AuthRequest) { ar.Scopes = s }
+func maxAge(secs int64) func(*authRequest) {
+	return func(ar *authRequest) { ar.MaxAge = &secs }
 }
 
-func hintSubject(sub string) func(*storage.AuthRequest) {
-	return func(ar *storage.AuthRequest) { ar.IDTokenHintSubject = sub }
+func prompt(p ...string) func(*authRequest) {
+	return func(ar *authRequest) { ar.Prompt = p }
+}
+
+func scopes(s ...string) func(*authRequest) {
+	return func(ar *authRequest) { ar.Scopes = s }
+}
+
+func hintSubject(sub string) func(*authRequest) {
+	return func(ar *authRequest) { ar.IDTokenHintSubject = sub }
+}
+
+func loginHint(name string) func(*authRequest) {
+	return func(ar *authRequest) { ar.LoginHint = name }
 }
 
 // authRequest reads a request back; ok is false once it is gone.
