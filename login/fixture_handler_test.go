@@ -148,6 +148,10 @@ func withScopeMinACR(scope, acr string) option {
 	return func(c *login.Config) { c.ScopeMinACR = map[string]string{scope: acr} }
 }
 
+func withSessionLifetimes(idle, maxAge time.Duration) option {
+	return func(c *login.Config) { c.SessionIdleTimeout, c.SessionMaxAge = idle, maxAge }
+}
+
 func withAdminACR(acr string) option { return func(c *login.Config) { c.AdminACR = acr } }
 
 // withPasskeys turns passkeys on, for a relying party on a host name (the
