@@ -121,8 +121,8 @@ func TestDispatch(t *testing.T) {
 			want: dispatchWant{status: http.StatusOK, form: "/login/recovery", text: "You have 10 unused codes"},
 		},
 		{
-			name:   "a method the decision does not offer is not shown",
-			enroll: "totp", session: "pwd", after: time.Minute, method: "password",
+			name:   "a method the decision does not offer is not shown (the password, already done)",
+			enroll: "totp", session: "pwd", after: time.Minute, method: "pwd",
 			edit: []func(*authRequest){acrValues(acrMFA)},
 			want: dispatchWant{status: http.StatusOK, form: "/login/otp"},
 		},
@@ -489,9 +489,9 @@ func TestFactorRotatesSession(t *testing.T) {
 	secret := f.enrollTOTP(aliceID)
 	b := f.browser()
 	f.signIn(b, alice, alicePass)
-	before := b.cookies()["ks_session"]
+	before := b.cookies()[sessionCookie]
 	stolen := f.browser()
-	stolen.jar.SetCookies(mustURL(t, f.srv.URL), []*http.Cookie{{Name: "ks_session", Value: before, Path: "/"}})
+	stolen.jar.SetCookies(mustURL(t, f.srv.URL), []*http.Cookie{{Name: sessionCookie, Value: before, Path: "/"}})
 
 	f.clock.Advance(time.Minute)
 	id := f.request(b, appClient, acrValues(acrMFA))
@@ -499,7 +499,7 @@ func TestFactorRotatesSession(t *testing.T) {
 		t.Fatalf("want the code page, got %d", got.status)
 	}
 	f.mustContinue(b.code("/login/otp", id, f.totp(secret)), id)
-	after := b.cookies()["ks_session"]
+	after := b.cookies()[sessionCookie]
 	if after == "" || after == before {
 		t.Fatalf("session cookie not rotated: before %q after %q", before, after)
 	}

@@ -63,6 +63,9 @@ const (
 	// home is where the browsers start; elsewhere is another network.
 	homeIP      = "198.51.100.10"
 	elsewhereIP = "203.0.113.20"
+
+	// sessionCookie is the browser session's cookie over http.
+	sessionCookie = "ks_session"
 )
 
 // clock is the handler's time.
@@ -107,6 +110,21 @@ func withLimits(edit func(login.Limits)) option {
 		c.Limits = l
 	}
 }
+
+// rules sets some throttle rules, keeping the defaults of the rest.
+func rules(set map[string]storage.ThrottleRule) option {
+	return withLimits(func(l login.Limits) {
+		for scope, r := range set {
+			l[scope] = r
+		}
+	})
+}
+
+// login's own names for two of its rules (see withLimits).
+const (
+	scopeAccountLock = "account_lock"
+	scopeFactorLock  = "factor_lock"
+)
 
 // withRisk edits the risk configuration, starting from the default; the
 // edits of several options add up.
@@ -372,6 +390,12 @@ func (f *fixture) requirement(ar *authRequest) {
 	if ar.Requirement, err = login.NewRequirement(ar.claims, ar.ACRValues, c, ar.Scopes, f.cfg.ScopeMinACR); err != nil {
 		f.t.Fatal(err)
 	}
+}
+
+// parseRequirement reads a step-up's claims and acr_values as /authorize
+// does, without floors.
+func parseRequirement(claims string, acr []string) (storage.Requirement, error) {
+	return login.NewRequirement(claims, acr, storage.Client{}, nil, nil)
 }
 
 // Request edits.

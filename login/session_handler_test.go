@@ -65,7 +65,7 @@ func TestSignOut(t *testing.T) {
 	if evs := f.audit("session.logout"); len(evs) != 1 || evs[0].UserID != aliceID {
 		t.Errorf("session.logout %+v, want one for alice", evs)
 	}
-	if _, ok := b.cookies()["ks_session"]; ok {
+	if _, ok := b.cookies()[sessionCookie]; ok {
 		t.Error("the session cookie is still in the browser")
 	}
 	id := f.request(b, appClient)

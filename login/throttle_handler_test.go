@@ -5,23 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/storage"
-)
-
-// rules sets some throttle rules, keeping the defaults of the rest.
-func rules(set map[string]storage.ThrottleRule) option {
-	return withLimits(func(l login.Limits) {
-		for scope, r := range set {
-			l[scope] = r
-		}
-	})
-}
-
-// login's own names for two of its rules (see withLimits).
-const (
-	scopeAccountLock = "account_lock"
-	scopeFactorLock  = "factor_lock"
 )
 
 var (
