@@ -521,6 +521,7 @@ func TestFactorNotExpected(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
 		session bool
+		drift   bool // the session comes back from another network and browser
 		edit    []func(*authRequest)
 		action  string
 	}{
@@ -529,6 +530,8 @@ func TestFactorNotExpected(t *testing.T) {
 		{name: "a code posted when prompt=login wants the password first", session: true,
 			edit: []func(*authRequest){prompt("login"), acrValues(acrMFA)}, action: "/login/otp"},
 		{name: "a code posted to a request the session already meets", session: true, action: "/login/otp"},
+		{name: "a code posted from a drifted session, whose password is asked again", session: true, drift: true,
+			edit: []func(*authRequest){acrValues(acrMFA)}, action: "/login/otp"},
 		{name: "a recovery code posted to a request the session already meets", session: true, action: "/login/recovery"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -540,6 +543,9 @@ func TestFactorNotExpected(t *testing.T) {
 				f.signIn(b, alice, alicePass)
 			}
 			f.clock.Advance(time.Minute)
+			if tt.drift {
+				b.ip, b.ua = elsewhereIP, "OtherBrowser/2.0"
+			}
 			id := f.request(b, appClient, tt.edit...)
 			cookiesBefore := b.cookies()
 			sessionsBefore := f.sessions(aliceID)
