@@ -290,7 +290,8 @@ func (c jsonCol) Scan(src any) error {
 func jsonOf(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
-		// Only strings, string slices and maps, and factorRow go in.
+		// Only strings, string slices and maps, factorRow and
+		// storage.Requirement go in.
 		panic(err)
 	}
 	return string(b)
