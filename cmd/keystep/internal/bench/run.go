@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -25,8 +26,10 @@ import (
 // benchRun is one `keystep bench`: the data folder, the server and the
 // provisioned users and clients.
 type benchRun struct {
-	opts   benchOptions
-	stderr io.Writer
+	opts    Options
+	stderr  io.Writer
+	open    func(ctx context.Context, data, database string) (storage.Store, []byte, error) // Config.Open
+	keystep func(args ...string) (*exec.Cmd, error)                                         // Config.Keystep
 
 	dir     string // data folder
 	tempDir bool   // dir is ours to delete
@@ -70,37 +73,36 @@ type benchWorker struct {
 const stepupBatch = 25
 
 func (r *benchRun) needs(names ...string) bool {
-	return slices.ContainsFunc(r.opts.scenarios, func(s string) bool { return slices.Contains(names, s) })
+	return slices.ContainsFunc(r.opts.Scenarios, func(s string) bool { return slices.Contains(names, s) })
 }
 
 func (r *benchRun) start(ctx context.Context) error {
 	o := r.opts
 	var config string
 	switch {
-	case o.url == "":
+	case o.URL == "":
 		dir, err := os.MkdirTemp("", "keystep-bench-")
 		if err != nil {
 			return fmt.Errorf("bench: data folder: %w", err)
 		}
-		r.dir, r.tempDir = dir, !o.keep
+		r.dir, r.tempDir = dir, !o.Keep
 		if config, err = writeBenchConfig(dir); err != nil {
 			return err
 		}
-	case o.data != "":
+	case o.Data != "":
 		// An existing server's folder: refuse to create a new database (or
 		// master key) next to a typo.
 		have := "keystep.db"
-		if o.database != "" {
+		if o.Database != "" {
 			have = "master.key"
 		}
-		if _, err := os.Stat(filepath.Join(o.data, have)); err != nil {
-			return fmt.Errorf("bench: --data %s: %w", o.data, err)
+		if _, err := os.Stat(filepath.Join(o.Data, have)); err != nil {
+			return fmt.Errorf("bench: --data %s: %w", o.Data, err)
 		}
-		r.dir = o.data
+		r.dir = o.Data
 	}
 	if r.dir != "" {
-		c := common{data: r.dir, database: o.database}
-		st, key, err := c.open(ctx)
+		st, key, err := r.open(ctx, r.dir, o.Database)
 		if err != nil {
 			return err
 		}
@@ -111,38 +113,38 @@ func (r *benchRun) start(ctx context.Context) error {
 		if r.audit, err = storage.NewAuditKey(key); err != nil {
 			return err
 		}
-		if o.url == "" && o.database != "" {
+		if o.URL == "" && o.Database != "" {
 			if err := benchDatabaseEmpty(ctx, st); err != nil {
 				return err
 			}
 		}
-		if o.database != "" {
-			if r.pg, err = pgx.Connect(ctx, o.database); err != nil {
+		if o.Database != "" {
+			if r.pg, err = pgx.Connect(ctx, o.Database); err != nil {
 				return fmt.Errorf("bench: --database: connect to measure its size: %w", err)
 			}
 			// The PIDs PostgreSQL reports are its machine's.
-			r.pgLocal = checkBenchDatabase(o.database, false) == nil
+			r.pgLocal = checkBenchDatabase(o.Database, false) == nil
 		}
 		if err := r.provision(ctx); err != nil {
 			return fmt.Errorf("bench: provision: %w", err)
 		}
 	}
-	base := o.url
-	if o.url == "" {
-		child, err := startChild(ctx, childConfig{data: r.dir, config: config, database: o.database, pprof: o.pprof})
+	base := o.URL
+	if o.URL == "" {
+		child, err := startChild(ctx, childConfig{keystep: r.keystep, data: r.dir, config: config, database: o.Database, pprof: o.Pprof})
 		if err != nil {
 			return err
 		}
 		r.child, r.pid, base = child, child.cmd.Process.Pid, child.url
 	} else {
-		r.pid = o.pid
+		r.pid = o.PID
 	}
-	t, err := newBenchTarget(ctx, base, o.workers)
+	t, err := newBenchTarget(ctx, base, o.Workers)
 	if err != nil {
 		return err
 	}
 	r.target = t
-	r.workers = make([]*benchWorker, o.workers)
+	r.workers = make([]*benchWorker, o.Workers)
 	for i := range r.workers {
 		r.workers[i] = &benchWorker{rt: map[string]string{}}
 	}
@@ -169,7 +171,7 @@ func (r *benchRun) close() {
 	switch {
 	case r.tempDir:
 		os.RemoveAll(r.dir)
-	case r.opts.keep && r.dir != "":
+	case r.opts.Keep && r.dir != "":
 		fmt.Fprintf(r.stderr, "keystep bench: data folder kept at %s\n", r.dir)
 	}
 }
@@ -240,7 +242,7 @@ func (r *benchRun) provision(ctx context.Context) error {
 		return err
 	}
 	if r.needs("refresh_rs256", "refresh_es256", "userinfo", "introspection", "code_sso") {
-		for i := range r.opts.workers {
+		for i := range r.opts.Workers {
 			u, err := r.addUser(ctx, fmt.Sprintf("sso-%d", i), r.cheapHash, now)
 			if err != nil {
 				return err
@@ -254,7 +256,7 @@ func (r *benchRun) provision(ctx context.Context) error {
 		if r.prodHash, err = factor.NewPasswordHasher().Hash(r.password); err != nil {
 			return err
 		}
-		for i := range r.opts.workers {
+		for i := range r.opts.Workers {
 			u, err := r.addUser(ctx, fmt.Sprintf("pw-%d", i), r.prodHash, now)
 			if err != nil {
 				return err
@@ -263,7 +265,7 @@ func (r *benchRun) provision(ctx context.Context) error {
 		}
 	}
 	if r.needs("stepup") {
-		if err := r.addStepupUsers(ctx, 2*r.opts.workers*stepupBatch); err != nil {
+		if err := r.addStepupUsers(ctx, 2*r.opts.Workers*stepupBatch); err != nil {
 			return err
 		}
 	}
@@ -436,9 +438,9 @@ func (r *benchRun) phase(ctx context.Context, m *meter, next func(w int) (func(c
 	before := r.sample(ctx)
 	start := time.Now()
 	m.phaseStart.Store(start.UnixNano())
-	lats := make([][]time.Duration, r.opts.workers)
+	lats := make([][]time.Duration, r.opts.Workers)
 	var wg sync.WaitGroup
-	for w := range r.opts.workers {
+	for w := range r.opts.Workers {
 		wg.Go(func() {
 			for {
 				op, ok := next(w)
@@ -490,9 +492,9 @@ func (r *benchRun) phase(ctx context.Context, m *meter, next func(w int) (func(c
 
 // forEach runs fn for every worker in parallel (untimed setup).
 func (r *benchRun) forEach(ctx context.Context, fn func(ctx context.Context, w int) error) error {
-	errs := make([]error, r.opts.workers)
+	errs := make([]error, r.opts.Workers)
 	var wg sync.WaitGroup
-	for w := range r.opts.workers {
+	for w := range r.opts.Workers {
 		wg.Go(func() { errs[w] = fn(ctx, w) })
 	}
 	wg.Wait()
@@ -502,13 +504,13 @@ func (r *benchRun) forEach(ctx context.Context, fn func(ctx context.Context, w i
 // steady runs op for --duration or --count in one timed phase.
 func (r *benchRun) steady(ctx context.Context, m *meter, op func(ctx context.Context, w int) error) {
 	var claimed atomic.Int64
-	deadline := time.Now().Add(r.opts.duration)
+	deadline := time.Now().Add(r.opts.Duration)
 	r.phase(ctx, m, func(w int) (func(context.Context) error, bool) {
 		switch {
 		case ctx.Err() != nil:
 			return nil, false
-		case r.opts.count > 0:
-			if claimed.Add(1) > int64(r.opts.count) {
+		case r.opts.Count > 0:
+			if claimed.Add(1) > int64(r.opts.Count) {
 				return nil, false
 			}
 		case !time.Now().Before(deadline):
@@ -519,9 +521,9 @@ func (r *benchRun) steady(ctx context.Context, m *meter, op func(ctx context.Con
 }
 
 // all runs the chosen scenarios in order.
-func (r *benchRun) all(ctx context.Context) ([]benchResult, error) {
-	var out []benchResult
-	for _, name := range r.opts.scenarios {
+func (r *benchRun) all(ctx context.Context) ([]Result, error) {
+	var out []Result
+	for _, name := range r.opts.Scenarios {
 		if ctx.Err() != nil {
 			break
 		}
@@ -534,7 +536,7 @@ func (r *benchRun) all(ctx context.Context) ([]benchResult, error) {
 	return out, nil
 }
 
-func (r *benchRun) scenario(ctx context.Context, name string) (benchResult, error) {
+func (r *benchRun) scenario(ctx context.Context, name string) (Result, error) {
 	m := &meter{}
 	rssReset := r.pid != 0 && resetPeakRSS(r.pid)
 	stop := r.progress(name, m)
@@ -545,12 +547,12 @@ func (r *benchRun) scenario(ctx context.Context, name string) (benchResult, erro
 		m.rssWhole = !rssReset
 	}
 	if err != nil {
-		return benchResult{}, err
+		return Result{}, err
 	}
 	res := m.result(name)
 	if name == "password" && isLoopbackTarget(r.target.base.Hostname()) { // the server shares these CPUs
-		d := min(max(r.opts.duration, time.Second), 3*time.Second)
-		if r.opts.count > 0 {
+		d := min(max(r.opts.Duration, time.Second), 3*time.Second)
+		if r.opts.Count > 0 {
 			d = 0 // one hash per CPU
 		}
 		c := argon2Ceiling(d)
@@ -582,9 +584,9 @@ func (r *benchRun) progress(name string, m *meter) func() {
 			if el > 0 {
 				rate = float64(ok) / el.Seconds()
 			}
-			goal := r.opts.duration.Round(time.Second).String()
-			if r.opts.count > 0 {
-				goal = fmt.Sprintf("%d ops", r.opts.count)
+			goal := r.opts.Duration.Round(time.Second).String()
+			if r.opts.Count > 0 {
+				goal = fmt.Sprintf("%d ops", r.opts.Count)
 			}
 			fmt.Fprintf(r.stderr, "\r%-78s", fmt.Sprintf("%-18s %6.1fs of %s  %8d ok  %5d errors  %9.1f/s", name, el.Seconds(), goal, ok, errs, rate))
 		}
@@ -741,10 +743,10 @@ type stepupSession struct {
 // 30 s step; the pool of users grows when a round needs more.
 func (r *benchRun) stepup(ctx context.Context, m *meter) error {
 	for ctx.Err() == nil {
-		k := r.opts.workers * stepupBatch
-		if r.opts.count > 0 {
-			k = min(k, r.opts.count-int(m.ok.Load()+m.errs.Load()))
-		} else if m.elapsed() >= r.opts.duration {
+		k := r.opts.Workers * stepupBatch
+		if r.opts.Count > 0 {
+			k = min(k, r.opts.Count-int(m.ok.Load()+m.errs.Load()))
+		} else if m.elapsed() >= r.opts.Duration {
 			break
 		}
 		if k <= 0 {
@@ -763,9 +765,9 @@ func (r *benchRun) stepup(ctx context.Context, m *meter) error {
 			queue <- s
 		}
 		close(queue)
-		deadline := time.Now().Add(r.opts.duration - m.elapsed())
+		deadline := time.Now().Add(r.opts.Duration - m.elapsed())
 		r.phase(ctx, m, func(int) (func(context.Context) error, bool) {
-			if ctx.Err() != nil || r.opts.count == 0 && !time.Now().Before(deadline) {
+			if ctx.Err() != nil || r.opts.Count == 0 && !time.Now().Before(deadline) {
 				return nil, false
 			}
 			s, ok := <-queue
@@ -792,7 +794,7 @@ func (r *benchRun) prepareStepups(ctx context.Context, k int, m *meter) ([]stepu
 	r.mfaNext = (r.mfaNext + len(users)) % max(1, len(r.mfa))
 	if need := k - len(users); need > 0 {
 		from := len(r.mfa)
-		if err := r.addStepupUsers(ctx, max(need, 4*r.opts.workers)); err != nil {
+		if err := r.addStepupUsers(ctx, max(need, 4*r.opts.Workers)); err != nil {
 			return nil, fmt.Errorf("add step-up users: %w", err)
 		}
 		users = append(users, r.mfa[from:from+need]...)
@@ -802,7 +804,7 @@ func (r *benchRun) prepareStepups(ctx context.Context, k int, m *meter) ([]stepu
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	c := r.clients["rs256"]
-	for range r.opts.workers {
+	for range r.opts.Workers {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < len(users) && ctx.Err() == nil; i = int(next.Add(1)) - 1 {
 				b := r.target.browser(users[i].ip)
