@@ -1,8 +1,7 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/keystep/keystep/storage"
@@ -45,7 +44,7 @@ func factorEvents(rows []factorRow) []storage.FactorEvent {
 	return fs
 }
 
-func scanSession(sc scanner) (storage.Session, error) {
+func scanSession(sc Row) (storage.Session, error) {
 	var s storage.Session
 	var factors []factorRow
 	err := sc.Scan(&s.ID, &s.UserID, js(&factors), &s.IP, &s.UserAgent,
@@ -54,71 +53,70 @@ func scanSession(sc scanner) (storage.Session, error) {
 	return s, err
 }
 
-func insertSession(ctx context.Context, x execer, s storage.Session) error {
-	_, err := x.ExecContext(ctx, `INSERT INTO sessions (`+sessionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		s.ID, s.UserID, jsonOf(factorRows(s.Factors)), s.IP, s.UserAgent,
-		nanos(s.CreatedAt), nanos(s.LastSeen), nanos(s.ExpiresAt))
-	return insertErr(err)
+const insertSession = `INSERT INTO sessions (` + sessionCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+
+func sessionArgs(s storage.Session) []any {
+	return []any{s.ID, s.UserID, jsonOf(factorRows(s.Factors)), s.IP, s.UserAgent,
+		nanos(s.CreatedAt), nanos(s.LastSeen), nanos(s.ExpiresAt)}
 }
 
 func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
-	if err := insertSession(ctx, s.w, sess); err != nil {
-		return fmt.Errorf("sqlite: create session: %w", err)
+	if _, err := s.exec(ctx, insertSession, sessionArgs(sess)...); err != nil {
+		return s.fail("create session", s.insertErr(err))
 	}
 	return nil
 }
 
 func (s *Store) SessionByID(ctx context.Context, id string, now time.Time) (storage.Session, error) {
-	sess, err := scanSession(s.r.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = ?`, id))
+	sess, err := scanSession(s.read.queryRow(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = ?`, id))
 	if err != nil {
-		return storage.Session{}, fmt.Errorf("sqlite: session: %w", noRows(err))
+		return storage.Session{}, s.fail("session", s.noRows(err))
 	}
 	if now.After(sess.ExpiresAt) {
-		return storage.Session{}, fmt.Errorf("sqlite: session: %w", storage.ErrExpired)
+		return storage.Session{}, s.fail("session", storage.ErrExpired)
 	}
 	return sess, nil
 }
 
 // RotateSession deletes oldID and inserts next in one transaction; the delete
-// finding no row is what makes every rotation but the first fail.
+// finding no row is what makes every rotation but the first fail (on
+// PostgreSQL a concurrent rotation waits on the row the first deletes, then
+// finds it gone).
 func (s *Store) RotateSession(ctx context.Context, oldID string, next storage.Session) error {
-	err := s.tx(ctx, func(tx *txn) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE id = ?`, oldID)
-		if err != nil {
+	err := s.tx(ctx, func(tx db) error {
+		if err := tx.execOne(ctx, `DELETE FROM sessions WHERE id = ?`, oldID); err != nil {
 			return err
 		}
-		if err := oneRow(res); err != nil {
-			return err
-		}
-		return insertSession(ctx, tx, next)
+		_, err := tx.exec(ctx, insertSession, sessionArgs(next)...)
+		return s.insertErr(err)
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: rotate session: %w", err)
+		return s.fail("rotate session", err)
 	}
 	return nil
 }
 
 func (s *Store) TouchSession(ctx context.Context, id string, lastSeen time.Time) error {
 	if err := s.execOne(ctx, `UPDATE sessions SET last_seen = ? WHERE id = ?`, nanos(lastSeen), id); err != nil {
-		return fmt.Errorf("sqlite: touch session: %w", err)
+		return s.fail("touch session", err)
 	}
 	return nil
 }
 
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	if err := s.execOne(ctx, `DELETE FROM sessions WHERE id = ?`, id); err != nil {
-		return fmt.Errorf("sqlite: delete session: %w", err)
+		return s.fail("delete session", err)
 	}
 	return nil
 }
 
 // ListUserSessions returns the user's unexpired sessions, oldest first.
 func (s *Store) ListUserSessions(ctx context.Context, userID string, now time.Time) ([]storage.Session, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+sessionCols+` FROM sessions
+	rows, err := s.read.query(ctx, `SELECT `+sessionCols+` FROM sessions
 		WHERE user_id = ? AND expires_at >= ? ORDER BY created_at, id`, userID, nanos(now))
 	ss, err := list(rows, err, scanSession)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list user sessions: %w", err)
+		return nil, s.fail("list user sessions", err)
 	}
 	return ss, nil
 }
@@ -126,7 +124,7 @@ func (s *Store) ListUserSessions(ctx context.Context, userID string, now time.Ti
 func (s *Store) DeleteUserSessions(ctx context.Context, userID, keepID string) (int, error) {
 	n, err := affected(s.exec(ctx, `DELETE FROM sessions WHERE user_id = ? AND id != ?`, userID, keepID))
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: delete user sessions: %w", err)
+		return 0, s.fail("delete user sessions", err)
 	}
 	return n, nil
 }
