@@ -35,9 +35,9 @@ import (
 	"github.com/keystep/keystep/storage"
 )
 
-// benchScenarios in the order they run: reads first, then the writers, so
+// scenarios are the scenarios in the order they run: reads first, then the writers, so
 // every scenario sees the rows the ones before it left, as a server would.
-var benchScenarios = []struct{ name, op string }{
+var scenarios = []struct{ name, op string }{
 	{"jwks", "GET jwks_uri"},
 	{"client_credentials", "client_credentials grant (ES256 JWT access token)"},
 	{"refresh_rs256", "refresh grant with rotation, RS256 ID token"},
@@ -51,8 +51,8 @@ var benchScenarios = []struct{ name, op string }{
 
 // ScenarioNames are the scenarios, in the order they run.
 func ScenarioNames() []string {
-	out := make([]string, len(benchScenarios))
-	for i, s := range benchScenarios {
+	out := make([]string, len(scenarios))
+	for i, s := range scenarios {
 		out[i] = s.name
 	}
 	return out
@@ -96,7 +96,7 @@ func (o Options) Validate() error {
 		}
 	}
 	if o.Database != "" {
-		if err := checkBenchDatabase(o.Database, o.AllowRemote); err != nil {
+		if err := checkDatabase(o.Database, o.AllowRemote); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -108,7 +108,7 @@ func (o Options) Validate() error {
 			errs = append(errs, errors.New("--pid is only for --url"))
 		}
 	} else {
-		if err := checkBenchURL(o.URL, o.AllowRemote); err != nil {
+		if err := checkURL(o.URL, o.AllowRemote); err != nil {
 			errs = append(errs, err)
 		}
 		if o.Data == "" && slices.ContainsFunc(o.Scenarios, func(s string) bool { return s != "jwks" }) {
@@ -135,10 +135,10 @@ func inOrder(names []string) []string {
 	return out
 }
 
-// checkBenchURL refuses a target that is not on this machine unless
+// checkURL refuses a target that is not on this machine unless
 // allowed: a benchmark is a load test, and pointed at someone else's
 // server by mistake it is an attack.
-func checkBenchURL(raw string, allowRemote bool) error {
+func checkURL(raw string, allowRemote bool) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("--url %q: want http(s)://HOST[:PORT]", raw)
@@ -155,11 +155,11 @@ func checkBenchURL(raw string, allowRemote bool) error {
 	return nil
 }
 
-// checkBenchDatabase applies --url's rule to --database: bench fills the
+// checkDatabase applies --url's rule to --database: bench fills the
 // database with users, tokens and audit rows as fast as it can, which
 // pointed at a shared server by mistake is an outage. Every host pgx would
 // try is checked, fallbacks included; a Unix socket is on this machine.
-func checkBenchDatabase(dsn string, allowRemote bool) error {
+func checkDatabase(dsn string, allowRemote bool) error {
 	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
 		return errors.New("--database: want a postgres:// URL")
 	}
@@ -214,7 +214,7 @@ type Config struct {
 // scenarios that ran and returns ctx.Err().
 func Run(ctx context.Context, c Config) error {
 	c.Scenarios = inOrder(c.Scenarios)
-	run := &benchRun{opts: c.Options, stderr: c.Progress, open: c.Open, keystep: c.Keystep}
+	run := &runner{opts: c.Options, stderr: c.Progress, open: c.Open, keystep: c.Keystep}
 	defer run.close()
 	if err := run.start(ctx); err != nil {
 		return err
@@ -362,18 +362,18 @@ func (t *tailBuffer) String() string {
 	return string(t.b)
 }
 
-// benchConfig is the child server's config file. All bench traffic comes
+// serverConfig is the child server's config file. All bench traffic comes
 // from 127.0.0.1; trusting it as a proxy lets each bench user send its own
 // address (X-Forwarded-For, from 198.18.0.0/15, RFC 2544's benchmarking
 // range), so the default risk rules see ordinary traffic rather than one
 // address trying thousands of usernames (credential_stuffing).
 // The endpoint rate limits are off: the bench measures capacity, and its
 // workers would otherwise be throttled as floods.
-const benchConfig = `{"trusted_proxies": ["127.0.0.1/32", "::1/128"], "rate_limits": {"token": {"per_second": 0}, "authorize": {"per_second": 0}}}` + "\n"
+const serverConfig = `{"trusted_proxies": ["127.0.0.1/32", "::1/128"], "rate_limits": {"token": {"per_second": 0}, "authorize": {"per_second": 0}}}` + "\n"
 
-func writeBenchConfig(dir string) (string, error) {
+func writeServerConfig(dir string) (string, error) {
 	path := filepath.Join(dir, "bench-config.json")
-	if err := os.WriteFile(path, []byte(benchConfig), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(serverConfig), 0o600); err != nil {
 		return "", fmt.Errorf("bench: write config: %w", err)
 	}
 	return path, nil

@@ -45,7 +45,7 @@ func TestCrashDuringSignInsLosesNothingCommitted(t *testing.T) {
 	// The bench's provisioning: its clients (es256 is confidential, with
 	// client_secret_basic and refresh tokens) and a user per worker, with
 	// cheap password hashes so the burst is many sign-ins, not argon2.
-	r := &benchRun{opts: Options{Workers: workers, Scenarios: []string{"code_sso"}}, stderr: t.Output()}
+	r := &runner{opts: Options{Workers: workers, Scenarios: []string{"code_sso"}}, stderr: t.Output()}
 	st, key := openData(t, data)
 	r.store = st
 	var err error
@@ -57,14 +57,14 @@ func TestCrashDuringSignInsLosesNothingCommitted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	config, err := writeBenchConfig(data)
+	config, err := writeServerConfig(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := r.clients["es256"]
 
 	srv := startCrashServer(t, childConfig{data: data, config: config})
-	target, err := newBenchTarget(ctx, srv.url, workers)
+	target, err := newTarget(ctx, srv.url, workers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestCrashDuringSignInsLosesNothingCommitted(t *testing.T) {
 	// after a real crash.
 	addr := strings.TrimPrefix(srv.url, "http://")
 	srv = startCrashServer(t, childConfig{addr: addr, data: data, config: config})
-	target, err = newBenchTarget(ctx, srv.url, workers)
+	target, err = newTarget(ctx, srv.url, workers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func startCrashServer(t *testing.T, cc childConfig) *childServer {
 
 // signInAndExchange signs u in with a new browser and redeems the code for
 // tokens, a refresh token included.
-func signInAndExchange(ctx context.Context, t *benchTarget, c benchClient, u *benchUser, password string) (tokenResponse, error) {
+func signInAndExchange(ctx context.Context, t *target, c client, u *user, password string) (tokenResponse, error) {
 	code, a, err := t.browser(u.ip).signIn(ctx, c, "openid offline_access", u, password)
 	if err != nil {
 		return tokenResponse{}, err

@@ -15,10 +15,10 @@ import (
 	"github.com/keystep/keystep/storage/postgres"
 )
 
-// benchPostgres returns a DSN for a new, empty schema on the server named by
+// postgresDSN returns a DSN for a new, empty schema on the server named by
 // KEYSTEP_TEST_POSTGRES, dropped when the test ends. Without that server
 // the test skips locally and fails under CI (.ci/run starts one).
-func benchPostgres(t *testing.T) string {
+func postgresDSN(t *testing.T) string {
 	t.Helper()
 	dsn := os.Getenv("KEYSTEP_TEST_POSTGRES")
 	if dsn == "" {
@@ -57,7 +57,7 @@ func benchPostgres(t *testing.T) string {
 // the database and its child server keeps every piece of state there; the
 // child's data folder holds only the master key.
 func TestBenchRunsAgainstPostgreSQL(t *testing.T) {
-	db := benchPostgres(t)
+	db := postgresDSN(t)
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 
@@ -113,9 +113,9 @@ func TestBenchRunsAgainstPostgreSQL(t *testing.T) {
 // --url with --database: a running server on PostgreSQL, whose data folder
 // holds only its master key; bench provisions into its database.
 func TestBenchProvisionsIntoARunningServersPostgreSQL(t *testing.T) {
-	db := benchPostgres(t)
+	db := postgresDSN(t)
 	data := t.TempDir()
-	config, err := writeBenchConfig(data)
+	config, err := writeServerConfig(data)
 	if err != nil {
 		t.Fatal(err)
 	}

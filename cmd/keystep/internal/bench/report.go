@@ -57,7 +57,7 @@ func (m *meter) result(name string) Result {
 	defer m.mu.Unlock()
 	res := Result{Name: name, Ops: m.ok.Load(), Errors: m.errs.Load(), FirstError: m.firstErr,
 		Seconds: m.timed.Seconds(), SetupSeconds: m.setupTime.Seconds()}
-	for _, s := range benchScenarios {
+	for _, s := range scenarios {
 		if s.name == name {
 			res.Operation = s.op
 		}
@@ -125,7 +125,7 @@ type Report struct {
 	Notes           []string `json:"notes"`
 }
 
-func (r *benchRun) report(results []Result) Report {
+func (r *runner) report(results []Result) Report {
 	var rep Report
 	rep.Machine.CPUs, rep.Machine.GOMAXPROCS = runtime.NumCPU(), runtime.GOMAXPROCS(0)
 	rep.Machine.CPUModel = cpuModel()
