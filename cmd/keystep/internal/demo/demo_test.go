@@ -49,7 +49,12 @@ type env struct {
 	rpURL  string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, false, nil) }
+
+// newEnvWith is newEnv with the app on localhost too when localApp (as
+// `keystep demo` serves it, and as a real browser needs it: passkeys want a
+// host name), and Keystep's config changed by edit when not nil.
+func newEnvWith(t *testing.T, localApp bool, edit func(*idp.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keystep.db"))
@@ -66,10 +71,14 @@ func newEnv(t *testing.T) *env {
 	// As `keystep demo` does: a host name, so passkeys work.
 	e.issuer = strings.Replace(ksSrv.URL, "127.0.0.1", "localhost", 1)
 	logger := slog.New(slog.DiscardHandler)
-	srv, err := idp.NewServer(ctx, idp.Config{
+	cfg := idp.Config{
 		Issuer: e.issuer, Store: st, MasterKey: e.key, Policy: stepup.DefaultPolicy(),
 		Logger: logger, Hasher: factor.NewTestPasswordHasher(),
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	srv, err := idp.NewServer(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +88,9 @@ func newEnv(t *testing.T) *env {
 	rpSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rp.ServeHTTP(w, r) }))
 	t.Cleanup(rpSrv.Close)
 	e.rpURL = rpSrv.URL
+	if localApp {
+		e.rpURL = strings.Replace(rpSrv.URL, "127.0.0.1", "localhost", 1)
+	}
 
 	hash, err := factor.NewTestPasswordHasher().Hash(password)
 	if err != nil {

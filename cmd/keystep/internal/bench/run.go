@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -22,11 +23,13 @@ import (
 	"github.com/keystep/keystep/storage"
 )
 
-// benchRun is one `keystep bench`: the data folder, the server and the
+// runner is one `keystep bench`: the data folder, the server and the
 // provisioned users and clients.
-type benchRun struct {
-	opts   benchOptions
-	stderr io.Writer
+type runner struct {
+	opts    Options
+	stderr  io.Writer
+	open    func(ctx context.Context, data, database string) (storage.Store, []byte, error) // Config.Open
+	keystep func(args ...string) (*exec.Cmd, error)                                         // Config.Keystep
 
 	dir     string // data folder
 	tempDir bool   // dir is ours to delete
@@ -37,29 +40,29 @@ type benchRun struct {
 	pid     int       // server process; 0 when unknown
 	pg      *pgx.Conn // with --database: measures the database's size
 	pgLocal bool      // and, on this machine, its processes' CPU
-	target  *benchTarget
+	target  *target
 	runID   string
 
-	clients             map[string]benchClient // rs256, es256, service
-	password            string                 // every bench user's
-	sso, pw             []*benchUser           // one per worker
-	mfa                 []*benchUser           // the step-up pool; grows as needed
+	clients             map[string]client // rs256, es256, service
+	password            string            // every bench user's
+	sso, pw             []*user           // one per worker
+	mfa                 []*user           // the step-up pool; grows as needed
 	mfaNext, ipNext     int
 	cheapHash, prodHash string
-	workers             []*benchWorker
+	workers             []*worker
 }
 
-// benchUser is a provisioned user.
-type benchUser struct {
+// user is a provisioned user.
+type user struct {
 	id, name string
 	ip       string // its X-Forwarded-For address
 	totp     string // TOTP secret (step-up users)
 	lastStep int64  // the last TOTP step it used (step-up users)
 }
 
-// benchWorker is what one worker keeps between operations. Only that
+// worker is what one worker keeps between operations. Only that
 // worker touches it once its setup is done.
-type benchWorker struct {
+type worker struct {
 	sso *browser          // signed in as sso[w]
 	rt  map[string]string // refresh token by client
 	at  string            // access token of the es256 client
@@ -69,38 +72,37 @@ type benchWorker struct {
 // password sessions they start from are made, untimed, between rounds.
 const stepupBatch = 25
 
-func (r *benchRun) needs(names ...string) bool {
-	return slices.ContainsFunc(r.opts.scenarios, func(s string) bool { return slices.Contains(names, s) })
+func (r *runner) needs(names ...string) bool {
+	return slices.ContainsFunc(r.opts.Scenarios, func(s string) bool { return slices.Contains(names, s) })
 }
 
-func (r *benchRun) start(ctx context.Context) error {
+func (r *runner) start(ctx context.Context) error {
 	o := r.opts
 	var config string
 	switch {
-	case o.url == "":
+	case o.URL == "":
 		dir, err := os.MkdirTemp("", "keystep-bench-")
 		if err != nil {
 			return fmt.Errorf("bench: data folder: %w", err)
 		}
-		r.dir, r.tempDir = dir, !o.keep
-		if config, err = writeBenchConfig(dir); err != nil {
+		r.dir, r.tempDir = dir, !o.Keep
+		if config, err = writeServerConfig(dir); err != nil {
 			return err
 		}
-	case o.data != "":
+	case o.Data != "":
 		// An existing server's folder: refuse to create a new database (or
 		// master key) next to a typo.
 		have := "keystep.db"
-		if o.database != "" {
+		if o.Database != "" {
 			have = "master.key"
 		}
-		if _, err := os.Stat(filepath.Join(o.data, have)); err != nil {
-			return fmt.Errorf("bench: --data %s: %w", o.data, err)
+		if _, err := os.Stat(filepath.Join(o.Data, have)); err != nil {
+			return fmt.Errorf("bench: --data %s: %w", o.Data, err)
 		}
-		r.dir = o.data
+		r.dir = o.Data
 	}
 	if r.dir != "" {
-		c := common{data: r.dir, database: o.database}
-		st, key, err := c.open(ctx)
+		st, key, err := r.open(ctx, r.dir, o.Database)
 		if err != nil {
 			return err
 		}
@@ -111,45 +113,45 @@ func (r *benchRun) start(ctx context.Context) error {
 		if r.audit, err = storage.NewAuditKey(key); err != nil {
 			return err
 		}
-		if o.url == "" && o.database != "" {
-			if err := benchDatabaseEmpty(ctx, st); err != nil {
+		if o.URL == "" && o.Database != "" {
+			if err := databaseEmpty(ctx, st); err != nil {
 				return err
 			}
 		}
-		if o.database != "" {
-			if r.pg, err = pgx.Connect(ctx, o.database); err != nil {
+		if o.Database != "" {
+			if r.pg, err = pgx.Connect(ctx, o.Database); err != nil {
 				return fmt.Errorf("bench: --database: connect to measure its size: %w", err)
 			}
 			// The PIDs PostgreSQL reports are its machine's.
-			r.pgLocal = checkBenchDatabase(o.database, false) == nil
+			r.pgLocal = checkDatabase(o.Database, false) == nil
 		}
 		if err := r.provision(ctx); err != nil {
 			return fmt.Errorf("bench: provision: %w", err)
 		}
 	}
-	base := o.url
-	if o.url == "" {
-		child, err := startChild(ctx, childConfig{data: r.dir, config: config, database: o.database, pprof: o.pprof})
+	base := o.URL
+	if o.URL == "" {
+		child, err := startChild(ctx, childConfig{keystep: r.keystep, data: r.dir, config: config, database: o.Database, pprof: o.Pprof})
 		if err != nil {
 			return err
 		}
 		r.child, r.pid, base = child, child.cmd.Process.Pid, child.url
 	} else {
-		r.pid = o.pid
+		r.pid = o.PID
 	}
-	t, err := newBenchTarget(ctx, base, o.workers)
+	t, err := newTarget(ctx, base, o.Workers)
 	if err != nil {
 		return err
 	}
 	r.target = t
-	r.workers = make([]*benchWorker, o.workers)
+	r.workers = make([]*worker, o.Workers)
 	for i := range r.workers {
-		r.workers[i] = &benchWorker{rt: map[string]string{}}
+		r.workers[i] = &worker{rt: map[string]string{}}
 	}
 	return nil
 }
 
-func (r *benchRun) close() {
+func (r *runner) close() {
 	if r.target != nil {
 		r.target.close()
 	}
@@ -169,16 +171,16 @@ func (r *benchRun) close() {
 	switch {
 	case r.tempDir:
 		os.RemoveAll(r.dir)
-	case r.opts.keep && r.dir != "":
+	case r.opts.Keep && r.dir != "":
 		fmt.Fprintf(r.stderr, "keystep bench: data folder kept at %s\n", r.dir)
 	}
 }
 
-// benchDatabaseEmpty refuses a --database that already holds Keystep
+// databaseEmpty refuses a --database that already holds Keystep
 // state: the child server would seal new signing keys with its throwaway
 // master key and point the account portal's client at itself, taking the
 // database over from whatever server it belongs to.
-func benchDatabaseEmpty(ctx context.Context, st storage.Store) error {
+func databaseEmpty(ctx context.Context, st storage.Store) error {
 	users, err := st.CountUsers(ctx)
 	if err != nil {
 		return err
@@ -205,11 +207,11 @@ func benchDatabaseEmpty(ctx context.Context, st storage.Store) error {
 // provision creates the clients and users the chosen scenarios need,
 // directly in storage. Names carry a run ID, so runs against one --data
 // folder do not collide.
-func (r *benchRun) provision(ctx context.Context) error {
-	r.runID = strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(benchRandom()))[:6]
-	r.password = benchRandom()
+func (r *runner) provision(ctx context.Context) error {
+	r.runID = strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(randomToken()))[:6]
+	r.password = randomToken()
 	now := time.Now().UTC()
-	r.clients = map[string]benchClient{}
+	r.clients = map[string]client{}
 	for _, c := range []struct {
 		key, alg string
 		grants   []string
@@ -218,14 +220,14 @@ func (r *benchRun) provision(ctx context.Context) error {
 		{"es256", "ES256", []string{"authorization_code", "refresh_token"}},
 		{"service", "ES256", []string{"client_credentials"}},
 	} {
-		bc := benchClient{id: "bench-" + r.runID + "-" + c.key, secret: benchRandom()}
+		bc := client{id: "bench-" + r.runID + "-" + c.key, secret: randomToken()}
 		sc := storage.Client{
 			ID: bc.id, Name: "Keystep bench (" + c.key + ")", SecretHash: factor.HashToken(bc.secret),
 			AuthMethod: "client_secret_basic", GrantTypes: c.grants, IDTokenAlg: c.alg,
 			AccessTokenFormat: "jwt", FirstParty: true, CreatedAt: now, UpdatedAt: now,
 		}
 		if c.key != "service" {
-			sc.RedirectURIs = []string{benchRedirect}
+			sc.RedirectURIs = []string{redirectURI}
 		}
 		if err := r.store.CreateClient(ctx, sc); err != nil {
 			return err
@@ -240,7 +242,7 @@ func (r *benchRun) provision(ctx context.Context) error {
 		return err
 	}
 	if r.needs("refresh_rs256", "refresh_es256", "userinfo", "introspection", "code_sso") {
-		for i := range r.opts.workers {
+		for i := range r.opts.Workers {
 			u, err := r.addUser(ctx, fmt.Sprintf("sso-%d", i), r.cheapHash, now)
 			if err != nil {
 				return err
@@ -254,7 +256,7 @@ func (r *benchRun) provision(ctx context.Context) error {
 		if r.prodHash, err = factor.NewPasswordHasher().Hash(r.password); err != nil {
 			return err
 		}
-		for i := range r.opts.workers {
+		for i := range r.opts.Workers {
 			u, err := r.addUser(ctx, fmt.Sprintf("pw-%d", i), r.prodHash, now)
 			if err != nil {
 				return err
@@ -263,7 +265,7 @@ func (r *benchRun) provision(ctx context.Context) error {
 		}
 	}
 	if r.needs("stepup") {
-		if err := r.addStepupUsers(ctx, 2*r.opts.workers*stepupBatch); err != nil {
+		if err := r.addStepupUsers(ctx, 2*r.opts.Workers*stepupBatch); err != nil {
 			return err
 		}
 	}
@@ -274,18 +276,18 @@ func (r *benchRun) provision(ctx context.Context) error {
 	return err
 }
 
-func (r *benchRun) addUser(ctx context.Context, suffix, hash string, now time.Time) (*benchUser, error) {
+func (r *runner) addUser(ctx context.Context, suffix, hash string, now time.Time) (*user, error) {
 	r.ipNext++
 	// 198.18.0.0/15 (RFC 2544) holds 131072 addresses; past that they repeat.
 	ip := netip.AddrFrom4([4]byte{198, 18 + byte(r.ipNext>>16&1), byte(r.ipNext >> 8), byte(r.ipNext)})
-	u := &benchUser{id: "bench-" + r.runID + "-" + suffix, name: "bench-" + r.runID + "-" + suffix, ip: ip.String(), lastStep: -1}
+	u := &user{id: "bench-" + r.runID + "-" + suffix, name: "bench-" + r.runID + "-" + suffix, ip: ip.String(), lastStep: -1}
 	err := r.store.CreateUser(ctx, storage.User{ID: u.id, Username: u.name, PasswordHash: hash, CreatedAt: now, UpdatedAt: now})
 	return u, err
 }
 
 // addStepupUsers adds n users with an authenticator app, sealed and
 // stored the way the account portal stores one.
-func (r *benchRun) addStepupUsers(ctx context.Context, n int) error {
+func (r *runner) addStepupUsers(ctx context.Context, n int) error {
 	now := time.Now().UTC()
 	for range n {
 		u, err := r.addUser(ctx, fmt.Sprintf("mfa-%d", len(r.mfa)), r.cheapHash, now)
@@ -353,8 +355,8 @@ func (m *meter) elapsed() time.Duration {
 	return d
 }
 
-// benchSample is the state of the server and this process at an instant.
-type benchSample struct {
+// sample is the state of the server and this process at an instant.
+type sample struct {
 	srvCPU, cliCPU, machine time.Duration
 	cpuOK                   bool
 	db                      int64
@@ -362,8 +364,8 @@ type benchSample struct {
 	pgCPU                   map[int]time.Duration // by PID; nil when unknown
 }
 
-func (r *benchRun) sample(ctx context.Context) benchSample {
-	var s benchSample
+func (r *runner) sample(ctx context.Context) sample {
+	var s sample
 	var ok1, ok2 bool
 	if r.pid != 0 {
 		s.srvCPU, ok1 = procCPU(fmt.Sprint(r.pid))
@@ -389,7 +391,7 @@ func (r *benchRun) sample(ctx context.Context) benchSample {
 // backends, the child server's connections among them, and its background
 // processes (WAL writer, checkpointer, …). bench's own connection is left
 // out.
-func (r *benchRun) pgCPU(ctx context.Context) map[int]time.Duration {
+func (r *runner) pgCPU(ctx context.Context) map[int]time.Duration {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	rows, err := r.pg.Query(ctx, `SELECT pid FROM pg_stat_activity
@@ -421,7 +423,7 @@ func (r *benchRun) pgCPU(ctx context.Context) map[int]time.Duration {
 // pgSize is the size of the schema Keystep's tables are in (the first of
 // the search_path, as storage/postgres puts them): tables, their indexes
 // and TOAST.
-func (r *benchRun) pgSize(ctx context.Context) (int64, bool) {
+func (r *runner) pgSize(ctx context.Context) (int64, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var n int64
@@ -432,13 +434,13 @@ func (r *benchRun) pgSize(ctx context.Context) (int64, bool) {
 
 // phase runs operations on every worker until next says stop, timing each,
 // and adds the phase's wall time, server CPU and database growth to m.
-func (r *benchRun) phase(ctx context.Context, m *meter, next func(w int) (func(context.Context) error, bool)) {
+func (r *runner) phase(ctx context.Context, m *meter, next func(w int) (func(context.Context) error, bool)) {
 	before := r.sample(ctx)
 	start := time.Now()
 	m.phaseStart.Store(start.UnixNano())
-	lats := make([][]time.Duration, r.opts.workers)
+	lats := make([][]time.Duration, r.opts.Workers)
 	var wg sync.WaitGroup
-	for w := range r.opts.workers {
+	for w := range r.opts.Workers {
 		wg.Go(func() {
 			for {
 				op, ok := next(w)
@@ -489,10 +491,10 @@ func (r *benchRun) phase(ctx context.Context, m *meter, next func(w int) (func(c
 }
 
 // forEach runs fn for every worker in parallel (untimed setup).
-func (r *benchRun) forEach(ctx context.Context, fn func(ctx context.Context, w int) error) error {
-	errs := make([]error, r.opts.workers)
+func (r *runner) forEach(ctx context.Context, fn func(ctx context.Context, w int) error) error {
+	errs := make([]error, r.opts.Workers)
 	var wg sync.WaitGroup
-	for w := range r.opts.workers {
+	for w := range r.opts.Workers {
 		wg.Go(func() { errs[w] = fn(ctx, w) })
 	}
 	wg.Wait()
@@ -500,15 +502,15 @@ func (r *benchRun) forEach(ctx context.Context, fn func(ctx context.Context, w i
 }
 
 // steady runs op for --duration or --count in one timed phase.
-func (r *benchRun) steady(ctx context.Context, m *meter, op func(ctx context.Context, w int) error) {
+func (r *runner) steady(ctx context.Context, m *meter, op func(ctx context.Context, w int) error) {
 	var claimed atomic.Int64
-	deadline := time.Now().Add(r.opts.duration)
+	deadline := time.Now().Add(r.opts.Duration)
 	r.phase(ctx, m, func(w int) (func(context.Context) error, bool) {
 		switch {
 		case ctx.Err() != nil:
 			return nil, false
-		case r.opts.count > 0:
-			if claimed.Add(1) > int64(r.opts.count) {
+		case r.opts.Count > 0:
+			if claimed.Add(1) > int64(r.opts.Count) {
 				return nil, false
 			}
 		case !time.Now().Before(deadline):
@@ -519,9 +521,9 @@ func (r *benchRun) steady(ctx context.Context, m *meter, op func(ctx context.Con
 }
 
 // all runs the chosen scenarios in order.
-func (r *benchRun) all(ctx context.Context) ([]benchResult, error) {
-	var out []benchResult
-	for _, name := range r.opts.scenarios {
+func (r *runner) all(ctx context.Context) ([]Result, error) {
+	var out []Result
+	for _, name := range r.opts.Scenarios {
 		if ctx.Err() != nil {
 			break
 		}
@@ -534,7 +536,7 @@ func (r *benchRun) all(ctx context.Context) ([]benchResult, error) {
 	return out, nil
 }
 
-func (r *benchRun) scenario(ctx context.Context, name string) (benchResult, error) {
+func (r *runner) scenario(ctx context.Context, name string) (Result, error) {
 	m := &meter{}
 	rssReset := r.pid != 0 && resetPeakRSS(r.pid)
 	stop := r.progress(name, m)
@@ -545,12 +547,12 @@ func (r *benchRun) scenario(ctx context.Context, name string) (benchResult, erro
 		m.rssWhole = !rssReset
 	}
 	if err != nil {
-		return benchResult{}, err
+		return Result{}, err
 	}
 	res := m.result(name)
 	if name == "password" && isLoopbackTarget(r.target.base.Hostname()) { // the server shares these CPUs
-		d := min(max(r.opts.duration, time.Second), 3*time.Second)
-		if r.opts.count > 0 {
+		d := min(max(r.opts.Duration, time.Second), 3*time.Second)
+		if r.opts.Count > 0 {
 			d = 0 // one hash per CPU
 		}
 		c := argon2Ceiling(d)
@@ -563,7 +565,7 @@ func (r *benchRun) scenario(ctx context.Context, name string) (benchResult, erro
 }
 
 // progress prints a status line on stderr until the returned func is called.
-func (r *benchRun) progress(name string, m *meter) func() {
+func (r *runner) progress(name string, m *meter) func() {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -582,9 +584,9 @@ func (r *benchRun) progress(name string, m *meter) func() {
 			if el > 0 {
 				rate = float64(ok) / el.Seconds()
 			}
-			goal := r.opts.duration.Round(time.Second).String()
-			if r.opts.count > 0 {
-				goal = fmt.Sprintf("%d ops", r.opts.count)
+			goal := r.opts.Duration.Round(time.Second).String()
+			if r.opts.Count > 0 {
+				goal = fmt.Sprintf("%d ops", r.opts.Count)
 			}
 			fmt.Fprintf(r.stderr, "\r%-78s", fmt.Sprintf("%-18s %6.1fs of %s  %8d ok  %5d errors  %9.1f/s", name, el.Seconds(), goal, ok, errs, rate))
 		}
@@ -592,7 +594,7 @@ func (r *benchRun) progress(name string, m *meter) func() {
 	return func() { close(done); wg.Wait() }
 }
 
-func (r *benchRun) drive(ctx context.Context, name string, m *meter) error {
+func (r *runner) drive(ctx context.Context, name string, m *meter) error {
 	t := r.target
 	switch name {
 	case "jwks":
@@ -633,7 +635,7 @@ func (r *benchRun) drive(ctx context.Context, name string, m *meter) error {
 }
 
 // ensureSSO gives worker w a browser signed in (password only) as sso[w].
-func (r *benchRun) ensureSSO(ctx context.Context, w int) error {
+func (r *runner) ensureSSO(ctx context.Context, w int) error {
 	wk := r.workers[w]
 	if wk.sso != nil {
 		return nil
@@ -654,7 +656,7 @@ func (r *benchRun) ensureSSO(ctx context.Context, w int) error {
 
 // ensureRefresh gets worker w a refresh token for the client key through
 // the worker's SSO session.
-func (r *benchRun) ensureRefresh(ctx context.Context, w int, key string) error {
+func (r *runner) ensureRefresh(ctx context.Context, w int, key string) error {
 	wk := r.workers[w]
 	if wk.rt[key] != "" {
 		return nil
@@ -671,7 +673,7 @@ func (r *benchRun) ensureRefresh(ctx context.Context, w int, key string) error {
 }
 
 // ensureAccess gets worker w an access token of the es256 client.
-func (r *benchRun) ensureAccess(ctx context.Context, w int) error {
+func (r *runner) ensureAccess(ctx context.Context, w int) error {
 	if r.workers[w].at != "" {
 		return nil
 	}
@@ -684,7 +686,7 @@ func (r *benchRun) ensureAccess(ctx context.Context, w int) error {
 }
 
 // codeFlow runs authorize → callback → token on worker w's SSO session.
-func (r *benchRun) codeFlow(ctx context.Context, w int, c benchClient, scope string) (tokenResponse, error) {
+func (r *runner) codeFlow(ctx context.Context, w int, c client, scope string) (tokenResponse, error) {
 	if err := r.ensureSSO(ctx, w); err != nil {
 		return tokenResponse{}, err
 	}
@@ -699,12 +701,12 @@ func (r *benchRun) codeFlow(ctx context.Context, w int, c benchClient, scope str
 	return r.target.exchange(ctx, c, code, a)
 }
 
-func (r *benchRun) codeOp(ctx context.Context, w int) error {
+func (r *runner) codeOp(ctx context.Context, w int) error {
 	_, err := r.codeFlow(ctx, w, r.clients["rs256"], "openid profile")
 	return err
 }
 
-func (r *benchRun) refreshOp(ctx context.Context, w int, key string) error {
+func (r *runner) refreshOp(ctx context.Context, w int, key string) error {
 	wk := r.workers[w]
 	tr, err := r.target.refresh(ctx, r.clients[key], wk.rt[key])
 	if err != nil {
@@ -716,7 +718,7 @@ func (r *benchRun) refreshOp(ctx context.Context, w int, key string) error {
 	return nil
 }
 
-func (r *benchRun) passwordOp(ctx context.Context, w int) error {
+func (r *runner) passwordOp(ctx context.Context, w int) error {
 	u := r.pw[w]
 	b := r.target.browser(u.ip) // a new browser: no session, a new device
 	c := r.clients["rs256"]
@@ -732,19 +734,19 @@ func (r *benchRun) passwordOp(ctx context.Context, w int) error {
 // asked for mfa.
 type stepupSession struct {
 	b *browser
-	u *benchUser
+	u *user
 }
 
 // stepup runs rounds: untimed, sign in a batch of browsers with the
 // password; timed, have each step up with its authenticator app. A TOTP
 // step is accepted once per user, so a user steps up at most once per
 // 30 s step; the pool of users grows when a round needs more.
-func (r *benchRun) stepup(ctx context.Context, m *meter) error {
+func (r *runner) stepup(ctx context.Context, m *meter) error {
 	for ctx.Err() == nil {
-		k := r.opts.workers * stepupBatch
-		if r.opts.count > 0 {
-			k = min(k, r.opts.count-int(m.ok.Load()+m.errs.Load()))
-		} else if m.elapsed() >= r.opts.duration {
+		k := r.opts.Workers * stepupBatch
+		if r.opts.Count > 0 {
+			k = min(k, r.opts.Count-int(m.ok.Load()+m.errs.Load()))
+		} else if m.elapsed() >= r.opts.Duration {
 			break
 		}
 		if k <= 0 {
@@ -763,9 +765,9 @@ func (r *benchRun) stepup(ctx context.Context, m *meter) error {
 			queue <- s
 		}
 		close(queue)
-		deadline := time.Now().Add(r.opts.duration - m.elapsed())
+		deadline := time.Now().Add(r.opts.Duration - m.elapsed())
 		r.phase(ctx, m, func(int) (func(context.Context) error, bool) {
-			if ctx.Err() != nil || r.opts.count == 0 && !time.Now().Before(deadline) {
+			if ctx.Err() != nil || r.opts.Count == 0 && !time.Now().Before(deadline) {
 				return nil, false
 			}
 			s, ok := <-queue
@@ -780,9 +782,9 @@ func (r *benchRun) stepup(ctx context.Context, m *meter) error {
 
 // prepareStepups signs in k browsers, each as a user that has not used the
 // current TOTP step.
-func (r *benchRun) prepareStepups(ctx context.Context, k int, m *meter) ([]stepupSession, error) {
+func (r *runner) prepareStepups(ctx context.Context, k int, m *meter) ([]stepupSession, error) {
 	cur := factor.TOTPStep(time.Now())
-	var users []*benchUser
+	var users []*user
 	for i := 0; i < len(r.mfa) && len(users) < k; i++ {
 		u := r.mfa[(r.mfaNext+i)%len(r.mfa)]
 		if u.lastStep < cur {
@@ -792,7 +794,7 @@ func (r *benchRun) prepareStepups(ctx context.Context, k int, m *meter) ([]stepu
 	r.mfaNext = (r.mfaNext + len(users)) % max(1, len(r.mfa))
 	if need := k - len(users); need > 0 {
 		from := len(r.mfa)
-		if err := r.addStepupUsers(ctx, max(need, 4*r.opts.workers)); err != nil {
+		if err := r.addStepupUsers(ctx, max(need, 4*r.opts.Workers)); err != nil {
 			return nil, fmt.Errorf("add step-up users: %w", err)
 		}
 		users = append(users, r.mfa[from:from+need]...)
@@ -802,7 +804,7 @@ func (r *benchRun) prepareStepups(ctx context.Context, k int, m *meter) ([]stepu
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	c := r.clients["rs256"]
-	for range r.opts.workers {
+	for range r.opts.Workers {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < len(users) && ctx.Err() == nil; i = int(next.Add(1)) - 1 {
 				b := r.target.browser(users[i].ip)
@@ -829,7 +831,7 @@ func (r *benchRun) prepareStepups(ctx context.Context, k int, m *meter) ([]stepu
 	return out, ctx.Err()
 }
 
-func (r *benchRun) stepupOp(ctx context.Context, s stepupSession) error {
+func (r *runner) stepupOp(ctx context.Context, s stepupSession) error {
 	c := r.clients["rs256"]
 	p, a, err := s.b.authorize(ctx, c, "openid profile", map[string][]string{"acr_values": {stepup.ACRMultiFactor}})
 	if err != nil {

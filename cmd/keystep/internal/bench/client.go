@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -21,23 +21,23 @@ import (
 // The bench's HTTP side: an RP and a browser that drive the HTML login the
 // way conformance/harness_test.go does, over keep-alive connections.
 
-const benchUserAgent = "keystep-bench/1"
+const userAgent = "keystep-bench/1"
 
-// benchRedirect is every bench client's redirect URI. Nothing listens
+// redirectURI is every bench client's redirect URI. Nothing listens
 // there: the browser stops at the redirect and reads the code from it.
-const benchRedirect = "http://127.0.0.1/keystep-bench/callback"
+const redirectURI = "http://127.0.0.1/keystep-bench/callback"
 
-// benchTarget is the server under test.
-type benchTarget struct {
+// target is the server under test.
+type target struct {
 	base      *url.URL // where requests go (--url or the child's)
-	endpoints benchEndpoints
+	endpoints endpoints
 	transport *http.Transport
 	plain     *http.Client // no cookies, no redirects: token, userinfo, introspection, JWKS
 }
 
-// benchEndpoints are the discovery endpoints as paths on base: behind a
+// endpoints are the discovery endpoints as paths on base: behind a
 // proxy the issuer may name another host than the one benchmarked.
-type benchEndpoints struct {
+type endpoints struct {
 	Authorization string `json:"authorization_endpoint"`
 	Token         string `json:"token_endpoint"`
 	Userinfo      string `json:"userinfo_endpoint"`
@@ -45,7 +45,7 @@ type benchEndpoints struct {
 	JWKS          string `json:"jwks_uri"`
 }
 
-func newBenchTarget(ctx context.Context, base string, workers int) (*benchTarget, error) {
+func newTarget(ctx context.Context, base string, workers int) (*target, error) {
 	u, err := url.Parse(strings.TrimSuffix(base, "/"))
 	if err != nil {
 		return nil, fmt.Errorf("bench: server URL: %w", err)
@@ -57,9 +57,9 @@ func newBenchTarget(ctx context.Context, base string, workers int) (*benchTarget
 	tr.MaxIdleConns = 4*workers + 16
 	tr.MaxIdleConnsPerHost = 4*workers + 16
 	tr.IdleConnTimeout = 90 * time.Second
-	t := &benchTarget{base: u, transport: tr}
+	t := &target{base: u, transport: tr}
 	t.plain = &http.Client{Transport: tr, Timeout: 60 * time.Second, CheckRedirect: noRedirects}
-	var d benchEndpoints
+	var d endpoints
 	if err := t.getJSON(ctx, "/.well-known/openid-configuration", &d); err != nil {
 		return nil, fmt.Errorf("bench: discovery: %w", err)
 	}
@@ -76,16 +76,16 @@ func newBenchTarget(ctx context.Context, base string, workers int) (*benchTarget
 
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-func (t *benchTarget) url(path string) string { return t.base.String() + path }
+func (t *target) url(path string) string { return t.base.String() + path }
 
-func (t *benchTarget) close() { t.transport.CloseIdleConnections() }
+func (t *target) close() { t.transport.CloseIdleConnections() }
 
-func (t *benchTarget) getJSON(ctx context.Context, path string, v any) error {
+func (t *target) getJSON(ctx context.Context, path string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url(path), nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("User-Agent", benchUserAgent)
+	req.Header.Set("User-Agent", userAgent)
 	resp, err := t.plain.Do(req)
 	if err != nil {
 		return err
@@ -98,8 +98,8 @@ func (t *benchTarget) getJSON(ctx context.Context, path string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-// benchClient is a registered RP.
-type benchClient struct{ id, secret string }
+// client is a registered RP.
+type client struct{ id, secret string }
 
 // tokenResponse is RFC 6749 §5.1 or §5.2.
 type tokenResponse struct {
@@ -112,13 +112,13 @@ type tokenResponse struct {
 
 // post sends a form to path, authenticated as c with HTTP Basic
 // (RFC 6749 §2.3.1: both parts form-encoded first), and decodes JSON.
-func (t *benchTarget) post(ctx context.Context, path string, c benchClient, form url.Values, v any) (int, error) {
+func (t *target) post(ctx context.Context, path string, c client, form url.Values, v any) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url(path), strings.NewReader(form.Encode()))
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("User-Agent", benchUserAgent)
+	req.Header.Set("User-Agent", userAgent)
 	req.SetBasicAuth(url.QueryEscape(c.id), url.QueryEscape(c.secret))
 	resp, err := t.plain.Do(req)
 	if err != nil {
@@ -135,7 +135,7 @@ func (t *benchTarget) post(ctx context.Context, path string, c benchClient, form
 	return resp.StatusCode, nil
 }
 
-func (t *benchTarget) token(ctx context.Context, c benchClient, form url.Values) (tokenResponse, error) {
+func (t *target) token(ctx context.Context, c client, form url.Values) (tokenResponse, error) {
 	var tr tokenResponse
 	status, err := t.post(ctx, t.endpoints.Token, c, form, &tr)
 	if err != nil {
@@ -147,16 +147,16 @@ func (t *benchTarget) token(ctx context.Context, c benchClient, form url.Values)
 	return tr, nil
 }
 
-func (t *benchTarget) exchange(ctx context.Context, c benchClient, code string, a authState) (tokenResponse, error) {
+func (t *target) exchange(ctx context.Context, c client, code string, a authState) (tokenResponse, error) {
 	tr, err := t.token(ctx, c, url.Values{"grant_type": {"authorization_code"}, "code": {code},
-		"redirect_uri": {benchRedirect}, "code_verifier": {a.verifier}})
+		"redirect_uri": {redirectURI}, "code_verifier": {a.verifier}})
 	if err == nil && tr.IDToken == "" {
 		err = errors.New("token: no id_token")
 	}
 	return tr, err
 }
 
-func (t *benchTarget) refresh(ctx context.Context, c benchClient, rt string) (tokenResponse, error) {
+func (t *target) refresh(ctx context.Context, c client, rt string) (tokenResponse, error) {
 	tr, err := t.token(ctx, c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
 	if err == nil && (tr.RefreshToken == "" || tr.IDToken == "") {
 		err = errors.New("refresh: no new refresh token or ID token")
@@ -164,12 +164,12 @@ func (t *benchTarget) refresh(ctx context.Context, c benchClient, rt string) (to
 	return tr, err
 }
 
-func (t *benchTarget) clientCredentials(ctx context.Context, c benchClient) error {
+func (t *target) clientCredentials(ctx context.Context, c client) error {
 	_, err := t.token(ctx, c, url.Values{"grant_type": {"client_credentials"}})
 	return err
 }
 
-func (t *benchTarget) introspect(ctx context.Context, c benchClient, token string) error {
+func (t *target) introspect(ctx context.Context, c client, token string) error {
 	var out struct {
 		Active bool   `json:"active"`
 		ACR    string `json:"acr"`
@@ -185,12 +185,12 @@ func (t *benchTarget) introspect(ctx context.Context, c benchClient, token strin
 }
 
 // get fetches path, with a bearer token when given, and discards the body.
-func (t *benchTarget) get(ctx context.Context, path, bearer string) error {
+func (t *target) get(ctx context.Context, path, bearer string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url(path), nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("User-Agent", benchUserAgent)
+	req.Header.Set("User-Agent", userAgent)
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
@@ -209,19 +209,19 @@ func (t *benchTarget) get(ctx context.Context, path, bearer string) error {
 // browser is a user agent with its own cookie jar. It follows redirects
 // within the server and stops at a page or at a redirect to the RP.
 type browser struct {
-	t  *benchTarget
+	t  *target
 	hc *http.Client
 	ip string // sent as X-Forwarded-For
 }
 
-func (t *benchTarget) browser(ip string) *browser {
+func (t *target) browser(ip string) *browser {
 	jar, _ := cookiejar.New(nil) // never fails without options
 	return &browser{t: t, ip: ip, hc: &http.Client{Transport: t.transport, Jar: jar, Timeout: 60 * time.Second, CheckRedirect: noRedirects}}
 }
 
-// benchPage is where a browse ended: a page of the server, or a redirect
+// page is where a browse ended: a page of the server, or a redirect
 // to the RP.
-type benchPage struct {
+type page struct {
 	status int
 	url    string
 	body   string
@@ -229,7 +229,7 @@ type benchPage struct {
 }
 
 // id returns the value of the form's hidden input "id" (the step token).
-func (p benchPage) id() string {
+func (p page) id() string {
 	m := hiddenID.FindStringSubmatch(p.body)
 	if m == nil {
 		return ""
@@ -240,9 +240,9 @@ func (p benchPage) id() string {
 var hiddenID = regexp.MustCompile(`name="id" value="([^"]*)"`)
 
 // has reports whether the page has a form posting to action.
-func (p benchPage) has(action string) bool { return strings.Contains(p.body, `action="`+action+`"`) }
+func (p page) has(action string) bool { return strings.Contains(p.body, `action="`+action+`"`) }
 
-func (p benchPage) String() string {
+func (p page) String() string {
 	if p.rp != nil {
 		return "redirect to the RP with " + p.rp.RawQuery
 	}
@@ -258,28 +258,28 @@ func (p benchPage) String() string {
 	return fmt.Sprintf("%d at %s (%s)", p.status, p.url, strings.TrimSpace(title))
 }
 
-func (b *browser) do(req *http.Request) (benchPage, error) {
+func (b *browser) do(req *http.Request) (page, error) {
 	for range 10 {
-		req.Header.Set("User-Agent", benchUserAgent)
+		req.Header.Set("User-Agent", userAgent)
 		req.Header.Set("X-Forwarded-For", b.ip)
 		resp, err := b.hc.Do(req)
 		if err != nil {
-			return benchPage{}, err
+			return page{}, err
 		}
 		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if err != nil {
-			return benchPage{}, err
+			return page{}, err
 		}
 		if resp.StatusCode < 300 || resp.StatusCode >= 400 {
-			return benchPage{status: resp.StatusCode, url: req.URL.String(), body: string(body)}, nil
+			return page{status: resp.StatusCode, url: req.URL.String(), body: string(body)}, nil
 		}
 		loc, err := req.URL.Parse(resp.Header.Get("Location"))
 		if err != nil {
-			return benchPage{}, fmt.Errorf("bad redirect from %s: %w", req.URL.Path, err)
+			return page{}, fmt.Errorf("bad redirect from %s: %w", req.URL.Path, err)
 		}
-		if strings.HasPrefix(loc.String(), benchRedirect) {
-			return benchPage{status: resp.StatusCode, url: req.URL.String(), rp: loc}, nil
+		if strings.HasPrefix(loc.String(), redirectURI) {
+			return page{status: resp.StatusCode, url: req.URL.String(), rp: loc}, nil
 		}
 		// Every other redirect is to the server itself, whatever host its
 		// issuer names.
@@ -287,24 +287,24 @@ func (b *browser) do(req *http.Request) (benchPage, error) {
 		next.Path, next.RawQuery = loc.Path, loc.RawQuery
 		req, err = http.NewRequestWithContext(req.Context(), http.MethodGet, next.String(), nil)
 		if err != nil {
-			return benchPage{}, err
+			return page{}, err
 		}
 	}
-	return benchPage{}, errors.New("redirect loop")
+	return page{}, errors.New("redirect loop")
 }
 
-func (b *browser) get(ctx context.Context, u string) (benchPage, error) {
+func (b *browser) get(ctx context.Context, u string) (page, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return benchPage{}, err
+		return page{}, err
 	}
 	return b.do(req)
 }
 
-func (b *browser) post(ctx context.Context, path string, form url.Values) (benchPage, error) {
+func (b *browser) post(ctx context.Context, path string, form url.Values) (page, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.t.url(path), strings.NewReader(form.Encode()))
 	if err != nil {
-		return benchPage{}, err
+		return page{}, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return b.do(req)
@@ -313,7 +313,7 @@ func (b *browser) post(ctx context.Context, path string, form url.Values) (bench
 // authState is what the RP keeps for one authorization request.
 type authState struct{ state, nonce, verifier string }
 
-func benchRandom() string {
+func randomToken() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
@@ -321,11 +321,11 @@ func benchRandom() string {
 
 // authorize starts a code flow with PKCE (S256) and follows it as far as
 // the server goes without input.
-func (b *browser) authorize(ctx context.Context, c benchClient, scope string, extra url.Values) (benchPage, authState, error) {
-	a := authState{state: benchRandom(), nonce: benchRandom(), verifier: benchRandom() + benchRandom()}
+func (b *browser) authorize(ctx context.Context, c client, scope string, extra url.Values) (page, authState, error) {
+	a := authState{state: randomToken(), nonce: randomToken(), verifier: randomToken() + randomToken()}
 	sum := sha256.Sum256([]byte(a.verifier))
 	q := url.Values{
-		"response_type": {"code"}, "client_id": {c.id}, "redirect_uri": {benchRedirect},
+		"response_type": {"code"}, "client_id": {c.id}, "redirect_uri": {redirectURI},
 		"scope": {scope}, "state": {a.state}, "nonce": {a.nonce},
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
 	}
@@ -337,7 +337,7 @@ func (b *browser) authorize(ctx context.Context, c benchClient, scope string, ex
 }
 
 // code returns the authorization code the browse ended with.
-func codeOf(p benchPage, a authState) (string, error) {
+func codeOf(p page, a authState) (string, error) {
 	if p.rp == nil {
 		return "", fmt.Errorf("expected a redirect to the RP, got %s", p)
 	}
@@ -353,7 +353,7 @@ func codeOf(p benchPage, a authState) (string, error) {
 
 // signIn runs authorize → password → callback for a browser without a
 // session; the code is returned for exchange.
-func (b *browser) signIn(ctx context.Context, c benchClient, scope string, u *benchUser, password string) (string, authState, error) {
+func (b *browser) signIn(ctx context.Context, c client, scope string, u *user, password string) (string, authState, error) {
 	p, a, err := b.authorize(ctx, c, scope, nil)
 	if err != nil {
 		return "", a, err

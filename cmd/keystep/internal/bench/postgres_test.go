@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -15,10 +15,10 @@ import (
 	"github.com/keystep/keystep/storage/postgres"
 )
 
-// benchPostgres returns a DSN for a new, empty schema on the server named by
+// postgresDSN returns a DSN for a new, empty schema on the server named by
 // KEYSTEP_TEST_POSTGRES, dropped when the test ends. Without that server
 // the test skips locally and fails under CI (.ci/run starts one).
-func benchPostgres(t *testing.T) string {
+func postgresDSN(t *testing.T) string {
 	t.Helper()
 	dsn := os.Getenv("KEYSTEP_TEST_POSTGRES")
 	if dsn == "" {
@@ -57,12 +57,11 @@ func benchPostgres(t *testing.T) string {
 // the database and its child server keeps every piece of state there; the
 // child's data folder holds only the master key.
 func TestBenchRunsAgainstPostgreSQL(t *testing.T) {
-	db := benchPostgres(t)
-	serveFromTestBinary(t)
+	db := postgresDSN(t)
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 
-	rep := benchReportOf(t, "--database", db, "--count", "8", "--workers", "2", "--scenario", "refresh_es256,code_sso")
+	rep := reportOf(t, "--database", db, "--count", "8", "--workers", "2", "--scenario", "refresh_es256,code_sso")
 	wantScenarios(t, rep, "refresh_es256", "code_sso")
 	if !rep.Server.Child || rep.Server.Database != "postgresql" {
 		t.Errorf("server %+v, want a child on PostgreSQL", rep.Server)
@@ -107,21 +106,20 @@ func TestBenchRunsAgainstPostgreSQL(t *testing.T) {
 
 	// A second run on the same database is refused: the server it would
 	// start has a new master key and would take the database over.
-	r := keystep(t, "", "bench", "--database", db, "--count", "1", "--scenario", "jwks")
+	r := keystep(t, "bench", "--database", db, "--count", "1", "--scenario", "jwks")
 	wantExit(t, r, 1, "already holds Keystep state", "empty database or schema")
 }
 
 // --url with --database: a running server on PostgreSQL, whose data folder
 // holds only its master key; bench provisions into its database.
 func TestBenchProvisionsIntoARunningServersPostgreSQL(t *testing.T) {
-	db := benchPostgres(t)
-	serveFromTestBinary(t)
+	db := postgresDSN(t)
 	data := t.TempDir()
-	config, err := writeBenchConfig(data)
+	config, err := writeServerConfig(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := startChild(t.Context(), childConfig{data: data, config: config, database: db})
+	srv, err := startChild(t.Context(), childConfig{keystep: keystepCommand(t), data: data, config: config, database: db})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +127,7 @@ func TestBenchProvisionsIntoARunningServersPostgreSQL(t *testing.T) {
 
 	// stepup proves the authenticator apps were sealed with the server's
 	// master key.
-	rep := benchReportOf(t, "--url", srv.url, "--data", data, "--database", db, "--count", "4", "--workers", "2", "--scenario", "refresh_es256,stepup")
+	rep := reportOf(t, "--url", srv.url, "--data", data, "--database", db, "--count", "4", "--workers", "2", "--scenario", "refresh_es256,stepup")
 	wantScenarios(t, rep, "refresh_es256", "stepup")
 	if rep.Server.Child || rep.Server.Database != "postgresql" {
 		t.Errorf("server %+v, want the given URL on PostgreSQL", rep.Server)

@@ -1,11 +1,14 @@
 //go:build unix
 
-package main
+package bench
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/keystep/keystep/storage"
+	"github.com/keystep/keystep/storage/sqlite"
 )
 
 // issued is what one completed sign-in got back from the server.
@@ -27,27 +31,24 @@ type issued struct {
 // "Committed" is what a client saw: a token response, which the server
 // sends only after the sign-in's audit rows and the grant are stored.
 //
-// The server is a real `keystep serve` child process (this test binary,
-// through TestMain) on SQLite in a temporary data folder. Unix only: it
+// The server is a real `keystep serve` child process (keystep, built by
+// keystepCommand) on SQLite in a temporary data folder. Unix only: it
 // needs SIGKILL.
 func TestCrashDuringSignInsLosesNothingCommitted(t *testing.T) {
 	const (
 		workers   = 8
 		killAfter = 40 // completed sign-ins before the kill
 	)
-	serveFromTestBinary(t)
 	ctx := t.Context()
 	data := t.TempDir()
 
 	// The bench's provisioning: its clients (es256 is confidential, with
 	// client_secret_basic and refresh tokens) and a user per worker, with
 	// cheap password hashes so the burst is many sign-ins, not argon2.
-	r := &benchRun{opts: benchOptions{workers: workers, scenarios: []string{"code_sso"}}, stderr: t.Output()}
-	st, key, err := (&common{data: data}).open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := &runner{opts: Options{Workers: workers, Scenarios: []string{"code_sso"}}, stderr: t.Output()}
+	st, key := openData(t, data)
 	r.store = st
+	var err error
 	if r.audit, err = storage.NewAuditKey(key); err != nil {
 		t.Fatal(err)
 	}
@@ -56,14 +57,14 @@ func TestCrashDuringSignInsLosesNothingCommitted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	config, err := writeBenchConfig(data)
+	config, err := writeServerConfig(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := r.clients["es256"]
 
 	srv := startCrashServer(t, childConfig{data: data, config: config})
-	target, err := newBenchTarget(ctx, srv.url, workers)
+	target, err := newTarget(ctx, srv.url, workers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func TestCrashDuringSignInsLosesNothingCommitted(t *testing.T) {
 	// after a real crash.
 	addr := strings.TrimPrefix(srv.url, "http://")
 	srv = startCrashServer(t, childConfig{addr: addr, data: data, config: config})
-	target, err = newBenchTarget(ctx, srv.url, workers)
+	target, err = newTarget(ctx, srv.url, workers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,10 @@ func TestCrashDuringSignInsLosesNothingCommitted(t *testing.T) {
 	// The audit chain verifies and holds a login.completed row for every
 	// sign-in a client saw complete (more when the kill cut one short
 	// after its row was written).
-	res := mustKeystep(t, "", "audit", "verify", "--json", "--data", data)
+	res := keystep(t, "audit", "verify", "--json", "--data", data)
+	if res.code != 0 {
+		t.Fatalf("keystep audit verify: exit %d\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
+	}
 	var verified struct {
 		Rows int  `json:"rows"`
 		OK   bool `json:"ok"`
@@ -166,10 +170,7 @@ func TestCrashDuringSignInsLosesNothingCommitted(t *testing.T) {
 	if verified.Rows < len(got) {
 		t.Errorf("the audit log has %d rows for %d completed sign-ins", verified.Rows, len(got))
 	}
-	st, _, err = (&common{data: data}).open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, _ = openData(t, data)
 	defer st.Close()
 	events, err := st.ListAudit(ctx, storage.AuditFilter{Type: "login.completed", Outcome: "success"})
 	if err != nil {
@@ -186,10 +187,33 @@ func TestCrashDuringSignInsLosesNothingCommitted(t *testing.T) {
 	}
 }
 
+// openData makes a data folder as keystep's commands do (its master key
+// and its SQLite database) and opens it.
+func openData(t *testing.T, data string) (storage.Store, []byte) {
+	t.Helper()
+	if r := keystep(t, "keys", "list", "--data", data); r.code != 0 {
+		t.Fatalf("keystep keys list: exit %d\n%s", r.code, r.stderr)
+	}
+	raw, err := os.ReadFile(filepath.Join(data, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(t.Context(), filepath.Join(data, "keystep.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, key
+}
+
 // startCrashServer starts `keystep serve` and stops it (if still running)
 // when the test ends.
 func startCrashServer(t *testing.T, cc childConfig) *childServer {
 	t.Helper()
+	cc.keystep = keystepCommand(t)
 	srv, err := startChild(t.Context(), cc)
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +224,7 @@ func startCrashServer(t *testing.T, cc childConfig) *childServer {
 
 // signInAndExchange signs u in with a new browser and redeems the code for
 // tokens, a refresh token included.
-func signInAndExchange(ctx context.Context, t *benchTarget, c benchClient, u *benchUser, password string) (tokenResponse, error) {
+func signInAndExchange(ctx context.Context, t *target, c client, u *user, password string) (tokenResponse, error) {
 	code, a, err := t.browser(u.ip).signIn(ctx, c, "openid offline_access", u, password)
 	if err != nil {
 		return tokenResponse{}, err

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -15,9 +15,9 @@ import (
 	"time"
 )
 
-// benchResult is one scenario's figures. Unknown figures (no /proc, no
+// Result is one scenario's figures. Unknown figures (no /proc, no
 // server process) are omitted from the JSON.
-type benchResult struct {
+type Result struct {
 	Name                  string   `json:"name"`
 	Operation             string   `json:"operation"`
 	Ops                   int64    `json:"ops"`
@@ -52,12 +52,12 @@ type benchResult struct {
 	PercentOfCeiling *float64 `json:"percent_of_ceiling,omitempty"`
 }
 
-func (m *meter) result(name string) benchResult {
+func (m *meter) result(name string) Result {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	res := benchResult{Name: name, Ops: m.ok.Load(), Errors: m.errs.Load(), FirstError: m.firstErr,
+	res := Result{Name: name, Ops: m.ok.Load(), Errors: m.errs.Load(), FirstError: m.firstErr,
 		Seconds: m.timed.Seconds(), SetupSeconds: m.setupTime.Seconds()}
-	for _, s := range benchScenarios {
+	for _, s := range scenarios {
 		if s.name == name {
 			res.Operation = s.op
 		}
@@ -100,8 +100,8 @@ func percentile(sorted []time.Duration, p float64) float64 {
 	return float64(sorted[i]) / float64(time.Millisecond)
 }
 
-// benchReport is the whole output.
-type benchReport struct {
+// Report is the whole output.
+type Report struct {
 	Machine struct {
 		CPUs       int    `json:"cpus"`
 		GOMAXPROCS int    `json:"gomaxprocs"`
@@ -118,32 +118,32 @@ type benchReport struct {
 		// (--url without --data).
 		Database string `json:"database,omitempty"`
 	} `json:"server"`
-	Workers         int           `json:"workers"`
-	DurationSeconds float64       `json:"duration_seconds,omitempty"`
-	Count           int           `json:"count,omitempty"`
-	Scenarios       []benchResult `json:"scenarios"`
-	Notes           []string      `json:"notes"`
+	Workers         int      `json:"workers"`
+	DurationSeconds float64  `json:"duration_seconds,omitempty"`
+	Count           int      `json:"count,omitempty"`
+	Scenarios       []Result `json:"scenarios"`
+	Notes           []string `json:"notes"`
 }
 
-func (r *benchRun) report(results []benchResult) benchReport {
-	var rep benchReport
+func (r *runner) report(results []Result) Report {
+	var rep Report
 	rep.Machine.CPUs, rep.Machine.GOMAXPROCS = runtime.NumCPU(), runtime.GOMAXPROCS(0)
 	rep.Machine.CPUModel = cpuModel()
 	rep.Machine.OS, rep.Machine.Arch, rep.Machine.Go = runtime.GOOS, runtime.GOARCH, runtime.Version()
 	rep.Server.URL, rep.Server.Child, rep.Server.PID = r.target.base.String(), r.child != nil, r.pid
 	switch {
-	case r.opts.database != "":
+	case r.opts.Database != "":
 		rep.Server.Database = "postgresql"
 	case r.dir != "":
 		rep.Server.Database = "sqlite"
 	}
-	rep.Workers, rep.Count = r.opts.workers, r.opts.count
-	if r.opts.count == 0 {
-		rep.DurationSeconds = r.opts.duration.Seconds()
+	rep.Workers, rep.Count = r.opts.Workers, r.opts.Count
+	if r.opts.Count == 0 {
+		rep.DurationSeconds = r.opts.Duration.Seconds()
 	}
 	rep.Scenarios = results
 	if rep.Scenarios == nil {
-		rep.Scenarios = []benchResult{}
+		rep.Scenarios = []Result{}
 	}
 	rep.Notes = []string{
 		"ops/s counts successful operations over the timed wall time; latencies are of successful operations.",
@@ -153,25 +153,25 @@ func (r *benchRun) report(results []benchResult) benchReport {
 	if r.child != nil {
 		rep.Notes = append(rep.Notes, "The server was a child process on a fresh data folder with the default config, plus 127.0.0.1 as a trusted proxy so each bench user has its own address (X-Forwarded-For from 198.18.0.0/15).")
 	}
-	if r.opts.database != "" {
+	if r.opts.Database != "" {
 		rep.Notes = append(rep.Notes, "The database was PostgreSQL: server CPU-s is Keystep's process alone; db CPU-s is PostgreSQL's processes (backends and background), when they run on this machine.")
 	}
-	if slices.Contains(r.opts.scenarios, "stepup") {
+	if slices.Contains(r.opts.Scenarios, "stepup") {
 		rep.Notes = append(rep.Notes, "stepup: each step-up starts from a password session made in untimed preparation; those users' hashes use cheap argon2 parameters (m=64 KiB, t=1), which only that preparation verifies. Each user steps up at most once per 30 s TOTP step.")
 	}
-	if slices.Contains(r.opts.scenarios, "password") {
+	if slices.Contains(r.opts.Scenarios, "password") {
 		rep.Notes = append(rep.Notes, "password: production argon2id (m=19456 KiB, t=2, p=1); a new browser each time, so no session and a new device.")
 	}
 	growth := "DB growth is keystep.db plus its WAL over the timed part (the WAL is reused after checkpoints, so small runs are noisy)."
-	if r.opts.database != "" {
+	if r.opts.Database != "" {
 		growth = "DB growth is the size of the schema's tables with their indexes and TOAST (pg_total_relation_size) over the timed part."
 	}
 	rep.Notes = append(rep.Notes, "Peak RSS is VmHWM, reset before each scenario; "+growth)
 	return rep
 }
 
-// table prints the report for people.
-func (rep benchReport) table(w io.Writer) {
+// Table prints the report for people.
+func (rep Report) Table(w io.Writer) {
 	m := rep.Machine
 	cpu := m.CPUModel
 	if cpu == "" {
