@@ -492,7 +492,7 @@ func oidccRefreshToken(t *testing.T) {
 	}
 
 	s.e.clock.Advance(time.Second)
-	time.Sleep(time.Until(time.Unix(time.Now().Unix()+1, 0))) // the library stamps iat from the wall clock
+	nextIATSecond()
 	res := s.tokenCall(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {first.refresh}, "scope": {scope}})
 	ref := s.checkTokenResponse(res, "", false)
 	checkSecretValue(t, "refreshed access token", ref.access)

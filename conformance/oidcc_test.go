@@ -489,6 +489,16 @@ func checkTokenError(t *testing.T, res httpResult, want string) {
 // idTokenOnlyClaims are removed before the standard-claim type check.
 var idTokenOnlyClaims = []string{"iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "c_hash", "at_hash", "s_hash", "jti", "nbf", "verified_claims"}
 
+// nextIATSecond waits, less than a second, for the wall clock's next whole
+// second. zitadel/oidc stamps an ID token's iat with time.Now() in seconds
+// (oidc.NewIDTokenClaims), not with Config.Now, so the env clock cannot move
+// it: without the wait a refresh in the same second as the sign-in would
+// carry the first token's iat, and a check that the refreshed token has a
+// new one (OIDC Core §12.2) could not tell a stale token from a fresh one.
+func nextIATSecond() {
+	time.Sleep(time.Until(time.Unix(time.Now().Unix()+1, 0)))
+}
+
 // checkIDToken is PerformStandardIdTokenChecks.
 func (s *suiteOP) checkIDToken(raw, nonce string) map[string]any {
 	s.t.Helper()
