@@ -163,7 +163,7 @@ func oidccClientAssertion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
+	now := time.Now() // the library checks an assertion's iat and exp against time.Now(), not Config.Now
 	payload, _ := json.Marshal(map[string]any{"iss": id, "sub": id, "aud": s.e.issuer, "jti": alnum(20), "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()})
 	jws, err := signer.Sign(payload)
 	if err != nil {
