@@ -19,6 +19,7 @@ import (
 	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -30,7 +31,7 @@ func ssCLI(e *env) *login.Admin {
 		e.t.Fatal(err)
 	}
 	return &login.Admin{Store: e.store, Policy: stepup.DefaultPolicy(), BuiltIn: idp.AccountClientID,
-		Audit: &login.Auditor{Store: e.store, Key: key, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: e.clock.Now}}
+		Audit: &web.Auditor{Store: e.store, Key: key, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: e.clock.Now}}
 }
 
 // ssTokensDead checks that every token in list is dead everywhere: refresh

@@ -14,6 +14,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -24,7 +25,7 @@ type opServer struct {
 	*op.LegacyServer
 	policy *stepup.Policy
 	store  storage.Store
-	audit  *login.Auditor
+	audit  *web.Auditor
 }
 
 // Discovery publishes what Keystep really supports (OpenID Connect

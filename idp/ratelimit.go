@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/web"
 )
 
 // RateLimit caps requests per client address on the protocol endpoints
@@ -120,7 +120,7 @@ func (l *limiter) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		ok, wait := l.allow(group, login.Info(r.Context()).IP)
+		ok, wait := l.allow(group, web.Info(r.Context()).IP)
 		if ok {
 			next.ServeHTTP(w, r)
 			return

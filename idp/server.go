@@ -25,6 +25,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/static"
 	"github.com/keystep/keystep/storage"
 	"github.com/keystep/keystep/templates"
@@ -153,7 +154,7 @@ type Server struct {
 	sealer  *factor.Sealer
 	metrics *metrics
 	log     *slog.Logger
-	audit   *login.Auditor
+	audit   *web.Auditor
 }
 
 // ServeHTTP serves every Keystep endpoint.
@@ -199,12 +200,12 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	secure := strings.HasPrefix(cfg.Issuer, "https://")
-	cookies := login.Cookies{Secure: secure}
+	cookies := web.Cookies{Secure: secure}
 	auditKey, err := storage.NewAuditKey(cfg.MasterKey)
 	if err != nil {
 		return nil, err
 	}
-	auditor := &login.Auditor{Store: cfg.Store, Key: auditKey, Log: cfg.Logger, Now: now, OnEvent: s.metrics.audited,
+	auditor := &web.Auditor{Store: cfg.Store, Key: auditKey, Log: cfg.Logger, Now: now, OnEvent: s.metrics.audited,
 		SignCheckpoint: s.keys.signCheckpoint, CheckpointEvery: cfg.AuditCheckpointEvery, CheckpointInterval: cfg.AuditCheckpointInterval}
 	// A log from before the keyed chain is sealed now; one whose last
 	// checkpoint is overdue gets one.
@@ -312,7 +313,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.RateLimits = DefaultRateLimits
 	}
 	var h http.Handler = newLimiter(cfg.RateLimits, now).middleware(mux)
-	h = login.WithRequestInfo(cfg.TrustedProxies, h)
+	h = web.WithRequestInfo(cfg.TrustedProxies, h)
 	h = s.metrics.instrument(h)
 	h = securityHeaders(secure, h)
 	h = limitBody(h)

@@ -3,6 +3,7 @@ package login
 import (
 	"context"
 
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -19,7 +20,7 @@ import (
 // access only takes power away, so it must not be left undone because the
 // audit write failed; the error is still returned. cause says why, for the
 // audit row; actorID is who asked. It returns how many sessions ended.
-func endAccess(ctx context.Context, st storage.Store, audit *Auditor, actorID, userID, keep, cause string) (int, error) {
+func endAccess(ctx context.Context, st storage.Store, audit *web.Auditor, actorID, userID, keep, cause string) (int, error) {
 	// Requests first, tokens second: a code redeemed in between gets tokens
 	// the revocation below still sees.
 	if _, err := st.DeleteUserAuthRequests(ctx, userID); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -111,7 +112,7 @@ func (h *Handler) portalRisk(w http.ResponseWriter, r *http.Request, a *accountS
 // says whether the session's factors meet the risk floor (Satisfied), need
 // one more (NeedFactor) or are refused (Fail).
 func (h *Handler) sessionRisk(r *http.Request, a *accountState) (stepup.Outcome, risk.Assessment, error) {
-	info := Info(r.Context())
+	info := web.Info(r.Context())
 	ra, _, err := h.assessor.Assess(r.Context(), RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
 		UserAgent: info.UserAgent, DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &a.sess})
 	if err != nil {
@@ -144,7 +145,7 @@ func (h *Handler) portalAuthorize(w http.ResponseWriter, r *http.Request, acr st
 	if err != nil {
 		return err
 	}
-	h.cfg.Cookies.set(w, portalStateCookie, state+"|"+returnTo, 30*time.Minute)
+	h.cfg.Cookies.Set(w, portalStateCookie, state+"|"+returnTo, 30*time.Minute)
 	v := url.Values{
 		"client_id":     {h.cfg.AccountClientID},
 		"redirect_uri":  {h.cfg.Issuer + "/account/callback"},
@@ -163,13 +164,13 @@ func (h *Handler) portalAuthorize(w http.ResponseWriter, r *http.Request, acr st
 }
 
 func (h *Handler) accountCallback(w http.ResponseWriter, r *http.Request) error {
-	raw := h.cfg.Cookies.value(r, portalStateCookie)
+	raw := h.cfg.Cookies.Value(r, portalStateCookie)
 	state, returnTo, _ := strings.Cut(raw, "|")
 	q := r.URL.Query()
 	if state == "" || q.Get("state") != state {
 		return userError(http.StatusBadRequest, "That sign-in link is stale", "Open your account page again.")
 	}
-	h.cfg.Cookies.clear(w, portalStateCookie)
+	h.cfg.Cookies.Clear(w, portalStateCookie)
 	admin := returnTo == "/admin" || strings.HasPrefix(returnTo, "/admin/")
 	if e := q.Get("error"); e != "" && admin {
 		return h.adminCallbackError(e)
@@ -224,7 +225,7 @@ func (h *Handler) requireLevelWithin(w http.ResponseWriter, r *http.Request, a *
 // its device and network known (finish), so signing in again from the
 // same strange place does not turn it low.
 func (h *Handler) bootstrapRisk(r *http.Request, a *accountState) (bool, risk.Assessment, error) {
-	info := Info(r.Context())
+	info := web.Info(r.Context())
 	ra, _, err := h.assessor.Assess(r.Context(), RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
 		UserAgent: info.UserAgent, DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &a.sess})
 	if err != nil {
@@ -509,7 +510,7 @@ func (h *Handler) accountTOTPPage(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	sealed := h.cfg.Sealer.Seal([]byte(key.Secret+"|"+strconv.FormatInt(h.cfg.Now().Add(15*time.Minute).Unix(), 10)), h.pendingAD(a))
-	h.cfg.Cookies.set(w, pendingTOTPCookie, base64.RawURLEncoding.EncodeToString(sealed), 15*time.Minute)
+	h.cfg.Cookies.Set(w, pendingTOTPCookie, base64.RawURLEncoding.EncodeToString(sealed), 15*time.Minute)
 	return h.renderTOTP(w, r, a, key, "", http.StatusOK)
 }
 
@@ -540,7 +541,7 @@ func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error 
 	if err := r.ParseForm(); err != nil {
 		return userError(http.StatusBadRequest, "That form couldn't be read", "Go back and try again.")
 	}
-	raw, _ := base64.RawURLEncoding.DecodeString(h.cfg.Cookies.value(r, pendingTOTPCookie))
+	raw, _ := base64.RawURLEncoding.DecodeString(h.cfg.Cookies.Value(r, pendingTOTPCookie))
 	plain, err := h.cfg.Sealer.Open(raw, h.pendingAD(a))
 	secret, expStr, _ := strings.Cut(string(plain), "|")
 	exp, _ := strconv.ParseInt(expStr, 10, 64)
@@ -573,7 +574,7 @@ func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error 
 	if err := h.cfg.Store.UseTOTPStep(ctx, a.user.ID, step, now); err != nil && !errors.Is(err, storage.ErrReplayed) {
 		return err
 	}
-	h.cfg.Cookies.clear(w, pendingTOTPCookie)
+	h.cfg.Cookies.Clear(w, pendingTOTPCookie)
 	if first {
 		a.factors = append(a.factors, storage.Factor{Kind: "totp"})
 		return h.issueRecoveryCodes(w, r, a, "Your authenticator app is set up. Save these recovery codes now.")
@@ -807,15 +808,15 @@ func firstCodesAD(a *accountState) []byte {
 func (h *Handler) setFirstCodesMarker(w http.ResponseWriter, a *accountState) {
 	exp := strconv.FormatInt(h.cfg.Now().Add(5*time.Minute).Unix(), 10)
 	sealed := h.cfg.Sealer.Seal([]byte(exp), firstCodesAD(a))
-	h.cfg.Cookies.set(w, firstCodesCookie, base64.RawURLEncoding.EncodeToString(sealed), 5*time.Minute)
+	h.cfg.Cookies.Set(w, firstCodesCookie, base64.RawURLEncoding.EncodeToString(sealed), 5*time.Minute)
 }
 
 func (h *Handler) takeFirstCodesMarker(w http.ResponseWriter, r *http.Request, a *accountState) bool {
-	raw, err := base64.RawURLEncoding.DecodeString(h.cfg.Cookies.value(r, firstCodesCookie))
+	raw, err := base64.RawURLEncoding.DecodeString(h.cfg.Cookies.Value(r, firstCodesCookie))
 	if err != nil || len(raw) == 0 {
 		return false
 	}
-	h.cfg.Cookies.clear(w, firstCodesCookie)
+	h.cfg.Cookies.Clear(w, firstCodesCookie)
 	plain, err := h.cfg.Sealer.Open(raw, firstCodesAD(a))
 	if err != nil {
 		return false

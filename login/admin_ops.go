@@ -10,6 +10,7 @@ import (
 
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -22,7 +23,7 @@ import (
 type Admin struct {
 	Store  storage.Store
 	Policy *stepup.Policy
-	Audit  *Auditor
+	Audit  *web.Auditor
 	Hasher *factor.PasswordHasher
 	Limits Limits // nil: DefaultLimits
 	// BuiltIn is the account portal's client: it cannot be changed here.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -185,7 +186,7 @@ func (h *Handler) adminPolicy(w http.ResponseWriter, r *http.Request, a *adminSt
 		p.Explain.Scope = "openid"
 	}
 	if p.Explain.IP == "" {
-		p.Explain.IP = Info(ctx).IP
+		p.Explain.IP = web.Info(ctx).IP
 	}
 	status := http.StatusOK
 	if q.Has("user") {

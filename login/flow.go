@@ -14,6 +14,7 @@ import (
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -211,7 +212,7 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *flowState
 
 // assessRisk assesses this sign-in and raises the input accordingly.
 func (h *Handler) assessRisk(r *http.Request, st *flowState, in *stepup.Input) error {
-	info := Info(r.Context())
+	info := web.Info(r.Context())
 	a, cur, err := h.assessor.Assess(r.Context(), RiskInput{
 		User: st.user, ClientID: st.client.ID, Scopes: st.ar.Scopes, IP: info.IP, UserAgent: info.UserAgent,
 		DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &st.sess,
@@ -548,7 +549,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 		username = st.user.Username
 	}
 	password := r.PostForm.Get("password")
-	ip := Info(ctx).IP
+	ip := web.Info(ctx).IP
 	if until, err := h.ipBlocked(ctx, ip); err != nil {
 		return err
 	} else if !until.IsZero() {

@@ -1,3 +1,7 @@
+// Package login is Keystep's hosted UI: the sign-in flow dispatcher, factor
+// pages, consent, the account portal, the admin console and first-run setup.
+// It does not import the OP library; the composition root (package idp)
+// hands it what it needs.
 package login
 
 import (
@@ -15,6 +19,7 @@ import (
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -26,10 +31,10 @@ type Config struct {
 	ScopeMinACR map[string]string // scope → minimum acr
 	Hasher      *factor.PasswordHasher
 	Sealer      *factor.Sealer
-	Audit       *Auditor
+	Audit       *web.Auditor
 	Log         *slog.Logger
 	Now         func() time.Time
-	Cookies     Cookies
+	Cookies     web.Cookies
 	// Callback is the OP's authorization callback URL for an auth request.
 	Callback func(ctx context.Context, authRequestID string) string
 	Issuer   string
@@ -308,7 +313,7 @@ func (h *Handler) addFactor(w http.ResponseWriter, r *http.Request, userID strin
 	if err != nil {
 		return storage.Session{}, err
 	}
-	info := Info(ctx)
+	info := web.Info(ctx)
 	next := storage.Session{
 		ID: factor.HashToken(token), UserID: userID, IP: info.IP, UserAgent: info.UserAgent,
 		CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(h.cfg.SessionMaxAge),
@@ -343,13 +348,13 @@ func (h *Handler) addFactor(w http.ResponseWriter, r *http.Request, userID strin
 			return storage.Session{}, err
 		}
 	}
-	h.cfg.Cookies.set(w, sessionCookie, token, h.cfg.SessionMaxAge)
+	h.cfg.Cookies.SetSession(w, token, h.cfg.SessionMaxAge)
 	return next, nil
 }
 
 // drifted reports whether a request comes from another network and another
 // user agent than the session was issued to (the risk engine's drift rule).
-func drifted(s storage.Session, info RequestInfo) bool {
+func drifted(s storage.Session, info web.RequestInfo) bool {
 	prev, err1 := netip.ParseAddr(s.IP)
 	cur, err2 := netip.ParseAddr(info.IP)
 	if err1 != nil || err2 != nil {

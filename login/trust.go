@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keystep/keystep/idp/risk"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -61,7 +62,7 @@ func (h *Handler) knownPlace(r *http.Request, userID string, factors []storage.F
 		}
 	}
 	device := h.cfg.Cookies.ExistingBrowserBinding(r)
-	addr, err := netip.ParseAddr(Info(r.Context()).IP)
+	addr, err := netip.ParseAddr(web.Info(r.Context()).IP)
 	if !anyRipe || device == "" || err != nil {
 		return false, nil
 	}
@@ -86,7 +87,7 @@ func (h *Handler) newPlaceSession(r *http.Request, userID string, sess storage.S
 	if err != nil || first.IsZero() || !first.Before(sess.CreatedAt) {
 		return time.Time{}, err
 	}
-	addr, err := netip.ParseAddr(Info(ctx).IP)
+	addr, err := netip.ParseAddr(web.Info(ctx).IP)
 	if err != nil {
 		return time.Time{}, nil
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -110,7 +111,7 @@ func (h *Handler) saveCeremony(ctx context.Context, w http.ResponseWriter, c cer
 		return err
 	}
 	sealed := h.cfg.Sealer.Seal(raw, ceremonyAD(c.Kind, c.Bind))
-	h.cfg.Cookies.set(w, webauthnCookie, base64.RawURLEncoding.EncodeToString(sealed), webauthnTTL)
+	h.cfg.Cookies.Set(w, webauthnCookie, base64.RawURLEncoding.EncodeToString(sealed), webauthnTTL)
 	return nil
 }
 
@@ -118,7 +119,7 @@ var errCeremony = errors.New("this passkey request has expired; try again")
 
 // takeCeremony opens the cookie for (kind, bind) and spends its challenge.
 func (h *Handler) takeCeremony(ctx context.Context, w http.ResponseWriter, r *http.Request, kind, bind string) (webauthn.SessionData, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(h.cfg.Cookies.value(r, webauthnCookie))
+	raw, err := base64.RawURLEncoding.DecodeString(h.cfg.Cookies.Value(r, webauthnCookie))
 	if err != nil || len(raw) == 0 {
 		return webauthn.SessionData{}, errCeremony
 	}
@@ -130,7 +131,7 @@ func (h *Handler) takeCeremony(ctx context.Context, w http.ResponseWriter, r *ht
 	if err := json.Unmarshal(plain, &c); err != nil || c.Kind != kind || c.Bind != bind {
 		return webauthn.SessionData{}, errCeremony
 	}
-	h.cfg.Cookies.clear(w, webauthnCookie)
+	h.cfg.Cookies.Clear(w, webauthnCookie)
 	if err := h.cfg.Store.ConsumeOneTimeToken(ctx, webauthnTokenKnd, factor.HashToken(c.Session.Challenge), h.cfg.Now()); err != nil {
 		return webauthn.SessionData{}, errCeremony
 	}
@@ -270,7 +271,7 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 		// Passwordless: nobody to reserve an attempt against, and a success
 		// must not count against a shared address (see passwordKeys); the
 		// address is checked here and charged only for a failure.
-		until, err := h.ipBlocked(ctx, Info(ctx).IP)
+		until, err := h.ipBlocked(ctx, web.Info(ctx).IP)
 		if err != nil {
 			return err
 		}
@@ -440,7 +441,7 @@ func (h *Handler) passkeyFailed(ctx context.Context, st *flowState, reason strin
 		if _, err := h.cfg.Store.RecordAuthRequestFailure(ctx, st.ar.ID); err != nil {
 			return err
 		}
-	} else if err := h.countIPFailure(ctx, Info(ctx).IP); err != nil {
+	} else if err := h.countIPFailure(ctx, web.Info(ctx).IP); err != nil {
 		return err
 	}
 	details := map[string]string{"factor": "webauthn"}

@@ -21,6 +21,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -84,7 +85,7 @@ func newAdmin(st storage.Store, key []byte, policy *stepup.Policy) *login.Admin 
 	auditKey, _ := storage.NewAuditKey(key) // c.open checked the key; a zero one makes every audit write fail
 	a := &login.Admin{
 		Store: st, Policy: policy, BuiltIn: idp.AccountClientID, Hasher: factor.NewPasswordHasher(),
-		Audit: &login.Auditor{Store: st, Key: auditKey, Log: slog.New(slog.DiscardHandler), Now: now},
+		Audit: &web.Auditor{Store: st, Key: auditKey, Log: slog.New(slog.DiscardHandler), Now: now},
 	}
 	if key != nil {
 		a.RotateKeys = func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error) {
