@@ -39,7 +39,6 @@ func (m *opMiddleware) state(next http.Handler) http.Handler {
 				return
 			}
 			st.browser = b
-			st.claims = r.Form.Get("claims") // parsed by wrapOP
 		}
 		switch r.URL.Path {
 		case "/userinfo": // RFC 6750 §2.1 and §2.2

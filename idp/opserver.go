@@ -23,9 +23,10 @@ import (
 // request authenticated as.
 type opServer struct {
 	*op.LegacyServer
-	policy *stepup.Policy
-	store  storage.Store
-	audit  *web.Auditor
+	policy    *stepup.Policy
+	scopeMins map[string]string // scope → minimum acr
+	store     storage.Store
+	audit     *web.Auditor
 }
 
 // Discovery publishes what Keystep really supports (OpenID Connect
@@ -209,16 +210,24 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 		// request is refused (request_uri_parameter_supported is false).
 		return nil, &oidc.Error{ErrorType: "request_uri_not_supported", Description: "request_uri is not supported"}
 	}
-	if _, err := login.ParseClaims(r.Form.Get("claims")); err != nil {
+	cl, ok := r.Client.(*client)
+	if !ok {
+		// The client's floor goes into the requirement: never without it.
+		return nil, oidc.ErrServerError().WithDescription("unexpected client type %T", r.Client)
+	}
+	req := r.Data
+	// Parsed and merged once: the login UI and the audit read only the
+	// stored requirement (CreateAuthRequest saves it).
+	need, err := login.NewRequirement(r.Form.Get("claims"), req.ACRValues, cl.Client, req.Scopes, s.scopeMins)
+	if err != nil {
 		return nil, oidc.ErrInvalidRequest().WithDescription("claims: %s", err)
 	}
-	cl, _ := r.Client.(*client)
-	req := r.Data
+	stateFrom(ctx).requirement = &need
 	if req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
 		// DESIGN §4: S256 only; plain offers no protection against a leaked request.
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
 	}
-	if cl != nil && (cl.Public || cl.RequirePKCE) && req.CodeChallenge == "" {
+	if (cl.Public || cl.RequirePKCE) && req.CodeChallenge == "" {
 		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE (S256) is required for this client")
 	}
 	if !slices.Contains(req.Scopes, oidc.ScopeOpenID) {

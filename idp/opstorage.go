@@ -24,10 +24,12 @@ import (
 // middleware creates it; the storage adapter reads and fills it. The library
 // hands storage only a context, so this is how request facts reach it.
 type reqState struct {
-	browser   string // hash of the browser cookie (binds auth requests)
-	claims    string // raw `claims` parameter at /authorize
-	sessionID string // hash of the session cookie, if any
-	client    *client
+	browser string // hash of the browser cookie (binds auth requests)
+	// requirement is what the request at /authorize asks of acr, parsed
+	// and merged once (opServer.Authorize) for CreateAuthRequest to store.
+	requirement *storage.Requirement
+	sessionID   string // hash of the session cookie, if any
+	client      *client
 	// accessTokenNext is set just before the library signs a JWT access
 	// token (it asks for private claims first), so SigningKey picks the
 	// access-token algorithm rather than the client's ID-token one.
@@ -109,6 +111,9 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	if !slices.Contains(req.Scopes, oidc.ScopeOpenID) {
 		return nil, oidc.ErrInvalidScope().WithDescription("the openid scope is required")
 	}
+	if st.requirement == nil {
+		return nil, errors.New("auth request without a parsed requirement")
+	}
 	id, err := factor.NewToken()
 	if err != nil {
 		return nil, err
@@ -119,7 +124,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		Scopes: req.Scopes, ResponseType: string(req.ResponseType), ResponseMode: string(req.ResponseMode),
 		State: req.State, Nonce: req.Nonce,
 		CodeChallenge: req.CodeChallenge, CodeChallengeMethod: string(req.CodeChallengeMethod),
-		Prompt: req.Prompt, ACRValues: req.ACRValues, Claims: st.claims,
+		Prompt: req.Prompt, ACRValues: req.ACRValues, Requirement: *st.requirement,
 		LoginHint: req.LoginHint, IDTokenHintSubject: hintSubject,
 		BrowserBinding: st.browser, CreatedAt: now, ExpiresAt: now.Add(authRequestTTL),
 	}

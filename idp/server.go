@@ -242,7 +242,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	endpoints := provider.Endpoints()
 	endpoints.DeviceAuthorization = nil // not supported; keeps it out of routes and discovery
-	opsrv := &opServer{LegacyServer: op.NewLegacyServer(provider, endpoints), policy: cfg.Policy, store: cfg.Store, audit: auditor}
+	opsrv := &opServer{LegacyServer: op.NewLegacyServer(provider, endpoints), policy: cfg.Policy, scopeMins: cfg.ScopeMinACR, store: cfg.Store, audit: auditor}
 	callback := op.AuthCallbackURL(provider)
 
 	tmpl := fs.FS(templates.FS)

@@ -91,22 +91,18 @@ func (h *Handler) loadFactors(ctx context.Context, st *flowState) error {
 
 // input builds the stepup input for the request and session.
 func (h *Handler) input(st *flowState) stepup.Input {
-	req := acrRequestOf(st.ar)
+	req := st.ar.Requirement
 	in := stepup.Input{
-		Requested:   req.Values,
+		Requested:   req.ACR,
 		Essential:   req.Essential,
-		Strict:      st.client.Strict,
-		ClientMin:   st.client.MinACR,
+		Strict:      req.Strict,
+		ClientMin:   req.ClientMin,
+		ScopeMins:   req.ScopeMins,
 		MaxAge:      maxAgeOf(st.ar),
 		PromptLogin: slices.Contains(st.ar.Prompt, "login"),
 		PromptNone:  slices.Contains(st.ar.Prompt, "none"),
 		RequestTime: st.ar.CreatedAt,
 		Now:         h.cfg.Now(),
-	}
-	for _, sc := range st.ar.Scopes {
-		if m, ok := h.cfg.ScopeMinACR[sc]; ok {
-			in.ScopeMins = append(in.ScopeMins, m)
-		}
 	}
 	if st.hasSess {
 		in.Done = factorsOf(st.sess.Factors)
@@ -255,11 +251,10 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, st *flowState, 
 		}
 	}
 	res := storage.AuthResult{Subject: st.user.ID, ACR: d.ACR, AMR: d.AMR, AuthTime: d.AuthTime, SessionID: sid(st.sess)}
-	req := acrRequestOf(st.ar)
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{
 		Type: "login.completed", UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success",
 		Details: riskDetails(st.risk, map[string]string{
-			"requested_acr": strings.Join(req.Values, " "), "achieved_acr": d.ACR,
+			"requested_acr": strings.Join(st.ar.Requirement.ACR, " "), "achieved_acr": d.ACR,
 			"amr": strings.Join(d.AMR, " "), "target": d.Target, "risk_waived": strconv.FormatBool(d.RiskWaived),
 		}),
 	}); err != nil {
@@ -285,10 +280,9 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, st *flowState, 
 // validated) redirect URI.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, st *flowState, code, why string) error {
 	ctx := r.Context()
-	req := acrRequestOf(st.ar)
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{
 		Type: "login.failed", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "failure", Reason: code,
-		Details: riskDetails(st.risk, map[string]string{"requested_acr": strings.Join(req.Values, " "), "why": why}),
+		Details: riskDetails(st.risk, map[string]string{"requested_acr": strings.Join(st.ar.Requirement.ACR, " "), "why": why}),
 	}); err != nil {
 		return err
 	}

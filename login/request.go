@@ -12,12 +12,6 @@ import (
 	"github.com/keystep/keystep/storage"
 )
 
-// ACRRequest is what an authorization request asks of acr.
-type ACRRequest struct {
-	Values    []string // in order of preference
-	Essential bool
-}
-
 // claimRequest is one member of the claims parameter (OIDC Core §5.5.1).
 type claimRequest struct {
 	Essential bool     `json:"essential"`
@@ -25,22 +19,47 @@ type claimRequest struct {
 	Values    []string `json:"values"`
 }
 
-// ParseClaims reads the acr request out of the `claims` parameter
-// (OIDC Core §5.5). It rejects anything that is not a JSON object of
-// objects, so a malformed parameter is an invalid_request at /authorize.
-func ParseClaims(raw string) (ACRRequest, error) {
+// NewRequirement parses and merges, once, at /authorize, what an
+// authorization request asks of acr: the `claims` parameter (OIDC Core §5.5)
+// and acr_values, with the client's and the requested scopes' floors. A
+// malformed claims parameter is an error (invalid_request at /authorize).
+//
+// OIDC Core §5.5.1.1 leaves the combination of claims and acr_values
+// unspecified; Keystep's rule: values named in the claims parameter come
+// first (they are the more specific request), then acr_values; an essential
+// acr claim makes the whole list essential.
+func NewRequirement(claims string, acrValues []string, c storage.Client, scopes []string, scopeMins map[string]string) (storage.Requirement, error) {
+	req, err := parseClaims(claims)
+	if err != nil {
+		return storage.Requirement{}, err
+	}
+	for _, v := range acrValues {
+		req.ACR = appendNew(req.ACR, v)
+	}
+	req.ClientMin, req.Strict = c.MinACR, c.Strict
+	for _, sc := range scopes {
+		if m, ok := scopeMins[sc]; ok {
+			req.ScopeMins = append(req.ScopeMins, m)
+		}
+	}
+	return req, nil
+}
+
+// parseClaims reads the acr request out of the `claims` parameter. It
+// rejects anything that is not a JSON object of objects.
+func parseClaims(raw string) (storage.Requirement, error) {
+	var req storage.Requirement
 	if raw == "" {
-		return ACRRequest{}, nil
+		return req, nil
 	}
 	var top map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
 	if err := dec.Decode(&top); err != nil || top == nil {
-		return ACRRequest{}, errors.New("claims must be a JSON object")
+		return req, errors.New("claims must be a JSON object")
 	}
 	if dec.More() {
-		return ACRRequest{}, errors.New("claims has trailing data")
+		return req, errors.New("claims has trailing data")
 	}
-	var req ACRRequest
 	for _, member := range []string{"id_token", "userinfo"} {
 		m, ok := top[member]
 		if !ok || string(m) == "null" {
@@ -48,7 +67,7 @@ func ParseClaims(raw string) (ACRRequest, error) {
 		}
 		var claims map[string]json.RawMessage
 		if err := json.Unmarshal(m, &claims); err != nil || claims == nil {
-			return ACRRequest{}, fmt.Errorf("claims.%s must be a JSON object", member)
+			return storage.Requirement{}, fmt.Errorf("claims.%s must be a JSON object", member)
 		}
 		a, ok := claims["acr"]
 		if !ok || string(a) == "null" {
@@ -56,16 +75,16 @@ func ParseClaims(raw string) (ACRRequest, error) {
 		}
 		var cr claimRequest
 		if err := json.Unmarshal(a, &cr); err != nil {
-			return ACRRequest{}, fmt.Errorf("claims.%s.acr is malformed", member)
+			return storage.Requirement{}, fmt.Errorf("claims.%s.acr is malformed", member)
 		}
 		if cr.Essential {
 			req.Essential = true
 		}
 		if cr.Value != nil {
-			req.Values = appendNew(req.Values, *cr.Value)
+			req.ACR = appendNew(req.ACR, *cr.Value)
 		}
 		for _, v := range cr.Values {
-			req.Values = appendNew(req.Values, v)
+			req.ACR = appendNew(req.ACR, v)
 		}
 	}
 	return req, nil
@@ -76,22 +95,6 @@ func appendNew(list []string, v string) []string {
 		return list
 	}
 	return append(list, v)
-}
-
-// acrRequestOf merges the claims parameter with acr_values. OIDC Core
-// §5.5.1.1 leaves the combination unspecified; Keystep's rule: values named
-// in the claims parameter come first (they are the more specific request),
-// then acr_values; an essential acr claim makes the whole list essential.
-func acrRequestOf(ar storage.AuthRequest) ACRRequest {
-	req, err := ParseClaims(ar.Claims)
-	if err != nil {
-		// Validated at /authorize; a corrupt row must not weaken the request.
-		return ACRRequest{Values: []string{"\x00invalid"}, Essential: true}
-	}
-	for _, v := range ar.ACRValues {
-		req.Values = appendNew(req.Values, v)
-	}
-	return req
 }
 
 // factorsOf converts the session's factor events for stepup.

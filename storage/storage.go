@@ -122,15 +122,17 @@ type AuthRequest struct {
 	CodeChallenge       string
 	CodeChallengeMethod string
 	Prompt              []string
-	MaxAge              *int64 // seconds; nil when absent
-	ACRValues           []string
-	Claims              string // the raw `claims` parameter (JSON), validated at /authorize
-	LoginHint           string
-	IDTokenHintSubject  string
-	UILocales           []string
-	BrowserBinding      string // hash of the cookie of the browser that started it
-	CreatedAt           time.Time
-	ExpiresAt           time.Time
+	MaxAge              *int64   // seconds; nil when absent
+	ACRValues           []string // as the client sent them
+	// Requirement is what the request asks of the sign-in, parsed and
+	// merged once at /authorize; the login UI and the audit read only it.
+	Requirement        Requirement
+	LoginHint          string
+	IDTokenHintSubject string
+	UILocales          []string
+	BrowserBinding     string // hash of the cookie of the browser that started it
+	CreatedAt          time.Time
+	ExpiresAt          time.Time
 
 	// Result, set by CompleteAuthRequest.
 	Done      bool
@@ -146,6 +148,25 @@ type AuthRequest struct {
 
 	// FailedAttempts counts wrong second-factor codes for this request.
 	FailedAttempts int
+}
+
+// Requirement is what an authorization request asks of authentication
+// beyond max_age and prompt: the acr values requested through acr_values and
+// the claims parameter, merged, and the floors that applied when it was made.
+// A backend that cannot read a stored Requirement returns an error, so a
+// corrupt row fails the request closed instead of weakening it.
+type Requirement struct {
+	// ACR lists the requested acr values in order of preference: those of
+	// the claims parameter first, then acr_values, without repeats.
+	ACR []string `json:"acr,omitempty"`
+	// Essential: acr was requested as an Essential Claim (OIDC Core §5.5.1.1).
+	Essential bool `json:"essential,omitempty"`
+	// ClientMin is the client's minimum acr; Strict, the client's RFC 9470
+	// §5 setting: an unreachable level is an error rather than a best effort.
+	ClientMin string `json:"client_min,omitempty"`
+	Strict    bool   `json:"strict,omitempty"`
+	// ScopeMins holds the minimum acr of each requested scope that has one.
+	ScopeMins []string `json:"scope_mins,omitempty"`
 }
 
 // AuthResult is what the login UI writes onto a completed request.

@@ -11,7 +11,7 @@ import (
 )
 
 const authRequestCols = `id, client_id, redirect_uri, scopes, response_type, response_mode, state, nonce,
-	code_challenge, code_challenge_method, prompt, max_age, acr_values, claims, login_hint,
+	code_challenge, code_challenge_method, prompt, max_age, acr_values, requirement, login_hint,
 	id_token_hint_subject, ui_locales, browser_binding, created_at, expires_at,
 	done, subject, acr, amr, auth_time, session_id, coalesce(code_hash, ''), code_expires_at, failed_attempts`
 
@@ -20,7 +20,7 @@ func scanAuthRequest(sc scanner, extra ...any) (storage.AuthRequest, error) {
 	var r storage.AuthRequest
 	err := sc.Scan(append([]any{&r.ID, &r.ClientID, &r.RedirectURI, &r.Scopes, &r.ResponseType, &r.ResponseMode,
 		&r.State, &r.Nonce, &r.CodeChallenge, &r.CodeChallengeMethod, &r.Prompt, &r.MaxAge,
-		&r.ACRValues, &r.Claims, &r.LoginHint, &r.IDTokenHintSubject, &r.UILocales,
+		&r.ACRValues, &r.Requirement, &r.LoginHint, &r.IDTokenHintSubject, &r.UILocales,
 		&r.BrowserBinding, at(&r.CreatedAt), at(&r.ExpiresAt),
 		&r.Done, &r.Subject, &r.ACR, &r.AMR, at(&r.AuthTime), &r.SessionID,
 		&r.CodeHash, at(&r.CodeExpiresAt), &r.FailedAttempts}, extra...)...)
@@ -34,14 +34,14 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r storage.AuthRequest) er
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO auth_requests (id, client_id, redirect_uri, scopes,
 		response_type, response_mode, state, nonce, code_challenge, code_challenge_method, prompt,
-		max_age, acr_values, claims, login_hint, id_token_hint_subject, ui_locales, browser_binding,
+		max_age, acr_values, requirement, login_hint, id_token_hint_subject, ui_locales, browser_binding,
 		created_at, expires_at, done, subject, acr, amr, auth_time, session_id, code_hash,
 		code_expires_at, code_used_at, failed_attempts)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
 			$21, $22, $23, $24, $25, $26, $27, $28, 0, $29)`,
 		r.ID, r.ClientID, r.RedirectURI, jsonOf(r.Scopes), r.ResponseType, r.ResponseMode, r.State,
 		r.Nonce, r.CodeChallenge, r.CodeChallengeMethod, jsonOf(r.Prompt), r.MaxAge, jsonOf(r.ACRValues),
-		r.Claims, r.LoginHint, r.IDTokenHintSubject, jsonOf(r.UILocales), r.BrowserBinding,
+		jsonOf(r.Requirement), r.LoginHint, r.IDTokenHintSubject, jsonOf(r.UILocales), r.BrowserBinding,
 		nanos(r.CreatedAt), nanos(r.ExpiresAt), r.Done, r.Subject, r.ACR, jsonOf(r.AMR),
 		nanos(r.AuthTime), r.SessionID, codeHash, nanos(r.CodeExpiresAt), r.FailedAttempts)
 	if err != nil {

@@ -430,3 +430,23 @@ func TestAuditAppendContinuesUnkeyedRows(t *testing.T) {
 		t.Errorf("VerifyAuditChain = %+v, %v; want 3 rows, 2 of them unkeyed", head, err)
 	}
 }
+
+// A request whose stored requirement cannot be read (none, from before
+// migration 0007, or not the JSON of one) fails closed: an error, never a
+// request that asked for nothing.
+func TestUnreadableRequirementIsAnError(t *testing.T) {
+	ctx := t.Context()
+	dsn := newSchema(t)
+	s := open(t, dsn)
+	must(t, s.CreateClient(ctx, storage.Client{ID: "rp", RedirectURIs: []string{"https://rp.example/cb"}}))
+	for _, id := range []string{"ar-null", "ar-scalar"} {
+		must(t, s.CreateAuthRequest(ctx, storage.AuthRequest{ID: id, ClientID: "rp", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
+	}
+	admin(t, dsn, `UPDATE auth_requests SET requirement = NULL WHERE id = 'ar-null'`)
+	admin(t, dsn, `UPDATE auth_requests SET requirement = '"phr"' WHERE id = 'ar-scalar'`)
+	for _, id := range []string{"ar-null", "ar-scalar"} {
+		if _, err := s.AuthRequestByID(ctx, id, t0); err == nil || errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("AuthRequestByID(%s): err = %v, want an error", id, err)
+		}
+	}
+}

@@ -10,7 +10,7 @@ import (
 )
 
 const authRequestCols = `id, client_id, redirect_uri, scopes, response_type, response_mode, state, nonce,
-	code_challenge, code_challenge_method, prompt, max_age, acr_values, claims, login_hint,
+	code_challenge, code_challenge_method, prompt, max_age, acr_values, requirement, login_hint,
 	id_token_hint_subject, ui_locales, browser_binding, created_at, expires_at,
 	done, subject, acr, amr, auth_time, session_id, coalesce(code_hash, ''), code_expires_at, failed_attempts`
 
@@ -20,7 +20,7 @@ func scanAuthRequest(sc scanner, extra ...any) (storage.AuthRequest, error) {
 	var maxAge sql.Null[int64]
 	err := sc.Scan(append([]any{&r.ID, &r.ClientID, &r.RedirectURI, js(&r.Scopes), &r.ResponseType, &r.ResponseMode,
 		&r.State, &r.Nonce, &r.CodeChallenge, &r.CodeChallengeMethod, js(&r.Prompt), &maxAge,
-		js(&r.ACRValues), &r.Claims, &r.LoginHint, &r.IDTokenHintSubject, js(&r.UILocales),
+		js(&r.ACRValues), js(&r.Requirement), &r.LoginHint, &r.IDTokenHintSubject, js(&r.UILocales),
 		&r.BrowserBinding, at(&r.CreatedAt), at(&r.ExpiresAt),
 		&r.Done, &r.Subject, &r.ACR, js(&r.AMR), at(&r.AuthTime), &r.SessionID,
 		&r.CodeHash, at(&r.CodeExpiresAt), &r.FailedAttempts}, extra...)...)
@@ -41,13 +41,13 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r storage.AuthRequest) er
 	}
 	_, err := s.exec(ctx, `INSERT INTO auth_requests (id, client_id, redirect_uri, scopes,
 		response_type, response_mode, state, nonce, code_challenge, code_challenge_method, prompt,
-		max_age, acr_values, claims, login_hint, id_token_hint_subject, ui_locales, browser_binding,
+		max_age, acr_values, requirement, login_hint, id_token_hint_subject, ui_locales, browser_binding,
 		created_at, expires_at, done, subject, acr, amr, auth_time, session_id, code_hash,
 		code_expires_at, code_used_at, failed_attempts)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
 		r.ID, r.ClientID, r.RedirectURI, jsonOf(r.Scopes), r.ResponseType, r.ResponseMode, r.State,
 		r.Nonce, r.CodeChallenge, r.CodeChallengeMethod, jsonOf(r.Prompt), maxAge, jsonOf(r.ACRValues),
-		r.Claims, r.LoginHint, r.IDTokenHintSubject, jsonOf(r.UILocales), r.BrowserBinding,
+		jsonOf(r.Requirement), r.LoginHint, r.IDTokenHintSubject, jsonOf(r.UILocales), r.BrowserBinding,
 		nanos(r.CreatedAt), nanos(r.ExpiresAt), r.Done, r.Subject, r.ACR, jsonOf(r.AMR),
 		nanos(r.AuthTime), r.SessionID, codeHash, nanos(r.CodeExpiresAt), r.FailedAttempts)
 	if err != nil {

@@ -231,7 +231,14 @@ func TestCorruptRowsAreErrors(t *testing.T) {
 	if _, err := s.AppendAudit(ctx, storagetest.AuditKey, storage.AuditEvent{Time: t0, Type: "x"}); err != nil {
 		t.Fatal(err)
 	}
+	for _, id := range []string{"ar-corrupt", "ar-null"} {
+		if err := s.CreateAuthRequest(ctx, storage.AuthRequest{ID: id, ClientID: "rp", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	exec(t, db, `UPDATE clients SET redirect_uris = '["https://rp.example/cb"'`)
+	exec(t, db, `UPDATE auth_requests SET requirement = '{"acr":' WHERE id = 'ar-corrupt'`)
+	exec(t, db, `UPDATE auth_requests SET requirement = NULL WHERE id = 'ar-null'`) // a request from before migration 0007
 	exec(t, db, `UPDATE sessions SET factors = '{"method":"pwd"}'`)
 	exec(t, db, `UPDATE audit_events SET details = 'not json'`)
 
@@ -251,6 +258,13 @@ func TestCorruptRowsAreErrors(t *testing.T) {
 	check("SessionByID", err)
 	_, err = s.ListAudit(ctx, storage.AuditFilter{})
 	check("ListAudit", err)
+	_, err = s.AuthRequestByID(ctx, "ar-corrupt", t0)
+	check("AuthRequestByID", err)
+	// No requirement at all is no request: it fails closed, never as a
+	// request that asked for nothing.
+	if _, err := s.AuthRequestByID(ctx, "ar-null", t0); err == nil || errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("AuthRequestByID without a requirement: err = %v, want an error", err)
+	}
 }
 
 func TestAuditTamperingIsDetected(t *testing.T) {

@@ -62,13 +62,16 @@ func newAuthRequest(id string) storage.AuthRequest {
 		Prompt:              []string{"login", "consent"},
 		MaxAge:              &maxAge,
 		ACRValues:           []string{"phr", "urn:keystep:acr:mfa"},
-		Claims:              `{"id_token":{"acr":{"essential":true}}}`,
-		LoginHint:           "alice",
-		IDTokenHintSubject:  "user-1",
-		UILocales:           []string{"de-CH", "en"},
-		BrowserBinding:      "binding-" + id,
-		CreatedAt:           t0,
-		ExpiresAt:           t0.Add(10 * time.Minute),
+		Requirement: storage.Requirement{
+			ACR: []string{"phrh", "phr", "urn:keystep:acr:mfa"}, Essential: true,
+			ClientMin: "urn:keystep:acr:mfa", Strict: true, ScopeMins: []string{"phr"},
+		},
+		LoginHint:          "alice",
+		IDTokenHintSubject: "user-1",
+		UILocales:          []string{"de-CH", "en"},
+		BrowserBinding:     "binding-" + id,
+		CreatedAt:          t0,
+		ExpiresAt:          t0.Add(10 * time.Minute),
 	}
 }
 
