@@ -13,7 +13,7 @@ import (
 // RateLimit caps requests per client address on the protocol endpoints
 // (DESIGN §6): bursts over the rate get 429 with Retry-After (RFC 6585 §4)
 // and the server stays responsive. Sign-in guesses have their own,
-// storage-backed limits (login.Limits); this is the cheap in-memory front
+// storage-backed limits (throttle.Limits); this is the cheap in-memory front
 // line against floods.
 type RateLimit struct {
 	// PerSecond is the sustained rate per address; 0 turns the limit off.

@@ -25,6 +25,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/static"
 	"github.com/keystep/keystep/storage"
@@ -56,8 +57,8 @@ type Config struct {
 	TemplatesDir string
 	// Risk configures the risk engine; zero means login.DefaultRiskConfig.
 	Risk login.RiskConfig
-	// Limits are the throttle rules; nil means login.DefaultLimits.
-	Limits login.Limits
+	// Limits are the throttle rules; nil means throttle.DefaultLimits.
+	Limits throttle.Limits
 	// RateLimits cap requests per address on the protocol endpoints by
 	// group ("token", "authorize"); nil means DefaultRateLimits.
 	RateLimits map[string]RateLimit
@@ -249,7 +250,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.TemplatesDir != "" {
 		tmpl = dirFS(cfg.TemplatesDir)
 	}
-	wa, err := login.NewWebAuthn(cfg.Issuer, cfg.ProductName)
+	wa, err := factor.NewWebAuthn(cfg.Issuer, cfg.ProductName)
 	if err != nil {
 		return nil, fmt.Errorf("webauthn: %w", err)
 	}

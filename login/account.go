@@ -3,7 +3,6 @@ package login
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -13,11 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-webauthn/webauthn/protocol"
-	"github.com/go-webauthn/webauthn/webauthn"
-
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
@@ -311,15 +308,15 @@ type keyRow struct {
 // keyRowOf describes a WebAuthn factor from its stored credential.
 func keyRowOf(f storage.Factor) keyRow {
 	row := keyRow{Factor: f, Kind: "Passkey"}
-	var c webauthn.Credential
-	if json.Unmarshal(f.Secret, &c) != nil {
+	c, err := factor.ReadCredentialFlags(f.Secret)
+	if err != nil {
 		return row
 	}
-	row.Blocked = c.Authenticator.CloneWarning
+	row.Blocked = c.CloneWarning
 	switch {
-	case c.Flags.BackupEligible:
+	case c.BackupEligible:
 		row.Kind = "Passkey, synced across your devices"
-	case c.Authenticator.Attachment == protocol.CrossPlatform:
+	case c.CrossPlatform:
 		row.Kind = "Security key"
 	default:
 		row.Kind = "Passkey, kept on one device"
@@ -347,7 +344,7 @@ func (h *Handler) accountData(ctx context.Context, r *http.Request, a *accountSt
 			p.HasTOTP = true
 		case "webauthn":
 			row := keyRowOf(f)
-			row.Pending, row.TrustFrom = !trusted(f), h.trustFrom(f)
+			row.Pending, row.TrustFrom = !factor.Trusted(f), h.trustFrom(f)
 			p.Keys = append(p.Keys, row)
 		}
 	}
@@ -475,7 +472,7 @@ func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request) er
 	// revoked — the user's own apps included, even those signed in from
 	// this browser, since a thief's token cannot be told from the user's.
 	// Only the browser session that made the change stays.
-	if _, err := endAccess(ctx, h.cfg.Store, h.cfg.Audit, a.user.ID, a.user.ID, a.sess.ID, "password changed"); err != nil {
+	if _, err := admin.EndAccess(ctx, h.cfg.Store, h.cfg.Audit, a.user.ID, a.user.ID, a.sess.ID, "password changed"); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/account?notice=password", http.StatusSeeOther)
@@ -692,7 +689,7 @@ func (h *Handler) postRevokeOthers(w http.ResponseWriter, r *http.Request) error
 	}
 	// Other sessions end and every app token of the user is revoked: one
 	// of them may be what the user wants gone.
-	if _, err := endAccess(r.Context(), h.cfg.Store, h.cfg.Audit, a.user.ID, a.user.ID, a.sess.ID, "signed out other sessions"); err != nil {
+	if _, err := admin.EndAccess(r.Context(), h.cfg.Store, h.cfg.Audit, a.user.ID, a.user.ID, a.sess.ID, "signed out other sessions"); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/account?notice=sessions", http.StatusSeeOther)

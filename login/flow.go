@@ -14,6 +14,7 @@ import (
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
@@ -574,7 +575,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 				return aerr
 			}
 			h.cfg.Hasher.VerifyDummy(password) // the same cost as a real check
-			if place == placeOther && th.blocks(accountLockKey(username, place)) {
+			if place == throttle.PlaceOther && th.blocks(throttle.AccountLockKey(username, place)) {
 				// The new-places budget is spent: the owner still has
 				// her known devices and networks, and passkeys.
 				return h.slowDown(w, r, th.until, "Too many failed sign-ins from new devices. Sign in on a device you've used before, or with a passkey, or wait %s.")
@@ -604,7 +605,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 	// budget and no more: the owner's sign-ins neither spend nor refill
 	// it, so it bounds a guesser's failures per place and day exactly, and
 	// a real account is answered like an unknown one.
-	if err := h.cfg.Store.ReleaseFailure(ctx, []storage.ThrottleKey{accountLockKey(username, place)}, at); err != nil {
+	if err := h.cfg.Store.ReleaseFailure(ctx, []storage.ThrottleKey{throttle.AccountLockKey(username, place)}, at); err != nil {
 		return err
 	}
 	if err := h.settleStuffing(ctx, ip, username); err != nil {
@@ -673,7 +674,7 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.
 	}
 	// The factor's lock count is reserved with the others: of concurrent
 	// guesses no more than the lock's 100 are checked.
-	lock := factorLockKey(st.user.ID, m)
+	lock := throttle.FactorLockKey(st.user.ID, m)
 	keys := append(factorKeys(st.user.ID, st.ar.ID), lock)
 	if err := h.reserve(ctx, keys); err != nil {
 		var th errThrottled
@@ -717,7 +718,7 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.
 				return err
 			}
 		}
-		if n >= maxCodeFailures {
+		if n >= throttle.MaxCodeFailures {
 			return h.fail(w, r, st, "access_denied", "too many wrong codes")
 		}
 		msg := "That code didn't work. Check the time on your phone and try again."

@@ -18,7 +18,9 @@ import (
 
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
@@ -42,8 +44,8 @@ type Config struct {
 	AccountClientID string
 	ProductName     string
 	Dev             bool
-	// Limits are the throttle rules; nil means DefaultLimits.
-	Limits Limits
+	// Limits are the throttle rules; nil means throttle.DefaultLimits.
+	Limits throttle.Limits
 	// StuffingLimit is how many different accounts may fail from one
 	// address in an hour before new usernames from it are refused; 0 means
 	// DefaultStuffingLimit, negative turns it off.
@@ -79,7 +81,7 @@ type Handler struct {
 	cfg      Config
 	r        *renderer
 	assessor *Assessor
-	admin    *Admin
+	admin    *admin.Service
 }
 
 // DefaultStuffingLimit: distinct failing accounts per address per hour.
@@ -87,7 +89,6 @@ const DefaultStuffingLimit = 10
 
 // Session and challenge limits.
 const (
-	maxCodeFailures  = 5                // wrong codes per auth request before it is abandoned
 	reauthForChanges = 10 * time.Minute // NIST SP 800-63B §6.1.2.1 via DESIGN §3.3
 )
 
@@ -114,7 +115,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg.ProductName = "Keystep"
 	}
 	if cfg.Limits == nil {
-		cfg.Limits = DefaultLimits()
+		cfg.Limits = throttle.DefaultLimits()
 	}
 	if cfg.StuffingLimit == 0 {
 		cfg.StuffingLimit = DefaultStuffingLimit
@@ -162,7 +163,7 @@ func New(cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{cfg: cfg, r: r, assessor: &Assessor{Store: cfg.Store, Risk: cfg.Risk, Limits: cfg.Limits, Now: cfg.Now}}
-	h.admin = &Admin{Store: cfg.Store, Policy: cfg.Policy, Audit: cfg.Audit, Hasher: cfg.Hasher, Limits: cfg.Limits,
+	h.admin = &admin.Service{Store: cfg.Store, Policy: cfg.Policy, Audit: cfg.Audit, Hasher: cfg.Hasher, Limits: cfg.Limits,
 		BuiltIn: cfg.AccountClientID, RotateKeys: cfg.RotateKeys}
 	return h, nil
 }

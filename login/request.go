@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -111,7 +112,7 @@ func factorsOf(events []storage.FactorEvent) []stepup.Factor {
 // (nil: the trusted ones), and the provisional rest (DESIGN §3.3).
 func enrolledOf(u storage.User, factors []storage.Factor, recoveryLeft int, phr func(storage.Factor) bool) []stepup.Enrolled {
 	if phr == nil {
-		phr = trusted
+		phr = factor.Trusted
 	}
 	var out []stepup.Enrolled
 	if u.PasswordHash != "" {
@@ -129,16 +130,8 @@ func enrolledOf(u storage.User, factors []storage.Factor, recoveryLeft int, phr 
 		if f.Kind != "webauthn" {
 			continue
 		}
-		var c struct {
-			Flags struct {
-				UserVerified   bool `json:"userVerified"`
-				BackupEligible bool `json:"backupEligible"`
-			} `json:"flags"`
-			Authenticator struct {
-				CloneWarning bool `json:"cloneWarning"`
-			} `json:"authenticator"`
-		}
-		if json.Unmarshal(f.Secret, &c) != nil || c.Authenticator.CloneWarning {
+		c, err := factor.ReadCredentialFlags(f.Secret)
+		if err != nil || c.CloneWarning {
 			continue // a corrupt or blocked credential cannot be completed
 		}
 		i := 0
@@ -148,8 +141,8 @@ func enrolledOf(u storage.User, factors []storage.Factor, recoveryLeft int, phr 
 		if wa[i] == nil {
 			wa[i] = &stepup.Enrolled{Method: stepup.WebAuthn, Provisional: i == 1}
 		}
-		wa[i].DeviceBound = wa[i].DeviceBound || !c.Flags.BackupEligible
-		wa[i].UserVerifying = wa[i].UserVerifying || c.Flags.UserVerified
+		wa[i].DeviceBound = wa[i].DeviceBound || !c.BackupEligible
+		wa[i].UserVerifying = wa[i].UserVerifying || c.UserVerified
 	}
 	for _, e := range wa {
 		if e != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -32,7 +33,7 @@ func DefaultRiskConfig() RiskConfig {
 type Assessor struct {
 	Store  storage.Store
 	Risk   RiskConfig
-	Limits Limits
+	Limits throttle.Limits
 	Now    func() time.Time
 }
 
@@ -68,9 +69,9 @@ func (a *Assessor) Assess(ctx context.Context, in RiskInput) (risk.Assessment, s
 		f.SessionAgentChanged = s.UserAgent != in.UserAgent
 	}
 	// The account's recent failures from every place (throttle.go).
-	counted := throttleAddr(in.IP)
-	acct := accountKeys(storage.ScopeAccount, in.User.Username)
-	states, err := a.Store.CheckThrottle(ctx, append(acct, storage.ThrottleKey{Scope: storage.ScopeIP, Key: counted}), a.Limits.rules(), now)
+	counted := throttle.Addr(in.IP)
+	acct := throttle.AccountKeys(storage.ScopeAccount, in.User.Username)
+	states, err := a.Store.CheckThrottle(ctx, append(acct, storage.ThrottleKey{Scope: storage.ScopeIP, Key: counted}), a.Limits, now)
 	if err != nil {
 		return risk.Assessment{}, storage.SignIn{}, err
 	}
