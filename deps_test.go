@@ -2,13 +2,15 @@ package keystep_test
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
 
 // TestDependencyDirection pins DESIGN §2: pure packages use only the
-// standard library, login never imports idp or the OP library, and only cmd
-// picks a storage backend.
+// standard library, login never imports idp or the OP library, login's
+// parts (admin, web, throttle, factor) never import login and the plain-Go
+// ones no HTTP, and only cmd picks a storage backend.
 func TestDependencyDirection(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "./...").Output()
 	if err != nil {
@@ -44,6 +46,33 @@ func TestDependencyDirection(t *testing.T) {
 			}
 			if imp == mod+"/cmd/keystep" {
 				t.Errorf("%s imports the command", pkg)
+			}
+			// The UI's own parts sit below it: they never reach back up.
+			if strings.HasPrefix(pkg, mod+"/login/") && imp == mod+"/login" {
+				t.Errorf("%s imports %s; only the UI package uses its parts, not the other way", pkg, imp)
+			}
+		}
+	}
+	// The admin operations, the throttle scheme and the factors are plain
+	// Go that the CLI calls too: no HTTP, no pages.
+	for _, pkg := range []string{mod + "/login/admin", mod + "/login/throttle", mod + "/login/factor"} {
+		for _, imp := range imports[pkg] {
+			if imp == "net/http" || imp == "html/template" {
+				t.Errorf("%s imports %s; it does no HTTP", pkg, imp)
+			}
+		}
+	}
+	// Leaf plumbing: login/web and login/throttle build on storage (and
+	// web on factor's token hash) and nothing else of ours or anyone's.
+	leaves := map[string][]string{
+		mod + "/login/web":      {mod + "/storage", mod + "/login/factor"},
+		mod + "/login/throttle": {mod + "/storage", mod + "/idp/stepup"},
+	}
+	for pkg, allowed := range leaves {
+		for _, imp := range imports[pkg] {
+			std := !strings.Contains(strings.SplitN(imp, "/", 2)[0], ".")
+			if !std && !slices.Contains(allowed, imp) {
+				t.Errorf("%s imports %s; it may use the standard library and %s only", pkg, imp, strings.Join(allowed, ", "))
 			}
 		}
 	}
