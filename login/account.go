@@ -115,10 +115,12 @@ func (h *Handler) sessionRisk(r *http.Request, a *accountState) (stepup.Outcome,
 	if err != nil {
 		return 0, ra, err
 	}
-	now := h.cfg.Now()
-	in := stepup.Input{RequestTime: now, Now: now, Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledAt(a.user, a.factors, a.recovery, a.known)}
-	applyRisk(h.cfg.Policy, &in, ra)
-	return stepup.Decide(h.cfg.Policy, in).Outcome, ra, nil
+	return h.cfg.Policy.Admit(h.session(a), riskOf(ra)), ra, nil
+}
+
+// session is the portal's session as stepup sees it.
+func (h *Handler) session(a *accountState) stepup.Session {
+	return stepup.Session{Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledAt(a.user, a.factors, a.recovery, a.known), Now: h.cfg.Now()}
 }
 
 // endSession deletes a session and its cookie, audited.
@@ -168,7 +170,7 @@ func (h *Handler) accountCallback(w http.ResponseWriter, r *http.Request) error 
 		return userError(http.StatusBadRequest, "That sign-in link is stale", "Open your account page again.")
 	}
 	h.cfg.Cookies.Clear(w, portalStateCookie)
-	admin := returnTo == "/admin" || strings.HasPrefix(returnTo, "/admin/")
+	admin := adminPath(returnTo)
 	if e := q.Get("error"); e != "" && admin {
 		return h.adminCallbackError(e)
 	}
@@ -186,33 +188,42 @@ func (h *Handler) accountCallback(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-// requireLevel makes sure the session is at acr with factors done in the
-// last 10 minutes (DESIGN §3.3), sending the browser through the step-up
-// otherwise. A form post that must step up comes back to /account.
-func (h *Handler) requireLevel(w http.ResponseWriter, r *http.Request, a *accountState, acr, returnTo string) (bool, error) {
-	return h.requireLevelWithin(w, r, a, acr, reauthForChanges, returnTo, "/account")
-}
-
-// requireLevelWithin is requireLevel with its own freshness (maxAge) and
-// the page a form post comes back to after a step-up (home).
-func (h *Handler) requireLevelWithin(w http.ResponseWriter, r *http.Request, a *accountState, acr string, maxAge time.Duration, returnTo, home string) (bool, error) {
-	in := stepup.Input{
-		Requested: []string{acr}, Essential: true, MaxAge: &maxAge,
-		RequestTime: h.cfg.Now(), Now: h.cfg.Now(),
-		Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledAt(a.user, a.factors, a.recovery, a.known),
+// requireLevel is the one gate of the account portal, the admin console
+// and the passkey pages: the session must hold acr with factors done
+// within `within` (DESIGN §3.3: 10 minutes for a change to the account,
+// NIST SP 800-63B §6.1.2.1; the console's own max age). Otherwise the
+// browser goes through the step-up (/authorize with acr essential and
+// max_age, so the one dispatcher runs it) and comes back to returnTo, or
+// to its area's home page after a form post, which cannot be replayed; a
+// user who cannot reach acr at all is told so instead. ok is false when
+// the gate has answered: with a redirect (err nil) or a page (err). at is
+// the level's auth_time when ok.
+func (h *Handler) requireLevel(w http.ResponseWriter, r *http.Request, a *accountState, acr string, within time.Duration, returnTo string) (at time.Time, ok bool, err error) {
+	s := h.session(a)
+	if at, ok := h.cfg.Policy.Fresh(s, acr, within); ok {
+		return at, true, nil
 	}
-	d := stepup.Decide(h.cfg.Policy, in)
-	switch d.Outcome {
-	case stepup.Satisfied:
-		return true, nil
-	case stepup.Fail:
-		return false, userError(http.StatusForbidden, "That change needs more", "That change needs a stronger way to sign in than your account has.")
+	if !h.cfg.Policy.Reachable(s, acr, within) {
+		return time.Time{}, false, userError(http.StatusForbidden, "That change needs more", "That change needs a stronger way to sign in than your account has.")
 	}
 	if r.Method != http.MethodGet {
-		returnTo = home
+		returnTo = "/account"
+		if adminPath(r.URL.Path) {
+			returnTo = "/admin"
+		}
 	}
-	return false, h.portalAuthorize(w, r, acr, maxAge, returnTo)
+	return time.Time{}, false, ignoreRedirect(h.portalAuthorize(w, r, acr, within, returnTo))
 }
+
+// levelMet reports whether the session holds acr, fresh within 10 minutes:
+// requireLevel's test, for the places that must not redirect.
+func (h *Handler) levelMet(a *accountState, acr string) bool {
+	_, ok := h.cfg.Policy.Fresh(h.session(a), acr, reauthForChanges)
+	return ok
+}
+
+// adminPath reports whether p is the admin console's.
+func adminPath(p string) bool { return p == "/admin" || strings.HasPrefix(p, "/admin/") }
 
 // bootstrapRisk is the risk condition of DESIGN §3.3's one exception (a
 // user with no second factor adds the first one with the password alone):
@@ -243,7 +254,8 @@ func (h *Handler) bootstrapGate(w http.ResponseWriter, r *http.Request, a *accou
 	if !ok {
 		return false, h.bootstrapRefused(w, r, a, ra)
 	}
-	return portalGate(h.requireLevel(w, r, a, levelSFA, returnTo))
+	_, ok, err = h.requireLevel(w, r, a, levelSFA, reauthForChanges, returnTo)
+	return ok, err
 }
 
 // bootstrapHelp is what a person is told when the first second factor
@@ -261,14 +273,6 @@ func (h *Handler) bootstrapRefused(w http.ResponseWriter, r *http.Request, a *ac
 	}
 	p.Help = bootstrapHelp
 	return h.r.render(w, http.StatusForbidden, "account_help", p)
-}
-
-// portalGate runs requireLevel, treating a redirect as "stop here".
-func portalGate(ok bool, err error) (bool, error) {
-	if errors.Is(err, errRedirected) {
-		return false, nil
-	}
-	return ok, err
 }
 
 type accountPage struct {
@@ -417,7 +421,7 @@ func (h *Handler) accountPasswordPage(w http.ResponseWriter, r *http.Request) er
 	if a == nil {
 		return ignoreRedirect(err)
 	}
-	if ok, err := portalGate(h.requireLevel(w, r, a, h.passwordLevel(a), "/account/password")); !ok {
+	if _, ok, err := h.requireLevel(w, r, a, h.passwordLevel(a), reauthForChanges, "/account/password"); !ok {
 		return err
 	}
 	p, err := h.accountData(r.Context(), r, a, "Change password")
@@ -433,7 +437,7 @@ func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request) er
 	if a == nil {
 		return ignoreRedirect(err)
 	}
-	if ok, err := portalGate(h.requireLevel(w, r, a, h.passwordLevel(a), "/account/password")); !ok {
+	if _, ok, err := h.requireLevel(w, r, a, h.passwordLevel(a), reauthForChanges, "/account/password"); !ok {
 		return err
 	}
 	ctx := r.Context()
@@ -491,7 +495,8 @@ func (h *Handler) totpGate(w http.ResponseWriter, r *http.Request, a *accountSta
 	if !hasSecondFactor(a.factors) {
 		return h.bootstrapGate(w, r, a, returnTo)
 	}
-	return portalGate(h.requireLevel(w, r, a, levelMFA, returnTo))
+	_, ok, err := h.requireLevel(w, r, a, levelMFA, reauthForChanges, returnTo)
+	return ok, err
 }
 
 func (h *Handler) accountTOTPPage(w http.ResponseWriter, r *http.Request) error {
@@ -603,9 +608,9 @@ func (h *Handler) postAccountTOTPDelete(w http.ResponseWriter, r *http.Request) 
 	// user can reach), fresh within 10 minutes.
 	need := levelMFA
 	if f.Kind == "webauthn" {
-		need = h.reachableUpTo(a, levelPHR)
+		need = h.cfg.Policy.ReachableUpTo(h.session(a), levelPHR)
 	}
-	if ok, err := portalGate(h.requireLevel(w, r, a, need, "/account")); !ok {
+	if _, ok, err := h.requireLevel(w, r, a, need, reauthForChanges, "/account"); !ok {
 		return err
 	}
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.removed", UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success", Details: map[string]string{"factor": f.Kind, "name": f.Name}}); err != nil {
@@ -642,7 +647,7 @@ func (h *Handler) postAccountRecovery(w http.ResponseWriter, r *http.Request) er
 	if !hasSecondFactor(a.factors) {
 		return userError(http.StatusBadRequest, "Add an authenticator app first", "Recovery codes back up a second factor. Set one up first.")
 	}
-	if ok, err := portalGate(h.requireLevel(w, r, a, levelMFA, "/account")); !ok {
+	if _, ok, err := h.requireLevel(w, r, a, levelMFA, reauthForChanges, "/account"); !ok {
 		return err
 	}
 	return h.issueRecoveryCodes(w, r, a, "Your new recovery codes. The old ones no longer work.")
@@ -684,7 +689,7 @@ func (h *Handler) postRevokeOthers(w http.ResponseWriter, r *http.Request) error
 	// Signing others out is as sensitive as a password change (it is how a
 	// thief would lock the owner's other devices out), so it needs the same
 	// fresh level; a post that must step up lands back on /account.
-	if ok, err := portalGate(h.requireLevel(w, r, a, h.passwordLevel(a), "/account")); !ok {
+	if _, ok, err := h.requireLevel(w, r, a, h.passwordLevel(a), reauthForChanges, "/account"); !ok {
 		return err
 	}
 	// Other sessions end and every app token of the user is revoked: one

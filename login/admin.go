@@ -156,33 +156,25 @@ func (h *Handler) adminGate(w http.ResponseWriter, r *http.Request) (*adminState
 	if ok, err := h.portalRisk(w, r, a); !ok {
 		return nil, err
 	}
-	now := h.cfg.Now()
 	// A passkey past its cooling-off counts here from a known device and
 	// network: the step-up that uses it trusts it (DESIGN §3.3).
 	if a.known, err = h.knownPlace(r, u.ID, a.factors, sess.CreatedAt); err != nil {
 		return nil, err
 	}
-	enrolled := h.enrolledAt(a.user, a.factors, a.recovery, a.known)
 	// Can this admin reach the level at all? Then say which factor to add,
 	// rather than send them through a step-up that can only fail.
-	reach := stepup.Decide(h.cfg.Policy, stepup.Input{Requested: []string{h.cfg.AdminACR}, Essential: true, RequestTime: now, Now: now,
-		Enrolled: enrolled, Done: []stepup.Factor{{Method: stepup.Password, At: now}}})
-	if reach.Outcome == stepup.Fail {
+	if !h.cfg.Policy.Reachable(h.session(a), h.cfg.AdminACR, 0) {
 		title, msg, href, label := h.adminNeeds()
 		if t, m, ok := h.adminPending(a); ok {
 			title, msg, href, label = t, m, "", "" // the page links to the account already
 		}
 		return nil, h.adminDenied(w, r, http.StatusForbidden, title, msg, href, label)
 	}
-	maxAge := h.cfg.AdminMaxAge
-	d := stepup.Decide(h.cfg.Policy, stepup.Input{Requested: []string{h.cfg.AdminACR}, Essential: true, MaxAge: &maxAge,
-		RequestTime: now, Now: now, Done: factorsOf(sess.Factors), Enrolled: enrolled})
-	if d.Outcome != stepup.Satisfied {
-		if ok, err := portalGate(h.requireLevelWithin(w, r, a, h.cfg.AdminACR, maxAge, returnTo, "/admin")); !ok {
-			return nil, err
-		}
+	at, ok, err := h.requireLevel(w, r, a, h.cfg.AdminACR, h.cfg.AdminMaxAge, returnTo)
+	if !ok {
+		return nil, err
 	}
-	return &adminState{accountState: a, actor: admin.Actor{ID: u.ID}, freshUntil: d.AuthTime.Add(maxAge)}, nil
+	return &adminState{accountState: a, actor: admin.Actor{ID: u.ID}, freshUntil: at.Add(h.cfg.AdminMaxAge)}, nil
 }
 
 // adminNeeds says which factor an admin must add to reach the console's level.

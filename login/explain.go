@@ -73,7 +73,6 @@ func Explain(ctx context.Context, st storage.Store, p *stepup.Policy, scopeMins 
 	}
 	input := stepup.Input{
 		Requested: in.ACR, Strict: c.Strict, ClientMin: c.MinACR, RequestTime: now, Now: now,
-		Done:     []stepup.Factor{{Method: stepup.Password, At: now}},
 		Enrolled: enrolledOf(u, factors, left, nil),
 	}
 	for _, s := range in.Scopes {
@@ -81,8 +80,8 @@ func Explain(ctx context.Context, st storage.Store, p *stepup.Policy, scopeMins 
 			input.ScopeMins = append(input.ScopeMins, m)
 		}
 	}
-	applyRisk(p, &input, ra)
-	d := stepup.Decide(p, input)
+	applyRisk(&input, ra)
+	d := p.Preview(input)
 	x := Explanation{User: u, Client: c, Risk: ra, Decision: d}
 	if d.Outcome == stepup.NeedFactor && len(d.Next) > 0 {
 		x.FirstAsked = methodLabels[d.Next[0]]

@@ -104,6 +104,7 @@ func (h *Handler) input(st *flowState) stepup.Input {
 		PromptNone:  slices.Contains(st.ar.Prompt, "none"),
 		RequestTime: st.ar.CreatedAt,
 		Now:         h.cfg.Now(),
+		NoSession:   !st.hasSess,
 	}
 	if st.hasSess {
 		in.Done = factorsOf(st.sess.Factors)
@@ -123,17 +124,17 @@ func (h *Handler) flow(w http.ResponseWriter, r *http.Request) error {
 }
 
 // decide is what the request needs now: the input and decision the
-// dispatcher acts on, risk included. Every factor endpoint asks it whether
-// its method is expected (expects) before it checks anything.
+// dispatcher acts on, risk included. It is the one place login asks
+// stepup.Decide (TestOneDecision pins it); every factor endpoint asks it
+// whether its method is expected (expects) before it checks anything, and
+// the consent post asks it again before it finishes.
 func (h *Handler) decide(r *http.Request, st *flowState) (stepup.Input, stepup.Decision, error) {
 	in := h.input(st)
-	if !st.hasSess {
-		// Nobody is signed in: the first factor comes before anything can
-		// be decided about this user's factors.
-		return in, stepup.Decision{Outcome: stepup.NeedFactor, Next: []stepup.Method{stepup.Password}, Reasons: []stepup.Reason{stepup.ReasonNoSession}}, nil
-	}
-	if err := h.assessRisk(r, st, &in); err != nil {
-		return in, stepup.Decision{}, err
+	if st.hasSess {
+		// Nobody to assess without a session: the first factor comes first.
+		if err := h.assessRisk(r, st, &in); err != nil {
+			return in, stepup.Decision{}, err
+		}
 	}
 	return in, stepup.Decide(h.cfg.Policy, in), nil
 }
@@ -163,17 +164,17 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *flowState
 	if err != nil {
 		return err
 	}
-	if !st.hasSess {
-		if in.PromptNone {
-			return h.fail(w, r, st, "login_required", "no session")
-		}
-		return h.showFactor(w, r, st, d, stepup.Password, problem)
-	}
-	switch d.Outcome {
-	case stepup.Satisfied:
-		return h.finish(w, r, st, d, in)
-	case stepup.Fail:
+	switch {
+	case d.Outcome == stepup.Fail && !st.hasSess:
+		return h.fail(w, r, st, d.Error, "no session")
+	case d.Outcome == stepup.Fail:
 		return h.fail(w, r, st, d.Error, "step-up decision")
+	case d.Outcome == stepup.Satisfied:
+		return h.finish(w, r, st, d, in)
+	case !st.hasSess:
+		// The first factor's page: no user yet whose locks to look up or
+		// whose step-up to audit.
+		return h.showFactor(w, r, st, d, d.Next[0], problem)
 	}
 	m := d.Next[0]
 	if method != "" && slices.Contains(d.Next, stepup.Method(method)) {
@@ -218,7 +219,7 @@ func (h *Handler) assessRisk(r *http.Request, st *flowState, in *stepup.Input) e
 		return err
 	}
 	st.risk, st.signIn = a, cur
-	applyRisk(h.cfg.Policy, in, a)
+	applyRisk(in, a)
 	return nil
 }
 
@@ -829,11 +830,10 @@ func (h *Handler) postConsent(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Consent is given; prompt=consent has been honoured for this request.
 	st.ar.Prompt = slices.DeleteFunc(st.ar.Prompt, func(p string) bool { return p == "consent" })
-	in := h.input(st)
-	if err := h.assessRisk(r, st, &in); err != nil {
+	in, d, err := h.decide(r, st)
+	if err != nil {
 		return err
 	}
-	d := stepup.Decide(h.cfg.Policy, in)
 	if d.Outcome != stepup.Satisfied {
 		http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
 		return nil

@@ -11,12 +11,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"time"
 
 	"github.com/go-webauthn/webauthn/webauthn"
 
-	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
@@ -354,14 +352,12 @@ func (h *Handler) addFactor(w http.ResponseWriter, r *http.Request, userID strin
 }
 
 // drifted reports whether a request comes from another network and another
-// user agent than the session was issued to (the risk engine's drift rule).
+// user agent than the session was issued to: the risk engine's drift rule,
+// on the same facts the assessor gives it (sessionMoved), and the reason
+// stepup.Decide counts none of the session's factors (Input.Drifted).
 func drifted(s storage.Session, info web.RequestInfo) bool {
-	prev, err1 := netip.ParseAddr(s.IP)
-	cur, err2 := netip.ParseAddr(info.IP)
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	return risk.Network(prev) != risk.Network(cur) && s.UserAgent != info.UserAgent
+	network, agent := sessionMoved(s, info.IP, info.UserAgent)
+	return network && agent
 }
 
 // sid is the session identifier put in tokens (OIDC Front-/Back-Channel

@@ -64,9 +64,7 @@ func (a *Assessor) Assess(ctx context.Context, in RiskInput) (risk.Assessment, s
 	f.FirstSignIn = !hist.Any
 	f.DeviceKnown, f.NetworkKnown = hist.DeviceKnown, hist.NetworkKnown
 	if s := in.Session; s != nil {
-		prev, _ := netip.ParseAddr(s.IP)
-		f.SessionNetworkChanged = prev.IsValid() && addr.IsValid() && risk.Network(prev) != risk.Network(addr)
-		f.SessionAgentChanged = s.UserAgent != in.UserAgent
+		f.SessionNetworkChanged, f.SessionAgentChanged = sessionMoved(*s, in.IP, in.UserAgent)
 	}
 	// The account's recent failures from every place (throttle.go).
 	counted := throttle.Addr(in.IP)
@@ -108,35 +106,28 @@ func (a *Assessor) Assess(ctx context.Context, in RiskInput) (risk.Assessment, s
 	return risk.Assess(f, a.Risk.Rules), cur, nil
 }
 
-// applyRisk raises the stepup input by the assessment. Risk never lowers a
-// floor and never stands in for a factor (DESIGN §3.3). Session drift makes
-// the session's factors count as not fresh: the user proves the session's
-// current level again.
-func applyRisk(p *stepup.Policy, in *stepup.Input, a risk.Assessment) {
-	in.RiskFloor, in.RiskHard, in.RiskDeny = a.Floor, a.Hard, a.Deny
-	if !a.Reauth || len(in.Done) == 0 {
-		return
-	}
-	cur := stepup.Decide(p, stepup.Input{RequestTime: in.RequestTime, Now: in.Now, Done: in.Done, Enrolled: in.Enrolled})
-	in.Done = nil
-	if cur.Outcome == stepup.Satisfied {
-		in.RiskFloor = higher(p, in.RiskFloor, cur.ACR)
-	}
+// sessionMoved reports whether a session is presented from another
+// network, and from another user agent, than it was issued to: the facts
+// behind session drift (risk.Assess, rule 2: both together are drift).
+func sessionMoved(s storage.Session, ip, userAgent string) (network, agent bool) {
+	prev, err1 := netip.ParseAddr(s.IP)
+	cur, err2 := netip.ParseAddr(ip)
+	network = err1 == nil && err2 == nil && risk.Network(prev) != risk.Network(cur)
+	return network, s.UserAgent != userAgent
 }
 
-// higher returns the higher of two levels ("" is lowest).
-func higher(p *stepup.Policy, a, b string) string {
-	ra, _, oka := p.Lookup(a)
-	rb, _, okb := p.Lookup(b)
-	switch {
-	case !oka:
-		return b
-	case !okb:
-		return a
-	case rb > ra:
-		return b
-	}
-	return a
+// riskOf is what an assessment asks of step-up. stepup applies it: risk
+// raises the floor or denies, never lowers it and never stands in for a
+// factor (DESIGN §3.3); session drift (Reauth) makes the session's factors
+// count for nothing, so the user proves its current level again.
+func riskOf(a risk.Assessment) stepup.Risk {
+	return stepup.Risk{Floor: a.Floor, Hard: a.Hard, Deny: a.Deny, Drifted: a.Reauth}
+}
+
+// applyRisk puts the assessment into a decision's input.
+func applyRisk(in *stepup.Input, a risk.Assessment) {
+	rk := riskOf(a)
+	in.RiskFloor, in.RiskHard, in.RiskDeny, in.Drifted = rk.Floor, rk.Hard, rk.Deny, rk.Drifted
 }
 
 // signalNames lists an assessment's signals for audit.

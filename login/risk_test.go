@@ -36,7 +36,7 @@ func TestRiskNeverLowersTheBar(t *testing.T) {
 		for name, set := range requirements {
 			in := stepup.Input{RequestTime: t0, Now: t0, Done: done, Enrolled: enrolled}
 			set(&in)
-			applyRisk(p, &in, a)
+			applyRisk(&in, a)
 			d := stepup.Decide(p, in)
 			if d.Outcome == stepup.Satisfied {
 				t.Fatalf("%s, signals %q (band %s): satisfied with the password alone (acr %s)", name, signalNames(a), a.Band, d.ACR)
@@ -45,7 +45,7 @@ func TestRiskNeverLowersTheBar(t *testing.T) {
 		// And with no requirement at all, a low assessment changes nothing
 		// while a higher one never yields less than the password gives.
 		in := stepup.Input{RequestTime: t0, Now: t0, Done: done, Enrolled: enrolled}
-		applyRisk(p, &in, a)
+		applyRisk(&in, a)
 		if d := stepup.Decide(p, in); d.Outcome == stepup.Satisfied && a.Band > risk.Low {
 			t.Fatalf("signals %q (band %s, floor %q): no step-up", signalNames(a), a.Band, a.Floor)
 		}

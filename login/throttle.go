@@ -235,6 +235,9 @@ func humanWait(d time.Duration) string {
 		return "a minute"
 	case d < time.Hour:
 		n := int(math.Ceil(d.Minutes()))
+		if n == 1 {
+			return "a minute"
+		}
 		return strconv.Itoa(n) + " minutes"
 	default:
 		n := int(math.Ceil(d.Hours()))

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -337,27 +336,11 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 // to sign in again), preferred otherwise. Whatever is asked, the level
 // counts the UV flag the authenticator signed, never what was requested.
 func (h *Handler) verificationFor(r *http.Request, st *flowState) (protocol.UserVerificationRequirement, error) {
-	in := h.input(st)
-	if err := h.assessRisk(r, st, &in); err != nil {
+	in, _, err := h.decide(r, st)
+	if err != nil {
 		return "", err
 	}
-	d := stepup.Decide(h.cfg.Policy, in)
-	if d.Outcome != stepup.NeedFactor {
-		return protocol.VerificationPreferred, nil
-	}
-	// The same request once more, as if an assertion without user
-	// verification had just been made (from a device-bound key: the best a
-	// key without UV can be) and the user's keys could not verify them. If
-	// that leaves the target out of reach, UV is needed.
-	probe := in
-	probe.Requested, probe.Essential = []string{d.Target}, true
-	probe.ClientMin, probe.ScopeMins, probe.RiskFloor = "", nil, "" // d.Target includes them
-	probe.Done = append(slices.Clone(in.Done), stepup.Factor{Method: stepup.WebAuthn, At: h.cfg.Now(), DeviceBound: true})
-	probe.Enrolled = slices.Clone(in.Enrolled)
-	for i := range probe.Enrolled {
-		probe.Enrolled[i].UserVerifying = false
-	}
-	if stepup.Decide(h.cfg.Policy, probe).Outcome == stepup.Fail {
+	if h.cfg.Policy.NeedsVerification(in) {
 		return protocol.VerificationRequired, nil
 	}
 	return protocol.VerificationPreferred, nil
@@ -410,25 +393,8 @@ func (h *Handler) passkeyGate(w http.ResponseWriter, r *http.Request, a *account
 	if !hasSecondFactor(a.factors) {
 		return h.bootstrapGate(w, r, a, returnTo)
 	}
-	return portalGate(h.requireLevel(w, r, a, h.reachableUpTo(a, levelPHR), returnTo))
-}
-
-// reachableUpTo is acr, or the highest level below it the user can reach.
-func (h *Handler) reachableUpTo(a *accountState, acr string) string {
-	rank, _, ok := h.cfg.Policy.Lookup(acr)
-	if !ok {
-		return acr
-	}
-	levels := h.cfg.Policy.Levels()
-	enrolled := h.enrolledAt(a.user, a.factors, a.recovery, a.known)
-	for i := rank; i >= 0; i-- {
-		in := stepup.Input{Requested: []string{levels[i].ACR}, Essential: true, RequestTime: h.cfg.Now(), Now: h.cfg.Now(), Enrolled: enrolled,
-			Done: []stepup.Factor{{Method: stepup.Password, At: h.cfg.Now()}}}
-		if d := stepup.Decide(h.cfg.Policy, in); d.Outcome != stepup.Fail {
-			return levels[i].ACR
-		}
-	}
-	return levels[0].ACR
+	_, ok, err := h.requireLevel(w, r, a, h.cfg.Policy.ReachableUpTo(h.session(a), levelPHR), reauthForChanges, returnTo)
+	return ok, err
 }
 
 func (h *Handler) registerOptions(w http.ResponseWriter, r *http.Request) error {
@@ -579,7 +545,7 @@ func (h *Handler) requireAccountJSON(r *http.Request) (*accountState, error) {
 // passkeyGateJSON checks the gate without redirecting; the page that
 // offers "Add a passkey" has already sent the user through the step-up.
 func (h *Handler) passkeyGateJSON(r *http.Request, a *accountState) (bool, error) {
-	acr := h.reachableUpTo(a, levelPHR)
+	acr := h.cfg.Policy.ReachableUpTo(h.session(a), levelPHR)
 	if !hasSecondFactor(a.factors) {
 		ok, _, err := h.bootstrapRisk(r, a)
 		if err != nil {
@@ -594,12 +560,4 @@ func (h *Handler) passkeyGateJSON(r *http.Request, a *accountState) (bool, error
 		return true, nil
 	}
 	return false, userError(http.StatusForbidden, "Confirm it's you first", "Reload the page to confirm it's you, then add the passkey.")
-}
-
-// levelMet reports whether the session is at acr, fresh within 10 minutes.
-func (h *Handler) levelMet(a *accountState, acr string) bool {
-	maxAge := reauthForChanges
-	in := stepup.Input{Requested: []string{acr}, Essential: true, MaxAge: &maxAge, RequestTime: h.cfg.Now(), Now: h.cfg.Now(),
-		Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledAt(a.user, a.factors, a.recovery, a.known)}
-	return stepup.Decide(h.cfg.Policy, in).Outcome == stepup.Satisfied
 }

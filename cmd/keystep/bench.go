@@ -1,259 +1,46 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
-	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/keystep/keystep/cmd/keystep/internal/bench"
+	"github.com/keystep/keystep/storage"
 )
 
-// keystep bench (issue 9) measures a Keystep server so operators can size a
-// deployment: it provisions clients and users, drives each scenario with N
-// concurrent workers and reports rate, latency, errors, the server's CPU
-// seconds (rate per server CPU-second is the fair per-core figure), peak
-// RSS and database growth.
-//
-// By default it starts `keystep serve` as a child process on a fresh data
-// folder on loopback, so the numbers are the server's alone and nothing of
-// a real deployment is touched. --url targets a running server instead;
-// provisioning then needs that server's --data folder.
-
-// benchScenarios in the order they run: reads first, then the writers, so
-// every scenario sees the rows the ones before it left, as a server would.
-var benchScenarios = []struct{ name, op string }{
-	{"jwks", "GET jwks_uri"},
-	{"client_credentials", "client_credentials grant (ES256 JWT access token)"},
-	{"refresh_rs256", "refresh grant with rotation, RS256 ID token"},
-	{"refresh_es256", "refresh grant with rotation, ES256 ID token"},
-	{"userinfo", "GET userinfo with a JWT access token"},
-	{"introspection", "RFC 7662 introspection of a JWT access token"},
-	{"code_sso", "authorize → login (SSO session) → callback → token, RS256 (4 requests)"},
-	{"stepup", "sfa session asks mfa: authorize → TOTP page → POST code → callback → token, RS256 (5 requests)"},
-	{"password", "authorize → page → POST password (argon2id, production cost) → callback → token, RS256 (5 requests)"},
-}
-
-func benchScenarioNames() []string {
-	out := make([]string, len(benchScenarios))
-	for i, s := range benchScenarios {
-		out[i] = s.name
-	}
-	return out
-}
-
-// benchOptions is the parsed command line.
-type benchOptions struct {
-	workers     int
-	duration    time.Duration
-	count       int
-	scenarios   []string
-	url         string // "" starts a child server
-	allowRemote bool
-	data        string // with --url: the server's data folder, for provisioning
-	database    string // postgres://… instead of SQLite in the data folder
-	pid         int    // with --url: the server's process, for CPU and RSS
-	pprof       string // the child server's profiler address
-	json        bool
-	keep        bool // keep the child's data folder
-}
-
-func parseBench(args []string) (benchOptions, error) {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	o := benchOptions{}
-	defWorkers := max(8, 4*runtime.GOMAXPROCS(0)) // issue 9's budgets are for 8 workers on 2 CPUs
-	var scenarios string
-	fs.IntVar(&o.workers, "workers", defWorkers, "concurrent workers per scenario")
-	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long each scenario runs")
-	fs.IntVar(&o.count, "count", 0, "run each scenario for this many operations instead of --duration")
-	fs.StringVar(&scenarios, "scenario", "all", "comma-separated scenarios: "+strings.Join(benchScenarioNames(), ","))
-	fs.StringVar(&o.url, "url", "", "benchmark the server at this URL instead of starting one (loopback only unless --allow-remote)")
-	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow a --url that is not a loopback address")
-	fs.StringVar(&o.data, "data", "", "with --url: the server's data folder (bench-* users and clients are created in it)")
-	// Not KEYSTEP_DATABASE: that names the operator's database, and bench
-	// writes to the one it is given.
-	fs.StringVar(&o.database, "database", "", "run the child server on this empty PostgreSQL database (postgres://…) instead of SQLite; with --url, the server's database (loopback only unless --allow-remote)")
-	fs.IntVar(&o.pid, "pid", 0, "with --url: the server's process ID, to report its CPU and memory")
-	fs.StringVar(&o.pprof, "pprof", "", "serve the child server's Go profiler on this loopback address (see serve --pprof)")
-	fs.BoolVar(&o.json, "json", false, "machine-readable JSON output")
-	fs.BoolVar(&o.keep, "keep", false, "keep the child server's data folder and print where it is")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return o, err
-		}
-		return o, usageError{"bench: " + err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return o, usageError{fmt.Sprintf("bench: unexpected argument %q", fs.Arg(0))}
-	}
-	var errs []error
-	if o.workers < 1 || o.workers > 10000 {
-		errs = append(errs, fmt.Errorf("--workers %d: want 1 to 10000", o.workers))
-	}
-	if o.count < 0 {
-		errs = append(errs, fmt.Errorf("--count %d is negative", o.count))
-	}
-	if o.count == 0 && o.duration <= 0 {
-		errs = append(errs, fmt.Errorf("--duration %s: want a positive duration (or --count)", o.duration))
-	}
-	if scenarios == "all" || scenarios == "" {
-		o.scenarios = benchScenarioNames()
-	} else {
-		known := benchScenarioNames()
-		for s := range strings.SplitSeq(scenarios, ",") {
-			s = strings.TrimSpace(s)
-			switch {
-			case !slices.Contains(known, s):
-				errs = append(errs, fmt.Errorf("--scenario: unknown scenario %q (want %s)", s, strings.Join(known, ", ")))
-			case !slices.Contains(o.scenarios, s):
-				o.scenarios = append(o.scenarios, s)
-			}
-		}
-		// Run them in the documented order whatever order they were named in.
-		slices.SortFunc(o.scenarios, func(a, b string) int { return slices.Index(known, a) - slices.Index(known, b) })
-	}
-	if o.database != "" {
-		if err := checkBenchDatabase(o.database, o.allowRemote); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if o.url == "" {
-		if o.data != "" {
-			errs = append(errs, errors.New("--data is only for --url: without it bench starts a server on a fresh folder"))
-		}
-		if o.pid != 0 {
-			errs = append(errs, errors.New("--pid is only for --url"))
-		}
-	} else {
-		if err := checkBenchURL(o.url, o.allowRemote); err != nil {
-			errs = append(errs, err)
-		}
-		if o.data == "" && slices.ContainsFunc(o.scenarios, func(s string) bool { return s != "jwks" }) {
-			errs = append(errs, errors.New("--url needs --data (the server's data folder) to create the bench users and clients; only --scenario jwks runs without"))
-		}
-		if o.database != "" && o.data == "" {
-			errs = append(errs, errors.New("--database with --url needs --data too: its master key seals the bench users' authenticator apps"))
-		}
-		if o.keep {
-			errs = append(errs, errors.New("--keep is only for the child server"))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return o, usageError{"bench:\n" + err.Error()}
-	}
-	return o, nil
-}
-
-// checkBenchURL refuses a target that is not on this machine unless
-// allowed: a benchmark is a load test, and pointed at someone else's
-// server by mistake it is an attack.
-func checkBenchURL(raw string, allowRemote bool) error {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("--url %q: want http(s)://HOST[:PORT]", raw)
-	}
-	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("--url %q: want the issuer's origin, without a path or query", raw)
-	}
-	if allowRemote {
-		return nil
-	}
-	if !isLoopbackTarget(u.Hostname()) {
-		return fmt.Errorf("--url %q is not a loopback address; pass --allow-remote to load-test another machine", raw)
-	}
-	return nil
-}
-
-// checkBenchDatabase applies --url's rule to --database: bench fills the
-// database with users, tokens and audit rows as fast as it can, which
-// pointed at a shared server by mistake is an outage. Every host pgx would
-// try is checked, fallbacks included; a Unix socket is on this machine.
-func checkBenchDatabase(dsn string, allowRemote bool) error {
-	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
-		return errors.New("--database: want a postgres:// URL")
-	}
-	cfg, err := pgconn.ParseConfig(dsn)
-	if err != nil {
-		// Not err: its text may quote the password.
-		return errors.New("--database: the connection URL does not parse")
-	}
-	if allowRemote {
-		return nil
-	}
-	hosts := []string{cfg.Host}
-	for _, f := range cfg.Fallbacks {
-		hosts = append(hosts, f.Host)
-	}
-	for _, h := range hosts {
-		if !strings.HasPrefix(h, "/") && !isLoopbackTarget(h) {
-			return fmt.Errorf("--database host %q is not a loopback address; pass --allow-remote to load-test a database on another machine", h)
-		}
-	}
-	return nil
-}
-
-// isLoopbackTarget accepts localhost and loopback IP literals. Other names
-// are refused without a DNS lookup: what a name resolves to can change.
-func isLoopbackTarget(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, err := parseBench(args)
+// benchCmd measures a Keystep server (cmd/keystep/internal/bench).
+func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, asJSON, err := parseBench(args)
 	if err != nil {
 		return err
 	}
 	tuneGC() // the load generator shares the machine: it should take as little of it as the server
-	run := &benchRun{opts: o, stderr: stderr}
-	defer run.close()
-	if err := run.start(ctx); err != nil {
-		return err
-	}
-	results, err := run.all(ctx)
-	if err != nil {
-		return err
-	}
-	rep := run.report(results)
-	if o.json {
-		if err := printJSON(stdout, rep); err != nil {
-			return err
-		}
-	} else {
-		rep.table(stdout)
-	}
-	var failed []string
-	for _, r := range results {
-		if r.Errors > 0 {
-			failed = append(failed, fmt.Sprintf("%s: %d errors, first: %s", r.Name, r.Errors, r.FirstError))
-		}
-	}
-	if len(failed) > 0 {
-		return fmt.Errorf("bench: some operations failed:\n  %s", strings.Join(failed, "\n  "))
-	}
-	return ctx.Err()
+	return bench.Run(ctx, bench.Config{
+		Options: o,
+		Open: func(ctx context.Context, data, database string) (storage.Store, []byte, error) {
+			return (&common{data: data, database: database}).open(ctx)
+		},
+		Keystep: keystepCommand,
+		Print: func(rep bench.Report) error {
+			if asJSON {
+				return printJSON(stdout, rep)
+			}
+			rep.Table(stdout)
+			return nil
+		},
+		Progress: stderr,
+	})
 }
 
-// benchServerCommand is the command that runs `keystep serve ARGS`: this
-// executable. Tests replace it, since a test binary is not keystep.
-var benchServerCommand = func(args ...string) (*exec.Cmd, error) {
+// keystepCommand is the command that runs `keystep ARGS`: this executable.
+func keystepCommand(args ...string) (*exec.Cmd, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("bench: find own executable: %w", err)
@@ -261,142 +48,43 @@ var benchServerCommand = func(args ...string) (*exec.Cmd, error) {
 	return exec.Command(exe, args...), nil
 }
 
-// childServer is `keystep serve` in a child process.
-type childServer struct {
-	cmd    *exec.Cmd
-	url    string
-	stderr *tailBuffer
-	exited chan struct{}
-	err    error // Wait's result, once exited is closed
-}
-
-// childConfig is how the child server is started.
-type childConfig struct {
-	addr     string // listen address; "" is 127.0.0.1 on a free port
-	data     string // data folder: the master key, and the SQLite database without database
-	config   string // config file
-	database string // postgres://…; "" for SQLite in data
-	pprof    string // the child's --pprof address, if any
-}
-
-// startChild starts the server and waits until it serves.
-func startChild(ctx context.Context, cc childConfig) (*childServer, error) {
-	if cc.addr == "" {
-		cc.addr = "127.0.0.1:0"
-	}
-	args := []string{"serve", "--addr", cc.addr, "--data", cc.data, "--config", cc.config, "--log-level", "warn"}
-	if cc.pprof != "" {
-		args = append(args, "--pprof", cc.pprof)
-	}
-	cmd, err := benchServerCommand(args...)
-	if err != nil {
-		return nil, err
-	}
-	// The operator's KEYSTEP_* settings are for their server, not this one:
-	// another issuer or master key would break the flows and provisioning.
-	if cmd.Env == nil {
-		cmd.Env = os.Environ()
-	}
-	cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, "KEYSTEP_") })
-	if cc.database != "" {
-		// Serve's --database, in its environment rather than on its command
-		// line, where any user of the machine could read a password in it.
-		cmd.Env = append(cmd.Env, "KEYSTEP_DATABASE="+cc.database)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	c := &childServer{cmd: cmd, stderr: &tailBuffer{max: 64 << 10}, exited: make(chan struct{})}
-	cmd.Stderr = c.stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("bench: start server: %w", err)
-	}
-	serving := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if u, ok := strings.CutPrefix(sc.Text(), "Keystep is serving "); ok {
-				serving <- strings.TrimSpace(u)
-				break
-			}
+// parseBench reads bench's command line; asJSON is --json.
+func parseBench(args []string) (o bench.Options, asJSON bool, err error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var scenarios string
+	fs.IntVar(&o.Workers, "workers", bench.DefaultWorkers(), "concurrent workers per scenario")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long each scenario runs")
+	fs.IntVar(&o.Count, "count", 0, "run each scenario for this many operations instead of --duration")
+	fs.StringVar(&scenarios, "scenario", "all", "comma-separated scenarios: "+strings.Join(bench.ScenarioNames(), ","))
+	fs.StringVar(&o.URL, "url", "", "benchmark the server at this URL instead of starting one (loopback only unless --allow-remote)")
+	fs.BoolVar(&o.AllowRemote, "allow-remote", false, "allow a --url that is not a loopback address")
+	fs.StringVar(&o.Data, "data", "", "with --url: the server's data folder (bench-* users and clients are created in it)")
+	// Not KEYSTEP_DATABASE: that names the operator's database, and bench
+	// writes to the one it is given.
+	fs.StringVar(&o.Database, "database", "", "run the child server on this empty PostgreSQL database (postgres://…) instead of SQLite; with --url, the server's database (loopback only unless --allow-remote)")
+	fs.IntVar(&o.PID, "pid", 0, "with --url: the server's process ID, to report its CPU and memory")
+	fs.StringVar(&o.Pprof, "pprof", "", "serve the child server's Go profiler on this loopback address (see serve --pprof)")
+	fs.BoolVar(&asJSON, "json", false, "machine-readable JSON output")
+	fs.BoolVar(&o.Keep, "keep", false, "keep the child server's data folder and print where it is")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, false, err
 		}
-		// Keep draining, so the child never blocks on a full pipe.
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	go func() { c.err = cmd.Wait(); close(c.exited) }()
-	timeout := time.NewTimer(60 * time.Second)
-	defer timeout.Stop()
-	select {
-	case c.url = <-serving:
-		return c, nil
-	case <-c.exited:
-		return nil, fmt.Errorf("bench: server exited before serving (%v):\n%s", c.err, c.stderr)
-	case <-ctx.Done():
-		c.stop()
-		return nil, ctx.Err()
-	case <-timeout.C:
-		c.stop()
-		return nil, fmt.Errorf("bench: server did not start within 60 s:\n%s", c.stderr)
+		return o, false, usageError{"bench: " + err.Error()}
 	}
-}
-
-// stop asks the server to shut down (SIGTERM, as serve expects) and waits;
-// one that does not end in 15 s is killed.
-func (c *childServer) stop() error {
-	select {
-	case <-c.exited:
-		return c.err
-	default:
+	if fs.NArg() > 0 {
+		return o, false, usageError{fmt.Sprintf("bench: unexpected argument %q", fs.Arg(0))}
 	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.exited:
-	case <-time.After(15 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.exited
-		return errors.New("bench: server did not stop within 15 s; killed")
+	if scenarios == "all" || scenarios == "" {
+		o.Scenarios = bench.ScenarioNames()
+	} else {
+		for s := range strings.SplitSeq(scenarios, ",") {
+			o.Scenarios = append(o.Scenarios, strings.TrimSpace(s))
+		}
 	}
-	return c.err
-}
-
-// tailBuffer keeps the last max bytes written to it: the child's log, for
-// the error message when it dies.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if over := len(t.b) - t.max; over > 0 {
-		t.b = append(t.b[:0], t.b[over:]...)
+	if err := o.Validate(); err != nil {
+		return o, false, usageError{"bench:\n" + err.Error()}
 	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
-}
-
-// benchConfig is the child server's config file. All bench traffic comes
-// from 127.0.0.1; trusting it as a proxy lets each bench user send its own
-// address (X-Forwarded-For, from 198.18.0.0/15, RFC 2544's benchmarking
-// range), so the default risk rules see ordinary traffic rather than one
-// address trying thousands of usernames (credential_stuffing).
-// The endpoint rate limits are off: the bench measures capacity, and its
-// workers would otherwise be throttled as floods.
-const benchConfig = `{"trusted_proxies": ["127.0.0.1/32", "::1/128"], "rate_limits": {"token": {"per_second": 0}, "authorize": {"per_second": 0}}}` + "\n"
-
-func writeBenchConfig(dir string) (string, error) {
-	path := filepath.Join(dir, "bench-config.json")
-	if err := os.WriteFile(path, []byte(benchConfig), 0o600); err != nil {
-		return "", fmt.Errorf("bench: write config: %w", err)
-	}
-	return path, nil
+	return o, asJSON, nil
 }

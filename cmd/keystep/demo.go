@@ -14,8 +14,8 @@ import (
 	"strconv"
 	"time"
 
+	demoapp "github.com/keystep/keystep/cmd/keystep/internal/demo"
 	"github.com/keystep/keystep/idp"
-	demoapp "github.com/keystep/keystep/idp/demo"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
@@ -29,7 +29,7 @@ const (
 	demoClientID = "acme-payroll"
 )
 
-// demo runs Keystep and the Acme Payroll app (idp/demo) side by side, with a
+// demo runs Keystep and the Acme Payroll app (internal/demo) side by side, with a
 // demo user and the app's client, until ctx ends.
 func demo(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)

@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "policy":
 		err = policy(ctx, args, stdout)
 	case "bench":
-		err = bench(ctx, args, stdout, stderr)
+		err = benchCmd(ctx, args, stdout, stderr)
 	case "simulate":
 		err = simulate(ctx, args, stdout, stderr)
 	case "demo":

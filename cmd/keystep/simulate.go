@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"text/tabwriter"
 
-	"github.com/keystep/keystep/idp/sim"
+	"github.com/keystep/keystep/cmd/keystep/internal/sim"
 	"github.com/keystep/keystep/storage"
 	"github.com/keystep/keystep/storage/sqlite"
 )

@@ -10,7 +10,13 @@ var defaultPolicy = DefaultPolicy()
 // Decide applies p to in. It is pure, never panics and never returns the zero
 // Decision. A nil (or zero) p means [DefaultPolicy]. The rules, in the order they apply:
 //
-//  1. Risk deny → Fail access_denied.
+//  0. No session (in.NoSession): prompt=none → Fail login_required (OIDC
+//     Core §3.1.2.1); otherwise NeedFactor password, for ReasonNoSession,
+//     with no Target: nothing is known yet about whom the request is for.
+//
+//  1. Risk deny → Fail access_denied. Session drift (in.Drifted): the
+//     session's factors count for nothing, and the highest level they met
+//     (see [Policy.Current]) raises RiskFloor, so the user proves it again.
 //
 //  2. Requested level: the first value of in.Requested that p knows and that
 //     is reachable with the user's factors (every enrolled factor assumed
@@ -47,12 +53,17 @@ var defaultPolicy = DefaultPolicy()
 //     nothing counted the first factor is a password or WebAuthn, never TOTP
 //     or a recovery code. Reasons say why.
 func Decide(p *Policy, in Input) Decision {
-	if p == nil || len(p.levels) == 0 {
-		p = defaultPolicy
+	p = p.orDefault()
+	if in.NoSession {
+		if in.PromptNone {
+			return Decision{Outcome: Fail, Error: ErrLoginRequired}
+		}
+		return Decision{Outcome: NeedFactor, Next: []Method{Password}, Reasons: []Reason{ReasonNoSession}}
 	}
 	if in.RiskDeny {
 		return Decision{Outcome: Fail, Error: ErrAccessDenied}
 	}
+	in = undrift(p, in)
 	e := newEval(p, in)
 	essential := in.Essential || in.Strict
 
@@ -208,6 +219,22 @@ func Decide(p *Policy, in Input) Decision {
 		Reasons:    reasons,
 		RiskWaived: waived,
 	}
+}
+
+// undrift applies session drift (Input.Drifted) to in: the session's
+// factors are dropped and the level they met now becomes a risk floor. Risk
+// raises the floor and never lowers it (DESIGN §3.3): an unknown RiskFloor
+// gives way to the current level, a higher one stays.
+func undrift(p *Policy, in Input) Input {
+	if !in.Drifted || len(in.Done) == 0 {
+		return in
+	}
+	cur, met := p.current(in.Done, in.Now)
+	in.Done = nil
+	if r, known := p.rank[in.RiskFloor]; met && (!known || cur > r) {
+		in.RiskFloor = p.levels[cur].ACR
+	}
+	return in
 }
 
 var reasonOrder = [...]Reason{

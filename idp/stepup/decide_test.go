@@ -333,6 +333,50 @@ func TestDecide(t *testing.T) {
 			want: Decision{Outcome: Fail, Target: phrh, Error: ErrUnmet},
 		},
 
+		// No session: nobody is identified yet.
+		{
+			name: "no session: the password page, whatever the request asks",
+			in:   Input{NoSession: true, Requested: []string{phr}, Essential: true, ClientMin: mfa},
+			want: Decision{Outcome: NeedFactor, Next: []Method{Password}, Reasons: []Reason{ReasonNoSession}},
+		},
+		{
+			name: "no session and prompt=none: login_required",
+			in:   Input{NoSession: true, PromptNone: true, Requested: []string{mfa}},
+			want: Decision{Outcome: Fail, Error: ErrLoginRequired},
+		},
+		{
+			name: "no session comes before risk: there is no user to assess",
+			in:   Input{NoSession: true, RiskDeny: true},
+			want: Decision{Outcome: NeedFactor, Next: []Method{Password}, Reasons: []Reason{ReasonNoSession}},
+		},
+
+		// Session drift.
+		{
+			name: "drifted session: its factors count for nothing and its level (mfa) is proved again",
+			in:   Input{Drifted: true, Done: []Factor{pwdAt(time.Hour), totpAt(time.Minute)}, Enrolled: pwdTOTP},
+			want: Decision{Outcome: NeedFactor, Target: mfa, Next: []Method{Password}, Reasons: []Reason{ReasonNoSession, ReasonRisk}},
+		},
+		{
+			name: "drifted session keeps a higher risk floor",
+			in:   Input{Drifted: true, RiskFloor: phr, Done: []Factor{pwdAt(time.Hour)}, Enrolled: []Enrolled{enPwd, enHWKey}},
+			want: Decision{Outcome: NeedFactor, Target: phr, Next: []Method{WebAuthn, Password}, Reasons: []Reason{ReasonNoSession, ReasonRisk}},
+		},
+		{
+			name: "drifted session: an unknown risk floor gives way to the session's level, nothing is waived",
+			in:   Input{Drifted: true, RiskFloor: "gold", Done: []Factor{pwdAt(time.Hour)}, Enrolled: pwdTOTP},
+			want: Decision{Outcome: NeedFactor, Target: sfa, Next: []Method{Password}, Reasons: []Reason{ReasonNoSession}},
+		},
+		{
+			name: "drifted session whose factors are all stale: no level to raise the floor to",
+			in:   Input{Drifted: true, Requested: []string{mfa}, Done: []Factor{pwdAt(13 * time.Hour)}, Enrolled: pwdTOTP},
+			want: Decision{Outcome: NeedFactor, Target: mfa, Next: []Method{Password}, Reasons: []Reason{ReasonNoSession, ReasonRequested}},
+		},
+		{
+			name: "drift under prompt=none: login_required, not the session's old level",
+			in:   Input{Drifted: true, PromptNone: true, Done: []Factor{pwdAt(time.Hour), totpAt(time.Minute)}, Enrolled: pwdTOTP},
+			want: Decision{Outcome: Fail, Target: mfa, Error: ErrLoginRequired},
+		},
+
 		// Risk.
 		{
 			name: "risk deny: access_denied even with a full session",

@@ -4,7 +4,11 @@
 //
 // Everything here is pure: no I/O, no clock, no logging, standard library
 // only. Every input is an argument of [Decide] and every rule below is pinned
-// by a row in decide_test.go.
+// by a row in decide_test.go. Decide answers an authorization request; the
+// smaller questions the UI asks outside one (is this session at a level,
+// fresh enough? can it get there? does the next passkey need to verify the
+// user?) are the queries beside it ([Policy.Fresh], [Policy.Reachable],
+// [Policy.Admit] and the others in query.go), built on the same rules.
 //
 // # Model
 //
@@ -136,6 +140,13 @@ type Input struct {
 	// waived: the flow continues at the real level and Decision.RiskWaived is
 	// set so the caller can audit it and nudge the user to add a factor.
 	RiskHard bool
+	// Drifted reports session drift: the session cookie came back from
+	// another network and another user agent than it was issued to
+	// (idp/risk: session_drift, Assessment.Reauth), so it may be a stolen
+	// cookie. Its factors then count for nothing, and the level they met
+	// becomes a risk floor: the user proves the session's current level
+	// again (DESIGN §3.4).
+	Drifted bool
 	// MaxAge is the max_age request parameter (nil for none). Only factors
 	// done at or after RequestTime − MaxAge count. A negative value is
 	// treated as zero.
@@ -148,6 +159,12 @@ type Input struct {
 	RequestTime time.Time
 	// Now is the time of the decision.
 	Now time.Time
+	// NoSession reports that no browser session (of the user an
+	// id_token_hint names, if any) comes with the request: nobody is
+	// identified, so nothing about the user's factors can be decided and
+	// the first factor is a password (a passkey signs in through its own
+	// passwordless ceremony). prompt=none then fails with login_required.
+	NoSession bool
 	// Done lists the factors completed in this session, in any order.
 	Done []Factor
 	// Enrolled lists the factors the user could complete. When both Enrolled

@@ -25,17 +25,18 @@
 // Transactions that fail with a serialization failure (40001) or a deadlock
 // (40P01) are retried from the start.
 //
-// Times are stored as BIGINT unix nanoseconds (the zero time as 0) like the
-// SQLite backend, since timestamptz keeps microseconds only; lists and maps as
+// The statements, row scanning and transaction shapes are storage/sqlstore's,
+// shared with the SQLite backend; this package adds the row locks (its
+// Dialect's FOR UPDATE), the advisory locks (locks) and the retries. Times
+// are stored as BIGINT unix nanoseconds (the zero time as 0) like the SQLite
+// backend, since timestamptz keeps microseconds only; lists and maps as
 // JSONB.
 package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -45,14 +46,19 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keystep/keystep/storage"
+	"github.com/keystep/keystep/storage/sqlstore"
 )
 
 // Store implements storage.Store on one PostgreSQL schema.
 type Store struct {
+	*shared // every method but Ping and Close
+
 	pool *pgxpool.Pool
 }
 
 var _ storage.Store = (*Store)(nil)
+
+type shared = sqlstore.Store
 
 // Open connects to the database named by dsn (a postgres:// URL or a
 // key=value connection string, as pgx parses it) and brings its schema up to
@@ -84,7 +90,18 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	s := &Store{pool: pool}
+	s.shared = sqlstore.New(sqlstore.Config{
+		Name: "postgres",
+		Read: querier{pool},
+		Exec: querier{pool}.Exec,
+		Tx: func(ctx context.Context, fn func(sqlstore.Querier) error) error {
+			return s.tx(ctx, func(tx pgx.Tx) error { return fn(querier{tx}) })
+		},
+		Dialect: dialect,
+		Locks:   locks{},
+	})
+	return s, nil
 }
 
 // Ping reports whether the database answers.
@@ -99,23 +116,6 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.pool.Close()
 	return nil
-}
-
-// Advisory lock classes, the first key of pg_advisory_xact_lock(int, int).
-// The second key says which lock of the class.
-const (
-	lockMigrate  int32 = 0x6b730001 // per schema
-	lockAudit    int32 = 0x6b730002 // per schema
-	lockThrottle int32 = 0x6b730003 // per throttle key
-	lockSubject  int32 = 0x6b730004 // per token subject
-)
-
-// lockSchema takes the transaction-level advisory lock of class for the
-// schema the tables live in, so Keystep deployments in different schemas of
-// one database do not wait for each other.
-func lockSchema(ctx context.Context, tx pgx.Tx, class int32) error {
-	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(coalesce(current_schema(), '')))`, class)
-	return err
 }
 
 // maxAttempts bounds the retries of a transaction that lost a
@@ -154,58 +154,53 @@ func retryable(err error) bool {
 	return false
 }
 
-// querier is *pgxpool.Pool or pgx.Tx.
-type querier interface {
+var dialect = sqlstore.Dialect{
+	Numbered:  true,
+	ForUpdate: ` FOR UPDATE`,
+	RowID:     "ctid",
+	MigrationsTable: `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    BIGINT PRIMARY KEY,
+		applied_at BIGINT NOT NULL
+	)`,
+	IsUnique: isUnique,
+	IsBadKey: badText,
+	Text:     text,
+}
+
+// conn is *pgxpool.Pool or pgx.Tx.
+type conn interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// execOne runs a write that must touch a row; none touched is ErrNotFound.
-func execOne(ctx context.Context, q querier, sql string, args ...any) error {
-	tag, err := q.Exec(ctx, sql, args...)
-	if err != nil {
-		return err
-	}
-	return oneRow(tag)
+// querier is a conn as a sqlstore.Querier. pgx.ErrNoRows is sql.ErrNoRows
+// to errors.Is.
+type querier struct{ c conn }
+
+func (q querier) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	tag, err := q.c.Exec(ctx, sql, args...)
+	return tag.RowsAffected(), err
 }
 
-func oneRow(tag pgconn.CommandTag) error {
-	if tag.RowsAffected() == 0 {
-		return storage.ErrNotFound
-	}
-	return nil
+func (q querier) Query(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error) {
+	return q.c.Query(ctx, sql, args...)
 }
 
-func affected(tag pgconn.CommandTag, err error) (int, error) {
-	if err != nil {
-		return 0, err
-	}
-	return int(tag.RowsAffected()), nil
+func (q querier) QueryRow(ctx context.Context, sql string, args ...any) sqlstore.Row {
+	return q.c.QueryRow(ctx, sql, args...)
 }
 
-// insertErr maps a unique violation to storage.ErrAlreadyExists. The
-// message names the constraint, never the key (that is in the error's
-// Detail, which Error does not print).
-func insertErr(err error) error {
+// isUnique reports a unique violation. Its message names the constraint,
+// never the key (that is in the error's Detail, which Error does not print).
+func isUnique(err error) bool {
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
-		return fmt.Errorf("%w (%v)", storage.ErrAlreadyExists, err)
-	}
-	return err
+	return errors.As(err, &pe) && pe.Code == "23505" // unique_violation
 }
 
-// noRows maps pgx.ErrNoRows to storage.ErrNotFound, and so a lookup by a
-// key PostgreSQL cannot hold (invalid UTF-8, NUL): no row has such a key,
-// and SQLite, which stores any bytes, would find none either.
-func noRows(err error) error {
-	if errors.Is(err, pgx.ErrNoRows) || badText(err) {
-		return storage.ErrNotFound
-	}
-	return err
-}
-
-// badText reports PostgreSQL refusing a string parameter as text.
+// badText reports PostgreSQL refusing a string parameter as text. A lookup
+// by such a key finds no row: no row has it, and SQLite, which stores any
+// bytes, would find none either.
 func badText(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) &&
@@ -217,80 +212,4 @@ func badText(err error) bool {
 // UTF-8 and NUL: each run of invalid bytes and each NUL becomes U+FFFD.
 func text(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
-}
-
-// scanner is pgx.Row or pgx.Rows.
-type scanner interface{ Scan(dest ...any) error }
-
-// list collects rows with scan.
-func list[T any](rows pgx.Rows, err error, scan func(scanner) (T, error)) ([]T, error) {
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
-}
-
-func nanos(t time.Time) int64 { return storage.UnixNanos(t) }
-
-// timeCol scans unix nanoseconds into a UTC time; 0 gives the zero time.
-type timeCol struct{ t *time.Time }
-
-func at(t *time.Time) timeCol { return timeCol{t} }
-
-func (c timeCol) Scan(src any) error {
-	n, ok := src.(int64)
-	if !ok {
-		return fmt.Errorf("time column holds %T, want unix nanoseconds", src)
-	}
-	*c.t = fromNanos(n)
-	return nil
-}
-
-func fromNanos(n int64) time.Time { return storage.FromUnixNanos(n) }
-
-// jsonOf is v as JSON text for a JSONB parameter (pgx passes strings to
-// JSONB as they are). nil slices and maps are stored as null and scan back
-// nil, so a value round-trips exactly (the audit hash depends on it).
-func jsonOf(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		// Only strings, string slices and maps, and factorRow go in.
-		panic(err)
-	}
-	return string(b)
-}
-
-// blob binds b as BYTEA; nil is stored as empty, not NULL.
-func blob(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return b
-}
-
-// usedAt is the stamp for a single-use secret spent at now. Zero means
-// unused, so a caller's zero now still marks it spent.
-func usedAt(now time.Time) int64 {
-	if n := nanos(now); n != 0 {
-		return n
-	}
-	return 1
-}
-
-// keyLock is the second advisory-lock key for a throttle key.
-func keyLock(k storage.ThrottleKey) int32 {
-	h := fnv.New32a()
-	h.Write([]byte(k.Scope))
-	h.Write([]byte{0})
-	h.Write([]byte(k.Key))
-	return int32(h.Sum32())
 }

@@ -8,15 +8,15 @@
 // spend a recovery code) are serialised. Reads use a separate pool of
 // query-only connections, which WAL lets run alongside the writer.
 //
-// Times are stored as INTEGER unix nanoseconds (the zero time as 0), lists and
-// maps as JSON text.
+// The statements, row scanning and transaction shapes are storage/sqlstore's,
+// shared with the PostgreSQL backend; this package runs them on its writer
+// and readers. Times are stored as INTEGER unix nanoseconds (the zero time
+// as 0), lists and maps as JSON text.
 package sqlite
 
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -30,10 +30,13 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/keystep/keystep/storage"
+	"github.com/keystep/keystep/storage/sqlstore"
 )
 
 // Store implements storage.Store on one SQLite database file.
 type Store struct {
+	*shared // every method but Ping and Close
+
 	w *db // one connection: every write and transaction
 	r *db // query-only pool for plain reads
 
@@ -48,6 +51,8 @@ type Store struct {
 }
 
 var _ storage.Store = (*Store)(nil)
+
+type shared = sqlstore.Store
 
 const readers = 4
 
@@ -102,6 +107,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	ck.SetMaxOpenConns(1)
 	s := &Store{w: newDB(w), r: newDB(r), ck: ck, stop: make(chan struct{}), done: make(chan struct{}),
 		batchq: make(chan *batchOp), batchDone: make(chan struct{})}
+	s.shared = sqlstore.New(sqlstore.Config{
+		Name: "sqlite",
+		Read: querier{s.r},
+		Exec: s.exec,
+		Tx: func(ctx context.Context, fn func(sqlstore.Querier) error) error {
+			return s.tx(ctx, func(tx *txn) error { return fn(querier{tx}) })
+		},
+		Dialect: dialect,
+	})
 	go s.checkpointLoop()
 	go s.batchLoop()
 	return s, nil
@@ -178,15 +192,16 @@ func (s *Store) tx(ctx context.Context, fn func(tx *txn) error) error {
 	return s.batched(ctx, fn)
 }
 
-// exec runs one write statement, as a part of a group commit.
-func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	var res sql.Result
+// exec runs one write statement, as a part of a group commit, and returns
+// the number of rows it touched.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	var n int64
 	err := s.batched(ctx, func(tx *txn) error {
 		var err error
-		res, err = tx.ExecContext(ctx, query, args...)
+		n, err = querier{tx}.Exec(ctx, query, args...)
 		return err
 	})
-	return res, err
+	return n, err
 }
 
 // txNow runs fn in a write transaction of its own (BEGIN IMMEDIATE) and
@@ -209,142 +224,57 @@ func (s *Store) txNow(ctx context.Context, fn func(tx *txn) error) error {
 	return err
 }
 
-// execOne runs a write that must touch a row; none touched is ErrNotFound.
-func (s *Store) execOne(ctx context.Context, query string, args ...any) error {
-	res, err := s.exec(ctx, query, args...)
-	if err != nil {
-		return err
-	}
-	return oneRow(res)
-}
-
-func oneRow(res sql.Result) error {
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return storage.ErrNotFound
-	}
-	return nil
-}
-
-func affected(res sql.Result, err error) (int, error) {
-	if err != nil {
-		return 0, err
-	}
-	n, err := res.RowsAffected()
-	return int(n), err
-}
-
-// insertErr maps a unique-constraint violation to storage.ErrAlreadyExists.
-func insertErr(err error) error {
+// isUnique reports a unique-constraint violation.
+func isUnique(err error) bool {
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		switch se.Code() {
 		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-			return fmt.Errorf("%w (%v)", storage.ErrAlreadyExists, err)
+			return true
 		}
 	}
-	return err
+	return false
 }
 
-// noRows maps sql.ErrNoRows to storage.ErrNotFound.
-func noRows(err error) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return storage.ErrNotFound
-	}
-	return err
+var dialect = sqlstore.Dialect{
+	RowID: "rowid",
+	MigrationsTable: `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at INTEGER NOT NULL
+	) STRICT`,
+	IsUnique: isUnique,
 }
 
-// execer is *sql.DB or *sql.Tx.
-type execer interface {
+// conn is *db, *sql.Tx or *txn.
+type conn interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// scanner is *sql.Row or *sql.Rows.
-type scanner interface{ Scan(dest ...any) error }
+// querier is a conn as a sqlstore.Querier.
+type querier struct{ c conn }
 
-// list collects rows with scan.
-func list[T any](rows *sql.Rows, err error, scan func(scanner) (T, error)) ([]T, error) {
+func (q querier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := q.c.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (q querier) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	rows, err := q.c.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return sqlRows{rows}, nil
 }
 
-func nanos(t time.Time) int64 { return storage.UnixNanos(t) }
-
-// timeCol scans unix nanoseconds into a UTC time; 0 gives the zero time.
-type timeCol struct{ t *time.Time }
-
-func at(t *time.Time) timeCol { return timeCol{t} }
-
-func (c timeCol) Scan(src any) error {
-	n, ok := src.(int64)
-	if !ok {
-		return fmt.Errorf("time column holds %T, want unix nanoseconds", src)
-	}
-	*c.t = fromNanos(n)
-	return nil
+func (q querier) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	return q.c.QueryRowContext(ctx, query, args...)
 }
 
-func fromNanos(n int64) time.Time { return storage.FromUnixNanos(n) }
+type sqlRows struct{ *sql.Rows }
 
-// jsonCol scans JSON text into v. A corrupt value is an error, never a panic.
-type jsonCol struct{ v any }
-
-func js(v any) jsonCol { return jsonCol{v} }
-
-func (c jsonCol) Scan(src any) error {
-	var b []byte
-	switch s := src.(type) {
-	case string:
-		b = []byte(s)
-	case []byte:
-		b = s
-	default:
-		return fmt.Errorf("JSON column holds %T, want text", src)
-	}
-	if err := json.Unmarshal(b, c.v); err != nil {
-		return fmt.Errorf("corrupt JSON: %w", err)
-	}
-	return nil
-}
-
-// jsonVal binds v as JSON text. nil slices and maps are stored as null and
-// come back nil, so a value round-trips exactly (the audit hash depends on it).
-type jsonVal struct{ v any }
-
-func (j jsonVal) Value() (driver.Value, error) {
-	b, err := json.Marshal(j.v)
-	return string(b), err
-}
-
-func jsonOf(v any) jsonVal { return jsonVal{v} }
-
-// blob binds b as a BLOB; nil is stored as an empty blob, not NULL.
-func blob(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return b
-}
-
-// usedAt is the stamp for a single-use secret spent at now. Zero means
-// unused, so a caller's zero now still marks it spent.
-func usedAt(now time.Time) int64 {
-	if n := nanos(now); n != 0 {
-		return n
-	}
-	return 1
-}
+func (r sqlRows) Close() { r.Rows.Close() }
