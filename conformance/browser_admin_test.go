@@ -50,19 +50,7 @@ func (c *chrome) addPasskeyDevice() {
 // and loads the next page only when the server has answered.
 func (c *chrome) adminWaitFor(s string) {
 	c.t.Helper()
-	deadline := time.Now().Add(actionTimeout)
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(c.ctx, time.Second)
-		// While pages change, an evaluation may fail; the next one is on
-		// the new page.
-		done, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("document.readyState === 'complete' && document.body.innerText.includes("+strconv.Quote(s)+")"))
-		cancel()
-		if err == nil && done {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	c.t.Fatalf("waited for %q; at %s:\n%s", s, c.location(), c.bodyText())
+	c.waitFor("document.readyState === 'complete' && document.body.innerText.includes(" + strconv.Quote(s) + ")")
 }
 
 // fill replaces the value of a field or text area by typing into it.

@@ -224,6 +224,25 @@ func (c *chrome) event(ev any) {
 	}
 }
 
+// waitHeld waits until a POST to a URL starting with prefix is held back
+// (see holds), and fails the test if none comes within actionTimeout.
+func (c *chrome) waitHeld(prefix string) {
+	c.t.Helper()
+	deadline := time.Now().Add(actionTimeout)
+	for {
+		c.mu.Lock()
+		n := len(c.holds[prefix])
+		c.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("no request to %s within %s; at %s", prefix, actionTimeout, c.location())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // actionTimeout bounds one step, so a page that never comes fails fast.
 const actionTimeout = 15 * time.Second
 

@@ -120,8 +120,21 @@ func TestBrowserEveryPage(t *testing.T) {
 	c.mu.Lock()
 	c.accept, c.dialogs = false, nil
 	c.mu.Unlock()
+	// A listener on window in the capture phase sees the click before the
+	// page's confirm listener does and keeps the event, and counts submit
+	// events. The click's dispatch, the dialog and the default action (the
+	// submit event, which comes before any submission) run in one task, so
+	// once the event's phase is back to none all of it has happened.
+	eval[bool](c, `(window.clicks = [], window.submits = 0,
+  window.addEventListener("click", function (e) { window.clicks.push(e); }, true),
+  window.addEventListener("submit", function () { window.submits++; }, true), true)`)
 	c.click("form[action='/account/recovery'] button")
-	time.Sleep(300 * time.Millisecond) // a submission, if any, would have left by now
+	c.waitFor("window.clicks.length === 1 && window.clicks[0].eventPhase === Event.NONE")
+	if why := eval[string](c, `!window.clicks ? "the page was replaced" :
+  !window.clicks[0].defaultPrevented ? "the click was not cancelled" :
+  window.submits ? "the form fired a submit event" : ""`); why != "" {
+		t.Fatalf("saying no to the confirm did not stop the form: %s", why)
+	}
 	c.mu.Lock()
 	asked := slices.Clone(c.dialogs)
 	c.accept = true
@@ -202,14 +215,14 @@ func TestBrowserSignInWithStepUp(t *testing.T) {
 	c.mu.Lock()
 	c.holds[post], c.hold = nil, 500*time.Millisecond
 	c.mu.Unlock()
-	// Two clicks 100 ms apart at the same spot, while the server holds the
-	// first request for half a second, as a person on a slow network does.
+	// Two clicks at the same spot, the second while the first request is
+	// held back for half a second, as a person on a slow network does.
 	at := eval[[]float64](c, `(function () {
   var r = document.querySelector("form[action='/login/password'] button[type=submit]").getBoundingClientRect();
   return [r.left + r.width / 2, r.top + r.height / 2];
 })()`)
 	c.must(chromedp.MouseClickXY(at[0], at[1]))
-	time.Sleep(100 * time.Millisecond)
+	c.waitHeld(post)
 	c.must(chromedp.MouseClickXY(at[0], at[1]))
 	c.must(chromedp.WaitVisible(chromedp.CSS("form[action='/login/otp']")))
 	c.mu.Lock()

@@ -40,8 +40,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// clock is the server's time. It starts at the real time (tokens are
-// checked by go-oidc against it too) and only moves when a test says so.
+// clock is the server's time. It starts at the real time and only moves
+// when a test says so.
 type clock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -50,6 +50,13 @@ type clock struct {
 	// time (iat, nbf) and that run long on a busy machine use it.
 	runFrom time.Time
 }
+
+// newClock starts a clock at the real time, in whole seconds, not at a fixed
+// t0: the OP library stamps ID tokens' iat and exp with time.Now(), while the
+// server (auth_time, code, session and token lifetimes) and the tests' checks
+// (go-oidc's exp, the suite's iat window) use this clock, so the two must
+// agree.
+func newClock() *clock { return &clock{t: time.Now().UTC().Truncate(time.Second)} }
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
@@ -122,7 +129,7 @@ func newEnvWith(t *testing.T, noUsers, tlsEnv bool, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &env{t: t, store: st, noUsers: noUsers, dbDir: dir, clock: &clock{t: time.Now().UTC().Truncate(time.Second)}}
+	e := &env{t: t, store: st, noUsers: noUsers, dbDir: dir, clock: newClock()}
 	var h http.Handler
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) })
 	e.tls = tlsEnv

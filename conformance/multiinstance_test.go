@@ -66,7 +66,7 @@ func TestTwoInstancesOnPostgreSQL(t *testing.T) {
 	ctx := context.Background()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	clk := newClock()
 
 	var target atomic.Int32 // which instance the balancer sends to
 	var instances [2]http.Handler

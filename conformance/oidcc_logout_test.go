@@ -196,7 +196,7 @@ func hs256Hint(l *logoutRequest) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
+	now := time.Now() // unexpired by the library's clock, so only the forgery can be why it is refused
 	payload, _ := json.Marshal(map[string]any{"iss": l.s.id, "aud": l.s.e.issuer, "sub": l.sub, "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()})
 	obj, err := signer.Sign(payload)
 	if err != nil {

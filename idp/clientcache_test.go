@@ -109,7 +109,8 @@ func TestClientCacheReadRacingWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &slowRead{Store: st, read: make(chan struct{}), resume: make(chan struct{})}
-	c := newClientCache(s, time.Now)
+	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	c := newClientCache(s, func() time.Time { return t0 }) // never past the TTL: only the write clears the cache
 	done := make(chan storage.Client)
 	go func() {
 		got, _ := c.ClientByID(ctx, "rp")

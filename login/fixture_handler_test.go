@@ -96,6 +96,7 @@ type fixture struct {
 	cfg    login.Config
 	sealer *factor.Sealer
 	nextID int
+	dbPath string // the SQLite file, for tests that damage a row
 }
 
 // option adjusts the handler's configuration before it is built.
@@ -172,6 +173,9 @@ func withSessionLifetimes(idle, maxAge time.Duration) option {
 	return func(c *login.Config) { c.SessionIdleTimeout, c.SessionMaxAge = idle, maxAge }
 }
 
+// withLog sends the handler's log to l.
+func withLog(l *slog.Logger) option { return func(c *login.Config) { c.Log = l } }
+
 func withAdminACR(acr string) option { return func(c *login.Config) { c.AdminACR = acr } }
 
 // withPasskeys turns passkeys on, for a relying party on a host name (the
@@ -187,7 +191,8 @@ func withPasskeys(t *testing.T) option {
 func newFixture(t *testing.T, opts ...option) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keystep.db"))
+	dbPath := filepath.Join(t.TempDir(), "keystep.db")
+	st, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +206,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, store: st, clock: &clock{t: t0}, sealer: sealer}
+	f := &fixture{t: t, store: st, clock: &clock{t: t0}, sealer: sealer, dbPath: dbPath}
 	var h http.Handler
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(f.srv.Close)

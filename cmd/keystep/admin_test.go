@@ -189,7 +189,7 @@ func TestUsersList(t *testing.T) {
 }
 
 func TestUserActions(t *testing.T) {
-	t0 := time.Now().UTC()
+	t0 := time.Now().UTC() // the command judges sessions and tokens live by the wall clock
 	tests := []struct {
 		action        string
 		disabled      bool
@@ -479,7 +479,7 @@ func TestClientsDeleteForgetsTheClient(t *testing.T) {
 	alice := createUser(t, d, "alice")
 	createClient(t, d, "--id", "rp", "--redirect-uri", "https://rp.example/cb", "--grant", "authorization_code,refresh_token,client_credentials")
 	createClient(t, d, "--id", "other", "--redirect-uri", "https://other.example/cb")
-	t0 := time.Now().UTC()
+	t0 := time.Now().UTC() // the command judges tokens live by the wall clock
 	withStore(t, d, func(st storage.Store) {
 		ctx := t.Context()
 		for _, tok := range []struct{ id, subject, client string }{
@@ -724,9 +724,10 @@ func TestAuditExport(t *testing.T) {
 		t.Errorf("user_id = %v, want %s", raw["user_id"], alice.ID)
 	}
 
-	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
-	if r := mustKeystep(t, "", "audit", "export", "--since", future, "--data", d); r.stdout != "" {
-		t.Errorf("export since the future:\n%s", r.stdout)
+	// A second after the last event (--since is whole seconds): nothing.
+	after := events[len(events)-1].Time.Add(time.Second).UTC().Format(time.RFC3339)
+	if r := mustKeystep(t, "", "audit", "export", "--since", after, "--data", d); r.stdout != "" {
+		t.Errorf("export since after the last event:\n%s", r.stdout)
 	}
 }
 
