@@ -2,16 +2,19 @@ package keystep_test
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
 
 // TestDependencyDirection pins DESIGN §2: pure packages use only the
-// standard library, login never imports idp or the OP library, only cmd
-// (its tools in cmd/keystep/internal included) picks a storage backend, and
-// the provider never imports cmd: not the command, and not the demo app,
-// the simulator or the benchmark harness. Nothing but tests imports the
-// conformance packages, the browser harness conformance/chrome included.
+// standard library, login never imports idp or the OP library, login's
+// parts (admin, web, throttle, factor) never import login and the plain-Go
+// ones no HTTP, only cmd (its tools in cmd/keystep/internal included) picks
+// a storage backend, and the provider never imports cmd: not the command,
+// and not the demo app, the simulator or the benchmark harness. Nothing but
+// tests imports the conformance packages, the browser harness
+// conformance/chrome included.
 func TestDependencyDirection(t *testing.T) {
 	// -e: an import the compiler refuses (cmd/keystep/internal from the
 	// provider, a cycle) is still listed, and reported below by its rule.
@@ -69,6 +72,34 @@ func TestDependencyDirection(t *testing.T) {
 			// files, so any import it lists is one the binary would carry.
 			if within(imp, mod+"/conformance") && !within(pkg, mod+"/conformance") {
 				t.Errorf("%s imports %s; only tests may use the conformance packages", pkg, imp)
+			}
+			// The UI's own parts sit below it: they never reach back up.
+			if strings.HasPrefix(pkg, mod+"/login/") && imp == mod+"/login" {
+				t.Errorf("%s imports %s; only the UI package uses its parts, not the other way", pkg, imp)
+			}
+		}
+	}
+	// The admin operations, the throttle scheme, the factors and what a
+	// sign-in is (signin) are plain Go that the CLI calls too: no HTTP, no
+	// pages.
+	for _, pkg := range []string{mod + "/login/admin", mod + "/login/throttle", mod + "/login/factor", mod + "/login/signin"} {
+		for _, imp := range imports[pkg] {
+			if imp == "net/http" || imp == "html/template" {
+				t.Errorf("%s imports %s; it does no HTTP", pkg, imp)
+			}
+		}
+	}
+	// Leaf plumbing: login/web and login/throttle build on storage (and
+	// web on factor's token hash) and nothing else of ours or anyone's.
+	leaves := map[string][]string{
+		mod + "/login/web":      {mod + "/storage", mod + "/login/factor"},
+		mod + "/login/throttle": {mod + "/storage", mod + "/idp/stepup"},
+	}
+	for pkg, allowed := range leaves {
+		for _, imp := range imports[pkg] {
+			std := !strings.Contains(strings.SplitN(imp, "/", 2)[0], ".")
+			if !std && !slices.Contains(allowed, imp) {
+				t.Errorf("%s imports %s; it may use the standard library and %s only", pkg, imp, strings.Join(allowed, ", "))
 			}
 		}
 	}

@@ -28,7 +28,7 @@ import (
 
 	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/stepup"
-	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
 	"github.com/keystep/keystep/storage/sqlite"
@@ -117,7 +117,7 @@ func newEnv(t *testing.T, opts ...envOption) *env { return newEnvWith(t, false, 
 func newTLSEnv(t *testing.T, opts ...envOption) *env { return newEnvWith(t, false, true, opts...) }
 
 func setupLink(e *env) (string, error) {
-	return login.NewSetupLink(context.Background(), e.store, e.issuer, e.clock.Now())
+	return admin.NewSetupLink(context.Background(), e.store, e.issuer, e.clock.Now())
 }
 
 func newEnvWith(t *testing.T, noUsers, tlsEnv bool, opts ...envOption) *env {

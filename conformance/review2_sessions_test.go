@@ -18,19 +18,20 @@ import (
 
 	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/stepup"
-	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
-// ssCLI is the login.Admin the CLI builds (cmd/keystep newAdmin), on the
+// ssCLI is the admin.Service the CLI builds (cmd/keystep newAdmin), on the
 // running server's database, as an operator's `keystep users …` is.
-func ssCLI(e *env) *login.Admin {
+func ssCLI(e *env) *admin.Service {
 	key, err := storage.NewAuditKey(e.key)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return &login.Admin{Store: e.store, Policy: stepup.DefaultPolicy(), BuiltIn: idp.AccountClientID,
-		Audit: &login.Auditor{Store: e.store, Key: key, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: e.clock.Now}}
+	return &admin.Service{Store: e.store, Policy: stepup.DefaultPolicy(), BuiltIn: idp.AccountClientID,
+		Audit: &web.Auditor{Store: e.store, Key: key, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: e.clock.Now}}
 }
 
 // ssTokensDead checks that every token in list is dead everywhere: refresh
@@ -121,11 +122,11 @@ func TestSessionsResetFactorsEndsEveryToken(t *testing.T) {
 			tok := r.login(user, nil)
 			switch via {
 			case "console":
-				admin := e.browser()
-				admin.adminLogin(secret)
-				admin.post("/admin/users/u-alice/reset-factors", url.Values{"reason": {"ticket 9: lost phone"}})
+				console := e.browser()
+				console.adminLogin(secret)
+				console.post("/admin/users/u-alice/reset-factors", url.Values{"reason": {"ticket 9: lost phone"}})
 			case "cli":
-				if err := ssCLI(e).ResetFactors(context.Background(), login.Actor{ID: "cli", Reason: "ticket 9"}, "u-alice", e.clock.Now()); err != nil {
+				if err := ssCLI(e).ResetFactors(context.Background(), admin.Actor{ID: "cli", Reason: "ticket 9"}, "u-alice", e.clock.Now()); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -151,17 +152,17 @@ func TestSessionsDisableEndsEveryToken(t *testing.T) {
 			r := e.rp(rpClient, e.rpSecret)
 			user := e.browser()
 			tok := r.login(user, nil)
-			var admin *browser
+			var console *browser
 			set := func(action string) {
 				switch via {
 				case "console":
-					if admin == nil {
-						admin = e.browser()
-						admin.adminLogin(secret)
+					if console == nil {
+						console = e.browser()
+						console.adminLogin(secret)
 					}
-					admin.post("/admin/users/u-alice/"+action, nil)
+					console.post("/admin/users/u-alice/"+action, nil)
 				case "cli":
-					if _, err := ssCLI(e).SetDisabled(context.Background(), login.Actor{ID: "cli"}, "u-alice", action == "disable", e.clock.Now()); err != nil {
+					if _, err := ssCLI(e).SetDisabled(context.Background(), admin.Actor{ID: "cli"}, "u-alice", action == "disable", e.clock.Now()); err != nil {
 						t.Fatal(err)
 					}
 				}

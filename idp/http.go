@@ -15,12 +15,13 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
 // opMiddleware adapts HTTP facts the OP library does not look at.
 type opMiddleware struct {
-	cookies login.Cookies
+	cookies web.Cookies
 	store   storage.Store
 	now     func() time.Time
 	ui      *login.Handler
@@ -253,7 +254,7 @@ func (c *challengeWriter) WriteHeader(code int) {
 type logoutWriter struct {
 	http.ResponseWriter
 	r       *http.Request
-	cookies login.Cookies
+	cookies web.Cookies
 }
 
 func (l *logoutWriter) WriteHeader(code int) {

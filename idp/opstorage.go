@@ -15,8 +15,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
-	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -65,7 +65,7 @@ type opStorage struct {
 	keys     *keyring
 	now      func() time.Time
 	loginURL string
-	audit    *login.Auditor
+	audit    *web.Auditor
 	log      *slog.Logger
 }
 

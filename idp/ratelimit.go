@@ -7,13 +7,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/web"
 )
 
 // RateLimit caps requests per client address on the protocol endpoints
 // (DESIGN §6): bursts over the rate get 429 with Retry-After (RFC 6585 §4)
 // and the server stays responsive. Sign-in guesses have their own,
-// storage-backed limits (login.Limits); this is the cheap in-memory front
+// storage-backed limits (throttle.Limits); this is the cheap in-memory front
 // line against floods.
 type RateLimit struct {
 	// PerSecond is the sustained rate per address; 0 turns the limit off.
@@ -120,7 +120,7 @@ func (l *limiter) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		ok, wait := l.allow(group, login.Info(r.Context()).IP)
+		ok, wait := l.allow(group, web.Info(r.Context()).IP)
 		if ok {
 			next.ServeHTTP(w, r)
 			return

@@ -25,6 +25,9 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/signin"
+	"github.com/keystep/keystep/login/throttle"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/static"
 	"github.com/keystep/keystep/storage"
 	"github.com/keystep/keystep/templates"
@@ -53,10 +56,10 @@ type Config struct {
 	// TemplatesDir, when set, serves templates from disk and re-reads them
 	// on every render (--dev).
 	TemplatesDir string
-	// Risk configures the risk engine; zero means login.DefaultRiskConfig.
-	Risk login.RiskConfig
-	// Limits are the throttle rules; nil means login.DefaultLimits.
-	Limits login.Limits
+	// Risk configures the risk engine; zero means signin.DefaultRiskConfig.
+	Risk signin.RiskConfig
+	// Limits are the throttle rules; nil means throttle.DefaultLimits.
+	Limits throttle.Limits
 	// RateLimits cap requests per address on the protocol endpoints by
 	// group ("token", "authorize"); nil means DefaultRateLimits.
 	RateLimits map[string]RateLimit
@@ -153,7 +156,7 @@ type Server struct {
 	sealer  *factor.Sealer
 	metrics *metrics
 	log     *slog.Logger
-	audit   *login.Auditor
+	audit   *web.Auditor
 }
 
 // ServeHTTP serves every Keystep endpoint.
@@ -199,12 +202,12 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	secure := strings.HasPrefix(cfg.Issuer, "https://")
-	cookies := login.Cookies{Secure: secure}
+	cookies := web.Cookies{Secure: secure}
 	auditKey, err := storage.NewAuditKey(cfg.MasterKey)
 	if err != nil {
 		return nil, err
 	}
-	auditor := &login.Auditor{Store: cfg.Store, Key: auditKey, Log: cfg.Logger, Now: now, OnEvent: s.metrics.audited,
+	auditor := &web.Auditor{Store: cfg.Store, Key: auditKey, Log: cfg.Logger, Now: now, OnEvent: s.metrics.audited,
 		SignCheckpoint: s.keys.signCheckpoint, CheckpointEvery: cfg.AuditCheckpointEvery, CheckpointInterval: cfg.AuditCheckpointInterval}
 	// A log from before the keyed chain is sealed now; one whose last
 	// checkpoint is overdue gets one.
@@ -248,7 +251,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.TemplatesDir != "" {
 		tmpl = dirFS(cfg.TemplatesDir)
 	}
-	wa, err := login.NewWebAuthn(cfg.Issuer, cfg.ProductName)
+	wa, err := factor.NewWebAuthn(cfg.Issuer, cfg.ProductName)
 	if err != nil {
 		return nil, fmt.Errorf("webauthn: %w", err)
 	}
@@ -312,7 +315,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.RateLimits = DefaultRateLimits
 	}
 	var h http.Handler = newLimiter(cfg.RateLimits, now).middleware(mux)
-	h = login.WithRequestInfo(cfg.TrustedProxies, h)
+	h = web.WithRequestInfo(cfg.TrustedProxies, h)
 	h = s.metrics.instrument(h)
 	h = securityHeaders(secure, h)
 	h = limitBody(h)

@@ -3,7 +3,6 @@ package login
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -13,12 +12,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-webauthn/webauthn/protocol"
-	"github.com/go-webauthn/webauthn/webauthn"
-
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/signin"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -101,7 +100,7 @@ func (h *Handler) portalRisk(w http.ResponseWriter, r *http.Request, a *accountS
 	case stepup.NeedFactor:
 		return false, h.portalAuthorize(w, r, levelSFA, 0, r.URL.Path)
 	}
-	if err := h.endSession(r.Context(), w, a.sess, "risk: "+signalNames(ra)); err != nil {
+	if err := h.endSession(r.Context(), w, a.sess, "risk: "+signin.SignalNames(ra)); err != nil {
 		return false, err
 	}
 	return false, userError(http.StatusForbidden, "We couldn't confirm it's you", "Something about this sign-in looks unsafe, so we stopped it. Try again from a device and network you've used before, or contact your administrator.")
@@ -111,18 +110,18 @@ func (h *Handler) portalRisk(w http.ResponseWriter, r *http.Request, a *accountS
 // says whether the session's factors meet the risk floor (Satisfied), need
 // one more (NeedFactor) or are refused (Fail).
 func (h *Handler) sessionRisk(r *http.Request, a *accountState) (stepup.Outcome, risk.Assessment, error) {
-	info := Info(r.Context())
-	ra, _, err := h.assessor.Assess(r.Context(), RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
+	info := web.Info(r.Context())
+	ra, _, err := h.assessor.Assess(r.Context(), signin.RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
 		UserAgent: info.UserAgent, DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &a.sess})
 	if err != nil {
 		return 0, ra, err
 	}
-	return h.cfg.Policy.Admit(h.session(a), riskOf(ra)), ra, nil
+	return h.cfg.Policy.Admit(h.session(a), signin.RiskOf(ra)), ra, nil
 }
 
 // session is the portal's session as stepup sees it.
 func (h *Handler) session(a *accountState) stepup.Session {
-	return stepup.Session{Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledAt(a.user, a.factors, a.recovery, a.known), Now: h.cfg.Now()}
+	return stepup.Session{Done: signin.FactorsOf(a.sess.Factors), Enrolled: h.enrolledAt(a.user, a.factors, a.recovery, a.known), Now: h.cfg.Now()}
 }
 
 // endSession deletes a session and its cookie, audited.
@@ -146,7 +145,7 @@ func (h *Handler) portalAuthorize(w http.ResponseWriter, r *http.Request, acr st
 	if err != nil {
 		return err
 	}
-	h.cfg.Cookies.set(w, portalStateCookie, state+"|"+returnTo, 30*time.Minute)
+	h.cfg.Cookies.Set(w, portalStateCookie, state+"|"+returnTo, 30*time.Minute)
 	v := url.Values{
 		"client_id":     {h.cfg.AccountClientID},
 		"redirect_uri":  {h.cfg.Issuer + "/account/callback"},
@@ -165,13 +164,13 @@ func (h *Handler) portalAuthorize(w http.ResponseWriter, r *http.Request, acr st
 }
 
 func (h *Handler) accountCallback(w http.ResponseWriter, r *http.Request) error {
-	raw := h.cfg.Cookies.value(r, portalStateCookie)
+	raw := h.cfg.Cookies.Value(r, portalStateCookie)
 	state, returnTo, _ := strings.Cut(raw, "|")
 	q := r.URL.Query()
 	if state == "" || q.Get("state") != state {
 		return userError(http.StatusBadRequest, "That sign-in link is stale", "Open your account page again.")
 	}
-	h.cfg.Cookies.clear(w, portalStateCookie)
+	h.cfg.Cookies.Clear(w, portalStateCookie)
 	admin := adminPath(returnTo)
 	if e := q.Get("error"); e != "" && admin {
 		return h.adminCallbackError(e)
@@ -235,8 +234,8 @@ func adminPath(p string) bool { return p == "/admin" || strings.HasPrefix(p, "/a
 // its device and network known (finish), so signing in again from the
 // same strange place does not turn it low.
 func (h *Handler) bootstrapRisk(r *http.Request, a *accountState) (bool, risk.Assessment, error) {
-	info := Info(r.Context())
-	ra, _, err := h.assessor.Assess(r.Context(), RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
+	info := web.Info(r.Context())
+	ra, _, err := h.assessor.Assess(r.Context(), signin.RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
 		UserAgent: info.UserAgent, DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &a.sess})
 	if err != nil {
 		return false, ra, err
@@ -314,15 +313,15 @@ type keyRow struct {
 // keyRowOf describes a WebAuthn factor from its stored credential.
 func keyRowOf(f storage.Factor) keyRow {
 	row := keyRow{Factor: f, Kind: "Passkey"}
-	var c webauthn.Credential
-	if json.Unmarshal(f.Secret, &c) != nil {
+	c, err := factor.ReadCredentialFlags(f.Secret)
+	if err != nil {
 		return row
 	}
-	row.Blocked = c.Authenticator.CloneWarning
+	row.Blocked = c.CloneWarning
 	switch {
-	case c.Flags.BackupEligible:
+	case c.BackupEligible:
 		row.Kind = "Passkey, synced across your devices"
-	case c.Authenticator.Attachment == protocol.CrossPlatform:
+	case c.CrossPlatform:
 		row.Kind = "Security key"
 	default:
 		row.Kind = "Passkey, kept on one device"
@@ -350,7 +349,7 @@ func (h *Handler) accountData(ctx context.Context, r *http.Request, a *accountSt
 			p.HasTOTP = true
 		case "webauthn":
 			row := keyRowOf(f)
-			row.Pending, row.TrustFrom = !trusted(f), h.trustFrom(f)
+			row.Pending, row.TrustFrom = !factor.Trusted(f), h.trustFrom(f)
 			p.Keys = append(p.Keys, row)
 		}
 	}
@@ -478,7 +477,7 @@ func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request) er
 	// revoked — the user's own apps included, even those signed in from
 	// this browser, since a thief's token cannot be told from the user's.
 	// Only the browser session that made the change stays.
-	if _, err := endAccess(ctx, h.cfg.Store, h.cfg.Audit, a.user.ID, a.user.ID, a.sess.ID, "password changed"); err != nil {
+	if _, err := admin.EndAccess(ctx, h.cfg.Store, h.cfg.Audit, a.user.ID, a.user.ID, a.sess.ID, "password changed"); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/account?notice=password", http.StatusSeeOther)
@@ -514,7 +513,7 @@ func (h *Handler) accountTOTPPage(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	sealed := h.cfg.Sealer.Seal([]byte(key.Secret+"|"+strconv.FormatInt(h.cfg.Now().Add(15*time.Minute).Unix(), 10)), h.pendingAD(a))
-	h.cfg.Cookies.set(w, pendingTOTPCookie, base64.RawURLEncoding.EncodeToString(sealed), 15*time.Minute)
+	h.cfg.Cookies.Set(w, pendingTOTPCookie, base64.RawURLEncoding.EncodeToString(sealed), 15*time.Minute)
 	return h.renderTOTP(w, r, a, key, "", http.StatusOK)
 }
 
@@ -545,7 +544,7 @@ func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error 
 	if err := r.ParseForm(); err != nil {
 		return userError(http.StatusBadRequest, "That form couldn't be read", "Go back and try again.")
 	}
-	raw, _ := base64.RawURLEncoding.DecodeString(h.cfg.Cookies.value(r, pendingTOTPCookie))
+	raw, _ := base64.RawURLEncoding.DecodeString(h.cfg.Cookies.Value(r, pendingTOTPCookie))
 	plain, err := h.cfg.Sealer.Open(raw, h.pendingAD(a))
 	secret, expStr, _ := strings.Cut(string(plain), "|")
 	exp, _ := strconv.ParseInt(expStr, 10, 64)
@@ -578,7 +577,7 @@ func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error 
 	if err := h.cfg.Store.UseTOTPStep(ctx, a.user.ID, step, now); err != nil && !errors.Is(err, storage.ErrReplayed) {
 		return err
 	}
-	h.cfg.Cookies.clear(w, pendingTOTPCookie)
+	h.cfg.Cookies.Clear(w, pendingTOTPCookie)
 	if first {
 		a.factors = append(a.factors, storage.Factor{Kind: "totp"})
 		return h.issueRecoveryCodes(w, r, a, "Your authenticator app is set up. Save these recovery codes now.")
@@ -696,7 +695,7 @@ func (h *Handler) postRevokeOthers(w http.ResponseWriter, r *http.Request) error
 	}
 	// Other sessions end and every app token of the user is revoked: one
 	// of them may be what the user wants gone.
-	if _, err := endAccess(r.Context(), h.cfg.Store, h.cfg.Audit, a.user.ID, a.user.ID, a.sess.ID, "signed out other sessions"); err != nil {
+	if _, err := admin.EndAccess(r.Context(), h.cfg.Store, h.cfg.Audit, a.user.ID, a.user.ID, a.sess.ID, "signed out other sessions"); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/account?notice=sessions", http.StatusSeeOther)
@@ -812,15 +811,15 @@ func firstCodesAD(a *accountState) []byte {
 func (h *Handler) setFirstCodesMarker(w http.ResponseWriter, a *accountState) {
 	exp := strconv.FormatInt(h.cfg.Now().Add(5*time.Minute).Unix(), 10)
 	sealed := h.cfg.Sealer.Seal([]byte(exp), firstCodesAD(a))
-	h.cfg.Cookies.set(w, firstCodesCookie, base64.RawURLEncoding.EncodeToString(sealed), 5*time.Minute)
+	h.cfg.Cookies.Set(w, firstCodesCookie, base64.RawURLEncoding.EncodeToString(sealed), 5*time.Minute)
 }
 
 func (h *Handler) takeFirstCodesMarker(w http.ResponseWriter, r *http.Request, a *accountState) bool {
-	raw, err := base64.RawURLEncoding.DecodeString(h.cfg.Cookies.value(r, firstCodesCookie))
+	raw, err := base64.RawURLEncoding.DecodeString(h.cfg.Cookies.Value(r, firstCodesCookie))
 	if err != nil || len(raw) == 0 {
 		return false
 	}
-	h.cfg.Cookies.clear(w, firstCodesCookie)
+	h.cfg.Cookies.Clear(w, firstCodesCookie)
 	plain, err := h.cfg.Sealer.Open(raw, firstCodesAD(a))
 	if err != nil {
 		return false

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -104,7 +106,7 @@ func (h *Handler) registerAdmin(mux *http.ServeMux) {
 // adminState is the admin at work: their account and session.
 type adminState struct {
 	*accountState
-	actor      Actor
+	actor      admin.Actor
 	freshUntil time.Time // when the console will ask again
 }
 
@@ -172,7 +174,7 @@ func (h *Handler) adminGate(w http.ResponseWriter, r *http.Request) (*adminState
 	if !ok {
 		return nil, err
 	}
-	return &adminState{accountState: a, actor: Actor{ID: u.ID}, freshUntil: at.Add(h.cfg.AdminMaxAge)}, nil
+	return &adminState{accountState: a, actor: admin.Actor{ID: u.ID}, freshUntil: at.Add(h.cfg.AdminMaxAge)}, nil
 }
 
 // adminNeeds says which factor an admin must add to reach the console's level.
@@ -210,7 +212,7 @@ func (h *Handler) adminPending(a *accountState) (title, msg string, ok bool) {
 	}
 	var first *storage.Factor
 	for i, f := range a.factors {
-		if f.Kind == "webauthn" && !trusted(f) && !keyRowOf(f).Blocked && (first == nil || f.CreatedAt.Before(first.CreatedAt)) {
+		if f.Kind == "webauthn" && !factor.Trusted(f) && !keyRowOf(f).Blocked && (first == nil || f.CreatedAt.Before(first.CreatedAt)) {
 			first = &a.factors[i]
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -49,11 +50,11 @@ func (h *Handler) adminClients(w http.ResponseWriter, r *http.Request, a *adminS
 
 // clientForm is the client form's values and what is wrong with them.
 type clientForm struct {
-	ClientSpec
+	admin.ClientSpec
 	Redirects, PostLogout, JWKSText string
 	Errors                          map[string][]string
 	Problems                        []string
-	extra                           []Problem // found in the form before the spec is checked
+	extra                           []admin.Problem // found in the form before the spec is checked
 }
 
 type adminClientPage struct {
@@ -81,10 +82,10 @@ func (h *Handler) clientPage(r *http.Request, a *adminState, title string, f cli
 		levels = append(levels, f.MinACR) // an alias, or a level since removed: kept as it is
 	}
 	return adminClientPage{adminPage: h.adminPage(r, a, "clients", title), Form: f, Levels: levels,
-		Options: clientOptions{AuthMethods: AuthMethods[:3], IDTokenAlgs: IDTokenAlgs, AccessTokenFormats: AccessTokenFormats, GrantTypes: GrantTypes}}
+		Options: clientOptions{AuthMethods: admin.AuthMethods[:3], IDTokenAlgs: admin.IDTokenAlgs, AccessTokenFormats: admin.AccessTokenFormats, GrantTypes: admin.GrantTypes}}
 }
 
-func formOf(s ClientSpec) clientForm {
+func formOf(s admin.ClientSpec) clientForm {
 	f := clientForm{ClientSpec: s, Redirects: strings.Join(s.RedirectURIs, "\n"), PostLogout: strings.Join(s.PostLogoutRedirectURIs, "\n")}
 	if s.JWKS != nil {
 		f.JWKSText = string(s.JWKS)
@@ -93,7 +94,7 @@ func formOf(s ClientSpec) clientForm {
 }
 
 func (h *Handler) adminNewClient(w http.ResponseWriter, r *http.Request, a *adminState) error {
-	p := h.clientPage(r, a, "New client", formOf(ClientSpec{GrantTypes: []string{"authorization_code", "refresh_token"}, IDTokenAlg: "ES256"}.Normalize()))
+	p := h.clientPage(r, a, "New client", formOf(admin.ClientSpec{GrantTypes: []string{"authorization_code", "refresh_token"}, IDTokenAlg: "ES256"}.Normalize()))
 	p.New = true
 	return h.r.render(w, http.StatusOK, "admin_client", p)
 }
@@ -101,7 +102,7 @@ func (h *Handler) adminNewClient(w http.ResponseWriter, r *http.Request, a *admi
 // readClientForm turns the posted form into a spec.
 func readClientForm(r *http.Request) clientForm {
 	v := r.PostForm
-	s := ClientSpec{
+	s := admin.ClientSpec{
 		ID: v.Get("id"), Name: v.Get("name"),
 		RedirectURIs:            strings.Split(v.Get("redirect_uris"), "\n"),
 		PostLogoutRedirectURIs:  strings.Split(v.Get("post_logout_redirect_uris"), "\n"),
@@ -130,7 +131,7 @@ func readClientForm(r *http.Request) clientForm {
 	if len(s.GrantTypes) == 0 {
 		// Nothing ticked is a mistake, not "the defaults".
 		f.GrantTypes = nil
-		f.extra = append(f.extra, Problem{"grant_types", "Choose at least one grant type."})
+		f.extra = append(f.extra, admin.Problem{Field: "grant_types", Message: "Choose at least one grant type."})
 	}
 	return f
 }
@@ -140,11 +141,11 @@ func (f *clientForm) check(h *Handler) bool {
 	if len(f.extra) == 0 {
 		return true
 	}
-	f.fail(append(f.extra, ValidateClient(f.ClientSpec, h.cfg.Policy, h.cfg.AccountClientID)...))
+	f.fail(append(f.extra, admin.ValidateClient(f.ClientSpec, h.cfg.Policy, h.cfg.AccountClientID)...))
 	return false
 }
 
-func (f *clientForm) fail(ps []Problem) {
+func (f *clientForm) fail(ps []admin.Problem) {
 	f.Errors = map[string][]string{}
 	for _, p := range ps {
 		f.Errors[p.Field] = append(f.Errors[p.Field], p.Message)
@@ -162,12 +163,12 @@ func (h *Handler) adminCreateClient(w http.ResponseWriter, r *http.Request, a *a
 	if f.check(h) {
 		secret, err = h.admin.CreateClient(r.Context(), a.actor, f.ClientSpec, h.cfg.Now())
 	}
-	var inv *InvalidError
+	var inv *admin.InvalidError
 	switch {
 	case errors.As(err, &inv):
 		f.fail(inv.Problems)
 	case errors.Is(err, storage.ErrAlreadyExists):
-		f.fail([]Problem{{"id", "A client with the ID " + f.ID + " already exists. Choose another ID."}})
+		f.fail([]admin.Problem{{Field: "id", Message: "A client with the ID " + f.ID + " already exists. Choose another ID."}})
 	case err != nil:
 		return err
 	}
@@ -185,12 +186,12 @@ func (h *Handler) adminCreateClient(w http.ResponseWriter, r *http.Request, a *a
 
 type adminSecretPage struct {
 	adminPage
-	Client ClientSpec
+	Client admin.ClientSpec
 	Secret string
 	New    bool
 }
 
-func (h *Handler) renderSecret(w http.ResponseWriter, r *http.Request, a *adminState, s ClientSpec, secret string, created bool) error {
+func (h *Handler) renderSecret(w http.ResponseWriter, r *http.Request, a *adminState, s admin.ClientSpec, secret string, created bool) error {
 	p := adminSecretPage{adminPage: h.adminPage(r, a, "clients", "Client secret"), Client: s, Secret: secret, New: created}
 	return h.r.render(w, http.StatusOK, "admin_secret", p)
 }
@@ -209,12 +210,12 @@ func (h *Handler) adminEditClient(w http.ResponseWriter, r *http.Request, a *adm
 	if err != nil {
 		return err
 	}
-	return h.renderClient(w, r, a, c, formOf(SpecOf(c)), http.StatusOK)
+	return h.renderClient(w, r, a, c, formOf(admin.SpecOf(c)), http.StatusOK)
 }
 
 func (h *Handler) renderClient(w http.ResponseWriter, r *http.Request, a *adminState, c storage.Client, f clientForm, status int) error {
 	p := h.clientPage(r, a, clientName(c), f)
-	p.HasSecret, p.UsesSecret = c.SecretHash != "", SpecOf(c).UsesSecret()
+	p.HasSecret, p.UsesSecret = c.SecretHash != "", admin.SpecOf(c).UsesSecret()
 	p.CreatedAt, p.UpdatedAt = c.CreatedAt, c.UpdatedAt
 	return h.r.render(w, status, "admin_client", p)
 }
@@ -233,7 +234,7 @@ func (h *Handler) adminUpdateClient(w http.ResponseWriter, r *http.Request, a *a
 		return h.renderClient(w, r, a, c, f, http.StatusBadRequest)
 	}
 	changes, secret, err := h.admin.UpdateClient(r.Context(), a.actor, f.ClientSpec, h.cfg.Now())
-	var inv *InvalidError
+	var inv *admin.InvalidError
 	switch {
 	case errors.As(err, &inv):
 		f.fail(inv.Problems)
@@ -257,13 +258,13 @@ func (h *Handler) adminRotateSecret(w http.ResponseWriter, r *http.Request, a *a
 		return err
 	}
 	secret, err := h.admin.RotateClientSecret(r.Context(), a.actor, c.ID, h.cfg.Now())
-	if errors.Is(err, ErrNoSecret) {
+	if errors.Is(err, admin.ErrNoSecret) {
 		return userError(http.StatusBadRequest, "This client has no secret", "Only clients that authenticate with a client secret have one to rotate.")
 	}
 	if err != nil {
 		return notFound(err, errNoSuchClient)
 	}
-	return h.renderSecret(w, r, a, SpecOf(c), secret, false)
+	return h.renderSecret(w, r, a, admin.SpecOf(c), secret, false)
 }
 
 func (h *Handler) adminDeleteClient(w http.ResponseWriter, r *http.Request, a *adminState) error {

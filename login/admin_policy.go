@@ -12,79 +12,11 @@ import (
 
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/login/signin"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
-
-// Check is one validation of the running policy against the data it applies
-// to, as the console's policy page and `keystep policy` show it.
-type Check struct {
-	OK      bool   `json:"ok"`
-	Subject string `json:"subject"`
-	Message string `json:"message"`
-}
-
-// CheckPolicy validates the levels, scope minimums and risk rules, and
-// every client's minimum against the levels. The config file is validated
-// at start, so a problem here is one the data brought in: a client whose
-// minimum names a level that no longer exists fails every sign-in.
-func CheckPolicy(p *stepup.Policy, scopeMins map[string]string, rc RiskConfig, clients []storage.Client, builtIn string) []Check {
-	var out []Check
-	ok := func(subject, msg string) { out = append(out, Check{true, subject, msg}) }
-	bad := func(subject, msg string) { out = append(out, Check{false, subject, msg}) }
-	ok("levels", fmt.Sprintf("%d levels, ordered from %s to %s", len(p.Levels()), p.Levels()[0].ACR, p.Levels()[len(p.Levels())-1].ACR))
-	for _, scope := range slices.Sorted(maps.Keys(scopeMins)) {
-		if _, _, known := p.Lookup(scopeMins[scope]); !known {
-			bad("scope "+scope, fmt.Sprintf("minimum %q is not a configured level", scopeMins[scope]))
-		}
-	}
-	if err := rc.Rules.Validate(); err != nil {
-		bad("risk rules", strings.ReplaceAll(err.Error(), "\n", "; "))
-	} else {
-		ok("risk rules", fmt.Sprintf("valid: medium from score %d, high from %d", rc.Rules.Medium, rc.Rules.High))
-	}
-	for _, b := range []struct {
-		band string
-		act  risk.Action
-	}{{"medium", rc.Rules.OnMedium}, {"high", rc.Rules.OnHigh}} {
-		band, act := b.band, b.act
-		if act.Floor != "" {
-			if _, _, known := p.Lookup(act.Floor); !known {
-				bad("risk "+band, fmt.Sprintf("floor %q is not a configured level", act.Floor))
-			}
-		}
-	}
-	ids := map[string]bool{}
-	n := 0
-	for _, c := range clients {
-		ids[c.ID] = true
-		if c.ID == builtIn {
-			continue
-		}
-		ps := ValidateClient(SpecOf(c), p, builtIn)
-		for _, pr := range ps {
-			bad("client "+c.ID, pr.Message)
-		}
-		if len(ps) == 0 {
-			n++
-		}
-	}
-	ok("clients", fmt.Sprintf("%d clients valid against these levels", n))
-	for _, id := range rc.SensitiveClients {
-		if !ids[id] {
-			bad("risk sensitive_clients", fmt.Sprintf("no client %q is registered", id))
-		}
-	}
-	slices.SortStableFunc(out, func(x, y Check) int {
-		if x.OK == y.OK {
-			return 0
-		}
-		if !x.OK {
-			return -1
-		}
-		return 1
-	})
-	return out
-}
 
 type levelRow struct {
 	stepup.Level
@@ -112,7 +44,7 @@ type explainForm struct {
 }
 
 type explainResult struct {
-	Explanation
+	admin.Explanation
 	Summary string
 	Next    []string
 	Reasons []string
@@ -122,9 +54,9 @@ type adminPolicyPage struct {
 	adminPage
 	Levels      []levelRow
 	ScopeMins   [][2]string
-	Risk        RiskConfig
+	Risk        signin.RiskConfig
 	Weights     []weightRow
-	Checks      []Check
+	Checks      []admin.Check
 	Problems    int
 	AdminACR    string
 	AdminMaxAge time.Duration
@@ -157,7 +89,7 @@ func (h *Handler) adminPolicy(w http.ResponseWriter, r *http.Request, a *adminSt
 	if err != nil {
 		return err
 	}
-	p.Checks = CheckPolicy(h.cfg.Policy, h.cfg.ScopeMinACR, h.cfg.Risk, clients, h.cfg.AccountClientID)
+	p.Checks = admin.CheckPolicy(h.cfg.Policy, h.cfg.ScopeMinACR, h.cfg.Risk.Rules, h.cfg.Risk.SensitiveClients, clients, h.cfg.AccountClientID)
 	for _, c := range p.Checks {
 		if !c.OK {
 			p.Problems++
@@ -185,7 +117,7 @@ func (h *Handler) adminPolicy(w http.ResponseWriter, r *http.Request, a *adminSt
 		p.Explain.Scope = "openid"
 	}
 	if p.Explain.IP == "" {
-		p.Explain.IP = Info(ctx).IP
+		p.Explain.IP = web.Info(ctx).IP
 	}
 	status := http.StatusOK
 	if q.Has("user") {
@@ -233,7 +165,7 @@ func (h *Handler) explain(r *http.Request, f explainForm) (*explainResult, strin
 	if f.ACR != "" {
 		acr = []string{f.ACR}
 	}
-	x, err := Explain(r.Context(), h.cfg.Store, h.cfg.Policy, h.cfg.ScopeMinACR, h.assessor, ExplainInput{
+	x, err := admin.Explain(r.Context(), h.cfg.Store, h.cfg.Policy, h.cfg.ScopeMinACR, h.assessor, admin.ExplainInput{
 		Username: f.User, ClientID: f.Client, ACR: acr, Scopes: strings.Fields(f.Scope), IP: f.IP,
 		NewDevice: f.Device == "new", UserAgent: "keystep-explain",
 	})
@@ -245,7 +177,7 @@ func (h *Handler) explain(r *http.Request, f explainForm) (*explainResult, strin
 	}
 	res := &explainResult{Explanation: x, Summary: x.Summary()}
 	for _, m := range x.Decision.Next {
-		res.Next = append(res.Next, methodLabels[m])
+		res.Next = append(res.Next, signin.Label(m))
 	}
 	for _, rs := range x.Decision.Reasons {
 		res.Reasons = append(res.Reasons, string(rs))

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -16,15 +18,15 @@ type adminUsersPage struct {
 	Query, Status string
 	Users         []storage.User
 	Total         int
-	New           NewUser
+	New           admin.NewUser
 	Errors        map[string][]string
 }
 
 func (h *Handler) adminUsers(w http.ResponseWriter, r *http.Request, a *adminState) error {
-	return h.renderUsers(w, r, a, NewUser{}, nil, http.StatusOK)
+	return h.renderUsers(w, r, a, admin.NewUser{}, nil, http.StatusOK)
 }
 
-func (h *Handler) renderUsers(w http.ResponseWriter, r *http.Request, a *adminState, n NewUser, problems []Problem, status int) error {
+func (h *Handler) renderUsers(w http.ResponseWriter, r *http.Request, a *adminState, n admin.NewUser, problems []admin.Problem, status int) error {
 	list, err := h.cfg.Store.ListUsers(r.Context())
 	if err != nil {
 		return err
@@ -71,14 +73,14 @@ func (h *Handler) adminCreateUser(w http.ResponseWriter, r *http.Request, a *adm
 		return err
 	}
 	v := r.PostForm
-	n := NewUser{Username: strings.TrimSpace(v.Get("username")), Email: strings.TrimSpace(v.Get("email")), Password: v.Get("password"), Admin: v.Get("admin") == "on"}
+	n := admin.NewUser{Username: strings.TrimSpace(v.Get("username")), Email: strings.TrimSpace(v.Get("email")), Password: v.Get("password"), Admin: v.Get("admin") == "on"}
 	u, err := h.admin.CreateUser(r.Context(), a.actor, n, h.cfg.Now())
-	var inv *InvalidError
+	var inv *admin.InvalidError
 	switch {
 	case errors.As(err, &inv):
 		return h.renderUsers(w, r, a, n, inv.Problems, http.StatusBadRequest)
 	case errors.Is(err, storage.ErrAlreadyExists):
-		return h.renderUsers(w, r, a, n, []Problem{{"username", "That username is taken."}}, http.StatusBadRequest)
+		return h.renderUsers(w, r, a, n, []admin.Problem{{Field: "username", Message: "That username is taken."}}, http.StatusBadRequest)
 	case err != nil:
 		return err
 	}
@@ -100,7 +102,7 @@ type adminUserPage struct {
 	adminPage
 	User     storage.User
 	Self     bool
-	Lock     Lock
+	Lock     admin.Lock
 	Factors  []factorRow
 	Recovery int
 	Sessions []sessionRow
@@ -127,7 +129,7 @@ func (h *Handler) adminUser(w http.ResponseWriter, r *http.Request, a *adminStat
 		if f.Kind == "webauthn" {
 			what = keyRowOf(f).Kind
 		}
-		p.Factors = append(p.Factors, factorRow{Factor: f, What: what, Pending: f.Kind == "webauthn" && !trusted(f), TrustFrom: h.trustFrom(f)})
+		p.Factors = append(p.Factors, factorRow{Factor: f, What: what, Pending: f.Kind == "webauthn" && !factor.Trusted(f), TrustFrom: h.trustFrom(f)})
 	}
 	if p.Recovery, err = h.cfg.Store.CountRecoveryCodes(ctx, u.ID); err != nil {
 		return err
@@ -166,7 +168,7 @@ func (h *Handler) adminUserAction(w http.ResponseWriter, r *http.Request, a *adm
 		return notFound(err, errNoSuchUser)
 	}
 	action := r.PathValue("action")
-	by := Actor{ID: a.actor.ID, Reason: strings.TrimSpace(r.PostForm.Get("reason"))}
+	by := admin.Actor{ID: a.actor.ID, Reason: strings.TrimSpace(r.PostForm.Get("reason"))}
 	if len(by.Reason) > 500 {
 		by.Reason = by.Reason[:500]
 	}
@@ -187,16 +189,16 @@ func (h *Handler) adminUserAction(w http.ResponseWriter, r *http.Request, a *adm
 			return userError(http.StatusBadRequest, "You can't reset your own factors here", "Remove them on your account page, or ask another administrator.")
 		}
 		err, notice = h.admin.ResetFactors(ctx, by, u.ID, now), "user-reset"
-		if errors.Is(err, ErrNeedsReason) {
+		if errors.Is(err, admin.ErrNeedsReason) {
 			return userError(http.StatusBadRequest, "Say why", "Resetting someone's second factors needs a reason, such as the ticket number. Go back and add one.")
 		}
 	case "confirm-passkey":
 		_, err = h.admin.ConfirmPasskey(ctx, by, u.ID, r.PostForm.Get("factor"), now)
 		notice = "user-confirm-passkey"
 		switch {
-		case errors.Is(err, ErrAlreadyTrusted):
+		case errors.Is(err, admin.ErrAlreadyTrusted):
 			err, notice = nil, "user-passkey-trusted"
-		case errors.Is(err, ErrNoSuchPasskey):
+		case errors.Is(err, admin.ErrNoSuchPasskey):
 			return userError(http.StatusNotFound, "No such passkey", "That passkey or security key doesn't exist. It may have been removed.")
 		}
 	case "signout":

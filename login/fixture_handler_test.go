@@ -30,6 +30,9 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/signin"
+	"github.com/keystep/keystep/login/throttle"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 	"github.com/keystep/keystep/storage/sqlite"
 	"github.com/keystep/keystep/templates"
@@ -94,18 +97,19 @@ type fixture struct {
 	cfg    login.Config
 	sealer *factor.Sealer
 	nextID int
+	dbPath string // the SQLite file, for tests that damage a row
 }
 
 // option adjusts the handler's configuration before it is built.
 type option func(*login.Config)
 
-// withLimits edits the throttle rules, starting from login.DefaultLimits.
+// withLimits edits the throttle rules, starting from throttle.DefaultLimits.
 // login names two of its scopes itself: "account_lock" (the per-place hard
 // lock on passwords) and "factor_lock" (a code factor's lock); New refuses
 // limits without them, so a rename shows up here at once.
-func withLimits(edit func(login.Limits)) option {
+func withLimits(edit func(throttle.Limits)) option {
 	return func(c *login.Config) {
-		l := login.DefaultLimits()
+		l := throttle.DefaultLimits()
 		edit(l)
 		c.Limits = l
 	}
@@ -113,7 +117,7 @@ func withLimits(edit func(login.Limits)) option {
 
 // rules sets some throttle rules, keeping the defaults of the rest.
 func rules(set map[string]storage.ThrottleRule) option {
-	return withLimits(func(l login.Limits) {
+	return withLimits(func(l throttle.Limits) {
 		for scope, r := range set {
 			l[scope] = r
 		}
@@ -128,10 +132,10 @@ const (
 
 // withRisk edits the risk configuration, starting from the default; the
 // edits of several options add up.
-func withRisk(edit func(*login.RiskConfig)) option {
+func withRisk(edit func(*signin.RiskConfig)) option {
 	return func(c *login.Config) {
 		if c.Risk.Rules.Weights == nil {
-			c.Risk = login.DefaultRiskConfig()
+			c.Risk = signin.DefaultRiskConfig()
 		}
 		edit(&c.Risk)
 	}
@@ -139,7 +143,7 @@ func withRisk(edit func(*login.RiskConfig)) option {
 
 // sensitive marks clients as sensitive (a risk signal).
 func sensitive(clients ...string) option {
-	return withRisk(func(r *login.RiskConfig) { r.SensitiveClients = clients })
+	return withRisk(func(r *signin.RiskConfig) { r.SensitiveClients = clients })
 }
 
 // suspicious puts the addresses' networks on the operator's suspicious list.
@@ -148,7 +152,7 @@ func suspicious(t *testing.T, cidrs ...string) option {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return withRisk(func(r *login.RiskConfig) { r.Suspicious = p })
+	return withRisk(func(r *signin.RiskConfig) { r.Suspicious = p })
 }
 
 // denied puts the addresses' networks on the operator's deny list.
@@ -157,7 +161,7 @@ func denied(t *testing.T, cidrs ...string) option {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return withRisk(func(r *login.RiskConfig) { r.Deny = p })
+	return withRisk(func(r *signin.RiskConfig) { r.Deny = p })
 }
 
 func withStuffingLimit(n int) option { return func(c *login.Config) { c.StuffingLimit = n } }
@@ -170,12 +174,15 @@ func withSessionLifetimes(idle, maxAge time.Duration) option {
 	return func(c *login.Config) { c.SessionIdleTimeout, c.SessionMaxAge = idle, maxAge }
 }
 
+// withLog sends the handler's log to l.
+func withLog(l *slog.Logger) option { return func(c *login.Config) { c.Log = l } }
+
 func withAdminACR(acr string) option { return func(c *login.Config) { c.AdminACR = acr } }
 
 // withPasskeys turns passkeys on, for a relying party on a host name (the
 // test server's 127.0.0.1 would turn them off).
 func withPasskeys(t *testing.T) option {
-	wa, err := login.NewWebAuthn("https://login.example", "Keystep")
+	wa, err := factor.NewWebAuthn("https://login.example", "Keystep")
 	if err != nil || wa == nil {
 		t.Fatalf("webauthn: %v", err)
 	}
@@ -185,7 +192,8 @@ func withPasskeys(t *testing.T) option {
 func newFixture(t *testing.T, opts ...option) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keystep.db"))
+	dbPath := filepath.Join(t.TempDir(), "keystep.db")
+	st, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +207,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, store: st, clock: &clock{t: t0}, sealer: sealer}
+	f := &fixture{t: t, store: st, clock: &clock{t: t0}, sealer: sealer, dbPath: dbPath}
 	var h http.Handler
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(f.srv.Close)
@@ -207,10 +215,10 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	f.cfg = login.Config{
 		Store: st, Templates: templates.FS, Policy: stepup.DefaultPolicy(),
 		Hasher: factor.NewTestPasswordHasher(), Sealer: sealer,
-		Audit:    &login.Auditor{Store: st, Key: auditKey, Log: discard, Now: f.clock.Now},
+		Audit:    &web.Auditor{Store: st, Key: auditKey, Log: discard, Now: f.clock.Now},
 		Log:      discard,
 		Now:      f.clock.Now,
-		Cookies:  login.Cookies{},
+		Cookies:  web.Cookies{},
 		Callback: f.callback,
 		Issuer:   f.srv.URL, AccountClientID: accountClient,
 	}
@@ -225,7 +233,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	ui.Register(mux)
 	// The test server's peer is a trusted proxy that names the browser's
 	// address, so each browser can come from a network of its own.
-	h = login.WithRequestInfo([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, mux)
+	h = web.WithRequestInfo([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, mux)
 
 	f.addUser(alice, aliceID, alicePass, false)
 	f.addUser(bob, bobID, bobPass, false)
@@ -387,7 +395,7 @@ func (f *fixture) requirement(ar *authRequest) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if ar.Requirement, err = login.NewRequirement(ar.claims, ar.ACRValues, c, ar.Scopes, f.cfg.ScopeMinACR); err != nil {
+	if ar.Requirement, err = signin.NewRequirement(ar.claims, ar.ACRValues, c, ar.Scopes, f.cfg.ScopeMinACR); err != nil {
 		f.t.Fatal(err)
 	}
 }
@@ -395,7 +403,7 @@ func (f *fixture) requirement(ar *authRequest) {
 // parseRequirement reads a step-up's claims and acr_values as /authorize
 // does, without floors.
 func parseRequirement(claims string, acr []string) (storage.Requirement, error) {
-	return login.NewRequirement(claims, acr, storage.Client{}, nil, nil)
+	return signin.NewRequirement(claims, acr, storage.Client{}, nil, nil)
 }
 
 // Request edits.

@@ -14,6 +14,9 @@ import (
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/signin"
+	"github.com/keystep/keystep/login/throttle"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -90,22 +93,10 @@ func (h *Handler) loadFactors(ctx context.Context, st *flowState) error {
 
 // input builds the stepup input for the request and session.
 func (h *Handler) input(st *flowState) stepup.Input {
-	req := st.ar.Requirement
-	in := stepup.Input{
-		Requested:   req.ACR,
-		Essential:   req.Essential,
-		Strict:      req.Strict,
-		ClientMin:   req.ClientMin,
-		ScopeMins:   req.ScopeMins,
-		MaxAge:      maxAgeOf(st.ar),
-		PromptLogin: slices.Contains(st.ar.Prompt, "login"),
-		PromptNone:  slices.Contains(st.ar.Prompt, "none"),
-		RequestTime: st.ar.CreatedAt,
-		Now:         h.cfg.Now(),
-		NoSession:   !st.hasSess,
-	}
+	in := signin.InputOf(st.ar, h.cfg.Now())
+	in.NoSession = !st.hasSess
 	if st.hasSess {
-		in.Done = factorsOf(st.sess.Factors)
+		in.Done = signin.FactorsOf(st.sess.Factors)
 		in.Enrolled = h.enrolledAt(st.user, st.factors, st.recovery, st.known)
 	}
 	return in
@@ -208,8 +199,8 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *flowState
 
 // assessRisk assesses this sign-in and raises the input accordingly.
 func (h *Handler) assessRisk(r *http.Request, st *flowState, in *stepup.Input) error {
-	info := Info(r.Context())
-	a, cur, err := h.assessor.Assess(r.Context(), RiskInput{
+	info := web.Info(r.Context())
+	a, cur, err := h.assessor.Assess(r.Context(), signin.RiskInput{
 		User: st.user, ClientID: st.client.ID, Scopes: st.ar.Scopes, IP: info.IP, UserAgent: info.UserAgent,
 		DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &st.sess,
 	})
@@ -217,7 +208,7 @@ func (h *Handler) assessRisk(r *http.Request, st *flowState, in *stepup.Input) e
 		return err
 	}
 	st.risk, st.signIn = a, cur
-	applyRisk(in, a)
+	signin.ApplyRisk(in, a)
 	return nil
 }
 
@@ -225,7 +216,7 @@ func (h *Handler) assessRisk(r *http.Request, st *flowState, in *stepup.Input) e
 func riskDetails(a risk.Assessment, d map[string]string) map[string]string {
 	d["risk_score"] = strconv.Itoa(a.Score)
 	d["risk_band"] = a.Band.String()
-	d["risk_signals"] = signalNames(a)
+	d["risk_signals"] = signin.SignalNames(a)
 	return d
 }
 
@@ -292,7 +283,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, st *flowState, co
 	if st.hasSess && (st.risk.Deny || st.risk.Band >= risk.High) && code == "access_denied" {
 		// Risk refused this context: the password it proved must not
 		// leave a session behind for another path (the portal) to use.
-		if err := h.endSession(ctx, w, st.sess, "risk: "+signalNames(st.risk)); err != nil {
+		if err := h.endSession(ctx, w, st.sess, "risk: "+signin.SignalNames(st.risk)); err != nil {
 			return err
 		}
 	}
@@ -357,13 +348,6 @@ type factorPage struct {
 type otherWay struct {
 	Method string
 	Label  string
-}
-
-var methodLabels = map[stepup.Method]string{
-	stepup.Password: "Enter your password",
-	stepup.TOTP:     "Use your authenticator app",
-	stepup.Recovery: "Use a recovery code",
-	stepup.WebAuthn: "Use a passkey or security key",
 }
 
 var lockedNames = map[stepup.Method]string{
@@ -437,7 +421,7 @@ func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowSta
 	}
 	for _, o := range d.Next {
 		if o != m && !st.locked[o] {
-			p.Others = append(p.Others, otherWay{Method: string(o), Label: methodLabels[o]})
+			p.Others = append(p.Others, otherWay{Method: string(o), Label: signin.Label(o)})
 		}
 	}
 	status := http.StatusOK
@@ -543,7 +527,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 		username = st.user.Username
 	}
 	password := r.PostForm.Get("password")
-	ip := Info(ctx).IP
+	ip := web.Info(ctx).IP
 	if until, err := h.ipBlocked(ctx, ip); err != nil {
 		return err
 	} else if !until.IsZero() {
@@ -574,7 +558,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 				return aerr
 			}
 			h.cfg.Hasher.VerifyDummy(password) // the same cost as a real check
-			if place == placeOther && th.blocks(accountLockKey(username, place)) {
+			if place == throttle.PlaceOther && th.blocks(throttle.AccountLockKey(username, place)) {
 				// The new-places budget is spent: the owner still has
 				// her known devices and networks, and passkeys.
 				return h.slowDown(w, r, th.until, "Too many failed sign-ins from new devices. Sign in on a device you've used before, or with a passkey, or wait %s.")
@@ -604,7 +588,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 	// budget and no more: the owner's sign-ins neither spend nor refill
 	// it, so it bounds a guesser's failures per place and day exactly, and
 	// a real account is answered like an unknown one.
-	if err := h.cfg.Store.ReleaseFailure(ctx, []storage.ThrottleKey{accountLockKey(username, place)}, at); err != nil {
+	if err := h.cfg.Store.ReleaseFailure(ctx, []storage.ThrottleKey{throttle.AccountLockKey(username, place)}, at); err != nil {
 		return err
 	}
 	if err := h.settleStuffing(ctx, ip, username); err != nil {
@@ -673,7 +657,7 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.
 	}
 	// The factor's lock count is reserved with the others: of concurrent
 	// guesses no more than the lock's 100 are checked.
-	lock := factorLockKey(st.user.ID, m)
+	lock := throttle.FactorLockKey(st.user.ID, m)
 	keys := append(factorKeys(st.user.ID, st.ar.ID), lock)
 	if err := h.reserve(ctx, keys); err != nil {
 		var th errThrottled
@@ -717,7 +701,7 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.
 				return err
 			}
 		}
-		if n >= maxCodeFailures {
+		if n >= throttle.MaxCodeFailures {
 			return h.fail(w, r, st, "access_denied", "too many wrong codes")
 		}
 		msg := "That code didn't work. Check the time on your phone and try again."

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -21,7 +22,7 @@ import (
 // told so, with no step-up that could only fail.
 func TestRequireLevel(t *testing.T) {
 	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	wa, err := NewWebAuthn("https://id.example", "Keystep")
+	wa, err := factor.NewWebAuthn("https://id.example", "Keystep")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,3 +1,7 @@
+// Package login is Keystep's hosted UI: the sign-in flow dispatcher, factor
+// pages, consent, the account portal, the admin console and first-run setup.
+// It does not import the OP library; the composition root (package idp)
+// hands it what it needs.
 package login
 
 import (
@@ -12,7 +16,11 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/signin"
+	"github.com/keystep/keystep/login/throttle"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -24,10 +32,10 @@ type Config struct {
 	ScopeMinACR map[string]string // scope → minimum acr
 	Hasher      *factor.PasswordHasher
 	Sealer      *factor.Sealer
-	Audit       *Auditor
+	Audit       *web.Auditor
 	Log         *slog.Logger
 	Now         func() time.Time
-	Cookies     Cookies
+	Cookies     web.Cookies
 	// Callback is the OP's authorization callback URL for an auth request.
 	Callback func(ctx context.Context, authRequestID string) string
 	Issuer   string
@@ -35,14 +43,14 @@ type Config struct {
 	AccountClientID string
 	ProductName     string
 	Dev             bool
-	// Limits are the throttle rules; nil means DefaultLimits.
-	Limits Limits
+	// Limits are the throttle rules; nil means throttle.DefaultLimits.
+	Limits throttle.Limits
 	// StuffingLimit is how many different accounts may fail from one
 	// address in an hour before new usernames from it are refused; 0 means
 	// DefaultStuffingLimit, negative turns it off.
 	StuffingLimit int
 	// Risk is the risk engine's configuration; zero means DefaultRiskConfig.
-	Risk RiskConfig
+	Risk signin.RiskConfig
 	// WebAuthn is the passkey relying party; nil turns passkeys off.
 	WebAuthn *webauthn.WebAuthn
 	// AdminACR is the level the admin console needs ("" means phr), and
@@ -71,8 +79,8 @@ type Config struct {
 type Handler struct {
 	cfg      Config
 	r        *renderer
-	assessor *Assessor
-	admin    *Admin
+	assessor *signin.Assessor
+	admin    *admin.Service
 }
 
 // DefaultStuffingLimit: distinct failing accounts per address per hour.
@@ -80,7 +88,6 @@ const DefaultStuffingLimit = 10
 
 // Session and challenge limits.
 const (
-	maxCodeFailures  = 5                // wrong codes per auth request before it is abandoned
 	reauthForChanges = 10 * time.Minute // NIST SP 800-63B §6.1.2.1 via DESIGN §3.3
 )
 
@@ -107,7 +114,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg.ProductName = "Keystep"
 	}
 	if cfg.Limits == nil {
-		cfg.Limits = DefaultLimits()
+		cfg.Limits = throttle.DefaultLimits()
 	}
 	if cfg.StuffingLimit == 0 {
 		cfg.StuffingLimit = DefaultStuffingLimit
@@ -116,10 +123,10 @@ func New(cfg Config) (*Handler, error) {
 		errs = append(errs, fmt.Errorf("login limits: %w", err))
 	}
 	if cfg.Risk.Rules.Weights == nil {
-		cfg.Risk.Rules = DefaultRiskConfig().Rules
+		cfg.Risk.Rules = signin.DefaultRiskConfig().Rules
 	}
 	if cfg.Risk.Window <= 0 {
-		cfg.Risk.Window = DefaultRiskConfig().Window
+		cfg.Risk.Window = signin.DefaultRiskConfig().Window
 	}
 	if err := cfg.Risk.Rules.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("risk rules: %w", err))
@@ -154,8 +161,8 @@ func New(cfg Config) (*Handler, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	h := &Handler{cfg: cfg, r: r, assessor: &Assessor{Store: cfg.Store, Risk: cfg.Risk, Limits: cfg.Limits, Now: cfg.Now}}
-	h.admin = &Admin{Store: cfg.Store, Policy: cfg.Policy, Audit: cfg.Audit, Hasher: cfg.Hasher, Limits: cfg.Limits,
+	h := &Handler{cfg: cfg, r: r, assessor: &signin.Assessor{Store: cfg.Store, Risk: cfg.Risk, Limits: cfg.Limits, Now: cfg.Now}}
+	h.admin = &admin.Service{Store: cfg.Store, Policy: cfg.Policy, Audit: cfg.Audit, Hasher: cfg.Hasher, Limits: cfg.Limits,
 		BuiltIn: cfg.AccountClientID, RotateKeys: cfg.RotateKeys}
 	return h, nil
 }
@@ -306,7 +313,7 @@ func (h *Handler) addFactor(w http.ResponseWriter, r *http.Request, userID strin
 	if err != nil {
 		return storage.Session{}, err
 	}
-	info := Info(ctx)
+	info := web.Info(ctx)
 	next := storage.Session{
 		ID: factor.HashToken(token), UserID: userID, IP: info.IP, UserAgent: info.UserAgent,
 		CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(h.cfg.SessionMaxAge),
@@ -341,7 +348,7 @@ func (h *Handler) addFactor(w http.ResponseWriter, r *http.Request, userID strin
 			return storage.Session{}, err
 		}
 	}
-	h.cfg.Cookies.set(w, sessionCookie, token, h.cfg.SessionMaxAge)
+	h.cfg.Cookies.SetSession(w, token, h.cfg.SessionMaxAge)
 	return next, nil
 }
 
@@ -349,8 +356,8 @@ func (h *Handler) addFactor(w http.ResponseWriter, r *http.Request, userID strin
 // user agent than the session was issued to: the risk engine's drift rule,
 // on the same facts the assessor gives it (sessionMoved), and the reason
 // stepup.Decide counts none of the session's factors (Input.Drifted).
-func drifted(s storage.Session, info RequestInfo) bool {
-	network, agent := sessionMoved(s, info.IP, info.UserAgent)
+func drifted(s storage.Session, info web.RequestInfo) bool {
+	network, agent := signin.SessionMoved(s, info.IP, info.UserAgent)
 	return network && agent
 }
 

@@ -1,39 +1,14 @@
 package login
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strings"
-	"time"
 
+	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
 )
-
-// SetupTokenKind is the one-time token kind of the first-admin setup link.
-const SetupTokenKind = "setup"
-
-// SetupTTL is how long a setup link works.
-const SetupTTL = 24 * time.Hour
-
-// NewSetupLink makes a one-time setup token when there are no users yet. It
-// returns "" when users exist. Every start with no users makes a new link;
-// older ones stay valid until they expire or one of them is used.
-func NewSetupLink(ctx context.Context, store storage.Store, issuer string, now time.Time) (string, error) {
-	n, err := store.CountUsers(ctx)
-	if err != nil || n > 0 {
-		return "", err
-	}
-	token, err := factor.NewToken()
-	if err != nil {
-		return "", err
-	}
-	if err := store.CreateOneTimeToken(ctx, SetupTokenKind, factor.HashToken(token), now.Add(SetupTTL)); err != nil {
-		return "", err
-	}
-	return issuer + "/setup?token=" + token, nil
-}
 
 type setupPage struct {
 	Page
@@ -77,7 +52,7 @@ func (h *Handler) postSetup(w http.ResponseWriter, r *http.Request) error {
 		return errSetupDone
 	}
 	pw := r.PostForm.Get("password")
-	if err := ValidateUsername(p.Username); err != nil {
+	if err := admin.ValidateUsername(p.Username); err != nil {
 		p.Problem = err.Error()
 	} else if err := factor.ValidatePassword(pw); err != nil {
 		p.Problem = err.Error()
@@ -85,7 +60,7 @@ func (h *Handler) postSetup(w http.ResponseWriter, r *http.Request) error {
 	if p.Problem != "" {
 		return h.r.render(w, http.StatusBadRequest, "setup", p)
 	}
-	err = h.cfg.Store.ConsumeOneTimeToken(ctx, SetupTokenKind, factor.HashToken(p.Token), h.cfg.Now())
+	err = h.cfg.Store.ConsumeOneTimeToken(ctx, admin.SetupTokenKind, factor.HashToken(p.Token), h.cfg.Now())
 	if err != nil {
 		if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrExpired) || errors.Is(err, storage.ErrReplayed) {
 			return userError(http.StatusForbidden, "This setup link doesn't work", "Use the link Keystep printed when it started. Restart Keystep to print a new one.")
@@ -96,7 +71,7 @@ func (h *Handler) postSetup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id, err := NewUserID()
+	id, err := admin.NewUserID()
 	if err != nil {
 		return err
 	}
@@ -109,31 +84,5 @@ func (h *Handler) postSetup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	http.Redirect(w, r, "/account", http.StatusSeeOther)
-	return nil
-}
-
-// NewUserID makes a user ID: 128 random bits, base64url.
-func NewUserID() (string, error) {
-	t, err := factor.NewToken()
-	if err != nil {
-		return "", err
-	}
-	return t[:22], nil
-}
-
-// ValidateUsername accepts 1–64 characters without spaces, control
-// characters or ':' (the authenticator-app label uses it as a separator).
-func ValidateUsername(s string) error {
-	if s == "" {
-		return errors.New("Enter a username.")
-	}
-	if len(s) > 64 {
-		return errors.New("Usernames can be at most 64 characters.")
-	}
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f || r == ':' {
-			return errors.New("Usernames can't contain spaces, control characters or ':'.")
-		}
-	}
 	return nil
 }

@@ -8,11 +8,11 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -35,73 +35,14 @@ import (
 // factor until it succeeds (impossible while locked), the owner proves
 // another second factor, or an admin unlocks it (NIST SP 800-63B §5.2.2).
 
-// Scopes beyond the storage package's own.
-const (
-	scopeAccountLock = "account_lock" // Key: accountKey + "|" + place
-	scopeFactorLock  = "factor_lock"  // Key: user ID + "|" + method
-)
-
-// noWindow is a window or block that only a success or an admin ends. A
-// hundred years keeps every time in range of the backends' int64
-// nanoseconds.
-const noWindow = 100 * 365 * 24 * time.Hour
-
-// Limits are the throttle rules by scope.
-type Limits map[string]storage.ThrottleRule
-
-// DefaultLimits are conservative defaults.
-func DefaultLimits() Limits {
-	return Limits{
-		storage.ScopeAccountIP:       {Limit: 5, Window: 15 * time.Minute, Base: time.Minute, Max: time.Hour},
-		storage.ScopeAccount:         {Limit: 20, Window: 15 * time.Minute, Base: 10 * time.Second, Max: 5 * time.Minute},
-		scopeAccountLock:             {Limit: 100, Window: 24 * time.Hour, Base: 24 * time.Hour, Max: 24 * time.Hour},
-		storage.ScopeIP:              {Limit: 100, Window: 5 * time.Minute, Base: time.Minute, Max: 15 * time.Minute},
-		storage.ScopeFactorAccount:   {Limit: 10, Window: 15 * time.Minute, Base: time.Minute, Max: time.Hour},
-		storage.ScopeFactorChallenge: {Limit: maxCodeFailures, Window: time.Hour, Base: time.Hour, Max: time.Hour},
-		scopeFactorLock:              {Limit: 100, Window: noWindow, Base: noWindow, Max: noWindow},
-	}
-}
-
-// Validate reports every bad rule at once.
-func (l Limits) Validate() error {
-	var errs []error
-	for scope, r := range l {
-		if err := r.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", scope, err))
-		}
-	}
-	for _, scope := range []string{storage.ScopeAccountIP, storage.ScopeAccount, scopeAccountLock, storage.ScopeIP, storage.ScopeFactorAccount, storage.ScopeFactorChallenge, scopeFactorLock} {
-		if _, ok := l[scope]; !ok {
-			errs = append(errs, fmt.Errorf("missing rule %q", scope))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func (l Limits) rules() map[string]storage.ThrottleRule { return l }
-
-// accountKey names an account for throttling by what was typed, so unknown
-// usernames are throttled exactly like real ones (no enumeration).
-func accountKey(username string) string { return "u:" + strings.ToLower(username) }
-
-// Places a password attempt comes from, each with its own per-account
-// budgets (ScopeAccount and scopeAccountLock).
-const (
-	placeDevice  = "device"  // this browser completed a sign-in for the account
-	placeNetwork = "network" // this network (/24, /48) did
-	placeOther   = "other"   // neither; every attempt on an unknown username
-)
-
-var places = []string{placeDevice, placeNetwork, placeOther}
-
 // placeOf is the place a password attempt for username counts from. An
-// unknown username has no history, so it is always placeOther — as is a
+// unknown username has no history, so it is always throttle.PlaceOther — as is a
 // real account tried from anywhere its owner has not signed in — and it
 // costs the same two reads, so neither the answer nor its timing tells
 // accounts apart.
 func (h *Handler) placeOf(ctx context.Context, r *http.Request, username, ip string) (string, error) {
 	if len(username) > 256 {
-		return placeOther, nil // no such account (checkPassword's bound)
+		return throttle.PlaceOther, nil // no such account (checkPassword's bound)
 	}
 	var userID string // "" has no history
 	switch u, err := h.cfg.Store.UserByUsername(ctx, username); {
@@ -115,11 +56,11 @@ func (h *Handler) placeOf(ctx context.Context, r *http.Request, username, ip str
 	case err != nil:
 		return "", err
 	case hist.DeviceKnown:
-		return placeDevice, nil
+		return throttle.PlaceDevice, nil
 	case hist.NetworkKnown:
-		return placeNetwork, nil
+		return throttle.PlaceNetwork, nil
 	}
-	return placeOther, nil
+	return throttle.PlaceOther, nil
 }
 
 // networkOf is the network the history knows ip by, "" when ip is no address.
@@ -137,27 +78,12 @@ func networkOf(ip string) string {
 // see every good sign-in counted against them until it settled. It is
 // checked before and counted after a real failure.
 func passwordKeys(username, place, ip string) []storage.ThrottleKey {
-	a := accountKey(username)
+	a := throttle.AccountKey(username)
 	return []storage.ThrottleKey{
 		{Scope: storage.ScopeAccount, Key: a + "|" + place},
-		accountLockKey(username, place),
-		storage.AccountIPKey(a, throttleAddr(ip)),
+		throttle.AccountLockKey(username, place),
+		storage.AccountIPKey(a, throttle.Addr(ip)),
 	}
-}
-
-// accountLockKey is the account's hard-lock budget for a place.
-func accountLockKey(username, place string) storage.ThrottleKey {
-	return storage.ThrottleKey{Scope: scopeAccountLock, Key: accountKey(username) + "|" + place}
-}
-
-// accountKeys are the account's counters in every place.
-func accountKeys(scope, username string) []storage.ThrottleKey {
-	a := accountKey(username)
-	keys := make([]storage.ThrottleKey, len(places))
-	for i, p := range places {
-		keys[i] = storage.ThrottleKey{Scope: scope, Key: a + "|" + p}
-	}
-	return keys
 }
 
 func ipKey(ip string) []storage.ThrottleKey {
@@ -166,7 +92,7 @@ func ipKey(ip string) []storage.ThrottleKey {
 
 // ipBlocked reports whether the address is blocked, and until when.
 func (h *Handler) ipBlocked(ctx context.Context, ip string) (time.Time, error) {
-	states, err := h.cfg.Store.CheckThrottle(ctx, ipKey(ip), h.cfg.Limits.rules(), h.cfg.Now())
+	states, err := h.cfg.Store.CheckThrottle(ctx, ipKey(ip), h.cfg.Limits, h.cfg.Now())
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -191,7 +117,7 @@ func (h *Handler) stuffing(ctx context.Context, ip, username string) (bool, erro
 	if h.cfg.StuffingLimit <= 0 {
 		return false, nil
 	}
-	err := h.cfg.Store.ReserveMember(ctx, scopeIPAccounts, throttleAddr(ip), accountKey(username), h.cfg.StuffingLimit, time.Hour, h.cfg.Now())
+	err := h.cfg.Store.ReserveMember(ctx, scopeIPAccounts, throttle.Addr(ip), throttle.AccountKey(username), h.cfg.StuffingLimit, time.Hour, h.cfg.Now())
 	if errors.Is(err, storage.ErrThrottled) {
 		return true, nil
 	}
@@ -199,24 +125,13 @@ func (h *Handler) stuffing(ctx context.Context, ip, username string) (bool, erro
 }
 
 func (h *Handler) settleStuffing(ctx context.Context, ip, username string) error {
-	return h.cfg.Store.ClearThrottle(ctx, []storage.ThrottleKey{{Scope: scopeIPAccounts, Key: throttleAddr(ip) + "|" + accountKey(username)}})
-}
-
-// throttleAddr is the address as the limits count it: an IPv4 address, or
-// the /64 of an IPv6 one (one subscriber's block), so rotating through a
-// prefix does not buy fresh limits.
-func throttleAddr(ip string) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil || !a.Is6() || a.Is4In6() {
-		return ip
-	}
-	return netip.PrefixFrom(a, 64).Masked().String()
+	return h.cfg.Store.ClearThrottle(ctx, []storage.ThrottleKey{{Scope: scopeIPAccounts, Key: throttle.Addr(ip) + "|" + throttle.AccountKey(username)}})
 }
 
 // countIPFailure adds a failure to the address; reaching the limit there
 // is fine (the address is then blocked).
 func (h *Handler) countIPFailure(ctx context.Context, ip string) error {
-	_, err := h.cfg.Store.RecordFailure(ctx, ipKey(ip), h.cfg.Limits.rules(), h.cfg.Now())
+	_, err := h.cfg.Store.RecordFailure(ctx, ipKey(ip), h.cfg.Limits, h.cfg.Now())
 	if errors.Is(err, storage.ErrThrottled) {
 		return nil
 	}
@@ -230,35 +145,9 @@ func factorKeys(userID, requestID string) []storage.ThrottleKey {
 	}
 }
 
-// guessable are the second factors whose codes can be guessed, each with a
-// lock of its own.
-var guessable = []stepup.Method{stepup.TOTP, stepup.Recovery}
-
-func factorLockKey(userID string, m stepup.Method) storage.ThrottleKey {
-	return storage.ThrottleKey{Scope: scopeFactorLock, Key: userID + "|" + string(m)}
-}
-
 // lockedFactors reports which of the user's guessable factors are locked.
 func (h *Handler) lockedFactors(ctx context.Context, userID string) (map[stepup.Method]bool, error) {
-	return lockedFactors(ctx, h.cfg.Store, h.cfg.Limits, userID, h.cfg.Now())
-}
-
-func lockedFactors(ctx context.Context, st storage.Throttle, l Limits, userID string, now time.Time) (map[stepup.Method]bool, error) {
-	keys := make([]storage.ThrottleKey, len(guessable))
-	for i, m := range guessable {
-		keys[i] = factorLockKey(userID, m)
-	}
-	states, err := st.CheckThrottle(ctx, keys, l.rules(), now)
-	if err != nil {
-		return nil, err
-	}
-	locked := map[stepup.Method]bool{}
-	for i, m := range guessable {
-		if !states[keys[i]].BlockedUntil.IsZero() {
-			locked[m] = true
-		}
-	}
-	return locked, nil
+	return throttle.LockedFactors(ctx, h.cfg.Store, h.cfg.Limits, userID, h.cfg.Now())
 }
 
 // errThrottled carries when the caller may try again, and which keys block.
@@ -280,7 +169,7 @@ func (h *Handler) reserve(ctx context.Context, keys []storage.ThrottleKey) error
 // reserveAt is reserve at a time the caller keeps, to release the
 // reservation (storage.Throttle.ReleaseFailure) if the guess proves right.
 func (h *Handler) reserveAt(ctx context.Context, keys []storage.ThrottleKey, now time.Time) error {
-	states, err := h.cfg.Store.RecordFailure(ctx, keys, h.cfg.Limits.rules(), now)
+	states, err := h.cfg.Store.RecordFailure(ctx, keys, h.cfg.Limits, now)
 	if errors.Is(err, storage.ErrThrottled) {
 		return errThrottled{until: storage.ThrottledUntil(states), states: states}
 	}
@@ -296,7 +185,7 @@ func (h *Handler) settle(ctx context.Context, keys []storage.ThrottleKey) error 
 	var clear []storage.ThrottleKey
 	for _, k := range keys {
 		switch k.Scope {
-		case storage.ScopeAccount, storage.ScopeAccountIP, scopeFactorLock:
+		case storage.ScopeAccount, storage.ScopeAccountIP, throttle.ScopeFactorLock:
 			clear = append(clear, k)
 		case storage.ScopeFactorAccount:
 			clear = append(clear, k)
@@ -318,28 +207,9 @@ func (h *Handler) liftLocks(ctx context.Context, userID string) error {
 	}
 	var keys []storage.ThrottleKey
 	for m := range locked {
-		keys = append(keys, factorLockKey(userID, m))
+		keys = append(keys, throttle.FactorLockKey(userID, m))
 	}
 	return h.cfg.Store.ClearThrottle(ctx, keys)
-}
-
-// lockKeys are the counters an admin's unlock clears: the account's
-// password budgets in every place, its second-factor counter and the locks
-// of its factors (the per-account+IP counters of other addresses expire by
-// themselves).
-func lockKeys(username, userID string) []storage.ThrottleKey {
-	keys := append(accountKeys(storage.ScopeAccount, username), accountKeys(scopeAccountLock, username)...)
-	keys = append(keys, storage.ThrottleKey{Scope: storage.ScopeFactorAccount, Key: userID})
-	for _, m := range guessable {
-		keys = append(keys, factorLockKey(userID, m))
-	}
-	return keys
-}
-
-// Unlock clears an account's password and factor counters and locks (the
-// admin's `keystep users unlock` and the console's Unlock button).
-func Unlock(ctx context.Context, st storage.Throttle, username, userID string) error {
-	return st.ClearThrottle(ctx, lockKeys(username, userID))
 }
 
 // tooMany renders the throttled page: 429 with Retry-After (RFC 6585 §4).

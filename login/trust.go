@@ -1,13 +1,14 @@
 package login
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/netip"
 	"time"
 
 	"github.com/keystep/keystep/idp/risk"
+	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -37,7 +38,7 @@ func (h *Handler) trustFrom(f storage.Factor) time.Time {
 // ripe reports whether an untrusted WebAuthn factor is past its cooling-off:
 // a use from a known device and network now would trust it.
 func (h *Handler) ripe(f storage.Factor) bool {
-	return f.Kind == "webauthn" && !trusted(f) && !h.cfg.Now().Before(h.trustFrom(f))
+	return f.Kind == "webauthn" && !factor.Trusted(f) && !h.cfg.Now().Before(h.trustFrom(f))
 }
 
 // knownPlace reports whether the request comes from a device and a network
@@ -61,7 +62,7 @@ func (h *Handler) knownPlace(r *http.Request, userID string, factors []storage.F
 		}
 	}
 	device := h.cfg.Cookies.ExistingBrowserBinding(r)
-	addr, err := netip.ParseAddr(Info(r.Context()).IP)
+	addr, err := netip.ParseAddr(web.Info(r.Context()).IP)
 	if !anyRipe || device == "" || err != nil {
 		return false, nil
 	}
@@ -86,7 +87,7 @@ func (h *Handler) newPlaceSession(r *http.Request, userID string, sess storage.S
 	if err != nil || first.IsZero() || !first.Before(sess.CreatedAt) {
 		return time.Time{}, err
 	}
-	addr, err := netip.ParseAddr(Info(ctx).IP)
+	addr, err := netip.ParseAddr(web.Info(ctx).IP)
 	if err != nil {
 		return time.Time{}, nil
 	}
@@ -105,7 +106,7 @@ func (h *Handler) newPlaceSession(r *http.Request, userID string, sess storage.S
 // the trusted ones and, from a known device and network, the ripe ones,
 // since using one there trusts it (promote).
 func (h *Handler) phrCounts(known bool) func(storage.Factor) bool {
-	return func(f storage.Factor) bool { return trusted(f) || known && h.ripe(f) }
+	return func(f storage.Factor) bool { return factor.Trusted(f) || known && h.ripe(f) }
 }
 
 // promote trusts a ripe WebAuthn factor just verified from a device and
@@ -131,43 +132,3 @@ func (h *Handler) promote(r *http.Request, userID, clientID string, f *storage.F
 	f.TrustedAt = now
 	return nil
 }
-
-// ConfirmPasskey trusts a user's passkey or security key as
-// phishing-resistant at once (DESIGN §3.3), for an administrator who has
-// made sure it is the user's own: a key added from a session below phr
-// otherwise waits for its cooling-off and a use from a known device and
-// network. The change is audited; the reason is optional.
-func (a *Admin) ConfirmPasskey(ctx context.Context, by Actor, userID, factorID string, now time.Time) (storage.Factor, error) {
-	f, err := a.Store.FactorByID(ctx, factorID)
-	if errors.Is(err, storage.ErrNotFound) || err == nil && (f.UserID != userID || f.Kind != "webauthn") {
-		return storage.Factor{}, ErrNoSuchPasskey
-	}
-	if err != nil {
-		return storage.Factor{}, err
-	}
-	if trusted(f) {
-		return f, ErrAlreadyTrusted
-	}
-	d := beforeAfter(map[string]any{"name": f.Name, "trusted": false}, map[string]any{"name": f.Name, "trusted": true})
-	d["factor"] = f.ID
-	if err := a.record(ctx, by, "admin.user_confirm_passkey", userID, "", d); err != nil {
-		return storage.Factor{}, err
-	}
-	err = a.Store.TrustFactor(ctx, userID, f.ID, now)
-	switch {
-	case errors.Is(err, storage.ErrConflict):
-		return f, a.failed(ctx, by, "admin.user_confirm_passkey", userID, "", ErrAlreadyTrusted)
-	case errors.Is(err, storage.ErrNotFound):
-		return storage.Factor{}, a.failed(ctx, by, "admin.user_confirm_passkey", userID, "", ErrNoSuchPasskey)
-	case err != nil:
-		return storage.Factor{}, a.failed(ctx, by, "admin.user_confirm_passkey", userID, "", err)
-	}
-	f.TrustedAt = now
-	return f, nil
-}
-
-// ConfirmPasskey errors.
-var (
-	ErrNoSuchPasskey  = errors.New("the user has no passkey or security key with that ID")
-	ErrAlreadyTrusted = errors.New("that passkey or security key already counts as phishing-resistant")
-)

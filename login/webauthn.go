@@ -1,7 +1,6 @@
 package login
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -29,66 +29,19 @@ import (
 
 const (
 	webauthnCookie   = "ks_webauthn"
-	webauthnTTL      = 5 * time.Minute
+	webauthnTTL      = factor.WebAuthnTimeout
 	webauthnTokenKnd = "webauthn"
 	ceremonyLogin    = "login"
 	ceremonyRegister = "register"
 )
 
-// NewWebAuthn configures the relying party from the issuer: the RP ID is
-// the issuer's host and the only accepted origin is the issuer's origin.
-// WebAuthn does not allow IP addresses as RP IDs; for such issuers it
-// returns nil and passkeys are off.
-func NewWebAuthn(issuer, displayName string) (*webauthn.WebAuthn, error) {
-	u, err := url.Parse(issuer)
-	if err != nil {
-		return nil, err
-	}
-	host := u.Hostname()
-	if host == "" || strings.Trim(host, "0123456789.:[]") == "" {
-		return nil, nil
-	}
-	return webauthn.New(&webauthn.Config{
-		RPID:          host,
-		RPDisplayName: displayName,
-		RPOrigins:     []string{u.Scheme + "://" + u.Host},
-		Timeouts: webauthn.TimeoutsConfig{
-			Login:        webauthn.TimeoutConfig{Enforce: true, Timeout: webauthnTTL, TimeoutUVD: webauthnTTL},
-			Registration: webauthn.TimeoutConfig{Enforce: true, Timeout: webauthnTTL, TimeoutUVD: webauthnTTL},
-		},
-	})
-}
-
-// passkeyUser adapts a user and their WebAuthn factors to webauthn.User.
-type passkeyUser struct {
-	u       storage.User
-	factors []storage.Factor // kind "webauthn" only
-	creds   []webauthn.Credential
-}
-
-func (p *passkeyUser) WebAuthnID() []byte                         { return []byte(p.u.ID) }
-func (p *passkeyUser) WebAuthnName() string                       { return p.u.Username }
-func (p *passkeyUser) WebAuthnDisplayName() string                { return p.u.Username }
-func (p *passkeyUser) WebAuthnCredentials() []webauthn.Credential { return p.creds }
-
-func (h *Handler) passkeyUser(ctx context.Context, u storage.User) (*passkeyUser, error) {
+// passkeyUser loads the user's passkeys and security keys.
+func (h *Handler) passkeyUser(ctx context.Context, u storage.User) (*factor.PasskeyUser, error) {
 	fs, err := h.cfg.Store.ListFactors(ctx, u.ID)
 	if err != nil {
 		return nil, err
 	}
-	p := &passkeyUser{u: u}
-	for _, f := range fs {
-		if f.Kind != "webauthn" {
-			continue
-		}
-		var c webauthn.Credential
-		if err := json.Unmarshal(f.Secret, &c); err != nil {
-			return nil, fmt.Errorf("factor %s: corrupt credential: %w", f.ID, err)
-		}
-		p.factors = append(p.factors, f)
-		p.creds = append(p.creds, c)
-	}
-	return p, nil
+	return factor.NewPasskeyUser(u, fs)
 }
 
 // ceremony is what the sealed cookie holds between begin and finish.
@@ -109,7 +62,7 @@ func (h *Handler) saveCeremony(ctx context.Context, w http.ResponseWriter, c cer
 		return err
 	}
 	sealed := h.cfg.Sealer.Seal(raw, ceremonyAD(c.Kind, c.Bind))
-	h.cfg.Cookies.set(w, webauthnCookie, base64.RawURLEncoding.EncodeToString(sealed), webauthnTTL)
+	h.cfg.Cookies.Set(w, webauthnCookie, base64.RawURLEncoding.EncodeToString(sealed), webauthnTTL)
 	return nil
 }
 
@@ -117,7 +70,7 @@ var errCeremony = errors.New("this passkey request has expired; try again")
 
 // takeCeremony opens the cookie for (kind, bind) and spends its challenge.
 func (h *Handler) takeCeremony(ctx context.Context, w http.ResponseWriter, r *http.Request, kind, bind string) (webauthn.SessionData, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(h.cfg.Cookies.value(r, webauthnCookie))
+	raw, err := base64.RawURLEncoding.DecodeString(h.cfg.Cookies.Value(r, webauthnCookie))
 	if err != nil || len(raw) == 0 {
 		return webauthn.SessionData{}, errCeremony
 	}
@@ -129,7 +82,7 @@ func (h *Handler) takeCeremony(ctx context.Context, w http.ResponseWriter, r *ht
 	if err := json.Unmarshal(plain, &c); err != nil || c.Kind != kind || c.Bind != bind {
 		return webauthn.SessionData{}, errCeremony
 	}
-	h.cfg.Cookies.clear(w, webauthnCookie)
+	h.cfg.Cookies.Clear(w, webauthnCookie)
 	if err := h.cfg.Store.ConsumeOneTimeToken(ctx, webauthnTokenKnd, factor.HashToken(c.Session.Challenge), h.cfg.Now()); err != nil {
 		return webauthn.SessionData{}, errCeremony
 	}
@@ -217,7 +170,7 @@ func (h *Handler) loginOptions(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		if len(pu.creds) == 0 {
+		if len(pu.Credentials) == 0 {
 			return userError(http.StatusBadRequest, "No passkey", "You haven't added a passkey or security key yet. Use another way.")
 		}
 		uv, err := h.verificationFor(r, st)
@@ -269,7 +222,7 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 		// Passwordless: nobody to reserve an attempt against, and a success
 		// must not count against a shared address (see passwordKeys); the
 		// address is checked here and charged only for a failure.
-		until, err := h.ipBlocked(ctx, Info(ctx).IP)
+		until, err := h.ipBlocked(ctx, web.Info(ctx).IP)
 		if err != nil {
 			return err
 		}
@@ -285,7 +238,7 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return h.passkeyFailed(ctx, st, "unparseable assertion", err)
 	}
-	var pu *passkeyUser
+	var pu *factor.PasskeyUser
 	var cred *webauthn.Credential
 	if st.hasSess {
 		if pu, err = h.passkeyUser(ctx, st.user); err != nil {
@@ -302,21 +255,21 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 			return h.passkeyUser(ctx, user)
 		}, session, parsed)
 		if err == nil {
-			pu = u.(*passkeyUser)
+			pu = u.(*factor.PasskeyUser)
 		}
 	}
 	if err != nil {
 		return h.passkeyFailed(ctx, st, "assertion rejected", err)
 	}
-	f, idx := pu.find(cred.ID)
+	f, idx := pu.Find(cred.ID)
 	if idx < 0 {
 		return h.passkeyFailed(ctx, st, "credential not registered to this user", nil)
 	}
 	// A flagged credential stays refused. This is checked before the
 	// counter: the credential validated above carries the stored flag, and
 	// a blocked key must not be flagged and audited again at every try.
-	if pu.creds[idx].Authenticator.CloneWarning {
-		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: pu.u.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "credential blocked", Details: map[string]string{"factor": "webauthn", "credential": f.Name}}); err != nil {
+	if pu.Credentials[idx].Authenticator.CloneWarning {
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: pu.User.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "credential blocked", Details: map[string]string{"factor": "webauthn", "credential": f.Name}}); err != nil {
 			return err
 		}
 		return userError(http.StatusForbidden, "This key can't be used", "This passkey or security key has been blocked. Use another way to sign in.")
@@ -325,18 +278,18 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 		// A signature counter that went backwards means the key may be
 		// cloned (WebAuthn §6.1.1): the credential is flagged and refused
 		// until it is removed.
-		pu.creds[idx].Authenticator.CloneWarning = true
-		if err := h.saveCredential(ctx, f, pu.creds[idx], time.Time{}); err != nil {
+		pu.Credentials[idx].Authenticator.CloneWarning = true
+		if err := h.saveCredential(ctx, f, pu.Credentials[idx], time.Time{}); err != nil {
 			return err
 		}
-		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.sign_count_regression", UserID: pu.u.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "signature counter went backwards; credential flagged", Details: map[string]string{"factor": f.ID, "name": f.Name}}); err != nil {
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.sign_count_regression", UserID: pu.User.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "signature counter went backwards; credential flagged", Details: map[string]string{"factor": f.ID, "name": f.Name}}); err != nil {
 			return err
 		}
 		return userError(http.StatusForbidden, "This key can't be used", "This passkey or security key looks like it may have been copied, so it has been blocked. Use another way, and tell your administrator.")
 	}
 	// An id_token_hint names the account the app expects (OIDC Core
 	// §3.1.2.1); a passkey of another account does not sign in here.
-	if st.ar.IDTokenHintSubject != "" && st.ar.IDTokenHintSubject != pu.u.ID {
+	if st.ar.IDTokenHintSubject != "" && st.ar.IDTokenHintSubject != pu.User.ID {
 		return userError(http.StatusForbidden, "That's a different account", "The app asked for another account. Go back to the app and sign in with the account it expects.")
 	}
 	if st.hasSess {
@@ -355,7 +308,7 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 	if st.hasSess {
 		since = st.sess.CreatedAt
 	}
-	if err := h.promote(r, pu.u.ID, st.client.ID, &f, pu.factors, since); err != nil {
+	if err := h.promote(r, pu.User.ID, st.client.ID, &f, pu.Factors, since); err != nil {
 		return err
 	}
 	flags := parsed.Response.AuthenticatorData.Flags
@@ -363,14 +316,14 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 		Method: string(stepup.WebAuthn), At: now, CredentialID: f.ID,
 		UserVerified: flags.HasUserVerified(),
 		DeviceBound:  !flags.HasBackupEligible(),
-		Provisional:  !trusted(f),
+		Provisional:  !factor.Trusted(f),
 	}
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: pu.u.ID, ActorID: pu.u.ID, ClientID: st.client.ID, Outcome: "success",
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: pu.User.ID, ActorID: pu.User.ID, ClientID: st.client.ID, Outcome: "success",
 		Details: map[string]string{"factor": "webauthn", "credential": f.Name, "user_verified": fmt.Sprint(ev.UserVerified), "device_bound": fmt.Sprint(ev.DeviceBound), "passwordless": fmt.Sprint(!st.hasSess),
 			"phishing_resistant": fmt.Sprint(!ev.Provisional)}}); err != nil {
 		return err
 	}
-	if _, err := h.addFactor(w, r, pu.u.ID, ev); err != nil {
+	if _, err := h.addFactor(w, r, pu.User.ID, ev); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": "/login?id=" + url.QueryEscape(st.ar.ID)})
@@ -393,23 +346,10 @@ func (h *Handler) verificationFor(r *http.Request, st *flowState) (protocol.User
 	return protocol.VerificationPreferred, nil
 }
 
-func (p *passkeyUser) find(id []byte) (storage.Factor, int) {
-	for i, c := range p.creds {
-		if bytes.Equal(c.ID, id) {
-			return p.factors[i], i
-		}
-	}
-	return storage.Factor{}, -1
-}
-
 func (h *Handler) saveCredential(ctx context.Context, f storage.Factor, c webauthn.Credential, usedAt time.Time) error {
-	raw, err := json.Marshal(c)
+	f, err := factor.WithCredential(f, c, usedAt)
 	if err != nil {
 		return err
-	}
-	f.Secret = raw
-	if !usedAt.IsZero() {
-		f.LastUsedAt = usedAt
 	}
 	return h.cfg.Store.UpdateFactor(ctx, f)
 }
@@ -423,7 +363,7 @@ func (h *Handler) passkeyFailed(ctx context.Context, st *flowState, reason strin
 		if _, err := h.cfg.Store.RecordAuthRequestFailure(ctx, st.ar.ID); err != nil {
 			return err
 		}
-	} else if err := h.countIPFailure(ctx, Info(ctx).IP); err != nil {
+	} else if err := h.countIPFailure(ctx, web.Info(ctx).IP); err != nil {
 		return err
 	}
 	details := map[string]string{"factor": "webauthn"}
@@ -474,7 +414,7 @@ func (h *Handler) registerOptions(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	var exclude []protocol.CredentialDescriptor
-	for _, c := range pu.creds {
+	for _, c := range pu.Credentials {
 		exclude = append(exclude, c.Descriptor())
 	}
 	creation, session, err := h.cfg.WebAuthn.BeginRegistration(pu,

@@ -19,8 +19,9 @@ import (
 
 	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/stepup"
-	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -62,7 +63,7 @@ func printJSON(w io.Writer, v any) error {
 }
 
 // adminAudit appends a CLI audit row directly (the demo's setup uses it).
-// Changes an operator makes go through login.Admin instead (newAdmin),
+// Changes an operator makes go through admin.Service instead (newAdmin),
 // which records the object before and after.
 func adminAudit(ctx context.Context, st storage.Store, masterKey []byte, typ, userID, clientID, reason string, details map[string]string) error {
 	key, err := storage.NewAuditKey(masterKey)
@@ -74,17 +75,17 @@ func adminAudit(ctx context.Context, st storage.Store, masterKey []byte, typ, us
 }
 
 // cliActor is who the CLI's changes are audited as.
-func cliActor(reason string) login.Actor { return login.Actor{ID: "cli", Reason: reason} }
+func cliActor(reason string) admin.Actor { return admin.Actor{ID: "cli", Reason: reason} }
 
-// newAdmin is the CLI's login.Admin: the same checks and audit rows as the
+// newAdmin is the CLI's admin.Service: the same checks and audit rows as the
 // console's, with "cli" as the actor. key is the master key (it keys the
 // audit chain and seals signing keys).
-func newAdmin(st storage.Store, key []byte, policy *stepup.Policy) *login.Admin {
+func newAdmin(st storage.Store, key []byte, policy *stepup.Policy) *admin.Service {
 	now := func() time.Time { return time.Now().UTC() }
 	auditKey, _ := storage.NewAuditKey(key) // c.open checked the key; a zero one makes every audit write fail
-	a := &login.Admin{
+	a := &admin.Service{
 		Store: st, Policy: policy, BuiltIn: idp.AccountClientID, Hasher: factor.NewPasswordHasher(),
-		Audit: &login.Auditor{Store: st, Key: auditKey, Log: slog.New(slog.DiscardHandler), Now: now},
+		Audit: &web.Auditor{Store: st, Key: auditKey, Log: slog.New(slog.DiscardHandler), Now: now},
 	}
 	if key != nil {
 		a.RotateKeys = func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error) {
@@ -123,13 +124,13 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 		return usageError{"users: unknown action " + action}
 	}
 	var username, email, reason, credential string
-	var passwordStdin, admin bool
+	var passwordStdin, makeAdmin bool
 	fs, c, err := sub("users "+action, args[1:], func(fs *flag.FlagSet) {
 		fs.StringVar(&username, "username", "", "username")
 		fs.StringVar(&email, "email", "", "email")
 		fs.StringVar(&reason, "reason", "", "reason (audited; required for reset-factors)")
 		fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
-		fs.BoolVar(&admin, "admin", false, "make the user an administrator")
+		fs.BoolVar(&makeAdmin, "admin", false, "make the user an administrator")
 		fs.StringVar(&credential, "credential", "", "confirm-passkey: the passkey's ID (see users show)")
 	})
 	if err != nil {
@@ -160,9 +161,9 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 
 	// Check everything the command line says before touching the data
 	// folder: bad input changes nothing (DESIGN §6).
-	var nu login.NewUser
+	var nu admin.NewUser
 	if action == "create" {
-		if err := login.ValidateUsername(username); err != nil {
+		if err := admin.ValidateUsername(username); err != nil {
 			return usageError{"users create: " + err.Error()}
 		}
 		if email != "" {
@@ -181,7 +182,7 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 		if err := factor.ValidatePassword(pw); err != nil {
 			return fmt.Errorf("password: %w", err)
 		}
-		nu = login.NewUser{Username: username, Email: email, Password: pw, Admin: admin}
+		nu = admin.NewUser{Username: username, Email: email, Password: pw, Admin: makeAdmin}
 	}
 
 	st, key, err := c.open(ctx)
@@ -249,9 +250,9 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 		// mfa until it proves itself; an operator may vouch for it now.
 		_, err = adm.ConfirmPasskey(ctx, by, u.ID, credential, now)
 		switch {
-		case errors.Is(err, login.ErrNoSuchPasskey):
+		case errors.Is(err, admin.ErrNoSuchPasskey):
 			return fmt.Errorf("%s has no passkey or security key with ID %q (see keystep users show %s)", u.Username, credential, u.Username)
-		case errors.Is(err, login.ErrAlreadyTrusted):
+		case errors.Is(err, admin.ErrAlreadyTrusted):
 			err = nil
 			if !c.json {
 				fmt.Fprintf(stdout, "%s: passkey %s already counts as phishing-resistant\n", u.Username, credential)
@@ -271,7 +272,7 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 
 // showUser prints what the console's user page shows: the account, its
 // factors (names, never secrets), sessions and recent activity.
-func showUser(ctx context.Context, st storage.Store, adm *login.Admin, u storage.User, asJSON bool, stdout io.Writer) error {
+func showUser(ctx context.Context, st storage.Store, adm *admin.Service, u storage.User, asJSON bool, stdout io.Writer) error {
 	now := time.Now().UTC()
 	type factorJSON struct {
 		ID         string    `json:"id"`
@@ -289,12 +290,12 @@ func showUser(ctx context.Context, st storage.Store, adm *login.Admin, u storage
 	}
 	out := struct {
 		userJSON
-		Lock          login.Lock        `json:"lock"`
+		Lock          admin.Lock        `json:"lock"`
 		Factors       []factorJSON      `json:"factors"`
 		RecoveryCodes int               `json:"recovery_codes"`
 		Sessions      []sessionJSON     `json:"sessions"`
-		Activity      []login.AuditJSON `json:"activity"`
-	}{userJSON: toUserJSON(u), Factors: []factorJSON{}, Sessions: []sessionJSON{}, Activity: []login.AuditJSON{}}
+		Activity      []admin.AuditJSON `json:"activity"`
+	}{userJSON: toUserJSON(u), Factors: []factorJSON{}, Sessions: []sessionJSON{}, Activity: []admin.AuditJSON{}}
 	var err error
 	if out.Lock, err = adm.LockState(ctx, u, now); err != nil {
 		return err
@@ -321,7 +322,7 @@ func showUser(ctx context.Context, st storage.Store, adm *login.Admin, u storage
 		return err
 	}
 	for _, e := range events {
-		out.Activity = append(out.Activity, login.AuditJSONOf(e))
+		out.Activity = append(out.Activity, admin.AuditJSONOf(e))
 	}
 	if asJSON {
 		return printJSON(stdout, out)
@@ -431,7 +432,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 }
 
 // apply sets on s the flags that were given (all of them for create).
-func (f *clientFlags) apply(fs *flag.FlagSet, s *login.ClientSpec, all bool) []string {
+func (f *clientFlags) apply(fs *flag.FlagSet, s *admin.ClientSpec, all bool) []string {
 	var problems []string
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
@@ -547,11 +548,11 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 
 	// Check everything the command line says before touching the data
 	// folder: bad input changes nothing (DESIGN §6).
-	var spec login.ClientSpec
+	var spec admin.ClientSpec
 	if action == "create" {
-		spec = login.ClientSpec{ID: id}
+		spec = admin.ClientSpec{ID: id}
 		problems := cf.apply(fs, &spec, true)
-		for _, p := range login.ValidateClient(spec, set.policy, idp.AccountClientID) {
+		for _, p := range admin.ValidateClient(spec, set.policy, idp.AccountClientID) {
 			problems = append(problems, p.Message)
 		}
 		if len(problems) > 0 {
@@ -623,11 +624,11 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 	switch action {
 	case "show":
 		out := struct {
-			login.ClientSpec
+			admin.ClientSpec
 			HasSecret bool      `json:"has_secret"`
 			CreatedAt time.Time `json:"created_at"`
 			UpdatedAt time.Time `json:"updated_at"`
-		}{login.SpecOf(cl), cl.SecretHash != "", cl.CreatedAt, cl.UpdatedAt}
+		}{admin.SpecOf(cl), cl.SecretHash != "", cl.CreatedAt, cl.UpdatedAt}
 		if c.json {
 			return printJSON(stdout, out)
 		}
@@ -638,13 +639,13 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 		_, err = stdout.Write(b)
 		return err
 	case "update":
-		spec := login.SpecOf(cl)
+		spec := admin.SpecOf(cl)
 		problems := cf.apply(fs, &spec, false)
 		if len(problems) > 0 {
 			return usageError{"clients update:\n" + strings.Join(problems, "\n")}
 		}
 		changes, secret, err := adm.UpdateClient(ctx, by, spec, now)
-		var inv *login.InvalidError
+		var inv *admin.InvalidError
 		if errors.As(err, &inv) {
 			return usageError{"clients update:\n" + inv.Error()}
 		}
@@ -862,7 +863,7 @@ func audit(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		enc := json.NewEncoder(stdout)
 		for _, e := range events {
-			if err := enc.Encode(login.AuditJSONOf(e)); err != nil {
+			if err := enc.Encode(admin.AuditJSONOf(e)); err != nil {
 				return err
 			}
 		}
@@ -871,6 +872,6 @@ func audit(ctx context.Context, args []string, stdout io.Writer) error {
 	return usageError{"audit: unknown action " + action}
 }
 
-// auditJSON is one exported audit row (login.AuditJSON: the console's
+// auditJSON is one exported audit row (admin.AuditJSON: the console's
 // export writes the same lines).
-type auditJSON = login.AuditJSON
+type auditJSON = admin.AuditJSON

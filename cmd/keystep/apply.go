@@ -20,6 +20,7 @@ import (
 	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -93,8 +94,8 @@ func apply(ctx context.Context, args []string, stdout io.Writer) error {
 				}
 			}
 		default:
-			before := login.SpecOf(old)
-			ch.Changes = login.DiffClients(before, want)
+			before := admin.SpecOf(old)
+			ch.Changes = admin.DiffClients(before, want)
 			if want.UsesSecret() && old.SecretHash == "" {
 				ch.Changes = append(ch.Changes, "secret: new secret issued")
 			}
@@ -309,14 +310,14 @@ func exportConfig(set settings, clients []storage.Client) fileConfig {
 		rc.DenyCIDRs, rc.SuspiciousCIDRs, rc.LocationsCSV = f.DenyCIDRs, f.SuspiciousCIDRs, f.LocationsCSV
 	}
 	fc.Risk = rc
-	admin := &adminConfig{ACR: set.adminACR, MaxAge: shortDuration(set.adminMaxAge)}
-	if admin.ACR == "" {
-		admin.ACR = login.DefaultAdminACR(set.policy)
+	ac := &adminConfig{ACR: set.adminACR, MaxAge: shortDuration(set.adminMaxAge)}
+	if ac.ACR == "" {
+		ac.ACR = login.DefaultAdminACR(set.policy)
 	}
 	if set.adminMaxAge == 0 {
-		admin.MaxAge = shortDuration(login.DefaultAdminMaxAge)
+		ac.MaxAge = shortDuration(login.DefaultAdminMaxAge)
 	}
-	fc.Admin = admin
+	fc.Admin = ac
 	sc := &sessionConfig{IdleTimeout: shortDuration(login.DefaultSessionIdleTimeout), MaxAge: shortDuration(login.DefaultSessionMaxAge)}
 	if set.sessionIdleTimeout > 0 {
 		sc.IdleTimeout = shortDuration(set.sessionIdleTimeout)
@@ -333,7 +334,7 @@ func exportConfig(set settings, clients []storage.Client) fileConfig {
 	slices.SortFunc(clients, func(a, b storage.Client) int { return strings.Compare(a.ID, b.ID) })
 	for _, cl := range clients {
 		if cl.ID != idp.AccountClientID {
-			fc.Clients = append(fc.Clients, login.SpecOf(cl))
+			fc.Clients = append(fc.Clients, admin.SpecOf(cl))
 		}
 	}
 	return fc
@@ -378,7 +379,7 @@ func policy(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	checks := login.CheckPolicy(set.policy, set.scopeMinACR, set.risk, list, idp.AccountClientID)
+	checks := admin.CheckPolicy(set.policy, set.scopeMinACR, set.risk.Rules, set.risk.SensitiveClients, list, idp.AccountClientID)
 	fc := exportConfig(set, nil)
 	if c.json {
 		return printJSON(stdout, struct {
@@ -386,7 +387,7 @@ func policy(ctx context.Context, args []string, stdout io.Writer) error {
 			ScopeMinACR map[string]string `json:"scope_min_acr"`
 			Risk        *riskConfig       `json:"risk"`
 			Admin       *adminConfig      `json:"admin"`
-			Checks      []login.Check     `json:"checks"`
+			Checks      []admin.Check     `json:"checks"`
 		}{fc.Levels, fc.ScopeMinACR, fc.Risk, fc.Admin, checks})
 	}
 	var b bytes.Buffer

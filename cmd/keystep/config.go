@@ -20,6 +20,8 @@ import (
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/login/signin"
 )
 
 // fileConfig is the optional --config file, and the file `keystep apply`
@@ -35,7 +37,7 @@ type fileConfig struct {
 	Session        *sessionConfig             `json:"session,omitempty"`
 	Passkeys       *passkeyConfig             `json:"passkeys,omitempty"`
 	RateLimits     map[string]rateLimitConfig `json:"rate_limits,omitempty"`
-	Clients        []login.ClientSpec         `json:"clients,omitempty"`
+	Clients        []admin.ClientSpec         `json:"clients,omitempty"`
 }
 
 // rateLimitConfig is one endpoint group's limit per client address;
@@ -104,12 +106,12 @@ type settings struct {
 	policy         *stepup.Policy
 	scopeMinACR    map[string]string
 	trustedProxies []netip.Prefix
-	risk           login.RiskConfig
+	risk           signin.RiskConfig
 	adminACR       string
 	adminMaxAge    time.Duration
 	coolingOff     time.Duration // 0: login.DefaultPasskeyCoolingOff
 	rateLimits     map[string]idp.RateLimit
-	clients        []login.ClientSpec // normalised
+	clients        []admin.ClientSpec // normalised
 	file           fileConfig         // as read, for export
 
 	// Session lifetimes; 0 means the login package's default.
@@ -119,7 +121,7 @@ type settings struct {
 // loadConfig reads and validates path ("" = defaults), reporting every
 // problem at once.
 func loadConfig(path string) (settings, error) {
-	s := settings{policy: stepup.DefaultPolicy(), risk: login.DefaultRiskConfig()}
+	s := settings{policy: stepup.DefaultPolicy(), risk: signin.DefaultRiskConfig()}
 	if path == "" {
 		return s, nil
 	}
@@ -449,7 +451,7 @@ func applySession(s *settings, sc *sessionConfig) []error {
 
 // checkClients validates the clients: section, each client against the
 // file's levels (when they are valid), and no ID twice.
-func checkClients(s *settings, list []login.ClientSpec, policyOK bool) []error {
+func checkClients(s *settings, list []admin.ClientSpec, policyOK bool) []error {
 	var errs []error
 	p := s.policy
 	if !policyOK {
@@ -462,7 +464,7 @@ func checkClients(s *settings, list []login.ClientSpec, policyOK bool) []error {
 		if c.ID != "" {
 			where += " (" + c.ID + ")"
 		}
-		for _, pr := range login.ValidateClient(c, p, idp.AccountClientID) {
+		for _, pr := range admin.ValidateClient(c, p, idp.AccountClientID) {
 			errs = append(errs, fmt.Errorf("%s.%s: %s", where, pr.Field, pr.Message))
 		}
 		if j, dup := seen[c.ID]; dup && c.ID != "" {

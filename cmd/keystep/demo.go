@@ -16,7 +16,7 @@ import (
 
 	demoapp "github.com/keystep/keystep/cmd/keystep/internal/demo"
 	"github.com/keystep/keystep/idp"
-	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
 )
@@ -212,7 +212,7 @@ func ensureDemoUser(ctx context.Context, st storage.Store, key []byte) error {
 	if err != nil {
 		return err
 	}
-	id, err := login.NewUserID()
+	id, err := admin.NewUserID()
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/login/signin"
+	"github.com/keystep/keystep/login/throttle"
 )
 
 // explain answers "what would USER be asked by CLIENT from IP?" with the
@@ -53,8 +55,8 @@ func explain(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	a := &login.Assessor{Store: st, Risk: set.risk, Limits: login.DefaultLimits(), Now: func() time.Time { return time.Now().UTC() }}
-	x, err := login.Explain(ctx, st, set.policy, set.scopeMinACR, a, login.ExplainInput{
+	a := &signin.Assessor{Store: st, Risk: set.risk, Limits: throttle.DefaultLimits(), Now: func() time.Time { return time.Now().UTC() }}
+	x, err := admin.Explain(ctx, st, set.policy, set.scopeMinACR, a, admin.ExplainInput{
 		Username: user, ClientID: client, ACR: strings.Fields(acr), Scopes: strings.Fields(scopes),
 		IP: ip, NewDevice: device == "new", UserAgent: "keystep-explain",
 	})

@@ -31,7 +31,7 @@ import (
 	"time"
 
 	"github.com/keystep/keystep/idp"
-	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
 	"github.com/keystep/keystep/storage/postgres"
@@ -328,7 +328,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if link, err := login.NewSetupLink(ctx, st, *issuer, time.Now().UTC()); err != nil {
+	if link, err := admin.NewSetupLink(ctx, st, *issuer, time.Now().UTC()); err != nil {
 		return err
 	} else if link != "" {
 		fmt.Fprintf(stdout, "\nNo users yet. Create the first administrator here (valid for 24 h, works once):\n\n  %s\n\n", link)

@@ -1,24 +1,17 @@
-// Package login is Keystep's hosted UI: the sign-in flow dispatcher, factor
-// pages, consent, the account portal and first-run setup. It does not import
-// the OP library; the composition root (package idp) hands it what it needs.
-package login
+// Package web is the hosted UI's request plumbing, shared by the sign-in
+// pages, the account portal and the admin console: Keystep's cookies, the
+// caller's address and user agent, and the audit writer. It renders no
+// pages and never imports package login.
+package web
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"html/template"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/keystep/keystep/login/factor"
@@ -42,7 +35,8 @@ func (c Cookies) name(base string) string {
 	return base
 }
 
-func (c Cookies) value(r *http.Request, base string) string {
+// Value is the value of the cookie named base, or "".
+func (c Cookies) Value(r *http.Request, base string) string {
 	ck, err := r.Cookie(c.name(base))
 	if err != nil {
 		return ""
@@ -50,7 +44,9 @@ func (c Cookies) value(r *http.Request, base string) string {
 	return ck.Value
 }
 
-func (c Cookies) set(w http.ResponseWriter, base, value string, maxAge time.Duration) {
+// Set writes the cookie named base: HttpOnly, SameSite=Lax, Secure (and
+// __Host-) under https, for the whole site.
+func (c Cookies) Set(w http.ResponseWriter, base, value string, maxAge time.Duration) {
 	http.SetCookie(w, &http.Cookie{
 		Name: c.name(base), Value: value, Path: "/",
 		MaxAge: int(maxAge / time.Second), HttpOnly: true,
@@ -58,13 +54,19 @@ func (c Cookies) set(w http.ResponseWriter, base, value string, maxAge time.Dura
 	})
 }
 
-func (c Cookies) clear(w http.ResponseWriter, base string) {
+// Clear removes the cookie named base.
+func (c Cookies) Clear(w http.ResponseWriter, base string) {
 	http.SetCookie(w, &http.Cookie{Name: c.name(base), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: c.Secure, SameSite: http.SameSiteLaxMode})
+}
+
+// SetSession writes the session cookie; only its hash is stored (SessionID).
+func (c Cookies) SetSession(w http.ResponseWriter, token string, maxAge time.Duration) {
+	c.Set(w, sessionCookie, token, maxAge)
 }
 
 // SessionID is the storage ID of the request's session cookie, or "".
 func (c Cookies) SessionID(r *http.Request) string {
-	if v := c.value(r, sessionCookie); v != "" {
+	if v := c.Value(r, sessionCookie); v != "" {
 		return factor.HashToken(v)
 	}
 	return ""
@@ -74,27 +76,27 @@ func (c Cookies) SessionID(r *http.Request) string {
 // absent. Auth requests are bound to it so that a flow started in one
 // browser cannot be completed, or its code collected, in another.
 func (c Cookies) BrowserBinding(w http.ResponseWriter, r *http.Request) (string, error) {
-	v := c.value(r, browserCookie)
+	v := c.Value(r, browserCookie)
 	if v == "" {
 		var err error
 		if v, err = factor.NewToken(); err != nil {
 			return "", err
 		}
-		c.set(w, browserCookie, v, 400*24*time.Hour)
+		c.Set(w, browserCookie, v, 400*24*time.Hour)
 	}
 	return factor.HashToken(v), nil
 }
 
 // ExistingBrowserBinding is the hash of the browser cookie, or "" without one.
 func (c Cookies) ExistingBrowserBinding(r *http.Request) string {
-	if v := c.value(r, browserCookie); v != "" {
+	if v := c.Value(r, browserCookie); v != "" {
 		return factor.HashToken(v)
 	}
 	return ""
 }
 
 // ClearSession removes the session cookie.
-func (c Cookies) ClearSession(w http.ResponseWriter) { c.clear(w, sessionCookie) }
+func (c Cookies) ClearSession(w http.ResponseWriter) { c.Clear(w, sessionCookie) }
 
 // RequestInfo is what we know about the caller, for audit and risk.
 type RequestInfo struct {
@@ -169,7 +171,7 @@ type Auditor struct {
 	OnEvent func(storage.AuditEvent)
 	// SignCheckpoint, if set, signs a checkpoint of the chain's head, and
 	// Record writes one every CheckpointEvery events or CheckpointInterval,
-	// whichever comes first (see checkpoint.go). login does not sign: the
+	// whichever comes first (see checkpoint.go). web does not sign: the
 	// composition root hands it the server's signing key this way.
 	SignCheckpoint     func(ctx context.Context, c storage.AuditCheckpoint) (string, error)
 	CheckpointEvery    int           // 0 means DefaultCheckpointEvery
@@ -204,112 +206,4 @@ func (a *Auditor) Record(ctx context.Context, e storage.AuditEvent) error {
 		"client_id", e.ClientID, "outcome", e.Outcome, "reason", e.Reason, "ip", e.IP)
 	a.checkpointAfter(ctx, saved)
 	return nil
-}
-
-// renderer parses the page templates once (or on every render in dev mode)
-// and renders into a buffer, so a template error never leaves half a page.
-type renderer struct {
-	fsys fs.FS
-	dev  bool
-
-	mu    sync.Mutex
-	pages map[string]*template.Template
-}
-
-// requiredPages must exist in the templates; New fails at start otherwise.
-var requiredPages = []string{
-	"signin", "password", "otp", "recovery", "consent", "error", "setup", "logged_out",
-	"account", "account_totp", "account_recovery", "account_password",
-	"account_passkey", "webauthn", "logout_confirm", "account_help",
-}
-
-// adminPages are the admin console's pages: each is parsed with layout.html
-// and admin_frame.html (the console's navigation), and is required too.
-var adminPages = []string{
-	"admin_home", "admin_clients", "admin_client", "admin_secret", "admin_users", "admin_user",
-	"admin_policy", "admin_audit", "admin_keys",
-}
-
-// adminCardPages are the console's pages shown in the sign-in card, outside
-// the console (no access, a factor to add first).
-var adminCardPages = []string{"admin_denied"}
-
-var funcs = template.FuncMap{
-	"minus1":    func(n int) int { return n - 1 },
-	"plus1":     func(n int) int { return n + 1 },
-	"eventText": eventText,
-	"fmtTime": func(t time.Time) string {
-		if t.IsZero() {
-			return "never"
-		}
-		return t.UTC().Format("2 Jan 2006 15:04 UTC")
-	},
-}
-
-func newRenderer(fsys fs.FS, dev bool) (*renderer, error) {
-	r := &renderer{fsys: fsys, dev: dev}
-	pages, err := r.parse()
-	if err != nil {
-		return nil, err
-	}
-	r.pages = pages
-	return r, nil
-}
-
-func (r *renderer) parse() (map[string]*template.Template, error) {
-	pages := map[string]*template.Template{}
-	var errs []error
-	for _, name := range requiredPages {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(r.fsys, "layout.html", name+".html")
-		if err != nil {
-			errs = append(errs, fmt.Errorf("template %s: %w", name, err))
-			continue
-		}
-		pages[name] = t
-	}
-	for _, name := range slices.Concat(adminPages, adminCardPages) {
-		files := []string{"layout.html", "admin_frame.html", name + ".html"}
-		if slices.Contains(adminCardPages, name) {
-			files = []string{"layout.html", name + ".html"}
-		}
-		t, err := template.New("layout.html").Funcs(funcs).Funcs(adminFuncs).ParseFS(r.fsys, files...)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("template %s: %w", name, err))
-			continue
-		}
-		pages[name] = t
-	}
-	return pages, errors.Join(errs...)
-}
-
-func (r *renderer) render(w http.ResponseWriter, status int, name string, data any) error {
-	pages := r.pages
-	if r.dev {
-		p, err := r.parse()
-		if err != nil {
-			return err
-		}
-		pages = p
-	}
-	t, ok := pages[name]
-	if !ok {
-		return fmt.Errorf("no template %q", name)
-	}
-	var buf bytes.Buffer
-	if err := t.Execute(&buf, data); err != nil {
-		return fmt.Errorf("render %s: %w", name, err)
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-// newRef makes a short reference shown on error pages and logged with the
-// error, so an admin can find what happened.
-func newRef() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -1,12 +1,14 @@
-package login
+package admin
 
 import (
 	"context"
+	"strconv"
 
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
-// endAccess ends everything a user holds: every browser session but keep
+// EndAccess ends everything a user holds: every browser session but keep
 // ("" for none), every completed authorization request (so a code already
 // minted, or about to be, cannot be redeemed), and every refresh token
 // family and access token issued to the user, at every client. Revoked
@@ -19,7 +21,7 @@ import (
 // access only takes power away, so it must not be left undone because the
 // audit write failed; the error is still returned. cause says why, for the
 // audit row; actorID is who asked. It returns how many sessions ended.
-func endAccess(ctx context.Context, st storage.Store, audit *Auditor, actorID, userID, keep, cause string) (int, error) {
+func EndAccess(ctx context.Context, st storage.Store, audit *web.Auditor, actorID, userID, keep, cause string) (int, error) {
 	// Requests first, tokens second: a code redeemed in between gets tokens
 	// the revocation below still sees.
 	if _, err := st.DeleteUserAuthRequests(ctx, userID); err != nil {
@@ -37,5 +39,5 @@ func endAccess(ctx context.Context, st storage.Store, audit *Auditor, actorID, u
 		typ = "session.revoked_others"
 	}
 	return n, audit.Record(ctx, storage.AuditEvent{Type: typ, UserID: userID, ActorID: actorID, Outcome: "success",
-		Reason: cause, Details: map[string]string{"sessions": itoa(n), "tokens": "all revoked"}})
+		Reason: cause, Details: map[string]string{"sessions": strconv.Itoa(n), "tokens": "all revoked"}})
 }

@@ -1,4 +1,4 @@
-package login_test
+package web_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 	"github.com/keystep/keystep/storage/sqlite"
 )
@@ -20,7 +20,7 @@ import (
 // newAuditor is an Auditor on a fresh SQLite store, checkpointing every 5
 // events, whose signer writes "cp:SEQ:HASH" (the signature itself is
 // idp's and tested there) unless fail is set.
-func newAuditor(t *testing.T, fail *atomic.Bool) (*login.Auditor, storage.AuditKey) {
+func newAuditor(t *testing.T, fail *atomic.Bool) (*web.Auditor, storage.AuditKey) {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "k.db"))
 	if err != nil {
@@ -32,7 +32,7 @@ func newAuditor(t *testing.T, fail *atomic.Bool) (*login.Auditor, storage.AuditK
 		t.Fatal(err)
 	}
 	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	return &login.Auditor{
+	return &web.Auditor{
 		Store: st, Key: key, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return t0 },
 		CheckpointEvery: 5,
 		SignCheckpoint: func(_ context.Context, c storage.AuditCheckpoint) (string, error) {
@@ -46,7 +46,7 @@ func newAuditor(t *testing.T, fail *atomic.Bool) (*login.Auditor, storage.AuditK
 
 // checkpointRows verifies the chain and returns, for each checkpoint row,
 // the row it covers.
-func checkpointRows(t *testing.T, a *login.Auditor, key storage.AuditKey) (rows, covered []int64) {
+func checkpointRows(t *testing.T, a *web.Auditor, key storage.AuditKey) (rows, covered []int64) {
 	t.Helper()
 	events, err := a.Store.ListAudit(t.Context(), storage.AuditFilter{})
 	if err != nil {

@@ -1,4 +1,9 @@
-package login
+// Package admin is Keystep's admin operations as plain Go, without HTTP:
+// clients, users, keys, passkey confirmation and policy checks. The CLI
+// (`keystep users`, `keystep clients`, `keystep apply`, ...) and the admin
+// console in package login both call them, so a change is checked and
+// audited the same way whoever makes it. It never imports package login.
+package admin
 
 import (
 	"context"
@@ -10,21 +15,23 @@ import (
 
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/throttle"
+	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
-// Admin makes the changes of the admin console, the CLI and `keystep
+// Service makes the changes of the admin console, the CLI and `keystep
 // apply`, so all three check and record them the same way. Each change is
 // checked, then audited with who made it and the object before and after
 // (never a secret), then made: the audit row comes first, so a change whose
 // audit write fails does not happen (DESIGN §6). A change that fails after
 // its audit row is recorded again with outcome "failure".
-type Admin struct {
+type Service struct {
 	Store  storage.Store
 	Policy *stepup.Policy
-	Audit  *Auditor
+	Audit  *web.Auditor
 	Hasher *factor.PasswordHasher
-	Limits Limits // nil: DefaultLimits
+	Limits throttle.Limits // nil: throttle.DefaultLimits
 	// BuiltIn is the account portal's client: it cannot be changed here.
 	BuiltIn string
 	// RotateKeys makes new signing keys; nil when keys cannot be rotated.
@@ -37,20 +44,20 @@ type Actor struct {
 	Reason string
 }
 
-// Admin errors callers tell apart.
+// Errors callers tell apart.
 var (
 	ErrBuiltInClient = errors.New("the account portal's client is built in and cannot be changed or deleted")
 	ErrNeedsReason   = errors.New("a reason is required")
 	ErrNoSecret      = errors.New("this client does not authenticate with a secret")
 )
 
-func (a *Admin) record(ctx context.Context, by Actor, typ, userID, clientID string, details map[string]string) error {
+func (a *Service) record(ctx context.Context, by Actor, typ, userID, clientID string, details map[string]string) error {
 	return a.Audit.Record(ctx, storage.AuditEvent{Type: typ, UserID: userID, ClientID: clientID, ActorID: by.ID,
 		Outcome: "success", Reason: by.Reason, Details: details})
 }
 
 // failed records that a change audited as made did not happen after all.
-func (a *Admin) failed(ctx context.Context, by Actor, typ, userID, clientID string, cause error) error {
+func (a *Service) failed(ctx context.Context, by Actor, typ, userID, clientID string, cause error) error {
 	_ = a.Audit.Record(ctx, storage.AuditEvent{Type: typ, UserID: userID, ClientID: clientID, ActorID: by.ID,
 		Outcome: "failure", Reason: "not applied: storage error"})
 	return cause
@@ -85,7 +92,7 @@ func newSecret() (plain, hash string, err error) {
 
 // CreateClient registers s. A client that authenticates with a secret gets
 // a new one, returned here once and stored hashed.
-func (a *Admin) CreateClient(ctx context.Context, by Actor, s ClientSpec, now time.Time) (secret string, err error) {
+func (a *Service) CreateClient(ctx context.Context, by Actor, s ClientSpec, now time.Time) (secret string, err error) {
 	s = s.Normalize()
 	if ps := ValidateClient(s, a.Policy, a.BuiltIn); len(ps) > 0 {
 		return "", &InvalidError{Problems: ps}
@@ -115,7 +122,7 @@ func (a *Admin) CreateClient(ctx context.Context, by Actor, s ClientSpec, now ti
 // changes (none: nothing is written or audited) and, when the client newly
 // needs a secret, that secret, shown once. A client that no longer uses a
 // secret loses its old one.
-func (a *Admin) UpdateClient(ctx context.Context, by Actor, s ClientSpec, now time.Time) (changes []string, secret string, err error) {
+func (a *Service) UpdateClient(ctx context.Context, by Actor, s ClientSpec, now time.Time) (changes []string, secret string, err error) {
 	s = s.Normalize()
 	if a.BuiltIn != "" && s.ID == a.BuiltIn {
 		return nil, "", ErrBuiltInClient
@@ -159,7 +166,7 @@ func (a *Admin) UpdateClient(ctx context.Context, by Actor, s ClientSpec, now ti
 
 // RotateClientSecret replaces the client's secret; the old one stops working
 // at once. The new secret is returned once.
-func (a *Admin) RotateClientSecret(ctx context.Context, by Actor, id string, now time.Time) (string, error) {
+func (a *Service) RotateClientSecret(ctx context.Context, by Actor, id string, now time.Time) (string, error) {
 	if a.BuiltIn != "" && id == a.BuiltIn {
 		return "", ErrBuiltInClient
 	}
@@ -191,7 +198,7 @@ func (a *Admin) RotateClientSecret(ctx context.Context, by Actor, id string, now
 // and dropping the consents users gave it, so a client later created with
 // the same ID starts from nothing. A failure before the delete leaves the
 // client in place for a retry.
-func (a *Admin) DeleteClient(ctx context.Context, by Actor, id string) error {
+func (a *Service) DeleteClient(ctx context.Context, by Actor, id string) error {
 	if a.BuiltIn != "" && id == a.BuiltIn {
 		return ErrBuiltInClient
 	}
@@ -269,8 +276,34 @@ func (n NewUser) Validate() []Problem {
 	return out
 }
 
+// NewUserID makes a user ID: 128 random bits, base64url.
+func NewUserID() (string, error) {
+	t, err := factor.NewToken()
+	if err != nil {
+		return "", err
+	}
+	return t[:22], nil
+}
+
+// ValidateUsername accepts 1–64 characters without spaces, control
+// characters or ':' (the authenticator-app label uses it as a separator).
+func ValidateUsername(s string) error {
+	if s == "" {
+		return errors.New("Enter a username.")
+	}
+	if len(s) > 64 {
+		return errors.New("Usernames can be at most 64 characters.")
+	}
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f || r == ':' {
+			return errors.New("Usernames can't contain spaces, control characters or ':'.")
+		}
+	}
+	return nil
+}
+
 // CreateUser creates an account with a password.
-func (a *Admin) CreateUser(ctx context.Context, by Actor, n NewUser, now time.Time) (storage.User, error) {
+func (a *Service) CreateUser(ctx context.Context, by Actor, n NewUser, now time.Time) (storage.User, error) {
 	if ps := n.Validate(); len(ps) > 0 {
 		return storage.User{}, &InvalidError{Problems: ps}
 	}
@@ -299,7 +332,7 @@ func (a *Admin) CreateUser(ctx context.Context, by Actor, n NewUser, now time.Ti
 
 // SetDisabled disables or enables the user. Disabling also ends every
 // session and revokes every token the user's apps hold.
-func (a *Admin) SetDisabled(ctx context.Context, by Actor, userID string, disabled bool, now time.Time) (storage.User, error) {
+func (a *Service) SetDisabled(ctx context.Context, by Actor, userID string, disabled bool, now time.Time) (storage.User, error) {
 	u, err := a.Store.UserByID(ctx, userID)
 	if err != nil {
 		return u, err
@@ -317,7 +350,7 @@ func (a *Admin) SetDisabled(ctx context.Context, by Actor, userID string, disabl
 		return u, a.failed(ctx, by, typ, u.ID, "", err)
 	}
 	if disabled {
-		if _, err := endAccess(ctx, a.Store, a.Audit, by.ID, u.ID, "", "account disabled"); err != nil {
+		if _, err := EndAccess(ctx, a.Store, a.Audit, by.ID, u.ID, "", "account disabled"); err != nil {
 			return after, a.failed(ctx, by, typ, u.ID, "", err)
 		}
 	}
@@ -335,25 +368,25 @@ type Lock struct {
 }
 
 // LockState reads the account's password and factor throttles.
-func (a *Admin) LockState(ctx context.Context, u storage.User, now time.Time) (Lock, error) {
+func (a *Service) LockState(ctx context.Context, u storage.User, now time.Time) (Lock, error) {
 	limits := a.Limits
 	if limits == nil {
-		limits = DefaultLimits()
+		limits = throttle.DefaultLimits()
 	}
-	keys := lockKeys(u.Username, u.ID)
-	states, err := a.Store.CheckThrottle(ctx, keys, limits.rules(), now)
+	keys := throttle.LockKeys(u.Username, u.ID)
+	states, err := a.Store.CheckThrottle(ctx, keys, limits, now)
 	if err != nil {
 		return Lock{}, err
 	}
 	var l Lock
 	for _, k := range keys {
 		l.Failures = max(l.Failures, states[k].Failures)
-		if k.Scope != scopeFactorLock && states[k].BlockedUntil.After(l.BlockedUntil) {
+		if k.Scope != throttle.ScopeFactorLock && states[k].BlockedUntil.After(l.BlockedUntil) {
 			l.BlockedUntil = states[k].BlockedUntil
 		}
 	}
-	for _, m := range guessable { // locked until unlocked, not until a time
-		if !states[factorLockKey(u.ID, m)].BlockedUntil.IsZero() {
+	for _, m := range throttle.Guessable { // locked until unlocked, not until a time
+		if !states[throttle.FactorLockKey(u.ID, m)].BlockedUntil.IsZero() {
 			l.LockedFactors = append(l.LockedFactors, string(m))
 		}
 	}
@@ -362,7 +395,7 @@ func (a *Admin) LockState(ctx context.Context, u storage.User, now time.Time) (L
 
 // Unlock clears the account's password and factor throttles (the
 // per-account+IP counters of other addresses expire by themselves).
-func (a *Admin) Unlock(ctx context.Context, by Actor, userID string, now time.Time) error {
+func (a *Service) Unlock(ctx context.Context, by Actor, userID string, now time.Time) error {
 	u, err := a.Store.UserByID(ctx, userID)
 	if err != nil {
 		return err
@@ -374,7 +407,7 @@ func (a *Admin) Unlock(ctx context.Context, by Actor, userID string, now time.Ti
 	if err := a.record(ctx, by, "admin.user_unlock", u.ID, "", beforeAfter(before, Lock{})); err != nil {
 		return err
 	}
-	if err := Unlock(ctx, a.Store, u.Username, u.ID); err != nil {
+	if err := throttle.Unlock(ctx, a.Store, u.Username, u.ID); err != nil {
 		return a.failed(ctx, by, "admin.user_unlock", u.ID, "", err)
 	}
 	return nil
@@ -387,7 +420,7 @@ type factorsRecord struct {
 	Sessions      int      `json:"sessions"`
 }
 
-func (a *Admin) factorsRecord(ctx context.Context, userID string, now time.Time) (factorsRecord, error) {
+func (a *Service) factorsRecord(ctx context.Context, userID string, now time.Time) (factorsRecord, error) {
 	fs, err := a.Store.ListFactors(ctx, userID)
 	if err != nil {
 		return factorsRecord{}, err
@@ -411,7 +444,7 @@ func (a *Admin) factorsRecord(ctx context.Context, userID string, now time.Time)
 // ResetFactors removes every second factor and recovery code of the user
 // and ends their sessions and tokens, for a user who lost them (or whose
 // factors an attacker may hold). It needs a reason.
-func (a *Admin) ResetFactors(ctx context.Context, by Actor, userID string, now time.Time) error {
+func (a *Service) ResetFactors(ctx context.Context, by Actor, userID string, now time.Time) error {
 	if by.Reason == "" {
 		return ErrNeedsReason
 	}
@@ -429,7 +462,7 @@ func (a *Admin) ResetFactors(ctx context.Context, by Actor, userID string, now t
 	if err := a.Store.DeleteUserFactors(ctx, u.ID); err != nil {
 		return a.failed(ctx, by, "admin.user_reset_factors", u.ID, "", err)
 	}
-	if _, err := endAccess(ctx, a.Store, a.Audit, by.ID, u.ID, "", "factors reset"); err != nil {
+	if _, err := EndAccess(ctx, a.Store, a.Audit, by.ID, u.ID, "", "factors reset"); err != nil {
 		return a.failed(ctx, by, "admin.user_reset_factors", u.ID, "", err)
 	}
 	return nil
@@ -437,7 +470,7 @@ func (a *Admin) ResetFactors(ctx context.Context, by Actor, userID string, now t
 
 // SignOut ends every session of the user and revokes the tokens their apps
 // hold. keep is a session to leave alone ("" for none).
-func (a *Admin) SignOut(ctx context.Context, by Actor, userID, keep string, now time.Time) (int, error) {
+func (a *Service) SignOut(ctx context.Context, by Actor, userID, keep string, now time.Time) (int, error) {
 	u, err := a.Store.UserByID(ctx, userID)
 	if err != nil {
 		return 0, err
@@ -454,7 +487,7 @@ func (a *Admin) SignOut(ctx context.Context, by Actor, userID, keep string, now 
 	if err := a.record(ctx, by, "admin.user_signout", u.ID, "", d); err != nil {
 		return 0, err
 	}
-	n, err := endAccess(ctx, a.Store, a.Audit, by.ID, u.ID, keep, "signed out everywhere")
+	n, err := EndAccess(ctx, a.Store, a.Audit, by.ID, u.ID, keep, "signed out everywhere")
 	if err != nil {
 		return n, a.failed(ctx, by, "admin.user_signout", u.ID, "", err)
 	}
@@ -471,7 +504,7 @@ type keyRecord struct {
 
 // RotateSigningKeys makes a new key per algorithm, signing from activateIn
 // from now; the old keys stay published for a day after that.
-func (a *Admin) RotateSigningKeys(ctx context.Context, by Actor, activateIn time.Duration, now time.Time) ([]storage.SigningKey, error) {
+func (a *Service) RotateSigningKeys(ctx context.Context, by Actor, activateIn time.Duration, now time.Time) ([]storage.SigningKey, error) {
 	if a.RotateKeys == nil {
 		return nil, errors.New("key rotation is not available here")
 	}
