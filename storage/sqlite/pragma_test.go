@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ func TestConnectionSettings(t *testing.T) {
 		{"writer", "foreign_keys", "1"},
 		{"writer", "synchronous", "1"}, // NORMAL
 		{"writer", "query_only", "0"},
+		{"writer", "journal_size_limit", "4194304"},
 		{"reader", "journal_mode", "wal"},
 		{"reader", "busy_timeout", "5000"},
 		{"reader", "query_only", "1"},
@@ -75,5 +77,41 @@ func TestBackgroundCheckpoint(t *testing.T) {
 	}
 	if err := s.Close(); err != nil { // twice is harmless
 		t.Fatal(err)
+	}
+}
+
+// After a load the WAL file goes back to a small size (issue 17): SQLite
+// reuses it at its largest otherwise.
+func TestIdleWALIsTruncated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// About 8 MiB of WAL in one write.
+	if _, err := s.w.ExecContext(t.Context(), `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+		INSERT INTO one_time_tokens (kind, hash, expires_at, used_at) SELECT 't', hex(randomblob(2000)) || i, 1, 0 FROM n`); err != nil {
+		t.Fatal(err)
+	}
+	wal := func() int64 {
+		fi, err := os.Stat(path + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	if n := wal(); n <= walKeepBytes {
+		t.Fatalf("the load left a WAL of %d bytes; the test needs more than %d", n, walKeepBytes)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.truncations.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle WAL still has %d bytes after 10 s", wal())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := wal(); n > walKeepBytes {
+		t.Errorf("the idle WAL has %d bytes, want at most %d", n, walKeepBytes)
 	}
 }

@@ -44,6 +44,7 @@ type Store struct {
 	stop, done  chan struct{}
 	stopOnce    sync.Once
 	checkpoints atomic.Int64 // checkpoints that copied frames back
+	truncations atomic.Int64 // checkpoints that emptied the idle WAL
 
 	batchq    chan *batchOp // group commit (batch.go)
 	batchDone chan struct{}
@@ -66,7 +67,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// The pragmas go in the DSN so that every pooled connection gets them.
 	// busy_timeout covers other processes using the same file.
 	w, err := sql.Open("sqlite", dsn(abs, url.Values{
-		"_pragma": {"busy_timeout(5000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)", fmt.Sprintf("wal_autocheckpoint(%d)", backstopPages)},
+		"_pragma": {"busy_timeout(5000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)",
+			fmt.Sprintf("wal_autocheckpoint(%d)", backstopPages), fmt.Sprintf("journal_size_limit(%d)", walKeepBytes)},
 		"_txlock": {"immediate"},
 	}))
 	if err != nil {
@@ -132,15 +134,25 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // automatic checkpoint's, kept as a backstop at backstopPages (4 KiB each):
 // the WAL file can reach about 64 MiB, and the backstop finds almost every
 // frame already copied.
+//
+// SQLite reuses the WAL file rather than shrink it, so after a load it kept
+// its largest size (issue 17). journal_size_limit makes the writer cut it
+// back to walKeepBytes at the first commit after the WAL restarts, and
+// once a WAL larger than that has been idle for a tick with every frame
+// copied, the checkpointer empties it (TRUNCATE): it takes the write lock
+// only when no writer has come for a whole tick, and then for a moment.
 const (
 	checkpointEvery = 200 * time.Millisecond
 	backstopPages   = 16000
+	walKeepBytes    = 4 << 20
+	pageBytes       = 4096 // SQLite's default page size, which Keystep keeps
 )
 
 func (s *Store) checkpointLoop() {
 	defer close(s.done)
 	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
+	var last int64 = -1 // the WAL's frames at the last tick
 	for {
 		select {
 		case <-s.stop:
@@ -149,9 +161,19 @@ func (s *Store) checkpointLoop() {
 		}
 		var busy, frames, copied int64
 		err := s.ck.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
-		if err == nil && copied > 0 {
+		if err != nil {
+			last = -1
+			continue
+		}
+		if copied > 0 {
 			s.checkpoints.Add(1)
 		}
+		if frames > walKeepBytes/pageBytes && copied == frames && frames == last {
+			if s.ck.QueryRow(`PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &copied) == nil && busy == 0 {
+				s.truncations.Add(1)
+			}
+		}
+		last = frames
 	}
 }
 

@@ -153,9 +153,9 @@ func (s *Store) RecordAuthRequestFailure(ctx context.Context, id string) (int, e
 }
 
 func (s *Store) DeleteExpiredAuthRequests(ctx context.Context, now time.Time) (int, error) {
-	n, err := affected(s.exec(ctx, `DELETE FROM auth_requests WHERE expires_at < ?`, nanos(now)))
+	n, err := s.sweep(ctx, "auth_requests", `expires_at < ?`, nanos(now))
 	if err != nil {
-		return 0, s.fail("delete expired auth requests", err)
+		return n, s.fail("delete expired auth requests", err)
 	}
 	return n, nil
 }

@@ -47,9 +47,9 @@ func (s *Store) RetireSigningKeys(ctx context.Context, alg, keepID string, retir
 
 // DeleteExpiredSigningKeys leaves keys with no expiry (still signing) alone.
 func (s *Store) DeleteExpiredSigningKeys(ctx context.Context, now time.Time) (int, error) {
-	n, err := affected(s.exec(ctx, `DELETE FROM signing_keys WHERE expires_at != 0 AND expires_at < ?`, nanos(now)))
+	n, err := s.sweep(ctx, "signing_keys", `expires_at != 0 AND expires_at < ?`, nanos(now))
 	if err != nil {
-		return 0, s.fail("delete expired signing keys", err)
+		return n, s.fail("delete expired signing keys", err)
 	}
 	return n, nil
 }

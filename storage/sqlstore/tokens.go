@@ -274,20 +274,13 @@ func (s *Store) RevokeUserClientTokens(ctx context.Context, subject, clientID st
 }
 
 func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error) {
-	var total int
-	err := s.tx(ctx, func(tx db) error {
-		total = 0
-		for _, table := range []string{"refresh_tokens", "access_tokens"} {
-			n, err := affected(tx.exec(ctx, `DELETE FROM `+table+` WHERE expires_at < ?`, nanos(now)))
-			if err != nil {
-				return err
-			}
-			total += n
+	total := 0
+	for _, table := range []string{"refresh_tokens", "access_tokens"} {
+		n, err := s.sweep(ctx, table, `expires_at < ?`, nanos(now))
+		total += n
+		if err != nil {
+			return total, s.fail("delete expired tokens", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, s.fail("delete expired tokens", err)
 	}
 	return total, nil
 }
