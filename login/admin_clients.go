@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,6 +53,7 @@ func (h *Handler) adminClients(w http.ResponseWriter, r *http.Request, a *adminS
 type clientForm struct {
 	admin.ClientSpec
 	Redirects, PostLogout, JWKSText string
+	RateLimitText                   string // as typed, to show it back when it is not a number
 	Errors                          map[string][]string
 	Problems                        []string
 	extra                           []admin.Problem // found in the form before the spec is checked
@@ -87,6 +89,9 @@ func (h *Handler) clientPage(r *http.Request, a *adminState, title string, f cli
 
 func formOf(s admin.ClientSpec) clientForm {
 	f := clientForm{ClientSpec: s, Redirects: strings.Join(s.RedirectURIs, "\n"), PostLogout: strings.Join(s.PostLogoutRedirectURIs, "\n")}
+	if s.RateLimit != 0 {
+		f.RateLimitText = strconv.Itoa(s.RateLimit)
+	}
 	if s.JWKS != nil {
 		f.JWKSText = string(s.JWKS)
 	}
@@ -126,8 +131,17 @@ func readClientForm(r *http.Request) clientForm {
 	if s.AuthMethod == "private_key_jwt" && jwks != "" {
 		s.JWKS = []byte(jwks)
 	}
+	rate := strings.TrimSpace(v.Get("rate_limit"))
+	var rateErr bool
+	if rate != "" {
+		n, err := strconv.Atoi(rate)
+		s.RateLimit, rateErr = n, err != nil
+	}
 	f := formOf(s.Normalize())
-	f.Redirects, f.PostLogout, f.JWKSText = v.Get("redirect_uris"), v.Get("post_logout_redirect_uris"), jwks
+	f.Redirects, f.PostLogout, f.JWKSText, f.RateLimitText = v.Get("redirect_uris"), v.Get("post_logout_redirect_uris"), jwks, rate
+	if rateErr {
+		f.extra = append(f.extra, admin.Problem{Field: "rate_limit", Message: "Rate limit: enter a whole number of requests a second, or leave it empty for the server's default."})
+	}
 	if len(s.GrantTypes) == 0 {
 		// Nothing ticked is a mistake, not "the defaults".
 		f.GrantTypes = nil

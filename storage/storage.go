@@ -94,6 +94,7 @@ type Client struct {
 	FirstParty              bool   // skips the consent page
 	RequirePKCE             bool
 	AllowEnrollDuringStepUp bool // offer "set one up now" to users with no second factor
+	RateLimit               int  // token endpoints, requests/s once authenticated (burst 2 s' worth); 0: server default
 	CreatedAt               time.Time
 	UpdatedAt               time.Time
 }

@@ -411,6 +411,7 @@ type clientFlags struct {
 	name, minACR, alg, grants, authMethod, format, jwksFile string
 	redirects, postLogout                                   listFlag
 	public, native, strict, firstParty, pkce, enroll        bool
+	rateLimit                                               int
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
@@ -428,6 +429,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.grants, "grant", "authorization_code,refresh_token", "grant types, comma-separated")
 	fs.StringVar(&f.authMethod, "auth-method", "", "client_secret_basic (default), client_secret_post or private_key_jwt")
 	fs.StringVar(&f.format, "access-token-format", "jwt", "jwt or opaque")
+	fs.IntVar(&f.rateLimit, "rate-limit", 0, "token-endpoint requests a second once authenticated (burst: two seconds' worth); 0 is the server's default (rate_limits.client)")
 	fs.StringVar(&f.jwksFile, "jwks-file", "", "the client's public keys (JWK Set): it authenticates with private_key_jwt instead of a secret")
 }
 
@@ -469,6 +471,9 @@ func (f *clientFlags) apply(fs *flag.FlagSet, s *admin.ClientSpec, all bool) []s
 	}
 	if given("allow-enroll-during-step-up") {
 		s.AllowEnrollDuringStepUp = f.enroll
+	}
+	if given("rate-limit") {
+		s.RateLimit = f.rateLimit
 	}
 	if given("id-token-alg") {
 		s.IDTokenAlg = f.alg

@@ -297,6 +297,11 @@ func TestClientsShowUpdateRotate(t *testing.T) {
 		t.Errorf("second update:\n%s", r.stdout)
 	}
 	wantExit(t, keystep(t, "", "clients", "update", "rp", "--redirect-uri", "http://rp.example/cb", "--data", d), 2, "must use https")
+	r = mustKeystep(t, "", "clients", "update", "rp", "--rate-limit", "5000", "--data", d)
+	if !strings.Contains(r.stdout, "rate_limit: (default) → 5000") {
+		t.Errorf("update --rate-limit:\n%s", r.stdout)
+	}
+	wantExit(t, keystep(t, "", "clients", "update", "rp", "--rate-limit", "-5", "--data", d), 2, "rate limit -5")
 
 	r = mustKeystep(t, "", "clients", "show", "rp", "--json", "--data", d)
 	var shown struct {
@@ -305,8 +310,9 @@ func TestClientsShowUpdateRotate(t *testing.T) {
 		FirstParty bool     `json:"first_party"`
 		Redirects  []string `json:"redirect_uris"`
 		HasSecret  bool     `json:"has_secret"`
+		RateLimit  int      `json:"rate_limit"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &shown); err != nil || shown.MinACR != "phr" || !shown.FirstParty || !shown.HasSecret || shown.Redirects[0] != "https://rp.example/cb" {
+	if err := json.Unmarshal([]byte(r.stdout), &shown); err != nil || shown.MinACR != "phr" || !shown.FirstParty || shown.RateLimit != 5000 || !shown.HasSecret || shown.Redirects[0] != "https://rp.example/cb" {
 		t.Errorf("show: %+v %v\n%s", shown, err, r.stdout)
 	}
 	if strings.Contains(r.stdout, created.Secret) {

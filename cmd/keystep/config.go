@@ -40,8 +40,9 @@ type fileConfig struct {
 	Clients        []admin.ClientSpec         `json:"clients,omitempty"`
 }
 
-// rateLimitConfig is one endpoint group's limit per client address;
-// per_second 0 turns it off.
+// rateLimitConfig is one endpoint group's limit: token and authorize per
+// client address, client per authenticated client without a rate_limit of
+// its own (idp.DefaultRateLimits); per_second 0 turns it off.
 type rateLimitConfig struct {
 	PerSecond float64 `json:"per_second"`
 	Burst     int     `json:"burst"`
@@ -195,7 +196,7 @@ func loadConfig(path string) (settings, error) {
 		for _, group := range slices.Sorted(maps.Keys(fc.RateLimits)) {
 			rl := fc.RateLimits[group]
 			if _, ok := idp.DefaultRateLimits[group]; !ok {
-				errs = append(errs, fmt.Errorf("rate_limits.%s: unknown group (want token or authorize)", group))
+				errs = append(errs, fmt.Errorf("rate_limits.%s: unknown group (want token, authorize or client)", group))
 				continue
 			}
 			if rl.PerSecond < 0 || rl.Burst < 0 || rl.PerSecond > 0 && rl.Burst < 1 {

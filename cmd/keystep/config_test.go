@@ -184,12 +184,19 @@ func TestServeWithCustomLevelsAdvertisesThem(t *testing.T) {
 }
 
 func TestLoadConfigRateLimits(t *testing.T) {
-	s, err := loadConfig(writeConfig(t, `{"rate_limits": {"token": {"per_second": 5, "burst": 10}}}`))
+	s, err := loadConfig(writeConfig(t, `{"rate_limits": {"token": {"per_second": 5, "burst": 10}, "client": {"per_second": 50, "burst": 100}},
+		"clients": [{"id": "svc", "grant_types": ["client_credentials"], "rate_limit": 3000}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := s.rateLimits["token"]; got.PerSecond != 5 || got.Burst != 10 {
 		t.Fatalf("token limit %+v", got)
+	}
+	if got := s.rateLimits["client"]; got.PerSecond != 50 || got.Burst != 100 {
+		t.Fatalf("default client limit %+v", got)
+	}
+	if got := s.clients[0].RateLimit; got != 3000 {
+		t.Fatalf("the client's own rate limit: %d", got)
 	}
 	if got := s.rateLimits["authorize"]; got.PerSecond == 0 {
 		t.Fatal("the authorize default was lost")

@@ -130,6 +130,7 @@ const usage = `Usage:
                   [--public] [--native] [--min-acr ACR] [--strict] [--first-party]
                   [--id-token-alg RS256|ES256|EdDSA] [--post-logout-redirect-uri URI …]
                   [--grant authorization_code,refresh_token,client_credentials]
+                  [--rate-limit N] (token-endpoint requests/s once authenticated; 0: the server's default)
                   [--config FILE] (--min-acr is checked against its levels)
   keystep clients list | show ID | rotate-secret ID | delete ID
   keystep clients update ID [any create flag; only the flags given change]

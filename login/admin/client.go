@@ -40,7 +40,12 @@ type ClientSpec struct {
 	FirstParty              bool            `json:"first_party,omitempty"`
 	RequirePKCE             bool            `json:"require_pkce,omitempty"`
 	AllowEnrollDuringStepUp bool            `json:"allow_enroll_during_step_up,omitempty"`
+	RateLimit               int             `json:"rate_limit,omitempty"` // token endpoints, requests/s; 0: the server's default
 }
+
+// MaxRateLimit bounds a client's rate limit: far above what one server
+// grants, low enough that two seconds' worth is a sane burst.
+const MaxRateLimit = 1_000_000
 
 // Client option values.
 var (
@@ -57,6 +62,7 @@ func SpecOf(c storage.Client) ClientSpec {
 		Public: c.Public, Native: c.Native, AuthMethod: c.AuthMethod, GrantTypes: slices.Clone(c.GrantTypes),
 		IDTokenAlg: c.IDTokenAlg, AccessTokenFormat: c.AccessTokenFormat, MinACR: c.MinACR, Strict: c.Strict,
 		FirstParty: c.FirstParty, RequirePKCE: c.RequirePKCE, AllowEnrollDuringStepUp: c.AllowEnrollDuringStepUp,
+		RateLimit: c.RateLimit,
 	}
 	if c.JWKS != "" {
 		s.JWKS = json.RawMessage(c.JWKS)
@@ -134,6 +140,7 @@ func (s ClientSpec) Client() storage.Client {
 		Public: s.Public, Native: s.Native, AuthMethod: s.AuthMethod, GrantTypes: s.GrantTypes,
 		IDTokenAlg: s.IDTokenAlg, AccessTokenFormat: s.AccessTokenFormat, JWKS: string(s.JWKS), MinACR: s.MinACR,
 		Strict: s.Strict, FirstParty: s.FirstParty, RequirePKCE: s.RequirePKCE, AllowEnrollDuringStepUp: s.AllowEnrollDuringStepUp,
+		RateLimit: s.RateLimit,
 	}
 }
 
@@ -261,6 +268,12 @@ func ValidateClient(s ClientSpec, p *stepup.Policy, builtIn string) []Problem {
 	if !slices.Contains(AccessTokenFormats, s.AccessTokenFormat) {
 		add("access_token_format", "access token format %q: want jwt or opaque", s.AccessTokenFormat)
 	}
+	switch {
+	case s.RateLimit < 0 || s.RateLimit > MaxRateLimit:
+		add("rate_limit", "rate limit %d: want requests a second from 1 to %d, or 0 for the server's default", s.RateLimit, MaxRateLimit)
+	case s.RateLimit > 0 && s.Public:
+		add("rate_limit", "a public client is not authenticated, so its requests count against each address's limit: leave its rate limit at 0")
+	}
 	if s.MinACR != "" && p != nil {
 		if _, _, ok := p.Lookup(s.MinACR); !ok {
 			add("min_acr", "minimum acr %q is not a configured level (%s)", s.MinACR, strings.Join(p.Values(), ", "))
@@ -312,6 +325,8 @@ func isEmpty(v any) bool {
 		return len(v) == 0
 	case bool:
 		return !v
+	case int:
+		return v == 0
 	}
 	return false
 }
@@ -328,6 +343,10 @@ func show(v any) string {
 			return "(none)"
 		}
 		return "[" + strings.Join(v, " ") + "]"
+	case int:
+		if v == 0 {
+			return "(default)"
+		}
 	}
 	return fmt.Sprint(v)
 }

@@ -75,6 +75,10 @@ func TestValidateClient(t *testing.T) {
 		{"private_key_jwt without keys", func(s *ClientSpec) { s.AuthMethod = "private_key_jwt" }, []string{"jwks"}},
 		{"keys with a secret method", func(s *ClientSpec) { s.AuthMethod, s.JWKS = "client_secret_post", json.RawMessage(ecJWKS) }, []string{"jwks"}},
 		{"an empty key set", func(s *ClientSpec) { s.JWKS = json.RawMessage(`{"keys":[]}`) }, []string{"jwks"}},
+		{"a rate limit of its own is valid", func(s *ClientSpec) { s.RateLimit = 5000 }, nil},
+		{"a negative rate limit", func(s *ClientSpec) { s.RateLimit = -1 }, []string{"rate_limit"}},
+		{"a rate limit over the maximum", func(s *ClientSpec) { s.RateLimit = MaxRateLimit + 1 }, []string{"rate_limit"}},
+		{"a rate limit for a public client, which never authenticates", func(s *ClientSpec) { s.Public, s.RateLimit = true, 50 }, []string{"rate_limit"}},
 		{"everything at once", func(s *ClientSpec) {
 			s.ID, s.GrantTypes, s.IDTokenAlg, s.AccessTokenFormat, s.MinACR = "a b", []string{"implicit", "authorization_code"}, "HS256", "paseto", "gold"
 		}, []string{"id", "grant_types", "id_token_alg", "access_token_format", "min_acr"}},
@@ -122,12 +126,13 @@ func TestDiffClientsSaysWhatChanged(t *testing.T) {
 	a := ClientSpec{ID: "rp", RedirectURIs: []string{"https://a/cb"}}
 	b := a
 	b.RedirectURIs = []string{"https://a/cb", "https://b/cb"}
-	b.MinACR, b.FirstParty, b.IDTokenAlg = "phr", true, "ES256"
+	b.MinACR, b.FirstParty, b.IDTokenAlg, b.RateLimit = "phr", true, "ES256", 5000
 	want := []string{
 		"redirect_uris: [https://a/cb] → [https://a/cb https://b/cb]",
 		"id_token_alg: RS256 → ES256",
 		"min_acr: (none) → phr",
 		"first_party: false → true",
+		"rate_limit: (default) → 5000",
 	}
 	if diff := cmp.Diff(want, DiffClients(a, b)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)

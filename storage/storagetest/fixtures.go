@@ -41,6 +41,7 @@ func newClient(id string) storage.Client {
 		FirstParty:              true,
 		RequirePKCE:             true,
 		AllowEnrollDuringStepUp: true,
+		RateLimit:               250,
 		CreatedAt:               t0,
 		UpdatedAt:               t0.Add(time.Second),
 	}
