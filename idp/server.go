@@ -60,8 +60,10 @@ type Config struct {
 	Risk signin.RiskConfig
 	// Limits are the throttle rules; nil means throttle.DefaultLimits.
 	Limits throttle.Limits
-	// RateLimits cap requests per address on the protocol endpoints by
-	// group ("token", "authorize"); nil means DefaultRateLimits.
+	// RateLimits cap requests on the protocol endpoints by group: "token"
+	// and "authorize" per address, "client" per authenticated client
+	// (DefaultRateLimits says which requests count where); nil means
+	// DefaultRateLimits.
 	RateLimits map[string]RateLimit
 	// Registry receives the server's metrics; nil makes a private one.
 	Registry *prometheus.Registry
@@ -314,7 +316,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.RateLimits == nil {
 		cfg.RateLimits = DefaultRateLimits
 	}
-	var h http.Handler = newLimiter(cfg.RateLimits, now).middleware(mux)
+	var h http.Handler = newLimiter(cfg.RateLimits, now, cfg.Store.ClientByID).middleware(mux)
 	h = web.WithRequestInfo(cfg.TrustedProxies, h)
 	h = s.metrics.instrument(h)
 	h = securityHeaders(secure, h)
