@@ -19,7 +19,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -37,8 +39,9 @@ import (
 type Store struct {
 	*shared // every method but Ping and Close
 
-	w *db // one connection: every write and transaction
-	r *db // query-only pool for plain reads
+	w    *db // one connection: every write and transaction
+	r    *db // query-only pool for plain reads
+	path string
 
 	ck          *sql.DB // the checkpointer's own connection
 	stop, done  chan struct{}
@@ -107,7 +110,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	ck.SetMaxOpenConns(1)
-	s := &Store{w: newDB(w), r: newDB(r), ck: ck, stop: make(chan struct{}), done: make(chan struct{}),
+	s := &Store{w: newDB(w), r: newDB(r), path: abs, ck: ck, stop: make(chan struct{}), done: make(chan struct{}),
 		batchq: make(chan *batchOp), batchDone: make(chan struct{})}
 	s.shared = sqlstore.New(sqlstore.Config{
 		Name: "sqlite",
@@ -197,6 +200,25 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("sqlite: ping: %w", err)
 	}
 	return nil
+}
+
+// Size is how large the database is: dbBytes as SQLite counts it
+// (page_count × page_size as of the latest commit, whether those pages are
+// in the file yet or still in the WAL; free pages included), walBytes the
+// WAL file, which is apart.
+func (s *Store) Size(ctx context.Context) (dbBytes, walBytes int64, err error) {
+	err = s.r.QueryRowContext(ctx, `SELECT c.page_count * z.page_size FROM pragma_page_count() c, pragma_page_size() z`).Scan(&dbBytes)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sqlite: size: %w", err)
+	}
+	fi, err := os.Stat(s.path + "-wal")
+	switch {
+	case err == nil:
+		walBytes = fi.Size()
+	case !errors.Is(err, fs.ErrNotExist):
+		return 0, 0, fmt.Errorf("sqlite: size: %w", err)
+	}
+	return dbBytes, walBytes, nil
 }
 
 // Close stops the checkpointer and the group commit, and closes the pools.

@@ -146,6 +146,17 @@ func TestBenchStartsAndMeasuresAChildServer(t *testing.T) {
 			}
 		}
 	}
+	for _, s := range rep.Scenarios {
+		if s.DBGrowthBytes == nil || s.DBGrowthPer10kOps == nil || s.WALBytes == nil {
+			t.Errorf("%s: no database growth or WAL figures", s.Name)
+		}
+	}
+	if cc := rep.Scenarios[1]; cc.DBGrowthBytes != nil && *cc.DBGrowthBytes <= 0 {
+		t.Errorf("client_credentials: database growth %d, want the pages its tokens took", *cc.DBGrowthBytes)
+	}
+	if rep.IdleWALBytes == nil {
+		t.Error("no idle WAL figure")
+	}
 	if left, _ := filepath.Glob(filepath.Join(tmp, "keystep-bench-*")); len(left) > 0 {
 		t.Errorf("data folder left behind: %v", left)
 	}
@@ -210,16 +221,20 @@ func TestScenariosRunInTheDocumentedOrderOnceEach(t *testing.T) {
 
 func TestBenchTableNamesEveryFigure(t *testing.T) {
 	one, rss, ceiling, pct := 1.5, int64(64<<20), 80.0, 75.0
-	rep := Report{Workers: 4, DurationSeconds: 5, Scenarios: []Result{{
+	growth, per, wal := int64(3<<20), 45.5*1024, int64(5<<20)
+	rep := Report{Workers: 4, DurationSeconds: 5, IdleWALBytes: new(int64), Scenarios: []Result{{
 		Name: "refresh_es256", Operation: "refresh", Ops: 3000, OpsPerSecond: 600, P50ms: 3, P95ms: 9, P99ms: 20,
 		ServerCPUSeconds: &one, OpsPerServerCPUSecond: &one, PeakRSSBytes: &rss,
+		DBGrowthBytes: &growth, DBGrowthPer10kOps: &per, WALBytes: &wal,
 	}, {
 		Name: "password", Operation: "sign-in", Ops: 300, OpsPerSecond: 60, Argon2idCeiling: &ceiling, PercentOfCeiling: &pct,
 	}}}
 	rep.Machine.GOMAXPROCS = 2
+	rep.Server.Database = "sqlite"
 	var buf bytes.Buffer
 	rep.Table(io.Writer(&buf))
 	for _, want := range []string{"refresh_es256", "600.0", "3.00ms", "20.0ms", "64.0 MiB", "ops/CPU-s", "4 workers; 5s per scenario",
+		"DB growth", "per 10k ops", "3.0 MiB", "45.5 KiB", "WAL", "5.0 MiB", "WAL a second after the last scenario: 0.0 MiB",
 		"password: 60.0 sign-ins/s is 75% of the argon2id ceiling (80.0 hashes/s on 2 CPUs"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())

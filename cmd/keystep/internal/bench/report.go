@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -40,8 +39,16 @@ type Result struct {
 	PeakRSSBytes       *int64   `json:"peak_rss_bytes,omitempty"`
 	// PeakRSSSinceStart: the kernel did not let the peak be reset, so it is
 	// the server's peak since it started, not this scenario's.
-	PeakRSSSinceStart bool   `json:"peak_rss_since_start,omitempty"`
-	DBGrowthBytes     *int64 `json:"db_growth_bytes,omitempty"`
+	PeakRSSSinceStart bool `json:"peak_rss_since_start,omitempty"`
+	// DBGrowthBytes is how much the database grew over the timed part:
+	// SQLite's pages (page_count × page_size, the WAL apart), PostgreSQL's
+	// tables with their indexes and TOAST. DBGrowthPer10kOps is that per
+	// 10,000 operations.
+	DBGrowthBytes     *int64   `json:"db_growth_bytes,omitempty"`
+	DBGrowthPer10kOps *float64 `json:"db_growth_bytes_per_10000_ops,omitempty"`
+	// WALBytes is SQLite's WAL file at the end of the scenario: its size
+	// under that load.
+	WALBytes *int64 `json:"wal_bytes,omitempty"`
 	// SetupSeconds is untimed preparation inside the scenario (step-up's
 	// password sessions).
 	SetupSeconds float64 `json:"setup_seconds,omitempty"`
@@ -86,6 +93,14 @@ func (m *meter) result(name string) Result {
 	if m.dbKnown {
 		db := m.dbGrowth
 		res.DBGrowthBytes = &db
+		if res.Ops > 0 {
+			per := float64(db) / float64(res.Ops) * 10_000
+			res.DBGrowthPer10kOps = &per
+		}
+	}
+	if m.walKnown {
+		wal := m.wal
+		res.WALBytes = &wal
 	}
 	return res
 }
@@ -122,7 +137,9 @@ type Report struct {
 	DurationSeconds float64  `json:"duration_seconds,omitempty"`
 	Count           int      `json:"count,omitempty"`
 	Scenarios       []Result `json:"scenarios"`
-	Notes           []string `json:"notes"`
+	// IdleWALBytes is SQLite's WAL file a second after the last scenario.
+	IdleWALBytes *int64   `json:"idle_wal_bytes,omitempty"`
+	Notes        []string `json:"notes"`
 }
 
 func (r *runner) report(results []Result) Report {
@@ -141,7 +158,7 @@ func (r *runner) report(results []Result) Report {
 	if r.opts.Count == 0 {
 		rep.DurationSeconds = r.opts.Duration.Seconds()
 	}
-	rep.Scenarios = results
+	rep.Scenarios, rep.IdleWALBytes = results, r.idleWAL
 	if rep.Scenarios == nil {
 		rep.Scenarios = []Result{}
 	}
@@ -162,9 +179,9 @@ func (r *runner) report(results []Result) Report {
 	if slices.Contains(r.opts.Scenarios, "password") {
 		rep.Notes = append(rep.Notes, "password: production argon2id (m=19456 KiB, t=2, p=1); a new browser each time, so no session and a new device.")
 	}
-	growth := "DB growth is keystep.db plus its WAL over the timed part (the WAL is reused after checkpoints, so small runs are noisy)."
+	growth := "DB growth is the database's pages (page_count × page_size, free pages included) over the timed part, the WAL apart, and per 10,000 operations; WAL is the WAL file at the scenario's end."
 	if r.opts.Database != "" {
-		growth = "DB growth is the size of the schema's tables with their indexes and TOAST (pg_total_relation_size) over the timed part."
+		growth = "DB growth is the size of the schema's tables with their indexes and TOAST (pg_total_relation_size) over the timed part, and per 10,000 operations; PostgreSQL's WAL is apart."
 	}
 	rep.Notes = append(rep.Notes, "Peak RSS is VmHWM, reset before each scenario; "+growth)
 	return rep
@@ -200,7 +217,12 @@ func (rep Report) Table(w io.Writer) {
 	if pg {
 		head += "db CPU-s\t"
 	}
-	fmt.Fprintln(tw, head+"peak RSS\tDB growth\t")
+	sqlite := rep.Server.Database == "sqlite"
+	head += "peak RSS\tDB growth\tper 10k ops\t"
+	if sqlite {
+		head += "WAL\t"
+	}
+	fmt.Fprintln(tw, head)
 	for _, s := range rep.Scenarios {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%s\t", s.Name, s.Ops, s.Errors, s.OpsPerSecond,
 			fmtLatency(s.P50ms), fmtLatency(s.P95ms), fmtLatency(s.P99ms),
@@ -208,7 +230,11 @@ func (rep Report) Table(w io.Writer) {
 		if pg {
 			fmt.Fprintf(tw, "%s\t", fmtOptFloat(s.DatabaseCPUSeconds, "%.2f"))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t\n", fmtOptBytes(s.PeakRSSBytes, s.PeakRSSSinceStart), fmtOptBytes(s.DBGrowthBytes, false))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t", fmtOptBytes(s.PeakRSSBytes, s.PeakRSSSinceStart), fmtOptBytes(s.DBGrowthBytes, false), fmtOptSize(s.DBGrowthPer10kOps))
+		if sqlite {
+			fmt.Fprintf(tw, "%s\t", fmtOptBytes(s.WALBytes, false))
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 	var busy []string
@@ -220,6 +246,9 @@ func (rep Report) Table(w io.Writer) {
 	}
 	if len(busy) > 0 {
 		fmt.Fprintf(w, "\nOther processes were busy during: %s. Their load lowers ops/s and raises latency; ops/CPU-s stays fair.\n", strings.Join(busy, ", "))
+	}
+	if rep.IdleWALBytes != nil {
+		fmt.Fprintf(w, "\nWAL a second after the last scenario: %s.\n", fmtOptBytes(rep.IdleWALBytes, false))
 	}
 	for _, s := range rep.Scenarios {
 		if s.Argon2idCeiling != nil && s.PercentOfCeiling != nil {
@@ -254,6 +283,19 @@ func fmtOptFloat(v *float64, format string) string {
 		return "-"
 	}
 	return fmt.Sprintf(format, *v)
+}
+
+// fmtOptSize is a byte count in the unit that suits it.
+func fmtOptSize(v *float64) string {
+	switch {
+	case v == nil:
+		return "-"
+	case math.Abs(*v) < 1<<10:
+		return fmt.Sprintf("%.0f B", *v)
+	case math.Abs(*v) < 1<<20:
+		return fmt.Sprintf("%.1f KiB", *v/(1<<10))
+	}
+	return fmt.Sprintf("%.1f MiB", *v/(1<<20))
 }
 
 func fmtOptBytes(v *int64, sinceStart bool) string {
@@ -352,17 +394,6 @@ func resetPeakRSS(pid int) bool {
 	}
 	_, err = f.WriteString("5")
 	return f.Close() == nil && err == nil
-}
-
-// dbSize is the database file plus its write-ahead log.
-func dbSize(dir string) int64 {
-	var n int64
-	for _, name := range []string{"keystep.db", "keystep.db-wal"} {
-		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil {
-			n += fi.Size()
-		}
-	}
-	return n
 }
 
 func cpuModel() string {

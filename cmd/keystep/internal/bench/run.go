@@ -50,6 +50,12 @@ type runner struct {
 	mfaNext, ipNext     int
 	cheapHash, prodHash string
 	workers             []*worker
+	idleWAL             *int64 // the WAL file after the run and a pause
+}
+
+// sizer is the SQLite store's Size (storage/sqlite).
+type sizer interface {
+	Size(ctx context.Context) (dbBytes, walBytes int64, err error)
 }
 
 // user is a provisioned user.
@@ -225,6 +231,9 @@ func (r *runner) provision(ctx context.Context) error {
 			ID: bc.id, Name: "Keystep bench (" + c.key + ")", SecretHash: factor.HashToken(bc.secret),
 			AuthMethod: "client_secret_basic", GrantTypes: c.grants, IDTokenAlg: c.alg,
 			AccessTokenFormat: "jwt", FirstParty: true, CreatedAt: now, UpdatedAt: now,
+			// Bench measures throughput, not the per-client limit, which
+			// would otherwise cap these clients at 1,000/s (idp.DefaultRateLimits).
+			RateLimit: 1_000_000,
 		}
 		if c.key != "service" {
 			sc.RedirectURIs = []string{redirectURI}
@@ -329,6 +338,8 @@ type meter struct {
 	cpuKnown   bool
 	dbGrowth   int64
 	dbKnown    bool
+	wal        int64 // the WAL file at the end of the last phase (SQLite)
+	walKnown   bool
 	peakRSS    int64
 	rssKnown   bool
 	rssWhole   bool // the peak could not be reset: it is the process's
@@ -359,8 +370,8 @@ func (m *meter) elapsed() time.Duration {
 type sample struct {
 	srvCPU, cliCPU, machine time.Duration
 	cpuOK                   bool
-	db                      int64
-	dbOK                    bool
+	db, wal                 int64 // wal: SQLite's WAL file, apart from db
+	dbOK, walOK             bool
 	pgCPU                   map[int]time.Duration // by PID; nil when unknown
 }
 
@@ -380,8 +391,12 @@ func (r *runner) sample(ctx context.Context) sample {
 		if r.pgLocal {
 			s.pgCPU = r.pgCPU(ctx)
 		}
-	case r.dir != "":
-		s.db, s.dbOK = dbSize(r.dir), true
+	default:
+		if sz, ok := r.store.(sizer); ok {
+			var err error
+			s.db, s.wal, err = sz.Size(ctx)
+			s.dbOK, s.walOK = err == nil, err == nil
+		}
 	}
 	return s
 }
@@ -488,6 +503,7 @@ func (r *runner) phase(ctx context.Context, m *meter, next func(w int) (func(con
 	m.otherCPU += max(0, (after.machine-before.machine)-(after.srvCPU-before.srvCPU)-(after.cliCPU-before.cliCPU)-db)
 	m.dbGrowth += after.db - before.db
 	m.dbKnown = before.dbOK && after.dbOK
+	m.wal, m.walKnown = after.wal, after.walOK
 }
 
 // forEach runs fn for every worker in parallel (untimed setup).
@@ -532,6 +548,14 @@ func (r *runner) all(ctx context.Context) ([]Result, error) {
 			return out, fmt.Errorf("bench: %s: %w", name, err)
 		}
 		out = append(out, res)
+	}
+	if sz, ok := r.store.(sizer); ok && ctx.Err() == nil {
+		// The server's checkpointer empties a large WAL once it has been
+		// idle for a tick (storage/sqlite).
+		time.Sleep(time.Second)
+		if _, wal, err := sz.Size(ctx); err == nil {
+			r.idleWAL = &wal
+		}
 	}
 	return out, nil
 }
