@@ -71,9 +71,10 @@ func TestDependencyDirection(t *testing.T) {
 			}
 		}
 	}
-	// The admin operations, the throttle scheme and the factors are plain
-	// Go that the CLI calls too: no HTTP, no pages.
-	for _, pkg := range []string{mod + "/login/admin", mod + "/login/throttle", mod + "/login/factor"} {
+	// The admin operations, the throttle scheme, the factors and what a
+	// sign-in is (signin) are plain Go that the CLI calls too: no HTTP, no
+	// pages.
+	for _, pkg := range []string{mod + "/login/admin", mod + "/login/throttle", mod + "/login/factor", mod + "/login/signin"} {
 		for _, imp := range imports[pkg] {
 			if imp == "net/http" || imp == "html/template" {
 				t.Errorf("%s imports %s; it does no HTTP", pkg, imp)

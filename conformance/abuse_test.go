@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/keystep/keystep/idp"
-	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -111,7 +111,7 @@ func TestParallelCodeGuessesStayWithinTheLimit(t *testing.T) {
 
 // A sensitive scope raises the floor even when the app asks for nothing.
 func TestSensitiveScopeRaisesTheFloor(t *testing.T) {
-	e := newEnv(t, behindProxy, withRisk(func(c *login.RiskConfig) { c.SensitiveScopes = []string{"profile"} }))
+	e := newEnv(t, behindProxy, withRisk(func(c *signin.RiskConfig) { c.SensitiveScopes = []string{"profile"} }))
 	e.enrollTOTP("u-alice")
 	r := e.rp(rpClient, e.rpSecret)
 	establish(t, e, r)

@@ -16,8 +16,8 @@ import (
 
 	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/risk"
-	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -542,7 +542,7 @@ func TestReview2BootstrapOnlyAtLowRisk(t *testing.T) {
 // operator's suspicious list names it: every sign-in is medium risk.
 func TestBrowserBootstrapHelpPage(t *testing.T) {
 	c := newChrome(t)
-	e := newEnv(t, onLocalhost, withRisk(func(rc *login.RiskConfig) {
+	e := newEnv(t, onLocalhost, withRisk(func(rc *signin.RiskConfig) {
 		p, err := risk.ParsePrefixes([]string{"127.0.0.0/8"})
 		if err != nil {
 			t.Fatal(err)

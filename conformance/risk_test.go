@@ -10,13 +10,13 @@ import (
 
 	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/risk"
-	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/storage"
 )
 
-func withRisk(f func(*login.RiskConfig)) envOption {
+func withRisk(f func(*signin.RiskConfig)) envOption {
 	return func(c *idp.Config) {
-		c.Risk = login.DefaultRiskConfig()
+		c.Risk = signin.DefaultRiskConfig()
 		f(&c.Risk)
 	}
 }
@@ -114,7 +114,7 @@ func TestRiskDeniedAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, behindProxy, withRisk(func(c *login.RiskConfig) { c.Deny = deny }))
+	e := newEnv(t, behindProxy, withRisk(func(c *signin.RiskConfig) { c.Deny = deny }))
 	r := e.rp(rpClient, e.rpSecret)
 	b := e.browser().from("203.0.113.9")
 	a := r.authURL(nil)
@@ -130,7 +130,7 @@ func TestRiskImpossibleTravel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, behindProxy, withRisk(func(c *login.RiskConfig) { c.Locations = locs }))
+	e := newEnv(t, behindProxy, withRisk(func(c *signin.RiskConfig) { c.Locations = locs }))
 	e.enrollTOTP("u-alice")
 	r := e.rp(rpClient, e.rpSecret)
 	establish(t, e, r)
@@ -190,7 +190,7 @@ func TestRiskAppliesToThePortal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, behindProxy, withRisk(func(c *login.RiskConfig) { c.Locations = locs }))
+	e := newEnv(t, behindProxy, withRisk(func(c *signin.RiskConfig) { c.Locations = locs }))
 	e.enrollTOTP("u-alice")
 	r := e.rp(rpClient, e.rpSecret)
 	establish(t, e, r)

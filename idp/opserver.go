@@ -12,8 +12,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/keystep/keystep/idp/stepup"
-	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
@@ -218,7 +218,7 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 	req := r.Data
 	// Parsed and merged once: the login UI and the audit read only the
 	// stored requirement (CreateAuthRequest saves it).
-	need, err := login.NewRequirement(r.Form.Get("claims"), req.ACRValues, cl.Client, req.Scopes, s.scopeMins)
+	need, err := signin.NewRequirement(r.Form.Get("claims"), req.ACRValues, cl.Client, req.Scopes, s.scopeMins)
 	if err != nil {
 		return nil, oidc.ErrInvalidRequest().WithDescription("claims: %s", err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/static"
@@ -55,8 +56,8 @@ type Config struct {
 	// TemplatesDir, when set, serves templates from disk and re-reads them
 	// on every render (--dev).
 	TemplatesDir string
-	// Risk configures the risk engine; zero means login.DefaultRiskConfig.
-	Risk login.RiskConfig
+	// Risk configures the risk engine; zero means signin.DefaultRiskConfig.
+	Risk signin.RiskConfig
 	// Limits are the throttle rules; nil means throttle.DefaultLimits.
 	Limits throttle.Limits
 	// RateLimits cap requests per address on the protocol endpoints by

@@ -16,6 +16,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
@@ -96,7 +97,7 @@ func (h *Handler) portalRisk(w http.ResponseWriter, r *http.Request, a *accountS
 	case stepup.NeedFactor:
 		return false, h.portalAuthorize(w, r, stepup.ACRSingleFactor, 0, r.URL.Path)
 	}
-	if err := h.endSession(r.Context(), w, a.sess, "risk: "+signalNames(ra)); err != nil {
+	if err := h.endSession(r.Context(), w, a.sess, "risk: "+signin.SignalNames(ra)); err != nil {
 		return false, err
 	}
 	return false, userError(http.StatusForbidden, "We couldn't confirm it's you", "Something about this sign-in looks unsafe, so we stopped it. Try again from a device and network you've used before, or contact your administrator.")
@@ -107,17 +108,17 @@ func (h *Handler) portalRisk(w http.ResponseWriter, r *http.Request, a *accountS
 // one more (NeedFactor) or are refused (Fail).
 func (h *Handler) sessionRisk(r *http.Request, a *accountState) (stepup.Outcome, risk.Assessment, error) {
 	info := web.Info(r.Context())
-	ra, _, err := h.assessor.Assess(r.Context(), RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
+	ra, _, err := h.assessor.Assess(r.Context(), signin.RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
 		UserAgent: info.UserAgent, DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &a.sess})
 	if err != nil {
 		return 0, ra, err
 	}
-	return h.cfg.Policy.Admit(h.session(a), riskOf(ra)), ra, nil
+	return h.cfg.Policy.Admit(h.session(a), signin.RiskOf(ra)), ra, nil
 }
 
 // session is the portal's session as stepup sees it.
 func (h *Handler) session(a *accountState) stepup.Session {
-	return stepup.Session{Done: factorsOf(a.sess.Factors), Enrolled: h.enrolledAt(a.user, a.factors, a.recovery, a.known), Now: h.cfg.Now()}
+	return stepup.Session{Done: signin.FactorsOf(a.sess.Factors), Enrolled: h.enrolledAt(a.user, a.factors, a.recovery, a.known), Now: h.cfg.Now()}
 }
 
 // endSession deletes a session and its cookie, audited.
@@ -231,7 +232,7 @@ func adminPath(p string) bool { return p == "/admin" || strings.HasPrefix(p, "/a
 // same strange place does not turn it low.
 func (h *Handler) bootstrapRisk(r *http.Request, a *accountState) (bool, risk.Assessment, error) {
 	info := web.Info(r.Context())
-	ra, _, err := h.assessor.Assess(r.Context(), RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
+	ra, _, err := h.assessor.Assess(r.Context(), signin.RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
 		UserAgent: info.UserAgent, DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &a.sess})
 	if err != nil {
 		return false, ra, err

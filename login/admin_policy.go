@@ -13,6 +13,7 @@ import (
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
@@ -43,7 +44,7 @@ type explainForm struct {
 }
 
 type explainResult struct {
-	Explanation
+	admin.Explanation
 	Summary string
 	Next    []string
 	Reasons []string
@@ -53,7 +54,7 @@ type adminPolicyPage struct {
 	adminPage
 	Levels      []levelRow
 	ScopeMins   [][2]string
-	Risk        RiskConfig
+	Risk        signin.RiskConfig
 	Weights     []weightRow
 	Checks      []admin.Check
 	Problems    int
@@ -164,7 +165,7 @@ func (h *Handler) explain(r *http.Request, f explainForm) (*explainResult, strin
 	if f.ACR != "" {
 		acr = []string{f.ACR}
 	}
-	x, err := Explain(r.Context(), h.cfg.Store, h.cfg.Policy, h.cfg.ScopeMinACR, h.assessor, ExplainInput{
+	x, err := admin.Explain(r.Context(), h.cfg.Store, h.cfg.Policy, h.cfg.ScopeMinACR, h.assessor, admin.ExplainInput{
 		Username: f.User, ClientID: f.Client, ACR: acr, Scopes: strings.Fields(f.Scope), IP: f.IP,
 		NewDevice: f.Device == "new", UserAgent: "keystep-explain",
 	})
@@ -176,7 +177,7 @@ func (h *Handler) explain(r *http.Request, f explainForm) (*explainResult, strin
 	}
 	res := &explainResult{Explanation: x, Summary: x.Summary()}
 	for _, m := range x.Decision.Next {
-		res.Next = append(res.Next, methodLabels[m])
+		res.Next = append(res.Next, signin.Label(m))
 	}
 	for _, rs := range x.Decision.Reasons {
 		res.Reasons = append(res.Reasons, string(rs))

@@ -30,6 +30,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
@@ -131,10 +132,10 @@ const (
 
 // withRisk edits the risk configuration, starting from the default; the
 // edits of several options add up.
-func withRisk(edit func(*login.RiskConfig)) option {
+func withRisk(edit func(*signin.RiskConfig)) option {
 	return func(c *login.Config) {
 		if c.Risk.Rules.Weights == nil {
-			c.Risk = login.DefaultRiskConfig()
+			c.Risk = signin.DefaultRiskConfig()
 		}
 		edit(&c.Risk)
 	}
@@ -142,7 +143,7 @@ func withRisk(edit func(*login.RiskConfig)) option {
 
 // sensitive marks clients as sensitive (a risk signal).
 func sensitive(clients ...string) option {
-	return withRisk(func(r *login.RiskConfig) { r.SensitiveClients = clients })
+	return withRisk(func(r *signin.RiskConfig) { r.SensitiveClients = clients })
 }
 
 // suspicious puts the addresses' networks on the operator's suspicious list.
@@ -151,7 +152,7 @@ func suspicious(t *testing.T, cidrs ...string) option {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return withRisk(func(r *login.RiskConfig) { r.Suspicious = p })
+	return withRisk(func(r *signin.RiskConfig) { r.Suspicious = p })
 }
 
 // denied puts the addresses' networks on the operator's deny list.
@@ -160,7 +161,7 @@ func denied(t *testing.T, cidrs ...string) option {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return withRisk(func(r *login.RiskConfig) { r.Deny = p })
+	return withRisk(func(r *signin.RiskConfig) { r.Deny = p })
 }
 
 func withStuffingLimit(n int) option { return func(c *login.Config) { c.StuffingLimit = n } }
@@ -394,7 +395,7 @@ func (f *fixture) requirement(ar *authRequest) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if ar.Requirement, err = login.NewRequirement(ar.claims, ar.ACRValues, c, ar.Scopes, f.cfg.ScopeMinACR); err != nil {
+	if ar.Requirement, err = signin.NewRequirement(ar.claims, ar.ACRValues, c, ar.Scopes, f.cfg.ScopeMinACR); err != nil {
 		f.t.Fatal(err)
 	}
 }
@@ -402,7 +403,7 @@ func (f *fixture) requirement(ar *authRequest) {
 // parseRequirement reads a step-up's claims and acr_values as /authorize
 // does, without floors.
 func parseRequirement(claims string, acr []string) (storage.Requirement, error) {
-	return login.NewRequirement(claims, acr, storage.Client{}, nil, nil)
+	return signin.NewRequirement(claims, acr, storage.Client{}, nil, nil)
 }
 
 // Request edits.

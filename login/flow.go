@@ -14,6 +14,7 @@ import (
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
@@ -92,22 +93,10 @@ func (h *Handler) loadFactors(ctx context.Context, st *flowState) error {
 
 // input builds the stepup input for the request and session.
 func (h *Handler) input(st *flowState) stepup.Input {
-	req := st.ar.Requirement
-	in := stepup.Input{
-		Requested:   req.ACR,
-		Essential:   req.Essential,
-		Strict:      req.Strict,
-		ClientMin:   req.ClientMin,
-		ScopeMins:   req.ScopeMins,
-		MaxAge:      maxAgeOf(st.ar),
-		PromptLogin: slices.Contains(st.ar.Prompt, "login"),
-		PromptNone:  slices.Contains(st.ar.Prompt, "none"),
-		RequestTime: st.ar.CreatedAt,
-		Now:         h.cfg.Now(),
-		NoSession:   !st.hasSess,
-	}
+	in := signin.InputOf(st.ar, h.cfg.Now())
+	in.NoSession = !st.hasSess
 	if st.hasSess {
-		in.Done = factorsOf(st.sess.Factors)
+		in.Done = signin.FactorsOf(st.sess.Factors)
 		in.Enrolled = h.enrolledAt(st.user, st.factors, st.recovery, st.known)
 	}
 	return in
@@ -211,7 +200,7 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *flowState
 // assessRisk assesses this sign-in and raises the input accordingly.
 func (h *Handler) assessRisk(r *http.Request, st *flowState, in *stepup.Input) error {
 	info := web.Info(r.Context())
-	a, cur, err := h.assessor.Assess(r.Context(), RiskInput{
+	a, cur, err := h.assessor.Assess(r.Context(), signin.RiskInput{
 		User: st.user, ClientID: st.client.ID, Scopes: st.ar.Scopes, IP: info.IP, UserAgent: info.UserAgent,
 		DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &st.sess,
 	})
@@ -219,7 +208,7 @@ func (h *Handler) assessRisk(r *http.Request, st *flowState, in *stepup.Input) e
 		return err
 	}
 	st.risk, st.signIn = a, cur
-	applyRisk(in, a)
+	signin.ApplyRisk(in, a)
 	return nil
 }
 
@@ -227,7 +216,7 @@ func (h *Handler) assessRisk(r *http.Request, st *flowState, in *stepup.Input) e
 func riskDetails(a risk.Assessment, d map[string]string) map[string]string {
 	d["risk_score"] = strconv.Itoa(a.Score)
 	d["risk_band"] = a.Band.String()
-	d["risk_signals"] = signalNames(a)
+	d["risk_signals"] = signin.SignalNames(a)
 	return d
 }
 
@@ -294,7 +283,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, st *flowState, co
 	if st.hasSess && (st.risk.Deny || st.risk.Band >= risk.High) && code == "access_denied" {
 		// Risk refused this context: the password it proved must not
 		// leave a session behind for another path (the portal) to use.
-		if err := h.endSession(ctx, w, st.sess, "risk: "+signalNames(st.risk)); err != nil {
+		if err := h.endSession(ctx, w, st.sess, "risk: "+signin.SignalNames(st.risk)); err != nil {
 			return err
 		}
 	}
@@ -359,13 +348,6 @@ type factorPage struct {
 type otherWay struct {
 	Method string
 	Label  string
-}
-
-var methodLabels = map[stepup.Method]string{
-	stepup.Password: "Enter your password",
-	stepup.TOTP:     "Use your authenticator app",
-	stepup.Recovery: "Use a recovery code",
-	stepup.WebAuthn: "Use a passkey or security key",
 }
 
 var lockedNames = map[stepup.Method]string{
@@ -439,7 +421,7 @@ func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowSta
 	}
 	for _, o := range d.Next {
 		if o != m && !st.locked[o] {
-			p.Others = append(p.Others, otherWay{Method: string(o), Label: methodLabels[o]})
+			p.Others = append(p.Others, otherWay{Method: string(o), Label: signin.Label(o)})
 		}
 	}
 	status := http.StatusOK

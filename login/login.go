@@ -18,6 +18,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
@@ -49,7 +50,7 @@ type Config struct {
 	// DefaultStuffingLimit, negative turns it off.
 	StuffingLimit int
 	// Risk is the risk engine's configuration; zero means DefaultRiskConfig.
-	Risk RiskConfig
+	Risk signin.RiskConfig
 	// WebAuthn is the passkey relying party; nil turns passkeys off.
 	WebAuthn *webauthn.WebAuthn
 	// AdminACR is the level the admin console needs ("" means phr), and
@@ -78,7 +79,7 @@ type Config struct {
 type Handler struct {
 	cfg      Config
 	r        *renderer
-	assessor *Assessor
+	assessor *signin.Assessor
 	admin    *admin.Service
 }
 
@@ -122,10 +123,10 @@ func New(cfg Config) (*Handler, error) {
 		errs = append(errs, fmt.Errorf("login limits: %w", err))
 	}
 	if cfg.Risk.Rules.Weights == nil {
-		cfg.Risk.Rules = DefaultRiskConfig().Rules
+		cfg.Risk.Rules = signin.DefaultRiskConfig().Rules
 	}
 	if cfg.Risk.Window <= 0 {
-		cfg.Risk.Window = DefaultRiskConfig().Window
+		cfg.Risk.Window = signin.DefaultRiskConfig().Window
 	}
 	if err := cfg.Risk.Rules.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("risk rules: %w", err))
@@ -160,7 +161,7 @@ func New(cfg Config) (*Handler, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	h := &Handler{cfg: cfg, r: r, assessor: &Assessor{Store: cfg.Store, Risk: cfg.Risk, Limits: cfg.Limits, Now: cfg.Now}}
+	h := &Handler{cfg: cfg, r: r, assessor: &signin.Assessor{Store: cfg.Store, Risk: cfg.Risk, Limits: cfg.Limits, Now: cfg.Now}}
 	h.admin = &admin.Service{Store: cfg.Store, Policy: cfg.Policy, Audit: cfg.Audit, Hasher: cfg.Hasher, Limits: cfg.Limits,
 		BuiltIn: cfg.AccountClientID, RotateKeys: cfg.RotateKeys}
 	return h, nil
@@ -356,7 +357,7 @@ func (h *Handler) addFactor(w http.ResponseWriter, r *http.Request, userID strin
 // on the same facts the assessor gives it (sessionMoved), and the reason
 // stepup.Decide counts none of the session's factors (Input.Drifted).
 func drifted(s storage.Session, info web.RequestInfo) bool {
-	network, agent := sessionMoved(s, info.IP, info.UserAgent)
+	network, agent := signin.SessionMoved(s, info.IP, info.UserAgent)
 	return network && agent
 }
 

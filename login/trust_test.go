@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -40,7 +41,7 @@ func TestEnrolledOfSplitsTrustedAndProvisionalPasskeys(t *testing.T) {
 		{"a blocked key is nothing", []storage.Factor{key("k1", blocked, t0)}, nil, []stepup.Enrolled{pwd}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, enrolledOf(u, tt.factors, 0, tt.phr)); diff != "" {
+			if diff := cmp.Diff(tt.want, signin.Enrolled(u, tt.factors, 0, tt.phr)); diff != "" {
 				t.Errorf("enrolledOf (-want +got):\n%s", diff)
 			}
 		})

@@ -21,6 +21,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/login/signin"
 )
 
 // fileConfig is the optional --config file, and the file `keystep apply`
@@ -105,7 +106,7 @@ type settings struct {
 	policy         *stepup.Policy
 	scopeMinACR    map[string]string
 	trustedProxies []netip.Prefix
-	risk           login.RiskConfig
+	risk           signin.RiskConfig
 	adminACR       string
 	adminMaxAge    time.Duration
 	coolingOff     time.Duration // 0: login.DefaultPasskeyCoolingOff
@@ -120,7 +121,7 @@ type settings struct {
 // loadConfig reads and validates path ("" = defaults), reporting every
 // problem at once.
 func loadConfig(path string) (settings, error) {
-	s := settings{policy: stepup.DefaultPolicy(), risk: login.DefaultRiskConfig()}
+	s := settings{policy: stepup.DefaultPolicy(), risk: signin.DefaultRiskConfig()}
 	if path == "" {
 		return s, nil
 	}

@@ -9,7 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/throttle"
 )
 
@@ -54,8 +55,8 @@ func explain(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	a := &login.Assessor{Store: st, Risk: set.risk, Limits: throttle.DefaultLimits(), Now: func() time.Time { return time.Now().UTC() }}
-	x, err := login.Explain(ctx, st, set.policy, set.scopeMinACR, a, login.ExplainInput{
+	a := &signin.Assessor{Store: st, Risk: set.risk, Limits: throttle.DefaultLimits(), Now: func() time.Time { return time.Now().UTC() }}
+	x, err := admin.Explain(ctx, st, set.policy, set.scopeMinACR, a, admin.ExplainInput{
 		Username: user, ClientID: client, ACR: strings.Fields(acr), Scopes: strings.Fields(scopes),
 		IP: ip, NewDevice: device == "new", UserAgent: "keystep-explain",
 	})

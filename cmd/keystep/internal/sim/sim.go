@@ -30,8 +30,8 @@ import (
 	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
-	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -48,7 +48,7 @@ type Config struct {
 	// DefaultRiskConfig when zero). Risk.Locations is replaced by the
 	// simulation's own map.
 	Policy *stepup.Policy
-	Risk   login.RiskConfig
+	Risk   signin.RiskConfig
 	Open   Open
 	// StuffingPairs is the size of the attackers' leaked list (default 5000).
 	StuffingPairs int
@@ -217,7 +217,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		cfg.Policy = stepup.DefaultPolicy()
 	}
 	if cfg.Risk.Rules.Weights == nil {
-		cfg.Risk = login.DefaultRiskConfig()
+		cfg.Risk = signin.DefaultRiskConfig()
 	}
 	if cfg.Open == nil {
 		return Report{}, errors.New("sim: no store opener")

@@ -1,4 +1,4 @@
-package login
+package signin
 
 import (
 	"testing"
@@ -36,18 +36,18 @@ func TestRiskNeverLowersTheBar(t *testing.T) {
 		for name, set := range requirements {
 			in := stepup.Input{RequestTime: t0, Now: t0, Done: done, Enrolled: enrolled}
 			set(&in)
-			applyRisk(&in, a)
+			ApplyRisk(&in, a)
 			d := stepup.Decide(p, in)
 			if d.Outcome == stepup.Satisfied {
-				t.Fatalf("%s, signals %q (band %s): satisfied with the password alone (acr %s)", name, signalNames(a), a.Band, d.ACR)
+				t.Fatalf("%s, signals %q (band %s): satisfied with the password alone (acr %s)", name, SignalNames(a), a.Band, d.ACR)
 			}
 		}
 		// And with no requirement at all, a low assessment changes nothing
 		// while a higher one never yields less than the password gives.
 		in := stepup.Input{RequestTime: t0, Now: t0, Done: done, Enrolled: enrolled}
-		applyRisk(&in, a)
+		ApplyRisk(&in, a)
 		if d := stepup.Decide(p, in); d.Outcome == stepup.Satisfied && a.Band > risk.Low {
-			t.Fatalf("signals %q (band %s, floor %q): no step-up", signalNames(a), a.Band, a.Floor)
+			t.Fatalf("signals %q (band %s, floor %q): no step-up", SignalNames(a), a.Band, a.Floor)
 		}
 	}
 }

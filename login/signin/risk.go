@@ -1,4 +1,4 @@
-package login
+package signin
 
 import (
 	"context"
@@ -64,7 +64,7 @@ func (a *Assessor) Assess(ctx context.Context, in RiskInput) (risk.Assessment, s
 	f.FirstSignIn = !hist.Any
 	f.DeviceKnown, f.NetworkKnown = hist.DeviceKnown, hist.NetworkKnown
 	if s := in.Session; s != nil {
-		f.SessionNetworkChanged, f.SessionAgentChanged = sessionMoved(*s, in.IP, in.UserAgent)
+		f.SessionNetworkChanged, f.SessionAgentChanged = SessionMoved(*s, in.IP, in.UserAgent)
 	}
 	// The account's recent failures from every place (throttle.go).
 	counted := throttle.Addr(in.IP)
@@ -106,32 +106,32 @@ func (a *Assessor) Assess(ctx context.Context, in RiskInput) (risk.Assessment, s
 	return risk.Assess(f, a.Risk.Rules), cur, nil
 }
 
-// sessionMoved reports whether a session is presented from another
+// SessionMoved reports whether a session is presented from another
 // network, and from another user agent, than it was issued to: the facts
 // behind session drift (risk.Assess, rule 2: both together are drift).
-func sessionMoved(s storage.Session, ip, userAgent string) (network, agent bool) {
+func SessionMoved(s storage.Session, ip, userAgent string) (network, agent bool) {
 	prev, err1 := netip.ParseAddr(s.IP)
 	cur, err2 := netip.ParseAddr(ip)
 	network = err1 == nil && err2 == nil && risk.Network(prev) != risk.Network(cur)
 	return network, s.UserAgent != userAgent
 }
 
-// riskOf is what an assessment asks of step-up. stepup applies it: risk
+// RiskOf is what an assessment asks of step-up. stepup applies it: risk
 // raises the floor or denies, never lowers it and never stands in for a
 // factor (DESIGN §3.3); session drift (Reauth) makes the session's factors
 // count for nothing, so the user proves its current level again.
-func riskOf(a risk.Assessment) stepup.Risk {
+func RiskOf(a risk.Assessment) stepup.Risk {
 	return stepup.Risk{Floor: a.Floor, Hard: a.Hard, Deny: a.Deny, Drifted: a.Reauth}
 }
 
-// applyRisk puts the assessment into a decision's input.
-func applyRisk(in *stepup.Input, a risk.Assessment) {
-	rk := riskOf(a)
+// ApplyRisk puts the assessment into a decision's input.
+func ApplyRisk(in *stepup.Input, a risk.Assessment) {
+	rk := RiskOf(a)
 	in.RiskFloor, in.RiskHard, in.RiskDeny, in.Drifted = rk.Floor, rk.Hard, rk.Deny, rk.Drifted
 }
 
-// signalNames lists an assessment's signals for audit.
-func signalNames(a risk.Assessment) string {
+// SignalNames lists an assessment's signals for audit.
+func SignalNames(a risk.Assessment) string {
 	out := ""
 	for i, s := range a.Signals {
 		if i > 0 {

@@ -1,4 +1,4 @@
-package login
+package admin
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -25,16 +26,15 @@ type ExplainInput struct {
 
 // Explanation is what Keystep would do and why.
 type Explanation struct {
-	User       storage.User
-	Client     storage.Client
-	Risk       risk.Assessment
-	Decision   stepup.Decision
-	FirstAsked string // the factor the user would be asked for after the password, if any
+	User     storage.User
+	Client   storage.Client
+	Risk     risk.Assessment
+	Decision stepup.Decision
 }
 
 // Explain runs the same assessment and decision code as a real sign-in,
 // right after a correct password, without writing anything.
-func Explain(ctx context.Context, st storage.Store, p *stepup.Policy, scopeMins map[string]string, a *Assessor, in ExplainInput) (Explanation, error) {
+func Explain(ctx context.Context, st storage.Store, p *stepup.Policy, scopeMins map[string]string, a *signin.Assessor, in ExplainInput) (Explanation, error) {
 	u, err := st.UserByUsername(ctx, in.Username)
 	if err != nil {
 		return Explanation{}, fmt.Errorf("user %q: %w", in.Username, err)
@@ -67,32 +67,30 @@ func Explain(ctx context.Context, st storage.Store, p *stepup.Policy, scopeMins 
 		device = factor.HashToken(t)
 	}
 	now := a.Now()
-	ra, _, err := a.Assess(ctx, RiskInput{User: u, ClientID: c.ID, Scopes: in.Scopes, IP: in.IP, UserAgent: in.UserAgent, DeviceID: device})
+	ra, _, err := a.Assess(ctx, signin.RiskInput{User: u, ClientID: c.ID, Scopes: in.Scopes, IP: in.IP, UserAgent: in.UserAgent, DeviceID: device})
 	if err != nil {
 		return Explanation{}, err
 	}
-	input := stepup.Input{
-		Requested: in.ACR, Strict: c.Strict, ClientMin: c.MinACR, RequestTime: now, Now: now,
-		Enrolled: enrolledOf(u, factors, left, nil),
+	// The request as /authorize would store it, read as the dispatcher reads
+	// it: one merge rule, one mapping to the decision's input.
+	req, err := signin.NewRequirement("", in.ACR, c, in.Scopes, scopeMins)
+	if err != nil {
+		return Explanation{}, err
 	}
-	for _, s := range in.Scopes {
-		if m, ok := scopeMins[s]; ok {
-			input.ScopeMins = append(input.ScopeMins, m)
-		}
-	}
-	applyRisk(&input, ra)
-	d := p.Preview(input)
-	x := Explanation{User: u, Client: c, Risk: ra, Decision: d}
-	if d.Outcome == stepup.NeedFactor && len(d.Next) > 0 {
-		x.FirstAsked = methodLabels[d.Next[0]]
-	}
-	return x, nil
+	input := signin.InputOf(storage.AuthRequest{Requirement: req, CreatedAt: now}, now)
+	input.Enrolled = signin.Enrolled(u, factors, left, nil)
+	signin.ApplyRisk(&input, ra)
+	return Explanation{User: u, Client: c, Risk: ra, Decision: p.Preview(input)}, nil
 }
 
 // Summary is the explanation in plain lines, for the CLI and the console.
 func (x Explanation) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "user %s signing in to %s\n", x.User.Username, clientName(x.Client))
+	client := x.Client.Name
+	if client == "" {
+		client = x.Client.ID
+	}
+	fmt.Fprintf(&b, "user %s signing in to %s\n", x.User.Username, client)
 	fmt.Fprintf(&b, "risk: %s (score %d)\n", x.Risk.Band, x.Risk.Score)
 	for _, s := range x.Risk.Signals {
 		fmt.Fprintf(&b, "  %-20s +%-3d %s\n", s.Name, s.Weight, s.Reason)
@@ -110,7 +108,7 @@ func (x Explanation) Summary() string {
 	case stepup.NeedFactor:
 		var next []string
 		for _, m := range d.Next {
-			next = append(next, methodLabels[m])
+			next = append(next, signin.Label(m))
 		}
 		fmt.Fprintf(&b, "outcome: after the password, asks for one more factor to reach %s: %s\n", d.Target, strings.Join(next, ", or "))
 		var why []string

@@ -1,0 +1,92 @@
+package signin
+
+import (
+	"slices"
+	"time"
+
+	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/storage"
+)
+
+// FactorsOf converts the session's factor events for stepup.
+func FactorsOf(events []storage.FactorEvent) []stepup.Factor {
+	out := make([]stepup.Factor, 0, len(events))
+	for _, e := range events {
+		out = append(out, stepup.Factor{Method: stepup.Method(e.Method), At: e.At, UserVerified: e.UserVerified, DeviceBound: e.DeviceBound, Provisional: e.Provisional})
+	}
+	return out
+}
+
+// Enrolled lists what the user can complete. WebAuthn credentials are
+// summarised in two entries: those phr says may count toward phr and phrh
+// (nil: the trusted ones), and the provisional rest (DESIGN §3.3).
+func Enrolled(u storage.User, factors []storage.Factor, recoveryLeft int, phr func(storage.Factor) bool) []stepup.Enrolled {
+	if phr == nil {
+		phr = factor.Trusted
+	}
+	var out []stepup.Enrolled
+	if u.PasswordHash != "" {
+		out = append(out, stepup.Enrolled{Method: stepup.Password})
+	}
+	if slices.ContainsFunc(factors, func(f storage.Factor) bool { return f.Kind == storage.FactorTOTP }) {
+		out = append(out, stepup.Enrolled{Method: stepup.TOTP})
+	}
+	var wa [2]*stepup.Enrolled // trusted, provisional
+	for _, f := range factors {
+		if f.Kind != storage.FactorWebAuthn {
+			continue
+		}
+		c, err := factor.ReadCredentialFlags(f.Secret)
+		if err != nil || c.CloneWarning {
+			continue // a corrupt or blocked credential cannot be completed
+		}
+		i := 0
+		if !phr(f) {
+			i = 1
+		}
+		if wa[i] == nil {
+			wa[i] = &stepup.Enrolled{Method: stepup.WebAuthn, Provisional: i == 1}
+		}
+		wa[i].DeviceBound = wa[i].DeviceBound || !c.BackupEligible
+		wa[i].UserVerifying = wa[i].UserVerifying || c.UserVerified
+	}
+	for _, e := range wa {
+		if e != nil {
+			out = append(out, *e)
+		}
+	}
+	if recoveryLeft > 0 {
+		out = append(out, stepup.Enrolled{Method: stepup.Recovery})
+	}
+	return out
+}
+
+// InputOf is the part of a decision's input an authorization request
+// gives: its stored requirement, max_age and prompt, and when it was made.
+// The session's factors, the user's enrolled ones and risk are the
+// caller's to add.
+func InputOf(ar storage.AuthRequest, now time.Time) stepup.Input {
+	req := ar.Requirement
+	return stepup.Input{
+		Requested:   req.ACR,
+		Essential:   req.Essential,
+		Strict:      req.Strict,
+		ClientMin:   req.ClientMin,
+		ScopeMins:   req.ScopeMins,
+		MaxAge:      maxAgeOf(ar),
+		PromptLogin: slices.Contains(ar.Prompt, "login"),
+		PromptNone:  slices.Contains(ar.Prompt, "none"),
+		RequestTime: ar.CreatedAt,
+		Now:         now,
+	}
+}
+
+// maxAgeOf converts the stored max_age.
+func maxAgeOf(ar storage.AuthRequest) *time.Duration {
+	if ar.MaxAge == nil {
+		return nil
+	}
+	d := time.Duration(*ar.MaxAge) * time.Second
+	return &d
+}
