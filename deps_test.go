@@ -12,7 +12,9 @@ import (
 // parts (admin, web, throttle, factor) never import login and the plain-Go
 // ones no HTTP, only cmd (its tools in cmd/keystep/internal included) picks
 // a storage backend, and the provider never imports cmd: not the command,
-// and not the demo app, the simulator or the benchmark harness.
+// and not the demo app, the simulator or the benchmark harness. Nothing but
+// tests imports the conformance packages, the browser harness
+// conformance/chrome included.
 func TestDependencyDirection(t *testing.T) {
 	// -e: an import the compiler refuses (cmd/keystep/internal from the
 	// provider, a cycle) is still listed, and reported below by its rule.
@@ -64,6 +66,12 @@ func TestDependencyDirection(t *testing.T) {
 			}
 			if within(pkg, provider...) && within(imp, mod+"/cmd") {
 				t.Errorf("%s imports %s; the provider never imports the tools around it", pkg, imp)
+			}
+			// conformance/chrome is a library for tests (it drives Chromium
+			// and fails a *testing.T); go list without -test sees no test
+			// files, so any import it lists is one the binary would carry.
+			if within(imp, mod+"/conformance") && !within(pkg, mod+"/conformance") {
+				t.Errorf("%s imports %s; only tests may use the conformance packages", pkg, imp)
 			}
 			// The UI's own parts sit below it: they never reach back up.
 			if strings.HasPrefix(pkg, mod+"/login/") && imp == mod+"/login" {

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -20,6 +18,7 @@ import (
 	cdpwebauthn "github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
+	"github.com/keystep/keystep/conformance/chrome"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -35,93 +34,18 @@ const (
 	acrPHR  = "phr"
 	acrPHRH = "phrh"
 
-	signInButton  = "form[action='/login/password'] button[type=submit]"
-	passkeyButton = "[data-passkey-step] [data-passkey-button]"
-	passkeyError  = "[data-passkey-step] [data-passkey-error]"
-	addButton     = "[data-passkey-register] [data-passkey-button]"
-)
-
-// The authenticators of the tests. Every one answers presence at once.
-var (
-	// A passkey kept on one device (a laptop's TPM): not backup-eligible,
-	// so amr says hwk.
-	deviceBoundPasskey = cdpwebauthn.VirtualAuthenticatorOptions{
-		Protocol: cdpwebauthn.AuthenticatorProtocolCtap2, Ctap2version: cdpwebauthn.Ctap2versionCtap21,
-		Transport: cdpwebauthn.AuthenticatorTransportInternal, HasResidentKey: true,
-		HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true,
-	}
-	// A passkey synced by a password manager: backup-eligible and backed
-	// up, so amr says swk.
-	syncedPasskey = cdpwebauthn.VirtualAuthenticatorOptions{
-		Protocol: cdpwebauthn.AuthenticatorProtocolCtap2, Ctap2version: cdpwebauthn.Ctap2versionCtap21,
-		Transport: cdpwebauthn.AuthenticatorTransportInternal, HasResidentKey: true,
-		HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true,
-		DefaultBackupEligibility: true, DefaultBackupState: true,
-	}
-	// A plain USB security key: no resident keys, no PIN or biometric.
-	usbSecurityKey = cdpwebauthn.VirtualAuthenticatorOptions{
-		Protocol: cdpwebauthn.AuthenticatorProtocolCtap2, Transport: cdpwebauthn.AuthenticatorTransportUsb,
-		AutomaticPresenceSimulation: true,
-	}
+	passkeyError = "[data-passkey-step] [data-passkey-error]"
 )
 
 // authenticator is one virtual authenticator in the test's tab.
 type authenticator struct {
-	c  *chrome
+	c  *tab
 	id cdpwebauthn.AuthenticatorID
 }
 
-// passkeyChrome is Chromium with the WebAuthn domain on, so that
-// ceremonies go to virtual authenticators and never to a real device.
-type passkeyChrome struct {
-	*chrome
-	noAutofill cdppage.ScriptIdentifier // the script that turns autofill off, while it does
-}
-
-// noAutofillJS hides passkey autofill (conditional mediation) from the
-// pages. A virtual authenticator answers a conditional request at once, as
-// if the person had picked the passkey in the username field's list, so
-// with autofill on, a sign-in page with a passkey around signs in by itself.
-const noAutofillJS = `if (window.PublicKeyCredential) PublicKeyCredential.isConditionalMediationAvailable = function () { return Promise.resolve(false); };`
-
-func newPasskeyChrome(t *testing.T) *passkeyChrome {
-	t.Helper()
-	c := &passkeyChrome{chrome: newChrome(t)}
-	c.must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		_, err := chromedp.Call(ctx, cdpwebauthn.Enable, cdpwebauthn.EnableParams{})
-		return err
-	}))
-	c.autofill(false)
-	return c
-}
-
-// autofill turns passkey autofill on or off for the pages loaded next.
-func (c *passkeyChrome) autofill(on bool) {
+func (c *tab) addAuthenticator(o cdpwebauthn.VirtualAuthenticatorOptions) *authenticator {
 	c.t.Helper()
-	c.must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		switch {
-		case on && c.noAutofill != "":
-			_, err := chromedp.Call(ctx, cdppage.RemoveScriptToEvaluateOnNewDocument, cdppage.RemoveScriptToEvaluateOnNewDocumentParams{Identifier: c.noAutofill})
-			c.noAutofill = ""
-			return err
-		case !on && c.noAutofill == "":
-			res, err := chromedp.Call(ctx, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: noAutofillJS})
-			c.noAutofill = res.Identifier
-			return err
-		}
-		return nil
-	}))
-}
-
-func (c *chrome) addAuthenticator(o cdpwebauthn.VirtualAuthenticatorOptions) *authenticator {
-	c.t.Helper()
-	a := &authenticator{c: c}
-	c.must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		res, err := chromedp.Call(ctx, cdpwebauthn.AddVirtualAuthenticator, cdpwebauthn.AddVirtualAuthenticatorParams{Options: &o})
-		a.id = res.AuthenticatorID
-		return err
-	}))
-	return a
+	return &authenticator{c: c, id: c.AddAuthenticator(o)}
 }
 
 // credential is the authenticator's credential for userID.
@@ -141,7 +65,7 @@ func (a *authenticator) credential(userID string) *cdpwebauthn.Credential {
 // of the key made earlier would have it.
 func (a *authenticator) setSignCount(credID []byte, n float64) {
 	a.c.t.Helper()
-	a.c.must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+	a.c.Must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		_, err := chromedp.Call(ctx, cdpwebauthn.SetCredentialProperties, cdpwebauthn.SetCredentialPropertiesParams{AuthenticatorID: a.id, CredentialID: credID, SignCount: &n})
 		return err
 	}))
@@ -151,7 +75,7 @@ func (a *authenticator) setSignCount(credID []byte, n float64) {
 // verified (the UV bit of the signed authenticator data is cleared).
 func (a *authenticator) clearUV(on bool) {
 	a.c.t.Helper()
-	a.c.must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+	a.c.Must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		_, err := chromedp.Call(ctx, cdpwebauthn.SetResponseOverrideBits, cdpwebauthn.SetResponseOverrideBitsParams{AuthenticatorID: a.id, IsBadUV: &on})
 		return err
 	}))
@@ -161,90 +85,40 @@ func (a *authenticator) clearUV(on bool) {
 // fingerprint or a dismissed prompt does.
 func (a *authenticator) failUV(fail bool) {
 	a.c.t.Helper()
-	a.c.must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+	a.c.Must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		_, err := chromedp.Call(ctx, cdpwebauthn.SetUserVerified, cdpwebauthn.SetUserVerifiedParams{AuthenticatorID: a.id, IsUserVerified: !fail})
 		return err
 	}))
 }
 
-// waitFor polls a JavaScript condition until it holds. Errors while a
-// page is being replaced by the next one are part of waiting.
-func (c *chrome) waitFor(cond string) {
-	c.t.Helper()
-	deadline := time.Now().Add(actionTimeout)
-	for {
-		ctx, cancel := context.WithTimeout(c.ctx, time.Second)
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond))
-		cancel()
-		if err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("waiting for %s: %v\nat %s:\n%s", cond, err, c.location(), c.bodyText())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // passkeyProblem waits for the passkey error box and returns its text.
-func (c *chrome) passkeyProblem(sel string) string {
+func (c *tab) passkeyProblem(sel string) string {
 	c.t.Helper()
-	c.waitFor(fmt.Sprintf(`(function () { var e = document.querySelector(%q); return !!e && !e.hidden && e.textContent !== ""; })()`, sel))
+	c.WaitFor(fmt.Sprintf(`(function () { var e = document.querySelector(%q); return !!e && !e.hidden && e.textContent !== ""; })()`, sel))
 	c.refusedOnPurpose()
-	return eval[string](c, fmt.Sprintf(`document.querySelector(%q).textContent`, sel))
+	return chrome.Eval[string](c.Browser, fmt.Sprintf(`document.querySelector(%q).textContent`, sel))
 }
 
 // refusedOnPurpose drops the console's "Failed to load resource" lines for
 // the passkey endpoints, after a test made the server refuse a request.
-func (c *chrome) refusedOnPurpose() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.problems = slices.DeleteFunc(c.problems, func(p string) bool {
+func (c *tab) refusedOnPurpose() {
+	c.DropProblems(func(p string) bool {
 		return strings.Contains(p, "Failed to load resource") && strings.Contains(p, "/login/webauthn/")
 	})
 }
 
-// snap saves one screenshot at the current size, for a state too short
-// for look (a ceremony in progress).
-func (c *chrome) snap(name string) {
-	c.t.Helper()
-	png, err := chromedp.Run(c.ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		c.t.Fatalf("screenshot: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(c.dir, name+".png"), png, 0o644); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-// signInAt fills the sign-in page and sends it.
-func (c *chrome) signInAt(user, pass string) {
-	c.t.Helper()
-	c.typeIn("#username", user)
-	c.typeIn("#password", pass)
-	c.follow(signInButton)
-}
-
 // portalSignIn opens the account portal and signs in with the password.
-func (c *chrome) portalSignIn(e *env, user, pass string) {
+func (c *tab) portalSignIn(e *env, user, pass string) {
 	c.t.Helper()
-	c.open(e.issuer + "/account")
-	c.signInAt(user, pass)
-	c.see("Hello, " + user)
+	c.Open(e.issuer + "/account")
+	c.SignIn(user, pass)
+	c.See("Hello, " + user)
 }
 
-func (c *chrome) signOut() {
+func (c *tab) signOut() {
 	c.t.Helper()
-	c.follow("form[action='/account/signout'] button")
-	c.see("You're signed out")
-}
-
-// addPasskey names and adds a passkey on the portal's page for it.
-func (c *chrome) addPasskey(name string) {
-	c.t.Helper()
-	c.see("Add a passkey or security key")
-	c.typeIn("#passkey-name", name)
-	c.follow(addButton)
+	c.Follow("form[action='/account/signout'] button")
+	c.See("You're signed out")
 }
 
 // storedCredential is the webauthn credential of a factor, as stored.
@@ -312,31 +186,31 @@ func hasAny(list []string, unwanted ...string) bool {
 // to an app with the passkey alone: a user-verified passkey is mfa on its
 // own; a synced one says swk and reaches phr, not phrh.
 func TestBrowserPasskeyEnrollAndSignIn(t *testing.T) {
-	c := newPasskeyChrome(t)
+	c := newPasskeyTab(t)
 	e := newEnv(t, onLocalhost, coolingOff(time.Minute))
-	auth := c.addAuthenticator(syncedPasskey)
+	auth := c.addAuthenticator(chrome.SyncedPasskey)
 	r := e.rp(rpClient, e.rpSecret)
 
-	c.open(e.issuer + "/account")
-	c.see("Sign in with a passkey")
-	if got := eval[string](c.chrome, "document.querySelector('[data-passkey-autofill] input').getAttribute('autocomplete')"); got != "username webauthn" {
+	c.Open(e.issuer + "/account")
+	c.See("Sign in with a passkey")
+	if got := chrome.Eval[string](c.Browser, "document.querySelector('[data-passkey-autofill] input').getAttribute('autocomplete')"); got != "username webauthn" {
 		t.Fatalf("the autofill container's field has autocomplete=%q", got)
 	}
-	c.look("passkey-signin")
-	c.signInAt(alice, alicePass)
-	c.see("Hello, alice")
-	c.see("Add a passkey or an authenticator app so that a stolen password is not enough to get in.")
-	c.look("passkey-account-none")
+	c.Look("passkey-signin")
+	c.SignIn(alice, alicePass)
+	c.See("Hello, alice")
+	c.See("Add a passkey or an authenticator app so that a stolen password is not enough to get in.")
+	c.Look("passkey-account-none")
 
-	c.follow(".actions a[href='/account/passkey']")
-	c.see("After this you'll get recovery codes")
-	c.look("passkey-add-first")
-	c.addPasskey("Alice's laptop")
-	c.see("Your passkey is ready. Save these recovery codes now.")
-	if n := eval[int](c.chrome, "document.querySelectorAll('ul.codes li code').length"); n != 10 {
+	c.Follow(".actions a[href='/account/passkey']")
+	c.See("After this you'll get recovery codes")
+	c.Look("passkey-add-first")
+	c.AddPasskey("Alice's laptop")
+	c.See("Your passkey is ready. Save these recovery codes now.")
+	if n := chrome.Eval[int](c.Browser, "document.querySelectorAll('ul.codes li code').length"); n != 10 {
 		t.Fatalf("%d recovery codes shown after the first passkey", n)
 	}
-	c.look("passkey-recovery-codes")
+	c.Look("passkey-recovery-codes")
 
 	keys, creds := e.passkeys("u-alice")
 	if len(keys) != 1 || keys[0].Name != "Alice's laptop" {
@@ -349,32 +223,32 @@ func TestBrowserPasskeyEnrollAndSignIn(t *testing.T) {
 		t.Fatalf("enrollment audit %+v", ev)
 	}
 
-	c.follow("a.button.primary[href='/account']")
-	c.see("Alice's laptop")
-	c.see("Passkey, synced across your devices")
-	c.see("not used yet")
+	c.Follow("a.button.primary[href='/account']")
+	c.See("Alice's laptop")
+	c.See("Passkey, synced across your devices")
+	c.See("not used yet")
 	// Added after the password alone, it waits before it counts as
 	// phishing-resistant (DESIGN §3.3), and the list says until when.
-	c.see("Apps that need your strongest sign-in accept it from")
-	c.look("passkey-account")
+	c.See("Apps that need your strongest sign-in accept it from")
+	c.Look("passkey-account")
 
 	// Adding the passkey added nothing to the session: an app asking for
 	// mfa gets the passkey prompt, not a free pass.
 	a := r.authURL(url.Values{"acr_values": {acrMFA}})
-	c.open(a.url)
-	c.see("Acme Payroll needs you to confirm it's you")
-	if eval[int](c.chrome, "document.querySelectorAll('[data-passkey-step]').length") != 1 {
-		t.Fatalf("the step-up page does not offer the passkey:\n%s", c.bodyText())
+	c.Open(a.url)
+	c.See("Acme Payroll needs you to confirm it's you")
+	if chrome.Eval[int](c.Browser, "document.querySelectorAll('[data-passkey-step]').length") != 1 {
+		t.Fatalf("the step-up page does not offer the passkey:\n%s", c.BodyText())
 	}
 
-	c.open(e.issuer + "/account")
+	c.Open(e.issuer + "/account")
 	c.signOut()
 
 	// Passwordless: the sign-in page's passkey button, nothing typed.
 	a = r.authURL(url.Values{"acr_values": {acrMFA}})
-	c.open(a.url)
-	c.see("Sign in with a passkey")
-	c.follow(".passkey-alt [data-passkey-button]")
+	c.Open(a.url)
+	c.See("Sign in with a passkey")
+	c.Follow(".passkey-alt [data-passkey-button]")
 	tok := r.mustExchange(c.rpCode(r, a), a)
 	if tok.claims.ACR != acrMFA {
 		t.Fatalf("a user-verified passkey alone gave acr %q, want %s", tok.claims.ACR, acrMFA)
@@ -391,39 +265,39 @@ func TestBrowserPasskeyEnrollAndSignIn(t *testing.T) {
 
 	// Passkey autofill: the username field offers the passkey, and picking
 	// it signs in (the virtual authenticator picks it at once).
-	c.open(e.issuer + "/account")
+	c.Open(e.issuer + "/account")
 	c.signOut()
-	c.autofill(true)
+	c.Autofill(true)
 	a = r.authURL(url.Values{"acr_values": {acrMFA}})
-	c.open(a.url)
-	c.waitFor(`location.href.indexOf("` + rpRedirect + `") === 0`)
+	c.Open(a.url)
+	c.WaitFor(`location.href.indexOf("` + rpRedirect + `") === 0`)
 	if tok := r.mustExchange(c.rpCode(r, a), a); tok.claims.ACR != acrMFA || !hasAll(tok.claims.AMR, "pop", "user") {
 		t.Fatalf("autofill sign-in: %+v", tok.claims)
 	}
-	c.autofill(false)
+	c.Autofill(false)
 
 	// With no acr asked for, the session's best: while the passkey waits
 	// it is mfa. After the cooling-off, signed in with it again from this
 	// browser (which signed in before), it becomes phishing-resistant: a
 	// synced passkey is phr but not device-bound (phrh).
 	a = r.authURL(nil)
-	c.open(a.url)
+	c.Open(a.url)
 	if tok := r.mustExchange(c.rpCode(r, a), a); tok.claims.ACR != acrMFA {
 		t.Fatalf("best acr of a waiting passkey: %q, want %s", tok.claims.ACR, acrMFA)
 	}
 	e.clock.Advance(2 * time.Minute)
-	c.open(e.issuer + "/account")
+	c.Open(e.issuer + "/account")
 	c.signOut()
 	a = r.authURL(nil)
-	c.open(a.url)
-	c.follow(".passkey-alt [data-passkey-button]")
+	c.Open(a.url)
+	c.Follow(".passkey-alt [data-passkey-button]")
 	if tok := r.mustExchange(c.rpCode(r, a), a); tok.claims.ACR != acrPHR {
 		t.Fatalf("best acr of a synced passkey: %q, want %s", tok.claims.ACR, acrPHR)
 	}
 
 	// The portal shows when it was last used.
-	c.open(e.issuer + "/account")
-	c.see("last used")
+	c.Open(e.issuer + "/account")
+	c.See("last used")
 	if keys, _ := e.passkeys("u-alice"); keys[0].LastUsedAt.IsZero() {
 		t.Fatal("last use not recorded")
 	}
@@ -434,14 +308,14 @@ func TestBrowserPasskeyEnrollAndSignIn(t *testing.T) {
 	// Removing it asks first, and needs the level it grants, which this
 	// passkey session has. With no second factor left, the recovery codes
 	// go too.
-	c.follow("form[action='/account/totp/delete'] button")
+	c.Follow("form[action='/account/totp/delete'] button")
 	c.mu.Lock()
 	asked := slices.Clone(c.dialogs)
 	c.mu.Unlock()
 	if len(asked) == 0 || !strings.Contains(asked[len(asked)-1], "Remove Alice's laptop?") {
 		t.Fatalf("removing did not ask first: %q", asked)
 	}
-	c.see("The passkey or security key was removed.")
+	c.See("The passkey or security key was removed.")
 	if keys, _ := e.passkeys("u-alice"); len(keys) != 0 {
 		t.Fatalf("still stored: %+v", keys)
 	}
@@ -451,14 +325,14 @@ func TestBrowserPasskeyEnrollAndSignIn(t *testing.T) {
 	if n, _ := e.store.CountRecoveryCodes(context.Background(), "u-alice"); n != 0 {
 		t.Fatalf("%d recovery codes left without a second factor", n)
 	}
-	c.checkProblems("passkey enroll and sign-in")
+	c.CheckProblems("passkey enroll and sign-in")
 }
 
 // credentials lists what the authenticator holds.
 func (a *authenticator) credentials() []*cdpwebauthn.Credential {
 	a.c.t.Helper()
 	var creds []*cdpwebauthn.Credential
-	a.c.must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+	a.c.Must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		res, err := chromedp.Call(ctx, cdpwebauthn.GetCredentials, cdpwebauthn.GetCredentialsParams{AuthenticatorID: a.id})
 		creds = res.Credentials
 		return err
@@ -472,28 +346,28 @@ func (a *authenticator) credentials() []*cdpwebauthn.Credential {
 // password and the passkey. The step-up page offers the passkey first, and
 // shows that it is working while the ceremony runs.
 func TestBrowserPasskeyStepUpToPHR(t *testing.T) {
-	c := newPasskeyChrome(t)
+	c := newPasskeyTab(t)
 	e := newEnv(t, onLocalhost, coolingOff(time.Minute))
 	secret := e.enrollTOTP("u-alice")
-	c.addAuthenticator(deviceBoundPasskey)
+	c.addAuthenticator(chrome.DeviceBoundPasskey)
 	r := e.rp(rpClient, e.rpSecret)
 
 	c.portalSignIn(e, alice, alicePass)
-	c.see("Add a passkey or security key")
-	c.follow("nav a[href='/account/passkey']")
+	c.See("Add a passkey or security key")
+	c.Follow("nav a[href='/account/passkey']")
 	// The gate: the code page before the passkey page.
-	if eval[int](c.chrome, "document.querySelectorAll(\"form[action='/login/otp']\").length") != 1 {
-		t.Fatalf("adding a passkey did not ask for the authenticator app first; at %s:\n%s", c.location(), c.bodyText())
+	if chrome.Eval[int](c.Browser, "document.querySelectorAll(\"form[action='/login/otp']\").length") != 1 {
+		t.Fatalf("adding a passkey did not ask for the authenticator app first; at %s:\n%s", c.Location(), c.BodyText())
 	}
-	c.typeIn("#code", e.totp(secret))
-	c.follow("form[action='/login/otp'] button[type=submit]")
-	c.see("Add a passkey or security key")
-	c.addPasskey("Work laptop")
+	c.TypeIn("#code", e.totp(secret))
+	c.Follow("form[action='/login/otp'] button[type=submit]")
+	c.See("Add a passkey or security key")
+	c.AddPasskey("Work laptop")
 	// Added from a password-and-code session, it signs in at once but
 	// waits before it counts as phishing-resistant (DESIGN §3.3).
-	c.see("Your passkey is ready, and you can sign in with it now.")
-	c.see("Passkey, kept on one device")
-	c.look("passkey-added-pending")
+	c.See("Your passkey is ready, and you can sign in with it now.")
+	c.See("Passkey, kept on one device")
+	c.Look("passkey-added-pending")
 	if _, creds := e.passkeys("u-alice"); len(creds) != 1 || creds[0].Flags.BackupEligible {
 		t.Fatalf("stored credentials %+v", creds)
 	}
@@ -508,14 +382,14 @@ func TestBrowserPasskeyStepUpToPHR(t *testing.T) {
 	// app does not reach phr, so it is not offered). This use makes it
 	// phishing-resistant.
 	a := r.authURL(url.Values{"acr_values": {acrPHR}})
-	c.open(a.url)
-	c.signInAt(alice, alicePass)
-	c.see("Acme Payroll needs you to confirm it's you")
-	c.see("Use a passkey or security key")
-	if n := eval[int](c.chrome, "document.querySelectorAll(\"details.others a[href*='method=totp']\").length"); n != 0 {
+	c.Open(a.url)
+	c.SignIn(alice, alicePass)
+	c.See("Acme Payroll needs you to confirm it's you")
+	c.See("Use a passkey or security key")
+	if n := chrome.Eval[int](c.Browser, "document.querySelectorAll(\"details.others a[href*='method=totp']\").length"); n != 0 {
 		t.Fatal("the authenticator app is offered for phr")
 	}
-	c.look("passkey-stepup-phr")
+	c.Look("passkey-stepup-phr")
 
 	// While the ceremony runs, the button says so; the server is slow to
 	// answer so that a person (and this test) can see it.
@@ -523,16 +397,16 @@ func TestBrowserPasskeyStepUpToPHR(t *testing.T) {
 	c.mu.Lock()
 	c.holds[verify], c.hold = nil, 1500*time.Millisecond
 	c.mu.Unlock()
-	c.click(passkeyButton)
-	c.waitFor(`document.querySelector("[data-passkey-button]").getAttribute("aria-busy") === "true"`)
-	if label := eval[string](c.chrome, `document.querySelector("[data-passkey-button]").textContent`); label != "Waiting for your passkey…" {
+	c.Click(chrome.PasskeyButton)
+	c.WaitFor(`document.querySelector("[data-passkey-button]").getAttribute("aria-busy") === "true"`)
+	if label := chrome.Eval[string](c.Browser, `document.querySelector("[data-passkey-button]").textContent`); label != "Waiting for your passkey…" {
 		t.Fatalf("busy button says %q", label)
 	}
-	if !eval[bool](c.chrome, `document.querySelector("[data-passkey-button]").disabled`) {
+	if !chrome.Eval[bool](c.Browser, `document.querySelector("[data-passkey-button]").disabled`) {
 		t.Fatal("the busy button can be pressed again")
 	}
-	c.snap("passkey-stepup-busy")
-	c.waitFor(`location.href.indexOf("` + rpRedirect + `") === 0`)
+	c.Snap("passkey-stepup-busy")
+	c.WaitFor(`location.href.indexOf("` + rpRedirect + `") === 0`)
 	c.mu.Lock()
 	sent := len(c.holds[verify])
 	delete(c.holds, verify)
@@ -554,56 +428,56 @@ func TestBrowserPasskeyStepUpToPHR(t *testing.T) {
 	// again comes first, with the authenticator app as another way.
 	e.clock.Advance(time.Minute)
 	a = r.authURL(url.Values{"acr_values": {acrMFA}, "prompt": {"login"}})
-	c.open(a.url)
-	c.see("Use a passkey or security key")
-	c.click("details.others summary")
-	c.follow("details.others a[href*='method=pwd']")
-	c.typeIn("#password", alicePass)
-	c.follow(signInButton)
-	c.see("Use a passkey or security key")
-	c.click("details.others summary")
-	if n := eval[int](c.chrome, "document.querySelectorAll(\"details.others a[href*='method=totp']\").length"); n != 1 {
-		t.Fatalf("the authenticator app is not offered as another way:\n%s", c.bodyText())
+	c.Open(a.url)
+	c.See("Use a passkey or security key")
+	c.Click("details.others summary")
+	c.Follow("details.others a[href*='method=pwd']")
+	c.TypeIn("#password", alicePass)
+	c.Follow(chrome.SignInButton)
+	c.See("Use a passkey or security key")
+	c.Click("details.others summary")
+	if n := chrome.Eval[int](c.Browser, "document.querySelectorAll(\"details.others a[href*='method=totp']\").length"); n != 1 {
+		t.Fatalf("the authenticator app is not offered as another way:\n%s", c.BodyText())
 	}
-	c.look("passkey-stepup-mfa")
-	c.follow(passkeyButton)
+	c.Look("passkey-stepup-mfa")
+	c.Follow(chrome.PasskeyButton)
 	tok = r.mustExchange(c.rpCode(r, a), a)
 	if tok.claims.ACR != acrMFA || !hasAll(tok.claims.AMR, "pwd", "pop", "hwk") {
 		t.Fatalf("claims %+v", tok.claims)
 	}
-	c.checkProblems("passkey step-up")
+	c.CheckProblems("passkey step-up")
 }
 
 // A USB security key without a PIN as the second factor: bootstrap in the
 // portal, then password + key. The key is device-bound, so amr says hwk
 // and the session reaches phrh; it did not verify the user, so no "user".
 func TestBrowserSecurityKeySecondFactor(t *testing.T) {
-	c := newPasskeyChrome(t)
+	c := newPasskeyTab(t)
 	e := newEnv(t, onLocalhost, coolingOff(time.Minute))
-	c.addAuthenticator(usbSecurityKey)
+	c.addAuthenticator(chrome.USBSecurityKey)
 	r := e.rp(rpClient, e.rpSecret)
 
 	c.portalSignIn(e, alice, alicePass)
-	c.follow("nav a[href='/account/passkey']")
-	c.addPasskey("Blue key")
-	c.see("Save these recovery codes now")
+	c.Follow("nav a[href='/account/passkey']")
+	c.AddPasskey("Blue key")
+	c.See("Save these recovery codes now")
 	_, creds := e.passkeys("u-alice")
 	if len(creds) != 1 || creds[0].Flags.BackupEligible || creds[0].Flags.UserVerified || creds[0].Authenticator.Attachment != "cross-platform" {
 		t.Fatalf("stored security key %+v", creds)
 	}
-	c.follow("a.button.primary[href='/account']")
-	c.see("Blue key")
-	c.see("Security key")
-	c.look("security-key-account")
+	c.Follow("a.button.primary[href='/account']")
+	c.See("Blue key")
+	c.See("Security key")
+	c.Look("security-key-account")
 	c.signOut()
 	e.clock.Advance(2 * time.Minute) // the cooling-off (DESIGN §3.3)
 
 	a := r.authURL(url.Values{"acr_values": {acrPHR}})
-	c.open(a.url)
-	c.signInAt(alice, alicePass)
-	c.see("Use a passkey or security key")
-	c.look("security-key-stepup")
-	c.follow(passkeyButton)
+	c.Open(a.url)
+	c.SignIn(alice, alicePass)
+	c.See("Use a passkey or security key")
+	c.Look("security-key-stepup")
+	c.Follow(chrome.PasskeyButton)
 	tok := r.mustExchange(c.rpCode(r, a), a)
 	if tok.claims.ACR != acrPHR {
 		t.Fatalf("acr %q, want %s", tok.claims.ACR, acrPHR)
@@ -614,11 +488,11 @@ func TestBrowserSecurityKeySecondFactor(t *testing.T) {
 
 	// The same session is device-bound phishing-resistant: phrh at once.
 	a = r.authURL(url.Values{"acr_values": {acrPHRH}})
-	c.open(a.url)
+	c.Open(a.url)
 	if tok := r.mustExchange(c.rpCode(r, a), a); tok.claims.ACR != acrPHRH {
 		t.Fatalf("acr %q, want %s", tok.claims.ACR, acrPHRH)
 	}
-	c.checkProblems("security key")
+	c.CheckProblems("security key")
 }
 
 // ceremonyJS runs an assertion for the auth request on the page, as
@@ -642,9 +516,9 @@ const ceremonyJS = `(async function (id) {
 })(document.querySelector("[data-passkey-step]").getAttribute("data-passkey-step"))`
 
 // assertion runs ceremonyJS on the current page.
-func (c *chrome) assertion(tamper string) string {
+func (c *tab) assertion(tamper string) string {
 	c.t.Helper()
-	body, err := chromedp.Run(c.ctx, chromedp.Evaluate[string](fmt.Sprintf(ceremonyJS, tamper), chromedp.EvalAwaitPromise))
+	body, err := chromedp.Run(c.Context(), chromedp.Evaluate[string](fmt.Sprintf(ceremonyJS, tamper), chromedp.EvalAwaitPromise))
 	if err != nil {
 		c.t.Fatalf("ceremony: %v", err)
 	}
@@ -657,11 +531,11 @@ type verifyAnswer struct {
 }
 
 // postVerify sends a verify body from the page, with the page's cookies.
-func (c *chrome) postVerify(body string) verifyAnswer {
+func (c *tab) postVerify(body string) verifyAnswer {
 	c.t.Helper()
 	js := fmt.Sprintf(`fetch("/login/webauthn/verify", { method: "POST", headers: { "Content-Type": "application/json" }, body: %q })
   .then(function (r) { return r.text().then(function (t) { return { status: r.status, body: t }; }); })`, body)
-	v, err := chromedp.Run(c.ctx, chromedp.Evaluate[verifyAnswer](js, chromedp.EvalAwaitPromise))
+	v, err := chromedp.Run(c.Context(), chromedp.Evaluate[verifyAnswer](js, chromedp.EvalAwaitPromise))
 	if err != nil {
 		c.t.Fatalf("verify: %v", err)
 	}
@@ -669,10 +543,10 @@ func (c *chrome) postVerify(body string) verifyAnswer {
 }
 
 // cookie returns a cookie of the issuer's origin (HttpOnly ones too).
-func (c *chrome) cookie(issuer, name string) *network.Cookie {
+func (c *tab) cookie(issuer, name string) *network.Cookie {
 	c.t.Helper()
 	var found *network.Cookie
-	c.must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+	c.Must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{issuer + "/"}})
 		for _, ck := range res.Cookies {
 			if ck.Name == name {
@@ -684,9 +558,9 @@ func (c *chrome) cookie(issuer, name string) *network.Cookie {
 	return found
 }
 
-func (c *chrome) setCookie(issuer string, ck *network.Cookie) {
+func (c *tab) setCookie(issuer string, ck *network.Cookie) {
 	c.t.Helper()
-	c.must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+	c.Must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		_, err := chromedp.Call(ctx, network.SetCookie, network.SetCookieParams{Name: ck.Name, Value: ck.Value, URL: issuer + "/", Path: ck.Path, HTTPOnly: &ck.HTTPOnly, SameSite: ck.SameSite})
 		return err
 	}))
@@ -697,13 +571,13 @@ func (c *chrome) setCookie(issuer string, ck *network.Cookie) {
 // administrator confirming it would: added after the password alone, it
 // would otherwise count as mfa only for a while (DESIGN §3.3;
 // review2_assurance_test.go tests that rule).
-func (c *chrome) enrollFirstPasskey(e *env, user, pass, name string) {
+func (c *tab) enrollFirstPasskey(e *env, user, pass, name string) {
 	c.t.Helper()
 	c.portalSignIn(e, user, pass)
-	c.open(e.issuer + "/account/passkey")
-	c.addPasskey(name)
-	c.see("Save these recovery codes now")
-	c.open(e.issuer + "/account")
+	c.Open(e.issuer + "/account/passkey")
+	c.AddPasskey(name)
+	c.See("Save these recovery codes now")
+	c.Open(e.issuer + "/account")
 	c.signOut()
 	u, err := e.store.UserByUsername(context.Background(), user)
 	if err != nil {
@@ -723,10 +597,10 @@ func (c *chrome) enrollFirstPasskey(e *env, user, pass, name string) {
 // signature counter that went backwards blocks the key, is audited once,
 // and leaves the key out of what the user can use.
 func TestBrowserPasskeyCeremonySafety(t *testing.T) {
-	c := newPasskeyChrome(t)
+	c := newPasskeyTab(t)
 	e := newEnv(t, onLocalhost)
 	e.addUser("bob", "bob's long passphrase")
-	auth := c.addAuthenticator(deviceBoundPasskey)
+	auth := c.addAuthenticator(chrome.DeviceBoundPasskey)
 	r := e.rp(rpClient, e.rpSecret)
 
 	c.enrollFirstPasskey(e, alice, alicePass, "Alice's passkey")
@@ -738,7 +612,7 @@ func TestBrowserPasskeyCeremonySafety(t *testing.T) {
 	// Replay. Alice signs in with her passkey; the body is captured, sent
 	// once, and sent again.
 	a := r.authURL(url.Values{"acr_values": {acrMFA}})
-	c.open(a.url)
+	c.Open(a.url)
 	body := c.assertion(onlyAlice)
 	ceremony := c.cookie(e.issuer, "ks_webauthn")
 	if ceremony == nil {
@@ -758,19 +632,19 @@ func TestBrowserPasskeyCeremonySafety(t *testing.T) {
 	c.refusedOnPurpose()
 	var redirect struct{ Redirect string }
 	_ = json.Unmarshal([]byte(first.Body), &redirect)
-	c.open(e.issuer + redirect.Redirect)
+	c.Open(e.issuer + redirect.Redirect)
 	if tok := r.mustExchange(c.rpCode(r, a), a); tok.claims.Sub != "u-alice" || tok.claims.ACR != acrMFA {
 		t.Fatalf("after the replays: %+v", tok.claims)
 	}
-	c.open(e.issuer + "/account")
+	c.Open(e.issuer + "/account")
 	c.signOut()
 
 	// Another user's credential. Bob signs in with his password; the page
 	// is made to ask the authenticator for Alice's credential instead of his.
 	a = r.authURL(url.Values{"acr_values": {acrPHR}})
-	c.open(a.url)
-	c.signInAt("bob", "bob's long passphrase")
-	c.see("Use a passkey or security key")
+	c.Open(a.url)
+	c.SignIn("bob", "bob's long passphrase")
+	c.See("Use a passkey or security key")
 	forged := c.assertion(onlyAlice)
 	if !strings.Contains(forged, `"userHandle":"`+base64.RawURLEncoding.EncodeToString([]byte("u-alice"))+`"`) {
 		t.Fatalf("the forged assertion is not Alice's: %s", forged)
@@ -783,20 +657,20 @@ func TestBrowserPasskeyCeremonySafety(t *testing.T) {
 		t.Fatalf("audit of the refused assertion: %+v", ev)
 	}
 	// Bob's own passkey still works for this request.
-	c.open(c.location())
-	c.follow(passkeyButton)
+	c.Open(c.Location())
+	c.Follow(chrome.PasskeyButton)
 	bobTok := r.mustExchange(c.rpCode(r, a), a)
 	if bobTok.claims.Sub != "u-bob" || bobTok.claims.ACR != acrPHR {
 		t.Fatalf("Bob after the refused assertion: %+v", bobTok.claims)
 	}
-	c.open(e.issuer + "/account")
+	c.Open(e.issuer + "/account")
 	c.signOut()
 
 	// The app expects Bob (id_token_hint); Alice's passkey does not sign
 	// in to that request, and leaves no session behind.
 	hint, _ := bobTok.token.Extra("id_token").(string)
 	a = r.authURL(url.Values{"id_token_hint": {hint}})
-	c.open(a.url)
+	c.Open(a.url)
 	if v := c.postVerify(c.assertion(onlyAlice)); v.Status != 403 || !strings.Contains(v.Body, "another account") {
 		t.Fatalf("Alice's passkey for a request that expects Bob: %+v", v)
 	}
@@ -813,13 +687,13 @@ func TestBrowserPasskeyCeremonySafety(t *testing.T) {
 	}
 	auth.setSignCount(auth.credential("u-alice").CredentialID, 0)
 	a = r.authURL(url.Values{"acr_values": {acrPHR}})
-	c.open(a.url)
-	c.signInAt(alice, alicePass)
-	c.click(passkeyButton)
+	c.Open(a.url)
+	c.SignIn(alice, alicePass)
+	c.Click(chrome.PasskeyButton)
 	if msg := c.passkeyProblem(passkeyError); !strings.Contains(msg, "may have been copied") {
 		t.Fatalf("message for a cloned key: %q", msg)
 	}
-	c.look("passkey-copied")
+	c.Look("passkey-copied")
 	regressions := e.audits("factor.sign_count_regression")
 	if len(regressions) != 1 || regressions[0].UserID != "u-alice" || regressions[0].Outcome != "denied" {
 		t.Fatalf("sign-count audit %+v", regressions)
@@ -829,16 +703,16 @@ func TestBrowserPasskeyCeremonySafety(t *testing.T) {
 	}
 	// A blocked key is nothing Alice can use: this request (phr asked
 	// for, not required) is not held at a passkey prompt she cannot pass.
-	c.open(c.location())
+	c.Open(c.Location())
 	if tok := r.mustExchange(c.rpCode(r, a), a); tok.claims.ACR == acrPHR || tok.claims.Sub != "u-alice" {
 		t.Fatalf("with her only key blocked: %+v", tok.claims)
 	}
 	// Blocked from now on, even with the counter moving forward again,
 	// and not flagged (or audited as a regression) a second time.
-	c.open(e.issuer + "/account")
+	c.Open(e.issuer + "/account")
 	c.signOut()
 	a = r.authURL(nil)
-	c.open(a.url)
+	c.Open(a.url)
 	if v := c.postVerify(c.assertion(onlyAlice)); v.Status != 403 || !strings.Contains(v.Body, "has been blocked") {
 		t.Fatalf("a blocked key: %+v", v)
 	}
@@ -847,10 +721,10 @@ func TestBrowserPasskeyCeremonySafety(t *testing.T) {
 		t.Fatalf("%d sign-count regressions audited, want 1", n)
 	}
 	c.portalSignIn(e, alice, alicePass)
-	c.open(e.issuer + "/account")
-	c.see("Blocked")
-	c.look("passkey-account-blocked")
-	c.checkProblems("ceremony safety")
+	c.Open(e.issuer + "/account")
+	c.See("Blocked")
+	c.Look("passkey-account-blocked")
+	c.CheckProblems("ceremony safety")
 }
 
 // User verification is asked for, and enforced, when the level needs it: a
@@ -859,17 +733,17 @@ func TestBrowserPasskeyCeremonySafety(t *testing.T) {
 // with a password may use a key without UV toward phr, and amr then has
 // no "user".
 func TestBrowserPasskeyUserVerification(t *testing.T) {
-	c := newPasskeyChrome(t)
+	c := newPasskeyTab(t)
 	e := newEnv(t, onLocalhost)
-	auth := c.addAuthenticator(deviceBoundPasskey)
+	auth := c.addAuthenticator(chrome.DeviceBoundPasskey)
 	r := e.rp(rpClient, e.rpSecret)
 	c.enrollFirstPasskey(e, alice, alicePass, "Laptop")
 
 	// Passwordless without UV: refused, and said so.
 	auth.clearUV(true)
 	a := r.authURL(url.Values{"acr_values": {acrMFA}})
-	c.open(a.url)
-	c.click(".passkey-alt [data-passkey-button]")
+	c.Open(a.url)
+	c.Click(".passkey-alt [data-passkey-button]")
 	if msg := c.passkeyProblem(".passkey-alt [data-passkey-error]"); !strings.Contains(msg, "wasn't accepted") {
 		t.Fatalf("passwordless without UV: %q", msg)
 	}
@@ -878,14 +752,14 @@ func TestBrowserPasskeyUserVerification(t *testing.T) {
 	}
 
 	// With a password first, phr needs a WebAuthn factor but not UV.
-	c.signInAt(alice, alicePass)
-	c.follow(passkeyButton)
+	c.SignIn(alice, alicePass)
+	c.Follow(chrome.PasskeyButton)
 	tok := r.mustExchange(c.rpCode(r, a), a)
 	if tok.claims.ACR != acrMFA || hasAny(tok.claims.AMR, "user") || !hasAll(tok.claims.AMR, "pwd", "pop", "hwk") {
 		t.Fatalf("password + key without UV: %+v", tok.claims)
 	}
 	auth.clearUV(false)
-	c.open(e.issuer + "/account")
+	c.Open(e.issuer + "/account")
 	c.signOut()
 
 	// Alice without a password: her passkey is her only way in, so signing
@@ -899,88 +773,88 @@ func TestBrowserPasskeyUserVerification(t *testing.T) {
 		t.Fatal(err)
 	}
 	a = r.authURL(nil)
-	c.open(a.url)
-	c.follow(".passkey-alt [data-passkey-button]")
+	c.Open(a.url)
+	c.Follow(".passkey-alt [data-passkey-button]")
 	r.mustExchange(c.rpCode(r, a), a)
 
 	e.clock.Advance(time.Minute)
 	auth.clearUV(true)
 	a = r.authURL(url.Values{"acr_values": {acrMFA}, "prompt": {"login"}})
-	c.open(a.url)
-	c.see("Use a passkey or security key")
-	c.click(passkeyButton)
+	c.Open(a.url)
+	c.See("Use a passkey or security key")
+	c.Click(chrome.PasskeyButton)
 	if msg := c.passkeyProblem(passkeyError); !strings.Contains(msg, "wasn't accepted") {
 		t.Fatalf("step-up without UV for a user with no password: %q", msg)
 	}
 	auth.clearUV(false)
-	c.open(c.location())
-	c.follow(passkeyButton)
+	c.Open(c.Location())
+	c.Follow(chrome.PasskeyButton)
 	if tok := r.mustExchange(c.rpCode(r, a), a); tok.claims.ACR != acrMFA || !hasAll(tok.claims.AMR, "pop", "hwk", "user", "mfa") {
 		t.Fatalf("after UV: %+v", tok.claims)
 	}
-	c.checkProblems("user verification")
+	c.CheckProblems("user verification")
 }
 
 // What a person reads when a passkey cannot be used: the ceremony was
 // cancelled (the authenticator could not verify them), or the browser has
 // no passkeys at all. Each message points to another way.
 func TestBrowserPasskeyMessages(t *testing.T) {
-	c := newPasskeyChrome(t)
+	c := newPasskeyTab(t)
 	e := newEnv(t, onLocalhost)
 	secret := e.enrollTOTP("u-alice")
-	auth := c.addAuthenticator(deviceBoundPasskey)
+	auth := c.addAuthenticator(chrome.DeviceBoundPasskey)
 	r := e.rp(rpClient, e.rpSecret)
 
 	// Cancelled on the sign-in page.
 	auth.failUV(true)
 	a := r.authURL(nil)
-	c.open(a.url)
-	c.click(".passkey-alt [data-passkey-button]")
+	c.Open(a.url)
+	c.Click(".passkey-alt [data-passkey-button]")
 	if msg := c.passkeyProblem(".passkey-alt [data-passkey-error]"); msg != "The passkey request was cancelled. Try again, or use another way." {
 		t.Fatalf("cancelled: %q", msg)
 	}
-	if busy := eval[bool](c.chrome, `document.querySelector(".passkey-alt [data-passkey-button]").disabled`); busy {
+	if busy := chrome.Eval[bool](c.Browser, `document.querySelector(".passkey-alt [data-passkey-button]").disabled`); busy {
 		t.Fatal("the button stays busy after a cancel")
 	}
-	c.look("passkey-cancelled")
+	c.Look("passkey-cancelled")
 	auth.failUV(false)
 
 	// A browser without WebAuthn: the step-up page says so and the other
 	// ways are open.
 	c.portalSignIn(e, alice, alicePass)
-	c.open(e.issuer + "/account/passkey")
-	c.typeIn("#code", e.totp(secret))
-	c.follow("form[action='/login/otp'] button[type=submit]")
-	c.addPasskey("Laptop")
-	c.see("Your passkey is ready")
-	c.must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+	c.Open(e.issuer + "/account/passkey")
+	c.TypeIn("#code", e.totp(secret))
+	c.Follow("form[action='/login/otp'] button[type=submit]")
+	c.AddPasskey("Laptop")
+	c.See("Your passkey is ready")
+	c.Must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		_, err := chromedp.Call(ctx, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: "delete window.PublicKeyCredential;"})
 		return err
 	}))
 	e.clock.Advance(time.Minute)
 	a = r.authURL(url.Values{"acr_values": {acrMFA}, "prompt": {"login"}})
-	c.open(a.url)
+	c.Open(a.url)
 	if msg := c.passkeyProblem(passkeyError); msg != "This browser can't use passkeys. Use another way to sign in." {
 		t.Fatalf("unsupported: %q", msg)
 	}
-	if !eval[bool](c.chrome, `document.querySelector("details.others").open`) {
+	if !chrome.Eval[bool](c.Browser, `document.querySelector("details.others").open`) {
 		t.Fatal("the other ways are not shown")
 	}
-	if !eval[bool](c.chrome, `document.querySelector("[data-passkey-button]").disabled`) {
+	if !chrome.Eval[bool](c.Browser, `document.querySelector("[data-passkey-button]").disabled`) {
 		t.Fatal("the passkey button works without passkeys")
 	}
-	c.look("passkey-unsupported")
-	c.follow("details.others a[href*='method=pwd']")
-	c.typeIn("#password", alicePass)
-	c.follow(signInButton)
+	c.Look("passkey-unsupported")
+	c.Follow("details.others a[href*='method=pwd']")
+	c.TypeIn("#password", alicePass)
+	c.Follow(chrome.SignInButton)
 	c.passkeyProblem(passkeyError)
-	c.follow("details.others a[href*='method=totp']")
-	c.typeIn("#code", e.totp(secret))
-	c.follow("form[action='/login/otp'] button[type=submit]")
+	c.Follow("details.others a[href*='method=totp']")
+	c.TypeIn("#code", e.totp(secret))
+	c.Follow("form[action='/login/otp'] button[type=submit]")
 	if tok := r.mustExchange(c.rpCode(r, a), a); tok.claims.ACR != acrMFA {
 		t.Fatalf("acr %q", tok.claims.ACR)
 	}
-	c.checkProblems("passkey messages")
+	c.CheckProblems("passkey messages")
 }
 
 // postJSON sends a JSON body as the passkey pages' fetch does.

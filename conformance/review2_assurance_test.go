@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keystep/keystep/conformance/chrome"
 	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/login/factor"
@@ -541,7 +542,7 @@ func TestReview2BootstrapOnlyAtLowRisk(t *testing.T) {
 // help, no enrollment form. Chromium always comes from 127.0.0.1, so the
 // operator's suspicious list names it: every sign-in is medium risk.
 func TestBrowserBootstrapHelpPage(t *testing.T) {
-	c := newChrome(t)
+	c := newTab(t)
 	e := newEnv(t, onLocalhost, withRisk(func(rc *signin.RiskConfig) {
 		p, err := risk.ParsePrefixes([]string{"127.0.0.0/8"})
 		if err != nil {
@@ -550,12 +551,12 @@ func TestBrowserBootstrapHelpPage(t *testing.T) {
 		rc.Suspicious = p
 	}))
 	c.portalSignIn(e, alice, alicePass)
-	c.open(e.issuer + "/account/totp")
-	c.see("Ask for help to add this")
-	c.see("Your administrator can help you set one up.")
-	if n := eval[int](c, `document.querySelectorAll("form[action='/account/totp'], [data-passkey-register]").length`); n != 0 {
+	c.Open(e.issuer + "/account/totp")
+	c.See("Ask for help to add this")
+	c.See("Your administrator can help you set one up.")
+	if n := chrome.Eval[int](c.Browser, `document.querySelectorAll("form[action='/account/totp'], [data-passkey-register]").length`); n != 0 {
 		t.Fatalf("the help page has %d enrollment forms", n)
 	}
-	c.look("account-bootstrap-help")
-	c.checkProblems("bootstrap help")
+	c.Look("account-bootstrap-help")
+	c.CheckProblems("bootstrap help")
 }

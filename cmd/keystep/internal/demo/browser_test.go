@@ -2,608 +2,24 @@ package demo
 
 import (
 	"context"
-	"fmt"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	cdpbrowser "github.com/chromedp/cdproto/browser"
-	"github.com/chromedp/cdproto/emulation"
-	cdplog "github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/network"
-	cdppage "github.com/chromedp/cdproto/page"
-	"github.com/chromedp/cdproto/runtime"
-	cdpwebauthn "github.com/chromedp/cdproto/webauthn"
-	"github.com/chromedp/chromedp"
-
+	"github.com/keystep/keystep/conformance/chrome"
 	"github.com/keystep/keystep/idp"
 )
 
 // The app driven end to end in a real headless Chromium, as its home page
-// tells a person to try it. The browser harness is the part of
-// conformance/browser_harness_test.go (and browser_webauthn_test.go) this
-// test needs: the same page checks (look), and the same rule that a missing
-// Chromium skips locally and fails under CI. Keep the two in step.
+// tells a person to try it, with the browser harness of conformance/chrome:
+// the same page checks (Look), and the same rule that a missing Chromium
+// skips locally and fails under CI.
 
-// chrome is one headless Chromium with one tab.
-type chrome struct {
-	t   *testing.T
-	ctx context.Context
-	dir string // screenshots go here
-
-	mu        sync.Mutex
-	problems  []string        // console errors, exceptions, CSP violations
-	documents map[string]bool // URLs loaded as documents (their 4xx is on purpose)
-	shots     int
-}
-
-// chromiumPath finds Debian's or Ubuntu's Chromium.
-func chromiumPath() string {
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-func newChrome(t *testing.T) *chrome {
-	t.Helper()
-	path := chromiumPath()
-	if path == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("Chromium is not installed (chromium or chromium-browser); CI must run the browser tests")
-		}
-		t.Skip("no Chromium on PATH (chromium or chromium-browser); skipping the browser tests")
-	}
-	dir := os.Getenv("KEYSTEP_SCREENSHOTS")
-	if dir == "" {
-		dir = t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	profile := t.TempDir()
-	base, cancelBase := context.WithTimeout(context.Background(), 3*time.Minute)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(base,
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("force-color-profile", "srgb"),
-		chromedp.Flag("password-store", "basic"),
-		chromedp.UserDataDir(profile),
-	)
-	ctx, cancelCtx := chromedp.NewContext(alloc)
-	// Cleanups run last-in first-out: the browser stops before its profile
-	// directory is removed.
-	t.Cleanup(func() { cancelCtx(); cancelAlloc(); cancelBase() })
-
-	c := &chrome{t: t, ctx: ctx, dir: dir, documents: map[string]bool{}}
-	if err := chromedp.Do(ctx); err != nil { // starts the browser and opens the tab
-		t.Fatalf("starting Chromium: %v", err)
-	}
-	if err := chromedp.Listen(ctx, c.event); err != nil {
-		t.Fatal(err)
-	}
-	c.must(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		// A CSP violation is logged by Chromium too; the listener also names
-		// the directive and the source, which makes the failure readable.
-		_, err := chromedp.Call(ctx, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: `
-document.addEventListener("securitypolicyviolation", function (e) {
-  console.error("CSP violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline code") + " in " + e.sourceFile + ":" + e.lineNumber);
-});`})
-		if err != nil {
-			return err
-		}
-		// The copy button writes to the clipboard; a headless tab has no
-		// focus unless emulated, and no permission unless granted.
-		if _, err := chromedp.Call(ctx, emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true}); err != nil {
-			return err
-		}
-		for _, name := range []string{"clipboard-read", "clipboard-write"} {
-			if _, err := chromedp.CallBrowser(ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
-				Permission: &cdpbrowser.PermissionDescriptor{Name: name, AllowWithoutSanitization: true}, Setting: cdpbrowser.PermissionSettingGranted,
-			}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}))
-	c.setViewport(desktop)
-	return c
-}
-
-// event runs in the tab's read loop: it records and returns at once, and
-// anything that needs a command runs on its own goroutine.
-func (c *chrome) event(ev any) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch ev := ev.(type) {
-	case *runtime.EventConsoleAPICalled:
-		if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
-			var parts []string
-			for _, a := range ev.Args {
-				if a.Value != nil {
-					parts = append(parts, strings.Trim(string(a.Value), `"`))
-				} else {
-					parts = append(parts, a.Description)
-				}
-			}
-			c.problems = append(c.problems, "console."+string(ev.Type)+": "+strings.Join(parts, " "))
-		}
-	case *runtime.EventExceptionThrown:
-		d := ev.ExceptionDetails
-		msg := d.Text
-		if d.Exception != nil && d.Exception.Description != "" {
-			msg += " " + d.Exception.Description
-		}
-		c.problems = append(c.problems, fmt.Sprintf("uncaught exception at %s:%d: %s", d.URL, d.LineNumber+1, msg))
-	case *cdplog.EventEntryAdded:
-		e := ev.Entry
-		if e.Level != cdplog.EntryLevelError {
-			return
-		}
-		// A page shown with a 4xx status (wrong password, error page) is
-		// on purpose; a failed stylesheet, script or image is not.
-		if e.Source == cdplog.EntrySourceNetwork && c.documents[e.URL] {
-			return
-		}
-		c.problems = append(c.problems, fmt.Sprintf("%s error: %s (%s)", e.Source, e.Text, e.URL))
-	case *network.EventRequestWillBeSent:
-		if ev.Type == network.ResourceTypeDocument {
-			c.documents[ev.Request.URL] = true
-		}
-	}
-}
-
-// actionTimeout bounds one step, so a page that never comes fails fast.
-const actionTimeout = 15 * time.Second
-
-func (c *chrome) must(actions ...chromedp.Action[chromedp.Void]) {
-	c.t.Helper()
-	ctx, cancel := context.WithTimeout(c.ctx, actionTimeout)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		c.t.Fatalf("browser: %v\nat %s:\n%s", err, c.location(), c.bodyText())
-	}
-}
-
-func (c *chrome) bodyText() string {
-	ctx, cancel := context.WithTimeout(c.ctx, actionTimeout)
-	defer cancel()
-	text, err := chromedp.Run(ctx, chromedp.Evaluate[string]("document.body ? document.body.innerText : ''"))
-	if err != nil {
-		return "(no text: " + err.Error() + ")"
-	}
-	return text
-}
-
-func (c *chrome) location() string {
-	ctx, cancel := context.WithTimeout(c.ctx, actionTimeout)
-	defer cancel()
-	loc, err := chromedp.Run(ctx, chromedp.Location())
-	if err != nil {
-		return "?"
-	}
-	return loc
-}
-
-// eval runs a JavaScript expression and decodes its result.
-func eval[T any](c *chrome, expr string) T {
-	c.t.Helper()
-	v, err := chromedp.Run(c.ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		c.t.Fatalf("evaluate: %v\n%s", err, expr)
-	}
-	return v
-}
-
-// open loads a URL and returns the HTTP status of the page.
-func (c *chrome) open(u string) int64 {
-	c.t.Helper()
-	ctx, cancel := context.WithTimeout(c.ctx, actionTimeout)
-	defer cancel()
-	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(u))
-	if err != nil {
-		c.t.Fatalf("open %s: %v", u, err)
-	}
-	return resp.Status
-}
-
-// typeIn replaces the value of a field by typing into it, as a person does.
-func (c *chrome) typeIn(sel, text string) {
-	c.t.Helper()
-	c.must(chromedp.Clear(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text))
-}
-
-// follow clicks an element and waits for the page it loads.
-func (c *chrome) follow(sel string) {
-	c.t.Helper()
-	ctx, cancel := context.WithTimeout(c.ctx, actionTimeout)
-	defer cancel()
-	if _, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
-		c.t.Fatalf("click %s: %v\nat %s:\n%s", sel, err, c.location(), c.bodyText())
-	}
-}
-
-// see fails unless the page's visible text contains s.
-func (c *chrome) see(s string) {
-	c.t.Helper()
-	if text := eval[string](c, "document.body.innerText"); !strings.Contains(text, s) {
-		c.t.Fatalf("%s does not say %q; it says:\n%s", c.location(), s, text)
-	}
-}
-
-// checkProblems fails the test with every console error, exception and CSP
-// violation seen since the last call.
-func (c *chrome) checkProblems(where string) {
-	c.t.Helper()
-	c.mu.Lock()
-	p := c.problems
-	c.problems = nil
-	c.mu.Unlock()
-	for _, s := range p {
-		c.t.Errorf("%s: %s", where, s)
-	}
-}
-
-// viewport is one size the pages are looked at in. Only some are saved as
-// screenshots; the others are checked for sideways scrolling.
-type viewport struct {
-	w, h   int64
-	mobile bool
-	shot   bool
-}
-
-var viewports = []viewport{
-	{320, 640, true, false},   // the narrowest phone UI.md names
-	{390, 844, true, true},    // a current phone
-	{640, 800, false, false},  // 1280 at 200 % zoom
-	{1280, 800, false, true},  // a laptop
-	{1024, 768, false, false}, // between the portal's two layouts
-}
-
-func (c *chrome) setViewport(v viewport) {
-	c.t.Helper()
-	var opts []chromedp.EmulateViewportOption
-	if v.mobile {
-		opts = append(opts, chromedp.EmulateMobile)
-	}
-	c.must(chromedp.EmulateViewport(v.w, v.h, opts...))
-}
-
-func (c *chrome) setScheme(scheme string) {
-	c.t.Helper()
-	c.must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
-			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
-		})
-		return err
-	}))
-}
-
-var desktop = viewport{1280, 800, false, false}
-
-// look saves screenshots of the current page at every size and scheme and
-// checks it as a person would use it. name is the screenshot's file name.
-func (c *chrome) look(name string) { c.lookSkipping(name, nil) }
-
-// lookSkipping is look less the structure checks whose reports start with
-// one of skip (for pages that are not Keystep's own, such as the demo app).
-func (c *chrome) lookSkipping(name string, skip []string) {
-	c.t.Helper()
-	c.mu.Lock()
-	c.shots++
-	n := c.shots
-	c.mu.Unlock()
-	where := fmt.Sprintf("%s (%s)", name, c.location())
-
-	for _, p := range eval[[]string](c, jsHelpers+jsStructure) {
-		if !slices.ContainsFunc(skip, func(s string) bool { return strings.HasPrefix(p, s) }) {
-			c.t.Errorf("%s: %s", where, p)
-		}
-	}
-	for _, scheme := range []string{"light", "dark"} {
-		c.setScheme(scheme)
-		for _, v := range viewports {
-			c.setViewport(v)
-			size := fmt.Sprintf("%dx%d", v.w, v.h)
-			for _, p := range eval[[]string](c, jsHelpers+jsOverflow) {
-				c.t.Errorf("%s at %d px: sideways scrolling: %s", where, v.w, p)
-			}
-			for _, p := range eval[[]string](c, jsHelpers+jsTargets) {
-				c.t.Errorf("%s at %d px: target smaller than 44×44: %s", where, v.w, p)
-			}
-			if v.shot {
-				png, err := chromedp.Run(c.ctx, chromedp.FullScreenshot(100))
-				if err != nil {
-					c.t.Fatalf("screenshot: %v", err)
-				}
-				file := filepath.Join(c.dir, fmt.Sprintf("%02d-%s-%s-%s.png", n, name, size, scheme))
-				if err := os.WriteFile(file, png, 0o644); err != nil {
-					c.t.Fatal(err)
-				}
-			}
-		}
-		for _, p := range eval[[]string](c, jsHelpers+jsContrast) {
-			c.t.Errorf("%s, %s: contrast below AA: %s", where, scheme, p)
-		}
-		c.checkFocus(where + ", " + scheme)
-	}
-	c.setScheme("light")
-	c.setViewport(desktop)
-	c.checkProblems(where)
-}
-
-// checkFocus tabs through the page and checks that every stop shows a ring
-// a person can see.
-func (c *chrome) checkFocus(where string) {
-	c.t.Helper()
-	type stop struct {
-		Done bool   `json:"done"`
-		What string `json:"what"`
-		Ring string `json:"ring"`
-	}
-	// Start where a person would: at the top, after clicking the page.
-	eval[bool](c, "(window.scrollTo(0, 0), true)")
-	c.must(chromedp.MouseClickXY(1, 1))
-	seen := map[string]bool{}
-	for range 30 {
-		c.must(chromedp.KeyEvent("\t"))
-		s := eval[stop](c, jsHelpers+jsFocus)
-		if s.Done || seen[s.What] {
-			return
-		}
-		seen[s.What] = true
-		if s.Ring != "" {
-			c.t.Errorf("%s: focus on %s: %s", where, s.What, s.Ring)
-		}
-	}
-}
-
-// jsHelpers are shared by the checks below: colour parsing, WCAG contrast,
-// and a short description of an element for messages.
-const jsHelpers = `
-var ks = (function () {
-  function parse(c) {
-    var m = /^rgba?\(([^)]*)\)$/.exec(c);
-    if (m) { var v = m[1].split(/[\s,\/]+/).filter(Boolean).map(parseFloat); return [v[0], v[1], v[2], v.length > 3 ? v[3] : 1]; }
-    m = /^color\(srgb\s+([^)]*)\)$/.exec(c);
-    if (m) { var w = m[1].split(/[\s\/]+/).filter(Boolean).map(parseFloat); return [w[0] * 255, w[1] * 255, w[2] * 255, w.length > 3 ? w[3] : 1]; }
-    return null;
-  }
-  function over(top, bottom) {
-    var a = top[3] + bottom[3] * (1 - top[3]);
-    if (a === 0) return [0, 0, 0, 0];
-    var out = [0, 1, 2].map(function (i) { return (top[i] * top[3] + bottom[i] * bottom[3] * (1 - top[3])) / a; });
-    out.push(a);
-    return out;
-  }
-  function background(el) {
-    var layers = [];
-    for (var n = el; n && n.nodeType === 1; n = n.parentElement) {
-      var c = parse(getComputedStyle(n).backgroundColor);
-      if (c && c[3] > 0) layers.push(c);
-      if (c && c[3] >= 1) break;
-    }
-    var bg = [255, 255, 255, 1];
-    for (var i = layers.length - 1; i >= 0; i--) bg = over(layers[i], bg);
-    return bg;
-  }
-  function lum(c) {
-    function f(v) { v /= 255; return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }
-    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
-  }
-  function ratio(a, b) { var x = lum(a), y = lum(b); return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05); }
-  function rgb(c) { return "rgb(" + c.slice(0, 3).map(Math.round).join(",") + ")"; }
-  function describe(el) {
-    var s = el.tagName.toLowerCase();
-    if (el.id) s += "#" + el.id;
-    if (el.getAttribute("name")) s += "[name=" + el.getAttribute("name") + "]";
-    if (el.className && typeof el.className === "string") s += "." + el.className.trim().split(/\s+/).join(".");
-    var text = (el.innerText || el.value || "").trim().replace(/\s+/g, " ").slice(0, 40);
-    return text ? s + " \"" + text + "\"" : s;
-  }
-  function shown(el) { return el.getClientRects().length > 0 && getComputedStyle(el).visibility === "visible"; }
-  return { parse: parse, over: over, background: background, ratio: ratio, rgb: rgb, describe: describe, shown: shown };
-})();
-`
-
-// jsStructure checks what does not depend on size or colour.
-const jsStructure = `
-(function () {
-  var out = [];
-  var h1 = document.querySelectorAll("h1");
-  if (h1.length !== 1) out.push(h1.length + " <h1> elements, want 1");
-  if (!document.title) out.push("no <title>");
-  if (!document.documentElement.lang) out.push("no lang on <html>");
-  document.querySelectorAll("input, select, textarea").forEach(function (el) {
-    if (el.type === "hidden") return;
-    var named = (el.labels && el.labels.length > 0) || el.getAttribute("aria-label") || el.getAttribute("aria-labelledby");
-    if (!named) out.push(ks.describe(el) + " has no label");
-  });
-  document.querySelectorAll("input[name=code]").forEach(function (el) {
-    if (el.getAttribute("autocomplete") !== "one-time-code") out.push(ks.describe(el) + ": autocomplete=" + el.getAttribute("autocomplete") + ", want one-time-code");
-    var action = el.form ? el.form.getAttribute("action") : "";
-    if (action === "/login/otp" || action === "/account/totp") {
-      if (el.getAttribute("inputmode") !== "numeric") out.push(ks.describe(el) + ": inputmode=" + el.getAttribute("inputmode") + ", want numeric");
-      if (el.getAttribute("pattern") !== "[0-9]{6}") out.push(ks.describe(el) + ": pattern=" + el.getAttribute("pattern") + ", want [0-9]{6}");
-    }
-  });
-  document.querySelectorAll("form[action='/login/password'] input[name=username]:not([type=hidden])").forEach(function (el) {
-    if (el.getAttribute("autocomplete") !== "username webauthn") out.push("username field: autocomplete=" + el.getAttribute("autocomplete") + ", want \"username webauthn\"");
-  });
-  document.querySelectorAll("form").forEach(function (f) {
-    if (!f.querySelector("button[type=submit], button:not([type]), input[type=submit]")) out.push("form " + f.getAttribute("action") + " has no submit button");
-  });
-  if (document.querySelector("[style]")) out.push(ks.describe(document.querySelector("[style]")) + " has a style attribute (CSP style-src 'self')");
-  if (document.querySelector("style")) out.push("a <style> element (CSP style-src 'self')");
-  Array.prototype.forEach.call(document.scripts, function (s) { if (!s.src) out.push("an inline <script> (CSP script-src 'self')"); });
-  document.querySelectorAll("*").forEach(function (el) {
-    Array.prototype.forEach.call(el.attributes, function (a) { if (/^on/i.test(a.name)) out.push(ks.describe(el) + " has an inline " + a.name + " handler"); });
-  });
-  if (!document.querySelector("script[src='/static/app.js']")) out.push("no /static/app.js");
-  var words = document.body.innerText.match(/\b(TOTP|acr|ACR|AAL|amr|AMR|OIDC|OTP)\b/g);
-  if (words) out.push("jargon on a page for people: " + words.join(", "));
-  return out;
-})()
-`
-
-// jsOverflow lists what sticks out sideways, when the page scrolls sideways.
-const jsOverflow = `
-(function () {
-  var d = document.documentElement;
-  if (d.scrollWidth <= d.clientWidth) return [];
-  var out = ["the page is " + d.scrollWidth + " px wide in a " + d.clientWidth + " px window"];
-  document.querySelectorAll("body *").forEach(function (el) {
-    if (out.length < 6 && el.getBoundingClientRect().right > d.clientWidth + 0.5) out.push(ks.describe(el) + " ends at " + Math.round(el.getBoundingClientRect().right) + " px");
-  });
-  return out;
-})()
-`
-
-// jsTargets lists controls smaller than 44×44 CSS px (UI.md). Links inside
-// running text are exempt, as in WCAG 2.5.8.
-const jsTargets = `
-(function () {
-  var out = [];
-  document.querySelectorAll("button, input:not([type=hidden]), select, textarea, summary, a.button, nav a").forEach(function (el) {
-    if (!ks.shown(el)) return;
-    var r = el.getBoundingClientRect();
-    if (r.height < 43.5 || r.width < 43.5) out.push(ks.describe(el) + " is " + Math.round(r.width) + "×" + Math.round(r.height));
-  });
-  return out;
-})()
-`
-
-// jsContrast checks every piece of visible text, and the text in fields,
-// against WCAG 2.2 AA: 4.5:1, or 3:1 for large text.
-const jsContrast = `
-(function () {
-  var out = [], seen = new Set();
-  function check(el, label) {
-    if (seen.has(el) || !ks.shown(el) || el.closest("[disabled]")) return;
-    seen.add(el);
-    var cs = getComputedStyle(el);
-    var bg = ks.background(el), fg = ks.parse(cs.color);
-    if (!fg) { out.push("cannot read the colour " + cs.color); return; }
-    fg = ks.over(fg, bg);
-    var size = parseFloat(cs.fontSize), bold = parseInt(cs.fontWeight, 10) >= 700;
-    var need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
-    var r = ks.ratio(fg, bg);
-    if (r < need) out.push(label + " " + r.toFixed(2) + ":1, needs " + need + ":1 (" + ks.rgb(fg) + " on " + ks.rgb(bg) + ")");
-  }
-  var walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  for (var t = walker.nextNode(); t; t = walker.nextNode()) {
-    if (t.nodeValue.trim() && t.parentElement) check(t.parentElement, "\"" + t.nodeValue.trim().slice(0, 40) + "\"");
-  }
-  document.querySelectorAll("input:not([type=hidden]), textarea, select").forEach(function (el) { check(el, ks.describe(el)); });
-  // Borders of fields and buttons are what shows where to type and press:
-  // WCAG 1.4.11 asks 3:1 against what is around them.
-  document.querySelectorAll("input:not([type=hidden]), textarea, select").forEach(function (el) {
-    if (!ks.shown(el)) return;
-    var cs = getComputedStyle(el), border = ks.parse(cs.borderTopColor);
-    if (!border || parseFloat(cs.borderTopWidth) === 0) return;
-    var around = ks.background(el.parentElement);
-    var r = Math.max(ks.ratio(ks.over(border, around), around), ks.ratio(ks.background(el), around));
-    if (r < 3) out.push(ks.describe(el) + " border " + r.toFixed(2) + ":1 against " + ks.rgb(around) + ", needs 3:1");
-  });
-  return out;
-})()
-`
-
-// jsFocus describes the focused element and whether its ring can be seen:
-// an outline or box shadow of at least 2 px with 3:1 against the page.
-const jsFocus = `
-(function () {
-  var el = document.activeElement;
-  if (!el || el === document.body || el === document.documentElement) return { done: true, what: "", ring: "" };
-  var cs = getComputedStyle(el), what = ks.describe(el);
-  if (!el.matches(":focus-visible")) return { done: false, what: what, ring: "not :focus-visible after Tab" };
-  var width = cs.outlineStyle === "none" ? 0 : parseFloat(cs.outlineWidth);
-  if (width < 2) return { done: false, what: what, ring: "no outline (outline " + cs.outlineStyle + " " + cs.outlineWidth + ")" };
-  var ring = ks.parse(cs.outlineColor), around = ks.background(el.parentElement || el);
-  if (!ring) return { done: false, what: what, ring: "cannot read the colour " + cs.outlineColor };
-  var r = ks.ratio(ks.over(ring, around), around);
-  if (r < 3) return { done: false, what: what, ring: "ring " + r.toFixed(2) + ":1 against " + ks.rgb(around) + ", needs 3:1" };
-  return { done: false, what: what, ring: "" };
-})()
-`
-
-// Keystep's passkey controls, as in conformance/browser_webauthn_test.go.
-const (
-	signInButton  = "form[action='/login/password'] button[type=submit]"
-	passkeyButton = "[data-passkey-step] [data-passkey-button]"
-	addButton     = "[data-passkey-register] [data-passkey-button]"
-)
-
-// deviceBoundPasskey is a passkey kept on one device (a laptop's TPM): not
-// backup-eligible. It answers presence at once.
-var deviceBoundPasskey = cdpwebauthn.VirtualAuthenticatorOptions{
-	Protocol: cdpwebauthn.AuthenticatorProtocolCtap2, Ctap2version: cdpwebauthn.Ctap2versionCtap21,
-	Transport: cdpwebauthn.AuthenticatorTransportInternal, HasResidentKey: true,
-	HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true,
-}
-
-// noAutofillJS hides passkey autofill (conditional mediation) from the
-// pages. A virtual authenticator answers a conditional request at once, as
-// if the person had picked the passkey in the username field's list, so
-// with autofill on, a sign-in page with a passkey around signs in by itself.
-const noAutofillJS = `if (window.PublicKeyCredential) PublicKeyCredential.isConditionalMediationAvailable = function () { return Promise.resolve(false); };`
-
-// newPasskeyChrome is Chromium with the WebAuthn domain on, so that
-// ceremonies go to virtual authenticators and never to a real device, and
-// passkey autofill off (noAutofillJS).
-func newPasskeyChrome(t *testing.T) *chrome {
-	t.Helper()
-	c := newChrome(t)
-	c.must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		if _, err := chromedp.Call(ctx, cdpwebauthn.Enable, cdpwebauthn.EnableParams{}); err != nil {
-			return err
-		}
-		_, err := chromedp.Call(ctx, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: noAutofillJS})
-		return err
-	}))
-	return c
-}
-
-// addAuthenticator plugs a virtual authenticator into the tab.
-func (c *chrome) addAuthenticator(o cdpwebauthn.VirtualAuthenticatorOptions) {
-	c.t.Helper()
-	c.must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		_, err := chromedp.Call(ctx, cdpwebauthn.AddVirtualAuthenticator, cdpwebauthn.AddVirtualAuthenticatorParams{Options: &o})
-		return err
-	}))
-}
-
-// signInAt fills the sign-in page and sends it.
-func (c *chrome) signInAt(user, pass string) {
-	c.t.Helper()
-	c.typeIn("#username", user)
-	c.typeIn("#password", pass)
-	c.follow(signInButton)
-}
-
-// addPasskey names and adds a passkey on the portal's page for it.
-func (c *chrome) addPasskey(name string) {
-	c.t.Helper()
-	c.see("Add a passkey or security key")
-	c.typeIn("#passkey-name", name)
-	c.follow(addButton)
+// tab is Chromium (chrome.Browser) with the demo's own checks.
+type tab struct {
+	*chrome.Browser
+	t *testing.T
 }
 
 // passkeys counts the user's WebAuthn factors in storage.
@@ -622,31 +38,29 @@ func (e *env) passkeys() int {
 	return n
 }
 
-// demoSkips are the checks of jsStructure that are about Keystep's own
-// pages, not the app's: the app has no script at all (its CSP has no
-// script-src), and it shows the protocol on purpose (the ID token's claims
-// and the API's challenges, in its "What just happened" log).
+// demoSkips are the structure checks of chrome.Browser.Look that are about
+// Keystep's own pages, not the app's: the app has no script at all (its
+// CSP has no script-src), and it shows the protocol on purpose (the ID
+// token's claims and the API's challenges, in its "What just happened" log).
 var demoSkips = []string{"no /static/app.js", "jargon on a page for people"}
 
-// lookDemo is look for the demo app's pages: the same screenshots and
+// lookDemo is Look for the demo app's pages: the same screenshots and
 // checks, less demoSkips.
-func (c *chrome) lookDemo(name string) { c.lookSkipping(name, demoSkips) }
+func (c *tab) lookDemo(name string) { c.LookSkipping(name, demoSkips...) }
 
 // at fails unless the browser is at u (query and all).
-func (c *chrome) at(u string) {
+func (c *tab) at(u string) {
 	c.t.Helper()
-	if loc := c.location(); loc != u {
-		c.t.Fatalf("the browser is at %s, want %s:\n%s", loc, u, c.bodyText())
+	if loc := c.Location(); loc != u {
+		c.t.Fatalf("the browser is at %s, want %s:\n%s", loc, u, c.BodyText())
 	}
 }
 
 // authorizeLoads returns the query of every document load of Keystep's
 // authorization endpoint so far: the redirects the app sent the browser on.
-func (c *chrome) authorizeLoads(issuer string) []url.Values {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (c *tab) authorizeLoads(issuer string) []url.Values {
 	var out []url.Values
-	for u := range c.documents {
+	for _, u := range c.Documents() {
 		if p, err := url.Parse(u); err == nil && strings.HasPrefix(u, issuer+"/authorize?") {
 			out = append(out, p.Query())
 		}
@@ -656,7 +70,7 @@ func (c *chrome) authorizeLoads(issuer string) []url.Values {
 
 // authorizedWith fails unless the app sent the browser to Keystep with
 // these acr_values and max_age ("" for none), with PKCE and a nonce.
-func (c *chrome) authorizedWith(issuer, acrValues, maxAge string) {
+func (c *tab) authorizedWith(issuer, acrValues, maxAge string) {
 	c.t.Helper()
 	var seen []string
 	for _, q := range c.authorizeLoads(issuer) {
@@ -672,10 +86,10 @@ func (c *chrome) authorizedWith(issuer, acrValues, maxAge string) {
 }
 
 // noPasswordField fails if the page asks for a password.
-func (c *chrome) noPasswordField(where string) {
+func (c *tab) noPasswordField(where string) {
 	c.t.Helper()
-	if n := eval[int](c, `document.querySelectorAll("input[type=password]").length`); n != 0 {
-		c.t.Fatalf("%s asks for the password again (%d fields):\n%s", where, n, c.bodyText())
+	if n := chrome.Eval[int](c.Browser, `document.querySelectorAll("input[type=password]").length`); n != 0 {
+		c.t.Fatalf("%s asks for the password again (%d fields):\n%s", where, n, c.BodyText())
 	}
 }
 
@@ -683,87 +97,88 @@ func (c *chrome) noPasswordField(where string) {
 // step-ups (Issue 8).
 func TestBrowserDemo(t *testing.T) {
 	start := time.Now()
-	c := newPasskeyChrome(t)
+	c := &tab{Browser: chrome.New(t), t: t}
+	c.EnableWebAuthn()
 	// As `keystep demo` runs it: a throwaway server that trusts a new
 	// passkey at once (idp.Config.PasskeysTrustedAtOnce), and the app on
 	// localhost. Both keep real time: the library stamps iat and nbf with
 	// it, and the app's API checks them with 30 s of leeway.
 	e := newEnvWith(t, true, func(c *idp.Config) { c.PasskeysTrustedAtOnce = true })
 	secret := e.enrollTOTP()
-	c.addAuthenticator(deviceBoundPasskey)
+	c.AddAuthenticator(chrome.DeviceBoundPasskey)
 	app := e.rpURL
 
 	// The home page, and Sign in: Keystep's password page, for the app.
-	c.open(app + "/")
-	c.see("Your pay, in one place")
+	c.Open(app + "/")
+	c.See("Your pay, in one place")
 	c.lookDemo("demo-home")
-	c.follow("main a.button[href='/login']")
-	if !strings.HasPrefix(c.location(), e.issuer+"/") {
-		t.Fatalf("Sign in did not lead to Keystep: at %s", c.location())
+	c.Follow("main a.button[href='/login']")
+	if !strings.HasPrefix(c.Location(), e.issuer+"/") {
+		t.Fatalf("Sign in did not lead to Keystep: at %s", c.Location())
 	}
-	c.see("to continue to Acme Payroll")
+	c.See("to continue to Acme Payroll")
 	c.authorizedWith(e.issuer, "", "")
-	c.look("demo-keystep-signin")
+	c.Look("demo-keystep-signin")
 
 	// The password is one step: enough for the overview.
-	c.signInAt(username, password)
+	c.SignIn(username, password)
 	c.at(app + "/dashboard")
-	c.see("Hello, alice")
-	c.see("one step, such as your password")
+	c.See("Hello, alice")
+	c.See("one step, such as your password")
 	c.lookDemo("demo-dashboard-password")
 
 	// Payslips: the API wants two steps (RFC 9470 §3); the app sends the
 	// browser back to Keystep with the challenge's acr_values (§4), and
 	// Keystep asks only for the code.
-	c.follow("nav a[href='/payslips']")
-	if !strings.HasPrefix(c.location(), e.issuer+"/") {
-		t.Fatalf("Payslips did not lead to Keystep: at %s:\n%s", c.location(), c.bodyText())
+	c.Follow("nav a[href='/payslips']")
+	if !strings.HasPrefix(c.Location(), e.issuer+"/") {
+		t.Fatalf("Payslips did not lead to Keystep: at %s:\n%s", c.Location(), c.BodyText())
 	}
 	c.authorizedWith(e.issuer, acrMFA+" "+acrPHR+" "+acrPHRH, "")
-	c.see("Acme Payroll needs you to confirm it's you")
-	if n := eval[int](c, `document.querySelectorAll("form[action='/login/otp'] input[name=code]").length`); n != 1 {
-		t.Fatalf("the step-up for payslips does not ask for the code:\n%s", c.bodyText())
+	c.See("Acme Payroll needs you to confirm it's you")
+	if n := chrome.Eval[int](c.Browser, `document.querySelectorAll("form[action='/login/otp'] input[name=code]").length`); n != 1 {
+		t.Fatalf("the step-up for payslips does not ask for the code:\n%s", c.BodyText())
 	}
 	c.noPasswordField("the step-up for payslips")
-	c.look("demo-keystep-code")
-	c.typeIn("#code", e.totp(secret))
-	c.follow("form[action='/login/otp'] button[type=submit]")
+	c.Look("demo-keystep-code")
+	c.TypeIn("#code", e.totp(secret))
+	c.Follow("form[action='/login/otp'] button[type=submit]")
 	c.at(app + "/payslips")
-	c.see("Your last three payslips")
-	c.see("Keystep confirmed it's you with two steps")
-	if n := eval[int](c, `document.querySelectorAll("main table tbody tr").length`); n != 3 {
-		t.Fatalf("%d payslips shown, want 3:\n%s", n, c.bodyText())
+	c.See("Your last three payslips")
+	c.See("Keystep confirmed it's you with two steps")
+	if n := chrome.Eval[int](c.Browser, `document.querySelectorAll("main table tbody tr").length`); n != 3 {
+		t.Fatalf("%d payslips shown, want 3:\n%s", n, c.BodyText())
 	}
 	c.lookDemo("demo-payslips")
 
 	// The bank account on file needs what payslips need: no new step.
-	c.follow("nav a[href='/bank']")
+	c.Follow("nav a[href='/bank']")
 	c.at(app + "/bank")
-	c.see("ending in 5432")
+	c.See("ending in 5432")
 	c.lookDemo("demo-bank")
 
 	// Changing it needs a passkey (phr within 5 minutes); Alice has none
 	// yet, so Keystep gives what it can (mfa), the retried call is refused
 	// again, and the app says what to add, instead of going round.
-	c.typeIn("#iban", "GB33 BUKB 2020 1555 5555 55")
-	c.follow("form[action='/bank'] button[type=submit]")
+	c.TypeIn("#iban", "GB33 BUKB 2020 1555 5555 55")
+	c.Follow("form[action='/bank'] button[type=submit]")
 	c.authorizedWith(e.issuer, acrPHR+" "+acrPHRH, "300")
 	c.at(app + "/bank/resume")
-	c.see("One more step is needed")
-	c.see("a passkey or security key, used in the last 5 minutes")
+	c.See("One more step is needed")
+	c.See("a passkey or security key, used in the last 5 minutes")
 	c.lookDemo("demo-needs-passkey")
 
 	// "Open your Keystep account": the portal, signed in already (two
 	// steps, just now), adds the passkey without asking again.
-	c.follow("main ol.steps a[href='" + e.issuer + "/account']")
-	c.see("Hello, alice")
-	c.look("demo-keystep-account")
-	c.follow("nav a[href='/account/passkey']")
+	c.Follow("main ol.steps a[href='" + e.issuer + "/account']")
+	c.See("Hello, alice")
+	c.Look("demo-keystep-account")
+	c.Follow("nav a[href='/account/passkey']")
 	c.noPasswordField("adding a passkey after the step-up")
-	c.look("demo-keystep-add-passkey")
-	c.addPasskey("Alice's laptop")
-	c.see("Your passkey is ready")
-	c.look("demo-keystep-passkey-added")
+	c.Look("demo-keystep-add-passkey")
+	c.AddPasskey("Alice's laptop")
+	c.See("Your passkey is ready")
+	c.Look("demo-keystep-passkey-added")
 	if n := e.passkeys(); n != 1 {
 		t.Fatalf("%d passkeys stored, want 1", n)
 	}
@@ -771,34 +186,34 @@ func TestBrowserDemo(t *testing.T) {
 	// "Come back and try again": the change the person posted is tried
 	// again, the API refuses the mfa token, and this time Keystep asks for
 	// the passkey, and only for it.
-	c.open(app + "/bank/resume") // the page's "try again" link
-	if !strings.HasPrefix(c.location(), e.issuer+"/") {
-		t.Fatalf("trying again did not lead to Keystep: at %s:\n%s", c.location(), c.bodyText())
+	c.Open(app + "/bank/resume") // the page's "try again" link
+	if !strings.HasPrefix(c.Location(), e.issuer+"/") {
+		t.Fatalf("trying again did not lead to Keystep: at %s:\n%s", c.Location(), c.BodyText())
 	}
-	c.see("Acme Payroll needs you to confirm it's you")
-	c.see("Use a passkey or security key")
+	c.See("Acme Payroll needs you to confirm it's you")
+	c.See("Use a passkey or security key")
 	c.noPasswordField("the step-up for the bank account")
-	c.look("demo-keystep-passkey")
-	c.follow(passkeyButton)
+	c.Look("demo-keystep-passkey")
+	c.Follow(chrome.PasskeyButton)
 	c.at(app + "/bank")
-	c.see("Done. From the next payday your salary goes to the account ending in 5555.")
-	c.see("ending in 5555")
+	c.See("Done. From the next payday your salary goes to the account ending in 5555.")
+	c.See("ending in 5555")
 	c.lookDemo("demo-bank-changed")
 
 	// The overview tells the story: a passkey now, and each API answer.
-	c.follow("nav a[href='/dashboard']")
-	c.see("two steps, one of them a passkey or security key")
+	c.Follow("nav a[href='/dashboard']")
+	c.See("two steps, one of them a passkey or security key")
 	for _, s := range []string{"Payslips: the API wants", "Payslips: the API said yes.", "Bank account change: the API said yes."} {
-		c.see(s)
+		c.See(s)
 	}
 	c.lookDemo("demo-dashboard-passkey")
 
 	// Sign out ends the app's session and Keystep's.
-	c.follow("form[action='/logout'] button[type=submit]")
+	c.Follow("form[action='/logout'] button[type=submit]")
 	c.at(app + "/?state=signed-out")
-	c.see("You're signed out of Acme Payroll and of Keystep.")
+	c.See("You're signed out of Acme Payroll and of Keystep.")
 	c.lookDemo("demo-signed-out")
 
-	c.checkProblems("demo")
-	t.Logf("the demo in Chromium took %s; screenshots in %s", time.Since(start).Round(100*time.Millisecond), c.dir)
+	c.CheckProblems("demo")
+	t.Logf("the demo in Chromium took %s; screenshots in %s", time.Since(start).Round(100*time.Millisecond), c.Dir())
 }
