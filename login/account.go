@@ -363,8 +363,23 @@ func (h *Handler) accountData(ctx context.Context, r *http.Request, a *accountSt
 		}
 		p.Sessions = append(p.Sessions, sessionRow{Current: s.ID == a.sess.ID, IP: s.IP, UserAgent: s.UserAgent, CreatedAt: s.CreatedAt, LastSeen: s.LastSeen})
 	}
-	p.Activity, err = h.cfg.Store.ListAudit(ctx, storage.AuditFilter{UserID: a.user.ID, Newest: true, Limit: 20})
+	// Token issues and steps inside a sign-in outnumber what a person did;
+	// read further back and show only what the portal has words for.
+	events, err := h.cfg.Store.ListAudit(ctx, storage.AuditFilter{UserID: a.user.ID, Newest: true, Limit: 200})
+	p.Activity = activityOf(events, 20)
 	return p, err
+}
+
+// activityOf keeps the first n events the portal has plain words for
+// (eventTexts): the rest are machine steps, shown in the console only.
+func activityOf(events []storage.AuditEvent, n int) []storage.AuditEvent {
+	var out []storage.AuditEvent
+	for _, e := range events {
+		if _, ok := eventTexts[e.Type]; ok && len(out) < n {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 var notices = map[string]string{

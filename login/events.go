@@ -2,9 +2,9 @@ package login
 
 import "github.com/keystep/keystep/storage"
 
-// eventTexts are the portal's plain-language names for audit events. An
-// event without one is shown by its stored name; events_test.go lists the
-// ones left out on purpose.
+// eventTexts are the portal's plain-language names for audit events. The
+// portal's activity lists only events with one (activityOf); events_test.go
+// lists the ones left out on purpose.
 var eventTexts = map[storage.EventType]string{
 	storage.EventLoginCompleted:               "Signed in",
 	storage.EventLoginFailed:                  "Sign-in didn't finish",

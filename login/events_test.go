@@ -62,3 +62,20 @@ func TestEventTextSaysWhatHappenedAndWhetherItFailed(t *testing.T) {
 		})
 	}
 }
+
+func TestPortalActivityShowsWhatAPersonDid(t *testing.T) {
+	events := []storage.AuditEvent{
+		{Seq: 5, Type: storage.EventTokenIssued},
+		{Seq: 4, Type: storage.EventLoginCompleted},
+		{Seq: 3, Type: storage.EventStepupRequested},
+		{Seq: 2, Type: storage.EventFactorEnrolled},
+		{Seq: 1, Type: storage.EventSessionLogout},
+	}
+	var got []int64
+	for _, e := range activityOf(events, 2) {
+		got = append(got, e.Seq)
+	}
+	if want := []int64{4, 2}; !slices.Equal(got, want) {
+		t.Errorf("activity = %v, want %v (the newest two with portal words, in order)", got, want)
+	}
+}
