@@ -155,7 +155,7 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 	ar, err := s.store.ConsumeAuthCode(ctx, factor.HashToken(code), s.now())
 	switch {
 	case errors.Is(err, storage.ErrReplayed):
-		s.recordAudit(ctx, storage.AuditEvent{Type: "token.code_replayed", ClientID: ar.ClientID, UserID: ar.Subject, Outcome: "denied", Reason: "authorization code presented twice; tokens of the grant revoked"})
+		s.recordAudit(ctx, storage.AuditEvent{Type: storage.EventTokenCodeReplayed, ClientID: ar.ClientID, UserID: ar.Subject, Outcome: "denied", Reason: "authorization code presented twice; tokens of the grant revoked"})
 		return nil, oidc.ErrInvalidGrant().WithDescription("authorization code already used")
 	case err != nil:
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid or expired authorization code").WithParent(err)
@@ -250,7 +250,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		next.ExpiresAt = prev.expiresAt // rotation does not extend the family's life
 		err = s.store.RotateRefreshToken(ctx, old, next, &access, now)
 		if errors.Is(err, storage.ErrReplayed) {
-			s.recordAudit(ctx, storage.AuditEvent{Type: "token.refresh_reuse", ClientID: g.ClientID, UserID: g.Subject, Outcome: "denied", Reason: "refresh token reused; family revoked"})
+			s.recordAudit(ctx, storage.AuditEvent{Type: storage.EventTokenRefreshReuse, ClientID: g.ClientID, UserID: g.Subject, Outcome: "denied", Reason: "refresh token reused; family revoked"})
 			return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
 		}
 	}
@@ -270,7 +270,7 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 		if rerr := s.store.RevokeRefreshFamily(ctx, id); rerr != nil {
 			return nil, rerr
 		}
-		s.recordAudit(ctx, storage.AuditEvent{Type: "token.refresh_reuse", ClientID: rt.Grant.ClientID, UserID: rt.Grant.Subject, Outcome: "denied", Reason: "rotated refresh token presented again; family revoked"})
+		s.recordAudit(ctx, storage.AuditEvent{Type: storage.EventTokenRefreshReuse, ClientID: rt.Grant.ClientID, UserID: rt.Grant.Subject, Outcome: "denied", Reason: "rotated refresh token presented again; family revoked"})
 		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
 	}
 	if err != nil {
@@ -299,7 +299,7 @@ func (s *opStorage) TerminateSessionFromRequest(ctx context.Context, req *op.End
 				return "", err
 			}
 			st.endedSession = true
-			s.recordAudit(ctx, storage.AuditEvent{Type: "session.logout", UserID: sess.UserID, ClientID: req.ClientID, Outcome: "success"})
+			s.recordAudit(ctx, storage.AuditEvent{Type: storage.EventSessionLogout, UserID: sess.UserID, ClientID: req.ClientID, Outcome: "success"})
 		}
 	}
 	return req.RedirectURI, nil
@@ -334,7 +334,7 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID
 	if err != nil {
 		return oidc.ErrServerError().WithParent(err)
 	}
-	s.recordAudit(ctx, storage.AuditEvent{Type: "token.revoked", UserID: userID, ClientID: clientID, Outcome: "success"})
+	s.recordAudit(ctx, storage.AuditEvent{Type: storage.EventTokenRevoked, UserID: userID, ClientID: clientID, Outcome: "success"})
 	return nil
 }
 
