@@ -24,7 +24,6 @@ func TestConnectionSettings(t *testing.T) {
 		{"writer", "foreign_keys", "1"},
 		{"writer", "synchronous", "1"}, // NORMAL
 		{"writer", "query_only", "0"},
-		{"writer", "journal_size_limit", "4194304"},
 		{"reader", "journal_mode", "wal"},
 		{"reader", "busy_timeout", "5000"},
 		{"reader", "query_only", "1"},
