@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -79,7 +80,8 @@ func TestBackgroundCheckpoint(t *testing.T) {
 }
 
 // After a load the WAL file goes back to a small size (issue 17): SQLite
-// reuses it at its largest otherwise.
+// reuses it at its largest otherwise, even once it has restarted and holds
+// a few frames.
 func TestIdleWALIsTruncated(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "k.db")
 	s, err := Open(t.Context(), path)
@@ -87,34 +89,44 @@ func TestIdleWALIsTruncated(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	// About 8 MiB of WAL in one write.
-	if _, err := s.w.ExecContext(t.Context(), `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
-		INSERT INTO one_time_tokens (kind, hash, expires_at, used_at) SELECT 't', hex(randomblob(2000)) || i, 1, 0 FROM n`); err != nil {
-		t.Fatal(err)
-	}
-	wal := func() int64 {
+	size := func() int64 {
 		db, wal, err := s.Size(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
 		// The rows count in the database whether or not their pages
 		// have left the WAL.
-		if db < 8<<20 || db%pageBytes != 0 {
+		if db < 8<<20 || db%4096 != 0 {
 			t.Errorf("database size %d, want at least 8 MiB of whole pages", db)
 		}
 		return wal
 	}
-	if n := wal(); n <= walKeepBytes {
+	write := func(query string) {
+		if _, err := s.w.ExecContext(t.Context(), query); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// About 8 MiB of WAL in one write, then small writes for a few ticks:
+	// once the checkpointer has copied the big one, the next write
+	// restarts the WAL, which then has a few frames in a large file.
+	write(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+		INSERT INTO one_time_tokens (kind, hash, expires_at, used_at) SELECT 't', hex(randomblob(2000)) || i, 1, 0 FROM n`)
+	if n := size(); n <= walKeepBytes {
 		t.Fatalf("the load left a WAL of %d bytes; the test needs more than %d", n, walKeepBytes)
 	}
+	for i := range 15 {
+		write(fmt.Sprintf(`INSERT INTO one_time_tokens (kind, hash, expires_at, used_at) VALUES ('t', 'small-%d', 1, 0)`, i))
+		time.Sleep(checkpointEvery / 4)
+	}
+	before := s.truncations.Load()
 	deadline := time.Now().Add(10 * time.Second)
-	for s.truncations.Load() == 0 {
+	for s.truncations.Load() == before {
 		if time.Now().After(deadline) {
-			t.Fatalf("the idle WAL still has %d bytes after 10 s", wal())
+			t.Fatalf("the idle WAL still has %d bytes after 10 s", size())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := wal(); n > walKeepBytes {
+	if n := size(); n > walKeepBytes {
 		t.Errorf("the idle WAL has %d bytes, want at most %d", n, walKeepBytes)
 	}
 }

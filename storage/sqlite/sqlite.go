@@ -19,7 +19,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -138,8 +137,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // frame already copied.
 //
 // SQLite reuses the WAL file rather than shrink it, so after a load it kept
-// its largest size (issue 17). Once a WAL larger than walKeepBytes has been
-// idle for a tick with every frame copied, the checkpointer empties it
+// its largest size (issue 17), whatever few frames it holds since its last
+// restart. Once a WAL file larger than walKeepBytes has been idle for a
+// tick with every frame copied, the checkpointer empties it
 // (TRUNCATE): it takes the write lock only when no writer has come for a
 // whole tick, and then for a moment. Under load the WAL keeps its size:
 // journal_size_limit, which cuts it back at every restart, made the writer
@@ -149,7 +149,6 @@ const (
 	checkpointEvery = 200 * time.Millisecond
 	backstopPages   = 16000
 	walKeepBytes    = 4 << 20
-	pageBytes       = 4096 // SQLite's default page size, which Keystep keeps
 )
 
 func (s *Store) checkpointLoop() {
@@ -172,13 +171,22 @@ func (s *Store) checkpointLoop() {
 		if copied > 0 {
 			s.checkpoints.Add(1)
 		}
-		if frames > walKeepBytes/pageBytes && copied == frames && frames == last {
+		if copied == frames && frames == last && s.walBytes() > walKeepBytes {
 			if s.ck.QueryRow(`PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &copied) == nil && busy == 0 {
 				s.truncations.Add(1)
 			}
 		}
 		last = frames
 	}
+}
+
+// walBytes is the WAL file's size; 0 when there is none.
+func (s *Store) walBytes() int64 {
+	fi, err := os.Stat(s.path + "-wal")
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
 
 // dsn is a file: URI for the absolute path abs, so that SQLite decodes the
@@ -206,20 +214,13 @@ func (s *Store) Ping(ctx context.Context) error {
 // Size is how large the database is: dbBytes as SQLite counts it
 // (page_count × page_size as of the latest commit, whether those pages are
 // in the file yet or still in the WAL; free pages included), walBytes the
-// WAL file, which is apart.
+// WAL file (0 when there is none), which is apart.
 func (s *Store) Size(ctx context.Context) (dbBytes, walBytes int64, err error) {
 	err = s.r.QueryRowContext(ctx, `SELECT c.page_count * z.page_size FROM pragma_page_count() c, pragma_page_size() z`).Scan(&dbBytes)
 	if err != nil {
 		return 0, 0, fmt.Errorf("sqlite: size: %w", err)
 	}
-	fi, err := os.Stat(s.path + "-wal")
-	switch {
-	case err == nil:
-		walBytes = fi.Size()
-	case !errors.Is(err, fs.ErrNotExist):
-		return 0, 0, fmt.Errorf("sqlite: size: %w", err)
-	}
-	return dbBytes, walBytes, nil
+	return dbBytes, s.walBytes(), nil
 }
 
 // Close stops the checkpointer and the group commit, and closes the pools.
