@@ -1,7 +1,10 @@
 package storagetest
 
 import (
+	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -224,6 +227,38 @@ var authRequestTests = []test{
 				wantErr(t, err, want)
 			}
 		}
+	}},
+	{"a backlog of expired requests larger than a sweep's batch is deleted in full", func(t *testing.T, s storage.Store) {
+		// The SQL backends delete 1,000 rows a statement (sqlstore.SweepBatch).
+		ctx := t.Context()
+		const expired = 2345
+		var wg sync.WaitGroup
+		errs := make([]error, expired+1)
+		for i := range expired + 1 {
+			wg.Go(func() {
+				r := newAuthRequest(fmt.Sprintf("r%04d", i))
+				if i == expired {
+					r.ExpiresAt = t0.Add(time.Minute)
+				} else {
+					r.ExpiresAt = t0.Add(-time.Minute)
+				}
+				errs[i] = s.CreateAuthRequest(ctx, r)
+			})
+		}
+		wg.Wait()
+		must(t, errors.Join(errs...))
+		n, err := s.DeleteExpiredAuthRequests(ctx, t0)
+		must(t, err)
+		if n != expired {
+			t.Errorf("deleted %d, want %d", n, expired)
+		}
+		n, err = s.DeleteExpiredAuthRequests(ctx, t0)
+		must(t, err)
+		if n != 0 {
+			t.Errorf("a second sweep deleted %d, want 0", n)
+		}
+		_, err = s.AuthRequestByID(ctx, fmt.Sprintf("r%04d", expired), t0)
+		must(t, err)
 	}},
 }
 
