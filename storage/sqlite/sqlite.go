@@ -101,7 +101,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	ck, err := sql.Open("sqlite", dsn(abs, url.Values{"_pragma": {"busy_timeout(5000)"}}))
+	// The checkpointer never waits: a TRUNCATE checkpoint holds the write
+	// lock while it waits for readers, and a writer would wait behind it.
+	// Busy, it tries again at the next tick.
+	ck, err := sql.Open("sqlite", dsn(abs, url.Values{"_pragma": {"busy_timeout(0)"}}))
 	if err != nil {
 		r.Close()
 		w.Close()
