@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keystep/keystep/storage"
 )
 
 // Issue 16 review: what "parse once" must not change.
@@ -159,5 +161,32 @@ func TestReview3TokenGrantsCannotHideAFactorChangeFromTheActivity(t *testing.T) 
 	}
 	if home := b.get(e.issuer + "/account"); !strings.Contains(home.body, "Removed a way to sign in") {
 		t.Fatal("201 refresh grants pushed the factor removal out of the portal's activity")
+	}
+}
+
+// DESIGN §3.3: a phishable session cannot mint phishing resistance. A
+// passkey added from a session below phr counts as mfa until it has
+// cooled off and been used from a known place, or an administrator
+// confirms it. With a console below phr (admin.acr mfa), an administrator
+// whose password and code were relayed could add the relaying party's
+// passkey in the portal and confirm it in the console herself: the
+// confirmation must come from another administrator (the console already
+// says so to an admin whose own key is pending, adminPending).
+func TestReview3AnAdminCannotConfirmHerOwnPasskey(t *testing.T) {
+	e, secret := adminEnv(t, onLocalhost)
+	ctx := context.Background()
+	pending := storage.Factor{ID: "k-ada", UserID: adaID, Kind: storage.FactorWebAuthn, Name: "relayed key", Secret: []byte(`{}`), CreatedAt: e.clock.Now()}
+	b := e.browser()
+	b.adminLogin(secret)
+	if err := e.store.CreateFactor(ctx, pending); err != nil { // as the portal adds it from this mfa session
+		t.Fatal(err)
+	}
+	b.post("/admin/users/"+adaID+"/confirm-passkey", url.Values{"factor": {pending.ID}, "reason": {"mine"}})
+	f, err := e.store.FactorByID(ctx, pending.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.TrustedAt.IsZero() {
+		t.Fatal("an administrator at mfa confirmed her own passkey: it now counts as phishing-resistant")
 	}
 }
