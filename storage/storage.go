@@ -101,7 +101,7 @@ type Client struct {
 	// another client, reuse revokes the family.
 	RefreshReuseInterval time.Duration
 	CreatedAt            time.Time
-	UpdatedAt               time.Time
+	UpdatedAt            time.Time
 }
 
 // DefaultRefreshReuseInterval is a client's RefreshReuseInterval when it
