@@ -374,3 +374,37 @@ func TestFamilyRefreshesDoNotGrowTheDatabase(t *testing.T) {
 		}
 	}
 }
+
+// Of a chain of refresh tokens from before families, only the token that
+// was upgraded is the family's generation 0: an older one, rotated before
+// the upgrade, is reuse even within the interval.
+func TestFamilyOlderTokenOfAPreFamilyChainIsReuse(t *testing.T) {
+	e := newEnv(t)
+	r := e.rp(rpClient, e.rpSecret)
+	ctx := context.Background()
+	now := e.clock.Now()
+	g := storage.Grant{GrantID: "ar-old", ClientID: rpClient, Subject: "u-alice", Scopes: []string{"openid", "offline_access"},
+		Audience: []string{rpClient}, ACR: "urn:keystep:acr:sfa", AMR: []string{"pwd"}, AuthTime: now, SessionID: "sid-old"}
+	older, _ := factor.NewToken()
+	current, _ := factor.NewToken()
+	family := factor.HashToken(older)
+	// The chain as the old code left it: older rotated into current.
+	for _, rt := range []storage.RefreshToken{
+		{ID: family, FamilyID: family, Grant: g, CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(time.Hour), UsedAt: now.Add(-time.Minute)},
+		{ID: factor.HashToken(current), FamilyID: family, Grant: g, CreatedAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour)},
+	} {
+		if err := e.store.CreateRefreshToken(ctx, rt, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next, err := r.refresh(current)
+	if err != nil {
+		t.Fatalf("the current token of the chain: %v", err)
+	}
+	if _, err := r.refresh(older); err == nil {
+		t.Fatal("an older token of the chain passed as a retry")
+	}
+	if _, err := r.refresh(next.token.RefreshToken); err == nil {
+		t.Fatal("the family lives on after an older token of its chain was replayed")
+	}
+}

@@ -349,12 +349,18 @@ func (s *opStorage) rotatedAway(ctx context.Context, prev *refreshRequest, f sto
 // family's, and the client's reuse interval has not passed since the
 // rotation. Parallel refreshes with one token and a response lost on the
 // way look like this; a token stolen and replayed later does not.
+//
+// The rotation may have been made by another instance, whose clock the
+// interval is measured against: a clock behind by more than the interval
+// makes the retry reuse (the family ends; fail closed) rather than widen
+// the window in which a stolen token passes as a retry.
 func (s *opStorage) retry(ctx context.Context, f storage.Family, gen int64, now time.Time) bool {
 	c := stateFrom(ctx).client
 	if f.Revoked || gen != f.Generation-1 || now.After(f.ExpiresAt) || c == nil || c.ID != f.Grant.ClientID {
 		return false
 	}
-	return now.Sub(f.RotatedAt) < c.ReuseInterval()
+	interval, since := c.ReuseInterval(), now.Sub(f.RotatedAt)
+	return since < interval && since > -interval
 }
 
 // reuse revokes the family of a refresh token presented after it was
@@ -399,10 +405,11 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 		rt, err := s.store.RefreshTokenByID(ctx, id, now)
 		switch {
 		case errors.Is(err, storage.ErrReplayed):
-			// A token from before families is generation 0 of the family
-			// it was upgraded into, if it was.
+			// The token from before families that was upgraded is
+			// generation 0 of the family it became (its rotation is the
+			// upgrade); the older tokens of its chain are no generation.
 			f, ferr := s.store.FamilyByID(ctx, rt.FamilyID)
-			if ferr == nil && s.retry(ctx, f, 0, now) {
+			if ferr == nil && rt.UsedAt.Equal(f.RotatedAt) && s.retry(ctx, f, 0, now) {
 				req = &refreshRequest{familyID: f.ID, successor: f.Generation, grant: f.Grant, expiresAt: f.ExpiresAt}
 				break
 			}
@@ -701,8 +708,17 @@ func (s *opStorage) liveAccessToken(ctx context.Context, tokenID string) (storag
 	}
 	g := f.Grant
 	if family == "" {
-		// Client credentials: the claims are all there is (grantOf).
+		// Client credentials: the claims are all there is (grantOf). Their
+		// client, deleted, took them along (a family's tokens are revoked
+		// with it, admin.DeleteClient); so does a client made anew under
+		// the same ID since the token was issued.
 		g = storage.Grant{ClientID: c.ClientID, Audience: c.Audience}
+		// exp is in whole seconds: the token was issued within the second
+		// after exp − accessTokenTTL.
+		cl, err := s.client(ctx, c.ClientID)
+		if err != nil || cl.CreatedAt.After(exp.Add(time.Second-accessTokenTTL)) {
+			return storage.AccessToken{}, storage.ErrNotFound
+		}
 	}
 	if family != "" && c.Subject != g.Subject || c.ClientID != g.ClientID {
 		return storage.AccessToken{}, errors.New("a JWT access token that does not match its family")
