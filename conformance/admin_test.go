@@ -62,7 +62,7 @@ func (b *browser) adminLogin(secret string) page {
 }
 
 // adminEvents lists the audit rows of type typ.
-func (e *env) adminEvents(typ string) []storage.AuditEvent {
+func (e *env) adminEvents(typ storage.EventType) []storage.AuditEvent {
 	e.t.Helper()
 	events, err := e.store.ListAudit(context.Background(), storage.AuditFilter{Type: typ})
 	if err != nil {
@@ -72,7 +72,7 @@ func (e *env) adminEvents(typ string) []storage.AuditEvent {
 }
 
 // lastEvent is the newest audit row of type typ; the test fails without one.
-func (e *env) lastEvent(typ string) storage.AuditEvent {
+func (e *env) lastEvent(typ storage.EventType) storage.AuditEvent {
 	e.t.Helper()
 	events := e.adminEvents(typ)
 	if len(events) == 0 {
@@ -388,7 +388,7 @@ func TestAdminUserActions(t *testing.T) {
 		t.Fatalf("self-disable: %d", p.status)
 	}
 
-	for _, typ := range []string{"admin.user_created", "admin.user_reset_factors", "admin.user_signout", "admin.user_disable", "admin.user_enable", "admin.user_unlock"} {
+	for _, typ := range []storage.EventType{"admin.user_created", "admin.user_reset_factors", "admin.user_signout", "admin.user_disable", "admin.user_enable", "admin.user_unlock"} {
 		ev := e.lastEvent(typ)
 		if ev.ActorID != adaID || ev.UserID != u.ID || ev.Outcome != "success" || ev.Details["after"] == "" {
 			t.Errorf("%s audited as %+v", typ, ev)
@@ -461,7 +461,7 @@ func TestAdminAuditFilterExportAndVerify(t *testing.T) {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		var row struct {
-			Type     string            `json:"type"`
+			Type     storage.EventType `json:"type"`
 			ClientID string            `json:"client_id"`
 			ActorID  string            `json:"actor_id"`
 			Hash     string            `json:"hash"`

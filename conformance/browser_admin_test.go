@@ -173,7 +173,7 @@ func TestBrowserAdminConsole(t *testing.T) {
 	}
 	changes := 0
 	for _, ev := range events {
-		if !strings.HasPrefix(ev.Type, "admin.") || ev.Type == "admin.audit_exported" {
+		if !strings.HasPrefix(string(ev.Type), "admin.") || ev.Type == "admin.audit_exported" {
 			continue
 		}
 		changes++

@@ -159,7 +159,7 @@ func (e *env) passkeys(userID string) ([]storage.Factor, []storedCredential) {
 }
 
 // audits lists the audit events of a type, oldest first.
-func (e *env) audits(typ string) []storage.AuditEvent {
+func (e *env) audits(typ storage.EventType) []storage.AuditEvent {
 	e.t.Helper()
 	evs, err := e.store.ListAudit(context.Background(), storage.AuditFilter{Type: typ, Limit: 100})
 	if err != nil {

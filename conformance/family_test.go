@@ -72,7 +72,7 @@ func TestFamilyParallelRefreshesGetTheSameSuccessor(t *testing.T) {
 	if _, err := r.refresh(got[0].token.RefreshToken); err != nil {
 		t.Fatalf("the successor: %v", err)
 	}
-	if ev := e.protoAudit("token.refresh_reuse"); len(ev) != 0 {
+	if ev := e.protoAudit(storage.EventTokenRefreshReuse); len(ev) != 0 {
 		t.Fatalf("parallel refreshes audited as reuse: %+v", ev)
 	}
 }
@@ -127,7 +127,7 @@ func TestFamilyReplayAfterTheIntervalRevokesTheFamily(t *testing.T) {
 			t.Errorf("access token %d of the revoked family is active", i)
 		}
 	}
-	if ev := e.protoAudit("token.refresh_reuse"); len(ev) != 1 || ev[0].UserID != "u-alice" || ev[0].ClientID != rpClient {
+	if ev := e.protoAudit(storage.EventTokenRefreshReuse); len(ev) != 1 || ev[0].UserID != "u-alice" || ev[0].ClientID != rpClient {
 		t.Fatalf("reuse audit rows: %+v", ev)
 	}
 }

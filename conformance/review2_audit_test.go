@@ -77,7 +77,7 @@ func (e *env) checkpoints(events []storage.AuditEvent) map[int64]int64 {
 	e.t.Helper()
 	covers := map[int64]int64{} // checkpoint row → row covered
 	for _, ev := range events {
-		if ev.Type != storage.CheckpointEvent {
+		if ev.Type != storage.EventAuditCheckpoint {
 			continue
 		}
 		seq, err := strconv.ParseInt(ev.Details["seq"], 10, 64)
@@ -189,7 +189,7 @@ func TestReview2AuditCheckpointIsNoAccessToken(t *testing.T) {
 	e.rp(rpClient, e.rpSecret).login(e.browser(), nil)
 	var cp string
 	for _, ev := range e.auditLog() {
-		if ev.Type == storage.CheckpointEvent {
+		if ev.Type == storage.EventAuditCheckpoint {
 			cp = ev.Details["checkpoint"]
 		}
 	}

@@ -149,7 +149,7 @@ func protoNoCode(t *testing.T, what string, resp *http.Response) {
 	}
 }
 
-func (e *env) protoAudit(typ string) []storage.AuditEvent {
+func (e *env) protoAudit(typ storage.EventType) []storage.AuditEvent {
 	e.t.Helper()
 	ev, err := e.store.ListAudit(context.Background(), storage.AuditFilter{Type: typ})
 	if err != nil {

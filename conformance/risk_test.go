@@ -29,7 +29,7 @@ func establish(t *testing.T, e *env, r *rp) *browser {
 	return home
 }
 
-func (e *env) lastAudit(typ string) storage.AuditEvent {
+func (e *env) lastAudit(typ storage.EventType) storage.AuditEvent {
 	e.t.Helper()
 	ev, err := e.store.ListAudit(context.Background(), storage.AuditFilter{Type: typ, Newest: true, Limit: 1})
 	if err != nil || len(ev) == 0 {

@@ -29,7 +29,7 @@ func (b *browser) wrongPassword(id, user string) page {
 	return b.post("/login/password", url.Values{"id": {id}, "username": {user}, "password": {"wrong password"}})
 }
 
-func (e *env) auditTypes(typ string) int {
+func (e *env) auditTypes(typ storage.EventType) int {
 	e.t.Helper()
 	ev, err := e.store.ListAudit(context.Background(), storage.AuditFilter{Type: typ})
 	if err != nil {

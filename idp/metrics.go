@@ -80,11 +80,11 @@ func (m *metrics) grant(grantType string, status int) {
 }
 
 func (m *metrics) audited(e storage.AuditEvent) {
-	m.audit.WithLabelValues(e.Type, e.Outcome).Inc()
+	m.audit.WithLabelValues(string(e.Type), e.Outcome).Inc()
 	switch e.Type {
-	case "login.completed", "login.failed":
+	case storage.EventLoginCompleted, storage.EventLoginFailed:
 		m.signins.WithLabelValues(e.Outcome).Inc()
-	case "login.password":
+	case storage.EventLoginPassword:
 		if e.Outcome == "failure" {
 			m.signins.WithLabelValues("bad_credentials").Inc()
 		}

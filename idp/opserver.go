@@ -340,7 +340,7 @@ func (s *opServer) recordIssued(ctx context.Context, grant oidc.GrantType) error
 		details["acr"] = g.ACR
 		details["amr"] = strings.Join(g.AMR, " ")
 	}
-	err := s.audit.Record(ctx, storage.AuditEvent{Type: "token.issued", UserID: g.Subject, ClientID: g.ClientID, Outcome: "success", Details: details})
+	err := s.audit.Record(ctx, storage.AuditEvent{Type: storage.EventTokenIssued, UserID: g.Subject, ClientID: g.ClientID, Outcome: "success", Details: details})
 	if err != nil {
 		return oidc.ErrServerError().WithParent(err)
 	}

@@ -159,7 +159,7 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 	ar, err := s.store.ConsumeAuthCode(ctx, factor.HashToken(code), s.now())
 	switch {
 	case errors.Is(err, storage.ErrReplayed):
-		s.recordAudit(ctx, storage.AuditEvent{Type: "token.code_replayed", ClientID: ar.ClientID, UserID: ar.Subject, Outcome: "denied", Reason: "authorization code presented twice; tokens of the grant revoked"})
+		s.recordAudit(ctx, storage.AuditEvent{Type: storage.EventTokenCodeReplayed, ClientID: ar.ClientID, UserID: ar.Subject, Outcome: "denied", Reason: "authorization code presented twice; tokens of the grant revoked"})
 		return nil, oidc.ErrInvalidGrant().WithDescription("authorization code already used")
 	case err != nil:
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid or expired authorization code").WithParent(err)
@@ -376,7 +376,7 @@ func (s *opStorage) reuse(ctx context.Context, family, legacyID string, g storag
 	if err != nil {
 		return err
 	}
-	s.recordAudit(ctx, storage.AuditEvent{Type: "token.refresh_reuse", ClientID: g.ClientID, UserID: g.Subject, Outcome: "denied", Reason: "rotated refresh token presented again; family revoked"})
+	s.recordAudit(ctx, storage.AuditEvent{Type: storage.EventTokenRefreshReuse, ClientID: g.ClientID, UserID: g.Subject, Outcome: "denied", Reason: "rotated refresh token presented again; family revoked"})
 	return oidc.ErrInvalidGrant().WithDescription("refresh token already used")
 }
 
@@ -443,7 +443,7 @@ func (s *opStorage) TerminateSessionFromRequest(ctx context.Context, req *op.End
 				return "", err
 			}
 			st.endedSession = true
-			s.recordAudit(ctx, storage.AuditEvent{Type: "session.logout", UserID: sess.UserID, ClientID: req.ClientID, Outcome: "success"})
+			s.recordAudit(ctx, storage.AuditEvent{Type: storage.EventSessionLogout, UserID: sess.UserID, ClientID: req.ClientID, Outcome: "success"})
 		}
 	}
 	return req.RedirectURI, nil
@@ -518,7 +518,7 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID
 	if err != nil {
 		return oidc.ErrServerError().WithParent(err)
 	}
-	s.recordAudit(ctx, storage.AuditEvent{Type: "token.revoked", UserID: userID, ClientID: clientID, Outcome: "success"})
+	s.recordAudit(ctx, storage.AuditEvent{Type: storage.EventTokenRevoked, UserID: userID, ClientID: clientID, Outcome: "success"})
 	return nil
 }
 

@@ -30,9 +30,6 @@ import (
 const (
 	portalStateCookie = "ks_portal"
 	pendingTOTPCookie = "ks_totp_pending"
-	levelSFA          = "urn:keystep:acr:sfa"
-	levelMFA          = "urn:keystep:acr:mfa"
-	levelPHR          = "phr"
 )
 
 func (h *Handler) registerAccount(mux *http.ServeMux) {
@@ -69,7 +66,7 @@ func (h *Handler) requireAccount(w http.ResponseWriter, r *http.Request) (*accou
 		return nil, err
 	}
 	if !ok {
-		return nil, h.portalAuthorize(w, r, levelSFA, 0, r.URL.Path)
+		return nil, h.portalAuthorize(w, r, stepup.ACRSingleFactor, 0, r.URL.Path)
 	}
 	a := &accountState{sess: sess, user: u}
 	if a.factors, err = h.cfg.Store.ListFactors(r.Context(), u.ID); err != nil {
@@ -98,7 +95,7 @@ func (h *Handler) portalRisk(w http.ResponseWriter, r *http.Request, a *accountS
 	case stepup.Satisfied:
 		return true, nil
 	case stepup.NeedFactor:
-		return false, h.portalAuthorize(w, r, levelSFA, 0, r.URL.Path)
+		return false, h.portalAuthorize(w, r, stepup.ACRSingleFactor, 0, r.URL.Path)
 	}
 	if err := h.endSession(r.Context(), w, a.sess, "risk: "+signin.SignalNames(ra)); err != nil {
 		return false, err
@@ -126,7 +123,7 @@ func (h *Handler) session(a *accountState) stepup.Session {
 
 // endSession deletes a session and its cookie, audited.
 func (h *Handler) endSession(ctx context.Context, w http.ResponseWriter, s storage.Session, reason string) error {
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "session.ended", UserID: s.UserID, Outcome: "success", Reason: reason}); err != nil {
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventSessionEnded, UserID: s.UserID, Outcome: "success", Reason: reason}); err != nil {
 		return err
 	}
 	if err := h.cfg.Store.DeleteSession(ctx, s.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -255,7 +252,7 @@ func (h *Handler) bootstrapGate(w http.ResponseWriter, r *http.Request, a *accou
 	if !ok {
 		return false, h.bootstrapRefused(w, r, a, ra)
 	}
-	_, ok, err = h.requireLevel(w, r, a, levelSFA, reauthForChanges, returnTo)
+	_, ok, err = h.requireLevel(w, r, a, stepup.ACRSingleFactor, reauthForChanges, returnTo)
 	return ok, err
 }
 
@@ -264,7 +261,7 @@ func (h *Handler) bootstrapGate(w http.ResponseWriter, r *http.Request, a *accou
 const bootstrapHelp = "For your safety, a first authenticator app or passkey can only be added when you sign in from a device and network you've used before, and this sign-in doesn't look like one of those. Your administrator can help you set one up. Or try again later from the computer or phone you usually sign in with."
 
 func (h *Handler) bootstrapRefused(w http.ResponseWriter, r *http.Request, a *accountState, ra risk.Assessment) error {
-	if err := h.cfg.Audit.Record(r.Context(), storage.AuditEvent{Type: "factor.enroll_refused", UserID: a.user.ID, ActorID: a.user.ID, Outcome: "denied",
+	if err := h.cfg.Audit.Record(r.Context(), storage.AuditEvent{Type: storage.EventFactorEnrollRefused, UserID: a.user.ID, ActorID: a.user.ID, Outcome: "denied",
 		Reason: "a first second factor needs a low-risk sign-in", Details: riskDetails(ra, map[string]string{"path": r.URL.Path})}); err != nil {
 		return err
 	}
@@ -345,9 +342,9 @@ func (h *Handler) accountData(ctx context.Context, r *http.Request, a *accountSt
 	p := accountPage{Page: h.page(r, title), User: a.user, Factors: a.factors, Recovery: a.recovery, Notice: r.URL.Query().Get("notice"), Passkeys: h.cfg.WebAuthn != nil}
 	for _, f := range a.factors {
 		switch f.Kind {
-		case "totp":
+		case storage.FactorTOTP:
 			p.HasTOTP = true
-		case "webauthn":
+		case storage.FactorWebAuthn:
 			row := keyRowOf(f)
 			row.Pending, row.TrustFrom = !factor.Trusted(f), h.trustFrom(f)
 			p.Keys = append(p.Keys, row)
@@ -366,8 +363,23 @@ func (h *Handler) accountData(ctx context.Context, r *http.Request, a *accountSt
 		}
 		p.Sessions = append(p.Sessions, sessionRow{Current: s.ID == a.sess.ID, IP: s.IP, UserAgent: s.UserAgent, CreatedAt: s.CreatedAt, LastSeen: s.LastSeen})
 	}
-	p.Activity, err = h.cfg.Store.ListAudit(ctx, storage.AuditFilter{UserID: a.user.ID, Newest: true, Limit: 20})
+	// Token issues and steps inside a sign-in outnumber what a person did;
+	// read further back and show only what the portal has words for.
+	events, err := h.cfg.Store.ListAudit(ctx, storage.AuditFilter{UserID: a.user.ID, Newest: true, Limit: 200})
+	p.Activity = activityOf(events, 20)
 	return p, err
+}
+
+// activityOf keeps the first n events the portal has plain words for
+// (eventTexts): the rest are machine steps, shown in the console only.
+func activityOf(events []storage.AuditEvent, n int) []storage.AuditEvent {
+	var out []storage.AuditEvent
+	for _, e := range events {
+		if _, ok := eventTexts[e.Type]; ok && len(out) < n {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 var notices = map[string]string{
@@ -412,9 +424,9 @@ func ignoreRedirect(err error) error {
 
 func (h *Handler) passwordLevel(a *accountState) string {
 	if hasSecondFactor(a.factors) {
-		return levelMFA
+		return stepup.ACRMultiFactor
 	}
-	return levelSFA
+	return stepup.ACRSingleFactor
 }
 
 func (h *Handler) accountPasswordPage(w http.ResponseWriter, r *http.Request) error {
@@ -464,7 +476,7 @@ func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "account.password_changed", UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success"}); err != nil {
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventAccountPasswordChanged, UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success"}); err != nil {
 		return err
 	}
 	a.user.PasswordHash, a.user.UpdatedAt = hash, h.cfg.Now()
@@ -496,7 +508,7 @@ func (h *Handler) totpGate(w http.ResponseWriter, r *http.Request, a *accountSta
 	if !hasSecondFactor(a.factors) {
 		return h.bootstrapGate(w, r, a, returnTo)
 	}
-	_, ok, err := h.requireLevel(w, r, a, levelMFA, reauthForChanges, returnTo)
+	_, ok, err := h.requireLevel(w, r, a, stepup.ACRMultiFactor, reauthForChanges, returnTo)
 	return ok, err
 }
 
@@ -567,10 +579,10 @@ func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error 
 	if name == "" || len(name) > 64 {
 		name = "Authenticator app"
 	}
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.enrolled", UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success", Details: map[string]string{"factor": "totp", "bootstrap": strconv.FormatBool(first)}}); err != nil {
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventFactorEnrolled, UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success", Details: map[string]string{"factor": string(stepup.TOTP), "bootstrap": strconv.FormatBool(first)}}); err != nil {
 		return err
 	}
-	if err := h.cfg.Store.CreateFactor(ctx, storage.Factor{ID: id[:22], UserID: a.user.ID, Kind: "totp", Name: name, Secret: h.cfg.Sealer.Seal([]byte(secret), totpAD(a.user.ID)), CreatedAt: now}); err != nil {
+	if err := h.cfg.Store.CreateFactor(ctx, storage.Factor{ID: id[:22], UserID: a.user.ID, Kind: storage.FactorTOTP, Name: name, Secret: h.cfg.Sealer.Seal([]byte(secret), totpAD(a.user.ID)), CreatedAt: now}); err != nil {
 		return err
 	}
 	// The code used to confirm is spent, so it cannot also pass a sign-in.
@@ -579,7 +591,7 @@ func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error 
 	}
 	h.cfg.Cookies.Clear(w, pendingTOTPCookie)
 	if first {
-		a.factors = append(a.factors, storage.Factor{Kind: "totp"})
+		a.factors = append(a.factors, storage.Factor{Kind: storage.FactorTOTP})
 		return h.issueRecoveryCodes(w, r, a, "Your authenticator app is set up. Save these recovery codes now.")
 	}
 	http.Redirect(w, r, "/account?notice=totp-added", http.StatusSeeOther)
@@ -607,14 +619,14 @@ func (h *Handler) postAccountTOTPDelete(w http.ResponseWriter, r *http.Request) 
 	}
 	// Removing a factor needs the level it grants (or the highest the
 	// user can reach), fresh within 10 minutes.
-	need := levelMFA
-	if f.Kind == "webauthn" {
-		need = h.cfg.Policy.ReachableUpTo(h.session(a), levelPHR)
+	need := stepup.ACRMultiFactor
+	if f.Kind == storage.FactorWebAuthn {
+		need = h.cfg.Policy.ReachableUpTo(h.session(a), stepup.ACRPhishing)
 	}
 	if _, ok, err := h.requireLevel(w, r, a, need, reauthForChanges, "/account"); !ok {
 		return err
 	}
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.removed", UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success", Details: map[string]string{"factor": f.Kind, "name": f.Name}}); err != nil {
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventFactorRemoved, UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success", Details: map[string]string{"factor": string(f.Kind), "name": f.Name}}); err != nil {
 		return err
 	}
 	if err := h.cfg.Store.DeleteFactor(ctx, a.user.ID, id); err != nil {
@@ -631,7 +643,7 @@ func (h *Handler) postAccountTOTPDelete(w http.ResponseWriter, r *http.Request) 
 		}
 	}
 	notice := "totp-removed"
-	if f.Kind == "webauthn" {
+	if f.Kind == storage.FactorWebAuthn {
 		notice = "factor-removed"
 	}
 	http.Redirect(w, r, "/account?notice="+notice, http.StatusSeeOther)
@@ -648,7 +660,7 @@ func (h *Handler) postAccountRecovery(w http.ResponseWriter, r *http.Request) er
 	if !hasSecondFactor(a.factors) {
 		return userError(http.StatusBadRequest, "Add an authenticator app first", "Recovery codes back up a second factor. Set one up first.")
 	}
-	if _, ok, err := h.requireLevel(w, r, a, levelMFA, reauthForChanges, "/account"); !ok {
+	if _, ok, err := h.requireLevel(w, r, a, stepup.ACRMultiFactor, reauthForChanges, "/account"); !ok {
 		return err
 	}
 	return h.issueRecoveryCodes(w, r, a, "Your new recovery codes. The old ones no longer work.")
@@ -664,7 +676,7 @@ func (h *Handler) issueRecoveryCodes(w http.ResponseWriter, r *http.Request, a *
 	for i, c := range codes {
 		hashes[i] = factor.RecoveryCodeMAC(h.cfg.Sealer, a.user.ID, c)
 	}
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.recovery_codes_generated", UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success"}); err != nil {
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventFactorRecoveryCodesGenerated, UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success"}); err != nil {
 		return err
 	}
 	if err := h.cfg.Store.ReplaceRecoveryCodes(ctx, a.user.ID, hashes, h.cfg.Now()); err != nil {
@@ -711,7 +723,7 @@ func (h *Handler) postSignOut(w http.ResponseWriter, r *http.Request) error {
 		if err := h.cfg.Store.DeleteSession(r.Context(), sess.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
-		if err := h.cfg.Audit.Record(r.Context(), storage.AuditEvent{Type: "session.logout", UserID: sess.UserID, ActorID: sess.UserID, Outcome: "success"}); err != nil {
+		if err := h.cfg.Audit.Record(r.Context(), storage.AuditEvent{Type: storage.EventSessionLogout, UserID: sess.UserID, ActorID: sess.UserID, Outcome: "success"}); err != nil {
 			return err
 		}
 	}
@@ -736,7 +748,7 @@ func (h *Handler) firstRecoveryCodes(w http.ResponseWriter, r *http.Request) err
 	// sealed marker) or an mfa session may mint codes here: a password
 	// alone must never yield a second factor (DESIGN §3.3).
 	marked := h.takeFirstCodesMarker(w, r, a)
-	if !hasSecondFactor(a.factors) || a.recovery > 0 || !marked && !h.levelMet(a, levelMFA) {
+	if !hasSecondFactor(a.factors) || a.recovery > 0 || !marked && !h.levelMet(a, stepup.ACRMultiFactor) {
 		http.Redirect(w, r, "/account", http.StatusSeeOther)
 		return nil
 	}
@@ -779,7 +791,7 @@ func (h *Handler) warnLastKey(ctx context.Context, keys []keyRow) error {
 	if last < 0 {
 		return nil
 	}
-	phr, _, ok := h.cfg.Policy.Lookup(levelPHR)
+	phr, _, ok := h.cfg.Policy.Lookup(stepup.ACRPhishing)
 	if !ok {
 		return nil
 	}

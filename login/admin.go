@@ -32,8 +32,8 @@ const DefaultAdminMaxAge = 15 * time.Minute
 // DefaultAdminACR is the console's default level: phr when the policy has
 // it, else its highest level.
 func DefaultAdminACR(p *stepup.Policy) string {
-	if _, _, ok := p.Lookup(levelPHR); ok {
-		return levelPHR
+	if _, _, ok := p.Lookup(stepup.ACRPhishing); ok {
+		return stepup.ACRPhishing
 	}
 	levels := p.Levels()
 	return levels[len(levels)-1].ACR
@@ -135,11 +135,11 @@ func (h *Handler) adminGate(w http.ResponseWriter, r *http.Request) (*adminState
 	if !ok {
 		// First who: a sign-in at the lowest level. Whether this user may
 		// use the console, and so has to step up, is known only after it.
-		return nil, h.portalAuthorize(w, r, levelSFA, 0, returnTo)
+		return nil, h.portalAuthorize(w, r, stepup.ACRSingleFactor, 0, returnTo)
 	}
 	a := &accountState{sess: sess, user: u}
 	if !u.Admin {
-		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "admin.denied", UserID: u.ID, ActorID: u.ID, Outcome: "denied", Reason: "not an administrator", Details: map[string]string{"path": r.URL.Path}}); err != nil {
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventAdminDenied, UserID: u.ID, ActorID: u.ID, Outcome: "denied", Reason: "not an administrator", Details: map[string]string{"path": r.URL.Path}}); err != nil {
 			return nil, err
 		}
 		return nil, h.adminDenied(w, r, http.StatusForbidden, "You don't have access to the admin console",
@@ -212,7 +212,7 @@ func (h *Handler) adminPending(a *accountState) (title, msg string, ok bool) {
 	}
 	var first *storage.Factor
 	for i, f := range a.factors {
-		if f.Kind == "webauthn" && !factor.Trusted(f) && !keyRowOf(f).Blocked && (first == nil || f.CreatedAt.Before(first.CreatedAt)) {
+		if f.Kind == storage.FactorWebAuthn && !factor.Trusted(f) && !keyRowOf(f).Blocked && (first == nil || f.CreatedAt.Before(first.CreatedAt)) {
 			first = &a.factors[i]
 		}
 	}
@@ -354,7 +354,7 @@ func (h *Handler) adminHome(w http.ResponseWriter, r *http.Request, a *adminStat
 	}
 	names := userNames(users)
 	for _, e := range recent {
-		if strings.HasPrefix(e.Type, "admin.") && e.Type != "admin.denied" && e.Outcome == "success" {
+		if strings.HasPrefix(string(e.Type), "admin.") && e.Type != storage.EventAdminDenied && e.Outcome == "success" {
 			p.Changes = append(p.Changes, rowOf(e, names))
 			if len(p.Changes) == 8 {
 				break

@@ -29,7 +29,7 @@ type adminAuditPage struct {
 	Filtered   bool
 	ExportURL  string
 	Clients    []string
-	EventTypes []string
+	EventTypes []storage.EventType
 	Verified   string // "ok" or "broken"; "" when not asked
 	VerifyMsg  string
 }
@@ -40,7 +40,7 @@ func (h *Handler) filterOf(r *http.Request) (auditQuery, storage.AuditFilter, st
 	v := r.URL.Query()
 	q := auditQuery{User: strings.TrimSpace(v.Get("user")), Client: v.Get("client"), Event: strings.TrimSpace(v.Get("event")),
 		Outcome: v.Get("outcome"), From: v.Get("from"), To: v.Get("to")}
-	f := storage.AuditFilter{ClientID: q.Client, Type: q.Event, Outcome: q.Outcome}
+	f := storage.AuditFilter{ClientID: q.Client, Type: storage.EventType(q.Event), Outcome: q.Outcome}
 	if q.User != "" {
 		u, err := h.cfg.Store.UserByUsername(r.Context(), q.User)
 		switch {
@@ -102,7 +102,7 @@ func (h *Handler) adminAudit(w http.ResponseWriter, r *http.Request, a *adminSta
 		p.Clients = append(p.Clients, c.ID)
 	}
 	slices.Sort(p.Clients)
-	p.EventTypes = knownEventTypes()
+	p.EventTypes = storage.EventTypes()
 	if r.URL.Query().Get("verify") != "" {
 		all, err := h.cfg.Store.ListAudit(ctx, storage.AuditFilter{})
 		if err != nil {
@@ -153,7 +153,7 @@ func (h *Handler) adminAuditExport(w http.ResponseWriter, r *http.Request, a *ad
 		return err
 	}
 	// Reading the whole log is worth a row of its own.
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "admin.audit_exported", ActorID: a.actor.ID, Outcome: "success",
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventAdminAuditExported, ActorID: a.actor.ID, Outcome: "success",
 		Details: map[string]string{"filter": q.values().Encode(), "rows": itoa(len(events))}}); err != nil {
 		return err
 	}
@@ -167,21 +167,4 @@ func (h *Handler) adminAuditExport(w http.ResponseWriter, r *http.Request, a *ad
 		}
 	}
 	return nil
-}
-
-// knownEventTypes are the event types offered in the filter.
-func knownEventTypes() []string {
-	types := []string{
-		"admin.client_created", "admin.client_updated", "admin.client_deleted", "admin.client_secret_rotated",
-		"admin.user_created", "admin.user_disable", "admin.user_enable", "admin.user_unlock", "admin.user_reset_factors",
-		"admin.user_signout", "admin.keys_rotated", "admin.denied", "admin.audit_exported",
-		storage.CheckpointEvent,
-	}
-	for t := range eventTexts {
-		if !slices.Contains(types, t) {
-			types = append(types, t)
-		}
-	}
-	slices.Sort(types)
-	return types
 }

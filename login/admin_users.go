@@ -126,10 +126,10 @@ func (h *Handler) adminUser(w http.ResponseWriter, r *http.Request, a *adminStat
 	}
 	for _, f := range fs {
 		what := "Authenticator app"
-		if f.Kind == "webauthn" {
+		if f.Kind == storage.FactorWebAuthn {
 			what = keyRowOf(f).Kind
 		}
-		p.Factors = append(p.Factors, factorRow{Factor: f, What: what, Pending: f.Kind == "webauthn" && !factor.Trusted(f), TrustFrom: h.trustFrom(f)})
+		p.Factors = append(p.Factors, factorRow{Factor: f, What: what, Pending: f.Kind == storage.FactorWebAuthn && !factor.Trusted(f), TrustFrom: h.trustFrom(f)})
 	}
 	if p.Recovery, err = h.cfg.Store.CountRecoveryCodes(ctx, u.ID); err != nil {
 		return err

@@ -454,7 +454,7 @@ func (f *fixture) authRequest(id string) (storage.AuthRequest, bool) {
 }
 
 // audit lists the events of one type, oldest first.
-func (f *fixture) audit(typ string) []storage.AuditEvent {
+func (f *fixture) audit(typ storage.EventType) []storage.AuditEvent {
 	f.t.Helper()
 	evs, err := f.store.ListAudit(f.ctx(), storage.AuditFilter{Type: typ})
 	if err != nil {

@@ -188,7 +188,7 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *flowState
 		for i, n := range d.Next {
 			next[i] = string(n)
 		}
-		if err := h.cfg.Audit.Record(r.Context(), storage.AuditEvent{Type: "stepup.requested", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "challenged",
+		if err := h.cfg.Audit.Record(r.Context(), storage.AuditEvent{Type: storage.EventStepupRequested, UserID: st.user.ID, ClientID: st.client.ID, Outcome: "challenged",
 			Details: riskDetails(st.risk, map[string]string{"target": d.Target, "reasons": strings.Join(reasons, " "), "offered": strings.Join(next, " "),
 				"requested_acr": strings.Join(in.Requested, " ")})}); err != nil {
 			return err
@@ -243,7 +243,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, st *flowState, 
 	}
 	res := storage.AuthResult{Subject: st.user.ID, ACR: d.ACR, AMR: d.AMR, AuthTime: d.AuthTime, SessionID: sid(st.sess)}
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{
-		Type: "login.completed", UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success",
+		Type: storage.EventLoginCompleted, UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success",
 		Details: riskDetails(st.risk, map[string]string{
 			"requested_acr": strings.Join(st.ar.Requirement.ACR, " "), "achieved_acr": d.ACR,
 			"amr": strings.Join(d.AMR, " "), "target": d.Target, "risk_waived": strconv.FormatBool(d.RiskWaived),
@@ -272,7 +272,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, st *flowState, 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, st *flowState, code, why string) error {
 	ctx := r.Context()
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{
-		Type: "login.failed", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "failure", Reason: code,
+		Type: storage.EventLoginFailed, UserID: st.user.ID, ClientID: st.client.ID, Outcome: "failure", Reason: code,
 		Details: riskDetails(st.risk, map[string]string{"requested_acr": strings.Join(st.ar.Requirement.ACR, " "), "why": why}),
 	}); err != nil {
 		return err
@@ -532,7 +532,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 		return err
 	} else if !until.IsZero() {
 		h.cfg.Hasher.VerifyDummy(password)
-		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "login.throttled", ClientID: st.client.ID, Outcome: "denied", Reason: "too many failures from this address", Details: map[string]string{"username": username}}); err != nil {
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventLoginThrottled, ClientID: st.client.ID, Outcome: "denied", Reason: "too many failures from this address", Details: map[string]string{"username": username}}); err != nil {
 			return err
 		}
 		return h.tooMany(w, r, until)
@@ -541,7 +541,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 		return err
 	} else if stuffed {
 		h.cfg.Hasher.VerifyDummy(password)
-		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "login.throttled", ClientID: st.client.ID, Outcome: "denied", Reason: "credential stuffing: too many accounts failing from this address", Details: map[string]string{"username": username}}); err != nil {
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventLoginThrottled, ClientID: st.client.ID, Outcome: "denied", Reason: "credential stuffing: too many accounts failing from this address", Details: map[string]string{"username": username}}); err != nil {
 			return err
 		}
 		return h.tooMany(w, r, h.cfg.Now().Add(time.Hour))
@@ -554,7 +554,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 	if err := h.reserveAt(ctx, keys, at); err != nil {
 		var th errThrottled
 		if errors.As(err, &th) {
-			if aerr := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "login.throttled", ClientID: st.client.ID, Outcome: "denied", Reason: "too many failed attempts", Details: map[string]string{"username": username, "place": place}}); aerr != nil {
+			if aerr := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventLoginThrottled, ClientID: st.client.ID, Outcome: "denied", Reason: "too many failed attempts", Details: map[string]string{"username": username, "place": place}}); aerr != nil {
 				return aerr
 			}
 			h.cfg.Hasher.VerifyDummy(password) // the same cost as a real check
@@ -572,7 +572,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !ok {
-		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "login.password", UserID: u.ID, ClientID: st.client.ID, Outcome: "failure", Reason: "bad credentials", Details: map[string]string{"username": username}}); err != nil {
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventLoginPassword, UserID: u.ID, ClientID: st.client.ID, Outcome: "failure", Reason: "bad credentials", Details: map[string]string{"username": username}}); err != nil {
 			return err
 		}
 		if err := h.countIPFailure(ctx, ip); err != nil {
@@ -598,7 +598,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 		return userError(http.StatusForbidden, "That's a different account", "The app asked for another account. Go back to the app and sign in with the account it expects.")
 	}
 	// Audit first: a security event whose audit write fails must not happen.
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "login.password", UserID: u.ID, ActorID: u.ID, ClientID: st.client.ID, Outcome: "success"}); err != nil {
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventLoginPassword, UserID: u.ID, ActorID: u.ID, ClientID: st.client.ID, Outcome: "success"}); err != nil {
 		return err
 	}
 	if _, err := h.addFactor(w, r, u.ID, storage.FactorEvent{Method: string(stepup.Password), At: h.cfg.Now()}); err != nil {
@@ -649,7 +649,7 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.
 	if ok, err := h.expects(r, st, m); err != nil {
 		return err
 	} else if !ok {
-		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "factor not expected now", Details: riskDetails(st.risk, map[string]string{"factor": string(m)})}); err != nil {
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventStepupFactor, UserID: st.user.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "factor not expected now", Details: riskDetails(st.risk, map[string]string{"factor": string(m)})}); err != nil {
 			return err
 		}
 		return userError(http.StatusBadRequest, "That step isn't expected now",
@@ -668,7 +668,7 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.
 		if th.blocks(lock) {
 			reason = "factor locked"
 		}
-		if aerr := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.throttled", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "denied", Reason: reason, Details: map[string]string{"factor": string(m)}}); aerr != nil {
+		if aerr := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventStepupThrottled, UserID: st.user.ID, ClientID: st.client.ID, Outcome: "denied", Reason: reason, Details: map[string]string{"factor": string(m)}}); aerr != nil {
 			return aerr
 		}
 		if th.blocks(lock) {
@@ -690,14 +690,14 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.
 		if err != nil {
 			return err
 		}
-		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "failure", Reason: "wrong code", Details: map[string]string{"factor": string(m)}}); err != nil {
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventStepupFactor, UserID: st.user.ID, ClientID: st.client.ID, Outcome: "failure", Reason: "wrong code", Details: map[string]string{"factor": string(m)}}); err != nil {
 			return err
 		}
 		if locked, err := h.lockedFactors(ctx, st.user.ID); err != nil {
 			return err
 		} else if locked[m] {
 			// This failure was the 100th in a row (NIST SP 800-63B §5.2.2).
-			if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.locked", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "locked", Reason: "100 wrong codes in a row", Details: map[string]string{"factor": string(m)}}); err != nil {
+			if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventFactorLocked, UserID: st.user.ID, ClientID: st.client.ID, Outcome: "locked", Reason: "100 wrong codes in a row", Details: map[string]string{"factor": string(m)}}); err != nil {
 				return err
 			}
 		}
@@ -710,7 +710,7 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.
 		}
 		return h.dispatch(w, r, st, string(m), msg)
 	}
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success", Details: map[string]string{"factor": string(m)}}); err != nil {
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventStepupFactor, UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success", Details: map[string]string{"factor": string(m)}}); err != nil {
 		return err
 	}
 	if _, err := h.addFactor(w, r, st.user.ID, ev); err != nil {
@@ -731,7 +731,7 @@ func (h *Handler) postOTP(w http.ResponseWriter, r *http.Request) error {
 func (h *Handler) verifyTOTP(ctx context.Context, userID string, factors []storage.Factor, code string) (storage.FactorEvent, bool, error) {
 	now := h.cfg.Now()
 	for _, f := range factors {
-		if f.Kind != "totp" {
+		if f.Kind != storage.FactorTOTP {
 			continue
 		}
 		secret, err := h.cfg.Sealer.Open(f.Secret, totpAD(userID))
@@ -773,7 +773,7 @@ func (h *Handler) postRecovery(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return storage.FactorEvent{}, false, err
 		}
-		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.recovery_code_used", UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success", Details: map[string]string{"remaining": itoa(left), "legacy_hash": strconv.FormatBool(legacy)}}); err != nil {
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventFactorRecoveryCodeUsed, UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success", Details: map[string]string{"remaining": itoa(left), "legacy_hash": strconv.FormatBool(legacy)}}); err != nil {
 			return storage.FactorEvent{}, false, err
 		}
 		return storage.FactorEvent{Method: string(stepup.Recovery), At: now}, true, nil

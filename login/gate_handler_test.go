@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keystep/keystep/storage"
 )
 
 // gateCase is one visit of a page behind a gate (the account portal, the
@@ -158,7 +160,7 @@ func sessionsLeft(n int) func(t *testing.T, f *fixture) {
 	}
 }
 
-func audited(typ, outcome string) func(t *testing.T, f *fixture) {
+func audited(typ storage.EventType, outcome string) func(t *testing.T, f *fixture) {
 	return func(t *testing.T, f *fixture) {
 		t.Helper()
 		evs := f.audit(typ)

@@ -77,7 +77,7 @@ func (h *Handler) postSetup(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := h.cfg.Now()
 	u := storage.User{ID: id, Username: p.Username, Email: p.Email, PasswordHash: hash, Admin: true, CreatedAt: now, UpdatedAt: now}
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "admin.user_created", UserID: id, ActorID: id, Outcome: "success", Reason: "first admin via setup link"}); err != nil {
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventAdminUserCreated, UserID: id, ActorID: id, Outcome: "success", Reason: "first admin via setup link"}); err != nil {
 		return err
 	}
 	if err := h.cfg.Store.CreateUser(ctx, u); err != nil {

@@ -38,7 +38,7 @@ func (h *Handler) trustFrom(f storage.Factor) time.Time {
 // ripe reports whether an untrusted WebAuthn factor is past its cooling-off:
 // a use from a known device and network now would trust it.
 func (h *Handler) ripe(f storage.Factor) bool {
-	return f.Kind == "webauthn" && !factor.Trusted(f) && !h.cfg.Now().Before(h.trustFrom(f))
+	return f.Kind == storage.FactorWebAuthn && !factor.Trusted(f) && !h.cfg.Now().Before(h.trustFrom(f))
 }
 
 // knownPlace reports whether the request comes from a device and a network
@@ -122,7 +122,7 @@ func (h *Handler) promote(r *http.Request, userID, clientID string, f *storage.F
 	}
 	ctx := r.Context()
 	now := h.cfg.Now()
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.trusted", UserID: userID, ActorID: userID, ClientID: clientID, Outcome: "success",
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventFactorTrusted, UserID: userID, ActorID: userID, ClientID: clientID, Outcome: "success",
 		Reason: "used from a known device and network after the cooling-off", Details: map[string]string{"factor": f.ID, "name": f.Name}}); err != nil {
 		return err
 	}

@@ -269,7 +269,7 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 	// counter: the credential validated above carries the stored flag, and
 	// a blocked key must not be flagged and audited again at every try.
 	if pu.Credentials[idx].Authenticator.CloneWarning {
-		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: pu.User.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "credential blocked", Details: map[string]string{"factor": "webauthn", "credential": f.Name}}); err != nil {
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventStepupFactor, UserID: pu.User.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "credential blocked", Details: map[string]string{"factor": string(stepup.WebAuthn), "credential": f.Name}}); err != nil {
 			return err
 		}
 		return userError(http.StatusForbidden, "This key can't be used", "This passkey or security key has been blocked. Use another way to sign in.")
@@ -282,7 +282,7 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 		if err := h.saveCredential(ctx, f, pu.Credentials[idx], time.Time{}); err != nil {
 			return err
 		}
-		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.sign_count_regression", UserID: pu.User.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "signature counter went backwards; credential flagged", Details: map[string]string{"factor": f.ID, "name": f.Name}}); err != nil {
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventFactorSignCountRegression, UserID: pu.User.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "signature counter went backwards; credential flagged", Details: map[string]string{"factor": f.ID, "name": f.Name}}); err != nil {
 			return err
 		}
 		return userError(http.StatusForbidden, "This key can't be used", "This passkey or security key looks like it may have been copied, so it has been blocked. Use another way, and tell your administrator.")
@@ -318,8 +318,8 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 		DeviceBound:  !flags.HasBackupEligible(),
 		Provisional:  !factor.Trusted(f),
 	}
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: pu.User.ID, ActorID: pu.User.ID, ClientID: st.client.ID, Outcome: "success",
-		Details: map[string]string{"factor": "webauthn", "credential": f.Name, "user_verified": fmt.Sprint(ev.UserVerified), "device_bound": fmt.Sprint(ev.DeviceBound), "passwordless": fmt.Sprint(!st.hasSess),
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventStepupFactor, UserID: pu.User.ID, ActorID: pu.User.ID, ClientID: st.client.ID, Outcome: "success",
+		Details: map[string]string{"factor": string(stepup.WebAuthn), "credential": f.Name, "user_verified": fmt.Sprint(ev.UserVerified), "device_bound": fmt.Sprint(ev.DeviceBound), "passwordless": fmt.Sprint(!st.hasSess),
 			"phishing_resistant": fmt.Sprint(!ev.Provisional)}}); err != nil {
 		return err
 	}
@@ -366,11 +366,11 @@ func (h *Handler) passkeyFailed(ctx context.Context, st *flowState, reason strin
 	} else if err := h.countIPFailure(ctx, web.Info(ctx).IP); err != nil {
 		return err
 	}
-	details := map[string]string{"factor": "webauthn"}
+	details := map[string]string{"factor": string(stepup.WebAuthn)}
 	if cause != nil {
 		details["detail"] = cause.Error()
 	}
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "stepup.factor", UserID: st.user.ID, ClientID: st.client.ID, Outcome: "failure", Reason: reason, Details: details}); err != nil {
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventStepupFactor, UserID: st.user.ID, ClientID: st.client.ID, Outcome: "failure", Reason: reason, Details: details}); err != nil {
 		return err
 	}
 	return userError(http.StatusUnauthorized, "That didn't work", "That passkey or security key wasn't accepted. Try again, or use another way.")
@@ -393,7 +393,7 @@ func (h *Handler) passkeyGate(w http.ResponseWriter, r *http.Request, a *account
 	if !hasSecondFactor(a.factors) {
 		return h.bootstrapGate(w, r, a, returnTo)
 	}
-	_, ok, err := h.requireLevel(w, r, a, h.cfg.Policy.ReachableUpTo(h.session(a), levelPHR), reauthForChanges, returnTo)
+	_, ok, err := h.requireLevel(w, r, a, h.cfg.Policy.ReachableUpTo(h.session(a), stepup.ACRPhishing), reauthForChanges, returnTo)
 	return ok, err
 }
 
@@ -487,11 +487,11 @@ func (h *Handler) registerVerify(w http.ResponseWriter, r *http.Request) error {
 	// after the cooling-off, or an administrator confirms it.
 	now := h.cfg.Now()
 	var trustedAt time.Time
-	if h.levelMet(a, levelPHR) || h.cfg.PasskeysTrustedAtOnce {
+	if h.levelMet(a, stepup.ACRPhishing) || h.cfg.PasskeysTrustedAtOnce {
 		trustedAt = now
 	}
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: "factor.enrolled", UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success",
-		Details: map[string]string{"factor": "webauthn", "name": name, "device_bound": fmt.Sprint(!cred.Flags.BackupEligible), "bootstrap": fmt.Sprint(first),
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventFactorEnrolled, UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success",
+		Details: map[string]string{"factor": string(stepup.WebAuthn), "name": name, "device_bound": fmt.Sprint(!cred.Flags.BackupEligible), "bootstrap": fmt.Sprint(first),
 			"phishing_resistant": fmt.Sprint(!trustedAt.IsZero())}}); err != nil {
 		return err
 	}
@@ -499,7 +499,7 @@ func (h *Handler) registerVerify(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := h.cfg.Store.CreateFactor(ctx, storage.Factor{ID: id[:22], UserID: a.user.ID, Kind: "webauthn", Name: name, Secret: raw, CreatedAt: now, TrustedAt: trustedAt, AddedInSessionAt: newPlace}); err != nil {
+	if err := h.cfg.Store.CreateFactor(ctx, storage.Factor{ID: id[:22], UserID: a.user.ID, Kind: storage.FactorWebAuthn, Name: name, Secret: raw, CreatedAt: now, TrustedAt: trustedAt, AddedInSessionAt: newPlace}); err != nil {
 		return err
 	}
 	next := "/account?notice=passkey-added"
@@ -545,7 +545,7 @@ func (h *Handler) requireAccountJSON(r *http.Request) (*accountState, error) {
 // passkeyGateJSON checks the gate without redirecting; the page that
 // offers "Add a passkey" has already sent the user through the step-up.
 func (h *Handler) passkeyGateJSON(r *http.Request, a *accountState) (bool, error) {
-	acr := h.cfg.Policy.ReachableUpTo(h.session(a), levelPHR)
+	acr := h.cfg.Policy.ReachableUpTo(h.session(a), stepup.ACRPhishing)
 	if !hasSecondFactor(a.factors) {
 		ok, _, err := h.bootstrapRisk(r, a)
 		if err != nil {
@@ -554,7 +554,7 @@ func (h *Handler) passkeyGateJSON(r *http.Request, a *accountState) (bool, error
 		if !ok {
 			return false, userError(http.StatusForbidden, "Ask for help to add this", bootstrapHelp)
 		}
-		acr = levelSFA
+		acr = stepup.ACRSingleFactor
 	}
 	if h.levelMet(a, acr) {
 		return true, nil

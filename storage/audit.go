@@ -20,7 +20,7 @@ import (
 type AuditEvent struct {
 	Seq       int64 // assigned by the backend, 1, 2, 3, …
 	Time      time.Time
-	Type      string // e.g. "login.success", "stepup.satisfied", "factor.enrolled"
+	Type      EventType
 	UserID    string // whose account the event is about
 	ActorID   string // who acted (an admin, the user, or empty for the system)
 	ClientID  string
@@ -44,7 +44,7 @@ func (e AuditEvent) Keyed() bool { return strings.HasPrefix(e.Hash, keyedPrefix)
 type AuditFilter struct {
 	UserID   string
 	ClientID string
-	Type     string
+	Type     EventType
 	Outcome  string
 	Since    time.Time
 	Until    time.Time
@@ -63,11 +63,6 @@ type Audit interface {
 	// ListAudit returns matching events ordered by Seq (descending with Newest).
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 }
-
-// CheckpointEvent is the audit event type of a signed checkpoint: Details
-// hold "seq" and "hash" of the row it covers and "checkpoint", the signed
-// form (a JWS) an operator can keep elsewhere.
-const CheckpointEvent = "audit.checkpoint"
 
 // keyedPrefix marks a keyed row's hash with the scheme (version 1) that made
 // it, so a verifier knows which check applies to each row.

@@ -455,7 +455,7 @@ type Keys interface {
 type Factor struct {
 	ID         string
 	UserID     string
-	Kind       string // "totp" or "webauthn"
+	Kind       FactorKind
 	Name       string // user-chosen label
 	Secret     []byte // TOTP: sealed seed; WebAuthn: the credential record (JSON)
 	CreatedAt  time.Time

@@ -65,7 +65,7 @@ func printJSON(w io.Writer, v any) error {
 // adminAudit appends a CLI audit row directly (the demo's setup uses it).
 // Changes an operator makes go through admin.Service instead (newAdmin),
 // which records the object before and after.
-func adminAudit(ctx context.Context, st storage.Store, masterKey []byte, typ, userID, clientID, reason string, details map[string]string) error {
+func adminAudit(ctx context.Context, st storage.Store, masterKey []byte, typ storage.EventType, userID, clientID, reason string, details map[string]string) error {
 	key, err := storage.NewAuditKey(masterKey)
 	if err != nil {
 		return err
@@ -275,12 +275,12 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 func showUser(ctx context.Context, st storage.Store, adm *admin.Service, u storage.User, asJSON bool, stdout io.Writer) error {
 	now := time.Now().UTC()
 	type factorJSON struct {
-		ID         string    `json:"id"`
-		Kind       string    `json:"kind"`
-		Name       string    `json:"name"`
-		CreatedAt  time.Time `json:"created_at"`
-		LastUsedAt time.Time `json:"last_used_at,omitzero"`
-		TrustedAt  time.Time `json:"trusted_at,omitzero"` // WebAuthn: phishing-resistant since (DESIGN §3.3)
+		ID         string             `json:"id"`
+		Kind       storage.FactorKind `json:"kind"`
+		Name       string             `json:"name"`
+		CreatedAt  time.Time          `json:"created_at"`
+		LastUsedAt time.Time          `json:"last_used_at,omitzero"`
+		TrustedAt  time.Time          `json:"trusted_at,omitzero"` // WebAuthn: phishing-resistant since (DESIGN §3.3)
 	}
 	type sessionJSON struct {
 		IP        string    `json:"ip"`
@@ -338,7 +338,7 @@ func showUser(ctx context.Context, st storage.Store, adm *admin.Service, u stora
 	fmt.Fprintf(stdout, "\n\nfactors (%d), recovery codes left: %d\n", len(out.Factors), out.RecoveryCodes)
 	for _, f := range out.Factors {
 		trust := ""
-		if f.Kind == "webauthn" && f.TrustedAt.IsZero() {
+		if f.Kind == storage.FactorWebAuthn && f.TrustedAt.IsZero() {
 			trust = ", not yet phishing-resistant: keystep users confirm-passkey " + u.Username + " --credential " + f.ID
 		}
 		fmt.Fprintf(stdout, "  %-9s %s (id %s, added %s, last used %s%s)\n", f.Kind, f.Name, f.ID, f.CreatedAt.Format(time.RFC3339), fmtOpt(f.LastUsedAt), trust)
@@ -809,7 +809,7 @@ func audit(ctx context.Context, args []string, stdout io.Writer) error {
 	if action != "verify" && action != "export" && action != "checkpoint" {
 		return usageError{"audit: unknown action " + action}
 	}
-	var since, until, user, checkpoint string
+	var since, until, user, event, checkpoint string
 	f := storage.AuditFilter{}
 	fs, c, err := sub("audit "+action, args[1:], func(fs *flag.FlagSet) {
 		fs.StringVar(&checkpoint, "checkpoint", "", "verify: a signed checkpoint, or a file whose last checkpoint counts, that the log must still reach")
@@ -817,7 +817,7 @@ func audit(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.StringVar(&until, "until", "", "export events before this time (RFC 3339)")
 		fs.StringVar(&user, "user", "", "only events about this user (username or ID)")
 		fs.StringVar(&f.ClientID, "client", "", "only events of this client")
-		fs.StringVar(&f.Type, "event", "", "only events of this type, such as admin.client_updated")
+		fs.StringVar(&event, "event", "", "only events of this type, such as admin.client_updated")
 		fs.StringVar(&f.Outcome, "outcome", "", "only events with this outcome: success, failure, denied or challenged")
 	})
 	if err != nil {
@@ -826,6 +826,7 @@ func audit(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := noArgs(fs, "audit "+action); err != nil {
 		return err
 	}
+	f.Type = storage.EventType(event)
 	for _, tf := range []struct {
 		name, value string
 		to          *time.Time

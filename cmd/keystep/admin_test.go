@@ -80,7 +80,7 @@ func auditLog(t *testing.T, data string) []auditJSON {
 	return out
 }
 
-func hasEvent(events []auditJSON, typ, userID, clientID string) bool {
+func hasEvent(events []auditJSON, typ storage.EventType, userID, clientID string) bool {
 	return slices.ContainsFunc(events, func(e auditJSON) bool {
 		return e.Type == typ && e.UserID == userID && e.ClientID == clientID && e.ActorID == "cli" && e.Outcome == "success"
 	})
@@ -252,7 +252,7 @@ func TestUserActions(t *testing.T) {
 				}
 			})
 
-			typ := "admin.user_" + strings.ReplaceAll(tt.action, "-", "_")
+			typ := storage.EventType("admin.user_" + strings.ReplaceAll(tt.action, "-", "_"))
 			events := auditLog(t, d)
 			if !hasEvent(events, typ, alice.ID, "") {
 				t.Errorf("no %s event for alice in %+v", typ, events)
@@ -687,11 +687,11 @@ func TestAuditExport(t *testing.T) {
 	createClient(t, d, "--id", "rp", "--redirect-uri", "https://rp.example/cb")
 
 	events := auditLog(t, d)
-	var types []string
+	var types []storage.EventType
 	for _, e := range events {
 		types = append(types, e.Type)
 	}
-	if want := []string{"admin.user_created", "admin.user_disable", "session.revoked_all", "admin.client_created"}; !slices.Equal(types, want) {
+	if want := []storage.EventType{"admin.user_created", "admin.user_disable", "session.revoked_all", "admin.client_created"}; !slices.Equal(types, want) {
 		t.Errorf("exported types %v, want %v", types, want)
 	}
 	// The export carries everything needed to check the chain elsewhere.

@@ -324,7 +324,7 @@ func TestClientsShowUpdateRotate(t *testing.T) {
 		}
 	})
 	events := auditLog(t, d)
-	for _, typ := range []string{"admin.client_updated", "admin.client_secret_rotated"} {
+	for _, typ := range []storage.EventType{"admin.client_updated", "admin.client_secret_rotated"} {
 		found := false
 		for _, e := range events {
 			if e.Type == typ && e.ActorID == "cli" && e.Details["before"] != "" && e.Details["after"] != "" && !strings.Contains(e.Details["after"], rot["secret"]) {

@@ -221,7 +221,7 @@ func ensureDemoUser(ctx context.Context, st storage.Store, key []byte) error {
 	if err := st.CreateUser(ctx, u); err != nil {
 		return err
 	}
-	return adminAudit(ctx, st, key, "admin.user_created", u.ID, "", "keystep demo", nil)
+	return adminAudit(ctx, st, key, storage.EventAdminUserCreated, u.ID, "", "keystep demo", nil)
 }
 
 // ensureDemoClient creates or updates Acme Payroll's client for the app's
@@ -242,7 +242,7 @@ func ensureDemoClient(ctx context.Context, st storage.Store, key []byte, rpURL, 
 		if err := st.CreateClient(ctx, want); err != nil {
 			return err
 		}
-		return adminAudit(ctx, st, key, "admin.client_created", "", demoClientID, "keystep demo", nil)
+		return adminAudit(ctx, st, key, storage.EventAdminClientCreated, "", demoClientID, "keystep demo", nil)
 	case err != nil:
 		return err
 	}

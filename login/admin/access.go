@@ -34,9 +34,9 @@ func EndAccess(ctx context.Context, st storage.Store, audit *web.Auditor, actorI
 	if err != nil {
 		return 0, err
 	}
-	typ := "session.revoked_all"
+	typ := storage.EventSessionRevokedAll
 	if keep != "" {
-		typ = "session.revoked_others"
+		typ = storage.EventSessionRevokedOthers
 	}
 	return n, audit.Record(ctx, storage.AuditEvent{Type: typ, UserID: userID, ActorID: actorID, Outcome: "success",
 		Reason: cause, Details: map[string]string{"sessions": strconv.Itoa(n), "tokens": "all revoked"}})

@@ -13,7 +13,7 @@ import (
 type AuditJSON struct {
 	Seq       int64             `json:"seq"`
 	Time      time.Time         `json:"time"`
-	Type      string            `json:"type"`
+	Type      storage.EventType `json:"type"`
 	UserID    string            `json:"user_id,omitempty"`
 	ActorID   string            `json:"actor_id,omitempty"`
 	ClientID  string            `json:"client_id,omitempty"`

@@ -16,7 +16,7 @@ import (
 // network. The change is audited; the reason is optional.
 func (a *Service) ConfirmPasskey(ctx context.Context, by Actor, userID, factorID string, now time.Time) (storage.Factor, error) {
 	f, err := a.Store.FactorByID(ctx, factorID)
-	if errors.Is(err, storage.ErrNotFound) || err == nil && (f.UserID != userID || f.Kind != "webauthn") {
+	if errors.Is(err, storage.ErrNotFound) || err == nil && (f.UserID != userID || f.Kind != storage.FactorWebAuthn) {
 		return storage.Factor{}, ErrNoSuchPasskey
 	}
 	if err != nil {
@@ -27,17 +27,17 @@ func (a *Service) ConfirmPasskey(ctx context.Context, by Actor, userID, factorID
 	}
 	d := beforeAfter(map[string]any{"name": f.Name, "trusted": false}, map[string]any{"name": f.Name, "trusted": true})
 	d["factor"] = f.ID
-	if err := a.record(ctx, by, "admin.user_confirm_passkey", userID, "", d); err != nil {
+	if err := a.record(ctx, by, storage.EventAdminUserConfirmPasskey, userID, "", d); err != nil {
 		return storage.Factor{}, err
 	}
 	err = a.Store.TrustFactor(ctx, userID, f.ID, now)
 	switch {
 	case errors.Is(err, storage.ErrConflict):
-		return f, a.failed(ctx, by, "admin.user_confirm_passkey", userID, "", ErrAlreadyTrusted)
+		return f, a.failed(ctx, by, storage.EventAdminUserConfirmPasskey, userID, "", ErrAlreadyTrusted)
 	case errors.Is(err, storage.ErrNotFound):
-		return storage.Factor{}, a.failed(ctx, by, "admin.user_confirm_passkey", userID, "", ErrNoSuchPasskey)
+		return storage.Factor{}, a.failed(ctx, by, storage.EventAdminUserConfirmPasskey, userID, "", ErrNoSuchPasskey)
 	case err != nil:
-		return storage.Factor{}, a.failed(ctx, by, "admin.user_confirm_passkey", userID, "", err)
+		return storage.Factor{}, a.failed(ctx, by, storage.EventAdminUserConfirmPasskey, userID, "", err)
 	}
 	f.TrustedAt = now
 	return f, nil

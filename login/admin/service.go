@@ -51,13 +51,13 @@ var (
 	ErrNoSecret      = errors.New("this client does not authenticate with a secret")
 )
 
-func (a *Service) record(ctx context.Context, by Actor, typ, userID, clientID string, details map[string]string) error {
+func (a *Service) record(ctx context.Context, by Actor, typ storage.EventType, userID, clientID string, details map[string]string) error {
 	return a.Audit.Record(ctx, storage.AuditEvent{Type: typ, UserID: userID, ClientID: clientID, ActorID: by.ID,
 		Outcome: "success", Reason: by.Reason, Details: details})
 }
 
 // failed records that a change audited as made did not happen after all.
-func (a *Service) failed(ctx context.Context, by Actor, typ, userID, clientID string, cause error) error {
+func (a *Service) failed(ctx context.Context, by Actor, typ storage.EventType, userID, clientID string, cause error) error {
 	_ = a.Audit.Record(ctx, storage.AuditEvent{Type: typ, UserID: userID, ClientID: clientID, ActorID: by.ID,
 		Outcome: "failure", Reason: "not applied: storage error"})
 	return cause
@@ -109,11 +109,11 @@ func (a *Service) CreateClient(ctx context.Context, by Actor, s ClientSpec, now 
 			return "", err
 		}
 	}
-	if err := a.record(ctx, by, "admin.client_created", "", s.ID, beforeAfter(nil, clientRecord{s, c.SecretHash != ""})); err != nil {
+	if err := a.record(ctx, by, storage.EventAdminClientCreated, "", s.ID, beforeAfter(nil, clientRecord{s, c.SecretHash != ""})); err != nil {
 		return "", err
 	}
 	if err := a.Store.CreateClient(ctx, c); err != nil {
-		return "", a.failed(ctx, by, "admin.client_created", "", s.ID, err)
+		return "", a.failed(ctx, by, storage.EventAdminClientCreated, "", s.ID, err)
 	}
 	return secret, nil
 }
@@ -155,11 +155,11 @@ func (a *Service) UpdateClient(ctx context.Context, by Actor, s ClientSpec, now 
 	}
 	d := beforeAfter(clientRecord{before, old.SecretHash != ""}, clientRecord{s, c.SecretHash != ""})
 	d["changes"] = fmt.Sprint(len(changes))
-	if err := a.record(ctx, by, "admin.client_updated", "", s.ID, d); err != nil {
+	if err := a.record(ctx, by, storage.EventAdminClientUpdated, "", s.ID, d); err != nil {
 		return nil, "", err
 	}
 	if err := a.Store.UpdateClient(ctx, c); err != nil {
-		return nil, "", a.failed(ctx, by, "admin.client_updated", "", s.ID, err)
+		return nil, "", a.failed(ctx, by, storage.EventAdminClientUpdated, "", s.ID, err)
 	}
 	return changes, secret, nil
 }
@@ -184,12 +184,12 @@ func (a *Service) RotateClientSecret(ctx context.Context, by Actor, id string, n
 	}
 	d := beforeAfter(clientRecord{s, c.SecretHash != ""}, clientRecord{s, true})
 	d["secret"] = "rotated"
-	if err := a.record(ctx, by, "admin.client_secret_rotated", "", id, d); err != nil {
+	if err := a.record(ctx, by, storage.EventAdminClientSecretRotated, "", id, d); err != nil {
 		return "", err
 	}
 	c.SecretHash, c.UpdatedAt = hash, now
 	if err := a.Store.UpdateClient(ctx, c); err != nil {
-		return "", a.failed(ctx, by, "admin.client_secret_rotated", "", id, err)
+		return "", a.failed(ctx, by, storage.EventAdminClientSecretRotated, "", id, err)
 	}
 	return secret, nil
 }
@@ -206,14 +206,14 @@ func (a *Service) DeleteClient(ctx context.Context, by Actor, id string) error {
 	if err != nil {
 		return fmt.Errorf("client %q: %w", id, err)
 	}
-	if err := a.record(ctx, by, "admin.client_deleted", "", id, beforeAfter(clientRecord{SpecOf(c), c.SecretHash != ""}, nil)); err != nil {
+	if err := a.record(ctx, by, storage.EventAdminClientDeleted, "", id, beforeAfter(clientRecord{SpecOf(c), c.SecretHash != ""}, nil)); err != nil {
 		return err
 	}
 	if err := forgetClient(ctx, a.Store, id); err != nil {
-		return a.failed(ctx, by, "admin.client_deleted", "", id, err)
+		return a.failed(ctx, by, storage.EventAdminClientDeleted, "", id, err)
 	}
 	if err := a.Store.DeleteClient(ctx, id); err != nil {
-		return a.failed(ctx, by, "admin.client_deleted", "", id, err)
+		return a.failed(ctx, by, storage.EventAdminClientDeleted, "", id, err)
 	}
 	return nil
 }
@@ -321,11 +321,11 @@ func (a *Service) CreateUser(ctx context.Context, by Actor, n NewUser, now time.
 		return storage.User{}, err
 	}
 	u := storage.User{ID: id, Username: n.Username, Email: n.Email, PasswordHash: hash, Admin: n.Admin, CreatedAt: now, UpdatedAt: now}
-	if err := a.record(ctx, by, "admin.user_created", id, "", beforeAfter(nil, recordOf(u))); err != nil {
+	if err := a.record(ctx, by, storage.EventAdminUserCreated, id, "", beforeAfter(nil, recordOf(u))); err != nil {
 		return storage.User{}, err
 	}
 	if err := a.Store.CreateUser(ctx, u); err != nil {
-		return storage.User{}, a.failed(ctx, by, "admin.user_created", id, "", err)
+		return storage.User{}, a.failed(ctx, by, storage.EventAdminUserCreated, id, "", err)
 	}
 	return u, nil
 }
@@ -337,9 +337,9 @@ func (a *Service) SetDisabled(ctx context.Context, by Actor, userID string, disa
 	if err != nil {
 		return u, err
 	}
-	typ := "admin.user_enable"
+	typ := storage.EventAdminUserEnable
 	if disabled {
-		typ = "admin.user_disable"
+		typ = storage.EventAdminUserDisable
 	}
 	after := u
 	after.Disabled, after.UpdatedAt = disabled, now
@@ -404,11 +404,11 @@ func (a *Service) Unlock(ctx context.Context, by Actor, userID string, now time.
 	if err != nil {
 		return err
 	}
-	if err := a.record(ctx, by, "admin.user_unlock", u.ID, "", beforeAfter(before, Lock{})); err != nil {
+	if err := a.record(ctx, by, storage.EventAdminUserUnlock, u.ID, "", beforeAfter(before, Lock{})); err != nil {
 		return err
 	}
 	if err := throttle.Unlock(ctx, a.Store, u.Username, u.ID); err != nil {
-		return a.failed(ctx, by, "admin.user_unlock", u.ID, "", err)
+		return a.failed(ctx, by, storage.EventAdminUserUnlock, u.ID, "", err)
 	}
 	return nil
 }
@@ -435,7 +435,7 @@ func (a *Service) factorsRecord(ctx context.Context, userID string, now time.Tim
 	}
 	r := factorsRecord{Factors: []string{}, RecoveryCodes: n, Sessions: len(ss)}
 	for _, f := range fs {
-		r.Factors = append(r.Factors, f.Kind+": "+f.Name)
+		r.Factors = append(r.Factors, string(f.Kind)+": "+f.Name)
 	}
 	slices.Sort(r.Factors)
 	return r, nil
@@ -456,14 +456,14 @@ func (a *Service) ResetFactors(ctx context.Context, by Actor, userID string, now
 	if err != nil {
 		return err
 	}
-	if err := a.record(ctx, by, "admin.user_reset_factors", u.ID, "", beforeAfter(before, factorsRecord{Factors: []string{}})); err != nil {
+	if err := a.record(ctx, by, storage.EventAdminUserResetFactors, u.ID, "", beforeAfter(before, factorsRecord{Factors: []string{}})); err != nil {
 		return err
 	}
 	if err := a.Store.DeleteUserFactors(ctx, u.ID); err != nil {
-		return a.failed(ctx, by, "admin.user_reset_factors", u.ID, "", err)
+		return a.failed(ctx, by, storage.EventAdminUserResetFactors, u.ID, "", err)
 	}
 	if _, err := EndAccess(ctx, a.Store, a.Audit, by.ID, u.ID, "", "factors reset"); err != nil {
-		return a.failed(ctx, by, "admin.user_reset_factors", u.ID, "", err)
+		return a.failed(ctx, by, storage.EventAdminUserResetFactors, u.ID, "", err)
 	}
 	return nil
 }
@@ -484,12 +484,12 @@ func (a *Service) SignOut(ctx context.Context, by Actor, userID, keep string, no
 		left = 1
 	}
 	d := beforeAfter(map[string]int{"sessions": len(ss)}, map[string]int{"sessions": left})
-	if err := a.record(ctx, by, "admin.user_signout", u.ID, "", d); err != nil {
+	if err := a.record(ctx, by, storage.EventAdminUserSignout, u.ID, "", d); err != nil {
 		return 0, err
 	}
 	n, err := EndAccess(ctx, a.Store, a.Audit, by.ID, u.ID, keep, "signed out everywhere")
 	if err != nil {
-		return n, a.failed(ctx, by, "admin.user_signout", u.ID, "", err)
+		return n, a.failed(ctx, by, storage.EventAdminUserSignout, u.ID, "", err)
 	}
 	return n, nil
 }
@@ -534,7 +534,7 @@ func (a *Service) RotateSigningKeys(ctx context.Context, by Actor, activateIn ti
 	// (the old ones keep verifying), so it weakens nothing if the row fails.
 	d := beforeAfter(before, after)
 	d["signing_from"] = now.Add(activateIn).UTC().Format(time.RFC3339)
-	if err := a.record(ctx, by, "admin.keys_rotated", "", "", d); err != nil {
+	if err := a.record(ctx, by, storage.EventAdminKeysRotated, "", "", d); err != nil {
 		return added, err
 	}
 	return added, nil

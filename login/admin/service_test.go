@@ -81,7 +81,7 @@ func auditTypes(t *testing.T, st storage.Store) []string {
 	}
 	var out []string
 	for _, e := range rows {
-		out = append(out, e.Type+" "+e.Outcome)
+		out = append(out, string(e.Type)+" "+e.Outcome)
 	}
 	return out
 }

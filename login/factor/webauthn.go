@@ -101,7 +101,7 @@ type PasskeyUser struct {
 func NewPasskeyUser(u storage.User, factors []storage.Factor) (*PasskeyUser, error) {
 	p := &PasskeyUser{User: u}
 	for _, f := range factors {
-		if f.Kind != "webauthn" {
+		if f.Kind != storage.FactorWebAuthn {
 			continue
 		}
 		var c webauthn.Credential

@@ -29,16 +29,12 @@ func Enrolled(u storage.User, factors []storage.Factor, recoveryLeft int, phr fu
 	if u.PasswordHash != "" {
 		out = append(out, stepup.Enrolled{Method: stepup.Password})
 	}
-	seen := map[string]bool{}
-	for _, f := range factors {
-		if f.Kind == "totp" && !seen["totp"] {
-			seen["totp"] = true
-			out = append(out, stepup.Enrolled{Method: stepup.TOTP})
-		}
+	if slices.ContainsFunc(factors, func(f storage.Factor) bool { return f.Kind == storage.FactorTOTP }) {
+		out = append(out, stepup.Enrolled{Method: stepup.TOTP})
 	}
 	var wa [2]*stepup.Enrolled // trusted, provisional
 	for _, f := range factors {
-		if f.Kind != "webauthn" {
+		if f.Kind != storage.FactorWebAuthn {
 			continue
 		}
 		c, err := factor.ReadCredentialFlags(f.Secret)

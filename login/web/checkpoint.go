@@ -69,7 +69,7 @@ func (a *Auditor) Checkpoint(ctx context.Context) error {
 // checkpointLocked writes a checkpoint of head if it is due (or force) and
 // no checkpoint covers it yet. a.cp.mu is held.
 func (a *Auditor) checkpointLocked(ctx context.Context, head storage.AuditEvent, force bool) error {
-	last, err := a.Store.ListAudit(ctx, storage.AuditFilter{Type: storage.CheckpointEvent, Newest: true, Limit: 1})
+	last, err := a.Store.ListAudit(ctx, storage.AuditFilter{Type: storage.EventAuditCheckpoint, Newest: true, Limit: 1})
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func (a *Auditor) checkpointLocked(ctx context.Context, head storage.AuditEvent,
 		return fmt.Errorf("sign: %w", err)
 	}
 	saved, err := a.Store.AppendAudit(ctx, a.Key, storage.AuditEvent{
-		Time: a.Now(), Type: storage.CheckpointEvent, Outcome: "success", Reason: reason,
+		Time: a.Now(), Type: storage.EventAuditCheckpoint, Outcome: "success", Reason: reason,
 		Details: map[string]string{"seq": strconv.FormatInt(head.Seq, 10), "hash": head.Hash, "checkpoint": signed},
 	})
 	if err != nil {

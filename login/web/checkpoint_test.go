@@ -56,7 +56,7 @@ func checkpointRows(t *testing.T, a *web.Auditor, key storage.AuditKey) (rows, c
 		t.Fatal(err)
 	}
 	for _, e := range events {
-		if e.Type != storage.CheckpointEvent {
+		if e.Type != storage.EventAuditCheckpoint {
 			continue
 		}
 		seq, _ := strconv.ParseInt(e.Details["seq"], 10, 64)

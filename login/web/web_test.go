@@ -163,7 +163,7 @@ func TestRecordFillsRequestInfo(t *testing.T) {
 	}
 	var got []row
 	for _, e := range rows {
-		got = append(got, row{e.Type, e.IP, e.UserAgent, e.Time.UTC()})
+		got = append(got, row{string(e.Type), e.IP, e.UserAgent, e.Time.UTC()})
 	}
 	want := []row{
 		{"login.completed", "203.0.113.7", "test-agent", t0},

@@ -155,7 +155,7 @@ func TestInstancesShareSingleUseAndTheAuditChain(t *testing.T) {
 		const n = 60
 		errs := race(n, func(i int) error {
 			_, err := instances[i%2].AppendAudit(ctx, storagetest.AuditKey, storage.AuditEvent{
-				Time: t0.Add(time.Duration(i)), Type: fmt.Sprintf("event.%d", i), Details: map[string]string{"i": fmt.Sprint(i)},
+				Time: t0.Add(time.Duration(i)), Type: storage.EventType(fmt.Sprintf("event.%d", i)), Details: map[string]string{"i": fmt.Sprint(i)},
 			})
 			return err
 		})

@@ -48,7 +48,7 @@ func (s *Store) AppendAudit(ctx context.Context, key storage.AuditKey, e storage
 		e.Seq, e.PrevHash = last+1, prev
 		e.Hash = key.Hash(prev, e)
 		_, err = tx.exec(ctx, `INSERT INTO audit_events (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.Seq, nanos(e.Time), e.Type, e.UserID, e.ActorID, e.ClientID, e.IP, e.UserAgent,
+			e.Seq, nanos(e.Time), string(e.Type), e.UserID, e.ActorID, e.ClientID, e.IP, e.UserAgent,
 			e.Outcome, e.Reason, jsonOf(e.Details), e.PrevHash, e.Hash)
 		return err
 	})
@@ -65,7 +65,8 @@ func (s *Store) storable(e storage.AuditEvent) storage.AuditEvent {
 	if text == nil {
 		return e
 	}
-	for _, f := range []*string{&e.Type, &e.UserID, &e.ActorID, &e.ClientID, &e.IP, &e.UserAgent, &e.Outcome, &e.Reason} {
+	e.Type = storage.EventType(text(string(e.Type)))
+	for _, f := range []*string{&e.UserID, &e.ActorID, &e.ClientID, &e.IP, &e.UserAgent, &e.Outcome, &e.Reason} {
 		*f = text(*f)
 	}
 	if e.Details != nil {
@@ -93,7 +94,7 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 		add("client_id = ?", f.ClientID)
 	}
 	if f.Type != "" {
-		add("type = ?", f.Type)
+		add("type = ?", string(f.Type))
 	}
 	if f.Outcome != "" {
 		add("outcome = ?", f.Outcome)

@@ -18,7 +18,7 @@ func scanFactor(sc Row) (storage.Factor, error) {
 
 func (s *Store) CreateFactor(ctx context.Context, f storage.Factor) error {
 	_, err := s.exec(ctx, `INSERT INTO factors (`+factorCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		f.ID, f.UserID, f.Kind, f.Name, blob(f.Secret), nanos(f.CreatedAt), nanos(f.LastUsedAt), nanos(f.TrustedAt), nanos(f.AddedInSessionAt))
+		f.ID, f.UserID, string(f.Kind), f.Name, blob(f.Secret), nanos(f.CreatedAt), nanos(f.LastUsedAt), nanos(f.TrustedAt), nanos(f.AddedInSessionAt))
 	if err != nil {
 		return s.fail("create factor", s.insertErr(err))
 	}

@@ -36,7 +36,7 @@ var auditTests = []test{
 		emptyDetails.Details = map[string]string{}
 		zoned := newAuditEvent("stepup.satisfied", "u1")
 		zoned.Time = t0.In(time.FixedZone("EST", -5*3600))
-		forged := newAuditEvent("factor.enrolled", "u1")
+		forged := newAuditEvent(storage.EventFactorEnrolled, "u1")
 		forged.Seq, forged.PrevHash, forged.Hash = 99, "forged", "forged" // the store assigns these
 
 		var appended []storage.AuditEvent
@@ -65,7 +65,7 @@ var auditTests = []test{
 		ctx := t.Context()
 		other, err := storage.NewAuditKey([]byte("another master key, also 32 byte"))
 		must(t, err)
-		for _, typ := range []string{"login.success", "login.failure"} {
+		for _, typ := range []storage.EventType{"login.success", "login.failure"} {
 			_, err := s.AppendAudit(ctx, AuditKey, newAuditEvent(typ, "u1"))
 			must(t, err)
 		}
@@ -106,7 +106,7 @@ var auditTests = []test{
 			{"login.success", "u2", "rp2", "success"}, // seq 5, t0+4m
 		}
 		for i, r := range rows {
-			e := newAuditEvent(r.typ, r.user)
+			e := newAuditEvent(storage.EventType(r.typ), r.user)
 			e.ClientID, e.Outcome = r.client, r.outcome
 			e.Time = t0.Add(time.Duration(i) * time.Minute)
 			_, err := s.AppendAudit(ctx, AuditKey, e)
@@ -146,7 +146,7 @@ var auditTests = []test{
 	{"20 concurrent appends keep one chain with seqs 1 to 20", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		errs := race(20, func(i int) error {
-			_, err := s.AppendAudit(ctx, AuditKey, newAuditEvent(fmt.Sprintf("event.%d", i), "u1"))
+			_, err := s.AppendAudit(ctx, AuditKey, newAuditEvent(storage.EventType(fmt.Sprintf("event.%d", i)), "u1"))
 			return err
 		})
 		for _, err := range errs {
@@ -158,7 +158,7 @@ var auditTests = []test{
 			t.Fatalf("listed %d events, want 20", len(got))
 		}
 		verifyChain(t, got)
-		seen := map[string]bool{}
+		seen := map[storage.EventType]bool{}
 		for _, e := range got {
 			seen[e.Type] = true
 		}

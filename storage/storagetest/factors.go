@@ -11,12 +11,12 @@ import (
 var factorTests = []test{
 	{"a factor round-trips and a user's factors are listed oldest first", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
-		webauthn := newFactor("f2", "u1", "webauthn", t0.Add(time.Hour))
+		webauthn := newFactor("f2", "u1", storage.FactorWebAuthn, t0.Add(time.Hour))
 		webauthn.Secret = []byte(`{"id":"cred","publicKey":"pk","signCount":7}`)
-		totp := newFactor("f1", "u1", "totp", t0)
-		unused := newFactor("f3", "u1", "totp", t0.Add(2*time.Hour))
+		totp := newFactor("f1", "u1", storage.FactorTOTP, t0)
+		unused := newFactor("f3", "u1", storage.FactorTOTP, t0.Add(2*time.Hour))
 		unused.LastUsedAt = time.Time{}
-		for _, f := range []storage.Factor{webauthn, totp, unused, newFactor("f4", "u2", "totp", t0)} {
+		for _, f := range []storage.Factor{webauthn, totp, unused, newFactor("f4", "u2", storage.FactorTOTP, t0)} {
 			must(t, s.CreateFactor(ctx, f))
 		}
 		got, err := s.FactorByID(ctx, "f2")
@@ -34,19 +34,19 @@ var factorTests = []test{
 	}},
 	{"a taken factor id gives ErrAlreadyExists and an unknown one ErrNotFound", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
-		must(t, s.CreateFactor(ctx, newFactor("f1", "u1", "totp", t0)))
-		wantErr(t, s.CreateFactor(ctx, newFactor("f1", "u2", "totp", t0)), storage.ErrAlreadyExists)
+		must(t, s.CreateFactor(ctx, newFactor("f1", "u1", storage.FactorTOTP, t0)))
+		wantErr(t, s.CreateFactor(ctx, newFactor("f1", "u2", storage.FactorTOTP, t0)), storage.ErrAlreadyExists)
 		_, err := s.FactorByID(ctx, "nope")
 		wantErr(t, err, storage.ErrNotFound)
-		wantErr(t, s.UpdateFactor(ctx, newFactor("nope", "u1", "totp", t0)), storage.ErrNotFound)
+		wantErr(t, s.UpdateFactor(ctx, newFactor("nope", "u1", storage.FactorTOTP, t0)), storage.ErrNotFound)
 	}},
 	{"updating a factor replaces its name, secret and last-used time only", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
-		want := newFactor("f1", "u1", "webauthn", t0)
+		want := newFactor("f1", "u1", storage.FactorWebAuthn, t0)
 		must(t, s.CreateFactor(ctx, want))
 		want.Name, want.Secret, want.LastUsedAt = "YubiKey", []byte(`{"signCount":8}`), t0.Add(time.Hour)
 		upd := want
-		upd.UserID, upd.Kind, upd.CreatedAt = "u2", "totp", t0.Add(time.Hour) // ignored
+		upd.UserID, upd.Kind, upd.CreatedAt = "u2", storage.FactorTOTP, t0.Add(time.Hour) // ignored
 		must(t, s.UpdateFactor(ctx, upd))
 		got, err := s.FactorByID(ctx, "f1")
 		must(t, err)
@@ -54,7 +54,7 @@ var factorTests = []test{
 	}},
 	{"a factor is deleted only by its owner", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
-		must(t, s.CreateFactor(ctx, newFactor("f1", "u1", "totp", t0)))
+		must(t, s.CreateFactor(ctx, newFactor("f1", "u1", storage.FactorTOTP, t0)))
 		wantErr(t, s.DeleteFactor(ctx, "u2", "f1"), storage.ErrNotFound)
 		_, err := s.FactorByID(ctx, "f1")
 		must(t, err)
@@ -65,9 +65,9 @@ var factorTests = []test{
 	}},
 	{"deleting a user's factors removes their factors and recovery codes only", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
-		must(t, s.CreateFactor(ctx, newFactor("f1", "u1", "totp", t0)))
-		must(t, s.CreateFactor(ctx, newFactor("f2", "u1", "webauthn", t0)))
-		must(t, s.CreateFactor(ctx, newFactor("f3", "u2", "totp", t0)))
+		must(t, s.CreateFactor(ctx, newFactor("f1", "u1", storage.FactorTOTP, t0)))
+		must(t, s.CreateFactor(ctx, newFactor("f2", "u1", storage.FactorWebAuthn, t0)))
+		must(t, s.CreateFactor(ctx, newFactor("f3", "u2", storage.FactorTOTP, t0)))
 		must(t, s.ReplaceRecoveryCodes(ctx, "u1", []string{"a", "b"}, t0))
 		must(t, s.ReplaceRecoveryCodes(ctx, "u2", []string{"a", "b"}, t0))
 
@@ -78,7 +78,7 @@ var factorTests = []test{
 		wantCodes(t, s, "u1", 0)
 		got, err = s.ListFactors(ctx, "u2")
 		must(t, err)
-		check(t, []storage.Factor{newFactor("f3", "u2", "totp", t0)}, got)
+		check(t, []storage.Factor{newFactor("f3", "u2", storage.FactorTOTP, t0)}, got)
 		wantCodes(t, s, "u2", 2)
 	}},
 	{"a TOTP step is accepted once per user", func(t *testing.T, s storage.Store) {

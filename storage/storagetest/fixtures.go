@@ -168,7 +168,7 @@ func newSigningKey(id, alg string, created time.Time) storage.SigningKey {
 	}
 }
 
-func newFactor(id, userID, kind string, created time.Time) storage.Factor {
+func newFactor(id, userID string, kind storage.FactorKind, created time.Time) storage.Factor {
 	return storage.Factor{
 		ID:         id,
 		UserID:     userID,
@@ -180,7 +180,7 @@ func newFactor(id, userID, kind string, created time.Time) storage.Factor {
 	}
 }
 
-func newAuditEvent(typ, userID string) storage.AuditEvent {
+func newAuditEvent(typ storage.EventType, userID string) storage.AuditEvent {
 	return storage.AuditEvent{
 		Time:      t0,
 		Type:      typ,

@@ -53,9 +53,9 @@ var knownSinceTests = []test{
 var trustTests = []test{
 	{"a factor's trust time and its adding session's start round-trip, zero while untrusted", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
-		trusted := newFactor("f1", "u1", "webauthn", t0)
+		trusted := newFactor("f1", "u1", storage.FactorWebAuthn, t0)
 		trusted.TrustedAt = t0
-		pending := newFactor("f2", "u1", "webauthn", t0.Add(time.Hour))
+		pending := newFactor("f2", "u1", storage.FactorWebAuthn, t0.Add(time.Hour))
 		pending.AddedInSessionAt = t0.Add(50 * time.Minute)
 		must(t, s.CreateFactor(ctx, trusted))
 		must(t, s.CreateFactor(ctx, pending))
@@ -68,7 +68,7 @@ var trustTests = []test{
 	}},
 	{"trusting a factor sets its trust time once; updating it never changes it", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
-		f := newFactor("f1", "u1", "webauthn", t0)
+		f := newFactor("f1", "u1", storage.FactorWebAuthn, t0)
 		must(t, s.CreateFactor(ctx, f))
 		// Another user's factor, and an unknown one: not found, nothing changed.
 		wantErr(t, s.TrustFactor(ctx, "u2", "f1", t0.Add(time.Hour)), storage.ErrNotFound)
@@ -98,7 +98,7 @@ var trustTests = []test{
 	}},
 	{"20 concurrent trusts of one factor: exactly one succeeds", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
-		must(t, s.CreateFactor(ctx, newFactor("f1", "u1", "webauthn", t0)))
+		must(t, s.CreateFactor(ctx, newFactor("f1", "u1", storage.FactorWebAuthn, t0)))
 		errs := race(20, func(i int) error { return s.TrustFactor(ctx, "u1", "f1", t0.Add(time.Duration(i+1)*time.Second)) })
 		w := oneWinner(t, errs, storage.ErrConflict)
 		got, err := s.FactorByID(ctx, "f1")

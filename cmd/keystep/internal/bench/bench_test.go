@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
@@ -168,11 +167,14 @@ func TestBenchDrivesEveryScenarioAgainstAURL(t *testing.T) {
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.DiscardHandler)) // the OP library logs its routes there
 	t.Cleanup(func() { slog.SetDefault(prev) })
-	var h http.Handler
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	// The issuer is the listener's address, known before the server starts,
+	// so the handler is in place before the first request: bench drives it
+	// from this process, and the race detector sees no order through TCP.
+	ts := httptest.NewUnstartedServer(nil)
 	t.Cleanup(ts.Close)
+	issuer := "http://" + ts.Listener.Addr().String()
 	srv, err := idp.NewServer(t.Context(), idp.Config{
-		Issuer: ts.URL, Store: st, MasterKey: key, Policy: stepup.DefaultPolicy(),
+		Issuer: issuer, Store: st, MasterKey: key, Policy: stepup.DefaultPolicy(),
 		Logger:         slog.New(slog.DiscardHandler),
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 		RateLimits:     map[string]idp.RateLimit{}, // capacity, not flood protection
@@ -180,7 +182,8 @@ func TestBenchDrivesEveryScenarioAgainstAURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h = srv
+	ts.Config.Handler = srv
+	ts.Start()
 
 	rep := reportOf(t, "--url", ts.URL, "--data", data, "--count", "4", "--workers", "2")
 	wantScenarios(t, rep, ScenarioNames()...)

@@ -270,7 +270,7 @@ func (r *runner) provision(ctx context.Context) error {
 		}
 	}
 	_, err = r.store.AppendAudit(ctx, r.audit, storage.AuditEvent{
-		Time: now, Type: "admin.bench_provisioned", ActorID: "cli", Outcome: "success",
+		Time: now, Type: storage.EventAdminBenchProvisioned, ActorID: "cli", Outcome: "success",
 		Details: map[string]string{"run": r.runID, "users": fmt.Sprint(len(r.sso) + len(r.pw) + len(r.mfa))},
 	})
 	return err
@@ -299,7 +299,7 @@ func (r *runner) addStepupUsers(ctx context.Context, n int) error {
 			return err
 		}
 		u.totp = key.Secret
-		f := storage.Factor{ID: "f-" + u.id, UserID: u.id, Kind: "totp", Name: "bench",
+		f := storage.Factor{ID: "f-" + u.id, UserID: u.id, Kind: storage.FactorTOTP, Name: "bench",
 			Secret: r.sealer.Seal([]byte(key.Secret), []byte("totp:"+u.id)), CreatedAt: now}
 		if err := r.store.CreateFactor(ctx, f); err != nil {
 			return err

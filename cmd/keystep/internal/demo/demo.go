@@ -37,18 +37,19 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/keystep/keystep/idp/resource"
+	"github.com/keystep/keystep/idp/stepup"
 )
 
 //go:embed templates/*.html static/*
 var files embed.FS
 
-// Levels the app's API asks for. The values are Keystep's default acr names
-// (README, "Assurance levels").
+// Levels the app's API asks for: Keystep's default acr names (README,
+// "Assurance levels"), short because the app names them often.
 const (
-	acrSFA  = "urn:keystep:acr:sfa"
-	acrMFA  = "urn:keystep:acr:mfa"
-	acrPHR  = "phr"
-	acrPHRH = "phrh"
+	acrSFA  = stepup.ACRSingleFactor
+	acrMFA  = stepup.ACRMultiFactor
+	acrPHR  = stepup.ACRPhishing
+	acrPHRH = stepup.ACRHardware
 )
 
 // Requirements of the app's API.

@@ -7,12 +7,7 @@ import (
 	"time"
 
 	"github.com/keystep/keystep/idp/resource"
-)
-
-// Aliases Keystep accepts for its levels (README, "Assurance levels").
-const (
-	papeMFA = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
-	papePHR = "http://schemas.openid.net/pape/policies/2007/06/phishing-resistant"
+	"github.com/keystep/keystep/idp/stepup"
 )
 
 // levelWords says in plain words how someone signed in, from the acr.
@@ -20,9 +15,9 @@ func levelWords(acr string) string {
 	switch acr {
 	case acrSFA:
 		return "one step, such as your password"
-	case acrMFA, papeMFA:
+	case acrMFA, stepup.PAPEMultiFactor:
 		return "two steps, such as your password and a code"
-	case acrPHR, papePHR:
+	case acrPHR, stepup.PAPEPhishing:
 		return "two steps, one of them a passkey or security key"
 	case acrPHRH:
 		return "two steps, one of them a security key or a passkey that never leaves its device"
@@ -39,9 +34,9 @@ func needWords(ch resource.ChallengeInfo) string {
 	switch {
 	case len(ch.ACRValues) == 0:
 		s = "a fresh sign-in"
-	case slices.Contains(ch.ACRValues, acrMFA) || slices.Contains(ch.ACRValues, papeMFA):
+	case slices.Contains(ch.ACRValues, acrMFA) || slices.Contains(ch.ACRValues, stepup.PAPEMultiFactor):
 		s = "two steps, such as your password and a code from your authenticator app"
-	case slices.Contains(ch.ACRValues, acrPHR) || slices.Contains(ch.ACRValues, papePHR):
+	case slices.Contains(ch.ACRValues, acrPHR) || slices.Contains(ch.ACRValues, stepup.PAPEPhishing):
 		s = "a passkey or security key"
 	case slices.Contains(ch.ACRValues, acrPHRH):
 		s = "a security key, or a passkey that never leaves its device"
@@ -60,7 +55,7 @@ func needWords(ch resource.ChallengeInfo) string {
 
 // missingFactor names what to add at Keystep so a challenge can be met.
 func missingFactor(ch resource.ChallengeInfo) string {
-	if slices.Contains(ch.ACRValues, acrMFA) || slices.Contains(ch.ACRValues, papeMFA) {
+	if slices.Contains(ch.ACRValues, acrMFA) || slices.Contains(ch.ACRValues, stepup.PAPEMultiFactor) {
 		return "an authenticator app (or a passkey)"
 	}
 	if len(ch.ACRValues) > 0 {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
 )
@@ -268,7 +269,7 @@ func (w *world) slowGuessing(ctx context.Context) (Scenario, error) {
 // since start, by factor, from the audit log: stepup.factor rows that say
 // the code was wrong or right, not those refused before any check.
 func (w *world) codesChecked(ctx context.Context, userID, ip string, since time.Time) (totp, recovery int, err error) {
-	events, err := w.store.ListAudit(ctx, storage.AuditFilter{UserID: userID, Type: "stepup.factor", Since: since})
+	events, err := w.store.ListAudit(ctx, storage.AuditFilter{UserID: userID, Type: storage.EventStepupFactor, Since: since})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -277,9 +278,9 @@ func (w *world) codesChecked(ctx context.Context, userID, ip string, since time.
 			continue
 		}
 		switch e.Details["factor"] {
-		case "totp":
+		case string(stepup.TOTP):
 			totp++
-		case "recovery":
+		case string(stepup.Recovery):
 			recovery++
 		}
 	}
@@ -562,7 +563,7 @@ func (w *world) usePHR(ctx context.Context, b *browser, u *user, k *passkey, adm
 		if err != nil {
 			return false, false, err
 		}
-		token = c.Sub == u.id && (c.ACR == "phr" || c.ACR == "phrh")
+		token = c.Sub == u.id && (c.ACR == stepup.ACRPhishing || c.ACR == stepup.ACRHardware)
 	}
 	if !admin {
 		return token, false, nil
@@ -626,7 +627,7 @@ func (w *world) newAdmin(ctx context.Context) (*user, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := w.store.CreateFactor(ctx, storage.Factor{ID: "f-" + u.id, UserID: u.id, Kind: "totp", Name: "Phone",
+	if err := w.store.CreateFactor(ctx, storage.Factor{ID: "f-" + u.id, UserID: u.id, Kind: storage.FactorTOTP, Name: "Phone",
 		Secret: sealer.Seal([]byte(key.Secret), []byte("totp:"+u.id)), CreatedAt: now}); err != nil {
 		return nil, err
 	}

@@ -359,7 +359,7 @@ func (w *world) provision(ctx context.Context) error {
 				return err
 			}
 			u.totp = key.Secret
-			if err := w.store.CreateFactor(ctx, storage.Factor{ID: "f-" + u.id, UserID: u.id, Kind: "totp", Name: "Phone",
+			if err := w.store.CreateFactor(ctx, storage.Factor{ID: "f-" + u.id, UserID: u.id, Kind: storage.FactorTOTP, Name: "Phone",
 				Secret: sealer.Seal([]byte(key.Secret), []byte("totp:"+u.id)), CreatedAt: now}); err != nil {
 				return err
 			}
@@ -718,11 +718,11 @@ func (w *world) countAudited(ctx context.Context) error {
 	}
 	for _, e := range events {
 		switch e.Type {
-		case "login.completed", "login.failed", "stepup.requested":
+		case storage.EventLoginCompleted, storage.EventLoginFailed, storage.EventStepupRequested:
 			if _, ok := e.Details["risk_band"]; ok {
 				w.report.Audited++
 			}
-		case "login.throttled", "login.password":
+		case storage.EventLoginThrottled, storage.EventLoginPassword:
 			if e.Outcome != "success" {
 				w.report.Audited++
 			}

@@ -1,0 +1,81 @@
+package login
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/keystep/keystep/storage"
+)
+
+// withoutPortalText are the event types the portal has no plain words for,
+// each for a reason; the console shows every type under its stored name. A
+// new event type needs a text in eventTexts or a line here.
+var withoutPortalText = map[storage.EventType]string{
+	storage.EventLoginThrottled:        "refused before an account is known; carries no user",
+	storage.EventStepupRequested:       "a step inside a sign-in; login.completed or login.failed says how it ended",
+	storage.EventStepupThrottled:       "a step inside a sign-in, refused before the code was checked",
+	storage.EventSessionEnded:          "a risk rule's decision, explained on the page at the time",
+	storage.EventTokenIssued:           "one per token request; the sign-in itself is login.completed",
+	storage.EventTokenCodeReplayed:     "the client's code presented twice; nothing the user can act on",
+	storage.EventTokenRevoked:          "an app revoking its own token",
+	storage.EventAdminBenchProvisioned: "the benchmark's setup; about no user",
+	storage.EventAuditCheckpoint:       "the log's own checkpoint; about no user",
+}
+
+func TestEveryEventTypeHasAPortalTextOrAReasonNot(t *testing.T) {
+	for _, e := range storage.EventTypes() {
+		text, named := eventTexts[e]
+		_, exempt := withoutPortalText[e]
+		switch {
+		case named && exempt:
+			t.Errorf("%s has the portal text %q and is listed as having none", e, text)
+		case !named && !exempt:
+			t.Errorf("%s has no portal text: add one to eventTexts, or a reason to withoutPortalText", e)
+		}
+	}
+	for e := range eventTexts {
+		if !slices.Contains(storage.EventTypes(), e) {
+			t.Errorf("eventTexts names %q, which is not a storage.EventType constant", e)
+		}
+	}
+	for e := range withoutPortalText {
+		if !slices.Contains(storage.EventTypes(), e) {
+			t.Errorf("withoutPortalText names %q, which is not a storage.EventType constant", e)
+		}
+	}
+}
+
+func TestEventTextSaysWhatHappenedAndWhetherItFailed(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		e    storage.AuditEvent
+		want string
+	}{
+		{"a named event", storage.AuditEvent{Type: storage.EventFactorEnrolled, Outcome: "success"}, "Added a way to sign in"},
+		{"a failed one, with its app", storage.AuditEvent{Type: storage.EventStepupFactor, Outcome: "failure", ClientID: "payroll"}, "Extra check (failed) · payroll"},
+		{"an event without a text keeps its stored name", storage.AuditEvent{Type: storage.EventTokenIssued, Outcome: "success", ClientID: "payroll"}, "token.issued · payroll"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := eventText(tt.e); got != tt.want {
+				t.Errorf("eventText = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPortalActivityShowsWhatAPersonDid(t *testing.T) {
+	events := []storage.AuditEvent{
+		{Seq: 5, Type: storage.EventTokenIssued},
+		{Seq: 4, Type: storage.EventLoginCompleted},
+		{Seq: 3, Type: storage.EventStepupRequested},
+		{Seq: 2, Type: storage.EventFactorEnrolled},
+		{Seq: 1, Type: storage.EventSessionLogout},
+	}
+	var got []int64
+	for _, e := range activityOf(events, 2) {
+		got = append(got, e.Seq)
+	}
+	if want := []int64{4, 2}; !slices.Equal(got, want) {
+		t.Errorf("activity = %v, want %v (the newest two with portal words, in order)", got, want)
+	}
+}
