@@ -409,6 +409,7 @@ type clientJSON struct {
 // clientFlags are the settings flags of clients create and clients update.
 type clientFlags struct {
 	name, minACR, alg, grants, authMethod, format, jwksFile string
+	reuseInterval                                           string
 	redirects, postLogout                                   listFlag
 	public, native, strict, firstParty, pkce, enroll        bool
 }
@@ -429,6 +430,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.authMethod, "auth-method", "", "client_secret_basic (default), client_secret_post or private_key_jwt")
 	fs.StringVar(&f.format, "access-token-format", "jwt", "jwt or opaque")
 	fs.StringVar(&f.jwksFile, "jwks-file", "", "the client's public keys (JWK Set): it authenticates with private_key_jwt instead of a secret")
+	fs.StringVar(&f.reuseInterval, "refresh-reuse-interval", "", "how long a rotated refresh token may be presented again for the same successor (parallel refreshes, lost responses); empty: 10s, 0s: none, at most 1m")
 }
 
 // apply sets on s the flags that were given (all of them for create).
@@ -469,6 +471,9 @@ func (f *clientFlags) apply(fs *flag.FlagSet, s *admin.ClientSpec, all bool) []s
 	}
 	if given("allow-enroll-during-step-up") {
 		s.AllowEnrollDuringStepUp = f.enroll
+	}
+	if given("refresh-reuse-interval") {
+		s.RefreshReuseInterval = f.reuseInterval
 	}
 	if given("id-token-alg") {
 		s.IDTokenAlg = f.alg
