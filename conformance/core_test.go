@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/keystep/keystep/storage"
 )
 
 // The whole core flow of issue 2 with an independent RP library.
@@ -56,6 +58,9 @@ func TestCodeFlowWithPKCEAndEverythingAfter(t *testing.T) {
 	if ref.token.RefreshToken == first || ref.token.RefreshToken == "" {
 		t.Fatal("refresh token was not rotated")
 	}
+	// Past the client's reuse interval (within it, the same client gets the
+	// same successor: a retry, not reuse).
+	e.clock.Advance(storage.DefaultRefreshReuseInterval)
 	if _, err := r.refresh(first); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
 		t.Fatalf("reused refresh token: err = %v, want invalid_grant", err)
 	}

@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -170,6 +171,43 @@ func TestTwoInstancesOnPostgreSQL(t *testing.T) {
 		if p := attacker.wrongPassword(id, alice); p.status != http.StatusTooManyRequests {
 			t.Fatalf("instance %d let a 6th guess through: %d", i, p.status)
 		}
+	}
+
+	// A JWT access token has no row: each instance answers from its
+	// family, caching the answer for at most two seconds (README,
+	// "Refresh tokens"). A revocation on A is seen on A at once and on B
+	// within that bound.
+	tok := ref // the family refreshed on A above
+	active := func(i int) bool {
+		form := url.Values{"token": {tok.token.AccessToken}}
+		req, _ := http.NewRequest(http.MethodPost, direct[i].URL+"/oauth/introspect", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(rpClient, e.rpSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return out["active"] == true
+	}
+	if !active(1) || !active(0) {
+		t.Fatal("the access token is not active")
+	}
+	form := url.Values{"token": {tok.token.RefreshToken}}
+	req, _ := http.NewRequest(http.MethodPost, direct[0].URL+"/revoke", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(rpClient, e.rpSecret)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke on A: %v %v", resp, err)
+	}
+	if active(0) {
+		t.Fatal("A says active after its own revocation")
+	}
+	time.Sleep(2*time.Second + 200*time.Millisecond)
+	if active(1) {
+		t.Fatal("B says active after the stated bound")
 	}
 
 	// The audit chain, written by both, verifies.

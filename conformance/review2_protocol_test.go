@@ -542,6 +542,7 @@ func TestProtoRefreshReuseAuditNamesUserAndClient(t *testing.T) {
 	if _, err := r.refresh(tok.token.RefreshToken); err != nil {
 		t.Fatal(err)
 	}
+	e.clock.Advance(storage.DefaultRefreshReuseInterval) // past the reuse interval
 	if _, err := r.refresh(tok.token.RefreshToken); err == nil {
 		t.Fatal("a rotated refresh token worked again")
 	}

@@ -157,16 +157,20 @@ func (a authRequest) grant() storage.Grant {
 	}
 }
 
-// refreshRequest adapts a stored refresh token to op.RefreshTokenRequest. It
-// deliberately does not implement op.AuthRequest (see zitadel-oidc notes §2.2);
-// acr reaches refreshed ID tokens through SetUserinfoFromRequest.
+// refreshRequest adapts a presented refresh token to op.RefreshTokenRequest.
+// It deliberately does not implement op.AuthRequest (see zitadel-oidc notes
+// §2.2); acr reaches refreshed ID tokens through SetUserinfoFromRequest.
 type refreshRequest struct {
-	id    string // storage ID (hash) of the presented token
-	grant storage.Grant
-	// family and expiry of the presented token, read once by
-	// TokenRequestByRefreshToken so rotation need not read it again.
-	familyID  string
-	expiresAt time.Time
+	familyID string
+	gen      int64 // the presented token's generation
+	// successor is set for a retry within the client's reuse interval:
+	// the generation the presented token was already rotated to.
+	successor int64
+	// legacyID is the storage ID (hash) of a token from before families,
+	// which is upgraded into family familyID rather than rotated.
+	legacyID  string
+	grant     storage.Grant
+	expiresAt time.Time // the family's; rotation does not extend it
 }
 
 func (r *refreshRequest) GetAMR() []string            { return r.grant.AMR }

@@ -141,9 +141,25 @@ func (s *opServer) Introspect(ctx context.Context, r *op.Request[op.Introspectio
 	return op.NewResponse(new(oidc.IntrospectionResponse)), nil
 }
 
+// UserInfo is the library's, with the token read by accessTokenID, so that
+// a JWT access token's verified claims reach SetUserinfoFromToken: it has
+// no row to read them from.
+func (s *opServer) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequest]) (*op.Response, error) {
+	id, subject, ok := s.accessTokenID(ctx, r.Data.AccessToken)
+	if !ok {
+		return nil, op.NewStatusError(oidc.ErrAccessDenied().WithDescription("access token invalid"), http.StatusUnauthorized)
+	}
+	info := new(oidc.UserInfo)
+	if err := s.Provider().Storage().SetUserinfoFromToken(ctx, info, id, subject, r.Header.Get("origin")); err != nil {
+		return nil, op.NewStatusError(err, http.StatusForbidden)
+	}
+	return op.NewResponse(info), nil
+}
+
 // accessTokenID reads the token ID and subject of an opaque or JWT access
 // token as the library does (it keeps this helper to itself): an opaque
-// token decrypts to "id:subject", a JWT must verify.
+// token decrypts to "id:subject", a JWT must verify, and its claims are
+// kept in reqState for the storage adapter.
 func (s *opServer) accessTokenID(ctx context.Context, token string) (id, subject string, ok bool) {
 	p := s.Provider()
 	if plain, err := p.Crypto().Decrypt(token); err == nil {
@@ -154,6 +170,7 @@ func (s *opServer) accessTokenID(ctx context.Context, token string) (id, subject
 	if err != nil {
 		return "", "", false
 	}
+	stateFrom(ctx).jwt = claims
 	return claims.JWTID, claims.Subject, true
 }
 

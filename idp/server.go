@@ -187,6 +187,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	now := func() time.Time { return cfg.Now().UTC() }
 	cfg.Store = newClientCache(cfg.Store, time.Now) // the TTL is real time, whatever cfg.Now says
+	cfg.Store = newTokenStateCache(cfg.Store, time.Now)
 	sealer, err := factor.NewSealer(cfg.MasterKey)
 	if err != nil {
 		return nil, err
@@ -217,7 +218,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("audit checkpoint: %w", err)
 	}
 	s.audit = auditor
-	store := &opStorage{store: cfg.Store, keys: s.keys, now: now, loginURL: "/login", audit: auditor, log: cfg.Logger}
+	store := &opStorage{store: cfg.Store, keys: s.keys, refresh: newRefreshMinter(cfg.MasterKey), now: now, loginURL: "/login", audit: auditor, log: cfg.Logger}
 
 	// The OP's own encryption key (codes, opaque access tokens) is derived
 	// from the master key, so it survives restarts without another file.

@@ -363,23 +363,12 @@ func (h *Handler) accountData(ctx context.Context, r *http.Request, a *accountSt
 		}
 		p.Sessions = append(p.Sessions, sessionRow{Current: s.ID == a.sess.ID, IP: s.IP, UserAgent: s.UserAgent, CreatedAt: s.CreatedAt, LastSeen: s.LastSeen})
 	}
-	// Token issues and steps inside a sign-in outnumber what a person did;
-	// read further back and show only what the portal has words for.
-	events, err := h.cfg.Store.ListAudit(ctx, storage.AuditFilter{UserID: a.user.ID, Newest: true, Limit: 200})
-	p.Activity = activityOf(events, 20)
+	// Only what the portal has words for (activityTypes), chosen by the
+	// query: token issues and steps inside a sign-in are machine steps,
+	// shown in the console only, and however many of them there are they
+	// never push a change to the account out of view (DESIGN §3.3).
+	p.Activity, err = h.cfg.Store.ListAudit(ctx, storage.AuditFilter{UserID: a.user.ID, Types: activityTypes, Newest: true, Limit: 20})
 	return p, err
-}
-
-// activityOf keeps the first n events the portal has plain words for
-// (eventTexts): the rest are machine steps, shown in the console only.
-func activityOf(events []storage.AuditEvent, n int) []storage.AuditEvent {
-	var out []storage.AuditEvent
-	for _, e := range events {
-		if _, ok := eventTexts[e.Type]; ok && len(out) < n {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 var notices = map[string]string{

@@ -193,6 +193,13 @@ func (h *Handler) adminUserAction(w http.ResponseWriter, r *http.Request, a *adm
 			return userError(http.StatusBadRequest, "Say why", "Resetting someone's second factors needs a reason, such as the ticket number. Go back and add one.")
 		}
 	case "confirm-passkey":
+		if self {
+			// DESIGN §3.3: a phishable session cannot mint phishing
+			// resistance. A console below phr is such a session, and the
+			// key may be whoever relayed this admin's sign-in.
+			return userError(http.StatusBadRequest, "You can't confirm your own passkey",
+				"Another administrator can confirm it, or it counts for your strongest sign-in once you use it from a device and network you've used before, after its waiting time.")
+		}
 		_, err = h.admin.ConfirmPasskey(ctx, by, u.ID, r.PostForm.Get("factor"), now)
 		notice = "user-confirm-passkey"
 		switch {

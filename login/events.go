@@ -1,6 +1,11 @@
 package login
 
-import "github.com/keystep/keystep/storage"
+import (
+	"maps"
+	"slices"
+
+	"github.com/keystep/keystep/storage"
+)
 
 // eventTexts are the portal's plain-language names for audit events. The
 // portal's activity lists only events with one (activityOf); events_test.go
@@ -38,6 +43,9 @@ var eventTexts = map[storage.EventType]string{
 	storage.EventAdminDenied:                  "Admin console refused",
 	storage.EventAdminAuditExported:           "Audit log exported",
 }
+
+// activityTypes are the event types the portal's activity lists.
+var activityTypes = slices.Sorted(maps.Keys(eventTexts))
 
 func eventText(e storage.AuditEvent) string {
 	t, ok := eventTexts[e.Type]

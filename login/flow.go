@@ -94,6 +94,7 @@ func (h *Handler) loadFactors(ctx context.Context, st *flowState) error {
 // input builds the stepup input for the request and session.
 func (h *Handler) input(st *flowState) stepup.Input {
 	in := signin.InputOf(st.ar, h.cfg.Now())
+	signin.RaiseFloors(&in, h.cfg.Policy, st.client, st.ar.Scopes, h.cfg.ScopeMinACR)
 	in.NoSession = !st.hasSess
 	if st.hasSess {
 		in.Done = signin.FactorsOf(st.sess.Factors)

@@ -45,6 +45,8 @@ type AuditFilter struct {
 	UserID   string
 	ClientID string
 	Type     EventType
+	// Types, when set, keeps only events of one of these types.
+	Types    []EventType
 	Outcome  string
 	Since    time.Time
 	Until    time.Time

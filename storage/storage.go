@@ -95,8 +95,29 @@ type Client struct {
 	RequirePKCE             bool
 	AllowEnrollDuringStepUp bool // offer "set one up now" to users with no second factor
 	RateLimit               int  // token endpoints, requests/s once authenticated (burst 2 s' worth); 0: server default
-	CreatedAt               time.Time
-	UpdatedAt               time.Time
+	// RefreshReuseInterval is how long after a rotation the refresh token
+	// just rotated may be presented again by this client and get the same
+	// successor (parallel refreshes, a response lost on the way): 0 means
+	// DefaultRefreshReuseInterval, a negative value none. After it, or from
+	// another client, reuse revokes the family.
+	RefreshReuseInterval time.Duration
+	CreatedAt            time.Time
+	UpdatedAt            time.Time
+}
+
+// DefaultRefreshReuseInterval is a client's RefreshReuseInterval when it
+// sets none, like Auth0's and Okta's default grace periods.
+const DefaultRefreshReuseInterval = 10 * time.Second
+
+// ReuseInterval is c's refresh reuse interval in force: zero for none.
+func (c Client) ReuseInterval() time.Duration {
+	switch {
+	case c.RefreshReuseInterval == 0:
+		return DefaultRefreshReuseInterval
+	case c.RefreshReuseInterval < 0:
+		return 0
+	}
+	return c.RefreshReuseInterval
 }
 
 // Clients stores relying parties.
@@ -266,18 +287,46 @@ type Grant struct {
 	SessionID string
 }
 
-// AccessToken is an issued access token (JWT or opaque). ID is the jti.
+// AccessToken is an access token with a row: an opaque one, or a JWT
+// issued before families (a JWT issued since has no row; see Family). ID is
+// the jti.
 type AccessToken struct {
 	ID        string
 	Grant     Grant
-	RefreshID string // the refresh token issued with it, if any
+	RefreshID string // the family (or, before families, the refresh token) it was issued with, if any
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	Revoked   bool
 }
 
-// RefreshToken is an issued refresh token. ID is the hash of the token value.
-// Tokens rotated from one another share a FamilyID.
+// Family is one token family: the tokens issued by one grant (a code
+// redemption) and every refresh token rotated from them. It is one row,
+// updated in place by each rotation, so a family's storage does not grow
+// with its refreshes.
+//
+// A refresh token names its family and Generation and carries a MAC over
+// both (the MAC key never reaches storage): the token of Generation is the
+// current one, every lower generation was rotated away, so presenting one
+// is reuse (OAuth 2.0 Security BCP §4.14.2). JWT access tokens have no row:
+// they name their family, and are live while it is.
+type Family struct {
+	ID    string
+	Grant Grant // Grant.Scopes narrows when a refresh asks for less (RFC 6749 §6)
+	// Generation of the current refresh token: 0 when issued, one more
+	// with each rotation.
+	Generation int64
+	// RotatedAt is when Generation was reached (zero before the first
+	// rotation): a client's reuse interval runs from it.
+	RotatedAt time.Time
+	CreatedAt time.Time
+	ExpiresAt time.Time // rotation does not extend it
+	Revoked   bool
+}
+
+// RefreshToken is a refresh token issued before families (a row per token).
+// ID is the hash of the token value; tokens rotated from one another share
+// a FamilyID. Such a token keeps working until it expires or is rotated:
+// UpgradeRefreshToken rotates it into a Family with ID FamilyID.
 type RefreshToken struct {
 	ID        string
 	FamilyID  string
@@ -288,40 +337,83 @@ type RefreshToken struct {
 	Revoked   bool
 }
 
-// Tokens stores access and refresh tokens.
+// Tokens stores token families, the access tokens that have a row, and the
+// refresh tokens issued before families.
+//
+// A revocation never misses a token a rotation under way at the same
+// moment hands out: a family is revoked in its row, and a rotation is a
+// compare-and-swap on that row that fails once it is revoked.
 type Tokens interface {
+	// CreateAccessToken stores an access token that has a row (opaque).
 	CreateAccessToken(ctx context.Context, t AccessToken) error
-	// AccessTokenByID returns ErrNotFound when unknown or revoked and
-	// ErrExpired when past ExpiresAt at now.
+	// AccessTokenByID returns ErrNotFound when unknown or revoked — the
+	// family its RefreshID names revoked included — and ErrExpired when
+	// past ExpiresAt at now.
 	AccessTokenByID(ctx context.Context, id string, now time.Time) (AccessToken, error)
-	// CreateRefreshToken stores the head of a new family and, when access is
-	// not nil, the access token issued with it (its RefreshID set to t.ID),
-	// in one transaction.
-	CreateRefreshToken(ctx context.Context, t RefreshToken, access *AccessToken) error
-	// RefreshTokenByID returns the token unless it is unknown or revoked
-	// (ErrNotFound), expired (ErrExpired) or already rotated (ErrReplayed; the
-	// family is not touched by this read). With ErrReplayed the rotated
-	// token is returned too, family and grant included, so the caller can
-	// say whose family it revokes.
-	RefreshTokenByID(ctx context.Context, id string, now time.Time) (RefreshToken, error)
-	// RotateRefreshToken marks oldID used and stores next in its family and
-	// grant (whatever next says) and, when access is not nil, the access
-	// token issued with next (its RefreshID set to next.ID), in one
-	// transaction: a token handed out can never miss a revocation of its
-	// family. Exactly one of several
-	// concurrent rotations of oldID succeeds; the others store nothing.
-	// Presenting an already-rotated token revokes its whole family and every
-	// access token issued from it, and returns ErrReplayed (OAuth 2.0
-	// Security BCP §4.14.2).
-	RotateRefreshToken(ctx context.Context, oldID string, next RefreshToken, access *AccessToken, now time.Time) error
-	// RevokeAccessToken revokes one access token; unknown IDs are not an error
-	// (RFC 7009 §2.2).
+	// RevokeAccessToken revokes one access token that has a row; unknown
+	// IDs are not an error (RFC 7009 §2.2).
 	RevokeAccessToken(ctx context.Context, id string) error
-	// RevokeRefreshFamily revokes the family of the refresh token id and the
-	// access tokens issued from it; unknown IDs are not an error. Like
-	// RevokeGrant and the reuse revocation of RotateRefreshToken, it leaves
-	// no token alive that a rotation under way at the same moment writes.
+	// RevokeRowlessAccessToken records that the access token id, which has
+	// no row (a JWT), is revoked; the record is kept until expiresAt, when
+	// the token has expired anyway. Revoking it again is not an error.
+	RevokeRowlessAccessToken(ctx context.Context, id string, expiresAt time.Time) error
+	// RowlessAccessTokenFamily answers whether the access token id without
+	// a row, issued with family familyID ("" for none: client
+	// credentials), is live at now, in one read: ErrNotFound when the
+	// family is unknown or revoked or the token was revoked
+	// (RevokeRowlessAccessToken), ErrExpired when the family has expired.
+	// It returns the family (zero for "").
+	RowlessAccessTokenFamily(ctx context.Context, id, familyID string, now time.Time) (Family, error)
+
+	// CreateFamily stores f as a new family and, when access is not nil,
+	// the access token issued with it (its RefreshID set to f.ID), in one
+	// transaction.
+	CreateFamily(ctx context.Context, f Family, access *AccessToken) error
+	// FamilyByID returns the family as stored, revoked or expired alike
+	// (the caller says why it cannot be used), ErrNotFound when unknown.
+	FamilyByID(ctx context.Context, id string) (Family, error)
+	// RotateFamily moves family id from generation gen to gen+1 at now,
+	// narrowing its scopes to scopes, and stores access (its RefreshID set
+	// to id) when it is not nil, in one transaction; it returns the
+	// family as rotated. Exactly one of several concurrent calls with one
+	// gen succeeds. Otherwise nothing is stored and the error says why:
+	// ErrReplayed when gen is below the family's generation — also once
+	// the family is revoked, so every reuse is seen as one — with the
+	// family returned, so the caller can tell a retry from reuse and say
+	// whose family it is; ErrNotFound when the family is unknown or
+	// revoked or gen is above its generation; ErrExpired past ExpiresAt.
+	// It never revokes: the caller decides whether a reuse does.
+	RotateFamily(ctx context.Context, id string, gen int64, scopes []string, access *AccessToken, now time.Time) (Family, error)
+	// RevokeFamily revokes family id, and with it every access token issued
+	// with it; unknown IDs are not an error.
+	RevokeFamily(ctx context.Context, id string) error
+
+	// CreateRefreshToken stores a refresh token the way they were stored
+	// before families (the head of a pre-family chain) and, when access is
+	// not nil, the access token issued with it, in one transaction. Only
+	// tests and migrations make them now.
+	CreateRefreshToken(ctx context.Context, t RefreshToken, access *AccessToken) error
+	// RefreshTokenByID returns the pre-family token unless it is unknown or
+	// revoked (ErrNotFound), expired (ErrExpired) or already rotated
+	// (ErrReplayed; the family is not touched by this read). With
+	// ErrReplayed the rotated token is returned too, family and grant
+	// included, so the caller can say whose family it revokes.
+	RefreshTokenByID(ctx context.Context, id string, now time.Time) (RefreshToken, error)
+	// UpgradeRefreshToken rotates the current pre-family token oldID into
+	// next, a new Family with ID the token's FamilyID and its grant
+	// (whatever next says), at generation 1 — the pre-family token being
+	// generation 0 — and stores access with it when not nil, in one
+	// transaction. Exactly one of several concurrent calls succeeds; the
+	// rest store nothing and get ErrReplayed, as does a token rotated
+	// before, with ErrNotFound for unknown or revoked tokens and
+	// ErrExpired for expired ones. Like RotateFamily it never revokes.
+	UpgradeRefreshToken(ctx context.Context, oldID string, next Family, access *AccessToken, now time.Time) error
+	// RevokeRefreshFamily revokes the family of the pre-family refresh
+	// token id — its pre-family tokens, the Family it was upgraded into,
+	// and the access tokens issued from them; unknown IDs are not an
+	// error.
 	RevokeRefreshFamily(ctx context.Context, id string) error
+
 	// RevokeGrant revokes every token issued under the auth request grantID.
 	RevokeGrant(ctx context.Context, grantID string) error
 	// RevokeUserClientTokens revokes the tokens of subject at clientID
@@ -329,6 +421,8 @@ type Tokens interface {
 	// time cannot slip through: once it returns, the token any rotation
 	// wrote is revoked and no later rotation of the subject's tokens works.
 	RevokeUserClientTokens(ctx context.Context, subject, clientID string) error
+	// DeleteExpiredTokens removes families, tokens and revocation records
+	// that expired before now.
 	DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error)
 }
 

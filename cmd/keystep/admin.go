@@ -409,6 +409,7 @@ type clientJSON struct {
 // clientFlags are the settings flags of clients create and clients update.
 type clientFlags struct {
 	name, minACR, alg, grants, authMethod, format, jwksFile string
+	reuseInterval                                           string
 	redirects, postLogout                                   listFlag
 	public, native, strict, firstParty, pkce, enroll        bool
 	rateLimit                                               int
@@ -431,6 +432,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.format, "access-token-format", "jwt", "jwt or opaque")
 	fs.IntVar(&f.rateLimit, "rate-limit", 0, "token-endpoint requests a second once authenticated (burst: two seconds' worth); 0 is the server's default (rate_limits.client)")
 	fs.StringVar(&f.jwksFile, "jwks-file", "", "the client's public keys (JWK Set): it authenticates with private_key_jwt instead of a secret")
+	fs.StringVar(&f.reuseInterval, "refresh-reuse-interval", "", "how long a rotated refresh token may be presented again for the same successor (parallel refreshes, lost responses); empty: 10s, 0s: none, at most 1m")
 }
 
 // apply sets on s the flags that were given (all of them for create).
@@ -474,6 +476,9 @@ func (f *clientFlags) apply(fs *flag.FlagSet, s *admin.ClientSpec, all bool) []s
 	}
 	if given("rate-limit") {
 		s.RateLimit = f.rateLimit
+	}
+	if given("refresh-reuse-interval") {
+		s.RefreshReuseInterval = f.reuseInterval
 	}
 	if given("id-token-alg") {
 		s.IDTokenAlg = f.alg

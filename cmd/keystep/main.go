@@ -135,6 +135,7 @@ const usage = `Usage:
   keystep clients list | show ID | rotate-secret ID | delete ID
   keystep clients update ID [any create flag; only the flags given change]
                   [--auth-method M] [--access-token-format jwt|opaque] [--require-pkce]
+                  [--refresh-reuse-interval 10s] (0s: a rotated refresh token is never retried)
   keystep keys rotate [--activate-in DURATION] | list
   keystep audit verify [--checkpoint CHECKPOINT|FILE] (exit 1: log broken or cut; 3: checkpoint refused)
   keystep audit checkpoint   (the head as a signed checkpoint, to keep elsewhere)

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/go-jose/go-jose/v4"
@@ -41,11 +42,21 @@ type ClientSpec struct {
 	RequirePKCE             bool            `json:"require_pkce,omitempty"`
 	AllowEnrollDuringStepUp bool            `json:"allow_enroll_during_step_up,omitempty"`
 	RateLimit               int             `json:"rate_limit,omitempty"` // token endpoints, requests/s; 0: the server's default
+	// RefreshReuseInterval is a Go duration: how long a rotated refresh
+	// token may be presented again by the client for the same successor
+	// (storage.Client.RefreshReuseInterval). Empty is the default (10s),
+	// "0s" none.
+	RefreshReuseInterval string `json:"refresh_reuse_interval,omitempty"`
 }
 
 // MaxRateLimit bounds a client's rate limit: far above what one server
 // grants, low enough that two seconds' worth is a sane burst.
 const MaxRateLimit = 1_000_000
+
+// MaxRefreshReuseInterval bounds a client's refresh reuse interval: it is
+// a window in which a stolen rotated token is not recognised as reuse, so
+// it is kept to what retries need (Okta allows at most 60 s too).
+const MaxRefreshReuseInterval = time.Minute
 
 // Client option values.
 var (
@@ -63,6 +74,12 @@ func SpecOf(c storage.Client) ClientSpec {
 		IDTokenAlg: c.IDTokenAlg, AccessTokenFormat: c.AccessTokenFormat, MinACR: c.MinACR, Strict: c.Strict,
 		FirstParty: c.FirstParty, RequirePKCE: c.RequirePKCE, AllowEnrollDuringStepUp: c.AllowEnrollDuringStepUp,
 		RateLimit: c.RateLimit,
+	}
+	switch d := c.RefreshReuseInterval; {
+	case d < 0:
+		s.RefreshReuseInterval = "0s"
+	case d > 0:
+		s.RefreshReuseInterval = d.String()
 	}
 	if c.JWKS != "" {
 		s.JWKS = json.RawMessage(c.JWKS)
@@ -106,7 +123,28 @@ func (s ClientSpec) Normalize() ClientSpec {
 	}
 	// A public client must use PKCE whatever the flag says (RFC 9700 §2.1.1).
 	s.RequirePKCE = s.RequirePKCE || s.Public
+	s.RefreshReuseInterval = strings.TrimSpace(s.RefreshReuseInterval)
+	if d, err := time.ParseDuration(s.RefreshReuseInterval); err == nil {
+		s.RefreshReuseInterval = d.String()
+		if d == storage.DefaultRefreshReuseInterval {
+			s.RefreshReuseInterval = ""
+		}
+	}
 	return s
+}
+
+// reuseInterval is the spec's refresh reuse interval as stored: 0 for the
+// default, negative for none. Text that is not a duration is the default
+// (ValidateClient reports it).
+func (s ClientSpec) reuseInterval() time.Duration {
+	d, err := time.ParseDuration(s.RefreshReuseInterval)
+	switch {
+	case err != nil:
+		return 0
+	case d == 0:
+		return -1
+	}
+	return d
 }
 
 func trimList(in []string) []string {
@@ -140,7 +178,8 @@ func (s ClientSpec) Client() storage.Client {
 		Public: s.Public, Native: s.Native, AuthMethod: s.AuthMethod, GrantTypes: s.GrantTypes,
 		IDTokenAlg: s.IDTokenAlg, AccessTokenFormat: s.AccessTokenFormat, JWKS: string(s.JWKS), MinACR: s.MinACR,
 		Strict: s.Strict, FirstParty: s.FirstParty, RequirePKCE: s.RequirePKCE, AllowEnrollDuringStepUp: s.AllowEnrollDuringStepUp,
-		RateLimit: s.RateLimit,
+		RateLimit:            s.RateLimit,
+		RefreshReuseInterval: s.reuseInterval(),
 	}
 }
 
@@ -218,6 +257,15 @@ func ValidateClient(s ClientSpec, p *stepup.Policy, builtIn string) []Problem {
 	code := slices.Contains(s.GrantTypes, "authorization_code")
 	if slices.Contains(s.GrantTypes, "refresh_token") && !code {
 		add("grant_types", "refresh_token needs authorization_code")
+	}
+	if s.RefreshReuseInterval != "" {
+		d, err := time.ParseDuration(s.RefreshReuseInterval)
+		switch {
+		case err != nil:
+			add("refresh_reuse_interval", "refresh reuse interval %q is not a duration such as 10s", s.RefreshReuseInterval)
+		case d < 0 || d > MaxRefreshReuseInterval:
+			add("refresh_reuse_interval", "refresh reuse interval %s: use 0s (none) up to %s", d, MaxRefreshReuseInterval)
+		}
 	}
 	if s.Public && slices.Contains(s.GrantTypes, "client_credentials") {
 		add("grant_types", "public clients cannot use client_credentials")

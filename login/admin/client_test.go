@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -79,6 +80,10 @@ func TestValidateClient(t *testing.T) {
 		{"a negative rate limit", func(s *ClientSpec) { s.RateLimit = -1 }, []string{"rate_limit"}},
 		{"a rate limit over the maximum", func(s *ClientSpec) { s.RateLimit = MaxRateLimit + 1 }, []string{"rate_limit"}},
 		{"a rate limit for a public client, which never authenticates", func(s *ClientSpec) { s.Public, s.RateLimit = true, 50 }, []string{"rate_limit"}},
+		{"a refresh reuse interval of none is valid", func(s *ClientSpec) { s.RefreshReuseInterval = "0s" }, nil},
+		{"a refresh reuse interval that is no duration", func(s *ClientSpec) { s.RefreshReuseInterval = "soon" }, []string{"refresh_reuse_interval"}},
+		{"a refresh reuse interval over a minute", func(s *ClientSpec) { s.RefreshReuseInterval = "2m" }, []string{"refresh_reuse_interval"}},
+		{"a negative refresh reuse interval", func(s *ClientSpec) { s.RefreshReuseInterval = "-1s" }, []string{"refresh_reuse_interval"}},
 		{"everything at once", func(s *ClientSpec) {
 			s.ID, s.GrantTypes, s.IDTokenAlg, s.AccessTokenFormat, s.MinACR = "a b", []string{"implicit", "authorization_code"}, "HS256", "paseto", "gold"
 		}, []string{"id", "grant_types", "id_token_alg", "access_token_format", "min_acr"}},
@@ -119,6 +124,31 @@ func TestNormalizeMakesEqualSpecsEqual(t *testing.T) {
 	}
 	if a.Normalize().AuthMethod != "private_key_jwt" {
 		t.Error("keys without a method did not mean private_key_jwt")
+	}
+}
+
+// The refresh reuse interval round-trips: empty is the default, "0s" none
+// (stored negative, since zero is the default), anything else itself.
+func TestRefreshReuseIntervalRoundTrips(t *testing.T) {
+	for _, c := range []struct {
+		written string
+		stored  time.Duration
+		spec    string
+	}{
+		{"", 0, ""},
+		{"10s", 0, ""}, // the default, written out
+		{"0s", -1, "0s"},
+		{"0", -1, "0s"},
+		{"30s", 30 * time.Second, "30s"},
+		{" 1m ", time.Minute, "1m0s"},
+	} {
+		got := ClientSpec{ID: "rp", RefreshReuseInterval: c.written}.Client()
+		if got.RefreshReuseInterval != c.stored {
+			t.Errorf("%q stored as %v, want %v", c.written, got.RefreshReuseInterval, c.stored)
+		}
+		if s := SpecOf(got).RefreshReuseInterval; s != c.spec {
+			t.Errorf("%q reads back as %q, want %q", c.written, s, c.spec)
+		}
 	}
 }
 

@@ -82,6 +82,30 @@ func InputOf(ar storage.AuthRequest, now time.Time) stepup.Input {
 	}
 }
 
+// RaiseFloors raises the floors of in, read from the stored requirement
+// (what applied at /authorize), to the client's and the requested scopes'
+// floors as they are now: an administrator who raises a client's minimum
+// or makes it strict while a sign-in is under way expects the change to
+// hold from then on, and nothing lowers the target (DESIGN §3.3). A floor
+// lowered since keeps the stored, higher one. A current floor the policy
+// does not know replaces the stored one, so Decide fails the request
+// closed (unmet_authentication_requirements) as it does at /authorize.
+func RaiseFloors(in *stepup.Input, p *stepup.Policy, c storage.Client, scopes []string, scopeMins map[string]string) {
+	in.Strict = in.Strict || c.Strict
+	if c.MinACR != "" && c.MinACR != in.ClientMin {
+		now, _, okNow := p.Lookup(c.MinACR)
+		was, _, okWas := p.Lookup(in.ClientMin)
+		if !okNow || okWas && now > was || in.ClientMin == "" {
+			in.ClientMin = c.MinACR
+		}
+	}
+	for _, sc := range scopes {
+		if m, ok := scopeMins[sc]; ok && !slices.Contains(in.ScopeMins, m) {
+			in.ScopeMins = append(in.ScopeMins, m)
+		}
+	}
+}
+
 // maxAgeOf converts the stored max_age.
 func maxAgeOf(ar storage.AuthRequest) *time.Duration {
 	if ar.MaxAge == nil {

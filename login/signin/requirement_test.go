@@ -5,6 +5,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -54,5 +55,42 @@ func TestNewRequirementRefusesMalformedClaims(t *testing.T) {
 		if got, err := NewRequirement(claims, []string{"phr"}, storage.Client{MinACR: "phr"}, nil, nil); err == nil {
 			t.Errorf("NewRequirement(%q) = %+v, want an error", claims, got)
 		}
+	}
+}
+
+func TestRaiseFloors(t *testing.T) {
+	p := stepup.DefaultPolicy()
+	scopeMins := map[string]string{"payments": "phr"}
+	for _, tt := range []struct {
+		name   string
+		stored stepup.Input
+		client storage.Client
+		scopes []string
+		want   stepup.Input
+	}{
+		{"nothing changed leaves the stored floors", stepup.Input{ClientMin: "urn:keystep:acr:mfa", ScopeMins: []string{"phr"}},
+			storage.Client{MinACR: "urn:keystep:acr:mfa"}, []string{"openid", "payments"},
+			stepup.Input{ClientMin: "urn:keystep:acr:mfa", ScopeMins: []string{"phr"}}},
+		{"a client floor raised since the request raises it", stepup.Input{},
+			storage.Client{MinACR: "urn:keystep:acr:mfa"}, nil, stepup.Input{ClientMin: "urn:keystep:acr:mfa"}},
+		{"a client floor raised by an alias raises it", stepup.Input{ClientMin: "urn:keystep:acr:sfa"},
+			storage.Client{MinACR: "http://schemas.openid.net/pape/policies/2007/06/phishing-resistant"}, nil,
+			stepup.Input{ClientMin: "http://schemas.openid.net/pape/policies/2007/06/phishing-resistant"}},
+		{"a client floor lowered since keeps the stored one", stepup.Input{ClientMin: "phr"},
+			storage.Client{MinACR: "urn:keystep:acr:mfa"}, nil, stepup.Input{ClientMin: "phr"}},
+		{"a floor the policy does not know fails closed in Decide", stepup.Input{ClientMin: "urn:keystep:acr:mfa"},
+			storage.Client{MinACR: "gone"}, nil, stepup.Input{ClientMin: "gone"}},
+		{"a client made strict since is strict", stepup.Input{},
+			storage.Client{Strict: true}, nil, stepup.Input{Strict: true}},
+		{"a scope floor added since applies", stepup.Input{},
+			storage.Client{}, []string{"openid", "payments"}, stepup.Input{ScopeMins: []string{"phr"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.stored
+			RaiseFloors(&got, p, tt.client, tt.scopes, scopeMins)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("input (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

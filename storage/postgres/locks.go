@@ -66,18 +66,21 @@ func keyLock(k storage.ThrottleKey) int32 {
 	return int32(h.Sum32())
 }
 
-// RotationOf takes the lock of the token's subject shared: rotations do not
-// wait for each other, only for a revocation of the user's tokens.
+// RotationOf takes the lock of the token's subject shared: upgrades of
+// refresh tokens from before families into a family do not wait for each
+// other, only for a revocation of the user's tokens. (Rotating a family
+// needs no such lock: it updates the family's row, which a revocation
+// updates too.)
 func (locks) RotationOf(ctx context.Context, q sqlstore.Querier, refreshID string) error {
 	_, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1, hashtext(subject)) FROM refresh_tokens WHERE id = $2`, lockSubject, refreshID)
 	return err
 }
 
 // RevocationOf takes the lock of subject exclusive, or of every subject of
-// the refresh tokens whose column is value, in order. Rotations hold it
-// shared, so a revocation that takes it first waits for the rotations under
+// the refresh tokens whose column is value, in order. Upgrades hold it
+// shared, so a revocation that takes it first waits for the upgrades under
 // way and its UPDATEs (each with a snapshot taken after the lock) see the
-// tokens they wrote: at READ COMMITTED an UPDATE never sees a row inserted
+// families they wrote: at READ COMMITTED an UPDATE never sees a row inserted
 // after its snapshot.
 func (locks) RevocationOf(ctx context.Context, q sqlstore.Querier, subject, column, value string) error {
 	if subject != "" {

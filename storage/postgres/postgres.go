@@ -6,9 +6,11 @@
 // relying on serializable snapshots, so that of N concurrent callers one wins
 // and the rest see its commit, deterministically:
 //
-//   - ConsumeAuthCode, RotateRefreshToken, SaveAuthCode and
-//     ConsumeOneTimeToken read their row with SELECT … FOR UPDATE. A waiter
-//     wakes up to the winner's committed row and takes the replay path.
+//   - ConsumeAuthCode, SaveAuthCode and ConsumeOneTimeToken read their
+//     row with SELECT … FOR UPDATE. A waiter wakes up to the winner's
+//     committed row and takes the replay path. RotateFamily and the
+//     revocations of families update the family's one row: a waiter
+//     re-checks the row (generation, revoked) once the winner commits.
 //   - RotateSession deletes the old row and UseRecoveryCode updates it
 //     conditionally; a waiter re-checks the row after the winner commits and
 //     finds nothing to do. UseTOTPStep is an upsert whose update re-checks
@@ -16,11 +18,11 @@
 //   - AppendAudit and RecordFailure have no single row to lock (the next audit
 //     row, a key's next failure), so they take transaction-level advisory
 //     locks: one per schema for the audit chain, one per throttle key.
-//   - RevokeUserClientTokens must also catch the token a rotation in flight
-//     inserts, which its UPDATE's snapshot cannot see: rotations take the
-//     token subject's advisory lock shared, the revocation takes it
-//     exclusive before its UPDATEs, so it waits for rotations under way and
-//     later ones find their token revoked.
+//   - RevokeUserClientTokens must also catch the family an upgrade of a
+//     refresh token from before families inserts, which its UPDATE's
+//     snapshot cannot see: upgrades take the token subject's advisory lock
+//     shared, the revocation takes it exclusive before its UPDATEs, so it
+//     waits for upgrades under way and later ones find their token revoked.
 //
 // Transactions that fail with a serialization failure (40001) or a deadlock
 // (40P01) are retried from the start.

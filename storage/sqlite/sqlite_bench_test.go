@@ -61,26 +61,36 @@ func BenchmarkAccessTokenByID(b *testing.B) {
 	}
 }
 
-// BenchmarkRotateRefreshToken is one step of a refresh-token chain: the one
-// write transaction of every refresh grant (mark the old token used, store
-// the new one and the access token issued with it).
-func BenchmarkRotateRefreshToken(b *testing.B) {
+// BenchmarkRotateFamily is one step of a refresh chain: the one write of
+// every refresh grant, an update of the family row in place (a JWT access
+// token has no row).
+func BenchmarkRotateFamily(b *testing.B) {
 	s := openBench(b)
-	exp := t0.Add(30 * 24 * time.Hour)
-	cur := storage.RefreshToken{ID: "rt-0", FamilyID: "rt-0", Grant: benchGrant, CreatedAt: t0, ExpiresAt: exp}
-	if err := s.CreateRefreshToken(b.Context(), cur, nil); err != nil {
+	f := storage.Family{ID: "f", Grant: benchGrant, CreatedAt: t0, ExpiresAt: t0.Add(30 * 24 * time.Hour)}
+	if err := s.CreateFamily(b.Context(), f, nil); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
-	i := 0
+	gen := int64(0)
 	for b.Loop() {
-		i++
-		next := storage.RefreshToken{ID: fmt.Sprint("rt-", i), FamilyID: "rt-0", Grant: benchGrant, CreatedAt: t0, ExpiresAt: exp}
-		at := storage.AccessToken{ID: fmt.Sprint("at-", i), Grant: benchGrant, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
-		if err := s.RotateRefreshToken(b.Context(), cur.ID, next, &at, t0); err != nil {
+		if _, err := s.RotateFamily(b.Context(), "f", gen, benchGrant.Scopes, nil, t0); err != nil {
 			b.Fatal(err)
 		}
-		cur = next
+		gen++
+	}
+}
+
+func BenchmarkFamilyByID(b *testing.B) {
+	s := openBench(b)
+	f := storage.Family{ID: "f", Grant: benchGrant, CreatedAt: t0, ExpiresAt: t0.Add(30 * 24 * time.Hour)}
+	if err := s.CreateFamily(b.Context(), f, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.FamilyByID(b.Context(), "f"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

@@ -96,6 +96,12 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	if f.Type != "" {
 		add("type = ?", string(f.Type))
 	}
+	if len(f.Types) > 0 {
+		where = append(where, "type IN (?"+strings.Repeat(", ?", len(f.Types)-1)+")")
+		for _, t := range f.Types {
+			args = append(args, string(t))
+		}
+	}
 	if f.Outcome != "" {
 		add("outcome = ?", f.Outcome)
 	}

@@ -96,8 +96,9 @@ type Locks interface {
 	Audit(ctx context.Context, q Querier) error
 	// Throttle orders the writes of failures for keys.
 	Throttle(ctx context.Context, q Querier, keys []storage.ThrottleKey) error
-	// RotationOf is held by a refresh-token rotation of token refreshID;
-	// rotations do not wait for each other, only for a revocation.
+	// RotationOf is held by the upgrade of refresh token refreshID (from
+	// before families) into a family; upgrades do not wait for each
+	// other, only for a revocation.
 	RotationOf(ctx context.Context, q Querier, refreshID string) error
 	// RevocationOf is held by a revocation of the tokens of subject, or,
 	// with subject "", of the subjects of the refresh tokens whose column

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/keystep/keystep/storage"
@@ -24,10 +25,22 @@ func grantArgs(g storage.Grant) []any {
 
 const accessCols = `id, ` + grantCols + `, refresh_id, created_at, expires_at, revoked`
 
-func scanAccessToken(sc Row) (storage.AccessToken, error) {
+// accessColsOf is accessCols qualified with a table alias.
+func accessColsOf(alias string) string {
+	cols := strings.Split(accessCols, ", ")
+	for i, c := range cols {
+		cols[i] = alias + "." + c
+	}
+	return strings.Join(cols, ", ")
+}
+
+// scanAccessToken scans an access token row and then extra, the columns
+// after it.
+func scanAccessToken(sc Row, extra ...any) (storage.AccessToken, error) {
 	var t storage.AccessToken
 	dest := append([]any{&t.ID}, grantDest(&t.Grant)...)
-	err := sc.Scan(append(dest, &t.RefreshID, at(&t.CreatedAt), at(&t.ExpiresAt), &t.Revoked)...)
+	dest = append(dest, &t.RefreshID, at(&t.CreatedAt), at(&t.ExpiresAt), &t.Revoked)
+	err := sc.Scan(append(dest, extra...)...)
 	return t, err
 }
 
@@ -46,12 +59,17 @@ func (s *Store) CreateAccessToken(ctx context.Context, t storage.AccessToken) er
 	return nil
 }
 
+// AccessTokenByID reads the token with the state of the family its
+// refresh_id names, if there is one: a family is revoked in its row only.
 func (s *Store) AccessTokenByID(ctx context.Context, id string, now time.Time) (storage.AccessToken, error) {
-	t, err := scanAccessToken(s.read.queryRow(ctx, `SELECT `+accessCols+` FROM access_tokens WHERE id = ?`, id))
+	var familyRevoked bool
+	t, err := scanAccessToken(s.read.queryRow(ctx, `SELECT `+accessColsOf("a")+`,
+		COALESCE((SELECT f.revoked FROM refresh_families f WHERE f.id = a.refresh_id), FALSE)
+		FROM access_tokens a WHERE a.id = ?`, id), &familyRevoked)
 	switch {
 	case err != nil:
 		err = s.noRows(err)
-	case t.Revoked:
+	case t.Revoked || familyRevoked:
 		err = storage.ErrNotFound
 	case now.After(t.ExpiresAt):
 		err = storage.ErrExpired
@@ -60,6 +78,144 @@ func (s *Store) AccessTokenByID(ctx context.Context, id string, now time.Time) (
 		return storage.AccessToken{}, s.fail("access token", err)
 	}
 	return t, nil
+}
+
+func (s *Store) RevokeRowlessAccessToken(ctx context.Context, id string, expiresAt time.Time) error {
+	_, err := s.exec(ctx, `INSERT INTO revoked_access_tokens (id, expires_at) VALUES (?, ?)
+		ON CONFLICT (id) DO NOTHING`, id, nanos(expiresAt))
+	if err != nil {
+		return s.fail("revoke access token", err)
+	}
+	return nil
+}
+
+func (s *Store) RowlessAccessTokenFamily(ctx context.Context, id, familyID string, now time.Time) (storage.Family, error) {
+	var f storage.Family
+	var revoked bool
+	var err error
+	if familyID == "" {
+		err = s.read.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE id = ?)`, id).Scan(&revoked)
+	} else {
+		f, err = scanFamily(s.read.queryRow(ctx, `SELECT `+familyCols+`,
+			EXISTS (SELECT 1 FROM revoked_access_tokens WHERE id = ?)
+			FROM refresh_families WHERE id = ?`, id, familyID), &revoked)
+	}
+	switch {
+	case err != nil:
+		err = s.noRows(err)
+	case revoked || f.Revoked:
+		err = storage.ErrNotFound
+	case familyID != "" && now.After(f.ExpiresAt):
+		err = storage.ErrExpired
+	}
+	if err != nil {
+		return storage.Family{}, s.fail("access token family", err)
+	}
+	return f, nil
+}
+
+const familyCols = `id, ` + grantCols + `, generation, rotated_at, created_at, expires_at, revoked`
+
+// scanFamily scans a family row and then extra, the columns after it.
+func scanFamily(sc Row, extra ...any) (storage.Family, error) {
+	var f storage.Family
+	dest := append([]any{&f.ID}, grantDest(&f.Grant)...)
+	dest = append(dest, &f.Generation, at(&f.RotatedAt), at(&f.CreatedAt), at(&f.ExpiresAt), &f.Revoked)
+	err := sc.Scan(append(dest, extra...)...)
+	return f, err
+}
+
+// insertFamily inserts f and, when access is not nil, access issued with it.
+func (s *Store) insertFamily(ctx context.Context, tx db, f storage.Family, access *storage.AccessToken) error {
+	args := append([]any{f.ID}, grantArgs(f.Grant)...)
+	args = append(args, f.Generation, nanos(f.RotatedAt), nanos(f.CreatedAt), nanos(f.ExpiresAt), f.Revoked)
+	_, err := tx.exec(ctx, `INSERT INTO refresh_families (`+familyCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+	if err != nil {
+		return s.insertErr(err)
+	}
+	return s.insertAccessOf(ctx, tx, f.ID, access)
+}
+
+// insertAccessOf inserts access, when not nil, as issued with refreshID.
+func (s *Store) insertAccessOf(ctx context.Context, tx db, refreshID string, access *storage.AccessToken) error {
+	if access == nil {
+		return nil
+	}
+	a := *access
+	a.RefreshID = refreshID
+	_, err := tx.exec(ctx, insertAccess, accessArgs(a)...)
+	return s.insertErr(err)
+}
+
+func (s *Store) CreateFamily(ctx context.Context, f storage.Family, access *storage.AccessToken) error {
+	if err := s.tx(ctx, func(tx db) error { return s.insertFamily(ctx, tx, f, access) }); err != nil {
+		return s.fail("create family", err)
+	}
+	return nil
+}
+
+func (s *Store) FamilyByID(ctx context.Context, id string) (storage.Family, error) {
+	f, err := scanFamily(s.read.queryRow(ctx, `SELECT `+familyCols+` FROM refresh_families WHERE id = ?`, id))
+	if err != nil {
+		return storage.Family{}, s.fail("family", s.noRows(err))
+	}
+	return f, nil
+}
+
+// RotateFamily is one UPDATE … RETURNING, a compare-and-swap on the
+// generation: of concurrent rotations the first moves it on and the rest
+// (on PostgreSQL waiting on its row lock and re-checking the condition)
+// match nothing. Then the row is read to say why. A revocation updates the
+// same row, so it is ordered with every rotation by the row alone.
+func (s *Store) RotateFamily(ctx context.Context, id string, gen int64, scopes []string, access *storage.AccessToken, now time.Time) (storage.Family, error) {
+	var f storage.Family
+	err := s.tx(ctx, func(tx db) error {
+		var err error
+		f, err = scanFamily(tx.queryRow(ctx, `UPDATE refresh_families SET generation = generation + 1, rotated_at = ?, scopes = ?
+			WHERE id = ? AND generation = ? AND NOT revoked AND expires_at >= ?
+			RETURNING `+familyCols, usedAt(now), jsonOf(scopes), id, gen, nanos(now)))
+		if errors.Is(err, sql.ErrNoRows) {
+			f, err = scanFamily(tx.queryRow(ctx, `SELECT `+familyCols+` FROM refresh_families WHERE id = ?`, id))
+			if err != nil {
+				return s.noRows(err)
+			}
+			return familyState(f, gen, now)
+		}
+		if err != nil {
+			return err
+		}
+		return s.insertAccessOf(ctx, tx, id, access)
+	})
+	if errors.Is(err, storage.ErrReplayed) {
+		return f, s.fail("rotate family", err) // the caller names whose family it is
+	}
+	if err != nil {
+		return storage.Family{}, s.fail("rotate family", err)
+	}
+	return f, nil
+}
+
+// familyState says why generation gen of f cannot be rotated at now. A
+// lower generation is reported as replayed even once the family is
+// revoked, so every reuse is seen as one.
+func familyState(f storage.Family, gen int64, now time.Time) error {
+	switch {
+	case gen < f.Generation:
+		return storage.ErrReplayed
+	case f.Revoked, gen > f.Generation:
+		return storage.ErrNotFound
+	case now.After(f.ExpiresAt):
+		return storage.ErrExpired
+	}
+	return errors.New("family is current but was not rotated")
+}
+
+func (s *Store) RevokeFamily(ctx context.Context, id string) error {
+	if _, err := s.exec(ctx, `UPDATE refresh_families SET revoked = TRUE WHERE id = ?`, id); err != nil {
+		return s.fail("revoke family", err)
+	}
+	return nil
 }
 
 const refreshCols = `id, family_id, ` + grantCols + `, created_at, expires_at, used_at, revoked`
@@ -124,19 +280,13 @@ func refreshState(t storage.RefreshToken, now time.Time) error {
 	return nil
 }
 
-// RotateRefreshToken puts next in oldID's family and grant whatever next's
-// FamilyID and GrantID say: revoking a family finds it by both.
-// The usual case is one UPDATE … RETURNING that marks oldID used only if it
-// is still current: of concurrent rotations the first marks it used and the
-// rest (on PostgreSQL waiting on its row lock and re-checking the condition)
-// match nothing. Then the row is read to say why. Presenting a used token
-// revokes the family and commits that before returning ErrReplayed (OAuth
-// 2.0 Security BCP §4.14.2), in a transaction of its own: the revocation
-// takes the lock (Locks.RevocationOf) that a rotation holds shared.
-func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next storage.RefreshToken, access *storage.AccessToken, now time.Time) error {
-	var replayed bool
+// UpgradeRefreshToken marks oldID used if it is still current, with one
+// UPDATE … RETURNING like a rotation did before families, and inserts the
+// family row in the same transaction. It holds the subject's rotation lock
+// (Locks.RotationOf) like those rotations: the row it inserts is new, so a
+// revocation under way could not see it otherwise.
+func (s *Store) UpgradeRefreshToken(ctx context.Context, oldID string, next storage.Family, access *storage.AccessToken, now time.Time) error {
 	err := s.tx(ctx, func(tx db) error {
-		replayed = false
 		if s.locks != nil {
 			if err := s.locks.RotationOf(ctx, tx.q, oldID); err != nil {
 				return err
@@ -144,18 +294,13 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next stora
 		}
 		err := tx.queryRow(ctx, `UPDATE refresh_tokens SET used_at = ?
 			WHERE id = ? AND used_at = 0 AND NOT revoked AND expires_at >= ?
-			RETURNING family_id, grant_id`, usedAt(now), oldID, nanos(now)).Scan(&next.FamilyID, &next.Grant.GrantID)
+			RETURNING family_id, grant_id`, usedAt(now), oldID, nanos(now)).Scan(&next.ID, &next.Grant.GrantID)
 		if errors.Is(err, sql.ErrNoRows) {
 			old, err := scanRefreshToken(tx.queryRow(ctx, `SELECT `+refreshCols+` FROM refresh_tokens WHERE id = ?`, oldID))
 			if err != nil {
 				return s.noRows(err)
 			}
-			err = refreshState(old, now)
-			if errors.Is(err, storage.ErrReplayed) {
-				replayed = true
-				return nil
-			}
-			if err == nil {
+			if err = refreshState(old, now); err == nil {
 				err = errors.New("refresh token is current but was not rotated")
 			}
 			return err
@@ -163,15 +308,11 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next stora
 		if err != nil {
 			return err
 		}
-		return s.insertRefresh(ctx, tx, next, access)
+		next.Generation, next.RotatedAt = 1, now
+		return s.insertFamily(ctx, tx, next, access)
 	})
-	if err == nil && replayed {
-		if err = s.RevokeRefreshFamily(ctx, oldID); err == nil {
-			err = storage.ErrReplayed
-		}
-	}
 	if err != nil {
-		return s.fail("rotate refresh token", err)
+		return s.fail("upgrade refresh token", err)
 	}
 	return nil
 }
@@ -185,14 +326,21 @@ func revokeFamily(ctx context.Context, tx db, grantID, family string) error {
 	if _, err := tx.exec(ctx, `UPDATE refresh_tokens SET revoked = TRUE WHERE grant_id = ? AND family_id = ?`, grantID, family); err != nil {
 		return err
 	}
+	// The family the chain was upgraded into, if it was (and the access
+	// tokens issued with it, which follow their family).
+	if _, err := tx.exec(ctx, `UPDATE refresh_families SET revoked = TRUE WHERE id = ?`, family); err != nil {
+		return err
+	}
 	_, err := tx.exec(ctx, `UPDATE access_tokens SET revoked = TRUE WHERE grant_id = ? AND refresh_id IN
 		(SELECT id FROM refresh_tokens WHERE grant_id = ? AND family_id = ?)`, grantID, grantID, family)
 	return err
 }
 
 func revokeGrant(ctx context.Context, tx db, grantID string) error {
-	if _, err := tx.exec(ctx, `UPDATE refresh_tokens SET revoked = TRUE WHERE grant_id = ?`, grantID); err != nil {
-		return err
+	for _, table := range []string{"refresh_families", "refresh_tokens"} {
+		if _, err := tx.exec(ctx, `UPDATE `+table+` SET revoked = TRUE WHERE grant_id = ?`, grantID); err != nil {
+			return err
+		}
 	}
 	_, err := tx.exec(ctx, `UPDATE access_tokens SET revoked = TRUE WHERE grant_id = ?`, grantID)
 	return err
@@ -260,7 +408,7 @@ func (s *Store) RevokeUserClientTokens(ctx context.Context, subject, clientID st
 		if err := s.lockRevocation(ctx, tx, subject, "", ""); err != nil {
 			return err
 		}
-		for _, table := range []string{"refresh_tokens", "access_tokens"} {
+		for _, table := range []string{"refresh_families", "refresh_tokens", "access_tokens"} {
 			if _, err := tx.exec(ctx, `UPDATE `+table+` SET revoked = TRUE WHERE `+where, args...); err != nil {
 				return err
 			}
@@ -275,7 +423,7 @@ func (s *Store) RevokeUserClientTokens(ctx context.Context, subject, clientID st
 
 func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error) {
 	total := 0
-	for _, table := range []string{"refresh_tokens", "access_tokens"} {
+	for _, table := range []string{"refresh_families", "refresh_tokens", "access_tokens", "revoked_access_tokens"} {
 		n, err := s.sweep(ctx, table, `expires_at < ?`, nanos(now))
 		total += n
 		if err != nil {

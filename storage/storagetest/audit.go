@@ -122,6 +122,8 @@ var auditTests = []test{
 			{"by client", storage.AuditFilter{ClientID: "rp1"}, []int64{1, 2}},
 			{"by type", storage.AuditFilter{Type: "login.success"}, []int64{1, 3, 5}},
 			{"by outcome", storage.AuditFilter{Outcome: "denied"}, []int64{4}},
+			{"by any of types", storage.AuditFilter{Types: []storage.EventType{"login.failure", "stepup.failed"}}, []int64{2, 4}},
+			{"any of types, newest first, limited", storage.AuditFilter{Types: []storage.EventType{"login.success", "stepup.failed"}, UserID: "u1", Newest: true, Limit: 2}, []int64{4, 3}},
 			{"combined", storage.AuditFilter{UserID: "u2", Type: "login.success"}, []int64{5}},
 			{"since is inclusive", storage.AuditFilter{Since: t0.Add(3 * time.Minute)}, []int64{4, 5}},
 			{"until is exclusive", storage.AuditFilter{Until: t0.Add(2 * time.Minute)}, []int64{1, 2}},

@@ -274,28 +274,51 @@ func saveCode(t *testing.T, s storage.Store, id, codeHash string) storage.AuthRe
 	return r
 }
 
-// issueTokens stores access token "at"+n with refresh token "rt"+n (its own
-// family "fam"+n) under grantID.
+// issueTokens stores, under grantID, what every kind of grant leaves: a
+// refresh token from before families "rt"+n (its own family "fam"+n) with
+// access token "at"+n, and family "f"+n with opaque access token "fa"+n
+// and rowless access token "jwt"+n.
 func issueTokens(t *testing.T, s storage.Store, grantID, n string) {
 	t.Helper()
+	issueGrantTokens(t, s, newGrant(grantID), n)
+}
+
+func issueGrantTokens(t *testing.T, s storage.Store, g storage.Grant, n string) {
+	t.Helper()
 	ctx := t.Context()
-	g := newGrant(grantID)
 	must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt"+n, "fam"+n, g), nil))
 	must(t, s.CreateAccessToken(ctx, newAccessToken("at"+n, g, "rt"+n)))
+	fa := newAccessToken("fa"+n, g, "")
+	must(t, s.CreateFamily(ctx, newFamily("f"+n, g), &fa))
 }
 
 func wantRevoked(t *testing.T, s storage.Store, n string) {
 	t.Helper()
-	_, err := s.AccessTokenByID(t.Context(), "at"+n, t0)
+	ctx := t.Context()
+	for _, id := range []string{"at" + n, "fa" + n} {
+		_, err := s.AccessTokenByID(ctx, id, t0)
+		wantErr(t, err, storage.ErrNotFound)
+	}
+	_, err := s.RefreshTokenByID(ctx, "rt"+n, t0)
 	wantErr(t, err, storage.ErrNotFound)
-	_, err = s.RefreshTokenByID(t.Context(), "rt"+n, t0)
+	_, err = s.RowlessAccessTokenFamily(ctx, "jwt"+n, "f"+n, t0)
+	wantErr(t, err, storage.ErrNotFound)
+	_, err = s.RotateFamily(ctx, "f"+n, 0, nil, nil, t0)
 	wantErr(t, err, storage.ErrNotFound)
 }
 
 func wantLive(t *testing.T, s storage.Store, n string) {
 	t.Helper()
-	_, err := s.AccessTokenByID(t.Context(), "at"+n, t0)
+	ctx := t.Context()
+	for _, id := range []string{"at" + n, "fa" + n} {
+		_, err := s.AccessTokenByID(ctx, id, t0)
+		must(t, err)
+	}
+	_, err := s.RefreshTokenByID(ctx, "rt"+n, t0)
 	must(t, err)
-	_, err = s.RefreshTokenByID(t.Context(), "rt"+n, t0)
+	f, err := s.RowlessAccessTokenFamily(ctx, "jwt"+n, "f"+n, t0)
 	must(t, err)
+	if f.ID != "f"+n || f.Revoked {
+		t.Errorf("family of jwt%s = %+v", n, f)
+	}
 }

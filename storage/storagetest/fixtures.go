@@ -42,6 +42,7 @@ func newClient(id string) storage.Client {
 		RequirePKCE:             true,
 		AllowEnrollDuringStepUp: true,
 		RateLimit:               250,
+		RefreshReuseInterval:    30 * time.Second,
 		CreatedAt:               t0,
 		UpdatedAt:               t0.Add(time.Second),
 	}
@@ -142,6 +143,15 @@ func newRefreshToken(id, familyID string, g storage.Grant) storage.RefreshToken 
 	return storage.RefreshToken{
 		ID:        id,
 		FamilyID:  familyID,
+		Grant:     g,
+		CreatedAt: t0,
+		ExpiresAt: t0.Add(24 * time.Hour),
+	}
+}
+
+func newFamily(id string, g storage.Grant) storage.Family {
+	return storage.Family{
+		ID:        id,
 		Grant:     g,
 		CreatedAt: t0,
 		ExpiresAt: t0.Add(24 * time.Hour),

@@ -53,7 +53,204 @@ var tokenTests = []test{
 		wantErr(t, err, storage.ErrNotFound)
 		must(t, s.RevokeAccessToken(ctx, "nope")) // RFC 7009 §2.2
 	}},
-	{"a refresh token round-trips every field", func(t *testing.T, s storage.Store) {
+	{"a family round-trips every field", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		want := newFamily("f1", newGrant("ar1"))
+		want.Generation, want.RotatedAt = 3, t0.Add(time.Minute) // as an upgrade stores it
+		must(t, s.CreateFamily(ctx, want, nil))
+		got, err := s.FamilyByID(ctx, "f1")
+		must(t, err)
+		check(t, want, got)
+		_, err = s.FamilyByID(ctx, "nope")
+		wantErr(t, err, storage.ErrNotFound)
+		wantErr(t, s.CreateFamily(ctx, want, nil), storage.ErrAlreadyExists)
+	}},
+	{"a family and the access token issued with it are stored together", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		g := newGrant("ar1")
+		at1 := newAccessToken("at1", g, "ignored")
+		must(t, s.CreateFamily(ctx, newFamily("f1", g), &at1))
+		at2 := newAccessToken("at2", g, "ignored")
+		_, err := s.RotateFamily(ctx, "f1", 0, g.Scopes, &at2, t0)
+		must(t, err)
+		for _, id := range []string{"at1", "at2"} {
+			got, err := s.AccessTokenByID(ctx, id, t0)
+			must(t, err)
+			check(t, newAccessToken(id, g, "f1"), got) // the store links it to its family
+		}
+
+		// When the family cannot be stored, neither is the access token.
+		dup := newAccessToken("at3", g, "")
+		wantErr(t, s.CreateFamily(ctx, newFamily("f1", g), &dup), storage.ErrAlreadyExists)
+		_, err = s.AccessTokenByID(ctx, "at3", t0)
+		wantErr(t, err, storage.ErrNotFound)
+		// Nor when the rotation fails.
+		expired := newAccessToken("at4", g, "")
+		_, err = s.RotateFamily(ctx, "f1", 1, g.Scopes, &expired, t0.Add(365*24*time.Hour))
+		wantErr(t, err, storage.ErrExpired)
+		_, err = s.AccessTokenByID(ctx, "at4", t0)
+		wantErr(t, err, storage.ErrNotFound)
+	}},
+	{"rotating a family moves its generation on in place, narrows its scopes and keeps the rest", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		f := newFamily("f1", newGrant("ar1"))
+		must(t, s.CreateFamily(ctx, f, nil))
+		at := t0.Add(time.Hour)
+		got, err := s.RotateFamily(ctx, "f1", 0, []string{"openid"}, nil, at)
+		must(t, err)
+		f.Generation, f.RotatedAt, f.Grant.Scopes = 1, at, []string{"openid"}
+		check(t, f, got)
+		stored, err := s.FamilyByID(ctx, "f1")
+		must(t, err)
+		check(t, f, stored)
+	}},
+	{"a family is rotated until its expiry, then ErrExpired; unknown, revoked or a generation never issued is ErrNotFound", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		f := newFamily("f1", newGrant("ar1"))
+		must(t, s.CreateFamily(ctx, f, nil))
+		_, err := s.RotateFamily(ctx, "f1", 0, nil, nil, f.ExpiresAt.Add(time.Nanosecond))
+		wantErr(t, err, storage.ErrExpired)
+		_, err = s.RotateFamily(ctx, "f1", 1, nil, nil, t0)
+		wantErr(t, err, storage.ErrNotFound)
+		_, err = s.RotateFamily(ctx, "nope", 0, nil, nil, t0)
+		wantErr(t, err, storage.ErrNotFound)
+		_, err = s.RotateFamily(ctx, "f1", 0, nil, nil, f.ExpiresAt)
+		must(t, err)
+		must(t, s.RevokeFamily(ctx, "f1"))
+		_, err = s.RotateFamily(ctx, "f1", 1, nil, nil, t0)
+		wantErr(t, err, storage.ErrNotFound)
+		must(t, s.RevokeFamily(ctx, "nope"))
+	}},
+	{"any older generation presented again gives ErrReplayed with the family, also once it is revoked, and changes nothing", func(t *testing.T, s storage.Store) {
+		// Full reuse detection in one row: the row knows its generation, so
+		// every lower one is a rotated token (OAuth 2.0 Security BCP §4.14.2).
+		ctx := t.Context()
+		g := newGrant("ar1")
+		must(t, s.CreateFamily(ctx, newFamily("f1", g), nil))
+		var rotated storage.Family
+		for gen := range int64(3) {
+			var err error
+			rotated, err = s.RotateFamily(ctx, "f1", gen, g.Scopes, nil, t0.Add(time.Duration(gen+1)*time.Minute))
+			must(t, err)
+		}
+		for _, gen := range []int64{0, 1, 2} {
+			at := newAccessToken(fmt.Sprintf("at-%d", gen), g, "")
+			got, err := s.RotateFamily(ctx, "f1", gen, g.Scopes, &at, t0.Add(time.Hour))
+			wantErr(t, err, storage.ErrReplayed)
+			check(t, rotated, got)
+			must(t, s.CreateAccessToken(ctx, at)) // the replay stored nothing
+		}
+		// The store never revokes for a replay: the caller decides.
+		stored, err := s.FamilyByID(ctx, "f1")
+		must(t, err)
+		check(t, rotated, stored)
+		must(t, s.RevokeFamily(ctx, "f1"))
+		got, err := s.RotateFamily(ctx, "f1", 1, g.Scopes, nil, t0.Add(time.Hour))
+		wantErr(t, err, storage.ErrReplayed)
+		if !got.Revoked || got.Grant.Subject != g.Subject || got.Grant.ClientID != g.ClientID {
+			t.Errorf("replayed generation of a revoked family = %+v", got)
+		}
+	}},
+	{"20 concurrent rotations of one generation: exactly one wins, and the rest see what it rotated to", func(t *testing.T, s storage.Store) {
+		// Parallel refreshes with one token are what an app does; the
+		// losers learn the generation and time of the winner's rotation,
+		// the same as a client retrying after a lost response would.
+		ctx := t.Context()
+		g := newGrant("ar1")
+		must(t, s.CreateFamily(ctx, newFamily("f1", g), nil))
+		fams := make([]storage.Family, 20)
+		errs := race(20, func(i int) error {
+			at := newAccessToken(fmt.Sprintf("at-%d", i), g, "")
+			var err error
+			fams[i], err = s.RotateFamily(ctx, "f1", 0, g.Scopes, &at, t0.Add(time.Duration(i)*time.Second))
+			return err
+		})
+		w := oneWinner(t, errs, storage.ErrReplayed)
+		if fams[w].Generation != 1 {
+			t.Fatalf("winner rotated to %+v", fams[w])
+		}
+		for i := range errs {
+			if i != w {
+				check(t, fams[w], fams[i])
+			}
+			at := newAccessToken(fmt.Sprintf("at-%d", i), g, "")
+			if i == w {
+				_, err := s.AccessTokenByID(ctx, at.ID, t0)
+				must(t, err)
+				continue
+			}
+			must(t, s.CreateAccessToken(ctx, at)) // the losers stored nothing
+		}
+	}},
+	{"a crash between a rotation and its response leaves the rotation committed and recognisable", func(t *testing.T, s storage.Store) {
+		// The rotation commits before the response is sent. A client that
+		// never saw the response presents the same generation again: the
+		// store says it was rotated, to which generation and when, which is
+		// all a caller needs to hand out the same successor.
+		ctx := t.Context()
+		g := newGrant("ar1")
+		must(t, s.CreateFamily(ctx, newFamily("f1", g), nil))
+		rotated, err := s.RotateFamily(ctx, "f1", 0, g.Scopes, nil, t0.Add(time.Minute))
+		must(t, err)
+		// (the response is lost here)
+		got, err := s.RotateFamily(ctx, "f1", 0, g.Scopes, nil, t0.Add(time.Minute+time.Second))
+		wantErr(t, err, storage.ErrReplayed)
+		if got.Generation != 1 || !got.RotatedAt.Equal(t0.Add(time.Minute)) {
+			t.Errorf("retry sees %+v, want generation 1 rotated at %v", got, rotated.RotatedAt)
+		}
+		// The successor goes on as usual.
+		_, err = s.RotateFamily(ctx, "f1", 1, g.Scopes, nil, t0.Add(2*time.Minute))
+		must(t, err)
+	}},
+	{"a rowless access token is live while its family is and until it is revoked itself", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		f := newFamily("f1", newGrant("ar1"))
+		must(t, s.CreateFamily(ctx, f, nil))
+		got, err := s.RowlessAccessTokenFamily(ctx, "jwt1", "f1", t0)
+		must(t, err)
+		check(t, f, got)
+		_, err = s.RowlessAccessTokenFamily(ctx, "jwt1", "f1", f.ExpiresAt.Add(time.Nanosecond))
+		wantErr(t, err, storage.ErrExpired)
+		_, err = s.RowlessAccessTokenFamily(ctx, "jwt1", "nope", t0)
+		wantErr(t, err, storage.ErrNotFound)
+
+		// Revoked alone (RFC 7009), twice; its sibling lives on.
+		must(t, s.RevokeRowlessAccessToken(ctx, "jwt1", t0.Add(time.Minute)))
+		must(t, s.RevokeRowlessAccessToken(ctx, "jwt1", t0.Add(time.Minute)))
+		_, err = s.RowlessAccessTokenFamily(ctx, "jwt1", "f1", t0)
+		wantErr(t, err, storage.ErrNotFound)
+		_, err = s.RowlessAccessTokenFamily(ctx, "jwt2", "f1", t0)
+		must(t, err)
+
+		// Client credentials: no family, only its own revocation.
+		got, err = s.RowlessAccessTokenFamily(ctx, "cc1", "", t0)
+		must(t, err)
+		check(t, storage.Family{}, got)
+		must(t, s.RevokeRowlessAccessToken(ctx, "cc1", t0.Add(time.Minute)))
+		_, err = s.RowlessAccessTokenFamily(ctx, "cc1", "", t0)
+		wantErr(t, err, storage.ErrNotFound)
+
+		// With the family, every token of it ends.
+		must(t, s.RevokeFamily(ctx, "f1"))
+		_, err = s.RowlessAccessTokenFamily(ctx, "jwt2", "f1", t0)
+		wantErr(t, err, storage.ErrNotFound)
+	}},
+	{"revoking a family revokes its tokens and no others", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		issueTokens(t, s, "ar1", "1")
+		issueTokens(t, s, "ar1", "2")
+		must(t, s.RevokeFamily(ctx, "f1"))
+		for _, id := range []string{"fa1"} {
+			_, err := s.AccessTokenByID(ctx, id, t0)
+			wantErr(t, err, storage.ErrNotFound)
+		}
+		_, err := s.RowlessAccessTokenFamily(ctx, "jwt1", "f1", t0)
+		wantErr(t, err, storage.ErrNotFound)
+		wantLive(t, s, "2")
+	}},
+
+	// Refresh tokens issued before families.
+	{"a refresh token from before families round-trips every field", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		want := newRefreshToken("rt1", "fam1", newGrant("ar1"))
 		must(t, s.CreateRefreshToken(ctx, want, nil))
@@ -61,35 +258,7 @@ var tokenTests = []test{
 		must(t, err)
 		check(t, want, got)
 	}},
-	{"a refresh token and the access token issued with it are stored together", func(t *testing.T, s storage.Store) {
-		ctx := t.Context()
-		g := newGrant("ar1")
-		at1 := newAccessToken("at1", g, "ignored")
-		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "fam1", g), &at1))
-		at2 := newAccessToken("at2", g, "ignored")
-		must(t, s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt2", "fam1", g), &at2, t0))
-		for id, refresh := range map[string]string{"at1": "rt1", "at2": "rt2"} {
-			got, err := s.AccessTokenByID(ctx, id, t0)
-			must(t, err)
-			want := newAccessToken(id, g, refresh) // the store links it to its refresh token
-			check(t, want, got)
-		}
-
-		// When the refresh token cannot be stored, neither is the access token.
-		dup := newAccessToken("at3", g, "")
-		wantErr(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "fam9", g), &dup), storage.ErrAlreadyExists)
-		_, err := s.AccessTokenByID(ctx, "at3", t0)
-		wantErr(t, err, storage.ErrNotFound)
-		// Nor when the rotation fails.
-		_, err = s.RefreshTokenByID(ctx, "rt2", t0)
-		must(t, err)
-		expired := newAccessToken("at4", g, "")
-		err = s.RotateRefreshToken(ctx, "rt2", newRefreshToken("rt3", "", g), &expired, t0.Add(365*24*time.Hour))
-		wantErr(t, err, storage.ErrExpired)
-		_, err = s.AccessTokenByID(ctx, "at4", t0)
-		wantErr(t, err, storage.ErrNotFound)
-	}},
-	{"a refresh token is valid until its expiry, then ErrExpired; unknown is ErrNotFound", func(t *testing.T, s storage.Store) {
+	{"a refresh token from before families is valid until its expiry, then ErrExpired; unknown is ErrNotFound", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		rt := newRefreshToken("rt1", "fam1", newGrant("ar1"))
 		must(t, s.CreateRefreshToken(ctx, rt, nil))
@@ -99,133 +268,88 @@ var tokenTests = []test{
 		wantErr(t, err, storage.ErrExpired)
 		_, err = s.RefreshTokenByID(ctx, "nope", t0)
 		wantErr(t, err, storage.ErrNotFound)
-		err = s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt2", "", rt.Grant), nil, rt.ExpiresAt.Add(time.Nanosecond))
+		err = s.UpgradeRefreshToken(ctx, "rt1", newFamily("", rt.Grant), nil, rt.ExpiresAt.Add(time.Nanosecond))
 		wantErr(t, err, storage.ErrExpired)
-		err = s.RotateRefreshToken(ctx, "nope", newRefreshToken("rt2", "", rt.Grant), nil, t0)
+		err = s.UpgradeRefreshToken(ctx, "nope", newFamily("", rt.Grant), nil, t0)
 		wantErr(t, err, storage.ErrNotFound)
-		_, err = s.RefreshTokenByID(ctx, "rt2", t0)
-		wantErr(t, err, storage.ErrNotFound) // failed rotations store nothing
+		_, err = s.FamilyByID(ctx, "fam1")
+		wantErr(t, err, storage.ErrNotFound) // failed upgrades store nothing
 	}},
-	{"rotating a refresh token keeps the grant and family and marks the old one used", func(t *testing.T, s storage.Store) {
+	{"upgrading a refresh token from before families makes its family a row at generation 1, with its grant, once", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		g := newGrant("ar1")
 		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "fam1", g), nil))
 		other := g
 		other.GrantID = "ignored"
-		next := newRefreshToken("rt2", "ignored", other)
-		next.CreatedAt = t0.Add(time.Hour)
-		must(t, s.RotateRefreshToken(ctx, "rt1", next, nil, t0.Add(time.Hour)))
+		next := newFamily("ignored", other)
+		at := newAccessToken("at1", g, "")
+		now := t0.Add(time.Hour)
+		must(t, s.UpgradeRefreshToken(ctx, "rt1", next, &at, now))
 
-		got, err := s.RefreshTokenByID(ctx, "rt2", t0.Add(time.Hour))
+		got, err := s.FamilyByID(ctx, "fam1")
 		must(t, err)
-		// The store puts next in the old token's family and grant.
-		next.FamilyID, next.Grant.GrantID = "fam1", g.GrantID
+		next.ID, next.Grant.GrantID, next.Generation, next.RotatedAt = "fam1", g.GrantID, 1, now
 		check(t, next, got)
-
-		// Reading a rotated token reports the replay without touching the family.
-		_, err = s.RefreshTokenByID(ctx, "rt1", t0.Add(time.Hour))
-		wantErr(t, err, storage.ErrReplayed)
-		_, err = s.RefreshTokenByID(ctx, "rt2", t0.Add(time.Hour))
+		gotAt, err := s.AccessTokenByID(ctx, "at1", t0)
 		must(t, err)
-	}},
-	{"reading a rotated refresh token gives ErrReplayed with the token, so the caller can name whose family it is", func(t *testing.T, s storage.Store) {
-		ctx := t.Context()
-		g := newGrant("ar1")
-		first := newRefreshToken("rt1", "fam1", g)
-		must(t, s.CreateRefreshToken(ctx, first, nil))
-		must(t, s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt2", "fam1", g), nil, t0))
-		got, err := s.RefreshTokenByID(ctx, "rt1", t0)
+		check(t, newAccessToken("at1", g, "fam1"), gotAt)
+
+		// The old token reads as rotated, with whose family it was, also
+		// once the family was revoked for a reuse.
+		old, err := s.RefreshTokenByID(ctx, "rt1", now)
 		wantErr(t, err, storage.ErrReplayed)
-		if got.UsedAt.IsZero() {
-			t.Error("a rotated token reads back with a zero UsedAt")
+		if old.UsedAt.IsZero() || old.FamilyID != "fam1" || old.Grant.Subject != g.Subject {
+			t.Errorf("upgraded token reads back as %+v", old)
 		}
-		first.UsedAt = got.UsedAt // set by the rotation
-		check(t, first, got)
-		// Still so once the family was revoked for the reuse.
+		wantErr(t, s.UpgradeRefreshToken(ctx, "rt1", newFamily("", g), nil, now), storage.ErrReplayed)
 		must(t, s.RevokeRefreshFamily(ctx, "rt1"))
-		got, err = s.RefreshTokenByID(ctx, "rt1", t0)
-		wantErr(t, err, storage.ErrReplayed)
-		if got.ID != "rt1" || got.FamilyID != "fam1" || got.Grant.Subject != g.Subject || got.Grant.ClientID != g.ClientID {
-			t.Errorf("replayed token after revocation = %+v", got)
-		}
-	}},
-	{"reusing a rotated refresh token revokes its whole family and the family's access tokens", func(t *testing.T, s storage.Store) {
-		// OAuth 2.0 Security BCP §4.14.2.
-		ctx := t.Context()
-		g := newGrant("ar1")
-		at1, at2, at3 := newAccessToken("at1", g, ""), newAccessToken("at2", g, ""), newAccessToken("at3", g, "")
-		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "fam1", g), &at1))
-		must(t, s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt2", "fam1", g), &at2, t0))
-		must(t, s.RotateRefreshToken(ctx, "rt2", newRefreshToken("rt3", "fam1", g), &at3, t0))
-		issueTokens(t, s, "ar1", "-other-family") // same grant, another family
-
-		err := s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt4", "fam1", g), nil, t0)
-		wantErr(t, err, storage.ErrReplayed)
-		_, err = s.RefreshTokenByID(ctx, "rt3", t0)
-		wantErr(t, err, storage.ErrNotFound)
-		_, err = s.RefreshTokenByID(ctx, "rt4", t0)
-		wantErr(t, err, storage.ErrNotFound)
-		for _, id := range []string{"at1", "at2", "at3"} {
-			_, err = s.AccessTokenByID(ctx, id, t0)
-			wantErr(t, err, storage.ErrNotFound)
-		}
-		wantLive(t, s, "-other-family")
-
-		// Every later reuse is reported too.
-		err = s.RotateRefreshToken(ctx, "rt2", newRefreshToken("rt5", "fam1", g), nil, t0)
+		_, err = s.RefreshTokenByID(ctx, "rt1", now)
 		wantErr(t, err, storage.ErrReplayed)
 	}},
-	{"20 concurrent rotations of one refresh token: exactly one wins", func(t *testing.T, s storage.Store) {
+	{"20 concurrent upgrades of one refresh token from before families: exactly one wins", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		g := newGrant("ar1")
 		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt0", "fam1", g), nil))
 		errs := race(20, func(i int) error {
 			at := newAccessToken(fmt.Sprintf("at-%d", i), g, "")
-			return s.RotateRefreshToken(ctx, "rt0", newRefreshToken(fmt.Sprintf("next-%d", i), "fam1", g), &at, t0)
+			return s.UpgradeRefreshToken(ctx, "rt0", newFamily("", g), &at, t0)
 		})
 		w := oneWinner(t, errs, storage.ErrReplayed)
-		winner := fmt.Sprintf("next-%d", w)
-		// The losers presented a rotated token: each revoked the family,
-		// winner included, and stored nothing of its own (so their IDs are
-		// still free, and the winner's are taken).
-		_, err := s.RefreshTokenByID(ctx, winner, t0)
-		wantErr(t, err, storage.ErrNotFound)
-		_, err = s.AccessTokenByID(ctx, fmt.Sprintf("at-%d", w), t0)
-		wantErr(t, err, storage.ErrNotFound)
+		f, err := s.FamilyByID(ctx, "fam1")
+		must(t, err)
+		if f.Generation != 1 || f.Revoked {
+			t.Errorf("family after the race = %+v", f)
+		}
 		for i := range errs {
 			at := newAccessToken(fmt.Sprintf("at-%d", i), g, "")
-			rt := newRefreshToken(fmt.Sprintf("next-%d", i), "other", g)
 			if i == w {
 				wantErr(t, s.CreateAccessToken(ctx, at), storage.ErrAlreadyExists)
-				wantErr(t, s.CreateRefreshToken(ctx, rt, nil), storage.ErrAlreadyExists)
 				continue
 			}
-			must(t, s.CreateAccessToken(ctx, at))
-			must(t, s.CreateRefreshToken(ctx, rt, nil))
+			must(t, s.CreateAccessToken(ctx, at)) // the losers stored nothing
 		}
-
-		// Presenting the old token again is a replay too.
-		late := newAccessToken("at-late", g, "")
-		err = s.RotateRefreshToken(ctx, "rt0", newRefreshToken("late", "fam1", g), &late, t0)
-		wantErr(t, err, storage.ErrReplayed)
-		must(t, s.CreateAccessToken(ctx, late)) // the replay stored nothing
 	}},
-	{"revoking a refresh family revokes its tokens and their access tokens only", func(t *testing.T, s storage.Store) {
+	{"revoking a family from before families revokes its tokens, the family it became and their access tokens only", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		g := newGrant("ar1")
 		must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt1", "fam1", g), nil))
 		must(t, s.CreateAccessToken(ctx, newAccessToken("at1", g, "rt1")))
-		must(t, s.RotateRefreshToken(ctx, "rt1", newRefreshToken("rt2", "fam1", g), nil, t0))
-		must(t, s.CreateAccessToken(ctx, newAccessToken("at2", g, "rt2")))
+		at2 := newAccessToken("at2", g, "")
+		must(t, s.UpgradeRefreshToken(ctx, "rt1", newFamily("", g), &at2, t0))
 		issueTokens(t, s, "ar1", "-other")
 
-		must(t, s.RevokeRefreshFamily(ctx, "rt2"))
-		_, err := s.RefreshTokenByID(ctx, "rt2", t0)
-		wantErr(t, err, storage.ErrNotFound)
+		must(t, s.RevokeRefreshFamily(ctx, "rt1"))
+		f, err := s.FamilyByID(ctx, "fam1")
+		must(t, err)
+		if !f.Revoked {
+			t.Error("the family the token was upgraded into is not revoked")
+		}
 		for _, id := range []string{"at1", "at2"} {
 			_, err = s.AccessTokenByID(ctx, id, t0)
 			wantErr(t, err, storage.ErrNotFound)
 		}
+		_, err = s.RowlessAccessTokenFamily(ctx, "jwt", "fam1", t0)
+		wantErr(t, err, storage.ErrNotFound)
 		wantLive(t, s, "-other")
 		must(t, s.RevokeRefreshFamily(ctx, "nope"))
 	}},
@@ -245,8 +369,7 @@ var tokenTests = []test{
 		issue := func(n, subject, client string) {
 			g := newGrant("ar" + n)
 			g.Subject, g.ClientID = subject, client
-			must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt"+n, "fam"+n, g), nil))
-			must(t, s.CreateAccessToken(ctx, newAccessToken("at"+n, g, "rt"+n)))
+			issueGrantTokens(t, s, g, n)
 		}
 		issue("1", "alice", "rp1")
 		issue("2", "alice", "rp2")
@@ -264,28 +387,41 @@ var tokenTests = []test{
 	{"revoking a user's tokens while their families rotate leaves no token alive", func(t *testing.T, s storage.Store) {
 		// Ending a user's access must not miss the token a refresh in flight
 		// is writing: afterwards no rotation succeeds and every token any
-		// rotation wrote is revoked, its access token too.
+		// rotation wrote is revoked. Half the families start as refresh
+		// tokens from before families, so their upgrade races too.
 		ctx := t.Context()
 		const families = 8
 		var mu sync.Mutex
-		var issued []string // suffixes of every refresh/access token pair written
+		var issued []string // every access token written
 		var wg sync.WaitGroup
 		started := make(chan struct{}, families)
 		for f := range families {
 			g := newGrant(fmt.Sprintf("ar%d", f))
-			cur := fmt.Sprintf("rt-%d-0", f)
-			must(t, s.CreateRefreshToken(ctx, newRefreshToken(cur, cur, g), nil))
+			id := fmt.Sprintf("fam-%d", f)
+			gen := int64(0)
+			if f%2 == 0 {
+				must(t, s.CreateFamily(ctx, newFamily(id, g), nil))
+			} else {
+				must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt-"+id, id, g), nil))
+				gen = -1 // the pre-family token comes first
+			}
 			wg.Go(func() {
 				for i := 1; ; i++ {
-					next := fmt.Sprintf("%d-%d", f, i)
-					at := newAccessToken("at-"+next, g, "")
-					if err := s.RotateRefreshToken(ctx, cur, newRefreshToken("rt-"+next, "", g), &at, t0); err != nil {
+					at := newAccessToken(fmt.Sprintf("at-%d-%d", f, i), g, "")
+					var err error
+					if gen < 0 {
+						err = s.UpgradeRefreshToken(ctx, "rt-"+id, newFamily("", g), &at, t0)
+						gen = 0
+					} else {
+						_, err = s.RotateFamily(ctx, id, gen, g.Scopes, &at, t0)
+					}
+					if err != nil {
 						return // revoked: the family is done
 					}
+					gen++
 					mu.Lock()
-					issued = append(issued, next)
+					issued = append(issued, at.ID)
 					mu.Unlock()
-					cur = "rt-" + next
 					if i == 3 {
 						started <- struct{}{}
 					}
@@ -301,39 +437,46 @@ var tokenTests = []test{
 		}
 		must(t, s.RevokeUserClientTokens(ctx, "user-1", ""))
 		wg.Wait()
-		for _, n := range issued {
-			// A rotated token says so (ErrReplayed); the current one of each
-			// family must be revoked.
-			if _, err := s.RefreshTokenByID(ctx, "rt-"+n, t0); err == nil {
-				t.Errorf("refresh token rt-%s is alive after the revocation", n)
+		for f := range families {
+			fam, err := s.FamilyByID(ctx, fmt.Sprintf("fam-%d", f))
+			must(t, err)
+			if !fam.Revoked {
+				t.Errorf("family %d is alive after the revocation", f)
 			}
-			_, err := s.AccessTokenByID(ctx, "at-"+n, t0)
+			_, err = s.RowlessAccessTokenFamily(ctx, "jwt", fam.ID, t0)
+			wantErr(t, err, storage.ErrNotFound)
+		}
+		for _, id := range issued {
+			_, err := s.AccessTokenByID(ctx, id, t0)
 			wantErr(t, err, storage.ErrNotFound)
 		}
 	}},
-	{"revoking a family, its grant, or replaying its first token while it rotates leaves no token alive", func(t *testing.T, s storage.Store) {
+	{"revoking a family or its grant while it rotates leaves no token alive", func(t *testing.T, s storage.Store) {
 		// Like a user's revocation above: reuse detection and /revoke must
 		// not miss the token a rotation in flight is writing.
-		for _, how := range []string{"family", "grant", "replay"} {
+		for _, how := range []string{"family", "grant", "pre-family token"} {
 			t.Run(how, func(t *testing.T) {
 				ctx := t.Context()
 				g := newGrant("ar-" + how)
-				first := "rt-" + how + "-0"
-				must(t, s.CreateRefreshToken(ctx, newRefreshToken(first, first, g), nil))
+				id := "fam-" + how
+				must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt-"+id, id, g), nil))
 				var issued []string
 				started := make(chan struct{})
 				done := make(chan struct{})
 				go func() {
 					defer close(done)
-					cur := first
 					for i := 1; i <= 1_000; i++ {
-						next := fmt.Sprintf("%s-%d", how, i)
-						at := newAccessToken("at-"+next, g, "")
-						if err := s.RotateRefreshToken(ctx, cur, newRefreshToken("rt-"+next, "", g), &at, t0); err != nil {
+						at := newAccessToken(fmt.Sprintf("at-%s-%d", how, i), g, "")
+						var err error
+						if i == 1 {
+							err = s.UpgradeRefreshToken(ctx, "rt-"+id, newFamily("", g), &at, t0)
+						} else {
+							_, err = s.RotateFamily(ctx, id, int64(i-1), g.Scopes, &at, t0)
+						}
+						if err != nil {
 							return // revoked: the family is done
 						}
-						issued = append(issued, next)
-						cur = "rt-" + next
+						issued = append(issued, at.ID)
 						if i == 3 {
 							close(started)
 						}
@@ -343,25 +486,23 @@ var tokenTests = []test{
 				<-started
 				switch how {
 				case "family":
-					must(t, s.RevokeRefreshFamily(ctx, first))
+					must(t, s.RevokeFamily(ctx, id))
 				case "grant":
 					must(t, s.RevokeGrant(ctx, g.GrantID))
-				case "replay":
-					at := newAccessToken("at-replay", g, "")
-					wantErr(t, s.RotateRefreshToken(ctx, first, newRefreshToken("rt-replay", "", g), &at, t0), storage.ErrReplayed)
+				case "pre-family token":
+					must(t, s.RevokeRefreshFamily(ctx, "rt-"+id))
 				}
 				<-done
-				for _, n := range issued {
-					if _, err := s.RefreshTokenByID(ctx, "rt-"+n, t0); err == nil {
-						t.Errorf("refresh token rt-%s is alive after the revocation", n)
-					}
-					_, err := s.AccessTokenByID(ctx, "at-"+n, t0)
+				_, err := s.RowlessAccessTokenFamily(ctx, "jwt", id, t0)
+				wantErr(t, err, storage.ErrNotFound)
+				for _, at := range issued {
+					_, err := s.AccessTokenByID(ctx, at, t0)
 					wantErr(t, err, storage.ErrNotFound)
 				}
 			})
 		}
 	}},
-	{"tokens that expired before now are deleted", func(t *testing.T, s storage.Store) {
+	{"tokens, families and revocation records that expired before now are deleted", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		g := newGrant("ar1")
 		for i, exp := range []time.Duration{-time.Hour, 0, time.Hour} {
@@ -371,23 +512,32 @@ var tokenTests = []test{
 			rt := newRefreshToken(fmt.Sprintf("rt%d", i), fmt.Sprintf("fam%d", i), g)
 			rt.ExpiresAt = t0.Add(exp)
 			must(t, s.CreateRefreshToken(ctx, rt, nil))
+			f := newFamily(fmt.Sprintf("f%d", i), g)
+			f.ExpiresAt = t0.Add(exp)
+			must(t, s.CreateFamily(ctx, f, nil))
+			must(t, s.RevokeRowlessAccessToken(ctx, fmt.Sprintf("jwt%d", i), t0.Add(exp)))
 		}
 		n, err := s.DeleteExpiredTokens(ctx, t0)
 		must(t, err)
-		if n != 2 {
-			t.Errorf("deleted %d, want 2 (one access, one refresh)", n)
+		if n != 4 {
+			t.Errorf("deleted %d, want 4 (one access token, refresh token, family and revocation record)", n)
 		}
 		_, err = s.AccessTokenByID(ctx, "at0", t0)
 		wantErr(t, err, storage.ErrNotFound)
 		_, err = s.RefreshTokenByID(ctx, "rt0", t0)
 		wantErr(t, err, storage.ErrNotFound)
-		for _, id := range []string{"at1", "at2"} {
-			_, err = s.AccessTokenByID(ctx, id, t0)
+		_, err = s.FamilyByID(ctx, "f0")
+		wantErr(t, err, storage.ErrNotFound)
+		for _, i := range []string{"1", "2"} {
+			_, err = s.AccessTokenByID(ctx, "at"+i, t0)
 			must(t, err)
-		}
-		for _, id := range []string{"rt1", "rt2"} {
-			_, err = s.RefreshTokenByID(ctx, id, t0)
+			_, err = s.RefreshTokenByID(ctx, "rt"+i, t0)
 			must(t, err)
+			_, err = s.FamilyByID(ctx, "f"+i)
+			must(t, err)
+			// The records of revoked tokens not yet expired stay.
+			_, err = s.RowlessAccessTokenFamily(ctx, "jwt"+i, "", t0)
+			wantErr(t, err, storage.ErrNotFound)
 		}
 	}},
 }
