@@ -408,3 +408,52 @@ func TestFamilyOlderTokenOfAPreFamilyChainIsReuse(t *testing.T) {
 		t.Fatal("the family lives on after an older token of its chain was replayed")
 	}
 }
+
+// Refreshes are summarised in the audit log: the family's first refresh
+// writes a token.issued row, later ones within the hour none, and the first
+// after it one row that counts every refresh since (issue 17: refreshing
+// does not grow the database). A new family, a reuse and a revocation are
+// logged as they happen.
+func TestFamilyRefreshesAreSummarisedInTheAuditLog(t *testing.T) {
+	e := newEnv(t)
+	r := e.rp(rpClient, e.rpSecret)
+	rt := r.login(e.browser(), nil).token.RefreshToken
+	// By hand rather than through the RP library: its ID token check runs
+	// on the test clock, the library stamps exp from the wall clock.
+	own := protoAuth{id: rpClient, method: "basic", secret: e.rpSecret}
+	refresh := func(n int) {
+		t.Helper()
+		for i := range n {
+			status, out := e.protoCall("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, own)
+			next, _ := out["refresh_token"].(string)
+			if status != 200 || next == "" {
+				t.Fatalf("refresh %d: %d %v", i, status, out)
+			}
+			rt = next
+			e.clock.Advance(time.Minute)
+		}
+	}
+	refreshRows := func() []storage.AuditEvent {
+		var out []storage.AuditEvent
+		for _, ev := range e.protoAudit(storage.EventTokenIssued) {
+			if ev.Details["grant_type"] == "refresh_token" {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	refresh(30)
+	rows := refreshRows()
+	if len(rows) != 1 || rows[0].Details["refreshes"] != "1" || rows[0].Details["family_generation"] != "1" {
+		t.Fatalf("after 30 refreshes in half an hour: %d rows %+v, want one for the first", len(rows), rows)
+	}
+	e.clock.Advance(time.Hour)
+	refresh(1)
+	rows = refreshRows()
+	if len(rows) != 2 || rows[1].Details["refreshes"] != "30" || rows[1].Details["family_generation"] != "31" {
+		t.Fatalf("the first refresh after an hour: %d rows %+v, want a second one counting 30", len(rows), rows)
+	}
+	if rows[1].UserID != "u-alice" || rows[1].ClientID != rpClient || rows[1].Details["acr"] == "" {
+		t.Errorf("summary row %+v, want the user, client and acr", rows[1])
+	}
+}

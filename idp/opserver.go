@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -330,22 +331,49 @@ func (s *opServer) ClientCredentialsExchange(ctx context.Context, r *op.ClientRe
 // stored for it are never handed out. For a refresh the presented token is
 // then already rotated; the user signs in again, which is the price of not
 // issuing tokens the log does not know about.
+//
+// Refreshes of an existing family are summarised rather than logged one by
+// one, so that refreshing does not grow the database (issue 17): the
+// family's first refresh writes a row, and after that one row at most every
+// refreshAuditEvery, saying how many refreshes it covers. The family row
+// itself always holds the current generation and when it was reached; a
+// reuse, a revocation and every new family are logged as they happen.
 func (s *opServer) recordIssued(ctx context.Context, grant oidc.GrantType) error {
-	g := stateFrom(ctx).issued
+	st := stateFrom(ctx)
+	g := st.issued
 	if g == nil {
 		return oidc.ErrServerError().WithDescription("no tokens were stored for the grant")
 	}
 	details := map[string]string{"grant_type": string(grant), "scope": strings.Join(g.Scopes, " ")}
+	f := st.refreshed
+	if grant != oidc.GrantTypeRefreshToken {
+		f = nil
+	}
+	now := s.audit.Now()
+	if f != nil {
+		if since := now.Sub(f.AuditedAt); !f.AuditedAt.IsZero() && since < refreshAuditEvery && since > -refreshAuditEvery {
+			return nil // summarised by the family's next row
+		}
+		details["family_generation"] = strconv.FormatInt(f.Generation, 10)
+		details["refreshes"] = strconv.FormatInt(f.Generation-f.AuditedGeneration, 10)
+	}
 	if g.Subject != "" {
 		details["acr"] = g.ACR
 		details["amr"] = strings.Join(g.AMR, " ")
 	}
 	err := s.audit.Record(ctx, storage.AuditEvent{Type: storage.EventTokenIssued, UserID: g.Subject, ClientID: g.ClientID, Outcome: "success", Details: details})
+	if err == nil && f != nil {
+		err = s.store.MarkFamilyAudited(ctx, f.ID, f.Generation, now)
+	}
 	if err != nil {
 		return oidc.ErrServerError().WithParent(err)
 	}
 	return nil
 }
+
+// refreshAuditEvery is how often at most a family's refreshes write a
+// token.issued row (recordIssued).
+const refreshAuditEvery = time.Hour
 
 // verifyAssertion checks a private_key_jwt client assertion (RFC 7523 §3)
 // and spends its jti, so a captured assertion cannot be replayed while it

@@ -48,6 +48,10 @@ type reqState struct {
 	// issued is the grant tokens were last stored for in this request; the
 	// token.issued audit row is written from it once the grant succeeded.
 	issued *storage.Grant
+	// refreshed is the family a refresh grant rotated (or answered a retry
+	// of), as it stood after the rotation: recordIssued reads from it
+	// whether this refresh is the one the audit log summarises.
+	refreshed *storage.Family
 	// jwt holds the verified claims of the JWT access token presented at
 	// userinfo or introspection (opServer.accessTokenID): it has no row.
 	jwt *oidc.AccessTokenClaims
@@ -309,8 +313,11 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		switch {
 		case err == nil:
 			next = f.Generation
+			stateFrom(ctx).refreshed = &f
 		case errors.Is(err, storage.ErrReplayed):
-			next, err = s.rotatedAway(ctx, prev, f, nil, prev.gen, now, row)
+			if next, err = s.rotatedAway(ctx, prev, f, nil, prev.gen, now, row); err == nil {
+				stateFrom(ctx).refreshed = &f
+			}
 		}
 	}
 	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrExpired) {

@@ -321,6 +321,12 @@ type Family struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time // rotation does not extend it
 	Revoked   bool
+	// AuditedGeneration and AuditedAt are the generation and time of the
+	// last token.issued row written for the family's refreshes (zero
+	// before the first): refreshes are summarised, not logged one by one,
+	// so refreshing does not grow the database (MarkFamilyAudited).
+	AuditedGeneration int64
+	AuditedAt         time.Time
 }
 
 // RefreshToken is a refresh token issued before families (a row per token).
@@ -387,6 +393,11 @@ type Tokens interface {
 	// RevokeFamily revokes family id, and with it every access token issued
 	// with it; unknown IDs are not an error.
 	RevokeFamily(ctx context.Context, id string) error
+	// MarkFamilyAudited records that the token.issued row covering family
+	// id's refreshes up to generation gen was written at at. It never
+	// moves the mark back: of two instances marking at once, the higher
+	// generation stays. Unknown IDs are not an error.
+	MarkFamilyAudited(ctx context.Context, id string, gen int64, at time.Time) error
 
 	// CreateRefreshToken stores a refresh token the way they were stored
 	// before families (the head of a pre-family chain) and, when access is

@@ -114,13 +114,13 @@ func (s *Store) RowlessAccessTokenFamily(ctx context.Context, id, familyID strin
 	return f, nil
 }
 
-const familyCols = `id, ` + grantCols + `, generation, rotated_at, created_at, expires_at, revoked`
+const familyCols = `id, ` + grantCols + `, generation, rotated_at, created_at, expires_at, revoked, audited_generation, audited_at`
 
 // scanFamily scans a family row and then extra, the columns after it.
 func scanFamily(sc Row, extra ...any) (storage.Family, error) {
 	var f storage.Family
 	dest := append([]any{&f.ID}, grantDest(&f.Grant)...)
-	dest = append(dest, &f.Generation, at(&f.RotatedAt), at(&f.CreatedAt), at(&f.ExpiresAt), &f.Revoked)
+	dest = append(dest, &f.Generation, at(&f.RotatedAt), at(&f.CreatedAt), at(&f.ExpiresAt), &f.Revoked, &f.AuditedGeneration, at(&f.AuditedAt))
 	err := sc.Scan(append(dest, extra...)...)
 	return f, err
 }
@@ -128,9 +128,9 @@ func scanFamily(sc Row, extra ...any) (storage.Family, error) {
 // insertFamily inserts f and, when access is not nil, access issued with it.
 func (s *Store) insertFamily(ctx context.Context, tx db, f storage.Family, access *storage.AccessToken) error {
 	args := append([]any{f.ID}, grantArgs(f.Grant)...)
-	args = append(args, f.Generation, nanos(f.RotatedAt), nanos(f.CreatedAt), nanos(f.ExpiresAt), f.Revoked)
+	args = append(args, f.Generation, nanos(f.RotatedAt), nanos(f.CreatedAt), nanos(f.ExpiresAt), f.Revoked, f.AuditedGeneration, nanos(f.AuditedAt))
 	_, err := tx.exec(ctx, `INSERT INTO refresh_families (`+familyCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 	if err != nil {
 		return s.insertErr(err)
 	}
@@ -209,6 +209,14 @@ func familyState(f storage.Family, gen int64, now time.Time) error {
 		return storage.ErrExpired
 	}
 	return errors.New("family is current but was not rotated")
+}
+
+func (s *Store) MarkFamilyAudited(ctx context.Context, id string, gen int64, at time.Time) error {
+	if _, err := s.exec(ctx, `UPDATE refresh_families SET audited_generation = ?, audited_at = ?
+		WHERE id = ? AND audited_generation < ?`, gen, nanos(at), id, gen); err != nil {
+		return s.fail("mark family audited", err)
+	}
+	return nil
 }
 
 func (s *Store) RevokeFamily(ctx context.Context, id string) error {

@@ -53,10 +53,35 @@ var tokenTests = []test{
 		wantErr(t, err, storage.ErrNotFound)
 		must(t, s.RevokeAccessToken(ctx, "nope")) // RFC 7009 §2.2
 	}},
+	{"a family's audit mark moves forward only, and survives rotation", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		must(t, s.CreateFamily(ctx, newFamily("f1", newGrant("ar1")), nil))
+		f, err := s.RotateFamily(ctx, "f1", 0, nil, nil, t0.Add(time.Second))
+		must(t, err)
+		if f.AuditedGeneration != 0 || !f.AuditedAt.IsZero() {
+			t.Fatalf("a new family is marked audited: %+v", f)
+		}
+		must(t, s.MarkFamilyAudited(ctx, "f1", 1, t0.Add(2*time.Second)))
+		f, err = s.RotateFamily(ctx, "f1", 1, nil, nil, t0.Add(3*time.Second))
+		must(t, err)
+		if f.Generation != 2 || f.AuditedGeneration != 1 || !f.AuditedAt.Equal(t0.Add(2*time.Second)) {
+			t.Fatalf("after marking 1 and rotating: %+v", f)
+		}
+		// A slower instance marking an older generation does not move it back.
+		must(t, s.MarkFamilyAudited(ctx, "f1", 2, t0.Add(4*time.Second)))
+		must(t, s.MarkFamilyAudited(ctx, "f1", 1, t0.Add(5*time.Second)))
+		f, err = s.FamilyByID(ctx, "f1")
+		must(t, err)
+		if f.AuditedGeneration != 2 || !f.AuditedAt.Equal(t0.Add(4*time.Second)) {
+			t.Fatalf("the mark moved back: %+v", f)
+		}
+		must(t, s.MarkFamilyAudited(ctx, "nope", 1, t0)) // unknown: not an error
+	}},
 	{"a family round-trips every field", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		want := newFamily("f1", newGrant("ar1"))
 		want.Generation, want.RotatedAt = 3, t0.Add(time.Minute) // as an upgrade stores it
+		want.AuditedGeneration, want.AuditedAt = 2, t0.Add(30*time.Second)
 		must(t, s.CreateFamily(ctx, want, nil))
 		got, err := s.FamilyByID(ctx, "f1")
 		must(t, err)

@@ -18,7 +18,11 @@ CREATE TABLE refresh_families (
 	rotated_at BIGINT NOT NULL,
 	created_at BIGINT NOT NULL,
 	expires_at BIGINT NOT NULL,
-	revoked    BOOLEAN NOT NULL
+	revoked    BOOLEAN NOT NULL,
+	-- the generation and time of the family's last token.issued row: a
+	-- refresh is summarised in the audit log at most once an hour per family
+	audited_generation BIGINT NOT NULL DEFAULT 0,
+	audited_at         BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX refresh_families_grant_id ON refresh_families (grant_id);
 CREATE INDEX refresh_families_subject ON refresh_families (subject, client_id);

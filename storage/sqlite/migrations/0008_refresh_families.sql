@@ -18,7 +18,11 @@ CREATE TABLE refresh_families (
 	rotated_at INTEGER NOT NULL,
 	created_at INTEGER NOT NULL,
 	expires_at INTEGER NOT NULL,
-	revoked    INTEGER NOT NULL
+	revoked    INTEGER NOT NULL,
+	-- the generation and time of the family's last token.issued row: a
+	-- refresh is summarised in the audit log at most once an hour per family
+	audited_generation INTEGER NOT NULL DEFAULT 0,
+	audited_at         INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE INDEX refresh_families_grant_id ON refresh_families (grant_id);
 CREATE INDEX refresh_families_subject ON refresh_families (subject, client_id);
