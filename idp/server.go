@@ -361,6 +361,7 @@ func (s *Server) Maintain(ctx context.Context, every time.Duration) {
 			"auth_requests": s.cfg.Store.DeleteExpiredAuthRequests,
 			"tokens":        s.cfg.Store.DeleteExpiredTokens,
 			"signing_keys":  s.cfg.Store.DeleteExpiredSigningKeys,
+			"sessions":      s.cfg.Store.DeleteExpiredSessions,
 		} {
 			if n, err := f(ctx, now); err != nil {
 				s.log.WarnContext(ctx, "cleanup failed", "table", name, "err", err)

@@ -270,6 +270,9 @@ type Sessions interface {
 	ListUserSessions(ctx context.Context, userID string, now time.Time) ([]Session, error)
 	// DeleteUserSessions removes the user's sessions except keepID (may be empty).
 	DeleteUserSessions(ctx context.Context, userID, keepID string) (int, error)
+	// DeleteExpiredSessions removes sessions past ExpiresAt at now, in
+	// batches that let other writes through, and returns how many.
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
 }
 
 // Grant is what a token carries about the authentication behind it. It is

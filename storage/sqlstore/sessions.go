@@ -121,6 +121,14 @@ func (s *Store) ListUserSessions(ctx context.Context, userID string, now time.Ti
 	return ss, nil
 }
 
+func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error) {
+	n, err := s.sweep(ctx, "sessions", "expires_at < ?", nanos(now))
+	if err != nil {
+		return n, s.fail("delete expired sessions", err)
+	}
+	return n, nil
+}
+
 func (s *Store) DeleteUserSessions(ctx context.Context, userID, keepID string) (int, error) {
 	n, err := affected(s.exec(ctx, `DELETE FROM sessions WHERE user_id = ? AND id != ?`, userID, keepID))
 	if err != nil {

@@ -25,6 +25,25 @@ var sessionTests = []test{
 		must(t, err)
 		check(t, bare, got)
 	}},
+	{"expired sessions are swept, more than a batch of them, and live ones stay", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		const expired = 1500 // more than one sweep batch
+		for i := range expired {
+			must(t, s.CreateSession(ctx, storage.Session{ID: fmt.Sprintf("old-%d", i), UserID: "u1", ExpiresAt: t0.Add(-time.Second)}))
+		}
+		live := storage.Session{ID: "live", UserID: "u1", ExpiresAt: t0}
+		must(t, s.CreateSession(ctx, live))
+		n, err := s.DeleteExpiredSessions(ctx, t0)
+		must(t, err)
+		if n != expired {
+			t.Errorf("swept %d sessions, want %d", n, expired)
+		}
+		got, err := s.ListUserSessions(ctx, "u1", t0.Add(-time.Hour))
+		must(t, err)
+		if len(got) != 1 || got[0].ID != "live" {
+			t.Errorf("left %d sessions, want only the live one", len(got))
+		}
+	}},
 	{"a taken session id gives ErrAlreadyExists", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		must(t, s.CreateSession(ctx, newSession("s1", "u1")))
