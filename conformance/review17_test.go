@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
 )
@@ -101,5 +102,47 @@ func TestRevokedFamilyOpaqueAccessTokenStaysRevokedAfterTheSweep(t *testing.T) {
 	}
 	if active() {
 		t.Fatal("the access token of a revoked family is active again once the family was swept")
+	}
+}
+
+// The CLI is another process: its revocations (sign-out, disable, factor
+// reset) reach a JWT access token the server has cached as live within the
+// token-state cache's 2 seconds of real time, at userinfo and introspection
+// alike, and a refresh is refused at once.
+func TestCLIRevocationsEndACachedJWTAccessToken(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		do   func(e *env) error
+	}{
+		{"sign out", func(e *env) error {
+			_, err := ssCLI(e).SignOut(t.Context(), admin.Actor{ID: "cli", Reason: "review 17"}, "u-alice", "", e.clock.Now())
+			return err
+		}},
+		{"disable", func(e *env) error {
+			_, err := ssCLI(e).SetDisabled(t.Context(), admin.Actor{ID: "cli", Reason: "review 17"}, "u-alice", true, e.clock.Now())
+			return err
+		}},
+		{"reset factors", func(e *env) error {
+			return ssCLI(e).ResetFactors(t.Context(), admin.Actor{ID: "cli", Reason: "review 17"}, "u-alice", e.clock.Now())
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			r := e.rp(rpClient, e.rpSecret)
+			tok := r.login(e.browser(), nil)
+			if !famLive(t, e, r, tok) { // cached as live now
+				t.Fatal("not active")
+			}
+			if err := c.do(e); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.refresh(tok.token.RefreshToken); err == nil {
+				t.Error("refresh works after the CLI ended access")
+			}
+			time.Sleep(2100 * time.Millisecond)
+			if famLive(t, e, r, tok) {
+				t.Error("the JWT access token is active 2 s after the CLI ended access")
+			}
+		})
 	}
 }
