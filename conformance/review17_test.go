@@ -146,3 +146,37 @@ func TestCLIRevocationsEndACachedJWTAccessToken(t *testing.T) {
 		})
 	}
 }
+
+// A revoked client-credentials JWT has no row but its record in
+// revoked_access_tokens, kept until "now + accessTokenTTL" at revocation.
+// When the clock at revocation is behind the clock that issued the token
+// (a step back, or another instance's skew), that record is swept while
+// the token's own exp is still ahead: the revoked token is active again.
+func TestRevokedJWTStaysRevokedAfterAClockStepBack(t *testing.T) {
+	e := newEnv(t)
+	status, out, _ := e.postForm("/oauth/token", url.Values{"grant_type": {"client_credentials"}}, rpClient, e.rpSecret)
+	token, _ := out["access_token"].(string)
+	if status != http.StatusOK || token == "" {
+		t.Fatalf("client credentials: %d %v", status, out)
+	}
+	active := func() bool {
+		_, intro, _ := e.postForm("/oauth/introspect", url.Values{"token": {token}}, rpClient, e.rpSecret)
+		return intro["active"] == true
+	}
+	if !active() {
+		t.Fatal("not active")
+	}
+	e.clock.Advance(-10 * time.Minute) // the clock steps back
+	e.postForm("/revoke", url.Values{"token": {token}}, rpClient, e.rpSecret)
+	if active() {
+		t.Fatal("active after its client revoked it")
+	}
+	e.clock.Advance(16 * time.Minute) // 6 minutes after issue by the issuing clock: exp is 9 minutes ahead
+	if _, err := e.store.DeleteExpiredTokens(t.Context(), e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2100 * time.Millisecond) // past the token-state cache
+	if active() {
+		t.Fatal("the revoked token is active again once its revocation record was swept")
+	}
+}
