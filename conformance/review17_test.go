@@ -180,3 +180,22 @@ func TestRevokedJWTStaysRevokedAfterAClockStepBack(t *testing.T) {
 		t.Fatal("the revoked token is active again once its revocation record was swept")
 	}
 }
+
+// An IPv6 host is handed a /64 (RFC 6177, RFC 7136): counting each of its
+// addresses on its own lets one host escape the address limit by changing
+// the interface identifier on every request.
+func TestIPv6AddressesOfOneSubnetShareTheAddressLimit(t *testing.T) {
+	e := rateEnv(t)
+	limited := 0
+	for i := range 8 {
+		if e.grant("2001:db8:1:2::"+strconv.Itoa(i+1), "", "").StatusCode == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited != 3 {
+		t.Fatalf("8 requests without credentials from 8 addresses of one /64: %d limited, want 3 (address burst 5)", limited)
+	}
+	if e.grant("2001:db8:1:3::1", "", "").StatusCode == http.StatusTooManyRequests {
+		t.Error("another /64 was limited")
+	}
+}
