@@ -157,6 +157,18 @@ func (s *opServer) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequ
 	return op.NewResponse(info), nil
 }
 
+// Revocation is the library's, with a JWT access token's verified claims
+// kept in reqState (accessTokenID) for RevokeToken: the record of a
+// revoked JWT must last until the token's own exp, which the clock that
+// issued it set, not until this server's clock plus accessTokenTTL — after
+// a clock step back, or on an instance whose clock is behind, the record
+// was swept while the token still verified, and it was active again. The
+// client is already authenticated here.
+func (s *opServer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.RevocationRequest]) (*op.Response, error) {
+	s.accessTokenID(ctx, r.Data.Token)
+	return s.LegacyServer.Revocation(ctx, r)
+}
+
 // accessTokenID reads the token ID and subject of an opaque or JWT access
 // token as the library does (it keeps this helper to itself): an opaque
 // token decrypts to "id:subject", a JWT must verify, and its claims are

@@ -513,8 +513,14 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID
 		if userID == "" || owner != clientID {
 			return nil
 		}
-		// Every access token lives accessTokenTTL, so it has expired by then.
-		err = s.store.RevokeRowlessAccessToken(ctx, tokenOrID, s.now().Add(accessTokenTTL))
+		// Every access token lives accessTokenTTL, so it has expired by
+		// then by this clock; by its own exp (opServer.Revocation) when
+		// the clock that issued it was ahead.
+		exp := s.now().Add(accessTokenTTL)
+		if c := stateFrom(ctx).jwt; c != nil && c.JWTID == tokenOrID && c.GetExpiration().After(exp) {
+			exp = c.GetExpiration()
+		}
+		err = s.store.RevokeRowlessAccessToken(ctx, tokenOrID, exp)
 	} else {
 		at, lerr := s.store.AccessTokenByID(ctx, tokenOrID, s.now())
 		if lerr != nil || at.Grant.ClientID != clientID {

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
@@ -158,7 +159,10 @@ func (l *limiter) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		addr, addrLim := group+"\x00"+web.Info(r.Context()).IP, l.limits[group]
+		// An IPv6 address counts by its /64 (throttle.Addr), as sign-in
+		// guesses do: one host rotating its interface identifier must not
+		// get a fresh bucket per request.
+		addr, addrLim := group+"\x00"+throttle.Addr(web.Info(r.Context()).IP), l.limits[group]
 		if ok, wait := l.take(addr, addrLim, true); !ok {
 			tooMany(w, group, wait)
 			return

@@ -394,7 +394,8 @@ type Tokens interface {
 	// It never revokes: the caller decides whether a reuse does.
 	RotateFamily(ctx context.Context, id string, gen int64, scopes []string, access *AccessToken, now time.Time) (Family, error)
 	// RevokeFamily revokes family id, and with it every access token issued
-	// with it; unknown IDs are not an error.
+	// with it, also once the family's row has been swept at its expiry (an
+	// access token may outlive its family); unknown IDs are not an error.
 	RevokeFamily(ctx context.Context, id string) error
 	// MarkFamilyAudited records that the token.issued row covering family
 	// id's refreshes up to generation gen was written at at. It never

@@ -219,8 +219,23 @@ func (s *Store) MarkFamilyAudited(ctx context.Context, id string, gen int64, at 
 	return nil
 }
 
+// RevokeFamily marks the family's row and the rows of the opaque access
+// tokens issued with it. The family's row alone is not enough: it is swept
+// at its expiry, and an access token issued by a refresh in its last
+// accessTokenTTL outlives it; with the row gone, AccessTokenByID would find
+// that token live again. (A JWT access token whose family is gone is not
+// live: RowlessAccessTokenFamily answers ErrNotFound.)
 func (s *Store) RevokeFamily(ctx context.Context, id string) error {
-	if _, err := s.exec(ctx, `UPDATE refresh_families SET revoked = TRUE WHERE id = ?`, id); err != nil {
+	err := s.tx(ctx, func(tx db) error {
+		if _, err := tx.exec(ctx, `UPDATE refresh_families SET revoked = TRUE WHERE id = ?`, id); err != nil {
+			return err
+		}
+		// Found through the grant_id index (there is none on refresh_id).
+		_, err := tx.exec(ctx, `UPDATE access_tokens SET revoked = TRUE
+			WHERE grant_id = (SELECT grant_id FROM refresh_families WHERE id = ?) AND refresh_id = ?`, id, id)
+		return err
+	})
+	if err != nil {
 		return s.fail("revoke family", err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -145,6 +146,25 @@ var tokenTests = []test{
 		_, err = s.RotateFamily(ctx, "f1", 1, nil, nil, t0)
 		wantErr(t, err, storage.ErrNotFound)
 		must(t, s.RevokeFamily(ctx, "nope"))
+	}},
+	{"an access token that outlives its revoked family stays revoked once the family is swept", func(t *testing.T, s storage.Store) {
+		// A refresh in the family's last minutes issues an access token
+		// expiring after it; the sweep then deletes the family's row.
+		ctx := t.Context()
+		g := newGrant("ar1")
+		f := newFamily("f1", g)
+		f.ExpiresAt = t0.Add(time.Minute)
+		at := newAccessToken("at-1", g, "")
+		must(t, s.CreateFamily(ctx, f, &at))
+		must(t, s.RevokeFamily(ctx, "f1"))
+		now := t0.Add(2 * time.Minute)
+		_, err := s.DeleteExpiredTokens(ctx, now)
+		must(t, err)
+		if _, err := s.FamilyByID(ctx, "f1"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("the expired family was not swept: %v", err)
+		}
+		_, err = s.AccessTokenByID(ctx, "at-1", now)
+		wantErr(t, err, storage.ErrNotFound)
 	}},
 	{"any older generation presented again gives ErrReplayed with the family, also once it is revoked, and changes nothing", func(t *testing.T, s storage.Store) {
 		// Full reuse detection in one row: the row knows its generation, so
