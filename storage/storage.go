@@ -354,6 +354,10 @@ type RefreshToken struct {
 // compare-and-swap on that row that fails once it is revoked.
 type Tokens interface {
 	// CreateAccessToken stores an access token that has a row (opaque).
+	// When t.RefreshID names a family, it is stored only while that
+	// family is not revoked (ErrNotFound otherwise), ordered with
+	// RevokeFamily by the family's row: a token written in the same moment
+	// as a revocation is either refused or revoked with the family.
 	CreateAccessToken(ctx context.Context, t AccessToken) error
 	// AccessTokenByID returns ErrNotFound when unknown or revoked — the
 	// family its RefreshID names revoked included — and ErrExpired when

@@ -53,8 +53,31 @@ func accessArgs(t storage.AccessToken) []any {
 }
 
 func (s *Store) CreateAccessToken(ctx context.Context, t storage.AccessToken) error {
-	if _, err := s.exec(ctx, insertAccess, accessArgs(t)...); err != nil {
-		return s.fail("create access token", s.insertErr(err))
+	if t.RefreshID == "" {
+		if _, err := s.exec(ctx, insertAccess, accessArgs(t)...); err != nil {
+			return s.fail("create access token", s.insertErr(err))
+		}
+		return nil
+	}
+	// A retry's token (same successor, no rotation) names its family: the
+	// family's row is read locked, so a revocation either comes first and
+	// refuses it, or waits and then revokes it with the family's tokens.
+	err := s.tx(ctx, func(tx db) error {
+		var revoked bool
+		err := tx.queryRow(ctx, `SELECT revoked FROM refresh_families WHERE id = ?`+s.d.ForUpdate, t.RefreshID).Scan(&revoked)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			// A token of a refresh token from before families.
+		case err != nil:
+			return err
+		case revoked:
+			return storage.ErrNotFound
+		}
+		_, err = tx.exec(ctx, insertAccess, accessArgs(t)...)
+		return s.insertErr(err)
+	})
+	if err != nil {
+		return s.fail("create access token", err)
 	}
 	return nil
 }

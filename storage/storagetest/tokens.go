@@ -54,6 +54,21 @@ var tokenTests = []test{
 		wantErr(t, err, storage.ErrNotFound)
 		must(t, s.RevokeAccessToken(ctx, "nope")) // RFC 7009 §2.2
 	}},
+	{"an access token naming a revoked family is refused; one naming a live or unknown family is stored", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		g := newGrant("ar1")
+		must(t, s.CreateFamily(ctx, newFamily("f1", g), nil))
+		must(t, s.CreateAccessToken(ctx, newAccessToken("at-live", g, "f1")))
+		must(t, s.CreateAccessToken(ctx, newAccessToken("at-legacy", g, "rt-from-before-families")))
+		must(t, s.RevokeFamily(ctx, "f1"))
+		wantErr(t, s.CreateAccessToken(ctx, newAccessToken("at-late", g, "f1")), storage.ErrNotFound)
+		_, err := s.AccessTokenByID(ctx, "at-late", t0)
+		wantErr(t, err, storage.ErrNotFound)
+		_, err = s.AccessTokenByID(ctx, "at-live", t0)
+		wantErr(t, err, storage.ErrNotFound) // revoked with its family
+		_, err = s.AccessTokenByID(ctx, "at-legacy", t0)
+		must(t, err)
+	}},
 	{"a family's audit mark moves forward only, and survives rotation", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		must(t, s.CreateFamily(ctx, newFamily("f1", newGrant("ar1")), nil))
