@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/login/factor"
@@ -168,5 +169,31 @@ func TestAdminClientFormSetsTheRateLimit(t *testing.T) {
 	}
 	if p := b.get(e.issuer + "/admin/clients/metered"); !strings.Contains(p.body, `value="2500"`) {
 		t.Errorf("the edit form does not show the rate limit:\n%.3000s", p.body)
+	}
+}
+
+// The console's client form sets a client's refresh retry window (issue 17),
+// and refuses one that is no duration or longer than a minute.
+func TestAdminClientFormSetsTheRefreshReuseInterval(t *testing.T) {
+	e, secret := adminEnv(t)
+	b := e.browser()
+	b.adminLogin(secret)
+	f := newClientForm("retrying")
+	for _, bad := range []string{"soon", "5m"} {
+		f.Set("refresh_reuse_interval", bad)
+		if p := b.post("/admin/clients", f); p.status != http.StatusBadRequest || !strings.Contains(p.body, "refresh reuse interval") || !strings.Contains(p.body, `name="refresh_reuse_interval" type="text" autocomplete="off" value="`+bad) {
+			t.Fatalf("refresh reuse interval %q: %d\n%.3000s", bad, p.status, p.body)
+		}
+	}
+	f.Set("refresh_reuse_interval", "3s")
+	if p := b.post("/admin/clients", f); p.status != http.StatusOK {
+		t.Fatalf("create: %d\n%.3000s", p.status, p.body)
+	}
+	c, err := e.store.ClientByID(t.Context(), "retrying")
+	if err != nil || c.RefreshReuseInterval != 3*time.Second {
+		t.Fatalf("stored interval %v, %v", c.RefreshReuseInterval, err)
+	}
+	if p := b.get(e.issuer + "/admin/clients/retrying"); !strings.Contains(p.body, `value="3s"`) {
+		t.Errorf("the edit form does not show the interval:\n%.3000s", p.body)
 	}
 }

@@ -121,6 +121,7 @@ func readClientForm(r *http.Request) clientForm {
 		FirstParty:              v.Get("first_party") == "on",
 		RequirePKCE:             v.Get("require_pkce") == "on",
 		AllowEnrollDuringStepUp: v.Get("allow_enroll") == "on",
+		RefreshReuseInterval:    strings.TrimSpace(v.Get("refresh_reuse_interval")),
 	}
 	if s.Public {
 		s.AuthMethod = "none"
