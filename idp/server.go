@@ -159,6 +159,7 @@ type Server struct {
 	metrics *metrics
 	log     *slog.Logger
 	audit   *web.Auditor
+	ui      *login.Handler
 }
 
 // ServeHTTP serves every Keystep endpoint.
@@ -280,6 +281,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 
+	s.ui = ui
 	mw := &opMiddleware{cookies: cookies, store: cfg.Store, now: now, ui: ui, metrics: s.metrics}
 	opHandler := op.RegisterLegacyServer(opsrv,
 		mw.callback(op.AuthorizeCallbackHandler(provider)),
@@ -362,6 +364,7 @@ func (s *Server) Maintain(ctx context.Context, every time.Duration) {
 			"tokens":        s.cfg.Store.DeleteExpiredTokens,
 			"signing_keys":  s.cfg.Store.DeleteExpiredSigningKeys,
 			"sessions":      s.cfg.Store.DeleteExpiredSessions,
+			"throttle":      func(ctx context.Context, _ time.Time) (int, error) { return s.ui.SweepThrottle(ctx) },
 		} {
 			if n, err := f(ctx, now); err != nil {
 				s.log.WarnContext(ctx, "cleanup failed", "table", name, "err", err)

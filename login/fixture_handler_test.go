@@ -98,6 +98,7 @@ type fixture struct {
 	sealer *factor.Sealer
 	nextID int
 	dbPath string // the SQLite file, for tests that damage a row
+	ui     *login.Handler
 }
 
 // option adjusts the handler's configuration before it is built.
@@ -229,6 +230,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.ui = ui
 	mux := http.NewServeMux()
 	ui.Register(mux)
 	// The test server's peer is a trusted proxy that names the browser's

@@ -247,3 +247,41 @@ func humanWait(d time.Duration) string {
 		return strconv.Itoa(n) + " hours"
 	}
 }
+
+// throttleRetention is how long each scope's failure rows still matter: a
+// rule looks back Window and blocks at most Max after a failure, so older
+// rows change nothing (storage.Throttle.DeleteOldThrottleRows). Account+IP
+// rows are also read by risk over its window (DistinctAccountsFromIP), and
+// the accounts tried from an address over the stuffing hour. A scope whose
+// rule has no window — the factor lock, which counts consecutive wrong
+// codes across any span of time until a success or an admin ends it —
+// keeps its rows.
+func throttleRetention(l throttle.Limits, riskWindow time.Duration) map[string]time.Duration {
+	out := map[string]time.Duration{scopeIPAccounts: time.Hour}
+	for scope, r := range l {
+		if r.Window >= throttle.NoWindow || r.Max >= throttle.NoWindow {
+			continue
+		}
+		out[scope] = r.Window + r.Max
+	}
+	if keep, ok := out[storage.ScopeAccountIP]; ok && keep < riskWindow {
+		out[storage.ScopeAccountIP] = riskWindow
+	}
+	return out
+}
+
+// SweepThrottle deletes the failure rows no rule looks at any more and
+// returns how many, so the table does not grow without bound; the server's
+// maintenance loop calls it.
+func (h *Handler) SweepThrottle(ctx context.Context) (int, error) {
+	now := h.cfg.Now()
+	total := 0
+	for scope, keep := range throttleRetention(h.cfg.Limits, h.cfg.Risk.Window) {
+		n, err := h.cfg.Store.DeleteOldThrottleRows(ctx, scope, now.Add(-keep))
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}

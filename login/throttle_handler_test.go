@@ -438,3 +438,36 @@ func TestPasskeySignInFromBlockedAddress(t *testing.T) {
 		t.Fatalf("got %d %s, want 429", got.status, got.body)
 	}
 }
+
+// The maintenance sweep deletes failure rows no rule reads any more, and
+// never the factor lock's: a lock that counts wrong codes across any span
+// of time outlives any sweep (issue 17: bounded files).
+func TestSweepKeepsTheFactorLock(t *testing.T) {
+	f := newFixture(t, codeLimits(nil))
+	secret := f.enrollTOTP(aliceID)
+	if r := f.browser().password(f.request(f.browser(), appClient), alice, "not the password"); r.status == http.StatusSeeOther {
+		t.Fatalf("a wrong password signed in: %+v", r)
+	}
+	b := f.browser()
+	f.signIn(b, alice, alicePass)
+	id := codePage(t, f, b)
+	for range 3 {
+		b.code("/login/otp", id, f.wrongTOTP(secret))
+	}
+
+	f.clock.Advance(400 * 24 * time.Hour)
+	n, err := f.ui.SweepThrottle(f.ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Error("the sweep deleted nothing; the wrong password's rows are long past every window")
+	}
+
+	other := f.browser()
+	f.signIn(other, alice, alicePass)
+	next := f.request(other, mfaClient)
+	if got := other.open(next); got.status != http.StatusForbidden || !says(got.body, "Your authenticator app is locked") {
+		t.Fatalf("after the sweep: got %d, want the app still locked\n%.1500s", got.status, got.body)
+	}
+}

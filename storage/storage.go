@@ -687,11 +687,12 @@ type Throttle interface {
 	// (credential stuffing: distinct accounts per address). ClearThrottle
 	// with the member's key takes it out again.
 	ReserveMember(ctx context.Context, scope, group, member string, limit int, window time.Duration, now time.Time) error
-	// DeleteOldThrottleRows removes failures that happened before before and
-	// returns how many. Removing a failure a rule still looks at ends blocks
-	// early: pass at most now minus the largest Window + Max of any rule
-	// (and no later than the since of DistinctAccountsFromIP).
-	DeleteOldThrottleRows(ctx context.Context, before time.Time) (int, error)
+	// DeleteOldThrottleRows removes the failures of scope that happened
+	// before before, in batches that let other writes through, and returns
+	// how many. Removing a failure a rule still looks at ends blocks early:
+	// pass at most now minus the scope's rule's Window + Max (and, for
+	// ScopeAccountIP, no later than the since of DistinctAccountsFromIP).
+	DeleteOldThrottleRows(ctx context.Context, scope string, before time.Time) (int, error)
 }
 
 // SignIn is one completed sign-in, kept as the user's history for risk:

@@ -24,10 +24,10 @@ const (
 	ScopeFactorLock  = "factor_lock"  // Key: user ID + "|" + method
 )
 
-// noWindow is a window or block that only a success or an admin ends. A
+// NoWindow is a window or block that only a success or an admin ends. A
 // hundred years keeps every time in range of the backends' int64
 // nanoseconds.
-const noWindow = 100 * 365 * 24 * time.Hour
+const NoWindow = 100 * 365 * 24 * time.Hour
 
 // MaxCodeFailures is how many wrong codes one auth request may see before
 // it is abandoned.
@@ -45,7 +45,7 @@ func DefaultLimits() Limits {
 		storage.ScopeIP:              {Limit: 100, Window: 5 * time.Minute, Base: time.Minute, Max: 15 * time.Minute},
 		storage.ScopeFactorAccount:   {Limit: 10, Window: 15 * time.Minute, Base: time.Minute, Max: time.Hour},
 		storage.ScopeFactorChallenge: {Limit: MaxCodeFailures, Window: time.Hour, Base: time.Hour, Max: time.Hour},
-		ScopeFactorLock:              {Limit: 100, Window: noWindow, Base: noWindow, Max: noWindow},
+		ScopeFactorLock:              {Limit: 100, Window: NoWindow, Base: NoWindow, Max: NoWindow},
 	}
 }
 

@@ -20,7 +20,12 @@ const SweepBatch = 1000
 // key is id. Rows that come to match while it runs may be left for the
 // next sweep; an error or the end of ctx stops it with the count so far.
 func (s *Store) sweep(ctx context.Context, table, cond string, args ...any) (int, error) {
-	q := `DELETE FROM ` + table + ` WHERE id IN (SELECT id FROM ` + table + ` WHERE ` + cond +
+	return s.sweepBy(ctx, table, "id", cond, args...)
+}
+
+// sweepBy is sweep for a table whose rows key names.
+func (s *Store) sweepBy(ctx context.Context, table, key, cond string, args ...any) (int, error) {
+	q := `DELETE FROM ` + table + ` WHERE ` + key + ` IN (SELECT ` + key + ` FROM ` + table + ` WHERE ` + cond +
 		` LIMIT ` + strconv.Itoa(SweepBatch) + `)`
 	total := 0
 	for {

@@ -114,10 +114,11 @@ func (s *Store) DistinctAccountsFromIP(ctx context.Context, ip string, since tim
 	return n, nil
 }
 
-func (s *Store) DeleteOldThrottleRows(ctx context.Context, before time.Time) (int, error) {
-	n, err := affected(s.exec(ctx, `DELETE FROM throttle_failures WHERE at < ?`, nanos(before)))
+func (s *Store) DeleteOldThrottleRows(ctx context.Context, scope string, before time.Time) (int, error) {
+	// Failure rows have no id: the backend's row identity stands in.
+	n, err := s.sweepBy(ctx, "throttle_failures", s.d.RowID, "scope = ? AND at < ?", scope, nanos(before))
 	if err != nil {
-		return 0, s.fail("delete old throttle rows", err)
+		return n, s.fail("delete old throttle rows", err)
 	}
 	return n, nil
 }

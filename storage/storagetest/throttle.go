@@ -285,18 +285,39 @@ var throttleTests = []test{
 			}
 		}
 	}},
-	{"deleting old throttle rows removes the failures before the cutoff only", func(t *testing.T, s storage.Store) {
+	{"deleting old throttle rows removes the scope's failures before the cutoff only", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
-		rules := map[string]storage.ThrottleRule{storage.ScopeAccount: rule(10), storage.ScopeIP: rule(10)}
+		rules := map[string]storage.ThrottleRule{storage.ScopeAccount: rule(10000), storage.ScopeIP: rule(10000)}
 		fail(t, s, rules, t0, acctKey, ipKey)
 		fail(t, s, rules, t0.Add(time.Minute), acctKey)
 		fail(t, s, rules, t0.Add(2*time.Minute), acctKey)
-		n, err := s.DeleteOldThrottleRows(ctx, t0.Add(time.Minute))
+		n, err := s.DeleteOldThrottleRows(ctx, storage.ScopeAccount, t0.Add(time.Minute))
 		must(t, err)
-		if n != 2 {
-			t.Errorf("deleted %d rows, want 2", n)
+		if n != 1 {
+			t.Errorf("deleted %d rows, want 1", n)
+		}
+		checkThrottle(t, s, rules, t0.Add(2*time.Minute), states{acctKey: {Failures: 2}, ipKey: {Failures: 1}})
+		n, err = s.DeleteOldThrottleRows(ctx, storage.ScopeIP, t0.Add(time.Minute))
+		must(t, err)
+		if n != 1 {
+			t.Errorf("deleted %d ip rows, want 1", n)
 		}
 		checkThrottle(t, s, rules, t0.Add(2*time.Minute), states{acctKey: {Failures: 2}, ipKey: {}})
+		// More than a sweep's batch, all at one instant: the rows have no id,
+		// the backend's row identity tells them apart.
+		for i := range 3 {
+			keys := make([]storage.ThrottleKey, 0, 500)
+			for j := range 500 {
+				keys = append(keys, storage.ThrottleKey{Scope: storage.ScopeIP, Key: fmt.Sprintf("198.51.%d.%d", i, j)})
+			}
+			_, err := s.RecordFailure(ctx, keys, rules, t0.Add(3*time.Minute))
+			must(t, err)
+		}
+		n, err = s.DeleteOldThrottleRows(ctx, storage.ScopeIP, t0.Add(4*time.Minute))
+		must(t, err)
+		if n != 1500 {
+			t.Errorf("deleted %d rows of one instant, want 1500", n)
+		}
 	}},
 }
 
