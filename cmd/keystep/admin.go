@@ -70,7 +70,7 @@ func adminAudit(ctx context.Context, st storage.Store, masterKey []byte, typ sto
 	if err != nil {
 		return err
 	}
-	_, err = st.AppendAudit(ctx, key, storage.AuditEvent{Time: time.Now().UTC(), Type: typ, UserID: userID, ClientID: clientID, ActorID: "cli", Outcome: "success", Reason: reason, Details: details})
+	_, err = st.AppendAudit(ctx, key, storage.AuditEvent{Time: clock(), Type: typ, UserID: userID, ClientID: clientID, ActorID: "cli", Outcome: "success", Reason: reason, Details: details})
 	return err
 }
 
@@ -81,7 +81,7 @@ func cliActor(reason string) admin.Actor { return admin.Actor{ID: "cli", Reason:
 // console's, with "cli" as the actor. key is the master key (it keys the
 // audit chain and seals signing keys).
 func newAdmin(st storage.Store, key []byte, policy *stepup.Policy) *admin.Service {
-	now := func() time.Time { return time.Now().UTC() }
+	now := clock
 	auditKey, _ := storage.NewAuditKey(key) // c.open checked the key; a zero one makes every audit write fail
 	a := &admin.Service{
 		Store: st, Policy: policy, BuiltIn: idp.AccountClientID, Hasher: factor.NewPasswordHasher(),
@@ -192,7 +192,7 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 	defer st.Close()
 	adm := newAdmin(st, key, nil)
 	by := cliActor(reason)
-	now := time.Now().UTC()
+	now := clock()
 	switch action {
 	case "create":
 		u, err := adm.CreateUser(ctx, by, nu, now)
@@ -273,7 +273,7 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 // showUser prints what the console's user page shows: the account, its
 // factors (names, never secrets), sessions and recent activity.
 func showUser(ctx context.Context, st storage.Store, adm *admin.Service, u storage.User, asJSON bool, stdout io.Writer) error {
-	now := time.Now().UTC()
+	now := clock()
 	type factorJSON struct {
 		ID         string             `json:"id"`
 		Kind       storage.FactorKind `json:"kind"`
@@ -577,7 +577,7 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 	defer st.Close()
 	adm := newAdmin(st, key, set.policy)
 	by := cliActor("")
-	now := time.Now().UTC()
+	now := clock()
 	switch action {
 	case "create":
 		secret, err := adm.CreateClient(ctx, by, spec, now)
@@ -757,7 +757,7 @@ func keys(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	switch action {
 	case "rotate":
-		added, err := newAdmin(st, key, nil).RotateSigningKeys(ctx, cliActor(""), activateIn, time.Now().UTC())
+		added, err := newAdmin(st, key, nil).RotateSigningKeys(ctx, cliActor(""), activateIn, clock())
 		if err != nil {
 			return err
 		}

@@ -189,7 +189,7 @@ func TestUsersList(t *testing.T) {
 }
 
 func TestUserActions(t *testing.T) {
-	t0 := time.Now().UTC() // the command judges sessions and tokens live by the wall clock
+	t0 := fixClock(t, time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)) // the command judges sessions and tokens live by its clock
 	tests := []struct {
 		action        string
 		disabled      bool
@@ -479,7 +479,7 @@ func TestClientsDeleteForgetsTheClient(t *testing.T) {
 	alice := createUser(t, d, "alice")
 	createClient(t, d, "--id", "rp", "--redirect-uri", "https://rp.example/cb", "--grant", "authorization_code,refresh_token,client_credentials")
 	createClient(t, d, "--id", "other", "--redirect-uri", "https://other.example/cb")
-	t0 := time.Now().UTC() // the command judges tokens live by the wall clock
+	t0 := fixClock(t, time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)) // the command judges tokens live by its clock
 	withStore(t, d, func(st storage.Store) {
 		ctx := t.Context()
 		for _, tok := range []struct{ id, subject, client string }{

@@ -79,7 +79,7 @@ func apply(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	adm := newAdmin(st, key, set.policy)
 	by := cliActor("keystep apply -f " + filepath.Base(file))
-	now := time.Now().UTC()
+	now := clock()
 
 	var out []clientChange
 	for _, want := range set.clients {
@@ -259,7 +259,7 @@ func export(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		raw = append([]byte("# Keystep configuration, exported "+time.Now().UTC().Format(time.RFC3339)+".\n# Apply with: keystep apply -f FILE    Serve with: keystep serve --config FILE\n"), y...)
+		raw = append([]byte("# Keystep configuration, exported "+clock().Format(time.RFC3339)+".\n# Apply with: keystep apply -f FILE    Serve with: keystep serve --config FILE\n"), y...)
 	}
 	if output == "" {
 		_, err = stdout.Write(raw)

@@ -348,7 +348,7 @@ func TestClientsShowUpdateRotate(t *testing.T) {
 func TestUsersShowSignoutAndResetNeedsAReason(t *testing.T) {
 	d := t.TempDir()
 	alice := createUser(t, d, "alice")
-	t0 := time.Now().UTC() // users show lists the sessions live by the wall clock
+	t0 := fixClock(t, time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)) // users show lists the sessions live by its clock
 	withStore(t, d, func(st storage.Store) {
 		if err := st.CreateSession(t.Context(), storage.Session{ID: "s1", UserID: alice.ID, IP: "192.0.2.7", UserAgent: "Firefox", CreatedAt: t0, LastSeen: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
 			t.Fatal(err)

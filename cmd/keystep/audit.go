@@ -125,7 +125,7 @@ func auditCheckpoint(ctx context.Context, st storage.Store, masterKey []byte, as
 	if head.Seq == 0 {
 		return errors.New("the audit log is empty: nothing to checkpoint")
 	}
-	now := time.Now().UTC()
+	now := clock()
 	signed, err := idp.SignCheckpoint(ctx, st, masterKey, now, storage.AuditCheckpoint{Seq: head.Seq, Hash: head.Hash})
 	if err != nil {
 		return fmt.Errorf("sign checkpoint: %w (the server makes its signing keys on its first start)", err)

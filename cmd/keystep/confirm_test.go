@@ -17,7 +17,7 @@ func TestUsersConfirmPasskey(t *testing.T) {
 	d := t.TempDir()
 	alice := createUser(t, d, "alice")
 	bob := createUser(t, d, "bob")
-	t0 := time.Now().UTC().Truncate(time.Second) // the cooling-off runs from here on the wall clock
+	t0 := fixClock(t, time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)) // the cooling-off runs from here on the command's clock
 	withStore(t, d, func(st storage.Store) {
 		for _, f := range []storage.Factor{
 			{ID: "k1", UserID: alice.ID, Kind: "webauthn", Name: "Laptop", Secret: []byte("{}"), CreatedAt: t0},

@@ -216,7 +216,7 @@ func ensureDemoUser(ctx context.Context, st storage.Store, key []byte) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now().UTC()
+	now := clock()
 	u := storage.User{ID: id, Username: demoUsername, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
 	if err := st.CreateUser(ctx, u); err != nil {
 		return err
@@ -228,7 +228,7 @@ func ensureDemoUser(ctx context.Context, st storage.Store, key []byte) error {
 // current URL, with a new secret each start: the secret is only ever held
 // by this process.
 func ensureDemoClient(ctx context.Context, st storage.Store, key []byte, rpURL, secret string) error {
-	now := time.Now().UTC()
+	now := clock()
 	want := storage.Client{
 		ID: demoClientID, Name: "Acme Payroll", SecretHash: factor.HashToken(secret),
 		RedirectURIs: []string{rpURL + "/callback"}, PostLogoutRedirectURIs: []string{rpURL + "/"},

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/signin"
@@ -55,7 +54,7 @@ func explain(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	a := &signin.Assessor{Store: st, Risk: set.risk, Limits: throttle.DefaultLimits(), Now: func() time.Time { return time.Now().UTC() }}
+	a := &signin.Assessor{Store: st, Risk: set.risk, Limits: throttle.DefaultLimits(), Now: clock}
 	x, err := admin.Explain(ctx, st, set.policy, set.scopeMinACR, a, admin.ExplainInput{
 		Username: user, ClientID: client, ACR: strings.Fields(acr), Scopes: strings.Fields(scopes),
 		IP: ip, NewDevice: device == "new", UserAgent: "keystep-explain",

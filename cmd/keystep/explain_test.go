@@ -45,7 +45,7 @@ func TestExplain(t *testing.T) {
 
 	// Give alice a history at home and an authenticator app.
 	withStore(t, data, func(st storage.Store) {
-		now := time.Now().UTC() // explain weighs the history against the wall clock
+		now := fixClock(t, time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)) // explain weighs the history against its clock
 		if err := st.RecordSignIn(t.Context(), storage.SignIn{UserID: u.ID, At: now, IP: "192.0.2.10", Network: "192.0.2.0/24", DeviceID: "home"}); err != nil {
 			t.Fatal(err)
 		}

@@ -38,6 +38,11 @@ import (
 	"github.com/keystep/keystep/storage/sqlite"
 )
 
+// clock is the commands' time: the wall clock in UTC. Tests set a fixed
+// one (fixClock), so what a command judges by time (a live session, a
+// cooling-off, a sign-in history) does not depend on when they run.
+var clock = func() time.Time { return time.Now().UTC() }
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
@@ -330,7 +335,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if link, err := admin.NewSetupLink(ctx, st, *issuer, time.Now().UTC()); err != nil {
+	if link, err := admin.NewSetupLink(ctx, st, *issuer, clock()); err != nil {
 		return err
 	} else if link != "" {
 		fmt.Fprintf(stdout, "\nNo users yet. Create the first administrator here (valid for 24 h, works once):\n\n  %s\n\n", link)

@@ -31,6 +31,17 @@ type result struct {
 	stdout, stderr string
 }
 
+// fixClock makes the commands' clock read t from now until the test ends,
+// and returns t: fixtures that the commands judge by time use it, never the
+// wall clock.
+func fixClock(t *testing.T, at time.Time) time.Time {
+	t.Helper()
+	prev := clock
+	clock = func() time.Time { return at }
+	t.Cleanup(func() { clock = prev })
+	return at
+}
+
 // keystep runs the command in-process with stdin as its standard input.
 func keystep(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
