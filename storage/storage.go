@@ -101,9 +101,22 @@ type Client struct {
 	// DefaultRefreshReuseInterval, a negative value none. After it, or from
 	// another client, reuse revokes the family.
 	RefreshReuseInterval time.Duration
-	CreatedAt            time.Time
-	UpdatedAt            time.Time
+	// RequirePAR admits only pushed authorization requests at /authorize
+	// (RFC 9126 §6, require_pushed_authorization_requests).
+	RequirePAR bool
+	// DPoPBoundAccessTokens issues this client only DPoP-bound tokens: a
+	// token request without a DPoP proof is refused (RFC 9449 §5.2,
+	// dpop_bound_access_tokens).
+	DPoPBoundAccessTokens bool
+	// Profile names a security profile the client is held to: "" for none,
+	// ProfileFAPI2 for the FAPI 2.0 Security Profile.
+	Profile   string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
+
+// ProfileFAPI2 is Client.Profile for the FAPI 2.0 Security Profile.
+const ProfileFAPI2 = "fapi2"
 
 // DefaultRefreshReuseInterval is a client's RefreshReuseInterval when it
 // sets none, like Auth0's and Okta's default grace periods.
@@ -153,8 +166,11 @@ type AuthRequest struct {
 	IDTokenHintSubject string
 	UILocales          []string
 	BrowserBinding     string // hash of the cookie of the browser that started it
-	CreatedAt          time.Time
-	ExpiresAt          time.Time
+	// DPoPJKT is the dpop_jkt parameter: the thumbprint of the DPoP key
+	// the code may be redeemed with only (RFC 9449 §10); "" for any.
+	DPoPJKT   string
+	CreatedAt time.Time
+	ExpiresAt time.Time
 
 	// Result, set by CompleteAuthRequest.
 	Done      bool
@@ -228,6 +244,24 @@ type AuthRequests interface {
 	// completed are kept. It is rare (ending a user's access), so it may
 	// scan the table.
 	DeleteUserAuthRequests(ctx context.Context, subject string) (int, error)
+
+	// CreatePushedRequest stores a validated pushed authorization request
+	// (RFC 9126); ErrAlreadyExists when its ID is taken.
+	CreatePushedRequest(ctx context.Context, p PushedRequest) error
+	// ConsumePushedRequest spends pushed request id of clientID once:
+	// ErrNotFound when unknown or another client's, ErrExpired past its
+	// expiry, ErrReplayed when already spent. DeleteExpiredAuthRequests
+	// sweeps expired ones.
+	ConsumePushedRequest(ctx context.Context, id, clientID string, now time.Time) (PushedRequest, error)
+}
+
+// PushedRequest is an authorization request pushed to the PAR endpoint,
+// waiting for the browser to bring its request_uri to /authorize.
+type PushedRequest struct {
+	ID        string // the hash of the request_uri's random part
+	ClientID  string
+	Params    string // the validated parameters, form-encoded
+	ExpiresAt time.Time
 }
 
 // FactorEvent is one factor completed in a browser session.
@@ -288,6 +322,9 @@ type Grant struct {
 	AMR       []string
 	AuthTime  time.Time
 	SessionID string
+	// JKT is the JWK SHA-256 thumbprint of the DPoP key the tokens are
+	// bound to (cnf.jkt, RFC 9449 §6); "" for bearer tokens.
+	JKT string
 }
 
 // AccessToken is an access token with a row: an opaque one, or a JWT

@@ -10,7 +10,7 @@ import (
 
 const authRequestCols = `id, client_id, redirect_uri, scopes, response_type, response_mode, state, nonce,
 	code_challenge, code_challenge_method, prompt, max_age, acr_values, requirement, login_hint,
-	id_token_hint_subject, ui_locales, browser_binding, created_at, expires_at,
+	id_token_hint_subject, ui_locales, browser_binding, dpop_jkt, created_at, expires_at,
 	done, subject, acr, amr, auth_time, session_id, coalesce(code_hash, ''), code_expires_at, failed_attempts`
 
 // scanAuthRequest scans authRequestCols, then extra.
@@ -19,7 +19,7 @@ func scanAuthRequest(sc Row, extra ...any) (storage.AuthRequest, error) {
 	err := sc.Scan(append([]any{&r.ID, &r.ClientID, &r.RedirectURI, js(&r.Scopes), &r.ResponseType, &r.ResponseMode,
 		&r.State, &r.Nonce, &r.CodeChallenge, &r.CodeChallengeMethod, js(&r.Prompt), &r.MaxAge,
 		js(&r.ACRValues), js(&r.Requirement), &r.LoginHint, &r.IDTokenHintSubject, js(&r.UILocales),
-		&r.BrowserBinding, at(&r.CreatedAt), at(&r.ExpiresAt),
+		&r.BrowserBinding, &r.DPoPJKT, at(&r.CreatedAt), at(&r.ExpiresAt),
 		&r.Done, &r.Subject, &r.ACR, js(&r.AMR), at(&r.AuthTime), &r.SessionID,
 		&r.CodeHash, at(&r.CodeExpiresAt), &r.FailedAttempts}, extra...)...)
 	return r, err
@@ -32,13 +32,13 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r storage.AuthRequest) er
 	}
 	_, err := s.exec(ctx, `INSERT INTO auth_requests (id, client_id, redirect_uri, scopes,
 		response_type, response_mode, state, nonce, code_challenge, code_challenge_method, prompt,
-		max_age, acr_values, requirement, login_hint, id_token_hint_subject, ui_locales, browser_binding,
+		max_age, acr_values, requirement, login_hint, id_token_hint_subject, ui_locales, browser_binding, dpop_jkt,
 		created_at, expires_at, done, subject, acr, amr, auth_time, session_id, code_hash,
 		code_expires_at, code_used_at, failed_attempts)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
 		r.ID, r.ClientID, r.RedirectURI, jsonOf(r.Scopes), r.ResponseType, r.ResponseMode, r.State,
 		r.Nonce, r.CodeChallenge, r.CodeChallengeMethod, jsonOf(r.Prompt), r.MaxAge, jsonOf(r.ACRValues),
-		jsonOf(r.Requirement), r.LoginHint, r.IDTokenHintSubject, jsonOf(r.UILocales), r.BrowserBinding,
+		jsonOf(r.Requirement), r.LoginHint, r.IDTokenHintSubject, jsonOf(r.UILocales), r.BrowserBinding, r.DPoPJKT,
 		nanos(r.CreatedAt), nanos(r.ExpiresAt), r.Done, r.Subject, r.ACR, jsonOf(r.AMR),
 		nanos(r.AuthTime), r.SessionID, codeHash, nanos(r.CodeExpiresAt), r.FailedAttempts)
 	if err != nil {
@@ -154,6 +154,11 @@ func (s *Store) RecordAuthRequestFailure(ctx context.Context, id string) (int, e
 
 func (s *Store) DeleteExpiredAuthRequests(ctx context.Context, now time.Time) (int, error) {
 	n, err := s.sweep(ctx, "auth_requests", `expires_at < ?`, nanos(now))
+	if err == nil {
+		var m int
+		m, err = s.sweep(ctx, "pushed_requests", `expires_at < ?`, nanos(now))
+		n += m
+	}
 	if err != nil {
 		return n, s.fail("delete expired auth requests", err)
 	}
@@ -169,4 +174,41 @@ func (s *Store) DeleteUserAuthRequests(ctx context.Context, subject string) (int
 		return 0, s.fail("delete user auth requests", err)
 	}
 	return n, nil
+}
+
+func (s *Store) CreatePushedRequest(ctx context.Context, p storage.PushedRequest) error {
+	_, err := s.exec(ctx, `INSERT INTO pushed_requests (id, client_id, params, expires_at, used_at) VALUES (?, ?, ?, ?, 0)`,
+		p.ID, p.ClientID, p.Params, nanos(p.ExpiresAt))
+	if err != nil {
+		return s.fail("create pushed request", s.insertErr(err))
+	}
+	return nil
+}
+
+// ConsumePushedRequest reads the row with the dialect's row lock, so a
+// concurrent spend waits, and marks it used.
+func (s *Store) ConsumePushedRequest(ctx context.Context, id, clientID string, now time.Time) (storage.PushedRequest, error) {
+	var p storage.PushedRequest
+	err := s.tx(ctx, func(tx db) error {
+		var used time.Time
+		err := tx.queryRow(ctx, `SELECT id, client_id, params, expires_at, used_at FROM pushed_requests WHERE id = ?`+s.d.ForUpdate, id).
+			Scan(&p.ID, &p.ClientID, &p.Params, at(&p.ExpiresAt), at(&used))
+		switch {
+		case err != nil:
+			return s.noRows(err)
+		case p.ClientID != clientID:
+			p = storage.PushedRequest{}
+			return storage.ErrNotFound
+		case !used.IsZero():
+			return storage.ErrReplayed
+		case now.After(p.ExpiresAt):
+			return storage.ErrExpired
+		}
+		_, err = tx.exec(ctx, `UPDATE pushed_requests SET used_at = ? WHERE id = ?`, usedAt(now), id)
+		return err
+	})
+	if err != nil {
+		return storage.PushedRequest{}, s.fail("consume pushed request", err)
+	}
+	return p, nil
 }

@@ -11,16 +11,16 @@ import (
 )
 
 // grantCols are the Grant fields, stored on every token.
-const grantCols = `grant_id, client_id, subject, scopes, audience, acr, amr, auth_time, session_id`
+const grantCols = `grant_id, client_id, subject, scopes, audience, acr, amr, auth_time, session_id, jkt`
 
 func grantDest(g *storage.Grant) []any {
 	return []any{&g.GrantID, &g.ClientID, &g.Subject, js(&g.Scopes), js(&g.Audience),
-		&g.ACR, js(&g.AMR), at(&g.AuthTime), &g.SessionID}
+		&g.ACR, js(&g.AMR), at(&g.AuthTime), &g.SessionID, &g.JKT}
 }
 
 func grantArgs(g storage.Grant) []any {
 	return []any{g.GrantID, g.ClientID, g.Subject, jsonOf(g.Scopes), jsonOf(g.Audience),
-		g.ACR, jsonOf(g.AMR), nanos(g.AuthTime), g.SessionID}
+		g.ACR, jsonOf(g.AMR), nanos(g.AuthTime), g.SessionID, g.JKT}
 }
 
 const accessCols = `id, ` + grantCols + `, refresh_id, created_at, expires_at, revoked`
@@ -45,7 +45,7 @@ func scanAccessToken(sc Row, extra ...any) (storage.AccessToken, error) {
 }
 
 const insertAccess = `INSERT INTO access_tokens (` + accessCols + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 func accessArgs(t storage.AccessToken) []any {
 	args := append([]any{t.ID}, grantArgs(t.Grant)...)
@@ -153,7 +153,7 @@ func (s *Store) insertFamily(ctx context.Context, tx db, f storage.Family, acces
 	args := append([]any{f.ID}, grantArgs(f.Grant)...)
 	args = append(args, f.Generation, nanos(f.RotatedAt), nanos(f.CreatedAt), nanos(f.ExpiresAt), f.Revoked, f.AuditedGeneration, nanos(f.AuditedAt))
 	_, err := tx.exec(ctx, `INSERT INTO refresh_families (`+familyCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 	if err != nil {
 		return s.insertErr(err)
 	}
@@ -278,7 +278,7 @@ func (s *Store) insertRefresh(ctx context.Context, tx db, t storage.RefreshToken
 	args := append([]any{t.ID, t.FamilyID}, grantArgs(t.Grant)...)
 	args = append(args, nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.UsedAt), t.Revoked)
 	_, err := tx.exec(ctx, `INSERT INTO refresh_tokens (`+refreshCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 	if err != nil || access == nil {
 		return s.insertErr(err)
 	}
@@ -469,8 +469,12 @@ func (s *Store) RevokeUserClientTokens(ctx context.Context, subject, clientID st
 
 func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error) {
 	total := 0
-	for _, table := range []string{"refresh_families", "refresh_tokens", "access_tokens", "revoked_access_tokens"} {
-		n, err := s.sweep(ctx, table, `expires_at < ?`, nanos(now))
+	for _, table := range []string{"refresh_families", "refresh_tokens", "access_tokens", "revoked_access_tokens", "one_time_tokens"} {
+		key := "id"
+		if table == "one_time_tokens" {
+			key = "hash" // hashes of random values: no two kinds share one
+		}
+		n, err := s.sweepBy(ctx, table, key, `expires_at < ?`, nanos(now))
 		total += n
 		if err != nil {
 			return total, s.fail("delete expired tokens", err)

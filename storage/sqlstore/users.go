@@ -69,24 +69,27 @@ func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
 
 const clientCols = `id, name, secret_hash, redirect_uris, post_logout_redirect_uris, public, native, auth_method,
 	grant_types, id_token_alg, access_token_format, jwks, min_acr, strict, first_party, require_pkce,
-	allow_enroll_during_step_up, refresh_reuse_interval, rate_limit, created_at, updated_at`
+	allow_enroll_during_step_up, refresh_reuse_interval, rate_limit, require_pushed_authorization_requests,
+	dpop_bound_access_tokens, profile, created_at, updated_at`
 
 func scanClient(sc Row) (storage.Client, error) {
 	var c storage.Client
 	err := sc.Scan(&c.ID, &c.Name, &c.SecretHash, js(&c.RedirectURIs), js(&c.PostLogoutRedirectURIs),
 		&c.Public, &c.Native, &c.AuthMethod, js(&c.GrantTypes), &c.IDTokenAlg, &c.AccessTokenFormat,
 		&c.JWKS, &c.MinACR, &c.Strict, &c.FirstParty, &c.RequirePKCE, &c.AllowEnrollDuringStepUp,
-		(*int64)(&c.RefreshReuseInterval), &c.RateLimit, at(&c.CreatedAt), at(&c.UpdatedAt))
+		(*int64)(&c.RefreshReuseInterval), &c.RateLimit, &c.RequirePAR, &c.DPoPBoundAccessTokens, &c.Profile,
+		at(&c.CreatedAt), at(&c.UpdatedAt))
 	return c, err
 }
 
 func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 	_, err := s.exec(ctx, `INSERT INTO clients (`+clientCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.SecretHash, jsonOf(c.RedirectURIs), jsonOf(c.PostLogoutRedirectURIs),
 		c.Public, c.Native, c.AuthMethod, jsonOf(c.GrantTypes), c.IDTokenAlg, c.AccessTokenFormat,
 		c.JWKS, c.MinACR, c.Strict, c.FirstParty, c.RequirePKCE, c.AllowEnrollDuringStepUp,
-		int64(c.RefreshReuseInterval), c.RateLimit, nanos(c.CreatedAt), nanos(c.UpdatedAt))
+		int64(c.RefreshReuseInterval), c.RateLimit, c.RequirePAR, c.DPoPBoundAccessTokens, c.Profile,
+		nanos(c.CreatedAt), nanos(c.UpdatedAt))
 	if err != nil {
 		return s.fail("create client", s.insertErr(err))
 	}
@@ -115,12 +118,14 @@ func (s *Store) UpdateClient(ctx context.Context, c storage.Client) error {
 	err := s.execOne(ctx, `UPDATE clients SET name = ?, secret_hash = ?, redirect_uris = ?,
 		post_logout_redirect_uris = ?, public = ?, native = ?, auth_method = ?, grant_types = ?,
 		id_token_alg = ?, access_token_format = ?, jwks = ?, min_acr = ?, strict = ?, first_party = ?,
-		require_pkce = ?, allow_enroll_during_step_up = ?, refresh_reuse_interval = ?, rate_limit = ?, updated_at = ?
+		require_pkce = ?, allow_enroll_during_step_up = ?, refresh_reuse_interval = ?, rate_limit = ?,
+		require_pushed_authorization_requests = ?, dpop_bound_access_tokens = ?, profile = ?, updated_at = ?
 		WHERE id = ?`,
 		c.Name, c.SecretHash, jsonOf(c.RedirectURIs), jsonOf(c.PostLogoutRedirectURIs),
 		c.Public, c.Native, c.AuthMethod, jsonOf(c.GrantTypes), c.IDTokenAlg, c.AccessTokenFormat,
 		c.JWKS, c.MinACR, c.Strict, c.FirstParty, c.RequirePKCE, c.AllowEnrollDuringStepUp,
-		int64(c.RefreshReuseInterval), c.RateLimit, nanos(c.UpdatedAt), c.ID)
+		int64(c.RefreshReuseInterval), c.RateLimit, c.RequirePAR, c.DPoPBoundAccessTokens, c.Profile,
+		nanos(c.UpdatedAt), c.ID)
 	if err != nil {
 		return s.fail("update client", err)
 	}

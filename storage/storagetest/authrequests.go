@@ -12,6 +12,42 @@ import (
 )
 
 var authRequestTests = []test{
+	{"a pushed request is spent once, by its own client, before it expires", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		p := storage.PushedRequest{ID: "pr1", ClientID: "rp", Params: "client_id=rp&scope=openid", ExpiresAt: t0.Add(time.Minute)}
+		must(t, s.CreatePushedRequest(ctx, p))
+		wantErr(t, s.CreatePushedRequest(ctx, p), storage.ErrAlreadyExists)
+		_, err := s.ConsumePushedRequest(ctx, "pr1", "other", t0)
+		wantErr(t, err, storage.ErrNotFound)
+		_, err = s.ConsumePushedRequest(ctx, "nope", "rp", t0)
+		wantErr(t, err, storage.ErrNotFound)
+		got, err := s.ConsumePushedRequest(ctx, "pr1", "rp", t0)
+		must(t, err)
+		check(t, p, got)
+		_, err = s.ConsumePushedRequest(ctx, "pr1", "rp", t0)
+		wantErr(t, err, storage.ErrReplayed)
+
+		must(t, s.CreatePushedRequest(ctx, storage.PushedRequest{ID: "pr2", ClientID: "rp", Params: "x=1", ExpiresAt: t0}))
+		_, err = s.ConsumePushedRequest(ctx, "pr2", "rp", t0.Add(time.Nanosecond))
+		wantErr(t, err, storage.ErrExpired)
+	}},
+	{"20 concurrent spends of one pushed request: exactly one succeeds", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		must(t, s.CreatePushedRequest(ctx, storage.PushedRequest{ID: "pr1", ClientID: "rp", Params: "x=1", ExpiresAt: t0.Add(time.Minute)}))
+		errs := race(20, func(int) error { _, err := s.ConsumePushedRequest(ctx, "pr1", "rp", t0); return err })
+		oneWinner(t, errs, storage.ErrReplayed)
+	}},
+	{"expired pushed requests are swept with the auth requests", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		must(t, s.CreatePushedRequest(ctx, storage.PushedRequest{ID: "old", ClientID: "rp", Params: "x=1", ExpiresAt: t0}))
+		must(t, s.CreatePushedRequest(ctx, storage.PushedRequest{ID: "live", ClientID: "rp", Params: "x=1", ExpiresAt: t0.Add(time.Hour)}))
+		_, err := s.DeleteExpiredAuthRequests(ctx, t0.Add(time.Second))
+		must(t, err)
+		_, err = s.ConsumePushedRequest(ctx, "old", "rp", t0)
+		wantErr(t, err, storage.ErrNotFound)
+		_, err = s.ConsumePushedRequest(ctx, "live", "rp", t0)
+		must(t, err)
+	}},
 	{"an auth request round-trips every field", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		want := newAuthRequest("ar1")

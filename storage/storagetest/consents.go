@@ -79,4 +79,16 @@ var oneTimeTokenTests = []test{
 		errs := race(20, func(int) error { return s.ConsumeOneTimeToken(ctx, "setup", "h1", t0) })
 		oneWinner(t, errs, storage.ErrReplayed)
 	}},
+	{"expired one-time tokens are swept with the tokens, live ones kept", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		must(t, s.CreateOneTimeToken(ctx, "dpop", "old", t0))
+		must(t, s.CreateOneTimeToken(ctx, "dpop", "live", t0.Add(time.Hour)))
+		n, err := s.DeleteExpiredTokens(ctx, t0.Add(time.Second))
+		must(t, err)
+		if n != 1 {
+			t.Errorf("swept %d rows, want 1", n)
+		}
+		wantErr(t, s.ConsumeOneTimeToken(ctx, "dpop", "old", t0), storage.ErrNotFound)
+		must(t, s.ConsumeOneTimeToken(ctx, "dpop", "live", t0))
+	}},
 }

@@ -43,6 +43,9 @@ func newClient(id string) storage.Client {
 		AllowEnrollDuringStepUp: true,
 		RateLimit:               250,
 		RefreshReuseInterval:    30 * time.Second,
+		RequirePAR:              true,
+		DPoPBoundAccessTokens:   true,
+		Profile:                 storage.ProfileFAPI2,
 		CreatedAt:               t0,
 		UpdatedAt:               t0.Add(time.Second),
 	}
@@ -72,6 +75,7 @@ func newAuthRequest(id string) storage.AuthRequest {
 		IDTokenHintSubject: "user-1",
 		UILocales:          []string{"de-CH", "en"},
 		BrowserBinding:     "binding-" + id,
+		DPoPJKT:            "jkt-" + id,
 		CreatedAt:          t0,
 		ExpiresAt:          t0.Add(10 * time.Minute),
 	}
@@ -126,6 +130,7 @@ func newGrant(grantID string) storage.Grant {
 		AMR:       []string{"pwd", "otp", "mfa"},
 		AuthTime:  t0,
 		SessionID: "sid-1",
+		JKT:       "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
 	}
 }
 
