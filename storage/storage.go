@@ -110,9 +110,14 @@ type Client struct {
 	DPoPBoundAccessTokens bool
 	// Profile names a security profile the client is held to: "" for none,
 	// ProfileFAPI2 for the FAPI 2.0 Security Profile.
-	Profile   string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Profile string
+	// BackchannelLogoutURI receives logout tokens (OIDC Back-Channel
+	// Logout 1.0 §2.2); "" for none. BackchannelLogoutSessionRequired asks
+	// for sid in them.
+	BackchannelLogoutURI             string
+	BackchannelLogoutSessionRequired bool
+	CreatedAt                        time.Time
+	UpdatedAt                        time.Time
 }
 
 // ProfileFAPI2 is Client.Profile for the FAPI 2.0 Security Profile.
