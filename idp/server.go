@@ -93,6 +93,10 @@ type Config struct {
 	// §3.3's rule that a phishable session cannot mint phishing
 	// resistance, so serve never sets it and no config file can.
 	PasskeysTrustedAtOnce bool
+	// RequirePAR admits only pushed authorization requests (RFC 9126 §5)
+	// at /authorize, from every client; a client can also require it for
+	// itself (storage.Client.RequirePAR).
+	RequirePAR bool
 }
 
 // Validate reports every problem with c at once.
