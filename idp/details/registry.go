@@ -346,7 +346,7 @@ func (r *Registry) Check(d Details, allowed []string) error {
 		}
 		if acts, ok := o["actions"].([]any); ok && len(t.Actions) > 0 {
 			for _, a := range acts {
-				if s := a.(string); !slices.Contains(t.Actions, s) {
+				if s, _ := a.(string); !slices.Contains(t.Actions, s) {
 					return invalid("authorization_details[%d] (%s): action %s is not allowed (allowed: %s)", i, t.Name, clip(s), strings.Join(t.Actions, ", "))
 				}
 			}
