@@ -5,13 +5,14 @@ import (
 	"crypto/subtle"
 )
 
-// challengeLabel separates transaction challenges from every other use of
-// SHA-256 output as a WebAuthn challenge. An ordinary sign-in challenge is
-// random bytes; without the label, a random sign-in challenge and a
-// transaction challenge live in the same space, and an assertion made for
-// one could be presented as the other. The version lets the derivation
-// change without a new assertion being read under the old rule.
-const challengeLabel = "keystep/authorization_details/webauthn-challenge/v1\x00"
+// ChallengeLabel is the domain-separation prefix of [Challenge]. It makes
+// the challenge's purpose part of what the authenticator signs: a challenge
+// that verifies under this rule was made to approve authorization details,
+// and the same bytes cannot also be read as an ordinary sign-in challenge
+// (random bytes the server draws, which approve nothing), as another
+// feature's hash of the same details, or as a later version of this rule
+// (the v1).
+const ChallengeLabel = "keystep/authorization_details/webauthn-challenge/v1\x00"
 
 // MinNonce is the shortest server nonce [VerifyChallenge] accepts.
 const MinNonce = 16
@@ -20,7 +21,7 @@ const MinNonce = 16
 //
 //	SHA-256(label || Hash(d) || nonce)
 //
-// with a fixed label (see challengeLabel) and Hash(d) of fixed length, so
+// with label [ChallengeLabel] and Hash(d) of fixed length, so
 // the parts cannot be shifted into each other. The authenticator signs
 // clientDataJSON, which holds the challenge, so a valid assertion proves
 // that this key approved these exact details, and the stored assertion,
@@ -35,7 +36,7 @@ const MinNonce = 16
 func Challenge(d Details, nonce []byte) []byte {
 	h := d.Hash()
 	s := sha256.New()
-	s.Write([]byte(challengeLabel))
+	s.Write([]byte(ChallengeLabel))
 	s.Write(h[:])
 	s.Write(nonce)
 	return s.Sum(nil)

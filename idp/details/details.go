@@ -99,8 +99,12 @@ func (d Details) String() string { return string(d.Canonical()) }
 // is the exact text that was hashed.
 func (d Details) MarshalJSON() ([]byte, error) { return d.Canonical(), nil }
 
-// UnmarshalJSON parses with [Parse], limits and all.
+// UnmarshalJSON parses with [Parse], limits and all; null leaves d as it
+// is, as encoding/json does for other types.
 func (d *Details) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
 	p, err := Parse(string(b))
 	if err != nil {
 		return err

@@ -137,3 +137,24 @@ func TestDetailsJSONRoundTrip(t *testing.T) {
 		t.Errorf("Unmarshal accepted a repeated key")
 	}
 }
+
+func TestDetailsUnmarshalNull(t *testing.T) {
+	var v struct {
+		D Details `json:"authorization_details"`
+	}
+	if err := json.Unmarshal([]byte(`{"authorization_details":null}`), &v); err != nil || v.D != nil {
+		t.Errorf("Unmarshal(null) = %v, %v", v.D, err)
+	}
+}
+
+func TestHandBuiltObjects(t *testing.T) {
+	// Details built in Go (tests, the demo) may nest Object values.
+	d := Details{{"type": PaymentInitiation, "instructedAmount": Object{"amount": "1250.00", "currency": "EUR"}, "creditorName": "A"}}
+	if err := ExamplePayments(mfa, phr).Check(d, []string{PaymentInitiation}); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+	parsed := mustParse(t, `[{"type":"payment_initiation","instructedAmount":{"amount":"1250.00","currency":"EUR"},"creditorName":"A"}]`)
+	if d.Hash() != parsed.Hash() || !Narrows(parsed, d) {
+		t.Errorf("a hand-built copy is not the parsed one")
+	}
+}

@@ -416,7 +416,7 @@ func checkKind(k Kind, v any) string {
 func lookup(o Object, p string) (any, bool) {
 	var v any = map[string]any(o)
 	for seg := range strings.SplitSeq(p, ".") {
-		m, ok := v.(map[string]any)
+		m, ok := asMap(v)
 		if !ok {
 			return nil, false
 		}
@@ -447,7 +447,7 @@ func leaves(o Object, t *Type, fn func(path string, shown bool)) {
 				fn(p, true)
 				continue
 			}
-			if sub, ok := m[k].(map[string]any); ok && len(sub) > 0 {
+			if sub, ok := asMap(m[k]); ok && len(sub) > 0 {
 				walk(sub, p+".")
 				continue
 			}
