@@ -110,12 +110,18 @@ func (r *Registry) DisplayWith(d Details, f Formatter) []Item {
 			item.Title = "Unregistered type " + plain(o.Type())
 		} else {
 			item.Title = t.Title
+			// A currency shown with its amount gets no line of its own;
+			// one that cannot be (no valid amount, not a currency code)
+			// does.
 			currencies := map[string]bool{}
 			for _, fl := range t.Fields {
-				if fl.Currency != "" {
-					if _, ok := lookup(o, fl.Path); ok {
-						currencies[fl.Currency] = true
-					}
+				if fl.Currency == "" {
+					continue
+				}
+				v, _ := lookup(o, fl.Path)
+				c, _ := lookupString(o, fl.Currency)
+				if _, ok := amountString(v); ok && isCurrency(c) {
+					currencies[fl.Currency] = true
 				}
 			}
 			for _, fl := range t.Fields {
@@ -150,7 +156,7 @@ func show(o Object, fl Field, v any, f Formatter) string {
 		s, _ := amountString(v)
 		c, _ := lookupString(o, fl.Currency)
 		if !isCurrency(c) {
-			c = ""
+			c = "" // and the currency has a line of its own
 		}
 		return f.Amount(s, c)
 	case KindAccount, KindIBAN:

@@ -132,3 +132,28 @@ func TestEnglishAmount(t *testing.T) {
 		}
 	}
 }
+
+// TestDisplayHidesNothing: values Check would refuse (Display must not rely
+// on it) are still all visible.
+func TestDisplayHidesNothing(t *testing.T) {
+	r := ExamplePayments(mfa, phr)
+	for _, tc := range []struct {
+		name string
+		d    Details
+		want []Line
+	}{
+		{"a bad currency is shown on its own", Details{{"type": PaymentInitiation, "instructedAmount": map[string]any{"amount": "5", "currency": "€"}}},
+			[]Line{{"Amount", "5"}, {"Currency", `"€"`}}},
+		{"a bad amount is shown raw, and its currency", Details{{"type": PaymentInitiation, "instructedAmount": map[string]any{"amount": "5,00", "currency": "EUR"}}},
+			[]Line{{"Amount", `"5,00"`}, {"Currency", "EUR"}}},
+		{"a currency without an amount", Details{{"type": PaymentInitiation, "instructedAmount": map[string]any{"currency": "EUR"}}},
+			[]Line{{"Currency", "EUR"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := r.Display(tc.d)
+			if diff := cmp.Diff(tc.want, got[0].Lines); diff != "" {
+				t.Errorf("lines (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -115,11 +115,17 @@ type ruleJSON struct {
 	Reason string     `json:"reason,omitempty"`
 }
 
-// MarshalJSON writes max_age as a Go duration.
+// MarshalJSON writes max_age as people write it: 5m, 1h30m.
 func (r Rule) MarshalJSON() ([]byte, error) {
 	j := ruleJSON{If: r.If, MinACR: r.MinACR, Reason: r.Reason}
 	if r.MaxAge != 0 {
 		j.MaxAge = r.MaxAge.String()
+		if strings.HasSuffix(j.MaxAge, "m0s") {
+			j.MaxAge = strings.TrimSuffix(j.MaxAge, "0s")
+		}
+		if strings.HasSuffix(j.MaxAge, "h0m") {
+			j.MaxAge = strings.TrimSuffix(j.MaxAge, "0m")
+		}
 	}
 	return json.Marshal(j)
 }

@@ -69,7 +69,7 @@ func TestConfigFromJSON(t *testing.T) {
 	if diff := cmp.Diff(want, again); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
-	if !bytes.Contains(b, []byte(`"max_age":"5m0s"`)) {
+	if !bytes.Contains(b, []byte(`"max_age":"5m"`)) || !bytes.Contains(b, []byte(`"max_age":"15m"`)) {
 		t.Errorf("max_age is not written as a duration: %s", b)
 	}
 }
