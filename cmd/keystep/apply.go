@@ -285,6 +285,7 @@ func exportConfig(set settings, clients []storage.Client) fileConfig {
 		ProductName:    set.file.ProductName,
 		TrustedProxies: set.file.TrustedProxies,
 		ScopeMinACR:    set.scopeMinACR,
+		RequirePAR:     set.requirePAR,
 	}
 	for _, l := range set.policy.Levels() {
 		lc := levelConfig{ACR: l.ACR, Aliases: l.Aliases, Requires: string(l.Requires)}

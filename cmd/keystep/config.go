@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net/netip"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/signin"
+	"github.com/keystep/keystep/storage"
 )
 
 // fileConfig is the optional --config file, and the file `keystep apply`
@@ -37,7 +39,11 @@ type fileConfig struct {
 	Session        *sessionConfig             `json:"session,omitempty"`
 	Passkeys       *passkeyConfig             `json:"passkeys,omitempty"`
 	RateLimits     map[string]rateLimitConfig `json:"rate_limits,omitempty"`
-	Clients        []admin.ClientSpec         `json:"clients,omitempty"`
+	// RequirePAR admits only pushed authorization requests from every
+	// client (RFC 9126 §5, idp.Config.RequirePAR); each client can also
+	// require them for itself.
+	RequirePAR bool               `json:"require_pushed_authorization_requests,omitempty"`
+	Clients    []admin.ClientSpec `json:"clients,omitempty"`
 }
 
 // rateLimitConfig is one endpoint group's limit: token and authorize per
@@ -112,6 +118,7 @@ type settings struct {
 	adminMaxAge    time.Duration
 	coolingOff     time.Duration // 0: login.DefaultPasskeyCoolingOff
 	rateLimits     map[string]idp.RateLimit
+	requirePAR     bool               // every client must push its requests
 	clients        []admin.ClientSpec // normalised
 	file           fileConfig         // as read, for export
 
@@ -138,6 +145,7 @@ func loadConfig(path string) (settings, error) {
 	errs := unknown // reported with every other problem
 	policyOK := true
 	s.productName = fc.ProductName
+	s.requirePAR = fc.RequirePAR
 	if len(fc.Levels) > 0 {
 		var levels []stepup.Level
 		for i, lc := range fc.Levels {
@@ -536,4 +544,16 @@ func applyRisk(s *settings, rc *riskConfig, policyOK bool) []error {
 	s.risk.SensitiveClients = rc.SensitiveClients
 	s.risk.SensitiveScopes = rc.SensitiveScopes
 	return errs
+}
+
+// serverConfig is the server's configuration from the validated settings.
+func (s settings) serverConfig(issuer string, st storage.Store, key []byte, log *slog.Logger) idp.Config {
+	return idp.Config{
+		Issuer: issuer, Store: st, MasterKey: key, Policy: s.policy,
+		ScopeMinACR: s.scopeMinACR, TrustedProxies: s.trustedProxies,
+		Logger: log, ProductName: s.productName, Risk: s.risk, RateLimits: s.rateLimits,
+		AdminACR: s.adminACR, AdminMaxAge: s.adminMaxAge,
+		SessionIdleTimeout: s.sessionIdleTimeout, SessionMaxAge: s.sessionMaxAge,
+		PasskeyCoolingOff: s.coolingOff, RequirePAR: s.requirePAR,
+	}
 }
