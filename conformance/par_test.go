@@ -662,3 +662,22 @@ func TestIssOnEveryAuthorizationResponse(t *testing.T) {
 		checkIss(t, e, p)
 	})
 }
+
+// Every algorithm published for client assertions authenticates a client.
+func TestClientAssertionAlgorithmsPublishedAreAccepted(t *testing.T) {
+	e, keys := parEnv(t)
+	algs, _ := e.discovery()["token_endpoint_auth_signing_alg_values_supported"].([]any)
+	if len(algs) == 0 {
+		t.Fatal("token_endpoint_auth_signing_alg_values_supported is missing")
+	}
+	r := e.rp(keyClient, "")
+	for _, alg := range algs {
+		t.Run(alg.(string), func(t *testing.T) {
+			_, params := authParams(t, r, nil)
+			for k, v := range keys.assertion(t, e, keyClient, jose.SignatureAlgorithm(alg.(string))) {
+				params[k] = v
+			}
+			e.mustPush(params, "", "")
+		})
+	}
+}

@@ -81,7 +81,9 @@ func (s *opServer) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.
 	// does. The request_uri URNs of its own PAR endpoint work regardless
 	// (RFC 9126 §4); pushed_authorization_request_endpoint says so.
 	cfg.RequestURIParameterSupported = false
-	cfg.TokenEndpointAuthSigningAlgValuesSupported = []string{"RS256", "ES256", "EdDSA"}
+	// What op.AuthorizePrivateJWTKey accepts for client assertions (the
+	// library's default list); EdDSA assertions it refuses.
+	cfg.TokenEndpointAuthSigningAlgValuesSupported = []string{"RS256", "PS256", "ES256"}
 	cfg.IntrospectionEndpointAuthSigningAlgValuesSupported = cfg.TokenEndpointAuthSigningAlgValuesSupported
 	cfg.RevocationEndpointAuthSigningAlgValuesSupported = cfg.TokenEndpointAuthSigningAlgValuesSupported
 	cfg.DisplayValuesSupported = []oidc.Display{oidc.DisplayPage}
