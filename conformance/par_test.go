@@ -681,3 +681,34 @@ func TestClientAssertionAlgorithmsPublishedAreAccepted(t *testing.T) {
 		})
 	}
 }
+
+// A browser app may push its request: the endpoint answers CORS like the
+// token endpoint.
+func TestPARAllowsCrossOriginCalls(t *testing.T) {
+	e, _ := parEnv(t)
+	req, _ := http.NewRequest(http.MethodOptions, e.issuer+"/oauth/par", nil)
+	req.Header.Set("Origin", "https://spa.example")
+	req.Header.Set("Access-Control-Request-Method", http.MethodPost)
+	req.Header.Set("Access-Control-Request-Headers", "content-type")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Access-Control-Allow-Origin") != "*" || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	pr := e.rp(publicClient, "")
+	_, params := authParams(t, pr, nil)
+	req, _ = http.NewRequest(http.MethodPost, e.issuer+"/oauth/par", strings.NewReader(params.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://spa.example")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("push: %d %v", resp.StatusCode, resp.Header)
+	}
+}

@@ -288,15 +288,16 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 
 	s.ui = ui
 	mw := &opMiddleware{cookies: cookies, store: cfg.Store, now: now, ui: ui, metrics: s.metrics, op: opsrv, issuer: cfg.Issuer, log: cfg.Logger}
+	corsOpts := &cors.Options{
+		// Public endpoints for browser apps; never with credentials.
+		AllowedOrigins: []string{"*"},
+		AllowedMethods: []string{http.MethodGet, http.MethodPost},
+		AllowedHeaders: []string{"Authorization", "Content-Type"},
+	}
 	opHandler := op.RegisterLegacyServer(opsrv,
 		mw.callback(op.AuthorizeCallbackHandler(provider)),
 		op.WithHTTPMiddleware(mw.state),
-		op.WithServerCORSOptions(&cors.Options{
-			// Public endpoints for browser apps; never with credentials.
-			AllowedOrigins: []string{"*"},
-			AllowedMethods: []string{http.MethodGet, http.MethodPost},
-			AllowedHeaders: []string{"Authorization", "Content-Type"},
-		}),
+		op.WithServerCORSOptions(corsOpts),
 	)
 
 	uiMux := http.NewServeMux()
@@ -305,7 +306,9 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle("/", mw.wrapOP(opHandler))
-	mux.HandleFunc(parPath, opsrv.pushAuthorization)
+	// A public client may push from the browser (RFC 9126 §2), like it
+	// calls the token endpoint.
+	mux.Handle(parPath, cors.New(*corsOpts).Handler(http.HandlerFunc(opsrv.pushAuthorization)))
 	for _, p := range []string{"/account", "/account/", "/admin", "/admin/", "/setup", "/logged-out", "/logout"} {
 		mux.Handle(p, csrf.Handler(uiMux))
 	}
