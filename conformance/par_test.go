@@ -712,3 +712,22 @@ func TestPARAllowsCrossOriginCalls(t *testing.T) {
 		t.Fatalf("push: %d %v", resp.StatusCode, resp.Header)
 	}
 }
+
+// The redirect URI is checked before anything else, at /authorize and at
+// PAR: a loopback URI the library matches loosely (RFC 8252 §7.3 lets only
+// the port vary) never receives another check's refusal.
+func TestUnregisteredLoopbackNeverGetsAnErrorRedirect(t *testing.T) {
+	e, _ := parEnv(t)
+	e.addClient(storage.Client{ID: "cli", Name: "Command line", Public: true, Native: true, AuthMethod: "none",
+		RedirectURIs: []string{"http://127.0.0.1/cb"}, GrantTypes: []string{"authorization_code"},
+		IDTokenAlg: "ES256", RequirePKCE: true, FirstParty: true})
+	q := url.Values{"client_id": {"cli"}, "redirect_uri": {"https://localhost:5555/cb"}, "response_type": {"code"},
+		"scope": {"openid"}, "state": {"st"}, "prompt": {"none login"}, "code_challenge": {s256("v")}, "code_challenge_method": {"S256"}}
+	if p := e.browser().get(e.issuer + "/authorize?" + q.Encode()); p.redirect != nil || p.status != http.StatusBadRequest {
+		t.Fatalf("/authorize: %d, redirect %v", p.status, p.redirect)
+	}
+	if status, out, _ := e.push(q, "", ""); status != http.StatusBadRequest || out["error"] != "invalid_request" ||
+		!strings.Contains(out["error_description"].(string), "redirect_uri") {
+		t.Fatalf("PAR: %d %v", status, out)
+	}
+}

@@ -52,14 +52,8 @@ func sourceFrom(ctx context.Context) authzSource {
 // req is normalised in place (max_age for prompt=login, known scopes).
 func (s *opServer) validateAuthRequest(ctx context.Context, c *client, req *oidc.AuthRequest, form url.Values, src authzSource) (storage.Requirement, error) {
 	var none storage.Requirement
-	if err := op.ValidateAuthReqRedirectURI(c, req.RedirectURI, req.ResponseType); err != nil {
+	if err := checkRedirectURI(c, req); err != nil {
 		return none, err
-	}
-	// RFC 8252 §7.3: the library lets a native client's request through
-	// with any loopback URI whose path and query match a registered one;
-	// only the port may vary.
-	if !c.redirectRegistered(c.RedirectURIs(), req.RedirectURI) {
-		return none, oidc.ErrInvalidRequestRedirectURI().WithDescription("The redirect_uri is not registered for this app.")
 	}
 	if m := req.ResponseMode; m != "" && m != oidc.ResponseModeQuery {
 		// Discovery lists only query (OAuth 2.0 Multiple Response Types
@@ -98,6 +92,22 @@ func (s *opServer) validateAuthRequest(ctx context.Context, c *client, req *oidc
 		return none, oidc.ErrInvalidRequest().WithDescription("claims: %s", err)
 	}
 	return need, nil
+}
+
+// checkRedirectURI is the first check of validateAuthRequest: until the
+// redirect URI is known to be the client's, no error may be sent to it.
+// RFC 8252 §7.3: the library lets a native client's request through with
+// any loopback URI whose path and query match a registered one, so
+// http://127.0.0.1/cb also matched https://localhost:N/cb; only the port
+// may vary.
+func checkRedirectURI(c *client, req *oidc.AuthRequest) error {
+	if err := op.ValidateAuthReqRedirectURI(c, req.RedirectURI, req.ResponseType); err != nil {
+		return err
+	}
+	if !c.redirectRegistered(c.RedirectURIs(), req.RedirectURI) {
+		return oidc.ErrInvalidRequestRedirectURI().WithDescription("The redirect_uri is not registered for this app.")
+	}
+	return nil
 }
 
 // resolveFront replaces the parameters of an /authorize request that

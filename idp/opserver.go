@@ -240,8 +240,25 @@ func (s *opServer) accessTokenID(ctx context.Context, token string) (id, subject
 	return claims.JWTID, claims.Subject, true
 }
 
+// VerifyAuthRequest checks the redirect URI (checkRedirectURI) before the
+// library's own checks, which would send their refusals to a loopback URI
+// it matched too loosely. A refusal here is shown to the user, never
+// redirected (RFC 6749 §4.1.2.1).
+func (s *opServer) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthRequest]) (*op.ClientRequest[oidc.AuthRequest], error) {
+	cr, err := s.LegacyServer.VerifyAuthRequest(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if cl, ok := cr.Client.(*client); ok && r.Data.RedirectURI != "" {
+		if err := checkRedirectURI(cl, r.Data); err != nil {
+			return nil, err
+		}
+	}
+	return cr, nil
+}
+
 // EndSession holds post_logout_redirect_uri to RFC 8252 §7.3, which the
-// library matches loosely for native clients (see validateAuthRequest).
+// library matches loosely for native clients (see checkRedirectURI).
 func (s *opServer) EndSession(ctx context.Context, r *op.Request[oidc.EndSessionRequest]) (*op.Redirect, error) {
 	p := s.Provider()
 	session, err := op.ValidateEndSessionRequest(ctx, r.Data, p)
