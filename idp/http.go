@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -26,6 +27,9 @@ type opMiddleware struct {
 	now     func() time.Time
 	ui      *login.Handler
 	metrics *metrics
+	op      *opServer
+	issuer  string
+	log     *slog.Logger
 }
 
 // state puts a reqState into the context of every OP request.
@@ -105,11 +109,18 @@ func (m *opMiddleware) wrapOP(next http.Handler) http.Handler {
 				m.ui.RenderError(w, r, http.StatusBadRequest, "This sign-in request is invalid", msg)
 				return
 			}
+			w = &issWriter{ResponseWriter: w, issuer: m.issuer} // RFC 9207
+			if r = m.resolveFront(w, r); r == nil {
+				return
+			}
 			rec := &errorCapture{ResponseWriter: w}
 			next.ServeHTTP(rec, r)
 			if rec.captured {
 				m.ui.RenderError(w, r, rec.status, "This sign-in request is invalid", rec.description())
 			}
+			return
+		case "/authorize/callback":
+			next.ServeHTTP(&issWriter{ResponseWriter: w, issuer: m.issuer}, r) // RFC 9207
 			return
 		case "/oauth/token":
 			// RFC 6749 §5.1: token responses must not be cached.

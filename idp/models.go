@@ -84,6 +84,16 @@ func (c client) IDTokenUserinfoClaimsAssertion() bool { return false }
 // the true time of authentication (OIDC Core §2).
 func (c client) ClockSkew() time.Duration { return 0 }
 
+// parRequired reports whether /authorize admits only pushed requests from
+// c (RFC 9126 §5): the client asked for it, its profile needs it (FAPI 2.0
+// Security Profile §5.3.1.2), or the server requires it of every client.
+func (c client) parRequired(serverWide bool) bool {
+	return c.RequirePAR || c.Profile == storage.ProfileFAPI2 || serverWide
+}
+
+// fapi2 reports whether c is held to the FAPI 2.0 Security Profile.
+func (c client) fapi2() bool { return c.Profile == storage.ProfileFAPI2 }
+
 func (c client) hasGrant(g oidc.GrantType) bool {
 	return slices.Contains(c.Client.GrantTypes, string(g))
 }

@@ -3,18 +3,18 @@ package idp
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
-	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
@@ -28,6 +28,31 @@ type opServer struct {
 	scopeMins map[string]string // scope → minimum acr
 	store     storage.Store
 	audit     *web.Auditor
+	issuer    string
+	now       func() time.Time
+	log       *slog.Logger
+	// requirePAR is Config.RequirePAR: every client must push its
+	// authorization requests.
+	requirePAR bool
+}
+
+// discoveryExtra holds the discovery members oidc.DiscoveryConfiguration
+// has no field for. Add a member here, never to a second wrapper: the JSON
+// of an embedded struct is flattened into the document, and a name both
+// structs carry would vanish from it.
+type discoveryExtra struct {
+	// RFC 9126 §5.
+	PushedAuthorizationRequestEndpoint string `json:"pushed_authorization_request_endpoint"`
+	RequirePushedAuthorizationRequests bool   `json:"require_pushed_authorization_requests"`
+	// RFC 9207 §3.
+	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
+}
+
+// discoveryDocument is the discovery response: the library's
+// configuration plus discoveryExtra.
+type discoveryDocument struct {
+	*oidc.DiscoveryConfiguration
+	discoveryExtra
 }
 
 // Discovery publishes what Keystep really supports (OpenID Connect
@@ -48,14 +73,34 @@ func (s *opServer) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.
 	cfg.CodeChallengeMethodsSupported = []oidc.CodeChallengeMethod{oidc.CodeChallengeMethodS256}
 	cfg.ClaimsSupported = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
 		"name", "preferred_username", "updated_at", "email", "email_verified"}
-	cfg.RequestParameterSupported = false
+	// Request objects by value (RFC 9101 §5.1), verified by verifyRequestObject.
+	cfg.RequestParameterSupported = true
+	cfg.RequestObjectSigningAlgValuesSupported = algStrings(requestObjectAlgs)
+	// request_uri_parameter_supported is about request objects fetched
+	// from a URL the client names (OIDC Core §6.2), which Keystep never
+	// does. The request_uri URNs of its own PAR endpoint work regardless
+	// (RFC 9126 §4); pushed_authorization_request_endpoint says so.
 	cfg.RequestURIParameterSupported = false
-	cfg.TokenEndpointAuthSigningAlgValuesSupported = []string{"RS256", "ES256", "EdDSA"}
+	// What op.AuthorizePrivateJWTKey accepts for client assertions (the
+	// library's default list); EdDSA assertions it refuses.
+	cfg.TokenEndpointAuthSigningAlgValuesSupported = []string{"RS256", "PS256", "ES256"}
 	cfg.IntrospectionEndpointAuthSigningAlgValuesSupported = cfg.TokenEndpointAuthSigningAlgValuesSupported
 	cfg.RevocationEndpointAuthSigningAlgValuesSupported = cfg.TokenEndpointAuthSigningAlgValuesSupported
 	cfg.DisplayValuesSupported = []oidc.Display{oidc.DisplayPage}
 	cfg.ClaimTypesSupported = []string{"normal"}
-	return resp, nil
+	return op.NewResponse(discoveryDocument{DiscoveryConfiguration: cfg, discoveryExtra: discoveryExtra{
+		PushedAuthorizationRequestEndpoint:         s.issuer + parPath,
+		RequirePushedAuthorizationRequests:         s.requirePAR,
+		AuthorizationResponseIssParameterSupported: true,
+	}}), nil
+}
+
+func algStrings(algs []jose.SignatureAlgorithm) []string {
+	out := make([]string, len(algs))
+	for i, a := range algs {
+		out[i] = string(a)
+	}
+	return out
 }
 
 // VerifyClient authenticates the client of a token or revocation request
@@ -94,6 +139,10 @@ func (s *opServer) authenticateClient(ctx context.Context, header http.Header, c
 			// RFC 7521 §4.2: a client_id beside the assertion names the same client.
 			return nil, oidc.ErrInvalidClient().WithDescription("client_id does not match the client assertion")
 		}
+		if c.fapi2() && !signedWith(cc.ClientAssertion, fapi2Algs) {
+			// FAPI 2.0 Security Profile §5.4: PS256, ES256 or EdDSA only.
+			return nil, oidc.ErrInvalidClient().WithDescription("the client assertion must be signed with %s", algNames(fapi2Algs))
+		}
 		return c, nil
 	}
 	// HTTP Basic with an empty password carries no secret: some libraries
@@ -111,6 +160,10 @@ func (s *opServer) authenticateClient(ctx context.Context, header http.Header, c
 	c, ok := oc.(*client)
 	if !ok {
 		return nil, oidc.ErrServerError()
+	}
+	if c.fapi2() {
+		// FAPI 2.0 Security Profile §5.3.1.1 item 5 (no mTLS here).
+		return nil, oidc.ErrInvalidClient().WithDescription("this client authenticates with %s", oidc.AuthMethodPrivateKeyJWT)
 	}
 	if registered := c.AuthMethod(); registered != method {
 		return nil, oidc.ErrInvalidClient().WithDescription("this client authenticates with %s", registered)
@@ -187,24 +240,25 @@ func (s *opServer) accessTokenID(ctx context.Context, token string) (id, subject
 	return claims.JWTID, claims.Subject, true
 }
 
-// VerifyAuthRequest holds redirect URIs to RFC 8252 §7.3: the library
-// lets a native client's request through with any loopback URI whose path
-// and query match a registered one, so http://127.0.0.1/cb also matched
-// https://localhost:N/cb and http://[::1]:N/cb. Only the port may vary.
-// A refusal here is shown to the user, never redirected (RFC 6749 §4.1.2.1).
+// VerifyAuthRequest checks the redirect URI (checkRedirectURI) before the
+// library's own checks, which would send their refusals to a loopback URI
+// it matched too loosely. A refusal here is shown to the user, never
+// redirected (RFC 6749 §4.1.2.1).
 func (s *opServer) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthRequest]) (*op.ClientRequest[oidc.AuthRequest], error) {
 	cr, err := s.LegacyServer.VerifyAuthRequest(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	if cl, ok := cr.Client.(*client); ok && r.Data.RedirectURI != "" && !cl.redirectRegistered(cl.RedirectURIs(), r.Data.RedirectURI) {
-		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("The redirect_uri is not registered for this app.")
+	if cl, ok := cr.Client.(*client); ok && r.Data.RedirectURI != "" {
+		if err := checkRedirectURI(cl, r.Data); err != nil {
+			return nil, err
+		}
 	}
 	return cr, nil
 }
 
-// EndSession applies the same rule to post_logout_redirect_uri, which the
-// library matches just as loosely for native clients.
+// EndSession holds post_logout_redirect_uri to RFC 8252 §7.3, which the
+// library matches loosely for native clients (see checkRedirectURI).
 func (s *opServer) EndSession(ctx context.Context, r *op.Request[oidc.EndSessionRequest]) (*op.Redirect, error) {
 	p := s.Provider()
 	session, err := op.ValidateEndSessionRequest(ctx, r.Data, p)
@@ -223,46 +277,20 @@ func (s *opServer) EndSession(ctx context.Context, r *op.Request[oidc.EndSession
 	return s.LegacyServer.EndSession(ctx, r)
 }
 
-// Authorize runs after the library validated the client and redirect URI,
-// so every refusal here goes back to the client as an error response.
+// Authorize runs after the library's own checks. validateAuthRequest
+// decides: a refusal of the redirect URI is shown to the user, any other
+// goes back to the client as an error response.
 func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
-	if m := r.Data.ResponseMode; m != "" && m != oidc.ResponseModeQuery {
-		// Discovery lists only query (OAuth 2.0 Multiple Response Types
-		// §2.1). The library would serve form_post with an inline script the
-		// CSP blocks, leaving the user on a blank page; the refusal itself
-		// goes back in the query.
-		r.Data.ResponseMode = oidc.ResponseModeQuery
-		return nil, oidc.ErrInvalidRequest().WithDescription("response_mode must be query")
-	}
-	if r.Form.Get("request_uri") != "" {
-		// OIDC Core §6.2: Keystep does not fetch request objects. Going on
-		// without them would drop the state and nonce they may carry, so the
-		// request is refused (request_uri_parameter_supported is false).
-		return nil, &oidc.Error{ErrorType: "request_uri_not_supported", Description: "request_uri is not supported"}
-	}
 	cl, ok := r.Client.(*client)
 	if !ok {
 		// The client's floor goes into the requirement: never without it.
 		return nil, oidc.ErrServerError().WithDescription("unexpected client type %T", r.Client)
 	}
-	req := r.Data
-	// Parsed and merged once: the login UI and the audit read only the
-	// stored requirement (CreateAuthRequest saves it).
-	need, err := signin.NewRequirement(r.Form.Get("claims"), req.ACRValues, cl.Client, req.Scopes, s.scopeMins)
+	need, err := s.validateAuthRequest(ctx, cl, r.Data, r.Form, sourceFrom(ctx))
 	if err != nil {
-		return nil, oidc.ErrInvalidRequest().WithDescription("claims: %s", err)
+		return nil, err
 	}
 	stateFrom(ctx).requirement = &need
-	if req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
-		// DESIGN §4: S256 only; plain offers no protection against a leaked request.
-		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
-	}
-	if (cl.Public || cl.RequirePKCE) && req.CodeChallenge == "" {
-		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE (S256) is required for this client")
-	}
-	if !slices.Contains(req.Scopes, oidc.ScopeOpenID) {
-		return nil, oidc.ErrInvalidScope().WithDescription("the openid scope is required")
-	}
 	return s.LegacyServer.Authorize(ctx, r)
 }
 

@@ -243,7 +243,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		AuthMethodPost:           true,
 		AuthMethodPrivateKeyJWT:  true,
 		GrantTypeRefreshToken:    true,
-		RequestObjectSupported:   false,
+		RequestObjectSupported:   false, // request objects are verified before the library reads the request (resolveFront)
 		DefaultLogoutRedirectURI: "/logged-out",
 		SupportedScopes:          supportedScopes,
 	}, store, op.StaticIssuer(cfg.Issuer), opts...)
@@ -252,7 +252,8 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	endpoints := provider.Endpoints()
 	endpoints.DeviceAuthorization = nil // not supported; keeps it out of routes and discovery
-	opsrv := &opServer{LegacyServer: op.NewLegacyServer(provider, endpoints), policy: cfg.Policy, scopeMins: cfg.ScopeMinACR, store: cfg.Store, audit: auditor}
+	opsrv := &opServer{LegacyServer: op.NewLegacyServer(provider, endpoints), policy: cfg.Policy, scopeMins: cfg.ScopeMinACR, store: cfg.Store, audit: auditor,
+		issuer: cfg.Issuer, now: now, log: cfg.Logger, requirePAR: cfg.RequirePAR}
 	callback := op.AuthCallbackURL(provider)
 
 	tmpl := fs.FS(templates.FS)
@@ -286,16 +287,17 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	s.ui = ui
-	mw := &opMiddleware{cookies: cookies, store: cfg.Store, now: now, ui: ui, metrics: s.metrics}
+	mw := &opMiddleware{cookies: cookies, store: cfg.Store, now: now, ui: ui, metrics: s.metrics, op: opsrv, issuer: cfg.Issuer, log: cfg.Logger}
+	corsOpts := &cors.Options{
+		// Public endpoints for browser apps; never with credentials.
+		AllowedOrigins: []string{"*"},
+		AllowedMethods: []string{http.MethodGet, http.MethodPost},
+		AllowedHeaders: []string{"Authorization", "Content-Type"},
+	}
 	opHandler := op.RegisterLegacyServer(opsrv,
 		mw.callback(op.AuthorizeCallbackHandler(provider)),
 		op.WithHTTPMiddleware(mw.state),
-		op.WithServerCORSOptions(&cors.Options{
-			// Public endpoints for browser apps; never with credentials.
-			AllowedOrigins: []string{"*"},
-			AllowedMethods: []string{http.MethodGet, http.MethodPost},
-			AllowedHeaders: []string{"Authorization", "Content-Type"},
-		}),
+		op.WithServerCORSOptions(corsOpts),
 	)
 
 	uiMux := http.NewServeMux()
@@ -304,8 +306,16 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle("/", mw.wrapOP(opHandler))
-	for _, p := range []string{"/login", "/login/", "/account", "/account/", "/admin", "/admin/", "/setup", "/logged-out", "/logout"} {
+	// A public client may push from the browser (RFC 9126 §2), like it
+	// calls the token endpoint.
+	mux.Handle(parPath, cors.New(*corsOpts).Handler(http.HandlerFunc(opsrv.pushAuthorization)))
+	for _, p := range []string{"/account", "/account/", "/admin", "/admin/", "/setup", "/logged-out", "/logout"} {
 		mux.Handle(p, csrf.Handler(uiMux))
+	}
+	// The login UI ends a request it refuses with an error redirect to
+	// the client, an authorization response like any other (RFC 9207).
+	for _, p := range []string{"/login", "/login/"} {
+		mux.Handle(p, mw.withIss(csrf.Handler(uiMux)))
 	}
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static.FS)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
