@@ -15,8 +15,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
@@ -669,7 +667,11 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 		if c.json {
 			return printJSON(stdout, out)
 		}
-		b, err := yaml.Marshal(out)
+		j, err := json.Marshal(out)
+		if err != nil {
+			return err
+		}
+		b, err := jsonToYAML(j)
 		if err != nil {
 			return err
 		}

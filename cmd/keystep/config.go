@@ -289,10 +289,8 @@ func decodeConfig(raw []byte) (fileConfig, []error, error) {
 }
 
 // yamlToJSON converts one YAML document to JSON. It reads YAML 1.2
-// (go.yaml.in/yaml/v3, the parser sigs.k8s.io/yaml vendors as goyaml.v3)
-// rather than sigs.k8s.io/yaml's YAMLToJSON, which reads YAML 1.1: there an
-// unquoted y, n, yes, no, on or off is a boolean, keys included, so the y
-// coordinate of an EC key and the n modulus of an RSA key in a client's jwks
+// (go.yaml.in/yaml/v3), not YAML 1.1, where an unquoted y, n, yes, no, on
+// or off is a boolean, keys included, so the y coordinate of an EC key and the n modulus of an RSA key in a client's jwks
 // would turn into "true" and "false". A key given twice is an error.
 func yamlToJSON(raw []byte) ([]byte, error) {
 	dec := yamlv3.NewDecoder(bytes.NewReader(raw))
@@ -308,6 +306,36 @@ func yamlToJSON(raw []byte) ([]byte, error) {
 		return nil, errors.New("want a YAML mapping (key: value lines) at the top")
 	}
 	return json.Marshal(jsonable(tree))
+}
+
+// jsonToYAML writes JSON as block-style YAML with go.yaml.in/yaml/v3, the
+// one YAML library Keystep uses, keeping the order of keys: JSON is YAML,
+// so it is read into a node tree and written back without JSON's flow
+// style and quotes. The encoder still quotes a string that would read as
+// another type (y, no, 1.0, null), so yamlToJSON gives back the same JSON.
+func jsonToYAML(raw []byte) ([]byte, error) {
+	var n yamlv3.Node
+	if err := yamlv3.Unmarshal(raw, &n); err != nil {
+		return nil, err
+	}
+	blockStyle(&n)
+	var b bytes.Buffer
+	enc := yamlv3.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(&n); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func blockStyle(n *yamlv3.Node) {
+	n.Style = 0
+	for _, c := range n.Content {
+		blockStyle(c)
+	}
 }
 
 // jsonable makes a decoded YAML tree encodable as JSON: mapping keys that
