@@ -238,6 +238,35 @@ func TestReview18FAPI2RefusesAWeakRSAKey(t *testing.T) {
 	}
 }
 
+// Finding 7 (low, FAPI 2.0 Security Profile §5.3.2.2: the authorization
+// server "shall not support CORS for the authorization endpoint, as
+// clients must perform an HTTP redirect rather than access this endpoint
+// directly"): the library's CORS options (op.WithServerCORSOptions, meant
+// for token, userinfo, discovery) cover every route it serves, /authorize
+// included, and it answers a preflight from any origin with
+// Access-Control-Allow-Origin: *. No cookies ride along (no
+// Allow-Credentials), so nothing leaks today; it is a profile violation and
+// an invitation to script the authorization endpoint.
+//
+// Fix: corsOpts.AllowOriginRequestFunc returning false when r.URL.Path is
+// /authorize or /authorize/callback (one option, no new wrapper).
+func TestReview18NoCORSOnTheAuthorizationEndpoint(t *testing.T) {
+	e, _ := parEnv(t)
+	for _, m := range []string{http.MethodOptions, http.MethodGet} {
+		req, _ := http.NewRequest(m, e.issuer+"/authorize?client_id="+rpClient, nil)
+		req.Header.Set("Origin", "https://spa.example")
+		req.Header.Set("Access-Control-Request-Method", http.MethodGet)
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Errorf("%s /authorize from another origin: Access-Control-Allow-Origin %q", m, got)
+		}
+	}
+}
+
 // Held (kept as a regression pin, passes): two browsers redeeming one
 // request_uri at once get one login between them.
 func TestReview18PushedRequestRaceHasOneWinner(t *testing.T) {
