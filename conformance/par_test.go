@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -32,10 +33,12 @@ const (
 	parClient  = "pushes" // client_secret_basic, RequirePAR
 )
 
-// clientKeys are a client's signing keys: k1 ES256, k2 RSA (RS256 or PS256).
+// clientKeys are a client's signing keys: k1 ES256, k2 RSA (RS256 or
+// PS256), k3 Ed25519 (EdDSA).
 type clientKeys struct {
 	ec  *ecdsa.PrivateKey
 	rsa *rsa.PrivateKey
+	ed  ed25519.PrivateKey
 }
 
 func newClientKeys(t *testing.T) clientKeys {
@@ -48,13 +51,18 @@ func newClientKeys(t *testing.T) clientKeys {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return clientKeys{ec: ec, rsa: rk}
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clientKeys{ec: ec, rsa: rk, ed: ed}
 }
 
 func (k clientKeys) jwks() string {
 	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
 		{Key: &k.ec.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"},
 		{Key: &k.rsa.PublicKey, KeyID: "k2", Use: "sig"},
+		{Key: k.ed.Public(), KeyID: "k3", Algorithm: "EdDSA", Use: "sig"},
 	}}
 	b, _ := json.Marshal(set)
 	return string(b)
@@ -66,8 +74,11 @@ func (k clientKeys) sign(t *testing.T, alg jose.SignatureAlgorithm, claims map[s
 	t.Helper()
 	var key crypto.Signer = k.rsa
 	kid := "k2"
-	if alg == jose.ES256 {
+	switch alg {
+	case jose.ES256:
 		key, kid = k.ec, "k1"
+	case jose.EdDSA:
+		key, kid = k.ed, "k3"
 	}
 	opts := &jose.SignerOptions{}
 	for name, v := range header {
@@ -89,8 +100,8 @@ func (k clientKeys) sign(t *testing.T, alg jose.SignatureAlgorithm, claims map[s
 	return out
 }
 
-// assertion is a client assertion (RFC 7523 §3). The library checks its
-// times against the real clock.
+// assertion is a client assertion (RFC 7523 §3), timed by the real clock
+// (the harness's clock follows it).
 func (k clientKeys) assertion(t *testing.T, e *env, clientID string, alg jose.SignatureAlgorithm) url.Values {
 	now := time.Now()
 	a := k.sign(t, alg, map[string]any{"iss": clientID, "sub": clientID, "aud": e.issuer, "jti": randomString(),

@@ -8,12 +8,15 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/web"
@@ -161,6 +164,13 @@ func (m *opMiddleware) wrapOP(next http.Handler) http.Handler {
 
 // checkParams rejects repeated parameters (RFC 6749 §3.1, §3.2) and
 // invalid UTF-8. It parses the form, so the body limit applies first.
+//
+// The library decodes parameters case-insensitively (zitadel/schema
+// matches names with strings.EqualFold), while Keystep reads exact names:
+// client_id beside Client_ID was one parameter to one and two to the
+// other, so a pushed request could be stored as one client's and run as
+// another's. Names equal but for case count as a repeat, and a parameter
+// the library reads must be spelled as the protocol spells it.
 func checkParams(r *http.Request) string {
 	if err := r.ParseForm(); err != nil {
 		var tooBig *http.MaxBytesError
@@ -169,12 +179,24 @@ func checkParams(r *http.Request) string {
 		}
 		return "The request could not be read."
 	}
-	for k, vs := range r.Form {
+	return checkNames(r.Form)
+}
+
+// checkNames is checkParams for a form however it came: parsed from the
+// request, or made from a request object's claims.
+func checkNames(form url.Values) string {
+	folded := make(map[string]bool, len(form))
+	for k, vs := range form {
 		if !utf8.ValidString(k) {
 			return "The request contains invalid characters."
 		}
-		if len(vs) > 1 {
+		lower := strings.ToLower(k)
+		if len(vs) > 1 || folded[lower] {
 			return "The parameter " + strings.ToValidUTF8(k, "") + " appears more than once."
+		}
+		folded[lower] = true
+		if lower != k && libraryParams[lower] {
+			return "The parameter " + k + " must be written " + lower + "."
 		}
 		for _, v := range vs {
 			if !utf8.ValidString(v) {
@@ -183,6 +205,40 @@ func checkParams(r *http.Request) string {
 		}
 	}
 	return ""
+}
+
+// libraryParams are the parameter names the library decodes, read from
+// the schema tags of its request types.
+var libraryParams = schemaNames(oidc.AuthRequest{}, oidc.AccessTokenRequest{}, oidc.RefreshTokenRequest{},
+	oidc.ClientCredentialsRequest{}, oidc.RevocationRequest{}, oidc.IntrospectionRequest{}, op.IntrospectionRequest{},
+	oidc.EndSessionRequest{}, oidc.UserInfoRequest{}, oidc.JWTProfileGrantRequest{}, oidc.TokenExchangeRequest{},
+	oidc.DeviceAuthorizationRequest{}, oidc.DeviceAccessTokenRequest{}, op.ClientCredentials{})
+
+func schemaNames(types ...any) map[string]bool {
+	names := map[string]bool{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return
+		}
+		for f := range t.Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("schema"), ",")
+			switch {
+			case name == "-":
+			case name != "":
+				names[strings.ToLower(name)] = true
+			case f.Anonymous:
+				walk(f.Type)
+			}
+		}
+	}
+	for _, v := range types {
+		walk(reflect.TypeOf(v))
+	}
+	return names
 }
 
 func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {

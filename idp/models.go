@@ -87,8 +87,14 @@ func (c client) ClockSkew() time.Duration { return 0 }
 // parRequired reports whether /authorize admits only pushed requests from
 // c (RFC 9126 §5): the client asked for it, its profile needs it (FAPI 2.0
 // Security Profile §5.3.1.2), or the server requires it of every client.
+//
+// The server-wide switch leaves out Keystep's own portal client: its
+// requests are made by Keystep itself in the same browser, to a redirect
+// URI on the issuer, and the portal and console gate every page on the
+// session's level (requireLevel); requiring it to push would lock the
+// operator out of the console that turns the switch off again.
 func (c client) parRequired(serverWide bool) bool {
-	return c.RequirePAR || c.Profile == storage.ProfileFAPI2 || serverWide
+	return c.RequirePAR || c.Profile == storage.ProfileFAPI2 || serverWide && c.ID != AccountClientID
 }
 
 // fapi2 reports whether c is held to the FAPI 2.0 Security Profile.

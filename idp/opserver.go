@@ -2,7 +2,6 @@ package idp
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -14,7 +13,6 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/keystep/keystep/idp/stepup"
-	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
@@ -83,7 +81,7 @@ func (s *opServer) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.
 	cfg.RequestURIParameterSupported = false
 	// What op.AuthorizePrivateJWTKey accepts for client assertions (the
 	// library's default list); EdDSA assertions it refuses.
-	cfg.TokenEndpointAuthSigningAlgValuesSupported = []string{"RS256", "PS256", "ES256"}
+	cfg.TokenEndpointAuthSigningAlgValuesSupported = strings.Split(algNames(assertionAlgs), ", ")
 	cfg.IntrospectionEndpointAuthSigningAlgValuesSupported = cfg.TokenEndpointAuthSigningAlgValuesSupported
 	cfg.RevocationEndpointAuthSigningAlgValuesSupported = cfg.TokenEndpointAuthSigningAlgValuesSupported
 	cfg.DisplayValuesSupported = []oidc.Display{oidc.DisplayPage}
@@ -128,20 +126,13 @@ func (s *opServer) authenticateClient(ctx context.Context, header http.Header, c
 		return nil, oidc.ErrInvalidClient().WithDescription("client authentication required")
 	}
 	if cc.ClientAssertion != "" {
-		// AuthorizePrivateJWTKey refuses a client not registered for
-		// private_key_jwt.
-		oc, err := s.verifyAssertion(ctx, cc.ClientAssertion)
+		c, err := s.verifyAssertion(ctx, cc.ClientAssertion)
 		if err != nil {
 			return nil, err
 		}
-		c, ok := oc.(*client)
-		if !ok || cc.ClientID != "" && cc.ClientID != c.ID {
+		if cc.ClientID != "" && cc.ClientID != c.ID {
 			// RFC 7521 §4.2: a client_id beside the assertion names the same client.
 			return nil, oidc.ErrInvalidClient().WithDescription("client_id does not match the client assertion")
-		}
-		if c.fapi2() && !signedWith(cc.ClientAssertion, fapi2Algs) {
-			// FAPI 2.0 Security Profile §5.4: PS256, ES256 or EdDSA only.
-			return nil, oidc.ErrInvalidClient().WithDescription("the client assertion must be signed with %s", algNames(fapi2Algs))
 		}
 		return c, nil
 	}
@@ -414,34 +405,3 @@ func (s *opServer) recordIssued(ctx context.Context, grant oidc.GrantType) error
 // refreshAuditEvery is how often at most a family's refreshes write a
 // token.issued row (recordIssued).
 const refreshAuditEvery = time.Hour
-
-// verifyAssertion checks a private_key_jwt client assertion (RFC 7523 §3)
-// and spends its jti, so a captured assertion cannot be replayed while it
-// is still unexpired (the library checks signature, issuer, audience and
-// age, not replay).
-func (s *opServer) verifyAssertion(ctx context.Context, assertion string) (op.Client, error) {
-	ex, ok := s.Provider().(op.JWTAuthorizationGrantExchanger)
-	if !ok {
-		return nil, oidc.ErrInvalidClient().WithDescription("private_key_jwt not supported")
-	}
-	c, err := op.AuthorizePrivateJWTKey(ctx, assertion, ex)
-	if err != nil {
-		// RFC 6749 §5.2: a failed client authentication is invalid_client.
-		return nil, oidc.ErrInvalidClient().WithDescription("client assertion invalid").WithParent(err)
-	}
-	var claims struct {
-		JTI string `json:"jti"`
-		Exp int64  `json:"exp"`
-	}
-	if _, err := oidc.ParseToken(assertion, &claims); err != nil || claims.JTI == "" || claims.Exp == 0 {
-		return nil, oidc.ErrInvalidClient().WithDescription("client assertion needs jti and exp")
-	}
-	err = s.store.CreateOneTimeToken(ctx, "client_assertion", factor.HashToken(c.GetID()+"\x00"+claims.JTI), time.Unix(claims.Exp, 0).Add(time.Minute))
-	if errors.Is(err, storage.ErrAlreadyExists) {
-		return nil, oidc.ErrInvalidClient().WithDescription("client assertion already used")
-	}
-	if err != nil {
-		return nil, oidc.ErrServerError().WithParent(err)
-	}
-	return c, nil
-}

@@ -15,7 +15,6 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
-	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -31,10 +30,6 @@ var fapi2Algs = []jose.SignatureAlgorithm{jose.PS256, jose.ES256, jose.EdDSA}
 // fapi2MaxLifetime bounds exp − nbf of a fapi2 client's request object
 // (FAPI 2.0 Message Signing §5.3.1).
 const fapi2MaxLifetime = time.Hour
-
-// requestObjectJTIKind is the one-time token kind that spends request
-// object jti values.
-const requestObjectJTIKind = "request_object"
 
 // requestObjectTypes are the typ headers a request object may carry (RFC
 // 9101 §10.8 registers oauth-authz-req+jwt; older clients send JWT).
@@ -62,6 +57,11 @@ func algNames(algs []jose.SignatureAlgorithm) string {
 // an allowed algorithm, issued by the client to this issuer, unexpired,
 // valid already, and new: its jti is spent here, so a captured object
 // cannot be replayed. Every refusal is invalid_request_object (§7).
+// requestObjectLeeway is how far in the future an nbf may be: the
+// client's clock may run a little ahead of ours (the FAPI 2.0 conformance
+// suite sends nbf 8 seconds ahead and expects it accepted).
+const requestObjectLeeway = 10 * time.Second
+
 func (s *opServer) verifyRequestObject(ctx context.Context, c *client, raw string) (url.Values, error) {
 	algs := requestObjectAlgs
 	if c.fapi2() {
@@ -116,7 +116,7 @@ func (s *opServer) verifyRequestObject(ctx context.Context, c *client, raw strin
 	if _, present := claims["nbf"]; present && !hasNBF {
 		return nil, errRequestObject("nbf must be a NumericDate")
 	}
-	if hasNBF && nbf.After(now) {
+	if hasNBF && nbf.After(now.Add(requestObjectLeeway)) {
 		return nil, errRequestObject("the request object is not valid yet (nbf)")
 	}
 	if c.fapi2() && (!hasNBF || exp.Sub(nbf) > fapi2MaxLifetime) {
@@ -144,9 +144,12 @@ func (s *opServer) verifyRequestObject(ctx context.Context, c *client, raw strin
 		params.Set(k, p)
 	}
 	params.Set("client_id", c.ID)
+	if msg := checkNames(params); msg != "" {
+		return nil, errRequestObject("%s", msg)
+	}
 	// Spent last, once the object is known good: a refused object does not
 	// burn its jti. It is remembered until the object expires.
-	err = s.store.CreateOneTimeToken(ctx, requestObjectJTIKind, factor.HashToken(c.ID+"\x00"+jti), exp)
+	err = s.spendClientJTI(ctx, c.ID, jti, exp)
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return nil, errRequestObject("the request object was already used")
 	}

@@ -2,6 +2,10 @@ package admin
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -302,6 +306,7 @@ func ValidateBackchannelLogoutURI(s string) error {
 // Minimum acr values must name a level of p; builtIn is the account portal's
 // client ID, which no other client may take.
 func ValidateClient(s ClientSpec, p *stepup.Policy, builtIn string) []Problem {
+	fapi2 := s.Profile == storage.ProfileFAPI2
 	s = s.Normalize()
 	var out []Problem
 	add := func(field, format string, args ...any) {
@@ -378,6 +383,8 @@ func ValidateClient(s ClientSpec, p *stepup.Policy, builtIn string) []Problem {
 			for i, k := range set.Keys {
 				if !k.Valid() || !k.IsPublic() {
 					add("jwks", "JWKS: key %d is not a valid public key", i)
+				} else if err := CheckKey(k, fapi2); err != nil {
+					add("jwks", "JWKS: key %d: %s", i, err)
 				}
 			}
 		}
@@ -506,4 +513,28 @@ func snapshot(v any) string {
 		return ""
 	}
 	return string(b)
+}
+
+// CheckKey refuses a client's signing key that is too weak: RSA below
+// 2048 bits (NIST SP 800-131A), and for a fapi2 client anything but RSA of
+// 2048 bits or more (PS256), EC on P-256 (ES256) or Ed25519 (EdDSA) (FAPI
+// 2.0 Security Profile §5.4.1). The token endpoint checks it again on use,
+// for keys stored before this rule.
+func CheckKey(k jose.JSONWebKey, fapi2 bool) error {
+	switch pub := k.Key.(type) {
+	case *rsa.PublicKey:
+		if pub.N.BitLen() < 2048 {
+			return fmt.Errorf("an RSA key must have at least 2048 bits, this one has %d", pub.N.BitLen())
+		}
+	case *ecdsa.PublicKey:
+		if fapi2 && pub.Curve != elliptic.P256() {
+			return fmt.Errorf("a FAPI 2.0 client's EC key must be on P-256, not %s", pub.Curve.Params().Name)
+		}
+	case ed25519.PublicKey:
+	default:
+		if fapi2 {
+			return fmt.Errorf("a FAPI 2.0 client signs with RSA (PS256), EC P-256 (ES256) or Ed25519 (EdDSA), not %T", k.Key)
+		}
+	}
+	return nil
 }
