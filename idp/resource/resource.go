@@ -50,6 +50,9 @@ type Claims struct {
 	Scope     []string
 	AuthTime  time.Time // zero when the token has no auth_time
 	Expiry    time.Time
+	// JKT is the thumbprint of the DPoP key the token is bound to (cnf.jkt,
+	// RFC 9449 §6); "" for a bearer token.
+	JKT string
 }
 
 // authenticated reports whether c meets the acr and max_age parts of r at
