@@ -268,6 +268,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	configFile := fs.String("config", env("CONFIG", ""), "config file (levels, scope minimums, trusted proxies)")
 	dev := fs.Bool("dev", env("DEV", "") != "", "development: read templates from ./templates on every request")
 	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
+	dpopNonce := fs.Bool("dpop-nonce", env("DPOP_NONCE", "true") != "false", "require a server nonce in DPoP proofs at the token endpoint (RFC 9449 §8)")
 	pprofAddr := fs.String("pprof", env("PPROF", ""), "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -326,7 +327,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Logger: log, ProductName: set.productName, Risk: set.risk, RateLimits: set.rateLimits,
 		AdminACR: set.adminACR, AdminMaxAge: set.adminMaxAge,
 		SessionIdleTimeout: set.sessionIdleTimeout, SessionMaxAge: set.sessionMaxAge,
-		PasskeyCoolingOff: set.coolingOff,
+		PasskeyCoolingOff: set.coolingOff, DPoPNonceNotRequired: !*dpopNonce,
 	}
 	if *dev {
 		cfg.TemplatesDir = "templates"
