@@ -423,6 +423,17 @@ func TestDPoPRequiredClient(t *testing.T) {
 			t.Errorf("the refreshed token is bound to %q, want the new key", cnfJKT(ib))
 		}
 	})
+	t.Run("a proof sent to introspection or revocation is checked", func(t *testing.T) {
+		for _, path := range []string{"/oauth/introspect", "/revoke"} {
+			bad := key.proof(http.MethodPost, "/oauth/token", "", nil) // the wrong htu
+			if status, body, _ := e.dpopPost(path, url.Values{"token": {at}}, bank, bad); status != http.StatusBadRequest || body["error"] != "invalid_dpop_proof" {
+				t.Errorf("%s with a proof for the token endpoint: %d %v", path, status, body)
+			}
+		}
+		if status, body, _ := e.dpopPost("/oauth/introspect", url.Values{"token": {at}}, bank, key.proof(http.MethodPost, "/oauth/introspect", "", nil)); status != http.StatusOK || body["active"] != true {
+			t.Errorf("introspection with a good proof: %d %v", status, body)
+		}
+	})
 	t.Run("client credentials with a proof are bound", func(t *testing.T) {
 		status, body := key.token(url.Values{"grant_type": {"client_credentials"}}, bank)
 		if status != http.StatusOK || body["token_type"] != "DPoP" {
