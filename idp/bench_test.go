@@ -234,16 +234,21 @@ func BenchmarkClientCredentials(b *testing.B) {
 
 // BenchmarkRefreshGrantDPoP compares a refresh of an ES256 client without
 // and with DPoP (issue 18): the proof's signature check, its jti written
-// to storage and the cnf claim. The client's own signing of each proof is
-// kept out of the timing.
+// to storage (one more write transaction; batched with others under
+// parallel load) and the cnf claim. Sequentially the client's signing of
+// each proof is kept out of the timing; the parallel runs include it (one
+// ES256 signature per grant), so they overstate the server's share.
 func BenchmarkRefreshGrantDPoP(b *testing.B) {
 	s := newBenchServer(b)
 	const client = "rp-ES256"
+	refresh := func(rt string) url.Values {
+		return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
+	}
 	b.Run("bearer", func(b *testing.B) {
 		rt := s.refreshToken(b, client)
 		b.ReportAllocs()
 		for b.Loop() {
-			next, err := s.token(b.Context(), client, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+			next, err := s.token(b.Context(), client, refresh(rt))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -251,47 +256,110 @@ func BenchmarkRefreshGrantDPoP(b *testing.B) {
 		}
 	})
 	b.Run("dpop", func(b *testing.B) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			b.Fatal(err)
-		}
-		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key},
-			(&jose.SignerOptions{}).WithType("dpop+jwt").WithHeader("jwk", jose.JSONWebKey{Key: key.Public()}))
-		if err != nil {
-			b.Fatal(err)
-		}
-		var seq int
-		nonce := ""
-		proof := func() string {
-			seq++
-			c, _ := json.Marshal(map[string]any{"jti": fmt.Sprint("j-", seq), "htm": "POST", "htu": s.url + "/oauth/token", "iat": time.Now().Unix(), "nonce": nonce})
-			jws, err := signer.Sign(c)
-			if err != nil {
-				b.Fatal(err)
-			}
-			p, _ := jws.CompactSerialize()
-			return p
-		}
+		p := newBenchProver(b, s.url)
 		rt := s.refreshToken(b, client)
-		form := func() url.Values { return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}} }
-		// The first request learns the nonce (use_dpop_nonce).
-		if _, n, err := s.tokenWith(b.Context(), client, form(), proof()); err == nil || n == "" {
-			b.Fatalf("no use_dpop_nonce: %v", err)
-		} else {
-			nonce = n
-		}
+		p.learnNonce(b, s, client, refresh(rt))
 		b.ReportAllocs()
 		for b.Loop() {
 			b.StopTimer()
-			p := proof()
+			proof := p.proof(b)
 			b.StartTimer()
-			next, n, err := s.tokenWith(b.Context(), client, form(), p)
+			next, n, err := s.tokenWith(b.Context(), client, refresh(rt), proof)
 			if err != nil {
 				b.Fatal(err)
 			}
-			rt, nonce = next, n
+			rt, p.nonce = next, n
 		}
 	})
+	const perProc = 2 // 2×GOMAXPROCS chains, like BenchmarkRefreshGrant
+	b.Run("bearer/parallel", func(b *testing.B) {
+		chains := make(chan string, perProc*runtime.GOMAXPROCS(0))
+		for range cap(chains) {
+			chains <- s.refreshToken(b, client)
+		}
+		b.ReportAllocs()
+		b.SetParallelism(perProc)
+		b.RunParallel(func(pb *testing.PB) {
+			rt := <-chains
+			for pb.Next() {
+				next, err := s.token(context.Background(), client, refresh(rt))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				rt = next
+			}
+		})
+	})
+	b.Run("dpop/parallel", func(b *testing.B) {
+		type chain struct {
+			p  *benchProver
+			rt string
+		}
+		chains := make(chan chain, perProc*runtime.GOMAXPROCS(0))
+		for range cap(chains) {
+			c := chain{p: newBenchProver(b, s.url), rt: s.refreshToken(b, client)}
+			c.p.learnNonce(b, s, client, refresh(c.rt))
+			chains <- c
+		}
+		b.ReportAllocs()
+		b.SetParallelism(perProc)
+		b.RunParallel(func(pb *testing.PB) {
+			c := <-chains
+			for pb.Next() {
+				next, n, err := s.tokenWith(context.Background(), client, refresh(c.rt), c.p.proof(b))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				c.rt, c.p.nonce = next, n
+			}
+		})
+	})
+}
+
+// benchProver is a DPoP client key signing proofs for the token endpoint.
+type benchProver struct {
+	signer jose.Signer
+	htu    string
+	seq    int
+	nonce  string
+}
+
+func newBenchProver(b *testing.B, issuer string) *benchProver {
+	b.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key},
+		(&jose.SignerOptions{}).WithType("dpop+jwt").WithHeader("jwk", jose.JSONWebKey{Key: key.Public()}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &benchProver{signer: signer, htu: issuer + "/oauth/token"}
+}
+
+func (p *benchProver) proof(b *testing.B) string {
+	p.seq++
+	c, _ := json.Marshal(map[string]any{"jti": fmt.Sprintf("%p-%d", p, p.seq), "htm": "POST", "htu": p.htu, "iat": time.Now().Unix(), "nonce": p.nonce})
+	jws, err := p.signer.Sign(c)
+	if err != nil {
+		b.Error(err)
+		return ""
+	}
+	s, _ := jws.CompactSerialize()
+	return s
+}
+
+// learnNonce makes the first request, which gets use_dpop_nonce.
+func (p *benchProver) learnNonce(b *testing.B, s *benchServer, client string, form url.Values) {
+	b.Helper()
+	_, n, err := s.tokenWith(b.Context(), client, form, p.proof(b))
+	if err == nil || n == "" {
+		b.Fatalf("no use_dpop_nonce: %v", err)
+	}
+	p.nonce = n
 }
 
 // tokenWith posts a grant with a DPoP proof and returns the new refresh
