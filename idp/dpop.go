@@ -69,8 +69,9 @@ func (g *dpopGuard) proof(ctx context.Context, h http.Header, method, path, acce
 	if err != nil {
 		return nil, err
 	}
-	// A proof passes for dpop.Window either side of its iat, itself within
-	// the window of now: remembered that long, a jti is never spent twice.
+	// A proof passes while its iat is within dpop.Window of the clock, so
+	// no later than now + 2×Window (its iat may be ahead by Window):
+	// remembered that long, a jti is never spent twice.
 	err = g.store.CreateOneTimeToken(ctx, dpopKind, factor.HashToken(p.JKT+"\x00"+p.JTI), now.Add(2*dpop.Window))
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return nil, errors.Join(dpop.ErrInvalidProof, errReplayedProof)
