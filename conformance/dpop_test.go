@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/idp/resource"
 	"github.com/keystep/keystep/login/factor"
@@ -502,5 +503,15 @@ func TestDPoPDiscovery(t *testing.T) {
 	}
 	if d["issuer"] != e.issuer || d["token_endpoint"] == nil {
 		t.Errorf("discovery lost its members: %v", d)
+	}
+}
+
+func TestDPoPNonceNotRequired(t *testing.T) {
+	e := newEnv(t, func(c *idp.Config) { c.DPoPNonceNotRequired = true })
+	rp := protoAuth{id: rpClient, method: "basic", secret: e.rpSecret}
+	key := e.newDPoPKey()
+	status, body, _ := e.dpopPost("/oauth/token", url.Values{"grant_type": {"client_credentials"}}, rp, key.proof(http.MethodPost, "/oauth/token", "", nil))
+	if status != http.StatusOK || body["token_type"] != "DPoP" {
+		t.Errorf("a proof without a nonce where none is required: %d %v", status, body)
 	}
 }

@@ -173,6 +173,12 @@ func (s *opServer) issue(ctx context.Context, req op.TokenRequest, c *client, pr
 			return nil, err
 		}
 	}
+	if ar, ok := req.(op.AuthRequest); ok {
+		// As the library does once a code's tokens are made.
+		if err := s.ops.DeleteAuthRequest(ctx, ar.GetID()); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.recordIssued(ctx, grant); err != nil {
 		return nil, err
 	}
