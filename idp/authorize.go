@@ -11,6 +11,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/storage"
 )
@@ -86,6 +87,9 @@ func (s *opServer) validateAuthRequest(ctx context.Context, c *client, req *oidc
 	}
 	if (c.Public || c.RequirePKCE || c.fapi2()) && req.CodeChallenge == "" {
 		return none, oidc.ErrInvalidRequest().WithDescription("PKCE (S256) is required for this client")
+	}
+	if jkt := form.Get("dpop_jkt"); jkt != "" && !dpop.ValidJKT(jkt) {
+		return none, oidc.ErrInvalidRequest().WithDescription("dpop_jkt must be a base64url SHA-256 JWK thumbprint")
 	}
 	need, err := signin.NewRequirement(form.Get("claims"), req.ACRValues, c.Client, req.Scopes, s.scopeMins)
 	if err != nil {

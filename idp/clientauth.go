@@ -26,10 +26,6 @@ var assertionAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256
 // alike, so that one JWT can never serve as both.
 const clientJWTKind = "client_jwt"
 
-// tokenPath is the token endpoint, an audience a client assertion may
-// name (RFC 7523 §3).
-const tokenPath = "/oauth/token"
-
 // clientJWTLeeway is how far ahead of this server's clock a client's iat or
 // nbf may be (the FAPI 2.0 conformance suite sends them 8 seconds ahead
 // and expects that accepted, and 60 seconds refused).

@@ -18,6 +18,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
@@ -33,6 +34,7 @@ type opMiddleware struct {
 	op      *opServer
 	issuer  string
 	log     *slog.Logger
+	dpop    *dpopGuard
 }
 
 // state puts a reqState into the context of every OP request.
@@ -48,9 +50,16 @@ func (m *opMiddleware) state(next http.Handler) http.Handler {
 			st.browser = b
 		}
 		switch r.URL.Path {
-		case "/userinfo": // RFC 6750 §2.1 and §2.2
+		case userinfoPath: // RFC 6750 §2.1 and §2.2, RFC 9449 §7.1
 			if h := r.Header.Get("Authorization"); len(h) > len(oidc.PrefixBearer) && strings.EqualFold(h[:len(oidc.PrefixBearer)], oidc.PrefixBearer) {
 				st.bearer = append(st.bearer, h[len(oidc.PrefixBearer):])
+			} else if scheme, token, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, dpop.Scheme) && token != "" {
+				// The library reads only the Bearer scheme: it gets the
+				// token that way, and UserInfo checks the proof.
+				st.dpopScheme, st.dpopChallenge = true, true
+				st.bearer = append(st.bearer, token)
+				r = r.Clone(r.Context())
+				r.Header.Set("Authorization", oidc.PrefixBearer+token)
 			}
 			if t := r.PostFormValue("access_token"); t != "" {
 				st.bearer = append(st.bearer, t)
@@ -59,6 +68,10 @@ func (m *opMiddleware) state(next http.Handler) http.Handler {
 			if t := r.PostFormValue("token"); t != "" {
 				st.bearer = append(st.bearer, t)
 			}
+		}
+		if r.URL.Path == userinfoPath {
+			// RFC 6750 §3, RFC 9449 §7.1: a refused token gets a challenge.
+			w = &challengeWriter{ResponseWriter: w, st: st}
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 	})
@@ -125,10 +138,14 @@ func (m *opMiddleware) wrapOP(next http.Handler) http.Handler {
 		case "/authorize/callback":
 			next.ServeHTTP(&issWriter{ResponseWriter: w, issuer: m.issuer}, r) // RFC 9207
 			return
-		case "/oauth/token":
+		case tokenPath:
 			// RFC 6749 §5.1: token responses must not be cached.
 			w.Header().Set("Cache-Control", "no-store")
 			w.Header().Set("Pragma", "no-cache")
+			// RFC 9449 §8.2: every token response carries the current
+			// nonce, so a client learns a new one before the old expires
+			// (and with a use_dpop_nonce refusal).
+			w.Header().Set(dpop.HeaderNonce, m.dpop.nonces.Issue(m.now()))
 			if msg := checkParams(r); msg != "" {
 				writeOAuthError(w, http.StatusBadRequest, "invalid_request", msg)
 				return
@@ -136,10 +153,6 @@ func (m *opMiddleware) wrapOP(next http.Handler) http.Handler {
 			rec := &statusRecorder{ResponseWriter: w}
 			next.ServeHTTP(rec, r)
 			m.metrics.grant(r.PostForm.Get("grant_type"), rec.status)
-			return
-		case "/userinfo":
-			// RFC 6750 §3: a refused bearer token gets a challenge.
-			next.ServeHTTP(&challengeWriter{ResponseWriter: w}, r)
 			return
 		case "/end_session":
 			if err := r.ParseForm(); err == nil && r.Form.Get("id_token_hint") == "" && m.cookies.SessionID(r) != "" {
@@ -306,12 +319,25 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	return s.ResponseWriter.Write(b)
 }
 
-// challengeWriter turns userinfo refusals into 401 with WWW-Authenticate.
-type challengeWriter struct{ http.ResponseWriter }
+// challengeWriter turns userinfo refusals into 401 with WWW-Authenticate:
+// a Bearer challenge (RFC 6750 §3), or a DPoP one (RFC 9449 §7.1) when
+// the request used the DPoP scheme or its token is bound.
+type challengeWriter struct {
+	http.ResponseWriter
+	st *reqState
+}
 
 func (c *challengeWriter) WriteHeader(code int) {
 	if code == http.StatusUnauthorized || code == http.StatusForbidden {
-		c.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="the access token is invalid, expired or revoked"`)
+		ch := `Bearer error="invalid_token", error_description="the access token is invalid, expired or revoked"`
+		if c.st.dpopChallenge {
+			code := c.st.dpopError
+			if code == "" {
+				code = "invalid_token"
+			}
+			ch = `DPoP error="` + code + `", error_description="the access token is invalid, expired, revoked or not proven", algs="` + strings.Join(dpop.AlgNames(), " ") + `"`
+		}
+		c.Header().Set("WWW-Authenticate", ch)
 		code = http.StatusUnauthorized
 	}
 	c.ResponseWriter.WriteHeader(code)

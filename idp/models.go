@@ -206,3 +206,11 @@ type clientCredentialsRequest struct {
 func (c clientCredentialsRequest) GetSubject() string    { return c.clientID }
 func (c clientCredentialsRequest) GetAudience() []string { return []string{c.clientID} }
 func (c clientCredentialsRequest) GetScopes() []string   { return c.scopes }
+
+// dpopRequired reports whether every token request of c must carry a DPoP
+// proof: it asked for bound tokens (RFC 9449 §5.2), or is held to FAPI 2.0,
+// whose only sender constraint here is DPoP (FAPI 2.0 Security Profile
+// §5.3.2.2).
+func (c client) dpopRequired() bool {
+	return c.DPoPBoundAccessTokens || c.Profile == storage.ProfileFAPI2
+}

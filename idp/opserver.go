@@ -2,6 +2,9 @@ package idp
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -12,6 +15,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
@@ -26,6 +30,9 @@ type opServer struct {
 	scopeMins map[string]string // scope → minimum acr
 	store     storage.Store
 	audit     *web.Auditor
+	ops       *opStorage
+	keys      *keyring
+	dpop      *dpopGuard
 	issuer    string
 	now       func() time.Time
 	log       *slog.Logger
@@ -44,6 +51,8 @@ type discoveryExtra struct {
 	RequirePushedAuthorizationRequests bool   `json:"require_pushed_authorization_requests"`
 	// RFC 9207 §3.
 	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
+	// RFC 9449 §5.1.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported"`
 }
 
 // discoveryDocument is the discovery response: the library's
@@ -90,6 +99,7 @@ func (s *opServer) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.
 		PushedAuthorizationRequestEndpoint:         s.issuer + parPath,
 		RequirePushedAuthorizationRequests:         s.requirePAR,
 		AuthorizationResponseIssParameterSupported: true,
+		DPoPSigningAlgValuesSupported:              dpop.AlgNames(),
 	}}), nil
 }
 
@@ -171,14 +181,23 @@ func (s *opServer) authenticateClient(ctx context.Context, header http.Header, c
 // Introspect answers RFC 7662 for a client authenticated like at the token
 // endpoint. Whether the caller may learn about the token at all is decided
 // by SetIntrospectionFromToken; any refusal is {"active":false} (RFC 7662 §2.2).
+// A bound token is reported with token_type DPoP and cnf.jkt (RFC 9449
+// §6.2) for the resource server to check the proof against. A resource
+// server registered with dpop_bound_access_tokens accepts only bound
+// tokens, so an unbound one is inactive to it: it never mistakes a bearer
+// token for a bound one. A DPoP proof sent along is checked.
 func (s *opServer) Introspect(ctx context.Context, r *op.Request[op.IntrospectionRequest]) (*op.Response, error) {
 	c, err := s.authenticateClient(ctx, r.Header, r.Data.ClientCredentials)
 	if err != nil {
 		return nil, err
 	}
+	if _, err := s.dpop.proof(ctx, r.Header, http.MethodPost, introspectPath, "", false); err != nil {
+		return nil, oauthDPoPError(err)
+	}
 	if id, subject, ok := s.accessTokenID(ctx, r.Data.Token); ok {
 		resp := new(oidc.IntrospectionResponse)
-		if s.Provider().Storage().SetIntrospectionFromToken(ctx, resp, id, subject, c.ID) == nil {
+		if s.Provider().Storage().SetIntrospectionFromToken(ctx, resp, id, subject, c.ID) == nil &&
+			(!c.DPoPBoundAccessTokens || resp.TokenType == dpop.Scheme) {
 			resp.Active = true
 			return op.NewResponse(resp), nil
 		}
@@ -186,10 +205,33 @@ func (s *opServer) Introspect(ctx context.Context, r *op.Request[op.Introspectio
 	return op.NewResponse(new(oidc.IntrospectionResponse)), nil
 }
 
+// Paths of the endpoints DPoP proofs name in htu (the library's defaults).
+const (
+	introspectPath = "/oauth/introspect"
+	userinfoPath   = "/userinfo"
+	revokePath     = "/revoke"
+)
+
 // UserInfo is the library's, with the token read by accessTokenID, so that
 // a JWT access token's verified claims reach SetUserinfoFromToken: it has
-// no row to read them from.
+// no row to read them from. A token sent with the DPoP scheme comes with a
+// proof for this request (RFC 9449 §7.1), checked here; whether the token
+// needed one is decided by SetUserinfoFromToken (reqState.bindingHolds).
 func (s *opServer) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequest]) (*op.Response, error) {
+	st := stateFrom(ctx)
+	if st.dpopScheme {
+		p, err := s.dpop.proof(ctx, r.Header, r.Method, userinfoPath, r.Data.AccessToken, false)
+		if err != nil {
+			st.dpopError = dpop.CodeInvalidProof
+			if errors.Is(err, dpop.ErrUseNonce) {
+				st.dpopError = dpop.CodeUseNonce
+			} else if !errors.Is(err, dpop.ErrInvalidProof) {
+				return nil, oidc.ErrServerError().WithParent(err)
+			}
+			return nil, op.NewStatusError(oidc.ErrAccessDenied().WithDescription("DPoP proof invalid"), http.StatusUnauthorized)
+		}
+		st.proof = p
+	}
 	id, subject, ok := s.accessTokenID(ctx, r.Data.AccessToken)
 	if !ok {
 		return nil, op.NewStatusError(oidc.ErrAccessDenied().WithDescription("access token invalid"), http.StatusUnauthorized)
@@ -207,8 +249,12 @@ func (s *opServer) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequ
 // issued it set, not until this server's clock plus accessTokenTTL — after
 // a clock step back, or on an instance whose clock is behind, the record
 // was swept while the token still verified, and it was active again. The
-// client is already authenticated here.
+// client is already authenticated here. A DPoP proof sent along is
+// checked.
 func (s *opServer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.RevocationRequest]) (*op.Response, error) {
+	if _, err := s.dpop.proof(ctx, r.Header, http.MethodPost, revokePath, "", false); err != nil {
+		return nil, oauthDPoPError(err)
+	}
 	s.accessTokenID(ctx, r.Data.Token)
 	return s.LegacyServer.Revocation(ctx, r)
 }
@@ -223,12 +269,41 @@ func (s *opServer) accessTokenID(ctx context.Context, token string) (id, subject
 		id, subject, ok = strings.Cut(plain, ":")
 		return id, subject, ok && !strings.Contains(subject, ":")
 	}
+	if !accessTokenTyped(token) {
+		return "", "", false // an ID token, a logout token, anything else
+	}
 	claims, err := op.VerifyAccessToken[*oidc.AccessTokenClaims](ctx, token, p.AccessTokenVerifier(ctx))
 	if err != nil {
 		return "", "", false
 	}
 	stateFrom(ctx).jwt = claims
 	return claims.JWTID, claims.Subject, true
+}
+
+// accessTokenTyped reports whether the JOSE header of JWT token has the
+// typ of an access token: at+jwt (RFC 9068 §2.1, §4), or JWT for the
+// tokens signed by the OP library before Keystep signed its own. Those
+// live accessTokenTTL (15 minutes) and are still accepted here so that an
+// upgrade does not log anyone out; ID tokens are typed JWT as well, and
+// are told apart by their missing jti (liveAccessToken). idp/resource
+// accepts at+jwt only.
+func accessTokenTyped(token string) bool {
+	head, _, ok := strings.Cut(token, ".")
+	if !ok {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return false
+	}
+	var h struct {
+		Typ string `json:"typ"`
+	}
+	if json.Unmarshal(b, &h) != nil {
+		return false
+	}
+	typ := strings.TrimPrefix(strings.ToLower(h.Typ), "application/")
+	return typ == accessTokenType || typ == "jwt"
 }
 
 // VerifyAuthRequest checks the redirect URI (checkRedirectURI) before the
@@ -282,6 +357,11 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 		return nil, err
 	}
 	stateFrom(ctx).requirement = &need
+	if jkt := r.Form.Get("dpop_jkt"); jkt != "" {
+		// RFC 9449 §10: the code redeems only with a proof of this key
+		// (its format was checked by validateAuthRequest).
+		stateFrom(ctx).dpopJKT = jkt
+	}
 	return s.LegacyServer.Authorize(ctx, r)
 }
 
@@ -298,7 +378,19 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 // the wrong verifier is more likely stolen than mistyped. The client
 // starts a new authorization; it never gets tokens for a code someone
 // else tried first.
+//
+// The DPoP proof is checked before the code is spent, so a client asked
+// for a nonce (use_dpop_nonce) retries with the same code. A code issued
+// for a dpop_jkt redeems only with a proof of that key (RFC 9449 §10.1).
 func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.AccessTokenRequest]) (*op.Response, error) {
+	cl, ok := r.Client.(*client)
+	if !ok {
+		return nil, oidc.ErrServerError().WithDescription("unexpected client type %T", r.Client)
+	}
+	proof, err := s.tokenProof(ctx, r.Header, cl)
+	if err != nil {
+		return nil, err
+	}
 	ar, err := op.AuthRequestByCode(ctx, s.Provider().Storage(), r.Data.Code)
 	if err != nil {
 		return nil, err
@@ -320,39 +412,68 @@ func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 	case challenge != nil && !oidc.VerifyCodeChallenge(challenge, r.Data.CodeVerifier):
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code_verifier")
 	}
-	resp, err := op.CreateTokenResponse(ctx, ar, r.Client, s.Provider(), true, r.Data.Code, "")
-	if err != nil {
-		return nil, err
+	if jkt := authRequestJKT(ar); jkt != "" && (proof == nil || proof.JKT != jkt) {
+		return nil, oidc.ErrInvalidGrant().WithDescription("the code is bound to another DPoP key (dpop_jkt)")
 	}
-	if err := s.recordIssued(ctx, oidc.GrantTypeCode); err != nil {
-		return nil, err
-	}
-	return op.NewResponse(resp), nil
+	return s.issue(ctx, ar, cl, proof, r.Data.Code, "", oidc.GrantTypeCode)
 }
 
-// RefreshToken is the library's refresh grant plus its token.issued row.
+// authRequestJKT is the dpop_jkt the code of ar was issued for.
+func authRequestJKT(ar op.AuthRequest) string {
+	if a, ok := ar.(authRequest); ok {
+		return a.DPoPJKT
+	}
+	return ""
+}
+
+// RefreshToken is the library's refresh grant (op.LegacyServer.RefreshToken)
+// with Keystep's token response (issue) and DPoP. A public client's
+// refresh tokens are bound to the key its family was issued with (RFC 9449
+// §5): a refresh without a proof of that key is invalid_grant and rotates
+// nothing, so a stolen token is useless without the key. A confidential
+// client authenticates, and may bind the new access token to a new key.
 func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.RefreshTokenRequest]) (*op.Response, error) {
-	resp, err := s.LegacyServer.RefreshToken(ctx, r)
+	cl, ok := r.Client.(*client)
+	if !ok {
+		return nil, oidc.ErrServerError().WithDescription("unexpected client type %T", r.Client)
+	}
+	proof, err := s.tokenProof(ctx, r.Header, cl)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.recordIssued(ctx, oidc.GrantTypeRefreshToken); err != nil {
+	req, err := op.RefreshTokenRequestByRefreshToken(ctx, s.ops, r.Data.RefreshToken)
+	if err != nil {
 		return nil, err
 	}
-	return resp, nil
+	rr, ok := req.(*refreshRequest)
+	if !ok || cl.ID != rr.GetClientID() {
+		return nil, oidc.ErrInvalidGrant()
+	}
+	if jkt := rr.grant.JKT; cl.Public && jkt != "" && (proof == nil || proof.JKT != jkt) {
+		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is bound to another DPoP key")
+	}
+	if err := op.ValidateRefreshTokenScopes(r.Data.Scopes, rr); err != nil {
+		return nil, err
+	}
+	return s.issue(ctx, rr, cl, proof, "", r.Data.RefreshToken, oidc.GrantTypeRefreshToken)
 }
 
-// ClientCredentialsExchange is the library's client_credentials grant plus
-// its token.issued row.
+// ClientCredentialsExchange is the library's client_credentials grant with
+// Keystep's token response; a proof binds the token.
 func (s *opServer) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequest[oidc.ClientCredentialsRequest]) (*op.Response, error) {
-	resp, err := s.LegacyServer.ClientCredentialsExchange(ctx, r)
+	cl, ok := r.Client.(*client)
+	if !ok {
+		return nil, oidc.ErrServerError().WithDescription("unexpected client type %T", r.Client)
+	}
+	proof, err := s.tokenProof(ctx, r.Header, cl)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.recordIssued(ctx, oidc.GrantTypeClientCredentials); err != nil {
+	req, err := s.ops.ClientCredentialsTokenRequest(ctx, cl.ID, r.Data.Scope)
+	if err != nil {
 		return nil, err
 	}
-	return resp, nil
+	return s.issue(ctx, req, cl, proof, "", "", oidc.GrantTypeClientCredentials)
 }
 
 // recordIssued writes the token.issued row of a grant (DESIGN §7): the

@@ -22,6 +22,7 @@ import (
 	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/factor"
@@ -97,6 +98,11 @@ type Config struct {
 	// at /authorize, from every client; a client can also require it for
 	// itself (storage.Client.RequirePAR).
 	RequirePAR bool
+	// DPoPNonceNotRequired lets DPoP proofs at the token endpoint go
+	// without a server nonce (RFC 9449 §8). By default one is required: a
+	// proof made ahead of time by a thief with brief access to the key is
+	// then useless.
+	DPoPNonceNotRequired bool
 }
 
 // Validate reports every problem with c at once.
@@ -252,7 +258,12 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	endpoints := provider.Endpoints()
 	endpoints.DeviceAuthorization = nil // not supported; keeps it out of routes and discovery
+	guard, err := newDPoPGuard(cfg.Issuer, cfg.Store, cfg.MasterKey, now, !cfg.DPoPNonceNotRequired)
+	if err != nil {
+		return nil, err
+	}
 	opsrv := &opServer{LegacyServer: op.NewLegacyServer(provider, endpoints), policy: cfg.Policy, scopeMins: cfg.ScopeMinACR, store: cfg.Store, audit: auditor,
+		ops: store, keys: s.keys, dpop: guard,
 		issuer: cfg.Issuer, now: now, log: cfg.Logger, requirePAR: cfg.RequirePAR}
 	callback := op.AuthCallbackURL(provider)
 
@@ -287,12 +298,19 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	s.ui = ui
-	mw := &opMiddleware{cookies: cookies, store: cfg.Store, now: now, ui: ui, metrics: s.metrics, op: opsrv, issuer: cfg.Issuer, log: cfg.Logger}
+	mw := &opMiddleware{cookies: cookies, store: cfg.Store, now: now, ui: ui, metrics: s.metrics, op: opsrv, issuer: cfg.Issuer, log: cfg.Logger, dpop: guard}
 	corsOpts := &cors.Options{
-		// Public endpoints for browser apps; never with credentials.
-		AllowedOrigins: []string{"*"},
+		// Public endpoints for browser apps; never with credentials. Not
+		// the authorization endpoint and its callback, which a browser
+		// visits and no script may read (FAPI 2.0 Security Profile §5.3.2.2).
+		AllowOriginVaryRequestFunc: func(r *http.Request, _ string) (bool, []string) {
+			return r.URL.Path != "/authorize" && r.URL.Path != "/authorize/callback", nil
+		},
 		AllowedMethods: []string{http.MethodGet, http.MethodPost},
-		AllowedHeaders: []string{"Authorization", "Content-Type"},
+		AllowedHeaders: []string{"Authorization", "Content-Type", dpop.HeaderProof},
+		// RFC 9449 §8: a browser client reads the nonce, and the
+		// DPoP challenge of a refused token.
+		ExposedHeaders: []string{dpop.HeaderNonce, "WWW-Authenticate"},
 	}
 	opHandler := op.RegisterLegacyServer(opsrv,
 		mw.callback(op.AuthorizeCallbackHandler(provider)),

@@ -275,6 +275,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	configFile := fs.String("config", env("CONFIG", ""), "config file (levels, scope minimums, trusted proxies)")
 	dev := fs.Bool("dev", env("DEV", "") != "", "development: read templates from ./templates on every request")
 	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
+	dpopNonce := fs.Bool("dpop-nonce", env("DPOP_NONCE", "true") != "false", "require a server nonce in DPoP proofs at the token endpoint (RFC 9449 §8)")
 	pprofAddr := fs.String("pprof", env("PPROF", ""), "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060")
 	requirePAR := fs.Bool("require-par", env("REQUIRE_PAR", "") != "", "accept only pushed authorization requests (RFC 9126) from every client; the config file's require_pushed_authorization_requests says the same")
 	if err := fs.Parse(args); err != nil {
@@ -330,6 +331,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer st.Close()
 	tuneGC()
 	cfg := set.serverConfig(*issuer, st, key, log)
+	cfg.DPoPNonceNotRequired = !*dpopNonce
 	if *dev {
 		cfg.TemplatesDir = "templates"
 	}
