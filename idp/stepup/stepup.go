@@ -155,6 +155,19 @@ type Input struct {
 	PromptLogin bool
 	// PromptNone is prompt=none: never ask for a factor (OIDC Core §3.1.2.1).
 	PromptNone bool
+	// TransactionMin is the floor the request's authorization details
+	// demand (RFC 9396; idp/details Strictest, "" for none). Unreachable
+	// (or unknown) → unmet_authentication_requirements, like ScopeMins. A
+	// request with details is a transaction to approve: when TransactionMin
+	// is set, the decision also needs a fresh approval (see [Decide], rule
+	// 4), even from a session already at the level.
+	TransactionMin string
+	// TransactionMaxAge is how long ago the factors that approve the
+	// transaction may have been done, before RequestTime (nil for no limit
+	// beyond MaxAge). It bounds counting as max_age does, and the tighter
+	// of the two wins. A negative value is treated as zero. It applies
+	// only with TransactionMin.
+	TransactionMaxAge *time.Duration
 	// RequestTime is when the authorization request arrived.
 	RequestTime time.Time
 	// Now is the time of the decision.
@@ -212,6 +225,7 @@ const (
 	ReasonMaxAge      Reason = "max_age"      // factors exist but are older than max_age
 	ReasonPromptLogin Reason = "prompt_login" // factors exist but predate a prompt=login request
 	ReasonStale       Reason = "stale"        // factors exist but are past the level's freshness window
+	ReasonTransaction Reason = "transaction"  // the request carries authorization details to approve
 )
 
 // OAuth error codes a Fail decision carries.
