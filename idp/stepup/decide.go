@@ -52,16 +52,16 @@ var defaultPolicy = DefaultPolicy()
 //     at the level still proves one factor again, and only that one: for
 //     phr a passkey, not the password still within the max age. Why:
 //     - the person approves what the page shows for this request; a factor
-//       done before the request was shown nothing of it, so it cannot be
-//       the approval (PSD2 RTS Art. 5, dynamic linking: the authentication
-//       is specific to the amount and the payee);
+//     done before the request was shown nothing of it, so it cannot be
+//     the approval (PSD2 RTS Art. 5, dynamic linking: the authentication
+//     is specific to the amount and the payee);
 //     - the strongest factor is the one that can commit to the details: a
-//       passkey signs a challenge derived from them (idp/details
-//       Challenge), a password or a code cannot. A fresh password next to a
-//       passkey assertion made for another request would approve with
-//       nothing signed, so for phr the passkey itself must be fresh;
+//     passkey signs a challenge derived from them (idp/details
+//     Challenge), a password or a code cannot. A fresh password next to a
+//     passkey assertion made for another request would approve with
+//     nothing signed, so for phr the passkey itself must be fresh;
 //     - asking only for that factor keeps the step-up to one prompt, as
-//       everywhere else (a factor within the max age is not asked again).
+//     everywhere else (a factor within the max age is not asked again).
 //     The approval is judged at the target, which is at least
 //     TransactionMin: the request's strongest demand says what approves it,
 //     so the approval is never weaker than the acr the token will carry.

@@ -70,20 +70,20 @@ func Enrolled(u storage.User, factors []storage.Factor, recoveryLeft int, phr fu
 func InputOf(ar storage.AuthRequest, now time.Time) stepup.Input {
 	req := ar.Requirement
 	return stepup.Input{
-		Requested:   req.ACR,
-		Essential:   req.Essential,
-		Strict:      req.Strict,
-		ClientMin:   req.ClientMin,
-		ScopeMins:   req.ScopeMins,
-		MaxAge:      maxAgeOf(ar),
+		Requested: req.ACR,
+		Essential: req.Essential,
+		Strict:    req.Strict,
+		ClientMin: req.ClientMin,
+		ScopeMins: req.ScopeMins,
+		MaxAge:    maxAgeOf(ar),
 		// What the authorization details demand (TransactionDemand, at
 		// /authorize): one more floor, and a fresh approval.
 		TransactionMin:    req.TransactionMin,
 		TransactionMaxAge: transactionMaxAgeOf(req),
-		PromptLogin: slices.Contains(ar.Prompt, "login"),
-		PromptNone:  slices.Contains(ar.Prompt, "none"),
-		RequestTime: ar.CreatedAt,
-		Now:         now,
+		PromptLogin:       slices.Contains(ar.Prompt, "login"),
+		PromptNone:        slices.Contains(ar.Prompt, "none"),
+		RequestTime:       ar.CreatedAt,
+		Now:               now,
 	}
 }
 
