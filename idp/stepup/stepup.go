@@ -37,6 +37,15 @@
 // prompt=login, it was done at or after RequestTime − max_age (OIDC Core
 // §3.1.2.1; prompt=login is max_age=0, so only factors done anew count).
 //
+// # Transactions
+//
+// A request with authorization details (RFC 9396) is a transaction to
+// approve: Input.TransactionMin is one more floor, Input.TransactionMaxAge
+// bounds counting like max_age, and the target is met only once a factor
+// was done for this request — the strongest factor of a route to the
+// target, so for phr the passkey, which signs the details (idp/details
+// Challenge). See [Decide], rule 4, for why.
+//
 // # Claims
 //
 // A Satisfied [Decision] carries the acr, amr and auth_time to put in the
