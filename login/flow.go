@@ -404,7 +404,7 @@ func explain(st *flowState, d stepup.Decision) (headline, reason string) {
 		}
 		return "Confirm it's you", "Something about this sign-in is unusual, so we need one more check."
 	case has(stepup.ReasonTransaction):
-		return "Approve with " + name, "Check the details below, then confirm it's you to approve them."
+		return name + " asks you to approve this", "Check the details, then confirm it's you."
 	case has(stepup.ReasonRequested), has(stepup.ReasonClientMin), has(stepup.ReasonScope):
 		return name + " needs you to confirm it's you", "This part of " + name + " asks for an extra check."
 	case has(stepup.ReasonPromptLogin), has(stepup.ReasonMaxAge):
