@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/keystep/keystep/idp/details"
@@ -49,6 +50,9 @@ func TestTransactionBoundPasskey(t *testing.T) {
 		b := e.browser()
 		a, id := b.softStepUp(r, alice, alicePass, url.Values{"acr_values": {acrPHR}})
 		d := e.softTransaction(id)
+		if p := b.get(e.issuer + "/login?id=" + url.QueryEscape(id)); !strings.Contains(p.body, "You're approving") || softRequestID(t, p) != id {
+			t.Fatalf("the passkey page does not show what is approved:\n%.3000s", p.body)
+		}
 		challenge, _ := b.softOptions(id)
 		body := map[string]any{"id": id, "credential": key.assertion(e, challenge, softTweak{})}
 		status, out := b.postJSON("/login/webauthn/verify", body)

@@ -52,6 +52,7 @@ func TestTransactionPages(t *testing.T) {
 	const creditor = `<script>alert("pwned")</script> Example Supplies Ltd`
 	f := newFixture(t, withPayments())
 	secret := f.enrollTOTP(aliceID)
+	codes := f.recoveryCodes(aliceID)
 	b := f.browser()
 	id := f.request(b, appClient, pay("1250.00", creditor))
 
@@ -78,8 +79,8 @@ func TestTransactionPages(t *testing.T) {
 	if !hasForm(r.body, "/login/otp") || !says(r.body, "EUR 12.50") || !says(r.body, "You're approving") {
 		t.Fatalf("want the code page with the details, got %d\n%.3000s", r.status, r.body)
 	}
-	if r := b.get("/login?id=" + url.QueryEscape(id) + "&method=recovery"); r.status == http.StatusOK && !says(r.body, "You're approving") {
-		t.Errorf("the recovery code page does not show the details")
+	if r := b.get("/login?id=" + url.QueryEscape(id) + "&method=recovery"); !hasForm(r.body, "/login/recovery") || !says(r.body, "You're approving") || !says(r.body, "EUR 12.50") {
+		t.Errorf("want the recovery code page with the details, got %d\n%.3000s", r.status, r.body)
 	}
 	f.mustContinue(b.code("/login/otp", id, f.totp(secret)), id)
 	evs := f.audit(storage.EventStepUpTransaction)
@@ -96,6 +97,19 @@ func TestTransactionPages(t *testing.T) {
 		t.Fatalf("want the approval page with the details, got %d\n%.3000s", r.status, r.body)
 	}
 	f.mustComplete(b.post("/login/consent", url.Values{"id": {id}, "decision": {"allow"}}), id)
+
+	// The password page of a known user (prompt=login), and a recovery
+	// code as the approval: recorded, committed to nothing.
+	f.clock.Advance(31e9)
+	id = f.request(b, appClient, pay("12.50", creditor), prompt("login"))
+	if r := b.open(id); !hasForm(r.body, "/login/password") || !says(r.body, "Signed in as") || !says(r.body, "You're approving") {
+		t.Fatalf("want the password page with the details, got %d\n%.3000s", r.status, r.body)
+	}
+	f.mustContinue(b.password(id, alice, alicePass), id)
+	f.mustContinue(b.code("/login/recovery", id, codes[0]), id)
+	if e := f.audit(storage.EventStepUpTransaction); e[len(e)-1].Details["method"] != "recovery" || e[len(e)-1].Details["committed"] != "false" {
+		t.Errorf("stepup.transaction for a recovery code: %+v", e[len(e)-1])
+	}
 }
 
 // TestTransactionConsentNeverRemembered pins RFC 9396 consent: approving
