@@ -128,11 +128,12 @@ func (h *Handler) recordApproval(r *http.Request, st *flowState, u storage.User,
 }
 
 // recordRefusal audits a passkey that did not approve a request's details
-// (a wrong key, an assertion over another challenge) as a denial.
-func (h *Handler) recordRefusal(ctx context.Context, st *flowState, reason string) error {
+// (a wrong key, an assertion over another challenge, a blocked credential)
+// as a denial about userID ("" while nobody is identified).
+func (h *Handler) recordRefusal(ctx context.Context, st *flowState, userID, reason string) error {
 	d, err := transaction(st)
 	if err != nil || d == nil {
 		return err
 	}
-	return h.cfg.Audit.Record(ctx, transactionEvent(st, st.user.ID, d, stepup.WebAuthn, "denied", reason, "", nil))
+	return h.cfg.Audit.Record(ctx, transactionEvent(st, userID, d, stepup.WebAuthn, "denied", reason, "", nil))
 }

@@ -305,6 +305,9 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventStepupFactor, UserID: pu.User.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "credential blocked", Details: map[string]string{"factor": string(stepup.WebAuthn), "credential": f.Name}}); err != nil {
 			return err
 		}
+		if err := h.recordRefusal(ctx, st, pu.User.ID, "credential blocked"); err != nil {
+			return err
+		}
 		return userError(http.StatusForbidden, "This key can't be used", "This passkey or security key has been blocked. Use another way to sign in.")
 	}
 	if cred.Authenticator.CloneWarning {
@@ -316,6 +319,9 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventFactorSignCountRegression, UserID: pu.User.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "signature counter went backwards; credential flagged", Details: map[string]string{"factor": f.ID, "name": f.Name}}); err != nil {
+			return err
+		}
+		if err := h.recordRefusal(ctx, st, pu.User.ID, "signature counter went backwards"); err != nil {
 			return err
 		}
 		return userError(http.StatusForbidden, "This key can't be used", "This passkey or security key looks like it may have been copied, so it has been blocked. Use another way, and tell your administrator.")
@@ -422,7 +428,7 @@ func (h *Handler) passkeyFailed(ctx context.Context, st *flowState, reason strin
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventStepupFactor, UserID: st.user.ID, ClientID: st.client.ID, Outcome: "failure", Reason: reason, Details: details}); err != nil {
 		return err
 	}
-	if err := h.recordRefusal(ctx, st, reason); err != nil {
+	if err := h.recordRefusal(ctx, st, st.user.ID, reason); err != nil {
 		return err
 	}
 	return userError(http.StatusUnauthorized, "That didn't work", "That passkey or security key wasn't accepted. Try again, or use another way.")
