@@ -11,6 +11,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/storage"
@@ -95,7 +96,49 @@ func (s *opServer) validateAuthRequest(ctx context.Context, c *client, req *oidc
 	if err != nil {
 		return none, oidc.ErrInvalidRequest().WithDescription("claims: %s", err)
 	}
+	if raw := form.Get("authorization_details"); raw != "" {
+		d, err := s.checkDetails(ctx, c, raw, "authorize")
+		if err != nil {
+			return none, err
+		}
+		if need.TransactionMin, need.TransactionMaxAge, err = signin.TransactionDemand(s.details, d, s.policy); err != nil {
+			return none, oidc.ErrServerError().WithDescription("the authorization_details policy names an unknown level").WithParent(err)
+		}
+		stateFrom(ctx).details = d.String()
+	}
 	return need, nil
+}
+
+// checkDetails parses and checks authorization_details raw of client c
+// (RFC 9396 §5): well formed, of types the server registers and the client
+// may use, with the fields each type requires. A refusal is
+// invalid_authorization_details, and it is audited (where names the
+// endpoint): details that do not pass may be an app's bug or someone
+// changing them on the way.
+func (s *opServer) checkDetails(ctx context.Context, c *client, raw, where string) (details.Details, error) {
+	d, err := details.Parse(raw)
+	if err == nil {
+		err = s.details.Check(d, c.AuthorizationDetailsTypes)
+	}
+	if err != nil {
+		desc := err.Error()
+		var de *details.Error
+		if errors.As(err, &de) {
+			desc = de.Description
+		}
+		s.auditDetails(ctx, c.ID, where, desc)
+		return nil, &oidc.Error{ErrorType: details.ErrorCode, Description: desc}
+	}
+	return d, nil
+}
+
+// auditDetails records a refused authorization_details.
+func (s *opServer) auditDetails(ctx context.Context, clientID, where, reason string) {
+	e := storage.AuditEvent{Type: storage.EventStepUpTransaction, ClientID: clientID, Outcome: "denied",
+		Reason: details.ErrorCode + ": " + reason, Details: map[string]string{"endpoint": where}}
+	if err := s.audit.Record(ctx, e); err != nil {
+		s.log.ErrorContext(ctx, "audit write failed", "event", e.Type, "err", err)
+	}
 }
 
 // checkRedirectURI is the first check of validateAuthRequest: until the
@@ -145,6 +188,15 @@ func (m *opMiddleware) resolveFront(w http.ResponseWriter, r *http.Request) *htt
 			return nil
 		}
 		src = fromPushed
+		if changedDetails(form.Get("authorization_details"), params.Get("authorization_details")) {
+			// RFC 9126 §4 would have it ignored; but details that differ
+			// from the pushed ones in the browser's URL are someone
+			// changing the transaction on the way, which the person is
+			// about to approve: refused, and audited.
+			m.op.auditDetails(ctx, form.Get("client_id"), "authorize", "authorization_details in the browser differ from the pushed ones")
+			m.ui.RenderError(w, r, http.StatusBadRequest, "This request was changed on the way", "What the app asked you to approve was altered before it reached this page, so nothing was done. Go back to the app and start again.")
+			return nil
+		}
 	case form.Has("request"):
 		params, err = m.op.frontRequestObject(ctx, form)
 		if err != nil {
@@ -161,6 +213,21 @@ func (m *opMiddleware) resolveFront(w http.ResponseWriter, r *http.Request) *htt
 	u.RawQuery = params.Encode()
 	r.URL, r.Form, r.PostForm = &u, params, url.Values{}
 	return r
+}
+
+// changedDetails reports whether front, the authorization_details the
+// browser's URL carries beside a pushed request ("" for none), differs from
+// pushed, the ones pushed.
+func changedDetails(front, pushed string) bool {
+	if front == "" {
+		return false
+	}
+	f, err := details.Parse(front)
+	if err != nil || pushed == "" {
+		return true
+	}
+	p, err := details.Parse(pushed)
+	return err != nil || f.String() != p.String()
 }
 
 // refuseFront answers an /authorize request whose request object failed,

@@ -181,7 +181,18 @@ func (s *opServer) issue(ctx context.Context, req op.TokenRequest, c *client, pr
 	if err := s.recordIssued(ctx, grant); err != nil {
 		return nil, err
 	}
+	if d := tokenDetails(ctx, *g); d != "" {
+		// RFC 9396 §7: the details the access token was issued for.
+		return op.NewResponse(tokenResponseWithDetails{resp, json.RawMessage(d)}), nil
+	}
 	return op.NewResponse(resp), nil
+}
+
+// tokenResponseWithDetails is a token response with authorization_details
+// (RFC 9396 §7), a member oidc.AccessTokenResponse has no field for.
+type tokenResponseWithDetails struct {
+	*oidc.AccessTokenResponse
+	AuthorizationDetails json.RawMessage `json:"authorization_details"`
 }
 
 // needsRefreshToken decides as the library does (op.needsRefreshToken): a
@@ -236,6 +247,9 @@ func (s *opServer) signAccessToken(ctx context.Context, issuer string, g storage
 	}
 	if g.JKT != "" {
 		claims["cnf"] = map[string]string{"jkt": g.JKT}
+	}
+	if d := tokenDetails(ctx, g); d != "" {
+		claims["authorization_details"] = json.RawMessage(d) // RFC 9396 §9.1
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {

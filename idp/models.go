@@ -170,6 +170,7 @@ func (a authRequest) grant() storage.Grant {
 		GrantID: a.ID, ClientID: a.ClientID, Subject: a.Subject,
 		Scopes: a.Scopes, Audience: a.GetAudience(),
 		ACR: a.ACR, AMR: a.AMR, AuthTime: a.AuthTime, SessionID: a.SessionID,
+		AuthorizationDetails: a.AuthRequest.AuthorizationDetails,
 	}
 }
 

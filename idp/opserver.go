@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/web"
@@ -39,6 +41,8 @@ type opServer struct {
 	// requirePAR is Config.RequirePAR: every client must push its
 	// authorization requests.
 	requirePAR bool
+	// details is Config.Details: the authorization_details types.
+	details *details.Registry
 }
 
 // discoveryExtra holds the discovery members oidc.DiscoveryConfiguration
@@ -53,6 +57,8 @@ type discoveryExtra struct {
 	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
 	// RFC 9449 §5.1.
 	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported"`
+	// RFC 9396 §10.
+	AuthorizationDetailsTypesSupported []string `json:"authorization_details_types_supported,omitempty"`
 }
 
 // discoveryDocument is the discovery response: the library's
@@ -100,6 +106,7 @@ func (s *opServer) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.
 		RequirePushedAuthorizationRequests:         s.requirePAR,
 		AuthorizationResponseIssParameterSupported: true,
 		DPoPSigningAlgValuesSupported:              dpop.AlgNames(),
+		AuthorizationDetailsTypesSupported:         s.details.Types(),
 	}}), nil
 }
 
@@ -415,7 +422,36 @@ func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 	if jkt := authRequestJKT(ar); jkt != "" && (proof == nil || proof.JKT != jkt) {
 		return nil, oidc.ErrInvalidGrant().WithDescription("the code is bound to another DPoP key (dpop_jkt)")
 	}
+	if a, ok := ar.(authRequest); ok {
+		if err := s.narrowDetails(ctx, cl, r.Form, a.AuthorizationDetails); err != nil {
+			return nil, err
+		}
+	}
 	return s.issue(ctx, ar, cl, proof, r.Data.Code, "", oidc.GrantTypeCode)
+}
+
+// narrowDetails reads the authorization_details of a token request (RFC
+// 9396 §6): a subset of the approved ones, each exactly as approved, for
+// this request's access token alone (reqState.tokenDetails). Anything else
+// is invalid_authorization_details, audited: a token request cannot widen
+// or change what the person approved.
+func (s *opServer) narrowDetails(ctx context.Context, c *client, form url.Values, approved string) error {
+	raw := form.Get("authorization_details")
+	if raw == "" {
+		return nil
+	}
+	requested, err := s.checkDetails(ctx, c, raw, "token")
+	if err != nil {
+		return err
+	}
+	app, err := details.Parse(approved)
+	if approved == "" || err != nil || !details.Narrows(app, requested) {
+		s.auditDetails(ctx, c.ID, "token", "the token request asks for details the person did not approve")
+		return &oidc.Error{ErrorType: details.ErrorCode, Description: "authorization_details must be among those approved, unchanged"}
+	}
+	d := requested.String()
+	stateFrom(ctx).tokenDetails = &d
+	return nil
 }
 
 // authRequestJKT is the dpop_jkt the code of ar was issued for.
@@ -453,6 +489,9 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is bound to another DPoP key")
 	}
 	if err := op.ValidateRefreshTokenScopes(r.Data.Scopes, rr); err != nil {
+		return nil, err
+	}
+	if err := s.narrowDetails(ctx, cl, r.Form, rr.grant.AuthorizationDetails); err != nil {
 		return nil, err
 	}
 	return s.issue(ctx, rr, cl, proof, "", r.Data.RefreshToken, oidc.GrantTypeRefreshToken)

@@ -15,6 +15,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/login/web"
@@ -34,6 +35,15 @@ type reqState struct {
 	// dpopJKT is the dpop_jkt parameter at /authorize (RFC 9449 §10),
 	// checked by opServer.Authorize, for CreateAuthRequest to store.
 	dpopJKT string
+	// details is the request's authorization_details (RFC 9396) in
+	// canonical form, checked by validateAuthRequest, for
+	// CreateAuthRequest to store; "" for none.
+	details string
+	// tokenDetails, when set, is the subset of the grant's approved
+	// authorization_details a token request asked for (RFC 9396 §6): the
+	// access token of this request carries it, while the family keeps all
+	// that was approved.
+	tokenDetails *string
 	// jkt is the thumbprint of the DPoP key the tokens of this token
 	// request are bound to (opServer.issue); "" for bearer tokens.
 	jkt          string
@@ -157,7 +167,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		CodeChallenge: req.CodeChallenge, CodeChallengeMethod: string(req.CodeChallengeMethod),
 		Prompt: req.Prompt, ACRValues: req.ACRValues, Requirement: *st.requirement,
 		LoginHint: req.LoginHint, IDTokenHintSubject: hintSubject,
-		BrowserBinding: st.browser, DPoPJKT: st.dpopJKT, CreatedAt: now, ExpiresAt: now.Add(authRequestTTL),
+		BrowserBinding: st.browser, DPoPJKT: st.dpopJKT, AuthorizationDetails: st.details, CreatedAt: now, ExpiresAt: now.Add(authRequestTTL),
 	}
 	if req.MaxAge != nil {
 		v := int64(*req.MaxAge)
@@ -243,7 +253,19 @@ func (s *opStorage) accessToken(ctx context.Context, g storage.Grant, family str
 	if err != nil {
 		return "", nil, time.Time{}, err
 	}
-	return id, &storage.AccessToken{ID: id, Grant: g, RefreshID: family, CreatedAt: now, ExpiresAt: exp}, exp, nil
+	row := &storage.AccessToken{ID: id, Grant: g, RefreshID: family, CreatedAt: now, ExpiresAt: exp}
+	row.Grant.AuthorizationDetails = tokenDetails(ctx, g)
+	return id, row, exp, nil
+}
+
+// tokenDetails is the authorization_details the access token of this
+// request carries: what the token request narrowed them to, or all that
+// was approved.
+func tokenDetails(ctx context.Context, g storage.Grant) string {
+	if d := stateFrom(ctx).tokenDetails; d != nil {
+		return *d
+	}
+	return g.AuthorizationDetails
 }
 
 // CreateAccessToken stores what a grant without a refresh token needs: a
@@ -766,6 +788,7 @@ func (s *opStorage) liveAccessToken(ctx context.Context, tokenID string) (storag
 	}
 	g.Scopes = c.Scopes // a refresh may have narrowed them for this token alone
 	g.JKT = jwtJKT(c)   // and bound it to another key (a confidential client's)
+	g.AuthorizationDetails = jwtDetails(c)
 	return storage.AccessToken{ID: tokenID, Grant: g, RefreshID: family, CreatedAt: exp.Add(-accessTokenTTL), ExpiresAt: exp}, nil
 }
 
@@ -827,8 +850,34 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 		if g.SessionID != "" {
 			resp.Claims["sid"] = g.SessionID
 		}
+		if g.AuthorizationDetails != "" {
+			// RFC 9396 §9.2: what this token was approved for.
+			resp.Claims["authorization_details"] = json.RawMessage(g.AuthorizationDetails)
+		}
 	}
 	return nil
+}
+
+// jwtDetails is the authorization_details claim of verified JWT access
+// token claims in canonical form, "" for none. The token carries the
+// details its own request narrowed them to, which its family's row does
+// not know. The claim was written canonical, whose numbers a float64
+// holds exactly (details.Parse refuses others), so decoding and encoding
+// it again gives the same text.
+func jwtDetails(c *oidc.AccessTokenClaims) string {
+	v, ok := c.Claims["authorization_details"]
+	if !ok {
+		return ""
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	d, err := details.Parse(string(b))
+	if err != nil {
+		return ""
+	}
+	return d.String()
 }
 
 func (s *opStorage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {

@@ -269,7 +269,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	opsrv := &opServer{LegacyServer: op.NewLegacyServer(provider, endpoints), policy: cfg.Policy, scopeMins: cfg.ScopeMinACR, store: cfg.Store, audit: auditor,
 		ops: store, keys: s.keys, dpop: guard,
-		issuer: cfg.Issuer, now: now, log: cfg.Logger, requirePAR: cfg.RequirePAR}
+		issuer: cfg.Issuer, now: now, log: cfg.Logger, requirePAR: cfg.RequirePAR, details: cfg.Details}
 	callback := op.AuthCallbackURL(provider)
 
 	tmpl := fs.FS(templates.FS)

@@ -118,7 +118,7 @@ func (h *Handler) sessionRisk(r *http.Request, a *accountState) (stepup.Outcome,
 
 // session is the portal's session as stepup sees it.
 func (h *Handler) session(a *accountState) stepup.Session {
-	return stepup.Session{Done: signin.FactorsOf(a.sess.Factors), Enrolled: h.enrolledAt(a.user, a.factors, a.recovery, a.known), Now: h.cfg.Now()}
+	return stepup.Session{Done: signin.FactorsOf(a.sess.Factors, ""), Enrolled: h.enrolledAt(a.user, a.factors, a.recovery, a.known), Now: h.cfg.Now()}
 }
 
 // endSession deletes a session and its cookie, audited.

@@ -102,7 +102,7 @@ func (h *Handler) input(st *flowState) stepup.Input {
 	signin.RaiseFloors(&in, h.cfg.Policy, st.client, st.ar.Scopes, h.cfg.ScopeMinACR)
 	in.NoSession = !st.hasSess
 	if st.hasSess {
-		in.Done = signin.FactorsOf(st.sess.Factors)
+		in.Done = signin.FactorsOf(st.sess.Factors, st.ar.ID)
 		in.Enrolled = h.enrolledAt(st.user, st.factors, st.recovery, st.known)
 	}
 	return in
@@ -639,7 +639,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventLoginPassword, UserID: u.ID, ActorID: u.ID, ClientID: st.client.ID, Outcome: "success"}); err != nil {
 		return err
 	}
-	ev := storage.FactorEvent{Method: string(stepup.Password), At: h.cfg.Now()}
+	ev := storage.FactorEvent{Method: string(stepup.Password), At: h.cfg.Now(), Request: st.ar.ID}
 	if err := h.recordApproval(r, st, u, ev); err != nil {
 		return err
 	}
@@ -755,6 +755,7 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventStepupFactor, UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success", Details: map[string]string{"factor": string(m)}}); err != nil {
 		return err
 	}
+	ev.Request = st.ar.ID
 	// A code cannot commit to the details; the row records that they were
 	// on the page it was typed on (committed=false).
 	if err := h.recordApproval(r, st, st.user, ev); err != nil {

@@ -356,6 +356,7 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 		UserVerified: flags.HasUserVerified(),
 		DeviceBound:  !flags.HasBackupEligible(),
 		Provisional:  !factor.Trusted(f),
+		Request:      st.ar.ID,
 	}
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventStepupFactor, UserID: pu.User.ID, ActorID: pu.User.ID, ClientID: st.client.ID, Outcome: "success",
 		Details: map[string]string{"factor": string(stepup.WebAuthn), "credential": f.Name, "user_verified": fmt.Sprint(ev.UserVerified), "device_bound": fmt.Sprint(ev.DeviceBound), "passwordless": fmt.Sprint(!st.hasSess),

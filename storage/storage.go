@@ -293,6 +293,10 @@ type FactorEvent struct {
 	// resistant when it was used (Factor.TrustedAt was zero): the session
 	// counts it as mfa only (DESIGN §3.3).
 	Provisional bool
+	// Request is the authorization request the factor was done for, ""
+	// when it was done elsewhere (the portal): a transaction is approved
+	// only by a factor done for its own request (idp/stepup).
+	Request string
 }
 
 // Session is a browser SSO session. ID is the hash of the cookie value.

@@ -46,8 +46,10 @@ var defaultPolicy = DefaultPolicy()
 //
 //     A transaction (TransactionMin set) is met only when it is approved:
 //     some route of the target level holds whose strongest factor
-//     (WebAuthn, then TOTP, then recovery code, then password) was done at
-//     or after RequestTime, and every counted factor is within
+//     (WebAuthn, then TOTP, then recovery code, then password) was done for
+//     this request (Factor.ForRequest: on its page, which showed the
+//     details; a factor done meanwhile in another tab, for another
+//     request, does not count), and every counted factor is within
 //     TransactionMaxAge (and max_age) of RequestTime. So a session already
 //     at the level still proves one factor again, and only that one: for
 //     phr a passkey, not the password still within the max age. Why:
@@ -498,9 +500,8 @@ type eval struct {
 	counted   []counted // by rank
 	// approve is the rank at which a transaction must be approved (-1:
 	// none): a route of it holds only when its strongest factor was done
-	// at or after from, the request time (Decide, rule 4).
+	// for the request (Decide, rule 4).
 	approve int
-	from    time.Time
 }
 
 func newEval(p *Policy, in Input) *eval {
@@ -526,7 +527,6 @@ func newEval(p *Policy, in Input) *eval {
 		anonymous: len(in.Enrolled) == 0 && len(in.Done) == 0,
 		counted:   make([]counted, len(p.levels)),
 		approve:   -1,
-		from:      in.RequestTime,
 	}
 	for r := range p.levels {
 		e.counted[r] = count(&p.levels[r], done, in.Now, b)
@@ -552,7 +552,7 @@ func (e *eval) approved(rank int, rt []slot, c set) bool {
 		return true
 	}
 	f, ok := c.get(strongest(rt).m)
-	return ok && !f.At.Before(e.from)
+	return ok && f.ForRequest
 }
 
 func (e *eval) canEnroll(s slot) bool {
@@ -572,7 +572,7 @@ func (e *eval) route(rank int, rt []slot) (todo []Method, ok bool) {
 		if sl.m == Password || sl.m == WebAuthn {
 			first = true
 		}
-		if f, ok := c.get(sl.m); ok && sl.accepts(f) && (rank != e.approve || sl != approver || !f.At.Before(e.from)) {
+		if f, ok := c.get(sl.m); ok && sl.accepts(f) && (rank != e.approve || sl != approver || f.ForRequest) {
 			continue
 		}
 		if !e.canEnroll(sl) {

@@ -52,7 +52,7 @@ func TestDecideInvariants(t *testing.T) {
 			}
 		}
 		for range rng.IntN(5) {
-			in.Done = append(in.Done, Factor{Method: methods[rng.IntN(len(methods))], At: t0.Add(-minutes(900) + 5*time.Minute), UserVerified: flip(), DeviceBound: flip(), Provisional: flip()})
+			in.Done = append(in.Done, Factor{Method: methods[rng.IntN(len(methods))], At: t0.Add(-minutes(900) + 5*time.Minute), UserVerified: flip(), DeviceBound: flip(), Provisional: flip(), ForRequest: flip()})
 		}
 		for _, m := range methods {
 			if flip() {
@@ -91,7 +91,7 @@ func TestDecideInvariants(t *testing.T) {
 			if in.TransactionMin != "" {
 				// A transaction is approved by a factor of this request, at
 				// a level at least the details' floor, within their max age.
-				if !slices.ContainsFunc(in.Done, func(f Factor) bool { return !f.At.Before(in.RequestTime) && !f.At.After(in.Now) }) {
+				if !slices.ContainsFunc(in.Done, func(f Factor) bool { return f.ForRequest && !f.At.After(in.Now) }) {
 					fail("a transaction approved with no factor done for the request")
 				}
 				txRank, _, ok := p.Lookup(in.TransactionMin)
@@ -102,7 +102,7 @@ func TestDecideInvariants(t *testing.T) {
 					fail("auth_time is older than the transaction's max age")
 				}
 				if (d.ACR == phr || d.ACR == phrh) && !slices.ContainsFunc(in.Done, func(f Factor) bool {
-					return f.Method == WebAuthn && !f.At.Before(in.RequestTime) && !f.At.After(in.Now) && !f.Provisional
+					return f.Method == WebAuthn && f.ForRequest && !f.At.After(in.Now) && !f.Provisional
 				}) {
 					fail("a phishing-resistant transaction approved without a passkey used for the request")
 				}

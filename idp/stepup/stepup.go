@@ -88,6 +88,10 @@ type Factor struct {
 	// possession factor (and, user-verified, as mfa on its own) but never
 	// toward phr or phrh. Its amr is unchanged: it says what happened.
 	Provisional bool
+	// ForRequest: the factor was done for the request being decided, with
+	// what it asks shown on the page. Only such a factor approves a
+	// transaction (Input.TransactionMin).
+	ForRequest bool
 }
 
 // Enrolled is a factor the user could complete. Password is listed when the

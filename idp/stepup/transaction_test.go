@@ -12,6 +12,21 @@ import (
 // the factors like max_age, and a factor of this request must approve it.
 // The request arrives at ago(1m); factors before that were shown nothing.
 func TestDecideTransaction(t *testing.T) {
+	t.Run("a passkey used after the request arrived, but for another request (a second tab), does not approve it", func(t *testing.T) {
+		req := ago(time.Minute)
+		in := Input{TransactionMin: phr, TransactionMaxAge: dur(5 * time.Minute), RequestTime: req, Now: t0,
+			Done:     []Factor{pwdAt(3 * time.Minute), keyAt(30*time.Second, false, false)},
+			Enrolled: []Enrolled{enPwd, enTOTP, enPasskey}}
+		want := Decision{Outcome: NeedFactor, Target: phr, Next: []Method{WebAuthn}, Reasons: []Reason{ReasonTransaction}}
+		if diff := cmp.Diff(want, Decide(nil, in)); diff != "" {
+			t.Errorf("Decide (-want +got):\n%s", diff)
+		}
+		in.Done[1].ForRequest = true
+		if d := Decide(nil, in); d.Outcome != Satisfied {
+			t.Errorf("the same passkey used for this request: %+v", d)
+		}
+	})
+
 	req := ago(time.Minute)
 	five := dur(5 * time.Minute)
 	withPasskey := []Enrolled{enPwd, enTOTP, enPasskey}
@@ -113,6 +128,11 @@ func TestDecideTransaction(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// The rows were written with "done for this request" meaning
+			// done after it arrived: so it is here.
+			for i, f := range tt.in.Done {
+				tt.in.Done[i].ForRequest = !f.At.Before(tt.in.RequestTime)
+			}
 			if diff := cmp.Diff(tt.want, Decide(nil, tt.in)); diff != "" {
 				t.Errorf("Decide (-want +got):\n%s", diff)
 			}

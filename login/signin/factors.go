@@ -10,10 +10,14 @@ import (
 )
 
 // FactorsOf converts the session's factor events for stepup.
-func FactorsOf(events []storage.FactorEvent) []stepup.Factor {
+//
+// request is the authorization request being decided ("" for none): the
+// factors done for it are marked ForRequest.
+func FactorsOf(events []storage.FactorEvent, request string) []stepup.Factor {
 	out := make([]stepup.Factor, 0, len(events))
 	for _, e := range events {
-		out = append(out, stepup.Factor{Method: stepup.Method(e.Method), At: e.At, UserVerified: e.UserVerified, DeviceBound: e.DeviceBound, Provisional: e.Provisional})
+		out = append(out, stepup.Factor{Method: stepup.Method(e.Method), At: e.At, UserVerified: e.UserVerified, DeviceBound: e.DeviceBound, Provisional: e.Provisional,
+			ForRequest: request != "" && e.Request == request})
 	}
 	return out
 }

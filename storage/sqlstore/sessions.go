@@ -19,6 +19,7 @@ type factorRow struct {
 	UserVerified bool   `json:"user_verified,omitempty"`
 	DeviceBound  bool   `json:"device_bound,omitempty"`
 	Provisional  bool   `json:"provisional,omitempty"`
+	Request      string `json:"request,omitempty"`
 }
 
 func factorRows(fs []storage.FactorEvent) []factorRow {
@@ -27,7 +28,7 @@ func factorRows(fs []storage.FactorEvent) []factorRow {
 	}
 	rows := make([]factorRow, len(fs))
 	for i, f := range fs {
-		rows[i] = factorRow{f.Method, nanos(f.At), f.CredentialID, f.UserVerified, f.DeviceBound, f.Provisional}
+		rows[i] = factorRow{f.Method, nanos(f.At), f.CredentialID, f.UserVerified, f.DeviceBound, f.Provisional, f.Request}
 	}
 	return rows
 }
@@ -39,7 +40,7 @@ func factorEvents(rows []factorRow) []storage.FactorEvent {
 	fs := make([]storage.FactorEvent, len(rows))
 	for i, r := range rows {
 		fs[i] = storage.FactorEvent{Method: r.Method, At: fromNanos(r.At), CredentialID: r.CredentialID,
-			UserVerified: r.UserVerified, DeviceBound: r.DeviceBound, Provisional: r.Provisional}
+			UserVerified: r.UserVerified, DeviceBound: r.DeviceBound, Provisional: r.Provisional, Request: r.Request}
 	}
 	return fs
 }

@@ -113,7 +113,7 @@ func newSession(id, userID string) storage.Session {
 		UserID: userID,
 		Factors: []storage.FactorEvent{
 			{Method: "pwd", At: t0},
-			{Method: "webauthn", At: t0.Add(time.Second), CredentialID: "cred-1", UserVerified: true, DeviceBound: true},
+			{Method: "webauthn", At: t0.Add(time.Second), CredentialID: "cred-1", UserVerified: true, DeviceBound: true, Request: "ar-1"},
 		},
 		IP:        "192.0.2.1",
 		UserAgent: "Mozilla/5.0",
