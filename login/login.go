@@ -361,9 +361,5 @@ func drifted(s storage.Session, info web.RequestInfo) bool {
 	return network && agent
 }
 
-// sid is the session identifier put in tokens (OIDC Front-/Back-Channel
-// Logout). The storage ID rotates with the factor set; sid must not, so it
-// is derived from what rotation keeps: the user and the creation time.
-func sid(s storage.Session) string {
-	return factor.HashToken(fmt.Sprintf("sid:%s:%d", s.UserID, s.CreatedAt.UnixNano()))[:22]
-}
+// sid is the session identifier put in tokens (storage.Session.SID).
+func sid(s storage.Session) string { return s.SID() }

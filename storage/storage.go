@@ -44,6 +44,7 @@ type Store interface {
 	Audit
 	Throttle
 	History
+	Outbox
 
 	// Ping reports whether the backend is reachable (readiness).
 	Ping(ctx context.Context) error
@@ -312,6 +313,25 @@ type Sessions interface {
 	// DeleteExpiredSessions removes sessions past ExpiresAt at now, in
 	// batches that let other writes through, and returns how many.
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
+
+	// SessionClients returns the IDs of the clients given tokens under the
+	// session sid — a token family of a redeemed code, or an authorization
+	// request completed in it — sorted, each once, for as long as those
+	// records are kept (a family until it expires, a request until its
+	// code would have).
+	SessionClients(ctx context.Context, sid string) ([]string, error)
+	// EndSessions ends sessions everywhere in one transaction: it deletes
+	// each session's row (a row already gone is not an error), revokes
+	// every token family, refresh token and access token of its user
+	// issued under its SID, and stores msgs (the notifications of the
+	// end) as pending outbox messages. Either all of it happens or none.
+	// Like RevokeUserClientTokens, a rotation running at the same time
+	// cannot slip through.
+	EndSessions(ctx context.Context, ends []SessionEnd, msgs []OutboxMessage) error
+	// ExpiredSessions returns up to limit sessions past ExpiresAt at now
+	// or last seen before idleBefore, oldest first, so they can be ended
+	// (EndSessions) rather than only deleted.
+	ExpiredSessions(ctx context.Context, now, idleBefore time.Time, limit int) ([]Session, error)
 }
 
 // Grant is what a token carries about the authentication behind it. It is

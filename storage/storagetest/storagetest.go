@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Audit", auditTests},
 		{"Throttle", throttleTests},
 		{"History", historyTests},
+		{"Outbox", outboxTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
