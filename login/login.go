@@ -286,7 +286,7 @@ func (h *Handler) loadSession(ctx context.Context, r *http.Request) (storage.Ses
 		return storage.Session{}, storage.User{}, false, err
 	}
 	if h.idleOut(s, now) {
-		if err := h.cfg.Store.DeleteSession(ctx, s.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := admin.EndSessions(ctx, h.cfg.Store, now, s.End()); err != nil {
 			return storage.Session{}, storage.User{}, false, err
 		}
 		return storage.Session{}, storage.User{}, false, nil
@@ -339,7 +339,8 @@ func (h *Handler) addFactor(w http.ResponseWriter, r *http.Request, userID strin
 		}
 	} else {
 		if ok {
-			if err := h.cfg.Store.DeleteSession(ctx, cur.ID); err != nil {
+			// The session it replaces ends everywhere.
+			if err := admin.EndSessions(ctx, h.cfg.Store, now, cur.End()); err != nil {
 				return storage.Session{}, err
 			}
 		}

@@ -17,6 +17,9 @@ func (s Session) SID() string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])[:22]
 }
 
+// End is what Sessions.EndSessions needs to end s.
+func (s Session) End() SessionEnd { return SessionEnd{ID: s.ID, UserID: s.UserID, SID: s.SID()} }
+
 // SessionEnd names a browser session to end (Sessions.EndSessions): its
 // storage ID ("" when its row is already gone), its user and its sid.
 type SessionEnd struct {
@@ -34,6 +37,15 @@ type OutboxKind string
 // logout token's subject claims ({"sub", "sid", "jti"}); the token itself is
 // signed at each attempt, so a retry never sends an expired one.
 const OutboxBackchannelLogout OutboxKind = "backchannel_logout"
+
+// LogoutNotice is the payload of an OutboxBackchannelLogout message (its
+// JSON names are the schema). JTI is fixed when the message is queued, so
+// every attempt sends the same jti and the receiver can drop repeats.
+type LogoutNotice struct {
+	Subject string `json:"sub"`
+	SID     string `json:"sid"`
+	JTI     string `json:"jti"`
+}
 
 // OutboxStatus is where a message is in its delivery. A delivered message
 // is deleted.

@@ -269,6 +269,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dev := fs.Bool("dev", env("DEV", "") != "", "development: read templates from ./templates on every request")
 	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
 	pprofAddr := fs.String("pprof", env("PPROF", ""), "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060")
+	outboxPrivate := fs.Bool("outbox-allow-private", env("OUTBOX_ALLOW_PRIVATE", "") != "", "let back-channel logouts go to private, loopback and link-local addresses (off: SSRF guard)")
+	outboxLease := fs.Duration("outbox-lease", time.Minute, "how long a notification being delivered is one instance's before another may retry it (after a crash)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -327,6 +329,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		AdminACR: set.adminACR, AdminMaxAge: set.adminMaxAge,
 		SessionIdleTimeout: set.sessionIdleTimeout, SessionMaxAge: set.sessionMaxAge,
 		PasskeyCoolingOff: set.coolingOff,
+		Outbox:            idp.OutboxConfig{AllowPrivate: *outboxPrivate, Lease: *outboxLease},
 	}
 	if *dev {
 		cfg.TemplatesDir = "templates"
@@ -345,6 +348,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	maintained := make(chan struct{})
 	go func() { defer close(maintained); srv.Maintain(mctx, 10*time.Minute) }()
 	defer func() { stopMaintain(); <-maintained }()
+	// The outbox worker delivers back-channel logouts; like Maintain it
+	// stops before the store closes.
+	delivered := make(chan struct{})
+	go func() { defer close(delivered); srv.DeliverOutbox(mctx) }()
+	defer func() { stopMaintain(); <-delivered }()
 
 	hs := &http.Server{
 		Handler:           srv,

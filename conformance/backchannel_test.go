@@ -1,0 +1,407 @@
+package conformance
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"html"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/keystep/keystep/idp"
+	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/storage"
+)
+
+// logoutReceiver is an RP's backchannel_logout_uri built the way the spec
+// tells an RP to validate a logout token (OIDC Back-Channel Logout 1.0
+// §2.6), with go-jose against the OP's /keys. It answers status while
+// up, and records every token it accepted and why it refused the others.
+type logoutReceiver struct {
+	t        *testing.T
+	e        *env
+	clientID string
+	srv      *httptest.Server
+
+	mu       sync.Mutex
+	status   int
+	accepted []logoutClaims
+	refused  []string
+	calls    int
+}
+
+type logoutClaims struct {
+	Iss    string                     `json:"iss"`
+	Aud    any                        `json:"aud"`
+	Iat    int64                      `json:"iat"`
+	Exp    int64                      `json:"exp"`
+	JTI    string                     `json:"jti"`
+	Sub    string                     `json:"sub"`
+	SID    string                     `json:"sid"`
+	Events map[string]json.RawMessage `json:"events"`
+	Nonce  *string                    `json:"nonce"`
+}
+
+func newLogoutReceiver(t *testing.T, e *env, clientID string) *logoutReceiver {
+	r := &logoutReceiver{t: t, e: e, clientID: clientID, status: http.StatusOK}
+	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *logoutReceiver) setStatus(s int) { r.mu.Lock(); r.status = s; r.mu.Unlock() }
+
+func (r *logoutReceiver) got() ([]logoutClaims, []string, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.accepted), slices.Clone(r.refused), r.calls
+}
+
+func (r *logoutReceiver) serve(w http.ResponseWriter, req *http.Request) {
+	r.mu.Lock()
+	r.calls++
+	status := r.status
+	r.mu.Unlock()
+	if status != http.StatusOK {
+		w.WriteHeader(status)
+		return
+	}
+	c, err := r.validate(req)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.refused = append(r.refused, err.Error())
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	r.accepted = append(r.accepted, c)
+	w.WriteHeader(http.StatusOK)
+}
+
+// validate is §2.6 step by step.
+func (r *logoutReceiver) validate(req *http.Request) (logoutClaims, error) {
+	var c logoutClaims
+	if req.Method != http.MethodPost || req.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
+		return c, fmt.Errorf("%s with %q", req.Method, req.Header.Get("Content-Type"))
+	}
+	raw := req.PostFormValue("logout_token")
+	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
+	if err != nil {
+		return c, err
+	}
+	if typ, _ := jws.Signatures[0].Protected.ExtraHeaders["typ"].(string); typ != "logout+jwt" {
+		return c, fmt.Errorf("typ %q", typ)
+	}
+	resp, err := http.Get(r.e.issuer + "/keys")
+	if err != nil {
+		return c, err
+	}
+	var keys jose.JSONWebKeySet
+	err = json.NewDecoder(resp.Body).Decode(&keys)
+	resp.Body.Close()
+	if err != nil {
+		return c, err
+	}
+	kid := jws.Signatures[0].Header.KeyID
+	ks := keys.Key(kid)
+	if len(ks) != 1 {
+		return c, fmt.Errorf("kid %q not in /keys", kid)
+	}
+	payload, err := jws.Verify(ks[0])
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return c, err
+	}
+	now := r.e.clock.Now().Unix()
+	aud := fmt.Sprint(c.Aud)
+	switch {
+	case c.Iss != r.e.issuer:
+		return c, fmt.Errorf("iss %q", c.Iss)
+	case aud != r.clientID && aud != "["+r.clientID+"]":
+		return c, fmt.Errorf("aud %v", c.Aud)
+	case c.Iat > now+5 || c.Exp < now || c.Exp-c.Iat > 120:
+		return c, fmt.Errorf("iat %d exp %d at %d", c.Iat, c.Exp, now)
+	case c.JTI == "":
+		return c, fmt.Errorf("no jti")
+	case c.Sub == "" || c.SID == "":
+		return c, fmt.Errorf("sub %q sid %q", c.Sub, c.SID)
+	case string(c.Events["http://schemas.openid.net/event/backchannel-logout"]) != "{}":
+		return c, fmt.Errorf("events %v", c.Events)
+	case c.Nonce != nil:
+		return c, fmt.Errorf("a nonce")
+	}
+	return c, nil
+}
+
+// addBackchannelRP registers a confidential client whose
+// backchannel_logout_uri is a new receiver, and returns both.
+func (e *env) addBackchannelRP(id, alg string) (*rp, *logoutReceiver) {
+	recv := newLogoutReceiver(e.t, e, id)
+	secret := "s3cret-" + id
+	e.addClient(storage.Client{ID: id, Name: "App " + id, SecretHash: factor.HashToken(secret),
+		RedirectURIs: []string{rpRedirect}, AuthMethod: "client_secret_basic",
+		GrantTypes: []string{"authorization_code", "refresh_token"}, IDTokenAlg: alg, FirstParty: true,
+		BackchannelLogoutURI: recv.srv.URL + "/backchannel", BackchannelLogoutSessionRequired: true})
+	return e.rp(id, secret), recv
+}
+
+// deliver runs the outbox worker's passes until nothing is due.
+func (e *env) deliver() {
+	e.t.Helper()
+	for {
+		n, err := e.server.DeliverDue(context.Background())
+		if err != nil {
+			e.t.Logf("delivery: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+}
+
+var sessionFormRE = regexp.MustCompile(`name="sid" value="([^"]*)"`)
+
+// OIDC Back-Channel Logout 1.0: two apps signed in through one browser
+// session; the user signs that session out from the portal of another
+// browser. Both apps get a valid logout token for the session (§2.4, checked
+// as §2.6 says), and the session's refresh tokens no longer work.
+func TestBackchannelLogoutFromThePortal(t *testing.T) {
+	e := newEnv(t)
+	rpA, recvA := e.addBackchannelRP("app-a", "RS256")
+	rpB, recvB := e.addBackchannelRP("app-b", "ES256")
+	phone := e.browser()
+	tA := rpA.login(phone, nil)
+	a := rpB.authURL(nil) // the phone is signed in: no password asked
+	tB := rpB.mustExchange(rpB.code(phone.get(a.url), a), a)
+	if tA.claims.SID == "" || tA.claims.SID != tB.claims.SID {
+		t.Fatalf("sid of the two apps' ID tokens: %q and %q, want one session", tA.claims.SID, tB.claims.SID)
+	}
+
+	var disc map[string]any
+	resp, err := http.Get(e.issuer + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&disc)
+	resp.Body.Close()
+	if disc["backchannel_logout_supported"] != true || disc["backchannel_logout_session_supported"] != true {
+		t.Errorf("discovery: backchannel_logout_supported %v, backchannel_logout_session_supported %v", disc["backchannel_logout_supported"], disc["backchannel_logout_session_supported"])
+	}
+
+	// The portal lists the phone's session with its two apps.
+	// (sid is derived from the user and the session's creation time: the
+	// laptop signs in a second later, as it would in life.)
+	e.clock.Advance(time.Second)
+	laptop := e.browser()
+	p := laptop.portalLogin()
+	if !strings.Contains(p.body, "App app-a, App app-b") {
+		t.Fatalf("the portal does not list the session's apps:\n%.3000s", p.body)
+	}
+	m := sessionFormRE.FindStringSubmatch(p.body)
+	if m == nil || html.UnescapeString(m[1]) != tA.claims.SID {
+		t.Fatalf("sign-out form for sid %q, want %q", m, tA.claims.SID)
+	}
+	e.deliver()
+	if acc, _, calls := recvA.got(); calls != 0 || len(acc) != 0 {
+		t.Fatal("a logout was sent before anything ended")
+	}
+	p = laptop.post("/account/sessions/signout", url.Values{"sid": {tA.claims.SID}})
+	if !strings.Contains(p.body, "That session was signed out") {
+		t.Fatalf("sign out: %d\n%.2000s", p.status, p.body)
+	}
+	// The tokens end with the session, before any notification is sent.
+	if _, err := rpA.refresh(tA.token.RefreshToken); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Errorf("app A's refresh token after the sign-out: %v, want invalid_grant", err)
+	}
+	e.deliver()
+	for _, c := range []struct {
+		name string
+		recv *logoutReceiver
+	}{{"app-a", recvA}, {"app-b", recvB}} {
+		acc, refused, _ := c.recv.got()
+		if len(refused) != 0 || len(acc) != 1 {
+			t.Fatalf("%s: accepted %d, refused %v", c.name, len(acc), refused)
+		}
+		if acc[0].SID != tA.claims.SID || acc[0].Sub != tA.claims.Sub {
+			t.Errorf("%s: sid %q sub %q, want %q %q", c.name, acc[0].SID, acc[0].Sub, tA.claims.SID, tA.claims.Sub)
+		}
+	}
+	if _, err := rpB.refresh(tB.token.RefreshToken); err == nil {
+		t.Error("app B's refresh token still works")
+	}
+	// The phone is signed out; the laptop is not.
+	if p := laptop.get(e.issuer + "/account"); !strings.Contains(p.body, "Hello, alice") {
+		t.Errorf("the laptop's session ended too: %d", p.status)
+	}
+	if p := phone.get(rpA.authURL(url.Values{"prompt": {"none"}}).url); p.redirect == nil || p.redirect.Query().Get("error") != "login_required" {
+		t.Errorf("the phone is still signed in: %+v", p.redirect)
+	}
+	// Delivered messages leave the outbox.
+	if left, _ := e.store.OutboxMessages(t.Context(), "", "", 10); len(left) != 0 {
+		t.Errorf("%d messages left after delivery", len(left))
+	}
+}
+
+// The other sign-outs end the session the same way: RP-initiated logout
+// and the session's own sign out in the portal.
+func TestBackchannelLogoutOnEverySignOut(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		signOut func(e *env, b *browser, r *rp, tok tokens)
+	}{
+		{"RP-initiated logout", func(e *env, b *browser, r *rp, tok tokens) {
+			p := b.get(e.issuer + "/end_session?" + url.Values{"id_token_hint": {tok.token.Extra("id_token").(string)}}.Encode())
+			if p.status >= 400 {
+				e.t.Fatalf("end_session: %d\n%.1000s", p.status, p.body)
+			}
+		}},
+		{"the portal's sign out of this browser", func(e *env, b *browser, _ *rp, _ tokens) {
+			b.post("/account/signout", nil)
+		}},
+		{"the console's sign out everywhere", func(e *env, _ *browser, _ *rp, _ tokens) {
+			if _, err := (&idpAdmin{e}).signOutEverywhere("u-alice"); err != nil {
+				e.t.Fatal(err)
+			}
+		}},
+		{"a refresh token used twice", func(e *env, _ *browser, r *rp, tok tokens) {
+			if _, err := r.refresh(tok.token.RefreshToken); err != nil {
+				e.t.Fatal(err)
+			}
+			e.clock.Advance(5 * time.Minute) // past the reuse interval
+			if _, err := r.refresh(tok.token.RefreshToken); err == nil {
+				e.t.Fatal("reuse was accepted")
+			}
+		}},
+		{"the session expiring", func(e *env, _ *browser, _ *rp, _ tokens) {
+			e.clock.Advance(13 * time.Hour)
+			// Maintain's first pass runs at once; the test waits for it.
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); e.server.Maintain(ctx, time.Hour) }()
+			for {
+				if ms, _ := e.store.OutboxMessages(ctx, "", "", 1); len(ms) > 0 {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			cancel()
+			<-done
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			r, recv := e.addBackchannelRP("app-a", "ES256")
+			b := e.browser()
+			tok := r.login(b, nil)
+			tc.signOut(e, b, r, tok)
+			e.deliver()
+			acc, refused, _ := recv.got()
+			if len(acc) != 1 || len(refused) != 0 || acc[0].SID != tok.claims.SID {
+				t.Fatalf("accepted %+v, refused %v; want one logout for sid %q", acc, refused, tok.claims.SID)
+			}
+			if _, err := r.refresh(tok.token.RefreshToken); err == nil {
+				t.Error("the session's refresh token still works")
+			}
+		})
+	}
+}
+
+// An app that is down gets its logout once it is back: failed attempts are
+// retried with backoff, and nothing is sent before a retry is due.
+func TestBackchannelLogoutRetriedUntilTheAppIsBack(t *testing.T) {
+	e := newEnv(t, func(c *idp.Config) {
+		c.Outbox = idp.OutboxConfig{MinBackoff: time.Minute, MaxBackoff: 10 * time.Minute, GiveUpAfter: time.Hour}
+	})
+	r, recv := e.addBackchannelRP("app-a", "RS256")
+	b := e.browser()
+	tok := r.login(b, nil)
+	recv.setStatus(http.StatusServiceUnavailable)
+	b.post("/account/signout", nil)
+	e.deliver()
+	e.clock.Advance(time.Minute)
+	e.deliver()
+	_, _, calls := recv.got()
+	if calls != 2 {
+		t.Fatalf("%d attempts after a minute, want 2", calls)
+	}
+	msgs, err := e.store.OutboxMessages(t.Context(), "app-a", storage.OutboxPending, 10)
+	if err != nil || len(msgs) != 1 || !strings.Contains(msgs[0].LastError, "503") {
+		t.Fatalf("pending: %+v %v", msgs, err)
+	}
+	e.deliver() // not due yet
+	if _, _, c := recv.got(); c != 2 {
+		t.Fatalf("attempted before the retry was due (%d)", c)
+	}
+	recv.setStatus(http.StatusOK)
+	e.clock.Advance(10 * time.Minute)
+	e.deliver()
+	acc, refused, _ := recv.got()
+	if len(acc) != 1 || len(refused) != 0 || acc[0].SID != tok.claims.SID {
+		t.Fatalf("after the app came back: accepted %+v, refused %v", acc, refused)
+	}
+	if len(e.adminEvents(storage.EventOutboxGaveUp)) != 0 {
+		t.Error("a delivered message was audited as given up")
+	}
+}
+
+// An app down past the delivery bound: the message is given up, audited,
+// shown as failed, and an admin's retry sends it again.
+func TestBackchannelLogoutGivenUpAndRetriedByAnAdmin(t *testing.T) {
+	e := newEnv(t, func(c *idp.Config) {
+		c.Outbox = idp.OutboxConfig{MinBackoff: time.Minute, MaxBackoff: 10 * time.Minute, GiveUpAfter: time.Hour}
+	})
+	r, recv := e.addBackchannelRP("app-a", "RS256")
+	b := e.browser()
+	tok := r.login(b, nil)
+	recv.setStatus(http.StatusInternalServerError)
+	b.post("/account/signout", nil)
+	for range 20 {
+		e.deliver()
+		e.clock.Advance(10 * time.Minute)
+	}
+	_, _, calls := recv.got()
+	if calls < 3 || calls > 12 {
+		t.Errorf("%d attempts within the hour's bound", calls)
+	}
+	failed, err := e.store.OutboxMessages(t.Context(), "app-a", storage.OutboxFailed, 10)
+	if err != nil || len(failed) != 1 {
+		t.Fatalf("failed: %+v %v", failed, err)
+	}
+	ev := e.lastEvent(storage.EventOutboxGaveUp)
+	if ev.ClientID != "app-a" || ev.UserID != "u-alice" || !strings.Contains(ev.Reason, "500") {
+		t.Errorf("give-up audit row: %+v", ev)
+	}
+	recv.setStatus(http.StatusOK)
+	if err := (&idpAdmin{e}).retry(failed[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver()
+	acc, _, _ := recv.got()
+	if len(acc) != 1 || acc[0].SID != tok.claims.SID || acc[0].JTI != failed[0].ID {
+		t.Fatalf("after the retry: %+v", acc)
+	}
+	e.lastEvent(storage.EventOutboxRequeued)
+}
+
+// idpAdmin makes the console's changes (admin.Service), as an admin would.
+type idpAdmin struct{ e *env }
+
+func (a *idpAdmin) signOutEverywhere(userID string) (int, error) {
+	return ssCLI(a.e).SignOut(context.Background(), admin.Actor{ID: "u-admin", Reason: "lost laptop"}, userID, "", a.e.clock.Now())
+}
+
+func (a *idpAdmin) retry(id string) error {
+	return ssCLI(a.e).RetryOutbox(context.Background(), admin.Actor{ID: "u-admin"}, id, a.e.clock.Now())
+}
