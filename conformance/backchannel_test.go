@@ -405,3 +405,69 @@ func (a *idpAdmin) signOutEverywhere(userID string) (int, error) {
 func (a *idpAdmin) retry(id string) error {
 	return ssCLI(a.e).RetryOutbox(context.Background(), admin.Actor{ID: "u-admin"}, id, a.e.clock.Now())
 }
+
+// The console's delivery status: per client what is pending and given up,
+// with the last error, and a Retry for a given-up message that only an
+// admin at the console's level can press, from the console's own origin.
+func TestBackchannelDeliveryStatusInTheConsole(t *testing.T) {
+	e, secret := adminEnv(t, func(c *idp.Config) {
+		c.Outbox = idp.OutboxConfig{MinBackoff: time.Minute, MaxBackoff: 10 * time.Minute, GiveUpAfter: 30 * time.Minute}
+	})
+	r, recv := e.addBackchannelRP("app-a", "ES256")
+	b := e.browser()
+	tok := r.login(b, nil)
+	recv.setStatus(http.StatusBadGateway)
+	b.post("/account/signout", nil)
+	for range 10 {
+		e.deliver()
+		e.clock.Advance(10 * time.Minute)
+	}
+	failed, err := e.store.OutboxMessages(t.Context(), "app-a", storage.OutboxFailed, 10)
+	if err != nil || len(failed) != 1 {
+		t.Fatalf("failed: %+v %v", failed, err)
+	}
+	id := failed[0].ID
+
+	// Someone who is not an admin cannot retry it.
+	if p := b.post("/admin/outbox/"+id+"/retry", nil); p.status != http.StatusForbidden && !p.has("/login/password") {
+		t.Fatalf("a non-admin's retry: %d\n%.1000s", p.status, p.body)
+	}
+	console := e.browser()
+	console.adminLogin(secret)
+	p := console.get(e.issuer + "/admin/outbox")
+	for _, want := range []string{"app-a", "502 Bad Gateway", `action="/admin/outbox/` + id + `/retry"`} {
+		if !strings.Contains(p.body, want) {
+			t.Fatalf("the delivery page lacks %q:\n%.3000s", want, p.body)
+		}
+	}
+	// A cross-site post is refused and changes nothing.
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/admin/outbox/"+id+"/retry", nil)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := console.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site retry: %d", resp.StatusCode)
+	}
+	if ms, _ := e.store.OutboxMessages(t.Context(), "app-a", storage.OutboxFailed, 10); len(ms) != 1 || len(e.adminEvents(storage.EventOutboxRequeued)) != 0 {
+		t.Fatal("a refused retry requeued the message")
+	}
+	recv.setStatus(http.StatusOK)
+	p = console.post("/admin/outbox/"+id+"/retry", nil)
+	if !strings.Contains(p.body, "The delivery was queued again") {
+		t.Fatalf("retry: %d\n%.2000s", p.status, p.body)
+	}
+	if ev := e.lastEvent(storage.EventOutboxRequeued); ev.ActorID != adaID || ev.ClientID != "app-a" {
+		t.Errorf("requeue audit row: %+v", ev)
+	}
+	e.deliver()
+	if acc, _, _ := recv.got(); len(acc) != 1 || acc[0].SID != tok.claims.SID {
+		t.Fatalf("after the retry: %+v", acc)
+	}
+	// A second press finds nothing to retry.
+	if p := console.post("/admin/outbox/"+id+"/retry", nil); p.status != http.StatusNotFound {
+		t.Errorf("retrying a delivered message: %d", p.status)
+	}
+}
