@@ -471,3 +471,32 @@ func TestBackchannelDeliveryStatusInTheConsole(t *testing.T) {
 		t.Errorf("retrying a delivered message: %d", p.status)
 	}
 }
+
+// An app that signed in for an ID token only (no refresh token) is told
+// too, long after its short-lived token family was swept: the session
+// remembers its clients until it ends.
+func TestBackchannelLogoutReachesAnAppWithoutRefreshTokens(t *testing.T) {
+	e := newEnv(t)
+	r, recv := e.addBackchannelRP("app-a", "RS256")
+	r.oauth.Scopes = []string{"openid"}
+	b := e.browser()
+	tok := r.login(b, nil)
+	if tok.token.RefreshToken != "" {
+		t.Fatal("got a refresh token without offline_access")
+	}
+	// The access token and its family expire, and the cleanup deletes
+	// them and the request the code came from.
+	e.clock.Advance(2 * time.Hour)
+	ctx := t.Context()
+	if n, err := e.store.DeleteExpiredTokens(ctx, e.clock.Now()); err != nil || n == 0 {
+		t.Fatalf("swept %d tokens: %v", n, err)
+	}
+	if n, err := e.store.DeleteExpiredAuthRequests(ctx, e.clock.Now()); err != nil || n == 0 {
+		t.Fatalf("swept %d requests: %v", n, err)
+	}
+	b.post("/account/signout", nil)
+	e.deliver()
+	if acc, refused, _ := recv.got(); len(acc) != 1 || len(refused) != 0 || acc[0].SID != tok.claims.SID {
+		t.Fatalf("accepted %+v, refused %v; want one logout for sid %q", acc, refused, tok.claims.SID)
+	}
+}

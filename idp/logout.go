@@ -41,8 +41,11 @@ func (s *Server) sweepSessions(ctx context.Context, now time.Time) (int, error) 
 	total := 0
 	for {
 		expired, err := s.cfg.Store.ExpiredSessions(ctx, now, now.Add(-idle), batch)
-		if err != nil || len(expired) == 0 {
+		if err != nil {
 			return total, err
+		}
+		if len(expired) == 0 {
+			break
 		}
 		ends := make([]storage.SessionEnd, len(expired))
 		for i, x := range expired {
@@ -53,7 +56,18 @@ func (s *Server) sweepSessions(ctx context.Context, now time.Time) (int, error) 
 		}
 		total += len(expired)
 		if len(expired) < batch || ctx.Err() != nil {
-			return total, ctx.Err()
+			break
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return total, err
+	}
+	// A session lives at most its max age from its start, and its clients
+	// are remembered after it started: older ones are of ended sessions.
+	maxAge := s.cfg.SessionMaxAge
+	if maxAge == 0 {
+		maxAge = login.DefaultSessionMaxAge
+	}
+	_, err := s.cfg.Store.ForgetSessionClients(ctx, now.Add(-maxAge))
+	return total, err
 }

@@ -20,15 +20,28 @@ func scanOutbox(sc Row) (storage.OutboxMessage, error) {
 	return m, err
 }
 
-// SessionClients reads the families and completed requests of sid through
-// their session_id indexes.
+// rememberSessionClient records that g's client was given tokens under
+// g's session (session_clients), once per session and client.
+func rememberSessionClient(ctx context.Context, tx db, g storage.Grant, at time.Time) error {
+	if g.SessionID == "" || g.Subject == "" {
+		return nil
+	}
+	_, err := tx.exec(ctx, `INSERT INTO session_clients (sid, client_id, user_id, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (sid, client_id) DO NOTHING`, g.SessionID, g.ClientID, g.Subject, nanos(at))
+	return err
+}
+
+// SessionClients reads session_clients, and the families and completed
+// requests of sid (which name clients given tokens before session_clients
+// existed), through their indexes.
 func (s *Store) SessionClients(ctx context.Context, sid string) ([]string, error) {
 	if sid == "" {
 		return nil, nil
 	}
-	rows, err := s.read.query(ctx, `SELECT client_id FROM refresh_families WHERE session_id = ?
+	rows, err := s.read.query(ctx, `SELECT client_id FROM session_clients WHERE sid = ?
+		UNION SELECT client_id FROM refresh_families WHERE session_id = ?
 		UNION SELECT client_id FROM auth_requests WHERE session_id = ? AND done
-		ORDER BY client_id`, sid, sid)
+		ORDER BY client_id`, sid, sid, sid)
 	ids, err := list(rows, err, func(r Row) (string, error) {
 		var id string
 		return id, r.Scan(&id)
@@ -69,6 +82,14 @@ func (s *Store) EndSessions(ctx context.Context, ends []storage.SessionEnd, msgs
 					return err
 				}
 			}
+			// A code minted in the session and not yet redeemed can no
+			// longer be; the session's clients are told now and forgotten.
+			if _, err := tx.exec(ctx, `DELETE FROM auth_requests WHERE session_id = ? AND subject = ?`, e.SID, e.UserID); err != nil {
+				return err
+			}
+			if _, err := tx.exec(ctx, `DELETE FROM session_clients WHERE sid = ?`, e.SID); err != nil {
+				return err
+			}
 		}
 		for _, m := range msgs {
 			if _, err := tx.exec(ctx, `INSERT INTO outbox (`+outboxCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -83,6 +104,14 @@ func (s *Store) EndSessions(ctx context.Context, ends []storage.SessionEnd, msgs
 		return s.fail("end sessions", err)
 	}
 	return nil
+}
+
+func (s *Store) ForgetSessionClients(ctx context.Context, before time.Time) (int, error) {
+	n, err := s.sweepBy(ctx, "session_clients", "sid", "created_at < ?", nanos(before))
+	if err != nil {
+		return n, s.fail("forget session clients", err)
+	}
+	return n, nil
 }
 
 func (s *Store) ExpiredSessions(ctx context.Context, now, idleBefore time.Time, limit int) ([]storage.Session, error) {

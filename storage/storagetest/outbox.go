@@ -214,3 +214,65 @@ var outboxTests = []test{
 		}
 	}},
 }
+
+var sessionClientTests = []test{
+	{"a client given tokens under a session is remembered after its family is swept, until the session ends", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		g := newGrant("g1")
+		f := newFamily("f1", g)
+		f.ExpiresAt = t0.Add(time.Minute) // no refresh token: it lives as long as the access token
+		must(t, s.CreateFamily(ctx, f, nil))
+		must(t, s.CreateFamily(ctx, newFamily("f2", g), nil)) // the same client again
+		cc := newGrant("g3")
+		cc.Subject, cc.SessionID = "", "" // client credentials: no session
+		cc.ClientID = "machine"
+		must(t, s.CreateFamily(ctx, newFamily("f3", cc), nil))
+		_, err := s.DeleteExpiredTokens(ctx, t0.Add(48*time.Hour))
+		must(t, err)
+		got, err := s.SessionClients(ctx, "sid-1")
+		must(t, err)
+		check(t, []string{"rp"}, got)
+
+		must(t, s.EndSessions(ctx, []storage.SessionEnd{{UserID: "user-1", SID: "sid-1"}}, nil))
+		got, err = s.SessionClients(ctx, "sid-1")
+		must(t, err)
+		check(t, []string(nil), got)
+	}},
+	{"ending a session deletes the requests completed in it, so their codes are never redeemed", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		must(t, s.CreateAuthRequest(ctx, newAuthRequest("ar1")))
+		must(t, s.CompleteAuthRequest(ctx, "ar1", authResult))
+		must(t, s.SaveAuthCode(ctx, "ar1", "code-1", t0.Add(time.Minute)))
+		other := newAuthRequest("ar2") // not completed: no session yet
+		must(t, s.CreateAuthRequest(ctx, other))
+		must(t, s.EndSessions(ctx, []storage.SessionEnd{{UserID: authResult.Subject, SID: authResult.SessionID}}, nil))
+		_, err := s.ConsumeAuthCode(ctx, "code-1", t0)
+		if err == nil {
+			t.Fatal("a code was redeemed after its session ended")
+		}
+		_, err = s.AuthRequestByID(ctx, "ar2", t0)
+		must(t, err)
+	}},
+	{"remembered clients are forgotten by age, a batch at a time", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		for i := range 3 {
+			g := newGrant(fmt.Sprintf("g%d", i))
+			g.SessionID = fmt.Sprintf("sid-%d", i)
+			f := newFamily(fmt.Sprintf("f%d", i), g)
+			f.CreatedAt = t0.Add(time.Duration(i) * time.Hour)
+			must(t, s.CreateFamily(ctx, f, nil))
+		}
+		_, err := s.DeleteExpiredTokens(ctx, t0.Add(48*time.Hour))
+		must(t, err)
+		n, err := s.ForgetSessionClients(ctx, t0.Add(90*time.Minute))
+		must(t, err)
+		if n != 2 {
+			t.Errorf("forgot %d, want 2", n)
+		}
+		for sid, want := range map[string][]string{"sid-0": nil, "sid-1": nil, "sid-2": {"rp"}} {
+			got, err := s.SessionClients(ctx, sid)
+			must(t, err)
+			check(t, want, got)
+		}
+	}},
+}

@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Throttle", throttleTests},
 		{"History", historyTests},
 		{"Outbox", outboxTests},
+		{"SessionClients", sessionClientTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

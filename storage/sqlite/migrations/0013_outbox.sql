@@ -24,3 +24,15 @@ CREATE INDEX outbox_client_id ON outbox (client_id, status);
 CREATE INDEX refresh_families_session_id ON refresh_families (session_id);
 CREATE INDEX auth_requests_session_id ON auth_requests (session_id);
 CREATE INDEX sessions_last_seen ON sessions (last_seen);
+
+-- Which clients were given tokens under which session (sid), kept while the
+-- session can live, so that a session ending tells an app that signed in
+-- without a refresh token too, after its short-lived family is swept.
+CREATE TABLE session_clients (
+	sid        TEXT NOT NULL,
+	client_id  TEXT NOT NULL,
+	user_id    TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (sid, client_id)
+) STRICT;
+CREATE INDEX session_clients_created_at ON session_clients (created_at);
