@@ -275,6 +275,11 @@ func TestBackchannelLogoutOnEverySignOut(t *testing.T) {
 				e.t.Fatal(err)
 			}
 		}},
+		{"the console's disable", func(e *env, _ *browser, _ *rp, _ tokens) {
+			if _, err := ssCLI(e).SetDisabled(context.Background(), admin.Actor{ID: "u-admin", Reason: "left"}, "u-alice", true, e.clock.Now()); err != nil {
+				e.t.Fatal(err)
+			}
+		}},
 		{"a refresh token used twice", func(e *env, _ *browser, r *rp, tok tokens) {
 			if _, err := r.refresh(tok.token.RefreshToken); err != nil {
 				e.t.Fatal(err)
@@ -498,5 +503,53 @@ func TestBackchannelLogoutReachesAnAppWithoutRefreshTokens(t *testing.T) {
 	e.deliver()
 	if acc, refused, _ := recv.got(); len(acc) != 1 || len(refused) != 0 || acc[0].SID != tok.claims.SID {
 		t.Fatalf("accepted %+v, refused %v; want one logout for sid %q", acc, refused, tok.claims.SID)
+	}
+}
+
+// oidcc-backchannel-logout-discovery-endpoint-verification: discovery
+// advertises back-channel logout with sid.
+func oidccBackchannelDiscovery(t *testing.T) {
+	e := newEnv(t)
+	resp, err := http.Get(e.issuer + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var disc map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&disc); err != nil {
+		t.Fatal(err)
+	}
+	if disc["backchannel_logout_supported"] != true || disc["backchannel_logout_session_supported"] != true {
+		t.Fatalf("backchannel_logout_supported %v, backchannel_logout_session_supported %v", disc["backchannel_logout_supported"], disc["backchannel_logout_session_supported"])
+	}
+}
+
+// oidcc-backchannel-rp-initiated-logout: the RP signs in, then logs out at
+// end_session; it gets a logout token for the ID token's sid and sub, and
+// the browser lands on its post_logout_redirect_uri.
+func oidccBackchannelRPInitiated(t *testing.T) {
+	e := newEnv(t)
+	recv := newLogoutReceiver(t, e, rpClient)
+	c, err := e.store.ClientByID(t.Context(), rpClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.BackchannelLogoutURI = recv.srv.URL + "/backchannel"
+	if err := e.store.UpdateClient(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	r := e.rp(rpClient, e.rpSecret)
+	b := e.browser()
+	tok := r.login(b, nil)
+	end := e.issuer + "/end_session?" + url.Values{"id_token_hint": {tok.token.Extra("id_token").(string)},
+		"post_logout_redirect_uri": {rpLogout}, "state": {"st"}}.Encode()
+	p := b.get(end)
+	if p.redirect == nil || !strings.HasPrefix(p.redirect.String(), rpLogout) || p.redirect.Query().Get("state") != "st" {
+		t.Fatalf("end_session: %d %v", p.status, p.redirect)
+	}
+	e.deliver()
+	acc, refused, _ := recv.got()
+	if len(acc) != 1 || len(refused) != 0 || acc[0].SID != tok.claims.SID || acc[0].Sub != tok.claims.Sub {
+		t.Fatalf("accepted %+v, refused %v; want a logout for sid %q sub %q", acc, refused, tok.claims.SID, tok.claims.Sub)
 	}
 }

@@ -75,6 +75,15 @@ func (c OutboxConfig) validate() error {
 	return errors.Join(errs...)
 }
 
+// givenUpKept is how long a given-up message stays for the console's
+// Retry before the cleanup deletes it.
+const givenUpKept = 30 * 24 * time.Hour
+
+// sweepGivenUp deletes the messages given up more than givenUpKept ago.
+func (s *Server) sweepGivenUp(ctx context.Context, now time.Time) (int, error) {
+	return s.cfg.Store.DeleteGivenUpOutbox(ctx, now.Add(-givenUpKept))
+}
+
 // outboxBatch is how many messages one pass claims, and delivers at once.
 const outboxBatch = 16
 

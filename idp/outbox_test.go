@@ -147,3 +147,22 @@ func TestOutboxBackoff(t *testing.T) {
 		}
 	}
 }
+
+// A lease shorter than an attempt would let a second instance send a
+// message the first is still sending: the configuration is refused.
+func TestOutboxConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		cfg OutboxConfig
+		ok  bool
+	}{
+		{OutboxConfig{}, true},
+		{OutboxConfig{Lease: 6 * time.Second}, true},
+		{OutboxConfig{Lease: 5 * time.Second}, false},
+		{OutboxConfig{Timeout: 2 * time.Minute}, false},
+		{OutboxConfig{MinBackoff: -time.Second}, false},
+	} {
+		if err := tc.cfg.validate(); (err == nil) != tc.ok {
+			t.Errorf("validate(%+v) = %v, want ok %v", tc.cfg, err, tc.ok)
+		}
+	}
+}

@@ -378,6 +378,7 @@ func (s *Server) Maintain(ctx context.Context, every time.Duration) {
 			"tokens":        s.cfg.Store.DeleteExpiredTokens,
 			"signing_keys":  s.cfg.Store.DeleteExpiredSigningKeys,
 			"sessions":      s.sweepSessions, // ended, so their apps are told
+			"outbox":        s.sweepGivenUp,
 			"throttle":      func(ctx context.Context, _ time.Time) (int, error) { return s.ui.SweepThrottle(ctx) },
 		} {
 			if n, err := f(ctx, now); err != nil {

@@ -122,4 +122,7 @@ type Outbox interface {
 	// OutboxSummaries returns each client's summary, by client ID, for the
 	// clients with messages.
 	OutboxSummaries(ctx context.Context) ([]OutboxSummary, error)
+	// DeleteGivenUpOutbox deletes the given-up messages last attempted
+	// before before, in batches, and returns how many.
+	DeleteGivenUpOutbox(ctx context.Context, before time.Time) (int, error)
 }

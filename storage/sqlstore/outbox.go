@@ -227,3 +227,11 @@ func (s *Store) OutboxSummaries(ctx context.Context) ([]storage.OutboxSummary, e
 	}
 	return sums, nil
 }
+
+func (s *Store) DeleteGivenUpOutbox(ctx context.Context, before time.Time) (int, error) {
+	n, err := s.sweep(ctx, "outbox", "status = ? AND last_attempt_at < ?", string(storage.OutboxFailed), nanos(before))
+	if err != nil {
+		return n, s.fail("delete given-up outbox", err)
+	}
+	return n, nil
+}

@@ -206,11 +206,44 @@ var outboxTests = []test{
 			t.Fatalf("failed = %+v", failed)
 		}
 		must(t, s.FinishOutbox(ctx, "a"))
+		n, err := s.DeleteGivenUpOutbox(ctx, t0) // last attempted at t0: kept
+		must(t, err)
+		if n != 0 {
+			t.Fatalf("deleted %d given-up messages attempted at the cutoff", n)
+		}
 		must(t, s.RequeueOutbox(ctx, "c", t0.Add(time.Hour)))
 		got, err = s.ClaimOutbox(ctx, "w", t0.Add(time.Hour), time.Minute, 10)
 		must(t, err)
 		if len(got) != 1 || got[0].ID != "c" || got[0].Attempts != 1 || !got[0].QueuedAt.Equal(t0.Add(time.Hour)) {
 			t.Fatalf("requeued: %+v", got)
+		}
+	}},
+}
+
+var outboxSweepTests = []test{
+	{"given-up messages are deleted once old, pending ones never", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		must(t, s.EndSessions(ctx, nil, []storage.OutboxMessage{newOutboxMessage("old", "rp"), newOutboxMessage("new", "rp"), newOutboxMessage("pending", "rp")}))
+		for _, c := range []struct {
+			id string
+			at time.Time
+		}{{"old", t0}, {"new", t0.Add(time.Hour)}} {
+			got, err := s.ClaimOutbox(ctx, "w", c.at, time.Minute, 1)
+			must(t, err)
+			if len(got) != 1 {
+				t.Fatalf("claimed %d", len(got))
+			}
+			must(t, s.FailOutbox(ctx, got[0].ID, "w", "gave up"))
+		}
+		n, err := s.DeleteGivenUpOutbox(ctx, t0.Add(time.Hour))
+		must(t, err)
+		if n != 1 {
+			t.Errorf("deleted %d, want 1", n)
+		}
+		left, err := s.OutboxMessages(ctx, "", "", 10)
+		must(t, err)
+		if len(left) != 2 {
+			t.Errorf("%d left, want 2 (the newer given-up one and the pending one)", len(left))
 		}
 	}},
 }

@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"History", historyTests},
 		{"Outbox", outboxTests},
 		{"SessionClients", sessionClientTests},
+		{"OutboxSweep", outboxSweepTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
