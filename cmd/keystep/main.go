@@ -270,7 +270,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
 	pprofAddr := fs.String("pprof", env("PPROF", ""), "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060")
 	outboxPrivate := fs.Bool("outbox-allow-private", env("OUTBOX_ALLOW_PRIVATE", "") != "", "let back-channel logouts go to private, loopback and link-local addresses (off: SSRF guard)")
-	outboxLease := fs.Duration("outbox-lease", time.Minute, "how long a notification being delivered is one instance's before another may retry it (after a crash)")
+	lease, err := time.ParseDuration(env("OUTBOX_LEASE", "1m"))
+	if err != nil {
+		return usageError{fmt.Sprintf("KEYSTEP_OUTBOX_LEASE: %v", err)}
+	}
+	outboxLease := fs.Duration("outbox-lease", lease, "how long a notification being delivered is one instance's before another may retry it (after a crash); longer than 5s")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
