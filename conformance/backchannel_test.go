@@ -553,3 +553,48 @@ func oidccBackchannelRPInitiated(t *testing.T) {
 		t.Fatalf("accepted %+v, refused %v; want a logout for sid %q sub %q", acc, refused, tok.claims.SID, tok.claims.Sub)
 	}
 }
+
+// The portal signs out only the user's own other sessions: another user's
+// sid, an unknown one and the current session are refused and end nothing.
+func TestBackchannelPortalSignsOutOnlyOwnOtherSessions(t *testing.T) {
+	e := newEnv(t)
+	e.addUser("bob", alicePass)
+	r, recv := e.addBackchannelRP("app-a", "RS256")
+	bob := e.browser()
+	a := r.authURL(nil)
+	bobTok := r.mustExchange(r.code(bob.signIn(bob.get(a.url), "bob", alicePass), a), a)
+	e.clock.Advance(time.Second)
+	laptop := e.browser()
+	p := laptop.portalLogin()
+	own := sessionFormRE.FindStringSubmatch(p.body)
+	if own != nil {
+		t.Fatalf("a sign-out form for the current session: %v", own)
+	}
+	var current string
+	if ss, err := e.store.ListUserSessions(t.Context(), "u-alice", e.clock.Now()); err == nil && len(ss) == 1 {
+		current = ss[0].SID()
+	} else {
+		t.Fatalf("alice's sessions: %v %v", ss, err)
+	}
+	for _, tc := range []struct{ name, sid string }{
+		{"another user's session", bobTok.claims.SID},
+		{"an unknown session", "no-such-sid"},
+		{"no session", ""},
+		{"the current session", current},
+	} {
+		p := laptop.post("/account/sessions/signout", url.Values{"sid": {tc.sid}})
+		if p.status != http.StatusNotFound && p.status != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 404 or 400", tc.name, p.status)
+		}
+	}
+	if _, err := r.refresh(bobTok.token.RefreshToken); err != nil {
+		t.Errorf("bob's refresh token after alice's refused posts: %v", err)
+	}
+	if p := laptop.get(e.issuer + "/account"); !strings.Contains(p.body, "Hello, alice") {
+		t.Errorf("alice's session ended: %d", p.status)
+	}
+	e.deliver()
+	if _, _, calls := recv.got(); calls != 0 {
+		t.Errorf("%d logouts sent for refused sign-outs", calls)
+	}
+}
