@@ -116,6 +116,8 @@ type Outbox interface {
 	// RequeueOutbox makes the given-up message id pending again, due and
 	// queued at now with no attempts; ErrNotFound unless it is failed.
 	RequeueOutbox(ctx context.Context, id string, now time.Time) error
+	// OutboxMessage returns message id; ErrNotFound when there is none.
+	OutboxMessage(ctx context.Context, id string) (OutboxMessage, error)
 	// OutboxMessages returns up to limit messages of clientID ("" for all)
 	// with status ("" for any), most recently queued first.
 	OutboxMessages(ctx context.Context, clientID string, status OutboxStatus, limit int) ([]OutboxMessage, error)

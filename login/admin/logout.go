@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/keystep/keystep/login/factor"
@@ -107,15 +106,13 @@ func (a *Service) OutboxStatus(ctx context.Context) (OutboxStatus, error) {
 // fresh delivery bound; ErrNotFound unless it was given up. Audited first,
 // like every admin change.
 func (a *Service) RetryOutbox(ctx context.Context, by Actor, id string, now time.Time) error {
-	ms, err := a.Store.OutboxMessages(ctx, "", storage.OutboxFailed, maxFailedShown)
+	m, err := a.Store.OutboxMessage(ctx, id)
 	if err != nil {
 		return err
 	}
-	i := slices.IndexFunc(ms, func(m storage.OutboxMessage) bool { return m.ID == id })
-	if i < 0 {
-		return storage.ErrNotFound
+	if m.Status != storage.OutboxFailed {
+		return fmt.Errorf("message %s is %s: %w", id, m.Status, storage.ErrNotFound)
 	}
-	m := ms[i]
 	if err := a.record(ctx, by, storage.EventOutboxRequeued, "", m.ClientID, map[string]string{
 		"id": m.ID, "kind": string(m.Kind), "target": m.Target, "last_error": m.LastError}); err != nil {
 		return err

@@ -193,6 +193,14 @@ func (s *Store) RequeueOutbox(ctx context.Context, id string, now time.Time) err
 	return nil
 }
 
+func (s *Store) OutboxMessage(ctx context.Context, id string) (storage.OutboxMessage, error) {
+	m, err := scanOutbox(s.read.queryRow(ctx, `SELECT `+outboxCols+` FROM outbox WHERE id = ?`, id))
+	if err != nil {
+		return storage.OutboxMessage{}, s.fail("outbox message", s.noRows(err))
+	}
+	return m, nil
+}
+
 func (s *Store) OutboxMessages(ctx context.Context, clientID string, status storage.OutboxStatus, limit int) ([]storage.OutboxMessage, error) {
 	q, args := `SELECT `+outboxCols+` FROM outbox WHERE TRUE`, []any{}
 	if clientID != "" {

@@ -205,6 +205,11 @@ var outboxTests = []test{
 		if len(failed) != 1 || failed[0].ID != "c" {
 			t.Fatalf("failed = %+v", failed)
 		}
+		one, err := s.OutboxMessage(ctx, "c")
+		must(t, err)
+		check(t, failed[0], one)
+		_, err = s.OutboxMessage(ctx, "b") // delivered
+		wantErr(t, err, storage.ErrNotFound)
 		must(t, s.FinishOutbox(ctx, "a"))
 		n, err := s.DeleteGivenUpOutbox(ctx, t0) // last attempted at t0: kept
 		must(t, err)
