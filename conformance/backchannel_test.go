@@ -598,3 +598,53 @@ func TestBackchannelPortalSignsOutOnlyOwnOtherSessions(t *testing.T) {
 		t.Errorf("%d logouts sent for refused sign-outs", calls)
 	}
 }
+
+// A message waiting for an app goes to the backchannel_logout_uri
+// registered when it is sent: an admin's correction takes effect for the
+// logouts already queued. One whose client removed its URI is given up.
+func TestBackchannelLogoutGoesToTheURIRegisteredNow(t *testing.T) {
+	e := newEnv(t, func(c *idp.Config) { c.Outbox = idp.OutboxConfig{MinBackoff: time.Minute, MaxBackoff: time.Minute} })
+	r, wrong := e.addBackchannelRP("app-a", "RS256")
+	wrong.setStatus(http.StatusNotFound)
+	b := e.browser()
+	tok := r.login(b, nil)
+	b.post("/account/signout", nil)
+	e.deliver()
+	right := newLogoutReceiver(t, e, "app-a")
+	c, err := e.store.ClientByID(t.Context(), "app-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.BackchannelLogoutURI = right.srv.URL + "/logout"
+	if err := e.store.UpdateClient(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	// The change was made behind the server's back (as the CLI makes
+	// it): its client cache holds the old one for 2 s of real time.
+	time.Sleep(2100 * time.Millisecond)
+	e.clock.Advance(2 * time.Minute) // past the retry
+	e.deliver()
+	if acc, _, _ := right.got(); len(acc) != 1 || acc[0].SID != tok.claims.SID {
+		t.Fatalf("at the corrected URI: %+v", acc)
+	}
+
+	// A client that no longer takes logouts: given up at once.
+	r2, recv2 := e.addBackchannelRP("app-b", "RS256")
+	b2 := e.browser()
+	r2.login(b2, nil)
+	b2.post("/account/signout", nil)
+	c2, _ := e.store.ClientByID(t.Context(), "app-b")
+	c2.BackchannelLogoutURI = ""
+	if err := e.store.UpdateClient(t.Context(), c2); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	e.clock.Advance(2 * time.Minute)
+	e.deliver()
+	if _, _, calls := recv2.got(); calls != 0 {
+		t.Errorf("%d logouts sent to a client without a URI", calls)
+	}
+	if failed, _ := e.store.OutboxMessages(t.Context(), "app-b", storage.OutboxFailed, 10); len(failed) != 1 {
+		t.Errorf("given up: %+v", failed)
+	}
+}

@@ -216,29 +216,34 @@ type permanentError struct{ error }
 func (o *outbox) attempt(ctx context.Context, m storage.OutboxMessage) error {
 	switch m.Kind {
 	case storage.OutboxBackchannelLogout:
-		tok, err := o.logoutToken(ctx, m)
+		tok, target, err := o.logoutToken(ctx, m)
 		if err != nil {
 			return err
 		}
-		return o.post(ctx, m.Target, url.Values{"logout_token": {tok}})
+		return o.post(ctx, target, url.Values{"logout_token": {tok}})
 	default:
 		return permanentError{fmt.Errorf("unknown message kind %q", m.Kind)}
 	}
 }
 
 // logoutToken signs m's logout token (OIDC Back-Channel Logout 1.0 §2.4)
-// now, with the algorithm the client's ID tokens use.
-func (o *outbox) logoutToken(ctx context.Context, m storage.OutboxMessage) (string, error) {
+// now, with the algorithm the client's ID tokens use, and says where it
+// goes: the client's backchannel_logout_uri as registered now (an admin
+// may have corrected it since the message was queued).
+func (o *outbox) logoutToken(ctx context.Context, m storage.OutboxMessage) (string, string, error) {
 	var n storage.LogoutNotice
 	if err := json.Unmarshal([]byte(m.Payload), &n); err != nil {
-		return "", permanentError{fmt.Errorf("corrupt payload: %w", err)}
+		return "", "", permanentError{fmt.Errorf("corrupt payload: %w", err)}
 	}
 	c, err := o.store.ClientByID(ctx, m.ClientID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return "", permanentError{errors.New("client deleted")}
+		return "", "", permanentError{errors.New("client deleted")}
 	}
 	if err != nil {
-		return "", err
+		return "", "", err
+	}
+	if c.BackchannelLogoutURI == "" {
+		return "", "", permanentError{errors.New("the client no longer has a backchannel_logout_uri")}
 	}
 	alg := c.IDTokenAlg
 	if alg == "" {
@@ -246,7 +251,7 @@ func (o *outbox) logoutToken(ctx context.Context, m storage.OutboxMessage) (stri
 	}
 	k, err := o.keys.signing(ctx, alg)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	now := o.now()
 	claims := map[string]any{
@@ -257,22 +262,23 @@ func (o *outbox) logoutToken(ctx context.Context, m storage.OutboxMessage) (stri
 	if n.SID != "" {
 		claims["sid"] = n.SID
 	} else if c.BackchannelLogoutSessionRequired {
-		return "", permanentError{errors.New("the client requires sid and the session is unknown")}
+		return "", "", permanentError{errors.New("the client requires sid and the session is unknown")}
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: jose.JSONWebKey{Key: k.priv, KeyID: k.rec.ID}},
 		(&jose.SignerOptions{}).WithType("logout+jwt"))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	jws, err := signer.Sign(payload)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return jws.CompactSerialize()
+	tok, err := jws.CompactSerialize()
+	return tok, c.BackchannelLogoutURI, err
 }
 
 // post POSTs form to target: 200 and 204 are delivered (§2.8), anything

@@ -33,9 +33,10 @@ type SessionEnd struct {
 type OutboxKind string
 
 // OutboxBackchannelLogout is an OIDC Back-Channel Logout 1.0 notification:
-// Target is the client's backchannel_logout_uri, Payload the JSON of the
-// logout token's subject claims ({"sub", "sid", "jti"}); the token itself is
-// signed at each attempt, so a retry never sends an expired one.
+// Target is the client's backchannel_logout_uri when it was queued (each
+// attempt goes to the URI registered then, so a corrected one is used),
+// Payload the JSON of a LogoutNotice; the token itself is signed at each
+// attempt, so a retry never sends an expired one.
 const OutboxBackchannelLogout OutboxKind = "backchannel_logout"
 
 // LogoutNotice is the payload of an OutboxBackchannelLogout message (its
