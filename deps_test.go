@@ -41,7 +41,7 @@ func TestDependencyDirection(t *testing.T) {
 		}
 		return false
 	}
-	stdOnly := []string{mod + "/storage", mod + "/idp/stepup", mod + "/idp/risk"}
+	stdOnly := []string{mod + "/storage", mod + "/idp/stepup", mod + "/idp/risk", mod + "/idp/details"}
 	for _, pkg := range stdOnly {
 		for _, imp := range imports[pkg] {
 			if strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") {

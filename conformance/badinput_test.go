@@ -75,7 +75,7 @@ func TestBadParametersAfterRedirectValidationGoBackToTheClient(t *testing.T) {
 		{"a plain PKCE method", "code_challenge_method", "plain", "invalid_request"},
 		{"prompt=none mixed with login", "prompt", "none login", "invalid_request"},
 		{"an unsupported response type", "response_type", "token", "unsupported_response_type"},
-		{"a request object", "request", "eyJhbGciOiJub25lIn0.e30.", "request_not_supported"},
+		{"an unsigned request object", "request", "eyJhbGciOiJub25lIn0.e30.", "invalid_request_object"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

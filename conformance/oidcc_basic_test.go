@@ -399,14 +399,18 @@ func unsignedRequestObject(claims map[string]any) string {
 }
 
 // oidcc-unsigned-request-object-supported-correctly-or-rejected-as-unsupported:
-// state and nonce exist only inside the request object. Keystep does not
-// process request objects, so it must say request_not_supported (OIDC Core
-// §6.1) rather than ignore the object and proceed without state and nonce;
-// the suite then ends the module as skipped.
+// state and nonce exist only inside the request object. Keystep supports
+// request objects (RFC 9101) but only signed ones: "none" is not among
+// request_object_signing_alg_values_supported, and an unsigned object is
+// refused with invalid_request_object (RFC 9101 §7), sent back to the
+// query's registered redirect_uri, rather than ignored.
 func oidccUnsignedRequestObject(t *testing.T) {
 	s := newSuiteOP(t)
-	if s.metadata()["request_parameter_supported"] == true {
-		t.Fatal("request_parameter_supported is true, but Keystep refuses request objects")
+	if s.metadata()["request_parameter_supported"] != true {
+		t.Fatal("request_parameter_supported is not true")
+	}
+	if algs, _ := s.metadata()["request_object_signing_alg_values_supported"].([]any); len(algs) == 0 || slices.Contains(algs, any("none")) {
+		t.Fatalf("request_object_signing_alg_values_supported %v: want signed algorithms only", algs)
 	}
 	a := s.request(nil)
 	obj := map[string]any{"iss": s.id, "aud": s.e.issuer}
@@ -419,8 +423,8 @@ func oidccUnsignedRequestObject(t *testing.T) {
 	}
 	sent := suiteAuth{params: q} // the query carries no state
 	p := s.browser().get(s.e.issuer + "/authorize?" + q.Encode())
-	if got := s.authError(p, sent); got != "request_not_supported" {
-		t.Fatalf("error %q, want request_not_supported", got)
+	if got := s.authError(p, sent); got != "invalid_request_object" {
+		t.Fatalf("error %q, want invalid_request_object", got)
 	}
 }
 
@@ -444,8 +448,8 @@ func oidccClaimsEssential(t *testing.T) {
 
 // oidcc-ensure-request-object-with-redirect-uri: the request object holds
 // the valid redirect_uri, the query an invalid one. Either the object is
-// used, or an error page; never a redirect to the registered URI with
-// request_not_supported.
+// used, or an error page; never a redirect. The object is unsigned, so
+// Keystep refuses it, and the query's redirect_uri is not registered.
 func oidccRequestObjectWithRedirectURI(t *testing.T) {
 	s := newSuiteOP(t)
 	a := s.request(nil)
@@ -460,7 +464,7 @@ func oidccRequestObjectWithRedirectURI(t *testing.T) {
 	q.Set("redirect_uri", suiteRedirect+"_invalid")
 	p := s.browser().get(s.e.issuer + "/authorize?" + q.Encode())
 	if p.redirect != nil {
-		t.Fatalf("redirected to %s; the query's redirect_uri is not registered and Keystep ignores request objects", p.redirect)
+		t.Fatalf("redirected to %s; the query's redirect_uri is not registered and the unsigned object is refused", p.redirect)
 	}
 	errorPage(t, p)
 }

@@ -197,3 +197,24 @@ func TestAdminClientFormSetsTheRefreshReuseInterval(t *testing.T) {
 		t.Errorf("the edit form does not show the interval:\n%.3000s", p.body)
 	}
 }
+
+// The PAR endpoint is limited like the token endpoint: unauthenticated
+// floods count against their address.
+func TestPARIsRateLimitedLikeTheTokenEndpoint(t *testing.T) {
+	e := rateEnv(t)
+	got := map[int]int{}
+	for range 8 {
+		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/oauth/par", strings.NewReader("client_id=nobody"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", "203.0.113.9")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		got[resp.StatusCode]++
+	}
+	if got[http.StatusUnauthorized] != 5 || got[http.StatusTooManyRequests] != 3 {
+		t.Fatalf("statuses %v, want 5×401 then 3×429", got)
+	}
+}

@@ -6,14 +6,19 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
@@ -26,6 +31,10 @@ type opMiddleware struct {
 	now     func() time.Time
 	ui      *login.Handler
 	metrics *metrics
+	op      *opServer
+	issuer  string
+	log     *slog.Logger
+	dpop    *dpopGuard
 }
 
 // state puts a reqState into the context of every OP request.
@@ -41,9 +50,16 @@ func (m *opMiddleware) state(next http.Handler) http.Handler {
 			st.browser = b
 		}
 		switch r.URL.Path {
-		case "/userinfo": // RFC 6750 §2.1 and §2.2
+		case userinfoPath: // RFC 6750 §2.1 and §2.2, RFC 9449 §7.1
 			if h := r.Header.Get("Authorization"); len(h) > len(oidc.PrefixBearer) && strings.EqualFold(h[:len(oidc.PrefixBearer)], oidc.PrefixBearer) {
 				st.bearer = append(st.bearer, h[len(oidc.PrefixBearer):])
+			} else if scheme, token, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, dpop.Scheme) && token != "" {
+				// The library reads only the Bearer scheme: it gets the
+				// token that way, and UserInfo checks the proof.
+				st.dpopScheme, st.dpopChallenge = true, true
+				st.bearer = append(st.bearer, token)
+				r = r.Clone(r.Context())
+				r.Header.Set("Authorization", oidc.PrefixBearer+token)
 			}
 			if t := r.PostFormValue("access_token"); t != "" {
 				st.bearer = append(st.bearer, t)
@@ -52,6 +68,10 @@ func (m *opMiddleware) state(next http.Handler) http.Handler {
 			if t := r.PostFormValue("token"); t != "" {
 				st.bearer = append(st.bearer, t)
 			}
+		}
+		if r.URL.Path == userinfoPath {
+			// RFC 6750 §3, RFC 9449 §7.1: a refused token gets a challenge.
+			w = &challengeWriter{ResponseWriter: w, st: st}
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 	})
@@ -105,16 +125,27 @@ func (m *opMiddleware) wrapOP(next http.Handler) http.Handler {
 				m.ui.RenderError(w, r, http.StatusBadRequest, "This sign-in request is invalid", msg)
 				return
 			}
+			w = &issWriter{ResponseWriter: w, issuer: m.issuer} // RFC 9207
+			if r = m.resolveFront(w, r); r == nil {
+				return
+			}
 			rec := &errorCapture{ResponseWriter: w}
 			next.ServeHTTP(rec, r)
 			if rec.captured {
 				m.ui.RenderError(w, r, rec.status, "This sign-in request is invalid", rec.description())
 			}
 			return
-		case "/oauth/token":
+		case "/authorize/callback":
+			next.ServeHTTP(&issWriter{ResponseWriter: w, issuer: m.issuer}, r) // RFC 9207
+			return
+		case tokenPath:
 			// RFC 6749 §5.1: token responses must not be cached.
 			w.Header().Set("Cache-Control", "no-store")
 			w.Header().Set("Pragma", "no-cache")
+			// RFC 9449 §8.2: every token response carries the current
+			// nonce, so a client learns a new one before the old expires
+			// (and with a use_dpop_nonce refusal).
+			w.Header().Set(dpop.HeaderNonce, m.dpop.nonces.Issue(m.now()))
 			if msg := checkParams(r); msg != "" {
 				writeOAuthError(w, http.StatusBadRequest, "invalid_request", msg)
 				return
@@ -122,10 +153,6 @@ func (m *opMiddleware) wrapOP(next http.Handler) http.Handler {
 			rec := &statusRecorder{ResponseWriter: w}
 			next.ServeHTTP(rec, r)
 			m.metrics.grant(r.PostForm.Get("grant_type"), rec.status)
-			return
-		case "/userinfo":
-			// RFC 6750 §3: a refused bearer token gets a challenge.
-			next.ServeHTTP(&challengeWriter{ResponseWriter: w}, r)
 			return
 		case "/end_session":
 			if err := r.ParseForm(); err == nil && r.Form.Get("id_token_hint") == "" && m.cookies.SessionID(r) != "" {
@@ -150,6 +177,13 @@ func (m *opMiddleware) wrapOP(next http.Handler) http.Handler {
 
 // checkParams rejects repeated parameters (RFC 6749 §3.1, §3.2) and
 // invalid UTF-8. It parses the form, so the body limit applies first.
+//
+// The library decodes parameters case-insensitively (zitadel/schema
+// matches names with strings.EqualFold), while Keystep reads exact names:
+// client_id beside Client_ID was one parameter to one and two to the
+// other, so a pushed request could be stored as one client's and run as
+// another's. Names equal but for case count as a repeat, and a parameter
+// the library reads must be spelled as the protocol spells it.
 func checkParams(r *http.Request) string {
 	if err := r.ParseForm(); err != nil {
 		var tooBig *http.MaxBytesError
@@ -158,12 +192,24 @@ func checkParams(r *http.Request) string {
 		}
 		return "The request could not be read."
 	}
-	for k, vs := range r.Form {
+	return checkNames(r.Form)
+}
+
+// checkNames is checkParams for a form however it came: parsed from the
+// request, or made from a request object's claims.
+func checkNames(form url.Values) string {
+	folded := make(map[string]bool, len(form))
+	for k, vs := range form {
 		if !utf8.ValidString(k) {
 			return "The request contains invalid characters."
 		}
-		if len(vs) > 1 {
+		lower := strings.ToLower(k)
+		if len(vs) > 1 || folded[lower] {
 			return "The parameter " + strings.ToValidUTF8(k, "") + " appears more than once."
+		}
+		folded[lower] = true
+		if lower != k && libraryParams[lower] {
+			return "The parameter " + k + " must be written " + lower + "."
 		}
 		for _, v := range vs {
 			if !utf8.ValidString(v) {
@@ -172,6 +218,40 @@ func checkParams(r *http.Request) string {
 		}
 	}
 	return ""
+}
+
+// libraryParams are the parameter names the library decodes, read from
+// the schema tags of its request types.
+var libraryParams = schemaNames(oidc.AuthRequest{}, oidc.AccessTokenRequest{}, oidc.RefreshTokenRequest{},
+	oidc.ClientCredentialsRequest{}, oidc.RevocationRequest{}, oidc.IntrospectionRequest{}, op.IntrospectionRequest{},
+	oidc.EndSessionRequest{}, oidc.UserInfoRequest{}, oidc.JWTProfileGrantRequest{}, oidc.TokenExchangeRequest{},
+	oidc.DeviceAuthorizationRequest{}, oidc.DeviceAccessTokenRequest{}, op.ClientCredentials{})
+
+func schemaNames(types ...any) map[string]bool {
+	names := map[string]bool{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return
+		}
+		for f := range t.Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("schema"), ",")
+			switch {
+			case name == "-":
+			case name != "":
+				names[strings.ToLower(name)] = true
+			case f.Anonymous:
+				walk(f.Type)
+			}
+		}
+	}
+	for _, v := range types {
+		walk(reflect.TypeOf(v))
+	}
+	return names
 }
 
 func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
@@ -239,12 +319,25 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	return s.ResponseWriter.Write(b)
 }
 
-// challengeWriter turns userinfo refusals into 401 with WWW-Authenticate.
-type challengeWriter struct{ http.ResponseWriter }
+// challengeWriter turns userinfo refusals into 401 with WWW-Authenticate:
+// a Bearer challenge (RFC 6750 §3), or a DPoP one (RFC 9449 §7.1) when
+// the request used the DPoP scheme or its token is bound.
+type challengeWriter struct {
+	http.ResponseWriter
+	st *reqState
+}
 
 func (c *challengeWriter) WriteHeader(code int) {
 	if code == http.StatusUnauthorized || code == http.StatusForbidden {
-		c.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="the access token is invalid, expired or revoked"`)
+		ch := `Bearer error="invalid_token", error_description="the access token is invalid, expired or revoked"`
+		if c.st.dpopChallenge {
+			code := c.st.dpopError
+			if code == "" {
+				code = "invalid_token"
+			}
+			ch = `DPoP error="` + code + `", error_description="the access token is invalid, expired, revoked or not proven", algs="` + strings.Join(dpop.AlgNames(), " ") + `"`
+		}
+		c.Header().Set("WWW-Authenticate", ch)
 		code = http.StatusUnauthorized
 	}
 	c.ResponseWriter.WriteHeader(code)

@@ -84,6 +84,22 @@ func (c client) IDTokenUserinfoClaimsAssertion() bool { return false }
 // the true time of authentication (OIDC Core §2).
 func (c client) ClockSkew() time.Duration { return 0 }
 
+// parRequired reports whether /authorize admits only pushed requests from
+// c (RFC 9126 §5): the client asked for it, its profile needs it (FAPI 2.0
+// Security Profile §5.3.1.2), or the server requires it of every client.
+//
+// The server-wide switch leaves out Keystep's own portal client: its
+// requests are made by Keystep itself in the same browser, to a redirect
+// URI on the issuer, and the portal and console gate every page on the
+// session's level (requireLevel); requiring it to push would lock the
+// operator out of the console that turns the switch off again.
+func (c client) parRequired(serverWide bool) bool {
+	return c.RequirePAR || c.Profile == storage.ProfileFAPI2 || serverWide && c.ID != AccountClientID
+}
+
+// fapi2 reports whether c is held to the FAPI 2.0 Security Profile.
+func (c client) fapi2() bool { return c.Profile == storage.ProfileFAPI2 }
+
 func (c client) hasGrant(g oidc.GrantType) bool {
 	return slices.Contains(c.Client.GrantTypes, string(g))
 }
@@ -190,3 +206,11 @@ type clientCredentialsRequest struct {
 func (c clientCredentialsRequest) GetSubject() string    { return c.clientID }
 func (c clientCredentialsRequest) GetAudience() []string { return []string{c.clientID} }
 func (c clientCredentialsRequest) GetScopes() []string   { return c.scopes }
+
+// dpopRequired reports whether every token request of c must carry a DPoP
+// proof: it asked for bound tokens (RFC 9449 §5.2), or is held to FAPI 2.0,
+// whose only sender constraint here is DPoP (FAPI 2.0 Security Profile
+// §5.3.2.2).
+func (c client) dpopRequired() bool {
+	return c.DPoPBoundAccessTokens || c.Profile == storage.ProfileFAPI2
+}

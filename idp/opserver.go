@@ -2,19 +2,21 @@ package idp
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/idp/stepup"
-	"github.com/keystep/keystep/login/factor"
-	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
@@ -28,6 +30,36 @@ type opServer struct {
 	scopeMins map[string]string // scope → minimum acr
 	store     storage.Store
 	audit     *web.Auditor
+	ops       *opStorage
+	keys      *keyring
+	dpop      *dpopGuard
+	issuer    string
+	now       func() time.Time
+	log       *slog.Logger
+	// requirePAR is Config.RequirePAR: every client must push its
+	// authorization requests.
+	requirePAR bool
+}
+
+// discoveryExtra holds the discovery members oidc.DiscoveryConfiguration
+// has no field for. Add a member here, never to a second wrapper: the JSON
+// of an embedded struct is flattened into the document, and a name both
+// structs carry would vanish from it.
+type discoveryExtra struct {
+	// RFC 9126 §5.
+	PushedAuthorizationRequestEndpoint string `json:"pushed_authorization_request_endpoint"`
+	RequirePushedAuthorizationRequests bool   `json:"require_pushed_authorization_requests"`
+	// RFC 9207 §3.
+	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
+	// RFC 9449 §5.1.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported"`
+}
+
+// discoveryDocument is the discovery response: the library's
+// configuration plus discoveryExtra.
+type discoveryDocument struct {
+	*oidc.DiscoveryConfiguration
+	discoveryExtra
 }
 
 // Discovery publishes what Keystep really supports (OpenID Connect
@@ -48,16 +80,37 @@ func (s *opServer) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.
 	cfg.CodeChallengeMethodsSupported = []oidc.CodeChallengeMethod{oidc.CodeChallengeMethodS256}
 	cfg.ClaimsSupported = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
 		"name", "preferred_username", "updated_at", "email", "email_verified"}
-	cfg.RequestParameterSupported = false
+	// Request objects by value (RFC 9101 §5.1), verified by verifyRequestObject.
+	cfg.RequestParameterSupported = true
+	cfg.RequestObjectSigningAlgValuesSupported = algStrings(requestObjectAlgs)
+	// request_uri_parameter_supported is about request objects fetched
+	// from a URL the client names (OIDC Core §6.2), which Keystep never
+	// does. The request_uri URNs of its own PAR endpoint work regardless
+	// (RFC 9126 §4); pushed_authorization_request_endpoint says so.
 	cfg.RequestURIParameterSupported = false
-	cfg.TokenEndpointAuthSigningAlgValuesSupported = []string{"RS256", "ES256", "EdDSA"}
+	// What op.AuthorizePrivateJWTKey accepts for client assertions (the
+	// library's default list); EdDSA assertions it refuses.
+	cfg.TokenEndpointAuthSigningAlgValuesSupported = strings.Split(algNames(assertionAlgs), ", ")
 	cfg.IntrospectionEndpointAuthSigningAlgValuesSupported = cfg.TokenEndpointAuthSigningAlgValuesSupported
 	cfg.RevocationEndpointAuthSigningAlgValuesSupported = cfg.TokenEndpointAuthSigningAlgValuesSupported
 	cfg.DisplayValuesSupported = []oidc.Display{oidc.DisplayPage}
 	cfg.ClaimTypesSupported = []string{"normal"}
 	// OIDC Back-Channel Logout 1.0 §2.1: logout tokens always carry sid.
 	cfg.BackChannelLogoutSupported, cfg.BackChannelLogoutSessionSupported = true, true
-	return resp, nil
+	return op.NewResponse(discoveryDocument{DiscoveryConfiguration: cfg, discoveryExtra: discoveryExtra{
+		PushedAuthorizationRequestEndpoint:         s.issuer + parPath,
+		RequirePushedAuthorizationRequests:         s.requirePAR,
+		AuthorizationResponseIssParameterSupported: true,
+		DPoPSigningAlgValuesSupported:              dpop.AlgNames(),
+	}}), nil
+}
+
+func algStrings(algs []jose.SignatureAlgorithm) []string {
+	out := make([]string, len(algs))
+	for i, a := range algs {
+		out[i] = string(a)
+	}
+	return out
 }
 
 // VerifyClient authenticates the client of a token or revocation request
@@ -85,14 +138,11 @@ func (s *opServer) authenticateClient(ctx context.Context, header http.Header, c
 		return nil, oidc.ErrInvalidClient().WithDescription("client authentication required")
 	}
 	if cc.ClientAssertion != "" {
-		// AuthorizePrivateJWTKey refuses a client not registered for
-		// private_key_jwt.
-		oc, err := s.verifyAssertion(ctx, cc.ClientAssertion)
+		c, err := s.verifyAssertion(ctx, cc.ClientAssertion)
 		if err != nil {
 			return nil, err
 		}
-		c, ok := oc.(*client)
-		if !ok || cc.ClientID != "" && cc.ClientID != c.ID {
+		if cc.ClientID != "" && cc.ClientID != c.ID {
 			// RFC 7521 §4.2: a client_id beside the assertion names the same client.
 			return nil, oidc.ErrInvalidClient().WithDescription("client_id does not match the client assertion")
 		}
@@ -114,6 +164,10 @@ func (s *opServer) authenticateClient(ctx context.Context, header http.Header, c
 	if !ok {
 		return nil, oidc.ErrServerError()
 	}
+	if c.fapi2() {
+		// FAPI 2.0 Security Profile §5.3.1.1 item 5 (no mTLS here).
+		return nil, oidc.ErrInvalidClient().WithDescription("this client authenticates with %s", oidc.AuthMethodPrivateKeyJWT)
+	}
 	if registered := c.AuthMethod(); registered != method {
 		return nil, oidc.ErrInvalidClient().WithDescription("this client authenticates with %s", registered)
 	}
@@ -129,14 +183,23 @@ func (s *opServer) authenticateClient(ctx context.Context, header http.Header, c
 // Introspect answers RFC 7662 for a client authenticated like at the token
 // endpoint. Whether the caller may learn about the token at all is decided
 // by SetIntrospectionFromToken; any refusal is {"active":false} (RFC 7662 §2.2).
+// A bound token is reported with token_type DPoP and cnf.jkt (RFC 9449
+// §6.2) for the resource server to check the proof against. A resource
+// server registered with dpop_bound_access_tokens accepts only bound
+// tokens, so an unbound one is inactive to it: it never mistakes a bearer
+// token for a bound one. A DPoP proof sent along is checked.
 func (s *opServer) Introspect(ctx context.Context, r *op.Request[op.IntrospectionRequest]) (*op.Response, error) {
 	c, err := s.authenticateClient(ctx, r.Header, r.Data.ClientCredentials)
 	if err != nil {
 		return nil, err
 	}
+	if _, err := s.dpop.proof(ctx, r.Header, http.MethodPost, introspectPath, "", false); err != nil {
+		return nil, oauthDPoPError(err)
+	}
 	if id, subject, ok := s.accessTokenID(ctx, r.Data.Token); ok {
 		resp := new(oidc.IntrospectionResponse)
-		if s.Provider().Storage().SetIntrospectionFromToken(ctx, resp, id, subject, c.ID) == nil {
+		if s.Provider().Storage().SetIntrospectionFromToken(ctx, resp, id, subject, c.ID) == nil &&
+			(!c.DPoPBoundAccessTokens || resp.TokenType == dpop.Scheme) {
 			resp.Active = true
 			return op.NewResponse(resp), nil
 		}
@@ -144,10 +207,33 @@ func (s *opServer) Introspect(ctx context.Context, r *op.Request[op.Introspectio
 	return op.NewResponse(new(oidc.IntrospectionResponse)), nil
 }
 
+// Paths of the endpoints DPoP proofs name in htu (the library's defaults).
+const (
+	introspectPath = "/oauth/introspect"
+	userinfoPath   = "/userinfo"
+	revokePath     = "/revoke"
+)
+
 // UserInfo is the library's, with the token read by accessTokenID, so that
 // a JWT access token's verified claims reach SetUserinfoFromToken: it has
-// no row to read them from.
+// no row to read them from. A token sent with the DPoP scheme comes with a
+// proof for this request (RFC 9449 §7.1), checked here; whether the token
+// needed one is decided by SetUserinfoFromToken (reqState.bindingHolds).
 func (s *opServer) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequest]) (*op.Response, error) {
+	st := stateFrom(ctx)
+	if st.dpopScheme {
+		p, err := s.dpop.proof(ctx, r.Header, r.Method, userinfoPath, r.Data.AccessToken, false)
+		if err != nil {
+			st.dpopError = dpop.CodeInvalidProof
+			if errors.Is(err, dpop.ErrUseNonce) {
+				st.dpopError = dpop.CodeUseNonce
+			} else if !errors.Is(err, dpop.ErrInvalidProof) {
+				return nil, oidc.ErrServerError().WithParent(err)
+			}
+			return nil, op.NewStatusError(oidc.ErrAccessDenied().WithDescription("DPoP proof invalid"), http.StatusUnauthorized)
+		}
+		st.proof = p
+	}
 	id, subject, ok := s.accessTokenID(ctx, r.Data.AccessToken)
 	if !ok {
 		return nil, op.NewStatusError(oidc.ErrAccessDenied().WithDescription("access token invalid"), http.StatusUnauthorized)
@@ -165,8 +251,12 @@ func (s *opServer) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequ
 // issued it set, not until this server's clock plus accessTokenTTL — after
 // a clock step back, or on an instance whose clock is behind, the record
 // was swept while the token still verified, and it was active again. The
-// client is already authenticated here.
+// client is already authenticated here. A DPoP proof sent along is
+// checked.
 func (s *opServer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.RevocationRequest]) (*op.Response, error) {
+	if _, err := s.dpop.proof(ctx, r.Header, http.MethodPost, revokePath, "", false); err != nil {
+		return nil, oauthDPoPError(err)
+	}
 	s.accessTokenID(ctx, r.Data.Token)
 	return s.LegacyServer.Revocation(ctx, r)
 }
@@ -181,6 +271,9 @@ func (s *opServer) accessTokenID(ctx context.Context, token string) (id, subject
 		id, subject, ok = strings.Cut(plain, ":")
 		return id, subject, ok && !strings.Contains(subject, ":")
 	}
+	if !accessTokenTyped(token) {
+		return "", "", false // an ID token, a logout token, anything else
+	}
 	claims, err := op.VerifyAccessToken[*oidc.AccessTokenClaims](ctx, token, p.AccessTokenVerifier(ctx))
 	if err != nil {
 		return "", "", false
@@ -189,24 +282,51 @@ func (s *opServer) accessTokenID(ctx context.Context, token string) (id, subject
 	return claims.JWTID, claims.Subject, true
 }
 
-// VerifyAuthRequest holds redirect URIs to RFC 8252 §7.3: the library
-// lets a native client's request through with any loopback URI whose path
-// and query match a registered one, so http://127.0.0.1/cb also matched
-// https://localhost:N/cb and http://[::1]:N/cb. Only the port may vary.
-// A refusal here is shown to the user, never redirected (RFC 6749 §4.1.2.1).
+// accessTokenTyped reports whether the JOSE header of JWT token has the
+// typ of an access token: at+jwt (RFC 9068 §2.1, §4), or JWT for the
+// tokens signed by the OP library before Keystep signed its own. Those
+// live accessTokenTTL (15 minutes) and are still accepted here so that an
+// upgrade does not log anyone out; ID tokens are typed JWT as well, and
+// are told apart by their missing jti (liveAccessToken). idp/resource
+// accepts at+jwt only.
+func accessTokenTyped(token string) bool {
+	head, _, ok := strings.Cut(token, ".")
+	if !ok {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return false
+	}
+	var h struct {
+		Typ string `json:"typ"`
+	}
+	if json.Unmarshal(b, &h) != nil {
+		return false
+	}
+	typ := strings.TrimPrefix(strings.ToLower(h.Typ), "application/")
+	return typ == accessTokenType || typ == "jwt"
+}
+
+// VerifyAuthRequest checks the redirect URI (checkRedirectURI) before the
+// library's own checks, which would send their refusals to a loopback URI
+// it matched too loosely. A refusal here is shown to the user, never
+// redirected (RFC 6749 §4.1.2.1).
 func (s *opServer) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthRequest]) (*op.ClientRequest[oidc.AuthRequest], error) {
 	cr, err := s.LegacyServer.VerifyAuthRequest(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	if cl, ok := cr.Client.(*client); ok && r.Data.RedirectURI != "" && !cl.redirectRegistered(cl.RedirectURIs(), r.Data.RedirectURI) {
-		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("The redirect_uri is not registered for this app.")
+	if cl, ok := cr.Client.(*client); ok && r.Data.RedirectURI != "" {
+		if err := checkRedirectURI(cl, r.Data); err != nil {
+			return nil, err
+		}
 	}
 	return cr, nil
 }
 
-// EndSession applies the same rule to post_logout_redirect_uri, which the
-// library matches just as loosely for native clients.
+// EndSession holds post_logout_redirect_uri to RFC 8252 §7.3, which the
+// library matches loosely for native clients (see checkRedirectURI).
 func (s *opServer) EndSession(ctx context.Context, r *op.Request[oidc.EndSessionRequest]) (*op.Redirect, error) {
 	p := s.Provider()
 	session, err := op.ValidateEndSessionRequest(ctx, r.Data, p)
@@ -225,45 +345,24 @@ func (s *opServer) EndSession(ctx context.Context, r *op.Request[oidc.EndSession
 	return s.LegacyServer.EndSession(ctx, r)
 }
 
-// Authorize runs after the library validated the client and redirect URI,
-// so every refusal here goes back to the client as an error response.
+// Authorize runs after the library's own checks. validateAuthRequest
+// decides: a refusal of the redirect URI is shown to the user, any other
+// goes back to the client as an error response.
 func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
-	if m := r.Data.ResponseMode; m != "" && m != oidc.ResponseModeQuery {
-		// Discovery lists only query (OAuth 2.0 Multiple Response Types
-		// §2.1). The library would serve form_post with an inline script the
-		// CSP blocks, leaving the user on a blank page; the refusal itself
-		// goes back in the query.
-		r.Data.ResponseMode = oidc.ResponseModeQuery
-		return nil, oidc.ErrInvalidRequest().WithDescription("response_mode must be query")
-	}
-	if r.Form.Get("request_uri") != "" {
-		// OIDC Core §6.2: Keystep does not fetch request objects. Going on
-		// without them would drop the state and nonce they may carry, so the
-		// request is refused (request_uri_parameter_supported is false).
-		return nil, &oidc.Error{ErrorType: "request_uri_not_supported", Description: "request_uri is not supported"}
-	}
 	cl, ok := r.Client.(*client)
 	if !ok {
 		// The client's floor goes into the requirement: never without it.
 		return nil, oidc.ErrServerError().WithDescription("unexpected client type %T", r.Client)
 	}
-	req := r.Data
-	// Parsed and merged once: the login UI and the audit read only the
-	// stored requirement (CreateAuthRequest saves it).
-	need, err := signin.NewRequirement(r.Form.Get("claims"), req.ACRValues, cl.Client, req.Scopes, s.scopeMins)
+	need, err := s.validateAuthRequest(ctx, cl, r.Data, r.Form, sourceFrom(ctx))
 	if err != nil {
-		return nil, oidc.ErrInvalidRequest().WithDescription("claims: %s", err)
+		return nil, err
 	}
 	stateFrom(ctx).requirement = &need
-	if req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
-		// DESIGN §4: S256 only; plain offers no protection against a leaked request.
-		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
-	}
-	if (cl.Public || cl.RequirePKCE) && req.CodeChallenge == "" {
-		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE (S256) is required for this client")
-	}
-	if !slices.Contains(req.Scopes, oidc.ScopeOpenID) {
-		return nil, oidc.ErrInvalidScope().WithDescription("the openid scope is required")
+	if jkt := r.Form.Get("dpop_jkt"); jkt != "" {
+		// RFC 9449 §10: the code redeems only with a proof of this key
+		// (its format was checked by validateAuthRequest).
+		stateFrom(ctx).dpopJKT = jkt
 	}
 	return s.LegacyServer.Authorize(ctx, r)
 }
@@ -281,7 +380,19 @@ func (s *opServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthR
 // the wrong verifier is more likely stolen than mistyped. The client
 // starts a new authorization; it never gets tokens for a code someone
 // else tried first.
+//
+// The DPoP proof is checked before the code is spent, so a client asked
+// for a nonce (use_dpop_nonce) retries with the same code. A code issued
+// for a dpop_jkt redeems only with a proof of that key (RFC 9449 §10.1).
 func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.AccessTokenRequest]) (*op.Response, error) {
+	cl, ok := r.Client.(*client)
+	if !ok {
+		return nil, oidc.ErrServerError().WithDescription("unexpected client type %T", r.Client)
+	}
+	proof, err := s.tokenProof(ctx, r.Header, cl)
+	if err != nil {
+		return nil, err
+	}
 	ar, err := op.AuthRequestByCode(ctx, s.Provider().Storage(), r.Data.Code)
 	if err != nil {
 		return nil, err
@@ -303,39 +414,68 @@ func (s *opServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 	case challenge != nil && !oidc.VerifyCodeChallenge(challenge, r.Data.CodeVerifier):
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code_verifier")
 	}
-	resp, err := op.CreateTokenResponse(ctx, ar, r.Client, s.Provider(), true, r.Data.Code, "")
-	if err != nil {
-		return nil, err
+	if jkt := authRequestJKT(ar); jkt != "" && (proof == nil || proof.JKT != jkt) {
+		return nil, oidc.ErrInvalidGrant().WithDescription("the code is bound to another DPoP key (dpop_jkt)")
 	}
-	if err := s.recordIssued(ctx, oidc.GrantTypeCode); err != nil {
-		return nil, err
-	}
-	return op.NewResponse(resp), nil
+	return s.issue(ctx, ar, cl, proof, r.Data.Code, "", oidc.GrantTypeCode)
 }
 
-// RefreshToken is the library's refresh grant plus its token.issued row.
+// authRequestJKT is the dpop_jkt the code of ar was issued for.
+func authRequestJKT(ar op.AuthRequest) string {
+	if a, ok := ar.(authRequest); ok {
+		return a.DPoPJKT
+	}
+	return ""
+}
+
+// RefreshToken is the library's refresh grant (op.LegacyServer.RefreshToken)
+// with Keystep's token response (issue) and DPoP. A public client's
+// refresh tokens are bound to the key its family was issued with (RFC 9449
+// §5): a refresh without a proof of that key is invalid_grant and rotates
+// nothing, so a stolen token is useless without the key. A confidential
+// client authenticates, and may bind the new access token to a new key.
 func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.RefreshTokenRequest]) (*op.Response, error) {
-	resp, err := s.LegacyServer.RefreshToken(ctx, r)
+	cl, ok := r.Client.(*client)
+	if !ok {
+		return nil, oidc.ErrServerError().WithDescription("unexpected client type %T", r.Client)
+	}
+	proof, err := s.tokenProof(ctx, r.Header, cl)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.recordIssued(ctx, oidc.GrantTypeRefreshToken); err != nil {
+	req, err := op.RefreshTokenRequestByRefreshToken(ctx, s.ops, r.Data.RefreshToken)
+	if err != nil {
 		return nil, err
 	}
-	return resp, nil
+	rr, ok := req.(*refreshRequest)
+	if !ok || cl.ID != rr.GetClientID() {
+		return nil, oidc.ErrInvalidGrant()
+	}
+	if jkt := rr.grant.JKT; cl.Public && jkt != "" && (proof == nil || proof.JKT != jkt) {
+		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is bound to another DPoP key")
+	}
+	if err := op.ValidateRefreshTokenScopes(r.Data.Scopes, rr); err != nil {
+		return nil, err
+	}
+	return s.issue(ctx, rr, cl, proof, "", r.Data.RefreshToken, oidc.GrantTypeRefreshToken)
 }
 
-// ClientCredentialsExchange is the library's client_credentials grant plus
-// its token.issued row.
+// ClientCredentialsExchange is the library's client_credentials grant with
+// Keystep's token response; a proof binds the token.
 func (s *opServer) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequest[oidc.ClientCredentialsRequest]) (*op.Response, error) {
-	resp, err := s.LegacyServer.ClientCredentialsExchange(ctx, r)
+	cl, ok := r.Client.(*client)
+	if !ok {
+		return nil, oidc.ErrServerError().WithDescription("unexpected client type %T", r.Client)
+	}
+	proof, err := s.tokenProof(ctx, r.Header, cl)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.recordIssued(ctx, oidc.GrantTypeClientCredentials); err != nil {
+	req, err := s.ops.ClientCredentialsTokenRequest(ctx, cl.ID, r.Data.Scope)
+	if err != nil {
 		return nil, err
 	}
-	return resp, nil
+	return s.issue(ctx, req, cl, proof, "", "", oidc.GrantTypeClientCredentials)
 }
 
 // recordIssued writes the token.issued row of a grant (DESIGN §7): the
@@ -388,34 +528,3 @@ func (s *opServer) recordIssued(ctx context.Context, grant oidc.GrantType) error
 // refreshAuditEvery is how often at most a family's refreshes write a
 // token.issued row (recordIssued).
 const refreshAuditEvery = time.Hour
-
-// verifyAssertion checks a private_key_jwt client assertion (RFC 7523 §3)
-// and spends its jti, so a captured assertion cannot be replayed while it
-// is still unexpired (the library checks signature, issuer, audience and
-// age, not replay).
-func (s *opServer) verifyAssertion(ctx context.Context, assertion string) (op.Client, error) {
-	ex, ok := s.Provider().(op.JWTAuthorizationGrantExchanger)
-	if !ok {
-		return nil, oidc.ErrInvalidClient().WithDescription("private_key_jwt not supported")
-	}
-	c, err := op.AuthorizePrivateJWTKey(ctx, assertion, ex)
-	if err != nil {
-		// RFC 6749 §5.2: a failed client authentication is invalid_client.
-		return nil, oidc.ErrInvalidClient().WithDescription("client assertion invalid").WithParent(err)
-	}
-	var claims struct {
-		JTI string `json:"jti"`
-		Exp int64  `json:"exp"`
-	}
-	if _, err := oidc.ParseToken(assertion, &claims); err != nil || claims.JTI == "" || claims.Exp == 0 {
-		return nil, oidc.ErrInvalidClient().WithDescription("client assertion needs jti and exp")
-	}
-	err = s.store.CreateOneTimeToken(ctx, "client_assertion", factor.HashToken(c.GetID()+"\x00"+claims.JTI), time.Unix(claims.Exp, 0).Add(time.Minute))
-	if errors.Is(err, storage.ErrAlreadyExists) {
-		return nil, oidc.ErrInvalidClient().WithDescription("client assertion already used")
-	}
-	if err != nil {
-		return nil, oidc.ErrServerError().WithParent(err)
-	}
-	return c, nil
-}

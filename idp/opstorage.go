@@ -15,6 +15,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/login/web"
@@ -31,11 +32,13 @@ type reqState struct {
 	requirement *storage.Requirement
 	sessionID   string // hash of the session cookie, if any
 	client      *client
-	// accessTokenNext is set just before the library signs a JWT access
-	// token (it asks for private claims first), so SigningKey picks the
-	// access-token algorithm rather than the client's ID-token one.
-	accessTokenNext bool
-	endedSession    bool
+	// dpopJKT is the dpop_jkt parameter at /authorize (RFC 9449 §10),
+	// checked by opServer.Authorize, for CreateAuthRequest to store.
+	dpopJKT string
+	// jkt is the thumbprint of the DPoP key the tokens of this token
+	// request are bound to (opServer.issue); "" for bearer tokens.
+	jkt          string
+	endedSession bool
 	// loaded is the client storage last returned in this request: a token
 	// request asks for its client two or three times (authentication, then
 	// the grant's checks), and each was a database read.
@@ -46,6 +49,14 @@ type reqState struct {
 	// bearer holds the access tokens exactly as presented at userinfo and
 	// introspection, for the verified-signature cache (verifycache.go).
 	bearer []string
+	// dpopScheme is set when userinfo got its token with the DPoP
+	// Authorization scheme (RFC 9449 §7.1); proof is that request's
+	// verified proof. dpopChallenge makes the 401 a DPoP challenge, with
+	// dpopError as its error code ("" means invalid_token).
+	dpopScheme    bool
+	proof         *dpop.Proof
+	dpopChallenge bool
+	dpopError     string
 	// issued is the grant tokens were last stored for in this request; the
 	// token.issued audit row is written from it once the grant succeeded.
 	issued *storage.Grant
@@ -56,6 +67,19 @@ type reqState struct {
 	// jwt holds the verified claims of the JWT access token presented at
 	// userinfo or introspection (opServer.accessTokenID): it has no row.
 	jwt *oidc.AccessTokenClaims
+}
+
+// bindingHolds reports whether a token bound to jkt ("" for a bearer
+// token) may be used in this request (RFC 9449 §7.1, §7.2): a bound token
+// only with the DPoP scheme and a proof of its key, and a token sent with
+// the DPoP scheme only if it is bound (the proof binds nothing otherwise).
+// A refusal answers with a DPoP challenge.
+func (st *reqState) bindingHolds(jkt string) bool {
+	ok := jkt == "" && !st.dpopScheme || jkt != "" && st.dpopScheme && st.proof != nil && st.proof.JKT == jkt
+	if !ok {
+		st.dpopChallenge = true
+	}
+	return ok
 }
 
 type stateKey struct{}
@@ -82,7 +106,6 @@ var (
 	_ op.Storage                        = (*opStorage)(nil)
 	_ op.ClientCredentialsStorage       = (*opStorage)(nil)
 	_ op.CanSetUserinfoFromRequest      = (*opStorage)(nil)
-	_ op.CanGetPrivateClaimsFromRequest = (*opStorage)(nil)
 	_ op.CanTerminateSessionFromRequest = (*opStorage)(nil)
 )
 
@@ -135,7 +158,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		CodeChallenge: req.CodeChallenge, CodeChallengeMethod: string(req.CodeChallengeMethod),
 		Prompt: req.Prompt, ACRValues: req.ACRValues, Requirement: *st.requirement,
 		LoginHint: req.LoginHint, IDTokenHintSubject: hintSubject,
-		BrowserBinding: st.browser, CreatedAt: now, ExpiresAt: now.Add(authRequestTTL),
+		BrowserBinding: st.browser, DPoPJKT: st.dpopJKT, CreatedAt: now, ExpiresAt: now.Add(authRequestTTL),
 	}
 	if req.MaxAge != nil {
 		v := int64(*req.MaxAge)
@@ -233,6 +256,7 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	g.JKT = stateFrom(ctx).jkt
 	now := s.now()
 	var family string
 	if _, ok := req.(authRequest); ok {
@@ -269,6 +293,10 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
+	// The access token is bound to this request's proof, if any. A new
+	// family is bound with it; a rotated one keeps the key it was issued
+	// with, which a public client's refresh must prove (opServer.RefreshToken).
+	g.JKT = stateFrom(ctx).jkt
 	now := s.now()
 	prev, _ := req.(*refreshRequest)
 	if currentRefreshToken == "" {
@@ -543,12 +571,12 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID
 
 // ---- keys ----
 
+// SigningKey signs ID tokens; JWT access tokens are signed by
+// opServer.signAccessToken.
 func (s *opStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
 	st := stateFrom(ctx)
 	alg := "RS256" // OIDC Core §15.1
-	if st.accessTokenNext {
-		alg, st.accessTokenNext = "ES256", false
-	} else if st.client != nil && st.client.IDTokenAlg != "" {
+	if st.client != nil && st.client.IDTokenAlg != "" {
 		alg = st.client.IDTokenAlg
 	}
 	return s.keys.signing(ctx, alg)
@@ -743,6 +771,7 @@ func (s *opStorage) liveAccessToken(ctx context.Context, tokenID string) (storag
 		return storage.AccessToken{}, errors.New("a JWT access token that does not match its family")
 	}
 	g.Scopes = c.Scopes // a refresh may have narrowed them for this token alone
+	g.JKT = jwtJKT(c)   // and bound it to another key (a confidential client's)
 	return storage.AccessToken{ID: tokenID, Grant: g, RefreshID: family, CreatedAt: exp.Add(-accessTokenTTL), ExpiresAt: exp}, nil
 }
 
@@ -750,6 +779,9 @@ func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInf
 	at, err := s.liveAccessToken(ctx, tokenID)
 	if err != nil {
 		return oidc.ErrAccessDenied().WithDescription("access token invalid").WithParent(err)
+	}
+	if !stateFrom(ctx).bindingHolds(at.Grant.JKT) {
+		return oidc.ErrAccessDenied().WithDescription("the access token is bound to a DPoP key this request does not prove")
 	}
 	if at.Grant.Subject == "" || at.Grant.Subject != subject {
 		return oidc.ErrAccessDenied().WithDescription("access token has no user")
@@ -778,6 +810,11 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 	resp.Scope = g.Scopes
 	resp.ClientID = g.ClientID
 	resp.TokenType = oidc.BearerToken
+	if g.JKT != "" {
+		// RFC 9449 §6.2: the binding, for the resource server to check.
+		resp.TokenType = dpop.Scheme
+		resp.Claims = map[string]any{"cnf": map[string]string{"jkt": g.JKT}}
+	}
 	resp.Expiration = oidc.FromTime(at.ExpiresAt)
 	resp.IssuedAt = oidc.FromTime(at.CreatedAt)
 	resp.Subject = subject
@@ -789,7 +826,10 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 		if u, err := s.store.UserByID(ctx, g.Subject); err == nil {
 			resp.Username = u.Username
 		}
-		resp.Claims = map[string]any{"acr": g.ACR}
+		if resp.Claims == nil {
+			resp.Claims = map[string]any{}
+		}
+		resp.Claims["acr"] = g.ACR
 		if g.SessionID != "" {
 			resp.Claims["sid"] = g.SessionID
 		}
@@ -801,22 +841,9 @@ func (s *opStorage) GetPrivateClaimsFromScopes(context.Context, string, string, 
 	return nil, nil
 }
 
-// GetPrivateClaimsFromRequest puts RFC 9068 / RFC 9470 §6.1 claims into JWT
-// access tokens. The library calls it right before signing the access token.
-func (s *opStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
-	stateFrom(ctx).accessTokenNext = true
-	g, err := grantOf(req)
-	if err != nil {
-		return nil, err
-	}
-	claims := map[string]any{"scope": strings.Join(g.Scopes, " ")}
-	if g.Subject != "" {
-		claims["acr"] = g.ACR
-		claims["amr"] = g.AMR
-		claims["auth_time"] = g.AuthTime.Unix()
-		if g.SessionID != "" {
-			claims["sid"] = g.SessionID
-		}
-	}
-	return claims, nil
+// jwtJKT is the cnf.jkt of verified JWT access token claims, "" for none.
+func jwtJKT(c *oidc.AccessTokenClaims) string {
+	cnf, _ := c.Claims["cnf"].(map[string]any)
+	jkt, _ := cnf["jkt"].(string)
+	return jkt
 }

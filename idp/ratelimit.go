@@ -31,8 +31,8 @@ type RateLimit struct {
 	Burst int
 }
 
-// DefaultRateLimits by group. "token" (the token, introspection and
-// revocation endpoints) and "authorize" are per client address; "client"
+// DefaultRateLimits by group. "token" (the token, introspection,
+// revocation and PAR endpoints) and "authorize" are per client address; "client"
 // is per authenticated client, for a client without a rate limit of its
 // own (storage.Client.RateLimit).
 //
@@ -51,7 +51,7 @@ var DefaultRateLimits = map[string]RateLimit{
 // rateGroup maps a path to its limit group, or "" for none.
 func rateGroup(path string) string {
 	switch path {
-	case "/oauth/token", "/oauth/introspect", "/revoke":
+	case "/oauth/token", "/oauth/introspect", "/revoke", parPath:
 		return "token"
 	case "/authorize":
 		return "authorize"

@@ -22,6 +22,7 @@ import (
 	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/factor"
@@ -97,6 +98,11 @@ type Config struct {
 	// at /authorize, from every client; a client can also require it for
 	// itself (storage.Client.RequirePAR).
 	RequirePAR bool
+	// DPoPNonceNotRequired lets DPoP proofs at the token endpoint go
+	// without a server nonce (RFC 9449 §8). By default one is required: a
+	// proof made ahead of time by a thief with brief access to the key is
+	// then useless.
+	DPoPNonceNotRequired bool
 	// Outbox tunes the delivery of notifications (back-channel logouts):
 	// timeouts, retries and which addresses they may go to.
 	Outbox OutboxConfig
@@ -253,7 +259,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		AuthMethodPost:           true,
 		AuthMethodPrivateKeyJWT:  true,
 		GrantTypeRefreshToken:    true,
-		RequestObjectSupported:   false,
+		RequestObjectSupported:   false, // request objects are verified before the library reads the request (resolveFront)
 		DefaultLogoutRedirectURI: "/logged-out",
 		SupportedScopes:          supportedScopes,
 	}, store, op.StaticIssuer(cfg.Issuer), opts...)
@@ -262,7 +268,13 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	endpoints := provider.Endpoints()
 	endpoints.DeviceAuthorization = nil // not supported; keeps it out of routes and discovery
-	opsrv := &opServer{LegacyServer: op.NewLegacyServer(provider, endpoints), policy: cfg.Policy, scopeMins: cfg.ScopeMinACR, store: cfg.Store, audit: auditor}
+	guard, err := newDPoPGuard(cfg.Issuer, cfg.Store, cfg.MasterKey, now, !cfg.DPoPNonceNotRequired)
+	if err != nil {
+		return nil, err
+	}
+	opsrv := &opServer{LegacyServer: op.NewLegacyServer(provider, endpoints), policy: cfg.Policy, scopeMins: cfg.ScopeMinACR, store: cfg.Store, audit: auditor,
+		ops: store, keys: s.keys, dpop: guard,
+		issuer: cfg.Issuer, now: now, log: cfg.Logger, requirePAR: cfg.RequirePAR}
 	callback := op.AuthCallbackURL(provider)
 
 	tmpl := fs.FS(templates.FS)
@@ -296,16 +308,24 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	s.ui = ui
-	mw := &opMiddleware{cookies: cookies, store: cfg.Store, now: now, ui: ui, metrics: s.metrics}
+	mw := &opMiddleware{cookies: cookies, store: cfg.Store, now: now, ui: ui, metrics: s.metrics, op: opsrv, issuer: cfg.Issuer, log: cfg.Logger, dpop: guard}
+	corsOpts := &cors.Options{
+		// Public endpoints for browser apps; never with credentials. Not
+		// the authorization endpoint and its callback, which a browser
+		// visits and no script may read (FAPI 2.0 Security Profile §5.3.2.2).
+		AllowOriginVaryRequestFunc: func(r *http.Request, _ string) (bool, []string) {
+			return r.URL.Path != "/authorize" && r.URL.Path != "/authorize/callback", nil
+		},
+		AllowedMethods: []string{http.MethodGet, http.MethodPost},
+		AllowedHeaders: []string{"Authorization", "Content-Type", dpop.HeaderProof},
+		// RFC 9449 §8: a browser client reads the nonce, and the
+		// DPoP challenge of a refused token.
+		ExposedHeaders: []string{dpop.HeaderNonce, "WWW-Authenticate"},
+	}
 	opHandler := op.RegisterLegacyServer(opsrv,
 		mw.callback(op.AuthorizeCallbackHandler(provider)),
 		op.WithHTTPMiddleware(mw.state),
-		op.WithServerCORSOptions(&cors.Options{
-			// Public endpoints for browser apps; never with credentials.
-			AllowedOrigins: []string{"*"},
-			AllowedMethods: []string{http.MethodGet, http.MethodPost},
-			AllowedHeaders: []string{"Authorization", "Content-Type"},
-		}),
+		op.WithServerCORSOptions(corsOpts),
 	)
 
 	uiMux := http.NewServeMux()
@@ -314,8 +334,16 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle("/", mw.wrapOP(opHandler))
-	for _, p := range []string{"/login", "/login/", "/account", "/account/", "/admin", "/admin/", "/setup", "/logged-out", "/logout"} {
+	// A public client may push from the browser (RFC 9126 §2), like it
+	// calls the token endpoint.
+	mux.Handle(parPath, cors.New(*corsOpts).Handler(http.HandlerFunc(opsrv.pushAuthorization)))
+	for _, p := range []string{"/account", "/account/", "/admin", "/admin/", "/setup", "/logged-out", "/logout"} {
 		mux.Handle(p, csrf.Handler(uiMux))
+	}
+	// The login UI ends a request it refuses with an error redirect to
+	// the client, an authorization response like any other (RFC 9207).
+	for _, p := range []string{"/login", "/login/"} {
+		mux.Handle(p, mw.withIss(csrf.Handler(uiMux)))
 	}
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static.FS)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })

@@ -123,6 +123,12 @@ func readClientForm(r *http.Request) clientForm {
 		AllowEnrollDuringStepUp: v.Get("allow_enroll") == "on",
 		RefreshReuseInterval:    strings.TrimSpace(v.Get("refresh_reuse_interval")),
 	}
+	// Issues 18 and 20: the form's names are the spec's JSON names.
+	s.Profile = v.Get("profile")
+	s.RequirePAR = v.Get("require_pushed_authorization_requests") == "on"
+	s.DPoPBoundAccessTokens = v.Get("dpop_bound_access_tokens") == "on"
+	s.BackchannelLogoutURI = v.Get("backchannel_logout_uri")
+	s.BackchannelLogoutSessionRequired = v.Get("backchannel_logout_session_required") == "on"
 	if s.Public {
 		s.AuthMethod = "none"
 	} else {

@@ -117,8 +117,11 @@ type Client struct {
 	// for sid in them.
 	BackchannelLogoutURI             string
 	BackchannelLogoutSessionRequired bool
-	CreatedAt                        time.Time
-	UpdatedAt                        time.Time
+	// AuthorizationDetailsTypes are the authorization_details types (RFC
+	// 9396 §2) the client may request; none when empty.
+	AuthorizationDetailsTypes []string
+	CreatedAt                 time.Time
+	UpdatedAt                 time.Time
 }
 
 // ProfileFAPI2 is Client.Profile for the FAPI 2.0 Security Profile.
@@ -174,9 +177,12 @@ type AuthRequest struct {
 	BrowserBinding     string // hash of the cookie of the browser that started it
 	// DPoPJKT is the dpop_jkt parameter: the thumbprint of the DPoP key
 	// the code may be redeemed with only (RFC 9449 §10); "" for any.
-	DPoPJKT   string
-	CreatedAt time.Time
-	ExpiresAt time.Time
+	DPoPJKT string
+	// AuthorizationDetails is what the request asks the person to approve
+	// (RFC 9396), in canonical JSON (RFC 8785); "" for none.
+	AuthorizationDetails string
+	CreatedAt            time.Time
+	ExpiresAt            time.Time
 
 	// Result, set by CompleteAuthRequest.
 	Done      bool
@@ -211,6 +217,13 @@ type Requirement struct {
 	Strict    bool   `json:"strict,omitempty"`
 	// ScopeMins holds the minimum acr of each requested scope that has one.
 	ScopeMins []string `json:"scope_mins,omitempty"`
+	// TransactionMin and TransactionMaxAge (seconds, 0 for none) are what
+	// the request's authorization_details demand (RFC 9396; the strictest
+	// rule of the details policy that applies). A level demanded this way
+	// must be met with a factor done for this request, which commits to
+	// the details it approves.
+	TransactionMin    string `json:"transaction_min,omitempty"`
+	TransactionMaxAge int64  `json:"transaction_max_age,omitempty"`
 }
 
 // AuthResult is what the login UI writes onto a completed request.
@@ -356,6 +369,10 @@ type Grant struct {
 	// JKT is the JWK SHA-256 thumbprint of the DPoP key the tokens are
 	// bound to (cnf.jkt, RFC 9449 §6); "" for bearer tokens.
 	JKT string
+	// AuthorizationDetails is what the person approved (RFC 9396 §7), in
+	// canonical JSON (RFC 8785); "" for none. A refresh may narrow it for
+	// one token, never widen it.
+	AuthorizationDetails string
 }
 
 // AccessToken is an access token with a row: an opaque one, or a JWT

@@ -15,8 +15,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
@@ -404,14 +402,21 @@ type clientJSON struct {
 	MinACR                 string   `json:"min_acr,omitempty"`
 	Strict                 bool     `json:"strict"`
 	FirstParty             bool     `json:"first_party"`
+	RequirePAR             bool     `json:"require_pushed_authorization_requests,omitempty"`
+	DPoPBoundAccessTokens  bool     `json:"dpop_bound_access_tokens,omitempty"`
+	Profile                string   `json:"profile,omitempty"`
+	BackchannelLogoutURI   string   `json:"backchannel_logout_uri,omitempty"`
+	// BackchannelLogoutSessionRequired: logout tokens carry sid.
+	BackchannelLogoutSessionRequired bool `json:"backchannel_logout_session_required,omitempty"`
 }
 
 // clientFlags are the settings flags of clients create and clients update.
 type clientFlags struct {
 	name, minACR, alg, grants, authMethod, format, jwksFile string
-	reuseInterval                                           string
+	reuseInterval, profile, backchannelURI                  string
 	redirects, postLogout                                   listFlag
 	public, native, strict, firstParty, pkce, enroll        bool
+	requirePAR, dpop, backchannelSID                        bool
 	rateLimit                                               int
 }
 
@@ -426,13 +431,18 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.firstParty, "first-party", false, "skip the consent page")
 	fs.BoolVar(&f.pkce, "require-pkce", false, "require PKCE (always on for public clients)")
 	fs.BoolVar(&f.enroll, "allow-enroll-during-step-up", false, `offer "set one up now" during step-up to users with no second factor`)
-	fs.StringVar(&f.alg, "id-token-alg", "RS256", "ID token signing algorithm: RS256, ES256 (smaller and ~20x cheaper; use it when the RP library supports it) or EdDSA")
+	fs.StringVar(&f.alg, "id-token-alg", "", "ID token signing algorithm: RS256 (the default; ES256 with --profile fapi2), ES256 (smaller and ~20x cheaper; use it when the RP library supports it) or EdDSA")
 	fs.StringVar(&f.grants, "grant", "authorization_code,refresh_token", "grant types, comma-separated")
 	fs.StringVar(&f.authMethod, "auth-method", "", "client_secret_basic (default), client_secret_post or private_key_jwt")
 	fs.StringVar(&f.format, "access-token-format", "jwt", "jwt or opaque")
 	fs.IntVar(&f.rateLimit, "rate-limit", 0, "token-endpoint requests a second once authenticated (burst: two seconds' worth); 0 is the server's default (rate_limits.client)")
 	fs.StringVar(&f.jwksFile, "jwks-file", "", "the client's public keys (JWK Set): it authenticates with private_key_jwt instead of a secret")
 	fs.StringVar(&f.reuseInterval, "refresh-reuse-interval", "", "how long a rotated refresh token may be presented again for the same successor (parallel refreshes, lost responses); empty: 10s, 0s: none, at most 1m")
+	fs.BoolVar(&f.requirePAR, "require-par", false, "accept only pushed authorization requests (RFC 9126, require_pushed_authorization_requests)")
+	fs.BoolVar(&f.dpop, "dpop", false, "require DPoP: tokens are bound to the app's key (RFC 9449, dpop_bound_access_tokens)")
+	fs.StringVar(&f.profile, "profile", "", "security profile: fapi2 (FAPI 2.0: implies --require-par, --dpop and PKCE; needs --jwks-file and ES256 or EdDSA) or none")
+	fs.StringVar(&f.backchannelURI, "backchannel-logout-uri", "", "where logout tokens are sent (OIDC Back-Channel Logout): https, or http on localhost; empty: none")
+	fs.BoolVar(&f.backchannelSID, "backchannel-logout-session-required", false, "logout tokens carry the session ID (sid)")
 }
 
 // apply sets on s the flags that were given (all of them for create).
@@ -479,6 +489,21 @@ func (f *clientFlags) apply(fs *flag.FlagSet, s *admin.ClientSpec, all bool) []s
 	}
 	if given("refresh-reuse-interval") {
 		s.RefreshReuseInterval = f.reuseInterval
+	}
+	if given("require-par") {
+		s.RequirePAR = f.requirePAR
+	}
+	if given("dpop") {
+		s.DPoPBoundAccessTokens = f.dpop
+	}
+	if given("profile") {
+		s.Profile = f.profile
+	}
+	if given("backchannel-logout-uri") {
+		s.BackchannelLogoutURI = f.backchannelURI
+	}
+	if given("backchannel-logout-session-required") {
+		s.BackchannelLogoutSessionRequired = f.backchannelSID
 	}
 	if given("id-token-alg") {
 		s.IDTokenAlg = f.alg
@@ -642,7 +667,11 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 		if c.json {
 			return printJSON(stdout, out)
 		}
-		b, err := yaml.Marshal(out)
+		j, err := json.Marshal(out)
+		if err != nil {
+			return err
+		}
+		b, err := jsonToYAML(j)
 		if err != nil {
 			return err
 		}
@@ -710,7 +739,9 @@ func toClientJSON(c storage.Client) clientJSON {
 		alg = "RS256"
 	}
 	return clientJSON{ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
-		Public: c.Public, GrantTypes: c.GrantTypes, IDTokenAlg: alg, MinACR: c.MinACR, Strict: c.Strict, FirstParty: c.FirstParty}
+		Public: c.Public, GrantTypes: c.GrantTypes, IDTokenAlg: alg, MinACR: c.MinACR, Strict: c.Strict, FirstParty: c.FirstParty,
+		RequirePAR: c.RequirePAR, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, Profile: c.Profile,
+		BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired}
 }
 
 // ---- keys ----

@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
@@ -255,7 +253,7 @@ func export(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	raw = append(raw, '\n')
 	if format == "yaml" {
-		y, err := yaml.JSONToYAML(raw)
+		y, err := jsonToYAML(raw)
 		if err != nil {
 			return err
 		}
@@ -285,6 +283,7 @@ func exportConfig(set settings, clients []storage.Client) fileConfig {
 		ProductName:    set.file.ProductName,
 		TrustedProxies: set.file.TrustedProxies,
 		ScopeMinACR:    set.scopeMinACR,
+		RequirePAR:     set.requirePAR,
 	}
 	for _, l := range set.policy.Levels() {
 		lc := levelConfig{ACR: l.ACR, Aliases: l.Aliases, Requires: string(l.Requires)}

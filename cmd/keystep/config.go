@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net/netip"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/signin"
+	"github.com/keystep/keystep/storage"
 )
 
 // fileConfig is the optional --config file, and the file `keystep apply`
@@ -37,7 +39,11 @@ type fileConfig struct {
 	Session        *sessionConfig             `json:"session,omitempty"`
 	Passkeys       *passkeyConfig             `json:"passkeys,omitempty"`
 	RateLimits     map[string]rateLimitConfig `json:"rate_limits,omitempty"`
-	Clients        []admin.ClientSpec         `json:"clients,omitempty"`
+	// RequirePAR admits only pushed authorization requests from every
+	// client (RFC 9126 §5, idp.Config.RequirePAR); each client can also
+	// require them for itself.
+	RequirePAR bool               `json:"require_pushed_authorization_requests,omitempty"`
+	Clients    []admin.ClientSpec `json:"clients,omitempty"`
 }
 
 // rateLimitConfig is one endpoint group's limit: token and authorize per
@@ -112,6 +118,7 @@ type settings struct {
 	adminMaxAge    time.Duration
 	coolingOff     time.Duration // 0: login.DefaultPasskeyCoolingOff
 	rateLimits     map[string]idp.RateLimit
+	requirePAR     bool               // every client must push its requests
 	clients        []admin.ClientSpec // normalised
 	file           fileConfig         // as read, for export
 
@@ -138,6 +145,7 @@ func loadConfig(path string) (settings, error) {
 	errs := unknown // reported with every other problem
 	policyOK := true
 	s.productName = fc.ProductName
+	s.requirePAR = fc.RequirePAR
 	if len(fc.Levels) > 0 {
 		var levels []stepup.Level
 		for i, lc := range fc.Levels {
@@ -281,10 +289,8 @@ func decodeConfig(raw []byte) (fileConfig, []error, error) {
 }
 
 // yamlToJSON converts one YAML document to JSON. It reads YAML 1.2
-// (go.yaml.in/yaml/v3, the parser sigs.k8s.io/yaml vendors as goyaml.v3)
-// rather than sigs.k8s.io/yaml's YAMLToJSON, which reads YAML 1.1: there an
-// unquoted y, n, yes, no, on or off is a boolean, keys included, so the y
-// coordinate of an EC key and the n modulus of an RSA key in a client's jwks
+// (go.yaml.in/yaml/v3), not YAML 1.1, where an unquoted y, n, yes, no, on
+// or off is a boolean, keys included, so the y coordinate of an EC key and the n modulus of an RSA key in a client's jwks
 // would turn into "true" and "false". A key given twice is an error.
 func yamlToJSON(raw []byte) ([]byte, error) {
 	dec := yamlv3.NewDecoder(bytes.NewReader(raw))
@@ -300,6 +306,36 @@ func yamlToJSON(raw []byte) ([]byte, error) {
 		return nil, errors.New("want a YAML mapping (key: value lines) at the top")
 	}
 	return json.Marshal(jsonable(tree))
+}
+
+// jsonToYAML writes JSON as block-style YAML with go.yaml.in/yaml/v3, the
+// one YAML library Keystep uses, keeping the order of keys: JSON is YAML,
+// so it is read into a node tree and written back without JSON's flow
+// style and quotes. The encoder still quotes a string that would read as
+// another type (y, no, 1.0, null), so yamlToJSON gives back the same JSON.
+func jsonToYAML(raw []byte) ([]byte, error) {
+	var n yamlv3.Node
+	if err := yamlv3.Unmarshal(raw, &n); err != nil {
+		return nil, err
+	}
+	blockStyle(&n)
+	var b bytes.Buffer
+	enc := yamlv3.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(&n); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func blockStyle(n *yamlv3.Node) {
+	n.Style = 0
+	for _, c := range n.Content {
+		blockStyle(c)
+	}
 }
 
 // jsonable makes a decoded YAML tree encodable as JSON: mapping keys that
@@ -536,4 +572,16 @@ func applyRisk(s *settings, rc *riskConfig, policyOK bool) []error {
 	s.risk.SensitiveClients = rc.SensitiveClients
 	s.risk.SensitiveScopes = rc.SensitiveScopes
 	return errs
+}
+
+// serverConfig is the server's configuration from the validated settings.
+func (s settings) serverConfig(issuer string, st storage.Store, key []byte, log *slog.Logger) idp.Config {
+	return idp.Config{
+		Issuer: issuer, Store: st, MasterKey: key, Policy: s.policy,
+		ScopeMinACR: s.scopeMinACR, TrustedProxies: s.trustedProxies,
+		Logger: log, ProductName: s.productName, Risk: s.risk, RateLimits: s.rateLimits,
+		AdminACR: s.adminACR, AdminMaxAge: s.adminMaxAge,
+		SessionIdleTimeout: s.sessionIdleTimeout, SessionMaxAge: s.sessionMaxAge,
+		PasskeyCoolingOff: s.coolingOff, RequirePAR: s.requirePAR,
+	}
 }

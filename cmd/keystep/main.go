@@ -43,6 +43,10 @@ import (
 // cooling-off, a sign-in history) does not depend on when they run.
 var clock = func() time.Time { return time.Now().UTC() }
 
+// newServer builds the server serve runs; tests replace it to read the
+// configuration the flags and the config file made.
+var newServer = idp.NewServer
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
@@ -126,6 +130,8 @@ const usage = `Usage:
   keystep [serve] [--addr :8080] [--issuer http://localhost:8080] [--data ./keystep-data]
                   [--master-key-file FILE] [--config FILE] [--dev] [--log-level info]
                   [--pprof 127.0.0.1:6060] (Go's profiler, loopback only)
+                  [--require-par] (every client must push its authorization requests, RFC 9126)
+                  [--outbox-allow-private] [--outbox-lease 1m] (back-channel logout delivery)
   keystep users create --username NAME [--email E] --password-stdin [--admin]
   keystep users list | show NAME | disable NAME | enable NAME | unlock NAME | signout NAME
   keystep users reset-factors NAME --reason TEXT
@@ -141,6 +147,8 @@ const usage = `Usage:
   keystep clients update ID [any create flag; only the flags given change]
                   [--auth-method M] [--access-token-format jwt|opaque] [--require-pkce]
                   [--refresh-reuse-interval 10s] (0s: a rotated refresh token is never retried)
+                  [--require-par] [--dpop] [--profile fapi2|none] (fapi2 implies PAR, DPoP, PKCE)
+                  [--backchannel-logout-uri URL] [--backchannel-logout-session-required]
   keystep keys rotate [--activate-in DURATION] | list
   keystep audit verify [--checkpoint CHECKPOINT|FILE] (exit 1: log broken or cut; 3: checkpoint refused)
   keystep audit checkpoint   (the head as a signed checkpoint, to keep elsewhere)
@@ -268,7 +276,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	configFile := fs.String("config", env("CONFIG", ""), "config file (levels, scope minimums, trusted proxies)")
 	dev := fs.Bool("dev", env("DEV", "") != "", "development: read templates from ./templates on every request")
 	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
+	dpopNonce := fs.Bool("dpop-nonce", env("DPOP_NONCE", "true") != "false", "require a server nonce in DPoP proofs at the token endpoint (RFC 9449 §8)")
 	pprofAddr := fs.String("pprof", env("PPROF", ""), "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060")
+	requirePAR := fs.Bool("require-par", env("REQUIRE_PAR", "") != "", "accept only pushed authorization requests (RFC 9126) from every client; the config file's require_pushed_authorization_requests says the same")
 	outboxPrivate := fs.Bool("outbox-allow-private", env("OUTBOX_ALLOW_PRIVATE", "") != "", "let back-channel logouts go to private, loopback and link-local addresses (off: SSRF guard)")
 	lease, err := time.ParseDuration(env("OUTBOX_LEASE", "1m"))
 	if err != nil {
@@ -300,6 +310,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	set.requirePAR = set.requirePAR || *requirePAR
 	// Listen before building the server: a taken port fails before anything
 	// is printed, and --addr HOST:0 gets its real port into the issuer.
 	ln, err := net.Listen("tcp", *addr)
@@ -326,19 +337,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer st.Close()
 	tuneGC()
-	cfg := idp.Config{
-		Issuer: *issuer, Store: st, MasterKey: key, Policy: set.policy,
-		ScopeMinACR: set.scopeMinACR, TrustedProxies: set.trustedProxies,
-		Logger: log, ProductName: set.productName, Risk: set.risk, RateLimits: set.rateLimits,
-		AdminACR: set.adminACR, AdminMaxAge: set.adminMaxAge,
-		SessionIdleTimeout: set.sessionIdleTimeout, SessionMaxAge: set.sessionMaxAge,
-		PasskeyCoolingOff: set.coolingOff,
-		Outbox:            idp.OutboxConfig{AllowPrivate: *outboxPrivate, Lease: *outboxLease},
-	}
+	cfg := set.serverConfig(*issuer, st, key, log)
+	cfg.DPoPNonceNotRequired = !*dpopNonce
+	cfg.Outbox = idp.OutboxConfig{AllowPrivate: *outboxPrivate, Lease: *outboxLease}
 	if *dev {
 		cfg.TemplatesDir = "templates"
 	}
-	srv, err := idp.NewServer(ctx, cfg)
+	srv, err := newServer(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -8,21 +8,24 @@ import (
 	"strings"
 )
 
-// ChallengeInfo is the Bearer challenge of a WWW-Authenticate header (RFC
-// 6750 §3), with the step-up parameters of RFC 9470 §3.
+// ChallengeInfo is the Bearer or DPoP challenge of a WWW-Authenticate
+// header (RFC 6750 §3, RFC 9449 §7.1), with the step-up parameters of RFC
+// 9470 §3.
 type ChallengeInfo struct {
-	Scheme           string // as the server spelled it: "Bearer", "bearer", …
+	Scheme           string // as the server spelled it: "Bearer", "bearer", "DPoP", …
 	Error            string
 	ErrorDescription string
 	ACRValues        []string // in the server's order of preference
 	MaxAge           *int     // seconds; nil when absent
 	Scope            []string
 	Realm            string
+	Algs             []string // DPoP only: the proof algorithms accepted
 }
 
-// ParseChallenge reads the Bearer challenge from a WWW-Authenticate value
-// (RFC 7235 §4.1). The value may hold several challenges, as in
-// `Basic realm="x", Bearer error="…"`; the first Bearer one is returned.
+// ParseChallenge reads the Bearer or DPoP challenge from a WWW-Authenticate
+// value (RFC 7235 §4.1). The value may hold several challenges, as in
+// `Basic realm="x", Bearer error="…"`; the first Bearer or DPoP one is
+// returned.
 // Scheme and parameter names match case-insensitively (RFC 7235 §2.1, §2.2);
 // values are tokens or quoted-strings with \-escapes; unknown parameters are
 // ignored. A malformed value, a repeated parameter, a max_age that is not a
@@ -35,11 +38,11 @@ func ParseChallenge(header string) (ChallengeInfo, error) {
 		return ChallengeInfo{}, err
 	}
 	for _, c := range cs {
-		if !strings.EqualFold(c.scheme, "Bearer") {
+		if !strings.EqualFold(c.scheme, "Bearer") && !strings.EqualFold(c.scheme, "DPoP") {
 			continue
 		}
 		if c.token68 != "" {
-			return ChallengeInfo{}, errors.New("resource: Bearer challenge with a token68 instead of auth-params")
+			return ChallengeInfo{}, fmt.Errorf("resource: %s challenge with a token68 instead of auth-params", c.scheme)
 		}
 		info := ChallengeInfo{
 			Scheme:           c.scheme,
@@ -48,6 +51,7 @@ func ParseChallenge(header string) (ChallengeInfo, error) {
 			ACRValues:        fields(c.params["acr_values"]),
 			Scope:            fields(c.params["scope"]),
 			Realm:            c.params["realm"],
+			Algs:             fields(c.params["algs"]),
 		}
 		if s, ok := c.params["max_age"]; ok {
 			n, err := strconv.Atoi(s)
@@ -58,7 +62,7 @@ func ParseChallenge(header string) (ChallengeInfo, error) {
 		}
 		return info, nil
 	}
-	return ChallengeInfo{}, errors.New("resource: no Bearer challenge")
+	return ChallengeInfo{}, errors.New("resource: no Bearer or DPoP challenge")
 }
 
 // AuthorizeParams returns acr_values and max_age, where the challenge has

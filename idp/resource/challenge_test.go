@@ -1,6 +1,7 @@
 package resource_test
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -95,6 +96,9 @@ var parseTests = []struct {
 	{name: "an empty header is an error", header: ``, wantErr: true},
 	{name: "only commas and spaces is an error", header: ` , ,`, wantErr: true},
 	{name: "no Bearer challenge is an error", header: `Basic realm="x"`, wantErr: true},
+	{name: "a DPoP challenge is read with its algs (RFC 9449 §7.1)",
+		header: `Basic realm="x", DPoP error="insufficient_user_authentication", acr_values="phr", algs="ES256 EdDSA"`,
+		want:   resource.ChallengeInfo{Scheme: "DPoP", Error: "insufficient_user_authentication", ACRValues: []string{"phr"}, Algs: []string{"ES256", "EdDSA"}}},
 	{name: "a Bearer token68 is an error", header: `Bearer abc==`, wantErr: true},
 	{name: "an unterminated quoted string is an error", header: `Bearer error="invalid_token`, wantErr: true},
 	{name: "a trailing backslash in a quoted string is an error", header: `Bearer error="x\`, wantErr: true},
@@ -169,7 +173,7 @@ func FuzzParseChallenge(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		info, err := resource.ParseChallenge(s)
 		if err == nil {
-			if !strings.EqualFold(info.Scheme, "Bearer") {
+			if !strings.EqualFold(info.Scheme, "Bearer") && !strings.EqualFold(info.Scheme, "DPoP") {
 				t.Errorf("ParseChallenge(%q).Scheme = %q", s, info.Scheme)
 			}
 			if info.MaxAge != nil && *info.MaxAge < 0 {
@@ -178,7 +182,8 @@ func FuzzParseChallenge(f *testing.F) {
 		}
 
 		w := httptest.NewRecorder()
-		resource.Challenge(w, resource.Requirement{ACR: strings.Fields(s)}, s)
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		resource.Challenge(w, r, resource.Requirement{ACR: strings.Fields(s)}, s)
 		h := w.Header().Get("WWW-Authenticate")
 		got, err := resource.ParseChallenge(h)
 		if err != nil {

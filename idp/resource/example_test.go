@@ -13,10 +13,13 @@ import (
 
 // An orders API: reading needs any login with the orders:read scope; placing
 // an order needs mfa (or better) within the last 10 minutes; a large order
-// needs a passkey, decided per request.
+// needs a passkey, decided per request. DPoP-bound tokens are checked
+// against proofs for https://orders.example.com/…, the API's public URL;
+// adding resource.WithDPoPRequired() would refuse bearer tokens.
 func ExampleVerifier_Require() {
 	ctx := context.Background()
-	v, err := resource.Open(ctx, "http://localhost:8080", resource.WithAudience("orders-api"))
+	v, err := resource.Open(ctx, "http://localhost:8080", resource.WithAudience("orders-api"),
+		resource.WithPublicURL("https://orders.example.com"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -29,7 +32,7 @@ func ExampleVerifier_Require() {
 		c, _ := resource.ClaimsFrom(r.Context())
 		amount, _ := strconv.Atoi(r.FormValue("amount"))
 		if amount > 10000 && c.ACR != "phr" && c.ACR != "phrh" {
-			resource.Challenge(w, resource.Requirement{ACR: []string{"phr", "phrh"}}, "Large orders need a passkey")
+			resource.Challenge(w, r, resource.Requirement{ACR: []string{"phr", "phrh"}}, "Large orders need a passkey")
 			return
 		}
 		w.WriteHeader(http.StatusCreated)

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/keystep/keystep/idp/dpop"
 )
 
 // introspection is an RFC 7662 §2.2 response with the RFC 9470 §6.2 members.
@@ -23,6 +25,7 @@ type introspection struct {
 	AMR       []string         `json:"amr"`
 	AuthTime  *jwt.NumericDate `json:"auth_time"`
 	SessionID string           `json:"sid"`
+	Cnf       *confirmation    `json:"cnf"`
 }
 
 // introspect asks the issuer about token (RFC 7662 §2.1). Only a response
@@ -47,8 +50,12 @@ func (v *Verifier) introspect(ctx context.Context, token string) (Claims, error)
 		return Claims{}, invalid("inactive")
 	case in.Issuer != "" && in.Issuer != v.issuer:
 		return Claims{}, invalid("iss %q", in.Issuer)
-	case in.TokenType != "" && !strings.EqualFold(in.TokenType, "Bearer"):
+	case in.TokenType != "" && !strings.EqualFold(in.TokenType, "Bearer") && !strings.EqualFold(in.TokenType, dpop.Scheme):
 		return Claims{}, invalid("token_type %q", in.TokenType)
+	case in.Cnf != nil && !dpop.ValidJKT(in.Cnf.JKT):
+		return Claims{}, invalid("cnf without a valid jkt")
+	case strings.EqualFold(in.TokenType, dpop.Scheme) && in.Cnf == nil:
+		return Claims{}, invalid("a DPoP token without cnf")
 	case in.Expiry != nil && v.now().Add(-leeway).After(in.Expiry.Time()):
 		return Claims{}, invalid("expired")
 	case v.audience != "" && !in.Audience.Contains(v.audience):
@@ -67,6 +74,9 @@ func (v *Verifier) introspect(ctx context.Context, token string) (Claims, error)
 	}
 	if in.AuthTime != nil {
 		c.AuthTime = in.AuthTime.Time()
+	}
+	if in.Cnf != nil {
+		c.JKT = in.Cnf.JKT // RFC 9449 §6.2
 	}
 	return c, nil
 }

@@ -36,7 +36,7 @@ func TestIntrospection(t *testing.T) {
 		{"an active response past its exp is invalid", "opaque-expired", resource.Claims{}, false, 1},
 		{"an active response from another issuer is invalid", "opaque-foreign", resource.Claims{}, false, 1},
 		{"an active refresh token is invalid as a bearer token", "opaque-refresh", resource.Claims{}, false, 1},
-		{"a JWT is still checked locally", is.sign(t, "es-1", "JWT", is.claims(nil)), wantClaims, true, 0},
+		{"a JWT is still checked locally", is.sign(t, "es-1", "at+jwt", is.claims(nil)), wantClaims, true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,7 +88,7 @@ func TestIntrospectionOnly(t *testing.T) {
 	if n := is.jwksHits.Load(); n != 0 {
 		t.Errorf("JWKS fetched %d times; introspection-only needs none", n)
 	}
-	jwt := is.sign(t, "es-1", "JWT", is.claims(nil))
+	jwt := is.sign(t, "es-1", "at+jwt", is.claims(nil))
 	// A well-signed JWT the issuer no longer knows (revoked) is refused.
 	if _, err := v.Verify(context.Background(), jwt); !errors.Is(err, resource.ErrInvalidToken) {
 		t.Errorf("revoked JWT: error = %v, want ErrInvalidToken", err)

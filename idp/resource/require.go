@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keystep/keystep/idp/dpop"
 )
 
 // Error codes of RFC 6750 §3.1 and RFC 9470 §3.
@@ -16,15 +18,22 @@ const (
 	errInsufficientScope = "insufficient_scope"
 )
 
-// Require serves next only for requests whose bearer token verifies and meets
-// req; next finds the claims with [ClaimsFrom]. Otherwise it answers with the
-// challenge of RFC 6750 §3 / RFC 9470 §3 in WWW-Authenticate:
+// Require serves next only for requests whose access token verifies and
+// meets req; next finds the claims with [ClaimsFrom]. Otherwise it answers
+// with the challenge of RFC 6750 §3 / RFC 9470 §3 in WWW-Authenticate,
+// under the DPoP scheme (RFC 9449 §7.1, with algs) when the request used
+// DPoP or the API requires it ([WithDPoPRequired]), else Bearer:
 //
-//   - no bearer token: 401 with a bare Bearer challenge (RFC 6750 §3.1: no
-//     error code for a request without credentials);
-//   - a token that fails [Verifier.Verify]: 401 error="invalid_token". It
-//     names no acr_values, max_age or scope, so an unauthenticated caller
-//     learns nothing of the requirement (RFC 9470 §7);
+//   - no token: 401 with a bare challenge (RFC 6750 §3.1: no error code
+//     for a request without credentials);
+//   - a token that fails [Verifier.Verify], a DPoP-bound token sent as
+//     Bearer, a bearer token where DPoP is required, or a proof of another
+//     key than the token's: 401 error="invalid_token". It names no
+//     acr_values, max_age or scope, so an unauthenticated caller learns
+//     nothing of the requirement (RFC 9470 §7);
+//   - a DPoP proof that fails (htm, htu, iat, ath, replayed jti): 401
+//     error="invalid_dpop_proof"; a missing or stale nonce with
+//     [WithDPoPNonces]: 401 error="use_dpop_nonce" and a DPoP-Nonce header;
 //   - acr not among req.ACR, or auth_time older than req.MaxAge: 401
 //     error="insufficient_user_authentication" with acr_values and max_age
 //     when set, and scope when scopes are missing too (RFC 9470 §3);
@@ -35,21 +44,29 @@ const (
 func (v *Verifier) Require(req Requirement, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		token, ok := bearerToken(r)
+		cr, ok := requestCredentials(r)
+		scheme := challenge{dpop: v.dpopRequired || cr.dpop}
 		if !ok {
-			writeChallenge(w, http.StatusUnauthorized, challenge{})
+			v.writeChallenge(w, http.StatusUnauthorized, scheme)
 			return
 		}
-		c, err := v.Verify(ctx, token)
-		if errors.Is(err, ErrInvalidToken) {
+		c, err := v.Verify(ctx, cr.token)
+		if err == nil {
+			err = v.checkBinding(ctx, r, cr, c)
+		}
+		var de *errDPoP
+		switch {
+		case errors.Is(err, ErrInvalidToken):
 			v.log.DebugContext(ctx, "access token rejected", "error", err)
-			writeChallenge(w, http.StatusUnauthorized, challenge{
-				err:  errInvalidToken,
-				desc: "The access token is invalid or has expired",
-			})
+			scheme.err, scheme.desc = errInvalidToken, "The access token is invalid or has expired"
+			v.writeChallenge(w, http.StatusUnauthorized, scheme)
 			return
-		}
-		if err != nil {
+		case errors.As(err, &de):
+			v.log.DebugContext(ctx, "access token rejected", "error", err)
+			scheme.dpop, scheme.err, scheme.desc = true, de.code, de.desc
+			v.writeChallenge(w, http.StatusUnauthorized, scheme)
+			return
+		case err != nil:
 			v.log.WarnContext(ctx, "access token not checked", "issuer", v.issuer, "error", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
@@ -62,23 +79,29 @@ func (v *Verifier) Require(req Requirement, next http.Handler) http.Handler {
 				desc = "The access token's authentication context class is not accepted here"
 			}
 			ch := stepUpChallenge(req, desc)
+			ch.dpop = scheme.dpop
 			if len(missing) == 0 {
 				ch.scope = nil
 			}
-			writeChallenge(w, http.StatusUnauthorized, ch)
+			v.writeChallenge(w, http.StatusUnauthorized, ch)
 			return
 		}
 		if len(missing) > 0 {
 			v.log.DebugContext(ctx, "scope missing", "client_id", c.ClientID, "scope", strings.Join(missing, " "), "outcome", errInsufficientScope)
-			writeChallenge(w, http.StatusForbidden, challenge{
-				err:   errInsufficientScope,
-				desc:  "The access token lacks a required scope",
-				scope: req.Scope,
-			})
+			scheme.err, scheme.desc, scheme.scope = errInsufficientScope, "The access token lacks a required scope", req.Scope
+			v.writeChallenge(w, http.StatusForbidden, scheme)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(withClaims(ctx, c)))
 	})
+}
+
+// writeChallenge writes c, and for use_dpop_nonce a fresh nonce (RFC 9449 §9).
+func (v *Verifier) writeChallenge(w http.ResponseWriter, status int, c challenge) {
+	if c.err == dpop.CodeUseNonce && v.nonces != nil {
+		w.Header().Set(dpop.HeaderNonce, v.nonces.Issue(v.now()))
+	}
+	writeChallenge(w, status, c)
 }
 
 // Challenge answers 401 error="insufficient_user_authentication" with desc,
@@ -86,36 +109,39 @@ func (v *Verifier) Require(req Requirement, next http.Handler) http.Handler {
 // for handlers that decide per request, after [Verifier.Require] let the
 // request in, that this operation needs more, say a large transfer. desc is
 // for developers; characters RFC 6750 §3 does not allow in it are dropped.
-func Challenge(w http.ResponseWriter, req Requirement, desc string) {
-	writeChallenge(w, http.StatusUnauthorized, stepUpChallenge(req, desc))
+// The challenge names the scheme the request's token came with: DPoP for a
+// DPoP-bound token (RFC 9449 §7.1), Bearer otherwise.
+func Challenge(w http.ResponseWriter, r *http.Request, req Requirement, desc string) {
+	ch := stepUpChallenge(req, desc)
+	if c, ok := ClaimsFrom(r.Context()); ok && c.JKT != "" {
+		ch.dpop = true
+	} else if cr, ok := requestCredentials(r); ok && cr.dpop {
+		ch.dpop = true
+	}
+	writeChallenge(w, http.StatusUnauthorized, ch)
 }
 
 func stepUpChallenge(req Requirement, desc string) challenge {
 	return challenge{err: errInsufficientAuth, desc: desc, acr: req.ACR, maxAge: req.MaxAge, scope: req.Scope}
 }
 
-// bearerToken returns the credentials of an Authorization: Bearer header
-// (RFC 6750 §2.1; the scheme is case-insensitive, RFC 7235 §2.1). Tokens in
-// the query or body (§2.2, §2.3) are not accepted.
-func bearerToken(r *http.Request) (string, bool) {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	return strings.TrimLeft(token, " "), true
-}
-
 type challenge struct {
+	dpop      bool // the DPoP scheme with algs (RFC 9449 §7.1), else Bearer
 	err, desc string
 	acr       []string
 	maxAge    time.Duration
 	scope     []string
 }
 
-// String renders c as a Bearer challenge (RFC 6750 §3, RFC 7235 §4.1).
+// String renders c as a Bearer or DPoP challenge (RFC 6750 §3, RFC 9449
+// §7.1, RFC 7235 §4.1).
 func (c challenge) String() string {
 	var b strings.Builder
-	b.WriteString("Bearer")
+	if c.dpop {
+		b.WriteString(dpop.Scheme)
+	} else {
+		b.WriteString("Bearer")
+	}
 	sep := " "
 	param := func(name, value string) {
 		b.WriteString(sep)
@@ -139,6 +165,9 @@ func (c challenge) String() string {
 	}
 	if len(c.scope) > 0 {
 		param("scope", quote(strings.Join(c.scope, " ")))
+	}
+	if c.dpop {
+		param("algs", quote(strings.Join(dpop.AlgNames(), " ")))
 	}
 	return b.String()
 }

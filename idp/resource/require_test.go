@@ -37,7 +37,7 @@ func serve(t *testing.T, v *resource.Verifier, req resource.Requirement, auth st
 func TestRequire(t *testing.T) {
 	is := newIssuer(t)
 	v, _ := is.open(t)
-	bearer := func(edit map[string]any) string { return "Bearer " + is.sign(t, "es-1", "JWT", is.claims(edit)) }
+	bearer := func(edit map[string]any) string { return "Bearer " + is.sign(t, "es-1", "at+jwt", is.claims(edit)) }
 	mfa := []string{"urn:keystep:acr:mfa", "phr", "phrh"}
 	phr := []string{"phr", "phrh"}
 
@@ -61,7 +61,7 @@ func TestRequire(t *testing.T) {
 		},
 		{
 			name:       "the Bearer scheme is case-insensitive (RFC 7235 §2.1)",
-			auth:       "bEaReR " + is.sign(t, "es-1", "JWT", is.claims(nil)),
+			auth:       "bEaReR " + is.sign(t, "es-1", "at+jwt", is.claims(nil)),
 			wantStatus: http.StatusNoContent,
 		},
 		{
@@ -187,7 +187,7 @@ func TestRequireIssuerDown(t *testing.T) {
 	clk.Advance(time.Minute)
 	is.setFailKeys(true)
 	// A kid the verifier has not seen needs the JWKS, which is down.
-	w, seen := serve(t, v, resource.Requirement{}, "Bearer "+is.sign(t, "es-2", "JWT", is.claims(nil)))
+	w, seen := serve(t, v, resource.Requirement{}, "Bearer "+is.sign(t, "es-2", "at+jwt", is.claims(nil)))
 	if w.Code != http.StatusServiceUnavailable || seen != nil {
 		t.Errorf("status = %d, handler ran = %v; want 503 and no handler", w.Code, seen != nil)
 	}
@@ -228,7 +228,7 @@ func TestChallenge(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := httptest.NewRecorder()
-			resource.Challenge(w, tt.req, tt.desc)
+			resource.Challenge(w, httptest.NewRequest(http.MethodGet, "/", nil), tt.req, tt.desc)
 			if w.Code != http.StatusUnauthorized {
 				t.Errorf("status = %d, want 401", w.Code)
 			}

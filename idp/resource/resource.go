@@ -14,8 +14,11 @@
 //
 // Tokens are checked locally when they are JWTs (RFC 9068), with keys from the
 // issuer's JWKS, or at the issuer's introspection endpoint (RFC 7662, with the
-// RFC 9470 §6.2 members) when [WithIntrospection] is set. This package imports
-// no other Keystep package, so an API does not link the provider.
+// RFC 9470 §6.2 members) when [WithIntrospection] is set. DPoP-bound tokens
+// (RFC 9449) are accepted with a proof of their key, under the DPoP scheme;
+// see [WithDPoPRequired] and [WithPublicURL]. This package imports no other
+// Keystep package but idp/dpop (standard library and go-jose only), so an
+// API does not link the provider.
 package resource
 
 import (
@@ -50,6 +53,9 @@ type Claims struct {
 	Scope     []string
 	AuthTime  time.Time // zero when the token has no auth_time
 	Expiry    time.Time
+	// JKT is the thumbprint of the DPoP key the token is bound to (cnf.jkt,
+	// RFC 9449 §6); "" for a bearer token.
+	JKT string
 }
 
 // authenticated reports whether c meets the acr and max_age parts of r at

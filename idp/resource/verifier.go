@@ -18,6 +18,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/keystep/keystep/idp/dpop"
 )
 
 // ErrInvalidToken is wrapped by every error of [Verifier.Verify] that is the
@@ -57,6 +59,10 @@ type Verifier struct {
 	secret        string
 	introspectAll bool
 	log           *slog.Logger
+	dpopRequired  bool
+	publicURL     string
+	replay        ReplayCache
+	nonces        *dpop.Nonces
 
 	// fetching is a one-slot semaphore: one JWKS fetch at a time, and
 	// callers waiting for it can still give up with their context.
@@ -119,6 +125,9 @@ func Open(ctx context.Context, issuer string, opts ...Option) (*Verifier, error)
 	}
 	for _, o := range opts {
 		o(v)
+	}
+	if v.replay == nil {
+		v.replay = NewMemoryReplayCache(v.now, 0)
 	}
 	if v.introspectAll && v.clientID == "" {
 		return nil, errors.New("resource: WithIntrospectionOnly needs WithIntrospection")
@@ -186,6 +195,7 @@ type accessClaims struct {
 	AMR       []string         `json:"amr"`
 	AuthTime  *jwt.NumericDate `json:"auth_time"`
 	SessionID string           `json:"sid"`
+	Cnf       *confirmation    `json:"cnf"`
 
 	Nonce  json.RawMessage `json:"nonce"`
 	AtHash json.RawMessage `json:"at_hash"`
@@ -198,12 +208,12 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (Claims, error) 
 		return Claims{}, invalid("%v", err)
 	}
 	h := tok.Headers[0]
-	// RFC 9068 §2.1 asks for typ at+jwt. Keystep's OP library signs access
-	// tokens, like ID tokens, with typ JWT, so that is accepted too and the
-	// ID-token checks below keep an ID token from passing as an access token.
+	// RFC 9068 §4: typ at+jwt, which keeps an ID token (typ JWT) or any
+	// other JWT of the issuer from passing as an access token; the
+	// ID-token checks below are a second line.
 	typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
 	typ = strings.TrimPrefix(strings.ToLower(typ), "application/")
-	if typ != "at+jwt" && typ != "jwt" {
+	if typ != "at+jwt" {
 		return Claims{}, invalid("typ %q", typ)
 	}
 	if h.KeyID == "" {
@@ -246,7 +256,18 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (Claims, error) 
 	if ac.AuthTime != nil {
 		c.AuthTime = ac.AuthTime.Time()
 	}
+	if ac.Cnf != nil {
+		if c.JKT = ac.Cnf.JKT; !dpop.ValidJKT(c.JKT) {
+			return Claims{}, invalid("cnf without a valid jkt")
+		}
+	}
 	return c, nil
+}
+
+// confirmation is the cnf claim (RFC 7800 §3.1) with the jkt member of
+// RFC 9449 §6.1.
+type confirmation struct {
+	JKT string `json:"jkt"`
 }
 
 // keyFits reports whether key can carry alg at all, so a key is never used

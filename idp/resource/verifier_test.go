@@ -46,7 +46,7 @@ func TestVerify(t *testing.T) {
 		return tok
 	}
 	tampered := func() string {
-		tok := is.sign(t, "es-1", "JWT", is.claims(nil))
+		tok := is.sign(t, "es-1", "at+jwt", is.claims(nil))
 		parts := strings.Split(tok, ".")
 		forged := unsigned(map[string]any{}, is.claims(map[string]any{"acr": "phrh"}), "")
 		parts[1] = strings.Split(forged, ".")[1]
@@ -59,34 +59,35 @@ func TestVerify(t *testing.T) {
 		want  resource.Claims // checked when the token is accepted
 		ok    bool
 	}{
-		{"a valid ES256 access token passes and its claims are extracted", is.sign(t, "es-1", "JWT", is.claims(nil)), wantClaims, true},
-		{"an RS256 access token passes", is.sign(t, "rs-1", "JWT", is.claims(nil)), wantClaims, true},
-		{"an EdDSA access token passes", is.sign(t, "ed-1", "JWT", is.claims(nil)), wantClaims, true},
+		{"a valid ES256 access token passes and its claims are extracted", is.sign(t, "es-1", "at+jwt", is.claims(nil)), wantClaims, true},
+		{"an RS256 access token passes", is.sign(t, "rs-1", "at+jwt", is.claims(nil)), wantClaims, true},
+		{"an EdDSA access token passes", is.sign(t, "ed-1", "at+jwt", is.claims(nil)), wantClaims, true},
 		{"typ at+jwt passes (RFC 9068 §2.1)", is.sign(t, "es-1", "at+jwt", is.claims(nil)), wantClaims, true},
 		{"typ application/at+jwt passes", is.sign(t, "es-1", "application/at+jwt", is.claims(nil)), wantClaims, true},
-		{"scope as a JSON array is read too", is.sign(t, "es-1", "JWT", is.claims(map[string]any{"scope": []string{"openid", "orders:read"}})), wantClaims, true},
-		{"a token expired 20 s ago is inside the leeway", is.sign(t, "es-1", "JWT", is.claims(map[string]any{"exp": t0.Add(-20 * time.Second).Unix()})),
+		{"scope as a JSON array is read too", is.sign(t, "es-1", "at+jwt", is.claims(map[string]any{"scope": []string{"openid", "orders:read"}})), wantClaims, true},
+		{"a token expired 20 s ago is inside the leeway", is.sign(t, "es-1", "at+jwt", is.claims(map[string]any{"exp": t0.Add(-20 * time.Second).Unix()})),
 			func() resource.Claims { c := wantClaims; c.Expiry = t0.Add(-20 * time.Second); return c }(), true},
-		{"a token without auth_time or acr passes with zero values", is.sign(t, "es-1", "JWT", is.claims(map[string]any{"auth_time": nil, "acr": nil, "amr": nil})),
+		{"a token without auth_time or acr passes with zero values", is.sign(t, "es-1", "at+jwt", is.claims(map[string]any{"auth_time": nil, "acr": nil, "amr": nil})),
 			func() resource.Claims { c := wantClaims; c.AuthTime, c.ACR, c.AMR = time.Time{}, "", nil; return c }(), true},
 
-		{"a token signed by another key under a known kid is invalid", signWith(t, impostor, "JWT", is.claims(nil)), resource.Claims{}, false},
+		{"a token signed by another key under a known kid is invalid", signWith(t, impostor, "at+jwt", is.claims(nil)), resource.Claims{}, false},
 		{"a token whose payload was changed after signing is invalid", tampered(), resource.Claims{}, false},
-		{"a token from another issuer is invalid", is.sign(t, "es-1", "JWT", is.claims(map[string]any{"iss": "https://evil.example"})), resource.Claims{}, false},
-		{"a token without iss is invalid", is.sign(t, "es-1", "JWT", is.claims(map[string]any{"iss": nil})), resource.Claims{}, false},
-		{"a token expired a minute ago is invalid", is.sign(t, "es-1", "JWT", is.claims(map[string]any{"exp": t0.Add(-time.Minute).Unix()})), resource.Claims{}, false},
-		{"a token without exp is invalid", is.sign(t, "es-1", "JWT", is.claims(map[string]any{"exp": nil})), resource.Claims{}, false},
-		{"a token whose nbf is a minute ahead is invalid", is.sign(t, "es-1", "JWT", is.claims(map[string]any{"nbf": t0.Add(time.Minute).Unix()})), resource.Claims{}, false},
-		{"a token issued a minute in the future is invalid", is.sign(t, "es-1", "JWT", is.claims(map[string]any{"iat": t0.Add(time.Minute).Unix()})), resource.Claims{}, false},
+		{"a token from another issuer is invalid", is.sign(t, "es-1", "at+jwt", is.claims(map[string]any{"iss": "https://evil.example"})), resource.Claims{}, false},
+		{"a token without iss is invalid", is.sign(t, "es-1", "at+jwt", is.claims(map[string]any{"iss": nil})), resource.Claims{}, false},
+		{"a token expired a minute ago is invalid", is.sign(t, "es-1", "at+jwt", is.claims(map[string]any{"exp": t0.Add(-time.Minute).Unix()})), resource.Claims{}, false},
+		{"a token without exp is invalid", is.sign(t, "es-1", "at+jwt", is.claims(map[string]any{"exp": nil})), resource.Claims{}, false},
+		{"a token whose nbf is a minute ahead is invalid", is.sign(t, "es-1", "at+jwt", is.claims(map[string]any{"nbf": t0.Add(time.Minute).Unix()})), resource.Claims{}, false},
+		{"a token issued a minute in the future is invalid", is.sign(t, "es-1", "at+jwt", is.claims(map[string]any{"iat": t0.Add(time.Minute).Unix()})), resource.Claims{}, false},
 		{"alg none is invalid", unsigned(map[string]any{"alg": "none", "typ": "JWT", "kid": "es-1"}, is.claims(nil), ""), resource.Claims{}, false},
 		{"HS256 keyed with the public key is invalid", hmacUnderKid(), resource.Claims{}, false},
-		{"an ES256 token under the RSA key's kid is invalid", signWith(t, jose.JSONWebKey{Key: otherES, KeyID: "rs-1", Algorithm: "ES256"}, "JWT", is.claims(nil)), resource.Claims{}, false},
+		{"an ES256 token under the RSA key's kid is invalid", signWith(t, jose.JSONWebKey{Key: otherES, KeyID: "rs-1", Algorithm: "ES256"}, "at+jwt", is.claims(nil)), resource.Claims{}, false},
 		{"an ID token presented as an access token is invalid", is.sign(t, "rs-1", "JWT", is.claims(map[string]any{"jti": nil, "nonce": "n-1", "at_hash": "x", "azp": "rp-web"})), resource.Claims{}, false},
-		{"a token with jti but an ID token's nonce is invalid", is.sign(t, "es-1", "JWT", is.claims(map[string]any{"nonce": "n-1"})), resource.Claims{}, false},
-		{"a token without client_id is invalid (RFC 9068 §2.2)", is.sign(t, "es-1", "JWT", is.claims(map[string]any{"client_id": nil})), resource.Claims{}, false},
+		{"an access token typed JWT is invalid (RFC 9068 §4)", is.sign(t, "es-1", "JWT", is.claims(nil)), resource.Claims{}, false},
+		{"a token with jti but an ID token's nonce is invalid", is.sign(t, "es-1", "at+jwt", is.claims(map[string]any{"nonce": "n-1"})), resource.Claims{}, false},
+		{"a token without client_id is invalid (RFC 9068 §2.2)", is.sign(t, "es-1", "at+jwt", is.claims(map[string]any{"client_id": nil})), resource.Claims{}, false},
 		{"a token without typ is invalid", is.sign(t, "es-1", "", is.claims(nil)), resource.Claims{}, false},
 		{"a token of another typ is invalid", is.sign(t, "es-1", "dpop+jwt", is.claims(nil)), resource.Claims{}, false},
-		{"a token without kid is invalid", signWith(t, jose.JSONWebKey{Key: is.keys["es-1"].Key, Algorithm: "ES256"}, "JWT", is.claims(nil)), resource.Claims{}, false},
+		{"a token without kid is invalid", signWith(t, jose.JSONWebKey{Key: is.keys["es-1"].Key, Algorithm: "ES256"}, "at+jwt", is.claims(nil)), resource.Claims{}, false},
 		{"an opaque token without introspection is invalid", "opaque-token-1", resource.Claims{}, false},
 		{"an empty token is invalid", "", resource.Claims{}, false},
 		{"a token with a space is invalid", "abc def", resource.Claims{}, false},
@@ -126,7 +127,7 @@ func TestVerifyAudience(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := v.Verify(context.Background(), is.sign(t, "es-1", "JWT", is.claims(map[string]any{"aud": tt.aud})))
+			_, err := v.Verify(context.Background(), is.sign(t, "es-1", "at+jwt", is.claims(map[string]any{"aud": tt.aud})))
 			if tt.ok && err != nil || !tt.ok && !errors.Is(err, resource.ErrInvalidToken) {
 				t.Errorf("Verify() error = %v, want ok=%v", err, tt.ok)
 			}
@@ -142,7 +143,7 @@ func TestKeyRotation(t *testing.T) {
 	token := func(kid string) string {
 		t.Helper()
 		now := clk.Now()
-		return is.sign(t, kid, "JWT", is.claims(map[string]any{
+		return is.sign(t, kid, "at+jwt", is.claims(map[string]any{
 			"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(15 * time.Minute).Unix(),
 		}))
 	}

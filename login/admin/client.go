@@ -2,6 +2,10 @@ package admin
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -47,7 +51,22 @@ type ClientSpec struct {
 	// (storage.Client.RefreshReuseInterval). Empty is the default (10s),
 	// "0s" none.
 	RefreshReuseInterval string `json:"refresh_reuse_interval,omitempty"`
+	// RequirePAR admits only pushed authorization requests (RFC 9126 §6).
+	RequirePAR bool `json:"require_pushed_authorization_requests,omitempty"`
+	// DPoPBoundAccessTokens requires DPoP proofs and binds the client's
+	// tokens to its key (RFC 9449 §5.2).
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
+	// Profile is "" or storage.ProfileFAPI2; "none" is read as "".
+	Profile string `json:"profile,omitempty"`
+	// BackchannelLogoutURI receives logout tokens (OIDC Back-Channel
+	// Logout 1.0 §2.2); BackchannelLogoutSessionRequired asks for sid.
+	BackchannelLogoutURI             string `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required,omitempty"`
 }
+
+// MaxBackchannelLogoutURI bounds a back-channel logout URI's length, as
+// browsers and servers bound URLs.
+const MaxBackchannelLogoutURI = 2000
 
 // MaxRateLimit bounds a client's rate limit: far above what one server
 // grants, low enough that two seconds' worth is a sane burst.
@@ -64,6 +83,13 @@ var (
 	AuthMethods        = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
 	IDTokenAlgs        = []string{"RS256", "ES256", "EdDSA"}
 	AccessTokenFormats = []string{"jwt", "opaque"}
+	// Profiles are the security profiles a client can be held to: none
+	// ("") or FAPI 2.0.
+	Profiles = []string{"", storage.ProfileFAPI2}
+	// FAPI2IDTokenAlgs are the ID token algorithms the FAPI 2.0 Security
+	// Profile allows that Keystep signs with (§5.4.1: PS256, ES256,
+	// EdDSA; Keystep has no PS256 key, and RS256 is not allowed).
+	FAPI2IDTokenAlgs = []string{"ES256", "EdDSA"}
 )
 
 // SpecOf is the spec of a stored client.
@@ -73,7 +99,8 @@ func SpecOf(c storage.Client) ClientSpec {
 		Public: c.Public, Native: c.Native, AuthMethod: c.AuthMethod, GrantTypes: slices.Clone(c.GrantTypes),
 		IDTokenAlg: c.IDTokenAlg, AccessTokenFormat: c.AccessTokenFormat, MinACR: c.MinACR, Strict: c.Strict,
 		FirstParty: c.FirstParty, RequirePKCE: c.RequirePKCE, AllowEnrollDuringStepUp: c.AllowEnrollDuringStepUp,
-		RateLimit: c.RateLimit,
+		RateLimit: c.RateLimit, RequirePAR: c.RequirePAR, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
+		Profile: c.Profile, BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
 	}
 	switch d := c.RefreshReuseInterval; {
 	case d < 0:
@@ -91,8 +118,19 @@ func SpecOf(c storage.Client) ClientSpec {
 // compare equal: grants authorization_code and refresh_token, RS256 ID
 // tokens (OIDC Core §15.1), JWT access tokens, the auth method the client
 // type implies, PKCE for public clients, and the JWKS in canonical JSON.
+//
+// The FAPI 2.0 profile is decided here too: it switches on PKCE, pushed
+// requests and DPoP-bound tokens, whatever their own settings say, so the
+// places that enforce those read one switch each; and its defaults are
+// ES256 ID tokens and private_key_jwt (ValidateClient refuses the rest).
 func (s ClientSpec) Normalize() ClientSpec {
 	s.ID = strings.TrimSpace(s.ID)
+	s.Profile = strings.TrimSpace(s.Profile)
+	if s.Profile == "none" {
+		s.Profile = ""
+	}
+	fapi2 := s.Profile == storage.ProfileFAPI2
+	s.BackchannelLogoutURI = strings.TrimSpace(s.BackchannelLogoutURI)
 	s.Name = strings.TrimSpace(s.Name)
 	s.RedirectURIs = trimList(s.RedirectURIs)
 	s.PostLogoutRedirectURIs = trimList(s.PostLogoutRedirectURIs)
@@ -102,6 +140,9 @@ func (s ClientSpec) Normalize() ClientSpec {
 	}
 	if s.IDTokenAlg == "" {
 		s.IDTokenAlg = "RS256"
+		if fapi2 {
+			s.IDTokenAlg = "ES256"
+		}
 	}
 	if s.AccessTokenFormat == "" {
 		s.AccessTokenFormat = "jwt"
@@ -115,14 +156,17 @@ func (s ClientSpec) Normalize() ClientSpec {
 		switch {
 		case s.Public:
 			s.AuthMethod = "none"
-		case s.JWKS != nil:
+		case s.JWKS != nil || fapi2:
 			s.AuthMethod = "private_key_jwt"
 		default:
 			s.AuthMethod = "client_secret_basic"
 		}
 	}
 	// A public client must use PKCE whatever the flag says (RFC 9700 §2.1.1).
-	s.RequirePKCE = s.RequirePKCE || s.Public
+	s.RequirePKCE = s.RequirePKCE || s.Public || fapi2
+	// FAPI 2.0 §5.3.2.1: pushed requests and sender-constrained tokens.
+	s.RequirePAR = s.RequirePAR || fapi2
+	s.DPoPBoundAccessTokens = s.DPoPBoundAccessTokens || fapi2
 	s.RefreshReuseInterval = strings.TrimSpace(s.RefreshReuseInterval)
 	if d, err := time.ParseDuration(s.RefreshReuseInterval); err == nil {
 		s.RefreshReuseInterval = d.String()
@@ -180,6 +224,8 @@ func (s ClientSpec) Client() storage.Client {
 		Strict: s.Strict, FirstParty: s.FirstParty, RequirePKCE: s.RequirePKCE, AllowEnrollDuringStepUp: s.AllowEnrollDuringStepUp,
 		RateLimit:            s.RateLimit,
 		RefreshReuseInterval: s.reuseInterval(),
+		RequirePAR:           s.RequirePAR, DPoPBoundAccessTokens: s.DPoPBoundAccessTokens, Profile: s.Profile,
+		BackchannelLogoutURI: s.BackchannelLogoutURI, BackchannelLogoutSessionRequired: s.BackchannelLogoutSessionRequired,
 	}
 }
 
@@ -215,13 +261,43 @@ func ValidateRedirectURI(s string, native bool) error {
 		return fmt.Errorf("redirect URI %q must not have a fragment", s)
 	}
 	h := u.Hostname()
-	loopback := h == "localhost" || h == "127.0.0.1" || h == "::1"
 	switch {
 	case u.Scheme == "https" && h != "":
-	case u.Scheme == "http" && loopback:
+	case u.Scheme == "http" && loopback(h):
 	case native && u.Scheme != "http" && u.Scheme != "https" && strings.Contains(u.Scheme, "."):
 	default:
 		return fmt.Errorf("redirect URI %q must use https (http only for localhost)", s)
+	}
+	return nil
+}
+
+// loopback reports whether a URI's host is this machine, where plain http
+// is allowed for development (RFC 8252 §7.3).
+func loopback(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+}
+
+// ValidateBackchannelLogoutURI checks a back-channel logout URI: absolute
+// https (http only for loopback hosts), no fragment (OIDC Back-Channel
+// Logout 1.0 §2.2), no user name or password, at most
+// MaxBackchannelLogoutURI characters. Where it may point (private
+// addresses) is decided when a logout token is delivered, not here.
+func ValidateBackchannelLogoutURI(s string) error {
+	if len(s) > MaxBackchannelLogoutURI {
+		return fmt.Errorf("back-channel logout URI: use at most %d characters", MaxBackchannelLogoutURI)
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || !u.IsAbs() || u.Host == "":
+		return fmt.Errorf("back-channel logout URI %q must be an absolute https URL", s)
+	case u.Fragment != "" || strings.Contains(s, "#"):
+		return fmt.Errorf("back-channel logout URI %q must not have a fragment", s)
+	case u.User != nil:
+		return fmt.Errorf("back-channel logout URI %q must not hold a user name or password", s)
+	case u.Scheme == "https" && u.Hostname() != "":
+	case u.Scheme == "http" && loopback(u.Hostname()):
+	default:
+		return fmt.Errorf("back-channel logout URI %q must use https (http only for localhost)", s)
 	}
 	return nil
 }
@@ -230,6 +306,7 @@ func ValidateRedirectURI(s string, native bool) error {
 // Minimum acr values must name a level of p; builtIn is the account portal's
 // client ID, which no other client may take.
 func ValidateClient(s ClientSpec, p *stepup.Policy, builtIn string) []Problem {
+	fapi2 := s.Profile == storage.ProfileFAPI2
 	s = s.Normalize()
 	var out []Problem
 	add := func(field, format string, args ...any) {
@@ -306,6 +383,8 @@ func ValidateClient(s ClientSpec, p *stepup.Policy, builtIn string) []Problem {
 			for i, k := range set.Keys {
 				if !k.Valid() || !k.IsPublic() {
 					add("jwks", "JWKS: key %d is not a valid public key", i)
+				} else if err := CheckKey(k, fapi2); err != nil {
+					add("jwks", "JWKS: key %d: %s", i, err)
 				}
 			}
 		}
@@ -321,6 +400,31 @@ func ValidateClient(s ClientSpec, p *stepup.Policy, builtIn string) []Problem {
 		add("rate_limit", "rate limit %d: want requests a second from 1 to %d, or 0 for the server's default", s.RateLimit, MaxRateLimit)
 	case s.RateLimit > 0 && s.Public:
 		add("rate_limit", "a public client is not authenticated, so its requests count against each address's limit: leave its rate limit at 0")
+	}
+	switch {
+	case !slices.Contains(Profiles, s.Profile):
+		add("profile", "profile %q: want fapi2 or none", s.Profile)
+	case s.Profile == storage.ProfileFAPI2:
+		// FAPI 2.0 Security Profile §5.3.2.1 (confidential clients,
+		// private_key_jwt or mTLS, and Keystep has no mTLS) and §5.4.1
+		// (signing algorithms). PAR, PKCE and DPoP are switched on by
+		// Normalize.
+		switch {
+		case s.Public:
+			add("profile", "a FAPI 2.0 client must be confidential, not public")
+		case s.AuthMethod != "private_key_jwt":
+			add("profile", "a FAPI 2.0 client must authenticate with private_key_jwt and its registered public keys, not %s", s.AuthMethod)
+		}
+		if !slices.Contains(FAPI2IDTokenAlgs, s.IDTokenAlg) && slices.Contains(IDTokenAlgs, s.IDTokenAlg) {
+			add("id_token_alg", "a FAPI 2.0 client's ID tokens must be signed with %s, not %s", strings.Join(FAPI2IDTokenAlgs, " or "), s.IDTokenAlg)
+		}
+	}
+	if s.BackchannelLogoutURI != "" {
+		if err := ValidateBackchannelLogoutURI(s.BackchannelLogoutURI); err != nil {
+			add("backchannel_logout_uri", "%s", err.Error())
+		}
+	} else if s.BackchannelLogoutSessionRequired {
+		add("backchannel_logout_session_required", "asking for the session ID (sid) in logout tokens needs a back-channel logout URI")
 	}
 	if s.MinACR != "" && p != nil {
 		if _, _, ok := p.Lookup(s.MinACR); !ok {
@@ -409,4 +513,28 @@ func snapshot(v any) string {
 		return ""
 	}
 	return string(b)
+}
+
+// CheckKey refuses a client's signing key that is too weak: RSA below
+// 2048 bits (NIST SP 800-131A), and for a fapi2 client anything but RSA of
+// 2048 bits or more (PS256), EC on P-256 (ES256) or Ed25519 (EdDSA) (FAPI
+// 2.0 Security Profile §5.4.1). The token endpoint checks it again on use,
+// for keys stored before this rule.
+func CheckKey(k jose.JSONWebKey, fapi2 bool) error {
+	switch pub := k.Key.(type) {
+	case *rsa.PublicKey:
+		if pub.N.BitLen() < 2048 {
+			return fmt.Errorf("an RSA key must have at least 2048 bits, this one has %d", pub.N.BitLen())
+		}
+	case *ecdsa.PublicKey:
+		if fapi2 && pub.Curve != elliptic.P256() {
+			return fmt.Errorf("a FAPI 2.0 client's EC key must be on P-256, not %s", pub.Curve.Params().Name)
+		}
+	case ed25519.PublicKey:
+	default:
+		if fapi2 {
+			return fmt.Errorf("a FAPI 2.0 client signs with RSA (PS256), EC P-256 (ES256) or Ed25519 (EdDSA), not %T", k.Key)
+		}
+	}
+	return nil
 }

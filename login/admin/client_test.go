@@ -84,9 +84,33 @@ func TestValidateClient(t *testing.T) {
 		{"a refresh reuse interval that is no duration", func(s *ClientSpec) { s.RefreshReuseInterval = "soon" }, []string{"refresh_reuse_interval"}},
 		{"a refresh reuse interval over a minute", func(s *ClientSpec) { s.RefreshReuseInterval = "2m" }, []string{"refresh_reuse_interval"}},
 		{"a negative refresh reuse interval", func(s *ClientSpec) { s.RefreshReuseInterval = "-1s" }, []string{"refresh_reuse_interval"}},
+		{"a fapi2 client with private_key_jwt and ES256 is valid", func(s *ClientSpec) {
+			s.Profile, s.JWKS, s.IDTokenAlg = "fapi2", json.RawMessage(ecJWKS), "ES256"
+		}, nil},
+		{"a fapi2 client with EdDSA is valid", func(s *ClientSpec) {
+			s.Profile, s.JWKS, s.IDTokenAlg = "fapi2", json.RawMessage(ecJWKS), "EdDSA"
+		}, nil},
+		{"a fapi2 client with keys takes ES256 and private_key_jwt by default", func(s *ClientSpec) {
+			s.Profile, s.JWKS = "fapi2", json.RawMessage(ecJWKS)
+		}, nil},
+		{"profile none is no profile", func(s *ClientSpec) { s.Profile = "none" }, nil},
+		{"an unknown profile", func(s *ClientSpec) { s.Profile = "fapi1" }, []string{"profile"}},
+		{"a fapi2 client without keys", func(s *ClientSpec) { s.Profile = "fapi2" }, []string{"jwks"}},
+		{"a fapi2 client with a secret and RS256", func(s *ClientSpec) {
+			s.Profile, s.AuthMethod, s.IDTokenAlg = "fapi2", "client_secret_basic", "RS256"
+		}, []string{"profile", "id_token_alg"}},
+		{"a public fapi2 client", func(s *ClientSpec) { s.Profile, s.Public = "fapi2", true }, []string{"profile"}},
+		{"a back-channel logout URI with sid is valid", func(s *ClientSpec) {
+			s.BackchannelLogoutURI, s.BackchannelLogoutSessionRequired = "https://rp.example/logout?from=keystep", true
+		}, nil},
+		{"a back-channel logout URI on plain http", func(s *ClientSpec) { s.BackchannelLogoutURI = "http://rp.example/logout" }, []string{"backchannel_logout_uri"}},
+		{"sid without a back-channel logout URI", func(s *ClientSpec) { s.BackchannelLogoutSessionRequired = true }, []string{"backchannel_logout_session_required"}},
 		{"everything at once", func(s *ClientSpec) {
 			s.ID, s.GrantTypes, s.IDTokenAlg, s.AccessTokenFormat, s.MinACR = "a b", []string{"implicit", "authorization_code"}, "HS256", "paseto", "gold"
 		}, []string{"id", "grant_types", "id_token_alg", "access_token_format", "min_acr"}},
+		{"every new problem at once", func(s *ClientSpec) {
+			s.Profile, s.Public, s.IDTokenAlg, s.BackchannelLogoutURI = "fapi2", true, "RS256", "https://rp.example/logout#x"
+		}, []string{"profile", "id_token_alg", "backchannel_logout_uri"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,6 +125,64 @@ func TestValidateClient(t *testing.T) {
 				t.Errorf("problem fields (-want +got):\n%s\n%+v", diff, ValidateClient(s, p, "keystep-account"))
 			}
 		})
+	}
+}
+
+func TestValidateBackchannelLogoutURI(t *testing.T) {
+	tests := []struct {
+		uri  string
+		want string // "" for valid
+	}{
+		{"https://rp.example/backchannel", ""},
+		{"https://rp.example:8443/bc?tenant=a", ""},
+		{"http://localhost:3000/bc", ""},
+		{"http://127.0.0.1/bc", ""},
+		{"http://[::1]:8080/bc", ""},
+		{"http://rp.example/bc", "must use https"},
+		{"ftp://rp.example/bc", "must use https"},
+		{"https://rp.example/bc#x", "fragment"},
+		{"https://rp.example/bc#", "fragment"},
+		{"/bc", "absolute"},
+		{"https:///bc", "absolute"},
+		{"rp.example/bc", "absolute"},
+		{"https://user:pw@rp.example/bc", "user name or password"},
+		{"https://rp.example/" + strings.Repeat("a", MaxBackchannelLogoutURI), "at most 2000"},
+	}
+	for _, tt := range tests {
+		err := ValidateBackchannelLogoutURI(tt.uri)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%.60q: %v, want valid", tt.uri, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%.60q: %v, want an error saying %q", tt.uri, err, tt.want)
+		}
+	}
+	// Exactly at the limit is fine.
+	long := "https://rp.example/"
+	long += strings.Repeat("a", MaxBackchannelLogoutURI-len(long))
+	if err := ValidateBackchannelLogoutURI(long); err != nil {
+		t.Errorf("a URI of %d characters: %v", len(long), err)
+	}
+}
+
+// The FAPI 2.0 profile switches on what it implies, and its defaults meet
+// it; the switches round-trip through storage.
+func TestNormalizeFAPI2ImpliesItsSwitches(t *testing.T) {
+	n := ClientSpec{ID: "bank", Profile: " fapi2 ", JWKS: json.RawMessage(ecJWKS)}.Normalize()
+	if n.Profile != "fapi2" || !n.RequirePAR || !n.DPoPBoundAccessTokens || !n.RequirePKCE || n.IDTokenAlg != "ES256" || n.AuthMethod != "private_key_jwt" {
+		t.Errorf("normalised fapi2 spec %+v", n)
+	}
+	if n := (ClientSpec{ID: "rp", Profile: "none"}).Normalize(); n.Profile != "" || n.RequirePAR || n.DPoPBoundAccessTokens || n.RequirePKCE || n.IDTokenAlg != "RS256" {
+		t.Errorf("profile none: %+v", n)
+	}
+	all := ClientSpec{ID: "rp", RequirePAR: true, DPoPBoundAccessTokens: true, Profile: "fapi2", JWKS: json.RawMessage(ecJWKS),
+		BackchannelLogoutURI: "https://rp.example/bc", BackchannelLogoutSessionRequired: true}
+	c := all.Client()
+	if !c.RequirePAR || !c.DPoPBoundAccessTokens || c.Profile != "fapi2" || c.BackchannelLogoutURI != "https://rp.example/bc" || !c.BackchannelLogoutSessionRequired {
+		t.Errorf("stored %+v", c)
+	}
+	if d := DiffClients(all, SpecOf(c)); d != nil {
+		t.Errorf("the spec and its stored client differ: %q", d)
 	}
 }
 
@@ -163,6 +245,16 @@ func TestDiffClientsSaysWhatChanged(t *testing.T) {
 		"min_acr: (none) → phr",
 		"first_party: false → true",
 		"rate_limit: (default) → 5000",
+	}
+	if diff := cmp.Diff(want, DiffClients(a, b)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	b = a
+	b.BackchannelLogoutURI, b.BackchannelLogoutSessionRequired, b.DPoPBoundAccessTokens = "https://a/bc", true, true
+	want = []string{
+		"dpop_bound_access_tokens: false → true",
+		"backchannel_logout_uri: (none) → https://a/bc",
+		"backchannel_logout_session_required: false → true",
 	}
 	if diff := cmp.Diff(want, DiffClients(a, b)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)

@@ -11,16 +11,16 @@ import (
 )
 
 // grantCols are the Grant fields, stored on every token.
-const grantCols = `grant_id, client_id, subject, scopes, audience, acr, amr, auth_time, session_id, jkt`
+const grantCols = `grant_id, client_id, subject, scopes, audience, acr, amr, auth_time, session_id, jkt, authorization_details`
 
 func grantDest(g *storage.Grant) []any {
 	return []any{&g.GrantID, &g.ClientID, &g.Subject, js(&g.Scopes), js(&g.Audience),
-		&g.ACR, js(&g.AMR), at(&g.AuthTime), &g.SessionID, &g.JKT}
+		&g.ACR, js(&g.AMR), at(&g.AuthTime), &g.SessionID, &g.JKT, &g.AuthorizationDetails}
 }
 
 func grantArgs(g storage.Grant) []any {
 	return []any{g.GrantID, g.ClientID, g.Subject, jsonOf(g.Scopes), jsonOf(g.Audience),
-		g.ACR, jsonOf(g.AMR), nanos(g.AuthTime), g.SessionID, g.JKT}
+		g.ACR, jsonOf(g.AMR), nanos(g.AuthTime), g.SessionID, g.JKT, g.AuthorizationDetails}
 }
 
 const accessCols = `id, ` + grantCols + `, refresh_id, created_at, expires_at, revoked`
@@ -45,7 +45,7 @@ func scanAccessToken(sc Row, extra ...any) (storage.AccessToken, error) {
 }
 
 const insertAccess = `INSERT INTO access_tokens (` + accessCols + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 func accessArgs(t storage.AccessToken) []any {
 	args := append([]any{t.ID}, grantArgs(t.Grant)...)
@@ -153,7 +153,7 @@ func (s *Store) insertFamily(ctx context.Context, tx db, f storage.Family, acces
 	args := append([]any{f.ID}, grantArgs(f.Grant)...)
 	args = append(args, f.Generation, nanos(f.RotatedAt), nanos(f.CreatedAt), nanos(f.ExpiresAt), f.Revoked, f.AuditedGeneration, nanos(f.AuditedAt))
 	_, err := tx.exec(ctx, `INSERT INTO refresh_families (`+familyCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 	if err != nil {
 		return s.insertErr(err)
 	}
@@ -284,7 +284,7 @@ func (s *Store) insertRefresh(ctx context.Context, tx db, t storage.RefreshToken
 	args := append([]any{t.ID, t.FamilyID}, grantArgs(t.Grant)...)
 	args = append(args, nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.UsedAt), t.Revoked)
 	_, err := tx.exec(ctx, `INSERT INTO refresh_tokens (`+refreshCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 	if err != nil || access == nil {
 		return s.insertErr(err)
 	}

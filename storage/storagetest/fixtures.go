@@ -48,6 +48,7 @@ func newClient(id string) storage.Client {
 		Profile:                          storage.ProfileFAPI2,
 		BackchannelLogoutURI:             "https://rp.example/backchannel",
 		BackchannelLogoutSessionRequired: true,
+		AuthorizationDetailsTypes:        []string{"payment_initiation"},
 		CreatedAt:                        t0,
 		UpdatedAt:                        t0.Add(time.Second),
 	}
@@ -73,13 +74,14 @@ func newAuthRequest(id string) storage.AuthRequest {
 			ACR: []string{"phrh", "phr", "urn:keystep:acr:mfa"}, Essential: true,
 			ClientMin: "urn:keystep:acr:mfa", Strict: true, ScopeMins: []string{"phr"},
 		},
-		LoginHint:          "alice",
-		IDTokenHintSubject: "user-1",
-		UILocales:          []string{"de-CH", "en"},
-		BrowserBinding:     "binding-" + id,
-		DPoPJKT:            "jkt-" + id,
-		CreatedAt:          t0,
-		ExpiresAt:          t0.Add(10 * time.Minute),
+		LoginHint:            "alice",
+		IDTokenHintSubject:   "user-1",
+		UILocales:            []string{"de-CH", "en"},
+		BrowserBinding:       "binding-" + id,
+		DPoPJKT:              "jkt-" + id,
+		AuthorizationDetails: `[{"type":"payment_initiation"}]`,
+		CreatedAt:            t0,
+		ExpiresAt:            t0.Add(10 * time.Minute),
 	}
 }
 
@@ -123,16 +125,17 @@ func newSession(id, userID string) storage.Session {
 
 func newGrant(grantID string) storage.Grant {
 	return storage.Grant{
-		GrantID:   grantID,
-		ClientID:  "rp",
-		Subject:   "user-1",
-		Scopes:    []string{"openid", "offline_access"},
-		Audience:  []string{"rp", "https://api.example"},
-		ACR:       "urn:keystep:acr:mfa",
-		AMR:       []string{"pwd", "otp", "mfa"},
-		AuthTime:  t0,
-		SessionID: "sid-1",
-		JKT:       "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+		GrantID:              grantID,
+		ClientID:             "rp",
+		Subject:              "user-1",
+		Scopes:               []string{"openid", "offline_access"},
+		Audience:             []string{"rp", "https://api.example"},
+		ACR:                  "urn:keystep:acr:mfa",
+		AMR:                  []string{"pwd", "otp", "mfa"},
+		AuthTime:             t0,
+		SessionID:            "sid-1",
+		JKT:                  "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+		AuthorizationDetails: `[{"creditorName":"Example Supplies Ltd","type":"payment_initiation"}]`,
 	}
 }
 
