@@ -22,6 +22,7 @@ import (
 	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
@@ -98,6 +99,10 @@ type Config struct {
 	// at /authorize, from every client; a client can also require it for
 	// itself (storage.Client.RequirePAR).
 	RequirePAR bool
+	// Details registers the authorization_details types (RFC 9396) a
+	// client may request, what each demands and how it is shown to the
+	// person approving it; nil for none.
+	Details *details.Registry
 	// DPoPNonceNotRequired lets DPoP proofs at the token endpoint go
 	// without a server nonce (RFC 9449 §8). By default one is required: a
 	// proof made ahead of time by a thief with brief access to the key is
@@ -296,7 +301,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		Risk: cfg.Risk, Limits: cfg.Limits,
 		SessionIdleTimeout: cfg.SessionIdleTimeout, SessionMaxAge: cfg.SessionMaxAge,
 		AdminACR: cfg.AdminACR, AdminMaxAge: cfg.AdminMaxAge, PasskeyCoolingOff: cfg.PasskeyCoolingOff,
-		PasskeysTrustedAtOnce: cfg.PasskeysTrustedAtOnce,
+		PasskeysTrustedAtOnce: cfg.PasskeysTrustedAtOnce, Details: cfg.Details,
 		RotateKeys: func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error) {
 			added, err := RotateKeys(ctx, cfg.Store, sealer, now(), activateIn)
 			s.keys.invalidate()

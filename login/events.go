@@ -15,6 +15,7 @@ var eventTexts = map[storage.EventType]string{
 	storage.EventLoginFailed:                  "Sign-in didn't finish",
 	storage.EventLoginPassword:                "Password entered",
 	storage.EventStepupFactor:                 "Extra check",
+	storage.EventStepUpTransaction:            "Approved a payment or change",
 	storage.EventFactorEnrolled:               "Added a way to sign in",
 	storage.EventFactorRemoved:                "Removed a way to sign in",
 	storage.EventFactorRecoveryCodeUsed:       "Used a recovery code",

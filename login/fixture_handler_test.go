@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
@@ -399,6 +400,17 @@ func (f *fixture) requirement(ar *authRequest) {
 	}
 	if ar.Requirement, err = signin.NewRequirement(ar.claims, ar.ACRValues, c, ar.Scopes, f.cfg.ScopeMinACR); err != nil {
 		f.t.Fatal(err)
+	}
+	if ar.AuthorizationDetails != "" {
+		// What the details demand, as /authorize computes it.
+		d, err := details.Parse(ar.AuthorizationDetails)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		ar.AuthorizationDetails = d.String()
+		if ar.Requirement.TransactionMin, ar.Requirement.TransactionMaxAge, err = signin.TransactionDemand(f.cfg.Details, d, f.cfg.Policy); err != nil {
+			f.t.Fatal(err)
+		}
 	}
 }
 

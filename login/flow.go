@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
@@ -33,6 +34,10 @@ type flowState struct {
 	signIn   storage.SignIn         // this sign-in, recorded as history when it completes
 	locked   map[stepup.Method]bool // second factors locked after too many wrong codes
 	known    bool                   // from a device and network the user signed in from, when a passkey is ripe (trust.go)
+	// approved: the person approved the request's authorization details on
+	// the consent page just now; that approval is for this request only
+	// and is never stored as a remembered consent.
+	approved bool
 }
 
 var errExpiredRequest = userError(http.StatusBadRequest, "This sign-in link has expired",
@@ -344,6 +349,9 @@ type factorPage struct {
 	// it shows LockedNote and the other ways instead of a form.
 	Locked     bool
 	LockedNote string
+	// Approving is the request's authorization details as the person
+	// reads them ("You're approving"), shown above the factor.
+	Approving []details.Item
 }
 
 type otherWay struct {
@@ -395,6 +403,8 @@ func explain(st *flowState, d stepup.Decision) (headline, reason string) {
 			return "Confirm it's you", rs[0] + " To keep your account safe, we need one more check."
 		}
 		return "Confirm it's you", "Something about this sign-in is unusual, so we need one more check."
+	case has(stepup.ReasonTransaction):
+		return name + " asks you to approve this", "Check the details, then confirm it's you."
 	case has(stepup.ReasonRequested), has(stepup.ReasonClientMin), has(stepup.ReasonScope):
 		return name + " needs you to confirm it's you", "This part of " + name + " asks for an extra check."
 	case has(stepup.ReasonPromptLogin), has(stepup.ReasonMaxAge):
@@ -411,9 +421,14 @@ func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowSta
 		// The portal and the console sign in as Keystep's own client.
 		headline, reason = "Confirm it's you", "This change to your account needs an extra check."
 	}
+	approving, err := h.approving(st)
+	if err != nil {
+		return err
+	}
 	p := factorPage{
 		Page: h.page(r, headline), RequestID: st.ar.ID, ClientName: clientName(st.client),
 		Headline: headline, Reason: reason, Problem: problem, Passkeys: h.cfg.WebAuthn != nil,
+		Approving: approving,
 	}
 	if st.hasSess {
 		p.Username, p.KnownUser = st.user.Username, true
@@ -460,6 +475,9 @@ type consentPage struct {
 	ClientName string
 	Username   string
 	Scopes     []string
+	// Approving is the request's authorization details: the page is then
+	// an approval of them, for this request only.
+	Approving []details.Item
 }
 
 var scopeText = map[string]string{
@@ -470,6 +488,12 @@ var scopeText = map[string]string{
 }
 
 func (h *Handler) needsConsent(ctx context.Context, st *flowState) (bool, error) {
+	if st.ar.AuthorizationDetails != "" {
+		// RFC 9396: details are approved each time, by every client's
+		// user, first-party included; a remembered consent covers scopes,
+		// never a transaction.
+		return !st.approved, nil
+	}
 	if st.client.FirstParty || st.client.ID == h.cfg.AccountClientID {
 		return false, nil
 	}
@@ -489,7 +513,20 @@ func (h *Handler) needsConsent(ctx context.Context, st *flowState) (bool, error)
 }
 
 func (h *Handler) showConsent(w http.ResponseWriter, r *http.Request, st *flowState) error {
-	p := consentPage{Page: h.page(r, "Allow access"), RequestID: st.ar.ID, ClientName: clientName(st.client), Username: st.user.Username}
+	approving, err := h.approving(st)
+	if err != nil {
+		return err
+	}
+	title := "Allow access"
+	if approving != nil {
+		title = "Approve"
+	}
+	p := consentPage{Page: h.page(r, title), RequestID: st.ar.ID, ClientName: clientName(st.client), Username: st.user.Username, Approving: approving}
+	if approving != nil && (st.client.FirstParty || st.client.ID == h.cfg.AccountClientID) {
+		// A first-party app is not asked about scopes: the page approves
+		// the details only.
+		return h.r.render(w, http.StatusOK, "consent", p)
+	}
 	for _, s := range st.ar.Scopes {
 		if t, ok := scopeText[s]; ok {
 			p.Scopes = append(p.Scopes, t)
@@ -602,7 +639,11 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventLoginPassword, UserID: u.ID, ActorID: u.ID, ClientID: st.client.ID, Outcome: "success"}); err != nil {
 		return err
 	}
-	if _, err := h.addFactor(w, r, u.ID, storage.FactorEvent{Method: string(stepup.Password), At: h.cfg.Now()}); err != nil {
+	ev := storage.FactorEvent{Method: string(stepup.Password), At: h.cfg.Now()}
+	if err := h.recordApproval(r, st, u, ev); err != nil {
+		return err
+	}
+	if _, err := h.addFactor(w, r, u.ID, ev); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
@@ -714,6 +755,11 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventStepupFactor, UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success", Details: map[string]string{"factor": string(m)}}); err != nil {
 		return err
 	}
+	// A code cannot commit to the details; the row records that they were
+	// on the page it was typed on (committed=false).
+	if err := h.recordApproval(r, st, st.user, ev); err != nil {
+		return err
+	}
 	if _, err := h.addFactor(w, r, st.user.ID, ev); err != nil {
 		return err
 	}
@@ -808,7 +854,11 @@ func (h *Handler) postConsent(w http.ResponseWriter, r *http.Request) error {
 	if r.PostForm.Get("decision") != "allow" {
 		return h.fail(w, r, st, "access_denied", "consent refused")
 	}
-	if err := h.cfg.Store.SaveConsent(ctx, st.user.ID, st.client.ID, st.ar.Scopes, h.cfg.Now()); err != nil {
+	if st.ar.AuthorizationDetails != "" {
+		// An approval of details holds for this request only: nothing is
+		// saved, so the next request asks again.
+		st.approved = true
+	} else if err := h.cfg.Store.SaveConsent(ctx, st.user.ID, st.client.ID, st.ar.Scopes, h.cfg.Now()); err != nil {
 		return err
 	}
 	// Consent is given; prompt=consent has been honoured for this request.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-webauthn/webauthn/webauthn"
 
+	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
@@ -51,6 +52,10 @@ type Config struct {
 	StuffingLimit int
 	// Risk is the risk engine's configuration; zero means DefaultRiskConfig.
 	Risk signin.RiskConfig
+	// Details are the authorization details types (RFC 9396) the pages
+	// show to the person approving them; nil knows no types, and a request
+	// with details is then shown only as a count of what it holds.
+	Details *details.Registry
 	// WebAuthn is the passkey relying party; nil turns passkeys off.
 	WebAuthn *webauthn.WebAuthn
 	// AdminACR is the level the admin console needs ("" means phr), and

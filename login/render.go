@@ -68,7 +68,7 @@ func (r *renderer) parse() (map[string]*template.Template, error) {
 	pages := map[string]*template.Template{}
 	var errs []error
 	for _, name := range requiredPages {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(r.fsys, "layout.html", name+".html")
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(r.fsys, "layout.html", "approving.html", name+".html")
 		if err != nil {
 			errs = append(errs, fmt.Errorf("template %s: %w", name, err))
 			continue

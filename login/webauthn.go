@@ -15,6 +15,7 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 
+	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/login/web"
@@ -49,6 +50,9 @@ type ceremony struct {
 	Kind    string               `json:"kind"`
 	Bind    string               `json:"bind"` // auth request ID, or user ID for registration
 	Session webauthn.SessionData `json:"session"`
+	// Nonce is the server nonce of a challenge bound to the request's
+	// authorization details (details.Challenge); nil for any other.
+	Nonce []byte `json:"nonce,omitempty"`
 }
 
 func ceremonyAD(kind, bind string) []byte { return []byte("webauthn:" + kind + ":" + bind) }
@@ -69,24 +73,24 @@ func (h *Handler) saveCeremony(ctx context.Context, w http.ResponseWriter, c cer
 var errCeremony = errors.New("this passkey request has expired; try again")
 
 // takeCeremony opens the cookie for (kind, bind) and spends its challenge.
-func (h *Handler) takeCeremony(ctx context.Context, w http.ResponseWriter, r *http.Request, kind, bind string) (webauthn.SessionData, error) {
+func (h *Handler) takeCeremony(ctx context.Context, w http.ResponseWriter, r *http.Request, kind, bind string) (ceremony, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(h.cfg.Cookies.Value(r, webauthnCookie))
 	if err != nil || len(raw) == 0 {
-		return webauthn.SessionData{}, errCeremony
+		return ceremony{}, errCeremony
 	}
 	plain, err := h.cfg.Sealer.Open(raw, ceremonyAD(kind, bind))
 	if err != nil {
-		return webauthn.SessionData{}, errCeremony
+		return ceremony{}, errCeremony
 	}
 	var c ceremony
 	if err := json.Unmarshal(plain, &c); err != nil || c.Kind != kind || c.Bind != bind {
-		return webauthn.SessionData{}, errCeremony
+		return ceremony{}, errCeremony
 	}
 	h.cfg.Cookies.Clear(w, webauthnCookie)
 	if err := h.cfg.Store.ConsumeOneTimeToken(ctx, webauthnTokenKnd, factor.HashToken(c.Session.Challenge), h.cfg.Now()); err != nil {
-		return webauthn.SessionData{}, errCeremony
+		return ceremony{}, errCeremony
 	}
-	return c.Session, nil
+	return c, nil
 }
 
 // ---- JSON plumbing ----
@@ -164,7 +168,22 @@ func (h *Handler) loginOptions(w http.ResponseWriter, r *http.Request) error {
 	var (
 		assertion *protocol.CredentialAssertion
 		session   *webauthn.SessionData
+		opts      []webauthn.LoginOption
+		nonce     []byte
 	)
+	d, err := transaction(st)
+	if err != nil {
+		return err
+	}
+	if d != nil {
+		// The assertion signs these details: its challenge is derived
+		// from them and a fresh server nonce, kept sealed with the
+		// ceremony for the check at the end and the audit record.
+		if nonce, err = newNonce(); err != nil {
+			return err
+		}
+		opts = append(opts, webauthn.WithChallenge(details.Challenge(d, nonce)))
+	}
 	if st.hasSess {
 		pu, err := h.passkeyUser(ctx, st.user)
 		if err != nil {
@@ -177,18 +196,18 @@ func (h *Handler) loginOptions(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		assertion, session, err = h.cfg.WebAuthn.BeginLogin(pu, webauthn.WithUserVerification(uv))
+		assertion, session, err = h.cfg.WebAuthn.BeginLogin(pu, append(opts, webauthn.WithUserVerification(uv))...)
 		if err != nil {
 			return err
 		}
 	} else {
 		// Passwordless: the passkey identifies the user, so it must verify them.
-		assertion, session, err = h.cfg.WebAuthn.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
+		assertion, session, err = h.cfg.WebAuthn.BeginDiscoverableLogin(append(opts, webauthn.WithUserVerification(protocol.VerificationRequired))...)
 		if err != nil {
 			return err
 		}
 	}
-	if err := h.saveCeremony(ctx, w, ceremony{Kind: ceremonyLogin, Bind: st.ar.ID, Session: *session}); err != nil {
+	if err := h.saveCeremony(ctx, w, ceremony{Kind: ceremonyLogin, Bind: st.ar.ID, Session: *session, Nonce: nonce}); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, assertion)
@@ -230,9 +249,23 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 			return tooManyPasskey(until.Sub(h.cfg.Now()))
 		}
 	}
-	session, err := h.takeCeremony(ctx, w, r, ceremonyLogin, st.ar.ID)
+	c, err := h.takeCeremony(ctx, w, r, ceremonyLogin, st.ar.ID)
 	if err != nil {
 		return userError(http.StatusBadRequest, "Try again", err.Error())
+	}
+	session := c.Session
+	d, err := transaction(st)
+	if err != nil {
+		return err
+	}
+	if d != nil {
+		// The ceremony must have been begun for these details: its
+		// challenge, which ValidateLogin compares with the one the
+		// authenticator signed, is details.Challenge(d, nonce).
+		challenge, err := b64.DecodeString(session.Challenge)
+		if err != nil || !details.VerifyChallenge(d, c.Nonce, challenge) {
+			return h.passkeyFailed(ctx, st, "challenge not bound to the authorization details", nil)
+		}
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(req.Credential)
 	if err != nil {
@@ -272,6 +305,9 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventStepupFactor, UserID: pu.User.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "credential blocked", Details: map[string]string{"factor": string(stepup.WebAuthn), "credential": f.Name}}); err != nil {
 			return err
 		}
+		if err := h.recordRefusal(ctx, st, pu.User.ID, "credential blocked"); err != nil {
+			return err
+		}
 		return userError(http.StatusForbidden, "This key can't be used", "This passkey or security key has been blocked. Use another way to sign in.")
 	}
 	if cred.Authenticator.CloneWarning {
@@ -283,6 +319,9 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventFactorSignCountRegression, UserID: pu.User.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "signature counter went backwards; credential flagged", Details: map[string]string{"factor": f.ID, "name": f.Name}}); err != nil {
+			return err
+		}
+		if err := h.recordRefusal(ctx, st, pu.User.ID, "signature counter went backwards"); err != nil {
 			return err
 		}
 		return userError(http.StatusForbidden, "This key can't be used", "This passkey or security key looks like it may have been copied, so it has been blocked. Use another way, and tell your administrator.")
@@ -322,6 +361,22 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 		Details: map[string]string{"factor": string(stepup.WebAuthn), "credential": f.Name, "user_verified": fmt.Sprint(ev.UserVerified), "device_bound": fmt.Sprint(ev.DeviceBound), "passwordless": fmt.Sprint(!st.hasSess),
 			"phishing_resistant": fmt.Sprint(!ev.Provisional)}}); err != nil {
 		return err
+	}
+	if d != nil {
+		// The assertion is the approval of these details, kept so that
+		// anyone can check it later (keystep audit verify --transaction).
+		acr, err := h.reached(r, st, pu.User, ev)
+		if err != nil {
+			return err
+		}
+		a := parsed.Raw.AssertionResponse
+		if err := h.cfg.Audit.Record(ctx, transactionEvent(st, pu.User.ID, d, stepup.WebAuthn, "success", "", acr, map[string]string{
+			"nonce": b64.EncodeToString(c.Nonce), "factor_id": f.ID, "credential_id": b64.EncodeToString(cred.ID),
+			"client_data_json": b64.EncodeToString(a.ClientDataJSON), "authenticator_data": b64.EncodeToString(a.AuthenticatorData),
+			"signature": b64.EncodeToString(a.Signature), "user_verification": string(session.UserVerification),
+		})); err != nil {
+			return err
+		}
 	}
 	if _, err := h.addFactor(w, r, pu.User.ID, ev); err != nil {
 		return err
@@ -371,6 +426,9 @@ func (h *Handler) passkeyFailed(ctx context.Context, st *flowState, reason strin
 		details["detail"] = cause.Error()
 	}
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventStepupFactor, UserID: st.user.ID, ClientID: st.client.ID, Outcome: "failure", Reason: reason, Details: details}); err != nil {
+		return err
+	}
+	if err := h.recordRefusal(ctx, st, st.user.ID, reason); err != nil {
 		return err
 	}
 	return userError(http.StatusUnauthorized, "That didn't work", "That passkey or security key wasn't accepted. Try again, or use another way.")
@@ -451,10 +509,11 @@ func (h *Handler) registerVerify(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	session, err := h.takeCeremony(ctx, w, r, ceremonyRegister, a.user.ID+":"+sid(a.sess))
+	c, err := h.takeCeremony(ctx, w, r, ceremonyRegister, a.user.ID+":"+sid(a.sess))
 	if err != nil {
 		return userError(http.StatusBadRequest, "Try again", err.Error())
 	}
+	session := c.Session
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(req.Credential)
 	if err != nil {
 		return userError(http.StatusBadRequest, "That didn't work", "Your browser sent a passkey we couldn't read. Try again.")

@@ -35,6 +35,17 @@ const (
 	// EventStepupThrottled: a second-factor attempt was refused by its
 	// throttle before being checked.
 	EventStepupThrottled EventType = "stepup.throttled"
+	// EventStepUpTransaction: a factor approved (Outcome "success") or failed
+	// to approve ("denied") an authorization request's authorization details
+	// (RFC 9396). Details: "auth_request", "authorization_details" (the
+	// canonical JSON), "details_hash" (base64url SHA-256 of it), "method",
+	// "committed" ("true" when the factor signed the details: a WebAuthn
+	// assertion over idp/details Challenge), "acr" (reached, "" if not yet);
+	// for a WebAuthn approval also "nonce", "factor_id", "credential_id",
+	// "client_data_json", "authenticator_data", "signature" (base64url) and
+	// "user_verification" (what was asked), so that `keystep audit verify
+	// --transaction` can check the signature later.
+	EventStepUpTransaction EventType = "stepup.transaction"
 )
 
 // Factors: enrolment and life of second factors (login, the account portal).
@@ -162,7 +173,7 @@ const EventAuditCheckpoint EventType = "audit.checkpoint"
 // eventTypes is every type above, in declaration order.
 var eventTypes = []EventType{
 	EventLoginPassword, EventLoginThrottled, EventLoginCompleted, EventLoginFailed,
-	EventStepupRequested, EventStepupFactor, EventStepupThrottled,
+	EventStepupRequested, EventStepupFactor, EventStepupThrottled, EventStepUpTransaction,
 	EventFactorEnrolled, EventFactorEnrollRefused, EventFactorRemoved, EventFactorRecoveryCodesGenerated,
 	EventFactorRecoveryCodeUsed, EventFactorSignCountRegression, EventFactorLocked, EventFactorTrusted,
 	EventAccountPasswordChanged, EventSessionLogout, EventSessionEnded, EventSessionRevokedAll, EventSessionRevokedOthers,

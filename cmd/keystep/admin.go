@@ -845,10 +845,13 @@ func audit(ctx context.Context, args []string, stdout io.Writer) error {
 	if action != "verify" && action != "export" && action != "checkpoint" {
 		return usageError{"audit: unknown action " + action}
 	}
-	var since, until, user, event, checkpoint string
+	var since, until, user, event, checkpoint, issuer string
+	var transaction int64
 	f := storage.AuditFilter{}
 	fs, c, err := sub("audit "+action, args[1:], func(fs *flag.FlagSet) {
 		fs.StringVar(&checkpoint, "checkpoint", "", "verify: a signed checkpoint, or a file whose last checkpoint counts, that the log must still reach")
+		fs.Int64Var(&transaction, "transaction", 0, "verify: the approval recorded in this stepup.transaction row (its seq, as export shows it)")
+		fs.StringVar(&issuer, "issuer", env("ISSUER", ""), "verify --transaction: the server's issuer URL (the passkey's origin and RP ID)")
 		fs.StringVar(&since, "since", "", "export events at or after this time (RFC 3339)")
 		fs.StringVar(&until, "until", "", "export events before this time (RFC 3339)")
 		fs.StringVar(&user, "user", "", "only events about this user (username or ID)")
@@ -879,6 +882,12 @@ func audit(ctx context.Context, args []string, stdout io.Writer) error {
 	if checkpoint != "" && action != "verify" {
 		return usageError{"audit " + action + ": --checkpoint is for audit verify"}
 	}
+	if (transaction != 0 || issuer != "" && os.Getenv("KEYSTEP_ISSUER") == "") && action != "verify" {
+		return usageError{"audit " + action + ": --transaction and --issuer are for audit verify"}
+	}
+	if transaction < 0 || transaction != 0 && checkpoint != "" {
+		return usageError{"audit verify: --transaction takes a row's seq (a positive number), without --checkpoint"}
+	}
 	st, key, err := c.open(ctx)
 	if err != nil {
 		return err
@@ -886,6 +895,9 @@ func audit(ctx context.Context, args []string, stdout io.Writer) error {
 	defer st.Close()
 	switch action {
 	case "verify":
+		if transaction != 0 {
+			return auditVerifyTransaction(ctx, st, key, transaction, issuer, c.json, stdout)
+		}
 		return auditVerify(ctx, st, key, checkpoint, c.json, stdout)
 	case "checkpoint":
 		return auditCheckpoint(ctx, st, key, c.json, stdout)

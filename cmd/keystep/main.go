@@ -151,6 +151,7 @@ const usage = `Usage:
                   [--backchannel-logout-uri URL] [--backchannel-logout-session-required]
   keystep keys rotate [--activate-in DURATION] | list
   keystep audit verify [--checkpoint CHECKPOINT|FILE] (exit 1: log broken or cut; 3: checkpoint refused)
+  keystep audit verify --transaction SEQ [--issuer URL] (a stepup.transaction row; exit 1: fails; 4: a code approval, not verifiable)
   keystep audit checkpoint   (the head as a signed checkpoint, to keep elsewhere)
   keystep audit export [--since RFC3339] [--until RFC3339] [--user NAME]
                   [--client ID] [--event TYPE] [--outcome success|failure|denied|challenged]

@@ -30,8 +30,10 @@ var defaultPolicy = DefaultPolicy()
 //  3. Floors raise the target and never lower it: ClientMin and ScopeMins,
 //     unreachable (or unknown) → Fail unmet_authentication_requirements;
 //     RiskFloor, unreachable (or unknown) → Fail access_denied when RiskHard,
-//     else waived (RiskWaived). With no request and no floor the target is
-//     the lowest level.
+//     else waived (RiskWaived). TransactionMin, the floor of the request's
+//     authorization details, is one more: unreachable (or unknown) → Fail
+//     unmet_authentication_requirements. With no request and no floor the
+//     target is the lowest level.
 //
 //  4. Target met by the counted factors → Satisfied. With an active request,
 //     the acr is the first requested value (as the RP spelled it) whose level
@@ -41,6 +43,30 @@ var defaultPolicy = DefaultPolicy()
 //     auth_time come from the satisfying set of that level: the newest
 //     counted factors that meet it, so auth_time (their earliest time) is as
 //     late as it can truthfully be (OIDC Core §2).
+//
+//     A transaction (TransactionMin set) is met only when it is approved:
+//     some route of the target level holds whose strongest factor
+//     (WebAuthn, then TOTP, then recovery code, then password) was done at
+//     or after RequestTime, and every counted factor is within
+//     TransactionMaxAge (and max_age) of RequestTime. So a session already
+//     at the level still proves one factor again, and only that one: for
+//     phr a passkey, not the password still within the max age. Why:
+//     - the person approves what the page shows for this request; a factor
+//     done before the request was shown nothing of it, so it cannot be
+//     the approval (PSD2 RTS Art. 5, dynamic linking: the authentication
+//     is specific to the amount and the payee);
+//     - the strongest factor is the one that can commit to the details: a
+//     passkey signs a challenge derived from them (idp/details
+//     Challenge), a password or a code cannot. A fresh password next to a
+//     passkey assertion made for another request would approve with
+//     nothing signed, so for phr the passkey itself must be fresh;
+//     - asking only for that factor keeps the step-up to one prompt, as
+//     everywhere else (a factor within the max age is not asked again).
+//     The approval is judged at the target, which is at least
+//     TransactionMin: the request's strongest demand says what approves it,
+//     so the approval is never weaker than the acr the token will carry.
+//     Without a (kept) request that acr is the target's, not the highest
+//     level the session holds: the token says how the approval was made.
 //
 //  5. Target out of reach (a user with no password or passkey) → Fail
 //     unmet_authentication_requirements.
@@ -118,6 +144,13 @@ func Decide(p *Policy, in Input) Decision {
 		}
 		floors = append(floors, floor{r, ReasonScope})
 	}
+	if in.TransactionMin != "" {
+		r, ok := p.rank[in.TransactionMin]
+		if !ok || !e.reachable(r) {
+			return unmet(in.TransactionMin)
+		}
+		floors = append(floors, floor{r, ReasonTransaction})
+	}
 	waived := false
 	if in.RiskFloor != "" {
 		r, ok := p.rank[in.RiskFloor]
@@ -137,6 +170,10 @@ func Decide(p *Policy, in Input) Decision {
 	for _, f := range floors {
 		target = max(target, f.rank)
 	}
+	if in.TransactionMin != "" {
+		// From here on the target is met only once approved (rule 4).
+		e.approve = target
+	}
 
 	// 4. Satisfied.
 	if e.met(target) {
@@ -153,6 +190,11 @@ func Decide(p *Policy, in Input) Decision {
 					break
 				}
 			}
+		} else if e.approve >= 0 {
+			// A transaction: the level that approved it. A higher level
+			// the session holds from before the request approved nothing,
+			// and an API reads the acr as how this approval was made.
+			acrRank, acr = target, p.levels[target].ACR
 		} else {
 			// No (kept) request: the session's real acr (OIDC Core §5.5.1.1),
 			// which is at or above the target since the target is met.
@@ -199,6 +241,9 @@ func Decide(p *Policy, in Input) Decision {
 	if active && reqRank > 0 && !e.met(reqRank) {
 		why[reasonIndex(ReasonRequested)] = true
 	}
+	if e.approve >= 0 {
+		why[reasonIndex(ReasonTransaction)] = true
+	}
 	for _, f := range floors {
 		// A floor explains the prompt when it is what raised the target
 		// above the request (and above the lowest level).
@@ -239,7 +284,7 @@ func undrift(p *Policy, in Input) Input {
 
 var reasonOrder = [...]Reason{
 	ReasonNoSession, ReasonRequested, ReasonClientMin, ReasonScope,
-	ReasonRisk, ReasonMaxAge, ReasonPromptLogin, ReasonStale,
+	ReasonRisk, ReasonMaxAge, ReasonPromptLogin, ReasonStale, ReasonTransaction,
 }
 
 func reasonIndex(r Reason) int { return slices.Index(reasonOrder[:], r) }
@@ -261,6 +306,19 @@ func preference(m Method) int {
 		return 2
 	}
 	return 3
+}
+
+// strongest is the slot of rt that approves a transaction: the first by
+// preference, so WebAuthn, which can sign the details, whenever the route
+// has it.
+func strongest(rt []slot) slot {
+	best := rt[0]
+	for _, sl := range rt[1:] {
+		if preference(sl.m) < preference(best.m) {
+			best = sl
+		}
+	}
+	return best
 }
 
 // set holds at most one factor per method.
@@ -438,6 +496,11 @@ type eval struct {
 	enrolled  []Enrolled
 	anonymous bool      // user not identified yet: every factor is possible
 	counted   []counted // by rank
+	// approve is the rank at which a transaction must be approved (-1:
+	// none): a route of it holds only when its strongest factor was done
+	// at or after from, the request time (Decide, rule 4).
+	approve int
+	from    time.Time
 }
 
 func newEval(p *Policy, in Input) *eval {
@@ -449,12 +512,21 @@ func newEval(p *Policy, in Input) *eval {
 	case in.MaxAge != nil:
 		b = &since{from: in.RequestTime.Add(-max(*in.MaxAge, 0)), reason: ReasonMaxAge}
 	}
+	if in.TransactionMin != "" && in.TransactionMaxAge != nil {
+		// The transaction's max age bounds counting as max_age does; the
+		// tighter bound wins.
+		if from := in.RequestTime.Add(-max(*in.TransactionMaxAge, 0)); b == nil || from.After(b.from) {
+			b = &since{from: from, reason: ReasonTransaction}
+		}
+	}
 	done := latest(in.Done, in.Now)
 	e := &eval{
 		p:         p,
 		enrolled:  in.Enrolled,
 		anonymous: len(in.Enrolled) == 0 && len(in.Done) == 0,
 		counted:   make([]counted, len(p.levels)),
+		approve:   -1,
+		from:      in.RequestTime,
 	}
 	for r := range p.levels {
 		e.counted[r] = count(&p.levels[r], done, in.Now, b)
@@ -463,7 +535,24 @@ func newEval(p *Policy, in Input) *eval {
 }
 
 func (e *eval) met(rank int) bool {
-	return meets(e.p.levels[rank].Requires, e.counted[rank].set)
+	c := e.counted[rank].set
+	for _, rt := range routes(e.p.levels[rank].Requires) {
+		if holds(rt, c) && e.approved(rank, rt, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// approved reports whether route rt of the level, held by c, approves the
+// transaction: its strongest factor was done for this request. Without a
+// transaction at this rank every route approves.
+func (e *eval) approved(rank int, rt []slot, c set) bool {
+	if rank != e.approve {
+		return true
+	}
+	f, ok := c.get(strongest(rt).m)
+	return ok && !f.At.Before(e.from)
 }
 
 func (e *eval) canEnroll(s slot) bool {
@@ -478,11 +567,12 @@ func (e *eval) canEnroll(s slot) bool {
 func (e *eval) route(rank int, rt []slot) (todo []Method, ok bool) {
 	c := &e.counted[rank].set
 	first := !c.empty()
+	approver := strongest(rt)
 	for _, sl := range rt {
 		if sl.m == Password || sl.m == WebAuthn {
 			first = true
 		}
-		if f, ok := c.get(sl.m); ok && sl.accepts(f) {
+		if f, ok := c.get(sl.m); ok && sl.accepts(f) && (rank != e.approve || sl != approver || !f.At.Before(e.from)) {
 			continue
 		}
 		if !e.canEnroll(sl) {

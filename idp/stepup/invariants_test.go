@@ -45,6 +45,12 @@ func TestDecideInvariants(t *testing.T) {
 		if rng.IntN(3) == 0 {
 			in.MaxAge = dur(minutes(120))
 		}
+		if rng.IntN(3) == 0 {
+			in.TransactionMin = pick()
+			if flip() {
+				in.TransactionMaxAge = dur(minutes(60))
+			}
+		}
 		for range rng.IntN(5) {
 			in.Done = append(in.Done, Factor{Method: methods[rng.IntN(len(methods))], At: t0.Add(-minutes(900) + 5*time.Minute), UserVerified: flip(), DeviceBound: flip(), Provisional: flip()})
 		}
@@ -81,6 +87,25 @@ func TestDecideInvariants(t *testing.T) {
 			}
 			if d.AuthTime.After(in.Now) || len(d.AMR) == 0 {
 				fail("bad auth_time or empty amr")
+			}
+			if in.TransactionMin != "" {
+				// A transaction is approved by a factor of this request, at
+				// a level at least the details' floor, within their max age.
+				if !slices.ContainsFunc(in.Done, func(f Factor) bool { return !f.At.Before(in.RequestTime) && !f.At.After(in.Now) }) {
+					fail("a transaction approved with no factor done for the request")
+				}
+				txRank, _, ok := p.Lookup(in.TransactionMin)
+				if acrRank, _, _ := p.Lookup(d.ACR); !ok || acrRank < txRank {
+					fail("acr %q is below the transaction's floor %q", d.ACR, in.TransactionMin)
+				}
+				if in.TransactionMaxAge != nil && d.AuthTime.Before(in.RequestTime.Add(-*in.TransactionMaxAge)) {
+					fail("auth_time is older than the transaction's max age")
+				}
+				if (d.ACR == phr || d.ACR == phrh) && !slices.ContainsFunc(in.Done, func(f Factor) bool {
+					return f.Method == WebAuthn && !f.At.Before(in.RequestTime) && !f.At.After(in.Now) && !f.Provisional
+				}) {
+					fail("a phishing-resistant transaction approved without a passkey used for the request")
+				}
 			}
 			if d.Next != nil || d.Reasons != nil || d.Error != "" {
 				fail("fields of another outcome are set")

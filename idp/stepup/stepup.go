@@ -37,6 +37,15 @@
 // prompt=login, it was done at or after RequestTime − max_age (OIDC Core
 // §3.1.2.1; prompt=login is max_age=0, so only factors done anew count).
 //
+// # Transactions
+//
+// A request with authorization details (RFC 9396) is a transaction to
+// approve: Input.TransactionMin is one more floor, Input.TransactionMaxAge
+// bounds counting like max_age, and the target is met only once a factor
+// was done for this request — the strongest factor of a route to the
+// target, so for phr the passkey, which signs the details (idp/details
+// Challenge). See [Decide], rule 4, for why.
+//
 // # Claims
 //
 // A Satisfied [Decision] carries the acr, amr and auth_time to put in the
@@ -155,6 +164,19 @@ type Input struct {
 	PromptLogin bool
 	// PromptNone is prompt=none: never ask for a factor (OIDC Core §3.1.2.1).
 	PromptNone bool
+	// TransactionMin is the floor the request's authorization details
+	// demand (RFC 9396; idp/details Strictest, "" for none). Unreachable
+	// (or unknown) → unmet_authentication_requirements, like ScopeMins. A
+	// request with details is a transaction to approve: when TransactionMin
+	// is set, the decision also needs a fresh approval (see [Decide], rule
+	// 4), even from a session already at the level.
+	TransactionMin string
+	// TransactionMaxAge is how long ago the factors that approve the
+	// transaction may have been done, before RequestTime (nil for no limit
+	// beyond MaxAge). It bounds counting as max_age does, and the tighter
+	// of the two wins. A negative value is treated as zero. It applies
+	// only with TransactionMin.
+	TransactionMaxAge *time.Duration
 	// RequestTime is when the authorization request arrived.
 	RequestTime time.Time
 	// Now is the time of the decision.
@@ -212,6 +234,7 @@ const (
 	ReasonMaxAge      Reason = "max_age"      // factors exist but are older than max_age
 	ReasonPromptLogin Reason = "prompt_login" // factors exist but predate a prompt=login request
 	ReasonStale       Reason = "stale"        // factors exist but are past the level's freshness window
+	ReasonTransaction Reason = "transaction"  // the request carries authorization details to approve
 )
 
 // OAuth error codes a Fail decision carries.

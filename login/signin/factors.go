@@ -63,22 +63,27 @@ func Enrolled(u storage.User, factors []storage.Factor, recoveryLeft int, phr fu
 }
 
 // InputOf is the part of a decision's input an authorization request
-// gives: its stored requirement, max_age and prompt, and when it was made.
+// gives: its stored requirement (what its authorization details demand
+// included), max_age and prompt, and when it was made.
 // The session's factors, the user's enrolled ones and risk are the
 // caller's to add.
 func InputOf(ar storage.AuthRequest, now time.Time) stepup.Input {
 	req := ar.Requirement
 	return stepup.Input{
-		Requested:   req.ACR,
-		Essential:   req.Essential,
-		Strict:      req.Strict,
-		ClientMin:   req.ClientMin,
-		ScopeMins:   req.ScopeMins,
-		MaxAge:      maxAgeOf(ar),
-		PromptLogin: slices.Contains(ar.Prompt, "login"),
-		PromptNone:  slices.Contains(ar.Prompt, "none"),
-		RequestTime: ar.CreatedAt,
-		Now:         now,
+		Requested: req.ACR,
+		Essential: req.Essential,
+		Strict:    req.Strict,
+		ClientMin: req.ClientMin,
+		ScopeMins: req.ScopeMins,
+		MaxAge:    maxAgeOf(ar),
+		// What the authorization details demand (TransactionDemand, at
+		// /authorize): one more floor, and a fresh approval.
+		TransactionMin:    req.TransactionMin,
+		TransactionMaxAge: transactionMaxAgeOf(req),
+		PromptLogin:       slices.Contains(ar.Prompt, "login"),
+		PromptNone:        slices.Contains(ar.Prompt, "none"),
+		RequestTime:       ar.CreatedAt,
+		Now:               now,
 	}
 }
 
@@ -104,6 +109,16 @@ func RaiseFloors(in *stepup.Input, p *stepup.Policy, c storage.Client, scopes []
 			in.ScopeMins = append(in.ScopeMins, m)
 		}
 	}
+}
+
+// transactionMaxAgeOf converts the stored transaction max age (seconds, 0
+// for none).
+func transactionMaxAgeOf(req storage.Requirement) *time.Duration {
+	if req.TransactionMin == "" || req.TransactionMaxAge <= 0 {
+		return nil
+	}
+	d := time.Duration(req.TransactionMaxAge) * time.Second
+	return &d
 }
 
 // maxAgeOf converts the stored max_age.
