@@ -92,6 +92,7 @@ type env struct {
 	noUsers  bool
 	dbDir    string
 	tls      bool
+	server   *idp.Server
 }
 
 const (
@@ -157,7 +158,7 @@ func newEnvWith(t *testing.T, noUsers, tlsEnv bool, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h = s
+	h, e.server = s, s
 	if e.noUsers {
 		return e
 	}

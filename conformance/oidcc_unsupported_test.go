@@ -8,16 +8,17 @@ import (
 )
 
 // The OP plans for what Keystep does not offer: Implicit and Hybrid, Form
-// Post, Back-Channel, Front-Channel and Session logout, 3rd Party-Initiated
-// Login. Each module checks that Keystep neither advertises nor accepts the
-// feature, then ends as not applicable.
+// Post, Front-Channel and Session logout, 3rd Party-Initiated Login. Each
+// module checks that Keystep neither advertises nor accepts the feature,
+// then ends as not applicable. The Back-Channel Logout plan's modules are
+// here too, and pass (backchannel_test.go).
 var otherPlanModules = []oidccModule{
 	{"oidcc-ensure-request-without-nonce-fails", oidccImplicitRefused},
 	// The Form Post plans run the Basic modules with response_mode=form_post;
 	// one subtest stands for them.
 	{"oidcc-formpost-basic-certification-test-plan", oidccFormPostRefused},
-	{"oidcc-backchannel-logout-discovery-endpoint-verification", func(t *testing.T) { notAdvertised(t, "back-channel logout", "backchannel_logout_supported") }},
-	{"oidcc-backchannel-rp-initiated-logout", func(t *testing.T) { notAdvertised(t, "back-channel logout", "backchannel_logout_supported") }},
+	{"oidcc-backchannel-logout-discovery-endpoint-verification", oidccBackchannelDiscovery},
+	{"oidcc-backchannel-rp-initiated-logout", oidccBackchannelRPInitiated},
 	{"oidcc-frontchannel-logout-discovery-endpoint-verification", func(t *testing.T) { notAdvertised(t, "front-channel logout", "frontchannel_logout_supported") }},
 	{"oidcc-frontchannel-rp-initiated-logout", func(t *testing.T) { notAdvertised(t, "front-channel logout", "frontchannel_logout_supported") }},
 	{"oidcc-session-management-discovery-endpoint-verification", func(t *testing.T) { notAdvertised(t, "session management", "check_session_iframe") }},

@@ -101,6 +101,8 @@ func (s *opServer) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.
 	cfg.RevocationEndpointAuthSigningAlgValuesSupported = cfg.TokenEndpointAuthSigningAlgValuesSupported
 	cfg.DisplayValuesSupported = []oidc.Display{oidc.DisplayPage}
 	cfg.ClaimTypesSupported = []string{"normal"}
+	// OIDC Back-Channel Logout 1.0 §2.1: logout tokens always carry sid.
+	cfg.BackChannelLogoutSupported, cfg.BackChannelLogoutSessionSupported = true, true
 	return op.NewResponse(discoveryDocument{DiscoveryConfiguration: cfg, discoveryExtra: discoveryExtra{
 		PushedAuthorizationRequestEndpoint:         s.issuer + parPath,
 		RequirePushedAuthorizationRequests:         s.requirePAR,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/dpop"
+	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
@@ -433,7 +434,12 @@ func (s *opStorage) reuse(ctx context.Context, family, legacyID string, g storag
 	if err != nil {
 		return err
 	}
-	s.recordAudit(ctx, storage.AuditEvent{Type: storage.EventTokenRefreshReuse, ClientID: g.ClientID, UserID: g.Subject, Outcome: "denied", Reason: "rotated refresh token presented again; family revoked"})
+	// The session the family was issued under ends everywhere: whoever
+	// holds the stolen token may hold its siblings too.
+	if err := s.endSessionOf(ctx, g); err != nil {
+		return err
+	}
+	s.recordAudit(ctx, storage.AuditEvent{Type: storage.EventTokenRefreshReuse, ClientID: g.ClientID, UserID: g.Subject, Outcome: "denied", Reason: "rotated refresh token presented again; family revoked and its session ended"})
 	return oidc.ErrInvalidGrant().WithDescription("refresh token already used")
 }
 
@@ -496,7 +502,7 @@ func (s *opStorage) TerminateSessionFromRequest(ctx context.Context, req *op.End
 	if st.sessionID != "" {
 		sess, err := s.store.SessionByID(ctx, st.sessionID, s.now())
 		if err == nil && (req.UserID == "" || req.UserID == sess.UserID) {
-			if err := s.store.DeleteSession(ctx, st.sessionID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			if err := admin.EndSessions(ctx, s.store, s.now(), sess.End()); err != nil {
 				return "", err
 			}
 			st.endedSession = true

@@ -108,6 +108,9 @@ type Config struct {
 	// proof made ahead of time by a thief with brief access to the key is
 	// then useless.
 	DPoPNonceNotRequired bool
+	// Outbox tunes the delivery of notifications (back-channel logouts):
+	// timeouts, retries and which addresses they may go to.
+	Outbox OutboxConfig
 }
 
 // Validate reports every problem with c at once.
@@ -148,6 +151,9 @@ func (c *Config) Validate() error {
 	if c.AuditCheckpointEvery < 0 || c.AuditCheckpointInterval < 0 {
 		errs = append(errs, fmt.Errorf("audit checkpoints: every %d events or %s must not be negative", c.AuditCheckpointEvery, c.AuditCheckpointInterval))
 	}
+	if err := c.Outbox.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.SessionIdleTimeout < 0 || c.SessionMaxAge < 0 {
 		errs = append(errs, fmt.Errorf("session: idle timeout %s and max age %s must not be negative", c.SessionIdleTimeout, c.SessionMaxAge))
 	}
@@ -175,6 +181,7 @@ type Server struct {
 	log     *slog.Logger
 	audit   *web.Auditor
 	ui      *login.Handler
+	outbox  *outbox
 }
 
 // ServeHTTP serves every Keystep endpoint.
@@ -234,6 +241,9 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("audit checkpoint: %w", err)
 	}
 	s.audit = auditor
+	if s.outbox, err = newOutbox(cfg.Outbox, s); err != nil {
+		return nil, err
+	}
 	store := &opStorage{store: cfg.Store, keys: s.keys, refresh: newRefreshMinter(cfg.MasterKey), now: now, loginURL: "/login", audit: auditor, log: cfg.Logger}
 
 	// The OP's own encryption key (codes, opaque access tokens) is derived
@@ -400,7 +410,8 @@ func (s *Server) Maintain(ctx context.Context, every time.Duration) {
 			"auth_requests": s.cfg.Store.DeleteExpiredAuthRequests,
 			"tokens":        s.cfg.Store.DeleteExpiredTokens,
 			"signing_keys":  s.cfg.Store.DeleteExpiredSigningKeys,
-			"sessions":      s.cfg.Store.DeleteExpiredSessions,
+			"sessions":      s.sweepSessions, // ended, so their apps are told
+			"outbox":        s.sweepGivenUp,
 			"throttle":      func(ctx context.Context, _ time.Time) (int, error) { return s.ui.SweepThrottle(ctx) },
 		} {
 			if n, err := f(ctx, now); err != nil {

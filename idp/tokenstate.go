@@ -101,6 +101,12 @@ func (s *tokenStateCache) RevokeUserClientTokens(ctx context.Context, subject, c
 	return s.Store.RevokeUserClientTokens(ctx, subject, clientID)
 }
 
+// EndSessions revokes the tokens issued under the sessions it ends.
+func (s *tokenStateCache) EndSessions(ctx context.Context, ends []storage.SessionEnd, msgs []storage.OutboxMessage) error {
+	defer s.forget()
+	return s.Store.EndSessions(ctx, ends, msgs)
+}
+
 // ConsumeAuthCode revokes the grant when the code is replayed.
 func (s *tokenStateCache) ConsumeAuthCode(ctx context.Context, codeHash string, now time.Time) (storage.AuthRequest, error) {
 	r, err := s.Store.ConsumeAuthCode(ctx, codeHash, now)

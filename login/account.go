@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +48,7 @@ func (h *Handler) registerAccount(mux *http.ServeMux) {
 	mux.Handle("POST /account/passkey/verify", h.handleJSON(h.registerVerify))
 	mux.Handle("POST /account/sessions/revoke-others", h.handle(h.postRevokeOthers))
 	mux.Handle("POST /account/signout", h.handle(h.postSignOut))
+	mux.Handle("POST /account/sessions/signout", h.handle(h.postSignOutSession))
 }
 
 // accountState is the signed-in user as the portal sees them.
@@ -126,7 +128,7 @@ func (h *Handler) endSession(ctx context.Context, w http.ResponseWriter, s stora
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventSessionEnded, UserID: s.UserID, Outcome: "success", Reason: reason}); err != nil {
 		return err
 	}
-	if err := h.cfg.Store.DeleteSession(ctx, s.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+	if err := admin.EndSessions(ctx, h.cfg.Store, h.cfg.Now(), s.End()); err != nil {
 		return err
 	}
 	h.cfg.Cookies.ClearSession(w)
@@ -328,8 +330,10 @@ func keyRowOf(f storage.Factor) keyRow {
 
 type sessionRow struct {
 	Current             bool
+	SID                 string // names it to the sign-out form (storage.Session.SID)
 	IP, UserAgent       string
 	CreatedAt, LastSeen time.Time
+	Apps                []string // the apps signed in under it, by name
 }
 
 type totpEnroll struct {
@@ -361,7 +365,12 @@ func (h *Handler) accountData(ctx context.Context, r *http.Request, a *accountSt
 		if h.idleOut(s, h.cfg.Now()) {
 			continue // ended: it is deleted when next presented
 		}
-		p.Sessions = append(p.Sessions, sessionRow{Current: s.ID == a.sess.ID, IP: s.IP, UserAgent: s.UserAgent, CreatedAt: s.CreatedAt, LastSeen: s.LastSeen})
+		apps, err := h.sessionApps(ctx, s)
+		if err != nil {
+			return p, err
+		}
+		p.Sessions = append(p.Sessions, sessionRow{Current: s.ID == a.sess.ID, SID: s.SID(), IP: s.IP, UserAgent: s.UserAgent,
+			CreatedAt: s.CreatedAt, LastSeen: s.LastSeen, Apps: apps})
 	}
 	// Only what the portal has words for (activityTypes), chosen by the
 	// query: token issues and steps inside a sign-in are machine steps,
@@ -377,6 +386,7 @@ var notices = map[string]string{
 	"passkey-added":  "Your passkey is ready. You can use it to sign in.",
 	"password":       "Your password was changed. Other sessions were signed out.",
 	"sessions":       "Your other sessions were signed out.",
+	"session":        "That session was signed out, and its apps were told.",
 	"factor-removed": "The passkey or security key was removed.",
 }
 
@@ -683,6 +693,70 @@ func (h *Handler) issueRecoveryCodes(w http.ResponseWriter, r *http.Request, a *
 
 // ---- sessions ----
 
+// sessionApps names the apps signed in under s (the clients given tokens
+// under its sid), the portal itself left out.
+func (h *Handler) sessionApps(ctx context.Context, s storage.Session) ([]string, error) {
+	ids, err := h.cfg.Store.SessionClients(ctx, s.SID())
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, id := range ids {
+		if id == h.cfg.AccountClientID {
+			continue
+		}
+		c, err := h.cfg.Store.ClientByID(ctx, id)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			continue
+		case err != nil:
+			return nil, err
+		case c.Name != "":
+			names = append(names, c.Name)
+		default:
+			names = append(names, c.ID)
+		}
+	}
+	return names, nil
+}
+
+// postSignOutSession signs one of the user's other sessions out, named by
+// its sid: it ends everywhere (admin.EndSessions), so the apps signed in
+// under it are told and lose their refresh tokens.
+func (h *Handler) postSignOutSession(w http.ResponseWriter, r *http.Request) error {
+	a, err := h.requireAccount(w, r)
+	if a == nil {
+		return ignoreRedirect(err)
+	}
+	// As sensitive as signing all the others out (postRevokeOthers).
+	if _, ok, err := h.requireLevel(w, r, a, h.passwordLevel(a), reauthForChanges, "/account"); !ok {
+		return err
+	}
+	ctx := r.Context()
+	sid := r.PostFormValue("sid")
+	sessions, err := h.cfg.Store.ListUserSessions(ctx, a.user.ID, time.Time{})
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(sessions, func(s storage.Session) bool { return sid != "" && s.SID() == sid })
+	if i < 0 {
+		return userError(http.StatusNotFound, "Session not found", "That session has already ended.")
+	}
+	s := sessions[i]
+	if s.ID == a.sess.ID {
+		return userError(http.StatusBadRequest, "This is your current session", "Use Sign out to end the session in this browser.")
+	}
+	if err := admin.EndSessions(ctx, h.cfg.Store, h.cfg.Now(), s.End()); err != nil {
+		return err
+	}
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventSessionLogout, UserID: a.user.ID, ActorID: a.user.ID,
+		Outcome: "success", Reason: "signed out another session", Details: map[string]string{"sid": s.SID()}}); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/account?notice=session", http.StatusSeeOther)
+	return nil
+}
+
 func (h *Handler) postRevokeOthers(w http.ResponseWriter, r *http.Request) error {
 	a, err := h.requireAccount(w, r)
 	if a == nil {
@@ -709,7 +783,7 @@ func (h *Handler) postSignOut(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if ok {
-		if err := h.cfg.Store.DeleteSession(r.Context(), sess.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := admin.EndSessions(r.Context(), h.cfg.Store, h.cfg.Now(), sess.End()); err != nil {
 			return err
 		}
 		if err := h.cfg.Audit.Record(r.Context(), storage.AuditEvent{Type: storage.EventSessionLogout, UserID: sess.UserID, ActorID: sess.UserID, Outcome: "success"}); err != nil {

@@ -101,6 +101,8 @@ func (h *Handler) registerAdmin(mux *http.ServeMux) {
 	mux.Handle("GET /admin/audit/export", h.adminHandle(h.adminAuditExport))
 	mux.Handle("GET /admin/keys", h.adminHandle(h.adminKeys))
 	mux.Handle("POST /admin/keys/rotate", h.adminHandle(h.adminRotateKeys))
+	mux.Handle("GET /admin/outbox", h.adminHandle(h.adminOutbox))
+	mux.Handle("POST /admin/outbox/{id}/retry", h.adminHandle(h.adminRetryOutbox))
 }
 
 // adminState is the admin at work: their account and session.
@@ -278,6 +280,7 @@ var adminNotices = map[string]string{
 	"user-reset":     "The user's second factors and recovery codes were removed, and they were signed out.",
 	"user-signout":   "The user was signed out everywhere.",
 	"keys-rotated":   "New signing keys were made.",
+	"outbox-retried": "The delivery was queued again.",
 
 	// DESIGN §3.3: an administrator vouches for a passkey added below phr.
 	"user-confirm-passkey": "The passkey now counts as phishing-resistant.",

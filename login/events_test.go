@@ -20,6 +20,8 @@ var withoutPortalText = map[storage.EventType]string{
 	storage.EventTokenRevoked:          "an app revoking its own token",
 	storage.EventAdminBenchProvisioned: "the benchmark's setup; about no user",
 	storage.EventAuditCheckpoint:       "the log's own checkpoint; about no user",
+	storage.EventOutboxGaveUp:          "an app's endpoint failing; the console's delivery status shows it",
+	storage.EventOutboxRequeued:        "an admin resending to an app; nothing the user did",
 }
 
 func TestEveryEventTypeHasAPortalTextOrAReasonNot(t *testing.T) {

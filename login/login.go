@@ -291,7 +291,7 @@ func (h *Handler) loadSession(ctx context.Context, r *http.Request) (storage.Ses
 		return storage.Session{}, storage.User{}, false, err
 	}
 	if h.idleOut(s, now) {
-		if err := h.cfg.Store.DeleteSession(ctx, s.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := admin.EndSessions(ctx, h.cfg.Store, now, s.End()); err != nil {
 			return storage.Session{}, storage.User{}, false, err
 		}
 		return storage.Session{}, storage.User{}, false, nil
@@ -344,7 +344,8 @@ func (h *Handler) addFactor(w http.ResponseWriter, r *http.Request, userID strin
 		}
 	} else {
 		if ok {
-			if err := h.cfg.Store.DeleteSession(ctx, cur.ID); err != nil {
+			// The session it replaces ends everywhere.
+			if err := admin.EndSessions(ctx, h.cfg.Store, now, cur.End()); err != nil {
 				return storage.Session{}, err
 			}
 		}
@@ -366,9 +367,5 @@ func drifted(s storage.Session, info web.RequestInfo) bool {
 	return network && agent
 }
 
-// sid is the session identifier put in tokens (OIDC Front-/Back-Channel
-// Logout). The storage ID rotates with the factor set; sid must not, so it
-// is derived from what rotation keeps: the user and the creation time.
-func sid(s storage.Session) string {
-	return factor.HashToken(fmt.Sprintf("sid:%s:%d", s.UserID, s.CreatedAt.UnixNano()))[:22]
-}
+// sid is the session identifier put in tokens (storage.Session.SID).
+func sid(s storage.Session) string { return s.SID() }

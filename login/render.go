@@ -35,7 +35,7 @@ var requiredPages = []string{
 // and admin_frame.html (the console's navigation), and is required too.
 var adminPages = []string{
 	"admin_home", "admin_clients", "admin_client", "admin_secret", "admin_users", "admin_user",
-	"admin_policy", "admin_audit", "admin_keys",
+	"admin_policy", "admin_audit", "admin_keys", "admin_outbox",
 }
 
 // adminCardPages are the console's pages shown in the sign-in card, outside

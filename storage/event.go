@@ -93,6 +93,19 @@ const (
 	EventSessionRevokedOthers EventType = "session.revoked_others"
 )
 
+// Outbox: notifications owed to other parties (back-channel logouts). A
+// delivery is not audited one by one (a sign-out would write a row per
+// app); what needs a person's attention is: a message given up, and an
+// admin sending it again.
+const (
+	// EventOutboxGaveUp: a notification could not be delivered within the
+	// delivery bound and was given up; Details carry its kind, target and
+	// attempts, Reason the last error.
+	EventOutboxGaveUp EventType = "outbox.gave_up"
+	// EventOutboxRequeued: an admin queued a given-up notification again.
+	EventOutboxRequeued EventType = "outbox.requeued"
+)
+
 // Tokens: the OP's token endpoint and friends (idp).
 const (
 	// EventTokenIssued: tokens were issued for a grant; Details carry the
@@ -170,6 +183,7 @@ var eventTypes = []EventType{
 	EventAdminClientCreated, EventAdminClientUpdated, EventAdminClientDeleted, EventAdminClientSecretRotated,
 	EventAdminKeysRotated, EventAdminBenchProvisioned,
 	EventAuditCheckpoint,
+	EventOutboxGaveUp, EventOutboxRequeued,
 }
 
 // EventTypes returns every event type Keystep writes, sorted. Rows written

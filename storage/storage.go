@@ -44,6 +44,7 @@ type Store interface {
 	Audit
 	Throttle
 	History
+	Outbox
 
 	// Ping reports whether the backend is reachable (readiness).
 	Ping(ctx context.Context) error
@@ -329,6 +330,31 @@ type Sessions interface {
 	// DeleteExpiredSessions removes sessions past ExpiresAt at now, in
 	// batches that let other writes through, and returns how many.
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
+
+	// SessionClients returns the IDs of the clients given tokens under the
+	// session sid — CreateFamily with a grant of that SessionID remembers
+	// its client until the session ends (EndSessions) or
+	// ForgetSessionClients sweeps it; a family or a completed
+	// authorization request of sid counts too — sorted, each once.
+	SessionClients(ctx context.Context, sid string) ([]string, error)
+	// ForgetSessionClients forgets the clients remembered (SessionClients)
+	// before before, when their sessions have ended anyway, and returns
+	// how many.
+	ForgetSessionClients(ctx context.Context, before time.Time) (int, error)
+	// EndSessions ends sessions everywhere in one transaction: it deletes
+	// each session's row (a row already gone is not an error), revokes
+	// every token family, refresh token and access token of its user
+	// issued under its SID, deletes the authorization requests completed
+	// in it (so a code not yet redeemed never is), forgets its clients,
+	// and stores msgs (the notifications of the end) as pending outbox
+	// messages. Either all of it happens or none. Like
+	// RevokeUserClientTokens, a rotation running at the same time cannot
+	// slip through.
+	EndSessions(ctx context.Context, ends []SessionEnd, msgs []OutboxMessage) error
+	// ExpiredSessions returns up to limit sessions past ExpiresAt at now
+	// or last seen before idleBefore, oldest first, so they can be ended
+	// (EndSessions) rather than only deleted.
+	ExpiredSessions(ctx context.Context, now, idleBefore time.Time, limit int) ([]Session, error)
 }
 
 // Grant is what a token carries about the authentication behind it. It is

@@ -131,6 +131,7 @@ const usage = `Usage:
                   [--master-key-file FILE] [--config FILE] [--dev] [--log-level info]
                   [--pprof 127.0.0.1:6060] (Go's profiler, loopback only)
                   [--require-par] (every client must push its authorization requests, RFC 9126)
+                  [--outbox-allow-private] [--outbox-lease 1m] (back-channel logout delivery)
   keystep users create --username NAME [--email E] --password-stdin [--admin]
   keystep users list | show NAME | disable NAME | enable NAME | unlock NAME | signout NAME
   keystep users reset-factors NAME --reason TEXT
@@ -279,6 +280,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dpopNonce := fs.Bool("dpop-nonce", env("DPOP_NONCE", "true") != "false", "require a server nonce in DPoP proofs at the token endpoint (RFC 9449 §8)")
 	pprofAddr := fs.String("pprof", env("PPROF", ""), "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060")
 	requirePAR := fs.Bool("require-par", env("REQUIRE_PAR", "") != "", "accept only pushed authorization requests (RFC 9126) from every client; the config file's require_pushed_authorization_requests says the same")
+	outboxPrivate := fs.Bool("outbox-allow-private", env("OUTBOX_ALLOW_PRIVATE", "") != "", "let back-channel logouts go to private, loopback and link-local addresses (off: SSRF guard)")
+	lease, err := time.ParseDuration(env("OUTBOX_LEASE", "1m"))
+	if err != nil {
+		return usageError{fmt.Sprintf("KEYSTEP_OUTBOX_LEASE: %v", err)}
+	}
+	outboxLease := fs.Duration("outbox-lease", lease, "how long a notification being delivered is one instance's before another may retry it (after a crash); longer than 5s")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -333,6 +340,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tuneGC()
 	cfg := set.serverConfig(*issuer, st, key, log)
 	cfg.DPoPNonceNotRequired = !*dpopNonce
+	cfg.Outbox = idp.OutboxConfig{AllowPrivate: *outboxPrivate, Lease: *outboxLease}
 	if *dev {
 		cfg.TemplatesDir = "templates"
 	}
@@ -350,6 +358,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	maintained := make(chan struct{})
 	go func() { defer close(maintained); srv.Maintain(mctx, 10*time.Minute) }()
 	defer func() { stopMaintain(); <-maintained }()
+	// The outbox worker delivers back-channel logouts; like Maintain it
+	// stops before the store closes.
+	delivered := make(chan struct{})
+	go func() { defer close(delivered); srv.DeliverOutbox(mctx) }()
+	defer func() { stopMaintain(); <-delivered }()
 
 	hs := &http.Server{
 		Handler:           srv,

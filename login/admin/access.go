@@ -3,13 +3,14 @@ package admin
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
 
 // EndAccess ends everything a user holds: every browser session but keep
-// ("" for none), every completed authorization request (so a code already
+// ("" for none), ended through EndSessions so the apps under them are told, every completed authorization request (so a code already
 // minted, or about to be, cannot be redeemed), and every refresh token
 // family and access token issued to the user, at every client. Revoked
 // tokens fail at refresh, userinfo and introspection alike, and a user
@@ -27,13 +28,31 @@ func EndAccess(ctx context.Context, st storage.Store, audit *web.Auditor, actorI
 	if _, err := st.DeleteUserAuthRequests(ctx, userID); err != nil {
 		return 0, err
 	}
+	// The sessions end the way every sign-out does (EndSessions): the
+	// apps under each are told (back-channel logout). The zero time lists
+	// expired sessions too: the sweeper has not ended them yet.
+	sessions, err := st.ListUserSessions(ctx, userID, time.Time{})
+	if err != nil {
+		return 0, err
+	}
+	var ends []storage.SessionEnd
+	for _, s := range sessions {
+		if s.ID != keep {
+			ends = append(ends, s.End())
+		}
+	}
+	if err := EndSessions(ctx, st, audit.Now(), ends...); err != nil {
+		return 0, err
+	}
 	if err := st.RevokeUserClientTokens(ctx, userID, ""); err != nil {
 		return 0, err
 	}
+	// Sessions created since the list above (none normally) go too.
 	n, err := st.DeleteUserSessions(ctx, userID, keep)
 	if err != nil {
 		return 0, err
 	}
+	n += len(ends)
 	typ := storage.EventSessionRevokedAll
 	if keep != "" {
 		typ = storage.EventSessionRevokedOthers

@@ -172,7 +172,13 @@ func (s *Store) insertAccessOf(ctx context.Context, tx db, refreshID string, acc
 }
 
 func (s *Store) CreateFamily(ctx context.Context, f storage.Family, access *storage.AccessToken) error {
-	if err := s.tx(ctx, func(tx db) error { return s.insertFamily(ctx, tx, f, access) }); err != nil {
+	err := s.tx(ctx, func(tx db) error {
+		if err := s.insertFamily(ctx, tx, f, access); err != nil {
+			return err
+		}
+		return rememberSessionClient(ctx, tx, f.Grant, f.CreatedAt)
+	})
+	if err != nil {
 		return s.fail("create family", err)
 	}
 	return nil

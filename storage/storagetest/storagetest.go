@@ -62,6 +62,9 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Audit", auditTests},
 		{"Throttle", throttleTests},
 		{"History", historyTests},
+		{"Outbox", outboxTests},
+		{"SessionClients", sessionClientTests},
+		{"OutboxSweep", outboxSweepTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

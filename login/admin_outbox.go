@@ -1,0 +1,39 @@
+package login
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/storage"
+)
+
+// adminOutboxPage is the delivery status of the notifications Keystep owes
+// apps (back-channel logouts): per client, what is pending and what was
+// given up, with a retry for each message given up.
+type adminOutboxPage struct {
+	adminPage
+	admin.OutboxStatus
+}
+
+func (h *Handler) adminOutbox(w http.ResponseWriter, r *http.Request, a *adminState) error {
+	st, err := h.admin.OutboxStatus(r.Context())
+	if err != nil {
+		return err
+	}
+	return h.r.render(w, http.StatusOK, "admin_outbox", adminOutboxPage{adminPage: h.adminPage(r, a, "outbox", "Deliveries"), OutboxStatus: st})
+}
+
+// adminRetryOutbox queues a given-up message again. The console's CSRF
+// protection and level gate (adminHandle) apply as to every change.
+func (h *Handler) adminRetryOutbox(w http.ResponseWriter, r *http.Request, a *adminState) error {
+	err := h.admin.RetryOutbox(r.Context(), a.actor, r.PathValue("id"), h.cfg.Now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return userError(http.StatusNotFound, "Nothing to retry", "That delivery is no longer given up: it was delivered or queued again already.")
+	}
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/admin/outbox?notice=outbox-retried", http.StatusSeeOther)
+	return nil
+}
