@@ -183,3 +183,57 @@ func TestReview18bClientAssertionLifetimeIsBounded(t *testing.T) {
 		t.Errorf("a client assertion valid for ten years authenticated the client: %d %v; want 401 invalid_client", status, body)
 	}
 }
+
+// FINDING (low, DoS): "a stolen bound refresh token is useless without the
+// key" holds at the token endpoint, but the thief can still revoke it: a
+// public client's revocation needs only client_id, and /revoke takes a
+// DPoP-bound refresh (or access) token with no proof of its key, ending the
+// victim's whole family. RFC 9449 §5 binds a public client's refresh token
+// to the key precisely because the client cannot authenticate. Fix: in
+// opServer.Revocation, a public client's token whose grant has a JKT is
+// revoked only with a valid proof of that key (otherwise answer 200 as RFC
+// 7009 §2.2 allows, and revoke nothing; or invalid_dpop_proof).
+func TestReview18bStolenBoundRefreshTokenCannotRevokeTheFamily(t *testing.T) {
+	e := newEnv(t)
+	spa := protoAuth{id: publicClient, method: "none"}
+	key := e.newDPoPKey()
+	verifier := randomString() + randomString()
+	q := protoQuery(publicClient, rpRedirect, s256(verifier))
+	q.Set("dpop_jkt", key.jkt)
+	code := e.dpopCode(e.browser(), q)
+	status, body := key.token(codeForm(code, verifier), spa)
+	if status != http.StatusOK || body["token_type"] != "DPoP" {
+		t.Fatalf("code exchange: %d %v", status, body)
+	}
+	rt, _ := body["refresh_token"].(string)
+
+	// The thief has the refresh token, not the key.
+	e.dpopPost("/revoke", url.Values{"token": {rt}, "token_type_hint": {"refresh_token"}}, spa, "")
+
+	status, body = key.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, spa)
+	if status != http.StatusOK {
+		t.Errorf("the key holder's refresh after a thief without the key revoked the token: %d %v", status, body)
+	}
+}
+
+// FINDING (low): a non-fapi2 private_key_jwt assertion may carry any number
+// of foreign audiences beside Keystep's own ("aud": ["https://other-as",
+// issuer]). That is the shape the audience-injection attack on
+// private_key_jwt (Hosseyni, Küsters, Würtele 2025; fixed in FAPI 2.0 and
+// draft-ietf-oauth-rfc7523bis) relies on: an assertion a client made for
+// another server, or one that server can make the client sign, is also
+// valid here. rfc7523bis: the aud "MUST" be the issuer identifier alone.
+// Keystep applies that to fapi2 clients only. Fix: for every client, an
+// aud array must hold only Keystep's identifiers (issuer, token, PAR
+// endpoint) — or, as rfc7523bis, exactly the issuer.
+func TestReview18bClientAssertionHasNoForeignAudience(t *testing.T) {
+	e, keys := parEnv(t)
+	now := time.Now()
+	a := keys.sign(t, jose.ES256, map[string]any{"iss": keyClient, "sub": keyClient, "aud": []string{"https://other-as.example", e.issuer}, "jti": randomString(),
+		"iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}, nil)
+	form := url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}, "token": {"x"}}
+	status, body, _ := e.dpopPost("/oauth/introspect", form, protoAuth{}, "")
+	if status == http.StatusOK {
+		t.Errorf("a client assertion also addressed to another server authenticated the client: %d %v; want 401 invalid_client", status, body)
+	}
+}
