@@ -237,3 +237,41 @@ func TestReview18bClientAssertionHasNoForeignAudience(t *testing.T) {
 		t.Errorf("a client assertion also addressed to another server authenticated the client: %d %v; want 401 invalid_client", status, body)
 	}
 }
+
+// FINDING (medium): a public client whose family began as bearer (code
+// redeemed without a proof) and then refreshes WITH a proof gets a
+// DPoP-bound access token and a refresh token that is still bearer: the
+// family keeps JKT "" (CreateAccessAndRefreshTokens: "a rotated one keeps
+// the key it was issued with"), so the new refresh token, stolen, refreshes
+// with any key. RFC 9449 §5: "When an authorization server supporting DPoP
+// issues a refresh token to a public client that presents a valid DPoP
+// proof at the token endpoint, the refresh token MUST be bound to the
+// respective public key." A client library that turns DPoP on after
+// upgrade (oauth4webapi does it per request) is left unprotected without
+// knowing. Fix: when a public client's refresh of an unbound family carries
+// a proof, RotateFamily binds the family to the proof's JKT (storage: set
+// JKT where it is ""), after which the existing check applies.
+func TestReview18bPublicRefreshWithAProofBindsTheFamily(t *testing.T) {
+	e := newEnv(t)
+	spa := protoAuth{id: publicClient, method: "none"}
+	key, thief := e.newDPoPKey(), e.newDPoPKey()
+	verifier := randomString() + randomString()
+	code := e.dpopCode(e.browser(), protoQuery(publicClient, rpRedirect, s256(verifier)))
+	status, body, _ := e.dpopPost("/oauth/token", codeForm(code, verifier), spa, "")
+	if status != http.StatusOK || body["token_type"] != "Bearer" {
+		t.Fatalf("bearer code exchange: %d %v", status, body)
+	}
+	rt, _ := body["refresh_token"].(string)
+	status, body = key.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, spa)
+	if status != http.StatusOK || body["token_type"] != "DPoP" {
+		t.Fatalf("refresh with a proof: %d %v", status, body)
+	}
+	rt2, _ := body["refresh_token"].(string)
+
+	e.clock.Advance(time.Minute) // past any retry interval
+	thief.nonce = key.nonce
+	status, body = thief.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt2}}, spa)
+	if status == http.StatusOK {
+		t.Errorf("the refresh token issued to a public client that presented a proof of key A refreshed with key B (token_type %v); RFC 9449 §5: it MUST be bound", body["token_type"])
+	}
+}
