@@ -275,3 +275,39 @@ func TestReview18bPublicRefreshWithAProofBindsTheFamily(t *testing.T) {
 		t.Errorf("the refresh token issued to a public client that presented a proof of key A refreshed with key B (token_type %v); RFC 9449 §5: it MUST be bound", body["token_type"])
 	}
 }
+
+// FINDING (medium, a gap in review 18's fix): a request object without typ
+// (or typed "JWT", which verifyRequestObject accepts for older clients) is
+// still a client assertion. Review 18 refused only typ oauth-authz-req+jwt
+// as an assertion and made the two share one jti space, so whoever sees the
+// front-channel /authorize?request=… URL (browser history, an extension, a
+// proxy or Referer log) and uses the object FIRST authenticates as the
+// client — at PAR here, and at the token endpoint for client_credentials —
+// whenever the object carries sub = client_id (many clients put iss and sub
+// in every JWT they sign). Fix: verifyAssertion refuses a JWT carrying any
+// authorization request parameter (response_type, redirect_uri, client_id,
+// scope, …): a client assertion has none, a request object always has
+// response_type (and client_id, RFC 9101 §4); typ cannot tell them apart.
+func TestReview18bUntypedRequestObjectIsNotAClientAssertion(t *testing.T) {
+	e, keys := parEnv(t)
+	r := e.rp(keyClient, "")
+	_, params := authParams(t, r, nil)
+	claims := requestObject(e, keyClient, params)
+	claims["sub"] = keyClient
+	claims["iat"] = time.Now().Unix()
+	claims["exp"] = time.Now().Add(2 * time.Minute).Unix()
+	obj := keys.sign(t, jose.ES256, claims, nil) // no typ, as the older clients Keystep accepts
+	// The attacker saw the URL and uses the object first.
+	_, other := authParams(t, r, url.Values{"acr_values": {"urn:keystep:acr:sfa"}})
+	other.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+	other.Set("client_assertion", obj)
+	if status, out, _ := e.push(other, "", ""); status != http.StatusUnauthorized || out["error"] != "invalid_client" {
+		t.Errorf("an untyped request object authenticated the client at PAR: %d %v", status, out)
+	}
+	// Control: such an object (a fresh jti) is a valid request object.
+	claims["jti"] = randomString()
+	obj = keys.sign(t, jose.ES256, claims, nil)
+	if p := e.browser().get(e.issuer + "/authorize?" + url.Values{"client_id": {keyClient}, "request": {obj}}.Encode()); !p.has("/login/password") {
+		t.Errorf("control: the untyped request object was refused at /authorize: %d %v", p.status, p.redirect)
+	}
+}
