@@ -89,6 +89,9 @@ func (s *opServer) validateAuthRequest(ctx context.Context, c *client, req *oidc
 	if (c.Public || c.RequirePKCE || c.fapi2()) && req.CodeChallenge == "" {
 		return none, oidc.ErrInvalidRequest().WithDescription("PKCE (S256) is required for this client")
 	}
+	if h := form.Get("id_token_hint"); h != "" && !idTokenTyped(h) {
+		return none, oidc.ErrInvalidRequest().WithDescription("id_token_hint is not an ID token")
+	}
 	if jkt := form.Get("dpop_jkt"); jkt != "" && !dpop.ValidJKT(jkt) {
 		return none, oidc.ErrInvalidRequest().WithDescription("dpop_jkt must be a base64url SHA-256 JWK thumbprint")
 	}

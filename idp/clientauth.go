@@ -31,6 +31,35 @@ const clientJWTKind = "client_jwt"
 // and expects that accepted, and 60 seconds refused).
 const clientJWTLeeway = 10 * time.Second
 
+// maxAssertionLifetime bounds exp − iat of a client assertion (RFC 7523
+// §3 asks servers to bound it; a few minutes is what clients use).
+const maxAssertionLifetime = 5 * time.Minute
+
+// requestObjectClaims are authorization request parameters: a JWT that
+// carries one is a request object.
+var requestObjectClaims = []string{"response_type", "redirect_uri", "scope", "client_id", "state", "nonce", "code_challenge"}
+
+// onlyOurAudience reports whether aud (a string or an array of strings)
+// names at least one of ours and nothing else.
+func onlyOurAudience(aud any, ours ...string) bool {
+	var list []any
+	switch a := aud.(type) {
+	case string:
+		list = []any{a}
+	case []any:
+		list = a
+	}
+	if len(list) == 0 {
+		return false
+	}
+	for _, v := range list {
+		if s, ok := v.(string); !ok || !slices.Contains(ours, s) {
+			return false
+		}
+	}
+	return true
+}
+
 // foreignJWTTypes are typ headers of JWTs that are something else than a
 // client assertion: such a JWT is refused as one, whatever its claims.
 var foreignJWTTypes = []string{"oauth-authz-req+jwt", "dpop+jwt", "at+jwt", "logout+jwt", "secevent+jwt"}
@@ -71,6 +100,15 @@ func (s *opServer) verifyAssertion(ctx context.Context, assertion string) (*clie
 	if err := dec.Decode(&claims); err != nil {
 		return refuse("the client assertion's claims are not a JSON object")
 	}
+	for _, name := range requestObjectClaims {
+		if _, ok := claims[name]; ok {
+			// A request object (RFC 9101 §4) carries the request; an
+			// assertion never does. typ cannot tell them apart: it is
+			// optional on both, so a request object seen in a browser's URL
+			// would otherwise authenticate whoever used it first.
+			return refuse("a JWT carrying %s is a request object, not a client assertion", name)
+		}
+	}
 	iss, _ := claims["iss"].(string)
 	if sub, _ := claims["sub"].(string); iss == "" || sub != iss {
 		return refuse("the client assertion's iss and sub must both be the client ID")
@@ -102,8 +140,11 @@ func (s *opServer) verifyAssertion(ctx context.Context, assertion string) (*clie
 		if aud, _ := claims["aud"].(string); aud != s.issuer {
 			return refuse("the client assertion's aud must be the issuer %s, as a string", s.issuer)
 		}
-	} else if !slices.ContainsFunc([]string{s.issuer, s.issuer + tokenPath, s.issuer + parPath}, func(a string) bool { return audienceHas(claims["aud"], a) }) {
-		return refuse("the client assertion's aud must be the issuer %s", s.issuer)
+	} else if !onlyOurAudience(claims["aud"], s.issuer, s.issuer+tokenPath, s.issuer+parPath) {
+		// Every audience must be ours: an assertion a client made for
+		// another server as well could be replayed here by that server
+		// (the audience-injection attack on private_key_jwt).
+		return refuse("the client assertion's aud must name this server only: the issuer %s", s.issuer)
 	}
 	now := s.now()
 	exp, ok := numericDate(claims["exp"])
@@ -120,6 +161,15 @@ func (s *opServer) verifyAssertion(ctx context.Context, assertion string) (*clie
 				return refuse("the client assertion's %s is in the future", name)
 			}
 		}
+	}
+	from := now
+	if iat, ok := numericDate(claims["iat"]); ok && iat.Before(now) {
+		from = iat
+	}
+	if exp.Sub(from) > maxAssertionLifetime {
+		// Its jti is kept until exp: a ten-year assertion would be a
+		// ten-year row, and a long-lived credential besides.
+		return refuse("the client assertion may live at most %s", maxAssertionLifetime)
 	}
 	jti, _ := claims["jti"].(string)
 	if jti == "" {

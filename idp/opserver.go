@@ -206,7 +206,7 @@ func (s *opServer) Introspect(ctx context.Context, r *op.Request[op.Introspectio
 	if id, subject, ok := s.accessTokenID(ctx, r.Data.Token); ok {
 		resp := new(oidc.IntrospectionResponse)
 		if s.Provider().Storage().SetIntrospectionFromToken(ctx, resp, id, subject, c.ID) == nil &&
-			(!c.DPoPBoundAccessTokens || resp.TokenType == dpop.Scheme) {
+			(!c.dpopRequired() || resp.TokenType == dpop.Scheme) {
 			resp.Active = true
 			return op.NewResponse(resp), nil
 		}
@@ -297,22 +297,37 @@ func (s *opServer) accessTokenID(ctx context.Context, token string) (id, subject
 // are told apart by their missing jti (liveAccessToken). idp/resource
 // accepts at+jwt only.
 func accessTokenTyped(token string) bool {
+	typ, ok := jwtType(token)
+	return ok && (typ == accessTokenType || typ == "jwt")
+}
+
+// idTokenTyped reports whether JWT token may be an ID token by its typ:
+// none, or JWT as the library types them. An access token (at+jwt), a
+// logout token or any other typed JWT of ours is not an id_token_hint,
+// although the same keys sign it.
+func idTokenTyped(token string) bool {
+	typ, ok := jwtType(token)
+	return ok && (typ == "" || typ == "jwt")
+}
+
+// jwtType is the typ of a JWT's JOSE header, lower case and without an
+// application/ prefix (RFC 7515 §4.1.9).
+func jwtType(token string) (string, bool) {
 	head, _, ok := strings.Cut(token, ".")
 	if !ok {
-		return false
+		return "", false
 	}
 	b, err := base64.RawURLEncoding.DecodeString(head)
 	if err != nil {
-		return false
+		return "", false
 	}
 	var h struct {
 		Typ string `json:"typ"`
 	}
 	if json.Unmarshal(b, &h) != nil {
-		return false
+		return "", false
 	}
-	typ := strings.TrimPrefix(strings.ToLower(h.Typ), "application/")
-	return typ == accessTokenType || typ == "jwt"
+	return strings.TrimPrefix(strings.ToLower(h.Typ), "application/"), true
 }
 
 // VerifyAuthRequest checks the redirect URI (checkRedirectURI) before the
@@ -336,6 +351,9 @@ func (s *opServer) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.Aut
 // library matches loosely for native clients (see checkRedirectURI).
 func (s *opServer) EndSession(ctx context.Context, r *op.Request[oidc.EndSessionRequest]) (*op.Redirect, error) {
 	p := s.Provider()
+	if h := r.Data.IdTokenHint; h != "" && !idTokenTyped(h) {
+		return nil, oidc.ErrInvalidRequest().WithDescription("id_token_hint is not an ID token")
+	}
 	session, err := op.ValidateEndSessionRequest(ctx, r.Data, p)
 	if err != nil {
 		return nil, err
