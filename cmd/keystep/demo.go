@@ -234,6 +234,8 @@ func ensureDemoClient(ctx context.Context, st storage.Store, key []byte, rpURL, 
 		RedirectURIs: []string{rpURL + "/callback"}, PostLogoutRedirectURIs: []string{rpURL + "/"},
 		AuthMethod: "client_secret_basic", GrantTypes: []string{"authorization_code"},
 		IDTokenAlg: "ES256", FirstParty: true, RequirePKCE: true,
+		// Pushed requests only, and tokens bound to the app's DPoP key.
+		RequirePAR: true, DPoPBoundAccessTokens: true,
 		CreatedAt: now, UpdatedAt: now,
 	}
 	old, err := st.ClientByID(ctx, demoClientID)
