@@ -3,6 +3,8 @@ package demo
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"html"
 	"io"
 	"log/slog"
@@ -52,6 +54,7 @@ type env struct {
 
 	mu     sync.Mutex
 	pushed []url.Values // the app's pushed authorization requests, in order
+	nonces []string     // the nonce of each token request's DPoP proof, in order
 }
 
 // recorder is the app's HTTP client transport in tests: it keeps the
@@ -68,6 +71,18 @@ func (rt recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		q, _ := url.ParseQuery(string(b))
 		rt.e.mu.Lock()
 		rt.e.pushed = append(rt.e.pushed, q)
+		rt.e.mu.Unlock()
+	}
+	if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/oauth/token") {
+		var c struct {
+			Nonce string `json:"nonce"`
+		}
+		if parts := strings.Split(req.Header.Get("DPoP"), "."); len(parts) == 3 {
+			b, _ := base64.RawURLEncoding.DecodeString(parts[1])
+			_ = json.Unmarshal(b, &c)
+		}
+		rt.e.mu.Lock()
+		rt.e.nonces = append(rt.e.nonces, c.Nonce)
 		rt.e.mu.Unlock()
 	}
 	return http.DefaultTransport.RoundTrip(req)
@@ -394,6 +409,14 @@ func TestRFC9470Loop(t *testing.T) {
 	if sv.tokenType != "DPoP" || key == nil || u.JKT != key.JKT {
 		t.Fatalf("token_type %q, cnf.jkt %q; want DPoP bound to the session's key", sv.tokenType, u.JKT)
 	}
+	// The nonce dance (RFC 9449 §8): the first proof had none, Keystep
+	// answered use_dpop_nonce, the second carried its nonce.
+	e.mu.Lock()
+	nonces := slices.Clone(e.nonces)
+	e.mu.Unlock()
+	if len(nonces) != 2 || nonces[0] != "" || nonces[1] == "" {
+		t.Errorf("token requests' proof nonces %q, want none and then Keystep's", nonces)
+	}
 	if got := e.lastPushed().Get("dpop_jkt"); got != key.JKT {
 		t.Errorf("pushed dpop_jkt %q, want the session key's %q", got, key.JKT)
 	}
@@ -456,6 +479,13 @@ func TestRFC9470Loop(t *testing.T) {
 
 	// The new tokens carry mfa: the ID token as the app verified it, and the
 	// access token as any resource server would verify it.
+	// The nonce from the last token response was kept: one request this time.
+	e.mu.Lock()
+	nonces = slices.Clone(e.nonces)
+	e.mu.Unlock()
+	if len(nonces) != 3 || nonces[2] == "" {
+		t.Errorf("token requests' proof nonces %q, want the kept nonce in the step-up's one request", nonces)
+	}
 	sv = e.session(b)
 	second, u := sv.accessToken, sv.user
 	if sv.key != key || u.JKT != key.JKT {
