@@ -155,6 +155,9 @@ Sign in to Acme Payroll with
      Keystep asks only for its code.
   3. Change the bank account: that needs a passkey, used in the last
      5 minutes. Add one in your Keystep account the same way.
+  4. On the overview, "What if it's stolen?" replays your access token
+     without the app's key: the sign-in is pushed (PAR) and the token is
+     DPoP-bound, so it is refused.
 
 Data: %s (%s). Press Ctrl+C to stop.
 `, rpURL, issuer, demoUsername, demoPassword, c.data, dataNote)
@@ -234,6 +237,8 @@ func ensureDemoClient(ctx context.Context, st storage.Store, key []byte, rpURL, 
 		RedirectURIs: []string{rpURL + "/callback"}, PostLogoutRedirectURIs: []string{rpURL + "/"},
 		AuthMethod: "client_secret_basic", GrantTypes: []string{"authorization_code"},
 		IDTokenAlg: "ES256", FirstParty: true, RequirePKCE: true,
+		// Pushed requests only, and tokens bound to the app's DPoP key.
+		RequirePAR: true, DPoPBoundAccessTokens: true,
 		CreatedAt: now, UpdatedAt: now,
 	}
 	old, err := st.ClientByID(ctx, demoClientID)

@@ -42,6 +42,7 @@ var scenarios = []struct{ name, op string }{
 	{"client_credentials", "client_credentials grant (ES256 JWT access token)"},
 	{"refresh_rs256", "refresh grant with rotation, RS256 ID token"},
 	{"refresh_es256", "refresh grant with rotation, ES256 ID token"},
+	{"refresh_dpop", "refresh_es256 with a DPoP proof (ES256) per request, tokens bound to the worker's key"},
 	{"userinfo", "GET userinfo with a JWT access token"},
 	{"introspection", "RFC 7662 introspection of a JWT access token"},
 	{"code_sso", "authorize → login (SSO session) → callback → token, RS256 (4 requests)"},

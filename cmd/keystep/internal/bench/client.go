@@ -15,7 +15,10 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/keystep/keystep/idp/dpop"
 )
 
 // The bench's HTTP side: an RP and a browser that drive the HTML login the
@@ -31,8 +34,12 @@ const redirectURI = "http://127.0.0.1/keystep-bench/callback"
 type target struct {
 	base      *url.URL // where requests go (--url or the child's)
 	endpoints endpoints
+	tokenURL  string // the token endpoint as discovery names it: DPoP proofs' htu
 	transport *http.Transport
 	plain     *http.Client // no cookies, no redirects: token, userinfo, introspection, JWKS
+
+	nonceMu sync.Mutex
+	nonce   string // the last DPoP-Nonce the server sent
 }
 
 // endpoints are the discovery endpoints as paths on base: behind a
@@ -63,6 +70,7 @@ func newTarget(ctx context.Context, base string, workers int) (*target, error) {
 	if err := t.getJSON(ctx, "/.well-known/openid-configuration", &d); err != nil {
 		return nil, fmt.Errorf("bench: discovery: %w", err)
 	}
+	t.tokenURL = d.Token
 	for _, e := range []*string{&d.Authorization, &d.Token, &d.Userinfo, &d.Introspection, &d.JWKS} {
 		p, err := url.Parse(*e)
 		if err != nil || p.Path == "" {
@@ -98,12 +106,17 @@ func (t *target) getJSON(ctx context.Context, path string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-// client is a registered RP.
-type client struct{ id, secret string }
+// client is a registered RP. With a key, its token requests carry a
+// DPoP proof of it (RFC 9449 §5), so its tokens are bound to that key.
+type client struct {
+	id, secret string
+	key        *dpop.Prover
+}
 
 // tokenResponse is RFC 6749 §5.1 or §5.2.
 type tokenResponse struct {
 	AccessToken      string `json:"access_token"`
+	TokenType        string `json:"token_type"`
 	RefreshToken     string `json:"refresh_token"`
 	IDToken          string `json:"id_token"`
 	Error            string `json:"error"`
@@ -111,11 +124,15 @@ type tokenResponse struct {
 }
 
 // post sends a form to path, authenticated as c with HTTP Basic
-// (RFC 6749 §2.3.1: both parts form-encoded first), and decodes JSON.
-func (t *target) post(ctx context.Context, path string, c client, form url.Values, v any) (int, error) {
+// (RFC 6749 §2.3.1: both parts form-encoded first), with a DPoP proof when
+// proof is not "", and decodes JSON.
+func (t *target) post(ctx context.Context, path string, c client, form url.Values, proof string, v any) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url(path), strings.NewReader(form.Encode()))
 	if err != nil {
 		return 0, err
+	}
+	if proof != "" {
+		req.Header.Set(dpop.HeaderProof, proof)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("User-Agent", userAgent)
@@ -125,6 +142,9 @@ func (t *target) post(ctx context.Context, path string, c client, form url.Value
 		return 0, err
 	}
 	defer resp.Body.Close()
+	if n := resp.Header.Get(dpop.HeaderNonce); n != "" {
+		t.setNonce(n)
+	}
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return resp.StatusCode, err
@@ -135,16 +155,47 @@ func (t *target) post(ctx context.Context, path string, c client, form url.Value
 	return resp.StatusCode, nil
 }
 
+// token sends a token request. A client with a key signs a DPoP proof for
+// it with the server's last nonce; when the server wants a newer one
+// (use_dpop_nonce, RFC 9449 §8), the request is sent once more with it.
 func (t *target) token(ctx context.Context, c client, form url.Values) (tokenResponse, error) {
-	var tr tokenResponse
-	status, err := t.post(ctx, t.endpoints.Token, c, form, &tr)
-	if err != nil {
-		return tr, err
+	for try := 0; ; try++ {
+		var proof string
+		if c.key != nil {
+			var err error
+			if proof, err = c.key.Proof(http.MethodPost, t.tokenURL, "", t.lastNonce(), time.Now()); err != nil {
+				return tokenResponse{}, err
+			}
+		}
+		var tr tokenResponse
+		status, err := t.post(ctx, t.endpoints.Token, c, form, proof, &tr)
+		if err != nil {
+			return tr, err
+		}
+		if c.key != nil && try == 0 && tr.Error == dpop.CodeUseNonce {
+			continue
+		}
+		if status != http.StatusOK || tr.AccessToken == "" {
+			return tr, fmt.Errorf("token (%s): status %d %s %s", form.Get("grant_type"), status, tr.Error, tr.ErrorDescription)
+		}
+		if c.key != nil && tr.TokenType != dpop.Scheme {
+			return tr, fmt.Errorf("token (%s): token_type %q, want DPoP", form.Get("grant_type"), tr.TokenType)
+		}
+		return tr, nil
 	}
-	if status != http.StatusOK || tr.AccessToken == "" {
-		return tr, fmt.Errorf("token (%s): status %d %s %s", form.Get("grant_type"), status, tr.Error, tr.ErrorDescription)
-	}
-	return tr, nil
+}
+
+// lastNonce is the server's last DPoP-Nonce; "" before the first.
+func (t *target) lastNonce() string {
+	t.nonceMu.Lock()
+	defer t.nonceMu.Unlock()
+	return t.nonce
+}
+
+func (t *target) setNonce(n string) {
+	t.nonceMu.Lock()
+	t.nonce = n
+	t.nonceMu.Unlock()
 }
 
 func (t *target) exchange(ctx context.Context, c client, code string, a authState) (tokenResponse, error) {
@@ -174,7 +225,7 @@ func (t *target) introspect(ctx context.Context, c client, token string) error {
 		Active bool   `json:"active"`
 		ACR    string `json:"acr"`
 	}
-	status, err := t.post(ctx, t.endpoints.Introspection, c, url.Values{"token": {token}}, &out)
+	status, err := t.post(ctx, t.endpoints.Introspection, c, url.Values{"token": {token}}, "", &out)
 	if err != nil {
 		return err
 	}

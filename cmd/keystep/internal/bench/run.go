@@ -2,6 +2,9 @@ package bench
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -16,8 +19,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
@@ -43,7 +48,7 @@ type runner struct {
 	target  *target
 	runID   string
 
-	clients             map[string]client // rs256, es256, service
+	clients             map[string]client // rs256, es256, dpop, service
 	password            string            // every bench user's
 	sso, pw             []*user           // one per worker
 	mfa                 []*user           // the step-up pool; grows as needed
@@ -72,6 +77,7 @@ type worker struct {
 	sso *browser          // signed in as sso[w]
 	rt  map[string]string // refresh token by client
 	at  string            // access token of the es256 client
+	key *dpop.Prover      // the worker's DPoP key, for the dpop client
 }
 
 // stepupBatch is how many step-ups each worker is given per round: the
@@ -224,6 +230,7 @@ func (r *runner) provision(ctx context.Context) error {
 	}{
 		{"rs256", "RS256", []string{"authorization_code", "refresh_token"}},
 		{"es256", "ES256", []string{"authorization_code", "refresh_token"}},
+		{"dpop", "ES256", []string{"authorization_code", "refresh_token"}},
 		{"service", "ES256", []string{"client_credentials"}},
 	} {
 		bc := client{id: "bench-" + r.runID + "-" + c.key, secret: randomToken()}
@@ -238,6 +245,9 @@ func (r *runner) provision(ctx context.Context) error {
 		if c.key != "service" {
 			sc.RedirectURIs = []string{redirectURI}
 		}
+		// Like es256 in all but this: every token request needs a DPoP
+		// proof, and the tokens are bound to its key (RFC 9449 §5.2).
+		sc.DPoPBoundAccessTokens = c.key == "dpop"
 		if err := r.store.CreateClient(ctx, sc); err != nil {
 			return err
 		}
@@ -250,7 +260,7 @@ func (r *runner) provision(ctx context.Context) error {
 	if r.cheapHash, err = factor.NewTestPasswordHasher().Hash(r.password); err != nil {
 		return err
 	}
-	if r.needs("refresh_rs256", "refresh_es256", "userinfo", "introspection", "code_sso") {
+	if r.needs("refresh_rs256", "refresh_es256", "refresh_dpop", "userinfo", "introspection", "code_sso") {
 		for i := range r.opts.Workers {
 			u, err := r.addUser(ctx, fmt.Sprintf("sso-%d", i), r.cheapHash, now)
 			if err != nil {
@@ -626,7 +636,7 @@ func (r *runner) drive(ctx context.Context, name string, m *meter) error {
 	case "client_credentials":
 		c := r.clients["service"]
 		r.steady(ctx, m, func(ctx context.Context, _ int) error { return t.clientCredentials(ctx, c) })
-	case "refresh_rs256", "refresh_es256":
+	case "refresh_rs256", "refresh_es256", "refresh_dpop":
 		key := strings.TrimPrefix(name, "refresh_")
 		if err := r.forEach(ctx, func(ctx context.Context, w int) error { return r.ensureRefresh(ctx, w, key) }); err != nil {
 			return err
@@ -678,6 +688,27 @@ func (r *runner) ensureSSO(ctx context.Context, w int) error {
 	return nil
 }
 
+// clientFor is the client key as worker w uses it: the dpop client with
+// the worker's own DPoP key, made on first use.
+func (r *runner) clientFor(w int, key string) (client, error) {
+	c := r.clients[key]
+	if key != "dpop" {
+		return c, nil
+	}
+	wk := r.workers[w]
+	if wk.key == nil {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return c, err
+		}
+		if wk.key, err = dpop.NewProver(k, jose.ES256); err != nil {
+			return c, err
+		}
+	}
+	c.key = wk.key
+	return c, nil
+}
+
 // ensureRefresh gets worker w a refresh token for the client key through
 // the worker's SSO session.
 func (r *runner) ensureRefresh(ctx context.Context, w int, key string) error {
@@ -685,7 +716,11 @@ func (r *runner) ensureRefresh(ctx context.Context, w int, key string) error {
 	if wk.rt[key] != "" {
 		return nil
 	}
-	tr, err := r.codeFlow(ctx, w, r.clients[key], "openid profile offline_access")
+	c, err := r.clientFor(w, key)
+	if err != nil {
+		return err
+	}
+	tr, err := r.codeFlow(ctx, w, c, "openid profile offline_access")
 	if err != nil {
 		return err
 	}
@@ -732,7 +767,11 @@ func (r *runner) codeOp(ctx context.Context, w int) error {
 
 func (r *runner) refreshOp(ctx context.Context, w int, key string) error {
 	wk := r.workers[w]
-	tr, err := r.target.refresh(ctx, r.clients[key], wk.rt[key])
+	c, err := r.clientFor(w, key)
+	if err != nil {
+		return err
+	}
+	tr, err := r.target.refresh(ctx, c, wk.rt[key])
 	if err != nil {
 		// The chain may be broken; start a new one for the next operation.
 		wk.rt[key] = ""

@@ -68,21 +68,28 @@ func (c *tab) authorizeLoads(issuer string) []url.Values {
 	return out
 }
 
-// authorizedWith fails unless the app sent the browser to Keystep with
-// these acr_values and max_age ("" for none), with PKCE and a nonce.
-func (c *tab) authorizedWith(issuer, acrValues, maxAge string) {
+// authorizedWith fails unless the app pushed an authorization request
+// with these acr_values and max_age ("" for none), with PKCE, a nonce and
+// the session's DPoP key, and unless every authorization URL the browser
+// loaded carried only client_id and a pushed request_uri (RFC 9126 §4).
+func (c *tab) authorizedWith(e *env, acrValues, maxAge string) {
 	c.t.Helper()
+	for _, q := range c.authorizeLoads(e.issuer) {
+		if len(q) != 2 || q.Get("client_id") != "acme-payroll" || !strings.HasPrefix(q.Get("request_uri"), "urn:ietf:params:oauth:request_uri:") {
+			c.t.Errorf("the browser loaded an authorization URL with %v, want client_id and request_uri only", q)
+		}
+	}
 	var seen []string
-	for _, q := range c.authorizeLoads(issuer) {
+	for _, q := range e.allPushed() {
 		if q.Get("acr_values") == acrValues && q.Get("max_age") == maxAge && q.Has("max_age") == (maxAge != "") {
-			if q.Get("client_id") != "acme-payroll" || q.Get("code_challenge_method") != "S256" || q.Get("nonce") == "" || q.Get("state") == "" {
-				c.t.Errorf("authorization request without PKCE, nonce or state: %v", q)
+			if q.Get("client_id") != "acme-payroll" || q.Get("code_challenge_method") != "S256" || q.Get("nonce") == "" || q.Get("state") == "" || q.Get("dpop_jkt") == "" {
+				c.t.Errorf("pushed authorization request without PKCE, nonce, state or dpop_jkt: %v", q)
 			}
 			return
 		}
 		seen = append(seen, q.Encode())
 	}
-	c.t.Fatalf("the app did not send the browser to Keystep with acr_values=%q max_age=%q; it sent:\n%s", acrValues, maxAge, strings.Join(seen, "\n"))
+	c.t.Fatalf("the app pushed no authorization request with acr_values=%q max_age=%q; it pushed:\n%s", acrValues, maxAge, strings.Join(seen, "\n"))
 }
 
 // noPasswordField fails if the page asks for a password.
@@ -117,7 +124,7 @@ func TestBrowserDemo(t *testing.T) {
 		t.Fatalf("Sign in did not lead to Keystep: at %s", c.Location())
 	}
 	c.See("to continue to Acme Payroll")
-	c.authorizedWith(e.issuer, "", "")
+	c.authorizedWith(e, "", "")
 	c.Look("demo-keystep-signin")
 
 	// The password is one step: enough for the overview.
@@ -125,7 +132,24 @@ func TestBrowserDemo(t *testing.T) {
 	c.at(app + "/dashboard")
 	c.See("Hello, alice")
 	c.See("one step, such as your password")
+	c.See("works only with a key that stays inside Acme Payroll")
+	// The access token's cnf.jkt is the session key's, shown next to acr
+	// and amr.
+	jkt := e.onlySession().user.JKT
+	if jkt == "" || chrome.Eval[string](c.Browser, `document.querySelector("code.jkt").textContent`) != jkt {
+		t.Fatalf("the overview does not show the access token's cnf.jkt %q:\n%s", jkt, c.BodyText())
+	}
 	c.lookDemo("demo-dashboard-password")
+
+	// What if it's stolen? The app replays the token without its key, and
+	// the API and Keystep refuse it.
+	c.Follow("form[action='/stolen'] button[type=submit]")
+	c.at(app + "/dashboard#stolen")
+	c.See("Refused. The token works only with the key that stays inside Acme Payroll.")
+	if n := chrome.Eval[int](c.Browser, `document.querySelectorAll("ul.replays li.refused").length`); n != 3 {
+		t.Fatalf("%d refusals shown, want 3:\n%s", n, c.BodyText())
+	}
+	c.lookDemo("demo-dashboard-stolen")
 
 	// Payslips: the API wants two steps (RFC 9470 §3); the app sends the
 	// browser back to Keystep with the challenge's acr_values (§4), and
@@ -134,7 +158,7 @@ func TestBrowserDemo(t *testing.T) {
 	if !strings.HasPrefix(c.Location(), e.issuer+"/") {
 		t.Fatalf("Payslips did not lead to Keystep: at %s:\n%s", c.Location(), c.BodyText())
 	}
-	c.authorizedWith(e.issuer, acrMFA+" "+acrPHR+" "+acrPHRH, "")
+	c.authorizedWith(e, acrMFA+" "+acrPHR+" "+acrPHRH, "")
 	c.See("Acme Payroll needs you to confirm it's you")
 	if n := chrome.Eval[int](c.Browser, `document.querySelectorAll("form[action='/login/otp'] input[name=code]").length`); n != 1 {
 		t.Fatalf("the step-up for payslips does not ask for the code:\n%s", c.BodyText())
@@ -162,7 +186,7 @@ func TestBrowserDemo(t *testing.T) {
 	// again, and the app says what to add, instead of going round.
 	c.TypeIn("#iban", "GB33 BUKB 2020 1555 5555 55")
 	c.Follow("form[action='/bank'] button[type=submit]")
-	c.authorizedWith(e.issuer, acrPHR+" "+acrPHRH, "300")
+	c.authorizedWith(e, acrPHR+" "+acrPHRH, "300")
 	c.at(app + "/bank/resume")
 	c.See("One more step is needed")
 	c.See("a passkey or security key, used in the last 5 minutes")

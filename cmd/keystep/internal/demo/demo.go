@@ -12,9 +12,12 @@
 //  5. Keystep asks only for the missing factor, the app exchanges the new
 //     code and retries the call, which now succeeds.
 //
-// It is a real RP (github.com/coreos/go-oidc/v3 and golang.org/x/oauth2:
-// code flow, PKCE S256, nonce, state bound to a cookie) with made-up data,
-// in-memory sessions and its own templates; it is not part of the provider.
+// It is a real RP (github.com/coreos/go-oidc/v3 for discovery and ID
+// tokens: code flow, PKCE S256, nonce, state bound to a cookie) with
+// made-up data, in-memory sessions and its own templates; it is not part of
+// the provider. It pushes its authorization requests (PAR, RFC 9126), and
+// its tokens are DPoP-bound (RFC 9449) to a key per session that never
+// leaves the app: the API takes nothing else (dpop.go).
 // `keystep demo` runs it next to Keystep.
 package demo
 
@@ -105,6 +108,9 @@ type App struct {
 
 	mu   sync.Mutex
 	conn *conn // set by the first successful connect
+
+	nonceMu sync.Mutex
+	nonce   string // Keystep's last DPoP-Nonce
 }
 
 // conn is what the app learns from Keystep: discovery, keys, endpoints.
@@ -113,7 +119,10 @@ type conn struct {
 	oauth      oauth2.Config
 	idVerifier *oidc.IDTokenVerifier
 	endSession string
-	api        http.Handler // the API, with its token verifier
+	par        string // pushed_authorization_request_endpoint
+	userinfo   string
+	verifier   *resource.Verifier // the API's, which the overview asks too
+	api        http.Handler       // the API, with verifier
 }
 
 // New builds the app. It does no I/O: Keystep's discovery document and keys
@@ -156,14 +165,15 @@ func New(cfg Config) (*App, error) {
 	web.Handle("POST /bank", a.handle(a.bankSubmit))
 	web.Handle("GET /bank/resume", a.handle(a.bankResume))
 	web.Handle("POST /logout", a.handle(a.logout))
+	web.Handle("POST /stolen", a.handle(a.stolen))
 	web.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 
 	mux := http.NewServeMux()
 	// Form posts must come from the app's own pages (SameSite cookies alone
 	// do not stop a same-site origin such as another localhost port).
 	mux.Handle("/", http.NewCrossOriginProtection().Handler(web))
-	// The API takes bearer tokens only, never cookies, so it needs no CSRF
-	// protection.
+	// The API takes DPoP-bound tokens only, never cookies, so it needs no
+	// CSRF protection.
 	mux.Handle("/api/", http.HandlerFunc(a.serveAPI))
 	a.handler = a.headers(http.MaxBytesHandler(mux, 64<<10))
 	return a, nil
@@ -206,15 +216,22 @@ func (a *App) connect(ctx context.Context) (*conn, error) {
 	}
 	var meta struct {
 		EndSession string `json:"end_session_endpoint"`
+		PAR        string `json:"pushed_authorization_request_endpoint"`
 	}
 	if err := p.Claims(&meta); err != nil {
 		return nil, err
+	}
+	if meta.PAR == "" || p.UserInfoEndpoint() == "" {
+		return nil, errors.New("demo: Keystep's discovery names no pushed_authorization_request_endpoint or userinfo_endpoint")
 	}
 	v, err := resource.Open(ctx, a.cfg.Issuer,
 		resource.WithHTTPClient(a.cfg.HTTPClient),
 		// Keystep's access tokens name the client they were issued to; the
 		// API takes only Acme Payroll's.
 		resource.WithAudience(a.cfg.ClientID),
+		// Only tokens bound to the caller's key, with a proof of it for
+		// each request, naming the app's URL as the browser sees it.
+		resource.WithDPoPRequired(), resource.WithPublicURL(a.cfg.URL),
 		resource.WithLogger(a.log), resource.WithClock(a.cfg.Now))
 	if err != nil {
 		return nil, err
@@ -231,6 +248,9 @@ func (a *App) connect(ctx context.Context) (*conn, error) {
 			SupportedSigningAlgs: []string{oidc.RS256, oidc.ES256, oidc.EdDSA},
 		}),
 		endSession: meta.EndSession,
+		par:        meta.PAR,
+		userinfo:   p.UserInfoEndpoint(),
+		verifier:   v,
 		api:        a.api(v),
 	}
 	a.conn = c

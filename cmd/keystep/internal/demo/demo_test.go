@@ -3,6 +3,8 @@ package demo
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"html"
 	"io"
 	"log/slog"
@@ -15,10 +17,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/keystep/keystep/idp"
+	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/idp/resource"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
@@ -47,6 +51,59 @@ type env struct {
 	store  storage.Store
 	app    *App
 	rpURL  string
+
+	mu     sync.Mutex
+	pushed []url.Values // the app's pushed authorization requests, in order
+	nonces []string     // the nonce of each token request's DPoP proof, in order
+}
+
+// recorder is the app's HTTP client transport in tests: it keeps the
+// parameters of every pushed authorization request.
+type recorder struct{ e *env }
+
+func (rt recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/oauth/par") && req.GetBody != nil {
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		b, _ := io.ReadAll(body)
+		q, _ := url.ParseQuery(string(b))
+		rt.e.mu.Lock()
+		rt.e.pushed = append(rt.e.pushed, q)
+		rt.e.mu.Unlock()
+	}
+	if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/oauth/token") {
+		var c struct {
+			Nonce string `json:"nonce"`
+		}
+		if parts := strings.Split(req.Header.Get("DPoP"), "."); len(parts) == 3 {
+			b, _ := base64.RawURLEncoding.DecodeString(parts[1])
+			_ = json.Unmarshal(b, &c)
+		}
+		rt.e.mu.Lock()
+		rt.e.nonces = append(rt.e.nonces, c.Nonce)
+		rt.e.mu.Unlock()
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// lastPushed is the app's last pushed authorization request.
+func (e *env) lastPushed() url.Values {
+	e.t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.pushed) == 0 {
+		e.t.Fatal("the app pushed no authorization request")
+	}
+	return e.pushed[len(e.pushed)-1]
+}
+
+// allPushed is every pushed authorization request so far.
+func (e *env) allPushed() []url.Values {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.pushed)
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, false, nil) }
@@ -105,11 +162,14 @@ func newEnvWith(t *testing.T, localApp bool, edit func(*idp.Config)) *env {
 		ID: clientID, Name: "Acme Payroll", SecretHash: factor.HashToken(secret),
 		RedirectURIs: []string{e.rpURL + "/callback"}, PostLogoutRedirectURIs: []string{e.rpURL + "/"},
 		AuthMethod: "client_secret_basic", GrantTypes: []string{"authorization_code"},
-		IDTokenAlg: "ES256", FirstParty: true, RequirePKCE: true, CreatedAt: now, UpdatedAt: now,
+		IDTokenAlg: "ES256", FirstParty: true, RequirePKCE: true,
+		// Pushed requests only, and tokens bound to the app's DPoP key.
+		RequirePAR: true, DPoPBoundAccessTokens: true, CreatedAt: now, UpdatedAt: now,
 	}); err != nil {
 		t.Fatal(err)
 	}
-	e.app, err = New(Config{Issuer: e.issuer, ClientID: clientID, ClientSecret: secret, URL: e.rpURL, Logger: logger})
+	e.app, err = New(Config{Issuer: e.issuer, ClientID: clientID, ClientSecret: secret, URL: e.rpURL, Logger: logger,
+		HTTPClient: &http.Client{Transport: recorder{e}, Timeout: 10 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,6 +301,44 @@ func (b *browser) signIn() page {
 // tokens returns the tokens the app keeps for b's session.
 func (e *env) tokens(b *browser) (accessToken string, u user) {
 	e.t.Helper()
+	v := e.session(b)
+	return v.accessToken, v.user
+}
+
+// sessionView is what the app keeps for a browser.
+type sessionView struct {
+	accessToken, tokenType string
+	user                   user
+	key                    *dpop.Prover
+}
+
+// onlySession returns what the app keeps for its one signed-in session
+// (the browser test's Chromium, whose cookies the test does not read).
+func (e *env) onlySession() sessionView {
+	e.t.Helper()
+	e.app.sessions.mu.Lock()
+	var all []*session
+	for _, s := range e.app.sessions.m {
+		all = append(all, s)
+	}
+	e.app.sessions.mu.Unlock()
+	var out []sessionView
+	for _, s := range all {
+		s.mu.Lock()
+		if s.signedIn() {
+			out = append(out, sessionView{accessToken: s.accessToken, tokenType: s.tokenType, user: s.user, key: s.key})
+		}
+		s.mu.Unlock()
+	}
+	if len(out) != 1 {
+		e.t.Fatalf("%d signed-in sessions, want 1", len(out))
+	}
+	return out[0]
+}
+
+// session returns what the app keeps for b's session.
+func (e *env) session(b *browser) sessionView {
+	e.t.Helper()
 	rp, _ := url.Parse(e.rpURL)
 	for _, c := range b.jar.Cookies(rp) {
 		if c.Name != sessionCookie {
@@ -254,18 +352,29 @@ func (e *env) tokens(b *browser) (accessToken string, u user) {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.accessToken, s.user
+		return sessionView{accessToken: s.accessToken, tokenType: s.tokenType, user: s.user, key: s.key}
 	}
 	e.t.Fatal("the browser has no Acme Payroll session")
-	return "", user{}
+	return sessionView{}
 }
 
-// callAPI calls the app's API directly with a bearer token, as curl would.
-func (e *env) callAPI(method, path, token, body string) (int, http.Header) {
+// callAPI calls the app's API directly, as curl would: with the token
+// under the DPoP scheme and a proof of key, or as a bearer token when key
+// is nil.
+func (e *env) callAPI(key *dpop.Prover, method, path, token, body string) (int, http.Header) {
 	e.t.Helper()
 	req, _ := http.NewRequest(method, e.rpURL+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
+	if key == nil {
+		req.Header.Set("Authorization", "Bearer "+token)
+	} else {
+		proof, err := key.Proof(method, e.rpURL+path, token, "", time.Now())
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "DPoP "+token)
+		req.Header.Set("DPoP", proof)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
@@ -290,31 +399,68 @@ func TestRFC9470Loop(t *testing.T) {
 	if !strings.Contains(p.body, levelWords(acrSFA)) {
 		t.Errorf("the dashboard does not say the sign-in was one step:\n%s", p.body)
 	}
-	first, u := e.tokens(b)
+	sv := e.session(b)
+	first, u, key := sv.accessToken, sv.user, sv.key
 	if u.ACR != acrSFA || u.Subject != userID || u.Username != username {
 		t.Fatalf("after sign-in: %+v, want acr %s for %s", u, acrSFA, userID)
 	}
+	// The tokens are bound to the session's key (RFC 9449 §5, §6.1), the
+	// code was asked for with it (dpop_jkt), and the overview shows it.
+	if sv.tokenType != "DPoP" || key == nil || u.JKT != key.JKT {
+		t.Fatalf("token_type %q, cnf.jkt %q; want DPoP bound to the session's key", sv.tokenType, u.JKT)
+	}
+	// The nonce dance (RFC 9449 §8): the first proof had none, Keystep
+	// answered use_dpop_nonce, the second carried its nonce.
+	e.mu.Lock()
+	nonces := slices.Clone(e.nonces)
+	e.mu.Unlock()
+	if len(nonces) != 2 || nonces[0] != "" || nonces[1] == "" {
+		t.Errorf("token requests' proof nonces %q, want none and then Keystep's", nonces)
+	}
+	if got := e.lastPushed().Get("dpop_jkt"); got != key.JKT {
+		t.Errorf("pushed dpop_jkt %q, want the session key's %q", got, key.JKT)
+	}
+	if !strings.Contains(p.body, `<code class="jkt">`+key.JKT+`</code>`) || !strings.Contains(p.body, "<code>DPoP</code>") {
+		t.Errorf("the overview does not show the token's cnf.jkt %s and token_type DPoP:\n%s", key.JKT, p.body)
+	}
 
-	// The API's answer to the password-only token, byte for byte (RFC 9470 §3).
-	status, h := e.callAPI(http.MethodGet, "/api/payslips", first, "")
-	const wantPayslips = `Bearer error="insufficient_user_authentication", error_description="The access token's authentication context class is not accepted here", acr_values="urn:keystep:acr:mfa phr phrh"`
+	// The API's answer to the password-only token, byte for byte (RFC 9470
+	// §3), in the DPoP scheme (RFC 9449 §7.1).
+	status, h := e.callAPI(key, http.MethodGet, "/api/payslips", first, "")
+	const algs = `algs="ES256 ES384 PS256 RS256 EdDSA"`
+	const wantPayslips = `DPoP error="insufficient_user_authentication", error_description="The access token's authentication context class is not accepted here", acr_values="urn:keystep:acr:mfa phr phrh", ` + algs
 	if got := h.Get("WWW-Authenticate"); status != http.StatusUnauthorized || got != wantPayslips {
 		t.Fatalf("GET /api/payslips with an sfa token: %d\n got WWW-Authenticate: %s\nwant WWW-Authenticate: %s", status, got, wantPayslips)
 	}
+	// The same token without the key is not even a token to the API.
+	status, h = e.callAPI(nil, http.MethodGet, "/api/payslips", first, "")
+	const wantBearer = `DPoP error="invalid_token", error_description="The access token is DPoP-bound and needs the DPoP scheme", ` + algs
+	if got := h.Get("WWW-Authenticate"); status != http.StatusUnauthorized || got != wantBearer {
+		t.Fatalf("GET /api/payslips with the token as Bearer: %d\n got WWW-Authenticate: %s\nwant WWW-Authenticate: %s", status, got, wantBearer)
+	}
 
-	// Payslips: the app's call is refused, it re-authorizes with the
-	// challenge's acr_values, and Keystep asks only for the code.
+	// Payslips: the app's call is refused, it pushes a new authorization
+	// request with the challenge's acr_values, the browser carries only its
+	// request_uri (RFC 9126 §4), and Keystep asks only for the code.
+	pushedBefore := len(e.allPushed())
 	p = b.get(e.rpURL + "/payslips")
 	authz := p.hop(e.issuer, "/authorize")
 	if authz == nil {
 		t.Fatalf("the app did not send the browser to Keystep; hops %v", p.hops)
 	}
-	q := authz.Query()
+	if q := authz.Query(); len(q) != 2 || q.Get("client_id") != clientID || !strings.HasPrefix(q.Get("request_uri"), "urn:ietf:params:oauth:request_uri:") {
+		t.Errorf("the authorization URL carries %v, want client_id and a pushed request_uri only", q)
+	}
+	if n := len(e.allPushed()); n != pushedBefore+1 {
+		t.Fatalf("%d authorization requests pushed for the step-up, want 1", n-pushedBefore)
+	}
+	q := e.lastPushed()
 	if q.Get("acr_values") != acrMFA+" "+acrPHR+" "+acrPHRH || q.Has("max_age") {
 		t.Errorf("re-authorization asked for acr_values=%q max_age=%q, want the challenge's", q.Get("acr_values"), q.Get("max_age"))
 	}
-	if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("nonce") == "" || q.Get("state") == "" || q.Get("client_id") != clientID {
-		t.Errorf("authorization request lacks PKCE, nonce or state: %v", q)
+	if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("nonce") == "" || q.Get("state") == "" || q.Get("client_id") != clientID ||
+		q.Get("dpop_jkt") != key.JKT {
+		t.Errorf("pushed authorization request lacks PKCE, nonce, state or dpop_jkt: %v", q)
 	}
 	if !p.has("/login/otp") || strings.Contains(p.body, `type="password"`) {
 		t.Fatalf("step-up should ask only for the code, got %d at %s:\n%.3000s", p.status, p.url, p.body)
@@ -333,7 +479,18 @@ func TestRFC9470Loop(t *testing.T) {
 
 	// The new tokens carry mfa: the ID token as the app verified it, and the
 	// access token as any resource server would verify it.
-	second, u := e.tokens(b)
+	// The nonce from the last token response was kept: one request this time.
+	e.mu.Lock()
+	nonces = slices.Clone(e.nonces)
+	e.mu.Unlock()
+	if len(nonces) != 3 || nonces[2] == "" {
+		t.Errorf("token requests' proof nonces %q, want the kept nonce in the step-up's one request", nonces)
+	}
+	sv = e.session(b)
+	second, u := sv.accessToken, sv.user
+	if sv.key != key || u.JKT != key.JKT {
+		t.Errorf("after the step-up the token is bound to %q, want the session's key %q still", u.JKT, key.JKT)
+	}
 	if u.ACR != acrMFA || u.Subject != userID {
 		t.Errorf("ID token after step-up: acr %q sub %q, want %s for %s", u.ACR, u.Subject, acrMFA, userID)
 	}
@@ -353,13 +510,16 @@ func TestRFC9470Loop(t *testing.T) {
 	if c.ACR != acrMFA || c.Subject != userID || c.ClientID != clientID {
 		t.Errorf("access token after step-up: %+v, want acr %s", c, acrMFA)
 	}
-	if status, _ := e.callAPI(http.MethodGet, "/api/payslips", second, ""); status != http.StatusOK {
+	if c.JKT != key.JKT {
+		t.Errorf("access token cnf.jkt %q, want %q", c.JKT, key.JKT)
+	}
+	if status, _ := e.callAPI(key, http.MethodGet, "/api/payslips", second, ""); status != http.StatusOK {
 		t.Errorf("GET /api/payslips with the stepped-up token: %d, want 200", status)
 	}
 
 	// Changing the bank account asks for more still: phr within 5 minutes.
-	status, h = e.callAPI(http.MethodPut, "/api/bank-account", second, `{"iban":"GB33BUKB20201555555555"}`)
-	const wantBank = `Bearer error="insufficient_user_authentication", error_description="The access token's authentication context class is not accepted here", acr_values="phr phrh", max_age=300`
+	status, h = e.callAPI(key, http.MethodPut, "/api/bank-account", second, `{"iban":"GB33BUKB20201555555555"}`)
+	const wantBank = `DPoP error="insufficient_user_authentication", error_description="The access token's authentication context class is not accepted here", acr_values="phr phrh", max_age=300, ` + algs
 	if got := h.Get("WWW-Authenticate"); status != http.StatusUnauthorized || got != wantBank {
 		t.Fatalf("PUT /api/bank-account with an mfa token: %d\n got WWW-Authenticate: %s\nwant WWW-Authenticate: %s", status, got, wantBank)
 	}
@@ -370,6 +530,49 @@ func TestRFC9470Loop(t *testing.T) {
 		if !strings.Contains(p.body, html.EscapeString(want)) {
 			t.Errorf("dashboard lacks %q:\n%s", want, p.body)
 		}
+	}
+}
+
+// "What if it's stolen?": the app replays the session's access token as a
+// thief would, without the key, and every attempt is refused with the DPoP
+// challenge; the same token with the session's key is a valid token (the
+// API only wants more steps), so the refusals are the key's doing.
+func TestStolenTokenIsRefused(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.signIn()
+	sv := e.session(b)
+
+	p := b.post(e.rpURL+"/stolen", nil)
+	if p.status != http.StatusOK || p.url != e.rpURL+"/dashboard#stolen" {
+		t.Fatalf("the replay ended with %d at %s:\n%.2000s", p.status, p.url, p.body)
+	}
+	if n := strings.Count(p.body, `<li class="refused">`); n != 3 || strings.Contains(p.body, `<li class="accepted">`) {
+		t.Fatalf("%d of the thief's attempts shown as refused, want all 3:\n%s", n, p.body)
+	}
+	for _, want := range []string{
+		"Refused. The token works only with the key that stays inside Acme Payroll.",
+		`WWW-Authenticate: DPoP error=&#34;invalid_token&#34;, error_description=&#34;The access token is DPoP-bound and needs the DPoP scheme&#34;`,
+		`error_description=&#34;The DPoP proof is not signed by the key the access token is bound to&#34;`,
+		"Replayed your access token without its key: refused every time.",
+	} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("the overview lacks %q:\n%s", want, p.body)
+		}
+	}
+	// Nothing of the session changed: the token still works with its key.
+	if after := e.session(b); after.accessToken != sv.accessToken || after.key != sv.key {
+		t.Error("the replay changed the session's token or key")
+	}
+	status, h := e.callAPI(sv.key, http.MethodGet, "/api/payslips", sv.accessToken, "")
+	if ch, _ := resource.ParseChallenge(h.Get("WWW-Authenticate")); status != http.StatusUnauthorized || ch.Error != "insufficient_user_authentication" {
+		t.Errorf("with the session's key: %d %q, want the step-up challenge", status, h.Get("WWW-Authenticate"))
+	}
+	// Only the app's own pages can start it.
+	req, _ := http.NewRequest(http.MethodPost, e.rpURL+"/stolen", nil)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	if p := b.do(req); p.status != http.StatusForbidden {
+		t.Errorf("cross-site replay: %d, want 403", p.status)
 	}
 }
 
@@ -391,9 +594,8 @@ func TestStepUpKeystepCannotMeet(t *testing.T) {
 	}
 
 	p = b.post(e.rpURL+"/bank", url.Values{"iban": {"gb33 bukb 2020 1555 5555 55"}})
-	authz := p.hop(e.issuer, "/authorize")
-	if authz == nil || authz.Query().Get("acr_values") != "phr phrh" || authz.Query().Get("max_age") != "300" {
-		t.Fatalf("the change should re-authorize with acr_values=phr phrh and max_age=300; hops %v", p.hops)
+	if q := e.lastPushed(); p.hop(e.issuer, "/authorize") == nil || q.Get("acr_values") != "phr phrh" || q.Get("max_age") != "300" {
+		t.Fatalf("the change should re-authorize with acr_values=phr phrh and max_age=300; pushed %v, hops %v", q, p.hops)
 	}
 	// Voluntary acr_values Keystep cannot reach: it answers with the true acr
 	// (mfa), the retry is refused again, and the app explains.

@@ -1,12 +1,10 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -14,9 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/idp/resource"
 )
 
@@ -64,24 +62,44 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) error {
 }
 
 // authorize sends the browser to Keystep's authorization endpoint: code
-// flow with PKCE S256 (RFC 7636) and a nonce (OIDC Core §3.1.2.1). state is
-// kept in the session and in a cookie scoped to /callback, so a callback is
-// accepted only in the browser that started it. extra carries a challenge's
-// acr_values and max_age (RFC 9470 §4). retry means returnTo is a page whose
-// API call was refused: the callback marks it, so a second refusal there
-// stops instead of looping.
+// flow with PKCE S256 (RFC 7636) and a nonce (OIDC Core §3.1.2.1), pushed
+// to Keystep first (RFC 9126), so the browser carries only client_id and
+// request_uri. The request names the session's DPoP key (dpop_jkt, RFC
+// 9449 §10): the code redeems only with a proof of it. state is kept in
+// the session and in a cookie scoped to /callback, so a callback is
+// accepted only in the browser that started it. extra carries a
+// challenge's acr_values and max_age (RFC 9470 §4). retry means returnTo
+// is a page whose API call was refused: the callback marks it, so a second
+// refusal there stops instead of looping.
 func (a *App) authorize(w http.ResponseWriter, r *http.Request, s *session, c *conn, returnTo string, extra url.Values, retry bool) error {
+	if s.key == nil {
+		k, err := newSessionKey()
+		if err != nil {
+			return err
+		}
+		s.key = k
+	}
 	p := &pendingAuth{
 		state: rand.Text(), nonce: rand.Text(), verifier: oauth2.GenerateVerifier(),
 		returnTo: returnTo, stepUp: retry, started: a.cfg.Now(),
 	}
-	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(p.verifier), oidc.Nonce(p.nonce)}
+	params := url.Values{
+		"response_type": {"code"}, "client_id": {a.cfg.ClientID}, "redirect_uri": {c.oauth.RedirectURL},
+		"scope": {strings.Join(c.oauth.Scopes, " ")}, "state": {p.state}, "nonce": {p.nonce},
+		"code_challenge": {oauth2.S256ChallengeFromVerifier(p.verifier)}, "code_challenge_method": {"S256"},
+		"dpop_jkt": {s.key.JKT},
+	}
 	for k := range extra {
-		opts = append(opts, oauth2.SetAuthURLParam(k, extra.Get(k)))
+		params.Set(k, extra.Get(k))
+	}
+	to, err := a.push(r.Context(), c, params)
+	if err != nil {
+		return &publicError{status: http.StatusBadGateway, title: "Sign-in didn't start",
+			detail: "Acme Payroll couldn't send your sign-in to Keystep. Try again in a moment.", err: err}
 	}
 	s.pending = p
 	setCookie(w, stateCookie, p.state, "/callback", int(authTimeout/time.Second), a.secure)
-	http.Redirect(w, r, c.oauth.AuthCodeURL(p.state, opts...), http.StatusSeeOther)
+	http.Redirect(w, r, to, http.StatusSeeOther)
 	return nil
 }
 
@@ -126,11 +144,11 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 		return &publicError{status: http.StatusBadGateway, title: "Sign-in didn't finish",
 			detail: "Acme Payroll couldn't complete the sign-in with Keystep. Start again from the home page.", err: err}
 	}
-	tok, err := c.oauth.Exchange(context.WithValue(ctx, oauth2.HTTPClient, a.cfg.HTTPClient), q.Get("code"), oauth2.VerifierOption(p.verifier))
+	tok, err := a.exchange(ctx, c, s.key, q.Get("code"), p.verifier)
 	if err != nil {
 		return notFinished(err)
 	}
-	raw, _ := tok.Extra("id_token").(string)
+	raw := tok.IDToken
 	idt, err := c.idVerifier.Verify(ctx, raw)
 	if err != nil {
 		return notFinished(err)
@@ -149,21 +167,24 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 	if cl.Nonce != p.nonce {
 		return notFinished(fmt.Errorf("nonce mismatch"))
 	}
-	u := user{Subject: idt.Subject, Username: cl.Username, Name: cl.Name, ACR: cl.ACR, AMR: cl.AMR}
+	// The access token as the API will see it: its cnf.jkt must be the
+	// session's key, or the API would refuse every call.
+	at, err := c.verifier.Verify(ctx, tok.AccessToken)
+	if err != nil {
+		return notFinished(err)
+	}
+	if at.JKT != s.key.JKT {
+		return notFinished(fmt.Errorf("access token bound to %q, not the session's key %q", at.JKT, s.key.JKT))
+	}
+	u := user{Subject: idt.Subject, Username: cl.Username, Name: cl.Name, ACR: cl.ACR, AMR: cl.AMR, JKT: at.JKT}
 	if u.Username == "" {
 		// Keystep puts profile claims in userinfo, not the ID token (OIDC
 		// Core §5.4). A name is nice to have, not a reason to fail.
-		octx := oidc.ClientContext(ctx, a.cfg.HTTPClient)
-		if info, err := c.provider.UserInfo(octx, oauth2.StaticTokenSource(tok)); err != nil {
+		if info, err := a.userinfo(ctx, c, s.key, tok.AccessToken); err != nil {
 			a.log.WarnContext(ctx, "demo userinfo failed", "error", err)
-		} else if info.Subject == u.Subject {
-			var pc struct {
-				Username string `json:"preferred_username"`
-				Name     string `json:"name"`
-			}
-			if err := info.Claims(&pc); err == nil {
-				u.Username, u.Name = pc.Username, pc.Name
-			}
+		} else if info["sub"] == u.Subject {
+			u.Username, _ = info["preferred_username"].(string)
+			u.Name, _ = info["name"].(string)
 		}
 	}
 	if cl.AuthTime > 0 {
@@ -173,13 +194,13 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 		// Someone else signed in at Keystep: nothing of the last person's carries over.
 		s.change, s.events, s.retried = nil, nil, ""
 	}
-	s.user, s.accessToken, s.rawIDToken = u, tok.AccessToken, raw
+	s.user, s.accessToken, s.tokenType, s.rawIDToken, s.stolen = u, tok.AccessToken, tok.TokenType, raw, nil
 	a.sessions.rotate(w, s, a.secure)
 	if p.stepUp {
 		s.retried = p.returnTo
 	}
 	s.note(a.cfg.Now(), "Keystep signed you in: "+levelWords(u.ACR)+".",
-		fmt.Sprintf("ID token: acr=%s amr=%s auth_time=%d", u.ACR, strings.Join(u.AMR, ","), cl.AuthTime))
+		fmt.Sprintf("ID token: acr=%s amr=%s auth_time=%d; access token: token_type=%s cnf.jkt=%s", u.ACR, strings.Join(u.AMR, ","), cl.AuthTime, tok.TokenType, u.JKT))
 	http.Redirect(w, r, p.returnTo, http.StatusSeeOther)
 	return nil
 }
@@ -224,35 +245,17 @@ type apiResponse struct {
 }
 
 // callAPI calls the app's API as any client of a resource server would:
-// over HTTP with the user's access token (RFC 6750 §2.1).
+// over HTTP with the user's access token under the DPoP scheme and a proof
+// of the session's key for this very request (RFC 9449 §7.1).
 func (a *App) callAPI(ctx context.Context, s *session, method, path string, body any) (apiResponse, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return apiResponse{}, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.cfg.URL+path, rd)
+	req, err := newRequest(ctx, method, a.cfg.URL+path, body)
 	if err != nil {
 		return apiResponse{}, err
 	}
-	req.Header.Set("Authorization", "Bearer "+s.accessToken)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := a.cfg.HTTPClient.Do(req)
-	if err != nil {
+	if err := dpopRequest(req, dpop.Scheme, s.accessToken, s.key, a.cfg.Now()); err != nil {
 		return apiResponse{}, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return apiResponse{}, err
-	}
-	return apiResponse{status: resp.StatusCode, header: resp.Header, body: b}, nil
+	return a.send(req)
 }
 
 // refused handles a 401 from the API. An RFC 9470 challenge sends the
@@ -279,7 +282,7 @@ func (a *App) refused(w http.ResponseWriter, r *http.Request, s *session, c *con
 			return nil
 		}
 		params := ch.AuthorizeParams()
-		s.note(now, "Sent you to Keystep for more.", "authorize with "+paramText(params))
+		s.note(now, "Sent you to Keystep for more.", "pushed (PAR) with "+paramText(params))
 		return a.authorize(w, r, s, c, path, params, true)
 	case errInvalidToken, "":
 		if retried {
@@ -319,6 +322,7 @@ func (a *App) dashboard(w http.ResponseWriter, r *http.Request) error {
 			Level: levelWords(s.user.ACR), ACR: s.user.ACR,
 			Factors: amrWords(s.user.AMR), AMR: strings.Join(s.user.AMR, " "),
 			When: whenWords(s.user.AuthTime, now),
+			JKT:  s.user.JKT, TokenType: s.tokenType, Stolen: s.stolen,
 		}
 		p.Nav = "dashboard"
 		if !s.user.AuthTime.IsZero() {
@@ -480,6 +484,8 @@ type dashboardPage struct {
 	Level, ACR        string
 	Factors, AMR      string
 	When, AuthTime    string
+	JKT, TokenType    string // the access token's cnf.jkt and token_type
+	Stolen            []replay
 	Events            []eventLine
 }
 

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/keystep/keystep/idp/dpop"
 )
 
 const (
@@ -40,9 +42,14 @@ type session struct {
 
 	pending *pendingAuth // a sign-in at Keystep in flight
 
-	user        user // zero until signed in
+	user user // zero until signed in
+	// key is the session's DPoP key: the tokens are bound to it, and it
+	// never leaves the app. Made at the first sign-in, kept for step-ups.
+	key         *dpop.Prover
 	accessToken string
-	rawIDToken  string // for RP-initiated logout (id_token_hint)
+	tokenType   string   // DPoP
+	stolen      []replay // the last "What if it's stolen?" run
+	rawIDToken  string   // for RP-initiated logout (id_token_hint)
 	// retried is the page a step-up just came back for: if the API still
 	// says no there, Keystep could not give more and the app says so
 	// instead of sending the browser round in circles.
@@ -68,6 +75,7 @@ type user struct {
 	ACR      string
 	AMR      []string
 	AuthTime time.Time
+	JKT      string // the access token's cnf.jkt
 }
 
 func (u user) displayName() string {
