@@ -219,3 +219,16 @@ func manyTypes(n int) string {
 	}
 	return strings.Join(names, ",")
 }
+
+// The README's example is the one tested here, so a newcomer can paste it.
+func TestREADMEDetailsExample(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(raw), "```yaml\n"+"authorization_details_types:\n")
+	block, _, _ = strings.Cut(block, "```\n")
+	if !ok || "authorization_details_types:\n"+block != detailsYAML {
+		t.Errorf("the README's authorization_details_types example differs from detailsYAML:\n%s", block)
+	}
+}
