@@ -48,6 +48,9 @@ func TestAdminClientFormSetsAuthorizationDetailsTypes(t *testing.T) {
 	if p := b.get(e.issuer + "/admin/clients/" + rpClient); !strings.Contains(p.body, `value="payment_initiation, account_change"`) {
 		t.Errorf("the saved types are not shown:\n%.8000s", p.body)
 	}
+	if p := b.get(e.issuer + "/admin/clients"); !strings.Contains(p.body, `<span class="badge" title="Transaction types: payment_initiation, account_change">transactions</span>`) {
+		t.Errorf("the clients list does not mark the client:\n%.6000s", p.body)
+	}
 }
 
 // A server without a policy registers no types, and the console says so.
