@@ -53,6 +53,7 @@ func (h *Handler) adminClients(w http.ResponseWriter, r *http.Request, a *adminS
 type clientForm struct {
 	admin.ClientSpec
 	Redirects, PostLogout, JWKSText string
+	DetailsTypesText                string // authorization details types, comma-separated
 	RateLimitText                   string // as typed, to show it back when it is not a number
 	Errors                          map[string][]string
 	Problems                        []string
@@ -69,6 +70,9 @@ type adminClientPage struct {
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 	Options    clientOptions
+	// DetailsTypes are the authorization details types the server's
+	// policy registers, for the hint.
+	DetailsTypes []string
 }
 
 type clientOptions struct {
@@ -83,12 +87,13 @@ func (h *Handler) clientPage(r *http.Request, a *adminState, title string, f cli
 	if f.MinACR != "" && !slices.Contains(levels, f.MinACR) {
 		levels = append(levels, f.MinACR) // an alias, or a level since removed: kept as it is
 	}
-	return adminClientPage{adminPage: h.adminPage(r, a, "clients", title), Form: f, Levels: levels,
+	return adminClientPage{adminPage: h.adminPage(r, a, "clients", title), Form: f, Levels: levels, DetailsTypes: h.cfg.Details.Types(),
 		Options: clientOptions{AuthMethods: admin.AuthMethods[:3], IDTokenAlgs: admin.IDTokenAlgs, AccessTokenFormats: admin.AccessTokenFormats, GrantTypes: admin.GrantTypes}}
 }
 
 func formOf(s admin.ClientSpec) clientForm {
-	f := clientForm{ClientSpec: s, Redirects: strings.Join(s.RedirectURIs, "\n"), PostLogout: strings.Join(s.PostLogoutRedirectURIs, "\n")}
+	f := clientForm{ClientSpec: s, Redirects: strings.Join(s.RedirectURIs, "\n"), PostLogout: strings.Join(s.PostLogoutRedirectURIs, "\n"),
+		DetailsTypesText: strings.Join(s.AuthorizationDetailsTypes, ", ")}
 	if s.RateLimit != 0 {
 		f.RateLimitText = strconv.Itoa(s.RateLimit)
 	}
@@ -129,6 +134,7 @@ func readClientForm(r *http.Request) clientForm {
 	s.DPoPBoundAccessTokens = v.Get("dpop_bound_access_tokens") == "on"
 	s.BackchannelLogoutURI = v.Get("backchannel_logout_uri")
 	s.BackchannelLogoutSessionRequired = v.Get("backchannel_logout_session_required") == "on"
+	s.AuthorizationDetailsTypes = strings.FieldsFunc(v.Get("authorization_details_types"), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
 	if s.Public {
 		s.AuthMethod = "none"
 	} else {
@@ -146,6 +152,7 @@ func readClientForm(r *http.Request) clientForm {
 	}
 	f := formOf(s.Normalize())
 	f.Redirects, f.PostLogout, f.JWKSText, f.RateLimitText = v.Get("redirect_uris"), v.Get("post_logout_redirect_uris"), jwks, rate
+	f.DetailsTypesText = v.Get("authorization_details_types")
 	if rateErr {
 		f.extra = append(f.extra, admin.Problem{Field: "rate_limit", Message: "Rate limit: enter a whole number of requests a second, or leave it empty for the server's default."})
 	}
@@ -162,7 +169,7 @@ func (f *clientForm) check(h *Handler) bool {
 	if len(f.extra) == 0 {
 		return true
 	}
-	f.fail(append(f.extra, admin.ValidateClient(f.ClientSpec, h.cfg.Policy, h.cfg.AccountClientID)...))
+	f.fail(append(f.extra, h.admin.ValidateClient(f.ClientSpec)...))
 	return false
 }
 

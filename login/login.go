@@ -168,7 +168,12 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h := &Handler{cfg: cfg, r: r, assessor: &signin.Assessor{Store: cfg.Store, Risk: cfg.Risk, Limits: cfg.Limits, Now: cfg.Now}}
 	h.admin = &admin.Service{Store: cfg.Store, Policy: cfg.Policy, Audit: cfg.Audit, Hasher: cfg.Hasher, Limits: cfg.Limits,
-		BuiltIn: cfg.AccountClientID, RotateKeys: cfg.RotateKeys}
+		BuiltIn: cfg.AccountClientID, RotateKeys: cfg.RotateKeys, Details: cfg.Details}
+	if h.admin.Details == nil {
+		// The console knows the server's policy: none, so no type is
+		// registered and a client may register none.
+		h.admin.Details, _ = details.New(details.Config{}, nil)
+	}
 	return h, nil
 }
 

@@ -408,6 +408,8 @@ type clientJSON struct {
 	BackchannelLogoutURI   string   `json:"backchannel_logout_uri,omitempty"`
 	// BackchannelLogoutSessionRequired: logout tokens carry sid.
 	BackchannelLogoutSessionRequired bool `json:"backchannel_logout_session_required,omitempty"`
+	// AuthorizationDetailsTypes: the RFC 9396 types the app may request.
+	AuthorizationDetailsTypes []string `json:"authorization_details_types,omitempty"`
 }
 
 // clientFlags are the settings flags of clients create and clients update.
@@ -417,6 +419,7 @@ type clientFlags struct {
 	redirects, postLogout                                   listFlag
 	public, native, strict, firstParty, pkce, enroll        bool
 	requirePAR, dpop, backchannelSID                        bool
+	detailsTypes                                            string
 	rateLimit                                               int
 }
 
@@ -443,6 +446,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.profile, "profile", "", "security profile: fapi2 (FAPI 2.0: implies --require-par, --dpop and PKCE; needs --jwks-file and ES256 or EdDSA) or none")
 	fs.StringVar(&f.backchannelURI, "backchannel-logout-uri", "", "where logout tokens are sent (OIDC Back-Channel Logout): https, or http on localhost; empty: none")
 	fs.BoolVar(&f.backchannelSID, "backchannel-logout-session-required", false, "logout tokens carry the session ID (sid)")
+	fs.StringVar(&f.detailsTypes, "authorization-details-types", "", "authorization_details types the app may request (RFC 9396), comma-separated: payment_initiation,account_change; each must be in the config file's authorization_details_types; empty: none")
 }
 
 // apply sets on s the flags that were given (all of them for create).
@@ -504,6 +508,9 @@ func (f *clientFlags) apply(fs *flag.FlagSet, s *admin.ClientSpec, all bool) []s
 	}
 	if given("backchannel-logout-session-required") {
 		s.BackchannelLogoutSessionRequired = f.backchannelSID
+	}
+	if given("authorization-details-types") {
+		s.AuthorizationDetailsTypes = strings.Split(f.detailsTypes, ",")
 	}
 	if given("id-token-alg") {
 		s.IDTokenAlg = f.alg
@@ -587,7 +594,7 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 	if action == "create" {
 		spec = admin.ClientSpec{ID: id}
 		problems := cf.apply(fs, &spec, true)
-		for _, p := range admin.ValidateClient(spec, set.policy, idp.AccountClientID) {
+		for _, p := range append(admin.ValidateClient(spec, set.policy, idp.AccountClientID), admin.RegisteredDetailsTypes(spec, set.details)...) {
 			problems = append(problems, p.Message)
 		}
 		if len(problems) > 0 {
@@ -601,6 +608,7 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer st.Close()
 	adm := newAdmin(st, key, set.policy)
+	adm.Details = set.details // nil without --config: types checked for their form only
 	by := cliActor("")
 	now := clock()
 	switch action {
@@ -741,7 +749,8 @@ func toClientJSON(c storage.Client) clientJSON {
 	return clientJSON{ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		Public: c.Public, GrantTypes: c.GrantTypes, IDTokenAlg: alg, MinACR: c.MinACR, Strict: c.Strict, FirstParty: c.FirstParty,
 		RequirePAR: c.RequirePAR, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, Profile: c.Profile,
-		BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired}
+		BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
+		AuthorizationDetailsTypes: c.AuthorizationDetailsTypes}
 }
 
 // ---- keys ----

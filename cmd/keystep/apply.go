@@ -76,6 +76,7 @@ func apply(ctx context.Context, args []string, stdout io.Writer) error {
 		byID[cl.ID] = cl
 	}
 	adm := newAdmin(st, key, set.policy)
+	adm.Details = set.details
 	by := cliActor("keystep apply -f " + filepath.Base(file))
 	now := clock()
 
@@ -284,6 +285,9 @@ func exportConfig(set settings, clients []storage.Client) fileConfig {
 		TrustedProxies: set.file.TrustedProxies,
 		ScopeMinACR:    set.scopeMinACR,
 		RequirePAR:     set.requirePAR,
+	}
+	if d := set.file.AuthorizationDetails; d != nil && len(d.Types) > 0 {
+		fc.AuthorizationDetails = d // as the file wrote it, validated
 	}
 	for _, l := range set.policy.Levels() {
 		lc := levelConfig{ACR: l.ACR, Aliases: l.Aliases, Requires: string(l.Requires)}

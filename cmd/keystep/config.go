@@ -18,6 +18,7 @@ import (
 	yamlv3 "go.yaml.in/yaml/v3"
 
 	"github.com/keystep/keystep/idp"
+	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
@@ -42,8 +43,12 @@ type fileConfig struct {
 	// RequirePAR admits only pushed authorization requests from every
 	// client (RFC 9126 §5, idp.Config.RequirePAR); each client can also
 	// require them for itself.
-	RequirePAR bool               `json:"require_pushed_authorization_requests,omitempty"`
-	Clients    []admin.ClientSpec `json:"clients,omitempty"`
+	RequirePAR bool `json:"require_pushed_authorization_requests,omitempty"`
+	// AuthorizationDetails registers the authorization_details types (RFC
+	// 9396) clients may request, what the person is shown and what each
+	// demands (package idp/details).
+	AuthorizationDetails *details.Config    `json:"authorization_details_types,omitempty"`
+	Clients              []admin.ClientSpec `json:"clients,omitempty"`
 }
 
 // rateLimitConfig is one endpoint group's limit: token and authorize per
@@ -119,6 +124,7 @@ type settings struct {
 	coolingOff     time.Duration // 0: login.DefaultPasskeyCoolingOff
 	rateLimits     map[string]idp.RateLimit
 	requirePAR     bool               // every client must push its requests
+	details        *details.Registry  // nil without a config file: the types are not known
 	clients        []admin.ClientSpec // normalised
 	file           fileConfig         // as read, for export
 
@@ -245,6 +251,7 @@ func loadConfig(path string) (settings, error) {
 		}
 		s.coolingOff = d
 	}
+	errs = append(errs, applyDetails(&s, fc.AuthorizationDetails, policyOK)...)
 	errs = append(errs, checkClients(&s, fc.Clients, policyOK)...)
 	if err := errors.Join(errs...); err != nil {
 		return s, fmt.Errorf("config %s:\n%w", path, err)
@@ -368,8 +375,8 @@ func unknownFields(v any, t reflect.Type, path string) []error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t == reflect.TypeFor[json.RawMessage]() {
-		return nil
+	if t == reflect.TypeFor[json.RawMessage]() || reflect.PointerTo(t).Implements(reflect.TypeFor[json.Unmarshaler]()) {
+		return nil // decoded by its own rules, unknown fields included
 	}
 	var errs []error
 	switch t.Kind() {
@@ -486,8 +493,39 @@ func applySession(s *settings, sc *sessionConfig) []error {
 	return errs
 }
 
+// applyDetails builds the authorization details registry from the file,
+// its min_acr values checked against the file's levels, every problem
+// reported. With the levels in error it checks the rest and leaves the
+// acr names to that error.
+func applyDetails(s *settings, dc *details.Config, policyOK bool) []error {
+	var c details.Config
+	if dc != nil {
+		c = *dc
+	}
+	known := func(acr string) bool {
+		_, _, ok := s.policy.Lookup(acr)
+		return ok || !policyOK
+	}
+	r, err := details.New(c, known)
+	if err != nil {
+		var errs []error
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
+		} else {
+			errs = []error{err}
+		}
+		for i, e := range errs {
+			errs[i] = fmt.Errorf("authorization_details_types: %w", e)
+		}
+		return errs
+	}
+	s.details = r
+	return nil
+}
+
 // checkClients validates the clients: section, each client against the
-// file's levels (when they are valid), and no ID twice.
+// file's levels (when they are valid) and authorization details types, and
+// no ID twice.
 func checkClients(s *settings, list []admin.ClientSpec, policyOK bool) []error {
 	var errs []error
 	p := s.policy
@@ -501,7 +539,7 @@ func checkClients(s *settings, list []admin.ClientSpec, policyOK bool) []error {
 		if c.ID != "" {
 			where += " (" + c.ID + ")"
 		}
-		for _, pr := range admin.ValidateClient(c, p, idp.AccountClientID) {
+		for _, pr := range append(admin.ValidateClient(c, p, idp.AccountClientID), admin.RegisteredDetailsTypes(c, s.details)...) {
 			errs = append(errs, fmt.Errorf("%s.%s: %s", where, pr.Field, pr.Message))
 		}
 		if j, dup := seen[c.ID]; dup && c.ID != "" {
@@ -582,6 +620,6 @@ func (s settings) serverConfig(issuer string, st storage.Store, key []byte, log 
 		Logger: log, ProductName: s.productName, Risk: s.risk, RateLimits: s.rateLimits,
 		AdminACR: s.adminACR, AdminMaxAge: s.adminMaxAge,
 		SessionIdleTimeout: s.sessionIdleTimeout, SessionMaxAge: s.sessionMaxAge,
-		PasskeyCoolingOff: s.coolingOff, RequirePAR: s.requirePAR,
+		PasskeyCoolingOff: s.coolingOff, RequirePAR: s.requirePAR, Details: s.details,
 	}
 }

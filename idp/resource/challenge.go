@@ -1,9 +1,12 @@
 package resource
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -20,6 +23,12 @@ type ChallengeInfo struct {
 	Scope            []string
 	Realm            string
 	Algs             []string // DPoP only: the proof algorithms accepted
+	// AuthorizationDetails is the JSON array of authorization details
+	// (RFC 9396) the resource server needs for the operation, from an
+	// insufficient_authorization_details challenge's authorization_details
+	// parameter (base64url JSON); nil when absent. The client asks for a
+	// new authorization with exactly these details.
+	AuthorizationDetails json.RawMessage
 }
 
 // ParseChallenge reads the Bearer or DPoP challenge from a WWW-Authenticate
@@ -53,6 +62,13 @@ func ParseChallenge(header string) (ChallengeInfo, error) {
 			Realm:            c.params["realm"],
 			Algs:             fields(c.params["algs"]),
 		}
+		if s, ok := c.params["authorization_details"]; ok {
+			d, err := challengeDetails(s)
+			if err != nil {
+				return ChallengeInfo{}, err
+			}
+			info.AuthorizationDetails = d
+		}
 		if s, ok := c.params["max_age"]; ok {
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 0 || strings.TrimLeft(s, "0123456789") != "" {
@@ -65,10 +81,14 @@ func ParseChallenge(header string) (ChallengeInfo, error) {
 	return ChallengeInfo{}, errors.New("resource: no Bearer or DPoP challenge")
 }
 
-// AuthorizeParams returns acr_values and max_age, where the challenge has
-// them, for the client's next authorization request (RFC 9470 §4).
+// AuthorizeParams returns acr_values, max_age and authorization_details,
+// where the challenge has them, for the client's next authorization request
+// (RFC 9470 §4, RFC 9396 §2).
 func (c ChallengeInfo) AuthorizeParams() url.Values {
 	v := url.Values{}
+	if c.AuthorizationDetails != nil {
+		v.Set("authorization_details", string(c.AuthorizationDetails))
+	}
 	if len(c.ACRValues) > 0 {
 		v.Set("acr_values", strings.Join(c.ACRValues, " "))
 	}
@@ -76,6 +96,20 @@ func (c ChallengeInfo) AuthorizeParams() url.Values {
 		v.Set("max_age", strconv.Itoa(*c.MaxAge))
 	}
 	return v
+}
+
+// challengeDetails decodes an authorization_details challenge parameter:
+// base64url, padded or not, of a JSON array of objects.
+func challengeDetails(s string) (json.RawMessage, error) {
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+	if err != nil {
+		return nil, errors.New("resource: authorization_details is not base64url")
+	}
+	var objs []map[string]json.RawMessage
+	if err := json.Unmarshal(b, &objs); err != nil || len(objs) == 0 || slices.ContainsFunc(objs, func(o map[string]json.RawMessage) bool { return o == nil }) {
+		return nil, errors.New("resource: authorization_details is not a JSON array of objects")
+	}
+	return json.RawMessage(b), nil
 }
 
 func fields(s string) []string {

@@ -2,6 +2,8 @@ package resource_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
@@ -61,4 +63,47 @@ func ExampleParseChallenge() {
 	// Output:
 	// insufficient_user_authentication
 	// acr_values=phr+phrh&max_age=600
+}
+
+// A payments API: the token must carry the payment the person approved
+// (RFC 9396). RequireDetails reads the payment from the request body and
+// checks that the token's authorization_details cover it; the handler
+// still reads the body itself. A token approved for EUR 1,250 to Example
+// Supplies Ltd cannot pay EUR 12,500, or pay anyone else.
+func ExampleVerifier_RequireDetails() {
+	v, err := resource.Open(context.Background(), "http://localhost:8080", resource.WithAudience("payments-api"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	payment := func(r *http.Request) (map[string]any, error) {
+		var p struct{ Amount, Currency, Creditor string }
+		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+			return nil, errors.New("want a JSON payment")
+		}
+		return map[string]any{
+			"type":             "payment_initiation",
+			"instructedAmount": map[string]any{"amount": p.Amount, "currency": p.Currency},
+			"creditorName":     p.Creditor,
+		}, nil
+	}
+	pay := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The body is here again; the payment is the approved one.
+		w.WriteHeader(http.StatusCreated)
+	})
+	mux := http.NewServeMux()
+	mux.Handle("POST /payments", v.Require(resource.Requirement{Scope: []string{"payments"}}, v.RequireDetails(payment, pay)))
+	log.Fatal(http.ListenAndServe("localhost:9001", mux))
+}
+
+// A client refused for its authorization details starts a new
+// authorization with exactly the details the API named.
+func ExampleChallengeInfo_AuthorizeParams() {
+	h := `Bearer error="insufficient_authorization_details", error_description="The access token's authorization_details do not cover this operation", authorization_details="W3sidHlwZSI6InBheW1lbnRfaW5pdGlhdGlvbiJ9XQ"`
+	c, err := resource.ParseChallenge(h)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(c.AuthorizeParams().Get("authorization_details"))
+	// Output:
+	// [{"type":"payment_initiation"}]
 }

@@ -2,6 +2,7 @@ package resource
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -26,6 +27,8 @@ type introspection struct {
 	AuthTime  *jwt.NumericDate `json:"auth_time"`
 	SessionID string           `json:"sid"`
 	Cnf       *confirmation    `json:"cnf"`
+	// AuthorizationDetails is RFC 9396 §9.2's member.
+	AuthorizationDetails json.RawMessage `json:"authorization_details"`
 }
 
 // introspect asks the issuer about token (RFC 7662 §2.1). Only a response
@@ -77,6 +80,9 @@ func (v *Verifier) introspect(ctx context.Context, token string) (Claims, error)
 	}
 	if in.Cnf != nil {
 		c.JKT = in.Cnf.JKT // RFC 9449 §6.2
+	}
+	if c.AuthorizationDetails, err = detailsClaim(in.AuthorizationDetails); err != nil {
+		return Claims{}, err
 	}
 	return c, nil
 }

@@ -11,7 +11,8 @@ import (
 	"github.com/keystep/keystep/idp/dpop"
 )
 
-// Error codes of RFC 6750 §3.1 and RFC 9470 §3.
+// Error codes of RFC 6750 §3.1 and RFC 9470 §3 (and, in details.go, of
+// RFC 9396 resource servers).
 const (
 	errInvalidToken      = "invalid_token"
 	errInsufficientAuth  = "insufficient_user_authentication"
@@ -39,6 +40,9 @@ const (
 //     when set, and scope when scopes are missing too (RFC 9470 §3);
 //   - a scope of req.Scope missing: 403 error="insufficient_scope" naming
 //     every scope req.Scope lists (RFC 6750 §3.1);
+//   - req.Details not covered by the token's authorization_details: 403
+//     error="insufficient_authorization_details" with the wanted details
+//     ([DetailsChallenge]);
 //   - the issuer unreachable: 503, without a challenge, because the token
 //     may be fine and the client should not throw it away.
 func (v *Verifier) Require(req Requirement, next http.Handler) http.Handler {
@@ -92,6 +96,13 @@ func (v *Verifier) Require(req Requirement, next http.Handler) http.Handler {
 			v.writeChallenge(w, http.StatusForbidden, scheme)
 			return
 		}
+		if req.Details != nil && !c.Covers(req.Details) {
+			v.log.DebugContext(ctx, "authorization details do not cover the operation", "client_id", c.ClientID, "outcome", errInsufficientDetails)
+			ch := detailsChallenge(req.Details, detailsDesc)
+			ch.dpop = scheme.dpop
+			v.writeChallenge(w, http.StatusForbidden, ch)
+			return
+		}
 		next.ServeHTTP(w, r.WithContext(withClaims(ctx, c)))
 	})
 }
@@ -131,6 +142,7 @@ type challenge struct {
 	acr       []string
 	maxAge    time.Duration
 	scope     []string
+	details   string // base64url of the JSON array of wanted details
 }
 
 // String renders c as a Bearer or DPoP challenge (RFC 6750 §3, RFC 9449
@@ -165,6 +177,9 @@ func (c challenge) String() string {
 	}
 	if len(c.scope) > 0 {
 		param("scope", quote(strings.Join(c.scope, " ")))
+	}
+	if c.details != "" {
+		param("authorization_details", quote(c.details))
 	}
 	if c.dpop {
 		param("algs", quote(strings.Join(dpop.AlgNames(), " ")))

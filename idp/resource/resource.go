@@ -12,6 +12,14 @@
 // and the client, after [ParseChallenge], sends the user back to the
 // authorization endpoint with [ChallengeInfo.AuthorizeParams] (RFC 9470 §4).
 //
+// For transactions (RFC 9396 Rich Authorization Requests) the API states
+// what it is about to do as an authorization details object — in
+// [Requirement.Details], with [Verifier.RequireDetails] when the request
+// body says it, or with [CheckDetails] from the handler — and the token's
+// approved authorization_details must cover it; otherwise 403
+// error="insufficient_authorization_details" names the details to ask for
+// ([DetailsChallenge]).
+//
 // Tokens are checked locally when they are JWTs (RFC 9068), with keys from the
 // issuer's JWKS, or at the issuer's introspection endpoint (RFC 7662, with the
 // RFC 9470 §6.2 members) when [WithIntrospection] is set. DPoP-bound tokens
@@ -23,6 +31,7 @@ package resource
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"time"
 )
@@ -40,6 +49,12 @@ type Requirement struct {
 	// Scope lists scopes the token must all carry (RFC 6750 §3.1
 	// insufficient_scope).
 	Scope []string
+	// Details, when set, is what the operation does, as an authorization
+	// details object (RFC 9396) the token's details must cover
+	// ([Claims.Covers]): 403 error="insufficient_authorization_details"
+	// otherwise ([DetailsChallenge]). For an operation known only from the
+	// request, use [Verifier.RequireDetails] or [CheckDetails].
+	Details map[string]any
 }
 
 // Claims is what a verified access token says about the authentication
@@ -56,6 +71,11 @@ type Claims struct {
 	// JKT is the thumbprint of the DPoP key the token is bound to (cnf.jkt,
 	// RFC 9449 §6); "" for a bearer token.
 	JKT string
+	// AuthorizationDetails are the authorization_details the person
+	// approved (RFC 9396 §9.1, §9.2), the JSON array as the token or the
+	// introspection response holds it; nil when it has none. See
+	// [Claims.Covers].
+	AuthorizationDetails json.RawMessage
 }
 
 // authenticated reports whether c meets the acr and max_age parts of r at
@@ -83,7 +103,8 @@ func (r Requirement) missingScopes(c Claims) []string {
 
 type claimsKey struct{}
 
-// ClaimsFrom returns the claims [Verifier.Require] put in ctx.
+// ClaimsFrom returns the claims [Verifier.Require] (or
+// [Verifier.RequireDetails]) put in ctx.
 func ClaimsFrom(ctx context.Context) (Claims, bool) {
 	c, ok := ctx.Value(claimsKey{}).(Claims)
 	return c, ok

@@ -196,6 +196,8 @@ type accessClaims struct {
 	AuthTime  *jwt.NumericDate `json:"auth_time"`
 	SessionID string           `json:"sid"`
 	Cnf       *confirmation    `json:"cnf"`
+	// AuthorizationDetails is RFC 9396 §9.1's claim.
+	AuthorizationDetails json.RawMessage `json:"authorization_details"`
 
 	Nonce  json.RawMessage `json:"nonce"`
 	AtHash json.RawMessage `json:"at_hash"`
@@ -255,6 +257,9 @@ func (v *Verifier) verifyJWT(ctx context.Context, token string) (Claims, error) 
 	}
 	if ac.AuthTime != nil {
 		c.AuthTime = ac.AuthTime.Time()
+	}
+	if c.AuthorizationDetails, err = detailsClaim(ac.AuthorizationDetails); err != nil {
+		return Claims{}, err
 	}
 	if ac.Cnf != nil {
 		if c.JKT = ac.Cnf.JKT; !dpop.ValidJKT(c.JKT) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/storage"
 )
@@ -62,7 +63,19 @@ type ClientSpec struct {
 	// Logout 1.0 §2.2); BackchannelLogoutSessionRequired asks for sid.
 	BackchannelLogoutURI             string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required,omitempty"`
+	// AuthorizationDetailsTypes are the authorization_details types (RFC
+	// 9396) the client may request; each must be registered in the
+	// server's policy (the config file's authorization_details_types).
+	AuthorizationDetailsTypes []string `json:"authorization_details_types,omitempty"`
 }
+
+// Limits on a client's authorization details types.
+const (
+	// MaxDetailsTypes is the most types one client may register.
+	MaxDetailsTypes = 32
+	// MaxDetailsTypeLen is the longest type name.
+	MaxDetailsTypeLen = 64
+)
 
 // MaxBackchannelLogoutURI bounds a back-channel logout URI's length, as
 // browsers and servers bound URLs.
@@ -101,6 +114,7 @@ func SpecOf(c storage.Client) ClientSpec {
 		FirstParty: c.FirstParty, RequirePKCE: c.RequirePKCE, AllowEnrollDuringStepUp: c.AllowEnrollDuringStepUp,
 		RateLimit: c.RateLimit, RequirePAR: c.RequirePAR, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
 		Profile: c.Profile, BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
+		AuthorizationDetailsTypes: slices.Clone(c.AuthorizationDetailsTypes),
 	}
 	switch d := c.RefreshReuseInterval; {
 	case d < 0:
@@ -135,6 +149,7 @@ func (s ClientSpec) Normalize() ClientSpec {
 	s.RedirectURIs = trimList(s.RedirectURIs)
 	s.PostLogoutRedirectURIs = trimList(s.PostLogoutRedirectURIs)
 	s.GrantTypes = trimList(s.GrantTypes)
+	s.AuthorizationDetailsTypes = trimList(s.AuthorizationDetailsTypes)
 	if len(s.GrantTypes) == 0 {
 		s.GrantTypes = []string{"authorization_code", "refresh_token"}
 	}
@@ -226,6 +241,7 @@ func (s ClientSpec) Client() storage.Client {
 		RefreshReuseInterval: s.reuseInterval(),
 		RequirePAR:           s.RequirePAR, DPoPBoundAccessTokens: s.DPoPBoundAccessTokens, Profile: s.Profile,
 		BackchannelLogoutURI: s.BackchannelLogoutURI, BackchannelLogoutSessionRequired: s.BackchannelLogoutSessionRequired,
+		AuthorizationDetailsTypes: s.AuthorizationDetailsTypes,
 	}
 }
 
@@ -430,6 +446,47 @@ func ValidateClient(s ClientSpec, p *stepup.Policy, builtIn string) []Problem {
 		if _, _, ok := p.Lookup(s.MinACR); !ok {
 			add("min_acr", "minimum acr %q is not a configured level (%s)", s.MinACR, strings.Join(p.Values(), ", "))
 		}
+	}
+	if len(s.AuthorizationDetailsTypes) > MaxDetailsTypes {
+		add("authorization_details_types", "authorization details types: at most %d", MaxDetailsTypes)
+	}
+	for _, t := range s.AuthorizationDetailsTypes {
+		if len(t) > MaxDetailsTypeLen || strings.ContainsFunc(t, func(r rune) bool { return !detailsTypeChar(r) }) {
+			add("authorization_details_types", "authorization details type %q: use at most %d characters of a-z, 0-9 and _ . : -", t, MaxDetailsTypeLen)
+		}
+	}
+	if dup := duplicate(s.AuthorizationDetailsTypes); dup != "" {
+		add("authorization_details_types", "authorization details type %q is listed twice", dup)
+	}
+	return out
+}
+
+func detailsTypeChar(r rune) bool {
+	return 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || strings.ContainsRune("_.:-", r)
+}
+
+// RegisteredDetailsTypes reports the client's authorization details types
+// that r, the server's policy, does not register. It is the one check of a
+// client's types against the policy: [Service] runs it when it knows the
+// policy, and so does the CLI when it reads the config file. A nil r is a
+// policy not known here and checks nothing; an empty registry refuses
+// every type.
+func RegisteredDetailsTypes(s ClientSpec, r *details.Registry) []Problem {
+	if r == nil {
+		return nil
+	}
+	var out []Problem
+	known := r.Types()
+	for _, t := range s.Normalize().AuthorizationDetailsTypes {
+		if slices.Contains(known, t) {
+			continue
+		}
+		have := "none are registered"
+		if len(known) > 0 {
+			have = "registered: " + strings.Join(known, ", ")
+		}
+		out = append(out, Problem{Field: "authorization_details_types",
+			Message: fmt.Sprintf("authorization details type %q is not in the server's policy (authorization_details_types; %s)", t, have)})
 	}
 	return out
 }

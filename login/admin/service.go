@@ -13,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/login/throttle"
@@ -34,6 +35,11 @@ type Service struct {
 	Limits throttle.Limits // nil: throttle.DefaultLimits
 	// BuiltIn is the account portal's client: it cannot be changed here.
 	BuiltIn string
+	// Details is the server's authorization details policy: a client may
+	// register only its types (RegisteredDetailsTypes). nil when the
+	// policy is not known here (the CLI without --config): the types are
+	// then checked for their form only.
+	Details *details.Registry
 	// RotateKeys makes new signing keys; nil when keys cannot be rotated.
 	RotateKeys func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error)
 }
@@ -76,6 +82,14 @@ func beforeAfter(before, after any) map[string]string {
 
 // ---- clients ----
 
+// ValidateClient reports every problem with s: ValidateClient against the
+// levels, and RegisteredDetailsTypes against the details policy when the
+// service knows it. The console shows the same problems a save would
+// report.
+func (a *Service) ValidateClient(s ClientSpec) []Problem {
+	return append(ValidateClient(s, a.Policy, a.BuiltIn), RegisteredDetailsTypes(s, a.Details)...)
+}
+
 // clientRecord is a client as audited: its spec and whether it has a secret.
 type clientRecord struct {
 	ClientSpec
@@ -94,7 +108,7 @@ func newSecret() (plain, hash string, err error) {
 // a new one, returned here once and stored hashed.
 func (a *Service) CreateClient(ctx context.Context, by Actor, s ClientSpec, now time.Time) (secret string, err error) {
 	s = s.Normalize()
-	if ps := ValidateClient(s, a.Policy, a.BuiltIn); len(ps) > 0 {
+	if ps := a.ValidateClient(s); len(ps) > 0 {
 		return "", &InvalidError{Problems: ps}
 	}
 	if _, err := a.Store.ClientByID(ctx, s.ID); err == nil {
@@ -127,7 +141,7 @@ func (a *Service) UpdateClient(ctx context.Context, by Actor, s ClientSpec, now 
 	if a.BuiltIn != "" && s.ID == a.BuiltIn {
 		return nil, "", ErrBuiltInClient
 	}
-	if ps := ValidateClient(s, a.Policy, a.BuiltIn); len(ps) > 0 {
+	if ps := a.ValidateClient(s); len(ps) > 0 {
 		return nil, "", &InvalidError{Problems: ps}
 	}
 	old, err := a.Store.ClientByID(ctx, s.ID)
