@@ -13,6 +13,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
 )
@@ -43,6 +44,9 @@ var clientAuthParams = []string{"client_secret", "client_assertion", "client_ass
 func (s *opServer) pushAuthorization(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
+	// RFC 9449 §8.2: as at the token endpoint, every answer carries the
+	// current nonce for a DPoP proof.
+	w.Header().Set(dpop.HeaderNonce, s.dpop.nonces.Issue(s.now()))
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "use POST")
@@ -99,6 +103,9 @@ func (s *opServer) push(ctx context.Context, r *http.Request) (string, error) {
 			return "", err
 		}
 	}
+	if err := s.parProof(ctx, r.Header, params); err != nil {
+		return "", err
+	}
 	params.Set("client_id", c.ID)
 	req := new(oidc.AuthRequest)
 	if err := s.Provider().Decoder().Decode(req, params); err != nil {
@@ -116,6 +123,27 @@ func (s *opServer) push(ctx context.Context, r *http.Request) (string, error) {
 		return "", oidc.ErrServerError().WithParent(err)
 	}
 	return parURNPrefix + token, nil
+}
+
+// parProof checks the DPoP proof of a pushed request (RFC 9449 §10.1) as
+// the token endpoint does (tokenProof, nonce included) and binds the
+// request's code to its key: the proof's thumbprint becomes dpop_jkt. A
+// dpop_jkt sent beside a proof must be that thumbprint. Without a proof
+// the request is unchanged (a dpop_jkt parameter alone binds as at
+// /authorize).
+func (s *opServer) parProof(ctx context.Context, h http.Header, params url.Values) error {
+	p, err := s.dpop.proof(ctx, h, http.MethodPost, parPath, "", s.dpop.tokenNonce)
+	if err != nil {
+		return oauthDPoPError(err)
+	}
+	if p == nil {
+		return nil
+	}
+	if jkt := params.Get("dpop_jkt"); jkt != "" && jkt != p.JKT {
+		return errInvalidDPoP("dpop_jkt does not match the key of the DPoP proof")
+	}
+	params.Set("dpop_jkt", p.JKT)
+	return nil
 }
 
 // redeemPushed spends the pushed request a request_uri names for client
