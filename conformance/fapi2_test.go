@@ -757,6 +757,7 @@ func fapi2ClientIDInTokenEndpoint(t *testing.T) {
 	if (res.status != http.StatusBadRequest && res.status != http.StatusUnauthorized) || !slices.Contains([]any{"invalid_client", "invalid_grant"}, res.body["error"]) {
 		t.Fatalf("%d %s, want invalid_client or invalid_grant", res.status, res.raw)
 	}
+	t.Logf("token endpoint: %d %s", res.status, res.raw)
 }
 
 func fapi2HolderOfKeyRequired(t *testing.T) {
