@@ -152,3 +152,28 @@ func (e *env) countPushed() int {
 	}
 	return n
 }
+
+// A client asked for a DPoP nonce at PAR retries with the request it had:
+// the same signed request object is accepted on the retry, since the
+// proof is checked before the object's jti is spent.
+func TestDPoPNonceRetryAtPARKeepsTheRequestObject(t *testing.T) {
+	e, keys := parEnv(t)
+	r := e.rp(fapiClient, "")
+	key := e.newDPoPKey()
+	a, p := authParams(t, r, nil)
+	obj := url.Values{"request": {keys.sign(t, jose.ES256, requestObject(e, fapiClient, p), nil)}, "client_id": {fapiClient}}
+	status, out, h := pushWithProof(t, e, keys, obj, key.proof(http.MethodPost, "/oauth/par", "", nil))
+	if status != http.StatusBadRequest || out["error"] != "use_dpop_nonce" {
+		t.Fatalf("first push: %d %v", status, out)
+	}
+	key.nonce = h.Get("DPoP-Nonce")
+	status, out, _ = pushWithProof(t, e, keys, obj, key.proof(http.MethodPost, "/oauth/par", "", nil))
+	uri, _ := out["request_uri"].(string)
+	if status != http.StatusCreated || uri == "" {
+		t.Fatalf("the retry with the nonce and the same request object: %d %v", status, out)
+	}
+	code := fapiCode(t, e, r, a, uri)
+	if status, body := key.token(fapiCodeForm(t, e, keys, code, a.verifier), protoAuth{id: fapiClient, method: "form"}); status != http.StatusOK || body["token_type"] != "DPoP" {
+		t.Fatalf("code exchange: %d %v", status, body)
+	}
+}

@@ -183,11 +183,20 @@ const (
 	fapi2Scope = "openid profile offline_access"
 )
 
-// fapi2Keys are the two clients' keys, made once: RSA keys are slow to make.
-var fapi2Keys = sync.OnceValues(func() (clientKeys, clientKeys) {
-	t := &testing.T{}
-	return newClientKeys(t), newClientKeys(t)
-})
+// fapi2Keys are the two clients' keys, made once for all modules: RSA
+// keys are slow to make.
+var fapi2Keys struct {
+	once   sync.Once
+	k1, k2 clientKeys
+}
+
+func fapi2SharedKeys(t *testing.T) (clientKeys, clientKeys) {
+	fapi2Keys.once.Do(func() { fapi2Keys.k1, fapi2Keys.k2 = newClientKeys(t), newClientKeys(t) })
+	if fapi2Keys.k1.ec == nil {
+		t.Fatal("the suite's client keys could not be made")
+	}
+	return fapi2Keys.k1, fapi2Keys.k2
+}
 
 // fapi2 is Keystep as the FAPI 2.0 suite sees it.
 type fapi2 struct {
@@ -201,7 +210,7 @@ type fapi2 struct {
 func newFAPI2(t *testing.T) *fapi2 {
 	t.Helper()
 	e := newEnv(t)
-	k1, k2 := fapi2Keys()
+	k1, k2 := fapi2SharedKeys(t)
 	for id, k := range map[string]clientKeys{fapi2ClientID: k1, fapi2Client2ID: k2} {
 		e.addClient(storage.Client{ID: id, Name: "FAPI 2.0 conformance suite " + id, AuthMethod: "private_key_jwt", JWKS: k.jwks(),
 			Profile: storage.ProfileFAPI2, RedirectURIs: []string{suiteRedirect}, GrantTypes: []string{"authorization_code", "refresh_token"},

@@ -75,6 +75,12 @@ func (s *opServer) pushAuthorization(w http.ResponseWriter, r *http.Request) {
 // push authenticates, validates and stores one pushed request and returns
 // its request_uri.
 func (s *opServer) push(ctx context.Context, r *http.Request) (string, error) {
+	// The proof first: a client asked for a nonce (use_dpop_nonce) retries
+	// with the same request object, whose jti is not spent yet.
+	proof, err := s.dpop.proof(ctx, r.Header, http.MethodPost, parPath, "", s.dpop.tokenNonce)
+	if err != nil {
+		return "", oauthDPoPError(err)
+	}
 	cc, err := clientCredentials(r)
 	if err != nil {
 		return "", err
@@ -103,7 +109,7 @@ func (s *opServer) push(ctx context.Context, r *http.Request) (string, error) {
 			return "", err
 		}
 	}
-	if err := s.parProof(ctx, r.Header, params); err != nil {
+	if err := bindPushed(proof, params); err != nil {
 		return "", err
 	}
 	params.Set("client_id", c.ID)
@@ -125,17 +131,12 @@ func (s *opServer) push(ctx context.Context, r *http.Request) (string, error) {
 	return parURNPrefix + token, nil
 }
 
-// parProof checks the DPoP proof of a pushed request (RFC 9449 §10.1) as
-// the token endpoint does (tokenProof, nonce included) and binds the
-// request's code to its key: the proof's thumbprint becomes dpop_jkt. A
-// dpop_jkt sent beside a proof must be that thumbprint. Without a proof
-// the request is unchanged (a dpop_jkt parameter alone binds as at
-// /authorize).
-func (s *opServer) parProof(ctx context.Context, h http.Header, params url.Values) error {
-	p, err := s.dpop.proof(ctx, h, http.MethodPost, parPath, "", s.dpop.tokenNonce)
-	if err != nil {
-		return oauthDPoPError(err)
-	}
+// bindPushed binds a pushed request's code to the key of the DPoP proof
+// sent with it (RFC 9449 §10.1), checked as at the token endpoint: the
+// proof's thumbprint becomes dpop_jkt, and a dpop_jkt sent beside the
+// proof must be that thumbprint. Without a proof the request is unchanged
+// (a dpop_jkt parameter alone binds as at /authorize).
+func bindPushed(p *dpop.Proof, params url.Values) error {
 	if p == nil {
 		return nil
 	}
