@@ -39,7 +39,8 @@ var clientAuthParams = []string{"client_secret", "client_assertion", "client_ass
 // pushAuthorization is the PAR endpoint (RFC 9126). The client
 // authenticates as at the token endpoint; the parameters — or a request
 // object's, when one is sent — are validated exactly as at /authorize
-// (validateAuthRequest) and stored for a single use within parTTL. Every
+// (validateAuthRequest) and stored for a single use within parTTL. A DPoP
+// proof sent along binds the request's code to its key (bindPushed). Every
 // refusal is an OAuth error in JSON and stores nothing.
 func (s *opServer) pushAuthorization(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
