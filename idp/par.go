@@ -13,6 +13,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
 )
@@ -38,11 +39,15 @@ var clientAuthParams = []string{"client_secret", "client_assertion", "client_ass
 // pushAuthorization is the PAR endpoint (RFC 9126). The client
 // authenticates as at the token endpoint; the parameters — or a request
 // object's, when one is sent — are validated exactly as at /authorize
-// (validateAuthRequest) and stored for a single use within parTTL. Every
+// (validateAuthRequest) and stored for a single use within parTTL. A DPoP
+// proof sent along binds the request's code to its key (bindPushed). Every
 // refusal is an OAuth error in JSON and stores nothing.
 func (s *opServer) pushAuthorization(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
+	// RFC 9449 §8.2: as at the token endpoint, every answer carries the
+	// current nonce for a DPoP proof.
+	w.Header().Set(dpop.HeaderNonce, s.dpop.nonces.Issue(s.now()))
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "use POST")
@@ -71,6 +76,12 @@ func (s *opServer) pushAuthorization(w http.ResponseWriter, r *http.Request) {
 // push authenticates, validates and stores one pushed request and returns
 // its request_uri.
 func (s *opServer) push(ctx context.Context, r *http.Request) (string, error) {
+	// The proof first: a client asked for a nonce (use_dpop_nonce) retries
+	// with the same request object, whose jti is not spent yet.
+	proof, err := s.dpop.proof(ctx, r.Header, http.MethodPost, parPath, "", s.dpop.tokenNonce)
+	if err != nil {
+		return "", oauthDPoPError(err)
+	}
 	cc, err := clientCredentials(r)
 	if err != nil {
 		return "", err
@@ -99,6 +110,9 @@ func (s *opServer) push(ctx context.Context, r *http.Request) (string, error) {
 			return "", err
 		}
 	}
+	if err := bindPushed(proof, params); err != nil {
+		return "", err
+	}
 	params.Set("client_id", c.ID)
 	req := new(oidc.AuthRequest)
 	if err := s.Provider().Decoder().Decode(req, params); err != nil {
@@ -116,6 +130,22 @@ func (s *opServer) push(ctx context.Context, r *http.Request) (string, error) {
 		return "", oidc.ErrServerError().WithParent(err)
 	}
 	return parURNPrefix + token, nil
+}
+
+// bindPushed binds a pushed request's code to the key of the DPoP proof
+// sent with it (RFC 9449 §10.1), checked as at the token endpoint: the
+// proof's thumbprint becomes dpop_jkt, and a dpop_jkt sent beside the
+// proof must be that thumbprint. Without a proof the request is unchanged
+// (a dpop_jkt parameter alone binds as at /authorize).
+func bindPushed(p *dpop.Proof, params url.Values) error {
+	if p == nil {
+		return nil
+	}
+	if jkt := params.Get("dpop_jkt"); jkt != "" && jkt != p.JKT {
+		return errInvalidDPoP("dpop_jkt does not match the key of the DPoP proof")
+	}
+	params.Set("dpop_jkt", p.JKT)
+	return nil
 }
 
 // redeemPushed spends the pushed request a request_uri names for client

@@ -4,9 +4,9 @@
 // line:
 //
 //   in:  {"issuer", "client_id", "private_jwk", "redirect_uri", "acr_values"?, "api_url"?}
-//   out: {"rp", "request_uri", "authorize_url"}
+//   out: {"rp", "request_uri", "authorize_url", "dpop_jwk"}
 //   in:  the URL the browser was redirected to (https://rp.example/cb?code=…&iss=…)
-//   out: {"id_token": claims, "token_type", "access_token", "dpop_jkt"}
+//   out: {"id_token": claims, "token_type", "access_token", "refresh_token"}
 //   out: {"api": {"status", "body"}}            (when api_url is given)
 //   out: {"userinfo": claims}
 //   out: {"refreshed_id_token": claims, "refreshed_token_type", "refreshed_access_token"}
@@ -73,7 +73,8 @@ async function main() {
   if (!as.pushed_authorization_request_endpoint) throw new Error('discovery lacks pushed_authorization_request_endpoint');
   if (!as.authorization_response_iss_parameter_supported) throw new Error('discovery lacks authorization_response_iss_parameter_supported');
 
-  const client = { client_id: cfg.client_id };
+  // FAPI 2.0 §5.4.1: ES256 ID tokens; oauth4webapi refuses any other alg.
+  const client = { client_id: cfg.client_id, id_token_signed_response_alg: 'ES256' };
   const { d, ...pub } = cfg.private_jwk;
   const privateKey = await crypto.subtle.importKey('jwk', cfg.private_jwk, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
   const clientAuth = oauth.PrivateKeyJwt({ key: privateKey, kid: pub.kid });
