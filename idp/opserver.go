@@ -261,9 +261,11 @@ func (s *opServer) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequ
 // client is already authenticated here. A DPoP proof sent along is
 // checked.
 func (s *opServer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.RevocationRequest]) (*op.Response, error) {
-	if _, err := s.dpop.proof(ctx, r.Header, http.MethodPost, revokePath, "", false); err != nil {
+	p, err := s.dpop.proof(ctx, r.Header, http.MethodPost, revokePath, "", false)
+	if err != nil {
 		return nil, oauthDPoPError(err)
 	}
+	stateFrom(ctx).proof = p // GetRefreshTokenInfo: a public client's bound token needs its key
 	s.accessTokenID(ctx, r.Data.Token)
 	return s.LegacyServer.Revocation(ctx, r)
 }
@@ -504,6 +506,15 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 	rr, ok := req.(*refreshRequest)
 	if !ok || cl.ID != rr.GetClientID() {
 		return nil, oidc.ErrInvalidGrant()
+	}
+	if cl.Public && proof != nil && rr.grant.JKT == "" && rr.legacyID == "" {
+		// RFC 9449 §5: a public client's refresh token is bound to the key
+		// it is first refreshed with, once and for all.
+		f, err := s.store.BindFamily(ctx, rr.familyID, proof.JKT)
+		if err != nil {
+			return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token").WithParent(err)
+		}
+		rr.grant.JKT = f.Grant.JKT
 	}
 	if jkt := rr.grant.JKT; cl.Public && jkt != "" && (proof == nil || proof.JKT != jkt) {
 		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is bound to another DPoP key")

@@ -543,6 +543,15 @@ func (s *opStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token str
 		// RFC 7009 §2.1: only the client the token was issued to may revoke it.
 		return "", "", op.ErrInvalidRefreshToken
 	}
+	if g.JKT != "" {
+		// A public client's bound refresh token is revoked only with a
+		// proof of its key, as it is refreshed: a thief holding the token
+		// alone cannot end the family (RFC 9449 §5).
+		c, err := s.client(ctx, clientID)
+		if p := stateFrom(ctx).proof; err != nil || c.Public && (p == nil || p.JKT != g.JKT) {
+			return "", "", op.ErrInvalidRefreshToken
+		}
+	}
 	return g.Subject, id, nil
 }
 

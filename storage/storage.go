@@ -486,6 +486,12 @@ type Tokens interface {
 	// revoked or gen is above its generation; ErrExpired past ExpiresAt.
 	// It never revokes: the caller decides whether a reuse does.
 	RotateFamily(ctx context.Context, id string, gen int64, scopes []string, access *AccessToken, now time.Time) (Family, error)
+	// BindFamily binds family id, issued unbound, to the DPoP key jkt (RFC
+	// 9449 §5: a public client's refresh token is bound to the key of the
+	// first refresh that proves one) and returns the family as it now
+	// stands: a family already bound keeps its key, which the caller
+	// compares. ErrNotFound for an unknown family.
+	BindFamily(ctx context.Context, id, jkt string) (Family, error)
 	// RevokeFamily revokes family id, and with it every access token issued
 	// with it, also once the family's row has been swept at its expiry (an
 	// access token may outlive its family); unknown IDs are not an error.

@@ -149,7 +149,8 @@ func Verify(proof string, c Check) (Proof, error) {
 		return Proof{}, invalid("not one signature")
 	}
 	h := jws.Signatures[0].Protected
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != "dpop+jwt" {
+	// typ is a media type (RFC 7515 §4.1.9): any case, application/ optional.
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); strings.TrimPrefix(strings.ToLower(typ), "application/") != "dpop+jwt" {
 		return Proof{}, invalid("typ %q, want dpop+jwt", typ)
 	}
 	k := h.JSONWebKey

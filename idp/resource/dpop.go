@@ -40,9 +40,10 @@ func WithDPoPRequired() Option { return func(v *Verifier) { v.dpopRequired = tru
 
 // WithPublicURL sets the URL the API is reached at from outside, scheme
 // and host and any path prefix ("https://api.example.com"), that DPoP
-// proofs name in htu with the request's path. By default it is taken from
-// the request (TLS or not, Host), which is wrong behind a proxy that
-// terminates TLS or rewrites the host.
+// proofs name in htu with the request's path. DPoP needs it: without it a
+// DPoP request is refused with a server error. It is never taken from the
+// request, whose Host header the sender chooses: a proof captured at one
+// API would be accepted by another (RFC 9449 §11.1).
 func WithPublicURL(base string) Option {
 	return func(v *Verifier) { v.publicURL = strings.TrimSuffix(base, "/") }
 }
@@ -101,6 +102,9 @@ func (v *Verifier) checkBinding(ctx context.Context, r *http.Request, cr credent
 	case c.JKT == "":
 		return &errDPoP{code: errInvalidToken, desc: "The access token is not DPoP-bound"}
 	}
+	if v.publicURL == "" {
+		return errNoPublicURL
+	}
 	vals := r.Header.Values(dpop.HeaderProof)
 	if len(vals) != 1 {
 		return &errDPoP{code: dpop.CodeInvalidProof, desc: "One DPoP proof is required"}
@@ -127,34 +131,44 @@ func (v *Verifier) checkBinding(ctx context.Context, r *http.Request, cr credent
 	return nil
 }
 
+// errNoPublicURL refuses a DPoP request to a Verifier opened without
+// WithPublicURL: a misconfiguration, answered as a server error.
+var errNoPublicURL = errors.New("resource: DPoP needs WithPublicURL: the API's public URL cannot be taken from the request")
+
 // requestURL is the htu a proof for r must name.
 func (v *Verifier) requestURL(r *http.Request) string {
-	if v.publicURL != "" {
-		return v.publicURL + r.URL.EscapedPath()
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + r.URL.EscapedPath()
+	return v.publicURL + r.URL.EscapedPath()
 }
 
-// memoryReplayCache is the default ReplayCache.
+// memoryReplayCache is the default ReplayCache. Keys are "holder\x00jti"
+// (the proof key's thumbprint, then the jti): when it is full, the holder
+// with the most entries loses its oldest one, so one key flooding the cache
+// with its own proofs weakens only the protection of its own old proofs,
+// never another holder's.
 type memoryReplayCache struct {
 	now func() time.Time
 	max int
 
-	mu   sync.Mutex
-	seen map[string]time.Time
+	mu     sync.Mutex
+	seen   map[string]time.Time
+	counts map[string]int // entries per holder
+	queue  []replayEntry  // in the order spent: expiries ascend with it
+	head   int
+}
+
+type replayEntry struct {
+	key string
+	exp time.Time
 }
 
 // DefaultReplayCacheSize is the capacity of the default replay cache.
 const DefaultReplayCacheSize = 100_000
 
 // NewMemoryReplayCache returns a ReplayCache in memory that holds at most
-// max keys (0 means DefaultReplayCacheSize). When it is full of unexpired
-// keys it fails closed: Spend returns an error, and the request is
-// answered 503, rather than forget a jti that could then be replayed.
+// max keys (0 means DefaultReplayCacheSize). Expired keys are dropped as
+// time passes; when it is full of unexpired keys, the oldest key of the
+// holder (proof key) with the most is forgotten. Several instances of an
+// API need a shared cache instead ([WithReplayCache]).
 func NewMemoryReplayCache(now func() time.Time, max int) ReplayCache {
 	if max <= 0 {
 		max = DefaultReplayCacheSize
@@ -162,11 +176,13 @@ func NewMemoryReplayCache(now func() time.Time, max int) ReplayCache {
 	if now == nil {
 		now = time.Now
 	}
-	return &memoryReplayCache{now: now, max: max, seen: map[string]time.Time{}}
+	return &memoryReplayCache{now: now, max: max, seen: map[string]time.Time{}, counts: map[string]int{}}
 }
 
-// errReplayCacheFull is returned while the cache holds max unexpired keys.
-var errReplayCacheFull = errors.New("resource: DPoP replay cache full")
+func holderOf(key string) string {
+	h, _, _ := strings.Cut(key, "\x00")
+	return h
+}
 
 func (m *memoryReplayCache) Spend(_ context.Context, key string, expires time.Time) (bool, error) {
 	now := m.now()
@@ -175,16 +191,55 @@ func (m *memoryReplayCache) Spend(_ context.Context, key string, expires time.Ti
 	if exp, ok := m.seen[key]; ok && now.Before(exp) {
 		return false, nil
 	}
+	m.expire(now)
 	if len(m.seen) >= m.max {
-		for k, exp := range m.seen {
-			if !now.Before(exp) {
-				delete(m.seen, k)
-			}
-		}
-		if len(m.seen) >= m.max {
-			return false, errReplayCacheFull
-		}
+		m.evictHeaviest()
+	}
+	if _, ok := m.seen[key]; !ok {
+		m.counts[holderOf(key)]++
 	}
 	m.seen[key] = expires
+	m.queue = append(m.queue, replayEntry{key, expires})
 	return true, nil
+}
+
+// forget drops key if it is still recorded with exp.
+func (m *memoryReplayCache) forget(e replayEntry) {
+	if exp, ok := m.seen[e.key]; ok && exp.Equal(e.exp) {
+		delete(m.seen, e.key)
+		h := holderOf(e.key)
+		if m.counts[h]--; m.counts[h] <= 0 {
+			delete(m.counts, h)
+		}
+	}
+}
+
+// expire drops the keys expired at now, oldest first, and compacts the queue.
+func (m *memoryReplayCache) expire(now time.Time) {
+	for m.head < len(m.queue) && !now.Before(m.queue[m.head].exp) {
+		m.forget(m.queue[m.head])
+		m.queue[m.head] = replayEntry{}
+		m.head++
+	}
+	if m.head > len(m.queue)/2 {
+		m.queue = append(m.queue[:0], m.queue[m.head:]...)
+		m.head = 0
+	}
+}
+
+// evictHeaviest forgets the oldest key of the holder with the most keys.
+func (m *memoryReplayCache) evictHeaviest() {
+	heaviest, n := "", 0
+	for h, c := range m.counts {
+		if c > n {
+			heaviest, n = h, c
+		}
+	}
+	for i := m.head; i < len(m.queue); i++ {
+		e := m.queue[i]
+		if exp, ok := m.seen[e.key]; ok && exp.Equal(e.exp) && holderOf(e.key) == heaviest {
+			m.forget(e)
+			return
+		}
+	}
 }

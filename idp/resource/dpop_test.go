@@ -222,15 +222,22 @@ func TestMemoryReplayCache(t *testing.T) {
 	if ok, _ := spend("a"); ok {
 		t.Error("a spent key is fresh again")
 	}
-	_, _ = spend("b")
-	if _, err := spend("c"); err == nil {
-		t.Error("a full cache accepted a key: it would have to forget one that could be replayed")
-	}
 	clk.Advance(time.Minute)
-	if ok, err := spend("c"); !ok || err != nil {
-		t.Errorf("after expiry: %v, %v", ok, err)
-	}
 	if ok, _ := spend("a"); !ok {
 		t.Error("an expired key is still spent")
+	}
+
+	// Full: the holder (proof key) with the most keys loses its oldest.
+	c = resource.NewMemoryReplayCache(clk.Now, 2)
+	_, _ = spend("mallory\x00j1")
+	_, _ = spend("mallory\x00j2")
+	if ok, err := spend("alice\x00j1"); !ok || err != nil {
+		t.Fatalf("alice's key in a cache mallory filled: %v, %v", ok, err)
+	}
+	if ok, _ := spend("mallory\x00j2"); ok {
+		t.Error("mallory's newer key was forgotten instead of his oldest")
+	}
+	if ok, _ := spend("alice\x00j1"); ok {
+		t.Error("alice's key was forgotten")
 	}
 }

@@ -54,7 +54,7 @@ func (v *Verifier) Require(req Requirement, next http.Handler) http.Handler {
 			v.writeChallenge(w, http.StatusUnauthorized, scheme)
 			return
 		}
-		c, err := v.Verify(ctx, cr.token)
+		c, err := v.verify(ctx, cr.token)
 		if err == nil {
 			err = v.checkBinding(ctx, r, cr, c)
 		}

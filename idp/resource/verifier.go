@@ -171,12 +171,69 @@ func (v *Verifier) String() string { return "resource.Verifier(" + v.issuer + ")
 // LogValue implements slog.LogValuer.
 func (v *Verifier) LogValue() slog.Value { return slog.StringValue(v.String()) }
 
-// Verify checks token and returns its claims. A JWT (RFC 9068) is checked
-// locally: signature by a key of the issuer's JWKS with an allowed alg, typ,
-// iss, exp, nbf and iat with a 30 s leeway, and aud with [WithAudience].
-// Other tokens go to introspection when it is configured. Every failure that
-// is the token's fault wraps [ErrInvalidToken].
+// Verify checks a bearer token and returns its claims. A JWT (RFC 9068) is
+// checked locally: signature by a key of the issuer's JWKS with an allowed
+// alg, typ, iss, exp, nbf and iat with a 30 s leeway, and aud with
+// [WithAudience]. Other tokens go to introspection when it is configured.
+// Every failure that is the token's fault wraps [ErrInvalidToken].
+//
+// A DPoP-bound token (cnf.jkt) is refused here, and so is every token on a
+// verifier opened [WithDPoPRequired]: a bound token is worth nothing
+// without a proof of its key for the request it came with, which only
+// [Verifier.VerifyRequest] (and [Verifier.Require]) can check. An API that
+// is no http.Handler calls VerifyRequest with the request it serves.
 func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
+	c, err := v.verify(ctx, token)
+	switch {
+	case err != nil:
+		return Claims{}, err
+	case c.JKT != "":
+		return Claims{}, invalid("the token is DPoP-bound: use VerifyRequest, which checks its proof")
+	case v.dpopRequired:
+		return Claims{}, invalid("this API accepts DPoP-bound tokens only: use VerifyRequest")
+	}
+	return c, nil
+}
+
+// VerifyRequest checks the access token of r as [Verifier.Require] does,
+// the DPoP proof of a bound token included, and returns its claims. It
+// does not check a [Requirement]; the caller does with the claims.
+func (v *Verifier) VerifyRequest(r *http.Request) (Claims, error) {
+	cr, ok := requestCredentials(r)
+	if !ok {
+		return Claims{}, invalid("no access token in the Authorization header")
+	}
+	c, err := v.verify(r.Context(), cr.token)
+	if err == nil {
+		err = v.checkBinding(r.Context(), r, cr, c)
+	}
+	var de *errDPoP
+	if errors.As(err, &de) {
+		return Claims{}, fmt.Errorf("%w: %s", ErrInvalidToken, de.desc)
+	}
+	if err != nil {
+		return Claims{}, err
+	}
+	return c, nil
+}
+
+// VerifyHeld checks a token bound to the DPoP key jkt, for the one party
+// that holds the key: a client reading the token it was just issued (its
+// possession of the key is not in question). The token must verify and be
+// bound to exactly jkt.
+func (v *Verifier) VerifyHeld(ctx context.Context, token, jkt string) (Claims, error) {
+	c, err := v.verify(ctx, token)
+	if err != nil {
+		return Claims{}, err
+	}
+	if jkt == "" || c.JKT != jkt {
+		return Claims{}, invalid("the token is not bound to the key %q", jkt)
+	}
+	return c, nil
+}
+
+// verify checks token without its binding (Verify, VerifyRequest, Require).
+func (v *Verifier) verify(ctx context.Context, token string) (Claims, error) {
 	if !isB64Token(token) {
 		return Claims{}, invalid("not an RFC 6750 §2.1 b64token")
 	}

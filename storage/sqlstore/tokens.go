@@ -225,6 +225,22 @@ func (s *Store) RotateFamily(ctx context.Context, id string, gen int64, scopes [
 	return f, nil
 }
 
+func (s *Store) BindFamily(ctx context.Context, id, jkt string) (storage.Family, error) {
+	var f storage.Family
+	err := s.tx(ctx, func(tx db) error {
+		if _, err := tx.exec(ctx, `UPDATE refresh_families SET jkt = ? WHERE id = ? AND jkt = ''`, jkt, id); err != nil {
+			return err
+		}
+		var err error
+		f, err = scanFamily(tx.queryRow(ctx, `SELECT `+familyCols+` FROM refresh_families WHERE id = ?`, id))
+		return s.noRows(err)
+	})
+	if err != nil {
+		return storage.Family{}, s.fail("bind family", err)
+	}
+	return f, nil
+}
+
 // familyState says why generation gen of f cannot be rotated at now. A
 // lower generation is reported as replayed even once the family is
 // revoked, so every reuse is seen as one.

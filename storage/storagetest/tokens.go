@@ -11,6 +11,24 @@ import (
 )
 
 var tokenTests = []test{
+	{"an unbound family is bound to the first key, once", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		g := newGrant("g1")
+		g.JKT = ""
+		must(t, s.CreateFamily(ctx, storage.Family{ID: "f1", Grant: g, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, nil))
+		f, err := s.BindFamily(ctx, "f1", "key-a")
+		must(t, err)
+		if f.Grant.JKT != "key-a" {
+			t.Fatalf("bound to %q, want key-a", f.Grant.JKT)
+		}
+		f, err = s.BindFamily(ctx, "f1", "key-b")
+		must(t, err)
+		if f.Grant.JKT != "key-a" {
+			t.Fatalf("a bound family moved to %q", f.Grant.JKT)
+		}
+		_, err = s.BindFamily(ctx, "nope", "key-a")
+		wantErr(t, err, storage.ErrNotFound)
+	}},
 	{"an access token round-trips every field", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		want := newAccessToken("at1", newGrant("ar1"), "rt1")

@@ -503,7 +503,7 @@ func TestRFC9470Loop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := v.Verify(t.Context(), second)
+	c, err := v.VerifyHeld(t.Context(), second, key.JKT)
 	if err != nil {
 		t.Fatal(err)
 	}

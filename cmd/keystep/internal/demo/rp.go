@@ -169,12 +169,9 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The access token as the API will see it: its cnf.jkt must be the
 	// session's key, or the API would refuse every call.
-	at, err := c.verifier.Verify(ctx, tok.AccessToken)
+	at, err := c.verifier.VerifyHeld(ctx, tok.AccessToken, s.key.JKT)
 	if err != nil {
 		return notFinished(err)
-	}
-	if at.JKT != s.key.JKT {
-		return notFinished(fmt.Errorf("access token bound to %q, not the session's key %q", at.JKT, s.key.JKT))
 	}
 	u := user{Subject: idt.Subject, Username: cl.Username, Name: cl.Name, ACR: cl.ACR, AMR: cl.AMR, JKT: at.JKT}
 	if u.Username == "" {
