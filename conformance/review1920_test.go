@@ -210,3 +210,69 @@ func TestReview1920CoversCountsArrayElements(t *testing.T) {
 		t.Error("an approval of one EUR 1,250 payment covers a batch of two")
 	}
 }
+
+// Finding R20-2 (low; medium on IPv6-only clusters with DNS64/NAT64): the
+// outbox dialer's SSRF rule (allowedAddress, idp/outbox.go) only knows
+// IPv4-mapped addresses (Unmap). IPv6 forms that embed an IPv4 address and
+// reach it through a translator pass: NAT64 (64:ff9b::/96, RFC 6052, and
+// the local-use 64:ff9b:1::/48, RFC 8215) and 6to4 (2002::/16, RFC 3056).
+// On a host with a NAT64 gateway, https://[64:ff9b::a00:1]/ is 10.0.0.1
+// (and 64:ff9b::a9fe:a9fe the cloud metadata service). The test registers
+// such URIs; the private-IPv4 control is refused by the dialer with
+// errForbiddenAddress, the embedded ones are dialled (here: "network is
+// unreachable", i.e. the connect was attempted). Fix: in allowedAddress,
+// extract the embedded IPv4 of 64:ff9b::/96, 64:ff9b:1::/48 and 2002::/16
+// (and refuse ::/96 IPv4-compatible outright) and apply the IPv4 rules to
+// it; also refuse the other special ranges (192.0.0.0/24, 198.18.0.0/15,
+// 240.0.0.0/4, 255.255.255.255) — net/netip has no IsGlobalUnicast
+// strict enough; a table of RFC 6890 prefixes is the right depth.
+func TestReview1920OutboxRefusesPrivateTargetsEmbeddedInIPv6(t *testing.T) {
+	e := newEnv(t)
+	targets := map[string]string{
+		"control-10":  "https://10.0.0.1/bcl",
+		"nat64":       "https://[64:ff9b::a00:1]/bcl",
+		"nat64-local": "https://[64:ff9b:1::a00:1]/bcl",
+		"6to4":        "https://[2002:a00:1::1]/bcl",
+		"metadata64":  "https://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+	}
+	var clients []string
+	for id, uri := range targets {
+		e.addBackchannelRP(id, "ES256")
+		c, err := e.store.ClientByID(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.BackchannelLogoutURI = uri
+		if err := e.store.UpdateClient(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, id)
+	}
+	b := e.browser()
+	for _, id := range clients {
+		r := e.rp(id, "s3cret-"+id)
+		a := r.authURL(nil)
+		p := b.get(a.url)
+		if p.has("/login/password") {
+			p = b.signIn(p, alice, alicePass)
+		}
+		if p.has("/login/consent") {
+			p = b.post("/login/consent", url.Values{"id": {p.hidden("id")}, "decision": {"allow"}})
+		}
+		r.mustExchange(r.code(p, a), a)
+	}
+	b.post("/account/signout", nil)
+	_, _ = e.server.DeliverDue(context.Background()) // failures are kept on the messages
+	ms, err := e.store.OutboxMessages(context.Background(), "", "", 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != len(targets) {
+		t.Fatalf("%d messages, want %d", len(ms), len(targets))
+	}
+	for _, m := range ms {
+		if !strings.Contains(m.LastError, "not allowed") {
+			t.Errorf("%s (%s): the dialer did not refuse it: %s", m.ClientID, targets[m.ClientID], m.LastError)
+		}
+	}
+}
