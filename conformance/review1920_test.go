@@ -6,14 +6,19 @@ package conformance
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 	"unicode"
 
+	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/storage"
 )
 
 // Finding R19-1 (medium): a transaction approved by a TOTP code is issued
@@ -274,5 +279,62 @@ func TestReview1920OutboxRefusesPrivateTargetsEmbeddedInIPv6(t *testing.T) {
 		if !strings.Contains(m.LastError, "not allowed") {
 			t.Errorf("%s (%s): the dialer did not refuse it: %s", m.ClientID, targets[m.ClientID], m.LastError)
 		}
+	}
+}
+
+// Finding R20-3 (medium, availability of logout): one app that accepts
+// connections and never answers (a hung RP, or a hostile one) holds up
+// every other app's logout. DeliverDue claims the 16 oldest due messages
+// whatever their target, delivers them at once and waits for all of them
+// (wg.Wait) before the next claim: with N messages pending for a stalled
+// receiver, another app's logout waits ceil(N/16) × Timeout (5 s) — after a
+// mass event (the session sweeper, a disable of many users, an RP down for
+// a day whose retries come due together) that is minutes to hours, for
+// apps that are up. Here 48 messages for the stalled app are due before
+// one for a healthy app; after a whole pass the healthy app has nothing.
+// Fix: fairness per target at claim time (at most k messages per client
+// or host per claim, e.g. a window function / DISTINCT ON in ClaimOutbox),
+// and a worker that does not wait for its slowest delivery before
+// claiming again (a per-host concurrency cap instead of a batch barrier).
+func TestReview1920AStalledAppDoesNotHoldUpOtherAppsLogouts(t *testing.T) {
+	stall := make(chan struct{})
+	e := newEnv(t, func(c *idp.Config) {
+		c.Outbox = idp.OutboxConfig{Timeout: 200 * time.Millisecond, Lease: time.Minute}
+	})
+	_, good := e.addBackchannelRP("good", "ES256")
+	e.addBackchannelRP("stalled", "ES256")
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-stall:
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	t.Cleanup(hung.Close)
+	t.Cleanup(func() { close(stall) }) // runs first
+	c, err := e.store.ClientByID(context.Background(), "stalled")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.BackchannelLogoutURI = hung.URL + "/bcl"
+	if err := e.store.UpdateClient(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	msg := func(id, client, target string, at time.Time) storage.OutboxMessage {
+		return storage.OutboxMessage{ID: id, Kind: storage.OutboxBackchannelLogout, ClientID: client, Target: target,
+			Payload: `{"sub":"u-alice","sid":"sid-` + id + `","jti":"` + id + `"}`, Status: storage.OutboxPending, QueuedAt: at, NextAttemptAt: at}
+	}
+	now := e.clock.Now()
+	var msgs []storage.OutboxMessage
+	for i := range 48 {
+		msgs = append(msgs, msg(fmt.Sprintf("stalled-%02d", i), "stalled", hung.URL+"/bcl", now.Add(-time.Minute)))
+	}
+	msgs = append(msgs, msg("good-1", "good", good.srv.URL+"/backchannel", now))
+	if err := e.store.EndSessions(context.Background(), nil, msgs); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = e.server.DeliverDue(context.Background())
+	if acc, _, calls := good.got(); calls == 0 {
+		t.Errorf("after a full delivery pass the healthy app got nothing (accepted %d): the stalled app's 48 messages took the whole pass", len(acc))
 	}
 }
