@@ -338,3 +338,38 @@ func TestReview1920AStalledAppDoesNotHoldUpOtherAppsLogouts(t *testing.T) {
 		t.Errorf("after a full delivery pass the healthy app got nothing (accepted %d): the stalled app's 48 messages took the whole pass", len(acc))
 	}
 }
+
+
+// Finding R19-4 (medium): a one-off payment approval is refreshable for the
+// life of the browser session it was made in (SessionMaxAge, 12 h by
+// default; the sweeper ends the family only with the session). The
+// approval of EUR 1,250 needed a passkey used within 5 minutes (the type's
+// max_age), yet the code exchange returns a refresh token, and 6 hours
+// later that refresh token mints a new access token carrying the same
+// authorization_details, acr phr and the old approval's auth_time. Dynamic linking (PSD2 RTS art. 5) wants the
+// authentication code specific to one amount and payee *and used once*;
+// here the client (or whoever steals its refresh token) can obtain fresh
+// tokens to pay the same invoice again all day with no person in the
+// loop. Fix: a grant with authorization_details gets no refresh token, or
+// its family expires at the approval time + the details' max_age (and
+// refresh refuses details past it); whichever, say it in the README.
+func TestReview1920APaymentApprovalIsNotRefreshableForever(t *testing.T) {
+	e, r, key := rarEnv(t)
+	a, code := e.payCode(e.browser(), r, key, bigPayment, nil)
+	status, out := e.redeem(a, code, nil)
+	if status != http.StatusOK {
+		t.Fatalf("token: %d %v", status, out)
+	}
+	rt, _ := out["refresh_token"].(string)
+	if rt == "" {
+		return // no refresh token for a transaction: fixed
+	}
+	e.clock.Advance(6 * time.Hour) // the session (12 h) still lives
+	status, out, _ = e.postForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, payClient, paySecret)
+	if status == http.StatusOK {
+		at, _ := out["access_token"].(string)
+		c := jwtClaims(t, at)
+		t.Errorf("6 hours after a 5-minute approval, a refresh returns a new access token for the same payment: authorization_details %s, acr %v, auth_time %v",
+			canonical(t, c["authorization_details"]), c["acr"], c["auth_time"])
+	}
+}
