@@ -339,7 +339,6 @@ func TestReview1920AStalledAppDoesNotHoldUpOtherAppsLogouts(t *testing.T) {
 	}
 }
 
-
 // Finding R19-4 (medium): a one-off payment approval is refreshable for the
 // life of the browser session it was made in (SessionMaxAge, 12 h by
 // default; the sweeper ends the family only with the session). The
