@@ -330,7 +330,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		if err != nil {
 			return "", "", time.Time{}, err
 		}
-		f := storage.Family{ID: family, Grant: g, CreatedAt: now, ExpiresAt: now.Add(refreshTokenTTL)}
+		f := storage.Family{ID: family, Grant: g, CreatedAt: now, ExpiresAt: familyExpiry(req, now)}
 		if err := s.store.CreateFamily(ctx, f, row); err != nil {
 			return "", "", time.Time{}, err
 		}
@@ -380,6 +380,26 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	}
 	stateFrom(ctx).issued = &g
 	return id, s.refresh.token(prev.familyID, next), exp, nil
+}
+
+// familyExpiry is when a new family of req ends: refreshTokenTTL, or for a
+// grant of authorization_details (RFC 9396) when its approval is no longer
+// fresh: the details' max age after the authentication (accessTokenTTL
+// when they set none). A payment approved for five minutes does not keep
+// minting tokens for the life of the session; a refresh within that time
+// may still narrow the details.
+func familyExpiry(req op.TokenRequest, now time.Time) time.Time {
+	exp := now.Add(refreshTokenTTL)
+	if a, ok := req.(authRequest); ok && a.AuthRequest.AuthorizationDetails != "" {
+		fresh := accessTokenTTL
+		if s := a.Requirement.TransactionMaxAge; s > 0 {
+			fresh = time.Duration(s) * time.Second
+		}
+		if c := a.AuthTime.Add(fresh); c.Before(exp) {
+			exp = c
+		}
+	}
+	return exp
 }
 
 // rotatedAway handles the token of prev, generation gen of family f,

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -357,20 +358,59 @@ func allowedAddress(address string, allowPrivate, allowLoopback bool) error {
 		return err
 	}
 	ip = ip.Unmap()
-	switch {
-	case allowPrivate:
+	if allowPrivate {
 		return nil
+	}
+	// An IPv6 address that carries an IPv4 one (NAT64, 6to4, IPv4-
+	// compatible) reaches that IPv4 host: its rules apply.
+	if v4, ok := embeddedIPv4(ip); ok {
+		ip = v4
+	}
+	switch {
 	case ip.IsLoopback():
 		if allowLoopback {
 			return nil
 		}
 	case ip.IsPrivate(), ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast(), ip.IsInterfaceLocalMulticast(),
-		ip.IsMulticast(), ip.IsUnspecified(), sharedAddressSpace.Contains(ip):
+		ip.IsMulticast(), ip.IsUnspecified(), slices.ContainsFunc(specialUse, func(p netip.Prefix) bool { return p.Contains(ip) }):
 	default:
 		return nil
 	}
 	return fmt.Errorf("%s: %w", ip, errForbiddenAddress)
 }
 
-// sharedAddressSpace is carrier-grade NAT (RFC 6598): private in effect.
-var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
+// specialUse are the other special-purpose ranges a notification never
+// goes to (RFC 6890 and successors): carrier-grade NAT (RFC 6598), IETF
+// protocol assignments, benchmarking, reserved and limited broadcast.
+var specialUse = []netip.Prefix{
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("192.0.0.0/24"),
+	netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("::/96"), // IPv4-compatible (deprecated), and :: itself
+	// Local-use NAT64 (RFC 8215): where the IPv4 address sits depends on
+	// the operator's prefix length, and it is local by definition.
+	netip.MustParsePrefix("64:ff9b:1::/48"),
+}
+
+// Prefixes of IPv6 addresses that embed an IPv4 address.
+var (
+	nat64Wellknown = netip.MustParsePrefix("64:ff9b::/96") // RFC 6052: the last 32 bits
+	sixToFour      = netip.MustParsePrefix("2002::/16")    // RFC 3056: bits 16–47
+)
+
+// embeddedIPv4 is the IPv4 address an IPv6 address of a translation or
+// tunnelling prefix stands for.
+func embeddedIPv4(ip netip.Addr) (netip.Addr, bool) {
+	if !ip.Is6() {
+		return netip.Addr{}, false
+	}
+	b := ip.As16()
+	switch {
+	case nat64Wellknown.Contains(ip):
+		return netip.AddrFrom4([4]byte(b[12:16])), true
+	case sixToFour.Contains(ip):
+		return netip.AddrFrom4([4]byte(b[2:6])), true
+	}
+	return netip.Addr{}, false
+}

@@ -545,10 +545,12 @@ func (e *eval) met(rank int) bool {
 }
 
 // approved reports whether route rt of the level, held by c, approves the
-// transaction: its strongest factor was done for this request. Without a
-// transaction at this rank every route approves.
+// transaction: its strongest factor was done for this request. Below the
+// transaction's rank every route approves; at it and above, a level counts
+// only as approved, so a higher level the session held before the request
+// is never reported as the approval's acr.
 func (e *eval) approved(rank int, rt []slot, c set) bool {
-	if rank != e.approve {
+	if e.approve < 0 || rank < e.approve {
 		return true
 	}
 	f, ok := c.get(strongest(rt).m)
@@ -572,7 +574,7 @@ func (e *eval) route(rank int, rt []slot) (todo []Method, ok bool) {
 		if sl.m == Password || sl.m == WebAuthn {
 			first = true
 		}
-		if f, ok := c.get(sl.m); ok && sl.accepts(f) && (rank != e.approve || sl != approver || f.ForRequest) {
+		if f, ok := c.get(sl.m); ok && sl.accepts(f) && (e.approve < 0 || rank < e.approve || sl != approver || f.ForRequest) {
 			continue
 		}
 		if !e.canEnroll(sl) {

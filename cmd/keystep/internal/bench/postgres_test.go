@@ -100,8 +100,8 @@ func TestBenchRunsAgainstPostgreSQL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bench != 3 || len(keys) == 0 {
-		t.Errorf("the schema holds %d bench clients and %d signing keys, want 3 and some", bench, len(keys))
+	if bench != 4 || len(keys) == 0 {
+		t.Errorf("the schema holds %d bench clients and %d signing keys, want 4 (rs256, es256, dpop, service) and some", bench, len(keys))
 	}
 
 	// A second run on the same database is refused: the server it would
