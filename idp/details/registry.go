@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Kind is how a field's value is checked and shown.
@@ -349,6 +350,9 @@ func (r *Registry) Check(d Details, allowed []string) error {
 			if problem := checkKind(f.Kind, v); problem != "" {
 				return invalid("authorization_details[%d] (%s): %s %s", i, t.Name, f.Path, problem)
 			}
+			if problem := showable(v); problem != "" {
+				return invalid("authorization_details[%d] (%s): %s %s", i, t.Name, f.Path, problem)
+			}
 		}
 		if acts, ok := o["actions"].([]any); ok && len(t.Actions) > 0 {
 			for _, a := range acts {
@@ -370,6 +374,46 @@ func (r *Registry) Check(d Details, allowed []string) error {
 		}
 	}
 	return nil
+}
+
+// showable is what keeps v, a value the person is shown, from being shown
+// faithfully, or "": two different transactions must never look the same
+// on the approval page. A string longer than the page shows (MaxValue)
+// would be cut, hiding its tail; characters that show as nothing (format
+// characters such as zero-width spaces, soft hyphens, word joiners and
+// tags, controls, private-use and unassigned code points) hide what
+// differs.
+func showable(v any) string {
+	switch x := v.(type) {
+	case string:
+		if utf8.RuneCountInString(x) > MaxValue {
+			return fmt.Sprintf("is longer than the %d characters a person can be shown", MaxValue)
+		}
+		for _, r := range x {
+			if unicode.In(r, unicode.Cf, unicode.Cc, unicode.Co) || !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Zs) {
+				return fmt.Sprintf("contains a character that cannot be shown (U+%04X)", r)
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if p := showable(e); p != "" {
+				return p
+			}
+		}
+	case Object:
+		for _, e := range x {
+			if p := showable(e); p != "" {
+				return p
+			}
+		}
+	case map[string]any:
+		for _, e := range x {
+			if p := showable(e); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
 }
 
 // checkKind is what is wrong with v as a value of kind k, or "".

@@ -330,3 +330,33 @@ func TestValidIBAN(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckRefusesWhatCannotBeShown: two transactions that differ only in
+// what the approval page cannot show (invisible characters, a tail cut
+// off) must not both pass, or the person approves one while seeing the
+// other.
+func TestCheckRefusesWhatCannotBeShown(t *testing.T) {
+	reg := ExamplePayments("mfa", "phr")
+	for name, creditor := range map[string]string{
+		"zero-width space":  "Example\u200bSupplies Ltd",
+		"soft hyphen":       "Example Sup\u00adplies Ltd",
+		"word joiner":       "Example\u2060Supplies Ltd",
+		"tag character":     "Example Supplies Ltd\U000E0041",
+		"bidi override":     "Example \u202eSupplies Ltd",
+		"private use":       "Example \ue000Supplies Ltd",
+		"longer than shown": strings.Repeat("Example Supplies Ltd ", 10) + "c/o Mallory",
+	} {
+		b, _ := json.Marshal(creditor)
+		d, err := Parse(`[{"type":"payment_initiation","instructedAmount":{"amount":"10.00","currency":"EUR"},"creditorName":` + string(b) + `}]`)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := reg.Check(d, []string{PaymentInitiation}); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	d, _ := Parse(`[{"type":"payment_initiation","instructedAmount":{"amount":"10.00","currency":"EUR"},"creditorName":"Café Müller & Söhne"}]`)
+	if err := reg.Check(d, []string{PaymentInitiation}); err != nil {
+		t.Errorf("an ordinary name with accents refused: %v", err)
+	}
+}
