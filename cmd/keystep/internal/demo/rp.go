@@ -81,7 +81,7 @@ func (a *App) authorize(w http.ResponseWriter, r *http.Request, s *session, c *c
 	}
 	p := &pendingAuth{
 		state: rand.Text(), nonce: rand.Text(), verifier: oauth2.GenerateVerifier(),
-		returnTo: returnTo, stepUp: retry, started: a.cfg.Now(),
+		returnTo: returnTo, stepUp: retry, started: a.cfg.Now(), details: extra.Get("authorization_details"),
 	}
 	params := url.Values{
 		"response_type": {"code"}, "client_id": {a.cfg.ClientID}, "redirect_uri": {c.oauth.RedirectURL},
@@ -128,6 +128,15 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 
 	if e := q.Get("error"); e != "" {
 		s.note(a.cfg.Now(), "Keystep did not sign you in.", "error="+e+" "+q.Get("error_description"))
+		if p.details != "" && s.signedIn() {
+			s.payment = nil
+			s.flash = "Nothing was paid: Keystep didn't get your approval."
+			if e == "unmet_authentication_requirements" {
+				s.flash = "Nothing was paid: this payment needs your passkey or security key, and your Keystep account doesn't have one yet. Add one in your Keystep account, then pay again."
+			}
+			http.Redirect(w, r, "/invoice", http.StatusSeeOther)
+			return nil
+		}
 		if s.signedIn() {
 			s.flash = "Keystep didn't confirm it's you, so that page stays closed. You're still signed in as before."
 			http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
@@ -189,12 +198,17 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 	}
 	if s.signedIn() && s.user.Subject != u.Subject {
 		// Someone else signed in at Keystep: nothing of the last person's carries over.
-		s.change, s.events, s.retried = nil, nil, ""
+		s.change, s.payment, s.events, s.retried = nil, nil, nil, ""
 	}
 	s.user, s.accessToken, s.tokenType, s.rawIDToken, s.stolen = u, tok.AccessToken, tok.TokenType, raw, nil
 	a.sessions.rotate(w, s, a.secure)
 	if p.stepUp {
 		s.retried = p.returnTo
+	}
+	if p.details != "" && s.payment != nil && s.payment.receipt == nil {
+		// The approval of the payment: its token pays it (invoice.go).
+		s.payment.approval = &approval{accessToken: tok.AccessToken, response: tok.AuthorizationDetails, claims: at}
+		s.note(a.cfg.Now(), "Keystep approved the payment with "+amrWords(at.AMR)+".", "access token: authorization_details="+string(at.AuthorizationDetails))
 	}
 	s.note(a.cfg.Now(), "Keystep signed you in: "+levelWords(u.ACR)+".",
 		fmt.Sprintf("ID token: acr=%s amr=%s auth_time=%d; access token: token_type=%s cnf.jkt=%s", u.ACR, strings.Join(u.AMR, ","), cl.AuthTime, tok.TokenType, u.JKT))
