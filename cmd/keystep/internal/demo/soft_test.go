@@ -114,7 +114,7 @@ func (k *softKey) assertion(e *env, challenge string) map[string]any {
 		e.t.Fatal(err)
 	}
 	return map[string]any{"id": b64u(k.id), "rawId": b64u(k.id), "type": "public-key", "authenticatorAttachment": "platform",
-		"response": map[string]any{"clientDataJSON": b64u(clientData), "authenticatorData": b64u(authData), "signature": b64u(sig), "userHandle": b64u(k.user)},
+		"response":               map[string]any{"clientDataJSON": b64u(clientData), "authenticatorData": b64u(authData), "signature": b64u(sig), "userHandle": b64u(k.user)},
 		"clientExtensionResults": map[string]any{}}
 }
 
