@@ -2,6 +2,7 @@ package demo
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -128,20 +129,28 @@ func (p paymentJSON) check() error {
 	return nil
 }
 
-// ledger is what the API has paid, by subject and reference. Made up and
-// in memory, like the bank accounts.
+// ledger is what the API has paid, by approval: the SHA-256 of the access
+// token that carried it. One approval pays once; a new approval (a new
+// token) may pay the same invoice again, so the demo can be run twice.
+// Made up and in memory, like the bank accounts.
 type ledger struct {
 	mu   sync.Mutex
-	paid map[string]time.Time
+	paid map[[sha256.Size]byte]time.Time
 }
 
-func newLedger() *ledger { return &ledger{paid: map[string]time.Time{}} }
+func newLedger() *ledger { return &ledger{paid: map[[sha256.Size]byte]time.Time{}} }
 
-// pay records a payment once; false if it was paid before.
-func (l *ledger) pay(sub, reference string, now time.Time) bool {
+// pay records the payment of the approval in accessToken; false if that
+// approval has paid before.
+func (l *ledger) pay(accessToken string, now time.Time) bool {
+	k := sha256.Sum256([]byte(accessToken))
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	k := sub + "\x00" + reference
+	for old, at := range l.paid {
+		if now.Sub(at) > 24*time.Hour { // long after any token expired
+			delete(l.paid, old)
+		}
+	}
 	if _, ok := l.paid[k]; ok {
 		return false
 	}
@@ -153,7 +162,8 @@ func (l *ledger) pay(sub, reference string, now time.Time) bool {
 // cover it: the payment is read from the body first, then checked against
 // the token (resource.CheckDetails), so an amount, creditor, account or
 // reference other than the approved one is refused with 403
-// insufficient_authorization_details. The same payment twice is 409.
+// insufficient_authorization_details. A second payment with the same
+// token is 409.
 func (a *App) apiPay(w http.ResponseWriter, r *http.Request) {
 	var p paymentJSON
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
@@ -181,8 +191,10 @@ func (a *App) apiPay(w http.ResponseWriter, r *http.Request) {
 	}
 	c, _ := resource.ClaimsFrom(r.Context())
 	now := a.cfg.Now()
-	if !a.ledger.pay(c.Subject, p.Reference, now) {
-		writeJSON(w, http.StatusConflict, map[string]string{"error": "already_paid", "error_description": "this payment was made already"})
+	// Require took the token from Authorization: "DPoP <token>".
+	_, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !a.ledger.pay(strings.TrimSpace(token), now) {
+		writeJSON(w, http.StatusConflict, map[string]string{"error": "already_paid", "error_description": "this approval has paid once already"})
 		return
 	}
 	a.log.InfoContext(r.Context(), "demo payment made", "sub", c.Subject, "acr", c.ACR,
@@ -342,8 +354,12 @@ func (a *App) tryPayment(w http.ResponseWriter, r *http.Request) error {
 			tr.Detail += " WWW-Authenticate: " + res.header.Get("WWW-Authenticate")
 		case res.status == http.StatusConflict && e.Error == "already_paid":
 			tr.Refused = true
-			tr.Answer = "Refused. This invoice is paid already; one approval pays once."
+			tr.Answer = "Refused. This approval has paid once already."
 			tr.Detail += " " + strings.TrimSpace(string(res.body))
+		case res.status == http.StatusUnauthorized:
+			tr.Refused = true
+			tr.Answer = "Refused. The approval's token has expired. Sign out and in again to start over."
+			tr.Detail += " WWW-Authenticate: " + res.header.Get("WWW-Authenticate")
 		case res.status < 300:
 			tr.Answer = "Accepted. An approval should never stretch this far: tell whoever runs this server."
 		default:

@@ -214,13 +214,26 @@ func TestPayInvoice(t *testing.T) {
 	for what, answer := range map[string]string{
 		"amount":   "Refused. You approved EUR 1,250.00 to Example Supplies Ltd, and nothing else.",
 		"creditor": "Refused. You approved EUR 1,250.00 to Example Supplies Ltd, and nothing else.",
-		"again":    "Refused. This invoice is paid already; one approval pays once.",
+		"again":    "Refused. This approval has paid once already.",
 	} {
 		p := b.post(e.rpURL+"/invoice/try", url.Values{"what": {what}})
 		if p.status != http.StatusOK || p.url != e.rpURL+"/invoice#tries" || !strings.Contains(p.body, `<li class="refused"><strong>`+html.EscapeString(tries[what].what)) ||
 			!strings.Contains(p.body, answer) || strings.Contains(p.body, `<li class="accepted">`) {
 			t.Errorf("try %s: %d at %s, want %q refused:\n%s", what, p.status, p.url, answer, p.body)
 		}
+	}
+
+	// One approval pays once, but a new one pays again: the demo can be
+	// run twice (sign out, sign in, pay).
+	b.post(e.rpURL+"/logout", nil)
+	b.signIn()
+	p = b.usePasskey(b.post(e.rpURL+"/invoice/pay", nil), key)
+	p = b.post(e.issuer+"/login/consent", url.Values{"id": {p.hidden("id")}, "decision": {"allow"}})
+	if p.url != e.rpURL+"/invoice" || !strings.Contains(p.body, "Paid. EUR 1,250.00") {
+		t.Fatalf("paying with a second approval: %d at %s\n%.3000s", p.status, p.url, p.body)
+	}
+	if second := e.payment(b).approval; second == nil || second.accessToken == tok {
+		t.Fatal("the second payment did not use a new approval")
 	}
 }
 
