@@ -308,6 +308,15 @@ func TestBrowserInvoice(t *testing.T) {
 	}
 	c.lookDemo("demo-invoice-stretched")
 
+	// The overview's "What the tokens say" has the approved details too.
+	c.Follow("nav a[href='/dashboard']")
+	c.See("two steps, one of them a passkey or security key")
+	if got := chrome.Eval[string](c.Browser, `document.querySelector("code.token-details").textContent`); !strings.Contains(got, `"creditorName": "Example Supplies Ltd"`) {
+		t.Errorf("the overview's authorization_details from the token: %q", got)
+	}
+	c.Click("main details summary")
+	c.lookDemo("demo-dashboard-payment")
+
 	var committed bool
 	for _, ev := range e.transactionRows() {
 		committed = committed || ev.Outcome == "success" && ev.Details["committed"] == "true" && ev.Details["authorization_details"] == invoiceDetails(t)

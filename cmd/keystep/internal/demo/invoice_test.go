@@ -168,6 +168,12 @@ func TestPayInvoice(t *testing.T) {
 		}
 	}
 
+	// So does the overview's "What the tokens say".
+	if p := b.get(e.rpURL + "/dashboard"); !strings.Contains(p.body, `<code class="token-details">`) ||
+		!strings.Contains(p.body, html.EscapeString(`"creditorName": "Example Supplies Ltd"`)) {
+		t.Errorf("the overview does not show the token's authorization_details:\n%s", p.body)
+	}
+
 	// Keystep's audit: the passkey committed to exactly these details.
 	rows := e.transactionRows()
 	var ok bool
@@ -297,6 +303,26 @@ func TestInvoiceWithoutPasskey(t *testing.T) {
 	}
 	if pv := e.payment(b); pv.approval != nil || pv.receipt != nil {
 		t.Fatal("a payment was approved or made")
+	}
+}
+
+func TestSameJSON(t *testing.T) {
+	asked := theInvoice.Payment.authorizationDetails()
+	for _, tt := range []struct {
+		b    string
+		same bool
+	}{
+		{asked, true},
+		{canonicalDetails(t, asked), true}, // Keystep's canonical form: keys sorted
+		{strings.Replace(asked, "1250.00", "12500.00", 1), false},
+		{strings.Replace(asked, "1250.00", "1250.0", 1), false},
+		{"[]", false},
+		{"", false},
+		{"null", false},
+	} {
+		if got := sameJSON([]byte(asked), []byte(tt.b)); got != tt.same {
+			t.Errorf("sameJSON(asked, %s) = %v", tt.b, got)
+		}
 	}
 }
 

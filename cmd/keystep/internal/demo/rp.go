@@ -182,7 +182,16 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return notFinished(err)
 	}
+	if p.details != "" && (!sameJSON([]byte(p.details), tok.AuthorizationDetails) || !sameJSON([]byte(p.details), at.AuthorizationDetails)) {
+		// Keystep grants what was approved, which is what the app asked
+		// for (RFC 9396 §7): anything else is not this payment.
+		return notFinished(fmt.Errorf("authorization_details granted %s (token response) and %s (access token), asked for %s",
+			tok.AuthorizationDetails, at.AuthorizationDetails, p.details))
+	}
 	u := user{Subject: idt.Subject, Username: cl.Username, Name: cl.Name, ACR: cl.ACR, AMR: cl.AMR, JKT: at.JKT}
+	if len(at.AuthorizationDetails) > 0 {
+		u.Details = indentJSON(at.AuthorizationDetails)
+	}
 	if u.Username == "" {
 		// Keystep puts profile claims in userinfo, not the ID token (OIDC
 		// Core §5.4). A name is nice to have, not a reason to fail.
@@ -205,13 +214,13 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 	if p.stepUp {
 		s.retried = p.returnTo
 	}
+	s.note(a.cfg.Now(), "Keystep signed you in: "+levelWords(u.ACR)+".",
+		fmt.Sprintf("ID token: acr=%s amr=%s auth_time=%d; access token: token_type=%s cnf.jkt=%s", u.ACR, strings.Join(u.AMR, ","), cl.AuthTime, tok.TokenType, u.JKT))
 	if p.details != "" && s.payment != nil && s.payment.receipt == nil {
 		// The approval of the payment: its token pays it (invoice.go).
 		s.payment.approval = &approval{accessToken: tok.AccessToken, response: tok.AuthorizationDetails, claims: at}
 		s.note(a.cfg.Now(), "Keystep approved the payment with "+amrWords(at.AMR)+".", "access token: authorization_details="+string(at.AuthorizationDetails))
 	}
-	s.note(a.cfg.Now(), "Keystep signed you in: "+levelWords(u.ACR)+".",
-		fmt.Sprintf("ID token: acr=%s amr=%s auth_time=%d; access token: token_type=%s cnf.jkt=%s", u.ACR, strings.Join(u.AMR, ","), cl.AuthTime, tok.TokenType, u.JKT))
 	http.Redirect(w, r, p.returnTo, http.StatusSeeOther)
 	return nil
 }
@@ -333,7 +342,7 @@ func (a *App) dashboard(w http.ResponseWriter, r *http.Request) error {
 			Level: levelWords(s.user.ACR), ACR: s.user.ACR,
 			Factors: amrWords(s.user.AMR), AMR: strings.Join(s.user.AMR, " "),
 			When: whenWords(s.user.AuthTime, now),
-			JKT:  s.user.JKT, TokenType: s.tokenType, Stolen: s.stolen,
+			JKT:  s.user.JKT, TokenType: s.tokenType, Stolen: s.stolen, Details: s.user.Details,
 		}
 		p.Nav = "dashboard"
 		if !s.user.AuthTime.IsZero() {
@@ -496,6 +505,7 @@ type dashboardPage struct {
 	Factors, AMR      string
 	When, AuthTime    string
 	JKT, TokenType    string // the access token's cnf.jkt and token_type
+	Details           string // the access token's authorization_details, indented
 	Stolen            []replay
 	Events            []eventLine
 }

@@ -78,6 +78,9 @@ type user struct {
 	AMR      []string
 	AuthTime time.Time
 	JKT      string // the access token's cnf.jkt
+	// Details are the access token's authorization_details (RFC 9396),
+	// indented JSON; "" when it has none.
+	Details string
 }
 
 func (u user) displayName() string {
