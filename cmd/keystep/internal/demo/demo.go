@@ -17,7 +17,9 @@
 // made-up data, in-memory sessions and its own templates; it is not part of
 // the provider. It pushes its authorization requests (PAR, RFC 9126), and
 // its tokens are DPoP-bound (RFC 9449) to a key per session that never
-// leaves the app: the API takes nothing else (dpop.go).
+// leaves the app: the API takes nothing else (dpop.go). "Pay an invoice"
+// (invoice.go) asks Keystep to have the payment itself approved (RFC 9396
+// authorization_details), and its API pays only what the token covers.
 // `keystep demo` runs it next to Keystep.
 package demo
 

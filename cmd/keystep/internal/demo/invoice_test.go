@@ -306,6 +306,26 @@ func TestInvoiceWithoutPasskey(t *testing.T) {
 	}
 }
 
+// "Don't approve" on Keystep's approval page pays nothing and says so.
+func TestInvoiceNotApproved(t *testing.T) {
+	e := newEnvWith(t, true, func(c *idp.Config) { c.PasskeysTrustedAtOnce = true })
+	b := e.browser()
+	b.signIn()
+	key := b.enrollPasskey()
+	p := b.usePasskey(b.post(e.rpURL+"/invoice/pay", nil), key)
+	if !p.has("/login/consent") {
+		t.Fatalf("no approval page after the passkey: %d at %s\n%.3000s", p.status, p.url, p.body)
+	}
+	p = b.post(e.issuer+"/login/consent", url.Values{"id": {p.hidden("id")}, "decision": {"deny"}})
+	if p.url != e.rpURL+"/invoice" || !strings.Contains(p.body, "You didn&#39;t approve the payment, so nothing was paid.") ||
+		!strings.Contains(p.body, `action="/invoice/pay"`) {
+		t.Fatalf("after Don't approve: %d at %s\n%.3000s", p.status, p.url, p.body)
+	}
+	if pv := e.payment(b); pv.approval != nil || pv.receipt != nil {
+		t.Fatal("a payment was approved or made")
+	}
+}
+
 func TestSameJSON(t *testing.T) {
 	asked := theInvoice.Payment.authorizationDetails()
 	for _, tt := range []struct {

@@ -131,7 +131,10 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 		if p.details != "" && s.signedIn() {
 			s.payment = nil
 			s.flash = "Nothing was paid: Keystep didn't get your approval."
-			if e == "unmet_authentication_requirements" {
+			switch e {
+			case "access_denied":
+				s.flash = "You didn't approve the payment, so nothing was paid."
+			case "unmet_authentication_requirements":
 				s.flash = "Nothing was paid: this payment needs your passkey or security key, and your Keystep account doesn't have one yet. Add one in your Keystep account, then pay again."
 			}
 			http.Redirect(w, r, "/invoice", http.StatusSeeOther)
