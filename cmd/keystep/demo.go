@@ -16,6 +16,8 @@ import (
 
 	demoapp "github.com/keystep/keystep/cmd/keystep/internal/demo"
 	"github.com/keystep/keystep/idp"
+	"github.com/keystep/keystep/idp/details"
+	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
@@ -106,6 +108,9 @@ func demo(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Wri
 		// can ask for it (see PasskeysTrustedAtOnce). Not on a --data
 		// folder that outlives the demo.
 		PasskeysTrustedAtOnce: throwaway,
+		// "Pay an invoice": payments are approved as authorization
+		// details, above EUR 1,000 with a passkey in the last 5 minutes.
+		Details: details.ExamplePayments(stepup.ACRMultiFactor, stepup.ACRPhishing),
 	})
 	if err != nil {
 		return err
@@ -158,9 +163,14 @@ Sign in to Acme Payroll with
   4. On the overview, "What if it's stolen?" replays your access token
      without the app's key: the sign-in is pushed (PAR) and the token is
      DPoP-bound, so it is refused.
+  5. Pay the invoice under Invoices: Keystep shows the payment and your
+     passkey approves exactly that; the token carries it, and the app
+     can't stretch it to more money or another supplier. The signed
+     approval is in Keystep's audit log; in another terminal:
+       go run ./cmd/keystep audit export --data %s --event stepup.transaction
 
 Data: %s (%s). Press Ctrl+C to stop.
-`, rpURL, issuer, demoUsername, demoPassword, c.data, dataNote)
+`, rpURL, issuer, demoUsername, demoPassword, c.data, c.data, dataNote)
 
 	var serveErr error
 	select {
@@ -239,7 +249,9 @@ func ensureDemoClient(ctx context.Context, st storage.Store, key []byte, rpURL, 
 		IDTokenAlg: "ES256", FirstParty: true, RequirePKCE: true,
 		// Pushed requests only, and tokens bound to the app's DPoP key.
 		RequirePAR: true, DPoPBoundAccessTokens: true,
-		CreatedAt: now, UpdatedAt: now,
+		// It pays invoices: payment_initiation details (RFC 9396).
+		AuthorizationDetailsTypes: []string{details.PaymentInitiation},
+		CreatedAt:                 now, UpdatedAt: now,
 	}
 	old, err := st.ClientByID(ctx, demoClientID)
 	switch {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"html"
 	"io"
 	"net/http"
@@ -9,10 +10,13 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keystep/keystep/idp/details"
 )
 
 var (
@@ -66,8 +70,9 @@ func startDemo(t *testing.T, args ...string) *demoRun {
 }
 
 // signInAsDemo walks a browser from the app's sign-in link through Keystep
-// with the printed credentials and back, and returns the dashboard.
-func signInAsDemo(t *testing.T, d *demoRun) string {
+// with the printed credentials and back, and returns the dashboard and the
+// browser.
+func signInAsDemo(t *testing.T, d *demoRun) (string, *http.Client) {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 20 * time.Second}
@@ -100,7 +105,7 @@ func signInAsDemo(t *testing.T, d *demoRun) string {
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.String() != d.app+"/dashboard" {
 		t.Fatalf("signing in as %s ended with %d at %s:\n%.2000s", demoUsername, resp.StatusCode, resp.Request.URL, b)
 	}
-	return string(b)
+	return string(b), c
 }
 
 // `keystep demo` serves Keystep and Acme Payroll, the printed credentials
@@ -128,7 +133,7 @@ func TestDemoServesBothAndStops(t *testing.T) {
 				t.Errorf("start %d: GET %s: %s", i, u, resp.Status)
 			}
 		}
-		if dash := signInAsDemo(t, d); !strings.Contains(dash, "Hello, "+demoUsername) {
+		if dash, _ := signInAsDemo(t, d); !strings.Contains(dash, "Hello, "+demoUsername) {
 			t.Errorf("start %d: the dashboard does not greet %s:\n%.2000s", i, demoUsername, dash)
 		}
 		if code := d.stop(); code != 0 {
@@ -140,6 +145,39 @@ func TestDemoServesBothAndStops(t *testing.T) {
 				t.Errorf("start %d: %s still answers after stop", i, u)
 			}
 		}
+	}
+}
+
+// `keystep demo` registers payment_initiation (the example payments
+// policy) and Acme Payroll for it: paying the invoice pushes its
+// authorization_details, and Keystep takes them and asks for the passkey
+// the policy wants; the demo user has none yet, so the app comes back to
+// the invoice saying so. Without the policy or the client's registration
+// the push is refused and the app says the sign-in didn't start.
+func TestDemoPaysInvoicesWithDetails(t *testing.T) {
+	d := startDemo(t)
+	resp, err := http.Get(d.issuer + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var disc struct {
+		Types []string `json:"authorization_details_types_supported"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&disc)
+	resp.Body.Close()
+	if err != nil || !slices.Contains(disc.Types, details.PaymentInitiation) {
+		t.Fatalf("discovery's authorization_details_types_supported %v (%v)", disc.Types, err)
+	}
+	_, c := signInAsDemo(t, d)
+	resp, err = c.PostForm(d.app+"/invoice/pay", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.String() != d.app+"/invoice" ||
+		!strings.Contains(string(b), "needs your passkey or security key") {
+		t.Fatalf("paying the invoice ended with %d at %s:\n%.3000s", resp.StatusCode, resp.Request.URL, b)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 //	GET /api/payslips      two steps (acr mfa, phr or phrh)
 //	GET /api/bank-account  the same
 //	PUT /api/bank-account  a passkey or security key (phr or phrh) in the last 5 minutes
+//	POST /api/payments     a passkey or security key, and approved details covering the payment (invoice.go)
 
 type payslipJSON struct {
 	Month string `json:"month"` // "March 2026"
@@ -73,6 +74,7 @@ func (a *App) api(v *resource.Verifier) http.Handler {
 	mux.Handle("GET /api/payslips", v.Require(readNeeds, http.HandlerFunc(a.apiPayslips)))
 	mux.Handle("GET /api/bank-account", v.Require(readNeeds, http.HandlerFunc(a.apiBankAccount)))
 	mux.Handle("PUT /api/bank-account", v.Require(changeNeeds, http.HandlerFunc(a.apiChangeBankAccount)))
+	mux.Handle("POST /api/payments", v.Require(payNeeds, http.HandlerFunc(a.apiPay)))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found"})
 	})

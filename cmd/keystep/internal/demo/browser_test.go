@@ -241,3 +241,89 @@ func TestBrowserDemo(t *testing.T) {
 	c.CheckProblems("demo")
 	t.Logf("the demo in Chromium took %s; screenshots in %s", time.Since(start).Round(100*time.Millisecond), c.Dir())
 }
+
+// invoice-browser: "Pay an invoice" in Chromium with a virtual passkey
+// (issue 19): Keystep shows the payment, the passkey approves it, the app
+// shows what the token carries, and stretching the approval is refused.
+func TestBrowserInvoice(t *testing.T) {
+	c := &tab{Browser: chrome.New(t), t: t}
+	c.EnableWebAuthn()
+	e := newEnvWith(t, true, func(c *idp.Config) { c.PasskeysTrustedAtOnce = true })
+	c.AddAuthenticator(chrome.DeviceBoundPasskey)
+	app := e.rpURL
+
+	// Sign in with the password, then add a passkey in the Keystep account.
+	c.Open(app + "/login")
+	c.SignIn(username, password)
+	c.at(app + "/dashboard")
+	c.See("Pay an invoice")
+	c.Open(e.issuer + "/account")
+	c.Follow("nav a[href='/account/passkey']")
+	c.AddPasskey("Alice's laptop")
+	c.See("Your passkey is ready")
+
+	// The invoice, and Pay: Keystep shows the payment above the passkey.
+	c.Open(app + "/invoice")
+	c.See("Invoice INV-2026-0412")
+	c.See("GB29 NWBK 6016 1331 9268 19")
+	c.lookDemo("demo-invoice")
+	c.Follow("form[action='/invoice/pay'] button[type=submit]")
+	if !strings.HasPrefix(c.Location(), e.issuer+"/") {
+		t.Fatalf("Pay did not lead to Keystep: at %s:\n%s", c.Location(), c.BodyText())
+	}
+	for _, q := range c.authorizeLoads(e.issuer) {
+		if len(q) != 2 || q.Get("request_uri") == "" {
+			t.Errorf("the browser loaded an authorization URL with %v, want client_id and request_uri only", q)
+		}
+	}
+	c.See("You're approving")
+	c.See("EUR 1,250.00")
+	c.See("Example Supplies Ltd")
+	c.noPasswordField("the payment's approval")
+	c.Look("demo-keystep-pay-passkey")
+	c.Follow(chrome.PasskeyButton)
+	c.See("Approve for Acme Payroll?")
+	c.See("Example Supplies Ltd")
+	c.Look("demo-keystep-pay-approve")
+	c.Follow("form[action='/login/consent'] button[value=allow]")
+
+	// Back in the app: paid, with what the token carries.
+	c.at(app + "/invoice")
+	c.See("Paid. EUR 1,250.00 is on its way to Example Supplies Ltd.")
+	c.See("What you approved")
+	c.See(levelWords(acrPHR))
+	if got := chrome.Eval[string](c.Browser, `document.querySelector("code.token-details").textContent`); !strings.Contains(got, `"amount": "1250.00"`) ||
+		!strings.Contains(got, `"creditorName": "Example Supplies Ltd"`) {
+		t.Errorf("the page's authorization_details from the token: %s", got)
+	}
+	c.lookDemo("demo-invoice-paid")
+
+	// Stretching the approval: more money, another supplier. Refused.
+	c.Follow("form[action='/invoice/try'] input[value=amount] + button")
+	c.at(app + "/invoice#tries")
+	c.See("Refused. You approved EUR 1,250.00 to Example Supplies Ltd, and nothing else.")
+	c.Follow("form[action='/invoice/try'] input[value=creditor] + button")
+	if n := chrome.Eval[int](c.Browser, `document.querySelectorAll("ul.replays li.refused").length`); n != 2 {
+		t.Fatalf("%d refusals shown, want 2:\n%s", n, c.BodyText())
+	}
+	c.lookDemo("demo-invoice-stretched")
+
+	// The overview's "What the tokens say" has the approved details too.
+	c.Follow("nav a[href='/dashboard']")
+	c.See("two steps, one of them a passkey or security key")
+	if got := chrome.Eval[string](c.Browser, `document.querySelector("code.token-details").textContent`); !strings.Contains(got, `"creditorName": "Example Supplies Ltd"`) {
+		t.Errorf("the overview's authorization_details from the token: %q", got)
+	}
+	c.Click("main details summary")
+	c.lookDemo("demo-dashboard-payment")
+
+	var committed bool
+	for _, ev := range e.transactionRows() {
+		committed = committed || ev.Outcome == "success" && ev.Details["committed"] == "true" && ev.Details["authorization_details"] == invoiceDetails(t)
+	}
+	if !committed {
+		t.Error("no committed stepup.transaction row for the invoice")
+	}
+	c.CheckProblems("invoice")
+	t.Logf("screenshots in %s", c.Dir())
+}

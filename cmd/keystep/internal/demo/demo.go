@@ -17,7 +17,9 @@
 // made-up data, in-memory sessions and its own templates; it is not part of
 // the provider. It pushes its authorization requests (PAR, RFC 9126), and
 // its tokens are DPoP-bound (RFC 9449) to a key per session that never
-// leaves the app: the API takes nothing else (dpop.go).
+// leaves the app: the API takes nothing else (dpop.go). "Pay an invoice"
+// (invoice.go) asks Keystep to have the payment itself approved (RFC 9396
+// authorization_details), and its API pays only what the token covers.
 // `keystep demo` runs it next to Keystep.
 package demo
 
@@ -103,6 +105,7 @@ type App struct {
 	pages    map[string]*template.Template
 	sessions *sessions
 	accounts *accounts
+	ledger   *ledger
 	log      *slog.Logger
 	secure   bool // cookies get Secure when the app is served over https
 
@@ -147,7 +150,7 @@ func New(cfg Config) (*App, error) {
 	}
 	a := &App{
 		cfg: cfg, pages: pages, log: cfg.Logger,
-		sessions: newSessions(cfg.Now), accounts: newAccounts(),
+		sessions: newSessions(cfg.Now), accounts: newAccounts(), ledger: newLedger(),
 		secure: strings.HasPrefix(cfg.URL, "https://"),
 	}
 	static, err := fs.Sub(files, "static")
@@ -164,6 +167,10 @@ func New(cfg Config) (*App, error) {
 	web.Handle("GET /bank", a.handle(a.bank))
 	web.Handle("POST /bank", a.handle(a.bankSubmit))
 	web.Handle("GET /bank/resume", a.handle(a.bankResume))
+	web.Handle("GET /invoice", a.handle(a.invoicePage))
+	web.Handle("POST /invoice/pay", a.handle(a.payInvoice))
+	web.Handle("GET /invoice/resume", a.handle(a.invoiceResume))
+	web.Handle("POST /invoice/try", a.handle(a.tryPayment))
 	web.Handle("POST /logout", a.handle(a.logout))
 	web.Handle("POST /stolen", a.handle(a.stolen))
 	web.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
@@ -333,7 +340,7 @@ func parsePages() (map[string]*template.Template, error) {
 		}
 		pages[name] = t
 	}
-	for _, want := range []string{"home", "dashboard", "payslips", "bank", "needmore", "error"} {
+	for _, want := range []string{"home", "dashboard", "payslips", "bank", "invoice", "needmore", "error"} {
 		if pages[want] == nil {
 			return nil, fmt.Errorf("demo: template %s.html is missing", want)
 		}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/keystep/keystep/idp"
+	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/idp/resource"
 	"github.com/keystep/keystep/idp/stepup"
@@ -131,6 +132,8 @@ func newEnvWith(t *testing.T, localApp bool, edit func(*idp.Config)) *env {
 	cfg := idp.Config{
 		Issuer: e.issuer, Store: st, MasterKey: e.key, Policy: stepup.DefaultPolicy(),
 		Logger: logger, Hasher: factor.NewTestPasswordHasher(),
+		// As `keystep demo` runs it: payments are authorization details.
+		Details: details.ExamplePayments(acrMFA, acrPHR),
 	}
 	if edit != nil {
 		edit(&cfg)
@@ -165,6 +168,7 @@ func newEnvWith(t *testing.T, localApp bool, edit func(*idp.Config)) *env {
 		IDTokenAlg: "ES256", FirstParty: true, RequirePKCE: true,
 		// Pushed requests only, and tokens bound to the app's DPoP key.
 		RequirePAR: true, DPoPBoundAccessTokens: true, CreatedAt: now, UpdatedAt: now,
+		AuthorizationDetailsTypes: []string{details.PaymentInitiation},
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -103,6 +103,8 @@ type tokenResponse struct {
 	AccessToken string `json:"access_token"`
 	TokenType   string `json:"token_type"`
 	IDToken     string `json:"id_token"`
+	// AuthorizationDetails are what Keystep granted (RFC 9396 §7).
+	AuthorizationDetails json.RawMessage `json:"authorization_details"`
 }
 
 // exchange redeems a code at the token endpoint with a DPoP proof of the

@@ -81,7 +81,7 @@ func (a *App) authorize(w http.ResponseWriter, r *http.Request, s *session, c *c
 	}
 	p := &pendingAuth{
 		state: rand.Text(), nonce: rand.Text(), verifier: oauth2.GenerateVerifier(),
-		returnTo: returnTo, stepUp: retry, started: a.cfg.Now(),
+		returnTo: returnTo, stepUp: retry, started: a.cfg.Now(), details: extra.Get("authorization_details"),
 	}
 	params := url.Values{
 		"response_type": {"code"}, "client_id": {a.cfg.ClientID}, "redirect_uri": {c.oauth.RedirectURL},
@@ -128,6 +128,18 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 
 	if e := q.Get("error"); e != "" {
 		s.note(a.cfg.Now(), "Keystep did not sign you in.", "error="+e+" "+q.Get("error_description"))
+		if p.details != "" && s.signedIn() {
+			s.payment = nil
+			s.flash = "Nothing was paid: Keystep didn't get your approval."
+			switch e {
+			case "access_denied":
+				s.flash = "You didn't approve the payment, so nothing was paid."
+			case "unmet_authentication_requirements":
+				s.flash = "Nothing was paid: this payment needs your passkey or security key, and your Keystep account doesn't have one yet. Add one in your Keystep account, then pay again."
+			}
+			http.Redirect(w, r, "/invoice", http.StatusSeeOther)
+			return nil
+		}
 		if s.signedIn() {
 			s.flash = "Keystep didn't confirm it's you, so that page stays closed. You're still signed in as before."
 			http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
@@ -173,7 +185,16 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return notFinished(err)
 	}
+	if p.details != "" && (!sameJSON([]byte(p.details), tok.AuthorizationDetails) || !sameJSON([]byte(p.details), at.AuthorizationDetails)) {
+		// Keystep grants what was approved, which is what the app asked
+		// for (RFC 9396 §7): anything else is not this payment.
+		return notFinished(fmt.Errorf("authorization_details granted %s (token response) and %s (access token), asked for %s",
+			tok.AuthorizationDetails, at.AuthorizationDetails, p.details))
+	}
 	u := user{Subject: idt.Subject, Username: cl.Username, Name: cl.Name, ACR: cl.ACR, AMR: cl.AMR, JKT: at.JKT}
+	if len(at.AuthorizationDetails) > 0 {
+		u.Details = indentJSON(at.AuthorizationDetails)
+	}
 	if u.Username == "" {
 		// Keystep puts profile claims in userinfo, not the ID token (OIDC
 		// Core §5.4). A name is nice to have, not a reason to fail.
@@ -189,7 +210,7 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 	}
 	if s.signedIn() && s.user.Subject != u.Subject {
 		// Someone else signed in at Keystep: nothing of the last person's carries over.
-		s.change, s.events, s.retried = nil, nil, ""
+		s.change, s.payment, s.events, s.retried = nil, nil, nil, ""
 	}
 	s.user, s.accessToken, s.tokenType, s.rawIDToken, s.stolen = u, tok.AccessToken, tok.TokenType, raw, nil
 	a.sessions.rotate(w, s, a.secure)
@@ -198,6 +219,11 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.note(a.cfg.Now(), "Keystep signed you in: "+levelWords(u.ACR)+".",
 		fmt.Sprintf("ID token: acr=%s amr=%s auth_time=%d; access token: token_type=%s cnf.jkt=%s", u.ACR, strings.Join(u.AMR, ","), cl.AuthTime, tok.TokenType, u.JKT))
+	if p.details != "" && s.payment != nil && s.payment.receipt == nil {
+		// The approval of the payment: its token pays it (invoice.go).
+		s.payment.approval = &approval{accessToken: tok.AccessToken, response: tok.AuthorizationDetails, claims: at}
+		s.note(a.cfg.Now(), "Keystep approved the payment with "+amrWords(at.AMR)+".", "access token: authorization_details="+string(at.AuthorizationDetails))
+	}
 	http.Redirect(w, r, p.returnTo, http.StatusSeeOther)
 	return nil
 }
@@ -319,7 +345,7 @@ func (a *App) dashboard(w http.ResponseWriter, r *http.Request) error {
 			Level: levelWords(s.user.ACR), ACR: s.user.ACR,
 			Factors: amrWords(s.user.AMR), AMR: strings.Join(s.user.AMR, " "),
 			When: whenWords(s.user.AuthTime, now),
-			JKT:  s.user.JKT, TokenType: s.tokenType, Stolen: s.stolen,
+			JKT:  s.user.JKT, TokenType: s.tokenType, Stolen: s.stolen, Details: s.user.Details,
 		}
 		p.Nav = "dashboard"
 		if !s.user.AuthTime.IsZero() {
@@ -482,6 +508,7 @@ type dashboardPage struct {
 	Factors, AMR      string
 	When, AuthTime    string
 	JKT, TokenType    string // the access token's cnf.jkt and token_type
+	Details           string // the access token's authorization_details, indented
 	Stolen            []replay
 	Events            []eventLine
 }

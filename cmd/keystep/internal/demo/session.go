@@ -55,6 +55,7 @@ type session struct {
 	// instead of sending the browser round in circles.
 	retried string
 	change  *bankChange // a bank account change waiting for a step-up
+	payment *payment    // the invoice payment, asked for or made
 	flash   string
 	events  []event
 }
@@ -63,6 +64,7 @@ type session struct {
 type pendingAuth struct {
 	state, nonce, verifier string
 	returnTo               string
+	details                string // authorization_details asked for, if any
 	stepUp                 bool
 	started                time.Time
 }
@@ -76,6 +78,9 @@ type user struct {
 	AMR      []string
 	AuthTime time.Time
 	JKT      string // the access token's cnf.jkt
+	// Details are the access token's authorization_details (RFC 9396),
+	// indented JSON; "" when it has none.
+	Details string
 }
 
 func (u user) displayName() string {
