@@ -602,6 +602,25 @@ func totpURI(issuer, account, secret string) string {
 	return "otpauth://totp/" + url.PathEscape(issuer+":"+account) + "?" + v.Encode()
 }
 
+// endSessionsUsing ends the user's other sessions that counted factor id:
+// a factor the owner removes (lost, or used by someone else) must stop
+// vouching for any session, and the apps signed in under those sessions
+// are told (admin.EndSessions). The session removing it, just proved
+// afresh, stays.
+func (h *Handler) endSessionsUsing(ctx context.Context, a *accountState, id string) error {
+	sessions, err := h.cfg.Store.ListUserSessions(ctx, a.user.ID, h.cfg.Now())
+	if err != nil {
+		return err
+	}
+	var ends []storage.SessionEnd
+	for _, s := range sessions {
+		if s.ID != a.sess.ID && slices.ContainsFunc(s.Factors, func(e storage.FactorEvent) bool { return e.CredentialID == id }) {
+			ends = append(ends, s.End())
+		}
+	}
+	return admin.EndSessions(ctx, h.cfg.Store, h.cfg.Now(), ends...)
+}
+
 func (h *Handler) postAccountTOTPDelete(w http.ResponseWriter, r *http.Request) error {
 	a, err := h.requireAccount(w, r)
 	if a == nil {
@@ -629,6 +648,9 @@ func (h *Handler) postAccountTOTPDelete(w http.ResponseWriter, r *http.Request) 
 		return err
 	}
 	if err := h.cfg.Store.DeleteFactor(ctx, a.user.ID, id); err != nil {
+		return err
+	}
+	if err := h.endSessionsUsing(ctx, a, id); err != nil {
 		return err
 	}
 	rest, err := h.cfg.Store.ListFactors(ctx, a.user.ID)

@@ -50,8 +50,9 @@ func Narrows(approved, requested Details) bool {
 //     each of have's values contains want's value for it (fields want does
 //     not name are ignored);
 //   - want is an array: have is an array and every element of want is
-//     contained by some element of have (approving actions [initiate,
-//     status] covers [initiate]);
+//     contained by an element of have of its own, one for one (approving
+//     actions [initiate, status] covers [initiate]; approving one payment
+//     does not cover the same payment twice);
 //   - want is a number: have is a number, or a string that is a plain
 //     decimal ("1250.00"), of the same value compared exactly as decimals
 //     (1250 == 1250.00 == 1.25e3);
@@ -91,22 +92,7 @@ func contains(have, want any) bool {
 		return contains(have, map[string]any(w))
 	case []any:
 		h, ok := have.([]any)
-		if !ok {
-			return false
-		}
-		for _, we := range w {
-			found := false
-			for _, he := range h {
-				if contains(he, we) {
-					found = true
-					break
-				}
-			}
-			if !found {
-				return false
-			}
-		}
-		return true
+		return ok && len(w) <= len(h) && matchEach(h, w, make([]bool, len(h)))
 	case string:
 		h, ok := have.(string)
 		return ok && h == w
@@ -158,4 +144,25 @@ func number(v any) (*big.Rat, bool) {
 		return nil, false
 	}
 	return new(big.Rat).SetString(s)
+}
+
+// matchEach reports whether every element of want is contained by its own
+// element of have (used marks those taken): an array is a multiset, so one
+// approved payment never covers the same payment twice. Arrays here are
+// short (details.MaxObjects bounds a request), so trying each assignment
+// is cheap.
+func matchEach(have, want []any, used []bool) bool {
+	if len(want) == 0 {
+		return true
+	}
+	for i, he := range have {
+		if !used[i] && contains(he, want[0]) {
+			used[i] = true
+			if matchEach(have, want[1:], used) {
+				return true
+			}
+			used[i] = false
+		}
+	}
+	return false
 }

@@ -228,22 +228,7 @@ func contains(have, want any) bool {
 		return true
 	case []any:
 		h, ok := have.([]any)
-		if !ok {
-			return false
-		}
-		for _, we := range w {
-			found := false
-			for _, he := range h {
-				if contains(he, we) {
-					found = true
-					break
-				}
-			}
-			if !found {
-				return false
-			}
-		}
-		return true
+		return ok && len(w) <= len(h) && matchEach(h, w, make([]bool, len(h)))
 	case string:
 		h, ok := have.(string)
 		return ok && h == w
@@ -328,4 +313,25 @@ func detailsClaim(raw json.RawMessage) (json.RawMessage, error) {
 		return nil, invalid("authorization_details is not a JSON array")
 	}
 	return bytes.Clone(raw), nil
+}
+
+// matchEach reports whether every element of want is contained by its own
+// element of have (used marks those taken): an array is a multiset, so one
+// approved payment never covers the same payment twice. Arrays here are
+// short (details.MaxObjects bounds a request), so trying each assignment
+// is cheap.
+func matchEach(have, want []any, used []bool) bool {
+	if len(want) == 0 {
+		return true
+	}
+	for i, he := range have {
+		if !used[i] && contains(he, want[0]) {
+			used[i] = true
+			if matchEach(have, want[1:], used) {
+				return true
+			}
+			used[i] = false
+		}
+	}
+	return false
 }
