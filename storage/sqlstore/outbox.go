@@ -124,6 +124,12 @@ func (s *Store) ExpiredSessions(ctx context.Context, now, idleBefore time.Time, 
 	return ss, nil
 }
 
+// OutboxClaimPerClient is how many of one client's messages a claim takes
+// at most: an app that stalls every delivery until the timeout then holds
+// up a batch by that many, never another app's logouts behind a queue of
+// its own.
+const OutboxClaimPerClient = 4
+
 // ClaimOutbox is one UPDATE … RETURNING: the outer lease_until check is
 // re-evaluated on the row as another claim left it (PostgreSQL at READ
 // COMMITTED; SQLite has one writer), so two claims never both get a row.
@@ -131,12 +137,14 @@ func (s *Store) ClaimOutbox(ctx context.Context, owner string, now time.Time, le
 	var out []storage.OutboxMessage
 	err := s.tx(ctx, func(tx db) error {
 		rows, err := tx.query(ctx, `UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1, last_attempt_at = ?
-			WHERE id IN (SELECT id FROM outbox WHERE status = ? AND next_attempt_at <= ? AND lease_until <= ?
-				ORDER BY next_attempt_at, id LIMIT ?)
+			WHERE id IN (SELECT id FROM (SELECT id, next_attempt_at,
+					ROW_NUMBER() OVER (PARTITION BY client_id ORDER BY next_attempt_at, id) AS nth
+				FROM outbox WHERE status = ? AND next_attempt_at <= ? AND lease_until <= ?) due
+				WHERE nth <= ? ORDER BY next_attempt_at, id LIMIT ?)
 			AND status = ? AND lease_until <= ?
 			RETURNING `+outboxCols,
-			owner, nanos(now.Add(lease)), nanos(now), string(storage.OutboxPending), nanos(now), nanos(now), limit,
-			string(storage.OutboxPending), nanos(now))
+			owner, nanos(now.Add(lease)), nanos(now), string(storage.OutboxPending), nanos(now), nanos(now),
+			OutboxClaimPerClient, limit, string(storage.OutboxPending), nanos(now))
 		out, err = list(rows, err, scanOutbox)
 		return err
 	})

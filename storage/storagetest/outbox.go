@@ -160,14 +160,42 @@ var outboxTests = []test{
 		if len(got) != 0 {
 			t.Errorf("%d messages claimed while leased", len(got))
 		}
-		// The leases run out (a worker died): every message is due again.
+		// The leases run out (a worker died): every message is due again,
+		// a few of one client's at a time, oldest first.
 		got, err = s.ClaimOutbox(ctx, "late", t0.Add(time.Minute), time.Minute, n)
 		must(t, err)
-		if len(got) != n || got[0].ID != "m00" || got[0].Attempts != 2 {
-			t.Fatalf("after the leases: claimed %d, first %+v", len(got), got[0])
+		if len(got) == 0 || len(got) > 4 || got[0].ID != "m00" || got[0].Attempts != 2 {
+			t.Fatalf("after the leases: claimed %d (want 1 to 4 of one client's), first %+v", len(got), got)
+		}
+		total := len(got)
+		for range n {
+			more, err := s.ClaimOutbox(ctx, "late", t0.Add(time.Minute), time.Minute, n)
+			must(t, err)
+			total += len(more)
+		}
+		if total != n {
+			t.Fatalf("after the leases: %d of %d messages claimed again", total, n)
 		}
 		// The first owner lost its lease: it cannot reschedule.
 		wantErr(t, s.RetryOutbox(ctx, "m00", claimed["m00"], t0.Add(time.Hour), "x"), storage.ErrNotFound)
+	}},
+	{"one claim takes a few of each client's messages, so one app's queue never holds up another's", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		var msgs []storage.OutboxMessage
+		for i := range 10 {
+			msgs = append(msgs, newOutboxMessage(fmt.Sprintf("slow%02d", i), "slow"))
+		}
+		msgs = append(msgs, newOutboxMessage("fast", "fast"))
+		must(t, s.EndSessions(ctx, nil, msgs))
+		got, err := s.ClaimOutbox(ctx, "w", t0, time.Minute, 16)
+		must(t, err)
+		per := map[string]int{}
+		for _, m := range got {
+			per[m.ClientID]++
+		}
+		if per["fast"] != 1 || per["slow"] < 1 || per["slow"] > 4 {
+			t.Fatalf("one claim took %v", per)
+		}
 	}},
 	{"a failed delivery is retried when due, a delivered one is gone, a given-up one waits for a requeue", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
