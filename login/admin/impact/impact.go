@@ -13,10 +13,13 @@
 package impact
 
 import (
+	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
@@ -79,20 +82,20 @@ func SignIns(events []storage.AuditEvent) ([]SignIn, Skipped) {
 	var out []SignIn
 	byReq := map[string]int{}
 	last := map[string]signin.Replay{}
-	for _, e := range events {
+	parsed := parseAll(events)
+	for k, e := range events {
 		if !slices.Contains(decisionTypes, e.Type) {
 			continue
 		}
-		raw, ok := e.Details[signin.ReplayKey]
-		if !ok {
+		rp, err := parsed[k].rp, parsed[k].err
+		switch {
+		case errors.Is(err, errNoInput):
 			if e.Type == storage.EventLoginFailed && e.Details["why"] == "no session" {
 				continue // decided before anyone signed in: no policy applies
 			}
 			skipped["recorded without its decision input ("+string(e.Type)+")"]++
 			continue
-		}
-		rp, err := signin.ParseReplay(raw)
-		if err != nil {
+		case err != nil:
 			skipped["decision input unreadable ("+string(e.Type)+")"]++
 			continue
 		}
@@ -120,6 +123,44 @@ func SignIns(events []storage.AuditEvent) ([]SignIn, Skipped) {
 		}
 	}
 	return out, skipped
+}
+
+var errNoInput = errors.New("impact: no decision input")
+
+type parsed struct {
+	rp  signin.Replay
+	err error
+}
+
+// parseAll reads the decision inputs of events, on every CPU: decoding
+// them is most of the work of reading a long log.
+func parseAll(events []storage.AuditEvent) []parsed {
+	out := make([]parsed, len(events))
+	parallel(len(events), func(from, to int) {
+		for k := from; k < to; k++ {
+			e := &events[k]
+			if !slices.Contains(decisionTypes, e.Type) {
+				continue
+			}
+			raw, ok := e.Details[signin.ReplayKey]
+			if !ok {
+				out[k].err = errNoInput
+				continue
+			}
+			out[k].rp, out[k].err = signin.ParseReplay(raw)
+		}
+	})
+	return out
+}
+
+// parallel runs f over [0, n) in one chunk per CPU.
+func parallel(n int, f func(from, to int)) {
+	workers := min(runtime.GOMAXPROCS(0), max(n/1000, 1))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() { f(n*w/workers, n*(w+1)/workers) })
+	}
+	wg.Wait()
 }
 
 // Outcome is a sign-in replayed under one policy.
@@ -407,9 +448,15 @@ func Preview(signIns []SignIn, skipped Skipped, cur, prop *Policy) Report {
 		r.NotReplayable = maps.Clone(skipped)
 	}
 	kept := map[string]int{}
+	curs, props := make([]Outcome, len(signIns)), make([]Outcome, len(signIns))
+	parallel(len(signIns), func(from, to int) {
+		for i := from; i < to; i++ {
+			curs[i], props[i] = cur.Replay(&signIns[i]), prop.Replay(&signIns[i])
+		}
+	})
 	for i := range signIns {
 		s := &signIns[i]
-		co, po := cur.Replay(s), prop.Replay(s)
+		co, po := curs[i], props[i]
 		if differs(co, s.Recorded) {
 			r.RecordedDiffers++
 		}
