@@ -142,6 +142,16 @@ var changeNames = []struct {
 	{impact.Allowed, "now allowed"}, {impact.Different, "other change"},
 }
 
+// changeHead is how the report names a change.
+func changeHead(c impact.Change) string {
+	for _, n := range changeNames {
+		if n.c == c {
+			return n.head
+		}
+	}
+	return string(c)
+}
+
 func printPreview(w io.Writer, r impact.Report, current, proposed string, days int) error {
 	var errs []error
 	p := func(format string, a ...any) {
@@ -172,7 +182,8 @@ func printPreview(w io.Writer, r impact.Report, current, proposed string, days i
 		keys := slices.Sorted(maps.Keys(m))
 		slices.SortStableFunc(keys, func(a, b string) int { return m[b] - m[a] })
 		for _, k := range keys {
-			p("  %6d  %s\n", m[k], strings.Replace(k, "_", " ", 1))
+			ch, what, _ := strings.Cut(k, " ")
+			p("  %6d  %s: %s\n", m[k], changeHead(impact.Change(ch)), what)
 		}
 	}
 	list("By factor or error", r.Total.ByWhat)
@@ -181,7 +192,7 @@ func printPreview(w io.Writer, r impact.Report, current, proposed string, days i
 		p("\nExamples (audit sequence numbers):\n")
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, e := range r.Examples {
-			fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.ClientID, e.UserID, e.Change, e.What, e.Reason)
+			fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.ClientID, e.UserID, changeHead(e.Change), e.What, e.Reason)
 		}
 		errs = append(errs, tw.Flush())
 	}
