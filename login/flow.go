@@ -38,9 +38,10 @@ type flowState struct {
 	// the consent page just now; that approval is for this request only
 	// and is never stored as a remembered consent.
 	approved bool
-	// replay is the last decision's input as its audit event records it
-	// (signin.ReplayKey); "" before a decision with a session.
-	replay string
+	// in is the last decision's input, which its audit event records
+	// (signin.ReplayKey); decided reports one with a session was made.
+	in      stepup.Input
+	decided bool
 }
 
 var errExpiredRequest = userError(http.StatusBadRequest, "This sign-in link has expired",
@@ -134,9 +135,7 @@ func (h *Handler) decide(r *http.Request, st *flowState) (stepup.Input, stepup.D
 			return in, stepup.Decision{}, err
 		}
 	}
-	if st.hasSess {
-		st.replay = signin.ReplayOf(st.ar.ID, st.ar.Scopes, in).Encode()
-	}
+	st.in, st.decided = in, st.hasSess
 	return in, stepup.Decide(h.cfg.Policy, in), nil
 }
 
@@ -227,8 +226,8 @@ func (h *Handler) assessRisk(r *http.Request, st *flowState, in *stepup.Input) e
 // decisionDetails are a decision's audit fields: the assessment's and the
 // decision's input, for the policy impact preview to decide it again.
 func decisionDetails(st *flowState, d map[string]string) map[string]string {
-	if st.replay != "" {
-		d[signin.ReplayKey] = st.replay
+	if st.decided {
+		d[signin.ReplayKey] = signin.ReplayOf(st.ar.ID, st.ar.Scopes, st.in).Encode()
 	}
 	return riskDetails(st.risk, d)
 }
