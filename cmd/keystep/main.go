@@ -169,8 +169,9 @@ const usage = `Usage:
   keystep bench [--workers N] [--duration 10s | --count N] [--scenario a,b,…] [--json]
                   [--url http://127.0.0.1:8080 --data DIR [--pid PID]] [--database postgres://…]
                   [--allow-remote] [--keep] [--pprof 127.0.0.1:6060]
-  keystep simulate [--seed N] [--users N] [--days N] [--stuffing-pairs N] [--config FILE] [--json]
-                  (a seeded population of users and attackers against Keystep on loopback)
+  keystep simulate [--seed N] [--users N] [--days N] [--stuffing-pairs N] [--config FILE] [--compare FILE] [--json]
+                  (a seeded population of users and attackers against Keystep on loopback;
+                  --compare replays its sign-ins under a proposed policy, as policy preview does)
   keystep demo [--addr localhost:8080] [--rp-addr localhost:9090] [--data DIR]
                   (Keystep plus the "Acme Payroll" step-up demo app; temporary data by default)
 Every command takes --data DIR (KEYSTEP_DATA) and --json for machine-readable output.

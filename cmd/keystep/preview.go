@@ -59,14 +59,32 @@ func policyPreview(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	clients, err := st.ListClients(ctx)
+	r, err := previewStore(ctx, st, cur, prop, clock().Add(-time.Duration(days)*24*time.Hour))
 	if err != nil {
 		return err
 	}
-	now := clock()
-	events, err := st.ListAudit(ctx, storage.AuditFilter{Types: impact.DecisionTypes(), Since: now.Add(-time.Duration(days) * 24 * time.Hour)})
+	if c.json {
+		return printJSON(stdout, struct {
+			Current  string `json:"current"`
+			Proposed string `json:"proposed"`
+			Days     int    `json:"days"`
+			impact.Report
+		}{currentFile, proposedFile, days, r})
+	}
+	return printPreview(stdout, r, orDefault(currentFile), proposedFile, days)
+}
+
+// previewStore replays the sign-ins st recorded since `since` (zero: all)
+// under cur and prop. The clients' floors are the stored clients', with
+// prop's clients on top.
+func previewStore(ctx context.Context, st storage.Store, cur, prop settings, since time.Time) (impact.Report, error) {
+	clients, err := st.ListClients(ctx)
 	if err != nil {
-		return err
+		return impact.Report{}, err
+	}
+	events, err := st.ListAudit(ctx, storage.AuditFilter{Types: impact.DecisionTypes(), Since: since})
+	if err != nil {
+		return impact.Report{}, err
 	}
 	floors := map[string]impact.ClientFloor{}
 	for _, cl := range clients {
@@ -79,15 +97,7 @@ func policyPreview(ctx context.Context, args []string, stdout io.Writer) error {
 	sis, skipped := impact.SignIns(events)
 	r := impact.Preview(sis, skipped, impactPolicy(cur, floors), impactPolicy(prop, propFloors))
 	r.Caveats = append(r.Caveats, fileCaveats(cur, prop)...)
-	if c.json {
-		return printJSON(stdout, struct {
-			Current  string `json:"current"`
-			Proposed string `json:"proposed"`
-			Days     int    `json:"days"`
-			impact.Report
-		}{currentFile, proposedFile, days, r})
-	}
-	return printPreview(stdout, r, orDefault(currentFile), proposedFile, days)
+	return r, nil
 }
 
 func orDefault(file string) string {
@@ -158,7 +168,11 @@ func printPreview(w io.Writer, r impact.Report, current, proposed string, days i
 		_, err := fmt.Fprintf(w, format, a...)
 		errs = append(errs, err)
 	}
-	p("Policy impact preview: %s against %s, the sign-ins of the last %d day%s\n", proposed, current, days, plural(days))
+	if days > 0 {
+		p("Policy impact preview: %s against %s, the sign-ins of the last %d day%s\n", proposed, current, days, plural(days))
+	} else {
+		p("Policy impact preview: %s against %s, every recorded sign-in\n", proposed, current)
+	}
 	notRep := 0
 	for _, n := range r.NotReplayable {
 		notRep += n

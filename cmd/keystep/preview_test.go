@@ -121,3 +121,49 @@ func TestPolicyPreview(t *testing.T) {
 		wantExit(t, keystep(t, "", "policy", "preview", "--data", data), 2, "-f FILE")
 	})
 }
+
+// TestSimulateCompare: a simulated population's real sign-ins (risk,
+// drift and attacks included), replayed under the very policy that
+// decided them, change nothing and all end as recorded: the recorded
+// input is the whole input. A proposed mfa minimum on openid then asks
+// some of them for more.
+func TestSimulateCompare(t *testing.T) {
+	dir := t.TempDir()
+	same := filepath.Join(dir, "same.yaml")
+	mfa := filepath.Join(dir, "mfa.yaml")
+	for p, body := range map[string]string{same: "product_name: Same\n", mfa: "scope_min_acr:\n  openid: urn:keystep:acr:mfa\n"} {
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type cmp struct {
+		Compare struct {
+			Total struct {
+				SignIns     int `json:"sign_ins"`
+				ExtraPrompt int `json:"extra_prompt"`
+				Denied      int `json:"denied"`
+				Removed     int `json:"fewer_prompts"`
+				Allowed     int `json:"allowed"`
+				Different   int `json:"different"`
+			} `json:"total"`
+			NotReplayable   map[string]int `json:"not_replayable"`
+			RecordedDiffers int            `json:"recorded_differs"`
+		} `json:"compare"`
+	}
+	run := func(file string) cmp {
+		r := mustKeystep(t, "", "simulate", "--seed", "3", "--users", "20", "--days", "2", "--stuffing-pairs", "100", "--guess-days", "1",
+			"--compare", file, "--json", "--data", t.TempDir())
+		var c cmp
+		if err := json.Unmarshal([]byte(r.stdout), &c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := run(same).Compare
+	if tt := c.Total; tt.SignIns < 100 || tt.ExtraPrompt+tt.Denied+tt.Removed+tt.Allowed+tt.Different != 0 || c.RecordedDiffers != 0 || len(c.NotReplayable) != 0 {
+		t.Errorf("the same policy: %+v", c)
+	}
+	if c := run(mfa).Compare; c.Total.ExtraPrompt == 0 || c.RecordedDiffers != 0 {
+		t.Errorf("an mfa minimum: %+v", c)
+	}
+}

@@ -62,6 +62,9 @@ type SignIn struct {
 	Did []stepup.Factor
 	// Recorded is how it ended: "completed", "failed: CODE" or "abandoned".
 	Recorded string
+	// DecisionError is the error of a recorded failure the decision
+	// itself made ("" for a cancel, a refused consent, …).
+	DecisionError string
 }
 
 // decisionTypes are the events the dispatcher records with a decision.
@@ -112,12 +115,17 @@ func SignIns(events []storage.AuditEvent) ([]SignIn, Skipped) {
 			out[i].Recorded = "completed"
 		case storage.EventLoginFailed:
 			out[i].Recorded = "failed: " + e.Reason
+			if e.Details["why"] == "step-up decision" {
+				out[i].DecisionError = e.Reason
+			}
 		}
 	}
 	for req, i := range byReq {
-		entry := out[i].Entry.Now
+		// What the last decision counted that the first did not: the
+		// factors done during the sign-in.
+		entry := out[i].Entry.Done
 		for _, f := range last[req].Done {
-			if f.At > entry {
+			if !slices.ContainsFunc(entry, func(e signin.ReplayFactor) bool { return e.Method == f.Method && e.At == f.At }) {
 				out[i].Did = append(out[i].Did, f.Factor())
 			}
 		}
@@ -430,8 +438,9 @@ type Report struct {
 	// NotReplayable counts audit events that could not be replayed, by why.
 	NotReplayable map[string]int `json:"not_replayable,omitempty"`
 	// RecordedDiffers counts sign-ins whose replay under the current
-	// policy ended otherwise than recorded (completed or failed): the
-	// policy changed since, or the sign-in was decided under another.
+	// policy ended otherwise than recorded: completed with other prompts
+	// than the person answered, or not at all, or failed otherwise. The
+	// policy changed since they were recorded.
 	RecordedDiffers int `json:"recorded_differs"`
 	// Caveats name proposed changes the log cannot replay.
 	Caveats []string `json:"caveats,omitempty"`
@@ -457,7 +466,7 @@ func Preview(signIns []SignIn, skipped Skipped, cur, prop *Policy) Report {
 	for i := range signIns {
 		s := &signIns[i]
 		co, po := curs[i], props[i]
-		if differs(co, s.Recorded) {
+		if differs(co, s) {
 			r.RecordedDiffers++
 		}
 		ch, what := Compare(co, po)
@@ -477,19 +486,21 @@ func Preview(signIns []SignIn, skipped Skipped, cur, prop *Policy) Report {
 	return r
 }
 
-// differs reports whether a replay's outcome contradicts the recorded one.
-func differs(o Outcome, recorded string) bool {
+// differs reports whether a replay's outcome contradicts the recorded
+// one: a completed sign-in that fails or asks for other factors than the
+// person did, or a decision's failure that ends otherwise.
+func differs(o Outcome, s *SignIn) bool {
 	switch {
-	case recorded == "completed":
-		return o.Outcome == stepup.Fail
-	case strings.HasPrefix(recorded, "failed: "):
-		code := strings.TrimPrefix(recorded, "failed: ")
-		switch code {
-		case stepup.ErrUnmet, stepup.ErrLoginRequired, stepup.ErrAccessDenied:
-			// access_denied is also a cancel or a refused consent; only a
-			// decision's own errors are compared.
-			return o.Outcome != stepup.Fail && code != stepup.ErrAccessDenied
+	case s.Recorded == "completed":
+		did := make([]stepup.Method, len(s.Did))
+		for i, f := range s.Did {
+			did[i] = f.Method
 		}
+		_, extra := missing(o.Prompts, did)
+		_, fewer := missing(did, o.Prompts)
+		return o.Outcome != stepup.Satisfied || extra || fewer
+	case s.DecisionError != "":
+		return o.Outcome != stepup.Fail || o.Error != s.DecisionError
 	}
 	return false
 }
@@ -521,6 +532,9 @@ func reasonOf(ch Change, cur, prop Outcome) string {
 	case Allowed:
 		return "now reaches " + prop.Target
 	case Different:
+		if cur.Outcome == stepup.Fail {
+			return "error " + cur.Error + " → " + prop.Error
+		}
 		return "acr " + cur.ACR + " → " + prop.ACR
 	}
 	return ""
