@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -136,6 +137,9 @@ func fileCaveats(cur, prop settings) []string {
 	}
 	if a.LocationsCSV != b.LocationsCSV {
 		out = append(out, "risk.locations_csv changed: impossible travel under it is not previewed")
+	}
+	if !reflect.DeepEqual(cur.file.AuthorizationDetails, prop.file.AuthorizationDetails) {
+		out = append(out, "authorization_details_types changed: a transaction is replayed with the level it demanded when recorded")
 	}
 	if cur.adminACR != prop.adminACR || cur.adminMaxAge != prop.adminMaxAge {
 		out = append(out, "admin changed: admin console access is not a sign-in and is not previewed")
