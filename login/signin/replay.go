@@ -33,8 +33,8 @@ type Replay struct {
 	PromptNone        bool           `json:"prompt_none,omitempty"`
 	TransactionMin    string         `json:"tx_min,omitempty"`
 	TransactionMaxAge *int64         `json:"tx_max_age,omitempty"` // seconds
-	RequestTime       int64          `json:"t_req"`                // Unix milliseconds
-	Now               int64          `json:"t"`                    // Unix milliseconds
+	RequestTime       int64          `json:"t_req"`                // Unix nanoseconds: exact, as a max_age bound is
+	Now               int64          `json:"t"`                    // Unix nanoseconds
 	Done              []ReplayFactor `json:"done,omitempty"`
 	Enrolled          []ReplayFactor `json:"enrolled,omitempty"`
 	RiskFloor         string         `json:"risk_floor,omitempty"`
@@ -44,7 +44,7 @@ type Replay struct {
 }
 
 // ReplayFactor is a done or enrolled factor in a [Replay]; At is Unix
-// milliseconds (0 for an enrolled one).
+// nanoseconds (0 for an enrolled one).
 type ReplayFactor struct {
 	Method      stepup.Method `json:"m"`
 	At          int64         `json:"at,omitempty"`
@@ -61,7 +61,7 @@ func ReplayOf(id string, scopes []string, in stepup.Input) Replay {
 		Request: id, Requested: in.Requested, Essential: in.Essential, Strict: in.Strict,
 		Scopes: scopes, ClientMin: in.ClientMin, ScopeMins: in.ScopeMins,
 		PromptLogin: in.PromptLogin, PromptNone: in.PromptNone, TransactionMin: in.TransactionMin,
-		RequestTime: in.RequestTime.UnixMilli(), Now: in.Now.UnixMilli(),
+		RequestTime: in.RequestTime.UnixNano(), Now: in.Now.UnixNano(),
 		RiskFloor: in.RiskFloor, RiskHard: in.RiskHard, RiskDeny: in.RiskDeny, Drifted: in.Drifted,
 	}
 	if in.MaxAge != nil {
@@ -73,7 +73,7 @@ func ReplayOf(id string, scopes []string, in stepup.Input) Replay {
 		r.TransactionMaxAge = &s
 	}
 	for _, f := range in.Done {
-		r.Done = append(r.Done, ReplayFactor{Method: f.Method, At: f.At.UnixMilli(), UV: f.UserVerified, DB: f.DeviceBound, Provisional: f.Provisional, ForRequest: f.ForRequest})
+		r.Done = append(r.Done, ReplayFactor{Method: f.Method, At: f.At.UnixNano(), UV: f.UserVerified, DB: f.DeviceBound, Provisional: f.Provisional, ForRequest: f.ForRequest})
 	}
 	for _, e := range in.Enrolled {
 		r.Enrolled = append(r.Enrolled, ReplayFactor{Method: e.Method, UV: e.UserVerifying, DB: e.DeviceBound, Provisional: e.Provisional})
@@ -109,7 +109,7 @@ func (r Replay) Input() stepup.Input {
 	in := stepup.Input{
 		Requested: slices.Clone(r.Requested), Essential: r.Essential,
 		PromptLogin: r.PromptLogin, PromptNone: r.PromptNone, TransactionMin: r.TransactionMin,
-		RequestTime: time.UnixMilli(r.RequestTime).UTC(), Now: time.UnixMilli(r.Now).UTC(),
+		RequestTime: time.Unix(0, r.RequestTime).UTC(), Now: time.Unix(0, r.Now).UTC(),
 	}
 	if r.MaxAge != nil {
 		d := time.Duration(*r.MaxAge) * time.Second
@@ -130,5 +130,5 @@ func (r Replay) Input() stepup.Input {
 
 // Factor is f as a done factor.
 func (f ReplayFactor) Factor() stepup.Factor {
-	return stepup.Factor{Method: f.Method, At: time.UnixMilli(f.At).UTC(), UserVerified: f.UV, DeviceBound: f.DB, Provisional: f.Provisional, ForRequest: f.ForRequest}
+	return stepup.Factor{Method: f.Method, At: time.Unix(0, f.At).UTC(), UserVerified: f.UV, DeviceBound: f.DB, Provisional: f.Provisional, ForRequest: f.ForRequest}
 }
