@@ -65,6 +65,8 @@ type SignIn struct {
 	// DecisionError is the error of a recorded failure the decision
 	// itself made ("" for a cancel, a refused consent, …).
 	DecisionError string
+
+	base *stepup.Input // Entry.Input(), read once for every policy
 }
 
 // decisionTypes are the events the dispatcher records with a decision.
@@ -120,6 +122,12 @@ func SignIns(events []storage.AuditEvent) ([]SignIn, Skipped) {
 			}
 		}
 	}
+	parallel(len(out), func(from, to int) {
+		for i := from; i < to; i++ {
+			in := out[i].Entry.Input()
+			out[i].base = &in
+		}
+	})
 	for req, i := range byReq {
 		// What the last decision counted that the first did not: the
 		// factors done during the sign-in.
@@ -192,7 +200,12 @@ const maxPrompts = 4
 // factors and enrolment, with p's floors and p's scoring of the risk
 // signals.
 func (p *Policy) input(s *SignIn) stepup.Input {
-	in := s.Entry.Input()
+	var in stepup.Input
+	if s.base != nil {
+		in = *s.base // its slices are only read: Replay appends to copies
+	} else {
+		in = s.Entry.Input()
+	}
 	in.ClientMin, in.Strict = s.Entry.ClientMin, s.Entry.Strict
 	if c, ok := p.Clients[s.ClientID]; ok {
 		in.ClientMin, in.Strict = c.MinACR, c.Strict
