@@ -38,6 +38,10 @@ type flowState struct {
 	// the consent page just now; that approval is for this request only
 	// and is never stored as a remembered consent.
 	approved bool
+	// in is the last decision's input, which its audit event records
+	// (signin.ReplayKey); decided reports one with a session was made.
+	in      stepup.Input
+	decided bool
 }
 
 var errExpiredRequest = userError(http.StatusBadRequest, "This sign-in link has expired",
@@ -131,6 +135,7 @@ func (h *Handler) decide(r *http.Request, st *flowState) (stepup.Input, stepup.D
 			return in, stepup.Decision{}, err
 		}
 	}
+	st.in, st.decided = in, st.hasSess
 	return in, stepup.Decide(h.cfg.Policy, in), nil
 }
 
@@ -195,7 +200,7 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *flowState
 			next[i] = string(n)
 		}
 		if err := h.cfg.Audit.Record(r.Context(), storage.AuditEvent{Type: storage.EventStepupRequested, UserID: st.user.ID, ClientID: st.client.ID, Outcome: "challenged",
-			Details: riskDetails(st.risk, map[string]string{"target": d.Target, "reasons": strings.Join(reasons, " "), "offered": strings.Join(next, " "),
+			Details: decisionDetails(st, map[string]string{"target": d.Target, "reasons": strings.Join(reasons, " "), "offered": strings.Join(next, " "),
 				"requested_acr": strings.Join(in.Requested, " ")})}); err != nil {
 			return err
 		}
@@ -216,6 +221,15 @@ func (h *Handler) assessRisk(r *http.Request, st *flowState, in *stepup.Input) e
 	st.risk, st.signIn = a, cur
 	signin.ApplyRisk(in, a)
 	return nil
+}
+
+// decisionDetails are a decision's audit fields: the assessment's and the
+// decision's input, for the policy impact preview to decide it again.
+func decisionDetails(st *flowState, d map[string]string) map[string]string {
+	if st.decided {
+		d[signin.ReplayKey] = signin.ReplayOf(st.ar.ID, st.ar.Scopes, st.in).Encode()
+	}
+	return riskDetails(st.risk, d)
 }
 
 // riskDetails are an assessment's audit fields.
@@ -250,7 +264,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, st *flowState, 
 	res := storage.AuthResult{Subject: st.user.ID, ACR: d.ACR, AMR: d.AMR, AuthTime: d.AuthTime, SessionID: sid(st.sess)}
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{
 		Type: storage.EventLoginCompleted, UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success",
-		Details: riskDetails(st.risk, map[string]string{
+		Details: decisionDetails(st, map[string]string{
 			"requested_acr": strings.Join(st.ar.Requirement.ACR, " "), "achieved_acr": d.ACR,
 			"amr": strings.Join(d.AMR, " "), "target": d.Target, "risk_waived": strconv.FormatBool(d.RiskWaived),
 		}),
@@ -279,7 +293,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, st *flowState, co
 	ctx := r.Context()
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{
 		Type: storage.EventLoginFailed, UserID: st.user.ID, ClientID: st.client.ID, Outcome: "failure", Reason: code,
-		Details: riskDetails(st.risk, map[string]string{"requested_acr": strings.Join(st.ar.Requirement.ACR, " "), "why": why}),
+		Details: decisionDetails(st, map[string]string{"requested_acr": strings.Join(st.ar.Requirement.ACR, " "), "why": why}),
 	}); err != nil {
 		return err
 	}

@@ -17,17 +17,21 @@ const (
 	// credential stuffing or the account's failed-attempt limit).
 	EventLoginThrottled EventType = "login.throttled"
 	// EventLoginCompleted: an authorization request was completed and its
-	// code may be minted; Details carry the requested and achieved acr.
+	// code may be minted; Details carry the requested and achieved acr,
+	// and "replay", the decision's input (login/signin Replay), which the
+	// policy impact preview decides again.
 	EventLoginCompleted EventType = "login.completed"
 	// EventLoginFailed: an authorization request ended with an OAuth error
-	// sent back to the client (Reason is the error code).
+	// sent back to the client (Reason is the error code). Once a session
+	// was decided on, Details carry "replay", the last decision's input.
 	EventLoginFailed EventType = "login.failed"
 )
 
 // Step-up: asking for and checking a second factor (login).
 const (
 	// EventStepupRequested: the dispatcher asked the user for a stronger
-	// factor; Details name the target level and the reasons.
+	// factor; Details name the target level and the reasons, and carry
+	// "replay", the decision's input.
 	EventStepupRequested EventType = "stepup.requested"
 	// EventStepupFactor: a second factor (code, recovery code or WebAuthn
 	// assertion) was checked; Outcome says whether it counted.

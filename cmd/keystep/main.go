@@ -94,6 +94,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "export":
 		err = export(ctx, args, stdout)
 	case "policy":
+		if len(args) > 0 && args[0] == "preview" {
+			err = policyPreview(ctx, args[1:], stdout)
+			break
+		}
 		err = policy(ctx, args, stdout)
 	case "bench":
 		err = benchCmd(ctx, args, stdout, stderr)
@@ -159,12 +163,15 @@ const usage = `Usage:
                   (clients as in the file, idempotently; the whole file is checked first)
   keystep export [--config FILE] [-o FILE] [--format yaml|json]
   keystep policy [--config FILE]   (levels, risk rules, and checks against the clients)
+  keystep policy preview -f NEW.yaml [--days 30] [--current FILE] [--config FILE]
+                  (the recorded sign-ins of the last days, decided under the current and the proposed policy)
   keystep explain --user NAME --client ID [--acr ACR] [--ip IP] [--device new|known] [--scope S] [--config FILE]
   keystep bench [--workers N] [--duration 10s | --count N] [--scenario a,b,…] [--json]
                   [--url http://127.0.0.1:8080 --data DIR [--pid PID]] [--database postgres://…]
                   [--allow-remote] [--keep] [--pprof 127.0.0.1:6060]
-  keystep simulate [--seed N] [--users N] [--days N] [--stuffing-pairs N] [--config FILE] [--json]
-                  (a seeded population of users and attackers against Keystep on loopback)
+  keystep simulate [--seed N] [--users N] [--days N] [--stuffing-pairs N] [--config FILE] [--compare FILE] [--json]
+                  (a seeded population of users and attackers against Keystep on loopback;
+                  --compare replays its sign-ins under a proposed policy, as policy preview does)
   keystep demo [--addr localhost:8080] [--rp-addr localhost:9090] [--data DIR]
                   (Keystep plus the "Acme Payroll" step-up demo app; temporary data by default)
 Every command takes --data DIR (KEYSTEP_DATA) and --json for machine-readable output.

@@ -7,18 +7,20 @@ import (
 	"io"
 	"path/filepath"
 	"text/tabwriter"
+	"time"
 
 	"github.com/keystep/keystep/cmd/keystep/internal/sim"
+	"github.com/keystep/keystep/login/admin/impact"
 	"github.com/keystep/keystep/storage"
 	"github.com/keystep/keystep/storage/sqlite"
 )
 
 // simulate replays a seeded synthetic population of users and attackers
 // against a Keystep on loopback and reports how the risk rules did.
-func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	var seed uint64
 	var users, days, pairs, guessDays int
-	var configFile string
+	var configFile, compareFile string
 	_, c, err := sub("simulate", args, func(fs *flag.FlagSet) {
 		fs.Uint64Var(&seed, "seed", 1, "random seed: the same seed replays the same population and attacks")
 		fs.IntVar(&users, "users", 60, "population size")
@@ -26,6 +28,7 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.IntVar(&pairs, "stuffing-pairs", 5000, "size of the credential-stuffing list")
 		fs.IntVar(&guessDays, "guess-days", 30, "simulated days the slow code guesser keeps at it")
 		fs.StringVar(&configFile, "config", env("CONFIG", ""), "config file whose levels and risk rules to test")
+		fs.StringVar(&compareFile, "compare", "", "a proposed policy (the --config format): replay the run's recorded sign-ins under it and report what would change")
 	})
 	if err != nil {
 		return err
@@ -37,18 +40,45 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	r, err := sim.Run(ctx, sim.Config{
+	cfg := sim.Config{
 		Seed: seed, Users: users, Days: days, StuffingPairs: pairs, GuessDays: guessDays,
 		Policy: set.policy, Risk: set.risk, Progress: stderr,
 		Open: func(ctx context.Context, dir string) (storage.Store, error) {
 			return sqlite.Open(ctx, filepath.Join(dir, "keystep.db"))
 		},
-	})
+	}
+	var cmp *impact.Report
+	if compareFile != "" {
+		prop, err := loadConfig(compareFile)
+		if err != nil {
+			return fmt.Errorf("proposed policy: %w", err)
+		}
+		cfg.Inspect = func(ctx context.Context, st storage.Store) error {
+			r, err := previewStore(ctx, st, set, prop, time.Time{})
+			cmp = &r
+			return err
+		}
+	}
+	r, err := sim.Run(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	if c.json {
+		if cmp != nil {
+			return printJSON(stdout, struct {
+				sim.Report
+				Compare *impact.Report `json:"compare"`
+			}{r, cmp})
+		}
 		return printJSON(stdout, r)
+	}
+	if cmp != nil {
+		defer func() {
+			if err == nil {
+				fmt.Fprintln(stdout)
+				err = printPreview(stdout, *cmp, orDefault(configFile), compareFile, 0)
+			}
+		}()
 	}
 	fmt.Fprintf(stdout, "seed %d, %d users, %d days, %s\n\n", r.Seed, r.Users, r.Days, r.Elapsed)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)

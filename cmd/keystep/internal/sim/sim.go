@@ -57,6 +57,10 @@ type Config struct {
 	GuessDays int
 	// Progress, when set, receives a line per phase.
 	Progress io.Writer
+	// Inspect, when set, sees the run's store once every scenario has run,
+	// before it is thrown away: `keystep simulate --compare` replays the
+	// recorded sign-ins under another policy (login/admin/impact).
+	Inspect func(ctx context.Context, st storage.Store) error
 }
 
 // Report is the outcome of a run.
@@ -311,6 +315,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	if err := w.countAudited(ctx); err != nil {
 		return Report{}, err
+	}
+	if cfg.Inspect != nil {
+		if err := cfg.Inspect(ctx, st); err != nil {
+			return Report{}, err
+		}
 	}
 	w.report.Targets = targets(w.report)
 	w.report.Elapsed = time.Since(start).Round(time.Millisecond).String()
