@@ -114,3 +114,21 @@ type SharedSignals interface {
 	// DeleteReceiver deletes the receiver of issuer; ErrNotFound when none.
 	DeleteReceiver(ctx context.Context, issuer string) error
 }
+
+// The Shared Signals event types (CAEP 1.0, RISC 1.0, SSF 1.0) Keystep
+// sends (to streams) or acts on (received at /ssf/receive).
+const (
+	SETSessionRevoked         = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+	SETCredentialChange       = "https://schemas.openid.net/secevent/caep/event-type/credential-change"
+	SETAssuranceLevelChange   = "https://schemas.openid.net/secevent/caep/event-type/assurance-level-change"
+	SETDeviceComplianceChange = "https://schemas.openid.net/secevent/caep/event-type/device-compliance-change"
+	SETAccountDisabled        = "https://schemas.openid.net/secevent/risc/event-type/account-disabled"
+	SETAccountEnabled         = "https://schemas.openid.net/secevent/risc/event-type/account-enabled"
+	SETCredentialCompromise   = "https://schemas.openid.net/secevent/risc/event-type/credential-compromise"
+	// SETVerification is the stream verification event (SSF 1.0 §8.1.4).
+	SETVerification = "https://schemas.openid.net/secevent/ssf/event-type/verification"
+)
+
+// SETsSent are the event types a stream can request, in the order
+// events_supported lists them.
+var SETsSent = []string{SETSessionRevoked, SETCredentialChange, SETAssuranceLevelChange, SETAccountDisabled, SETAccountEnabled}

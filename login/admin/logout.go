@@ -20,7 +20,9 @@ import (
 // is deleted, the token families of every client under its sid are
 // revoked, and a back-channel logout (OIDC Back-Channel Logout 1.0 §2.5) is
 // queued in the outbox for each of those clients that registered a
-// backchannel_logout_uri; the outbox worker signs and delivers them. A
+// backchannel_logout_uri, and a CAEP session-revoked for each Shared
+// Signals stream that requested it; the outbox worker signs and delivers
+// them. A
 // session whose row is already gone (SessionEnd.ID "") still has its
 // tokens revoked and its clients notified.
 //
@@ -36,6 +38,16 @@ func EndSessions(ctx context.Context, st storage.Store, now time.Time, ends ...s
 			return err
 		}
 		msgs = append(msgs, ms...)
+		if e.SID == "" {
+			continue
+		}
+		// CAEP session-revoked to the streams that asked for it, in the
+		// same transaction.
+		ss, err := SignalMessages(ctx, st, now, storage.SecurityEvent{Type: storage.SETSessionRevoked, UserID: e.UserID, SID: e.SID})
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, ss...)
 	}
 	if err := st.EndSessions(ctx, ends, msgs); err != nil {
 		return fmt.Errorf("end sessions: %w", err)
