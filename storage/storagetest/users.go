@@ -112,7 +112,7 @@ var userTests = []test{
 			Admin:               false,
 			Disabled:            false,
 			PasswordCompromised: true,
-			RiskFloor:           "phr",
+			RiskFloor:           "urn:example:acr:floor",
 			RiskFloorUntil:      t0.Add(24 * time.Hour),
 			RiskFloorReason:     "device not compliant",
 			CreatedAt:           t0.Add(time.Hour), // not mutable
