@@ -451,7 +451,6 @@ func (h *Handler) accountPasswordPage(w http.ResponseWriter, r *http.Request) er
 // compromised (a received Shared Signals event).
 const compromisedNotice = "Your password was reported as exposed, so it no longer signs you in. Choose a new one; then go back to the app and sign in again."
 
-
 func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request) error {
 	a, err := h.requireAccount(w, r)
 	if a == nil {
