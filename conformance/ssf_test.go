@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
@@ -91,6 +93,7 @@ type setReceiver struct {
 	srv *httptest.Server
 
 	mu       sync.Mutex
+	fail     int // a status to answer instead, while set
 	accepted []setClaims
 	refused  []string
 	auth     []string
@@ -103,6 +106,10 @@ func newSETReceiver(e *env, aud string) *setReceiver {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.auth = append(r.auth, req.Header.Get("Authorization"))
+		if r.fail != 0 {
+			w.WriteHeader(r.fail)
+			return
+		}
 		if req.Header.Get("Content-Type") != "application/secevent+jwt" {
 			r.refused = append(r.refused, "content type "+req.Header.Get("Content-Type"))
 			w.WriteHeader(http.StatusBadRequest)
@@ -726,5 +733,71 @@ func TestSSFReceiverRefusals(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("application/jwt: %d", resp.StatusCode)
+	}
+}
+
+// The console's delivery page shows each stream's delivery (given up
+// after the bound, with its last error) with the Retry /admin/outbox
+// offers, and the registered transmitters with what they last sent; an
+// admin registers and removes a transmitter there.
+func TestSSFDeliveryStatusInTheConsole(t *testing.T) {
+	e, secret := adminEnv(t, func(c *idp.Config) {
+		c.Outbox = idp.OutboxConfig{MinBackoff: time.Minute, MaxBackoff: 10 * time.Minute, GiveUpAfter: 30 * time.Minute}
+	})
+	recv := newSETReceiver(e, rpClient)
+	recv.fail = http.StatusServiceUnavailable
+	e.createStream(rpClient, e.rpSecret, map[string]any{
+		"delivery":         map[string]any{"method": "urn:ietf:rfc:8935", "endpoint_url": recv.srv.URL},
+		"events_requested": []string{storage.SETAccountDisabled},
+	})
+	if _, err := ssCLI(e).SetDisabled(context.Background(), admin.Actor{ID: "cli", Reason: "x"}, "u-alice", true, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		e.deliver()
+		e.clock.Advance(10 * time.Minute)
+	}
+	failed, err := e.store.OutboxMessages(t.Context(), rpClient, storage.OutboxFailed, 10)
+	if err != nil || len(failed) != 1 || failed[0].Kind != storage.OutboxSSFPush {
+		t.Fatalf("failed: %+v %v", failed, err)
+	}
+	console := e.browser()
+	console.adminLogin(secret)
+	tx := newTransmitter(e, "https://edr.example")
+	p := console.post("/admin/outbox/receivers", url.Values{"issuer": {tx.iss}, "jwks": {tx.jwks}, "audience": {e.issuer}})
+	if !strings.Contains(p.body, "The transmitter was registered") {
+		t.Fatalf("register: %d\n%.2000s", p.status, p.body)
+	}
+	if p := console.post("/admin/outbox/receivers", url.Values{"issuer": {"http://edr.example"}, "audience": {e.issuer}}); p.status != http.StatusBadRequest {
+		t.Fatalf("a bad transmitter: %d", p.status)
+	}
+	if code, _ := tx.push(tx.set(storage.SETDeviceComplianceChange, map[string]any{"current_status": "not-compliant"}, issSub(tx.iss, "alice"), nil)); code != http.StatusAccepted {
+		t.Fatalf("push: %d", code)
+	}
+	p = console.get(e.issuer + "/admin/outbox")
+	for _, want := range []string{"Shared Signals streams", "push to", "503 Service Unavailable", `action="/admin/outbox/` + failed[0].ID + `/retry"`,
+		tx.iss, "device-compliance-change: risk floor"} {
+		if !strings.Contains(html.UnescapeString(p.body), want) {
+			t.Fatalf("the delivery page lacks %q:\n%.5000s", want, p.body)
+		}
+	}
+	recv.mu.Lock()
+	recv.fail = 0
+	recv.mu.Unlock()
+	if p := console.post("/admin/outbox/"+failed[0].ID+"/retry", nil); !strings.Contains(p.body, "The delivery was queued again") {
+		t.Fatalf("retry: %d", p.status)
+	}
+	e.deliver()
+	if acc, _ := recv.got(); len(acc) != 1 || acc[0].Events[storage.SETAccountDisabled] == nil {
+		t.Fatalf("after the retry: %+v", acc)
+	}
+	if p := console.post("/admin/outbox/receivers/delete", url.Values{"issuer": {tx.iss}}); !strings.Contains(p.body, "The transmitter was removed") {
+		t.Fatalf("remove: %d", p.status)
+	}
+	if code, errc := tx.push(tx.set(storage.SETSessionRevoked, map[string]any{}, issSub(tx.iss, "alice"), nil)); code != http.StatusBadRequest || errc != "invalid_issuer" {
+		t.Fatalf("after removal: %d %s", code, errc)
+	}
+	if ev := e.lastEvent(storage.EventAdminSSFReceiverDeleted); ev.ActorID != adaID {
+		t.Errorf("audit: %+v", ev)
 	}
 }

@@ -98,6 +98,10 @@ func logoutMessages(ctx context.Context, st storage.Store, e storage.SessionEnd,
 type OutboxStatus struct {
 	Clients []storage.OutboxSummary
 	Failed  []storage.OutboxMessage
+	// Streams are the clients' Shared Signals streams, and Receivers the
+	// transmitters Keystep receives from, each with its status.
+	Streams   []StreamStatus
+	Receivers []ReceiverStatus
 }
 
 // maxFailedShown bounds the given-up messages the console lists.
@@ -110,7 +114,13 @@ func (a *Service) OutboxStatus(ctx context.Context) (OutboxStatus, error) {
 	if st.Clients, err = a.Store.OutboxSummaries(ctx); err != nil {
 		return st, err
 	}
-	st.Failed, err = a.Store.OutboxMessages(ctx, "", storage.OutboxFailed, maxFailedShown)
+	if st.Failed, err = a.Store.OutboxMessages(ctx, "", storage.OutboxFailed, maxFailedShown); err != nil {
+		return st, err
+	}
+	if st.Streams, err = a.streamStatuses(ctx); err != nil {
+		return st, err
+	}
+	st.Receivers, err = a.receiverStatuses(ctx)
 	return st, err
 }
 

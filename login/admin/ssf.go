@@ -80,7 +80,7 @@ func httpsURL(v string) error {
 // from; audited first, like every admin change.
 func (a *Service) AddReceiver(ctx context.Context, by Actor, s ReceiverSpec, now time.Time) (storage.Receiver, error) {
 	if err := s.check(); err != nil {
-		return storage.Receiver{}, err
+		return storage.Receiver{}, &InvalidError{Problems: []Problem{{Field: "receiver", Message: err.Error()}}}
 	}
 	r := storage.Receiver{Issuer: s.Issuer, JWKSURI: s.JWKSURI, JWKS: s.JWKS, Audience: s.Audience, CreatedAt: now}
 	details := map[string]string{"issuer": r.Issuer, "jwks_uri": r.JWKSURI, "audience": r.Audience, "jwks": fmt.Sprint(r.JWKS != "")}
@@ -106,4 +106,89 @@ func (a *Service) DeleteReceiver(ctx context.Context, by Actor, issuer string) e
 		return a.failed(ctx, by, storage.EventAdminSSFReceiverDeleted, "", "", err)
 	}
 	return nil
+}
+
+// StreamStatus is one client's Shared Signals stream and the delivery of
+// the SETs owed to it.
+type StreamStatus struct {
+	storage.Stream
+	Pending, Failed int
+	LastAttemptAt   time.Time
+	LastError       string
+}
+
+// ReceiverStatus is a registered transmitter and what it last sent.
+type ReceiverStatus struct {
+	storage.Receiver
+	LastReceivedAt time.Time
+	LastEvent      string
+	LastRefusedAt  time.Time
+	LastRefusal    string
+}
+
+// maxCounted bounds the messages read per stream for its status.
+const maxCounted = 1000
+
+// streamStatuses are the streams with their delivery status.
+func (a *Service) streamStatuses(ctx context.Context) ([]StreamStatus, error) {
+	streams, err := a.Store.ListStreams(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]StreamStatus, 0, len(streams))
+	for _, s := range streams {
+		ss := StreamStatus{Stream: s}
+		ms, err := a.Store.OutboxMessages(ctx, s.ClientID, "", maxCounted)
+		if err != nil {
+			return nil, err
+		}
+		var lastErrAt time.Time
+		for _, m := range ms {
+			if m.Kind != storage.OutboxSSFPush && m.Kind != storage.OutboxSSFPoll {
+				continue
+			}
+			if m.Status == storage.OutboxFailed {
+				ss.Failed++
+			} else {
+				ss.Pending++
+			}
+			if m.LastAttemptAt.After(ss.LastAttemptAt) {
+				ss.LastAttemptAt = m.LastAttemptAt
+			}
+			if m.LastError != "" && !m.LastAttemptAt.Before(lastErrAt) {
+				ss.LastError, lastErrAt = m.LastError, m.LastAttemptAt
+			}
+		}
+		out = append(out, ss)
+	}
+	return out, nil
+}
+
+// receiverStatuses are the receivers with their latest SET received and
+// refused, from the audit log's most recent rows.
+func (a *Service) receiverStatuses(ctx context.Context) ([]ReceiverStatus, error) {
+	rs, err := a.Store.ListReceivers(ctx)
+	if err != nil || len(rs) == 0 {
+		return nil, err
+	}
+	evs, err := a.Store.ListAudit(ctx, storage.AuditFilter{Types: []storage.EventType{storage.EventSSFReceived, storage.EventSSFRefused}, Newest: true, Limit: 500})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ReceiverStatus, len(rs))
+	for i, r := range rs {
+		out[i].Receiver = r
+		for _, e := range evs {
+			if e.Details["issuer"] != r.Issuer {
+				continue
+			}
+			switch {
+			case e.Type == storage.EventSSFReceived && e.Time.After(out[i].LastReceivedAt):
+				out[i].LastReceivedAt, out[i].LastEvent = e.Time, e.Details["event"]+": "+e.Details["action"]
+			case e.Type == storage.EventSSFRefused && e.Time.After(out[i].LastRefusedAt):
+				out[i].LastRefusedAt, out[i].LastRefusal = e.Time, e.Reason
+			}
+		}
+	}
+	return out, nil
 }
