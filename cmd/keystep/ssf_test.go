@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keystep/keystep/storage"
 )
@@ -50,5 +51,50 @@ func TestSSFReceiversAddListDelete(t *testing.T) {
 	log := auditLog(t, d)
 	if !hasEvent(log, storage.EventAdminSSFReceiverAdded, "", "") || !hasEvent(log, storage.EventAdminSSFReceiverDeleted, "", "") {
 		t.Error("not audited")
+	}
+}
+
+// keystep explain shows when a received signal raised the bar: the risk
+// floor a transmitter set (a device no longer compliant) asks for the
+// authenticator app from home, until it runs out.
+func TestExplainShowsAReceivedSignal(t *testing.T) {
+	data := t.TempDir()
+	u := createUser(t, data, "alice")
+	createClient(t, data, "--id", "payroll", "--redirect-uri", "https://payroll.example/cb")
+	now := fixClock(t, time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	withStore(t, data, func(st storage.Store) {
+		if err := st.RecordSignIn(t.Context(), storage.SignIn{UserID: u.ID, At: now, IP: "192.0.2.10", Network: "192.0.2.0/24", DeviceID: "home"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreateFactor(t.Context(), storage.Factor{ID: "f1", UserID: u.ID, Kind: "totp", Name: "Phone", Secret: []byte("sealed"), CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if x := explainRun(t, data, "--user", "alice", "--client", "payroll", "--ip", "192.0.2.99", "--device", "known"); x.Outcome != "satisfied" {
+		t.Fatalf("before the signal: %+v", x)
+	}
+	withStore(t, data, func(st storage.Store) {
+		got, err := st.UserByID(t.Context(), u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.RiskFloor, got.RiskFloorUntil, got.RiskFloorReason = "urn:keystep:acr:mfa", now.Add(24*time.Hour), "device not compliant, reported by https://edr.example"
+		if err := st.UpdateUser(t.Context(), got); err != nil {
+			t.Fatal(err)
+		}
+	})
+	x := explainRun(t, data, "--user", "alice", "--client", "payroll", "--ip", "192.0.2.99", "--device", "known")
+	if x.Outcome != "need_factor" || len(x.Signals) != 1 || x.Signals[0].Name != "received_signal" {
+		t.Fatalf("with the signal: %+v", x)
+	}
+	r := mustKeystep(t, "", "explain", "--data", data, "--user", "alice", "--client", "payroll", "--ip", "192.0.2.99", "--device", "known")
+	for _, want := range []string{"received_signal", "received signal: device not compliant, reported by https://edr.example (until 2026-03-03T09:00:00Z", "authenticator app"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("explain lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	fixClock(t, now.Add(25*time.Hour))
+	if x := explainRun(t, data, "--user", "alice", "--client", "payroll", "--ip", "192.0.2.99", "--device", "known"); x.Outcome != "satisfied" {
+		t.Fatalf("after the floor ran out: %+v", x)
 	}
 }
