@@ -801,3 +801,36 @@ func TestSSFDeliveryStatusInTheConsole(t *testing.T) {
 		t.Errorf("audit: %+v", ev)
 	}
 }
+
+// A step-up raises the session's level: the stream that asked for it gets
+// a CAEP assurance-level-change about that session (sfa to mfa, increase).
+func TestSSFAssuranceLevelRaisedByStepUp(t *testing.T) {
+	e := newEnv(t)
+	secret := e.enrollTOTP("u-alice")
+	recv := newSETReceiver(e, rpClient)
+	e.createStream(rpClient, e.rpSecret, map[string]any{
+		"delivery":         map[string]any{"method": "urn:ietf:rfc:8935", "endpoint_url": recv.srv.URL},
+		"events_requested": []string{storage.SETAssuranceLevelChange},
+	})
+	r := e.rp(rpClient, e.rpSecret)
+	b := e.browser()
+	first := r.login(b, nil)
+	e.deliver()
+	if acc, _ := recv.got(); len(acc) != 0 {
+		t.Fatalf("a first sign-in is no change of a session's level: %v", acc)
+	}
+	e.clock.Advance(30 * time.Second)
+	a := r.authURL(url.Values{"acr_values": {acrMFA}})
+	tok := r.mustExchange(r.code(b.submitCode(b.get(a.url), "/login/otp", e.totp(secret)), a), a)
+	e.deliver()
+	acc, refused := recv.got()
+	if len(acc) != 1 || len(refused) != 0 {
+		t.Fatalf("accepted %v refused %v", acc, refused)
+	}
+	ev := acc[0].Events[storage.SETAssuranceLevelChange]
+	sess, _ := acc[0].SubID["session"].(map[string]any)
+	if ev["previous_level"] != acrSFA || ev["current_level"] != acrMFA || ev["change_direction"] != "increase" ||
+		sess["id"] != first.claims.SID || tok.claims.SID != first.claims.SID {
+		t.Fatalf("assurance-level-change %v sub_id %v", ev, acc[0].SubID)
+	}
+}
