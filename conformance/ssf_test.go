@@ -834,3 +834,45 @@ func TestSSFAssuranceLevelRaisedByStepUp(t *testing.T) {
 		t.Fatalf("assurance-level-change %v sub_id %v", ev, acc[0].SubID)
 	}
 }
+
+// A polled SET never acknowledged is given up after a week (audited, in
+// the console); a Retry holds it for polling again rather than failing it
+// at once.
+func TestSSFPollExpiresAndRetries(t *testing.T) {
+	e := newEnv(t)
+	e.createStream(rpClient, e.rpSecret, map[string]any{
+		"delivery": map[string]any{"method": "urn:ietf:rfc:8936"}, "events_requested": []string{storage.SETAccountDisabled},
+	})
+	if err := admin.Signal(t.Context(), e.store, e.clock.Now(), admin.AccountStatus("u-alice", true)); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver()
+	e.clock.Advance(6 * 24 * time.Hour)
+	e.deliver()
+	if ms, _ := e.store.OutboxMessages(t.Context(), rpClient, storage.OutboxFailed, 10); len(ms) != 0 {
+		t.Fatal("given up before it expired")
+	}
+	e.clock.Advance(2 * 24 * time.Hour)
+	e.deliver()
+	failed, _ := e.store.OutboxMessages(t.Context(), rpClient, storage.OutboxFailed, 10)
+	if len(failed) != 1 || !strings.Contains(failed[0].LastError, "not acknowledged") {
+		t.Fatalf("after a week: %+v", failed)
+	}
+	if ev := e.lastEvent(storage.EventOutboxGaveUp); ev.ClientID != rpClient || ev.UserID != "u-alice" {
+		t.Errorf("gave up audit: %+v", ev)
+	}
+	code, body := e.ssfCall(http.MethodPost, "/ssf/poll", rpClient, e.rpSecret, map[string]any{})
+	if code != http.StatusOK || strings.Contains(string(body), failed[0].ID) {
+		t.Fatalf("a given-up SET was polled: %d %s", code, body)
+	}
+	if err := ssCLI(e).RetryOutbox(t.Context(), admin.Actor{ID: "u-admin"}, failed[0].ID, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver()
+	if m, err := e.store.OutboxMessage(t.Context(), failed[0].ID); err != nil || m.Status != storage.OutboxPending {
+		t.Fatalf("after the retry: %+v %v", m, err)
+	}
+	if code, body := e.ssfCall(http.MethodPost, "/ssf/poll", rpClient, e.rpSecret, map[string]any{}); code != http.StatusOK || !strings.Contains(string(body), failed[0].ID) {
+		t.Fatalf("not polled after the retry: %d %s", code, body)
+	}
+}
