@@ -876,3 +876,45 @@ func TestSSFPollExpiresAndRetries(t *testing.T) {
 		t.Fatalf("not polled after the retry: %d %s", code, body)
 	}
 }
+
+// A third-party app's stream hears only of the users who consented to it;
+// a first-party app's of every user.
+func TestSSFStreamsHearOnlyOfTheirUsers(t *testing.T) {
+	e := newEnv(t)
+	e.addClient(storage.Client{ID: "third", Name: "Third", SecretHash: factor.HashToken("s3cret-third"), RedirectURIs: []string{rpRedirect},
+		AuthMethod: "client_secret_basic", GrantTypes: []string{"authorization_code"}, IDTokenAlg: "RS256"})
+	first, third := newSETReceiver(e, rpClient), newSETReceiver(e, "third")
+	for _, s := range []struct {
+		id, secret string
+		recv       *setReceiver
+	}{{rpClient, e.rpSecret, first}, {"third", "s3cret-third", third}} {
+		e.createStream(s.id, s.secret, map[string]any{
+			"delivery": map[string]any{"method": "urn:ietf:rfc:8935", "endpoint_url": s.recv.srv.URL}, "events_requested": []string{storage.SETAccountDisabled},
+		})
+	}
+	bob := e.addUser("bob", "bob's long password")
+	if err := e.store.SaveConsent(t.Context(), bob.ID, "third", []string{"openid"}, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"u-alice", bob.ID} {
+		if _, err := ssCLI(e).SetDisabled(context.Background(), admin.Actor{ID: "cli", Reason: "x"}, id, true, e.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.deliver()
+	subs := func(r *setReceiver) []string {
+		acc, _ := r.got()
+		var out []string
+		for _, c := range acc {
+			out = append(out, fmt.Sprint(c.SubID["sub"]))
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := subs(first); !slices.Equal(got, []string{"u-alice", "u-bob"}) {
+		t.Errorf("first-party stream heard of %v", got)
+	}
+	if got := subs(third); !slices.Equal(got, []string{"u-bob"}) {
+		t.Errorf("third-party stream heard of %v, want only the user who consented", got)
+	}
+}

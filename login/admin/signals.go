@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"time"
 
@@ -17,7 +18,8 @@ const PollExpiry = 7 * 24 * time.Hour
 
 // Signal queues the security events evs (OpenID Shared Signals: CAEP and
 // RISC) for every stream that requested their type and is not disabled (a
-// paused stream's events are held). A change that is a storage
+// paused stream's events are held), and whose app may know of the user
+// (mayKnow). A change that is a storage
 // transaction of its own queues its events in it (EndSessions, via
 // SignalMessages); the others call Signal right after the change, next to
 // its audit row.
@@ -47,6 +49,11 @@ func SignalMessages(ctx context.Context, st storage.Store, now time.Time, evs ..
 			if !slices.Contains(s.EventsRequested, ev.Type) || !slices.Contains(storage.SETsSent, ev.Type) {
 				continue
 			}
+			if ok, err := mayKnow(ctx, st, s.ClientID, ev.UserID); err != nil {
+				return nil, err
+			} else if !ok {
+				continue
+			}
 			m, err := StreamMessage(s, ev, now)
 			if err != nil {
 				return nil, err
@@ -55,6 +62,23 @@ func SignalMessages(ctx context.Context, st storage.Store, now time.Time, evs ..
 		}
 	}
 	return msgs, nil
+}
+
+// mayKnow reports whether client may be told about user: a first-party
+// app about every user, any other only about the users who consented to
+// it. A stream never learns of people who never used its app.
+func mayKnow(ctx context.Context, st storage.Store, clientID, userID string) (bool, error) {
+	c, err := st.ClientByID(ctx, clientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if c.FirstParty {
+		return true, nil
+	}
+	scopes, err := st.ConsentedScopes(ctx, userID, clientID)
+	return len(scopes) > 0, err
 }
 
 // StreamMessage is the outbox message carrying ev to stream s, with a jti
