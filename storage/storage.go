@@ -161,6 +161,8 @@ type Clients interface {
 	ClientByID(ctx context.Context, id string) (Client, error)
 	ListClients(ctx context.Context) ([]Client, error)
 	UpdateClient(ctx context.Context, c Client) error
+	// DeleteClient deletes the client, its Shared Signals stream and the SETs
+	// still owed to it; ErrNotFound when there is no such client.
 	DeleteClient(ctx context.Context, id string) error
 }
 

@@ -140,8 +140,21 @@ func (s *Store) UpdateClient(ctx context.Context, c storage.Client) error {
 	return nil
 }
 
+// DeleteClient deletes its Shared Signals stream and the SETs owed to it
+// too: a client made again under the ID does not inherit them.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
-	if err := s.execOne(ctx, `DELETE FROM clients WHERE id = ?`, id); err != nil {
+	err := s.tx(ctx, func(tx db) error {
+		if err := tx.execOne(ctx, `DELETE FROM clients WHERE id = ?`, id); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, `DELETE FROM ssf_streams WHERE client_id = ?`, id); err != nil {
+			return err
+		}
+		_, err := tx.exec(ctx, `DELETE FROM outbox WHERE client_id = ? AND kind IN (?, ?)`,
+			id, string(storage.OutboxSSFPush), string(storage.OutboxSSFPoll))
+		return err
+	})
+	if err != nil {
 		return s.fail("delete client", err)
 	}
 	return nil

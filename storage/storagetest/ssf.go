@@ -147,4 +147,18 @@ var sharedSignalsTests = []test{
 		wantErr(t, err, storage.ErrNotFound)
 		wantErr(t, s.DeleteReceiver(ctx, r.Issuer), storage.ErrNotFound)
 	}},
+	{"deleting a client deletes its stream and the SETs owed to it", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		must(t, s.CreateClient(ctx, newClient("rp")))
+		must(t, s.CreateStream(ctx, newStream("rp")))
+		must(t, s.QueueOutbox(ctx, []storage.OutboxMessage{newSSFMessage("p1", "rp", storage.OutboxSSFPush, t0), newOutboxMessage("bcl", "rp")}))
+		must(t, s.DeleteClient(ctx, "rp"))
+		_, err := s.StreamByClient(ctx, "rp")
+		wantErr(t, err, storage.ErrNotFound)
+		_, err = s.OutboxMessage(ctx, "p1")
+		wantErr(t, err, storage.ErrNotFound)
+		_, err = s.OutboxMessage(ctx, "bcl") // the back-channel logout owed for a session still goes
+		must(t, err)
+		wantErr(t, s.DeleteClient(ctx, "rp"), storage.ErrNotFound)
+	}},
 }
