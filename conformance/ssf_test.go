@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -477,6 +478,7 @@ func TestSSFStreamManagementErrors(t *testing.T) {
 type transmitter struct {
 	e    *env
 	iss  string
+	mu   sync.Mutex
 	key  *ecdsa.PrivateKey
 	jwks string
 }
@@ -498,6 +500,34 @@ func (x *transmitter) register() {
 	}
 }
 
+// registerByURI makes it a transmitter Keystep receives from, its keys
+// published at a jwks_uri (which Keystep fetches) rather than stored.
+// It returns how many times they were fetched.
+func (x *transmitter) registerByURI() *atomic.Int32 {
+	x.e.t.Helper()
+	var fetches atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fetches.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		_, _ = io.WriteString(w, x.jwks)
+	}))
+	x.e.t.Cleanup(srv.Close)
+	if err := x.e.store.CreateReceiver(context.Background(), storage.Receiver{Issuer: x.iss, JWKSURI: srv.URL + "/jwks", Audience: x.e.issuer, CreatedAt: x.e.clock.Now()}); err != nil {
+		x.e.t.Fatal(err)
+	}
+	return &fetches
+}
+
+// rotate replaces its signing key (and the JWKS it publishes).
+func (x *transmitter) rotate() {
+	y := newTransmitter(x.e, x.iss)
+	x.mu.Lock()
+	x.key, x.jwks = y.key, y.jwks
+	x.mu.Unlock()
+}
+
 // set signs a SET; claims override the defaults.
 func (x *transmitter) set(typ string, event map[string]any, subID map[string]any, claims map[string]any) string {
 	x.e.t.Helper()
@@ -507,7 +537,10 @@ func (x *transmitter) set(typ string, event map[string]any, subID map[string]any
 		c[k] = v
 	}
 	payload, _ := json.Marshal(c)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: x.key, KeyID: "tx1"}},
+	x.mu.Lock()
+	key := x.key
+	x.mu.Unlock()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: "tx1"}},
 		(&jose.SignerOptions{}).WithType("secevent+jwt"))
 	if err != nil {
 		x.e.t.Fatal(err)
@@ -639,12 +672,13 @@ func TestSSFReceivedSessionRevoked(t *testing.T) {
 
 // A received account-disabled disables the user as `keystep users disable`
 // does; a device no longer compliant raises the next sign-in to a second
-// factor.
+// factor. The transmitter's keys are fetched from its jwks_uri, again when
+// it rotates them.
 func TestSSFReceivedDisableAndDeviceCompliance(t *testing.T) {
 	e := newEnv(t)
 	totp := e.enrollTOTP("u-alice")
 	tx := newTransmitter(e, "https://edr.example")
-	tx.register()
+	fetches := tx.registerByURI()
 	if code, _ := tx.push(tx.set(storage.SETDeviceComplianceChange, map[string]any{"previous_status": "compliant", "current_status": "not-compliant"}, issSub(tx.iss, "alice"), nil)); code != http.StatusAccepted {
 		t.Fatalf("push: %d", code)
 	}
@@ -662,8 +696,15 @@ func TestSSFReceivedDisableAndDeviceCompliance(t *testing.T) {
 	if tok := r.mustExchange(r.code(p, a), a); tok.claims.ACR != acrMFA {
 		t.Errorf("acr %s", tok.claims.ACR)
 	}
-	if code, _ := tx.push(tx.set(storage.SETAccountDisabled, map[string]any{}, issSub(tx.iss, "alice"), nil)); code != http.StatusAccepted {
-		t.Fatalf("push: %d", code)
+	// The transmitter rotates its key: a SET signed with the new one has
+	// the keys fetched again, though not more than every 30 s.
+	tx.rotate()
+	if code, errc := tx.push(tx.set(storage.SETAccountDisabled, map[string]any{}, issSub(tx.iss, "alice"), nil)); code != http.StatusBadRequest || errc != "invalid_key" || fetches.Load() != 1 {
+		t.Fatalf("within 30 s of the fetch: %d %s, %d fetches", code, errc, fetches.Load())
+	}
+	e.clock.Advance(time.Minute)
+	if code, errc := tx.push(tx.set(storage.SETAccountDisabled, map[string]any{}, issSub(tx.iss, "alice"), nil)); code != http.StatusAccepted || fetches.Load() != 2 {
+		t.Fatalf("push with the new key: %d %s, %d fetches", code, errc, fetches.Load())
 	}
 	if u, _ := e.store.UserByID(t.Context(), "u-alice"); !u.Disabled {
 		t.Fatal("not disabled")

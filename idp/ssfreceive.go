@@ -59,8 +59,14 @@ type cachedJWKS struct {
 	at  time.Time
 }
 
-// jwksTTL is how long a fetched JWKS is used before it is fetched again.
-const jwksTTL = 5 * time.Minute
+// jwksTTL is how long a fetched JWKS is used before it is fetched again;
+// a signature it cannot verify has it fetched again sooner, but not more
+// often than jwksRefetch (a stream of forged SETs must not become a stream
+// of fetches).
+const (
+	jwksTTL     = 5 * time.Minute
+	jwksRefetch = 30 * time.Second
+)
 
 // setRefusal is a refused SET: its RFC 8935 §2.3 error code and why.
 type setRefusal struct {
@@ -154,11 +160,20 @@ func (x *ssfReceiver) verify(r *http.Request) (string, receivedSET, error) {
 	} else if err != nil {
 		return iss, set, err
 	}
-	keys, err := x.keys(ctx, rcv)
+	keys, err := x.keys(ctx, rcv, false)
 	if err != nil {
 		return iss, set, refuse("invalid_key", "the issuer's keys could not be read: %v", err)
 	}
-	if err := tok.Claims(keys, &set); err != nil {
+	err = tok.Claims(keys, &set)
+	if err != nil && rcv.JWKSURI != "" {
+		// The transmitter may have rotated its keys since they were
+		// fetched: fetch them again (at most every jwksRefetch).
+		if keys, err = x.keys(ctx, rcv, true); err != nil {
+			return iss, set, refuse("invalid_key", "the issuer's keys could not be read: %v", err)
+		}
+		err = tok.Claims(keys, &set)
+	}
+	if err != nil {
 		return iss, set, refuse("invalid_key", "signature not valid with the issuer's keys")
 	}
 	now := x.s.cfg.Now()
@@ -190,7 +205,7 @@ func (x *ssfReceiver) verify(r *http.Request) (string, receivedSET, error) {
 
 // keys are the receiver's keys: its stored JWKS, or its jwks_uri fetched
 // through the outbox's client (the same SSRF rules), kept jwksTTL.
-func (x *ssfReceiver) keys(ctx context.Context, rcv storage.Receiver) (*jose.JSONWebKeySet, error) {
+func (x *ssfReceiver) keys(ctx context.Context, rcv storage.Receiver, refetch bool) (*jose.JSONWebKeySet, error) {
 	if rcv.JWKS != "" {
 		var set jose.JSONWebKeySet
 		if err := json.Unmarshal([]byte(rcv.JWKS), &set); err != nil {
@@ -202,7 +217,7 @@ func (x *ssfReceiver) keys(ctx context.Context, rcv storage.Receiver) (*jose.JSO
 	x.mu.Lock()
 	c, ok := x.jwks[rcv.JWKSURI]
 	x.mu.Unlock()
-	if ok && now.Sub(c.at) < jwksTTL && now.Sub(c.at) >= 0 {
+	if age := now.Sub(c.at); ok && age >= 0 && (age < jwksTTL && !refetch || age < jwksRefetch) {
 		return c.set, nil
 	}
 	if err := checkTarget(rcv.JWKSURI); err != nil {
