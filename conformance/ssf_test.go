@@ -135,7 +135,8 @@ func (r *setReceiver) got() ([]setClaims, []string) {
 	return slices.Clone(r.accepted), slices.Clone(r.refused)
 }
 
-// ssfCall calls a stream management endpoint as clientID.
+// ssfCall calls a stream management endpoint as clientID (with its
+// secret), or with an access token when clientID is "Bearer".
 func (e *env) ssfCall(method, path, clientID, secret string, body any) (int, []byte) {
 	e.t.Helper()
 	var rd io.Reader
@@ -149,7 +150,10 @@ func (e *env) ssfCall(method, path, clientID, secret string, body any) (int, []b
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if clientID != "" {
+	switch {
+	case clientID == "Bearer":
+		req.Header.Set("Authorization", "Bearer "+secret)
+	case clientID != "":
 		req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(secret))
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -957,5 +961,48 @@ func TestSSFStreamsHearOnlyOfTheirUsers(t *testing.T) {
 	}
 	if got := subs(third); !slices.Equal(got, []string{"u-bob"}) {
 		t.Errorf("third-party stream heard of %v, want only the user who consented", got)
+	}
+}
+
+// A client manages its stream with an access token of its own
+// client_credentials grant with the scope ssf.manage; a token without the
+// scope, or one issued for a user, does not.
+func TestSSFStreamManagementWithAnAccessToken(t *testing.T) {
+	e := newEnv(t)
+	token := func(scope string) string {
+		t.Helper()
+		code, out, _ := e.postForm("/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}, rpClient, e.rpSecret)
+		tok, _ := out["access_token"].(string)
+		if code != http.StatusOK || tok == "" {
+			t.Fatalf("client_credentials: %d %v", code, out)
+		}
+		return tok
+	}
+	push := map[string]any{"delivery": map[string]any{"method": "urn:ietf:rfc:8935", "endpoint_url": "https://rp.example/ssf"}}
+	if code, body := e.ssfCall(http.MethodPost, "/ssf/stream", "Bearer", token("payroll.read"), push); code != http.StatusForbidden || !strings.Contains(string(body), "insufficient_scope") {
+		t.Fatalf("without the scope: %d %s", code, body)
+	}
+	user := e.rp(rpClient, e.rpSecret).login(e.browser(), nil)
+	if code, body := e.ssfCall(http.MethodPost, "/ssf/stream", "Bearer", user.token.AccessToken, push); code != http.StatusUnauthorized {
+		t.Fatalf("a user's token: %d %s", code, body)
+	}
+	if code, body := e.ssfCall(http.MethodPost, "/ssf/stream", "Bearer", "not-a-token", push); code != http.StatusUnauthorized {
+		t.Fatalf("garbage: %d %s", code, body)
+	}
+	if sts, _ := e.store.ListStreams(t.Context()); len(sts) != 0 {
+		t.Fatalf("a refused call made a stream: %v", sts)
+	}
+	tok := token("ssf.manage")
+	code, body := e.ssfCall(http.MethodPost, "/ssf/stream", "Bearer", tok, push)
+	if code != http.StatusCreated {
+		t.Fatalf("with ssf.manage: %d %s", code, body)
+	}
+	var cfg map[string]any
+	_ = json.Unmarshal(body, &cfg)
+	if cfg["aud"] != rpClient {
+		t.Fatalf("stream: %v", cfg)
+	}
+	if code, _ := e.ssfCall(http.MethodGet, "/ssf/status?stream_id="+cfg["stream_id"].(string), "Bearer", tok, nil); code != http.StatusOK {
+		t.Fatalf("status: %d", code)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
@@ -25,10 +26,10 @@ import (
 // 8936), and receives them by push from the transmitters an operator
 // registered (ssfreceive.go).
 //
-// A client manages its own stream, one per client, authenticating with
-// its client ID and secret in HTTP Basic (RFC 7617, as at the token
-// endpoint; any client with a secret). Clients without a secret (public,
-// private_key_jwt) cannot have a stream yet.
+// A client manages its own stream, one per client, with an access token
+// of its client_credentials grant carrying the scope ssf.manage (RFC 6749,
+// any client allowed that grant), or with its client ID and secret in HTTP
+// Basic (RFC 7617, any client with a secret).
 const (
 	ssfConfigPath = "/.well-known/ssf-configuration"
 	ssfStreamPath = "/ssf/stream"
@@ -68,7 +69,7 @@ func (x *ssfTransmitter) configuration(w http.ResponseWriter, r *http.Request) {
 		"configuration_endpoint":     iss + ssfStreamPath,
 		"status_endpoint":            iss + ssfStatusPath,
 		"verification_endpoint":      iss + ssfVerifyPath,
-		"authorization_schemes":      []map[string]string{{"spec_urn": "urn:ietf:rfc:7617"}},
+		"authorization_schemes":      []map[string]string{{"spec_urn": "urn:ietf:rfc:6749"}, {"spec_urn": "urn:ietf:rfc:7617"}},
 		"default_subjects":           "ALL",
 	})
 }
@@ -76,7 +77,7 @@ func (x *ssfTransmitter) configuration(w http.ResponseWriter, r *http.Request) {
 // ssfError writes an error response of the stream management API.
 func ssfError(w http.ResponseWriter, status int, code, desc string) {
 	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="ssf"`)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ssf", Basic realm="ssf"`)
 	}
 	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
 }
@@ -88,9 +89,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// client authenticates the calling client: its ID and secret in HTTP
-// Basic, checked as at the token endpoint.
+// ssfManageScope is the scope of a client_credentials access token that
+// manages its client's stream.
+const ssfManageScope = "ssf.manage"
+
+// client authenticates the calling client: a bearer access token of its
+// own client_credentials grant with the scope ssf.manage (RFC 6750), or its
+// ID and secret in HTTP Basic, checked as at the token endpoint.
 func (x *ssfTransmitter) client(w http.ResponseWriter, r *http.Request) (storage.Client, bool) {
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return x.bearerClient(w, r, strings.TrimSpace(tok))
+	}
 	id, secret, ok := r.BasicAuth()
 	if ok {
 		var err1, err2 error
@@ -110,6 +119,42 @@ func (x *ssfTransmitter) client(w http.ResponseWriter, r *http.Request) (storage
 	c, err := x.s.cfg.Store.ClientByID(ctx, id)
 	if err != nil {
 		ssfError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		return storage.Client{}, false
+	}
+	return c, true
+}
+
+// bearerClient is the client whose client_credentials access token tok
+// is: live, not sender-constrained (no DPoP proof is checked here), and
+// with the scope ssf.manage. A token issued for a user never manages a
+// stream.
+func (x *ssfTransmitter) bearerClient(w http.ResponseWriter, r *http.Request, tok string) (storage.Client, bool) {
+	// As on the OP's own routes: the issuer the token must name, and the
+	// request state that carries a JWT's verified claims.
+	ctx := context.WithValue(op.ContextWithIssuer(r.Context(), x.s.cfg.Issuer), stateKey{}, &reqState{})
+	id, _, ok := x.op.accessTokenID(ctx, tok)
+	var g storage.Grant
+	if ok {
+		at, err := x.op.ops.liveAccessToken(ctx, id)
+		ok, g = err == nil, at.Grant
+	}
+	switch {
+	case !ok:
+		ssfError(w, http.StatusUnauthorized, "invalid_token", "the access token is not valid")
+		return storage.Client{}, false
+	case g.Subject != "":
+		ssfError(w, http.StatusUnauthorized, "invalid_token", "a client_credentials access token is required")
+		return storage.Client{}, false
+	case g.JKT != "":
+		ssfError(w, http.StatusUnauthorized, "invalid_token", "a DPoP-bound token is not accepted here; authenticate with the client's secret")
+		return storage.Client{}, false
+	case !slices.Contains(g.Scopes, ssfManageScope):
+		ssfError(w, http.StatusForbidden, "insufficient_scope", "the access token lacks the scope "+ssfManageScope)
+		return storage.Client{}, false
+	}
+	c, err := x.s.cfg.Store.ClientByID(ctx, g.ClientID)
+	if err != nil {
+		ssfError(w, http.StatusUnauthorized, "invalid_token", "the access token's client is gone")
 		return storage.Client{}, false
 	}
 	return c, true
