@@ -700,6 +700,21 @@ func TestSSFReceivedDisableAndDeviceCompliance(t *testing.T) {
 	if tok := r.mustExchange(r.code(p, a), a); tok.claims.ACR != acrMFA {
 		t.Errorf("acr %s", tok.claims.ACR)
 	}
+	// Another transmitter cannot lower the floor this one raised; this one can.
+	other := newTransmitter(e, "https://other.example")
+	other.register()
+	if code, _ := other.push(other.set(storage.SETDeviceComplianceChange, map[string]any{"current_status": "compliant"}, issSub(other.iss, "alice"), nil)); code != http.StatusAccepted {
+		t.Fatalf("push: %d", code)
+	}
+	if u, _ := e.store.UserByID(t.Context(), "u-alice"); u.RiskFloor == "" {
+		t.Fatal("another transmitter cleared the floor")
+	}
+	if code, _ := tx.push(tx.set(storage.SETDeviceComplianceChange, map[string]any{"current_status": "compliant"}, issSub(tx.iss, "alice"), nil)); code != http.StatusAccepted {
+		t.Fatalf("push: %d", code)
+	}
+	if u, _ := e.store.UserByID(t.Context(), "u-alice"); u.RiskFloor != "" {
+		t.Fatal("the floor stayed after its transmitter said compliant")
+	}
 	// The transmitter rotates its key: a SET signed with the new one has
 	// the keys fetched again, though not more than every 30 s.
 	tx.rotate()

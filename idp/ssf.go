@@ -518,6 +518,9 @@ func (x *ssfTransmitter) verify(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = x.s.cfg.Store.QueueOutbox(r.Context(), []storage.OutboxMessage{m})
 	}
+	if err == nil {
+		err = x.audit(r, c, "verify", st)
+	}
 	if err != nil {
 		x.serverError(w, r, err)
 		return

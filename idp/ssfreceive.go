@@ -382,8 +382,9 @@ func (x *ssfReceiver) act(ctx context.Context, iss string, set receivedSET, typ 
 			}
 			return "risk floor " + u.RiskFloor + " until " + u.RiskFloorUntil.UTC().Format(time.RFC3339), u.ID, nil
 		case "compliant":
-			if u.RiskFloor == "" {
-				return "nothing to clear", u.ID, nil
+			// Only the transmitter that raised the floor lowers it.
+			if u.RiskFloor == "" || !strings.HasSuffix(u.RiskFloorReason, why) {
+				return "nothing of this issuer's to clear", u.ID, nil
 			}
 			u.RiskFloor, u.RiskFloorUntil, u.RiskFloorReason = "", time.Time{}, ""
 			if err := st.UpdateUser(ctx, u); err != nil {
