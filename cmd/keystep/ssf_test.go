@@ -83,6 +83,9 @@ func TestExplainShowsAReceivedSignal(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	if r := mustKeystep(t, "", "users", "show", "alice", "--data", data); !strings.Contains(r.stdout, "risk floor: urn:keystep:acr:mfa until 2026-03-03T09:00:00Z (device not compliant") {
+		t.Errorf("users show:\n%s", r.stdout)
+	}
 	x := explainRun(t, data, "--user", "alice", "--client", "payroll", "--ip", "192.0.2.99", "--device", "known")
 	if x.Outcome != "need_factor" || len(x.Signals) != 1 || x.Signals[0].Name != "received_signal" {
 		t.Fatalf("with the signal: %+v", x)
