@@ -841,6 +841,9 @@ func TestSSFDeliveryStatusInTheConsole(t *testing.T) {
 			t.Fatalf("the delivery page lacks %q:\n%.5000s", want, p.body)
 		}
 	}
+	if p := console.get(e.issuer + "/admin/users/u-alice"); !strings.Contains(p.body, "Received risk") || !strings.Contains(p.body, "device not compliant, reported by "+tx.iss) {
+		t.Errorf("the user's page does not show the received risk:\n%.3000s", p.body)
+	}
 	recv.mu.Lock()
 	recv.fail = 0
 	recv.mu.Unlock()
