@@ -41,7 +41,7 @@ func (m *metrics) handler(reg *prometheus.Registry) http.Handler {
 
 // routes are the label values; anything else is "other", so a scan of
 // random paths cannot blow up the label set.
-var routes = []string{"/authorize/callback", "/authorize", "/oauth/token", "/oauth/introspect", "/userinfo", "/revoke", "/end_session", "/keys", "/.well-known/openid-configuration", "/login", "/account", "/setup", "/static", "/healthz", "/readyz", "/metrics"}
+var routes = []string{"/authorize/callback", "/authorize", "/oauth/token", "/oauth/introspect", "/userinfo", "/revoke", "/end_session", "/keys", "/.well-known/openid-configuration", "/.well-known/ssf-configuration", "/ssf", "/login", "/account", "/setup", "/static", "/healthz", "/readyz", "/metrics"}
 
 func routeOf(path string) string {
 	for _, r := range routes {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
 )
@@ -166,7 +167,14 @@ func (s *Server) DeliverDue(ctx context.Context) (int, error) {
 // deliver makes one attempt at m and records its outcome: delivered
 // (deleted), due again after a backoff, or given up.
 func (o *outbox) deliver(ctx context.Context, m storage.OutboxMessage) error {
+	if due, ok := awaitingPoll(m, o.now()); ok {
+		return o.store.RetryOutbox(ctx, m.ID, o.owner, due, "")
+	}
 	err := o.attempt(ctx, m)
+	if errors.Is(err, errDropped) {
+		o.log(ctx, "outbox message dropped", "id", m.ID, "kind", string(m.Kind), "client_id", m.ClientID, "err", err)
+		return o.store.FinishOutbox(ctx, m.ID)
+	}
 	if err == nil {
 		return o.store.FinishOutbox(ctx, m.ID)
 	}
@@ -222,6 +230,11 @@ func (o *outbox) attempt(ctx context.Context, m storage.OutboxMessage) error {
 			return err
 		}
 		return o.post(ctx, target, url.Values{"logout_token": {tok}})
+	case storage.OutboxSSFPush:
+		return o.pushSET(ctx, m)
+	case storage.OutboxSSFPoll:
+		// Due only once expired (awaitingPoll): never acknowledged.
+		return permanentError{fmt.Errorf("not acknowledged by a poll within %s", admin.PollExpiry)}
 	default:
 		return permanentError{fmt.Errorf("unknown message kind %q", m.Kind)}
 	}

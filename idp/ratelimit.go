@@ -51,7 +51,9 @@ var DefaultRateLimits = map[string]RateLimit{
 // rateGroup maps a path to its limit group, or "" for none.
 func rateGroup(path string) string {
 	switch path {
-	case "/oauth/token", "/oauth/introspect", "/revoke", parPath:
+	case "/oauth/token", "/oauth/introspect", "/revoke", parPath,
+		// Shared Signals: client secrets checked, SETs verified and audited.
+		ssfStreamPath, ssfStatusPath, ssfVerifyPath, ssfPollPath, ssfReceivePath:
 		return "token"
 	case "/authorize":
 		return "authorize"

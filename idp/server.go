@@ -26,6 +26,7 @@ import (
 	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
+	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/throttle"
@@ -362,6 +363,11 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", s.metrics.handler(cfg.Registry))
+	// OpenID Shared Signals: the transmitter (ssf.go) and the receiver
+	// (ssfreceive.go).
+	(&ssfTransmitter{s: s, op: opsrv}).register(mux)
+	rcv := &ssfReceiver{s: s, admin: &admin.Service{Store: cfg.Store, Policy: cfg.Policy, Audit: auditor, Hasher: cfg.Hasher, Limits: cfg.Limits}}
+	mux.HandleFunc("POST "+ssfReceivePath, rcv.receive)
 
 	if cfg.RateLimits == nil {
 		cfg.RateLimits = DefaultRateLimits

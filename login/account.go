@@ -440,9 +440,16 @@ func (h *Handler) accountPasswordPage(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	p.Nav = "password"
+	p.Nav, p.Notice = "password", ""
+	if a.user.PasswordCompromised {
+		p.Notice = compromisedNotice
+	}
 	return h.r.render(w, http.StatusOK, "account_password", p)
 }
+
+// compromisedNotice heads the password page while the password is marked
+// compromised (a received Shared Signals event).
+const compromisedNotice = "Your password was reported as exposed, so it no longer signs you in. Choose a new one; then go back to the app and sign in again."
 
 func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request) error {
 	a, err := h.requireAccount(w, r)
@@ -478,8 +485,12 @@ func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request) er
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventAccountPasswordChanged, UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success"}); err != nil {
 		return err
 	}
-	a.user.PasswordHash, a.user.UpdatedAt = hash, h.cfg.Now()
+	// A new password is no longer the one reported compromised.
+	a.user.PasswordHash, a.user.PasswordCompromised, a.user.UpdatedAt = hash, false, h.cfg.Now()
 	if err := h.cfg.Store.UpdateUser(ctx, a.user); err != nil {
+		return err
+	}
+	if err := admin.Signal(ctx, h.cfg.Store, a.user.UpdatedAt, admin.CredentialChange(a.user.ID, admin.CredentialType(""), admin.ChangeUpdate, "")); err != nil {
 		return err
 	}
 	// A password is changed because it may be known to someone else, who
@@ -584,6 +595,9 @@ func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error 
 	if err := h.cfg.Store.CreateFactor(ctx, storage.Factor{ID: id[:22], UserID: a.user.ID, Kind: storage.FactorTOTP, Name: name, Secret: h.cfg.Sealer.Seal([]byte(secret), totpAD(a.user.ID)), CreatedAt: now}); err != nil {
 		return err
 	}
+	if err := admin.Signal(ctx, h.cfg.Store, now, admin.CredentialChange(a.user.ID, admin.CredentialType(storage.FactorTOTP), admin.ChangeCreate, name)); err != nil {
+		return err
+	}
 	// The code used to confirm is spent, so it cannot also pass a sign-in.
 	if err := h.cfg.Store.UseTOTPStep(ctx, a.user.ID, step, now); err != nil && !errors.Is(err, storage.ErrReplayed) {
 		return err
@@ -651,6 +665,9 @@ func (h *Handler) postAccountTOTPDelete(w http.ResponseWriter, r *http.Request) 
 		return err
 	}
 	if err := h.endSessionsUsing(ctx, a, id); err != nil {
+		return err
+	}
+	if err := admin.Signal(ctx, h.cfg.Store, h.cfg.Now(), admin.CredentialChange(a.user.ID, admin.CredentialType(f.Kind), admin.ChangeDelete, f.Name)); err != nil {
 		return err
 	}
 	rest, err := h.cfg.Store.ListFactors(ctx, a.user.ID)

@@ -103,6 +103,8 @@ func (h *Handler) registerAdmin(mux *http.ServeMux) {
 	mux.Handle("POST /admin/keys/rotate", h.adminHandle(h.adminRotateKeys))
 	mux.Handle("GET /admin/outbox", h.adminHandle(h.adminOutbox))
 	mux.Handle("POST /admin/outbox/{id}/retry", h.adminHandle(h.adminRetryOutbox))
+	mux.Handle("POST /admin/outbox/receivers", h.adminHandle(h.adminAddReceiver))
+	mux.Handle("POST /admin/outbox/receivers/delete", h.adminHandle(h.adminDeleteReceiver))
 }
 
 // adminState is the admin at work: their account and session.
@@ -269,18 +271,20 @@ func (h *Handler) adminPage(r *http.Request, a *adminState, nav, title string) a
 }
 
 var adminNotices = map[string]string{
-	"client-created": "The client was created.",
-	"client-saved":   "Your changes were saved.",
-	"client-same":    "Nothing changed.",
-	"client-deleted": "The client was deleted. Its tokens were revoked.",
-	"user-created":   "The user was created.",
-	"user-disable":   "The user was disabled and signed out everywhere.",
-	"user-enable":    "The user can sign in again.",
-	"user-unlock":    "The account was unlocked.",
-	"user-reset":     "The user's second factors and recovery codes were removed, and they were signed out.",
-	"user-signout":   "The user was signed out everywhere.",
-	"keys-rotated":   "New signing keys were made.",
-	"outbox-retried": "The delivery was queued again.",
+	"client-created":   "The client was created.",
+	"client-saved":     "Your changes were saved.",
+	"client-same":      "Nothing changed.",
+	"client-deleted":   "The client was deleted. Its tokens were revoked.",
+	"user-created":     "The user was created.",
+	"user-disable":     "The user was disabled and signed out everywhere.",
+	"user-enable":      "The user can sign in again.",
+	"user-unlock":      "The account was unlocked.",
+	"user-reset":       "The user's second factors and recovery codes were removed, and they were signed out.",
+	"user-signout":     "The user was signed out everywhere.",
+	"keys-rotated":     "New signing keys were made.",
+	"outbox-retried":   "The delivery was queued again.",
+	"receiver-added":   "The transmitter was registered: its signals are accepted at /ssf/receive.",
+	"receiver-deleted": "The transmitter was removed: its signals are refused from now on.",
 
 	// DESIGN §3.3: an administrator vouches for a passkey added below phr.
 	"user-confirm-passkey": "The passkey now counts as phishing-resistant.",

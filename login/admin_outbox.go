@@ -3,6 +3,7 @@ package login
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/storage"
@@ -35,5 +36,45 @@ func (h *Handler) adminRetryOutbox(w http.ResponseWriter, r *http.Request, a *ad
 		return err
 	}
 	http.Redirect(w, r, "/admin/outbox?notice=outbox-retried", http.StatusSeeOther)
+	return nil
+}
+
+// adminAddReceiver registers a transmitter Keystep receives Shared Signals
+// from (as `keystep ssf receivers add`).
+func (h *Handler) adminAddReceiver(w http.ResponseWriter, r *http.Request, a *adminState) error {
+	if err := form(r); err != nil {
+		return err
+	}
+	f := r.PostForm
+	spec := admin.ReceiverSpec{Issuer: strings.TrimSpace(f.Get("issuer")), JWKSURI: strings.TrimSpace(f.Get("jwks_uri")),
+		JWKS: strings.TrimSpace(f.Get("jwks")), Audience: strings.TrimSpace(f.Get("audience"))}
+	_, err := h.admin.AddReceiver(r.Context(), a.actor, spec, h.cfg.Now())
+	if errors.Is(err, storage.ErrAlreadyExists) {
+		return userError(http.StatusConflict, "That transmitter is registered already", "Remove it first to change its keys or audience.")
+	}
+	var inv *admin.InvalidError
+	if errors.As(err, &inv) {
+		return userError(http.StatusBadRequest, "That transmitter couldn't be added", inv.Error())
+	}
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/admin/outbox?notice=receiver-added", http.StatusSeeOther)
+	return nil
+}
+
+// adminDeleteReceiver removes a transmitter.
+func (h *Handler) adminDeleteReceiver(w http.ResponseWriter, r *http.Request, a *adminState) error {
+	if err := form(r); err != nil {
+		return err
+	}
+	err := h.admin.DeleteReceiver(r.Context(), a.actor, r.PostForm.Get("issuer"))
+	if errors.Is(err, storage.ErrNotFound) {
+		return userError(http.StatusNotFound, "No such transmitter", "It may have been removed already.")
+	}
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/admin/outbox?notice=receiver-deleted", http.StatusSeeOther)
 	return nil
 }

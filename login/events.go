@@ -43,6 +43,7 @@ var eventTexts = map[storage.EventType]string{
 	storage.EventAdminKeysRotated:             "Signing keys rotated",
 	storage.EventAdminDenied:                  "Admin console refused",
 	storage.EventAdminAuditExported:           "Audit log exported",
+	storage.EventSSFReceived:                  "A security service reported something about your account",
 }
 
 // activityTypes are the event types the portal's activity lists.

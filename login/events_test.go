@@ -11,17 +11,21 @@ import (
 // each for a reason; the console shows every type under its stored name. A
 // new event type needs a text in eventTexts or a line here.
 var withoutPortalText = map[storage.EventType]string{
-	storage.EventLoginThrottled:        "refused before an account is known; carries no user",
-	storage.EventStepupRequested:       "a step inside a sign-in; login.completed or login.failed says how it ended",
-	storage.EventStepupThrottled:       "a step inside a sign-in, refused before the code was checked",
-	storage.EventSessionEnded:          "a risk rule's decision, explained on the page at the time",
-	storage.EventTokenIssued:           "one per token request; the sign-in itself is login.completed",
-	storage.EventTokenCodeReplayed:     "the client's code presented twice; nothing the user can act on",
-	storage.EventTokenRevoked:          "an app revoking its own token",
-	storage.EventAdminBenchProvisioned: "the benchmark's setup; about no user",
-	storage.EventAuditCheckpoint:       "the log's own checkpoint; about no user",
-	storage.EventOutboxGaveUp:          "an app's endpoint failing; the console's delivery status shows it",
-	storage.EventOutboxRequeued:        "an admin resending to an app; nothing the user did",
+	storage.EventLoginThrottled:          "refused before an account is known; carries no user",
+	storage.EventStepupRequested:         "a step inside a sign-in; login.completed or login.failed says how it ended",
+	storage.EventStepupThrottled:         "a step inside a sign-in, refused before the code was checked",
+	storage.EventSessionEnded:            "a risk rule's decision, explained on the page at the time",
+	storage.EventTokenIssued:             "one per token request; the sign-in itself is login.completed",
+	storage.EventTokenCodeReplayed:       "the client's code presented twice; nothing the user can act on",
+	storage.EventTokenRevoked:            "an app revoking its own token",
+	storage.EventAdminBenchProvisioned:   "the benchmark's setup; about no user",
+	storage.EventAuditCheckpoint:         "the log's own checkpoint; about no user",
+	storage.EventOutboxGaveUp:            "an app's endpoint failing; the console's delivery status shows it",
+	storage.EventOutboxRequeued:          "an admin resending to an app; nothing the user did",
+	storage.EventSSFStream:               "an app managing its event stream; about no user",
+	storage.EventSSFRefused:              "a security event refused before it was trusted; not the user's doing",
+	storage.EventAdminSSFReceiverAdded:   "an operator registering a transmitter; about no user",
+	storage.EventAdminSSFReceiverDeleted: "an operator removing a transmitter; about no user",
 }
 
 func TestEveryEventTypeHasAPortalTextOrAReasonNot(t *testing.T) {

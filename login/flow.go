@@ -261,6 +261,17 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, st *flowState, 
 			return err
 		}
 	}
+	if st.user.PasswordCompromised && st.client.ID != h.cfg.AccountClientID {
+		// The password was reported compromised (Shared Signals): the
+		// risk floor had a second factor proved, and now the person
+		// changes it in the portal before any app gets a sign-in.
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventLoginFailed, UserID: st.user.ID, ClientID: st.client.ID, Outcome: "denied",
+			Reason: "password reported compromised: it must be changed first", Details: riskDetails(st.risk, map[string]string{"why": signin.SignalPasswordCompromised})}); err != nil {
+			return err
+		}
+		http.Redirect(w, r, passwordChangePath, http.StatusSeeOther)
+		return nil
+	}
 	res := storage.AuthResult{Subject: st.user.ID, ACR: d.ACR, AMR: d.AMR, AuthTime: d.AuthTime, SessionID: sid(st.sess)}
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{
 		Type: storage.EventLoginCompleted, UserID: st.user.ID, ActorID: st.user.ID, ClientID: st.client.ID, Outcome: "success",
@@ -565,6 +576,10 @@ func (h *Handler) formFlow(r *http.Request) (*flowState, error) {
 	}
 	return h.loadFlow(r, r.PostForm.Get("id"))
 }
+
+// passwordChangePath is the portal's password page, where a person whose
+// password was reported compromised is sent after a second factor.
+const passwordChangePath = "/account/password?notice=compromised"
 
 const badCredentials = "That username and password don't match. Check them and try again."
 

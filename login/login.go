@@ -347,6 +347,9 @@ func (h *Handler) addFactor(w http.ResponseWriter, r *http.Request, userID strin
 		if err := h.cfg.Store.RotateSession(ctx, cur.ID, next); err != nil {
 			return storage.Session{}, fmt.Errorf("rotate session: %w", err)
 		}
+		if err := h.signalRaised(ctx, cur, next, now); err != nil {
+			return storage.Session{}, err
+		}
 	} else {
 		if ok {
 			// The session it replaces ends everywhere.
@@ -361,6 +364,24 @@ func (h *Handler) addFactor(w http.ResponseWriter, r *http.Request, userID strin
 	}
 	h.cfg.Cookies.SetSession(w, token, h.cfg.SessionMaxAge)
 	return next, nil
+}
+
+// signalRaised queues a CAEP assurance-level-change (Shared Signals) when
+// a factor proved in session cur raised its level (step-up): the level is
+// the one Keystep issues for it (Policy.Current). A drifted session is not
+// lowered in place: it ends (session-revoked) and a new one starts.
+func (h *Handler) signalRaised(ctx context.Context, cur, next storage.Session, now time.Time) error {
+	before, _ := h.cfg.Policy.Current(stepup.Session{Done: signin.FactorsOf(cur.Factors, ""), Now: now})
+	after, ok := h.cfg.Policy.Current(stepup.Session{Done: signin.FactorsOf(next.Factors, ""), Now: now})
+	if !ok || before == after {
+		return nil
+	}
+	rb, _, okb := h.cfg.Policy.Lookup(before)
+	ra, _, _ := h.cfg.Policy.Lookup(after)
+	if okb && ra <= rb {
+		return nil
+	}
+	return admin.Signal(ctx, h.cfg.Store, now, admin.AssuranceChange(next.UserID, next.SID(), before, after, true))
 }
 
 // drifted reports whether a request comes from another network and another

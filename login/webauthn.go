@@ -17,6 +17,7 @@ import (
 
 	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
@@ -560,6 +561,9 @@ func (h *Handler) registerVerify(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := h.cfg.Store.CreateFactor(ctx, storage.Factor{ID: id[:22], UserID: a.user.ID, Kind: storage.FactorWebAuthn, Name: name, Secret: raw, CreatedAt: now, TrustedAt: trustedAt, AddedInSessionAt: newPlace}); err != nil {
+		return err
+	}
+	if err := admin.Signal(ctx, h.cfg.Store, now, admin.CredentialChange(a.user.ID, admin.CredentialType(storage.FactorWebAuthn), admin.ChangeCreate, name)); err != nil {
 		return err
 	}
 	next := "/account?notice=passkey-added"

@@ -110,6 +110,25 @@ const (
 	EventOutboxRequeued EventType = "outbox.requeued"
 )
 
+// Shared Signals (OpenID SSF 1.0): streams Keystep transmits to, and the
+// Security Event Tokens it receives from registered transmitters.
+const (
+	// EventSSFStream: a client created, changed or deleted its stream, or
+	// asked for a verification event; Details carry "op" and the stream.
+	EventSSFStream EventType = "ssf.stream"
+	// EventSSFReceived: a verified SET was received; Details carry its
+	// issuer, jti and event type, and "action", what Keystep did.
+	EventSSFReceived EventType = "ssf.received"
+	// EventSSFRefused: a SET was refused (bad signature, unknown issuer,
+	// wrong aud, too old, a replayed jti); Reason says why.
+	EventSSFRefused EventType = "ssf.refused"
+	// EventAdminSSFReceiverAdded and EventAdminSSFReceiverDeleted: an
+	// operator registered a transmitter Keystep receives from, or
+	// removed it.
+	EventAdminSSFReceiverAdded   EventType = "admin.ssf_receiver_added"
+	EventAdminSSFReceiverDeleted EventType = "admin.ssf_receiver_deleted"
+)
+
 // Tokens: the OP's token endpoint and friends (idp).
 const (
 	// EventTokenIssued: tokens were issued for a grant; Details carry the
@@ -188,6 +207,7 @@ var eventTypes = []EventType{
 	EventAdminKeysRotated, EventAdminBenchProvisioned,
 	EventAuditCheckpoint,
 	EventOutboxGaveUp, EventOutboxRequeued,
+	EventSSFStream, EventSSFReceived, EventSSFRefused, EventAdminSSFReceiverAdded, EventAdminSSFReceiverDeleted,
 }
 
 // EventTypes returns every event type Keystep writes, sorted. Rows written

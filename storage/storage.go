@@ -45,6 +45,7 @@ type Store interface {
 	Throttle
 	History
 	Outbox
+	SharedSignals
 
 	// Ping reports whether the backend is reachable (readiness).
 	Ping(ctx context.Context) error
@@ -59,8 +60,18 @@ type User struct {
 	PasswordHash string // argon2id PHC string; empty when the user has no password
 	Admin        bool
 	Disabled     bool
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// PasswordCompromised: a transmitter reported the password
+	// compromised (SSF credential-compromise). It is refused at sign-in
+	// until the person changes it after a second factor.
+	PasswordCompromised bool
+	// RiskFloor is an acr every sign-in must reach until RiskFloorUntil,
+	// set by a received signal (SSF device-compliance-change);
+	// RiskFloorReason says which.
+	RiskFloor       string
+	RiskFloorUntil  time.Time
+	RiskFloorReason string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }
 
 // Users stores accounts.
@@ -72,7 +83,8 @@ type Users interface {
 	ListUsers(ctx context.Context) ([]User, error)
 	CountUsers(ctx context.Context) (int, error)
 	// UpdateUser replaces every mutable field of the user with u.ID
-	// (username, email, password hash, admin, disabled, updated at).
+	// (username, email, password hash, admin, disabled, the received
+	// signal's marks, updated at).
 	UpdateUser(ctx context.Context, u User) error
 }
 
@@ -149,6 +161,8 @@ type Clients interface {
 	ClientByID(ctx context.Context, id string) (Client, error)
 	ListClients(ctx context.Context) ([]Client, error)
 	UpdateClient(ctx context.Context, c Client) error
+	// DeleteClient deletes the client, its Shared Signals stream and the SETs
+	// still owed to it; ErrNotFound when there is no such client.
 	DeleteClient(ctx context.Context, id string) error
 }
 

@@ -106,6 +106,10 @@ type userJSON struct {
 	Admin     bool      `json:"admin"`
 	Disabled  bool      `json:"disabled"`
 	CreatedAt time.Time `json:"created_at"`
+	// Marks left by received Shared Signals.
+	PasswordCompromised bool      `json:"password_compromised,omitempty"`
+	RiskFloor           string    `json:"risk_floor,omitempty"`
+	RiskFloorUntil      time.Time `json:"risk_floor_until,omitzero"`
 }
 
 func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
@@ -333,6 +337,13 @@ func showUser(ctx context.Context, st storage.Store, adm *admin.Service, u stora
 	for _, f := range out.Lock.LockedFactors {
 		fmt.Fprintf(stdout, ", %s locked after 100 wrong codes (unlock clears it)", f)
 	}
+	// What received Shared Signals left on the account.
+	if u.PasswordCompromised {
+		fmt.Fprint(stdout, "\npassword: reported compromised; refused until changed after a second factor")
+	}
+	if u.RiskFloor != "" && now.Before(u.RiskFloorUntil) {
+		fmt.Fprintf(stdout, "\nrisk floor: %s until %s (%s)", u.RiskFloor, u.RiskFloorUntil.Format(time.RFC3339), u.RiskFloorReason)
+	}
 	fmt.Fprintf(stdout, "\n\nfactors (%d), recovery codes left: %d\n", len(out.Factors), out.RecoveryCodes)
 	for _, f := range out.Factors {
 		trust := ""
@@ -380,7 +391,8 @@ func noArgs(fs *flag.FlagSet, cmd string) error {
 }
 
 func toUserJSON(u storage.User) userJSON {
-	return userJSON{ID: u.ID, Username: u.Username, Email: u.Email, Admin: u.Admin, Disabled: u.Disabled, CreatedAt: u.CreatedAt}
+	return userJSON{ID: u.ID, Username: u.Username, Email: u.Email, Admin: u.Admin, Disabled: u.Disabled, CreatedAt: u.CreatedAt,
+		PasswordCompromised: u.PasswordCompromised, RiskFloor: u.RiskFloor, RiskFloorUntil: u.RiskFloorUntil}
 }
 
 // ---- clients ----

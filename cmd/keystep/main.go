@@ -89,6 +89,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = audit(ctx, args, stdout)
 	case "explain":
 		err = explain(ctx, args, stdout)
+	case "ssf":
+		err = ssf(ctx, args, stdout)
 	case "apply":
 		err = apply(ctx, args, stdout)
 	case "export":
@@ -154,6 +156,9 @@ const usage = `Usage:
                   [--require-par] [--dpop] [--profile fapi2|none] (fapi2 implies PAR, DPoP, PKCE)
                   [--backchannel-logout-uri URL] [--backchannel-logout-session-required]
   keystep keys rotate [--activate-in DURATION] | list
+  keystep ssf receivers add --issuer URL (--jwks-uri URL | --jwks-file FILE) --audience AUD
+  keystep ssf receivers list | delete ISSUER
+                  (transmitters whose Shared Signals Keystep accepts at /ssf/receive)
   keystep audit verify [--checkpoint CHECKPOINT|FILE] (exit 1: log broken or cut; 3: checkpoint refused)
   keystep audit verify --transaction SEQ [--issuer URL] (a stepup.transaction row; exit 1: fails; 4: a code approval, not verifiable)
   keystep audit checkpoint   (the head as a signed checkpoint, to keep elsewhere)

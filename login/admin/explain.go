@@ -94,6 +94,10 @@ func (x Explanation) Summary() string {
 	fmt.Fprintf(&b, "risk: %s (score %d)\n", x.Risk.Band, x.Risk.Score)
 	for _, s := range x.Risk.Signals {
 		fmt.Fprintf(&b, "  %-20s +%-3d %s\n", s.Name, s.Weight, s.Reason)
+		if s.Name == signin.SignalReceivedRisk || s.Name == signin.SignalPasswordCompromised {
+			// A received Shared Signal raised the bar: say who and until when.
+			fmt.Fprintf(&b, "  %-20s      received signal: %s\n", "", s.Detail)
+		}
 	}
 	if x.Risk.Floor != "" || x.Risk.Deny {
 		fmt.Fprintf(&b, "risk action: floor %q hard=%v deny=%v\n", x.Risk.Floor, x.Risk.Hard, x.Risk.Deny)

@@ -20,7 +20,9 @@ import (
 // is deleted, the token families of every client under its sid are
 // revoked, and a back-channel logout (OIDC Back-Channel Logout 1.0 §2.5) is
 // queued in the outbox for each of those clients that registered a
-// backchannel_logout_uri; the outbox worker signs and delivers them. A
+// backchannel_logout_uri, and a CAEP session-revoked for each Shared
+// Signals stream that requested it; the outbox worker signs and delivers
+// them. A
 // session whose row is already gone (SessionEnd.ID "") still has its
 // tokens revoked and its clients notified.
 //
@@ -36,6 +38,16 @@ func EndSessions(ctx context.Context, st storage.Store, now time.Time, ends ...s
 			return err
 		}
 		msgs = append(msgs, ms...)
+		if e.SID == "" {
+			continue
+		}
+		// CAEP session-revoked to the streams that asked for it, in the
+		// same transaction.
+		ss, err := SignalMessages(ctx, st, now, storage.SecurityEvent{Type: storage.SETSessionRevoked, UserID: e.UserID, SID: e.SID})
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, ss...)
 	}
 	if err := st.EndSessions(ctx, ends, msgs); err != nil {
 		return fmt.Errorf("end sessions: %w", err)
@@ -86,6 +98,10 @@ func logoutMessages(ctx context.Context, st storage.Store, e storage.SessionEnd,
 type OutboxStatus struct {
 	Clients []storage.OutboxSummary
 	Failed  []storage.OutboxMessage
+	// Streams are the clients' Shared Signals streams, and Receivers the
+	// transmitters Keystep receives from, each with its status.
+	Streams   []StreamStatus
+	Receivers []ReceiverStatus
 }
 
 // maxFailedShown bounds the given-up messages the console lists.
@@ -98,7 +114,13 @@ func (a *Service) OutboxStatus(ctx context.Context) (OutboxStatus, error) {
 	if st.Clients, err = a.Store.OutboxSummaries(ctx); err != nil {
 		return st, err
 	}
-	st.Failed, err = a.Store.OutboxMessages(ctx, "", storage.OutboxFailed, maxFailedShown)
+	if st.Failed, err = a.Store.OutboxMessages(ctx, "", storage.OutboxFailed, maxFailedShown); err != nil {
+		return st, err
+	}
+	if st.Streams, err = a.streamStatuses(ctx); err != nil {
+		return st, err
+	}
+	st.Receivers, err = a.receiverStatuses(ctx)
 	return st, err
 }
 

@@ -363,6 +363,12 @@ func (a *Service) SetDisabled(ctx context.Context, by Actor, userID string, disa
 	if err := a.Store.UpdateUser(ctx, after); err != nil {
 		return u, a.failed(ctx, by, typ, u.ID, "", err)
 	}
+	if u.Disabled != disabled {
+		// RISC account-disabled or account-enabled to the streams.
+		if err := Signal(ctx, a.Store, now, AccountStatus(u.ID, disabled)); err != nil {
+			return after, err
+		}
+	}
 	if disabled {
 		if _, err := EndAccess(ctx, a.Store, a.Audit, by.ID, u.ID, "", "account disabled"); err != nil {
 			return after, a.failed(ctx, by, typ, u.ID, "", err)
@@ -473,8 +479,19 @@ func (a *Service) ResetFactors(ctx context.Context, by Actor, userID string, now
 	if err := a.record(ctx, by, storage.EventAdminUserResetFactors, u.ID, "", beforeAfter(before, factorsRecord{Factors: []string{}})); err != nil {
 		return err
 	}
+	factors, err := a.Store.ListFactors(ctx, u.ID)
+	if err != nil {
+		return err
+	}
 	if err := a.Store.DeleteUserFactors(ctx, u.ID); err != nil {
 		return a.failed(ctx, by, storage.EventAdminUserResetFactors, u.ID, "", err)
+	}
+	var evs []storage.SecurityEvent
+	for _, f := range factors {
+		evs = append(evs, CredentialChange(u.ID, CredentialType(f.Kind), ChangeDelete, f.Name))
+	}
+	if err := Signal(ctx, a.Store, now, evs...); err != nil {
+		return err
 	}
 	if _, err := EndAccess(ctx, a.Store, a.Audit, by.ID, u.ID, "", "factors reset"); err != nil {
 		return a.failed(ctx, by, storage.EventAdminUserResetFactors, u.ID, "", err)

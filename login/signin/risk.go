@@ -103,7 +103,54 @@ func (a *Assessor) Assess(ctx context.Context, in RiskInput) (risk.Assessment, s
 			f.SensitiveScope = true
 		}
 	}
-	return risk.Assess(f, a.Risk.Rules), cur, nil
+	return ReceivedSignals(risk.Assess(f, a.Risk.Rules), in.User, now), cur, nil
+}
+
+// The signals a received Shared Signals event leaves on a user, as the
+// assessment names them.
+const (
+	// SignalPasswordCompromised: a transmitter reported the password
+	// compromised; a second factor is required (Hard: no waiver) before
+	// the person changes it.
+	SignalPasswordCompromised = "password_compromised"
+	// SignalReceivedRisk: a transmitter raised the user's risk (a device
+	// no longer compliant) until a time: the stored risk floor applies.
+	SignalReceivedRisk = "received_signal"
+)
+
+// ReceivedSignals raises a with what received signals left on u: the
+// stored risk floor while it lasts, and a second factor, required, while
+// the password is marked compromised. It only ever raises the floor.
+func ReceivedSignals(a risk.Assessment, u storage.User, now time.Time) risk.Assessment {
+	if u.RiskFloor != "" && now.Before(u.RiskFloorUntil) {
+		a.Floor = higherACR(a.Floor, u.RiskFloor)
+		a.Signals = append(a.Signals, risk.Signal{Name: SignalReceivedRisk, Reason: "A security service reported a risk on your account.",
+			Detail: u.RiskFloorReason + " (until " + u.RiskFloorUntil.UTC().Format(time.RFC3339) + ", floor " + u.RiskFloor + ")"})
+	}
+	if u.PasswordCompromised {
+		a.Floor, a.Hard = higherACR(a.Floor, stepup.ACRMultiFactor), true
+		a.Signals = append(a.Signals, risk.Signal{Name: SignalPasswordCompromised, Reason: "Your password was reported as exposed.",
+			Detail: "a transmitter reported the password compromised; it must be changed after a second factor"})
+	}
+	return a
+}
+
+// builtInACRs are the built-in levels, lowest first.
+var builtInACRs = []string{stepup.ACRSingleFactor, stepup.ACRMultiFactor, stepup.ACRPhishing, stepup.ACRHardware}
+
+// higherACR is the higher of two levels; a level that is not built in is
+// kept (an operator's own level is not ranked here).
+func higherACR(a, b string) string {
+	ia, ib := slices.Index(builtInACRs, a), slices.Index(builtInACRs, b)
+	switch {
+	case a == "":
+		return b
+	case ia < 0 || ib < 0:
+		return a
+	case ib > ia:
+		return b
+	}
+	return a
 }
 
 // SessionMoved reports whether a session is presented from another

@@ -91,12 +91,8 @@ func (s *Store) EndSessions(ctx context.Context, ends []storage.SessionEnd, msgs
 				return err
 			}
 		}
-		for _, m := range msgs {
-			if _, err := tx.exec(ctx, `INSERT INTO outbox (`+outboxCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				m.ID, string(m.Kind), m.ClientID, m.Target, m.Payload, string(storage.OutboxPending), 0, nanos(m.QueuedAt),
-				nanos(m.NextAttemptAt), 0, "", "", 0); err != nil {
-				return s.insertErr(err)
-			}
+		if err := queueOutbox(ctx, tx, msgs); err != nil {
+			return s.insertErr(err)
 		}
 		return nil
 	})

@@ -6,18 +6,20 @@ import (
 	"github.com/keystep/keystep/storage"
 )
 
-const userCols = `id, username, email, password_hash, admin, disabled, created_at, updated_at`
+const userCols = `id, username, email, password_hash, admin, disabled, password_compromised, risk_floor,
+	risk_floor_until, risk_floor_reason, created_at, updated_at`
 
 func scanUser(sc Row) (storage.User, error) {
 	var u storage.User
 	err := sc.Scan(&u.ID, &u.Username, &u.Email, &u.PasswordHash, &u.Admin, &u.Disabled,
-		at(&u.CreatedAt), at(&u.UpdatedAt))
+		&u.PasswordCompromised, &u.RiskFloor, at(&u.RiskFloorUntil), &u.RiskFloorReason, at(&u.CreatedAt), at(&u.UpdatedAt))
 	return u, err
 }
 
 func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
-	_, err := s.exec(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, u.Username, u.Email, u.PasswordHash, u.Admin, u.Disabled, nanos(u.CreatedAt), nanos(u.UpdatedAt))
+	_, err := s.exec(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Username, u.Email, u.PasswordHash, u.Admin, u.Disabled,
+		u.PasswordCompromised, u.RiskFloor, nanos(u.RiskFloorUntil), u.RiskFloorReason, nanos(u.CreatedAt), nanos(u.UpdatedAt))
 	if err != nil {
 		return s.fail("create user", s.insertErr(err))
 	}
@@ -58,9 +60,11 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 }
 
 func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
-	err := s.execOne(ctx, `UPDATE users SET username = ?, email = ?, password_hash = ?, admin = ?, disabled = ?, updated_at = ?
+	err := s.execOne(ctx, `UPDATE users SET username = ?, email = ?, password_hash = ?, admin = ?, disabled = ?,
+		password_compromised = ?, risk_floor = ?, risk_floor_until = ?, risk_floor_reason = ?, updated_at = ?
 		WHERE id = ?`,
-		u.Username, u.Email, u.PasswordHash, u.Admin, u.Disabled, nanos(u.UpdatedAt), u.ID)
+		u.Username, u.Email, u.PasswordHash, u.Admin, u.Disabled,
+		u.PasswordCompromised, u.RiskFloor, nanos(u.RiskFloorUntil), u.RiskFloorReason, nanos(u.UpdatedAt), u.ID)
 	if err != nil {
 		return s.fail("update user", s.insertErr(err))
 	}
@@ -136,8 +140,21 @@ func (s *Store) UpdateClient(ctx context.Context, c storage.Client) error {
 	return nil
 }
 
+// DeleteClient deletes its Shared Signals stream and the SETs owed to it
+// too: a client made again under the ID does not inherit them.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
-	if err := s.execOne(ctx, `DELETE FROM clients WHERE id = ?`, id); err != nil {
+	err := s.tx(ctx, func(tx db) error {
+		if err := tx.execOne(ctx, `DELETE FROM clients WHERE id = ?`, id); err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, `DELETE FROM ssf_streams WHERE client_id = ?`, id); err != nil {
+			return err
+		}
+		_, err := tx.exec(ctx, `DELETE FROM outbox WHERE client_id = ? AND kind IN (?, ?)`,
+			id, string(storage.OutboxSSFPush), string(storage.OutboxSSFPoll))
+		return err
+	})
+	if err != nil {
 		return s.fail("delete client", err)
 	}
 	return nil

@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"Outbox", outboxTests},
 		{"SessionClients", sessionClientTests},
 		{"OutboxSweep", outboxSweepTests},
+		{"SharedSignals", sharedSignalsTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -105,14 +105,18 @@ var userTests = []test{
 		ctx := t.Context()
 		must(t, s.CreateUser(ctx, newUser("u1", "alice")))
 		upd := storage.User{
-			ID:           "u1",
-			Username:     "alice2",
-			Email:        "new@example.com",
-			PasswordHash: "$argon2id$new",
-			Admin:        false,
-			Disabled:     false,
-			CreatedAt:    t0.Add(time.Hour), // not mutable
-			UpdatedAt:    t0.Add(2 * time.Hour),
+			ID:                  "u1",
+			Username:            "alice2",
+			Email:               "new@example.com",
+			PasswordHash:        "$argon2id$new",
+			Admin:               false,
+			Disabled:            false,
+			PasswordCompromised: true,
+			RiskFloor:           "urn:example:acr:floor",
+			RiskFloorUntil:      t0.Add(24 * time.Hour),
+			RiskFloorReason:     "device not compliant",
+			CreatedAt:           t0.Add(time.Hour), // not mutable
+			UpdatedAt:           t0.Add(2 * time.Hour),
 		}
 		must(t, s.UpdateUser(ctx, upd))
 		got, err := s.UserByID(ctx, "u1")
