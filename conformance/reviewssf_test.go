@@ -6,6 +6,7 @@ package conformance
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/keystep/keystep/storage"
@@ -138,5 +139,29 @@ func TestReviewSSFSETWithTwoEventsRefused(t *testing.T) {
 	}
 	if u, _ := e.store.UserByID(t.Context(), "u-alice"); u.Disabled {
 		t.Error("a SET with two events disabled alice")
+	}
+}
+
+// Finding 6 (medium, unauthenticated storage amplification): /ssf/receive
+// audits every refused SET with the issuer read from the UNVERIFIED claims,
+// unbounded, in both Details["issuer"] and the Reason ("issuer %q is not
+// registered"). Anyone, with any key, posts a 64 KiB body (base64: ~47 KiB of claims) whose iss is ~45
+// KiB and Keystep writes ~90 KiB of audit per request (200/s per address
+// under the "token" limit: ~18 MB/s), and the refusals also crowd the
+// console's "last received" out of the 500 newest rows it reads.
+// Expected: an unregistered issuer is audited truncated (a few hundred
+// characters at most) — or an iss longer than a registered issuer can be
+// (ReceiverSpec bounds nothing either) is refused without echoing it.
+func TestReviewSSFRefusedIssuerBoundedInAudit(t *testing.T) {
+	e := newEnv(t)
+	tx := newTransmitter(e, "https://nobody.example") // never registered
+	long := "https://nobody.example/" + strings.Repeat("a", 45<<10)
+	code, errc := tx.push(tx.set(storage.SETAccountDisabled, map[string]any{}, issSub("https://x.example", "alice"), map[string]any{"iss": long}))
+	if code != http.StatusBadRequest || errc != "invalid_issuer" {
+		t.Fatalf("push: %d %s", code, errc)
+	}
+	ev := e.lastEvent(storage.EventSSFRefused)
+	if n := len(ev.Details["issuer"]) + len(ev.Reason); n > 2048 {
+		t.Errorf("an unauthenticated request wrote %d bytes of attacker text into the audit row", n)
 	}
 }
