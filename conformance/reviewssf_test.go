@@ -6,9 +6,11 @@ package conformance
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -163,5 +165,38 @@ func TestReviewSSFRefusedIssuerBoundedInAudit(t *testing.T) {
 	ev := e.lastEvent(storage.EventSSFRefused)
 	if n := len(ev.Details["issuer"]) + len(ev.Reason); n > 2048 {
 		t.Errorf("an unauthenticated request wrote %d bytes of attacker text into the audit row", n)
+	}
+}
+
+// Finding 7 (low, spec): with the password marked compromised, a
+// prompt=none request over a session that already meets the floor (the
+// second factor proved earlier) is answered by sending the browser to the
+// portal's password page — UI, where OIDC Core §3.1.2.1 says prompt=none
+// MUST NOT show any, and the RP (often in a hidden iframe) never hears
+// back. Expected: prompt=none returns interaction_required to the RP (and
+// the audit row says why).
+func TestReviewSSFCompromisedPromptNoneShowsNoUI(t *testing.T) {
+	e := newEnv(t)
+	totp := e.enrollTOTP("u-alice")
+	r := e.rp(rpClient, e.rpSecret)
+	b := e.browser()
+	a := r.authURL(url.Values{"acr_values": {stepup.ACRMultiFactor}})
+	p := b.signIn(b.get(a.url), alice, alicePass)
+	p = b.submitCode(p, "/login/otp", e.totp(totp))
+	if p.has("/login/consent") {
+		p = b.post("/login/consent", url.Values{"id": {p.hidden("id")}, "decision": {"allow"}})
+	}
+	if r.code(p, a) == "" {
+		t.Fatal("no code")
+	}
+	tx := newTransmitter(e, "https://fraud.example")
+	tx.register()
+	if code, errc := tx.push(tx.set(storage.SETCredentialCompromise, map[string]any{"credential_type": "password"}, issSub(tx.iss, "u-alice"), nil)); code != http.StatusAccepted {
+		t.Fatalf("push: %d %s", code, errc)
+	}
+	a = r.authURL(url.Values{"prompt": {"none"}})
+	p = b.get(a.url)
+	if p.redirect == nil || p.redirect.Query().Get("error") != "interaction_required" {
+		t.Errorf("prompt=none with a compromised password: want interaction_required at the RP, got redirect=%v status=%d at %s", p.redirect, p.status, p.url)
 	}
 }
