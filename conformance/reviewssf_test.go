@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -198,5 +200,41 @@ func TestReviewSSFCompromisedPromptNoneShowsNoUI(t *testing.T) {
 	p = b.get(a.url)
 	if p.redirect == nil || p.redirect.Query().Get("error") != "interaction_required" {
 		t.Errorf("prompt=none with a compromised password: want interaction_required at the RP, got redirect=%v status=%d at %s", p.redirect, p.status, p.url)
+	}
+}
+
+// Finding 8 (low–medium, privacy): a third-party stream is gated only by
+// the user's consent (mayKnow), not by the session. Once alice consented
+// to "third" once, "third" receives a session-revoked SET — with the sid —
+// for every session of hers that ends, including sessions she only ever
+// used at other apps: it learns when and how often she signs in and out
+// elsewhere, and the sids of those sessions. Back-channel logout, by
+// contrast, goes only to the apps with a session under the sid (issue 20
+// item 1). Expected: a session-scoped event (session-revoked,
+// assurance-level-change) goes to a non-first-party stream only when its
+// client had a grant under that session.
+func TestReviewSSFThirdPartyHearsOfOtherAppsSessions(t *testing.T) {
+	e := newEnv(t)
+	e.addClient(storage.Client{ID: "third", Name: "Third", SecretHash: factor.HashToken("s3cret-third"), RedirectURIs: []string{rpRedirect},
+		AuthMethod: "client_secret_basic", GrantTypes: []string{"authorization_code"}, IDTokenAlg: "RS256"})
+	third := newSETReceiver(e, "third")
+	e.createStream("third", "s3cret-third", map[string]any{
+		"delivery": map[string]any{"method": "urn:ietf:rfc:8935", "endpoint_url": third.srv.URL}, "events_requested": []string{storage.SETSessionRevoked},
+	})
+	if err := e.store.SaveConsent(t.Context(), "u-alice", "third", []string{"openid"}, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// A session used only at the first-party RP, never at "third".
+	e.rp(rpClient, e.rpSecret).login(e.browser(), nil)
+	ss, err := e.store.ListUserSessions(t.Context(), "u-alice", e.clock.Now())
+	if err != nil || len(ss) != 1 {
+		t.Fatalf("sessions: %v %v", ss, err)
+	}
+	if err := admin.EndSessions(t.Context(), e.store, e.clock.Now(), ss[0].End()); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver()
+	if acc, _ := third.got(); len(acc) != 0 {
+		t.Errorf("third-party stream heard of a session it never had: %+v", acc[0].SubID)
 	}
 }
