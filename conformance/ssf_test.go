@@ -588,8 +588,11 @@ func TestSSFCredentialCompromiseRefusesThePassword(t *testing.T) {
 	e.addUser("bob", "bob's long password")
 	tx := newTransmitter(e, "https://fraud.example")
 	tx.register()
-	for _, who := range []string{"alice", "u-bob"} {
-		if code, errc := tx.push(tx.set(storage.SETCredentialCompromise, map[string]any{"credential_type": "password"}, issSub(tx.iss, who), nil)); code != http.StatusAccepted {
+	// A transmitter names people by its own subject, matched to a username;
+	// Keystep's own subject (the user ID) comes with Keystep as iss.
+	for _, sub := range []map[string]any{issSub(tx.iss, "alice"), issSub(e.issuer, "u-bob")} {
+		who := sub["sub"]
+		if code, errc := tx.push(tx.set(storage.SETCredentialCompromise, map[string]any{"credential_type": "password"}, sub, nil)); code != http.StatusAccepted {
 			t.Fatalf("push for %s: %d %s", who, code, errc)
 		}
 	}
@@ -653,7 +656,7 @@ func TestSSFReceivedSessionRevoked(t *testing.T) {
 	tok := r.login(e.browser(), nil)
 	tx := newTransmitter(e, "https://idp.partner.example")
 	tx.register()
-	if code, errc := tx.push(tx.set(storage.SETSessionRevoked, map[string]any{"event_timestamp": e.clock.Now().Unix()}, issSub(tx.iss, "u-alice"), nil)); code != http.StatusAccepted {
+	if code, errc := tx.push(tx.set(storage.SETSessionRevoked, map[string]any{"event_timestamp": e.clock.Now().Unix()}, issSub(e.issuer, "u-alice"), nil)); code != http.StatusAccepted {
 		t.Fatalf("push: %d %s", code, errc)
 	}
 	if ss, _ := e.store.ListUserSessions(t.Context(), "u-alice", e.clock.Now()); len(ss) != 0 {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -99,8 +100,10 @@ func (x *ssfReceiver) receive(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusInternalServerError)
 			return
 		}
-		if aerr := x.s.audit.Record(ctx, storage.AuditEvent{Type: storage.EventSSFRefused, Outcome: "denied", Reason: ref.Error(),
-			Details: map[string]string{"issuer": iss}}); aerr != nil {
+		// The issuer is whatever an unverified sender wrote: kept short, so
+		// a refusal cannot fill the audit log with its text.
+		if aerr := x.s.audit.Record(ctx, storage.AuditEvent{Type: storage.EventSSFRefused, Outcome: "denied", Reason: clipText(ref.Error(), 512),
+			Details: map[string]string{"issuer": clipText(iss, 256)}}); aerr != nil {
 			w.WriteHeader(http.StatusInternalServerError)
 			return
 		}
@@ -190,8 +193,10 @@ func (x *ssfReceiver) verify(r *http.Request) (string, receivedSET, error) {
 		return iss, set, refuse("invalid_request", "iat is in the future")
 	case set.ID == "" || len(set.ID) > 256:
 		return iss, set, refuse("invalid_request", "no jti")
-	case len(set.Events) == 0:
-		return iss, set, refuse("invalid_request", "no events")
+	case len(set.Events) != 1:
+		// SSF 1.0: a SET carries exactly one event; one that acted on
+		// several and failed half way could not be retried.
+		return iss, set, refuse("invalid_request", "a SET must carry exactly one event, not %d", len(set.Events))
 	}
 	sum := sha256.Sum256([]byte(iss + "\x00" + set.ID))
 	err = x.s.cfg.Store.CreateOneTimeToken(ctx, oneTimeSETJTI, base64.RawURLEncoding.EncodeToString(sum[:]), set.IssuedAt.Time().Add(setMaxAge+setSkew))
@@ -262,11 +267,12 @@ type subjectID struct {
 	Session *subjectID `json:"session"`
 }
 
-// subject finds the Keystep user a SET is about, and the session (sid) it
-// names: iss_sub whose sub is a Keystep user ID or username, opaque whose
+// subject finds the Keystep user a SET from transmitter iss is about, and
+// the session (sid) it names: iss_sub whose sub is a Keystep user ID (iss
+// Keystep) or a username (iss the transmitter), opaque whose
 // id is a user ID, email, or complex with such a user (and an opaque
 // session). ErrNotFound when it names nobody here.
-func (x *ssfReceiver) subject(ctx context.Context, raw json.RawMessage) (storage.User, string, error) {
+func (x *ssfReceiver) subject(ctx context.Context, iss string, raw json.RawMessage) (storage.User, string, error) {
 	var s subjectID
 	if len(raw) == 0 || json.Unmarshal(raw, &s) != nil {
 		return storage.User{}, "", storage.ErrNotFound
@@ -284,11 +290,18 @@ func (x *ssfReceiver) subject(ctx context.Context, raw json.RawMessage) (storage
 	st := x.s.cfg.Store
 	switch s.Format {
 	case "iss_sub":
-		u, err := st.UserByID(ctx, s.Sub)
-		if errors.Is(err, storage.ErrNotFound) {
-			u, err = st.UserByUsername(ctx, s.Sub)
+		// sub means what its iss says: Keystep's subject (the user ID) when
+		// iss is Keystep, the transmitter's (matched to a username) when it
+		// is the transmitter; anyone else's subject is no user here.
+		switch s.Iss {
+		case x.s.cfg.Issuer:
+			u, err := st.UserByID(ctx, s.Sub)
+			return u, sid, err
+		case iss:
+			u, err := st.UserByUsername(ctx, s.Sub)
+			return u, sid, err
 		}
-		return u, sid, err
+		return storage.User{}, "", storage.ErrNotFound
 	case "opaque":
 		u, err := st.UserByID(ctx, s.ID)
 		return u, sid, err
@@ -297,10 +310,16 @@ func (x *ssfReceiver) subject(ctx context.Context, raw json.RawMessage) (storage
 		if err != nil {
 			return storage.User{}, "", err
 		}
+		// An address two accounts share names neither: acting on the
+		// first would protect a decoy and leave the person exposed.
+		var found []storage.User
 		for _, u := range us {
 			if s.Email != "" && strings.EqualFold(u.Email, s.Email) {
-				return u, sid, nil
+				found = append(found, u)
 			}
+		}
+		if len(found) == 1 {
+			return found[0], sid, nil
 		}
 	}
 	return storage.User{}, "", storage.ErrNotFound
@@ -327,7 +346,7 @@ func (x *ssfReceiver) act(ctx context.Context, iss string, set receivedSET, typ 
 	if len(raw) == 0 {
 		raw = ev.Subject
 	}
-	u, sid, err := x.subject(ctx, raw)
+	u, sid, err := x.subject(ctx, iss, raw)
 	if errors.Is(err, storage.ErrNotFound) {
 		return "ignored: the subject is not a user here", "", nil
 	} else if err != nil {
@@ -364,7 +383,13 @@ func (x *ssfReceiver) act(ctx context.Context, iss string, set receivedSET, typ 
 		if err := st.UpdateUser(ctx, u); err != nil {
 			return "", u.ID, err
 		}
-		return "password marked compromised", u.ID, nil
+		// Whoever used the password already holds sessions and tokens:
+		// they end now, as on a password change (their apps are told).
+		n, err := admin.EndAccess(ctx, st, x.s.audit, "ssf:"+iss, u.ID, "", "password "+why)
+		if err != nil {
+			return "", u.ID, err
+		}
+		return "password marked compromised; " + strconv.Itoa(n) + " session(s) ended", u.ID, nil
 	case storage.SETAccountDisabled:
 		if u.Disabled {
 			return "already disabled", u.ID, nil
@@ -395,4 +420,16 @@ func (x *ssfReceiver) act(ctx context.Context, iss string, set receivedSET, typ 
 		return "ignored: current_status " + ev.CurrentStatus, u.ID, nil
 	}
 	return "ignored", u.ID, nil
+}
+
+// clipText cuts s to at most n bytes on a rune boundary, marking the cut.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
 }

@@ -269,6 +269,11 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, st *flowState, 
 			Reason: "password reported compromised: it must be changed first", Details: riskDetails(st.risk, map[string]string{"why": signin.SignalPasswordCompromised})}); err != nil {
 			return err
 		}
+		if slices.Contains(st.ar.Prompt, "none") {
+			// OIDC Core §3.1.2.1: no page under prompt=none; the app
+			// learns the person has something to do.
+			return h.fail(w, r, st, "interaction_required", "the password must be changed first")
+		}
 		http.Redirect(w, r, passwordChangePath, http.StatusSeeOther)
 		return nil
 	}

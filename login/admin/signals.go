@@ -49,7 +49,7 @@ func SignalMessages(ctx context.Context, st storage.Store, now time.Time, evs ..
 			if !slices.Contains(s.EventsRequested, ev.Type) || !slices.Contains(storage.SETsSent, ev.Type) {
 				continue
 			}
-			if ok, err := mayKnow(ctx, st, s.ClientID, ev.UserID); err != nil {
+			if ok, err := mayKnow(ctx, st, s.ClientID, ev); err != nil {
 				return nil, err
 			} else if !ok {
 				continue
@@ -64,10 +64,12 @@ func SignalMessages(ctx context.Context, st storage.Store, now time.Time, evs ..
 	return msgs, nil
 }
 
-// mayKnow reports whether client may be told about user: a first-party
-// app about every user, any other only about the users who consented to
-// it. A stream never learns of people who never used its app.
-func mayKnow(ctx context.Context, st storage.Store, clientID, userID string) (bool, error) {
+// mayKnow reports whether client may be told ev: a first-party app of
+// every event, any other only of the users who consented to it, and of a
+// session (ev.SID) only when it signed in under that session, as
+// back-channel logout is sent. A stream never learns of people who never
+// used its app, nor of their sessions at other apps.
+func mayKnow(ctx context.Context, st storage.Store, clientID string, ev storage.SecurityEvent) (bool, error) {
 	c, err := st.ClientByID(ctx, clientID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return false, nil
@@ -77,7 +79,13 @@ func mayKnow(ctx context.Context, st storage.Store, clientID, userID string) (bo
 	if c.FirstParty {
 		return true, nil
 	}
-	scopes, err := st.ConsentedScopes(ctx, userID, clientID)
+	if ev.SID != "" {
+		ids, err := st.SessionClients(ctx, ev.SID)
+		if err != nil || !slices.Contains(ids, clientID) {
+			return false, err
+		}
+	}
+	scopes, err := st.ConsentedScopes(ctx, ev.UserID, clientID)
 	return len(scopes) > 0, err
 }
 
