@@ -131,6 +131,17 @@ func (r *Registry) DisplayWith(d Details, f Formatter) []Item {
 				}
 				item.Lines = append(item.Lines, Line{Label: fl.Label, Value: plain(show(o, fl, v, f))})
 			}
+			// The RFC 9396 §2.2 actions of a type that lists its actions
+			// (Check has refused any other): what the person allows.
+			if acts, ok := o["actions"].([]any); ok && len(t.Actions) > 0 && len(acts) > 0 {
+				var names []string
+				for _, a := range acts {
+					if s, ok := a.(string); ok {
+						names = append(names, s)
+					}
+				}
+				item.Lines = append(item.Lines, Line{Label: "Action", Value: plain(strings.Join(names, ", "))})
+			}
 		}
 		hidden := 0
 		leaves(o, t, func(_ string, shown bool) {

@@ -14,14 +14,14 @@ func TestDisplay(t *testing.T) {
 		name, raw string
 		want      []Item
 	}{
-		{"the example payment; the action is counted, not hidden", payment, []Item{{
+		{"the example payment; the action it allows is shown", payment, []Item{{
 			Title: "Pay an invoice",
 			Lines: []Line{
 				{"Amount", "EUR 1,250.00"},
 				{"To", "Example Supplies Ltd"},
 				{"Account", "GB82 WEST 1234 5698 7654 32"},
 				{"Reference", "Invoice 2026-117"},
-				{"", "and 1 more detail"},
+				{"Action", "initiate"},
 			},
 		}}},
 		{"a number amount padded to the minor unit", `[{"type":"payment_initiation","instructedAmount":{"amount":1234567.5,"currency":"EUR"},"creditorName":"A"}]`, []Item{{
@@ -46,7 +46,8 @@ func TestDisplay(t *testing.T) {
 				{"New account", "DE89 3704 0044 0532 0130 00"},
 				{"Account holder", "Acme Payroll GmbH"},
 				{"From", "2026-12-07"},
-				{"", "and 3 more details"},
+				{"Action", "update"},
+				{"", "and 2 more details"},
 			},
 		}}},
 		{"an unregistered type shows its name and counts everything", `[{"type":"<script>","a":1,"b":{"c":2,"d":[3]},"e":{}}]`, []Item{{
@@ -109,9 +110,10 @@ func (testFormatter) More(n int) string         { return "+" + string(rune('0'+n
 
 func TestDisplayWithFormatter(t *testing.T) {
 	r := ExamplePayments(mfa, phr)
-	got := r.DisplayWith(mustParse(t, payment), testFormatter{})
-	if got[0].Lines[0].Value != "1250.00 EUR" || got[0].Lines[4].Value != "+1" {
-		t.Errorf("DisplayWith did not use the formatter: %+v", got)
+	got := r.DisplayWith(mustParse(t, `[{"type":"account_change","account":{"iban":"DE89370400440532013000","holder":"A","bic":"COBADEFFXXX"},"effective":"2026-12-07"}]`), testFormatter{})
+	pay := r.DisplayWith(mustParse(t, payment), testFormatter{})
+	if pay[0].Lines[0].Value != "1250.00 EUR" || got[0].Lines[2].Value != "on 2026-12-07" || got[0].Lines[3].Value != "+1" {
+		t.Errorf("DisplayWith did not use the formatter: %+v %+v", pay, got)
 	}
 }
 

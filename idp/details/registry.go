@@ -493,6 +493,10 @@ func leaves(o Object, t *Type, fn func(path string, shown bool)) {
 			if p == "type" {
 				continue
 			}
+			if p == "actions" && t != nil && len(t.Actions) > 0 {
+				fn(p, true) // shown by DisplayWith as "Action"
+				continue
+			}
 			if t != nil && slices.ContainsFunc(t.Fields, func(f Field) bool { return f.Path == p }) {
 				fn(p, true)
 				continue
