@@ -37,24 +37,7 @@ type Checkpoint struct {
 
 // signCheckpoint signs c with the ES256 key that signs now.
 func (kr *keyring) signCheckpoint(ctx context.Context, c storage.AuditCheckpoint) (string, error) {
-	k, err := kr.signing(ctx, "ES256")
-	if err != nil {
-		return "", err
-	}
-	payload, err := json.Marshal(checkpointClaims{Seq: c.Seq, Hash: c.Hash, IssuedAt: kr.now().Unix()})
-	if err != nil {
-		return "", err
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: k.priv, KeyID: k.rec.ID}},
-		(&jose.SignerOptions{}).WithType(checkpointType))
-	if err != nil {
-		return "", err
-	}
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		return "", err
-	}
-	return jws.CompactSerialize()
+	return kr.sign(ctx, "ES256", checkpointType, checkpointClaims{Seq: c.Seq, Hash: c.Hash, IssuedAt: kr.now().Unix()})
 }
 
 // SignCheckpoint signs c as the server does, with the ES256 key signing at

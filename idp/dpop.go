@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
@@ -219,15 +218,6 @@ const (
 // with the RFC 9470 §6.1 claims of a user's grant and cnf.jkt of a bound
 // one (RFC 9449 §6.1).
 func (s *opServer) signAccessToken(ctx context.Context, issuer string, g storage.Grant, req op.TokenRequest, id string, now, exp time.Time) (string, error) {
-	k, err := s.keys.signing(ctx, accessTokenAlg)
-	if err != nil {
-		return "", err
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: accessTokenAlg, Key: jose.JSONWebKey{Key: k.priv, KeyID: k.ID(), Algorithm: accessTokenAlg}},
-		(&jose.SignerOptions{}).WithType(accessTokenType))
-	if err != nil {
-		return "", err
-	}
 	aud := req.GetAudience()
 	if len(aud) == 0 {
 		aud = []string{g.ClientID}
@@ -251,13 +241,5 @@ func (s *opServer) signAccessToken(ctx context.Context, issuer string, g storage
 	if d := tokenDetails(ctx, g); d != "" {
 		claims["authorization_details"] = json.RawMessage(d) // RFC 9396 §9.1
 	}
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		return "", err
-	}
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		return "", err
-	}
-	return jws.CompactSerialize()
+	return s.keys.sign(ctx, accessTokenAlg, accessTokenType, claims)
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -220,6 +221,32 @@ func (kr *keyring) signing(ctx context.Context, alg string) (loadedKey, error) {
 		return loadedKey{}, errors.New("no active signing key for " + alg)
 	}
 	return *best, nil
+}
+
+// sign signs claims as a compact JWS with the key that signs with alg now,
+// typed typ: the one way Keystep signs its own JWTs other than the ID
+// tokens the library signs (access tokens, logout tokens, SETs, audit
+// checkpoints).
+func (kr *keyring) sign(ctx context.Context, alg, typ string, claims any) (string, error) {
+	k, err := kr.signing(ctx, alg)
+	if err != nil {
+		return "", err
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	a := jose.SignatureAlgorithm(alg)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: a, Key: jose.JSONWebKey{Key: k.priv, KeyID: k.ID(), Algorithm: alg}},
+		(&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
+	if err != nil {
+		return "", err
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
 }
 
 // published returns every key in the JWKS: active, upcoming and retired-but-overlapping.

@@ -19,8 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
@@ -263,10 +261,6 @@ func (o *outbox) logoutToken(ctx context.Context, m storage.OutboxMessage) (stri
 	if alg == "" {
 		alg = "RS256" // OIDC Core §15.1, as for its ID tokens
 	}
-	k, err := o.keys.signing(ctx, alg)
-	if err != nil {
-		return "", "", err
-	}
 	now := o.now()
 	claims := map[string]any{
 		"iss": o.issuer, "aud": c.ID, "iat": now.Unix(), "exp": now.Add(logoutTokenTTL).Unix(), "jti": n.JTI,
@@ -278,20 +272,7 @@ func (o *outbox) logoutToken(ctx context.Context, m storage.OutboxMessage) (stri
 	} else if c.BackchannelLogoutSessionRequired {
 		return "", "", permanentError{errors.New("the client requires sid and the session is unknown")}
 	}
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		return "", "", err
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: jose.JSONWebKey{Key: k.priv, KeyID: k.rec.ID}},
-		(&jose.SignerOptions{}).WithType("logout+jwt"))
-	if err != nil {
-		return "", "", err
-	}
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		return "", "", err
-	}
-	tok, err := jws.CompactSerialize()
+	tok, err := o.keys.sign(ctx, alg, "logout+jwt", claims)
 	return tok, c.BackchannelLogoutURI, err
 }
 

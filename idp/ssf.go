@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/keystep/keystep/login/admin"
@@ -625,10 +624,6 @@ func (o *outbox) subjectOf(ev storage.SecurityEvent) map[string]any {
 // SSF 1.0 §4): typ secevent+jwt, RS256 (which every SSF receiver
 // supports), iat the time of signing.
 func (o *outbox) signSET(ctx context.Context, st storage.Stream, ev storage.SecurityEvent) (string, error) {
-	k, err := o.keys.signing(ctx, "RS256")
-	if err != nil {
-		return "", err
-	}
 	body := map[string]any{}
 	for k, v := range ev.Claims {
 		body[k] = v
@@ -645,20 +640,7 @@ func (o *outbox) signSET(ctx context.Context, st storage.Stream, ev storage.Secu
 		"sub_id": o.subjectOf(ev),
 		"events": map[string]any{ev.Type: body},
 	}
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		return "", err
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: k.priv, KeyID: k.rec.ID}},
-		(&jose.SignerOptions{}).WithType(setType))
-	if err != nil {
-		return "", err
-	}
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		return "", err
-	}
-	return jws.CompactSerialize()
+	return o.keys.sign(ctx, "RS256", setType, claims)
 }
 
 // errDropped is an SSF message no longer owed: its stream was disabled or
