@@ -171,7 +171,7 @@ func show(o Object, fl Field, v any, f Formatter) string {
 		}
 		return f.Amount(s, c)
 	case KindAccount, KindIBAN:
-		return groups(strings.ReplaceAll(v.(string), " ", ""))
+		return Groups(strings.ReplaceAll(v.(string), " ", ""))
 	case KindDate:
 		return f.Date(v.(string))
 	case KindList:
@@ -196,8 +196,9 @@ func scalar(v any) string {
 	return string(canonicalValue(v))
 }
 
-// groups writes s in groups of four characters: "GB82 WEST 1234 5698 7654 32".
-func groups(s string) string {
+// Groups writes s in groups of four characters, as an account number is
+// printed: "GB82 WEST 1234 5698 7654 32".
+func Groups(s string) string {
 	var b strings.Builder
 	for i, r := range []rune(s) {
 		if i > 0 && i%4 == 0 {

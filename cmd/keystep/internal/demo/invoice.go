@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/resource"
 )
 
@@ -396,31 +397,11 @@ func (a *App) callAPIWith(r *http.Request, accessToken string, s *session, p pay
 
 // ---- words ----
 
-// moneyWords is an amount as people read it: "EUR 1,250.00".
-func moneyWords(m amountJSON) string {
-	whole, frac, _ := strings.Cut(m.Amount, ".")
-	var b strings.Builder
-	for i, c := range whole {
-		if i > 0 && (len(whole)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if frac != "" {
-		b.WriteString("." + frac)
-	}
-	return m.Currency + " " + b.String()
-}
+// moneyWords is an amount as Keystep's approval page words it: "EUR 1,250.00".
+func moneyWords(m amountJSON) string { return details.English.Amount(m.Amount, m.Currency) }
 
 // ibanWords is an IBAN in groups of four, as it is printed.
-func ibanWords(iban string) string {
-	var parts []string
-	for len(iban) > 4 {
-		parts = append(parts, iban[:4])
-		iban = iban[4:]
-	}
-	return strings.Join(append(parts, iban), " ")
-}
+func ibanWords(iban string) string { return details.Groups(iban) }
 
 func parseTime(s string) time.Time {
 	t, _ := time.Parse(time.RFC3339, s)

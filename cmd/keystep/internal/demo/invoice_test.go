@@ -350,7 +350,9 @@ func TestMoneyAndIBANWords(t *testing.T) {
 	for _, tt := range []struct{ got, want string }{
 		{moneyWords(amountJSON{"1250.00", "EUR"}), "EUR 1,250.00"},
 		{moneyWords(amountJSON{"12500.00", "EUR"}), "EUR 12,500.00"},
-		{moneyWords(amountJSON{"999.5", "GBP"}), "GBP 999.5"},
+		// Worded as Keystep's approval page words it (idp/details): to the
+		// currency's minor unit.
+		{moneyWords(amountJSON{"999.5", "GBP"}), "GBP 999.50"},
 		{moneyWords(amountJSON{"1234567.00", "EUR"}), "EUR 1,234,567.00"},
 		{ibanWords("GB29NWBK60161331926819"), "GB29 NWBK 6016 1331 9268 19"},
 	} {
