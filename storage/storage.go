@@ -46,6 +46,7 @@ type Store interface {
 	History
 	Outbox
 	SharedSignals
+	Policies
 
 	// Ping reports whether the backend is reachable (readiness).
 	Ping(ctx context.Context) error
@@ -195,8 +196,12 @@ type AuthRequest struct {
 	// AuthorizationDetails is what the request asks the person to approve
 	// (RFC 9396), in canonical JSON (RFC 8785); "" for none.
 	AuthorizationDetails string
-	CreatedAt            time.Time
-	ExpiresAt            time.Time
+	// PolicyVersion is the policy version the request was parsed under
+	// and every decision of its sign-in is made under (0: the policy the
+	// server was started with, none stored).
+	PolicyVersion int64
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
 
 	// Result, set by CompleteAuthRequest.
 	Done      bool
@@ -844,4 +849,37 @@ type History interface {
 	// FirstSignInAt returns when the user first completed a sign-in (the
 	// earliest first sighting of any of their networks); zero if never.
 	FirstSignInAt(ctx context.Context, userID string) (time.Time, error)
+}
+
+// PolicyVersion is one numbered version of the policy (levels, risk rules,
+// scope minimums, the admin console's level, per-client policy): a JSON
+// document (package login/policy reads it) and who made it, when and why.
+// Versions are never changed; the active one is a pointer.
+type PolicyVersion struct {
+	Number   int64
+	Document string // JSON
+	// Parent is the version it was made from, the active one when it was
+	// saved (0 for the first).
+	Parent    int64
+	Author    string // who: "user:ID", "client:ID", "config FILE", "cli"
+	Reason    string
+	Diff      string // what changed from Parent, for people
+	CreatedAt time.Time
+}
+
+// Policies stores policy versions and the pointer to the active one.
+type Policies interface {
+	// CreatePolicyVersion stores v as the next number and makes it the
+	// active version, in one transaction, when the active version is still
+	// v.Parent (0: none); ErrConflict otherwise, so two admins editing the
+	// same version cannot silently undo each other. It returns v as stored.
+	CreatePolicyVersion(ctx context.Context, v PolicyVersion) (PolicyVersion, error)
+	// ActivePolicyNumber is the active version's number, 0 when none is
+	// stored: one small read, for every instance to poll.
+	ActivePolicyNumber(ctx context.Context) (int64, error)
+	// PolicyVersionByNumber returns ErrNotFound for an unknown number.
+	PolicyVersionByNumber(ctx context.Context, n int64) (PolicyVersion, error)
+	// ListPolicyVersions returns up to limit versions, newest first,
+	// without their documents.
+	ListPolicyVersions(ctx context.Context, limit int) ([]PolicyVersion, error)
 }

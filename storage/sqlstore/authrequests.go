@@ -10,7 +10,7 @@ import (
 
 const authRequestCols = `id, client_id, redirect_uri, scopes, response_type, response_mode, state, nonce,
 	code_challenge, code_challenge_method, prompt, max_age, acr_values, requirement, login_hint,
-	id_token_hint_subject, ui_locales, browser_binding, dpop_jkt, authorization_details, created_at, expires_at,
+	id_token_hint_subject, ui_locales, browser_binding, dpop_jkt, authorization_details, policy_version, created_at, expires_at,
 	done, subject, acr, amr, auth_time, session_id, coalesce(code_hash, ''), code_expires_at, failed_attempts`
 
 // scanAuthRequest scans authRequestCols, then extra.
@@ -19,7 +19,7 @@ func scanAuthRequest(sc Row, extra ...any) (storage.AuthRequest, error) {
 	err := sc.Scan(append([]any{&r.ID, &r.ClientID, &r.RedirectURI, js(&r.Scopes), &r.ResponseType, &r.ResponseMode,
 		&r.State, &r.Nonce, &r.CodeChallenge, &r.CodeChallengeMethod, js(&r.Prompt), &r.MaxAge,
 		js(&r.ACRValues), js(&r.Requirement), &r.LoginHint, &r.IDTokenHintSubject, js(&r.UILocales),
-		&r.BrowserBinding, &r.DPoPJKT, &r.AuthorizationDetails, at(&r.CreatedAt), at(&r.ExpiresAt),
+		&r.BrowserBinding, &r.DPoPJKT, &r.AuthorizationDetails, &r.PolicyVersion, at(&r.CreatedAt), at(&r.ExpiresAt),
 		&r.Done, &r.Subject, &r.ACR, js(&r.AMR), at(&r.AuthTime), &r.SessionID,
 		&r.CodeHash, at(&r.CodeExpiresAt), &r.FailedAttempts}, extra...)...)
 	return r, err
@@ -32,13 +32,13 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r storage.AuthRequest) er
 	}
 	_, err := s.exec(ctx, `INSERT INTO auth_requests (id, client_id, redirect_uri, scopes,
 		response_type, response_mode, state, nonce, code_challenge, code_challenge_method, prompt,
-		max_age, acr_values, requirement, login_hint, id_token_hint_subject, ui_locales, browser_binding, dpop_jkt, authorization_details,
+		max_age, acr_values, requirement, login_hint, id_token_hint_subject, ui_locales, browser_binding, dpop_jkt, authorization_details, policy_version,
 		created_at, expires_at, done, subject, acr, amr, auth_time, session_id, code_hash,
 		code_expires_at, code_used_at, failed_attempts)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
 		r.ID, r.ClientID, r.RedirectURI, jsonOf(r.Scopes), r.ResponseType, r.ResponseMode, r.State,
 		r.Nonce, r.CodeChallenge, r.CodeChallengeMethod, jsonOf(r.Prompt), r.MaxAge, jsonOf(r.ACRValues),
-		jsonOf(r.Requirement), r.LoginHint, r.IDTokenHintSubject, jsonOf(r.UILocales), r.BrowserBinding, r.DPoPJKT, r.AuthorizationDetails,
+		jsonOf(r.Requirement), r.LoginHint, r.IDTokenHintSubject, jsonOf(r.UILocales), r.BrowserBinding, r.DPoPJKT, r.AuthorizationDetails, r.PolicyVersion,
 		nanos(r.CreatedAt), nanos(r.ExpiresAt), r.Done, r.Subject, r.ACR, jsonOf(r.AMR),
 		nanos(r.AuthTime), r.SessionID, codeHash, nanos(r.CodeExpiresAt), r.FailedAttempts)
 	if err != nil {

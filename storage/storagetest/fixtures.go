@@ -80,6 +80,7 @@ func newAuthRequest(id string) storage.AuthRequest {
 		BrowserBinding:       "binding-" + id,
 		DPoPJKT:              "jkt-" + id,
 		AuthorizationDetails: `[{"type":"payment_initiation"}]`,
+		PolicyVersion:        3,
 		CreatedAt:            t0,
 		ExpiresAt:            t0.Add(10 * time.Minute),
 	}

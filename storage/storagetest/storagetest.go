@@ -66,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"SessionClients", sessionClientTests},
 		{"OutboxSweep", outboxSweepTests},
 		{"SharedSignals", sharedSignalsTests},
+		{"Policies", policyTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
