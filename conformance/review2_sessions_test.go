@@ -19,6 +19,7 @@ import (
 	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
@@ -30,7 +31,7 @@ func ssCLI(e *env) *admin.Service {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return &admin.Service{Store: e.store, Policy: stepup.DefaultPolicy(), BuiltIn: idp.AccountClientID,
+	return &admin.Service{Store: e.store, Policies: defaultPolicies(e.t), BuiltIn: idp.AccountClientID,
 		Audit: &web.Auditor{Store: e.store, Key: key, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: e.clock.Now}}
 }
 
@@ -337,4 +338,13 @@ func TestSessionsLastSeenIsTouchedAtMostOnceAMinute(t *testing.T) {
 	if got := ssSessions(t, e, "u-alice")[0].LastSeen; !got.Equal(e.clock.Now()) {
 		t.Fatalf("LastSeen = %s after 61 s, want %s", got, e.clock.Now())
 	}
+}
+
+func defaultPolicies(t *testing.T) *policy.Live {
+	t.Helper()
+	s, err := policy.Complete(policy.Snapshot{Levels: stepup.DefaultPolicy()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return policy.Static(s)
 }

@@ -95,7 +95,11 @@ func (s *opServer) validateAuthRequest(ctx context.Context, c *client, req *oidc
 	if jkt := form.Get("dpop_jkt"); jkt != "" && !dpop.ValidJKT(jkt) {
 		return none, oidc.ErrInvalidRequest().WithDescription("dpop_jkt must be a base64url SHA-256 JWK thumbprint")
 	}
-	need, err := signin.NewRequirement(form.Get("claims"), req.ACRValues, c.Client, req.Scopes, s.scopeMins)
+	// The request is parsed, stored and every decision of its sign-in
+	// made under one policy version: the active one now.
+	pol := s.pols.Current()
+	stateFrom(ctx).policyVersion = pol.Version
+	need, err := signin.NewRequirement(form.Get("claims"), req.ACRValues, c.Client, pol.ScopeFloors(c.ID, req.Scopes))
 	if err != nil {
 		return none, oidc.ErrInvalidRequest().WithDescription("claims: %s", err)
 	}
@@ -104,7 +108,7 @@ func (s *opServer) validateAuthRequest(ctx context.Context, c *client, req *oidc
 		if err != nil {
 			return none, err
 		}
-		if need.TransactionMin, need.TransactionMaxAge, err = signin.TransactionDemand(s.details, d, s.policy); err != nil {
+		if need.TransactionMin, need.TransactionMaxAge, err = signin.TransactionDemand(pol.Details, d, pol.Levels); err != nil {
 			return none, oidc.ErrServerError().WithDescription("the authorization_details policy names an unknown level").WithParent(err)
 		}
 		stateFrom(ctx).details = d.String()
@@ -121,7 +125,7 @@ func (s *opServer) validateAuthRequest(ctx context.Context, c *client, req *oidc
 func (s *opServer) checkDetails(ctx context.Context, c *client, raw, where string) (details.Details, error) {
 	d, err := details.Parse(raw)
 	if err == nil {
-		err = s.details.Check(d, c.AuthorizationDetailsTypes)
+		err = s.pols.Current().Details.Check(d, c.AuthorizationDetailsTypes)
 	}
 	if err != nil {
 		desc := err.Error()

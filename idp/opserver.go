@@ -18,7 +18,7 @@ import (
 
 	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/dpop"
-	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
@@ -28,21 +28,20 @@ import (
 // request authenticated as.
 type opServer struct {
 	*op.LegacyServer
-	policy    *stepup.Policy
-	scopeMins map[string]string // scope → minimum acr
-	store     storage.Store
-	audit     *web.Auditor
-	ops       *opStorage
-	keys      *keyring
-	dpop      *dpopGuard
-	issuer    string
-	now       func() time.Time
-	log       *slog.Logger
+	// pols is the policy in force: levels, scope minimums, the
+	// authorization_details types and per-client policy.
+	pols   *policy.Live
+	store  storage.Store
+	audit  *web.Auditor
+	ops    *opStorage
+	keys   *keyring
+	dpop   *dpopGuard
+	issuer string
+	now    func() time.Time
+	log    *slog.Logger
 	// requirePAR is Config.RequirePAR: every client must push its
 	// authorization requests.
 	requirePAR bool
-	// details is Config.Details: the authorization_details types.
-	details *details.Registry
 }
 
 // discoveryExtra holds the discovery members oidc.DiscoveryConfiguration
@@ -77,7 +76,8 @@ func (s *opServer) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.
 		return nil, err
 	}
 	cfg := resp.Data.(*oidc.DiscoveryConfiguration)
-	cfg.ACRValuesSupported = s.policy.Values()
+	pol := s.pols.Current()
+	cfg.ACRValuesSupported = pol.Levels.Values()
 	cfg.ClaimsParameterSupported = true
 	cfg.ResponseTypesSupported = []string{string(oidc.ResponseTypeCode)}
 	cfg.ResponseModesSupported = []string{"query"}
@@ -108,7 +108,7 @@ func (s *opServer) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.
 		RequirePushedAuthorizationRequests:         s.requirePAR,
 		AuthorizationResponseIssParameterSupported: true,
 		DPoPSigningAlgValuesSupported:              dpop.AlgNames(),
-		AuthorizationDetailsTypesSupported:         s.details.Types(),
+		AuthorizationDetailsTypesSupported:         pol.Details.Types(),
 	}}), nil
 }
 

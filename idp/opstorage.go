@@ -77,6 +77,9 @@ type reqState struct {
 	// jwt holds the verified claims of the JWT access token presented at
 	// userinfo or introspection (opServer.accessTokenID): it has no row.
 	jwt *oidc.AccessTokenClaims
+	// policyVersion is the policy version the authorization request was
+	// validated under; it is stored with it.
+	policyVersion int64
 }
 
 // bindingHolds reports whether a token bound to jkt ("" for a bearer
@@ -168,7 +171,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		CodeChallenge: req.CodeChallenge, CodeChallengeMethod: string(req.CodeChallengeMethod),
 		Prompt: req.Prompt, ACRValues: req.ACRValues, Requirement: *st.requirement,
 		LoginHint: req.LoginHint, IDTokenHintSubject: hintSubject,
-		BrowserBinding: st.browser, DPoPJKT: st.dpopJKT, AuthorizationDetails: st.details, CreatedAt: now, ExpiresAt: now.Add(authRequestTTL),
+		BrowserBinding: st.browser, DPoPJKT: st.dpopJKT, AuthorizationDetails: st.details, PolicyVersion: st.policyVersion, CreatedAt: now, ExpiresAt: now.Add(authRequestTTL),
 	}
 	if req.MaxAge != nil {
 		v := int64(*req.MaxAge)

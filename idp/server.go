@@ -28,6 +28,7 @@ import (
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/login/web"
@@ -109,6 +110,16 @@ type Config struct {
 	// proof made ahead of time by a thief with brief access to the key is
 	// then useless.
 	DPoPNonceNotRequired bool
+	// PolicyDocument is the document Policy, ScopeMinACR, Risk, AdminACR,
+	// AdminMaxAge, Details and ClientPolicies were compiled from, when
+	// they were (shown by the console as version 0); ClientPolicies is
+	// each client's own policy.
+	PolicyDocument policy.Document
+	ClientPolicies map[string]policy.Client
+	// PolicyReadOnly makes this server decide with its Config's policy
+	// only, never a stored version, and refuse to store one: for
+	// deployments whose policy is a file under change control.
+	PolicyReadOnly bool
 	// Outbox tunes the delivery of notifications (back-channel logouts):
 	// timeouts, retries and which addresses they may go to.
 	Outbox OutboxConfig
@@ -183,7 +194,16 @@ type Server struct {
 	audit   *web.Auditor
 	ui      *login.Handler
 	outbox  *outbox
+	pols    *policy.Live
 }
+
+// Policies is the policy the server decides with: the active stored
+// version, or its own Config's.
+func (s *Server) Policies() *policy.Live { return s.pols }
+
+// FollowPolicy picks up policy versions activated on any instance, every
+// `every` (0: policy.DefaultFollowEvery), until ctx ends.
+func (s *Server) FollowPolicy(ctx context.Context, every time.Duration) { s.pols.Follow(ctx, every) }
 
 // ServeHTTP serves every Keystep endpoint.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
@@ -222,7 +242,18 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	if err := ensureAccountClient(ctx, cfg.Store, cfg.Issuer, now()); err != nil {
 		return nil, fmt.Errorf("account client: %w", err)
 	}
-	s := &Server{cfg: cfg, sealer: sealer, log: cfg.Logger, metrics: newMetrics(cfg.Registry)}
+	// The server's own policy is version 0; the active stored version, if
+	// any, replaces it now and whenever another is activated (Follow).
+	base, err := policy.Complete(policy.Snapshot{Doc: cfg.PolicyDocument, Levels: cfg.Policy, ScopeMinACR: cfg.ScopeMinACR, Risk: cfg.Risk,
+		AdminACR: cfg.AdminACR, AdminMaxAge: cfg.AdminMaxAge, Details: cfg.Details, Clients: cfg.ClientPolicies})
+	if err != nil {
+		return nil, err
+	}
+	pols := policy.NewLive(cfg.Store, base, policy.Options{RiskWindow: base.Risk.Window}, cfg.PolicyReadOnly, cfg.Logger)
+	if err := pols.Refresh(ctx); err != nil {
+		return nil, fmt.Errorf("stored policy: %w", err)
+	}
+	s := &Server{cfg: cfg, sealer: sealer, log: cfg.Logger, metrics: newMetrics(cfg.Registry), pols: pols}
 	s.keys = &keyring{store: cfg.Store, sealer: sealer, now: now}
 	if _, err := s.keys.load(ctx); err != nil {
 		return nil, err
@@ -278,9 +309,9 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	opsrv := &opServer{LegacyServer: op.NewLegacyServer(provider, endpoints), policy: cfg.Policy, scopeMins: cfg.ScopeMinACR, store: cfg.Store, audit: auditor,
+	opsrv := &opServer{LegacyServer: op.NewLegacyServer(provider, endpoints), pols: pols, store: cfg.Store, audit: auditor,
 		ops: store, keys: s.keys, dpop: guard,
-		issuer: cfg.Issuer, now: now, log: cfg.Logger, requirePAR: cfg.RequirePAR, details: cfg.Details}
+		issuer: cfg.Issuer, now: now, log: cfg.Logger, requirePAR: cfg.RequirePAR}
 	callback := op.AuthCallbackURL(provider)
 
 	tmpl := fs.FS(templates.FS)
@@ -295,14 +326,14 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger.Warn("passkeys are off: WebAuthn needs a host name in the issuer, not an IP address", "issuer", cfg.Issuer)
 	}
 	ui, err := login.New(login.Config{
-		Store: cfg.Store, Templates: tmpl, Policy: cfg.Policy, ScopeMinACR: cfg.ScopeMinACR,
+		Store: cfg.Store, Templates: tmpl, Policies: pols,
 		Hasher: cfg.Hasher, Sealer: sealer, Audit: auditor, Log: cfg.Logger, Now: now,
 		Cookies: cookies, Callback: callback, Issuer: cfg.Issuer, AccountClientID: AccountClientID,
 		ProductName: cfg.ProductName, Dev: cfg.TemplatesDir != "", WebAuthn: wa,
-		Risk: cfg.Risk, Limits: cfg.Limits,
+		Limits:             cfg.Limits,
 		SessionIdleTimeout: cfg.SessionIdleTimeout, SessionMaxAge: cfg.SessionMaxAge,
-		AdminACR: cfg.AdminACR, AdminMaxAge: cfg.AdminMaxAge, PasskeyCoolingOff: cfg.PasskeyCoolingOff,
-		PasskeysTrustedAtOnce: cfg.PasskeysTrustedAtOnce, Details: cfg.Details,
+		PasskeyCoolingOff:     cfg.PasskeyCoolingOff,
+		PasskeysTrustedAtOnce: cfg.PasskeysTrustedAtOnce,
 		RotateKeys: func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error) {
 			added, err := RotateKeys(ctx, cfg.Store, sealer, now(), activateIn)
 			s.keys.invalidate()
@@ -366,7 +397,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	// OpenID Shared Signals: the transmitter (ssf.go) and the receiver
 	// (ssfreceive.go).
 	(&ssfTransmitter{s: s, op: opsrv}).register(mux)
-	rcv := &ssfReceiver{s: s, admin: &admin.Service{Store: cfg.Store, Policy: cfg.Policy, Audit: auditor, Hasher: cfg.Hasher, Limits: cfg.Limits}}
+	rcv := &ssfReceiver{s: s, admin: &admin.Service{Store: cfg.Store, Policies: pols, Audit: auditor, Hasher: cfg.Hasher, Limits: cfg.Limits}}
 	mux.HandleFunc("POST "+ssfReceivePath, rcv.receive)
 
 	if cfg.RateLimits == nil {

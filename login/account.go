@@ -110,12 +110,12 @@ func (h *Handler) portalRisk(w http.ResponseWriter, r *http.Request, a *accountS
 // one more (NeedFactor) or are refused (Fail).
 func (h *Handler) sessionRisk(r *http.Request, a *accountState) (stepup.Outcome, risk.Assessment, error) {
 	info := web.Info(r.Context())
-	ra, _, err := h.assessor.Assess(r.Context(), signin.RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
+	ra, _, err := h.assessor(h.pol()).Assess(r.Context(), signin.RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
 		UserAgent: info.UserAgent, DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &a.sess})
 	if err != nil {
 		return 0, ra, err
 	}
-	return h.cfg.Policy.Admit(h.session(a), signin.RiskOf(ra)), ra, nil
+	return h.pol().Levels.Admit(h.session(a), signin.RiskOf(ra)), ra, nil
 }
 
 // session is the portal's session as stepup sees it.
@@ -200,10 +200,10 @@ func (h *Handler) accountCallback(w http.ResponseWriter, r *http.Request) error 
 // the level's auth_time when ok.
 func (h *Handler) requireLevel(w http.ResponseWriter, r *http.Request, a *accountState, acr string, within time.Duration, returnTo string) (at time.Time, ok bool, err error) {
 	s := h.session(a)
-	if at, ok := h.cfg.Policy.Fresh(s, acr, within); ok {
+	if at, ok := h.pol().Levels.Fresh(s, acr, within); ok {
 		return at, true, nil
 	}
-	if !h.cfg.Policy.Reachable(s, acr, within) {
+	if !h.pol().Levels.Reachable(s, acr, within) {
 		return time.Time{}, false, userError(http.StatusForbidden, "That change needs more", "That change needs a stronger way to sign in than your account has.")
 	}
 	if r.Method != http.MethodGet {
@@ -218,7 +218,7 @@ func (h *Handler) requireLevel(w http.ResponseWriter, r *http.Request, a *accoun
 // levelMet reports whether the session holds acr, fresh within 10 minutes:
 // requireLevel's test, for the places that must not redirect.
 func (h *Handler) levelMet(a *accountState, acr string) bool {
-	_, ok := h.cfg.Policy.Fresh(h.session(a), acr, reauthForChanges)
+	_, ok := h.pol().Levels.Fresh(h.session(a), acr, reauthForChanges)
 	return ok
 }
 
@@ -234,7 +234,7 @@ func adminPath(p string) bool { return p == "/admin" || strings.HasPrefix(p, "/a
 // same strange place does not turn it low.
 func (h *Handler) bootstrapRisk(r *http.Request, a *accountState) (bool, risk.Assessment, error) {
 	info := web.Info(r.Context())
-	ra, _, err := h.assessor.Assess(r.Context(), signin.RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
+	ra, _, err := h.assessor(h.pol()).Assess(r.Context(), signin.RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
 		UserAgent: info.UserAgent, DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &a.sess})
 	if err != nil {
 		return false, ra, err
@@ -653,7 +653,7 @@ func (h *Handler) postAccountTOTPDelete(w http.ResponseWriter, r *http.Request) 
 	// user can reach), fresh within 10 minutes.
 	need := stepup.ACRMultiFactor
 	if f.Kind == storage.FactorWebAuthn {
-		need = h.cfg.Policy.ReachableUpTo(h.session(a), stepup.ACRPhishing)
+		need = h.pol().Levels.ReachableUpTo(h.session(a), stepup.ACRPhishing)
 	}
 	if _, ok, err := h.requireLevel(w, r, a, need, reauthForChanges, "/account"); !ok {
 		return err
@@ -893,7 +893,7 @@ func (h *Handler) warnLastKey(ctx context.Context, keys []keyRow) error {
 	if last < 0 {
 		return nil
 	}
-	phr, _, ok := h.cfg.Policy.Lookup(stepup.ACRPhishing)
+	phr, _, ok := h.pol().Levels.Lookup(stepup.ACRPhishing)
 	if !ok {
 		return nil
 	}
@@ -903,7 +903,7 @@ func (h *Handler) warnLastKey(ctx context.Context, keys []keyRow) error {
 	}
 	var names []string
 	for _, c := range clients {
-		if rank, _, ok := h.cfg.Policy.Lookup(c.MinACR); ok && rank >= phr && c.ID != h.cfg.AccountClientID {
+		if rank, _, ok := h.pol().Levels.Lookup(c.MinACR); ok && rank >= phr && c.ID != h.cfg.AccountClientID {
 			names = append(names, clientName(c))
 		}
 	}

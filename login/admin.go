@@ -26,19 +26,6 @@ import (
 // cross-site posts by the server's CrossOriginProtection (as the portal is)
 // and by SameSite=Lax session cookies.
 
-// DefaultAdminMaxAge is how recently an admin's factors must have been done.
-const DefaultAdminMaxAge = 15 * time.Minute
-
-// DefaultAdminACR is the console's default level: phr when the policy has
-// it, else its highest level.
-func DefaultAdminACR(p *stepup.Policy) string {
-	if _, _, ok := p.Lookup(stepup.ACRPhishing); ok {
-		return stepup.ACRPhishing
-	}
-	levels := p.Levels()
-	return levels[len(levels)-1].ACR
-}
-
 var adminFuncs = template.FuncMap{
 	"path": url.PathEscape,
 	"has":  func(list []string, v string) bool { return slices.Contains(list, v) },
@@ -165,25 +152,27 @@ func (h *Handler) adminGate(w http.ResponseWriter, r *http.Request) (*adminState
 	if a.known, err = h.knownPlace(r, u.ID, a.factors, sess.CreatedAt); err != nil {
 		return nil, err
 	}
+	p := h.pol()
 	// Can this admin reach the level at all? Then say which factor to add,
 	// rather than send them through a step-up that can only fail.
-	if !h.cfg.Policy.Reachable(h.session(a), h.cfg.AdminACR, 0) {
+	if !p.Levels.Reachable(h.session(a), p.AdminACR, 0) {
 		title, msg, href, label := h.adminNeeds()
 		if t, m, ok := h.adminPending(a); ok {
 			title, msg, href, label = t, m, "", "" // the page links to the account already
 		}
 		return nil, h.adminDenied(w, r, http.StatusForbidden, title, msg, href, label)
 	}
-	at, ok, err := h.requireLevel(w, r, a, h.cfg.AdminACR, h.cfg.AdminMaxAge, returnTo)
+	at, ok, err := h.requireLevel(w, r, a, p.AdminACR, p.AdminMaxAge, returnTo)
 	if !ok {
 		return nil, err
 	}
-	return &adminState{accountState: a, actor: admin.Actor{ID: u.ID}, freshUntil: at.Add(h.cfg.AdminMaxAge)}, nil
+	return &adminState{accountState: a, actor: admin.Actor{ID: u.ID}, freshUntil: at.Add(p.AdminMaxAge)}, nil
 }
 
 // adminNeeds says which factor an admin must add to reach the console's level.
 func (h *Handler) adminNeeds() (title, msg, href, label string) {
-	_, lvl, _ := h.cfg.Policy.Lookup(h.cfg.AdminACR)
+	p := h.pol()
+	_, lvl, _ := p.Levels.Lookup(p.AdminACR)
 	phishingResistant := lvl.Requires == stepup.PhishingResistant || lvl.Requires == stepup.PhishingResistantHardware
 	if phishingResistant && h.cfg.WebAuthn == nil {
 		return "The admin console needs a passkey, and passkeys are off",
@@ -210,7 +199,8 @@ func (h *Handler) adminNeeds() (title, msg, href, label string) {
 // how the first administrator, whose first passkey is always added from a
 // password-only session, gets in.
 func (h *Handler) adminPending(a *accountState) (title, msg string, ok bool) {
-	_, lvl, _ := h.cfg.Policy.Lookup(h.cfg.AdminACR)
+	p := h.pol()
+	_, lvl, _ := p.Levels.Lookup(p.AdminACR)
 	if lvl.Requires != stepup.PhishingResistant && lvl.Requires != stepup.PhishingResistantHardware || h.cfg.WebAuthn == nil {
 		return "", "", false
 	}
@@ -322,7 +312,7 @@ type adminHomePage struct {
 
 func (h *Handler) adminHome(w http.ResponseWriter, r *http.Request, a *adminState) error {
 	ctx := r.Context()
-	p := adminHomePage{adminPage: h.adminPage(r, a, "home", "Admin console"), AdminACR: h.cfg.AdminACR, AdminMaxAge: h.cfg.AdminMaxAge}
+	p := adminHomePage{adminPage: h.adminPage(r, a, "home", "Admin console"), AdminACR: h.pol().AdminACR, AdminMaxAge: h.pol().AdminMaxAge}
 	clients, err := h.cfg.Store.ListClients(ctx)
 	if err != nil {
 		return err

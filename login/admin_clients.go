@@ -81,13 +81,13 @@ type clientOptions struct {
 
 func (h *Handler) clientPage(r *http.Request, a *adminState, title string, f clientForm) adminClientPage {
 	var levels []string
-	for _, l := range h.cfg.Policy.Levels() {
+	for _, l := range h.pol().Levels.Levels() {
 		levels = append(levels, l.ACR)
 	}
 	if f.MinACR != "" && !slices.Contains(levels, f.MinACR) {
 		levels = append(levels, f.MinACR) // an alias, or a level since removed: kept as it is
 	}
-	return adminClientPage{adminPage: h.adminPage(r, a, "clients", title), Form: f, Levels: levels, DetailsTypes: h.cfg.Details.Types(),
+	return adminClientPage{adminPage: h.adminPage(r, a, "clients", title), Form: f, Levels: levels, DetailsTypes: h.pol().Details.Types(),
 		Options: clientOptions{AuthMethods: admin.AuthMethods[:3], IDTokenAlgs: admin.IDTokenAlgs, AccessTokenFormats: admin.AccessTokenFormats, GrantTypes: admin.GrantTypes}}
 }
 

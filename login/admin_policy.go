@@ -69,9 +69,10 @@ type adminPolicyPage struct {
 
 func (h *Handler) adminPolicy(w http.ResponseWriter, r *http.Request, a *adminState) error {
 	ctx := r.Context()
-	p := adminPolicyPage{adminPage: h.adminPage(r, a, "policy", "Policy"), Risk: h.cfg.Risk, AdminACR: h.cfg.AdminACR, AdminMaxAge: h.cfg.AdminMaxAge}
-	for i, l := range h.cfg.Policy.Levels() {
-		row := levelRow{Level: l, Rank: i + 1, Plain: requirementText[l.Requires], Admin: l.ACR == h.cfg.AdminACR}
+	pol := h.pol()
+	p := adminPolicyPage{adminPage: h.adminPage(r, a, "policy", "Policy"), Risk: pol.Risk, AdminACR: pol.AdminACR, AdminMaxAge: pol.AdminMaxAge}
+	for i, l := range pol.Levels.Levels() {
+		row := levelRow{Level: l, Rank: i + 1, Plain: requirementText[l.Requires], Admin: l.ACR == pol.AdminACR}
 		fresh := []string{fmtDuration(defaultWindow(l))}
 		for _, m := range slices.Sorted(maps.Keys(l.Freshness)) {
 			fresh = append(fresh, fmt.Sprintf("%s %s", m, fmtDuration(l.Freshness[m])))
@@ -79,17 +80,17 @@ func (h *Handler) adminPolicy(w http.ResponseWriter, r *http.Request, a *adminSt
 		row.Freshness = strings.Join(fresh, "; ")
 		p.Levels = append(p.Levels, row)
 	}
-	for _, s := range slices.Sorted(maps.Keys(h.cfg.ScopeMinACR)) {
-		p.ScopeMins = append(p.ScopeMins, [2]string{s, h.cfg.ScopeMinACR[s]})
+	for _, s := range slices.Sorted(maps.Keys(pol.ScopeMinACR)) {
+		p.ScopeMins = append(p.ScopeMins, [2]string{s, pol.ScopeMinACR[s]})
 	}
 	for _, name := range risk.Names() {
-		p.Weights = append(p.Weights, weightRow{name, h.cfg.Risk.Rules.Weights[name]})
+		p.Weights = append(p.Weights, weightRow{name, pol.Risk.Rules.Weights[name]})
 	}
 	clients, err := h.cfg.Store.ListClients(ctx)
 	if err != nil {
 		return err
 	}
-	p.Checks = admin.CheckPolicy(h.cfg.Policy, h.cfg.ScopeMinACR, h.cfg.Risk.Rules, h.cfg.Risk.SensitiveClients, clients, h.cfg.AccountClientID)
+	p.Checks = admin.CheckPolicy(pol.Levels, pol.ScopeMinACR, pol.Risk.Rules, pol.Risk.SensitiveClients, clients, h.cfg.AccountClientID)
 	for _, c := range p.Checks {
 		if !c.OK {
 			p.Problems++
@@ -154,7 +155,7 @@ func (h *Handler) explain(r *http.Request, f explainForm) (*explainResult, strin
 		problems = append(problems, fmt.Sprintf("%q is not an IP address.", f.IP))
 	}
 	if f.ACR != "" {
-		if _, _, ok := h.cfg.Policy.Lookup(f.ACR); !ok {
+		if _, _, ok := h.pol().Levels.Lookup(f.ACR); !ok {
 			problems = append(problems, fmt.Sprintf("%q is not a configured level.", f.ACR))
 		}
 	}
@@ -165,7 +166,8 @@ func (h *Handler) explain(r *http.Request, f explainForm) (*explainResult, strin
 	if f.ACR != "" {
 		acr = []string{f.ACR}
 	}
-	x, err := admin.Explain(r.Context(), h.cfg.Store, h.cfg.Policy, h.cfg.ScopeMinACR, h.assessor, admin.ExplainInput{
+	pol := h.pol()
+	x, err := admin.Explain(r.Context(), h.cfg.Store, pol, h.assessor(pol), admin.ExplainInput{
 		Username: f.User, ClientID: f.Client, ACR: acr, Scopes: strings.Fields(f.Scope), IP: f.IP,
 		NewDevice: f.Device == "new", UserAgent: "keystep-explain",
 	})

@@ -31,6 +31,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/login/web"
@@ -95,7 +96,7 @@ type fixture struct {
 	store  storage.Store
 	clock  *clock
 	srv    *httptest.Server
-	cfg    login.Config
+	cfg    fixtureConfig
 	sealer *factor.Sealer
 	nextID int
 	dbPath string // the SQLite file, for tests that damage a row
@@ -103,14 +104,26 @@ type fixture struct {
 }
 
 // option adjusts the handler's configuration before it is built.
-type option func(*login.Config)
+// fixtureConfig is the handler's configuration and the policy it runs
+// with (version 0), which options set field by field.
+type fixtureConfig struct {
+	login.Config
+	Policy      *stepup.Policy
+	ScopeMinACR map[string]string
+	Risk        signin.RiskConfig
+	AdminACR    string
+	Details     *details.Registry
+	pol         *policy.Snapshot
+}
+
+type option func(*fixtureConfig)
 
 // withLimits edits the throttle rules, starting from throttle.DefaultLimits.
 // login names two of its scopes itself: "account_lock" (the per-place hard
 // lock on passwords) and "factor_lock" (a code factor's lock); New refuses
 // limits without them, so a rename shows up here at once.
 func withLimits(edit func(throttle.Limits)) option {
-	return func(c *login.Config) {
+	return func(c *fixtureConfig) {
 		l := throttle.DefaultLimits()
 		edit(l)
 		c.Limits = l
@@ -135,7 +148,7 @@ const (
 // withRisk edits the risk configuration, starting from the default; the
 // edits of several options add up.
 func withRisk(edit func(*signin.RiskConfig)) option {
-	return func(c *login.Config) {
+	return func(c *fixtureConfig) {
 		if c.Risk.Rules.Weights == nil {
 			c.Risk = signin.DefaultRiskConfig()
 		}
@@ -166,20 +179,20 @@ func denied(t *testing.T, cidrs ...string) option {
 	return withRisk(func(r *signin.RiskConfig) { r.Deny = p })
 }
 
-func withStuffingLimit(n int) option { return func(c *login.Config) { c.StuffingLimit = n } }
+func withStuffingLimit(n int) option { return func(c *fixtureConfig) { c.StuffingLimit = n } }
 
 func withScopeMinACR(scope, acr string) option {
-	return func(c *login.Config) { c.ScopeMinACR = map[string]string{scope: acr} }
+	return func(c *fixtureConfig) { c.ScopeMinACR = map[string]string{scope: acr} }
 }
 
 func withSessionLifetimes(idle, maxAge time.Duration) option {
-	return func(c *login.Config) { c.SessionIdleTimeout, c.SessionMaxAge = idle, maxAge }
+	return func(c *fixtureConfig) { c.SessionIdleTimeout, c.SessionMaxAge = idle, maxAge }
 }
 
 // withLog sends the handler's log to l.
-func withLog(l *slog.Logger) option { return func(c *login.Config) { c.Log = l } }
+func withLog(l *slog.Logger) option { return func(c *fixtureConfig) { c.Log = l } }
 
-func withAdminACR(acr string) option { return func(c *login.Config) { c.AdminACR = acr } }
+func withAdminACR(acr string) option { return func(c *fixtureConfig) { c.AdminACR = acr } }
 
 // withPasskeys turns passkeys on, for a relying party on a host name (the
 // test server's 127.0.0.1 would turn them off).
@@ -188,7 +201,7 @@ func withPasskeys(t *testing.T) option {
 	if err != nil || wa == nil {
 		t.Fatalf("webauthn: %v", err)
 	}
-	return func(c *login.Config) { c.WebAuthn = wa }
+	return func(c *fixtureConfig) { c.WebAuthn = wa }
 }
 
 func newFixture(t *testing.T, opts ...option) *fixture {
@@ -214,8 +227,9 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(f.srv.Close)
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
-	f.cfg = login.Config{
-		Store: st, Templates: templates.FS, Policy: stepup.DefaultPolicy(),
+	f.cfg = fixtureConfig{Policy: stepup.DefaultPolicy()}
+	f.cfg.Config = login.Config{
+		Store: st, Templates: templates.FS,
 		Hasher: factor.NewTestPasswordHasher(), Sealer: sealer,
 		Audit:    &web.Auditor{Store: st, Key: auditKey, Log: discard, Now: f.clock.Now},
 		Log:      discard,
@@ -227,7 +241,13 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	for _, o := range opts {
 		o(&f.cfg)
 	}
-	ui, err := login.New(f.cfg)
+	f.cfg.pol, err = policy.Complete(policy.Snapshot{Levels: f.cfg.Policy, ScopeMinACR: f.cfg.ScopeMinACR, Risk: f.cfg.Risk,
+		AdminACR: f.cfg.AdminACR, Details: f.cfg.Details})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.cfg.Policies = policy.Static(f.cfg.pol)
+	ui, err := login.New(f.cfg.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +418,7 @@ func (f *fixture) requirement(ar *authRequest) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if ar.Requirement, err = signin.NewRequirement(ar.claims, ar.ACRValues, c, ar.Scopes, f.cfg.ScopeMinACR); err != nil {
+	if ar.Requirement, err = signin.NewRequirement(ar.claims, ar.ACRValues, c, f.cfg.pol.ScopeFloors(c.ID, ar.Scopes)); err != nil {
 		f.t.Fatal(err)
 	}
 	if ar.AuthorizationDetails != "" {
@@ -408,7 +428,7 @@ func (f *fixture) requirement(ar *authRequest) {
 			f.t.Fatal(err)
 		}
 		ar.AuthorizationDetails = d.String()
-		if ar.Requirement.TransactionMin, ar.Requirement.TransactionMaxAge, err = signin.TransactionDemand(f.cfg.Details, d, f.cfg.Policy); err != nil {
+		if ar.Requirement.TransactionMin, ar.Requirement.TransactionMaxAge, err = signin.TransactionDemand(f.cfg.pol.Details, d, f.cfg.pol.Levels); err != nil {
 			f.t.Fatal(err)
 		}
 	}
@@ -417,7 +437,7 @@ func (f *fixture) requirement(ar *authRequest) {
 // parseRequirement reads a step-up's claims and acr_values as /authorize
 // does, without floors.
 func parseRequirement(claims string, acr []string) (storage.Requirement, error) {
-	return signin.NewRequirement(claims, acr, storage.Client{}, nil, nil)
+	return signin.NewRequirement(claims, acr, storage.Client{}, nil)
 }
 
 // Request edits.

@@ -15,6 +15,7 @@ import (
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/login/web"
@@ -23,6 +24,7 @@ import (
 
 // flowState is everything the dispatcher looks at for one auth request.
 type flowState struct {
+	pol      *policy.Snapshot // the version the request was parsed under
 	ar       storage.AuthRequest
 	client   storage.Client
 	sess     storage.Session
@@ -68,7 +70,12 @@ func (h *Handler) loadFlow(r *http.Request, id string) (*flowState, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &flowState{ar: ar, client: c}
+	// The whole sign-in is decided under the policy version it began with.
+	pol, err := h.cfg.Policies.At(ctx, ar.PolicyVersion)
+	if err != nil {
+		return nil, err
+	}
+	st := &flowState{ar: ar, client: c, pol: pol}
 	sess, u, ok, err := h.loadSession(ctx, r)
 	if err != nil {
 		return nil, err
@@ -103,7 +110,7 @@ func (h *Handler) loadFactors(ctx context.Context, st *flowState) error {
 // input builds the stepup input for the request and session.
 func (h *Handler) input(st *flowState) stepup.Input {
 	in := signin.InputOf(st.ar, h.cfg.Now())
-	signin.RaiseFloors(&in, h.cfg.Policy, st.client, st.ar.Scopes, h.cfg.ScopeMinACR)
+	signin.RaiseFloors(&in, st.pol.Levels, st.client, st.pol.ScopeFloors(st.client.ID, st.ar.Scopes))
 	in.NoSession = !st.hasSess
 	if st.hasSess {
 		in.Done = signin.FactorsOf(st.sess.Factors, st.ar.ID)
@@ -136,7 +143,7 @@ func (h *Handler) decide(r *http.Request, st *flowState) (stepup.Input, stepup.D
 		}
 	}
 	st.in, st.decided = in, st.hasSess
-	return in, stepup.Decide(h.cfg.Policy, in), nil
+	return in, stepup.Decide(st.pol.Levels, in), nil
 }
 
 // expects reports whether the request is waiting for method m now, in the
@@ -211,7 +218,7 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *flowState
 // assessRisk assesses this sign-in and raises the input accordingly.
 func (h *Handler) assessRisk(r *http.Request, st *flowState, in *stepup.Input) error {
 	info := web.Info(r.Context())
-	a, cur, err := h.assessor.Assess(r.Context(), signin.RiskInput{
+	a, cur, err := h.assessor(st.pol).Assess(r.Context(), signin.RiskInput{
 		User: st.user, ClientID: st.client.ID, Scopes: st.ar.Scopes, IP: info.IP, UserAgent: info.UserAgent,
 		DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &st.sess,
 	})

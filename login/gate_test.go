@@ -11,6 +11,7 @@ import (
 
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -27,7 +28,7 @@ func TestRequireLevel(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := &Handler{cfg: Config{
-		Policy: stepup.DefaultPolicy(), Now: func() time.Time { return t0 }, WebAuthn: wa,
+		Policies: policy.Static(mustSnapshot(t)), Now: func() time.Time { return t0 }, WebAuthn: wa,
 		Issuer: "https://id.example", AccountClientID: "account",
 	}}
 	ago := func(d time.Duration) time.Time { return t0.Add(-d) }
@@ -80,13 +81,13 @@ func TestRequireLevel(t *testing.T) {
 		{
 			name: "the console's window: phr within 15 minutes passes", method: http.MethodGet, path: "/admin/users",
 			done: []storage.FactorEvent{pwd(14 * time.Minute), {Method: "webauthn", At: ago(time.Minute), UserVerified: true, DeviceBound: true}}, factors: []storage.Factor{key},
-			acr: stepup.ACRPhishing, within: DefaultAdminMaxAge, returnTo: "/admin/users",
+			acr: stepup.ACRPhishing, within: policy.DefaultAdminMaxAge, returnTo: "/admin/users",
 			wantOK: true, wantAt: ago(time.Minute),
 		},
 		{
 			name: "a console post past its window comes back to the console's home", method: http.MethodPost, path: "/admin/clients",
 			done: []storage.FactorEvent{pwd(20 * time.Minute), {Method: "webauthn", At: ago(16 * time.Minute), UserVerified: true, DeviceBound: true}}, factors: []storage.Factor{key},
-			acr: stepup.ACRPhishing, within: DefaultAdminMaxAge, returnTo: "/admin",
+			acr: stepup.ACRPhishing, within: policy.DefaultAdminMaxAge, returnTo: "/admin",
 			wantTo: "/admin",
 		},
 	}
@@ -126,4 +127,13 @@ func TestRequireLevel(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustSnapshot(t *testing.T) *policy.Snapshot {
+	t.Helper()
+	s, err := policy.Complete(policy.Snapshot{Levels: stepup.DefaultPolicy()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -15,10 +15,10 @@ import (
 
 	"github.com/go-webauthn/webauthn/webauthn"
 
-	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/login/web"
@@ -27,16 +27,19 @@ import (
 
 // Config is everything the hosted UI needs.
 type Config struct {
-	Store       storage.Store
-	Templates   fs.FS
-	Policy      *stepup.Policy
-	ScopeMinACR map[string]string // scope → minimum acr
-	Hasher      *factor.PasswordHasher
-	Sealer      *factor.Sealer
-	Audit       *web.Auditor
-	Log         *slog.Logger
-	Now         func() time.Time
-	Cookies     web.Cookies
+	Store     storage.Store
+	Templates fs.FS
+	// Policies is the policy in force (levels, scope minimums, risk, the
+	// console's level, authorization details types, per-client policy),
+	// live: a new sign-in is decided under the active version, a sign-in
+	// in flight under the version it began with.
+	Policies *policy.Live
+	Hasher   *factor.PasswordHasher
+	Sealer   *factor.Sealer
+	Audit    *web.Auditor
+	Log      *slog.Logger
+	Now      func() time.Time
+	Cookies  web.Cookies
 	// Callback is the OP's authorization callback URL for an auth request.
 	Callback func(ctx context.Context, authRequestID string) string
 	Issuer   string
@@ -50,19 +53,8 @@ type Config struct {
 	// address in an hour before new usernames from it are refused; 0 means
 	// DefaultStuffingLimit, negative turns it off.
 	StuffingLimit int
-	// Risk is the risk engine's configuration; zero means DefaultRiskConfig.
-	Risk signin.RiskConfig
-	// Details are the authorization details types (RFC 9396) the pages
-	// show to the person approving them; nil knows no types, and a request
-	// with details is then shown only as a count of what it holds.
-	Details *details.Registry
 	// WebAuthn is the passkey relying party; nil turns passkeys off.
 	WebAuthn *webauthn.WebAuthn
-	// AdminACR is the level the admin console needs ("" means phr), and
-	// AdminMaxAge how recently its factors must have been done (0 means
-	// DefaultAdminMaxAge).
-	AdminACR    string
-	AdminMaxAge time.Duration
 	// SessionIdleTimeout ends a browser session unused for that long (0
 	// means DefaultSessionIdleTimeout); SessionMaxAge ends it that long
 	// after its first sign-in, used or not (0 means DefaultSessionMaxAge).
@@ -82,10 +74,9 @@ type Config struct {
 
 // Handler serves the hosted UI.
 type Handler struct {
-	cfg      Config
-	r        *renderer
-	assessor *signin.Assessor
-	admin    *admin.Service
+	cfg   Config
+	r     *renderer
+	admin *admin.Service
 }
 
 // DefaultStuffingLimit: distinct failing accounts per address per hour.
@@ -103,7 +94,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Store == nil {
 		errs = append(errs, errors.New("login: no store"))
 	}
-	if cfg.Policy == nil {
+	if cfg.Policies == nil {
 		errs = append(errs, errors.New("login: no policy"))
 	}
 	if cfg.Hasher == nil || cfg.Sealer == nil || cfg.Audit == nil || cfg.Callback == nil {
@@ -127,18 +118,6 @@ func New(cfg Config) (*Handler, error) {
 	if err := cfg.Limits.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("login limits: %w", err))
 	}
-	if cfg.Risk.Rules.Weights == nil {
-		cfg.Risk.Rules = signin.DefaultRiskConfig().Rules
-	}
-	if cfg.Risk.Window <= 0 {
-		cfg.Risk.Window = signin.DefaultRiskConfig().Window
-	}
-	if err := cfg.Risk.Rules.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("risk rules: %w", err))
-	}
-	if cfg.AdminMaxAge <= 0 {
-		cfg.AdminMaxAge = DefaultAdminMaxAge
-	}
 	if cfg.SessionIdleTimeout == 0 {
 		cfg.SessionIdleTimeout = DefaultSessionIdleTimeout
 	}
@@ -151,14 +130,6 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.PasskeyCoolingOff <= 0 {
 		cfg.PasskeyCoolingOff = DefaultPasskeyCoolingOff
 	}
-	if cfg.Policy != nil {
-		if cfg.AdminACR == "" {
-			cfg.AdminACR = DefaultAdminACR(cfg.Policy)
-		}
-		if _, _, ok := cfg.Policy.Lookup(cfg.AdminACR); !ok {
-			errs = append(errs, fmt.Errorf("admin console: acr %q is not a configured level", cfg.AdminACR))
-		}
-	}
 	r, err := newRenderer(cfg.Templates, cfg.Dev)
 	if err != nil {
 		errs = append(errs, err)
@@ -166,15 +137,19 @@ func New(cfg Config) (*Handler, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	h := &Handler{cfg: cfg, r: r, assessor: &signin.Assessor{Store: cfg.Store, Risk: cfg.Risk, Limits: cfg.Limits, Now: cfg.Now}}
-	h.admin = &admin.Service{Store: cfg.Store, Policy: cfg.Policy, Audit: cfg.Audit, Hasher: cfg.Hasher, Limits: cfg.Limits,
-		BuiltIn: cfg.AccountClientID, RotateKeys: cfg.RotateKeys, Details: cfg.Details}
-	if h.admin.Details == nil {
-		// The console knows the server's policy: none, so no type is
-		// registered and a client may register none.
-		h.admin.Details, _ = details.New(details.Config{}, nil)
-	}
+	h := &Handler{cfg: cfg, r: r}
+	h.admin = &admin.Service{Store: cfg.Store, Policies: cfg.Policies, Audit: cfg.Audit, Hasher: cfg.Hasher, Limits: cfg.Limits,
+		BuiltIn: cfg.AccountClientID, RotateKeys: cfg.RotateKeys}
 	return h, nil
+}
+
+// pol is the active policy: what a page outside a sign-in (the portal,
+// the console) is decided under.
+func (h *Handler) pol() *policy.Snapshot { return h.cfg.Policies.Current() }
+
+// assessor assesses risk under p's rules.
+func (h *Handler) assessor(p *policy.Snapshot) *signin.Assessor {
+	return &signin.Assessor{Store: h.cfg.Store, Risk: p.Risk, Limits: h.cfg.Limits, Now: h.cfg.Now}
 }
 
 // Register mounts the UI routes.
@@ -371,13 +346,14 @@ func (h *Handler) addFactor(w http.ResponseWriter, r *http.Request, userID strin
 // the one Keystep issues for it (Policy.Current). A drifted session is not
 // lowered in place: it ends (session-revoked) and a new one starts.
 func (h *Handler) signalRaised(ctx context.Context, cur, next storage.Session, now time.Time) error {
-	before, _ := h.cfg.Policy.Current(stepup.Session{Done: signin.FactorsOf(cur.Factors, ""), Now: now})
-	after, ok := h.cfg.Policy.Current(stepup.Session{Done: signin.FactorsOf(next.Factors, ""), Now: now})
+	levels := h.pol().Levels
+	before, _ := levels.Current(stepup.Session{Done: signin.FactorsOf(cur.Factors, ""), Now: now})
+	after, ok := levels.Current(stepup.Session{Done: signin.FactorsOf(next.Factors, ""), Now: now})
 	if !ok || before == after {
 		return nil
 	}
-	rb, _, okb := h.cfg.Policy.Lookup(before)
-	ra, _, _ := h.cfg.Policy.Lookup(after)
+	rb, _, okb := levels.Lookup(before)
+	ra, _, _ := levels.Lookup(after)
 	if okb && ra <= rb {
 		return nil
 	}

@@ -276,7 +276,7 @@ func throttleRetention(l throttle.Limits, riskWindow time.Duration) map[string]t
 func (h *Handler) SweepThrottle(ctx context.Context) (int, error) {
 	now := h.cfg.Now()
 	total := 0
-	for scope, keep := range throttleRetention(h.cfg.Limits, h.cfg.Risk.Window) {
+	for scope, keep := range throttleRetention(h.cfg.Limits, h.pol().Risk.Window) {
 		n, err := h.cfg.Store.DeleteOldThrottleRows(ctx, scope, now.Add(-keep))
 		total += n
 		if err != nil {

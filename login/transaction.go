@@ -47,7 +47,7 @@ func (h *Handler) approving(st *flowState) ([]details.Item, error) {
 	if err != nil || d == nil {
 		return nil, err
 	}
-	return h.cfg.Details.Display(d), nil
+	return st.pol.Details.Display(d), nil
 }
 
 // newNonce draws a transaction challenge's server nonce.

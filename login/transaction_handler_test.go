@@ -7,13 +7,12 @@ import (
 	"testing"
 
 	"github.com/keystep/keystep/idp/details"
-	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/storage"
 )
 
 // withPayments gives the pages the example policy's types (idp/details).
 func withPayments() option {
-	return func(c *login.Config) { c.Details = details.ExamplePayments(acrMFA, acrPHR) }
+	return func(c *fixtureConfig) { c.Details = details.ExamplePayments(acrMFA, acrPHR) }
 }
 
 // pay is a request for a payment: what the app asks the person to approve.

@@ -397,7 +397,7 @@ func (h *Handler) verificationFor(r *http.Request, st *flowState) (protocol.User
 	if err != nil {
 		return "", err
 	}
-	if h.cfg.Policy.NeedsVerification(in) {
+	if st.pol.Levels.NeedsVerification(in) {
 		return protocol.VerificationRequired, nil
 	}
 	return protocol.VerificationPreferred, nil
@@ -453,7 +453,7 @@ func (h *Handler) passkeyGate(w http.ResponseWriter, r *http.Request, a *account
 	if !hasSecondFactor(a.factors) {
 		return h.bootstrapGate(w, r, a, returnTo)
 	}
-	_, ok, err := h.requireLevel(w, r, a, h.cfg.Policy.ReachableUpTo(h.session(a), stepup.ACRPhishing), reauthForChanges, returnTo)
+	_, ok, err := h.requireLevel(w, r, a, h.pol().Levels.ReachableUpTo(h.session(a), stepup.ACRPhishing), reauthForChanges, returnTo)
 	return ok, err
 }
 
@@ -609,7 +609,7 @@ func (h *Handler) requireAccountJSON(r *http.Request) (*accountState, error) {
 // passkeyGateJSON checks the gate without redirecting; the page that
 // offers "Add a passkey" has already sent the user through the step-up.
 func (h *Handler) passkeyGateJSON(r *http.Request, a *accountState) (bool, error) {
-	acr := h.cfg.Policy.ReachableUpTo(h.session(a), stepup.ACRPhishing)
+	acr := h.pol().Levels.ReachableUpTo(h.session(a), stepup.ACRPhishing)
 	if !hasSecondFactor(a.factors) {
 		ok, _, err := h.bootstrapRisk(r, a)
 		if err != nil {

@@ -183,6 +183,10 @@ const (
 	EventAdminClientSecretRotated EventType = "admin.client_secret_rotated"
 	// EventAdminKeysRotated: the signing keys were rotated.
 	EventAdminKeysRotated EventType = "admin.keys_rotated"
+	// EventAdminPolicyChanged: a new policy version was saved and made
+	// active (Details: parent, version, diff; a rollback names it in the
+	// reason).
+	EventAdminPolicyChanged EventType = "admin.policy_changed"
 	// EventAdminBenchProvisioned: `keystep bench` created its test users in
 	// the store it runs against.
 	EventAdminBenchProvisioned EventType = "admin.bench_provisioned"
@@ -204,7 +208,7 @@ var eventTypes = []EventType{
 	EventAdminDenied, EventAdminAuditExported, EventAdminUserCreated, EventAdminUserDisable, EventAdminUserEnable,
 	EventAdminUserUnlock, EventAdminUserResetFactors, EventAdminUserSignout, EventAdminUserConfirmPasskey,
 	EventAdminClientCreated, EventAdminClientUpdated, EventAdminClientDeleted, EventAdminClientSecretRotated,
-	EventAdminKeysRotated, EventAdminBenchProvisioned,
+	EventAdminKeysRotated, EventAdminPolicyChanged, EventAdminBenchProvisioned,
 	EventAuditCheckpoint,
 	EventOutboxGaveUp, EventOutboxRequeued,
 	EventSSFStream, EventSSFReceived, EventSSFRefused, EventAdminSSFReceiverAdded, EventAdminSSFReceiverDeleted,

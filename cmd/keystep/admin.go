@@ -19,6 +19,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
@@ -78,11 +79,11 @@ func cliActor(reason string) admin.Actor { return admin.Actor{ID: "cli", Reason:
 // newAdmin is the CLI's admin.Service: the same checks and audit rows as the
 // console's, with "cli" as the actor. key is the master key (it keys the
 // audit chain and seals signing keys).
-func newAdmin(st storage.Store, key []byte, policy *stepup.Policy) *admin.Service {
+func newAdmin(st storage.Store, key []byte, set settings) *admin.Service {
 	now := clock
 	auditKey, _ := storage.NewAuditKey(key) // c.open checked the key; a zero one makes every audit write fail
 	a := &admin.Service{
-		Store: st, Policy: policy, BuiltIn: idp.AccountClientID, Hasher: factor.NewPasswordHasher(),
+		Store: st, Policies: set.live(st), BuiltIn: idp.AccountClientID, Hasher: factor.NewPasswordHasher(),
 		Audit: &web.Auditor{Store: st, Key: auditKey, Log: slog.New(slog.DiscardHandler), Now: now},
 	}
 	if key != nil {
@@ -192,7 +193,7 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 		return err
 	}
 	defer st.Close()
-	adm := newAdmin(st, key, nil)
+	adm := newAdmin(st, key, noConfig())
 	by := cliActor(reason)
 	now := clock()
 	switch action {
@@ -619,8 +620,7 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	adm := newAdmin(st, key, set.policy)
-	adm.Details = set.details // nil without --config: types checked for their form only
+	adm := newAdmin(st, key, set)
 	by := cliActor("")
 	now := clock()
 	switch action {
@@ -691,7 +691,7 @@ func clients(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		b, err := jsonToYAML(j)
+		b, err := policy.YAML(j)
 		if err != nil {
 			return err
 		}
@@ -809,7 +809,7 @@ func keys(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	switch action {
 	case "rotate":
-		added, err := newAdmin(st, key, nil).RotateSigningKeys(ctx, cliActor(""), activateIn, clock())
+		added, err := newAdmin(st, key, noConfig()).RotateSigningKeys(ctx, cliActor(""), activateIn, clock())
 		if err != nil {
 			return err
 		}

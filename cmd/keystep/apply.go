@@ -19,6 +19,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -75,8 +76,7 @@ func apply(ctx context.Context, args []string, stdout io.Writer) error {
 	for _, cl := range current {
 		byID[cl.ID] = cl
 	}
-	adm := newAdmin(st, key, set.policy)
-	adm.Details = set.details
+	adm := newAdmin(st, key, set)
 	by := cliActor("keystep apply -f " + filepath.Base(file))
 	now := clock()
 
@@ -254,7 +254,7 @@ func export(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	raw = append(raw, '\n')
 	if format == "yaml" {
-		y, err := jsonToYAML(raw)
+		y, err := policy.YAML(raw)
 		if err != nil {
 			return err
 		}
@@ -283,9 +283,9 @@ func exportConfig(set settings, clients []storage.Client) fileConfig {
 	fc := fileConfig{
 		ProductName:    set.file.ProductName,
 		TrustedProxies: set.file.TrustedProxies,
-		ScopeMinACR:    set.scopeMinACR,
 		RequirePAR:     set.requirePAR,
 	}
+	fc.ScopeMinACR = set.scopeMinACR
 	if d := set.file.AuthorizationDetails; d != nil && len(d.Types) > 0 {
 		fc.AuthorizationDetails = d // as the file wrote it, validated
 	}
@@ -315,10 +315,10 @@ func exportConfig(set settings, clients []storage.Client) fileConfig {
 	fc.Risk = rc
 	ac := &adminConfig{ACR: set.adminACR, MaxAge: shortDuration(set.adminMaxAge)}
 	if ac.ACR == "" {
-		ac.ACR = login.DefaultAdminACR(set.policy)
+		ac.ACR = policy.DefaultAdminACR(set.policy)
 	}
 	if set.adminMaxAge == 0 {
-		ac.MaxAge = shortDuration(login.DefaultAdminMaxAge)
+		ac.MaxAge = shortDuration(policy.DefaultAdminMaxAge)
 	}
 	fc.Admin = ac
 	sc := &sessionConfig{IdleTimeout: shortDuration(login.DefaultSessionIdleTimeout), MaxAge: shortDuration(login.DefaultSessionMaxAge)}
@@ -355,10 +355,10 @@ func shortDuration(d time.Duration) string {
 	return s
 }
 
-// policy prints the levels, scope minimums, risk rules and admin console
+// policyShow prints the levels, scope minimums, risk rules and admin console
 // settings in force, and checks the clients in the database against them:
 // the console's policy page.
-func policy(ctx context.Context, args []string, stdout io.Writer) error {
+func policyShow(ctx context.Context, args []string, stdout io.Writer) error {
 	var configFile string
 	fs, c, err := sub("policy", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&configFile, "config", env("CONFIG", ""), "config file (levels, scope minimums, risk rules)")

@@ -54,8 +54,9 @@ func explain(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	a := &signin.Assessor{Store: st, Risk: set.risk, Limits: throttle.DefaultLimits(), Now: clock}
-	x, err := admin.Explain(ctx, st, set.policy, set.scopeMinACR, a, admin.ExplainInput{
+	pol := set.live(st).Current()
+	a := &signin.Assessor{Store: st, Risk: pol.Risk, Limits: throttle.DefaultLimits(), Now: clock}
+	x, err := admin.Explain(ctx, st, pol, a, admin.ExplainInput{
 		Username: user, ClientID: client, ACR: strings.Fields(acr), Scopes: strings.Fields(scopes),
 		IP: ip, NewDevice: device == "new", UserAgent: "keystep-explain",
 	})

@@ -100,7 +100,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			err = policyPreview(ctx, args[1:], stdout)
 			break
 		}
-		err = policy(ctx, args, stdout)
+		err = policyShow(ctx, args, stdout)
 	case "bench":
 		err = benchCmd(ctx, args, stdout, stderr)
 	case "simulate":

@@ -65,7 +65,7 @@ func ssf(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	adm := newAdmin(st, key, nil)
+	adm := newAdmin(st, key, noConfig())
 	switch action {
 	case "add":
 		r, err := adm.AddReceiver(ctx, cliActor(""), spec, clock())

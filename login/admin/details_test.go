@@ -6,6 +6,7 @@ import (
 
 	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/policy"
 )
 
 func TestAuthorizationDetailsTypes(t *testing.T) {
@@ -76,7 +77,11 @@ func TestRegisteredDetailsTypes(t *testing.T) {
 	if ps := RegisteredDetailsTypes(s, empty); len(ps) != 2 || !strings.Contains(ps[0].Message, "none are registered") {
 		t.Errorf("empty registry: %v", ps)
 	}
-	svc := &Service{Policy: stepup.DefaultPolicy(), Details: empty}
+	pol, err := policy.Complete(policy.Snapshot{Levels: stepup.DefaultPolicy(), Details: empty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &Service{Policies: policy.Static(pol)}
 	s.RedirectURIs = []string{"https://rp.example/cb"}
 	if ps := svc.ValidateClient(s); len(ps) != 2 {
 		t.Errorf("Service.ValidateClient: %v", ps)

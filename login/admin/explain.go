@@ -8,6 +8,7 @@ import (
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/storage"
 )
@@ -34,7 +35,9 @@ type Explanation struct {
 
 // Explain runs the same assessment and decision code as a real sign-in,
 // right after a correct password, without writing anything.
-func Explain(ctx context.Context, st storage.Store, p *stepup.Policy, scopeMins map[string]string, a *signin.Assessor, in ExplainInput) (Explanation, error) {
+//
+// a assesses risk under p's rules (p.Risk).
+func Explain(ctx context.Context, st storage.Store, p *policy.Snapshot, a *signin.Assessor, in ExplainInput) (Explanation, error) {
 	u, err := st.UserByUsername(ctx, in.Username)
 	if err != nil {
 		return Explanation{}, fmt.Errorf("user %q: %w", in.Username, err)
@@ -73,14 +76,14 @@ func Explain(ctx context.Context, st storage.Store, p *stepup.Policy, scopeMins 
 	}
 	// The request as /authorize would store it, read as the dispatcher reads
 	// it: one merge rule, one mapping to the decision's input.
-	req, err := signin.NewRequirement("", in.ACR, c, in.Scopes, scopeMins)
+	req, err := signin.NewRequirement("", in.ACR, c, p.ScopeFloors(c.ID, in.Scopes))
 	if err != nil {
 		return Explanation{}, err
 	}
 	input := signin.InputOf(storage.AuthRequest{Requirement: req, CreatedAt: now}, now)
 	input.Enrolled = signin.Enrolled(u, factors, left, nil)
 	signin.ApplyRisk(&input, ra)
-	return Explanation{User: u, Client: c, Risk: ra, Decision: p.Preview(input)}, nil
+	return Explanation{User: u, Client: c, Risk: ra, Decision: p.Levels.Preview(input)}, nil
 }
 
 // Summary is the explanation in plain lines, for the CLI and the console.

@@ -13,9 +13,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/keystep/keystep/idp/details"
-	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
@@ -28,18 +27,16 @@ import (
 // audit write fails does not happen (DESIGN §6). A change that fails after
 // its audit row is recorded again with outcome "failure".
 type Service struct {
-	Store  storage.Store
-	Policy *stepup.Policy
-	Audit  *web.Auditor
-	Hasher *factor.PasswordHasher
-	Limits throttle.Limits // nil: throttle.DefaultLimits
+	Store storage.Store
+	// Policies is the policy in force: the levels and authorization
+	// details types clients are checked against, and where saved policy
+	// versions take effect.
+	Policies *policy.Live
+	Audit    *web.Auditor
+	Hasher   *factor.PasswordHasher
+	Limits   throttle.Limits // nil: throttle.DefaultLimits
 	// BuiltIn is the account portal's client: it cannot be changed here.
 	BuiltIn string
-	// Details is the server's authorization details policy: a client may
-	// register only its types (RegisteredDetailsTypes). nil when the
-	// policy is not known here (the CLI without --config): the types are
-	// then checked for their form only.
-	Details *details.Registry
 	// RotateKeys makes new signing keys; nil when keys cannot be rotated.
 	RotateKeys func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error)
 }
@@ -87,7 +84,8 @@ func beforeAfter(before, after any) map[string]string {
 // service knows it. The console shows the same problems a save would
 // report.
 func (a *Service) ValidateClient(s ClientSpec) []Problem {
-	return append(ValidateClient(s, a.Policy, a.BuiltIn), RegisteredDetailsTypes(s, a.Details)...)
+	p := a.Policies.Current()
+	return append(ValidateClient(s, p.Levels, a.BuiltIn), RegisteredDetailsTypes(s, p.Details)...)
 }
 
 // clientRecord is a client as audited: its spec and whether it has a secret.

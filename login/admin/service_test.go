@@ -16,6 +16,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
@@ -56,7 +57,7 @@ func newService(t *testing.T) (*admin.Service, *failingAudit) {
 	}
 	fa := &failingAudit{Store: st}
 	s := &admin.Service{
-		Store: fa, Policy: stepup.DefaultPolicy(), BuiltIn: "account", Hasher: factor.NewTestPasswordHasher(),
+		Store: fa, Policies: defaultPolicies(t), BuiltIn: "account", Hasher: factor.NewTestPasswordHasher(),
 		Audit: &web.Auditor{Store: fa, Key: key, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return t0 }},
 	}
 	if err := st.CreateUser(ctx, storage.User{ID: "u-alice", Username: "alice", PasswordHash: "x", CreatedAt: t0, UpdatedAt: t0}); err != nil {
@@ -359,4 +360,13 @@ func TestCheckPolicy(t *testing.T) {
 	if checks[0].OK {
 		t.Error("a failed check is not listed first")
 	}
+}
+
+func defaultPolicies(t *testing.T) *policy.Live {
+	t.Helper()
+	s, err := policy.Complete(policy.Snapshot{Levels: stepup.DefaultPolicy()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return policy.Static(s)
 }

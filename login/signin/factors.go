@@ -99,7 +99,7 @@ func InputOf(ar storage.AuthRequest, now time.Time) stepup.Input {
 // lowered since keeps the stored, higher one. A current floor the policy
 // does not know replaces the stored one, so Decide fails the request
 // closed (unmet_authentication_requirements) as it does at /authorize.
-func RaiseFloors(in *stepup.Input, p *stepup.Policy, c storage.Client, scopes []string, scopeMins map[string]string) {
+func RaiseFloors(in *stepup.Input, p *stepup.Policy, c storage.Client, scopeFloors []string) {
 	in.Strict = in.Strict || c.Strict
 	if c.MinACR != "" && c.MinACR != in.ClientMin {
 		now, _, okNow := p.Lookup(c.MinACR)
@@ -108,8 +108,8 @@ func RaiseFloors(in *stepup.Input, p *stepup.Policy, c storage.Client, scopes []
 			in.ClientMin = c.MinACR
 		}
 	}
-	for _, sc := range scopes {
-		if m, ok := scopeMins[sc]; ok && !slices.Contains(in.ScopeMins, m) {
+	for _, m := range scopeFloors {
+		if !slices.Contains(in.ScopeMins, m) {
 			in.ScopeMins = append(in.ScopeMins, m)
 		}
 	}

@@ -26,7 +26,10 @@ type claimRequest struct {
 // unspecified; Keystep's rule: values named in the claims parameter come
 // first (they are the more specific request), then acr_values; an essential
 // acr claim makes the whole list essential.
-func NewRequirement(claims string, acrValues []string, c storage.Client, scopes []string, scopeMins map[string]string) (storage.Requirement, error) {
+//
+// scopeFloors are the minimums of the requested scopes, the server's and
+// the client's own (policy.Snapshot.ScopeFloors).
+func NewRequirement(claims string, acrValues []string, c storage.Client, scopeFloors []string) (storage.Requirement, error) {
 	req, err := parseClaims(claims)
 	if err != nil {
 		return storage.Requirement{}, err
@@ -35,10 +38,8 @@ func NewRequirement(claims string, acrValues []string, c storage.Client, scopes 
 		req.ACR = appendNew(req.ACR, v)
 	}
 	req.ClientMin, req.Strict = c.MinACR, c.Strict
-	for _, sc := range scopes {
-		if m, ok := scopeMins[sc]; ok {
-			req.ScopeMins = append(req.ScopeMins, m)
-		}
+	for _, m := range scopeFloors {
+		req.ScopeMins = appendNew(req.ScopeMins, m)
 	}
 	return req, nil
 }

@@ -36,7 +36,7 @@ func TestNewRequirement(t *testing.T) {
 		{"null members are absent", `{"id_token":null,"userinfo":{"acr":null}}`, nil, storage.Client{}, nil, storage.Requirement{}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := NewRequirement(tt.claims, tt.acrValues, tt.client, tt.scopes, scopeMins)
+			got, err := NewRequirement(tt.claims, tt.acrValues, tt.client, floorsOf(tt.scopes, scopeMins))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -52,7 +52,7 @@ func TestNewRequirementRefusesMalformedClaims(t *testing.T) {
 		`[]`, `null`, `"acr"`, `{"id_token":{}} {}`, `{"id_token":[]}`, `{"id_token":{"acr":"phr"}}`,
 		`{"id_token":{"acr":{"values":"phr"}}}`, `{`,
 	} {
-		if got, err := NewRequirement(claims, []string{"phr"}, storage.Client{MinACR: "phr"}, nil, nil); err == nil {
+		if got, err := NewRequirement(claims, []string{"phr"}, storage.Client{MinACR: "phr"}, nil); err == nil {
 			t.Errorf("NewRequirement(%q) = %+v, want an error", claims, got)
 		}
 	}
@@ -87,10 +87,21 @@ func TestRaiseFloors(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := tt.stored
-			RaiseFloors(&got, p, tt.client, tt.scopes, scopeMins)
+			RaiseFloors(&got, p, tt.client, floorsOf(tt.scopes, scopeMins))
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("input (-want +got):\n%s", diff)
 			}
 		})
 	}
+}
+
+// floorsOf is the floors of the scopes with a minimum, in scope order.
+func floorsOf(scopes []string, mins map[string]string) []string {
+	var out []string
+	for _, sc := range scopes {
+		if m, ok := mins[sc]; ok {
+			out = append(out, m)
+		}
+	}
+	return out
 }
