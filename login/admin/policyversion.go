@@ -143,12 +143,12 @@ func (a *Service) RollbackPolicy(ctx context.Context, by Actor, author string, n
 	if err != nil {
 		return storage.PolicyVersion{}, false, err
 	}
+	if strings.TrimSpace(by.Reason) == "" {
+		return storage.PolicyVersion{}, false, ErrNeedsReason
+	}
 	if err := a.Policies.Refresh(ctx); err != nil {
 		return storage.PolicyVersion{}, false, err
 	}
 	by.Reason = fmt.Sprintf("rollback to version %d: %s", n, by.Reason)
-	if strings.TrimSpace(strings.TrimPrefix(by.Reason, fmt.Sprintf("rollback to version %d:", n))) == "" {
-		return storage.PolicyVersion{}, false, ErrNeedsReason
-	}
 	return a.SavePolicy(ctx, by, author, doc, a.Policies.Current().Version, now)
 }
