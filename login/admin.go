@@ -84,6 +84,9 @@ func (h *Handler) registerAdmin(mux *http.ServeMux) {
 	mux.Handle("GET /admin/users/{id}", h.adminHandle(h.adminUser))
 	mux.Handle("POST /admin/users/{id}/{action}", h.adminHandle(h.adminUserAction))
 	mux.Handle("GET /admin/policy", h.adminHandle(h.adminPolicy))
+	mux.Handle("POST /admin/policy", h.adminHandle(h.adminPolicyEdit))
+	mux.Handle("POST /admin/policy/rollback", h.adminHandle(h.adminPolicyRollback))
+	mux.Handle("POST /admin/clients/{id}/policy", h.adminHandle(h.adminClientPolicy))
 	mux.Handle("GET /admin/audit", h.adminHandle(h.adminAudit))
 	mux.Handle("GET /admin/audit/export", h.adminHandle(h.adminAuditExport))
 	mux.Handle("GET /admin/keys", h.adminHandle(h.adminKeys))
@@ -261,20 +264,21 @@ func (h *Handler) adminPage(r *http.Request, a *adminState, nav, title string) a
 }
 
 var adminNotices = map[string]string{
-	"client-created":   "The client was created.",
-	"client-saved":     "Your changes were saved.",
-	"client-same":      "Nothing changed.",
-	"client-deleted":   "The client was deleted. Its tokens were revoked.",
-	"user-created":     "The user was created.",
-	"user-disable":     "The user was disabled and signed out everywhere.",
-	"user-enable":      "The user can sign in again.",
-	"user-unlock":      "The account was unlocked.",
-	"user-reset":       "The user's second factors and recovery codes were removed, and they were signed out.",
-	"user-signout":     "The user was signed out everywhere.",
-	"keys-rotated":     "New signing keys were made.",
-	"outbox-retried":   "The delivery was queued again.",
-	"receiver-added":   "The transmitter was registered: its signals are accepted at /ssf/receive.",
-	"receiver-deleted": "The transmitter was removed: its signals are refused from now on.",
+	"client-created":      "The client was created.",
+	"client-saved":        "Your changes were saved.",
+	"client-same":         "Nothing changed.",
+	"client-deleted":      "The client was deleted. Its tokens were revoked.",
+	"client-policy-saved": "This app's policy was saved as a new policy version and is active on every instance within seconds.",
+	"user-created":        "The user was created.",
+	"user-disable":        "The user was disabled and signed out everywhere.",
+	"user-enable":         "The user can sign in again.",
+	"user-unlock":         "The account was unlocked.",
+	"user-reset":          "The user's second factors and recovery codes were removed, and they were signed out.",
+	"user-signout":        "The user was signed out everywhere.",
+	"keys-rotated":        "New signing keys were made.",
+	"outbox-retried":      "The delivery was queued again.",
+	"receiver-added":      "The transmitter was registered: its signals are accepted at /ssf/receive.",
+	"receiver-deleted":    "The transmitter was removed: its signals are refused from now on.",
 
 	// DESIGN §3.3: an administrator vouches for a passkey added below phr.
 	"user-confirm-passkey": "The passkey now counts as phishing-resistant.",

@@ -1,15 +1,21 @@
 package login
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -73,6 +79,10 @@ type adminClientPage struct {
 	// DetailsTypes are the authorization details types the server's
 	// policy registers, for the hint.
 	DetailsTypes []string
+	// Policy is the "This app's policy" section (nil on the new-client
+	// page); PolicyFactors its factor choices.
+	Policy        *clientPolicyForm
+	PolicyFactors [][2]string
 }
 
 type clientOptions struct {
@@ -245,6 +255,11 @@ func (h *Handler) renderClient(w http.ResponseWriter, r *http.Request, a *adminS
 	p := h.clientPage(r, a, clientName(c), f)
 	p.HasSecret, p.UsesSecret = c.SecretHash != "", admin.SpecOf(c).UsesSecret()
 	p.CreatedAt, p.UpdatedAt = c.CreatedAt, c.UpdatedAt
+	pf, err := h.clientPolicyFormOf(r.Context(), c.ID)
+	if err != nil {
+		return err
+	}
+	p.Policy, p.PolicyFactors = &pf, clientPolicyFactors
 	return h.r.render(w, status, "admin_client", p)
 }
 
@@ -304,5 +319,150 @@ func (h *Handler) adminDeleteClient(w http.ResponseWriter, r *http.Request, a *a
 		return notFound(err, errNoSuchClient)
 	}
 	http.Redirect(w, r, "/admin/clients?notice=client-deleted", http.StatusSeeOther)
+	return nil
+}
+
+// ---- this app's policy (issue 21) ----
+
+// clientPolicyForm is the client page's "This app's policy" section:
+// client_policies.<id> of the active version, as a form.
+type clientPolicyForm struct {
+	ScopeMins  string // "scope acr", one a line
+	AccessTTL  string
+	RefreshTTL string
+	Factors    []string
+	Preferred  string
+	Enroll     bool
+	Reason     string
+	// Parent is the version the form was rendered from; a save from it
+	// after someone saved another is refused.
+	Parent   int64
+	ReadOnly bool
+	Problems []string
+	Moved    string
+}
+
+// clientPolicyFactors are the factors a client's policy can allow, in
+// the form's order, with their console names.
+var clientPolicyFactors = [][2]string{
+	{string(stepup.TOTP), "Authenticator app"}, {string(stepup.WebAuthn), "Passkey or security key"}, {string(stepup.Recovery), "Recovery code"},
+}
+
+func (h *Handler) clientPolicyFormOf(ctx context.Context, id string) (clientPolicyForm, error) {
+	if err := h.cfg.Policies.Refresh(ctx); err != nil {
+		return clientPolicyForm{}, err
+	}
+	pol := h.pol()
+	cp := pol.Doc.ClientPolicies[id]
+	f := clientPolicyForm{AccessTTL: cp.AccessTokenLifetime, RefreshTTL: cp.RefreshTokenLifetime, Factors: cp.Factors,
+		Preferred: cp.PreferredFactor, Enroll: cp.EnrollDuringStepUp, Parent: pol.Version, ReadOnly: h.cfg.Policies.ReadOnly()}
+	var lines []string
+	for _, sc := range slices.Sorted(maps.Keys(cp.ScopeMinACR)) {
+		lines = append(lines, sc+" "+cp.ScopeMinACR[sc])
+	}
+	f.ScopeMins = strings.Join(lines, "\n")
+	return f, nil
+}
+
+// readClientPolicy reads the posted section; problems are the form's own
+// (a scope line that is not "scope acr").
+func readClientPolicy(r *http.Request) (clientPolicyForm, policy.ClientPolicy, []string) {
+	v := r.PostForm
+	f := clientPolicyForm{ScopeMins: v.Get("scope_min_acr"), AccessTTL: strings.TrimSpace(v.Get("access_token_lifetime")),
+		RefreshTTL: strings.TrimSpace(v.Get("refresh_token_lifetime")), Factors: v["factors"], Preferred: v.Get("preferred_factor"),
+		Enroll: v.Get("enroll_during_step_up") == "on", Reason: reasonOf(r)}
+	cp := policy.ClientPolicy{AccessTokenLifetime: f.AccessTTL, RefreshTokenLifetime: f.RefreshTTL, Factors: f.Factors,
+		PreferredFactor: f.Preferred, EnrollDuringStepUp: f.Enroll}
+	var probs []string
+	for i, line := range strings.Split(f.ScopeMins, "\n") {
+		fields := strings.Fields(line)
+		switch len(fields) {
+		case 0:
+			continue
+		case 2:
+			if cp.ScopeMinACR == nil {
+				cp.ScopeMinACR = map[string]string{}
+			}
+			if _, dup := cp.ScopeMinACR[fields[0]]; dup {
+				probs = append(probs, fmt.Sprintf("Scope minimums, line %d: %s is listed twice.", i+1, fields[0]))
+			}
+			cp.ScopeMinACR[fields[0]] = fields[1]
+		default:
+			probs = append(probs, fmt.Sprintf("Scope minimums, line %d: write a scope and a level, such as \"payroll:write phr\".", i+1))
+		}
+	}
+	return f, cp, probs
+}
+
+// adminClientPolicy saves the section as a new policy version whose only
+// change is client_policies.<id>, made from the version the form showed.
+func (h *Handler) adminClientPolicy(w http.ResponseWriter, r *http.Request, a *adminState) error {
+	c, err := h.loadClient(r)
+	if err != nil {
+		return err
+	}
+	if err := form(r); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	f, cp, probs := readClientPolicy(r)
+	parent, perr := strconv.ParseInt(r.PostForm.Get("parent"), 10, 64)
+	if perr != nil || parent < 0 {
+		return userError(http.StatusBadRequest, "That form couldn't be read", "Reload the client's page and try again.")
+	}
+	f.Parent, f.ReadOnly = parent, h.cfg.Policies.ReadOnly()
+	render := func(status int) error {
+		p := h.clientPage(r, a, clientName(c), formOf(admin.SpecOf(c)))
+		p.HasSecret, p.UsesSecret = c.SecretHash != "", admin.SpecOf(c).UsesSecret()
+		p.CreatedAt, p.UpdatedAt = c.CreatedAt, c.UpdatedAt
+		p.Policy, p.PolicyFactors = &f, clientPolicyFactors
+		return h.r.render(w, status, "admin_client", p)
+	}
+	if len(probs) > 0 {
+		f.Problems = probs
+		return render(http.StatusBadRequest)
+	}
+	from, err := h.cfg.Policies.At(ctx, parent)
+	if errors.Is(err, storage.ErrNotFound) {
+		return userError(http.StatusBadRequest, "That form couldn't be read", "Reload the client's page and try again.")
+	}
+	if err != nil {
+		return err
+	}
+	doc := from.Doc
+	doc.ClientPolicies = maps.Clone(doc.ClientPolicies) // the snapshot's is shared
+	if reflect.DeepEqual(cp, policy.ClientPolicy{}) {
+		delete(doc.ClientPolicies, c.ID)
+	} else {
+		if doc.ClientPolicies == nil {
+			doc.ClientPolicies = map[string]policy.ClientPolicy{}
+		}
+		doc.ClientPolicies[c.ID] = cp
+	}
+	_, changed, err := h.admin.SavePolicy(ctx, admin.Actor{ID: a.actor.ID, Reason: f.Reason}, a.user.Username, doc, parent, h.cfg.Now())
+	var inv *admin.InvalidError
+	switch {
+	case errors.As(err, &inv):
+		for _, p := range inv.Problems {
+			f.Problems = append(f.Problems, p.Message)
+		}
+		return render(http.StatusBadRequest)
+	case errors.Is(err, admin.ErrNeedsReason):
+		f.Problems = []string{"Say why you are changing this app's policy, for example the ticket number. It is kept with the version and in the audit log."}
+		return render(http.StatusBadRequest)
+	case errors.Is(err, admin.ErrPolicyMoved):
+		f.Moved = fmt.Sprintf("Nothing was saved: someone saved policy version %d since you opened this page. Reload the page, then apply your change again.", h.pol().Version)
+		return render(http.StatusConflict)
+	case errors.Is(err, admin.ErrPolicyReadOnly):
+		f.Problems = []string{"Nothing was saved: " + admin.ErrPolicyReadOnly.Error() + "."}
+		return render(http.StatusForbidden)
+	case err != nil:
+		return err
+	}
+	notice := "client-policy-saved"
+	if !changed {
+		notice = "client-same"
+	}
+	http.Redirect(w, r, "/admin/clients/"+url.PathEscape(c.ID)+"?notice="+notice+"#policy", http.StatusSeeOther)
 	return nil
 }

@@ -7,29 +7,29 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"reflect"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/admin/impact"
-	"github.com/keystep/keystep/storage"
 )
 
 // policyPreview is `keystep policy preview`: it replays the sign-ins the
 // audit log recorded in the last --days under the current policy (the
-// --current file, else --config, the file the server runs with) and the
-// proposed one (-f), and prints what would change. The clients' floors
-// are the stored clients', overlaid with the clients the proposed file
-// lists (as `keystep apply -f` would store them). It writes nothing.
+// active stored version, else the --config file the server runs with; a
+// --current file overrides both) and the proposed one (-f), and prints
+// what would change. The clients' floors are the stored clients',
+// overlaid with the clients the proposed file lists (as `keystep apply -f`
+// would store them). It writes nothing.
 func policyPreview(ctx context.Context, args []string, stdout io.Writer) error {
 	var proposedFile, currentFile, configFile string
 	var days int
 	fs, c, err := sub("policy preview", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&proposedFile, "f", "", "the proposed policy: a file in the --config format")
-		fs.StringVar(&currentFile, "current", "", "the current policy (default: --config)")
-		fs.StringVar(&configFile, "config", env("CONFIG", ""), "config file the server runs with: the current policy unless --current is given")
+		fs.StringVar(&currentFile, "current", "", "the current policy (default: the active stored version, else --config)")
+		fs.StringVar(&configFile, "config", env("CONFIG", ""), "config file the server runs with: the current policy while no version is stored")
 		fs.IntVar(&days, "days", 30, "how many days of recorded sign-ins to replay")
 	})
 	if err != nil {
@@ -44,23 +44,31 @@ func policyPreview(ctx context.Context, args []string, stdout io.Writer) error {
 	if days < 1 || days > 3660 {
 		return usageError{"policy preview: --days 1..3660"}
 	}
-	if currentFile == "" {
-		currentFile = configFile
-	}
-	cur, err := loadConfig(currentFile)
-	if err != nil {
-		return fmt.Errorf("current policy: %w", err)
-	}
 	prop, err := loadConfig(proposedFile)
 	if err != nil {
 		return fmt.Errorf("proposed policy: %w", err)
+	}
+	curFile := currentFile
+	if curFile == "" {
+		curFile = configFile
+	}
+	cur, err := loadConfig(curFile)
+	if err != nil {
+		return fmt.Errorf("current policy: %w", err)
 	}
 	st, _, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	r, err := previewStore(ctx, st, cur, prop, clock().Add(-time.Duration(days)*24*time.Hour))
+	curSnap, curName := cur.snap, orDefault(curFile)
+	if currentFile == "" {
+		curSnap = cur.live(st).Current()
+		if curSnap.Version > 0 {
+			curName = fmt.Sprintf("the active version %d", curSnap.Version)
+		}
+	}
+	r, err := admin.PreviewPolicy(ctx, st, curSnap, prop.snap, clock().Add(-time.Duration(days)*24*time.Hour), prop.clients...)
 	if err != nil {
 		return err
 	}
@@ -70,35 +78,9 @@ func policyPreview(ctx context.Context, args []string, stdout io.Writer) error {
 			Proposed string `json:"proposed"`
 			Days     int    `json:"days"`
 			impact.Report
-		}{currentFile, proposedFile, days, r})
+		}{curName, proposedFile, days, r})
 	}
-	return printPreview(stdout, r, orDefault(currentFile), proposedFile, days)
-}
-
-// previewStore replays the sign-ins st recorded since `since` (zero: all)
-// under cur and prop. The clients' floors are the stored clients', with
-// prop's clients on top.
-func previewStore(ctx context.Context, st storage.Store, cur, prop settings, since time.Time) (impact.Report, error) {
-	clients, err := st.ListClients(ctx)
-	if err != nil {
-		return impact.Report{}, err
-	}
-	events, err := st.ListAudit(ctx, storage.AuditFilter{Types: impact.DecisionTypes(), Since: since})
-	if err != nil {
-		return impact.Report{}, err
-	}
-	floors := map[string]impact.ClientFloor{}
-	for _, cl := range clients {
-		floors[cl.ID] = impact.ClientFloor{MinACR: cl.MinACR, Strict: cl.Strict}
-	}
-	propFloors := maps.Clone(floors)
-	for _, cl := range prop.clients {
-		propFloors[cl.ID] = impact.ClientFloor{MinACR: cl.MinACR, Strict: cl.Strict}
-	}
-	sis, skipped := impact.SignIns(events)
-	r := impact.Preview(sis, skipped, impactPolicy(cur, floors), impactPolicy(prop, propFloors))
-	r.Caveats = append(r.Caveats, fileCaveats(cur, prop)...)
-	return r, nil
+	return printPreview(stdout, r, curName, proposedFile, days)
 }
 
 func orDefault(file string) string {
@@ -106,45 +88,6 @@ func orDefault(file string) string {
 		return "the built-in defaults"
 	}
 	return file
-}
-
-// impactPolicy is what decides a sign-in under s.
-func impactPolicy(s settings, floors map[string]impact.ClientFloor) *impact.Policy {
-	return &impact.Policy{
-		Levels: s.policy, ScopeMinACR: s.scopeMinACR, Clients: floors, Risk: s.risk.Rules,
-		SensitiveClients: s.risk.SensitiveClients, SensitiveScopes: s.risk.SensitiveScopes,
-	}
-}
-
-// fileCaveats are the changed settings the preview does not replay that
-// only the files show: the operator's IP lists and locations decide
-// signals from addresses the audit log keeps only as signals; the admin
-// console's level decides console access, which is not a sign-in.
-func fileCaveats(cur, prop settings) []string {
-	var out []string
-	rc := func(s settings) riskConfig {
-		if s.file.Risk == nil {
-			return riskConfig{}
-		}
-		return *s.file.Risk
-	}
-	a, b := rc(cur), rc(prop)
-	if !slices.Equal(a.DenyCIDRs, b.DenyCIDRs) {
-		out = append(out, "risk.deny_cidrs changed: which addresses it would catch is not previewed")
-	}
-	if !slices.Equal(a.SuspiciousCIDRs, b.SuspiciousCIDRs) {
-		out = append(out, "risk.suspicious_cidrs changed: which addresses it would catch is not previewed")
-	}
-	if a.LocationsCSV != b.LocationsCSV {
-		out = append(out, "risk.locations_csv changed: impossible travel under it is not previewed")
-	}
-	if !reflect.DeepEqual(cur.file.AuthorizationDetails, prop.file.AuthorizationDetails) {
-		out = append(out, "authorization_details_types changed: a transaction is replayed with the level it demanded when recorded")
-	}
-	if cur.adminACR != prop.adminACR || cur.adminMaxAge != prop.adminMaxAge {
-		out = append(out, "admin changed: admin console access is not a sign-in and is not previewed")
-	}
-	return out
 }
 
 // changeNames are the report's columns, in order.

@@ -92,6 +92,51 @@ func TestPolicyPreview(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a client's own scope minimum", func(t *testing.T) {
+		// The server-wide email minimum stays mfa; payroll alone now needs
+		// phr for openid, which each of the three asked for: by hand, alice
+		// (has a passkey) is asked for it instead of her code, bob (none)
+		// is denied, carol used hers already. hr's phrh applies to hr only.
+		own := write("own.yaml", "scope_min_acr:\n  email: urn:keystep:acr:mfa\nclient_policies:\n  payroll:\n    scope_min_acr:\n      openid: phr\n  hr:\n    scope_min_acr:\n      email: phrh\n")
+		r := mustKeystep(t, "", "policy", "preview", "-f", own, "--current", cur, "--data", data)
+		for _, want := range []string{
+			"payroll  3         1             1       0              0            0",
+			"1  extra prompt: webauthn",
+			"1  denied: unmet_authentication_requirements",
+			"1  extra prompt: scope_minimum → phr",
+		} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("output lacks %q:\n%s", want, r.stdout)
+			}
+		}
+		// Another client's minimum changes nothing at payroll.
+		other := write("other.yaml", "scope_min_acr:\n  email: urn:keystep:acr:mfa\nclient_policies:\n  hr:\n    scope_min_acr:\n      email: phr\n")
+		r = mustKeystep(t, "", "policy", "preview", "-f", other, "--current", cur, "--data", data)
+		if want := "payroll  3         0             0       0              0            0"; !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	})
+	t.Run("the active stored version is the default current policy", func(t *testing.T) {
+		withStore(t, data, func(st storage.Store) {
+			if _, err := st.CreatePolicyVersion(t.Context(), storage.PolicyVersion{Document: `{"scope_min_acr":{"email":"phr"}}`,
+				Author: "test", Reason: "phr for email", Diff: "-", CreatedAt: now}); err != nil {
+				t.Fatal(err)
+			}
+		})
+		// Against version 1 (email: phr), the same minimum changes nothing;
+		// mfa allows bob again and asks alice for the code she used
+		// rather than her passkey (another prompt: counted as extra).
+		r := mustKeystep(t, "", "policy", "preview", "-f", prop, "--data", data)
+		for _, want := range []string{"against the active version 1", "payroll  3         0             0       0              0            0"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("output lacks %q:\n%s", want, r.stdout)
+			}
+		}
+		r = mustKeystep(t, "", "policy", "preview", "-f", cur, "--data", data)
+		if want := "payroll  3         1             0       0              1            0"; !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	})
 	t.Run("json", func(t *testing.T) {
 		r := mustKeystep(t, "", "policy", "preview", "-f", prop, "--current", cur, "--days", "60", "--json", "--data", data)
 		var out struct {

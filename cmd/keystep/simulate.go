@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keystep/keystep/cmd/keystep/internal/sim"
+	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/admin/impact"
 	"github.com/keystep/keystep/storage"
 	"github.com/keystep/keystep/storage/sqlite"
@@ -54,7 +55,7 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 			return fmt.Errorf("proposed policy: %w", err)
 		}
 		cfg.Inspect = func(ctx context.Context, st storage.Store) error {
-			r, err := previewStore(ctx, st, set, prop, time.Time{})
+			r, err := admin.PreviewPolicy(ctx, st, set.snap, prop.snap, time.Time{}, prop.clients...)
 			cmp = &r
 			return err
 		}

@@ -38,6 +38,11 @@ type ClientFloor struct {
 type Policy struct {
 	Levels      *stepup.Policy
 	ScopeMinACR map[string]string
+	// ClientScopeMinACR are the clients' own scope minimums
+	// (client_policies.ID.scope_min_acr), by client ID: they add to
+	// ScopeMinACR for that client's requests, as policy.Snapshot.ScopeFloors
+	// does for a live sign-in.
+	ClientScopeMinACR map[string]map[string]string
 	// Clients are the clients' floors by ID. A client missing here keeps
 	// the floor and strict mode its sign-in recorded.
 	Clients          map[string]ClientFloor
@@ -210,9 +215,12 @@ func (p *Policy) input(s *SignIn) stepup.Input {
 	if c, ok := p.Clients[s.ClientID]; ok {
 		in.ClientMin, in.Strict = c.MinACR, c.Strict
 	}
+	own := p.ClientScopeMinACR[s.ClientID]
 	for _, sc := range s.Entry.Scopes {
-		if m, ok := p.ScopeMinACR[sc]; ok && !slices.Contains(in.ScopeMins, m) {
-			in.ScopeMins = append(in.ScopeMins, m)
+		for _, mins := range []map[string]string{p.ScopeMinACR, own} {
+			if m, ok := mins[sc]; ok && !slices.Contains(in.ScopeMins, m) {
+				in.ScopeMins = append(in.ScopeMins, m)
+			}
 		}
 	}
 	signin.ApplyRisk(&in, p.assess(s))
