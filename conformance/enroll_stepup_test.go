@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keystep/keystep/conformance/chrome"
 	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/login/policy"
 )
@@ -96,4 +97,49 @@ func TestEnrollDuringStepUp(t *testing.T) {
 			t.Fatalf("back to the app: error %q", got)
 		}
 	})
+}
+
+// TestBrowserEnrollDuringStepUp: the offer, the authenticator app's setup
+// and the recovery codes in Chromium, looked at as people see them.
+func TestBrowserEnrollDuringStepUp(t *testing.T) {
+	c := newTab(t)
+	e := newEnv(t, onLocalhost, enrollDuringStepUp)
+	r := e.rp(rpClient, e.rpSecret)
+	a := r.authURL(essentialACR(acrMFA))
+	c.Open(a.url)
+	c.TypeIn("#username", alice)
+	c.TypeIn("#password", alicePass)
+	c.Follow(chrome.SignInButton)
+	c.See("Acme Payroll needs a second way to sign in")
+	c.Look("enroll-offer")
+
+	c.Follow("a[href^='/login/enroll/totp']")
+	c.See("Set up an authenticator app")
+	c.Look("enroll-authenticator")
+	secret := chrome.Eval[string](c.Browser, "document.querySelector('code.secret').textContent")
+	c.TypeIn("#code", e.totp(secret))
+	c.Follow("form[action='/login/enroll/totp'] button[type=submit]")
+	c.See("Save these recovery codes now")
+	c.Look("enroll-codes")
+
+	e.clock.Advance(30 * time.Second)
+	c.Follow("a.button.primary")
+	c.See("Enter the 6-digit code")
+	c.TypeIn("#code", e.totp(secret))
+	c.Follow("form[action='/login/otp'] button[type=submit]")
+	if tok := r.mustExchange(c.rpCode(r, a), a); tok.claims.ACR != acrMFA {
+		t.Fatalf("acr %q, want mfa", tok.claims.ACR)
+	}
+
+	// Now with a second factor, an app that needs phr gets no offer: the
+	// page says what to add and where, and goes back to the app.
+	a = r.authURL(essentialACR(acrPHR))
+	c.Open(a.url)
+	c.See("You can't continue to Acme Payroll yet")
+	c.See("Add a passkey or security key in your account")
+	c.Look("enroll-not-now")
+	c.Follow("form[action='/login/enroll/back'] button[type=submit]")
+	if !strings.Contains(c.Location(), "error=unmet_authentication_requirements") {
+		t.Fatalf("back to the app: at %s", c.Location())
+	}
 }
