@@ -143,3 +143,28 @@ func TestBrowserEnrollDuringStepUp(t *testing.T) {
 		t.Fatalf("back to the app: at %s", c.Location())
 	}
 }
+
+// TestBrowserEnrollPasskeyDuringStepUp: static/webauthn.js adds the passkey
+// for the sign-in in flight; the dispatcher then asks for it like any
+// other factor (the enrollment itself proved nothing about the person),
+// and the app gets mfa.
+func TestBrowserEnrollPasskeyDuringStepUp(t *testing.T) {
+	c := newPasskeyTab(t)
+	e := newEnv(t, onLocalhost, enrollDuringStepUp)
+	c.addAuthenticator(chrome.SyncedPasskey)
+	r := e.rp(rpClient, e.rpSecret)
+	a := r.authURL(essentialACR(acrMFA))
+	c.Open(a.url)
+	c.SignIn(alice, alicePass)
+	c.See("Acme Payroll needs a second way to sign in")
+	c.Follow(chrome.AddPasskeyButton)
+	c.See("Use a passkey or security key")
+	if ev := e.lastAudit("factor.enrolled"); ev.ClientID != rpClient || ev.Details["factor"] != "webauthn" || ev.Details["during_step_up"] != "true" {
+		t.Fatalf("factor.enrolled %+v", ev)
+	}
+	c.Follow(chrome.PasskeyButton)
+	tok := r.mustExchange(c.rpCode(r, a), a)
+	if tok.claims.ACR != acrMFA || !slices.Contains(tok.claims.AMR, "pop") {
+		t.Fatalf("claims %+v, want mfa with pop", tok.claims)
+	}
+}
