@@ -239,7 +239,13 @@ func (h *Handler) bootstrapRisk(r *http.Request, a *accountState) (bool, risk.As
 	if err != nil {
 		return false, ra, err
 	}
-	return ra.Band == risk.Low && !ra.Deny && !ra.Reauth, ra, nil
+	return bootstrapBand(ra), ra, nil
+}
+
+// bootstrapBand is the risk half of the bootstrap rule: a low band, not
+// denied, not drifted. The portal and the step-up (enroll.go) ask it alike.
+func bootstrapBand(ra risk.Assessment) bool {
+	return ra.Band == risk.Low && !ra.Deny && !ra.Reauth
 }
 
 // bootstrapGate lets a user with no second factor add the first one: at
@@ -534,13 +540,12 @@ func (h *Handler) accountTOTPPage(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	sealed := h.cfg.Sealer.Seal([]byte(key.Secret+"|"+strconv.FormatInt(h.cfg.Now().Add(15*time.Minute).Unix(), 10)), h.pendingAD(a))
-	h.cfg.Cookies.Set(w, pendingTOTPCookie, base64.RawURLEncoding.EncodeToString(sealed), 15*time.Minute)
+	h.sealPendingTOTP(w, pendingTOTPCookie, key.Secret, h.pendingAD(a))
 	return h.renderTOTP(w, r, a, key, "", http.StatusOK)
 }
 
 func (h *Handler) renderTOTP(w http.ResponseWriter, r *http.Request, a *accountState, key factor.TOTPKey, problem string, status int) error {
-	png, err := factor.TOTPQRCodePNG(key.URI, 240)
+	setup, err := totpSetup(key)
 	if err != nil {
 		return err
 	}
@@ -548,8 +553,7 @@ func (h *Handler) renderTOTP(w http.ResponseWriter, r *http.Request, a *accountS
 	if err != nil {
 		return err
 	}
-	p.Nav, p.Problem = "totp", problem
-	p.TOTP = &totpEnroll{Secret: key.Secret, URI: template.URL(key.URI), QR: template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))}
+	p.Nav, p.Problem, p.TOTP = "totp", problem, setup
 	p.Bootstrap = !hasSecondFactor(a.factors)
 	return h.r.render(w, status, "account_totp", p)
 }
@@ -566,11 +570,8 @@ func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error 
 	if err := r.ParseForm(); err != nil {
 		return userError(http.StatusBadRequest, "That form couldn't be read", "Go back and try again.")
 	}
-	raw, _ := base64.RawURLEncoding.DecodeString(h.cfg.Cookies.Value(r, pendingTOTPCookie))
-	plain, err := h.cfg.Sealer.Open(raw, h.pendingAD(a))
-	secret, expStr, _ := strings.Cut(string(plain), "|")
-	exp, _ := strconv.ParseInt(expStr, 10, 64)
-	if err != nil || secret == "" || h.cfg.Now().Unix() > exp {
+	secret := h.openPendingTOTP(r, pendingTOTPCookie, h.pendingAD(a))
+	if secret == "" {
 		http.Redirect(w, r, "/account/totp", http.StatusSeeOther)
 		return nil
 	}
@@ -581,25 +582,8 @@ func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error 
 		return h.renderTOTP(w, r, a, key, "That code didn't work. Check the time on your phone and try again.", http.StatusBadRequest)
 	}
 	first := !hasSecondFactor(a.factors)
-	id, err := factor.NewToken()
-	if err != nil {
-		return err
-	}
-	name := strings.TrimSpace(r.PostForm.Get("name"))
-	if name == "" || len(name) > 64 {
-		name = "Authenticator app"
-	}
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventFactorEnrolled, UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success", Details: map[string]string{"factor": string(stepup.TOTP), "bootstrap": strconv.FormatBool(first)}}); err != nil {
-		return err
-	}
-	if err := h.cfg.Store.CreateFactor(ctx, storage.Factor{ID: id[:22], UserID: a.user.ID, Kind: storage.FactorTOTP, Name: name, Secret: h.cfg.Sealer.Seal([]byte(secret), totpAD(a.user.ID)), CreatedAt: now}); err != nil {
-		return err
-	}
-	if err := admin.Signal(ctx, h.cfg.Store, now, admin.CredentialChange(a.user.ID, admin.CredentialType(storage.FactorTOTP), admin.ChangeCreate, name)); err != nil {
-		return err
-	}
-	// The code used to confirm is spent, so it cannot also pass a sign-in.
-	if err := h.cfg.Store.UseTOTPStep(ctx, a.user.ID, step, now); err != nil && !errors.Is(err, storage.ErrReplayed) {
+	if err := h.addTOTP(ctx, a.user.ID, secret, r.PostForm.Get("name"), step, storage.AuditEvent{
+		Details: map[string]string{"bootstrap": strconv.FormatBool(first)}}); err != nil {
 		return err
 	}
 	h.cfg.Cookies.Clear(w, pendingTOTPCookie)
@@ -609,6 +593,66 @@ func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error 
 	}
 	http.Redirect(w, r, "/account?notice=totp-added", http.StatusSeeOther)
 	return nil
+}
+
+// addTOTP stores a confirmed authenticator app: audited first (with ev's
+// client and details), then created, signalled (Shared Signals) and its
+// confirming code's step spent, so that code cannot also pass a sign-in.
+// Enrolling proves possession of the new app, not who the user is: it
+// adds nothing to the session (the portal's rule, and the step-up's).
+func (h *Handler) addTOTP(ctx context.Context, userID, secret, name string, step int64, ev storage.AuditEvent) error {
+	now := h.cfg.Now()
+	id, err := factor.NewToken()
+	if err != nil {
+		return err
+	}
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 64 {
+		name = "Authenticator app"
+	}
+	ev.Type, ev.UserID, ev.ActorID, ev.Outcome = storage.EventFactorEnrolled, userID, userID, "success"
+	ev.Details["factor"] = string(stepup.TOTP)
+	if err := h.cfg.Audit.Record(ctx, ev); err != nil {
+		return err
+	}
+	if err := h.cfg.Store.CreateFactor(ctx, storage.Factor{ID: id[:22], UserID: userID, Kind: storage.FactorTOTP, Name: name, Secret: h.cfg.Sealer.Seal([]byte(secret), totpAD(userID)), CreatedAt: now}); err != nil {
+		return err
+	}
+	if err := admin.Signal(ctx, h.cfg.Store, now, admin.CredentialChange(userID, admin.CredentialType(storage.FactorTOTP), admin.ChangeCreate, name)); err != nil {
+		return err
+	}
+	if err := h.cfg.Store.UseTOTPStep(ctx, userID, step, now); err != nil && !errors.Is(err, storage.ErrReplayed) {
+		return err
+	}
+	return nil
+}
+
+// sealPendingTOTP keeps a secret being enrolled in a short-lived cookie,
+// sealed for ad (the user, session and purpose), so it cannot be moved
+// elsewhere; openPendingTOTP reads it back, "" when absent or expired.
+func (h *Handler) sealPendingTOTP(w http.ResponseWriter, cookie, secret string, ad []byte) {
+	sealed := h.cfg.Sealer.Seal([]byte(secret+"|"+strconv.FormatInt(h.cfg.Now().Add(15*time.Minute).Unix(), 10)), ad)
+	h.cfg.Cookies.Set(w, cookie, base64.RawURLEncoding.EncodeToString(sealed), 15*time.Minute)
+}
+
+func (h *Handler) openPendingTOTP(r *http.Request, cookie string, ad []byte) string {
+	raw, _ := base64.RawURLEncoding.DecodeString(h.cfg.Cookies.Value(r, cookie))
+	plain, err := h.cfg.Sealer.Open(raw, ad)
+	secret, expStr, _ := strings.Cut(string(plain), "|")
+	exp, _ := strconv.ParseInt(expStr, 10, 64)
+	if err != nil || secret == "" || h.cfg.Now().Unix() > exp {
+		return ""
+	}
+	return secret
+}
+
+// totpSetup is the enrollment page's QR code, link and key for key.
+func totpSetup(key factor.TOTPKey) (*totpEnroll, error) {
+	png, err := factor.TOTPQRCodePNG(key.URI, 240)
+	if err != nil {
+		return nil, err
+	}
+	return &totpEnroll{Secret: key.Secret, URI: template.URL(key.URI), QR: template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))}, nil
 }
 
 func totpURI(issuer, account, secret string) string {
@@ -706,18 +750,8 @@ func (h *Handler) postAccountRecovery(w http.ResponseWriter, r *http.Request) er
 
 func (h *Handler) issueRecoveryCodes(w http.ResponseWriter, r *http.Request, a *accountState, notice string) error {
 	ctx := r.Context()
-	codes, err := factor.NewRecoveryCodes(10)
+	codes, err := h.newRecoveryCodes(ctx, a.user.ID, "")
 	if err != nil {
-		return err
-	}
-	hashes := make([]string, len(codes))
-	for i, c := range codes {
-		hashes[i] = factor.RecoveryCodeMAC(h.cfg.Sealer, a.user.ID, c)
-	}
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventFactorRecoveryCodesGenerated, UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success"}); err != nil {
-		return err
-	}
-	if err := h.cfg.Store.ReplaceRecoveryCodes(ctx, a.user.ID, hashes, h.cfg.Now()); err != nil {
 		return err
 	}
 	a.recovery = len(codes)
@@ -728,6 +762,27 @@ func (h *Handler) issueRecoveryCodes(w http.ResponseWriter, r *http.Request, a *
 	p.Nav, p.Notice, p.Codes = "recovery", notice, codes
 	p.CodesURL = template.URL("data:text/plain;charset=utf-8," + url.PathEscape(h.cfg.ProductName+" recovery codes for "+a.user.Username+"\n\n"+strings.Join(codes, "\n")+"\n"))
 	return h.r.render(w, http.StatusOK, "account_recovery", p)
+}
+
+// newRecoveryCodes replaces the user's recovery codes with ten new ones,
+// audited (with the client they were made for, if any), and returns them
+// to be shown once.
+func (h *Handler) newRecoveryCodes(ctx context.Context, userID, clientID string) ([]string, error) {
+	codes, err := factor.NewRecoveryCodes(10)
+	if err != nil {
+		return nil, err
+	}
+	hashes := make([]string, len(codes))
+	for i, c := range codes {
+		hashes[i] = factor.RecoveryCodeMAC(h.cfg.Sealer, userID, c)
+	}
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventFactorRecoveryCodesGenerated, UserID: userID, ActorID: userID, ClientID: clientID, Outcome: "success"}); err != nil {
+		return nil, err
+	}
+	if err := h.cfg.Store.ReplaceRecoveryCodes(ctx, userID, hashes, h.cfg.Now()); err != nil {
+		return nil, err
+	}
+	return codes, nil
 }
 
 // ---- sessions ----

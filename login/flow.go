@@ -174,6 +174,9 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *flowState
 	switch {
 	case d.Outcome == stepup.Fail && !st.hasSess:
 		return h.fail(w, r, st, d.Error, "no session")
+	case d.Outcome == stepup.Fail && h.offersEnroll(st, in, d):
+		// Out of reach at a client that offers "set one up now" (enroll.go).
+		return h.showEnroll(w, r, st, in, d)
 	case d.Outcome == stepup.Fail:
 		return h.fail(w, r, st, d.Error, "step-up decision")
 	case d.Outcome == stepup.Satisfied:

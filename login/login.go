@@ -166,6 +166,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /logout", h.handle(h.postSignOut))
 	mux.Handle("GET /setup", h.handle(h.setupPage))
 	mux.Handle("POST /setup", h.handle(h.postSetup))
+	h.registerEnroll(mux)
 	h.registerAccount(mux)
 	h.registerAdmin(mux)
 }

@@ -29,6 +29,7 @@ var requiredPages = []string{
 	"signin", "password", "otp", "recovery", "consent", "error", "setup", "logged_out",
 	"account", "account_totp", "account_recovery", "account_password",
 	"account_passkey", "webauthn", "logout_confirm", "account_help",
+	"enroll", "enroll_totp", "enroll_codes",
 }
 
 // adminPages are the admin console's pages: each is parsed with layout.html

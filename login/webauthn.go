@@ -468,8 +468,15 @@ func (h *Handler) registerOptions(w http.ResponseWriter, r *http.Request) error 
 	if ok, err := h.passkeyGateJSON(r, a); !ok {
 		return err
 	}
+	return h.beginRegistration(w, r, a.user, a.user.ID+":"+sid(a.sess))
+}
+
+// beginRegistration starts adding a passkey for u, the ceremony bound to
+// bind (the portal's user and session, or a step-up's request too), and
+// answers with the creation options.
+func (h *Handler) beginRegistration(w http.ResponseWriter, r *http.Request, u storage.User, bind string) error {
 	ctx := r.Context()
-	pu, err := h.passkeyUser(ctx, a.user)
+	pu, err := h.passkeyUser(ctx, u)
 	if err != nil {
 		return err
 	}
@@ -488,7 +495,7 @@ func (h *Handler) registerOptions(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if err := h.saveCeremony(ctx, w, ceremony{Kind: ceremonyRegister, Bind: a.user.ID + ":" + sid(a.sess), Session: *session}); err != nil {
+	if err := h.saveCeremony(ctx, w, ceremony{Kind: ceremonyRegister, Bind: bind, Session: *session}); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, creation)
@@ -510,64 +517,14 @@ func (h *Handler) registerVerify(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	ctx := r.Context()
-	c, err := h.takeCeremony(ctx, w, r, ceremonyRegister, a.user.ID+":"+sid(a.sess))
-	if err != nil {
-		return userError(http.StatusBadRequest, "Try again", err.Error())
-	}
-	session := c.Session
-	parsed, err := protocol.ParseCredentialCreationResponseBytes(req.Credential)
-	if err != nil {
-		return userError(http.StatusBadRequest, "That didn't work", "Your browser sent a passkey we couldn't read. Try again.")
-	}
-	pu, err := h.passkeyUser(ctx, a.user)
-	if err != nil {
-		return err
-	}
-	cred, err := h.cfg.WebAuthn.CreateCredential(pu, session, parsed)
-	if err != nil {
-		h.cfg.Log.WarnContext(ctx, "passkey registration rejected", "user_id", a.user.ID, "err", err)
-		return userError(http.StatusBadRequest, "That didn't work", "That passkey or security key couldn't be added. Try again.")
-	}
-	name := strings.TrimSpace(req.Name)
-	if name == "" || len(name) > 64 {
-		name = "Passkey"
-	}
-	raw, err := json.Marshal(cred)
-	if err != nil {
-		return err
-	}
-	id, err := factor.NewToken()
-	if err != nil {
-		return err
-	}
 	first := !hasSecondFactor(a.factors)
-	// DESIGN §3.3: a phishable session cannot mint phishing resistance. A
-	// key added from a session at phr is trusted at once; from any other
-	// it counts as mfa until it is used from a known device and network
-	// after the cooling-off, or an administrator confirms it.
-	now := h.cfg.Now()
-	var trustedAt time.Time
-	if h.levelMet(a, stepup.ACRPhishing) || h.cfg.PasskeysTrustedAtOnce {
-		trustedAt = now
-	}
-	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventFactorEnrolled, UserID: a.user.ID, ActorID: a.user.ID, Outcome: "success",
-		Details: map[string]string{"factor": string(stepup.WebAuthn), "name": name, "device_bound": fmt.Sprint(!cred.Flags.BackupEligible), "bootstrap": fmt.Sprint(first),
-			"phishing_resistant": fmt.Sprint(!trustedAt.IsZero())}}); err != nil {
-		return err
-	}
-	newPlace, err := h.newPlaceSession(r, a.user.ID, a.sess)
+	f, err := h.finishRegistration(w, r, a.user, a.sess, a.user.ID+":"+sid(a.sess), req, h.levelMet(a, stepup.ACRPhishing),
+		storage.AuditEvent{Details: map[string]string{"bootstrap": fmt.Sprint(first)}})
 	if err != nil {
-		return err
-	}
-	if err := h.cfg.Store.CreateFactor(ctx, storage.Factor{ID: id[:22], UserID: a.user.ID, Kind: storage.FactorWebAuthn, Name: name, Secret: raw, CreatedAt: now, TrustedAt: trustedAt, AddedInSessionAt: newPlace}); err != nil {
-		return err
-	}
-	if err := admin.Signal(ctx, h.cfg.Store, now, admin.CredentialChange(a.user.ID, admin.CredentialType(storage.FactorWebAuthn), admin.ChangeCreate, name)); err != nil {
 		return err
 	}
 	next := "/account?notice=passkey-added"
-	if trustedAt.IsZero() {
+	if f.TrustedAt.IsZero() {
 		next = "/account?notice=passkey-pending"
 	}
 	if first {
@@ -576,6 +533,71 @@ func (h *Handler) registerVerify(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": next})
 	return nil
+}
+
+// finishRegistration verifies and stores the passkey of the ceremony bound
+// to bind, for u signed in with sess: audited first (ev's client and
+// details, plus what the key is), then created and signalled. atPhr says
+// the session adding it is itself at phr. Like an authenticator app, a new
+// key adds nothing to the session.
+func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, u storage.User, sess storage.Session, bind string, req registerVerifyRequest, atPhr bool, ev storage.AuditEvent) (storage.Factor, error) {
+	ctx := r.Context()
+	c, err := h.takeCeremony(ctx, w, r, ceremonyRegister, bind)
+	if err != nil {
+		return storage.Factor{}, userError(http.StatusBadRequest, "Try again", err.Error())
+	}
+	parsed, err := protocol.ParseCredentialCreationResponseBytes(req.Credential)
+	if err != nil {
+		return storage.Factor{}, userError(http.StatusBadRequest, "That didn't work", "Your browser sent a passkey we couldn't read. Try again.")
+	}
+	pu, err := h.passkeyUser(ctx, u)
+	if err != nil {
+		return storage.Factor{}, err
+	}
+	cred, err := h.cfg.WebAuthn.CreateCredential(pu, c.Session, parsed)
+	if err != nil {
+		h.cfg.Log.WarnContext(ctx, "passkey registration rejected", "user_id", u.ID, "err", err)
+		return storage.Factor{}, userError(http.StatusBadRequest, "That didn't work", "That passkey or security key couldn't be added. Try again.")
+	}
+	name := strings.TrimSpace(req.Name)
+	if name == "" || len(name) > 64 {
+		name = "Passkey"
+	}
+	raw, err := json.Marshal(cred)
+	if err != nil {
+		return storage.Factor{}, err
+	}
+	id, err := factor.NewToken()
+	if err != nil {
+		return storage.Factor{}, err
+	}
+	// DESIGN §3.3: a phishable session cannot mint phishing resistance. A
+	// key added from a session at phr is trusted at once; from any other
+	// it counts as mfa until it is used from a known device and network
+	// after the cooling-off, or an administrator confirms it.
+	now := h.cfg.Now()
+	var trustedAt time.Time
+	if atPhr || h.cfg.PasskeysTrustedAtOnce {
+		trustedAt = now
+	}
+	ev.Type, ev.UserID, ev.ActorID, ev.Outcome = storage.EventFactorEnrolled, u.ID, u.ID, "success"
+	ev.Details["factor"], ev.Details["name"] = string(stepup.WebAuthn), name
+	ev.Details["device_bound"], ev.Details["phishing_resistant"] = fmt.Sprint(!cred.Flags.BackupEligible), fmt.Sprint(!trustedAt.IsZero())
+	if err := h.cfg.Audit.Record(ctx, ev); err != nil {
+		return storage.Factor{}, err
+	}
+	newPlace, err := h.newPlaceSession(r, u.ID, sess)
+	if err != nil {
+		return storage.Factor{}, err
+	}
+	f := storage.Factor{ID: id[:22], UserID: u.ID, Kind: storage.FactorWebAuthn, Name: name, Secret: raw, CreatedAt: now, TrustedAt: trustedAt, AddedInSessionAt: newPlace}
+	if err := h.cfg.Store.CreateFactor(ctx, f); err != nil {
+		return storage.Factor{}, err
+	}
+	if err := admin.Signal(ctx, h.cfg.Store, now, admin.CredentialChange(u.ID, admin.CredentialType(storage.FactorWebAuthn), admin.ChangeCreate, name)); err != nil {
+		return storage.Factor{}, err
+	}
+	return f, nil
 }
 
 // requireAccountJSON is requireAccount for fetch endpoints: no redirects.

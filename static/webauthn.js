@@ -8,6 +8,7 @@
 //   [data-passkey-autofill="<auth request id>"] sign-in: passkeys offered in
 //       the username field's autofill (conditional mediation).
 //   [data-passkey-register]                   portal: add a passkey.
+//   [data-passkey-register="<auth request id>"] step-up: set one up now.
 (function () {
   "use strict";
 
@@ -241,6 +242,8 @@
     var button = el.querySelector("[data-passkey-button]");
     var errorBox = el.querySelector("[data-passkey-error]");
     var nameInput = el.querySelector("input[name=name]");
+    var requestID = el.getAttribute("data-passkey-register");
+    var base = requestID ? "/login/enroll/passkey/" : "/account/passkey/";
     if (!button) return;
     if (!window.PublicKeyCredential || !navigator.credentials) {
       showError(errorBox, words.register.unsupported);
@@ -253,11 +256,13 @@
       busy(button, true);
       hideError(errorBox);
       try {
-        var pk = creationOptions(await post("/account/passkey/options", {}));
+        var pk = creationOptions(await post(base + "options", requestID ? { id: requestID } : {}));
         timeout = pk.timeout || 0;
         started = Date.now();
         var cred = await navigator.credentials.create({ publicKey: pk });
-        var res = await post("/account/passkey/verify", { name: nameInput ? nameInput.value : "", credential: attestationJSON(cred) });
+        var body = { name: nameInput ? nameInput.value : "", credential: attestationJSON(cred) };
+        if (requestID) body.id = requestID;
+        var res = await post(base + "verify", body);
         window.location.assign(res.redirect); // busy until the next page
       } catch (err) {
         busy(button, false);

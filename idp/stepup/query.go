@@ -180,3 +180,18 @@ func (p *Policy) Preview(in Input) Decision {
 	in.NoSession, in.Drifted = false, false
 	return Decide(p, in)
 }
+
+// Unlocks reports whether enrolling e would let the request in go on: the
+// decision fails with ErrUnmet now (a level the user's factors cannot
+// reach), and would not fail with e enrolled as well. It is the question
+// behind "set one up now" (DESIGN §3.3): offering a factor that leaves the
+// app out of reach would only loop. It decides nothing about the request
+// itself, whose next decision is made with the factors actually enrolled.
+func (p *Policy) Unlocks(in Input, e Enrolled) bool {
+	p = p.orDefault()
+	if Decide(p, in).Error != ErrUnmet {
+		return false
+	}
+	in.Enrolled = append(slices.Clone(in.Enrolled), e)
+	return Decide(p, in).Outcome != Fail
+}

@@ -232,3 +232,31 @@ func TestPreview(t *testing.T) {
 		})
 	}
 }
+
+func TestUnlocks(t *testing.T) {
+	pwdOnly := []Enrolled{{Method: Password}}
+	totp := Enrolled{Method: TOTP}
+	key := Enrolled{Method: WebAuthn, UserVerifying: true}
+	pending := Enrolled{Method: WebAuthn, UserVerifying: true, Provisional: true}
+	tests := []struct {
+		name      string
+		clientMin string
+		enrolled  []Enrolled
+		add       Enrolled
+		want      bool
+	}{
+		{name: "an authenticator app unlocks an mfa floor out of reach", clientMin: mfa, enrolled: pwdOnly, add: totp, want: true},
+		{name: "an authenticator app does not unlock phr", clientMin: phr, enrolled: pwdOnly, add: totp, want: false},
+		{name: "a trusted passkey unlocks phr", clientMin: phr, enrolled: pwdOnly, add: key, want: true},
+		{name: "a passkey not trusted yet does not unlock phr", clientMin: phr, enrolled: pwdOnly, add: pending, want: false},
+		{name: "nothing to unlock when the level is reachable already", clientMin: mfa, enrolled: append(pwdOnly, totp), add: key, want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := Input{ClientMin: tt.clientMin, RequestTime: t0, Now: t0, Done: []Factor{pwdAt(time.Minute)}, Enrolled: tt.enrolled}
+			if got := DefaultPolicy().Unlocks(in, tt.add); got != tt.want {
+				t.Errorf("Unlocks() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
