@@ -41,6 +41,7 @@ var eventTexts = map[storage.EventType]string{
 	storage.EventAdminClientDeleted:           "Client deleted",
 	storage.EventAdminClientSecretRotated:     "Client secret rotated",
 	storage.EventAdminKeysRotated:             "Signing keys rotated",
+	storage.EventAdminPolicyChanged:           "Policy changed",
 	storage.EventAdminDenied:                  "Admin console refused",
 	storage.EventAdminAuditExported:           "Audit log exported",
 	storage.EventSSFReceived:                  "A security service reported something about your account",
