@@ -113,6 +113,7 @@ type fixtureConfig struct {
 	Risk        signin.RiskConfig
 	AdminACR    string
 	Details     *details.Registry
+	Clients     map[string]policy.Client // each client's own policy
 	pol         *policy.Snapshot
 }
 
@@ -242,7 +243,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 		o(&f.cfg)
 	}
 	f.cfg.pol, err = policy.Complete(policy.Snapshot{Levels: f.cfg.Policy, ScopeMinACR: f.cfg.ScopeMinACR, Risk: f.cfg.Risk,
-		AdminACR: f.cfg.AdminACR, Details: f.cfg.Details})
+		AdminACR: f.cfg.AdminACR, Details: f.cfg.Details, Clients: f.cfg.Clients})
 	if err != nil {
 		t.Fatal(err)
 	}
