@@ -12,6 +12,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/policy"
+	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -92,6 +93,18 @@ func TestClientFactorsUnreachable(t *testing.T) {
 	ev := f.audit(storage.EventLoginFailed)
 	if len(ev) != 1 || ev[0].Reason != stepup.ErrUnmet || ev[0].Details["why"] != "step-up decision" || ev[0].Details[login.PolicyVersionKey] != "0" {
 		t.Fatalf("login.failed %+v, want one step-up decision failure with policy_version 0", ev)
+	}
+	// The replay records what the decision saw, and what the client's
+	// policy kept from it.
+	r, err := signin.ParseReplay(ev[0].Details[signin.ReplayKey])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]signin.ReplayFactor{{Method: stepup.Password}}, r.Enrolled); diff != "" {
+		t.Errorf("replay enrolled (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]signin.ReplayFactor{{Method: stepup.TOTP}}, r.Disallowed); diff != "" {
+		t.Errorf("replay disallowed (-want +got):\n%s", diff)
 	}
 	// The control: the same person at a client without that policy.
 	f.clock.Advance(time.Minute)

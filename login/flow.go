@@ -44,6 +44,9 @@ type flowState struct {
 	// (signin.ReplayKey); decided reports one with a session was made.
 	in      stepup.Input
 	decided bool
+	// disallowed are the user's enrolled factors the client's policy kept
+	// from the decision (allowedAt), recorded with the replay.
+	disallowed []stepup.Enrolled
 }
 
 var errExpiredRequest = userError(http.StatusBadRequest, "This sign-in link has expired",
@@ -114,14 +117,15 @@ func (h *Handler) input(st *flowState) stepup.Input {
 	in.NoSession = !st.hasSess
 	if st.hasSess {
 		in.Done = signin.FactorsOf(st.sess.Factors, st.ar.ID)
-		in.Enrolled = allowedAt(st, h.enrolledAt(st.user, st.factors, st.recovery, st.known))
+		in.Enrolled, st.disallowed = allowedAt(st, h.enrolledAt(st.user, st.factors, st.recovery, st.known))
 		in.Preferred = st.pol.Client(st.client.ID).Preferred
 	}
 	return in
 }
 
-// allowedAt keeps the enrolled factors the client's policy lets the
-// step-up ask for (policy.Client.Allows; the password always): the
+// allowedAt splits the enrolled factors into those the client's policy
+// lets the step-up ask for (policy.Client.Allows; the password always)
+// and the rest, which the audit records (signin.Replay.Disallowed). The
 // decision then neither offers another nor counts a level reachable
 // through one, so a person whose only second factors are not allowed here
 // meets the same "can't reach" as one who has none, and every factor
@@ -136,9 +140,16 @@ func (h *Handler) input(st *flowState) stepup.Input {
 // allowed reports whether the client's policy lets this sign-in use m.
 func allowed(st *flowState, m stepup.Method) bool { return st.pol.Client(st.client.ID).Allows(m) }
 
-func allowedAt(st *flowState, en []stepup.Enrolled) []stepup.Enrolled {
+func allowedAt(st *flowState, en []stepup.Enrolled) (allowed, not []stepup.Enrolled) {
 	c := st.pol.Client(st.client.ID)
-	return slices.DeleteFunc(en, func(e stepup.Enrolled) bool { return !c.Allows(e.Method) })
+	for _, e := range en {
+		if c.Allows(e.Method) {
+			allowed = append(allowed, e)
+		} else {
+			not = append(not, e)
+		}
+	}
+	return allowed, not
 }
 
 // flow is the one dispatcher: it runs on entry and after every factor, asks
@@ -263,7 +274,9 @@ const PolicyVersionKey = "policy_version"
 // the policy version it was decided under.
 func decisionDetails(st *flowState, d map[string]string) map[string]string {
 	if st.decided {
-		d[signin.ReplayKey] = signin.ReplayOf(st.ar.ID, st.ar.Scopes, st.in).Encode()
+		r := signin.ReplayOf(st.ar.ID, st.ar.Scopes, st.in)
+		r.Disallowed = signin.ReplayEnrolled(st.disallowed)
+		d[signin.ReplayKey] = r.Encode()
 	}
 	// The version the decision was made under: a sign-in in flight is
 	// decided under the one its request was parsed under to the end.
