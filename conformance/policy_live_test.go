@@ -301,3 +301,23 @@ func testPolicyLive(t *testing.T, open func(t *testing.T) storage.Store) {
 		t.Fatalf("login.completed of the in-flight sign-in: %v, want policy_version 1, target mfa", done1.Details)
 	}
 }
+
+// A scope beyond the standard ones reaches the decision and the token only
+// at a client whose policy (or the server's) names a minimum for it;
+// elsewhere it is dropped, as every unknown scope is.
+func TestPolicyScopesReachTheirClientOnly(t *testing.T) {
+	e := newEnv(t)
+	e.addClient(storage.Client{ID: "payroll", Name: "Acme Payroll", RedirectURIs: []string{rpRedirect}, AuthMethod: "none", Public: true,
+		GrantTypes: []string{"authorization_code"}, IDTokenAlg: "RS256", FirstParty: true})
+	a := policyService(t, e.store, e.key, e.clock, e.server.Policies())
+	savePolicy(t, a, clientPolicy("payroll", policy.ClientPolicy{ScopeMinACR: map[string]string{payrollWrite: stepup.ACRMultiFactor}}), e.clock.Now())
+	r := e.rp(rpClient, e.rpSecret)
+	tok := r.login(e.browser(), url.Values{"scope": {"openid " + payrollWrite}})
+	if got, _ := tok.token.Extra("scope").(string); got != "openid" {
+		t.Fatalf("scope at a client whose policy does not name %s: %q, want openid", payrollWrite, got)
+	}
+	ev := lastEvent(t, e.store, storage.EventLoginCompleted, rpClient)
+	if ev.Details["target"] != acrSFA || ev.Details[login.PolicyVersionKey] != "1" {
+		t.Fatalf("login.completed %v, want target sfa under version 1", ev.Details)
+	}
+}
