@@ -73,7 +73,10 @@ func (s *opServer) validateAuthRequest(ctx context.Context, c *client, req *oidc
 	if req.MaxAge, err = op.ValidateAuthReqPrompt(req.Prompt, req.MaxAge); err != nil {
 		return none, err
 	}
-	if req.Scopes, err = op.ValidateAuthReqScopes(c, req.Scopes); err != nil {
+	// The request is parsed, stored and every decision of its sign-in
+	// made under one policy version: the active one now.
+	pol := s.pols.Current()
+	if req.Scopes, err = op.ValidateAuthReqScopes(c.withScopesOf(pol), req.Scopes); err != nil {
 		return none, err
 	}
 	if !slices.Contains(req.Scopes, oidc.ScopeOpenID) {
@@ -95,9 +98,6 @@ func (s *opServer) validateAuthRequest(ctx context.Context, c *client, req *oidc
 	if jkt := form.Get("dpop_jkt"); jkt != "" && !dpop.ValidJKT(jkt) {
 		return none, oidc.ErrInvalidRequest().WithDescription("dpop_jkt must be a base64url SHA-256 JWK thumbprint")
 	}
-	// The request is parsed, stored and every decision of its sign-in
-	// made under one policy version: the active one now.
-	pol := s.pols.Current()
 	stateFrom(ctx).policyVersion = pol.Version
 	need, err := signin.NewRequirement(form.Get("claims"), req.ACRValues, c.Client, pol.ScopeFloors(c.ID, req.Scopes))
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -133,9 +134,18 @@ func (s *opServer) issue(ctx context.Context, req op.TokenRequest, c *client, pr
 	if proof != nil {
 		st.jkt = proof.JKT
 	}
+	ttl, err := s.lifetimes(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	st.ttl = &ttl
+	if rr, ok := req.(*refreshRequest); ok && !rr.createdAt.IsZero() && s.ops.now().After(rr.createdAt.Add(ttl.refresh)) {
+		// The active policy shortened this client's refresh lifetime
+		// since the family began: it ends by the new one.
+		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token expired")
+	}
 	var id, refresh string
 	var exp time.Time
-	var err error
 	if needsRefreshToken(req, c) {
 		id, refresh, exp, err = s.ops.CreateAccessAndRefreshTokens(ctx, req, refreshToken)
 	} else {
@@ -185,6 +195,24 @@ func (s *opServer) issue(ctx context.Context, req op.TokenRequest, c *client, pr
 		return op.NewResponse(tokenResponseWithDetails{resp, json.RawMessage(d)}), nil
 	}
 	return op.NewResponse(resp), nil
+}
+
+// lifetimes are the token lifetimes of req's client: under the policy
+// version its sign-in was decided under for a code (the whole sign-in,
+// token included, is one version's), under the active one for a refresh.
+// Client credentials keep the server's.
+func (s *opServer) lifetimes(ctx context.Context, req op.TokenRequest) (lifetimes, error) {
+	switch r := req.(type) {
+	case authRequest:
+		pol, err := s.pols.At(ctx, r.PolicyVersion)
+		if err != nil {
+			return lifetimes{}, oidc.ErrServerError().WithParent(err)
+		}
+		return lifetimesOf(pol.Client(r.ClientID)), nil
+	case *refreshRequest:
+		return lifetimesOf(s.pols.Current().Client(r.GetClientID())), nil
+	}
+	return lifetimesOf(policy.Client{}), nil
 }
 
 // tokenResponseWithDetails is a token response with authorization_details

@@ -9,6 +9,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -21,6 +22,32 @@ const (
 	refreshTokenTTL = 30 * 24 * time.Hour
 )
 
+// lifetimes are the token lifetimes of one client's token request: the
+// server's, shortened by the client's own policy (policy.Client AccessTTL
+// and RefreshTTL), never lengthened.
+type lifetimes struct{ access, refresh time.Duration }
+
+// lifetimesOf are c's lifetimes.
+func lifetimesOf(c policy.Client) lifetimes {
+	l := lifetimes{access: accessTokenTTL, refresh: refreshTokenTTL}
+	if c.AccessTTL > 0 {
+		l.access = min(l.access, c.AccessTTL)
+	}
+	if c.RefreshTTL > 0 {
+		l.refresh = min(l.refresh, c.RefreshTTL)
+	}
+	return l
+}
+
+// lifetimes are the request's token lifetimes (the server's unless
+// opServer.issue set the client's).
+func (st *reqState) lifetimes() lifetimes {
+	if st.ttl == nil {
+		return lifetimesOf(policy.Client{})
+	}
+	return *st.ttl
+}
+
 // Scopes Keystep understands; anything else is dropped by the library.
 var supportedScopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess}
 
@@ -28,6 +55,25 @@ var supportedScopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEm
 type client struct {
 	storage.Client
 	loginURL string // the login UI path; the auth request ID is appended
+	// policyScopes are the scopes besides supportedScopes this client may
+	// ask for at /authorize (withScopesOf).
+	policyScopes []string
+}
+
+// withScopesOf is c allowing, besides supportedScopes, every scope pol
+// names a minimum level for (scope_min_acr, the server's or c's own): an
+// API scope such as payroll:write reaches the decision and the token
+// exactly when the policy says what it needs. Any other scope is dropped,
+// as before.
+func (c *client) withScopesOf(pol *policy.Snapshot) *client {
+	cc := *c
+	cc.policyScopes = nil
+	for _, m := range []map[string]string{pol.ScopeMinACR, pol.Client(c.ID).ScopeMinACR} {
+		for sc := range m {
+			cc.policyScopes = append(cc.policyScopes, sc)
+		}
+	}
+	return &cc
 }
 
 func (c client) GetID() string                    { return c.ID }
@@ -77,7 +123,9 @@ func (c client) RestrictAdditionalIdTokenScopes() func([]string) []string {
 func (c client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
 }
-func (c client) IsScopeAllowed(scope string) bool     { return slices.Contains(supportedScopes, scope) }
+func (c client) IsScopeAllowed(scope string) bool {
+	return slices.Contains(supportedScopes, scope) || slices.Contains(c.policyScopes, scope)
+}
 func (c client) IDTokenUserinfoClaimsAssertion() bool { return false }
 
 // ClockSkew is zero: the library subtracts it from auth_time, which must stay
@@ -188,6 +236,7 @@ type refreshRequest struct {
 	legacyID  string
 	grant     storage.Grant
 	expiresAt time.Time // the family's; rotation does not extend it
+	createdAt time.Time // the family's (the first token's): what a client's refresh lifetime counts from
 }
 
 func (r *refreshRequest) GetAMR() []string            { return r.grant.AMR }

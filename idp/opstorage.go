@@ -19,6 +19,7 @@ import (
 	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
@@ -47,7 +48,10 @@ type reqState struct {
 	tokenDetails *string
 	// jkt is the thumbprint of the DPoP key the tokens of this token
 	// request are bound to (opServer.issue); "" for bearer tokens.
-	jkt          string
+	jkt string
+	// ttl is the token lifetimes of this token request's client
+	// (opServer.issue); nil means the server's.
+	ttl          *lifetimes
 	endedSession bool
 	// loaded is the client storage last returned in this request: a token
 	// request asks for its client two or three times (authentication, then
@@ -113,6 +117,9 @@ type opStorage struct {
 	loginURL string
 	audit    *web.Auditor
 	log      *slog.Logger
+	// pols names the scopes a client may ask for besides the standard
+	// ones (client.withScopesOf); nil: none.
+	pols *policy.Live
 }
 
 var (
@@ -244,7 +251,7 @@ func grantOf(req op.TokenRequest) (storage.Grant, error) {
 // none) and, when the client takes opaque tokens, the row it needs. A JWT
 // has no row: its ID names its family (jwtFamily).
 func (s *opStorage) accessToken(ctx context.Context, g storage.Grant, family string, now time.Time) (string, *storage.AccessToken, time.Time, error) {
-	exp := now.Add(accessTokenTTL)
+	exp := now.Add(stateFrom(ctx).lifetimes().access)
 	c, err := s.client(ctx, g.ClientID)
 	if err != nil {
 		return "", nil, time.Time{}, err
@@ -333,7 +340,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		if err != nil {
 			return "", "", time.Time{}, err
 		}
-		f := storage.Family{ID: family, Grant: g, CreatedAt: now, ExpiresAt: familyExpiry(req, now)}
+		f := storage.Family{ID: family, Grant: g, CreatedAt: now, ExpiresAt: familyExpiry(req, now, stateFrom(ctx).lifetimes().refresh)}
 		if err := s.store.CreateFamily(ctx, f, row); err != nil {
 			return "", "", time.Time{}, err
 		}
@@ -385,14 +392,14 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	return id, s.refresh.token(prev.familyID, next), exp, nil
 }
 
-// familyExpiry is when a new family of req ends: refreshTokenTTL, or for a
-// grant of authorization_details (RFC 9396) when its approval is no longer
-// fresh: the details' max age after the authentication (accessTokenTTL
-// when they set none). A payment approved for five minutes does not keep
-// minting tokens for the life of the session; a refresh within that time
-// may still narrow the details.
-func familyExpiry(req op.TokenRequest, now time.Time) time.Time {
-	exp := now.Add(refreshTokenTTL)
+// familyExpiry is when a new family of req ends: ttl (refreshTokenTTL, or
+// the client's shorter lifetime), or for a grant of authorization_details
+// (RFC 9396) when its approval is no longer fresh: the details' max age
+// after the authentication (accessTokenTTL when they set none). A payment
+// approved for five minutes does not keep minting tokens for the life of
+// the session; a refresh within that time may still narrow the details.
+func familyExpiry(req op.TokenRequest, now time.Time, ttl time.Duration) time.Time {
+	exp := now.Add(ttl)
 	if a, ok := req.(authRequest); ok && a.AuthRequest.AuthorizationDetails != "" {
 		fresh := accessTokenTTL
 		if s := a.Requirement.TransactionMaxAge; s > 0 {
@@ -476,7 +483,7 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 		}
 		switch {
 		case gen < f.Generation && s.retry(ctx, f, gen, now):
-			req = &refreshRequest{familyID: family, gen: gen, successor: f.Generation, grant: f.Grant, expiresAt: f.ExpiresAt}
+			req = &refreshRequest{familyID: family, gen: gen, successor: f.Generation, grant: f.Grant, expiresAt: f.ExpiresAt, createdAt: f.CreatedAt}
 		case gen < f.Generation:
 			return nil, s.reuse(ctx, family, "", f.Grant)
 		case gen > f.Generation, f.Revoked:
@@ -484,7 +491,7 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 		case now.After(f.ExpiresAt):
 			return nil, oidc.ErrInvalidGrant().WithDescription("refresh token expired")
 		default:
-			req = &refreshRequest{familyID: family, gen: gen, grant: f.Grant, expiresAt: f.ExpiresAt}
+			req = &refreshRequest{familyID: family, gen: gen, grant: f.Grant, expiresAt: f.ExpiresAt, createdAt: f.CreatedAt}
 		}
 	} else {
 		id := factor.HashToken(token)
@@ -496,14 +503,14 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 			// upgrade); the older tokens of its chain are no generation.
 			f, ferr := s.store.FamilyByID(ctx, rt.FamilyID)
 			if ferr == nil && rt.UsedAt.Equal(f.RotatedAt) && s.retry(ctx, f, 0, now) {
-				req = &refreshRequest{familyID: f.ID, successor: f.Generation, grant: f.Grant, expiresAt: f.ExpiresAt}
+				req = &refreshRequest{familyID: f.ID, successor: f.Generation, grant: f.Grant, expiresAt: f.ExpiresAt, createdAt: f.CreatedAt}
 				break
 			}
 			return nil, s.reuse(ctx, "", id, rt.Grant)
 		case err != nil:
 			return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token").WithParent(err)
 		default:
-			req = &refreshRequest{legacyID: id, familyID: rt.FamilyID, grant: rt.Grant, expiresAt: rt.ExpiresAt}
+			req = &refreshRequest{legacyID: id, familyID: rt.FamilyID, grant: rt.Grant, expiresAt: rt.ExpiresAt, createdAt: rt.CreatedAt}
 		}
 	}
 	u, err := s.user(ctx, req.grant.Subject)
@@ -661,6 +668,11 @@ func (s *opStorage) client(ctx context.Context, id string) (*client, error) {
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
 	st.loaded = &client{Client: c, loginURL: s.loginURL}
+	if s.pols != nil {
+		// The library drops the scopes its client does not allow before
+		// validateAuthRequest sees the request.
+		st.loaded = st.loaded.withScopesOf(s.pols.Current())
+	}
 	return st.loaded, nil
 }
 

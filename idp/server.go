@@ -276,7 +276,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	if s.outbox, err = newOutbox(cfg.Outbox, s); err != nil {
 		return nil, err
 	}
-	store := &opStorage{store: cfg.Store, keys: s.keys, refresh: newRefreshMinter(cfg.MasterKey), now: now, loginURL: "/login", audit: auditor, log: cfg.Logger}
+	store := &opStorage{store: cfg.Store, keys: s.keys, refresh: newRefreshMinter(cfg.MasterKey), now: now, loginURL: "/login", audit: auditor, log: cfg.Logger, pols: pols}
 
 	// The OP's own encryption key (codes, opaque access tokens) is derived
 	// from the master key, so it survives restarts without another file.

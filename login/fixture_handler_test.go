@@ -113,7 +113,7 @@ type fixtureConfig struct {
 	Risk        signin.RiskConfig
 	AdminACR    string
 	Details     *details.Registry
-	Clients     map[string]policy.Client // per-client policy
+	Clients     map[string]policy.Client // each client's own policy
 	pol         *policy.Snapshot
 }
 

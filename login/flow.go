@@ -44,6 +44,9 @@ type flowState struct {
 	// (signin.ReplayKey); decided reports one with a session was made.
 	in      stepup.Input
 	decided bool
+	// disallowed are the user's enrolled factors the client's policy kept
+	// from the decision (allowedAt), recorded with the replay.
+	disallowed []stepup.Enrolled
 }
 
 var errExpiredRequest = userError(http.StatusBadRequest, "This sign-in link has expired",
@@ -114,9 +117,39 @@ func (h *Handler) input(st *flowState) stepup.Input {
 	in.NoSession = !st.hasSess
 	if st.hasSess {
 		in.Done = signin.FactorsOf(st.sess.Factors, st.ar.ID)
-		in.Enrolled = h.enrolledAt(st.user, st.factors, st.recovery, st.known)
+		in.Enrolled, st.disallowed = allowedAt(st, h.enrolledAt(st.user, st.factors, st.recovery, st.known))
+		in.Preferred = st.pol.Client(st.client.ID).Preferred
 	}
 	return in
+}
+
+// allowedAt splits the enrolled factors into those the client's policy
+// lets the step-up ask for (policy.Client.Allows; the password always)
+// and the rest, which the audit records (signin.Replay.Disallowed). The
+// decision then neither offers another nor counts a level reachable
+// through one, so a person whose only second factors are not allowed here
+// meets the same "can't reach" as one who has none, and every factor
+// endpoint's expects check refuses them.
+//
+// Factors already done in the session still count (in.Done is not
+// filtered): the policy says what this client may ask for, not what the
+// person has proved. The amr the token carries names each of them
+// truthfully, so an app that cares checks it; and a session that met a
+// level at another app is not made to fall short here by facts that did
+// not change.
+// allowed reports whether the client's policy lets this sign-in use m.
+func allowed(st *flowState, m stepup.Method) bool { return st.pol.Client(st.client.ID).Allows(m) }
+
+func allowedAt(st *flowState, en []stepup.Enrolled) (allowed, not []stepup.Enrolled) {
+	c := st.pol.Client(st.client.ID)
+	for _, e := range en {
+		if c.Allows(e.Method) {
+			allowed = append(allowed, e)
+		} else {
+			not = append(not, e)
+		}
+	}
+	return allowed, not
 }
 
 // flow is the one dispatcher: it runs on entry and after every factor, asks
@@ -233,12 +266,24 @@ func (h *Handler) assessRisk(r *http.Request, st *flowState, in *stepup.Input) e
 	return nil
 }
 
+// PolicyVersionKey is the audit detail of every decision event
+// (stepup.requested, login.completed, login.failed) naming the policy
+// version it was decided under (policy.Snapshot.Version; 0 is the server's
+// own configuration).
+const PolicyVersionKey = "policy_version"
+
 // decisionDetails are a decision's audit fields: the assessment's and the
-// decision's input, for the policy impact preview to decide it again.
+// decision's input, for the policy impact preview to decide it again, and
+// the policy version it was decided under.
 func decisionDetails(st *flowState, d map[string]string) map[string]string {
 	if st.decided {
-		d[signin.ReplayKey] = signin.ReplayOf(st.ar.ID, st.ar.Scopes, st.in).Encode()
+		r := signin.ReplayOf(st.ar.ID, st.ar.Scopes, st.in)
+		r.Disallowed = signin.ReplayEnrolled(st.disallowed)
+		d[signin.ReplayKey] = r.Encode()
 	}
+	// The version the decision was made under: a sign-in in flight is
+	// decided under the one its request was parsed under to the end.
+	d[PolicyVersionKey] = strconv.FormatInt(st.pol.Version, 10)
 	return riskDetails(st.risk, d)
 }
 
@@ -467,7 +512,7 @@ func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowSta
 	}
 	p := factorPage{
 		Page: h.page(r, headline), RequestID: st.ar.ID, ClientName: clientName(st.client),
-		Headline: headline, Reason: reason, Problem: problem, Passkeys: h.cfg.WebAuthn != nil,
+		Headline: headline, Reason: reason, Problem: problem, Passkeys: h.cfg.WebAuthn != nil && allowed(st, stepup.WebAuthn),
 		Approving: approving,
 	}
 	if st.hasSess {
@@ -720,6 +765,10 @@ func (h *Handler) checkPassword(ctx context.Context, username, password string) 
 	return u, true, nil
 }
 
+// reasonNotAllowed is the audit reason of a factor the client's policy
+// does not allow (policy.Client.Factors).
+const reasonNotAllowed = "factor not allowed for this app"
+
 // secondFactor is shared by the code and recovery-code posts: the session's
 // user proves one more factor for this request.
 func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.Method, verify func(ctx context.Context, st *flowState, input string) (storage.FactorEvent, bool, error)) error {
@@ -735,7 +784,11 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.
 	if ok, err := h.expects(r, st, m); err != nil {
 		return err
 	} else if !ok {
-		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventStepupFactor, UserID: st.user.ID, ClientID: st.client.ID, Outcome: "denied", Reason: "factor not expected now", Details: riskDetails(st.risk, map[string]string{"factor": string(m)})}); err != nil {
+		reason := "factor not expected now"
+		if !allowed(st, m) {
+			reason = reasonNotAllowed
+		}
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventStepupFactor, UserID: st.user.ID, ClientID: st.client.ID, Outcome: "denied", Reason: reason, Details: riskDetails(st.risk, map[string]string{"factor": string(m)})}); err != nil {
 			return err
 		}
 		return userError(http.StatusBadRequest, "That step isn't expected now",

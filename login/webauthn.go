@@ -166,6 +166,9 @@ func (h *Handler) loginOptions(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
+	if err := h.passkeyAllowed(ctx, st); err != nil {
+		return err
+	}
 	var (
 		assertion *protocol.CredentialAssertion
 		session   *webauthn.SessionData
@@ -228,6 +231,9 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
+	if err := h.passkeyAllowed(ctx, st); err != nil {
+		return err
+	}
 	var keys []storage.ThrottleKey
 	if st.hasSess {
 		keys = factorKeys(st.user.ID, st.ar.ID)
@@ -385,6 +391,20 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": "/login?id=" + url.QueryEscape(st.ar.ID)})
 	return nil
+}
+
+// passkeyAllowed refuses, audited, a passkey ceremony at a client whose
+// policy does not allow WebAuthn (policy.Client.Factors), with a session
+// or without: a passkey proved here would count for this sign-in whether
+// it is the first factor or the second.
+func (h *Handler) passkeyAllowed(ctx context.Context, st *flowState) error {
+	if allowed(st, stepup.WebAuthn) {
+		return nil
+	}
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventStepupFactor, UserID: st.user.ID, ClientID: st.client.ID, Outcome: "denied", Reason: reasonNotAllowed, Details: map[string]string{"factor": string(stepup.WebAuthn)}}); err != nil {
+		return err
+	}
+	return userError(http.StatusForbidden, "Passkeys aren't used for this app", "This app doesn't accept a passkey or security key. Go back to the sign-in page and use another way.")
 }
 
 // verificationFor is the user verification a step-up assertion asks for:

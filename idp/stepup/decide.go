@@ -77,7 +77,8 @@ var defaultPolicy = DefaultPolicy()
 //
 //  7. Otherwise NeedFactor: Next lists the enrolled factors, not yet
 //     counted, that lie on some route to the target; those that finish it in
-//     one step come first, then WebAuthn, TOTP, recovery code, password. With
+//     one step come first, among them (and among the rest) Input.Preferred,
+//     then WebAuthn, TOTP, recovery code, password. With
 //     nothing counted the first factor is a password or WebAuthn, never TOTP
 //     or a recovery code. Reasons say why.
 func Decide(p *Policy, in Input) Decision {
@@ -497,6 +498,7 @@ type eval struct {
 	p         *Policy
 	enrolled  []Enrolled
 	anonymous bool      // user not identified yet: every factor is possible
+	preferred Method    // Input.Preferred
 	counted   []counted // by rank
 	// approve is the rank at which a transaction must be approved (-1:
 	// none): a route of it holds only when its strongest factor was done
@@ -525,6 +527,7 @@ func newEval(p *Policy, in Input) *eval {
 		p:         p,
 		enrolled:  in.Enrolled,
 		anonymous: len(in.Enrolled) == 0 && len(in.Done) == 0,
+		preferred: in.Preferred,
 		counted:   make([]counted, len(p.levels)),
 		approve:   -1,
 	}
@@ -624,6 +627,12 @@ func (e *eval) next(rank int) []Method {
 		ia, ib := methodIndex(a), methodIndex(b)
 		if oneStep[ia] != oneStep[ib] {
 			if oneStep[ia] {
+				return -1
+			}
+			return 1
+		}
+		if pa, pb := a == e.preferred, b == e.preferred; pa != pb {
+			if pa {
 				return -1
 			}
 			return 1

@@ -491,3 +491,39 @@ func TestDecide(t *testing.T) {
 	}
 	t.Logf("%d rows", len(tests))
 }
+
+// TestDecidePreferred pins Input.Preferred: among factors that would do
+// equally it comes first, and it never adds a factor or jumps a factor that
+// finishes in one step.
+func TestDecidePreferred(t *testing.T) {
+	all := []Enrolled{enPwd, enTOTP, enRec, enPasskey}
+	pwd := []Factor{pwdAt(time.Minute)}
+	tests := []struct {
+		name      string
+		requested string
+		done      []Factor
+		enrolled  []Enrolled
+		preferred Method
+		want      []Method
+	}{
+		{"no preference: webauthn first", mfa, pwd, all, "", []Method{WebAuthn, TOTP, Recovery}},
+		{"totp preferred among one-step factors", mfa, pwd, all, TOTP, []Method{TOTP, WebAuthn, Recovery}},
+		{"recovery preferred", mfa, pwd, all, Recovery, []Method{Recovery, WebAuthn, TOTP}},
+		{"preferred not enrolled: nothing added", mfa, pwd, []Enrolled{enPwd, enPasskey}, TOTP, []Method{WebAuthn}},
+		{"preferred cannot reach the level: nothing added", phr, pwd, all, TOTP, []Method{WebAuthn}},
+		// With nothing counted a passkey finishes mfa in one step; a code
+		// never comes first, preferred or not.
+		{"nothing counted: one-step passkey before the password", mfa, nil, all, TOTP, []Method{WebAuthn, Password}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Decide(nil, Input{Requested: []string{tt.requested}, Essential: true, RequestTime: t0, Now: t0, Done: tt.done, Enrolled: tt.enrolled, Preferred: tt.preferred})
+			if d.Outcome != NeedFactor {
+				t.Fatalf("outcome = %v, want need_factor", d.Outcome)
+			}
+			if diff := cmp.Diff(tt.want, d.Next); diff != "" {
+				t.Errorf("Next (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

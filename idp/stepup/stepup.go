@@ -198,6 +198,12 @@ type Input struct {
 	// login page): every factor is then assumed possible, so no level is
 	// refused as unreachable before the user is known.
 	Enrolled []Enrolled
+	// Preferred is the factor the client prefers (login/policy
+	// Client.Preferred; "" for none): when several factors would do
+	// equally (each finishes the step-up in one step, or none does), it
+	// comes first in Decision.Next. It never adds a factor to Next nor
+	// changes what counts.
+	Preferred Method
 }
 
 // Outcome is what the caller does next.

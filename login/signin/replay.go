@@ -41,6 +41,11 @@ type Replay struct {
 	RiskHard          bool           `json:"risk_hard,omitempty"`
 	RiskDeny          bool           `json:"risk_deny,omitempty"`
 	Drifted           bool           `json:"drifted,omitempty"`
+	// Disallowed are the user's enrolled factors the client's policy kept
+	// from the decision (login/policy Client.Factors): not in Enrolled,
+	// nor in [Replay.Input], so the recorded decision replays exactly; a
+	// replay under a policy allowing other factors puts them back.
+	Disallowed []ReplayFactor `json:"disallowed,omitempty"`
 }
 
 // ReplayFactor is a done or enrolled factor in a [Replay]; At is Unix
@@ -75,10 +80,17 @@ func ReplayOf(id string, scopes []string, in stepup.Input) Replay {
 	for _, f := range in.Done {
 		r.Done = append(r.Done, ReplayFactor{Method: f.Method, At: f.At.UnixNano(), UV: f.UserVerified, DB: f.DeviceBound, Provisional: f.Provisional, ForRequest: f.ForRequest})
 	}
-	for _, e := range in.Enrolled {
-		r.Enrolled = append(r.Enrolled, ReplayFactor{Method: e.Method, UV: e.UserVerifying, DB: e.DeviceBound, Provisional: e.Provisional})
-	}
+	r.Enrolled = ReplayEnrolled(in.Enrolled)
 	return r
+}
+
+// ReplayEnrolled records enrolled factors.
+func ReplayEnrolled(en []stepup.Enrolled) []ReplayFactor {
+	var out []ReplayFactor
+	for _, e := range en {
+		out = append(out, ReplayFactor{Method: e.Method, UV: e.UserVerifying, DB: e.DeviceBound, Provisional: e.Provisional})
+	}
+	return out
 }
 
 // Encode is r as the audit detail value.
