@@ -235,7 +235,7 @@ func clientOf(c storage.Client) clientJSON {
 // clientInput is the body of a client's create or update.
 type clientInput struct {
 	Client *clientJSON `json:"client"`
-	Reason string            `json:"reason"`
+	Reason string      `json:"reason"`
 }
 
 func (a *api) listClients(w http.ResponseWriter, r *http.Request, _ Caller) error {
