@@ -3,6 +3,9 @@ package conformance
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,7 +13,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/adminapi"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
@@ -533,5 +541,45 @@ func TestAdminAPIOpenAPIMatchesTheHandlers(t *testing.T) {
 		if res.status == http.StatusNotFound || res.status == http.StatusMethodNotAllowed {
 			t.Errorf("%s (%s %s): %d %.200s", key(d), d.Method, path, res.status, res.raw)
 		}
+	}
+}
+
+// A client that authenticates with private_key_jwt gets its admin token
+// the same way, and on a server whose policy is read-only (its --config
+// file's) a save is refused with 409 read_only and stores nothing.
+func TestAdminAPIPrivateKeyJWTAndReadOnlyPolicy(t *testing.T) {
+	e := newEnv(t, func(c *idp.Config) { c.PolicyReadOnly = true })
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}}
+	raw, _ := json.Marshal(set)
+	e.addClient(storage.Client{ID: "svc", Name: "Service", AuthMethod: "private_key_jwt", JWKS: string(raw),
+		GrantTypes: []string{"client_credentials"}, AdminAPI: storage.AdminAPIWrite})
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: "k1"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := e.clock.Now()
+	assertion, err := jwt.Signed(signer).Claims(jwt.Claims{Issuer: "svc", Subject: "svc", Audience: jwt.Audience{e.issuer},
+		IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Minute)), ID: randomString()}).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := e.postForm("/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {adminapi.ScopeWrite},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion}}, "", "")
+	tok, _ := out["access_token"].(string)
+	if code != http.StatusOK || tok == "" || out["scope"] != adminapi.ScopeWrite {
+		t.Fatalf("private_key_jwt client_credentials: %d %v", code, out)
+	}
+	r := e.api(http.MethodGet, "/admin/api/policy", "Bearer", tok, nil, "")
+	if r.status != http.StatusOK || r.body["read_only"] != true {
+		t.Fatalf("GET policy: %d %s", r.status, r.raw)
+	}
+	_, doc := e.activePolicy(tok)
+	r = e.api(http.MethodPut, "/admin/api/policy", "Bearer", tok, map[string]any{"document": doc, "parent": 0, "reason": "try"}, "")
+	if r.status != http.StatusConflict || r.body["error"] != "read_only" {
+		t.Fatalf("PUT on a read-only policy: %d %s", r.status, r.raw)
+	}
+	if n, err := e.store.ActivePolicyNumber(context.Background()); err != nil || n != 0 {
+		t.Fatalf("active version %d %v after a refused save", n, err)
 	}
 }
