@@ -583,3 +583,35 @@ func TestAdminAPIPrivateKeyJWTAndReadOnlyPolicy(t *testing.T) {
 		t.Fatalf("active version %d %v after a refused save", n, err)
 	}
 }
+
+// The console shows a client's admin API grant and keeps it on save; an
+// admin grants and takes it away there too, checked like the CLI's.
+func TestAdminConsoleShowsAndKeepsTheAdminAPIGrant(t *testing.T) {
+	e, secret := adminEnv(t)
+	b := e.browser()
+	b.adminLogin(secret)
+	f := newClientForm(rpClient)
+	f.Set("admin_api", "write")
+	if p := b.post("/admin/clients/"+rpClient, f); !strings.Contains(p.body, "Your changes were saved") {
+		t.Fatalf("grant:\n%.3000s", p.body)
+	}
+	if c, _ := e.store.ClientByID(context.Background(), rpClient); c.AdminAPI != storage.AdminAPIWrite {
+		t.Fatalf("stored %q", c.AdminAPI)
+	}
+	p := b.get(e.issuer + "/admin/clients/" + rpClient)
+	if !strings.Contains(p.body, `<option value="write" selected>`) {
+		t.Fatalf("the client's page does not show the grant:\n%.8000s", p.body)
+	}
+	// Without client_credentials the grant is refused, with its reason.
+	f.Del("grant_types")
+	f["grant_types"] = []string{"authorization_code"}
+	if p := b.post("/admin/clients/"+rpClient, f); p.status != http.StatusBadRequest || !strings.Contains(p.body, "client_credentials tokens") {
+		t.Fatalf("grant without client_credentials: %d\n%.3000s", p.status, p.body)
+	}
+	f["grant_types"] = []string{"authorization_code", "client_credentials"}
+	f.Set("admin_api", "")
+	b.post("/admin/clients/"+rpClient, f)
+	if c, _ := e.store.ClientByID(context.Background(), rpClient); c.AdminAPI != "" {
+		t.Fatalf("taken away, still %q", c.AdminAPI)
+	}
+}
