@@ -31,7 +31,7 @@ func (s *opServer) adminCaller(r *http.Request) (adminapi.Caller, error) {
 	tok = strings.TrimSpace(tok)
 	switch {
 	case len(auths) > 1:
-		return refuse("Bearer", "invalid_request", "one Authorization header")
+		return refuse("Bearer", "invalid_token", "send one Authorization header")
 	case strings.EqualFold(scheme, "Bearer"):
 		scheme = "Bearer"
 	case strings.EqualFold(scheme, dpop.Scheme):
@@ -51,8 +51,6 @@ func (s *opServer) adminCaller(r *http.Request) (adminapi.Caller, error) {
 		// htu is the request's URL without query (RFC 9449 §4.3 point 9).
 		p, err := s.dpop.proof(ctx, r.Header, r.Method, r.URL.Path, tok, false)
 		switch {
-		case errors.Is(err, dpop.ErrUseNonce):
-			return refuse(scheme, dpop.CodeUseNonce, "the DPoP proof needs a nonce")
 		case errors.Is(err, dpop.ErrInvalidProof):
 			return refuse(scheme, dpop.CodeInvalidProof, "the DPoP proof is invalid")
 		case err != nil:

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/login/admin"
 )
 
@@ -59,7 +60,7 @@ func (c Caller) Actor(reason string) admin.Actor {
 type AuthError struct {
 	// Scheme is "Bearer" or "DPoP".
 	Scheme string
-	// Code is invalid_token, invalid_dpop_proof or use_dpop_nonce ("" when
+	// Code is invalid_token or invalid_dpop_proof ("" when
 	// the request had no credentials, RFC 6750 §3.1).
 	Code        string
 	Description string
@@ -205,8 +206,8 @@ func challenge(w http.ResponseWriter, e *AuthError) {
 		scheme = "Bearer"
 	}
 	h := scheme + ` realm="keystep-admin"`
-	if scheme == "DPoP" {
-		h += `, algs="ES256 EdDSA RS256 PS256"`
+	if scheme == dpop.Scheme {
+		h += `, algs="` + strings.Join(dpop.AlgNames(), " ") + `"` // RFC 9449 §7.1
 	}
 	if e.Code != "" {
 		h += fmt.Sprintf(`, error=%q, error_description=%q`, e.Code, e.Description)
