@@ -9,6 +9,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keystep/keystep/idp/adminapi"
 	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/storage"
 )
@@ -123,10 +124,38 @@ func (c client) RestrictAdditionalIdTokenScopes() func([]string) []string {
 func (c client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
 }
+
+// IsScopeAllowed is asked by the library of each scope at /authorize that
+// is not an OIDC one (op.ValidateAuthReqScopes drops those it refuses):
+// the OIDC scopes and the scopes the policy names a minimum for
+// (withScopesOf). The admin API's scopes are never allowed there, whatever
+// the client is granted or the policy names: they belong to the client's
+// own client_credentials tokens (clientScopes), and a token issued for a
+// user never carries them.
 func (c client) IsScopeAllowed(scope string) bool {
+	if scope == adminapi.ScopeRead || scope == adminapi.ScopeWrite {
+		return false
+	}
 	return slices.Contains(supportedScopes, scope) || slices.Contains(c.policyScopes, scope)
 }
 func (c client) IDTokenUserinfoClaimsAssertion() bool { return false }
+
+// clientScopes are the scopes of a client_credentials token requested
+// with scopes. Scopes about a user (OIDC's) are dropped, as the token has
+// no user; an admin API scope the client is not granted
+// (storage.Client.AdminAPI) is refused with invalid_scope rather than
+// dropped (RFC 6749 §5.2: it exceeds what the client was granted), so a
+// misconfigured automation fails at once and plainly instead of with a
+// 403 on its first call.
+func (c client) clientScopes(scopes []string) ([]string, error) {
+	kept := slices.DeleteFunc(slices.Clone(scopes), func(sc string) bool { return slices.Contains(supportedScopes, sc) })
+	for _, sc := range kept {
+		if adminapi.IsScope(sc) && !adminapi.Granted(c.AdminAPI, sc) {
+			return nil, oidc.ErrInvalidScope().WithDescription("this client is not granted the scope %s", sc)
+		}
+	}
+	return kept, nil
+}
 
 // ClockSkew is zero: the library subtracts it from auth_time, which must stay
 // the true time of authentication (OIDC Core §2).

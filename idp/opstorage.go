@@ -714,8 +714,14 @@ func (s *opStorage) ClientCredentials(ctx context.Context, id, secret string) (o
 }
 
 func (s *opStorage) ClientCredentialsTokenRequest(ctx context.Context, clientID string, scopes []string) (op.TokenRequest, error) {
-	// Client credentials carry no user: only non-identity scopes are kept.
-	kept := slices.DeleteFunc(slices.Clone(scopes), func(sc string) bool { return slices.Contains(supportedScopes, sc) })
+	c, err := s.client(ctx, clientID)
+	if err != nil {
+		return nil, err
+	}
+	kept, err := c.clientScopes(scopes)
+	if err != nil {
+		return nil, err
+	}
 	return clientCredentialsRequest{clientID: clientID, scopes: kept}, nil
 }
 

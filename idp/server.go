@@ -22,6 +22,7 @@ import (
 	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keystep/keystep/idp/adminapi"
 	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/idp/stepup"
@@ -399,6 +400,18 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	(&ssfTransmitter{s: s, op: opsrv}).register(mux)
 	rcv := &ssfReceiver{s: s, admin: &admin.Service{Store: cfg.Store, Policies: pols, Audit: auditor, Hasher: cfg.Hasher, Limits: cfg.Limits}}
 	mux.HandleFunc("POST "+ssfReceivePath, rcv.receive)
+	// The admin API (idp/adminapi): bearer calls from automation with a
+	// client's own access token. It reads no cookies, so it needs no
+	// cross-origin protection (a cross-site page cannot set the
+	// Authorization header), and it is more specific than the console's
+	// /admin/, which keeps its own.
+	api := adminapi.New(adminapi.Config{
+		Service: &admin.Service{Store: cfg.Store, Policies: pols, Audit: auditor, Hasher: cfg.Hasher, Limits: cfg.Limits,
+			BuiltIn: AccountClientID},
+		Authenticate: opsrv.adminCaller, Now: now, Log: cfg.Logger,
+	})
+	mux.Handle(adminapi.Prefix, api)
+	mux.Handle(adminapi.Prefix+"/", api)
 
 	if cfg.RateLimits == nil {
 		cfg.RateLimits = DefaultRateLimits

@@ -144,6 +144,7 @@ func readClientForm(r *http.Request) clientForm {
 	s.DPoPBoundAccessTokens = v.Get("dpop_bound_access_tokens") == "on"
 	s.BackchannelLogoutURI = v.Get("backchannel_logout_uri")
 	s.BackchannelLogoutSessionRequired = v.Get("backchannel_logout_session_required") == "on"
+	s.AdminAPI = v.Get("admin_api") // issue 21: shown and kept, so a save never drops the grant unseen
 	s.AuthorizationDetailsTypes = strings.FieldsFunc(v.Get("authorization_details_types"), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
 	if s.Public {
 		s.AuthMethod = "none"

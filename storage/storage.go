@@ -133,9 +133,20 @@ type Client struct {
 	// AuthorizationDetailsTypes are the authorization_details types (RFC
 	// 9396 §2) the client may request; none when empty.
 	AuthorizationDetailsTypes []string
-	CreatedAt                 time.Time
-	UpdatedAt                 time.Time
+	// AdminAPI grants the client Keystep's admin API under /admin/api with
+	// its client_credentials tokens: "" none, AdminAPIRead or AdminAPIWrite.
+	AdminAPI  string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
+
+// Client.AdminAPI values: the admin API's scopes a client may be issued.
+// AdminAPIRead allows keystep:admin:read; AdminAPIWrite also keystep:admin,
+// which writes and reads.
+const (
+	AdminAPIRead  = "read"
+	AdminAPIWrite = "write"
+)
 
 // ProfileFAPI2 is Client.Profile for the FAPI 2.0 Security Profile.
 const ProfileFAPI2 = "fapi2"

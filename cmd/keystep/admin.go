@@ -423,6 +423,8 @@ type clientJSON struct {
 	BackchannelLogoutSessionRequired bool `json:"backchannel_logout_session_required,omitempty"`
 	// AuthorizationDetailsTypes: the RFC 9396 types the app may request.
 	AuthorizationDetailsTypes []string `json:"authorization_details_types,omitempty"`
+	// AdminAPI: "read" or "write" when the app may call /admin/api.
+	AdminAPI string `json:"admin_api,omitempty"`
 }
 
 // clientFlags are the settings flags of clients create and clients update.
@@ -432,7 +434,7 @@ type clientFlags struct {
 	redirects, postLogout                                   listFlag
 	public, native, strict, firstParty, pkce, enroll        bool
 	requirePAR, dpop, backchannelSID                        bool
-	detailsTypes                                            string
+	detailsTypes, adminAPI                                  string
 	rateLimit                                               int
 }
 
@@ -459,6 +461,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.profile, "profile", "", "security profile: fapi2 (FAPI 2.0: implies --require-par, --dpop and PKCE; needs --jwks-file and ES256 or EdDSA) or none")
 	fs.StringVar(&f.backchannelURI, "backchannel-logout-uri", "", "where logout tokens are sent (OIDC Back-Channel Logout): https, or http on localhost; empty: none")
 	fs.BoolVar(&f.backchannelSID, "backchannel-logout-session-required", false, "logout tokens carry the session ID (sid)")
+	fs.StringVar(&f.adminAPI, "admin-api", "", "grant the app the admin API (/admin/api) with its client_credentials tokens: read (scope keystep:admin:read) or write (also keystep:admin); none or empty: no access")
 	fs.StringVar(&f.detailsTypes, "authorization-details-types", "", "authorization_details types the app may request (RFC 9396), comma-separated: payment_initiation,account_change; each must be in the config file's authorization_details_types; empty: none")
 }
 
@@ -521,6 +524,12 @@ func (f *clientFlags) apply(fs *flag.FlagSet, s *admin.ClientSpec, all bool) []s
 	}
 	if given("backchannel-logout-session-required") {
 		s.BackchannelLogoutSessionRequired = f.backchannelSID
+	}
+	if given("admin-api") {
+		s.AdminAPI = f.adminAPI
+		if s.AdminAPI == "none" {
+			s.AdminAPI = ""
+		}
 	}
 	if given("authorization-details-types") {
 		s.AuthorizationDetailsTypes = strings.Split(f.detailsTypes, ",")
@@ -762,7 +771,7 @@ func toClientJSON(c storage.Client) clientJSON {
 		Public: c.Public, GrantTypes: c.GrantTypes, IDTokenAlg: alg, MinACR: c.MinACR, Strict: c.Strict, FirstParty: c.FirstParty,
 		RequirePAR: c.RequirePAR, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, Profile: c.Profile,
 		BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
-		AuthorizationDetailsTypes: c.AuthorizationDetailsTypes}
+		AuthorizationDetailsTypes: c.AuthorizationDetailsTypes, AdminAPI: c.AdminAPI}
 }
 
 // ---- keys ----

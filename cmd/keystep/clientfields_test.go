@@ -237,3 +237,38 @@ func TestApplyAndExportTheNewClientKeys(t *testing.T) {
 	wantExit(t, keystep(t, "", "apply", "-f", bad, "--data", d), 1,
 		`clients[0] (bank).profile: profile "fapi1"`, `clients[1] (rp).backchannel_logout_uri`)
 }
+
+// clients create and update --admin-api grant and revoke the admin API;
+// a grant the client cannot use is refused and changes nothing.
+func TestClientsAdminAPIFlag(t *testing.T) {
+	d := t.TempDir()
+	c := createClient(t, d, "--id", "robot", "--grant", "client_credentials", "--admin-api", "read")
+	if c.AdminAPI != storage.AdminAPIRead || c.Secret == "" {
+		t.Fatalf("created %+v", c)
+	}
+	r := mustKeystep(t, "", "clients", "update", "robot", "--admin-api", "write", "--data", d)
+	if !strings.Contains(r.stdout, "admin_api: read → write") {
+		t.Errorf("update does not say what changed:\n%s", r.stdout)
+	}
+	if r := keystep(t, "", "clients", "update", "robot", "--admin-api", "root", "--data", d); r.code == 0 || !strings.Contains(r.stderr, "admin API access \"root\"") {
+		t.Errorf("an unknown grant: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := keystep(t, "", "clients", "create", "--id", "web", "--redirect-uri", "https://rp.example/cb", "--admin-api", "read", "--data", d); r.code == 0 || !strings.Contains(r.stderr, "client_credentials") {
+		t.Errorf("a client without client_credentials: exit %d\n%s", r.code, r.stderr)
+	}
+	withStore(t, d, func(st storage.Store) {
+		cl, err := st.ClientByID(t.Context(), "robot")
+		if err != nil || cl.AdminAPI != storage.AdminAPIWrite {
+			t.Fatalf("stored %+v %v", cl, err)
+		}
+		if _, err := st.ClientByID(t.Context(), "web"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("the refused client was stored: %v", err)
+		}
+	})
+	mustKeystep(t, "", "clients", "update", "robot", "--admin-api", "none", "--data", d)
+	withStore(t, d, func(st storage.Store) {
+		if cl, _ := st.ClientByID(t.Context(), "robot"); cl.AdminAPI != "" {
+			t.Fatalf("revoked, still %q", cl.AdminAPI)
+		}
+	})
+}

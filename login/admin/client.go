@@ -67,6 +67,10 @@ type ClientSpec struct {
 	// 9396) the client may request; each must be registered in the
 	// server's policy (the config file's authorization_details_types).
 	AuthorizationDetailsTypes []string `json:"authorization_details_types,omitempty"`
+	// AdminAPI grants the client the admin API with its client_credentials
+	// tokens: "" none, "read" (scope keystep:admin:read) or "write" (also
+	// keystep:admin). Only a confidential client with client_credentials.
+	AdminAPI string `json:"admin_api,omitempty"`
 }
 
 // Limits on a client's authorization details types.
@@ -114,7 +118,7 @@ func SpecOf(c storage.Client) ClientSpec {
 		FirstParty: c.FirstParty, RequirePKCE: c.RequirePKCE, AllowEnrollDuringStepUp: c.AllowEnrollDuringStepUp,
 		RateLimit: c.RateLimit, RequirePAR: c.RequirePAR, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
 		Profile: c.Profile, BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
-		AuthorizationDetailsTypes: slices.Clone(c.AuthorizationDetailsTypes),
+		AuthorizationDetailsTypes: slices.Clone(c.AuthorizationDetailsTypes), AdminAPI: c.AdminAPI,
 	}
 	switch d := c.RefreshReuseInterval; {
 	case d < 0:
@@ -145,6 +149,7 @@ func (s ClientSpec) Normalize() ClientSpec {
 	}
 	fapi2 := s.Profile == storage.ProfileFAPI2
 	s.BackchannelLogoutURI = strings.TrimSpace(s.BackchannelLogoutURI)
+	s.AdminAPI = strings.TrimSpace(s.AdminAPI)
 	s.Name = strings.TrimSpace(s.Name)
 	s.RedirectURIs = trimList(s.RedirectURIs)
 	s.PostLogoutRedirectURIs = trimList(s.PostLogoutRedirectURIs)
@@ -241,7 +246,7 @@ func (s ClientSpec) Client() storage.Client {
 		RefreshReuseInterval: s.reuseInterval(),
 		RequirePAR:           s.RequirePAR, DPoPBoundAccessTokens: s.DPoPBoundAccessTokens, Profile: s.Profile,
 		BackchannelLogoutURI: s.BackchannelLogoutURI, BackchannelLogoutSessionRequired: s.BackchannelLogoutSessionRequired,
-		AuthorizationDetailsTypes: s.AuthorizationDetailsTypes,
+		AuthorizationDetailsTypes: s.AuthorizationDetailsTypes, AdminAPI: s.AdminAPI,
 	}
 }
 
@@ -457,6 +462,17 @@ func ValidateClient(s ClientSpec, p *stepup.Policy, builtIn string) []Problem {
 	}
 	if dup := duplicate(s.AuthorizationDetailsTypes); dup != "" {
 		add("authorization_details_types", "authorization details type %q is listed twice", dup)
+	}
+	// The admin API is called with a client's own client_credentials
+	// tokens: a public client has no credentials to get one with.
+	switch {
+	case s.AdminAPI == "":
+	case s.AdminAPI != storage.AdminAPIRead && s.AdminAPI != storage.AdminAPIWrite:
+		add("admin_api", "admin API access %q: want read, write or none", s.AdminAPI)
+	case s.Public:
+		add("admin_api", "a public client cannot be granted the admin API: it has no credentials")
+	case !slices.Contains(s.GrantTypes, "client_credentials"):
+		add("admin_api", "the admin API is called with client_credentials tokens: add the client_credentials grant")
 	}
 	return out
 }

@@ -105,6 +105,17 @@ func TestValidateClient(t *testing.T) {
 		}, nil},
 		{"a back-channel logout URI on plain http", func(s *ClientSpec) { s.BackchannelLogoutURI = "http://rp.example/logout" }, []string{"backchannel_logout_uri"}},
 		{"sid without a back-channel logout URI", func(s *ClientSpec) { s.BackchannelLogoutSessionRequired = true }, []string{"backchannel_logout_session_required"}},
+		{"a confidential client_credentials client may be granted the admin API", func(s *ClientSpec) {
+			s.GrantTypes, s.AdminAPI = []string{"authorization_code", "client_credentials"}, "write"
+		}, nil},
+		{"admin API read with private_key_jwt is valid", func(s *ClientSpec) {
+			s.RedirectURIs, s.GrantTypes, s.JWKS, s.AdminAPI = nil, []string{"client_credentials"}, json.RawMessage(ecJWKS), "read"
+		}, nil},
+		{"admin API access that is neither read nor write", func(s *ClientSpec) {
+			s.GrantTypes, s.AdminAPI = []string{"client_credentials"}, "admin"
+		}, []string{"admin_api"}},
+		{"admin API access without client_credentials", func(s *ClientSpec) { s.AdminAPI = "read" }, []string{"admin_api"}},
+		{"admin API access for a public client", func(s *ClientSpec) { s.Public, s.AdminAPI = true, "write" }, []string{"admin_api"}},
 		{"everything at once", func(s *ClientSpec) {
 			s.ID, s.GrantTypes, s.IDTokenAlg, s.AccessTokenFormat, s.MinACR = "a b", []string{"implicit", "authorization_code"}, "HS256", "paseto", "gold"
 		}, []string{"id", "grant_types", "id_token_alg", "access_token_format", "min_acr"}},

@@ -74,7 +74,7 @@ func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
 const clientCols = `id, name, secret_hash, redirect_uris, post_logout_redirect_uris, public, native, auth_method,
 	grant_types, id_token_alg, access_token_format, jwks, min_acr, strict, first_party, require_pkce,
 	allow_enroll_during_step_up, refresh_reuse_interval, rate_limit, require_pushed_authorization_requests,
-	dpop_bound_access_tokens, profile, backchannel_logout_uri, backchannel_logout_session_required, authorization_details_types, created_at, updated_at`
+	dpop_bound_access_tokens, profile, backchannel_logout_uri, backchannel_logout_session_required, authorization_details_types, admin_api, created_at, updated_at`
 
 func scanClient(sc Row) (storage.Client, error) {
 	var c storage.Client
@@ -82,19 +82,19 @@ func scanClient(sc Row) (storage.Client, error) {
 		&c.Public, &c.Native, &c.AuthMethod, js(&c.GrantTypes), &c.IDTokenAlg, &c.AccessTokenFormat,
 		&c.JWKS, &c.MinACR, &c.Strict, &c.FirstParty, &c.RequirePKCE, &c.AllowEnrollDuringStepUp,
 		(*int64)(&c.RefreshReuseInterval), &c.RateLimit, &c.RequirePAR, &c.DPoPBoundAccessTokens, &c.Profile,
-		&c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired, js(&c.AuthorizationDetailsTypes),
+		&c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired, js(&c.AuthorizationDetailsTypes), &c.AdminAPI,
 		at(&c.CreatedAt), at(&c.UpdatedAt))
 	return c, err
 }
 
 func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 	_, err := s.exec(ctx, `INSERT INTO clients (`+clientCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.SecretHash, jsonOf(c.RedirectURIs), jsonOf(c.PostLogoutRedirectURIs),
 		c.Public, c.Native, c.AuthMethod, jsonOf(c.GrantTypes), c.IDTokenAlg, c.AccessTokenFormat,
 		c.JWKS, c.MinACR, c.Strict, c.FirstParty, c.RequirePKCE, c.AllowEnrollDuringStepUp,
 		int64(c.RefreshReuseInterval), c.RateLimit, c.RequirePAR, c.DPoPBoundAccessTokens, c.Profile,
-		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, jsonOf(c.AuthorizationDetailsTypes),
+		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, jsonOf(c.AuthorizationDetailsTypes), c.AdminAPI,
 		nanos(c.CreatedAt), nanos(c.UpdatedAt))
 	if err != nil {
 		return s.fail("create client", s.insertErr(err))
@@ -126,13 +126,13 @@ func (s *Store) UpdateClient(ctx context.Context, c storage.Client) error {
 		id_token_alg = ?, access_token_format = ?, jwks = ?, min_acr = ?, strict = ?, first_party = ?,
 		require_pkce = ?, allow_enroll_during_step_up = ?, refresh_reuse_interval = ?, rate_limit = ?,
 		require_pushed_authorization_requests = ?, dpop_bound_access_tokens = ?, profile = ?,
-		backchannel_logout_uri = ?, backchannel_logout_session_required = ?, authorization_details_types = ?, updated_at = ?
+		backchannel_logout_uri = ?, backchannel_logout_session_required = ?, authorization_details_types = ?, admin_api = ?, updated_at = ?
 		WHERE id = ?`,
 		c.Name, c.SecretHash, jsonOf(c.RedirectURIs), jsonOf(c.PostLogoutRedirectURIs),
 		c.Public, c.Native, c.AuthMethod, jsonOf(c.GrantTypes), c.IDTokenAlg, c.AccessTokenFormat,
 		c.JWKS, c.MinACR, c.Strict, c.FirstParty, c.RequirePKCE, c.AllowEnrollDuringStepUp,
 		int64(c.RefreshReuseInterval), c.RateLimit, c.RequirePAR, c.DPoPBoundAccessTokens, c.Profile,
-		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, jsonOf(c.AuthorizationDetailsTypes),
+		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, jsonOf(c.AuthorizationDetailsTypes), c.AdminAPI,
 		nanos(c.UpdatedAt), c.ID)
 	if err != nil {
 		return s.fail("update client", err)

@@ -49,6 +49,7 @@ func newClient(id string) storage.Client {
 		BackchannelLogoutURI:             "https://rp.example/backchannel",
 		BackchannelLogoutSessionRequired: true,
 		AuthorizationDetailsTypes:        []string{"payment_initiation"},
+		AdminAPI:                         storage.AdminAPIWrite,
 		CreatedAt:                        t0,
 		UpdatedAt:                        t0.Add(time.Second),
 	}

@@ -193,6 +193,21 @@ var clientTests = []test{
 		check(t, upd, got)
 		wantErr(t, s.UpdateClient(ctx, newClient("nobody")), storage.ErrNotFound)
 	}},
+	{"a client's admin API grant is stored, changed and revoked by an update", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		c := newClient("robot")
+		c.AdminAPI = storage.AdminAPIRead
+		must(t, s.CreateClient(ctx, c))
+		for _, grant := range []string{storage.AdminAPIWrite, ""} {
+			c.AdminAPI = grant
+			must(t, s.UpdateClient(ctx, c))
+			got, err := s.ClientByID(ctx, "robot")
+			must(t, err)
+			if got.AdminAPI != grant {
+				t.Fatalf("admin_api %q, want %q", got.AdminAPI, grant)
+			}
+		}
+	}},
 	{"deleting a client removes it and an unknown id gives ErrNotFound", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		must(t, s.CreateClient(ctx, newClient("a")))
