@@ -249,6 +249,9 @@ func TestApplyStoresThePolicyOnceAndDryRunWritesNothing(t *testing.T) {
 			t.Errorf("dry run does not say %q:\n%s", want, r.stdout)
 		}
 	}
+	if strings.Contains(r.stdout, "- : {}") {
+		t.Errorf("the first version's diff removes the empty document:\n%s", r.stdout)
+	}
 	if dbSum(t, d) != before {
 		t.Error("the dry run changed the database")
 	}
