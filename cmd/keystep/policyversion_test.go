@@ -465,3 +465,62 @@ func TestPolicyHistoryShowAndRollback(t *testing.T) {
 		t.Error("keystep policy does not show the active version")
 	}
 }
+
+// readmeBlock is the body of the n-th fenced block of kind ("yaml", or ""
+// for a plain one) in the README's section under heading.
+func readmeBlock(t *testing.T, heading, kind string, n int) string {
+	t.Helper()
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("the README has no %q", heading)
+	}
+	section, _, _ = strings.Cut(section, "\n#")
+	var blocks []string
+	var cur []string
+	in := false
+	for _, line := range strings.Split(section, "\n") {
+		switch {
+		case !in && line == "```"+kind:
+			in, cur = true, nil
+		case !in && strings.HasPrefix(line, "```"):
+			in, cur = true, []string{"\x00"} // another kind: skipped
+		case in && line == "```":
+			in = false
+			if len(cur) == 0 || cur[0] != "\x00" {
+				blocks = append(blocks, strings.Join(cur, "\n")+"\n")
+			}
+		case in:
+			cur = append(cur, line)
+		}
+	}
+	if n >= len(blocks) {
+		t.Fatalf("%q has %d blocks of kind %q", heading, len(blocks), kind)
+	}
+	return blocks[n]
+}
+
+// The README's "Policy as data" example applies as shown, and its dry run
+// prints what the README says.
+func TestREADMEPolicyExample(t *testing.T) {
+	fixClock(t, policyT0)
+	d := t.TempDir()
+	example := readmeBlock(t, "### Policy as data", "yaml", 0)
+	f := writeFile(t, "keystep.yaml", example)
+	mustKeystep(t, "", "apply", "-f", f, "--data", d)
+	got := shown(t, d).Document
+	if cp := got.ClientPolicies["payroll"]; cp.ScopeMinACR["payroll:write"] != "phr" || !cp.EnrollDuringStepUp || cp.PreferredFactor != "webauthn" {
+		t.Errorf("the example's client policy: %+v", cp)
+	}
+	if err := os.WriteFile(f, []byte(strings.Replace(example, "max_age: 15m", "max_age: 10m", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := mustKeystep(t, "", "apply", "-f", f, "--dry-run", "--data", d)
+	want := strings.TrimPrefix(readmeBlock(t, "### Policy as data", "", 1), "$ keystep apply -f keystep.yaml --dry-run\n")
+	if r.stdout != want {
+		t.Errorf("dry run prints\n%s\nthe README says\n%s", r.stdout, want)
+	}
+}
