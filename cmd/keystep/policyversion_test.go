@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/storage"
+	"github.com/keystep/keystep/storage/sqlite"
 )
 
 // policyT0 is the commands' clock in these tests.
@@ -522,5 +524,59 @@ func TestREADMEPolicyExample(t *testing.T) {
 	want := strings.TrimPrefix(readmeBlock(t, "### Policy as data", "", 1), "$ keystep apply -f keystep.yaml --dry-run\n")
 	if r.stdout != want {
 		t.Errorf("dry run prints\n%s\nthe README says\n%s", r.stdout, want)
+	}
+}
+
+// Instances starting at once with the same file store it once: the others
+// find it stored (or lose the race to the active pointer and look again).
+func TestSeedingFromSeveralInstancesAtOnceStoresOneVersion(t *testing.T) {
+	d := t.TempDir()
+	mustKeystep(t, "", "keys", "list", "--data", d) // the database and the master key
+	cfg := writeFile(t, "keystep.yaml", threeLevels)
+	set, err := loadConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(t.Context(), filepath.Join(d, "keystep.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	key := readMasterKey(t, d)
+	errs := make(chan error, 4)
+	for range 4 {
+		adm := newAdmin(st, key, set)
+		adm.Policies = policy.NewLive(st, set.snap, policy.Options{}, false, nil) // each instance its own
+		go func() {
+			errs <- seedPolicy(t.Context(), adm, cfg, set.file.Document, policyT0, slog.New(slog.DiscardHandler))
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if vs := history(t, d); len(vs) != 1 || vs[0].Reason != "seeded from --config" {
+		t.Errorf("versions: %+v", vs)
+	}
+}
+
+// A --config policy for clients not registered is not stored: serve stops
+// and says what to do; once they are, it is.
+func TestServeRefusesToSeedAPolicyForUnregisteredClients(t *testing.T) {
+	d := t.TempDir()
+	cfg := writeFile(t, "keystep.yaml", threeLevels+"client_policies:\n  payroll:\n    factors: [totp]\n")
+	r := keystep(t, "", "serve", "--addr", "127.0.0.1:0", "--data", d, "--config", cfg)
+	wantExit(t, r, 1, `client_policies.payroll: no client "payroll" is registered`, "keystep apply -f "+cfg)
+	if strings.Contains(r.stdout, "serving") {
+		t.Errorf("stdout claims to serve:\n%s", r.stdout)
+	}
+	if vs := history(t, d); len(vs) != 0 {
+		t.Errorf("versions: %+v", vs)
+	}
+	createClient(t, d, "--id", "payroll", "--redirect-uri", "https://payroll.example/cb")
+	startServe(t, "--data", d, "--config", cfg).stop()
+	if vs := history(t, d); len(vs) != 1 || vs[0].Author != "config "+cfg {
+		t.Errorf("versions: %+v", vs)
 	}
 }
