@@ -24,11 +24,12 @@ import (
 )
 
 // Configuration as code. `keystep apply -f FILE` makes the database's
-// clients match the file's clients: section, idempotently; `keystep export`
+// clients match the file's clients: section and stores the file's policy
+// part (levels, scope minimums, risk, admin, authorization details types,
+// client_policies) as a new policy version, idempotently; `keystep export`
 // writes the current configuration in the same format. The file is the one
-// `keystep serve --config` reads: levels, scope minimums and risk rules stay
-// there (the server reads them at start), and apply checks them with
-// everything else before it changes anything.
+// `keystep serve --config` reads; apply checks all of it before it changes
+// anything.
 
 // clientChange is what apply did, or would do, to one client.
 type clientChange struct {
@@ -38,14 +39,26 @@ type clientChange struct {
 	Secret  string   `json:"secret,omitempty"` // a new secret, shown once
 }
 
+// policyChange is what apply did, or would do, to the policy.
+type policyChange struct {
+	// Action: stored, unchanged, would store, or absent (the file has no
+	// policy part; the stored policy stays).
+	Action  string `json:"action"`
+	Version int64  `json:"version"` // the active version after (would store: the one it would be)
+	Parent  int64  `json:"parent"`  // the version it is made from
+	Diff    string `json:"diff,omitempty"`
+}
+
 func apply(ctx context.Context, args []string, stdout io.Writer) error {
-	var file string
-	var prune, dryRun bool
+	var file, reason string
+	var prune, dryRun, readOnly bool
 	fs, c, err := sub("apply", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&file, "f", "", "the configuration file (YAML or JSON)")
 		fs.StringVar(&file, "file", "", "the configuration file (YAML or JSON)")
 		fs.BoolVar(&prune, "prune", false, "delete clients that are not in the file")
 		fs.BoolVar(&dryRun, "dry-run", false, "say what would change, and change nothing")
+		fs.StringVar(&reason, "reason", "", `why (the policy version's reason and the audit log's; default "keystep apply -f FILE")`)
+		registerReadOnly(fs, &readOnly)
 	})
 	if err != nil {
 		return err
@@ -62,6 +75,14 @@ func apply(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	doc := set.file.Document
+	withPolicy := hasPolicy(doc)
+	if withPolicy && readOnly {
+		return fmt.Errorf("apply: %s has a policy part, and %w; nothing was changed (change the servers' --config file, or apply a file with clients only)", file, admin.ErrPolicyReadOnly)
+	}
+	if reason = strings.TrimSpace(reason); reason == "" {
+		reason = "keystep apply -f " + filepath.Base(file)
+	}
 
 	st, key, err := c.open(ctx)
 	if err != nil {
@@ -76,8 +97,30 @@ func apply(ctx context.Context, args []string, stdout io.Writer) error {
 	for _, cl := range current {
 		byID[cl.ID] = cl
 	}
+	// The clients are checked against the file's policy, the one being
+	// applied; the policy part against the clients there will be.
 	adm := newAdmin(st, key, set)
-	by := cliActor("keystep apply -f " + filepath.Base(file))
+	adm.Policies = policy.Static(set.snap)
+	padm := newAdmin(st, key, set)
+	padm.Policies = policy.NewLive(st, noConfig().snap, policy.Options{RiskWindow: set.snap.Risk.Window}, false, nil)
+	if err := padm.Policies.Refresh(ctx); err != nil {
+		return fmt.Errorf("the stored policy: %w", err)
+	}
+	pc := policyChange{Action: "absent", Version: padm.Policies.Current().Version}
+	if withPolicy {
+		if err := checkClientPolicies(file, doc, set, byID, prune); err != nil {
+			return err
+		}
+		// The diff from the active version; from the built-in policy
+		// while none is stored (the servers' --config is not known here).
+		pc.Parent = pc.Version
+		pc.Diff = policy.Diff(padm.Policies.Current().Doc, doc)
+		pc.Action = "unchanged"
+		if pc.Diff != "" {
+			pc.Action, pc.Version = "would store", pc.Parent+1
+		}
+	}
+	by := cliActor(reason)
 	now := clock()
 
 	var out []clientChange
@@ -89,7 +132,7 @@ func apply(ctx context.Context, args []string, stdout io.Writer) error {
 			ch.Action = "created"
 			if !dryRun {
 				if ch.Secret, err = adm.CreateClient(ctx, by, want, now); err != nil {
-					return applyFailed(out, want.ID, err)
+					return applyFailed(out, "client "+want.ID, err)
 				}
 			}
 		default:
@@ -106,7 +149,7 @@ func apply(ctx context.Context, args []string, stdout io.Writer) error {
 				ch.Action = "updated"
 				if !dryRun {
 					if ch.Changes, ch.Secret, err = adm.UpdateClient(ctx, by, want, now); err != nil {
-						return applyFailed(out, want.ID, err)
+						return applyFailed(out, "client "+want.ID, err)
 					}
 				}
 			}
@@ -126,32 +169,63 @@ func apply(ctx context.Context, args []string, stdout io.Writer) error {
 			ch.Action = "deleted"
 			if !dryRun {
 				if err := adm.DeleteClient(ctx, by, id); err != nil {
-					return applyFailed(out, id, err)
+					return applyFailed(out, "client "+id, err)
 				}
 			}
 		}
 		out = append(out, ch)
 	}
-	return reportApply(stdout, c.json, file, dryRun, out)
+	// The policy last: its client_policies may name clients just created.
+	if pc.Action == "would store" && !dryRun {
+		v, changed, err := padm.SavePolicy(ctx, by, "cli", doc, pc.Parent, now)
+		if err != nil {
+			return applyFailed(out, "policy", err)
+		}
+		pc = policyChange{Action: "unchanged", Version: v.Number, Parent: v.Parent}
+		if changed {
+			pc.Action, pc.Diff = "stored", v.Diff
+		}
+	}
+	return reportApply(stdout, c.json, file, dryRun, out, pc)
+}
+
+// checkClientPolicies checks that client_policies names only clients there
+// will be once the file is applied: the file's, and the stored ones unless
+// --prune deletes them (the built-in one stays). Every problem at once.
+func checkClientPolicies(file string, doc policy.Document, set settings, stored map[string]storage.Client, prune bool) error {
+	known := map[string]bool{idp.AccountClientID: true}
+	for _, cl := range set.clients {
+		known[cl.ID] = true
+	}
+	if !prune {
+		for id := range stored {
+			known[id] = true
+		}
+	}
+	_, err := policy.Compile(doc, policy.Options{RiskWindow: set.snap.Risk.Window, KnownClient: func(id string) bool { return known[id] }})
+	if err != nil {
+		return fmt.Errorf("config %s:\n%w", file, err)
+	}
+	return nil
 }
 
 // applyFailed reports a storage failure part-way: what was already done
 // stays done (and audited), so the report names it.
-func applyFailed(done []clientChange, id string, err error) error {
+func applyFailed(done []clientChange, what string, err error) error {
 	var names []string
 	for _, ch := range done {
 		if ch.Action != "unchanged" && ch.Action != "kept" {
 			names = append(names, ch.Action+" "+ch.ID)
 		}
 	}
-	msg := fmt.Sprintf("apply: client %s: %v", id, err)
+	msg := fmt.Sprintf("apply: %s: %v", what, err)
 	if len(names) > 0 {
 		msg += "\nalready applied (run apply again to finish): " + strings.Join(names, ", ")
 	}
 	return errors.New(msg)
 }
 
-func reportApply(stdout io.Writer, asJSON bool, file string, dryRun bool, out []clientChange) error {
+func reportApply(stdout io.Writer, asJSON bool, file string, dryRun bool, out []clientChange, pc policyChange) error {
 	changed := slices.ContainsFunc(out, func(ch clientChange) bool { return ch.Action != "unchanged" && ch.Action != "kept" })
 	if asJSON {
 		if out == nil {
@@ -162,7 +236,8 @@ func reportApply(stdout io.Writer, asJSON bool, file string, dryRun bool, out []
 			DryRun  bool           `json:"dry_run"`
 			Changed bool           `json:"changed"`
 			Clients []clientChange `json:"clients"`
-		}{file, dryRun, changed, out})
+			Policy  policyChange   `json:"policy"`
+		}{file, dryRun, changed || pc.Action == "stored" || pc.Action == "would store", out, pc})
 	}
 	verb := func(past string) string {
 		if !dryRun {
@@ -195,7 +270,26 @@ func reportApply(stdout io.Writer, asJSON bool, file string, dryRun bool, out []
 	case len(unchanged) > 0:
 		fmt.Fprintf(stdout, "unchanged: %s\n", strings.Join(unchanged, ", "))
 	}
-	fmt.Fprintln(stdout, "levels, scope minimums and risk rules: valid; keystep serve --config reads them from this file at start")
+	switch pc.Action {
+	case "absent":
+		if pc.Version == 0 {
+			fmt.Fprintln(stdout, "policy: not in the file; none is stored (the servers decide with their --config file's)")
+		} else {
+			fmt.Fprintf(stdout, "policy: not in the file; version %d stays active\n", pc.Version)
+		}
+	case "unchanged":
+		fmt.Fprintf(stdout, "policy: unchanged (version %d)\n", pc.Version)
+	default: // stored, would store
+		verb := "stored"
+		if pc.Action != "stored" {
+			verb = "would store"
+		}
+		from := fmt.Sprintf("from version %d", pc.Parent)
+		if pc.Parent == 0 {
+			from = "the first; changes from the built-in policy"
+		}
+		fmt.Fprintf(stdout, "policy: %s version %d (%s):\n%s\n", verb, pc.Version, from, indent(pc.Diff))
+	}
 	return nil
 }
 
@@ -207,14 +301,19 @@ func plural(n int) string {
 }
 
 // export writes the configuration: the clients in the database (never a
-// secret) and the effective levels, scope minimums, risk rules and admin
-// console settings of --config, in the format apply reads.
+// secret) and the policy: the active stored version as it was stored,
+// else the --config file's as written, else the built-in one spelled out;
+// with the --config file's server settings (product name, proxies,
+// sessions, passkeys), in the format apply reads. Applying it to a new
+// data folder and exporting again gives the same file.
 func export(ctx context.Context, args []string, stdout io.Writer) error {
 	var configFile, output, format string
+	var readOnly bool
 	fs, c, err := sub("export", args, func(fs *flag.FlagSet) {
-		fs.StringVar(&configFile, "config", env("CONFIG", ""), "config file whose levels and risk rules to export (default: the built-in ones)")
+		fs.StringVar(&configFile, "config", env("CONFIG", ""), "config file: its server settings, and its policy while none is stored (default: the built-in ones)")
 		fs.StringVar(&output, "o", "", "write to this file instead of standard output")
 		fs.StringVar(&format, "format", "", "yaml or json (default: from -o's extension, else yaml)")
+		registerReadOnly(fs, &readOnly)
 	})
 	if err != nil {
 		return err
@@ -247,7 +346,23 @@ func export(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fc := exportConfig(set, list)
+	doc, version := versionZero(set, configFile), int64(0)
+	if !readOnly {
+		// The document as stored, compiled or not: an export is a copy.
+		if version, err = st.ActivePolicyNumber(ctx); err != nil {
+			return err
+		}
+		if version > 0 {
+			v, err := st.PolicyVersionByNumber(ctx, version)
+			if err != nil {
+				return err
+			}
+			if doc, err = policy.Parse(v.Document); err != nil {
+				return fmt.Errorf("policy version %d: %w", version, err)
+			}
+		}
+	}
+	fc := exportConfig(set, doc, list)
 	raw, err := json.MarshalIndent(fc, "", "  ")
 	if err != nil {
 		return err
@@ -274,61 +389,20 @@ func export(ctx context.Context, args []string, stdout io.Writer) error {
 		os.Remove(tmp)
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s: %d clients, %d levels\n", output, len(fc.Clients), len(fc.Levels))
+	fmt.Fprintf(stdout, "wrote %s: %d clients, policy version %d\n", output, len(fc.Clients), version)
 	return nil
 }
 
-// exportConfig is the file that applies back to the same state.
-func exportConfig(set settings, clients []storage.Client) fileConfig {
+// exportConfig is the file that applies back to the same state: doc as
+// the policy, the clients, and the server settings of set's file.
+func exportConfig(set settings, doc policy.Document, clients []storage.Client) fileConfig {
 	fc := fileConfig{
 		ProductName:    set.file.ProductName,
+		Document:       doc,
 		TrustedProxies: set.file.TrustedProxies,
 		RequirePAR:     set.requirePAR,
+		Session:        sessionOf(set),
 	}
-	fc.ScopeMinACR = set.scopeMinACR
-	if d := set.file.AuthorizationDetails; d != nil && len(d.Types) > 0 {
-		fc.AuthorizationDetails = d // as the file wrote it, validated
-	}
-	for _, l := range set.policy.Levels() {
-		lc := levelConfig{ACR: l.ACR, Aliases: l.Aliases, Requires: string(l.Requires)}
-		if l.DefaultFreshness > 0 {
-			lc.Freshness = shortDuration(l.DefaultFreshness)
-		}
-		for m, d := range l.Freshness {
-			if lc.PerFactor == nil {
-				lc.PerFactor = map[string]string{}
-			}
-			lc.PerFactor[string(m)] = shortDuration(d)
-		}
-		fc.Levels = append(fc.Levels, lc)
-	}
-	r := set.risk.Rules
-	rc := &riskConfig{Weights: r.Weights, Medium: &r.Medium, High: &r.High, MaxTravelKmh: &r.MaxTravelKmh,
-		OnMedium:         &riskAction{Floor: r.OnMedium.Floor, Hard: r.OnMedium.Hard, Deny: r.OnMedium.Deny},
-		OnHigh:           &riskAction{Floor: r.OnHigh.Floor, Hard: r.OnHigh.Hard, Deny: r.OnHigh.Deny},
-		SensitiveClients: set.risk.SensitiveClients, SensitiveScopes: set.risk.SensitiveScopes,
-	}
-	if f := set.file.Risk; f != nil {
-		// Address lists and location data are kept as the file wrote them.
-		rc.DenyCIDRs, rc.SuspiciousCIDRs, rc.LocationsCSV = f.DenyCIDRs, f.SuspiciousCIDRs, f.LocationsCSV
-	}
-	fc.Risk = rc
-	ac := &adminConfig{ACR: set.adminACR, MaxAge: shortDuration(set.adminMaxAge)}
-	if ac.ACR == "" {
-		ac.ACR = policy.DefaultAdminACR(set.policy)
-	}
-	if set.adminMaxAge == 0 {
-		ac.MaxAge = shortDuration(policy.DefaultAdminMaxAge)
-	}
-	fc.Admin = ac
-	sc := &sessionConfig{IdleTimeout: shortDuration(login.DefaultSessionIdleTimeout), MaxAge: shortDuration(login.DefaultSessionMaxAge)}
-	if set.sessionIdleTimeout > 0 {
-		sc.IdleTimeout = shortDuration(set.sessionIdleTimeout)
-	}
-	if set.sessionMaxAge > 0 {
-		sc.MaxAge = shortDuration(set.sessionMaxAge)
-	}
-	fc.Session = sc
 	coolingOff := set.coolingOff
 	if coolingOff == 0 {
 		coolingOff = login.DefaultPasskeyCoolingOff
@@ -343,6 +417,52 @@ func exportConfig(set settings, clients []storage.Client) fileConfig {
 	return fc
 }
 
+// sessionOf is set's session lifetimes, the defaults spelled out.
+func sessionOf(set settings) *sessionConfig {
+	sc := &sessionConfig{IdleTimeout: shortDuration(login.DefaultSessionIdleTimeout), MaxAge: shortDuration(login.DefaultSessionMaxAge)}
+	if set.sessionIdleTimeout > 0 {
+		sc.IdleTimeout = shortDuration(set.sessionIdleTimeout)
+	}
+	if set.sessionMaxAge > 0 {
+		sc.MaxAge = shortDuration(set.sessionMaxAge)
+	}
+	return sc
+}
+
+// spelledOut is the document of what snap decides, every default written
+// out: the levels, scope minimums, risk rules and the admin console's
+// level as compiled; the address lists, location file, authorization
+// details types and client policies as its document wrote them.
+func spelledOut(snap *policy.Snapshot) policy.Document {
+	doc := policy.Document{ScopeMinACR: snap.ScopeMinACR, AuthorizationDetails: snap.Doc.AuthorizationDetails, ClientPolicies: snap.Doc.ClientPolicies}
+	for _, l := range snap.Levels.Levels() {
+		lc := policy.Level{ACR: l.ACR, Aliases: l.Aliases, Requires: string(l.Requires)}
+		if l.DefaultFreshness > 0 {
+			lc.Freshness = shortDuration(l.DefaultFreshness)
+		}
+		for m, d := range l.Freshness {
+			if lc.PerFactor == nil {
+				lc.PerFactor = map[string]string{}
+			}
+			lc.PerFactor[string(m)] = shortDuration(d)
+		}
+		doc.Levels = append(doc.Levels, lc)
+	}
+	r := snap.Risk.Rules
+	rc := &policy.Risk{Weights: r.Weights, Medium: &r.Medium, High: &r.High, MaxTravelKmh: &r.MaxTravelKmh,
+		OnMedium:         &policy.RiskAction{Floor: r.OnMedium.Floor, Hard: r.OnMedium.Hard, Deny: r.OnMedium.Deny},
+		OnHigh:           &policy.RiskAction{Floor: r.OnHigh.Floor, Hard: r.OnHigh.Hard, Deny: r.OnHigh.Deny},
+		SensitiveClients: snap.Risk.SensitiveClients, SensitiveScopes: snap.Risk.SensitiveScopes,
+	}
+	if f := snap.Doc.Risk; f != nil {
+		// Address lists and location data are kept as the file wrote them.
+		rc.DenyCIDRs, rc.SuspiciousCIDRs, rc.LocationsCSV = f.DenyCIDRs, f.SuspiciousCIDRs, f.LocationsCSV
+	}
+	doc.Risk = rc
+	doc.Admin = &policy.Admin{ACR: snap.AdminACR, MaxAge: shortDuration(snap.AdminMaxAge)}
+	return doc
+}
+
 // shortDuration is d as people write it: 12h, 15m, 1h30m.
 func shortDuration(d time.Duration) string {
 	s := d.String()
@@ -355,13 +475,16 @@ func shortDuration(d time.Duration) string {
 	return s
 }
 
-// policyShow prints the levels, scope minimums, risk rules and admin console
-// settings in force, and checks the clients in the database against them:
-// the console's policy page.
-func policyShow(ctx context.Context, args []string, stdout io.Writer) error {
+// policyCheck is `keystep policy [check]`: the levels, scope minimums,
+// risk rules and admin console settings in force (the active stored
+// version, else the --config file's; with --policy-read-only the file's),
+// checked against the clients in the database: the console's policy page.
+func policyCheck(ctx context.Context, args []string, stdout io.Writer) error {
 	var configFile string
+	var readOnly bool
 	fs, c, err := sub("policy", args, func(fs *flag.FlagSet) {
-		fs.StringVar(&configFile, "config", env("CONFIG", ""), "config file (levels, scope minimums, risk rules)")
+		fs.StringVar(&configFile, "config", env("CONFIG", ""), "config file (levels, scope minimums, risk rules): the policy while none is stored")
+		registerReadOnly(fs, &readOnly)
 	})
 	if err != nil {
 		return err
@@ -373,6 +496,7 @@ func policyShow(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	set.policyReadOnly = readOnly
 	st, _, err := c.open(ctx)
 	if err != nil {
 		return err
@@ -382,20 +506,32 @@ func policyShow(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	checks := admin.CheckPolicy(set.policy, set.scopeMinACR, set.risk.Rules, set.risk.SensitiveClients, list, idp.AccountClientID)
-	fc := exportConfig(set, nil)
+	pol := set.live(st).Current()
+	checks := admin.CheckPolicy(pol.Levels, pol.ScopeMinACR, pol.Risk.Rules, pol.Risk.SensitiveClients, list, idp.AccountClientID)
+	doc := spelledOut(pol)
+	session := sessionOf(set)
 	if c.json {
 		return printJSON(stdout, struct {
-			Levels      []levelConfig     `json:"levels"`
+			Version     int64             `json:"version"`
+			Levels      []policy.Level    `json:"levels"`
 			ScopeMinACR map[string]string `json:"scope_min_acr"`
-			Risk        *riskConfig       `json:"risk"`
-			Admin       *adminConfig      `json:"admin"`
+			Risk        *policy.Risk      `json:"risk"`
+			Admin       *policy.Admin     `json:"admin"`
 			Checks      []admin.Check     `json:"checks"`
-		}{fc.Levels, fc.ScopeMinACR, fc.Risk, fc.Admin, checks})
+		}{pol.Version, doc.Levels, doc.ScopeMinACR, doc.Risk, doc.Admin, checks})
 	}
 	var b bytes.Buffer
+	if pol.Version > 0 {
+		fmt.Fprintf(&b, "policy version %d (stored; keystep policy history lists the versions)\n", pol.Version)
+	} else {
+		what := "the built-in policy"
+		if configFile != "" {
+			what = configFile + "'s policy"
+		}
+		fmt.Fprintf(&b, "policy version 0: %s (none stored)\n", what)
+	}
 	fmt.Fprintln(&b, "levels (lowest first):")
-	for i, l := range set.policy.Levels() {
+	for i, l := range pol.Levels.Levels() {
 		fresh := l.DefaultFreshness
 		if fresh == 0 {
 			fresh = stepup.DefaultWindow
@@ -406,15 +542,23 @@ func policyShow(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		b.WriteByte('\n')
 	}
-	fmt.Fprintf(&b, "admin console: %s within %s\n", fc.Admin.ACR, fc.Admin.MaxAge)
-	fmt.Fprintf(&b, "sessions: end after %s idle, %s after sign-in at most\n", fc.Session.IdleTimeout, fc.Session.MaxAge)
-	if len(set.scopeMinACR) > 0 {
+	fmt.Fprintf(&b, "admin console: %s within %s\n", doc.Admin.ACR, doc.Admin.MaxAge)
+	fmt.Fprintf(&b, "sessions: end after %s idle, %s after sign-in at most\n", session.IdleTimeout, session.MaxAge)
+	if len(pol.ScopeMinACR) > 0 {
 		fmt.Fprintln(&b, "scope minimums:")
-		for _, sc := range slices.Sorted(maps.Keys(set.scopeMinACR)) {
-			fmt.Fprintf(&b, "  %s: %s\n", sc, set.scopeMinACR[sc])
+		for _, sc := range slices.Sorted(maps.Keys(pol.ScopeMinACR)) {
+			fmt.Fprintf(&b, "  %s: %s\n", sc, pol.ScopeMinACR[sc])
 		}
 	}
-	r := set.risk.Rules
+	for _, id := range slices.Sorted(maps.Keys(pol.Clients)) {
+		if cp := pol.Clients[id]; len(cp.ScopeMinACR) > 0 {
+			fmt.Fprintf(&b, "scope minimums of client %s:\n", id)
+			for _, sc := range slices.Sorted(maps.Keys(cp.ScopeMinACR)) {
+				fmt.Fprintf(&b, "  %s: %s\n", sc, cp.ScopeMinACR[sc])
+			}
+		}
+	}
+	r := pol.Risk.Rules
 	fmt.Fprintf(&b, "risk: medium from %d (floor %q), high from %d (floor %q, hard %v, deny %v)\n", r.Medium, r.OnMedium.Floor, r.High, r.OnHigh.Floor, r.OnHigh.Hard, r.OnHigh.Deny)
 	fmt.Fprintln(&b, "checks:")
 	bad := 0

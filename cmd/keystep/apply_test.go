@@ -52,6 +52,7 @@ func writeFile(t *testing.T, name, body string) string {
 type applyJSON struct {
 	Changed bool           `json:"changed"`
 	Clients []clientChange `json:"clients"`
+	Policy  policyChange   `json:"policy"`
 }
 
 func applyRun(t *testing.T, data, file string, extra ...string) applyJSON {
@@ -245,7 +246,8 @@ func TestExportRoundTrips(t *testing.T) {
 				t.Fatal(err)
 			}
 			body := string(raw)
-			for _, want := range []string{"payroll.write", "Acme ID", "10m", "legacy", "on_high"} {
+			// The policy is the stored version apply made of the file.
+			for _, want := range []string{"payroll.write", "Acme ID", "10m", "legacy"} {
 				if !strings.Contains(body, want) {
 					t.Errorf("export lacks %q:\n%s", want, body)
 				}
@@ -265,6 +267,14 @@ func TestExportRoundTrips(t *testing.T) {
 	r := mustKeystep(t, "", "export", "--data", d)
 	if !strings.HasPrefix(r.stdout, "# Keystep configuration") || !strings.Contains(r.stdout, "clients:") {
 		t.Errorf("export to stdout:\n%s", r.stdout)
+	}
+	// With no version stored and no --config, the built-in policy is
+	// spelled out: a starting point to edit.
+	r = mustKeystep(t, "", "export", "--data", t.TempDir())
+	for _, want := range []string{"levels:", "urn:keystep:acr:mfa", "on_high:", "max_age: 15m"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("export of a new data folder lacks %q:\n%s", want, r.stdout)
+		}
 	}
 }
 
@@ -423,14 +433,21 @@ func TestPolicyShowsLevelsAndChecksClients(t *testing.T) {
 	d := t.TempDir()
 	mustKeystep(t, "", "apply", "-f", writeFile(t, "keystep.yaml", applyFile), "--data", d)
 	r := mustKeystep(t, "", "policy", "--data", d)
-	for _, want := range []string{"urn:keystep:acr:mfa", "admin console: phr within 15m", "sessions: end after 12h idle, 12h after sign-in at most", "ok clients: 3 clients valid"} {
+	// apply stored the file's policy (admin max_age 10m): it is in force.
+	for _, want := range []string{"policy version 1 (stored", "urn:keystep:acr:mfa", "admin console: phr within 10m", "sessions: end after 12h idle, 12h after sign-in at most", "ok clients: 3 clients valid"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("policy lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	// With levels that no longer have the clients' minimum, the check fails.
+	if r := mustKeystep(t, "", "policy", "check", "--data", d); !strings.Contains(r.stdout, "admin console: phr within 10m") {
+		t.Errorf("policy check:\n%s", r.stdout)
+	}
+	// With levels that no longer have the clients' minimum, the check
+	// fails: the file decides with --policy-read-only, the stored version
+	// otherwise.
 	cfg := writeFile(t, "levels.json", `{"levels": [{"acr": "basic", "requires": "any"}, {"acr": "phr", "requires": "phr"}]}`)
-	r = keystep(t, "", "policy", "--config", cfg, "--data", d)
+	mustKeystep(t, "", "policy", "--config", cfg, "--data", d)
+	r = keystep(t, "", "policy", "--config", cfg, "--policy-read-only", "--data", d)
 	// The default risk rules' medium floor is not one of these levels either.
 	wantExit(t, r, 1, "2 policy problems")
 	if !strings.Contains(r.stdout, `!! client payroll: minimum acr "urn:keystep:acr:mfa" is not a configured level`) || !strings.Contains(r.stdout, `!! risk medium: floor "urn:keystep:acr:mfa"`) {

@@ -67,13 +67,9 @@ type passkeyConfig struct {
 	CoolingOff string `json:"cooling_off,omitempty"` // Go duration, default 24h
 }
 
-// The policy's parts, as the config file names them.
-type (
-	levelConfig = policy.Level
-	riskConfig  = policy.Risk
-	riskAction  = policy.RiskAction
-	adminConfig = policy.Admin
-)
+// riskConfig is the config file's risk section (policy.Risk), by the name
+// preview.go uses; new code uses policy.Risk.
+type riskConfig = policy.Risk
 
 // settings is the validated result.
 type settings struct {
@@ -91,6 +87,9 @@ type settings struct {
 	details        *details.Registry  // nil without a config file: the types are not known
 	clients        []admin.ClientSpec // normalised
 	file           fileConfig         // as read, for export
+	// policyReadOnly: the file's policy decides, stored versions are
+	// neither used nor made (--policy-read-only).
+	policyReadOnly bool
 
 	// Session lifetimes; 0 means the login package's default.
 	sessionIdleTimeout, sessionMaxAge time.Duration
@@ -271,13 +270,16 @@ func checkClients(s *settings, list []admin.ClientSpec, policyOK bool) []error {
 }
 
 // live is the policy in force for a command run on st: the active stored
-// version, else the file's (version 0). A stored version that does not
-// compile here is reported and the file's used.
+// version, else (or with --policy-read-only) the file's (version 0). A
+// stored version that does not compile here is reported and the file's
+// used.
 func (s settings) live(st storage.Store) *policy.Live {
 	if s.snap == nil {
+		ro := s.policyReadOnly
 		s = noConfig()
+		s.policyReadOnly = ro
 	}
-	l := policy.NewLive(st, s.snap, policy.Options{RiskWindow: s.snap.Risk.Window}, false, nil)
+	l := policy.NewLive(st, s.snap, policy.Options{RiskWindow: s.snap.Risk.Window}, s.policyReadOnly, nil)
 	if err := l.Refresh(context.Background()); err != nil {
 		fmt.Fprintf(os.Stderr, "keystep: the stored policy: %v; using the --config file's\n", err)
 	}
@@ -293,6 +295,7 @@ func (s settings) serverConfig(issuer string, st storage.Store, key []byte, log 
 		AdminACR: s.adminACR, AdminMaxAge: s.adminMaxAge,
 		SessionIdleTimeout: s.sessionIdleTimeout, SessionMaxAge: s.sessionMaxAge,
 		PasskeyCoolingOff: s.coolingOff, RequirePAR: s.requirePAR, Details: s.details,
+		PolicyDocument: s.snap.Doc, ClientPolicies: s.snap.Clients, PolicyReadOnly: s.policyReadOnly,
 	}
 }
 

@@ -3,7 +3,8 @@
 //	keystep [serve] [--addr :8080] [--issuer URL] [--data DIR] [--config FILE] [--dev]
 //	keystep users create|list|show|disable|enable|unlock|reset-factors|signout|confirm-passkey …
 //	keystep clients create|list|show|update|rotate-secret|delete …
-//	keystep apply -f FILE | export | policy
+//	keystep apply -f FILE | export
+//	keystep policy [check] | history | show [N] | rollback N --reason R | preview -f FILE
 //	keystep keys rotate|list
 //	keystep audit verify|checkpoint|export
 //
@@ -96,11 +97,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "export":
 		err = export(ctx, args, stdout)
 	case "policy":
-		if len(args) > 0 && args[0] == "preview" {
-			err = policyPreview(ctx, args[1:], stdout)
-			break
-		}
-		err = policyShow(ctx, args, stdout)
+		err = policyCmd(ctx, args, stdout)
 	case "bench":
 		err = benchCmd(ctx, args, stdout, stderr)
 	case "simulate":
@@ -138,6 +135,8 @@ const usage = `Usage:
                   [--pprof 127.0.0.1:6060] (Go's profiler, loopback only)
                   [--require-par] (every client must push its authorization requests, RFC 9126)
                   [--outbox-allow-private] [--outbox-lease 1m] (back-channel logout delivery)
+                  [--policy-read-only] (the --config file's policy decides; nothing is stored,
+                  the console and the API refuse edits; otherwise --config seeds the stored policy)
   keystep users create --username NAME [--email E] --password-stdin [--admin]
   keystep users list | show NAME | disable NAME | enable NAME | unlock NAME | signout NAME
   keystep users reset-factors NAME --reason TEXT
@@ -164,10 +163,15 @@ const usage = `Usage:
   keystep audit checkpoint   (the head as a signed checkpoint, to keep elsewhere)
   keystep audit export [--since RFC3339] [--until RFC3339] [--user NAME]
                   [--client ID] [--event TYPE] [--outcome success|failure|denied|challenged]
-  keystep apply -f keystep.yaml [--prune] [--dry-run]
-                  (clients as in the file, idempotently; the whole file is checked first)
+  keystep apply -f keystep.yaml [--prune] [--dry-run] [--reason TEXT] [--policy-read-only]
+                  (clients as in the file, and its policy as a new version, idempotently;
+                  the whole file is checked first; --dry-run prints the changes and the policy diff)
   keystep export [--config FILE] [-o FILE] [--format yaml|json]
-  keystep policy [--config FILE]   (levels, risk rules, and checks against the clients)
+                  (the active policy version, else the --config file's, and the clients)
+  keystep policy [check] [--config FILE]   (the policy in force, and checks against the clients)
+  keystep policy history [--limit 50]   (the stored versions, newest first)
+  keystep policy show [N] [--config FILE]   (version N's policy as YAML; default: the active one)
+  keystep policy rollback N --reason TEXT   (version N's policy again, as a new version)
   keystep policy preview -f NEW.yaml [--days 30] [--current FILE] [--config FILE]
                   (the recorded sign-ins of the last days, decided under the current and the proposed policy)
   keystep explain --user NAME --client ID [--acr ACR] [--ip IP] [--device new|known] [--scope S] [--config FILE]
@@ -298,6 +302,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{fmt.Sprintf("KEYSTEP_OUTBOX_LEASE: %v", err)}
 	}
 	outboxLease := fs.Duration("outbox-lease", lease, "how long a notification being delivered is one instance's before another may retry it (after a crash); longer than 5s")
+	var readOnly bool
+	registerReadOnly(fs, &readOnly)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -324,6 +330,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	set.requirePAR = set.requirePAR || *requirePAR
+	set.policyReadOnly = readOnly
 	// Listen before building the server: a taken port fails before anything
 	// is printed, and --addr HOST:0 gets its real port into the issuer.
 	ln, err := net.Listen("tcp", *addr)
@@ -360,6 +367,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The --config file seeds the stored policy, and stores it again when
+	// it changed; read-only, it decides alone and nothing is stored.
+	if *configFile != "" && !readOnly && hasPolicy(set.file.Document) {
+		adm := newAdmin(st, key, set)
+		adm.Policies = srv.Policies()
+		if err := seedPolicy(ctx, adm, *configFile, set.file.Document, clock(), log); err != nil {
+			return err
+		}
+	}
 	if link, err := admin.NewSetupLink(ctx, st, *issuer, clock()); err != nil {
 		return err
 	} else if link != "" {
@@ -375,6 +391,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	delivered := make(chan struct{})
 	go func() { defer close(delivered); srv.DeliverOutbox(mctx) }()
 	defer func() { stopMaintain(); <-delivered }()
+	// Policy versions activated on any instance decide here within
+	// seconds; like the others it stops before the store closes.
+	followed := make(chan struct{})
+	go func() { defer close(followed); srv.FollowPolicy(mctx, 0) }()
+	defer func() { stopMaintain(); <-followed }()
 
 	hs := &http.Server{
 		Handler:           srv,

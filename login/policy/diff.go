@@ -44,7 +44,7 @@ func flatten(doc Document) map[string]string {
 	walk = func(path string, v any) {
 		switch v := v.(type) {
 		case map[string]any:
-			if len(v) == 0 {
+			if len(v) == 0 && path != "" { // the empty document has no values
 				out[path] = "{}"
 			}
 			for k, e := range v {
