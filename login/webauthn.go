@@ -19,6 +19,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/mail"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
@@ -564,6 +565,9 @@ func (h *Handler) registerVerify(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := admin.Signal(ctx, h.cfg.Store, now, admin.CredentialChange(a.user.ID, admin.CredentialType(storage.FactorWebAuthn), admin.ChangeCreate, name)); err != nil {
+		return err
+	}
+	if err := h.notify(ctx, a.user, mail.FactorAdded, factorWords(storage.FactorWebAuthn, name)); err != nil {
 		return err
 	}
 	next := "/account?notice=passkey-added"

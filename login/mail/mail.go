@@ -123,3 +123,12 @@ func token() (string, error) {
 	}
 	return hex.EncodeToString(b[:]), nil
 }
+
+// Queued is the payload of an outbox mail message (storage.OutboxMail):
+// the message, and whose account it is about (under "sub", as the
+// outbox's other payloads name it, so a given-up message's audit row
+// names the user).
+type Queued struct {
+	UserID  string  `json:"sub"`
+	Message Message `json:"message"`
+}
