@@ -138,7 +138,9 @@ const usage = `Usage:
                   [--pprof 127.0.0.1:6060] (Go's profiler, loopback only)
                   [--require-par] (every client must push its authorization requests, RFC 9126)
                   [--outbox-allow-private] [--outbox-lease 1m] (back-channel logout delivery)
-  keystep users create --username NAME [--email E] --password-stdin [--admin]
+                  [--smtp-host H [--smtp-port P] [--smtp-tls starttls|implicit|none]
+                   [--smtp-user U --smtp-password-file F] | --mail-dir DIR] [--mail-from ADDR]
+  keystep users create --username NAME [--email E [--email-verified]] --password-stdin [--admin]
   keystep users list | show NAME | disable NAME | enable NAME | unlock NAME | signout NAME
   keystep users reset-factors NAME --reason TEXT
   keystep users confirm-passkey NAME --credential ID [--reason TEXT]
@@ -298,6 +300,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{fmt.Sprintf("KEYSTEP_OUTBOX_LEASE: %v", err)}
 	}
 	outboxLease := fs.Duration("outbox-lease", lease, "how long a notification being delivered is one instance's before another may retry it (after a crash); longer than 5s")
+	var mf mailFlags
+	mf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -324,6 +328,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	set.requirePAR = set.requirePAR || *requirePAR
+	sender, err := mf.sender()
+	if err != nil {
+		return usageError{"serve: " + err.Error()}
+	}
 	// Listen before building the server: a taken port fails before anything
 	// is printed, and --addr HOST:0 gets its real port into the issuer.
 	ln, err := net.Listen("tcp", *addr)
@@ -353,6 +361,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := set.serverConfig(*issuer, st, key, log)
 	cfg.DPoPNonceNotRequired = !*dpopNonce
 	cfg.Outbox = idp.OutboxConfig{AllowPrivate: *outboxPrivate, Lease: *outboxLease}
+	cfg.Mail = sender
 	if *dev {
 		cfg.TemplatesDir = "templates"
 	}
