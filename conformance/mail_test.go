@@ -3,6 +3,7 @@ package conformance
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/keystep/keystep/idp"
 	kmail "github.com/keystep/keystep/login/mail"
+	"github.com/keystep/keystep/storage"
 )
 
 // smtpSink is a real SMTP server (go-smtp) on loopback that keeps every
@@ -39,10 +41,16 @@ type sinkSession struct {
 	to string
 }
 
-func (x *sinkSession) Mail(string, *smtp.MailOptions) error      { return nil }
-func (x *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error { x.to = to; return nil }
-func (x *sinkSession) Reset()                                    {}
-func (x *sinkSession) Logout() error                             { return nil }
+func (x *sinkSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (x *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if strings.HasPrefix(to, "nobody@") {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox"}
+	}
+	x.to = to
+	return nil
+}
+func (x *sinkSession) Reset()        {}
+func (x *sinkSession) Logout() error { return nil }
 func (x *sinkSession) Data(r io.Reader) error {
 	b, err := io.ReadAll(r)
 	if err != nil {
@@ -174,5 +182,46 @@ func TestEmailVerifiedThroughTheRelay(t *testing.T) {
 	got := sink.deliver(t, e)
 	if len(got) != 1 || got[0].to != "alice@one.example" || !strings.Contains(got[0].text, "changed to alice@two.example") {
 		t.Fatalf("the old address was not told: %+v", got)
+	}
+}
+
+// queueMail puts a mail message about alice to to in the outbox.
+func queueMail(t *testing.T, e *env, id, to string) {
+	t.Helper()
+	payload, _ := json.Marshal(kmail.Queued{UserID: "u-alice", Message: kmail.Message{To: to, Subject: "s", Text: "t", HTML: "<p>h</p>"}})
+	now := e.clock.Now()
+	if err := e.store.QueueOutbox(t.Context(), []storage.OutboxMessage{{ID: id, Kind: storage.OutboxMail, Target: "mailto:" + to,
+		Payload: string(payload), QueuedAt: now, NextAttemptAt: now}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A recipient the relay refuses for good (5xx) is given up at once, and
+// the audit row names the user; mail left queued when email was turned
+// off is given up too, not retried for a day.
+func TestMailThatCannotGoIsGivenUp(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []envOption
+		to   string
+		why  string
+	}{
+		{"a refused recipient", []envOption{withSMTP(startSMTPSink(t))}, "nobody@example.com", "550"},
+		{"no sender configured", nil, "alice@example.com", "email is not set up"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, tc.opts...)
+			queueMail(t, e, "m1", tc.to)
+			if _, err := e.server.DeliverDue(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			m, err := e.store.OutboxMessage(t.Context(), "m1")
+			if err != nil || m.Status != storage.OutboxFailed || m.Attempts != 1 || !strings.Contains(m.LastError, tc.why) {
+				t.Fatalf("message: %+v (%v), want given up after one attempt for %q", m, err, tc.why)
+			}
+			if ev := e.lastEvent(storage.EventOutboxGaveUp); ev.UserID != "u-alice" || ev.Details["kind"] != string(storage.OutboxMail) {
+				t.Fatalf("audit: %+v", ev)
+			}
+		})
 	}
 }

@@ -24,6 +24,11 @@ import (
 // emailLinkTTL is how long a confirmation link works.
 const emailLinkTTL = 30 * time.Minute
 
+// emailLinksPerHour bounds the confirmation links one account may have
+// sent in an hour: a signed-in session must not make Keystep mail a
+// stranger's inbox over and over.
+const emailLinksPerHour = 5
+
 // emailTokenKind is the one-time token kind of a confirmation link.
 const emailTokenKind = "email_confirm"
 
@@ -82,11 +87,20 @@ func (h *Handler) postAccountEmail(w http.ResponseWriter, r *http.Request) error
 	case addr == a.user.Email && a.user.EmailVerified:
 		return h.renderEmail(w, r, a, "", "That is already your confirmed address.", http.StatusBadRequest)
 	}
+	now := h.cfg.Now()
+	sent, err := h.cfg.Store.ListAudit(ctx, storage.AuditFilter{UserID: a.user.ID, Type: storage.EventAccountEmailChangeRequested,
+		Since: now.Add(-time.Hour), Limit: emailLinksPerHour})
+	if err != nil {
+		return err
+	}
+	if len(sent) >= emailLinksPerHour {
+		w.Header().Set("Retry-After", "3600")
+		return h.renderEmail(w, r, a, "", "You've asked for several links in the last hour. Use the newest one, or try again later.", http.StatusTooManyRequests)
+	}
 	token, err := factor.NewToken()
 	if err != nil {
 		return err
 	}
-	now := h.cfg.Now()
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventAccountEmailChangeRequested, UserID: a.user.ID, ActorID: a.user.ID,
 		Outcome: "success", Details: map[string]string{"email": addr}}); err != nil {
 		return err

@@ -316,3 +316,22 @@ func TestFactorAddedAndRemovedAreTold(t *testing.T) {
 		t.Fatalf("factor removed: %+v", ms)
 	}
 }
+
+func TestEmailLinksAreLimitedPerHour(t *testing.T) {
+	f := newFixture(t, withMail())
+	b := f.browser()
+	f.signIn(b, alice, alicePass)
+	for i := range 5 {
+		f.requestEmail(b, "alice"+strings.Repeat("x", i)+"@one.example")
+	}
+	got := b.post("/account/email", url.Values{"email": {"alice@six.example"}})
+	if got.status != http.StatusTooManyRequests || got.header.Get("Retry-After") == "" || !says(got.body, "several links") {
+		t.Fatalf("a sixth link within the hour: %d\n%.1000s", got.status, got.body)
+	}
+	if ms := f.mails(); len(ms) != 0 {
+		t.Fatalf("mail queued past the limit: %+v", ms)
+	}
+	f.clock.Advance(61 * time.Minute)
+	f.signIn(b, alice, alicePass) // the level must be fresh again
+	f.requestEmail(b, "alice@six.example")
+}
