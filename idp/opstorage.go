@@ -772,10 +772,12 @@ func (s *opStorage) setUserClaims(ctx context.Context, info *oidc.UserInfo, subj
 				continue
 			}
 			info.Email = u.Email
-			// OIDC Core §5.4: the email scope is email and email_verified.
-			// Keystep never verifies addresses; the library drops a false
-			// bool, so it is added as a plain claim.
-			info.AppendClaims("email_verified", false)
+			// OIDC Core §5.4: the email scope is email and email_verified,
+			// true only for an address its owner confirmed by the link sent
+			// to it (an admin-set one is not, unless the admin said so).
+			// The library drops a false bool, so it is added as a plain
+			// claim.
+			info.AppendClaims("email_verified", u.EmailVerified)
 		}
 	}
 	return nil

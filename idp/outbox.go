@@ -21,6 +21,7 @@ import (
 
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/mail"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -104,6 +105,7 @@ type outbox struct {
 	now    func() time.Time
 	owner  string // this instance's name on its leases
 	http   *http.Client
+	mail   mail.Sender // nil: email is not set up
 	audit  func(context.Context, storage.AuditEvent) error
 	log    func(ctx context.Context, msg string, args ...any)
 }
@@ -117,8 +119,8 @@ func newOutbox(cfg OutboxConfig, s *Server) (*outbox, error) {
 	u, _ := url.Parse(s.cfg.Issuer)
 	return &outbox{
 		cfg: cfg, store: s.cfg.Store, keys: s.keys, issuer: s.cfg.Issuer, now: s.cfg.Now, owner: owner[:16],
-		http:  deliveryClient(cfg, isLoopbackHost(u.Hostname())),
-		audit: s.audit.Record, log: s.log.WarnContext,
+		http: deliveryClient(cfg, isLoopbackHost(u.Hostname())),
+		mail: s.cfg.Mail, audit: s.audit.Record, log: s.log.WarnContext,
 	}, nil
 }
 
@@ -230,12 +232,35 @@ func (o *outbox) attempt(ctx context.Context, m storage.OutboxMessage) error {
 		return o.post(ctx, target, url.Values{"logout_token": {tok}})
 	case storage.OutboxSSFPush:
 		return o.pushSET(ctx, m)
+	case storage.OutboxMail:
+		return o.sendMail(ctx, m)
 	case storage.OutboxSSFPoll:
 		// Due only once expired (awaitingPoll): never acknowledged.
 		return permanentError{fmt.Errorf("not acknowledged by a poll within %s", admin.PollExpiry)}
 	default:
 		return permanentError{fmt.Errorf("unknown message kind %q", m.Kind)}
 	}
+}
+
+// sendMail sends an OutboxMail message with the configured sender, within
+// half the lease (an SMTP exchange takes longer than an HTTP POST, and
+// must end before another instance may claim the message). Not over the
+// SSRF-guarded client: the relay is the operator's own.
+func (o *outbox) sendMail(ctx context.Context, m storage.OutboxMessage) error {
+	if o.mail == nil {
+		return permanentError{errors.New("email is not set up (no --smtp-host or --mail-dir)")}
+	}
+	var p mail.Queued
+	if err := json.Unmarshal([]byte(m.Payload), &p); err != nil {
+		return permanentError{fmt.Errorf("corrupt payload: %w", err)}
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.cfg.Lease/2)
+	defer cancel()
+	err := o.mail.Send(ctx, p.Message)
+	if errors.Is(err, mail.ErrPermanent) {
+		return permanentError{err}
+	}
+	return err
 }
 
 // logoutToken signs m's logout token (OIDC Back-Channel Logout 1.0 §2.4)

@@ -29,6 +29,7 @@ import (
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/mail"
 	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/throttle"
@@ -124,6 +125,11 @@ type Config struct {
 	// Outbox tunes the delivery of notifications (back-channel logouts):
 	// timeouts, retries and which addresses they may go to.
 	Outbox OutboxConfig
+	// Mail sends email (an SMTP relay, or a directory of .eml files in
+	// development); nil: email is not set up, nothing is queued for it and
+	// the portal says so. Messages go through the outbox, never straight
+	// from a request.
+	Mail mail.Sender
 }
 
 // Validate reports every problem with c at once.
@@ -330,7 +336,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		Store: cfg.Store, Templates: tmpl, Policies: pols,
 		Hasher: cfg.Hasher, Sealer: sealer, Audit: auditor, Log: cfg.Logger, Now: now,
 		Cookies: cookies, Callback: callback, Issuer: cfg.Issuer, AccountClientID: AccountClientID,
-		ProductName: cfg.ProductName, Dev: cfg.TemplatesDir != "", WebAuthn: wa,
+		ProductName: cfg.ProductName, Dev: cfg.TemplatesDir != "", WebAuthn: wa, Mail: cfg.Mail,
 		Limits:             cfg.Limits,
 		SessionIdleTimeout: cfg.SessionIdleTimeout, SessionMaxAge: cfg.SessionMaxAge,
 		PasskeyCoolingOff:     cfg.PasskeyCoolingOff,

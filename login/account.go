@@ -17,6 +17,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/mail"
 	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
@@ -38,6 +39,9 @@ func (h *Handler) registerAccount(mux *http.ServeMux) {
 	mux.Handle("GET /account/callback", h.handle(h.accountCallback))
 	mux.Handle("GET /account/password", h.handle(h.accountPasswordPage))
 	mux.Handle("POST /account/password", h.handle(h.postAccountPassword))
+	mux.Handle("GET /account/email", h.handle(h.accountEmailPage))
+	mux.Handle("POST /account/email", h.handle(h.postAccountEmail))
+	mux.Handle("GET /account/email/confirm", h.handle(h.confirmEmail))
 	mux.Handle("GET /account/totp", h.handle(h.accountTOTPPage))
 	mux.Handle("POST /account/totp", h.handle(h.postAccountTOTP))
 	mux.Handle("POST /account/totp/delete", h.handle(h.postAccountTOTPDelete))
@@ -68,7 +72,7 @@ func (h *Handler) requireAccount(w http.ResponseWriter, r *http.Request) (*accou
 		return nil, err
 	}
 	if !ok {
-		return nil, h.portalAuthorize(w, r, stepup.ACRSingleFactor, 0, r.URL.Path)
+		return nil, h.portalAuthorize(w, r, stepup.ACRSingleFactor, 0, here(r))
 	}
 	a := &accountState{sess: sess, user: u}
 	if a.factors, err = h.cfg.Store.ListFactors(r.Context(), u.ID); err != nil {
@@ -85,6 +89,16 @@ func (h *Handler) requireAccount(w http.ResponseWriter, r *http.Request) (*accou
 	return a, nil
 }
 
+// here is where a sign-in started by a portal request comes back to: a
+// GET with its query (an emailed link carries its token in it), a form
+// post to its path (a post is not replayed).
+func here(r *http.Request) string {
+	if r.Method == http.MethodGet {
+		return r.URL.RequestURI()
+	}
+	return r.URL.Path
+}
+
 // portalRisk applies the risk assessment to a portal visit: a session whose
 // context risk denies is ended; one below the risk floor is sent through the
 // step-up. It reports whether the visit may go on.
@@ -97,7 +111,7 @@ func (h *Handler) portalRisk(w http.ResponseWriter, r *http.Request, a *accountS
 	case stepup.Satisfied:
 		return true, nil
 	case stepup.NeedFactor:
-		return false, h.portalAuthorize(w, r, stepup.ACRSingleFactor, 0, r.URL.Path)
+		return false, h.portalAuthorize(w, r, stepup.ACRSingleFactor, 0, here(r))
 	}
 	if err := h.endSession(r.Context(), w, a.sess, "risk: "+signin.SignalNames(ra)); err != nil {
 		return false, err
@@ -299,6 +313,7 @@ type accountPage struct {
 	Passkeys  bool     // passkeys are on: offer to add one
 	Keys      []keyRow // the user's passkeys and security keys
 	Help      string   // why a change can't be made here, and who can help
+	MailOff   bool     // email is not set up: addresses cannot be confirmed
 }
 
 // keyRow is one passkey or security key as the portal lists it.
@@ -391,6 +406,7 @@ var notices = map[string]string{
 	"totp-removed":   "The authenticator app was removed.",
 	"passkey-added":  "Your passkey is ready. You can use it to sign in.",
 	"password":       "Your password was changed. Other sessions were signed out.",
+	"email":          "Your email address is confirmed.",
 	"sessions":       "Your other sessions were signed out.",
 	"session":        "That session was signed out, and its apps were told.",
 	"factor-removed": "The passkey or security key was removed.",
@@ -499,6 +515,9 @@ func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request) er
 	if err := admin.Signal(ctx, h.cfg.Store, a.user.UpdatedAt, admin.CredentialChange(a.user.ID, admin.CredentialType(""), admin.ChangeUpdate, "")); err != nil {
 		return err
 	}
+	if err := h.notify(ctx, a.user, mail.PasswordChanged, ""); err != nil {
+		return err
+	}
 	// A password is changed because it may be known to someone else, who
 	// may hold a session or an app's refresh token by now. Every other
 	// session ends, and every token family of the user at every client is
@@ -582,7 +601,7 @@ func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error 
 		return h.renderTOTP(w, r, a, key, "That code didn't work. Check the time on your phone and try again.", http.StatusBadRequest)
 	}
 	first := !hasSecondFactor(a.factors)
-	if err := h.addTOTP(ctx, a.user.ID, secret, r.PostForm.Get("name"), step, storage.AuditEvent{
+	if err := h.addTOTP(ctx, a.user, secret, r.PostForm.Get("name"), step, storage.AuditEvent{
 		Details: map[string]string{"bootstrap": strconv.FormatBool(first)}}); err != nil {
 		return err
 	}
@@ -600,8 +619,8 @@ func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error 
 // confirming code's step spent, so that code cannot also pass a sign-in.
 // Enrolling proves possession of the new app, not who the user is: it
 // adds nothing to the session (the portal's rule, and the step-up's).
-func (h *Handler) addTOTP(ctx context.Context, userID, secret, name string, step int64, ev storage.AuditEvent) error {
-	now := h.cfg.Now()
+func (h *Handler) addTOTP(ctx context.Context, u storage.User, secret, name string, step int64, ev storage.AuditEvent) error {
+	now, userID := h.cfg.Now(), u.ID
 	id, err := factor.NewToken()
 	if err != nil {
 		return err
@@ -619,6 +638,9 @@ func (h *Handler) addTOTP(ctx context.Context, userID, secret, name string, step
 		return err
 	}
 	if err := admin.Signal(ctx, h.cfg.Store, now, admin.CredentialChange(userID, admin.CredentialType(storage.FactorTOTP), admin.ChangeCreate, name)); err != nil {
+		return err
+	}
+	if err := h.notify(ctx, u, mail.FactorAdded, factorWords(storage.FactorTOTP, name)); err != nil {
 		return err
 	}
 	if err := h.cfg.Store.UseTOTPStep(ctx, userID, step, now); err != nil && !errors.Is(err, storage.ErrReplayed) {
@@ -712,6 +734,9 @@ func (h *Handler) postAccountTOTPDelete(w http.ResponseWriter, r *http.Request) 
 		return err
 	}
 	if err := admin.Signal(ctx, h.cfg.Store, h.cfg.Now(), admin.CredentialChange(a.user.ID, admin.CredentialType(f.Kind), admin.ChangeDelete, f.Name)); err != nil {
+		return err
+	}
+	if err := h.notify(ctx, a.user, mail.FactorRemoved, factorWords(f.Kind, f.Name)); err != nil {
 		return err
 	}
 	rest, err := h.cfg.Store.ListFactors(ctx, a.user.ID)

@@ -238,7 +238,7 @@ func (h *Handler) postEnrollTOTP(w http.ResponseWriter, r *http.Request) error {
 		key := factor.TOTPKey{Secret: secret, URI: totpURI(h.cfg.ProductName, st.user.Username, secret)}
 		return h.renderEnrollTOTP(w, r, st, key, "That code didn't work. Check the time on your phone and try again.", http.StatusBadRequest)
 	}
-	if err := h.addTOTP(ctx, st.user.ID, secret, r.PostForm.Get("name"), step, storage.AuditEvent{ClientID: st.client.ID, Details: enrollDetails(st)}); err != nil {
+	if err := h.addTOTP(ctx, st.user, secret, r.PostForm.Get("name"), step, storage.AuditEvent{ClientID: st.client.ID, Details: enrollDetails(st)}); err != nil {
 		return err
 	}
 	h.cfg.Cookies.Clear(w, enrollTOTPCookie)

@@ -21,6 +21,8 @@ var eventTexts = map[storage.EventType]string{
 	storage.EventFactorRecoveryCodeUsed:       "Used a recovery code",
 	storage.EventFactorRecoveryCodesGenerated: "Made new recovery codes",
 	storage.EventAccountPasswordChanged:       "Changed password",
+	storage.EventAccountEmailChangeRequested:  "Asked to use a new email address",
+	storage.EventAccountEmailChanged:          "Confirmed a new email address",
 	storage.EventSessionLogout:                "Signed out",
 	storage.EventSessionRevokedAll:            "Signed out everywhere",
 	storage.EventSessionRevokedOthers:         "Signed out other sessions",

@@ -18,6 +18,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/mail"
 	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/throttle"
@@ -53,6 +54,10 @@ type Config struct {
 	// address in an hour before new usernames from it are refused; 0 means
 	// DefaultStuffingLimit, negative turns it off.
 	StuffingLimit int
+	// Mail is the configured email sender; nil: email is not set up, and
+	// nothing is queued for it. Handlers only queue messages (notify.go);
+	// the outbox worker sends them through it.
+	Mail mail.Sender
 	// WebAuthn is the passkey relying party; nil turns passkeys off.
 	WebAuthn *webauthn.WebAuthn
 	// SessionIdleTimeout ends a browser session unused for that long (0

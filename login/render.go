@@ -28,6 +28,7 @@ type renderer struct {
 var requiredPages = []string{
 	"signin", "password", "otp", "recovery", "consent", "error", "setup", "logged_out",
 	"account", "account_totp", "account_recovery", "account_password",
+	"account_email",
 	"account_passkey", "webauthn", "logout_confirm", "account_help",
 	"enroll", "enroll_totp", "enroll_codes",
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/mail"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
 )
@@ -615,6 +616,9 @@ func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, u s
 		return storage.Factor{}, err
 	}
 	if err := admin.Signal(ctx, h.cfg.Store, now, admin.CredentialChange(u.ID, admin.CredentialType(storage.FactorWebAuthn), admin.ChangeCreate, name)); err != nil {
+		return storage.Factor{}, err
+	}
+	if err := h.notify(ctx, u, mail.FactorAdded, factorWords(storage.FactorWebAuthn, name)); err != nil {
 		return storage.Factor{}, err
 	}
 	return f, nil

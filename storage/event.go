@@ -83,6 +83,13 @@ const (
 	// EventAccountPasswordChanged: the user changed their password in the
 	// portal.
 	EventAccountPasswordChanged EventType = "account.password_changed"
+	// EventAccountEmailChangeRequested: the user asked to use a new email
+	// address; a single-use link went to it. Details carry "email".
+	EventAccountEmailChangeRequested EventType = "account.email_change_requested"
+	// EventAccountEmailChanged: the user opened that link, signed in, and
+	// the address became the account's, verified. Details carry "email"
+	// and "previous".
+	EventAccountEmailChanged EventType = "account.email_changed"
 	// EventSessionLogout: the user signed out (the portal, or RP-initiated
 	// logout at the end-session endpoint).
 	EventSessionLogout EventType = "session.logout"
@@ -203,7 +210,7 @@ var eventTypes = []EventType{
 	EventStepupRequested, EventStepupFactor, EventStepupThrottled, EventStepUpTransaction,
 	EventFactorEnrolled, EventFactorEnrollRefused, EventFactorRemoved, EventFactorRecoveryCodesGenerated,
 	EventFactorRecoveryCodeUsed, EventFactorSignCountRegression, EventFactorLocked, EventFactorTrusted,
-	EventAccountPasswordChanged, EventSessionLogout, EventSessionEnded, EventSessionRevokedAll, EventSessionRevokedOthers,
+	EventAccountPasswordChanged, EventAccountEmailChangeRequested, EventAccountEmailChanged, EventSessionLogout, EventSessionEnded, EventSessionRevokedAll, EventSessionRevokedOthers,
 	EventTokenIssued, EventTokenCodeReplayed, EventTokenRefreshReuse, EventTokenRevoked,
 	EventAdminDenied, EventAdminAuditExported, EventAdminUserCreated, EventAdminUserDisable, EventAdminUserEnable,
 	EventAdminUserUnlock, EventAdminUserResetFactors, EventAdminUserSignout, EventAdminUserConfirmPasskey,

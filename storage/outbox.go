@@ -39,6 +39,12 @@ type OutboxKind string
 // attempt, so a retry never sends an expired one.
 const OutboxBackchannelLogout OutboxKind = "backchannel_logout"
 
+// OutboxMail is an email to a person: Target is "mailto:" and the
+// address, ClientID is empty, Payload the JSON of the message (a
+// login/mail Message) with the user it is about under "sub". It is
+// queued only when a mail sender is configured, and delivered through it.
+const OutboxMail OutboxKind = "mail"
+
 // LogoutNotice is the payload of an OutboxBackchannelLogout message (its
 // JSON names are the schema). JTI is fixed when the message is queued, so
 // every attempt sends the same jti and the receiver can drop repeats.

@@ -55,12 +55,18 @@ type Store interface {
 
 // User is an account that can sign in.
 type User struct {
-	ID           string
-	Username     string // unique, compared case-sensitively after the caller normalises it
-	Email        string
-	PasswordHash string // argon2id PHC string; empty when the user has no password
-	Admin        bool
-	Disabled     bool
+	ID       string
+	Username string // unique, compared case-sensitively after the caller normalises it
+	Email    string
+	// EmailVerified: the person proved they receive mail at Email, by
+	// opening the single-use link sent to it, at EmailVerifiedAt. An
+	// address set any other way (an admin, an import) is not verified
+	// unless the admin says so; changing Email clears it.
+	EmailVerified   bool
+	EmailVerifiedAt time.Time
+	PasswordHash    string // argon2id PHC string; empty when the user has no password
+	Admin           bool
+	Disabled        bool
 	// PasswordCompromised: a transmitter reported the password
 	// compromised (SSF credential-compromise). It is refused at sign-in
 	// until the person changes it after a second factor.
@@ -84,8 +90,8 @@ type Users interface {
 	ListUsers(ctx context.Context) ([]User, error)
 	CountUsers(ctx context.Context) (int, error)
 	// UpdateUser replaces every mutable field of the user with u.ID
-	// (username, email, password hash, admin, disabled, the received
-	// signal's marks, updated at).
+	// (username, email and whether and when it was verified, password
+	// hash, admin, disabled, the received signal's marks, updated at).
 	UpdateUser(ctx context.Context, u User) error
 }
 

@@ -101,12 +101,14 @@ func newAdmin(st storage.Store, key []byte, set settings) *admin.Service {
 // ---- users ----
 
 type userJSON struct {
-	ID        string    `json:"id"`
-	Username  string    `json:"username"`
-	Email     string    `json:"email,omitempty"`
-	Admin     bool      `json:"admin"`
-	Disabled  bool      `json:"disabled"`
-	CreatedAt time.Time `json:"created_at"`
+	ID       string `json:"id"`
+	Username string `json:"username"`
+	Email    string `json:"email,omitempty"`
+	// EmailVerified: the person confirmed Email (or an admin vouched).
+	EmailVerified bool      `json:"email_verified"`
+	Admin         bool      `json:"admin"`
+	Disabled      bool      `json:"disabled"`
+	CreatedAt     time.Time `json:"created_at"`
 	// Marks left by received Shared Signals.
 	PasswordCompromised bool      `json:"password_compromised,omitempty"`
 	RiskFloor           string    `json:"risk_floor,omitempty"`
@@ -127,10 +129,11 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 		return usageError{"users: unknown action " + action}
 	}
 	var username, email, reason, credential string
-	var passwordStdin, makeAdmin bool
+	var passwordStdin, makeAdmin, emailVerified bool
 	fs, c, err := sub("users "+action, args[1:], func(fs *flag.FlagSet) {
 		fs.StringVar(&username, "username", "", "username")
 		fs.StringVar(&email, "email", "", "email")
+		fs.BoolVar(&emailVerified, "email-verified", false, "create: you vouch that --email is the person's (else it is unverified until they confirm it in the portal)")
 		fs.StringVar(&reason, "reason", "", "reason (audited; required for reset-factors)")
 		fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
 		fs.BoolVar(&makeAdmin, "admin", false, "make the user an administrator")
@@ -173,6 +176,8 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 			if a, err := mail.ParseAddress(email); err != nil || a.Address != email {
 				return usageError{fmt.Sprintf("users create: --email %q is not an email address", email)}
 			}
+		} else if emailVerified {
+			return usageError{"users create: --email-verified needs --email"}
 		}
 		if !passwordStdin {
 			return usageError{"users create: --password-stdin is required (passwords never go in flags)"}
@@ -185,7 +190,7 @@ func users(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer
 		if err := factor.ValidatePassword(pw); err != nil {
 			return fmt.Errorf("password: %w", err)
 		}
-		nu = admin.NewUser{Username: username, Email: email, Password: pw, Admin: makeAdmin}
+		nu = admin.NewUser{Username: username, Email: email, EmailVerified: emailVerified, Password: pw, Admin: makeAdmin}
 	}
 
 	st, key, err := c.open(ctx)
@@ -330,7 +335,7 @@ func showUser(ctx context.Context, st storage.Store, adm *admin.Service, u stora
 	if asJSON {
 		return printJSON(stdout, out)
 	}
-	fmt.Fprintf(stdout, "%s (id %s)\nemail: %s\nadmin: %v\ndisabled: %v\ncreated: %s\n", u.Username, u.ID, orNone(u.Email), u.Admin, u.Disabled, u.CreatedAt.Format(time.RFC3339))
+	fmt.Fprintf(stdout, "%s (id %s)\nemail: %s%s\nadmin: %v\ndisabled: %v\ncreated: %s\n", u.Username, u.ID, orNone(u.Email), verifiedNote(u), u.Admin, u.Disabled, u.CreatedAt.Format(time.RFC3339))
 	fmt.Fprintf(stdout, "failed attempts: %d", out.Lock.Failures)
 	if !out.Lock.BlockedUntil.IsZero() {
 		fmt.Fprintf(stdout, ", locked until %s", out.Lock.BlockedUntil.Format(time.RFC3339))
@@ -392,7 +397,7 @@ func noArgs(fs *flag.FlagSet, cmd string) error {
 }
 
 func toUserJSON(u storage.User) userJSON {
-	return userJSON{ID: u.ID, Username: u.Username, Email: u.Email, Admin: u.Admin, Disabled: u.Disabled, CreatedAt: u.CreatedAt,
+	return userJSON{ID: u.ID, Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified, Admin: u.Admin, Disabled: u.Disabled, CreatedAt: u.CreatedAt,
 		PasswordCompromised: u.PasswordCompromised, RiskFloor: u.RiskFloor, RiskFloorUntil: u.RiskFloorUntil}
 }
 

@@ -137,7 +137,9 @@ const usage = `Usage:
                   [--outbox-allow-private] [--outbox-lease 1m] (back-channel logout delivery)
                   [--policy-read-only] (the --config file's policy decides; nothing is stored,
                   the console and the API refuse edits; otherwise --config seeds the stored policy)
-  keystep users create --username NAME [--email E] --password-stdin [--admin]
+                  [--smtp-host H [--smtp-port P] [--smtp-tls starttls|implicit|none]
+                   [--smtp-user U --smtp-password-file F] | --mail-dir DIR] [--mail-from ADDR]
+  keystep users create --username NAME [--email E [--email-verified]] --password-stdin [--admin]
   keystep users list | show NAME | disable NAME | enable NAME | unlock NAME | signout NAME
   keystep users reset-factors NAME --reason TEXT
   keystep users confirm-passkey NAME --credential ID [--reason TEXT]
@@ -304,6 +306,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	outboxLease := fs.Duration("outbox-lease", lease, "how long a notification being delivered is one instance's before another may retry it (after a crash); longer than 5s")
 	var readOnly bool
 	registerReadOnly(fs, &readOnly)
+	var mf mailFlags
+	mf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -331,6 +335,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	set.requirePAR = set.requirePAR || *requirePAR
 	set.policyReadOnly = readOnly
+	sender, err := mf.sender()
+	if err != nil {
+		return usageError{"serve: " + err.Error()}
+	}
 	// Listen before building the server: a taken port fails before anything
 	// is printed, and --addr HOST:0 gets its real port into the issuer.
 	ln, err := net.Listen("tcp", *addr)
@@ -360,6 +368,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := set.serverConfig(*issuer, st, key, log)
 	cfg.DPoPNonceNotRequired = !*dpopNonce
 	cfg.Outbox = idp.OutboxConfig{AllowPrivate: *outboxPrivate, Lease: *outboxLease}
+	cfg.Mail = sender
 	if *dev {
 		cfg.TemplatesDir = "templates"
 	}

@@ -177,8 +177,8 @@ func logoutJTI(tok string) (string, error) {
 }
 
 // startOutboxServe starts `keystep serve` on a free loopback port with a short
-// outbox lease and waits until it is ready.
-func startOutboxServe(t *testing.T, bin, data string) *exec.Cmd {
+// outbox lease (and the extra flags) and waits until it is ready.
+func startOutboxServe(t *testing.T, bin, data string, extra ...string) *exec.Cmd {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -186,7 +186,7 @@ func startOutboxServe(t *testing.T, bin, data string) *exec.Cmd {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(bin, "serve", "--data", data, "--addr", addr, "--outbox-lease", "6s")
+	cmd := exec.Command(bin, append([]string{"serve", "--data", data, "--addr", addr, "--outbox-lease", "6s"}, extra...)...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.Env = append(os.Environ(), "KEYSTEP_LOG_LEVEL=error")
 	if err := cmd.Start(); err != nil {

@@ -257,18 +257,25 @@ func forgetClient(ctx context.Context, st storage.Store, id string) error {
 type userRecord struct {
 	Username string `json:"username"`
 	Email    string `json:"email,omitempty"`
-	Admin    bool   `json:"admin,omitempty"`
-	Disabled bool   `json:"disabled,omitempty"`
+	// EmailVerified: the admin vouched for the address (an address set
+	// by an admin is otherwise unverified).
+	EmailVerified bool `json:"email_verified,omitempty"`
+	Admin         bool `json:"admin,omitempty"`
+	Disabled      bool `json:"disabled,omitempty"`
 }
 
 func recordOf(u storage.User) userRecord {
-	return userRecord{Username: u.Username, Email: u.Email, Admin: u.Admin, Disabled: u.Disabled}
+	return userRecord{Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified, Admin: u.Admin, Disabled: u.Disabled}
 }
 
 // NewUser is a user the console or the CLI creates.
 type NewUser struct {
 	Username, Email, Password string
-	Admin                     bool
+	// EmailVerified says the admin vouches for Email (`keystep users
+	// create --email-verified`); else it stays unverified until its
+	// owner confirms it in the portal.
+	EmailVerified bool
+	Admin         bool
 }
 
 // Validate reports every problem with n at once.
@@ -281,6 +288,8 @@ func (n NewUser) Validate() []Problem {
 		if m, err := mail.ParseAddress(n.Email); err != nil || m.Address != n.Email {
 			out = append(out, Problem{"email", fmt.Sprintf("%q is not an email address.", n.Email)})
 		}
+	} else if n.EmailVerified {
+		out = append(out, Problem{"email_verified", "There is no email address to vouch for."})
 	}
 	if err := factor.ValidatePassword(n.Password); err != nil {
 		out = append(out, Problem{"password", err.Error()})
@@ -333,6 +342,9 @@ func (a *Service) CreateUser(ctx context.Context, by Actor, n NewUser, now time.
 		return storage.User{}, err
 	}
 	u := storage.User{ID: id, Username: n.Username, Email: n.Email, PasswordHash: hash, Admin: n.Admin, CreatedAt: now, UpdatedAt: now}
+	if n.Email != "" && n.EmailVerified {
+		u.EmailVerified, u.EmailVerifiedAt = true, now
+	}
 	if err := a.record(ctx, by, storage.EventAdminUserCreated, id, "", beforeAfter(nil, recordOf(u))); err != nil {
 		return storage.User{}, err
 	}

@@ -11,14 +11,16 @@ import (
 
 func newUser(id, username string) storage.User {
 	return storage.User{
-		ID:           id,
-		Username:     username,
-		Email:        username + "@example.com",
-		PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g",
-		Admin:        true,
-		Disabled:     true,
-		CreatedAt:    t0,
-		UpdatedAt:    t0.Add(time.Second),
+		ID:              id,
+		Username:        username,
+		Email:           username + "@example.com",
+		EmailVerified:   true,
+		EmailVerifiedAt: t0.Add(time.Minute),
+		PasswordHash:    "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g",
+		Admin:           true,
+		Disabled:        true,
+		CreatedAt:       t0,
+		UpdatedAt:       t0.Add(time.Second),
 	}
 }
 

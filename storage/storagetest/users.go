@@ -108,6 +108,7 @@ var userTests = []test{
 			ID:                  "u1",
 			Username:            "alice2",
 			Email:               "new@example.com",
+			EmailVerified:       false, // newUser's is verified
 			PasswordHash:        "$argon2id$new",
 			Admin:               false,
 			Disabled:            false,
@@ -126,6 +127,20 @@ var userTests = []test{
 		check(t, want, got)
 		_, err = s.UserByUsername(ctx, "alice")
 		wantErr(t, err, storage.ErrNotFound)
+	}},
+	{"an email is stored verified, and the time it was, until an update clears it", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		u := newUser("u1", "alice")
+		u.EmailVerified, u.EmailVerifiedAt = false, time.Time{}
+		must(t, s.CreateUser(ctx, u))
+		got, err := s.UserByID(ctx, "u1")
+		must(t, err)
+		check(t, u, got)
+		u.EmailVerified, u.EmailVerifiedAt = true, t0.Add(30*time.Minute)
+		must(t, s.UpdateUser(ctx, u))
+		got, err = s.UserByUsername(ctx, "alice")
+		must(t, err)
+		check(t, u, got)
 	}},
 	{"renaming a user to a taken username gives ErrAlreadyExists", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()

@@ -1,0 +1,165 @@
+package login
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/mail"
+	"github.com/keystep/keystep/storage"
+)
+
+// An email address is added or changed in the portal (issue 22): the
+// person asks with the account's level fresh (as for a password), a
+// single-use link goes to the NEW address, and only when that link is
+// opened by the same signed-in person does the address become the
+// account's, verified; the old (verified) address is told. Until then
+// nothing changes.
+
+// emailLinkTTL is how long a confirmation link works.
+const emailLinkTTL = 30 * time.Minute
+
+// emailLinksPerHour bounds the confirmation links one account may have
+// sent in an hour: a signed-in session must not make Keystep mail a
+// stranger's inbox over and over.
+const emailLinksPerHour = 5
+
+// emailTokenKind is the one-time token kind of a confirmation link.
+const emailTokenKind = "email_confirm"
+
+// emailTokenHash is what is stored of a confirmation link: a hash of its
+// token bound to the user who asked and the address, so the link works
+// for that user and that address only, and the token at rest opens
+// nothing.
+func emailTokenHash(token, userID, address string) string {
+	sum := sha256.Sum256([]byte("keystep email confirm\x00" + userID + "\x00" + address + "\x00" + token))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// emailNotSetUp says, where an address would be confirmed, that it cannot be.
+const emailNotSetUp = "Email isn't set up on this server, so an address can't be confirmed yet. Ask your administrator."
+
+func (h *Handler) accountEmailPage(w http.ResponseWriter, r *http.Request) error {
+	a, err := h.requireAccount(w, r)
+	if a == nil {
+		return ignoreRedirect(err)
+	}
+	if _, ok, err := h.requireLevel(w, r, a, h.passwordLevel(a), reauthForChanges, "/account/email"); !ok {
+		return err
+	}
+	return h.renderEmail(w, r, a, "", "", http.StatusOK)
+}
+
+func (h *Handler) renderEmail(w http.ResponseWriter, r *http.Request, a *accountState, notice, problem string, status int) error {
+	p, err := h.accountData(r.Context(), r, a, "Email address")
+	if err != nil {
+		return err
+	}
+	p.Nav, p.Notice, p.Problem, p.MailOff = "email", notice, problem, !h.mailOn()
+	return h.r.render(w, status, "account_email", p)
+}
+
+func (h *Handler) postAccountEmail(w http.ResponseWriter, r *http.Request) error {
+	a, err := h.requireAccount(w, r)
+	if a == nil {
+		return ignoreRedirect(err)
+	}
+	if _, ok, err := h.requireLevel(w, r, a, h.passwordLevel(a), reauthForChanges, "/account/email"); !ok {
+		return err
+	}
+	ctx := r.Context()
+	if err := r.ParseForm(); err != nil {
+		return userError(http.StatusBadRequest, "That form couldn't be read", "Go back and try again.")
+	}
+	if !h.mailOn() {
+		// Never pretend: nothing is queued, and the page says why.
+		return h.renderEmail(w, r, a, "", emailNotSetUp, http.StatusServiceUnavailable)
+	}
+	addr, err := mail.Address(strings.TrimSpace(r.PostForm.Get("email")))
+	switch {
+	case err != nil:
+		return h.renderEmail(w, r, a, "", "Enter one email address, like name@example.com.", http.StatusBadRequest)
+	case addr == a.user.Email && a.user.EmailVerified:
+		return h.renderEmail(w, r, a, "", "That is already your confirmed address.", http.StatusBadRequest)
+	}
+	now := h.cfg.Now()
+	sent, err := h.cfg.Store.ListAudit(ctx, storage.AuditFilter{UserID: a.user.ID, Type: storage.EventAccountEmailChangeRequested,
+		Since: now.Add(-time.Hour), Limit: emailLinksPerHour})
+	if err != nil {
+		return err
+	}
+	if len(sent) >= emailLinksPerHour {
+		w.Header().Set("Retry-After", "3600")
+		return h.renderEmail(w, r, a, "", "You've asked for several links in the last hour. Use the newest one, or try again later.", http.StatusTooManyRequests)
+	}
+	token, err := factor.NewToken()
+	if err != nil {
+		return err
+	}
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventAccountEmailChangeRequested, UserID: a.user.ID, ActorID: a.user.ID,
+		Outcome: "success", Details: map[string]string{"email": addr}}); err != nil {
+		return err
+	}
+	if err := h.cfg.Store.CreateOneTimeToken(ctx, emailTokenKind, emailTokenHash(token, a.user.ID, addr), now.Add(emailLinkTTL)); err != nil {
+		return err
+	}
+	link := h.link("/account/email/confirm?" + url.Values{"token": {token}, "email": {addr}}.Encode())
+	if err := h.queueMail(ctx, a.user, addr, mail.ConfirmEmail, mail.Data{Address: addr, Link: link, Expires: emailLinkTTL}); err != nil {
+		return err
+	}
+	return h.renderEmail(w, r, a, "We sent a link to "+addr+". Open it in this browser within 30 minutes to confirm the address. Until then, nothing changes.", "", http.StatusOK)
+}
+
+// confirmEmail is the link's target. The person must be signed in (the
+// sign-in comes back here), as the user who asked: the link's hash binds
+// it to that user and the address, so another account's session, a
+// changed address or a second use finds nothing to spend.
+func (h *Handler) confirmEmail(w http.ResponseWriter, r *http.Request) error {
+	a, err := h.requireAccount(w, r)
+	if a == nil {
+		return ignoreRedirect(err)
+	}
+	ctx := r.Context()
+	q := r.URL.Query()
+	addr, err := mail.Address(q.Get("email"))
+	token := q.Get("token")
+	if err != nil || token == "" {
+		return userError(http.StatusBadRequest, "That link doesn't work", "Copy the whole link from the email, or ask for a new one from your account page.")
+	}
+	now := h.cfg.Now()
+	switch err := h.cfg.Store.ConsumeOneTimeToken(ctx, emailTokenKind, emailTokenHash(token, a.user.ID, addr), now); {
+	case errors.Is(err, storage.ErrNotFound):
+		return userError(http.StatusBadRequest, "That link doesn't work here",
+			"It was sent for another account, or it was changed on the way. Sign in as the account that asked, or ask for a new link from your account page.")
+	case errors.Is(err, storage.ErrReplayed):
+		return userError(http.StatusGone, "That link was already used", "Each link works once. Your account page shows your address.")
+	case errors.Is(err, storage.ErrExpired):
+		return userError(http.StatusGone, "That link has expired", "Links work for 30 minutes. Ask for a new one from your account page.")
+	case err != nil:
+		return err
+	}
+	old, oldVerified := a.user.Email, a.user.EmailVerified
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventAccountEmailChanged, UserID: a.user.ID, ActorID: a.user.ID,
+		Outcome: "success", Details: map[string]string{"email": addr, "previous": old}}); err != nil {
+		return err
+	}
+	a.user.Email, a.user.EmailVerified, a.user.EmailVerifiedAt, a.user.UpdatedAt = addr, true, now, now
+	if err := h.cfg.Store.UpdateUser(ctx, a.user); err != nil {
+		return err
+	}
+	// The old address is told, if it was ever shown to be the person's:
+	// someone who took over the session and moved the address away
+	// cannot also keep the owner from hearing of it.
+	if old != "" && old != addr && oldVerified {
+		if err := h.queueMail(ctx, a.user, old, mail.EmailChanged, mail.Data{Address: addr, Link: h.link(activityPath)}); err != nil {
+			return err
+		}
+	}
+	http.Redirect(w, r, "/account?notice=email", http.StatusSeeOther)
+	return nil
+}

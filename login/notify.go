@@ -1,0 +1,87 @@
+package login
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+
+	"github.com/keystep/keystep/idp/risk"
+	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/mail"
+	"github.com/keystep/keystep/login/web"
+	"github.com/keystep/keystep/storage"
+)
+
+// activityPath is where a notice's link goes: the portal's activity.
+const activityPath = "/account#activity"
+
+// notify tells u by email what just happened to the account (k; factor
+// names the way to sign in for FactorAdded and FactorRemoved): when, from
+// where, and a link to the portal's activity. Only ever to a verified
+// address — an unconfirmed one may be anyone's — and only when mail is set
+// up. Each change calls it next to its audit row, after the change.
+func (h *Handler) notify(ctx context.Context, u storage.User, k mail.Kind, factorName string) error {
+	if !u.EmailVerified || u.Email == "" {
+		return nil
+	}
+	return h.queueMail(ctx, u, u.Email, k, mail.Data{Factor: factorName, Link: h.link(activityPath)})
+}
+
+// notifySignIn sends the NewSignIn notice for a completed sign-in whose
+// assessment ra found both the device and the network new (never for a
+// first sign-in, which has no history to be new against).
+func (h *Handler) notifySignIn(ctx context.Context, u storage.User, ra risk.Assessment) error {
+	if !ra.Has(risk.NewDevice) || !ra.Has(risk.NewNetwork) {
+		return nil
+	}
+	return h.notify(ctx, u, mail.NewSignIn, "")
+}
+
+// mailOn reports whether email is set up.
+func (h *Handler) mailOn() bool { return h.cfg.Mail != nil }
+
+// queueMail queues the message k about u's account to the address to in
+// the outbox (storage.OutboxMail), filled with the request's time, IP and
+// device. Without mail set up it queues nothing.
+func (h *Handler) queueMail(ctx context.Context, u storage.User, to string, k mail.Kind, d mail.Data) error {
+	if !h.mailOn() {
+		return nil
+	}
+	info := web.Info(ctx)
+	d.Product, d.Username, d.When, d.IP, d.Device = h.cfg.ProductName, u.Username, h.cfg.Now(), info.IP, mail.Device(info.UserAgent)
+	m, err := mail.Compose(k, to, d)
+	if err != nil {
+		return err
+	}
+	payload, err := json.Marshal(mail.Queued{UserID: u.ID, Message: m})
+	if err != nil {
+		return err
+	}
+	id, err := factor.NewToken()
+	if err != nil {
+		return err
+	}
+	return h.cfg.Store.QueueOutbox(ctx, []storage.OutboxMessage{{
+		ID: id, Kind: storage.OutboxMail, Target: "mailto:" + to, Payload: string(payload),
+		QueuedAt: d.When, NextAttemptAt: d.When,
+	}})
+}
+
+// link is the absolute URL of path (and query) on this server.
+func (h *Handler) link(path string) string { return strings.TrimSuffix(h.cfg.Issuer, "/") + path }
+
+// factorWords names a factor in the portal's words (UI.md) with the name
+// the person gave it: `authenticator app "Phone"`.
+func factorWords(k storage.FactorKind, name string) string {
+	w := string(k)
+	switch k {
+	case storage.FactorTOTP:
+		w = "authenticator app"
+	case storage.FactorWebAuthn:
+		w = "passkey or security key"
+	}
+	if name != "" {
+		w += ` "` + name + `"`
+	}
+	return w
+}
