@@ -110,3 +110,41 @@ func systemdVerify(t *testing.T, text string) {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
+
+// The container recipe builds a static binary in one stage and runs it as
+// a non-root user on a base with nothing else, with the data on a volume.
+func TestContainerfile(t *testing.T) {
+	b, err := os.ReadFile("../../Containerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var froms []string
+	directives := map[string][]string{}
+	for l := range strings.Lines(string(b)) {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		word, rest, _ := strings.Cut(l, " ")
+		directives[word] = append(directives[word], rest)
+		if word == "FROM" {
+			froms = append(froms, rest)
+		}
+	}
+	if len(froms) != 2 || !strings.HasSuffix(froms[0], " AS build") {
+		t.Fatalf("FROM %q: want a build stage and a final stage", froms)
+	}
+	if final := froms[1]; !strings.Contains(final, "distroless/static") && final != "scratch" {
+		t.Errorf("final stage FROM %s: want distroless/static or scratch", final)
+	}
+	if !strings.Contains(strings.Join(directives["RUN"], "\n"), "CGO_ENABLED=0") {
+		t.Error("the binary is not built with CGO_ENABLED=0")
+	}
+	user := directives["USER"]
+	if len(user) != 1 || strings.HasPrefix(user[0], "0") || strings.HasPrefix(user[0], "root") {
+		t.Errorf("USER %v: want a non-root user", user)
+	}
+	if len(directives["VOLUME"]) != 1 || !strings.Contains(strings.Join(directives["ENV"], " "), "KEYSTEP_DATA="+directives["VOLUME"][0]) {
+		t.Errorf("VOLUME %v is not KEYSTEP_DATA (%v)", directives["VOLUME"], directives["ENV"])
+	}
+}
