@@ -94,8 +94,13 @@ func TestOpsListenerServesWhatThePublicOneDoesNot(t *testing.T) {
 			t.Errorf("public %s: %d %.200q, want 404", path, code, body)
 		}
 	}
-	if code, _ := fetch(t, c, s.url+"/.well-known/openid-configuration"); code != 200 {
-		t.Errorf("public discovery: %d", code)
+	resp, err := c.Get(s.url + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Strict-Transport-Security") != "" {
+		t.Errorf("public discovery: %d, HSTS %q on an http issuer", resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
 	}
 
 	// No profiler unless asked; --public-metrics puts the endpoints on
@@ -185,4 +190,32 @@ func TestServeDrainsInFlightRequestOnShutdown(t *testing.T) {
 		t.Fatal("serve did not return after the last request")
 	}
 	s.done <- 0 // for the cleanup's stop
+}
+
+// An https issuer without --tls-cert is TLS at a proxy: plain http on the
+// listener, the issuer as given (never from request headers), and HSTS,
+// which the proxy passes on to browsers.
+func TestServeHTTPSIssuerBehindProxy(t *testing.T) {
+	cfg := writeFile(t, "keystep.json", `{"trusted_proxies": ["127.0.0.1/32"]}`)
+	s := startLive(t, "--data", t.TempDir(), "--issuer", "https://id.example.com", "--config", cfg)
+	m := regexp.MustCompile(`"msg":"keystep serving","addr":"([^"]+)"`).FindStringSubmatch(s.stderr.String())
+	if m == nil {
+		t.Fatalf("no listen address logged:\n%s", s.stderr)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+m[1]+"/.well-known/openid-configuration", nil)
+	req.Host = "evil.example"
+	req.Header.Set("X-Forwarded-Host", "evil.example")
+	req.Header.Set("X-Forwarded-Proto", "http")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"issuer":"https://id.example.com"`) || strings.Contains(string(body), "evil") {
+		t.Errorf("discovery behind a proxy: %d\n%.500s", resp.StatusCode, body)
+	}
+	if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=63072000; includeSubDomains" {
+		t.Errorf("HSTS %q", got)
+	}
 }
