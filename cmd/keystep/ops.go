@@ -128,6 +128,13 @@ type listeners struct {
 // the requests in flight (up to shutdownGrace) before it returns. SIGHUP
 // reloads the certificate and reopens the audit log.
 func serveListeners(ctx context.Context, l listeners, log *slog.Logger, stdout io.Writer) error {
+	var pl net.Listener // the deprecated --pprof HOST:PORT
+	if l.ops.pprofAddr != "" {
+		var err error
+		if pl, err = net.Listen("tcp", l.ops.pprofAddr); err != nil {
+			return fmt.Errorf("--pprof: %w", err)
+		}
+	}
 	hup, stopHup := hangups()
 	defer stopHup()
 	bg, stopBg := context.WithCancel(ctx)
@@ -169,12 +176,8 @@ func serveListeners(ctx context.Context, l listeners, log *slog.Logger, stdout i
 		log.Info("operations endpoints serving", "addr", l.opsLn.Addr().String(), "pprof", l.ops.pprof)
 		fmt.Fprintf(stdout, "Operations endpoints (/metrics, /healthz, /readyz) on http://%s\n", l.opsLn.Addr())
 	}
-	if l.ops.pprofAddr != "" {
+	if pl != nil {
 		log.Warn("--pprof HOST:PORT is deprecated: use --pprof on, which serves the profiler on the loopback --ops-addr")
-		pl, err := net.Listen("tcp", l.ops.pprofAddr)
-		if err != nil {
-			return fmt.Errorf("--pprof: %w", err)
-		}
 		ps := &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
 		servers = append(servers, ps)
 		go func() { errc <- ps.Serve(pl) }()
