@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -80,12 +81,14 @@ func TestOperationalEndpoints(t *testing.T) {
 	e := newEnv(t)
 	r := e.rp(rpClient, e.rpSecret)
 	r.login(e.browser(), nil)
+	ops := httptest.NewServer(e.server.OpsHandler())
+	defer ops.Close()
 	for path, want := range map[string]string{
 		"/healthz": "ok",
 		"/readyz":  "ready",
 		"/metrics": `keystep_token_grants_total{grant_type="authorization_code",outcome="success"} 1`,
 	} {
-		resp, err := http.Get(e.issuer + path)
+		resp, err := http.Get(ops.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,8 +97,16 @@ func TestOperationalEndpoints(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
 			t.Errorf("%s: %d, want %q in\n%.500s", path, resp.StatusCode, want, body)
 		}
+		// Operators' endpoints are not the world's (nor the OP library's
+		// own probes).
+		if resp, err := http.Get(e.issuer + path); err != nil || resp.StatusCode != http.StatusNotFound {
+			t.Errorf("public %s: %v %v, want 404", path, resp.Status, err)
+		}
 	}
-	resp, _ := http.Get(e.issuer + "/metrics")
+	if resp, err := http.Get(e.issuer + "/ready"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("public /ready: %v %v, want 404", resp.Status, err)
+	}
+	resp, _ := http.Get(ops.URL + "/metrics")
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, m := range []string{`keystep_signins_total{outcome="success"}`, `keystep_http_requests_total{code="302",route="/authorize/callback"}`, "keystep_http_request_duration_seconds_bucket"} {

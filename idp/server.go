@@ -130,6 +130,10 @@ type Config struct {
 	// the portal says so. Messages go through the outbox, never straight
 	// from a request.
 	Mail mail.Sender
+	// AuditSink, if set, sees every audit event this server writes, after
+	// it is committed, as stored (sequence and hash included): the
+	// --audit-log stream. Events written at once may arrive out of order.
+	AuditSink func(storage.AuditEvent)
 }
 
 // Validate reports every problem with c at once.
@@ -194,6 +198,7 @@ func isLoopbackHost(h string) bool {
 type Server struct {
 	cfg     Config
 	handler http.Handler
+	ops     http.Handler
 	keys    *keyring
 	sealer  *factor.Sealer
 	metrics *metrics
@@ -214,6 +219,11 @@ func (s *Server) FollowPolicy(ctx context.Context, every time.Duration) { s.pols
 
 // ServeHTTP serves every Keystep endpoint.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// OpsHandler serves the operators' endpoints, which ServeHTTP does not:
+// GET /healthz (the process answers), /readyz (and its storage does) and
+// /metrics (Prometheus).
+func (s *Server) OpsHandler() http.Handler { return s.ops }
 
 // NewServer builds the server. It creates missing signing keys and the
 // account portal's client in storage.
@@ -272,7 +282,11 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	auditor := &web.Auditor{Store: cfg.Store, Key: auditKey, Log: cfg.Logger, Now: now, OnEvent: s.metrics.audited,
+	onEvent := s.metrics.audited
+	if sink := cfg.AuditSink; sink != nil {
+		onEvent = func(e storage.AuditEvent) { s.metrics.audited(e); sink(e) }
+	}
+	auditor := &web.Auditor{Store: cfg.Store, Key: auditKey, Log: cfg.Logger, Now: now, OnEvent: onEvent,
 		SignCheckpoint: s.keys.signCheckpoint, CheckpointEvery: cfg.AuditCheckpointEvery, CheckpointInterval: cfg.AuditCheckpointInterval}
 	// A log from before the keyed chain is sealed now; one whose last
 	// checkpoint is overdue gets one.
@@ -390,8 +404,11 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		mux.Handle(p, mw.withIss(csrf.Handler(uiMux)))
 	}
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static.FS)))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	// Health and metrics are for operators, not the world: OpsHandler
+	// serves them, on a listener of their own (cmd: --ops-addr).
+	ops := http.NewServeMux()
+	ops.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	ops.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := cfg.Store.Ping(ctx); err != nil {
@@ -400,7 +417,12 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	mux.Handle("GET /metrics", s.metrics.handler(cfg.Registry))
+	ops.Handle("GET /metrics", s.metrics.handler(cfg.Registry))
+	s.ops = ops
+	// The OP library answers its own probes; not on the public handler.
+	for _, p := range []string{"/healthz", "/ready"} {
+		mux.Handle(p, http.NotFoundHandler())
+	}
 	// OpenID Shared Signals: the transmitter (ssf.go) and the receiver
 	// (ssfreceive.go).
 	(&ssfTransmitter{s: s, op: opsrv}).register(mux)

@@ -138,7 +138,8 @@ func demo(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Wri
 	go func() { defer close(maintained); srv.Maintain(mctx, 10*time.Minute) }()
 	defer func() { stopMaintain(); <-maintained }()
 
-	servers := []*http.Server{newHTTPServer(srv), newHTTPServer(app)}
+	// A throwaway local server: its health and metrics on the one port.
+	servers := []*http.Server{newHTTPServer(publicWithOps(srv)), newHTTPServer(app)}
 	errc := make(chan error, len(servers))
 	for i, l := range []net.Listener{ln, rpLn} {
 		go func() { errc <- servers[i].Serve(l) }()

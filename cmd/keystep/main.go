@@ -7,6 +7,7 @@
 //	keystep policy [check] | history | show [N] | rollback N --reason R | preview -f FILE
 //	keystep keys rotate|list
 //	keystep audit verify|checkpoint|export
+//	keystep backup --to FILE | restore --from FILE | systemd-unit
 //
 // Every flag has a KEYSTEP_* environment variable (KEYSTEP_ADDR, …).
 package main
@@ -22,7 +23,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -98,6 +98,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = export(ctx, args, stdout)
 	case "policy":
 		err = policyCmd(ctx, args, stdout)
+	case "backup":
+		err = backup(ctx, args, stdout)
+	case "restore":
+		err = restore(ctx, args, stdout)
+	case "systemd-unit":
+		err = systemdUnit(args, stdout)
 	case "bench":
 		err = benchCmd(ctx, args, stdout, stderr)
 	case "simulate":
@@ -132,7 +138,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 const usage = `Usage:
   keystep [serve] [--addr :8080] [--issuer http://localhost:8080] [--data ./keystep-data]
                   [--master-key-file FILE] [--config FILE] [--dev] [--log-level info]
-                  [--pprof 127.0.0.1:6060] (Go's profiler, loopback only)
+                  [--tls-cert FILE --tls-key FILE] (https; reloaded on SIGHUP and file change)
+                  [--ops-addr 127.0.0.1:9090|off] (/metrics, /healthz, /readyz) [--public-metrics]
+                  [--pprof on] (Go's profiler on the loopback --ops-addr)
+                  [--audit-log FILE|-] (every audit event as a JSON line; reopened on SIGHUP)
                   [--require-par] (every client must push its authorization requests, RFC 9126)
                   [--outbox-allow-private] [--outbox-lease 1m] (back-channel logout delivery)
                   [--policy-read-only] (the --config file's policy decides; nothing is stored,
@@ -168,6 +177,9 @@ const usage = `Usage:
   keystep apply -f keystep.yaml [--prune] [--dry-run] [--reason TEXT] [--policy-read-only]
                   (clients as in the file, and its policy as a new version, idempotently;
                   the whole file is checked first; --dry-run prints the changes and the policy diff)
+  keystep backup --to FILE   (a consistent copy of the SQLite database, while serving)
+  keystep restore --from FILE [--force] (the master key must fit; never over a database in use)
+  keystep systemd-unit [--binary PATH] [--issuer URL] [--addr ADDR] [--master-key FILE] [--tls]
   keystep export [--config FILE] [-o FILE] [--format yaml|json]
                   (the active policy version, else the --config file's, and the clients)
   keystep policy [check] [--config FILE]   (the policy in force, and checks against the clients)
@@ -296,7 +308,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dev := fs.Bool("dev", env("DEV", "") != "", "development: read templates from ./templates on every request")
 	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
 	dpopNonce := fs.Bool("dpop-nonce", env("DPOP_NONCE", "true") != "false", "require a server nonce in DPoP proofs at the token endpoint (RFC 9449 §8)")
-	pprofAddr := fs.String("pprof", env("PPROF", ""), "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060")
+	pprofFlag := fs.String("pprof", env("PPROF", ""), "on: serve Go's profiler (/debug/pprof/) on the loopback --ops-addr (a loopback HOST:PORT, its own listener, is deprecated)")
+	opsAddr := fs.String("ops-addr", env("OPS_ADDR", defaultOpsAddr), "serve /metrics, /healthz and /readyz on this address (off: nowhere)")
+	publicMetrics := fs.Bool("public-metrics", env("PUBLIC_METRICS", "") != "", "serve /metrics, /healthz and /readyz on the public listener too")
+	tlsCert := fs.String("tls-cert", env("TLS_CERT", ""), "serve https with this PEM certificate (chain), reloaded on SIGHUP and when the file changes")
+	tlsKey := fs.String("tls-key", env("TLS_KEY", ""), "the PEM private key of --tls-cert")
+	auditLogPath := fs.String("audit-log", env("AUDIT_LOG", ""), "append every audit event as a JSON line to this file (- for stdout); reopened on SIGHUP")
 	requirePAR := fs.Bool("require-par", env("REQUIRE_PAR", "") != "", "accept only pushed authorization requests (RFC 9126) from every client; the config file's require_pushed_authorization_requests says the same")
 	outboxPrivate := fs.Bool("outbox-allow-private", env("OUTBOX_ALLOW_PRIVATE", "") != "", "let back-channel logouts go to private, loopback and link-local addresses (off: SSRF guard)")
 	lease, err := time.ParseDuration(env("OUTBOX_LEASE", "1m"))
@@ -317,11 +334,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("serve: unexpected argument %q", fs.Arg(0))}
 	}
-	if *pprofAddr != "" {
-		host, _, err := net.SplitHostPort(*pprofAddr)
-		if ip, perr := netip.ParseAddr(host); err != nil || (host != "localhost" && (perr != nil || !ip.IsLoopback())) {
-			return usageError{fmt.Sprintf("--pprof %q: want a loopback HOST:PORT; the profiler must not be reachable from the network", *pprofAddr)}
-		}
+	ops, err := parseOps(*opsAddr, *pprofFlag, *publicMetrics)
+	if err != nil {
+		return err
+	}
+	if err := tlsFlags(*tlsCert, *tlsKey, *issuer); err != nil {
+		return err
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -357,7 +375,24 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if port == "0" {
 			port = fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
 		}
-		*issuer = "http://" + net.JoinHostPort(host, port)
+		scheme := "http://"
+		if *tlsCert != "" {
+			scheme = "https://"
+		}
+		*issuer = scheme + net.JoinHostPort(host, port)
+	}
+	var certs *certReloader
+	if *tlsCert != "" {
+		if certs, err = newCertReloader(*tlsCert, *tlsKey, log); err != nil {
+			return err
+		}
+	}
+	var opsLn net.Listener
+	if ops.addr != "" {
+		if opsLn, err = net.Listen("tcp", ops.addr); err != nil {
+			return fmt.Errorf("--ops-addr: %w", err)
+		}
+		defer opsLn.Close()
 	}
 	st, key, err := c.open(ctx)
 	if err != nil {
@@ -371,6 +406,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.Mail = sender
 	if *dev {
 		cfg.TemplatesDir = "templates"
+	}
+	var alog *auditOut
+	if *auditLogPath != "" {
+		if alog, err = openAuditOut(ctx, *auditLogPath, stdout, st, log); err != nil {
+			return err
+		}
+		defer alog.Close()
+		cfg.AuditSink = alog.event
 	}
 	srv, err := newServer(ctx, cfg)
 	if err != nil {
@@ -406,35 +449,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	go func() { defer close(followed); srv.FollowPolicy(mctx, 0) }()
 	defer func() { stopMaintain(); <-followed }()
 
+	var public http.Handler = srv
+	if ops.public {
+		public = publicWithOps(srv)
+	}
 	hs := &http.Server{
-		Handler:           srv,
+		Handler:           public,
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
 		MaxHeaderBytes: 64 << 10,
 	}
-	if *pprofAddr != "" {
-		pl, err := net.Listen("tcp", *pprofAddr)
-		if err != nil {
-			return fmt.Errorf("--pprof: %w", err)
-		}
-		ps := &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
-		defer ps.Close()
-		go ps.Serve(pl)
-		log.Info("profiler serving", "addr", pl.Addr().String())
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	log.Info("keystep serving", "addr", ln.Addr().String(), "issuer", *issuer, "discovery", *issuer+"/.well-known/openid-configuration")
-	fmt.Fprintf(stdout, "Keystep is serving %s\n", *issuer)
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	log.Info("shutting down")
-	return hs.Shutdown(shutdown)
+	return serveListeners(ctx, listeners{public: hs, ln: ln, certs: certs, opsLn: opsLn, ops: ops, srv: srv, audit: alog, issuer: *issuer}, log, stdout)
 }
 
 // tuneGC sets the collector for a server whose live heap is small (a few MB)

@@ -367,7 +367,7 @@ func (s *server) kids(t *testing.T) []string {
 func TestServeFirstStartThenRestartKeepsState(t *testing.T) {
 	d := t.TempDir()
 
-	first := startServe(t, "--data", d)
+	first := startServe(t, "--data", d, "--public-metrics")
 	if got := string(first.get(t, "/healthz")); !strings.HasPrefix(got, "ok") {
 		t.Errorf("/healthz = %q", got)
 	}

@@ -186,7 +186,7 @@ func startOutboxServe(t *testing.T, bin, data string, extra ...string) *exec.Cmd
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(bin, append([]string{"serve", "--data", data, "--addr", addr, "--outbox-lease", "6s"}, extra...)...)
+	cmd := exec.Command(bin, append([]string{"serve", "--data", data, "--addr", addr, "--outbox-lease", "6s", "--public-metrics"}, extra...)...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.Env = append(os.Environ(), "KEYSTEP_LOG_LEVEL=error")
 	if err := cmd.Start(); err != nil {

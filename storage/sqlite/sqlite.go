@@ -41,6 +41,7 @@ type Store struct {
 	w    *db // one connection: every write and transaction
 	r    *db // query-only pool for plain reads
 	path string
+	lock *os.File // shared lock: Restore refuses while it is held
 
 	ck          *sql.DB // the checkpointer's own connection
 	stop, done  chan struct{}
@@ -65,6 +66,20 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	lock, err := lockFile(abs, false)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	st, err := open(ctx, abs, path)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	st.lock = lock
+	return st, nil
+}
+
+func open(ctx context.Context, abs, path string) (*Store, error) {
 	// The pragmas go in the DSN so that every pooled connection gets them.
 	// busy_timeout covers other processes using the same file.
 	w, err := sql.Open("sqlite", dsn(abs, url.Values{
@@ -229,7 +244,11 @@ func (s *Store) Close() error {
 	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.done
 	<-s.batchDone
-	return errors.Join(s.ck.Close(), s.r.Close(), s.w.Close())
+	err := errors.Join(s.ck.Close(), s.r.Close(), s.w.Close())
+	if s.lock != nil {
+		s.lock.Close()
+	}
+	return err
 }
 
 // tx runs fn as one write transaction: a part of a group commit (batch.go),
