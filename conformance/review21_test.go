@@ -5,11 +5,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/policy"
 )
@@ -170,4 +172,102 @@ func excerpt(s, want string) string {
 		return ""
 	}
 	return s[max(0, i-200):min(len(s), i+200)]
+}
+
+// TestReview21RollbackFromAStalePage: HOLE. The console's rollback form
+// sends only the version to restore; RollbackPolicy restores it "from the
+// active one", whatever that is by now. An admin looking at a page where
+// version 2 is active clicks "Roll back to 1" after another admin saved
+// version 3 (say, an emergency floor): version 4 silently undoes 3. The
+// editor refuses the same stale edit (ErrPolicyMoved); the rollback does
+// not. The test posts parent=2 as the editor form does; the server
+// ignores it.
+// Fix: the rollback form carries parent (the active version the page
+// showed) and RollbackPolicy passes it to SavePolicy instead of Current().
+func TestReview21RollbackFromAStalePage(t *testing.T) {
+	e, secret := adminEnv(t)
+	b := e.browser()
+	b.adminLogin(secret)
+	save := func(doc string) {
+		t.Helper()
+		n, _ := e.activePolicy()
+		p := b.post("/admin/policy", url.Values{"document": {keepAdmin + doc}, "parent": {strconv.FormatInt(n, 10)}, "reason": {"r"}, "action": {"save"}})
+		if p.status != http.StatusOK {
+			t.Fatalf("save: %d\n%.2000s", p.status, p.body)
+		}
+	}
+	save("scope_min_acr:\n  payroll:write: urn:keystep:acr:mfa\n")
+	save("scope_min_acr:\n  payroll:write: urn:keystep:acr:sfa\n")
+	// The page now shows version 2 active, with "Roll back to 1".
+	// Meanwhile another admin saves version 3.
+	save("scope_min_acr:\n  payroll:write: phr\n")
+	p := b.post("/admin/policy/rollback", url.Values{"version": {"1"}, "parent": {"2"}, "reason": {"undo 2"}})
+	if n, doc := e.activePolicy(); n != 3 {
+		t.Fatalf("a rollback from a page that showed version 2 replaced version 3 (now %d, payroll:write %s; status %d)", n, doc.ScopeMinACR[payrollWrite], p.status)
+	}
+}
+
+// TestReview21FirstSaveDropsTheServersPolicy: HOLE. Version 0 is the
+// server's own policy, but its Doc is only Config.PolicyDocument: the
+// compiled pieces an embedder (and `keystep demo`, which passes Details
+// and ScopeMinACR but no document) gives idp.Config — ScopeMinACR,
+// AdminACR, ClientPolicies, Details — are not in it. The first console
+// edit is made from that Doc, so saving one client's token lifetime on
+// the client page stores a version without the server's scope floors and
+// with the default admin level: payroll:write, phr at every client
+// before, is open at sfa after; and the console itself jumps to phr
+// (the reason conformance's keepAdmin exists). The diff shown says only
+// "client_policies.rp".
+// Fix: NewServer builds version 0's Doc from the compiled pieces (or
+// refuses pieces without a matching PolicyDocument), so Doc and Snapshot
+// of version 0 always agree.
+func TestReview21FirstSaveDropsTheServersPolicy(t *testing.T) {
+	e, secret := adminEnv(t, func(c *idp.Config) { c.ScopeMinACR = map[string]string{payrollWrite: stepup.ACRPhishing} })
+	if got := e.server.Policies().Current().ScopeMinACR[payrollWrite]; got != stepup.ACRPhishing {
+		t.Fatalf("setup: version 0 floor %q", got)
+	}
+	b := e.browser()
+	b.adminLogin(secret)
+	p := b.post("/admin/clients/"+rpClient+"/policy", url.Values{"access_token_lifetime": {"5m"}, "parent": {"0"}, "reason": {"shorter tokens"}})
+	if n, _ := e.activePolicy(); n != 1 {
+		t.Fatalf("setup: the client page saved nothing (%d)\n%.2000s", p.status, p.body)
+	}
+	cur := e.server.Policies().Current()
+	if got := cur.ScopeMinACR[payrollWrite]; got != stepup.ACRPhishing {
+		t.Errorf("saving rp's token lifetime dropped the server's payroll:write floor: now %q", got)
+	}
+	if cur.AdminACR != acrMFA {
+		t.Errorf("saving rp's token lifetime moved the console from mfa to %q", cur.AdminACR)
+	}
+}
+
+// TestReview21DisallowedFactorFromTheSession: DESIGN HOLE (documented as a
+// choice in login/flow.go allowedAt). rp's policy allows only passkeys as
+// a second factor; a session that did TOTP a minute earlier (here at rp
+// itself, before the policy changed; another app does the same) gets rp a
+// code at mfa with amr otp, without being asked anything. An admin who
+// writes "factors: [webauthn]" for an app reads it as "this app's users
+// prove themselves with a passkey"; today it only changes what the
+// step-up offers. The amr is truthful, but the RP did not set the policy,
+// the admin did, and Keystep enforces it only half.
+// Fix: count in.Done only for factors the client allows (the decision
+// then asks for an allowed one), or rename the field "offered_factors".
+func TestReview21DisallowedFactorFromTheSession(t *testing.T) {
+	e := newEnv(t)
+	totp := e.enrollTOTP("u-alice")
+	r := e.rp(rpClient, e.rpSecret)
+	b := e.browser()
+	a := r.authURL(essentialACR(acrMFA))
+	p := b.signIn(b.get(a.url), alice, alicePass)
+	r.mustExchange(r.code(b.submitCode(p, "/login/otp", e.totp(totp)), a), a)
+
+	svc := policyService(t, e.store, e.key, e.clock, e.server.Policies())
+	savePolicy(t, svc, clientPolicy(rpClient, policy.ClientPolicy{Factors: []string{string(stepup.WebAuthn)}}), e.clock.Now())
+	e.clock.Advance(time.Minute)
+	a = r.authURL(essentialACR(acrMFA))
+	p = b.get(a.url)
+	if p.redirect != nil && p.redirect.Query().Get("code") != "" {
+		tok := r.mustExchange(p.redirect.Query().Get("code"), a)
+		t.Fatalf("rp allows only passkeys, yet a session's TOTP got it acr %q amr %v without a passkey", tok.claims.ACR, tok.claims.AMR)
+	}
 }
