@@ -133,13 +133,15 @@ func TestAdminPolicySaveActivatesFromTheVersionShownAndRollsBack(t *testing.T) {
 	// makes version 1's document active as version 3.
 	p = b.get(e.issuer + "/admin/policy")
 	wantBody(t, p, http.StatusOK, "ticket 1", "ticket 2", "What changed", "Roll back to 1", `name="version" value="1"`)
-	p = b.post("/admin/policy/rollback", url.Values{"version": {"1"}, "reason": {"  "}})
+	p = b.post("/admin/policy/rollback", url.Values{"version": {"1"}, "parent": {"2"}, "reason": {"  "}})
 	wantBody(t, p, http.StatusBadRequest, "Version 1 was not restored", "Say why")
-	p = b.post("/admin/policy/rollback", url.Values{"version": {"9"}, "reason": {"x"}})
+	p = b.post("/admin/policy/rollback", url.Values{"version": {"9"}, "parent": {"2"}, "reason": {"x"}})
 	if p.status != http.StatusNotFound {
 		t.Errorf("rollback to a missing version: %d", p.status)
 	}
 	p = b.post("/admin/policy/rollback", url.Values{"version": {"1"}, "reason": {"ticket 3"}})
+	wantBody(t, p, http.StatusBadRequest, "Reload the policy page") // no parent: the page it came from is unknown
+	p = b.post("/admin/policy/rollback", url.Values{"version": {"1"}, "parent": {"2"}, "reason": {"ticket 3"}})
 	wantBody(t, p, http.StatusOK, "Version 3 is active", "rollback to version 1: ticket 3")
 	if n, doc := e.activePolicy(); n != 3 || doc.ScopeMinACR["payroll:write"] != "phr" {
 		t.Fatalf("after rollback: %d %+v", n, doc)

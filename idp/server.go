@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -266,7 +267,15 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	pols := policy.NewLive(cfg.Store, base, policy.Options{RiskWindow: base.Risk.Window}, cfg.PolicyReadOnly, cfg.Logger)
+	if reflect.ValueOf(cfg.PolicyDocument).IsZero() {
+		// Configured with compiled values: version 0's document says
+		// what they decide, so the first version edited from it keeps it.
+		base.Doc = policy.SpellOut(base)
+	}
+	// A stored document may name only the locations file the server's own
+	// configuration names: a version saved from the console is data.
+	pols := policy.NewLive(cfg.Store, base, policy.Options{RiskWindow: base.Risk.Window, LocationsCSV: policy.LocationsOf(cfg.PolicyDocument)},
+		cfg.PolicyReadOnly, cfg.Logger)
 	if err := pols.Refresh(ctx); err != nil {
 		return nil, fmt.Errorf("stored policy: %w", err)
 	}

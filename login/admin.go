@@ -179,7 +179,7 @@ func (h *Handler) adminNeeds() (title, msg, href, label string) {
 	phishingResistant := lvl.Requires == stepup.PhishingResistant || lvl.Requires == stepup.PhishingResistantHardware
 	if phishingResistant && h.cfg.WebAuthn == nil {
 		return "The admin console needs a passkey, and passkeys are off",
-			"This server's address is an IP address, where passkeys can't work. Serve it under a host name, or set the console's level (admin.acr) in the configuration file and restart.", "", ""
+			"This server's address is an IP address, where passkeys can't work. Serve it under a host name, or lower the console's level (admin.acr) on the server: `keystep policy rollback N` to an earlier version, or `keystep apply -f` a file that sets it (with --policy-read-only, the configuration file and a restart).", "", ""
 	}
 	switch lvl.Requires {
 	case stepup.PhishingResistant:

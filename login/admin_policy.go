@@ -415,7 +415,11 @@ func (h *Handler) adminPolicyRollback(w http.ResponseWriter, r *http.Request, a 
 	if err != nil || n < 1 {
 		return userError(http.StatusBadRequest, "That form couldn't be read", "Reload the policy page and try again.")
 	}
-	_, _, err = h.admin.RollbackPolicy(r.Context(), admin.Actor{ID: a.actor.ID, Reason: reasonOf(r)}, a.user.Username, n, h.cfg.Now())
+	parent, perr := strconv.ParseInt(r.PostForm.Get("parent"), 10, 64)
+	if perr != nil || parent < 0 {
+		return userError(http.StatusBadRequest, "That form couldn't be read", "Reload the policy page and try again.")
+	}
+	_, _, err = h.admin.RollbackPolicy(r.Context(), admin.Actor{ID: a.actor.ID, Reason: reasonOf(r)}, a.user.Username, n, parent, h.cfg.Now())
 	if errors.Is(err, storage.ErrNotFound) {
 		return userError(http.StatusNotFound, "No such version", fmt.Sprintf("There is no policy version %d.", n))
 	}

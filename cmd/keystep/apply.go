@@ -102,7 +102,7 @@ func apply(ctx context.Context, args []string, stdout io.Writer) error {
 	adm := newAdmin(st, key, set)
 	adm.Policies = policy.Static(set.snap)
 	padm := newAdmin(st, key, set)
-	padm.Policies = policy.NewLive(st, noConfig().snap, policy.Options{RiskWindow: set.snap.Risk.Window}, false, nil)
+	padm.Policies = policy.NewLive(st, noConfig().snap, set.policyOptions(), false, nil)
 	if err := padm.Policies.Refresh(ctx); err != nil {
 		return fmt.Errorf("the stored policy: %w", err)
 	}
@@ -202,7 +202,9 @@ func checkClientPolicies(file string, doc policy.Document, set settings, stored 
 			known[id] = true
 		}
 	}
-	_, err := policy.Compile(doc, policy.Options{RiskWindow: set.snap.Risk.Window, KnownClient: func(id string) bool { return known[id] }})
+	opt := set.policyOptions()
+	opt.KnownClient = func(id string) bool { return known[id] }
+	_, err := policy.Compile(doc, opt)
 	if err != nil {
 		return fmt.Errorf("config %s:\n%w", file, err)
 	}
@@ -429,40 +431,6 @@ func sessionOf(set settings) *sessionConfig {
 	return sc
 }
 
-// spelledOut is the document of what snap decides, every default written
-// out: the levels, scope minimums, risk rules and the admin console's
-// level as compiled; the address lists, location file, authorization
-// details types and client policies as its document wrote them.
-func spelledOut(snap *policy.Snapshot) policy.Document {
-	doc := policy.Document{ScopeMinACR: snap.ScopeMinACR, AuthorizationDetails: snap.Doc.AuthorizationDetails, ClientPolicies: snap.Doc.ClientPolicies}
-	for _, l := range snap.Levels.Levels() {
-		lc := policy.Level{ACR: l.ACR, Aliases: l.Aliases, Requires: string(l.Requires)}
-		if l.DefaultFreshness > 0 {
-			lc.Freshness = shortDuration(l.DefaultFreshness)
-		}
-		for m, d := range l.Freshness {
-			if lc.PerFactor == nil {
-				lc.PerFactor = map[string]string{}
-			}
-			lc.PerFactor[string(m)] = shortDuration(d)
-		}
-		doc.Levels = append(doc.Levels, lc)
-	}
-	r := snap.Risk.Rules
-	rc := &policy.Risk{Weights: r.Weights, Medium: &r.Medium, High: &r.High, MaxTravelKmh: &r.MaxTravelKmh,
-		OnMedium:         &policy.RiskAction{Floor: r.OnMedium.Floor, Hard: r.OnMedium.Hard, Deny: r.OnMedium.Deny},
-		OnHigh:           &policy.RiskAction{Floor: r.OnHigh.Floor, Hard: r.OnHigh.Hard, Deny: r.OnHigh.Deny},
-		SensitiveClients: snap.Risk.SensitiveClients, SensitiveScopes: snap.Risk.SensitiveScopes,
-	}
-	if f := snap.Doc.Risk; f != nil {
-		// Address lists and location data are kept as the file wrote them.
-		rc.DenyCIDRs, rc.SuspiciousCIDRs, rc.LocationsCSV = f.DenyCIDRs, f.SuspiciousCIDRs, f.LocationsCSV
-	}
-	doc.Risk = rc
-	doc.Admin = &policy.Admin{ACR: snap.AdminACR, MaxAge: shortDuration(snap.AdminMaxAge)}
-	return doc
-}
-
 // shortDuration is d as people write it: 12h, 15m, 1h30m.
 func shortDuration(d time.Duration) string {
 	s := d.String()
@@ -508,7 +476,7 @@ func policyCheck(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	pol := set.live(st).Current()
 	checks := admin.CheckPolicy(pol.Levels, pol.ScopeMinACR, pol.Risk.Rules, pol.Risk.SensitiveClients, list, idp.AccountClientID)
-	doc := spelledOut(pol)
+	doc := policy.SpellOut(pol)
 	session := sessionOf(set)
 	if c.json {
 		return printJSON(stdout, struct {

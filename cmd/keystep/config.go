@@ -122,7 +122,7 @@ func loadConfig(path string) (settings, error) {
 	errs := unknown // reported with every other problem
 	s.productName = fc.ProductName
 	s.requirePAR = fc.RequirePAR
-	snap, err := policy.Compile(fc.Document, policy.Options{})
+	snap, err := policy.Compile(fc.Document, policy.Options{LocationsCSV: policy.LocationsOf(fc.Document)})
 	policyOK := err == nil
 	if err != nil {
 		for _, e := range unjoinErr(err) {
@@ -279,7 +279,7 @@ func (s settings) live(st storage.Store) *policy.Live {
 		s = noConfig()
 		s.policyReadOnly = ro
 	}
-	l := policy.NewLive(st, s.snap, policy.Options{RiskWindow: s.snap.Risk.Window}, s.policyReadOnly, nil)
+	l := policy.NewLive(st, s.snap, s.policyOptions(), s.policyReadOnly, nil)
 	if err := l.Refresh(context.Background()); err != nil {
 		fmt.Fprintf(os.Stderr, "keystep: the stored policy: %v; using the --config file's\n", err)
 	}
@@ -297,6 +297,17 @@ func (s settings) serverConfig(issuer string, st storage.Store, key []byte, log 
 		PasskeyCoolingOff: s.coolingOff, RequirePAR: s.requirePAR, Details: s.details,
 		PolicyDocument: s.snap.Doc, ClientPolicies: s.snap.Clients, PolicyReadOnly: s.policyReadOnly,
 	}
+}
+
+// policyOptions compile a document on this command's behalf: the
+// locations file the --config file names is the one a document may name
+// (the operator's own file, read with the operator's rights).
+func (s settings) policyOptions() policy.Options {
+	o := policy.Options{LocationsCSV: policy.LocationsOf(s.file.Document)}
+	if s.snap != nil {
+		o.RiskWindow = s.snap.Risk.Window
+	}
+	return o
 }
 
 // noConfig is the settings without a config file: the defaults.

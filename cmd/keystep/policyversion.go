@@ -317,7 +317,7 @@ func versionZero(set settings, configFile string) policy.Document {
 	if configFile != "" {
 		return set.file.Document
 	}
-	return spelledOut(set.snap)
+	return policy.SpellOut(set.snap)
 }
 
 // policyRollback is `keystep policy rollback N --reason R`: version N's
@@ -351,7 +351,7 @@ func policyRollback(ctx context.Context, args []string, stdout io.Writer) error 
 	set := noConfig()
 	set.policyReadOnly = readOnly
 	adm := newAdmin(st, key, set)
-	v, changed, err := adm.RollbackPolicy(ctx, cliActor(reason), "cli", n, clock())
+	v, changed, err := adm.RollbackPolicy(ctx, cliActor(reason), "cli", n, -1, clock())
 	if errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("no policy version %d (keystep policy history lists them)", n)
 	}

@@ -160,6 +160,7 @@ func (a *api) putPolicy(w http.ResponseWriter, r *http.Request, c Caller) error 
 func (a *api) rollbackPolicy(w http.ResponseWriter, r *http.Request, c Caller) error {
 	var in struct {
 		Version *int64 `json:"version"`
+		Parent  *int64 `json:"parent"`
 		Reason  string `json:"reason"`
 	}
 	if err := decode(r, &in, false); err != nil {
@@ -168,7 +169,14 @@ func (a *api) rollbackPolicy(w http.ResponseWriter, r *http.Request, c Caller) e
 	if in.Version == nil || *in.Version < 1 {
 		return badRequest("version is required: the stored version (1 or more) to make active again")
 	}
-	v, changed, err := a.cfg.Service.RollbackPolicy(r.Context(), c.Actor(in.Reason), "client:"+c.ClientID, *in.Version, a.now())
+	parent := int64(-1) // whatever is active
+	if in.Parent != nil {
+		if *in.Parent < 0 {
+			return badRequest("parent must be a version number (0 or more)")
+		}
+		parent = *in.Parent
+	}
+	v, changed, err := a.cfg.Service.RollbackPolicy(r.Context(), c.Actor(in.Reason), "client:"+c.ClientID, *in.Version, parent, a.now())
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/policy"
+	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -91,9 +93,16 @@ func (a *Service) SavePolicy(ctx context.Context, by Actor, author string, doc p
 	if strings.TrimSpace(by.Reason) == "" {
 		return v, false, ErrNeedsReason
 	}
-	if _, probs, err := a.compile(ctx, doc); err != nil {
+	snap, probs, err := a.compile(ctx, doc)
+	if err != nil {
 		return v, false, err
-	} else if len(probs) > 0 {
+	}
+	if len(probs) == 0 {
+		if probs, err = a.keepsConsoleOpen(ctx, by, snap, now); err != nil {
+			return v, false, err
+		}
+	}
+	if len(probs) > 0 {
 		return v, false, &InvalidError{Problems: probs}
 	}
 	if err := a.Policies.Refresh(ctx); err != nil {
@@ -132,9 +141,41 @@ func (a *Service) SavePolicy(ctx context.Context, by Actor, author string, doc p
 	return v, true, nil
 }
 
+// keepsConsoleOpen refuses a version that would shut the console to the
+// admin saving it: one whose console level (admin.acr, or the levels
+// beneath it) their enrolled factors cannot reach. Saved from the console,
+// such a version would lock every admin like them out, and --config no
+// longer decides once a version is stored. The CLI and API clients are
+// not people with factors; the CLI can always roll back.
+func (a *Service) keepsConsoleOpen(ctx context.Context, by Actor, snap *policy.Snapshot, now time.Time) ([]Problem, error) {
+	u, err := a.Store.UserByID(ctx, by.ID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	factors, err := a.Store.ListFactors(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	left, err := a.Store.CountRecoveryCodes(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	s := stepup.Session{Enrolled: signin.Enrolled(u, factors, left, nil), Now: now}
+	if snap.Levels.Reachable(s, snap.AdminACR, 0) {
+		return nil, nil
+	}
+	return []Problem{{Field: "admin.acr", Message: fmt.Sprintf("admin.acr: the console would need %s, which the ways you sign in cannot reach, so saving this would lock you (and admins like you) out; add a factor that reaches it first, or save it with `keystep apply`", snap.AdminACR)}}, nil
+}
+
 // RollbackPolicy makes version n's document active again, as a new
-// version (history only grows), from the active one.
-func (a *Service) RollbackPolicy(ctx context.Context, by Actor, author string, n int64, now time.Time) (storage.PolicyVersion, bool, error) {
+// version (history only grows), made from parent: the active version the
+// rollback was decided from (ErrPolicyMoved when another was saved since,
+// as for an edit), or -1 for whatever is active (the CLI, whose command
+// names the version itself).
+func (a *Service) RollbackPolicy(ctx context.Context, by Actor, author string, n, parent int64, now time.Time) (storage.PolicyVersion, bool, error) {
 	old, err := a.Store.PolicyVersionByNumber(ctx, n)
 	if err != nil {
 		return storage.PolicyVersion{}, false, fmt.Errorf("policy version %d: %w", n, err)
@@ -150,5 +191,8 @@ func (a *Service) RollbackPolicy(ctx context.Context, by Actor, author string, n
 		return storage.PolicyVersion{}, false, err
 	}
 	by.Reason = fmt.Sprintf("rollback to version %d: %s", n, by.Reason)
-	return a.SavePolicy(ctx, by, author, doc, a.Policies.Current().Version, now)
+	if parent < 0 {
+		parent = a.Policies.Current().Version
+	}
+	return a.SavePolicy(ctx, by, author, doc, parent, now)
 }

@@ -15,10 +15,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/keystep/keystep/idp/details"
@@ -160,7 +163,13 @@ type Options struct {
 	// RiskWindow is how far back failures are counted (not part of the
 	// document: it sizes the throttle tables); 0 means the default.
 	RiskWindow time.Duration
-	// ReadFile reads risk.locations_csv; nil means os.ReadFile.
+	// LocationsCSV is the one risk.locations_csv path a document may
+	// name: the file the server's own configuration names ("" for none).
+	// A document edited in the console or sent to the API is data, and
+	// must not make the server open a file of its choosing.
+	LocationsCSV string
+	// ReadFile reads risk.locations_csv; nil means readLocations (a
+	// regular file of at most 64 MiB).
 	ReadFile func(name string) ([]byte, error)
 	// KnownClient reports whether a client ID is registered, for
 	// client_policies; nil accepts any ID.
@@ -363,10 +372,16 @@ func compileRisk(s *Snapshot, rc *Risk, knownACR func(string) bool, opt Options)
 			errs = append(errs, fmt.Errorf("risk.suspicious_cidrs: %w", err))
 		}
 	}
-	if rc.LocationsCSV != "" {
+	if rc.LocationsCSV != "" && rc.LocationsCSV != opt.LocationsCSV {
+		allowed := "none"
+		if opt.LocationsCSV != "" {
+			allowed = strconv.Quote(opt.LocationsCSV)
+		}
+		errs = append(errs, fmt.Errorf("risk.locations_csv: only the file the server's configuration names may be used (%s)", allowed))
+	} else if rc.LocationsCSV != "" {
 		read := opt.ReadFile
 		if read == nil {
-			read = os.ReadFile
+			read = readLocations
 		}
 		raw, err := read(rc.LocationsCSV)
 		if err == nil {
@@ -379,6 +394,30 @@ func compileRisk(s *Snapshot, rc *Risk, knownACR func(string) bool, opt Options)
 	s.Risk.SensitiveClients = rc.SensitiveClients
 	s.Risk.SensitiveScopes = rc.SensitiveScopes
 	return errs
+}
+
+// maxLocationsFile bounds the locations file read into memory.
+const maxLocationsFile = 64 << 20
+
+// readLocations reads a regular file of at most maxLocationsFile bytes:
+// never a FIFO or a device, which could block or never end.
+func readLocations(name string) ([]byte, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	if fi.Size() > maxLocationsFile {
+		return nil, fmt.Errorf("larger than %d MiB", maxLocationsFile>>20)
+	}
+	return io.ReadAll(io.LimitReader(f, maxLocationsFile+1))
 }
 
 func positive(v string) (time.Duration, error) {
@@ -474,4 +513,13 @@ func Complete(s Snapshot) (*Snapshot, error) {
 		return nil, err
 	}
 	return &s, nil
+}
+
+// LocationsOf is the risk.locations_csv path d names ("" for none): for
+// Options.LocationsCSV where d is the server's own configuration.
+func LocationsOf(d Document) string {
+	if d.Risk == nil {
+		return ""
+	}
+	return d.Risk.LocationsCSV
 }
