@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keystep/keystep/idp/adminapi"
 	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
@@ -57,6 +58,10 @@ func rateGroup(path string) string {
 		return "token"
 	case "/authorize":
 		return "authorize"
+	}
+	if path == adminapi.Prefix || strings.HasPrefix(path, adminapi.Prefix+"/") {
+		// The admin API: tokens verified, changes audited.
+		return "token"
 	}
 	return ""
 }

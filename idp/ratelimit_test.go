@@ -76,3 +76,18 @@ func TestPeekFormKeepsTheReadError(t *testing.T) {
 		t.Errorf("the handler reads %v, want the MaxBytesError", err)
 	}
 }
+
+// Every endpoint that authenticates a client or checks a token counts
+// against the "token" group per address, the admin API included; pages do
+// not.
+func TestRateGroup(t *testing.T) {
+	for path, want := range map[string]string{
+		"/oauth/token": "token", "/oauth/par": "token", "/authorize": "authorize",
+		"/admin/api/policy": "token", "/admin/api": "token", "/admin/api/clients/x": "token",
+		"/admin/apis": "", "/admin/policy": "", "/login": "",
+	} {
+		if got := rateGroup(path); got != want {
+			t.Errorf("rateGroup(%q) = %q, want %q", path, got, want)
+		}
+	}
+}

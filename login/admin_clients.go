@@ -124,19 +124,18 @@ func readClientForm(r *http.Request) clientForm {
 	v := r.PostForm
 	s := admin.ClientSpec{
 		ID: v.Get("id"), Name: v.Get("name"),
-		RedirectURIs:            strings.Split(v.Get("redirect_uris"), "\n"),
-		PostLogoutRedirectURIs:  strings.Split(v.Get("post_logout_redirect_uris"), "\n"),
-		Public:                  v.Get("type") == "public",
-		Native:                  v.Get("native") == "on",
-		GrantTypes:              v["grant_types"],
-		IDTokenAlg:              v.Get("id_token_alg"),
-		AccessTokenFormat:       v.Get("access_token_format"),
-		MinACR:                  v.Get("min_acr"),
-		Strict:                  v.Get("strict") == "on",
-		FirstParty:              v.Get("first_party") == "on",
-		RequirePKCE:             v.Get("require_pkce") == "on",
-		AllowEnrollDuringStepUp: v.Get("allow_enroll") == "on",
-		RefreshReuseInterval:    strings.TrimSpace(v.Get("refresh_reuse_interval")),
+		RedirectURIs:           strings.Split(v.Get("redirect_uris"), "\n"),
+		PostLogoutRedirectURIs: strings.Split(v.Get("post_logout_redirect_uris"), "\n"),
+		Public:                 v.Get("type") == "public",
+		Native:                 v.Get("native") == "on",
+		GrantTypes:             v["grant_types"],
+		IDTokenAlg:             v.Get("id_token_alg"),
+		AccessTokenFormat:      v.Get("access_token_format"),
+		MinACR:                 v.Get("min_acr"),
+		Strict:                 v.Get("strict") == "on",
+		FirstParty:             v.Get("first_party") == "on",
+		RequirePKCE:            v.Get("require_pkce") == "on",
+		RefreshReuseInterval:   strings.TrimSpace(v.Get("refresh_reuse_interval")),
 	}
 	// Issues 18 and 20: the form's names are the spec's JSON names.
 	s.Profile = v.Get("profile")

@@ -97,24 +97,23 @@ type Users interface {
 
 // Client is a registered relying party.
 type Client struct {
-	ID                      string
-	Name                    string
-	SecretHash              string // empty for public and private_key_jwt clients
-	RedirectURIs            []string
-	PostLogoutRedirectURIs  []string
-	Public                  bool   // a public client authenticates with "none" and must use PKCE
-	Native                  bool   // native app: RFC 8252 loopback port exception applies
-	AuthMethod              string // client_secret_basic | client_secret_post | private_key_jwt | none
-	GrantTypes              []string
-	IDTokenAlg              string // RS256 (default), ES256 or EdDSA
-	AccessTokenFormat       string // "jwt" (default) or "opaque"
-	JWKS                    string // public keys for private_key_jwt, a JSON Web Key Set
-	MinACR                  string // the client's floor; empty for none
-	Strict                  bool   // RFC 9470 §5: requested acr values are treated as essential
-	FirstParty              bool   // skips the consent page
-	RequirePKCE             bool
-	AllowEnrollDuringStepUp bool // offer "set one up now" to users with no second factor
-	RateLimit               int  // token endpoints, requests/s once authenticated (burst 2 s' worth); 0: server default
+	ID                     string
+	Name                   string
+	SecretHash             string // empty for public and private_key_jwt clients
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	Public                 bool   // a public client authenticates with "none" and must use PKCE
+	Native                 bool   // native app: RFC 8252 loopback port exception applies
+	AuthMethod             string // client_secret_basic | client_secret_post | private_key_jwt | none
+	GrantTypes             []string
+	IDTokenAlg             string // RS256 (default), ES256 or EdDSA
+	AccessTokenFormat      string // "jwt" (default) or "opaque"
+	JWKS                   string // public keys for private_key_jwt, a JSON Web Key Set
+	MinACR                 string // the client's floor; empty for none
+	Strict                 bool   // RFC 9470 §5: requested acr values are treated as essential
+	FirstParty             bool   // skips the consent page
+	RequirePKCE            bool
+	RateLimit              int // token endpoints, requests/s once authenticated (burst 2 s' worth); 0: server default
 	// RefreshReuseInterval is how long after a rotation the refresh token
 	// just rotated may be presented again by this client and get the same
 	// successor (parallel refreshes, a response lost on the way): 0 means

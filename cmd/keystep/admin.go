@@ -437,7 +437,7 @@ type clientFlags struct {
 	name, minACR, alg, grants, authMethod, format, jwksFile string
 	reuseInterval, profile, backchannelURI                  string
 	redirects, postLogout                                   listFlag
-	public, native, strict, firstParty, pkce, enroll        bool
+	public, native, strict, firstParty, pkce                bool
 	requirePAR, dpop, backchannelSID                        bool
 	detailsTypes, adminAPI                                  string
 	rateLimit                                               int
@@ -453,7 +453,6 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.strict, "strict", false, "treat requested acr values as essential (RFC 9470 §5)")
 	fs.BoolVar(&f.firstParty, "first-party", false, "skip the consent page")
 	fs.BoolVar(&f.pkce, "require-pkce", false, "require PKCE (always on for public clients)")
-	fs.BoolVar(&f.enroll, "allow-enroll-during-step-up", false, `offer "set one up now" during step-up to users with no second factor`)
 	fs.StringVar(&f.alg, "id-token-alg", "", "ID token signing algorithm: RS256 (the default; ES256 with --profile fapi2), ES256 (smaller and ~20x cheaper; use it when the RP library supports it) or EdDSA")
 	fs.StringVar(&f.grants, "grant", "authorization_code,refresh_token", "grant types, comma-separated")
 	fs.StringVar(&f.authMethod, "auth-method", "", "client_secret_basic (default), client_secret_post or private_key_jwt")
@@ -505,9 +504,6 @@ func (f *clientFlags) apply(fs *flag.FlagSet, s *admin.ClientSpec, all bool) []s
 	}
 	if given("require-pkce") {
 		s.RequirePKCE = f.pkce
-	}
-	if given("allow-enroll-during-step-up") {
-		s.AllowEnrollDuringStepUp = f.enroll
 	}
 	if given("rate-limit") {
 		s.RateLimit = f.rateLimit

@@ -30,23 +30,22 @@ import (
 // and token lifetimes are fixed by the server; storage.Client has no field
 // for either, so neither is here.
 type ClientSpec struct {
-	ID                      string          `json:"id"`
-	Name                    string          `json:"name,omitempty"`
-	RedirectURIs            []string        `json:"redirect_uris,omitempty"`
-	PostLogoutRedirectURIs  []string        `json:"post_logout_redirect_uris,omitempty"`
-	Public                  bool            `json:"public,omitempty"`
-	Native                  bool            `json:"native,omitempty"`
-	AuthMethod              string          `json:"auth_method,omitempty"`
-	GrantTypes              []string        `json:"grant_types,omitempty"`
-	IDTokenAlg              string          `json:"id_token_alg,omitempty"`
-	AccessTokenFormat       string          `json:"access_token_format,omitempty"`
-	JWKS                    json.RawMessage `json:"jwks,omitempty"`
-	MinACR                  string          `json:"min_acr,omitempty"`
-	Strict                  bool            `json:"strict,omitempty"`
-	FirstParty              bool            `json:"first_party,omitempty"`
-	RequirePKCE             bool            `json:"require_pkce,omitempty"`
-	AllowEnrollDuringStepUp bool            `json:"allow_enroll_during_step_up,omitempty"`
-	RateLimit               int             `json:"rate_limit,omitempty"` // token endpoints, requests/s; 0: the server's default
+	ID                     string          `json:"id"`
+	Name                   string          `json:"name,omitempty"`
+	RedirectURIs           []string        `json:"redirect_uris,omitempty"`
+	PostLogoutRedirectURIs []string        `json:"post_logout_redirect_uris,omitempty"`
+	Public                 bool            `json:"public,omitempty"`
+	Native                 bool            `json:"native,omitempty"`
+	AuthMethod             string          `json:"auth_method,omitempty"`
+	GrantTypes             []string        `json:"grant_types,omitempty"`
+	IDTokenAlg             string          `json:"id_token_alg,omitempty"`
+	AccessTokenFormat      string          `json:"access_token_format,omitempty"`
+	JWKS                   json.RawMessage `json:"jwks,omitempty"`
+	MinACR                 string          `json:"min_acr,omitempty"`
+	Strict                 bool            `json:"strict,omitempty"`
+	FirstParty             bool            `json:"first_party,omitempty"`
+	RequirePKCE            bool            `json:"require_pkce,omitempty"`
+	RateLimit              int             `json:"rate_limit,omitempty"` // token endpoints, requests/s; 0: the server's default
 	// RefreshReuseInterval is a Go duration: how long a rotated refresh
 	// token may be presented again by the client for the same successor
 	// (storage.Client.RefreshReuseInterval). Empty is the default (10s),
@@ -115,7 +114,7 @@ func SpecOf(c storage.Client) ClientSpec {
 		ID: c.ID, Name: c.Name, RedirectURIs: slices.Clone(c.RedirectURIs), PostLogoutRedirectURIs: slices.Clone(c.PostLogoutRedirectURIs),
 		Public: c.Public, Native: c.Native, AuthMethod: c.AuthMethod, GrantTypes: slices.Clone(c.GrantTypes),
 		IDTokenAlg: c.IDTokenAlg, AccessTokenFormat: c.AccessTokenFormat, MinACR: c.MinACR, Strict: c.Strict,
-		FirstParty: c.FirstParty, RequirePKCE: c.RequirePKCE, AllowEnrollDuringStepUp: c.AllowEnrollDuringStepUp,
+		FirstParty: c.FirstParty, RequirePKCE: c.RequirePKCE,
 		RateLimit: c.RateLimit, RequirePAR: c.RequirePAR, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
 		Profile: c.Profile, BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
 		AuthorizationDetailsTypes: slices.Clone(c.AuthorizationDetailsTypes), AdminAPI: c.AdminAPI,
@@ -241,7 +240,7 @@ func (s ClientSpec) Client() storage.Client {
 		ID: s.ID, Name: s.Name, RedirectURIs: s.RedirectURIs, PostLogoutRedirectURIs: s.PostLogoutRedirectURIs,
 		Public: s.Public, Native: s.Native, AuthMethod: s.AuthMethod, GrantTypes: s.GrantTypes,
 		IDTokenAlg: s.IDTokenAlg, AccessTokenFormat: s.AccessTokenFormat, JWKS: string(s.JWKS), MinACR: s.MinACR,
-		Strict: s.Strict, FirstParty: s.FirstParty, RequirePKCE: s.RequirePKCE, AllowEnrollDuringStepUp: s.AllowEnrollDuringStepUp,
+		Strict: s.Strict, FirstParty: s.FirstParty, RequirePKCE: s.RequirePKCE,
 		RateLimit:            s.RateLimit,
 		RefreshReuseInterval: s.reuseInterval(),
 		RequirePAR:           s.RequirePAR, DPoPBoundAccessTokens: s.DPoPBoundAccessTokens, Profile: s.Profile,

@@ -84,7 +84,7 @@ func scanClient(sc Row) (storage.Client, error) {
 	var c storage.Client
 	err := sc.Scan(&c.ID, &c.Name, &c.SecretHash, js(&c.RedirectURIs), js(&c.PostLogoutRedirectURIs),
 		&c.Public, &c.Native, &c.AuthMethod, js(&c.GrantTypes), &c.IDTokenAlg, &c.AccessTokenFormat,
-		&c.JWKS, &c.MinACR, &c.Strict, &c.FirstParty, &c.RequirePKCE, &c.AllowEnrollDuringStepUp,
+		&c.JWKS, &c.MinACR, &c.Strict, &c.FirstParty, &c.RequirePKCE, new(bool),
 		(*int64)(&c.RefreshReuseInterval), &c.RateLimit, &c.RequirePAR, &c.DPoPBoundAccessTokens, &c.Profile,
 		&c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired, js(&c.AuthorizationDetailsTypes), &c.AdminAPI,
 		at(&c.CreatedAt), at(&c.UpdatedAt))
@@ -96,7 +96,7 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.SecretHash, jsonOf(c.RedirectURIs), jsonOf(c.PostLogoutRedirectURIs),
 		c.Public, c.Native, c.AuthMethod, jsonOf(c.GrantTypes), c.IDTokenAlg, c.AccessTokenFormat,
-		c.JWKS, c.MinACR, c.Strict, c.FirstParty, c.RequirePKCE, c.AllowEnrollDuringStepUp,
+		c.JWKS, c.MinACR, c.Strict, c.FirstParty, c.RequirePKCE, false, // allow_enroll_during_step_up: unused since client_policies (issue 21)
 		int64(c.RefreshReuseInterval), c.RateLimit, c.RequirePAR, c.DPoPBoundAccessTokens, c.Profile,
 		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, jsonOf(c.AuthorizationDetailsTypes), c.AdminAPI,
 		nanos(c.CreatedAt), nanos(c.UpdatedAt))
@@ -128,13 +128,13 @@ func (s *Store) UpdateClient(ctx context.Context, c storage.Client) error {
 	err := s.execOne(ctx, `UPDATE clients SET name = ?, secret_hash = ?, redirect_uris = ?,
 		post_logout_redirect_uris = ?, public = ?, native = ?, auth_method = ?, grant_types = ?,
 		id_token_alg = ?, access_token_format = ?, jwks = ?, min_acr = ?, strict = ?, first_party = ?,
-		require_pkce = ?, allow_enroll_during_step_up = ?, refresh_reuse_interval = ?, rate_limit = ?,
+		require_pkce = ?, refresh_reuse_interval = ?, rate_limit = ?,
 		require_pushed_authorization_requests = ?, dpop_bound_access_tokens = ?, profile = ?,
 		backchannel_logout_uri = ?, backchannel_logout_session_required = ?, authorization_details_types = ?, admin_api = ?, updated_at = ?
 		WHERE id = ?`,
 		c.Name, c.SecretHash, jsonOf(c.RedirectURIs), jsonOf(c.PostLogoutRedirectURIs),
 		c.Public, c.Native, c.AuthMethod, jsonOf(c.GrantTypes), c.IDTokenAlg, c.AccessTokenFormat,
-		c.JWKS, c.MinACR, c.Strict, c.FirstParty, c.RequirePKCE, c.AllowEnrollDuringStepUp,
+		c.JWKS, c.MinACR, c.Strict, c.FirstParty, c.RequirePKCE,
 		int64(c.RefreshReuseInterval), c.RateLimit, c.RequirePAR, c.DPoPBoundAccessTokens, c.Profile,
 		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, jsonOf(c.AuthorizationDetailsTypes), c.AdminAPI,
 		nanos(c.UpdatedAt), c.ID)

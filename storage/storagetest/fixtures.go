@@ -42,7 +42,6 @@ func newClient(id string) storage.Client {
 		Strict:                           true,
 		FirstParty:                       true,
 		RequirePKCE:                      true,
-		AllowEnrollDuringStepUp:          true,
 		RateLimit:                        250,
 		RefreshReuseInterval:             30 * time.Second,
 		RequirePAR:                       true,
