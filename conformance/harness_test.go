@@ -368,6 +368,20 @@ func (r *rp) code(p page, a authRequest) string {
 	return q.Get("code")
 }
 
+// goBack is how a signed-in person leaves a request whose level is out of
+// reach: the page that says so (login/enroll.go), never the error at once.
+// It asserts p is that page and presses its "Go back to …" button, which
+// ends at the RP with the error (rpError reads it). Under prompt=none, or
+// without a session, the error comes at once and rpError alone applies.
+func (b *browser) goBack(p page) page {
+	b.e.t.Helper()
+	id := p.hidden("id")
+	if p.redirect != nil || p.status != http.StatusOK || !p.has("/login/enroll/back") || id == "" || !strings.Contains(p.body, "Go back to") {
+		b.e.t.Fatalf("expected the out-of-reach page with its way back, got %d at %s (redirect %v):\n%.2000s", p.status, p.url, p.redirect, p.body)
+	}
+	return b.post("/login/enroll/back", url.Values{"id": {id}})
+}
+
 // rpError expects the browse to have ended at the RP with an error.
 func (r *rp) rpError(p page, a authRequest) string {
 	r.e.t.Helper()

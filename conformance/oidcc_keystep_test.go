@@ -72,13 +72,14 @@ func keystepStepUpACRValues(t *testing.T) {
 
 // keystep-essential-acr-unmet: an essential acr the user cannot reach ends
 // in unmet_authentication_requirements (OpenID Connect Core Unmet
-// Authentication Requirements 1.0), state echoed, no code.
+// Authentication Requirements 1.0), state echoed, no code; the signed-in
+// person first reads why on a page whose "Go back" sends the error.
 func keystepEssentialACRUnmet(t *testing.T) {
 	s := newSuiteOP(t)
 	b := s.browser()
 	s.login(b, nil)
 	a := s.request(url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["phr"]}}}`}})
-	if got := s.authError(b.get(s.url(a)), a); got != "unmet_authentication_requirements" {
+	if got := s.authError(b.goBack(b.get(s.url(a))), a); got != "unmet_authentication_requirements" {
 		t.Fatalf("error %q, want unmet_authentication_requirements", got)
 	}
 	// Voluntary values the user cannot reach must not error (the acr_values

@@ -634,7 +634,7 @@ func TestStepUpRequirementSurvivesTheBrowser(t *testing.T) {
 			t.Fatalf("decided on %+v, want essential phr", ar.Requirement)
 		}
 		// alice has only a password: phr is essential and out of reach.
-		if got := r.rpError(b.signIn(p, alice, alicePass), a); got != "unmet_authentication_requirements" {
+		if got := r.rpError(b.goBack(b.signIn(p, alice, alicePass)), a); got != "unmet_authentication_requirements" {
 			t.Fatalf("error %q, want unmet_authentication_requirements", got)
 		}
 	})

@@ -40,7 +40,7 @@ func TestPolicyPreviewReplaysRealSignIns(t *testing.T) {
 	e.clock.Advance(time.Minute)
 	b = e.browser()
 	a = r.authURL(payroll)
-	if got := r.rpError(b.signIn(b.get(a.url), "bob", "bob-password-1"), a); got != stepup.ErrUnmet {
+	if got := r.rpError(b.goBack(b.signIn(b.get(a.url), "bob", "bob-password-1")), a); got != stepup.ErrUnmet {
 		t.Fatalf("bob: %s, want %s", got, stepup.ErrUnmet)
 	}
 	// 3. alice, openid only: the password is enough.

@@ -187,13 +187,15 @@ func TestReview2PhishableSessionCannotMintPhishingResistance(t *testing.T) {
 		t.Fatalf("assertion audit %+v", ev.Details)
 	}
 	// acr phr as an essential claim: unmet.
-	a, p = e.browser().from(r2Thief).r2Passwordless(r, k, url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["phr"]}}}`}})
-	if got := r.rpError(p, a); got != "unmet_authentication_requirements" {
+	b := e.browser().from(r2Thief)
+	a, p = b.r2Passwordless(r, k, url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["phr"]}}}`}})
+	if got := r.rpError(b.goBack(p), a); got != "unmet_authentication_requirements" {
 		t.Fatalf("essential phr with the relayed key: %q", got)
 	}
 	// A client whose minimum is phr: unmet.
-	a, p = e.browser().from(r2Thief).r2Passwordless(vault, k, nil)
-	if got := vault.rpError(p, a); got != "unmet_authentication_requirements" {
+	b = e.browser().from(r2Thief)
+	a, p = b.r2Passwordless(vault, k, nil)
+	if got := vault.rpError(b.goBack(p), a); got != "unmet_authentication_requirements" {
 		t.Fatalf("a phr client with the relayed key: %q", got)
 	}
 	// In the relayed session itself (password and code): its real mfa.

@@ -153,13 +153,13 @@ func TestEssentialUnreachableIsUnmet(t *testing.T) {
 	b := e.browser()
 	r.login(b, nil)
 	a := r.authURL(url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["phr"]}}}`}})
-	if got := r.rpError(b.get(a.url), a); got != "unmet_authentication_requirements" {
+	if got := r.rpError(b.goBack(b.get(a.url)), a); got != "unmet_authentication_requirements" {
 		t.Fatalf("error %q", got)
 	}
 	// Same, with the user not yet signed in: the password comes first, then the verdict.
 	b2 := e.browser()
 	a = r.authURL(url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["` + acrMFA + `"]}}}`}})
-	if got := r.rpError(b2.signIn(b2.get(a.url), alice, alicePass), a); got != "unmet_authentication_requirements" {
+	if got := r.rpError(b2.goBack(b2.signIn(b2.get(a.url), alice, alicePass)), a); got != "unmet_authentication_requirements" {
 		t.Fatalf("error %q", got)
 	}
 }
@@ -185,7 +185,7 @@ func TestClientMinimumUnreachable(t *testing.T) {
 	r := e.rp("bank", "x")
 	b := e.browser()
 	a := r.authURL(nil)
-	if got := r.rpError(b.signIn(b.get(a.url), alice, alicePass), a); got != "unmet_authentication_requirements" {
+	if got := r.rpError(b.goBack(b.signIn(b.get(a.url), alice, alicePass)), a); got != "unmet_authentication_requirements" {
 		t.Fatalf("error %q", got)
 	}
 }
@@ -287,7 +287,7 @@ func TestRecoveryCodeGivesMFA(t *testing.T) {
 		t.Fatalf("claims %+v", tok.claims)
 	}
 	a = r.authURL(url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["phr"]}}}`}})
-	if got := r.rpError(b.get(a.url), a); got != "unmet_authentication_requirements" {
+	if got := r.rpError(b.goBack(b.get(a.url)), a); got != "unmet_authentication_requirements" {
 		t.Fatalf("phr with a recovery code: %q", got)
 	}
 }

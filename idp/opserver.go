@@ -522,10 +522,42 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 	if err := op.ValidateRefreshTokenScopes(r.Data.Scopes, rr); err != nil {
 		return nil, err
 	}
+	if err := s.refreshFloors(ctx, rr); err != nil {
+		return nil, err
+	}
 	if err := s.narrowDetails(ctx, cl, r.Form, rr.grant.AuthorizationDetails); err != nil {
 		return nil, err
 	}
 	return s.issue(ctx, rr, cl, proof, "", r.Data.RefreshToken, oidc.GrantTypeRefreshToken)
+}
+
+// refreshFloors refuses a refresh that would issue a scope whose minimum
+// level in the ACTIVE policy is above the level the grant was signed in at:
+// a floor an admin raises holds for refresh-token holders too, not only for
+// the next sign-in. The code exchange keeps the version the sign-in was
+// decided under; every refresh, the first one included, is checked here.
+// The refresh is invalid_grant and rotates nothing: the client may ask
+// again for fewer scopes, or send the person to sign in again. A grant whose
+// acr the active levels no longer know meets no floor.
+func (s *opServer) refreshFloors(ctx context.Context, rr *refreshRequest) error {
+	pol := s.pols.Current()
+	g := rr.grant
+	have, _, known := pol.Levels.Lookup(g.ACR)
+	for _, sc := range g.Scopes {
+		for _, floor := range pol.ScopeFloors(g.ClientID, []string{sc}) {
+			if need, _, ok := pol.Levels.Lookup(floor); known && ok && need <= have {
+				continue
+			}
+			err := s.audit.Record(ctx, storage.AuditEvent{Type: storage.EventTokenRefreshRefused, UserID: g.Subject, ClientID: g.ClientID, Outcome: "denied",
+				Reason:  "the active policy needs a higher level for a scope of the grant",
+				Details: map[string]string{"scope": sc, "min_acr": floor, "acr": g.ACR, "policy_version": strconv.FormatInt(pol.Version, 10)}})
+			if err != nil {
+				s.log.ErrorContext(ctx, "audit write failed", "event", storage.EventTokenRefreshRefused, "err", err)
+			}
+			return oidc.ErrInvalidGrant().WithDescription("the policy now needs a stronger sign-in for scope %s; sign in again", sc)
+		}
+	}
+	return nil
 }
 
 // ClientCredentialsExchange is the library's client_credentials grant with

@@ -2,6 +2,7 @@ package login_test
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,13 +87,13 @@ func TestClientFactorsUnreachable(t *testing.T) {
 	b := f.browser()
 	id := f.request(b, payrollClient, acrValues(acrMFA), essentialACR(acrMFA))
 	f.mustContinue(b.password(id, alice, alicePass), id)
-	p := b.open(id)
+	p := goBack(t, id, b.open(id))
 	if code, _ := errorOf(t, p.location); code != stepup.ErrUnmet {
 		t.Fatalf("error %q, want %s", code, stepup.ErrUnmet)
 	}
 	ev := f.audit(storage.EventLoginFailed)
-	if len(ev) != 1 || ev[0].Reason != stepup.ErrUnmet || ev[0].Details["why"] != "step-up decision" || ev[0].Details[login.PolicyVersionKey] != "0" {
-		t.Fatalf("login.failed %+v, want one step-up decision failure with policy_version 0", ev)
+	if len(ev) != 1 || ev[0].Reason != stepup.ErrUnmet || ev[0].Details["why"] != "level out of reach: not offered for this app" || ev[0].Details[login.PolicyVersionKey] != "0" {
+		t.Fatalf("login.failed %+v, want one out-of-reach failure with policy_version 0", ev)
 	}
 	// The replay records what the decision saw, and what the client's
 	// policy kept from it.
@@ -165,17 +166,55 @@ func TestClientFactorNotAllowedIsRefused(t *testing.T) {
 	})
 }
 
-// Factors done in the session still count at a client that would not ask
-// for them: its policy says what it asks for, and the amr names them.
-func TestClientFactorsDoneStillCount(t *testing.T) {
-	f := newPayroll(t, policy.Client{Factors: []stepup.Method{stepup.WebAuthn}})
-	secret := f.enrollTOTP(aliceID)
-	b := f.browser()
-	f.signInMFA(b, alice, alicePass, secret)
-	id := f.request(b, payrollClient, acrValues(acrMFA), essentialACR(acrMFA))
-	f.mustComplete(b.open(id), id)
-	ev := f.audit(storage.EventLoginCompleted)
-	if last := ev[len(ev)-1]; last.ClientID != payrollClient || last.Details["achieved_acr"] != acrMFA || last.Details[login.PolicyVersionKey] != "0" {
-		t.Fatalf("login.completed %+v, want mfa at payroll under version 0", last.Details)
-	}
+// Factors done in the session count at a client only if its policy
+// allows them: a client's factors are the factors this app accepts, not
+// only what it offers (issue 21 review; this used to pin the opposite). A
+// TOTP done at another app does not get the passkey-only app its level:
+// with nothing allowed to reach it, the person sees the out-of-reach page
+// and the app gets the error. At an app that accepts recovery codes, the
+// step-up asks for one even though the session did TOTP a minute ago, and
+// the amr names only what the acr rests on.
+func TestClientFactorsDoneCountOnlyIfAllowed(t *testing.T) {
+	t.Run("nothing allowed left: the out-of-reach page", func(t *testing.T) {
+		f := newPayroll(t, policy.Client{Factors: []stepup.Method{stepup.WebAuthn}})
+		secret := f.enrollTOTP(aliceID)
+		b := f.browser()
+		f.signInMFA(b, alice, alicePass, secret)
+		id := f.request(b, payrollClient, acrValues(acrMFA), essentialACR(acrMFA))
+		checkDispatch(t, f, id, b.open(id), dispatchWant{oauthErr: stepup.ErrUnmet, viaPage: true})
+		if ev := f.audit(storage.EventLoginCompleted); ev[len(ev)-1].ClientID == payrollClient {
+			t.Fatalf("login.completed at payroll %+v: the session's TOTP counted", ev[len(ev)-1].Details)
+		}
+	})
+	t.Run("an allowed factor is asked for; amr names only it", func(t *testing.T) {
+		f := newPayroll(t, policy.Client{Factors: []stepup.Method{stepup.Recovery}})
+		secret := f.enrollTOTP(aliceID)
+		codes := f.recoveryCodes(aliceID)
+		b := f.browser()
+		f.signInMFA(b, alice, alicePass, secret)
+		f.clock.Advance(time.Minute)
+		id := f.request(b, payrollClient, acrValues(acrMFA), essentialACR(acrMFA))
+		checkDispatch(t, f, id, b.open(id), dispatchWant{status: http.StatusOK, form: "/login/recovery"})
+		f.mustContinue(b.code("/login/recovery", id, codes[0]), id)
+		f.mustComplete(b.open(id), id)
+		// The decision that finished counted the password and the recovery
+		// code, not the session's TOTP; amr (pwd, otp for the code, mfa)
+		// is made from what it counted.
+		ev := f.audit(storage.EventLoginCompleted)
+		last := ev[len(ev)-1]
+		r, err := signin.ParseReplay(last.Details[signin.ReplayKey])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var done []stepup.Method
+		for _, d := range r.Done {
+			done = append(done, d.Method)
+		}
+		if last.ClientID != payrollClient || last.Details["achieved_acr"] != acrMFA || slices.Contains(done, stepup.TOTP) || !slices.Contains(done, stepup.Recovery) {
+			t.Fatalf("login.completed at %s acr %q counted %v: want mfa from the password and the recovery code, not the TOTP", last.ClientID, last.Details["achieved_acr"], done)
+		}
+		if ar, _ := f.authRequest(id); ar.ACR != acrMFA || !slices.Equal(ar.AMR, []string{"mfa", "otp", "pwd"}) {
+			t.Fatalf("acr %q amr %v", ar.ACR, ar.AMR)
+		}
+	})
 }

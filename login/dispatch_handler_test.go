@@ -27,6 +27,9 @@ type dispatchWant struct {
 
 	complete *completion
 	oauthErr string
+	// viaPage: a signed-in person first sees the out-of-reach page, whose
+	// way back gives the app oauthErr (goBack).
+	viaPage bool
 }
 
 type completion struct {
@@ -102,11 +105,11 @@ func TestDispatch(t *testing.T) {
 			want: dispatchWant{status: http.StatusOK, form: "/login/otp", text: "This part of Acme Payroll asks for an extra check."},
 		},
 		{
-			name:    "a scope floor the user cannot reach fails with unmet_authentication_requirements",
+			name:    "a scope floor the user cannot reach shows the page whose way back fails with unmet_authentication_requirements",
 			opts:    func(*testing.T) []option { return []option{withScopeMinACR("payroll", acrMFA)} },
 			session: "pwd", after: time.Minute,
 			edit: []func(*authRequest){scopes("openid", "payroll")},
-			want: dispatchWant{oauthErr: "unmet_authentication_requirements"},
+			want: dispatchWant{oauthErr: "unmet_authentication_requirements", viaPage: true},
 		},
 		{
 			name:   "a password session asked for mfa shows the code page and offers the recovery code",
@@ -133,21 +136,21 @@ func TestDispatch(t *testing.T) {
 			want: dispatchWant{status: http.StatusOK, form: "/login/recovery", text: "Signed in as <strong>alice</strong>"},
 		},
 		{
-			name:   "an essential acr the user cannot reach fails with unmet_authentication_requirements",
+			name:   "an essential acr the user cannot reach shows the page whose way back fails with unmet_authentication_requirements",
 			enroll: "totp", session: "pwd", after: time.Minute,
 			edit: []func(*authRequest){essentialACR(acrPHR)},
-			want: dispatchWant{oauthErr: "unmet_authentication_requirements"},
+			want: dispatchWant{oauthErr: "unmet_authentication_requirements", viaPage: true},
 		},
 		{
-			name:    "an essential mfa for a user with only a password fails with unmet_authentication_requirements",
+			name:    "an essential mfa for a user with only a password shows the page whose way back fails with unmet_authentication_requirements",
 			session: "pwd", after: time.Minute,
 			edit: []func(*authRequest){essentialACR(acrMFA)},
-			want: dispatchWant{oauthErr: "unmet_authentication_requirements"},
+			want: dispatchWant{oauthErr: "unmet_authentication_requirements", viaPage: true},
 		},
 		{
-			name:    "a client floor the user cannot reach fails with unmet_authentication_requirements",
+			name:    "a client floor the user cannot reach shows the page whose way back fails with unmet_authentication_requirements",
 			session: "pwd", after: time.Minute, client: mfaClient,
-			want: dispatchWant{oauthErr: "unmet_authentication_requirements"},
+			want: dispatchWant{oauthErr: "unmet_authentication_requirements", viaPage: true},
 		},
 		{
 			name:    "a voluntary acr the user cannot reach completes at the session's real level",
@@ -297,6 +300,9 @@ func checkDispatch(t *testing.T, f *fixture, id string, got response, want dispa
 			t.Errorf("subject %q, want %s", ar.Subject, aliceID)
 		}
 	case want.oauthErr != "":
+		if want.viaPage {
+			got = goBack(t, id, got)
+		}
 		if got.status != http.StatusSeeOther {
 			t.Fatalf("want 303 to the client, got %d\n%.2000s", got.status, got.body)
 		}

@@ -51,11 +51,12 @@ type enrollment struct {
 
 // offersEnroll reports whether the unreachable-level path of the
 // dispatcher shows the "set one up now" page instead of ending the request
-// at once: only for a client whose policy turns it on, a person signed in,
-// and never under prompt=none (OIDC Core §3.1.2.1: no UI).
+// at once: to a person signed in, never under prompt=none (OIDC Core
+// §3.1.2.1: no UI). Whether anything may be set up there is enrollment's
+// to say; when nothing may, the page says plainly what to do instead and
+// its button goes back to the app with the error.
 func (h *Handler) offersEnroll(st *flowState, in stepup.Input, d stepup.Decision) bool {
-	return st.hasSess && d.Outcome == stepup.Fail && d.Error == stepup.ErrUnmet && !in.PromptNone &&
-		st.pol.Client(st.client.ID).EnrollDuringStepUp
+	return st.hasSess && d.Outcome == stepup.Fail && d.Error == stepup.ErrUnmet && !in.PromptNone
 }
 
 // enrollment applies the rules to one decision. It is the one place they

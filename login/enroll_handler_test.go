@@ -130,12 +130,15 @@ func TestEnrollDuringStepUpRefused(t *testing.T) {
 			reason: "a first second factor needs a low-risk sign-in",
 		},
 		{
-			name: "with the client's policy off the app gets the error at once and a direct post is refused",
+			// The page is shown to every client's users (issue 21 item 4:
+			// otherwise it says plainly what to do and links back); with the
+			// policy off it offers nothing.
+			name: "with the client's policy off the page offers nothing, says what to do, and a direct post is refused",
 			opts: func(*testing.T) []option { return []option{enrollAt(appClient)} },
 			setup: func(f *fixture, b *browser) string {
 				return f.stepUpTo(b, mfaClient)
 			},
-			page:   dispatchWant{oauthErr: "unmet_authentication_requirements"},
+			page:   dispatchWant{status: http.StatusOK, text: "doesn't offer setting up a new way to sign in here. Add one in your account"},
 			reason: "not offered for this app",
 		},
 		{
@@ -183,7 +186,7 @@ func TestEnrollDuringStepUpRefused(t *testing.T) {
 					t.Errorf("the page offers an enrollment:\n%.3000s", p.body)
 				}
 				// No dead end: the way back gives the app the error.
-				checkDispatch(t, f, id, b.post("/login/enroll/back", url.Values{"id": {id}}), dispatchWant{oauthErr: "unmet_authentication_requirements"})
+				checkDispatch(t, f, id, goBack(t, id, p), dispatchWant{oauthErr: "unmet_authentication_requirements"})
 			}
 		})
 	}

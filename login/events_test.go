@@ -18,6 +18,7 @@ var withoutPortalText = map[storage.EventType]string{
 	storage.EventTokenIssued:             "one per token request; the sign-in itself is login.completed",
 	storage.EventTokenCodeReplayed:       "the client's code presented twice; nothing the user can act on",
 	storage.EventTokenRevoked:            "an app revoking its own token",
+	storage.EventTokenRefreshRefused:     "an app told to sign the person in again; the next sign-in explains itself",
 	storage.EventAdminBenchProvisioned:   "the benchmark's setup; about no user",
 	storage.EventAuditCheckpoint:         "the log's own checkpoint; about no user",
 	storage.EventOutboxGaveUp:            "an app's endpoint failing; the console's delivery status shows it",

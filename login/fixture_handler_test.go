@@ -561,6 +561,7 @@ type response struct {
 	header   http.Header
 	body     string
 	location string
+	b        *browser // the browser that got it, to press its buttons (goBack)
 }
 
 func (b *browser) do(method, path string, body io.Reader, contentType string) response {
@@ -583,7 +584,7 @@ func (b *browser) do(method, path string, body io.Reader, contentType string) re
 	if err != nil {
 		b.f.t.Fatal(err)
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: string(raw), location: resp.Header.Get("Location")}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(raw), location: resp.Header.Get("Location"), b: b}
 }
 
 func (b *browser) get(path string) response { return b.do(http.MethodGet, path, nil, "") }
@@ -668,6 +669,19 @@ func hasForm(body, action string) bool {
 // in text is matched as it is).
 func says(body, text string) bool {
 	return strings.Contains(html.UnescapeString(body), text)
+}
+
+// goBack is how a signed-in person leaves a request whose level is out of
+// reach: the dispatcher shows the "You can't continue" page (enroll.go),
+// never the error at once. It asserts got is that page for request id,
+// presses its "Go back to …" button, and returns the answer, the redirect
+// to the app with the error.
+func goBack(t *testing.T, id string, got response) response {
+	t.Helper()
+	if got.status != http.StatusOK || !hasForm(got.body, "/login/enroll/back") || !says(got.body, `name="id" value="`+id+`"`) || !says(got.body, "Go back to") {
+		t.Fatalf("want the out-of-reach page with its way back for %s, got %d %q\n%.2000s", id, got.status, got.location, got.body)
+	}
+	return got.b.post("/login/enroll/back", url.Values{"id": {id}})
 }
 
 // errorOf reads the OAuth error response an RP gets at its redirect URI.

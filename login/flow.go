@@ -116,12 +116,15 @@ func (h *Handler) input(st *flowState) stepup.Input {
 	signin.RaiseFloors(&in, st.pol.Levels, st.client, st.pol.ScopeFloors(st.client.ID, st.ar.Scopes))
 	in.NoSession = !st.hasSess
 	if st.hasSess {
-		in.Done = signin.FactorsOf(st.sess.Factors, st.ar.ID)
+		in.Done = doneAt(st, signin.FactorsOf(st.sess.Factors, st.ar.ID))
 		in.Enrolled, st.disallowed = allowedAt(st, h.enrolledAt(st.user, st.factors, st.recovery, st.known))
 		in.Preferred = st.pol.Client(st.client.ID).Preferred
 	}
 	return in
 }
+
+// allowed reports whether the client's policy lets this sign-in use m.
+func allowed(st *flowState, m stepup.Method) bool { return st.pol.Client(st.client.ID).Allows(m) }
 
 // allowedAt splits the enrolled factors into those the client's policy
 // lets the step-up ask for (policy.Client.Allows; the password always)
@@ -131,15 +134,12 @@ func (h *Handler) input(st *flowState) stepup.Input {
 // meets the same "can't reach" as one who has none, and every factor
 // endpoint's expects check refuses them.
 //
-// Factors already done in the session still count (in.Done is not
-// filtered): the policy says what this client may ask for, not what the
-// person has proved. The amr the token carries names each of them
-// truthfully, so an app that cares checks it; and a session that met a
-// level at another app is not made to fall short here by facts that did
-// not change.
-// allowed reports whether the client's policy lets this sign-in use m.
-func allowed(st *flowState, m stepup.Method) bool { return st.pol.Client(st.client.ID).Allows(m) }
-
+// Factors already done in the session are filtered the same way
+// (doneAt): a client's factors are the factors this app accepts, so a
+// TOTP done at another app, or here before an admin narrowed the list,
+// does not count here and the step-up asks for an allowed one. The amr
+// the token carries comes from the counted factors only, so it names
+// exactly what the acr rests on.
 func allowedAt(st *flowState, en []stepup.Enrolled) (allowed, not []stepup.Enrolled) {
 	c := st.pol.Client(st.client.ID)
 	for _, e := range en {
@@ -150,6 +150,13 @@ func allowedAt(st *flowState, en []stepup.Enrolled) (allowed, not []stepup.Enrol
 		}
 	}
 	return allowed, not
+}
+
+// doneAt keeps the session's done factors the client's policy allows
+// (allowedAt says why the others do not count here).
+func doneAt(st *flowState, done []stepup.Factor) []stepup.Factor {
+	c := st.pol.Client(st.client.ID)
+	return slices.DeleteFunc(done, func(f stepup.Factor) bool { return !c.Allows(f.Method) })
 }
 
 // flow is the one dispatcher: it runs on entry and after every factor, asks

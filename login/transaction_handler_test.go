@@ -71,7 +71,7 @@ func TestTransactionPages(t *testing.T) {
 	f.mustContinue(b.password(id, alice, alicePass), id)
 	// EUR 1,250 needs phr; alice has no passkey: the request cannot be met.
 	// A smaller payment (mfa within 15 minutes) goes through the code page.
-	checkDispatch(t, f, id, b.open(id), dispatchWant{oauthErr: "unmet_authentication_requirements"})
+	checkDispatch(t, f, id, b.open(id), dispatchWant{oauthErr: "unmet_authentication_requirements", viaPage: true})
 
 	id = f.request(b, appClient, pay("12.50", creditor))
 	r := b.open(id)

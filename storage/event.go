@@ -149,6 +149,11 @@ const (
 	EventTokenRefreshReuse EventType = "token.refresh_reuse"
 	// EventTokenRevoked: a client revoked a token (RFC 7009).
 	EventTokenRevoked EventType = "token.revoked"
+	// EventTokenRefreshRefused: a refresh was refused because the active
+	// policy now needs a higher level for one of its scopes than the grant
+	// was signed in at; Details carry the scope, its minimum and the
+	// grant's acr. Nothing was rotated.
+	EventTokenRefreshRefused EventType = "token.refresh_refused"
 )
 
 // Administration: the console, the CLI and first setup (login/admin). Each
@@ -211,7 +216,7 @@ var eventTypes = []EventType{
 	EventFactorEnrolled, EventFactorEnrollRefused, EventFactorRemoved, EventFactorRecoveryCodesGenerated,
 	EventFactorRecoveryCodeUsed, EventFactorSignCountRegression, EventFactorLocked, EventFactorTrusted,
 	EventAccountPasswordChanged, EventAccountEmailChangeRequested, EventAccountEmailChanged, EventSessionLogout, EventSessionEnded, EventSessionRevokedAll, EventSessionRevokedOthers,
-	EventTokenIssued, EventTokenCodeReplayed, EventTokenRefreshReuse, EventTokenRevoked,
+	EventTokenIssued, EventTokenCodeReplayed, EventTokenRefreshReuse, EventTokenRevoked, EventTokenRefreshRefused,
 	EventAdminDenied, EventAdminAuditExported, EventAdminUserCreated, EventAdminUserDisable, EventAdminUserEnable,
 	EventAdminUserUnlock, EventAdminUserResetFactors, EventAdminUserSignout, EventAdminUserConfirmPasskey,
 	EventAdminClientCreated, EventAdminClientUpdated, EventAdminClientDeleted, EventAdminClientSecretRotated,

@@ -277,6 +277,17 @@ func (p page) hidden(name string) string {
 
 func (p page) has(action string) bool { return strings.Contains(p.body, `action="`+action+`"`) }
 
+// goBack asserts p is Keystep's page for a level out of reach (a signed-in
+// person reads why there instead of being sent back at once) and presses
+// its "Go back" button, which returns to the app with the error.
+func (b *browser) goBack(p page) page {
+	b.e.t.Helper()
+	if p.status != http.StatusOK || !strings.HasPrefix(p.url, b.e.issuer+"/login") || !p.has("/login/enroll/back") || p.hidden("id") == "" {
+		b.e.t.Fatalf("expected Keystep's out-of-reach page, got %d at %s:\n%.3000s", p.status, p.url, p.body)
+	}
+	return b.post(b.e.issuer+"/login/enroll/back", url.Values{"id": {p.hidden("id")}})
+}
+
 // hop returns the first redirect to base+path.
 func (p page) hop(base, path string) *url.URL {
 	for _, h := range p.hops {

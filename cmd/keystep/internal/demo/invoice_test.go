@@ -288,13 +288,14 @@ func TestInvoiceDetailsChangedInTheBrowser(t *testing.T) {
 	}
 }
 
-// Without a passkey Keystep cannot approve a payment above EUR 1,000: the
-// app comes back to the invoice, says what to add, and pays nothing.
+// Without a passkey Keystep cannot approve a payment above EUR 1,000: its
+// page says so, its "Go back" returns to the invoice, which says what to
+// add, and nothing is paid.
 func TestInvoiceWithoutPasskey(t *testing.T) {
 	e := newEnv(t)
 	b := e.browser()
 	b.signIn()
-	p := b.post(e.rpURL+"/invoice/pay", nil)
+	p := b.goBack(b.post(e.rpURL+"/invoice/pay", nil))
 	if p.status != http.StatusOK || p.url != e.rpURL+"/invoice" || !strings.Contains(p.body, "your Keystep account doesn&#39;t have one yet") {
 		t.Fatalf("paying without a passkey: %d at %s\n%.3000s", p.status, p.url, p.body)
 	}
