@@ -38,7 +38,7 @@ func Fill(t testing.TB, s storage.Store, key storage.AuditKey) {
 	}
 	u := newUser("user-1", "alice")
 	u.PasswordCompromised = true
-	u.RiskFloor, u.RiskFloorUntil, u.RiskFloorReason = "phr", t0.Add(time.Hour), "device-compliance-change"
+	u.RiskFloor, u.RiskFloorUntil, u.RiskFloorReason = authResult.ACR, t0.Add(time.Hour), "device-compliance-change"
 	ok(s.CreateUser(ctx, u))
 	bob := newUser("user-2", "bob")
 	bob.Admin, bob.Disabled, bob.EmailVerified, bob.EmailVerifiedAt = false, false, false, time.Time{}
