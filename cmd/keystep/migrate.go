@@ -127,7 +127,7 @@ func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	redacted := redactDSN(to)
-	serveCmd := fmt.Sprintf("KEYSTEP_DATABASE='%s' keystep serve --data %s", redacted, shellQuote(c.data))
+	serveCmd := fmt.Sprintf("KEYSTEP_DATABASE=%s keystep serve --data %s", shellQuote(withoutPassword(to)), shellQuote(c.data))
 	if c.masterKeyFile != "" {
 		serveCmd += " --master-key-file " + shellQuote(c.masterKeyFile)
 	}
@@ -140,7 +140,7 @@ func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "Checked: the same rows in every table; the audit chain is intact to row %d; the master key %s opens every signing key.\n",
 		head.Seq, masterKeyPath(c))
-	fmt.Fprintf(stdout, "Start on it (the same master key; put a password in PGPASSFILE, not in the URL):\n  %s\n", serveCmd)
+	fmt.Fprintf(stdout, "Start on it with the same master key (a password goes in PGPASSFILE, not in the URL):\n  %s\n", serveCmd)
 	fmt.Fprintf(stdout, "Then move %s aside: it is no longer current.\n", db)
 	return nil
 }
@@ -152,6 +152,19 @@ func redactDSN(dsn string) string {
 		return "postgres://…"
 	}
 	return u.Redacted()
+}
+
+// withoutPassword is a postgres:// URL without its password, which belongs
+// in PGPASSFILE.
+func withoutPassword(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "postgres://…"
+	}
+	if u.User != nil {
+		u.User = url.User(u.User.Username())
+	}
+	return u.String()
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.

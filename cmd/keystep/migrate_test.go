@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,6 +114,7 @@ func TestMigrateToPostgres(t *testing.T) {
 	}
 
 	r := mustKeystep(t, "", "migrate", "--data", data, "--to", dsn)
+	migrated := r.stdout
 	for _, want := range []string{"audit chain is intact", "KEYSTEP_DATABASE=", "keystep serve --data " + data} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("migrate output lacks %q:\n%s", want, r.stdout)
@@ -159,8 +161,34 @@ func TestMigrateToPostgres(t *testing.T) {
 		t.Errorf("audit verify on PostgreSQL:\n%s", r.stdout)
 	}
 
-	// Never into a database with data.
+	// The command migrate prints starts a server on the copy, which
+	// publishes the signing keys it had on SQLite.
+	var serveDB string
+	for _, line := range strings.Split(migrated, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "KEYSTEP_DATABASE="); ok {
+			v, _, _ = strings.Cut(v, " keystep serve")
+			serveDB = strings.Trim(v, "'")
+		}
+	}
+	if serveDB == "" {
+		t.Fatalf("no command to start on PostgreSQL:\n%s", migrated)
+	}
 	src.Close()
+	t.Setenv("KEYSTEP_DATABASE", serveDB)
+	live := startLive(t, "--data", data)
+	code, jwks := fetch(t, http.DefaultClient, live.url+"/keys")
+	keys := want["signing_keys"].([]storage.SigningKey)
+	if code != http.StatusOK || len(keys) == 0 || !strings.Contains(jwks, keys[0].ID) {
+		t.Errorf("the server on PostgreSQL: %d %s, want key %v", code, jwks, keys)
+	}
+	live.stop()
+	os.Unsetenv("KEYSTEP_DATABASE")
+
+	// Never into a database with data.
+	counts, err = dst.CountRows(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
 	wantExit(t, keystep(t, "", "migrate", "--data", data, "--to", dsn), 1, "not empty")
 	if again, err := dst.CountRows(t.Context()); err != nil {
 		t.Fatal(err)
