@@ -222,10 +222,7 @@ func TestOAuth2ProxySignsInWithStepUp(t *testing.T) {
 
 	addr := freeAddr(t)
 	const clientSecret = "proxy-secret-0123456789"
-	e.addClient(storage.Client{ID: "proxy", Name: "Intranet", SecretHash: factor.HashToken(clientSecret),
-		RedirectURIs: []string{"http://" + addr + "/oauth2/callback"}, AuthMethod: "client_secret_basic",
-		GrantTypes: []string{"authorization_code", "refresh_token"}, IDTokenAlg: "RS256",
-		MinACR: acrMFA, FirstParty: true})
+	proxyClient(e, addr, clientSecret, func(c *storage.Client) { c.MinACR = acrMFA })
 	app := upstreamApp(t)
 	proxy := startOAuth2Proxy(t, e, "proxy", clientSecret, addr, app.URL, "--cookie-refresh=1s")
 
@@ -298,9 +295,7 @@ func TestOAuth2ProxyRefusesUnverifiedEmail(t *testing.T) {
 	}
 	addr := freeAddr(t)
 	const clientSecret = "proxy-secret-0123456789"
-	e.addClient(storage.Client{ID: "proxy", Name: "Intranet", SecretHash: factor.HashToken(clientSecret),
-		RedirectURIs: []string{"http://" + addr + "/oauth2/callback"}, AuthMethod: "client_secret_basic",
-		GrantTypes: []string{"authorization_code", "refresh_token"}, IDTokenAlg: "RS256", FirstParty: true})
+	proxyClient(e, addr, clientSecret, nil)
 	proxy := startOAuth2Proxy(t, e, "proxy", clientSecret, addr, upstreamApp(t).URL)
 
 	b := e.browser()
@@ -310,5 +305,70 @@ func TestOAuth2ProxyRefusesUnverifiedEmail(t *testing.T) {
 	}
 	if p.status != http.StatusInternalServerError && p.status != http.StatusForbidden {
 		t.Fatalf("unverified email: %d at %s\n%.1000s", p.status, p.url, p.body)
+	}
+}
+
+// proxyClient registers the Keystep client for an oauth2-proxy that will
+// listen on addr, changed by mod.
+func proxyClient(e *env, addr, secret string, mod func(*storage.Client)) {
+	c := storage.Client{ID: "proxy", Name: "Intranet", SecretHash: factor.HashToken(secret),
+		RedirectURIs: []string{"http://" + addr + "/oauth2/callback"}, AuthMethod: "client_secret_basic",
+		GrantTypes: []string{"authorization_code", "refresh_token"}, IDTokenAlg: "RS256", FirstParty: true}
+	if mod != nil {
+		mod(&c)
+	}
+	e.addClient(c)
+}
+
+// The other two ways README gives to require a level, with oauth2-proxy
+// asking for it (--acr-values): a --strict Keystep client makes the request
+// essential, so a user who cannot reach it gets Keystep's refusal, not the
+// app; and the proxy itself can match the acr claim as a group.
+func TestOAuth2ProxyRequiredLevel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds oauth2-proxy")
+	}
+	buildOAuth2Proxy(t)
+	const secret = "proxy-secret-0123456789"
+	for _, tc := range []struct {
+		name   string
+		strict bool
+		args   []string
+	}{
+		{"strict client", true, []string{"--acr-values=" + acrMFA}},
+		{"acr as a group", false, []string{"--acr-values=" + acrMFA, "--oidc-groups-claim=acr", "--allowed-group=" + acrMFA}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.clock.run()
+			ctx := context.Background()
+			u, err := e.store.UserByUsername(ctx, alice)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.Email, u.EmailVerified, u.EmailVerifiedAt = "alice@example.com", true, e.clock.Now()
+			if err := e.store.UpdateUser(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			addr := freeAddr(t)
+			proxyClient(e, addr, secret, func(c *storage.Client) { c.Strict = tc.strict })
+			proxy := startOAuth2Proxy(t, e, "proxy", secret, addr, upstreamApp(t).URL, tc.args...)
+
+			// Without a second factor, alice cannot reach mfa: the app is not reached.
+			b := e.browser()
+			p := b.follow(b.signIn(b.follow(b.get(proxy+"/")), alice, alicePass))
+			if strings.Contains(p.body, "alice@example.com") {
+				t.Fatalf("the app was reached at a lower level: %d %s", p.status, p.body)
+			}
+
+			// With one, Keystep asks for it, and the app sees mfa.
+			totp := e.enrollTOTP(u.ID)
+			b = e.browser()
+			p = b.signIn(b.follow(b.get(proxy+"/")), alice, alicePass)
+			p = b.follow(b.submitCode(p, "/login/otp", e.totp(totp)))
+			if p.status != http.StatusOK || !strings.Contains(p.body, acrMFA) || !strings.Contains(p.body, "alice@example.com") {
+				t.Fatalf("after the step-up: %d at %s\n%.1000s", p.status, p.url, p.body)
+			}
+		})
 	}
 }
