@@ -58,7 +58,7 @@ func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	src, err := sqlite.OpenExclusive(ctx, db)
 	if errors.Is(err, sqlite.ErrInUse) {
-		return fmt.Errorf("migrate: %w (stop the server: a copy taken while it writes would miss what comes after)", err)
+		return fmt.Errorf("migrate: %w: a copy taken while a server writes would miss what comes after", err)
 	}
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)

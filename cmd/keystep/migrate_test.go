@@ -96,7 +96,7 @@ func TestMigrateToPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantExit(t, keystep(t, "", "migrate", "--data", data, "--to", dsn), 1, "in use", "stop the server")
+	wantExit(t, keystep(t, "", "migrate", "--data", data, "--to", dsn), 1, "in use", "stop it first")
 	held.Close()
 	dst, err := postgres.Open(t.Context(), dsn)
 	if err != nil {
