@@ -8,6 +8,7 @@
 //	keystep keys rotate|list
 //	keystep audit verify|checkpoint|export
 //	keystep backup --to FILE | restore --from FILE | systemd-unit
+//	keystep migrate --to postgres://…
 //
 // Every flag has a KEYSTEP_* environment variable (KEYSTEP_ADDR, …).
 package main
@@ -102,6 +103,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = backup(ctx, args, stdout)
 	case "restore":
 		err = restore(ctx, args, stdout)
+	case "migrate":
+		err = migrateCmd(ctx, args, stdout)
 	case "systemd-unit":
 		err = systemdUnit(args, stdout)
 	case "bench":
@@ -179,6 +182,7 @@ const usage = `Usage:
                   the whole file is checked first; --dry-run prints the changes and the policy diff)
   keystep backup --to FILE   (a consistent copy of the SQLite database, while serving)
   keystep restore --from FILE [--force] (the master key must fit; never over a database in use)
+  keystep migrate --to postgres://… (copy the SQLite database into an empty PostgreSQL one; server stopped)
   keystep systemd-unit [--binary PATH] [--issuer URL] [--addr ADDR] [--master-key FILE] [--tls]
   keystep export [--config FILE] [-o FILE] [--format yaml|json]
                   (the active policy version, else the --config file's, and the clients)
