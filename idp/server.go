@@ -485,12 +485,13 @@ func (s *Server) Maintain(ctx context.Context, every time.Duration) {
 		}
 		now := s.cfg.Now().UTC()
 		for name, f := range map[string]func(context.Context, time.Time) (int, error){
-			"auth_requests": s.cfg.Store.DeleteExpiredAuthRequests,
-			"tokens":        s.cfg.Store.DeleteExpiredTokens,
-			"signing_keys":  s.cfg.Store.DeleteExpiredSigningKeys,
-			"sessions":      s.sweepSessions, // ended, so their apps are told
-			"outbox":        s.sweepGivenUp,
-			"throttle":      func(ctx context.Context, _ time.Time) (int, error) { return s.ui.SweepThrottle(ctx) },
+			"auth_requests":   s.cfg.Store.DeleteExpiredAuthRequests,
+			"tokens":          s.cfg.Store.DeleteExpiredTokens,
+			"signing_keys":    s.cfg.Store.DeleteExpiredSigningKeys,
+			"password_resets": s.cfg.Store.DeleteExpiredPasswordResets,
+			"sessions":        s.sweepSessions, // ended, so their apps are told
+			"outbox":          s.sweepGivenUp,
+			"throttle":        func(ctx context.Context, _ time.Time) (int, error) { return s.ui.SweepThrottle(ctx) },
 		} {
 			if n, err := f(ctx, now); err != nil {
 				s.log.WarnContext(ctx, "cleanup failed", "table", name, "err", err)
