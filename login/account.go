@@ -195,7 +195,7 @@ func (h *Handler) accountCallback(w http.ResponseWriter, r *http.Request) error 
 		}
 		return userError(http.StatusForbidden, "That change needs more", msg)
 	}
-	if !strings.HasPrefix(returnTo, "/account") && !admin {
+	if !strings.HasPrefix(returnTo, "/account") && !admin && returnTo != lostFactorsPath {
 		returnTo = "/account"
 	}
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)

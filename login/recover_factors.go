@@ -58,6 +58,10 @@ func (h *Handler) passwordSession(r *http.Request) (storage.Session, storage.Use
 	return storage.Session{}, storage.User{}, false, nil
 }
 
+// lostFactorsPath is the lost-factor page, where a sign-in for a fresh
+// password comes back to.
+const lostFactorsPath = "/recover/factors"
+
 // errNeedPassword sends a person without a fresh password to sign in.
 var errNeedPassword = userError(http.StatusUnauthorized, "Sign in with your password first",
 	"Start signing in to the app as usual. When it asks for your authenticator app or passkey, choose \"Lost your second factor?\".")
@@ -67,7 +71,8 @@ func (h *Handler) lostFactorsPage(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	} else if !ok {
-		return errNeedPassword
+		// The password again (max_age), at the lowest level, then back.
+		return ignoreRedirect(h.portalAuthorize(w, r, stepup.ACRSingleFactor, reauthForChanges, lostFactorsPath))
 	}
 	return h.showLostFactors(w, r, http.StatusOK, u, "", "")
 }
