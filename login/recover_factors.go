@@ -91,11 +91,14 @@ func (h *Handler) showLostFactors(w http.ResponseWriter, r *http.Request, status
 	now := h.cfg.Now()
 	switch {
 	case err == nil && (req.Status == storage.RecoveryPending || req.Status == storage.RecoveryApproved):
-		p.Request, p.Eligible = &req, req.Eligible(now)
+		p.Request, p.Eligible = &req, h.eligible(req, u, now)
 		p.Headline = "Your request to replace your sign-in methods"
-		if p.Eligible {
+		switch {
+		case p.Eligible:
 			p.Lead = "Your request is ready. Continuing removes your old authenticator apps, passkeys and recovery codes, signs out your other sessions, and lets you set up new ones."
-		} else {
+		case !p.Notified:
+			p.Lead = "Your account has no confirmed email address, so nobody could be told of the request. Only your administrator can approve it: contact them."
+		default:
 			p.Lead = "Until " + req.EligibleAt.UTC().Format("Monday 2 January 2006, 15:04 MST") + " only your password works. Then come back here after signing in with your password."
 		}
 	case !rf.hasFactors:
@@ -104,6 +107,9 @@ func (h *Handler) showLostFactors(w http.ResponseWriter, r *http.Request, status
 		p.Headline = "Lost your second factor?"
 		p.Lead = "If you have none of your authenticator apps, passkeys or recovery codes, you can ask to replace them. For your safety this takes " +
 			humanWait(h.cfg.RecoveryCoolingOff) + " unless your administrator approves it sooner, and we tell your confirmed email address, from where it can be cancelled."
+		if !p.Notified {
+			p.Lead = "If you have none of your authenticator apps, passkeys or recovery codes, you can ask to replace them. Your account has no confirmed email address to tell, so only your administrator can approve the request."
+		}
 	}
 	return h.renderRecover(w, r, status, "Lost your second factor?", p)
 }
@@ -180,7 +186,7 @@ func (h *Handler) postUseRecovery(w http.ResponseWriter, r *http.Request) error 
 	}
 	now := h.cfg.Now()
 	req, err := h.cfg.Store.LatestRecoveryRequest(ctx, u.ID)
-	if errors.Is(err, storage.ErrNotFound) || err == nil && !req.Eligible(now) {
+	if errors.Is(err, storage.ErrNotFound) || err == nil && !h.eligible(req, u, now) {
 		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventRecoveryResetRefused, UserID: u.ID, Outcome: "denied", Reason: "recovery request not eligible"}); err != nil {
 			return err
 		}
@@ -220,6 +226,17 @@ func (h *Handler) postUseRecovery(w http.ResponseWriter, r *http.Request) error 
 	}
 	http.Redirect(w, r, "/account?notice=recovered", http.StatusSeeOther)
 	return nil
+}
+
+// eligible reports whether req lets u replace their factors at now. The
+// cooling-off alone is enough only when the owner could be told: without
+// a confirmed address (which the password alone cannot add, DESIGN §3.3)
+// nobody could cancel it, so only an admin's approval makes it usable.
+func (h *Handler) eligible(req storage.RecoveryRequest, u storage.User, now time.Time) bool {
+	if req.Status == storage.RecoveryPending && (!u.EmailVerified || u.Email == "") {
+		return false
+	}
+	return req.Eligible(now)
 }
 
 // cancelPage asks before cancelling: mail scanners open links, and a GET

@@ -745,3 +745,33 @@ func (f *fixture) portalHome(b *browser) string {
 	}
 	return got.body
 }
+
+// Without a confirmed address nobody could cancel a request, so the
+// cooling-off alone never makes it usable: only an admin's approval does.
+func TestRecoveryRequestWithoutAConfirmedAddressNeedsAnAdmin(t *testing.T) {
+	f := newFixture(t, withMail())
+	f.enrollTOTP(aliceID) // no confirmed address
+	b := f.browser()
+	f.stuckAtCode(b, alicePass)
+	if got := b.post("/recover/factors", nil); got.status != http.StatusOK {
+		t.Fatalf("filing: %d", got.status)
+	}
+	if ms := f.mails(); len(ms) != 0 {
+		t.Errorf("mail to an unconfirmed address: %+v", ms)
+	}
+	f.clock.Advance(30 * 24 * time.Hour)
+	f.stuckAtCode(b, alicePass)
+	if page := b.get("/recover/factors"); !says(page.body, "Only your administrator can approve it") || hasForm(page.body, "/recover/factors/use") {
+		t.Fatalf("page after the cooling-off:\n%.1500s", page.body)
+	}
+	if got := b.post("/recover/factors/use", nil); got.status != http.StatusForbidden {
+		t.Fatalf("used without anyone told: %d", got.status)
+	}
+	req, _ := f.store.LatestRecoveryRequest(f.ctx(), aliceID)
+	if err := f.store.DecideRecoveryRequest(f.ctx(), req.ID, storage.RecoveryPending, storage.RecoveryApproved, bobID, "checked in person", f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.post("/recover/factors/use", nil); got.status != http.StatusSeeOther {
+		t.Fatalf("an approved request: %d", got.status)
+	}
+}
