@@ -177,3 +177,61 @@ func TestRecoveryRequestThroughTheRelay(t *testing.T) {
 		t.Fatalf("audit: %+v", ev)
 	}
 }
+
+// A passkey as the second factor of a reset: the sign-in's ceremony,
+// bound to the reset and to the browser that asked for it.
+func TestPasswordResetWithAPasskey(t *testing.T) {
+	sink := startSMTPSink(t)
+	e := newEnv(t, onLocalhost, withSMTP(sink))
+	key := e.softEnroll(alice, alicePass)
+	e.verifyEmail("u-alice", "alice@example.com")
+	sink.deliver(t, e)
+
+	b := e.browser()
+	b.post("/recover", url.Values{"account": {alice}})
+	got := sink.deliver(t, e)
+	if len(got) != 1 {
+		t.Fatalf("relay received %+v", got)
+	}
+	link := linkTo(t, got[0].text, e.issuer+"/recover/reset?")
+	u, _ := url.Parse(link)
+	token := u.Query().Get("token")
+	p := b.get(link)
+	if !strings.Contains(p.body, `data-passkey-path="/recover/reset/webauthn"`) || p.has("/recover/reset/password") {
+		t.Fatalf("the link must offer the passkey and not the password:\n%.1500s", p.body)
+	}
+	// Another browser gets no challenge.
+	if status, _ := e.browser().postJSON("/recover/reset/webauthn/options", map[string]string{"id": token}); status != 403 {
+		t.Fatalf("options in another browser: %d", status)
+	}
+	options := func() string {
+		t.Helper()
+		status, out := b.postJSON("/recover/reset/webauthn/options", map[string]string{"id": token})
+		pk, _ := out["publicKey"].(map[string]any)
+		challenge, _ := pk["challenge"].(string)
+		if status != 200 || challenge == "" {
+			t.Fatalf("options: %d %v", status, out)
+		}
+		return challenge
+	}
+	// Another key's assertion is refused, and the reset still asks.
+	other := newSoftKey(t)
+	if status, _ := b.postJSON("/recover/reset/webauthn/verify", map[string]any{"id": token, "credential": other.assertion(e, options(), softTweak{})}); status != 401 {
+		t.Fatalf("another key: %d", status)
+	}
+	if p := b.get(link); p.has("/recover/reset/password") {
+		t.Fatal("a refused key counted")
+	}
+	e.clock.Advance(time.Second)
+	status, out := b.postJSON("/recover/reset/webauthn/verify", map[string]any{"id": token, "credential": key.assertion(e, options(), softTweak{})})
+	if next, _ := out["redirect"].(string); status != 200 || !strings.HasPrefix(next, "/recover/reset?") {
+		t.Fatalf("verify: %d %v", status, out)
+	}
+	const newPass = "a brand new long password"
+	if p := b.post("/recover/reset/password", url.Values{"token": {token}, "new_password": {newPass}, "confirm_password": {newPass}}); p.status != 200 {
+		t.Fatalf("the new password: %d\n%.1500s", p.status, p.body)
+	}
+	if ev := e.lastEvent(storage.EventRecoveryPasswordReset); ev.UserID != "u-alice" || ev.Details["factor"] != "second factor" {
+		t.Fatalf("audit: %+v", ev)
+	}
+}

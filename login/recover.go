@@ -84,7 +84,7 @@ type recoverPage struct {
 	Token          string // the reset link's token, on the pages it leads to
 	Step           string // "factor", "password", "done", "sent"
 	TOTP, Codes    bool   // the second factors the reset may be finished with
-	PasskeyOnly    bool   // the account's only second factors are passkeys
+	Passkey        bool
 	Locked         bool
 	MailOff        bool
 	// Recovery requests.
@@ -101,6 +101,8 @@ func (h *Handler) registerRecover(mux *http.ServeMux) {
 	mux.Handle("GET /recover/reset", h.handle(h.resetPage))
 	mux.Handle("POST /recover/reset/code", h.handle(h.postResetCode))
 	mux.Handle("POST /recover/reset/password", h.handle(h.postResetPassword))
+	mux.Handle("POST /recover/reset/webauthn/options", h.handleJSON(h.resetPasskeyOptions))
+	mux.Handle("POST /recover/reset/webauthn/verify", h.handleJSON(h.resetPasskeyVerify))
 	mux.Handle("GET /recover/factors", h.handle(h.lostFactorsPage))
 	mux.Handle("POST /recover/factors", h.handle(h.postLostFactors))
 	mux.Handle("POST /recover/factors/use", h.handle(h.postUseRecovery))
@@ -322,8 +324,8 @@ func (h *Handler) showReset(w http.ResponseWriter, r *http.Request, status int, 
 		p.Step, p.Headline = "factor", "First, confirm it's you"
 		p.Lead = "Your account has a second way to sign in. Use it to continue; an emailed link alone can't change your password."
 		p.TOTP, p.Codes = rf.totp && !rf.locked[stepup.TOTP], rf.codes && !rf.locked[stepup.Recovery]
-		p.PasskeyOnly = rf.passkeys && !rf.totp && !rf.codes
-		p.Locked = !p.TOTP && !p.Codes && !p.PasskeyOnly
+		p.Passkey = rf.passkeys && h.cfg.WebAuthn != nil
+		p.Locked = !p.TOTP && !p.Codes && !p.Passkey
 		return h.renderRecover(w, r, status, "Confirm it's you", p)
 	}
 	p.Step, p.Headline = "password", "Choose a new password"
