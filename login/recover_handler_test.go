@@ -775,3 +775,14 @@ func TestRecoveryRequestWithoutAConfirmedAddressNeedsAnAdmin(t *testing.T) {
 		t.Fatalf("an approved request: %d", got.status)
 	}
 }
+
+// The rows counting reset requests are swept once no rule looks at them.
+func TestResetThrottleRowsAreSwept(t *testing.T) {
+	f := newFixture(t, withMail())
+	f.askReset(f.browser(), "nobody")
+	f.clock.Advance(3 * time.Hour)
+	n, err := f.ui.SweepThrottle(f.ctx())
+	if err != nil || n < 2 {
+		t.Fatalf("swept %d rows (%v), want the request's address and name rows", n, err)
+	}
+}
