@@ -292,7 +292,21 @@ func (h *Handler) postCancelRecovery(w http.ResponseWriter, r *http.Request) err
 		Lead: "Nothing changed on your account. If you didn't ask for it, someone may know your password: sign in and change it."})
 }
 
-// recoveryRequests is the console's list: pending requests first.
+// recoveryRequests is the console's list: every pending request, then
+// the most recent decided ones.
 func (h *Handler) recoveryRequests(ctx context.Context) ([]storage.RecoveryRequest, error) {
-	return h.cfg.Store.ListRecoveryRequests(ctx, "", 100)
+	pending, err := h.cfg.Store.ListRecoveryRequests(ctx, storage.RecoveryPending, 500)
+	if err != nil {
+		return nil, err
+	}
+	recent, err := h.cfg.Store.ListRecoveryRequests(ctx, "", 50)
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range recent {
+		if q.Status != storage.RecoveryPending {
+			pending = append(pending, q)
+		}
+	}
+	return pending, nil
 }

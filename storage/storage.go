@@ -959,8 +959,9 @@ func (r RecoveryRequest) Eligible(now time.Time) bool {
 // Recovery stores self-service account recovery (issue 22): password
 // reset links and recovery requests.
 type Recovery interface {
-	// UsersByEmail returns the accounts whose Email is email, verified or
-	// not, by username; none is no error. Addresses are not unique.
+	// UsersByEmail returns the accounts whose Email is email, compared
+	// without regard to ASCII case, verified or not, by username; none is
+	// no error. Addresses are not unique.
 	UsersByEmail(ctx context.Context, email string) ([]User, error)
 	// CreatePasswordReset stores r and queues msgs in one transaction, so
 	// a link is never mailed without its row nor stored with its mail

@@ -8,7 +8,7 @@ import (
 )
 
 func (s *Store) UsersByEmail(ctx context.Context, email string) ([]storage.User, error) {
-	rows, err := s.read.query(ctx, `SELECT `+userCols+` FROM users WHERE email = ? ORDER BY username`, email)
+	rows, err := s.read.query(ctx, `SELECT `+userCols+` FROM users WHERE lower(email) = lower(?) ORDER BY username`, email)
 	us, err := list(rows, err, scanUser)
 	if err != nil {
 		return nil, s.fail("users by email", err)

@@ -27,7 +27,7 @@ var recoveryTests = []test{
 			}
 			must(t, s.CreateUser(ctx, u))
 		}
-		got, err := s.UsersByEmail(ctx, "shared@example.com")
+		got, err := s.UsersByEmail(ctx, "Shared@EXAMPLE.com")
 		must(t, err)
 		if len(got) != 2 || got[0].Username != "amy" || got[1].Username != "zed" {
 			t.Fatalf("UsersByEmail = %+v, want amy and zed", got)

@@ -25,5 +25,5 @@ CREATE TABLE recovery_requests (
 CREATE INDEX recovery_requests_user ON recovery_requests (user_id, created_at);
 CREATE INDEX recovery_requests_status ON recovery_requests (status, created_at);
 
-CREATE INDEX users_email ON users (email);
+CREATE INDEX users_email ON users (lower(email));
 ALTER TABLE users ADD COLUMN risk_floor_new_devices BOOLEAN NOT NULL DEFAULT FALSE;
