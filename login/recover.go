@@ -80,19 +80,20 @@ type recoverPage struct {
 	Headline, Lead string
 	Problem        string
 	Notice         string
-	Account        string // what was typed on /recover
+	Account        string // the name typed on /recover, or the account's username
 	Token          string // the reset link's token, on the pages it leads to
-	Step           string // "factor", "password", "done", "sent"
-	TOTP, Codes    bool   // the second factors the reset may be finished with
-	Passkey        bool
-	Locked         bool
-	MailOff        bool
+	Step           string // "ask", "sent", "factor", "password", "done", "lost", "cancel"
+	// TOTP, Codes and Passkey are the second factors the reset may be
+	// finished with; Locked: none of the account's can be used here.
+	TOTP, Codes, Passkey bool
+	Locked               bool
+	MailOff              bool
 	// Recovery requests.
 	Request   *storage.RecoveryRequest
 	Eligible  bool
-	Cancel    string // the cancel link's request ID and token
-	CancelTok string
-	Notified  bool // the notice went to a verified address
+	Cancel    string // the cancel link's request ID
+	CancelTok string // and its token
+	Notified  bool   // the notice went to a verified address
 }
 
 func (h *Handler) registerRecover(mux *http.ServeMux) {

@@ -149,7 +149,7 @@ func (h *Handler) postLostFactors(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	req := storage.RecoveryRequest{ID: id[:22], UserID: u.ID, CreatedAt: now, EligibleAt: now.Add(h.cfg.RecoveryCoolingOff), Status: storage.RecoveryPending}
+	req := storage.RecoveryRequest{ID: id, UserID: u.ID, CreatedAt: now, EligibleAt: now.Add(h.cfg.RecoveryCoolingOff), Status: storage.RecoveryPending}
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventRecoveryRequested, UserID: u.ID, ActorID: u.ID, Outcome: "success",
 		Details: map[string]string{"request": req.ID, "eligible_at": req.EligibleAt.UTC().Format(time.RFC3339)}}); err != nil {
 		return err
