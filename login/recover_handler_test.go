@@ -517,6 +517,14 @@ func TestRecoveryRequestAfterTheCoolingOffReplacesTheFactors(t *testing.T) {
 	if got := b.post("/recover/factors/use", nil); got.status != http.StatusForbidden {
 		t.Errorf("using it again: %d", got.status)
 	}
+	// The portal says what happened and sets up the new authenticator app
+	// (the bootstrap: a fresh password, no second factor).
+	if home := b.get("/account?notice=recovered"); !says(home.body, "Set up a new authenticator app or passkey now.") {
+		t.Errorf("portal after the recovery: %d\n%.1500s", home.status, home.body)
+	}
+	if page := b.get("/account/totp"); page.status != http.StatusOK || !hasForm(page.body, "/account/totp") {
+		t.Errorf("setting up a new app after the recovery: %d %q\n%.1500s", page.status, page.location, page.body)
+	}
 }
 
 func TestRecoveryRequestsAreThrottled(t *testing.T) {
