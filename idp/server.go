@@ -94,6 +94,10 @@ type Config struct {
 	// phr waits before a use from a known device and network makes it
 	// phishing-resistant (0 means 24 hours; DESIGN §3.3).
 	PasskeyCoolingOff time.Duration
+	// RecoveryCoolingOff is how long a request to replace lost second
+	// factors waits before it can be used, unless an admin approves it
+	// sooner (0 means login.DefaultRecoveryCoolingOff, 72 hours).
+	RecoveryCoolingOff time.Duration
 	// PasskeysTrustedAtOnce is for `keystep demo` only, whose throwaway
 	// server has no history to judge a new passkey by: every passkey
 	// added counts as phishing-resistant at once. It turns off DESIGN
@@ -180,6 +184,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SessionIdleTimeout < 0 || c.SessionMaxAge < 0 {
 		errs = append(errs, fmt.Errorf("session: idle timeout %s and max age %s must not be negative", c.SessionIdleTimeout, c.SessionMaxAge))
+	}
+	if c.RecoveryCoolingOff < 0 {
+		errs = append(errs, fmt.Errorf("recovery: cooling-off %s is negative", c.RecoveryCoolingOff))
 	}
 	if c.PasskeyCoolingOff < 0 {
 		errs = append(errs, fmt.Errorf("passkeys: cooling-off %s is negative", c.PasskeyCoolingOff))
@@ -363,6 +370,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		Limits:             cfg.Limits,
 		SessionIdleTimeout: cfg.SessionIdleTimeout, SessionMaxAge: cfg.SessionMaxAge,
 		PasskeyCoolingOff:     cfg.PasskeyCoolingOff,
+		RecoveryCoolingOff:    cfg.RecoveryCoolingOff,
 		PasskeysTrustedAtOnce: cfg.PasskeysTrustedAtOnce,
 		RotateKeys: func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error) {
 			added, err := RotateKeys(ctx, cfg.Store, sealer, now(), activateIn)
@@ -404,7 +412,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	// A public client may push from the browser (RFC 9126 §2), like it
 	// calls the token endpoint.
 	mux.Handle(parPath, cors.New(*corsOpts).Handler(http.HandlerFunc(opsrv.pushAuthorization)))
-	for _, p := range []string{"/account", "/account/", "/admin", "/admin/", "/setup", "/logged-out", "/logout"} {
+	for _, p := range []string{"/account", "/account/", "/admin", "/admin/", "/setup", "/logged-out", "/logout", "/recover", "/recover/"} {
 		mux.Handle(p, csrf.Handler(uiMux))
 	}
 	// The login UI ends a request it refuses with an error redirect to
@@ -494,12 +502,13 @@ func (s *Server) Maintain(ctx context.Context, every time.Duration) {
 		}
 		now := s.cfg.Now().UTC()
 		for name, f := range map[string]func(context.Context, time.Time) (int, error){
-			"auth_requests": s.cfg.Store.DeleteExpiredAuthRequests,
-			"tokens":        s.cfg.Store.DeleteExpiredTokens,
-			"signing_keys":  s.cfg.Store.DeleteExpiredSigningKeys,
-			"sessions":      s.sweepSessions, // ended, so their apps are told
-			"outbox":        s.sweepGivenUp,
-			"throttle":      func(ctx context.Context, _ time.Time) (int, error) { return s.ui.SweepThrottle(ctx) },
+			"auth_requests":   s.cfg.Store.DeleteExpiredAuthRequests,
+			"tokens":          s.cfg.Store.DeleteExpiredTokens,
+			"signing_keys":    s.cfg.Store.DeleteExpiredSigningKeys,
+			"password_resets": s.cfg.Store.DeleteExpiredPasswordResets,
+			"sessions":        s.sweepSessions, // ended, so their apps are told
+			"outbox":          s.sweepGivenUp,
+			"throttle":        func(ctx context.Context, _ time.Time) (int, error) { return s.ui.SweepThrottle(ctx) },
 		} {
 			if n, err := f(ctx, now); err != nil {
 				s.log.WarnContext(ctx, "cleanup failed", "table", name, "err", err)

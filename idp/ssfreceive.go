@@ -402,6 +402,7 @@ func (x *ssfReceiver) act(ctx context.Context, iss string, set receivedSET, typ 
 		switch ev.CurrentStatus {
 		case "not-compliant":
 			u.RiskFloor, u.RiskFloorUntil, u.RiskFloorReason = stepup.ACRMultiFactor, now.Add(receivedRiskTTL), "device not compliant, "+why
+			u.RiskFloorNewDevices = false // every device, not only new ones
 			if err := st.UpdateUser(ctx, u); err != nil {
 				return "", u.ID, err
 			}
@@ -411,7 +412,7 @@ func (x *ssfReceiver) act(ctx context.Context, iss string, set receivedSET, typ 
 			if u.RiskFloor == "" || !strings.HasSuffix(u.RiskFloorReason, why) {
 				return "nothing of this issuer's to clear", u.ID, nil
 			}
-			u.RiskFloor, u.RiskFloorUntil, u.RiskFloorReason = "", time.Time{}, ""
+			u.RiskFloor, u.RiskFloorUntil, u.RiskFloorReason, u.RiskFloorNewDevices = "", time.Time{}, "", false
 			if err := st.UpdateUser(ctx, u); err != nil {
 				return "", u.ID, err
 			}

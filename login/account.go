@@ -195,7 +195,7 @@ func (h *Handler) accountCallback(w http.ResponseWriter, r *http.Request) error 
 		}
 		return userError(http.StatusForbidden, "That change needs more", msg)
 	}
-	if !strings.HasPrefix(returnTo, "/account") && !admin {
+	if !strings.HasPrefix(returnTo, "/account") && !admin && returnTo != lostFactorsPath {
 		returnTo = "/account"
 	}
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
@@ -410,6 +410,17 @@ var notices = map[string]string{
 	"sessions":       "Your other sessions were signed out.",
 	"session":        "That session was signed out, and its apps were told.",
 	"factor-removed": "The passkey or security key was removed.",
+	"recovered":      "Your old authenticator apps, passkeys and recovery codes were removed, and your other sessions signed out. Set up a new authenticator app or passkey now.",
+}
+
+// recoveryCodeNotice heads the portal for a session that signed in with a
+// recovery code (issue 22): the way in it used is spent, so it leads to a
+// new factor first.
+const recoveryCodeNotice = "You signed in with a recovery code. If you lost your authenticator app or passkey, set up a new one now and make new recovery codes, so you're never left without a way in."
+
+// usedRecoveryCode reports whether session s proved a recovery code.
+func usedRecoveryCode(s storage.Session) bool {
+	return slices.ContainsFunc(s.Factors, func(f storage.FactorEvent) bool { return f.Method == string(stepup.Recovery) })
 }
 
 // passkeyPendingNotice follows adding a passkey from a session below phr;
@@ -429,6 +440,9 @@ func (h *Handler) accountHome(w http.ResponseWriter, r *http.Request) error {
 	p.Notice = notices[key]
 	if key == "passkey-pending" {
 		p.Notice = fmt.Sprintf(passkeyPendingNotice, fmtDuration(h.cfg.PasskeyCoolingOff))
+	}
+	if p.Notice == "" && usedRecoveryCode(a.sess) {
+		p.Notice = recoveryCodeNotice
 	}
 	p.Nav = "overview"
 	return h.r.render(w, http.StatusOK, "account", p)

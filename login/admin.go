@@ -95,6 +95,8 @@ func (h *Handler) registerAdmin(mux *http.ServeMux) {
 	mux.Handle("POST /admin/outbox/{id}/retry", h.adminHandle(h.adminRetryOutbox))
 	mux.Handle("POST /admin/outbox/receivers", h.adminHandle(h.adminAddReceiver))
 	mux.Handle("POST /admin/outbox/receivers/delete", h.adminHandle(h.adminDeleteReceiver))
+	mux.Handle("GET /admin/recovery", h.adminHandle(h.adminRecovery))
+	mux.Handle("POST /admin/recovery/{id}/{decision}", h.adminHandle(h.adminDecideRecovery))
 }
 
 // adminState is the admin at work: their account and session.
@@ -264,6 +266,8 @@ func (h *Handler) adminPage(r *http.Request, a *adminState, nav, title string) a
 }
 
 var adminNotices = map[string]string{
+	"recovery-approved":   "The request was approved: the person can replace their sign-in methods after their password.",
+	"recovery-denied":     "The request was denied. Nothing changed on the account.",
 	"client-created":      "The client was created.",
 	"client-saved":        "Your changes were saved.",
 	"client-same":         "Nothing changed.",

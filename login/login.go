@@ -72,6 +72,10 @@ type Config struct {
 	// PasskeysTrustedAtOnce trusts every passkey as it is added: for the
 	// demo's throwaway server only (idp.Config.PasskeysTrustedAtOnce).
 	PasskeysTrustedAtOnce bool
+	// RecoveryCoolingOff is how long a request to replace lost second
+	// factors waits before it can be used, unless an admin approves it
+	// sooner; 0 means DefaultRecoveryCoolingOff.
+	RecoveryCoolingOff time.Duration
 	// RotateKeys makes new signing keys for the admin console; nil hides
 	// the button.
 	RotateKeys func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error)
@@ -135,6 +139,9 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.PasskeyCoolingOff <= 0 {
 		cfg.PasskeyCoolingOff = DefaultPasskeyCoolingOff
 	}
+	if cfg.RecoveryCoolingOff <= 0 {
+		cfg.RecoveryCoolingOff = DefaultRecoveryCoolingOff
+	}
 	r, err := newRenderer(cfg.Templates, cfg.Dev)
 	if err != nil {
 		errs = append(errs, err)
@@ -172,6 +179,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("GET /setup", h.handle(h.setupPage))
 	mux.Handle("POST /setup", h.handle(h.postSetup))
 	h.registerEnroll(mux)
+	h.registerRecover(mux)
 	h.registerAccount(mux)
 	h.registerAdmin(mux)
 }

@@ -47,24 +47,34 @@ func (h *Handler) queueMail(ctx context.Context, u storage.User, to string, k ma
 	if !h.mailOn() {
 		return nil
 	}
+	m, err := h.mailMessage(ctx, u, to, k, d)
+	if err != nil {
+		return err
+	}
+	return h.cfg.Store.QueueOutbox(ctx, []storage.OutboxMessage{m})
+}
+
+// mailMessage is the outbox message queueMail queues, for callers that
+// queue it with a change of their own in one storage call.
+func (h *Handler) mailMessage(ctx context.Context, u storage.User, to string, k mail.Kind, d mail.Data) (storage.OutboxMessage, error) {
 	info := web.Info(ctx)
 	d.Product, d.Username, d.When, d.IP, d.Device = h.cfg.ProductName, u.Username, h.cfg.Now(), info.IP, mail.Device(info.UserAgent)
 	m, err := mail.Compose(k, to, d)
 	if err != nil {
-		return err
+		return storage.OutboxMessage{}, err
 	}
 	payload, err := json.Marshal(mail.Queued{UserID: u.ID, Message: m})
 	if err != nil {
-		return err
+		return storage.OutboxMessage{}, err
 	}
 	id, err := factor.NewToken()
 	if err != nil {
-		return err
+		return storage.OutboxMessage{}, err
 	}
-	return h.cfg.Store.QueueOutbox(ctx, []storage.OutboxMessage{{
+	return storage.OutboxMessage{
 		ID: id, Kind: storage.OutboxMail, Target: "mailto:" + to, Payload: string(payload),
 		QueuedAt: d.When, NextAttemptAt: d.When,
-	}})
+	}, nil
 }
 
 // link is the absolute URL of path (and query) on this server.

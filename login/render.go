@@ -31,13 +31,14 @@ var requiredPages = []string{
 	"account_email",
 	"account_passkey", "webauthn", "logout_confirm", "account_help",
 	"enroll", "enroll_totp", "enroll_codes",
+	"recover",
 }
 
 // adminPages are the admin console's pages: each is parsed with layout.html
 // and admin_frame.html (the console's navigation), and is required too.
 var adminPages = []string{
 	"admin_home", "admin_clients", "admin_client", "admin_secret", "admin_users", "admin_user",
-	"admin_policy", "admin_audit", "admin_keys", "admin_outbox",
+	"admin_policy", "admin_audit", "admin_keys", "admin_outbox", "admin_recovery",
 }
 
 // adminCardPages are the console's pages shown in the sign-in card, outside

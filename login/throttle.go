@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/netip"
@@ -276,7 +277,9 @@ func throttleRetention(l throttle.Limits, riskWindow time.Duration) map[string]t
 func (h *Handler) SweepThrottle(ctx context.Context) (int, error) {
 	now := h.cfg.Now()
 	total := 0
-	for scope, keep := range throttleRetention(h.cfg.Limits, h.pol().Risk.Window) {
+	limits := maps.Clone(h.cfg.Limits)
+	maps.Copy(limits, recoveryLimits) // recover.go's own rules
+	for scope, keep := range throttleRetention(limits, h.pol().Risk.Window) {
 		n, err := h.cfg.Store.DeleteOldThrottleRows(ctx, scope, now.Add(-keep))
 		total += n
 		if err != nil {

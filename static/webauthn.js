@@ -4,7 +4,8 @@
 //
 //   [data-passkey-step="<auth request id>"]   sign-in and step-up: a
 //       [data-passkey-button] starts the ceremony, [data-passkey-error]
-//       shows what went wrong.
+//       shows what went wrong. data-passkey-path names other endpoints
+//       (a password reset's, with its link's token as the id).
 //   [data-passkey-autofill="<auth request id>"] sign-in: passkeys offered in
 //       the username field's autofill (conditional mediation).
 //   [data-passkey-register]                   portal: add a passkey.
@@ -171,18 +172,19 @@
 
   // signIn runs one assertion for the auth request. With mediation
   // "conditional" it is the username field's autofill and fails silently.
-  async function signIn(requestID, button, errorBox, mediation, signal) {
+  async function signIn(requestID, button, errorBox, mediation, signal, path) {
     var started = Date.now(), timeout = 0;
+    path = path || "/login/webauthn";
     if (!mediation) busy(button, true);
     try {
-      var pk = requestOptions(await post("/login/webauthn/options", { id: requestID }));
+      var pk = requestOptions(await post(path + "/options", { id: requestID }));
       timeout = pk.timeout || 0;
       var getOpts = { publicKey: pk };
       if (mediation) { getOpts.mediation = mediation; getOpts.signal = signal; }
       started = Date.now();
       var cred = await navigator.credentials.get(getOpts);
       if (mediation) busy(button, true);
-      var res = await post("/login/webauthn/verify", { id: requestID, credential: assertionJSON(cred) });
+      var res = await post(path + "/verify", { id: requestID, credential: assertionJSON(cred) });
       window.location.assign(res.redirect); // busy until the next page
     } catch (err) {
       busy(button, false);
@@ -218,7 +220,7 @@
         pending.abort.abort();
         await pending.done;
       }
-      signIn(id, button, errorBox, null, null);
+      signIn(id, button, errorBox, null, null, el.getAttribute("data-passkey-path"));
     });
   });
 

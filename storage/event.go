@@ -90,6 +90,32 @@ const (
 	// the address became the account's, verified. Details carry "email"
 	// and "previous".
 	EventAccountEmailChanged EventType = "account.email_changed"
+	// EventRecoveryResetRequested: someone asked for a "forgot password"
+	// link for the account; it went to the account's verified address.
+	EventRecoveryResetRequested EventType = "recovery.reset_requested"
+	// EventRecoveryResetRefused: a reset link was refused (opened in
+	// another browser, used, expired) or a reset request was throttled.
+	// Reason says which.
+	EventRecoveryResetRefused EventType = "recovery.reset_refused"
+	// EventRecoveryPasswordReset: the password was reset from a link,
+	// after the account's second factor when it has one; every other
+	// session and token was ended. Details carry "factor" ("" for none).
+	EventRecoveryPasswordReset EventType = "recovery.password_reset"
+	// EventRecoveryRequested: the person, after the password, asked to
+	// replace lost second factors; Details carry "request" and
+	// "eligible_at" (the end of the cooling-off).
+	EventRecoveryRequested EventType = "recovery.requested"
+	// EventRecoveryCancelled: the request was cancelled from the link in
+	// its notice. Details carry "request".
+	EventRecoveryCancelled EventType = "recovery.cancelled"
+	// EventRecoveryDecided: an admin approved (Outcome "approved") or
+	// denied (Outcome "denied") a request early, with a reason.
+	EventRecoveryDecided EventType = "recovery.decided"
+	// EventRecoveryFactorsReplaced: the person used an eligible request:
+	// every old second factor and recovery code was removed, sessions
+	// ended; new factors may be set up. Details carry "request" and
+	// "removed".
+	EventRecoveryFactorsReplaced EventType = "recovery.factors_replaced"
 	// EventSessionLogout: the user signed out (the portal, or RP-initiated
 	// logout at the end-session endpoint).
 	EventSessionLogout EventType = "session.logout"
@@ -215,7 +241,9 @@ var eventTypes = []EventType{
 	EventStepupRequested, EventStepupFactor, EventStepupThrottled, EventStepUpTransaction,
 	EventFactorEnrolled, EventFactorEnrollRefused, EventFactorRemoved, EventFactorRecoveryCodesGenerated,
 	EventFactorRecoveryCodeUsed, EventFactorSignCountRegression, EventFactorLocked, EventFactorTrusted,
-	EventAccountPasswordChanged, EventAccountEmailChangeRequested, EventAccountEmailChanged, EventSessionLogout, EventSessionEnded, EventSessionRevokedAll, EventSessionRevokedOthers,
+	EventAccountPasswordChanged, EventAccountEmailChangeRequested, EventAccountEmailChanged,
+	EventRecoveryResetRequested, EventRecoveryResetRefused, EventRecoveryPasswordReset, EventRecoveryRequested, EventRecoveryCancelled,
+	EventRecoveryDecided, EventRecoveryFactorsReplaced, EventSessionLogout, EventSessionEnded, EventSessionRevokedAll, EventSessionRevokedOthers,
 	EventTokenIssued, EventTokenCodeReplayed, EventTokenRefreshReuse, EventTokenRevoked, EventTokenRefreshRefused,
 	EventAdminDenied, EventAdminAuditExported, EventAdminUserCreated, EventAdminUserDisable, EventAdminUserEnable,
 	EventAdminUserUnlock, EventAdminUserResetFactors, EventAdminUserSignout, EventAdminUserConfirmPasskey,

@@ -47,6 +47,7 @@ type Store interface {
 	Outbox
 	SharedSignals
 	Policies
+	Recovery
 
 	// Ping reports whether the backend is reachable (readiness).
 	Ping(ctx context.Context) error
@@ -77,8 +78,11 @@ type User struct {
 	RiskFloor       string
 	RiskFloorUntil  time.Time
 	RiskFloorReason string
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	// RiskFloorNewDevices limits RiskFloor to sign-ins from devices that
+	// never completed one for the user (set after a password reset).
+	RiskFloorNewDevices bool
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
 }
 
 // Users stores accounts.
@@ -898,4 +902,93 @@ type Policies interface {
 	// ListPolicyVersions returns up to limit versions, newest first,
 	// without their documents.
 	ListPolicyVersions(ctx context.Context, limit int) ([]PolicyVersion, error)
+}
+
+// PasswordReset is one "forgot password" link (issue 22). ID is a hash of
+// the link's token, never the token; BrowserHash a hash of the cookie set
+// in the browser that asked, so the link works there only. A row whose
+// UserID is "" is the decoy written for an address that matched no
+// account: it does the same work and can never be used.
+type PasswordReset struct {
+	ID          string
+	UserID      string
+	BrowserHash string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	// FactorAt is when the account's second factor was proved for this
+	// reset; zero until then.
+	FactorAt time.Time
+	UsedAt   time.Time
+}
+
+// RecoveryStatus is where a recovery request stands.
+type RecoveryStatus string
+
+// Recovery request statuses. A request starts pending; the person cancels
+// it (from the notice's link), an admin approves or denies it, and once
+// eligible (approved, or pending past EligibleAt) the person uses it.
+const (
+	RecoveryPending   RecoveryStatus = "pending"
+	RecoveryCancelled RecoveryStatus = "cancelled"
+	RecoveryApproved  RecoveryStatus = "approved"
+	RecoveryDenied    RecoveryStatus = "denied"
+	RecoveryUsed      RecoveryStatus = "used"
+)
+
+// RecoveryRequest is a person's request to replace lost second factors
+// after the password, with neither a factor nor a recovery code left. It
+// can be used once pending past EligibleAt (the cooling-off) or approved.
+type RecoveryRequest struct {
+	ID         string
+	UserID     string
+	CreatedAt  time.Time
+	EligibleAt time.Time
+	Status     RecoveryStatus
+	DecidedBy  string // who moved it out of pending: the user's or an admin's ID
+	Reason     string // the admin's reason, for an approval or a denial
+	DecidedAt  time.Time
+}
+
+// Eligible reports whether the request lets its user set up new factors at
+// now: approved, or still pending once the cooling-off is over.
+func (r RecoveryRequest) Eligible(now time.Time) bool {
+	return r.Status == RecoveryApproved || r.Status == RecoveryPending && !now.Before(r.EligibleAt)
+}
+
+// Recovery stores self-service account recovery (issue 22): password
+// reset links and recovery requests.
+type Recovery interface {
+	// UsersByEmail returns the accounts whose Email is email, compared
+	// without regard to ASCII case, verified or not, by username; none is
+	// no error. Addresses are not unique.
+	UsersByEmail(ctx context.Context, email string) ([]User, error)
+	// CreatePasswordReset stores r and queues msgs in one transaction, so
+	// a link is never mailed without its row nor stored with its mail
+	// lost. ErrAlreadyExists when r.ID is taken.
+	CreatePasswordReset(ctx context.Context, r PasswordReset, msgs []OutboxMessage) error
+	// PasswordReset returns the reset id: ErrNotFound when unknown,
+	// ErrReplayed when used, ErrExpired when now is after its ExpiresAt.
+	PasswordReset(ctx context.Context, id string, now time.Time) (PasswordReset, error)
+	// ProvePasswordReset records that the reset's second factor was proved
+	// at at. ErrNotFound when unknown.
+	ProvePasswordReset(ctx context.Context, id string, at time.Time) error
+	// UsePasswordReset spends the reset once, with PasswordReset's errors;
+	// of concurrent callers exactly one succeeds.
+	UsePasswordReset(ctx context.Context, id string, now time.Time) error
+	// DeleteExpiredPasswordResets removes resets that expired before now.
+	DeleteExpiredPasswordResets(ctx context.Context, now time.Time) (int, error)
+
+	// CreateRecoveryRequest stores r; ErrAlreadyExists when r.ID is taken.
+	CreateRecoveryRequest(ctx context.Context, r RecoveryRequest) error
+	RecoveryRequestByID(ctx context.Context, id string) (RecoveryRequest, error)
+	// LatestRecoveryRequest is the user's newest request (by CreatedAt);
+	// ErrNotFound when there is none.
+	LatestRecoveryRequest(ctx context.Context, userID string) (RecoveryRequest, error)
+	// ListRecoveryRequests lists requests in status (every status when
+	// ""), newest first, at most limit.
+	ListRecoveryRequests(ctx context.Context, status RecoveryStatus, limit int) ([]RecoveryRequest, error)
+	// DecideRecoveryRequest moves request id from status from to status
+	// to, recording by, reason and at, atomically: ErrConflict when it is
+	// no longer in from (decided meanwhile), ErrNotFound when unknown.
+	DecideRecoveryRequest(ctx context.Context, id string, from, to RecoveryStatus, by, reason string, at time.Time) error
 }

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/keystep/keystep/idp"
+	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
@@ -147,6 +148,7 @@ const usage = `Usage:
                   [--audit-log FILE|-] (every audit event as a JSON line; reopened on SIGHUP)
                   [--require-par] (every client must push its authorization requests, RFC 9126)
                   [--outbox-allow-private] [--outbox-lease 1m] (back-channel logout delivery)
+                  [--recovery-cooling-off 72h] (before a request to replace lost factors can be used)
                   [--policy-read-only] (the --config file's policy decides; nothing is stored,
                   the console and the API refuse edits; otherwise --config seeds the stored policy)
                   [--smtp-host H [--smtp-port P] [--smtp-tls starttls|implicit|none]
@@ -325,6 +327,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{fmt.Sprintf("KEYSTEP_OUTBOX_LEASE: %v", err)}
 	}
 	outboxLease := fs.Duration("outbox-lease", lease, "how long a notification being delivered is one instance's before another may retry it (after a crash); longer than 5s")
+	coolingOff, err := time.ParseDuration(env("RECOVERY_COOLING_OFF", login.DefaultRecoveryCoolingOff.String()))
+	if err != nil {
+		return usageError{fmt.Sprintf("KEYSTEP_RECOVERY_COOLING_OFF: %v", err)}
+	}
+	recoveryCoolingOff := fs.Duration("recovery-cooling-off", coolingOff, "how long a request to replace lost second factors waits before it can be used, unless an admin approves it sooner")
 	var readOnly bool
 	registerReadOnly(fs, &readOnly)
 	var mf mailFlags
@@ -407,6 +414,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := set.serverConfig(*issuer, st, key, log)
 	cfg.DPoPNonceNotRequired = !*dpopNonce
 	cfg.Outbox = idp.OutboxConfig{AllowPrivate: *outboxPrivate, Lease: *outboxLease}
+	cfg.RecoveryCoolingOff = *recoveryCoolingOff
 	cfg.Mail = sender
 	if *dev {
 		cfg.TemplatesDir = "templates"

@@ -28,11 +28,19 @@ const (
 	FactorRemoved Kind = "factor_removed"
 	// PasswordChanged: the password was changed.
 	PasswordChanged Kind = "password_changed"
+	// ResetPassword carries a "forgot password" link to a verified address.
+	ResetPassword Kind = "reset_password"
+	// PasswordReset: the password was reset from a link; every other
+	// session was ended.
+	PasswordReset Kind = "password_reset"
+	// RecoveryRequested: a request to replace lost second factors was
+	// filed; Link cancels it, Until is when it could be used.
+	RecoveryRequested Kind = "recovery_requested"
 )
 
 // Kinds lists every Kind (the templates each must have).
 func Kinds() []Kind {
-	return []Kind{ConfirmEmail, EmailChanged, NewSignIn, FactorAdded, FactorRemoved, PasswordChanged}
+	return []Kind{ConfirmEmail, EmailChanged, NewSignIn, FactorAdded, FactorRemoved, PasswordChanged, ResetPassword, PasswordReset, RecoveryRequested}
 }
 
 // Data fills a message's template: what happened, when, where, and the
@@ -47,10 +55,14 @@ type Data struct {
 	Address  string    // the new address (ConfirmEmail, EmailChanged)
 	Link     string    // where to go: the confirmation link or the portal
 	Expires  time.Duration
+	Until    time.Time // when a recovery request could be used (RecoveryRequested)
 }
 
 // WhenText is When in words, in UTC ("Monday 7 December 2026, 14:07 UTC").
 func (d Data) WhenText() string { return d.When.UTC().Format("Monday 2 January 2006, 15:04 MST") }
+
+// UntilText is Until in words, like WhenText.
+func (d Data) UntilText() string { return d.Until.UTC().Format("Monday 2 January 2006, 15:04 MST") }
 
 // ExpiresText is Expires in words ("30 minutes").
 func (d Data) ExpiresText() string {

@@ -119,12 +119,18 @@ const (
 )
 
 // ReceivedSignals raises a with what received signals left on u: the
-// stored risk floor while it lasts, and a second factor, required, while
-// the password is marked compromised. It only ever raises the floor.
+// stored risk floor while it lasts (one set for new devices only, after a
+// password reset, when a finds the device new), and a second factor,
+// required, while the password is marked compromised. It only ever raises
+// the floor.
 func ReceivedSignals(a risk.Assessment, u storage.User, now time.Time) risk.Assessment {
-	if u.RiskFloor != "" && now.Before(u.RiskFloorUntil) {
+	if u.RiskFloor != "" && now.Before(u.RiskFloorUntil) && (!u.RiskFloorNewDevices || a.Has(risk.NewDevice)) {
 		a.Floor = higherACR(a.Floor, u.RiskFloor)
-		a.Signals = append(a.Signals, risk.Signal{Name: SignalReceivedRisk, Reason: "A security service reported a risk on your account.",
+		why := "A security service reported a risk on your account."
+		if u.RiskFloorNewDevices {
+			why = "Your password was reset recently, and this device is new to your account."
+		}
+		a.Signals = append(a.Signals, risk.Signal{Name: SignalReceivedRisk, Reason: why,
 			Detail: u.RiskFloorReason + " (until " + u.RiskFloorUntil.UTC().Format(time.RFC3339) + ", floor " + u.RiskFloor + ")"})
 	}
 	if u.PasswordCompromised {

@@ -67,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"OutboxSweep", outboxSweepTests},
 		{"SharedSignals", sharedSignalsTests},
 		{"Policies", policyTests},
+		{"Recovery", recoveryTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -116,6 +116,7 @@ var userTests = []test{
 			RiskFloor:           "urn:example:acr:floor",
 			RiskFloorUntil:      t0.Add(24 * time.Hour),
 			RiskFloorReason:     "device not compliant",
+			RiskFloorNewDevices: true,
 			CreatedAt:           t0.Add(time.Hour), // not mutable
 			UpdatedAt:           t0.Add(2 * time.Hour),
 		}
