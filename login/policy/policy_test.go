@@ -2,7 +2,9 @@ package policy_test
 
 import (
 	"errors"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +21,7 @@ func intp(n int) *int { return &n }
 // path; a good document compiles to what it says.
 func TestCompile(t *testing.T) {
 	known := func(id string) bool { return id == "payroll" || id == "hr" }
-	opt := policy.Options{KnownClient: known, ReadFile: func(name string) ([]byte, error) {
+	opt := policy.Options{KnownClient: known, LocationsCSV: "geo.csv", ReadFile: func(name string) ([]byte, error) {
 		return nil, errors.New("no such file")
 	}}
 	tests := []struct {
@@ -44,6 +46,8 @@ func TestCompile(t *testing.T) {
 			OnHigh: &policy.RiskAction{Floor: "gold"}, DenyCIDRs: []string{"not a cidr"},
 			SuspiciousCIDRs: []string{"10.0.0.0/99"}, LocationsCSV: "geo.csv",
 		}}, want: []string{`risk.on_high.floor: unknown acr "gold"`, "risk.deny_cidrs:", "risk.suspicious_cidrs:", "risk.locations_csv geo.csv: no such file"}},
+		{name: "a locations file other than the server's own is refused unread", doc: policy.Document{Risk: &policy.Risk{LocationsCSV: "/etc/passwd"}},
+			want: []string{`risk.locations_csv: only the file the server's configuration names may be used ("geo.csv")`}},
 		{name: "risk thresholds out of order", doc: policy.Document{Risk: &policy.Risk{Medium: intp(80), High: intp(40)}},
 			want: []string{"risk:"}},
 		{name: "every client problem, with the others", doc: policy.Document{
@@ -227,5 +231,19 @@ func TestCanonicalParse(t *testing.T) {
 	}
 	if _, err := policy.Parse(`{"client_policies":{"p":{"factors":"totp"}}}`); err == nil {
 		t.Error("Parse accepted a wrong type")
+	}
+}
+
+// The server's own locations file is read only when it is a regular file:
+// a FIFO or a device could block for ever or never end.
+func TestLocationsFileMustBeRegular(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "geo.csv")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	_, err := policy.Compile(policy.Document{Risk: &policy.Risk{LocationsCSV: fifo}}, policy.Options{LocationsCSV: fifo})
+	if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("a FIFO as the locations file: %v", err)
 	}
 }
