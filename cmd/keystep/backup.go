@@ -15,7 +15,7 @@ import (
 
 // pgBackupHint is what backup and restore say on PostgreSQL, whose own
 // tools make a consistent copy.
-const pgBackupHint = "on PostgreSQL use its own tools: pg_dump --format=custom --file keystep.dump DBNAME, and pg_restore --clean --if-exists --dbname DBNAME keystep.dump (see README-production.md); keep the master key apart from the dump"
+const pgBackupHint = "on PostgreSQL use its own tools: pg_dump --format=custom --file keystep.dump DBNAME, and pg_restore --clean --if-exists --dbname DBNAME keystep.dump (see the README: Backups and the master key); keep the master key apart from the dump"
 
 // backup is `keystep backup --to FILE`: a consistent copy of the SQLite
 // database, taken while the server runs.

@@ -54,7 +54,7 @@ func unitText(bin, issuer, addr, keyFile string, tlsOn bool) string {
 #          systemctl daemon-reload && systemctl enable --now keystep
 [Unit]
 Description=Keystep OpenID Connect provider
-Documentation=file:///usr/share/doc/keystep/README-production.md
+Documentation=https://github.com/keystep/keystep#running-in-production
 Wants=network-online.target
 After=network-online.target
 
