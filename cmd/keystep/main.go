@@ -400,10 +400,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var opsLn net.Listener
 	if ops.addr != "" {
-		if opsLn, err = net.Listen("tcp", ops.addr); err != nil {
+		opsLn, err = net.Listen("tcp", ops.addr)
+		_, named := os.LookupEnv("KEYSTEP_OPS_ADDR")
+		fs.Visit(func(f *flag.Flag) { named = named || f.Name == "ops-addr" })
+		switch {
+		case err != nil && !named && ops.addr == defaultOpsAddr && !ops.pprof:
+			// The default port is taken (by Prometheus, say): the first
+			// `go run ./cmd/keystep` still starts, without the listener.
+			log.Warn("the operations listener is off: its default address is taken; set --ops-addr", "addr", ops.addr, "err", err)
+			opsLn, ops.addr = nil, ""
+		case err != nil:
 			return fmt.Errorf("--ops-addr: %w", err)
+		default:
+			defer opsLn.Close()
 		}
-		defer opsLn.Close()
 	}
 	st, key, err := c.open(ctx)
 	if err != nil {

@@ -86,6 +86,11 @@ func TestOpsListenerServesWhatThePublicOneDoesNot(t *testing.T) {
 		t.Fatalf("no ops listener announced:\n%s", s.stdout)
 	}
 	c := http.DefaultClient
+	// One public request first, so the request counter has a sample
+	// whichever endpoint is checked first.
+	if code, _ := fetch(t, c, s.url+"/.well-known/openid-configuration"); code != 200 {
+		t.Fatalf("discovery: %d", code)
+	}
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "keystep_http_requests_total", "/debug/pprof/": "goroutine"} {
 		if code, body := fetch(t, c, s.ops+path); code != 200 || !strings.Contains(body, want) {
 			t.Errorf("ops %s: %d %.200q, want %q", path, code, body, want)
@@ -217,5 +222,32 @@ func TestServeHTTPSIssuerBehindProxy(t *testing.T) {
 	}
 	if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=63072000; includeSubDomains" {
 		t.Errorf("HSTS %q", got)
+	}
+}
+
+// The first `go run ./cmd/keystep` starts even when the default operations
+// port is taken (a Prometheus on 9090, say): the listener is off and the
+// log says so. An address named on purpose that cannot be had is an error.
+func TestServeStartsWhenTheDefaultOpsPortIsTaken(t *testing.T) {
+	was, had := os.LookupEnv("KEYSTEP_OPS_ADDR")
+	os.Unsetenv("KEYSTEP_OPS_ADDR")
+	t.Cleanup(func() {
+		if had {
+			os.Setenv("KEYSTEP_OPS_ADDR", was)
+		}
+	})
+	if ln, err := net.Listen("tcp", defaultOpsAddr); err == nil {
+		t.Cleanup(func() { ln.Close() })
+	} // else someone else has it: taken all the same
+	s := startLive(t, "--data", t.TempDir())
+	if s.ops != "" {
+		t.Fatalf("an ops listener on a taken port: %s", s.ops)
+	}
+	if !strings.Contains(s.stderr.String(), "operations listener is off") {
+		t.Errorf("no word of the ops listener being off:\n%s", s.stderr)
+	}
+	code := run(t.Context(), []string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--ops-addr", defaultOpsAddr}, strings.NewReader(""), io.Discard, io.Discard)
+	if code == 0 {
+		t.Errorf("serve with --ops-addr on a taken port exited 0")
 	}
 }
