@@ -25,6 +25,7 @@ var DatasetNow = t0.Add(time.Minute)
 // revoked row-less access token, factors, TOTP steps, recovery codes,
 // consents, one-time tokens, audit events chained with key, throttle
 // failures, sign-in history, outbox messages, SSF streams and receivers,
+// a password reset and a recovery request,
 // and policy versions. Signing keys are the caller's: their private halves
 // must be sealed with a master key the caller holds.
 func Fill(t testing.TB, s storage.Store, key storage.AuditKey) {
@@ -93,6 +94,9 @@ func Fill(t testing.TB, s storage.Store, key storage.AuditKey) {
 	ok(s.QueueOutbox(ctx, []storage.OutboxMessage{newOutboxMessage("bcl-1", "rp"), newSSFMessage("ssf-1", "app", storage.OutboxSSFPoll, t0)}))
 	ok(s.CreateStream(ctx, newStream("app")))
 	ok(s.CreateReceiver(ctx, storage.Receiver{Issuer: "https://tx.example", JWKSURI: "https://tx.example/jwks", Audience: "https://keystep.example", CreatedAt: t0}))
+
+	ok(s.CreatePasswordReset(ctx, newReset("reset-1", "user-1"), nil))
+	ok(s.CreateRecoveryRequest(ctx, newRecoveryRequest("recovery-1", "user-1", t0)))
 
 	v1, err := s.CreatePolicyVersion(ctx, newPolicyVersion(0, `{"levels":[]}`))
 	ok(err)
@@ -182,6 +186,10 @@ func ReadDataset(t testing.TB, s storage.Store) map[string]any {
 	}
 	an, err := s.ActivePolicyNumber(ctx)
 	put("policy_active", an, err)
+	pr, err := s.PasswordReset(ctx, "reset-1", now)
+	put("password_resets", pr, err)
+	rr, err := s.RecoveryRequestByID(ctx, "recovery-1")
+	put("recovery_requests", rr, err)
 	return out
 }
 
