@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/keystep/keystep/conformance/chrome"
@@ -24,13 +25,13 @@ func TestBrowserAdminEditsAClientPolicy(t *testing.T) {
 	adaSecret := e.enrollTOTP(adaID)
 	c.addAuthenticator(chrome.DeviceBoundPasskey)
 	r := e.rp(rpClient, e.rpSecret)
-	// The scope is email: idp/models.go IsScopeAllowed drops any scope
-	// outside openid, profile, email and offline_access before a policy
-	// sees it, so payroll:write cannot be requested yet.
-	scope := url.Values{"scope": {"openid email"}}
+	// payroll:write is a scope of the payroll API: a client may request
+	// it once the policy names it (idp/models.go withScopesOf).
+	scope := url.Values{"scope": {"openid payroll:write"}}
 
-	// alice has a passkey, trusted; today email needs nothing more
-	// than her password.
+	// alice has a passkey, trusted; today the policy does not name
+	// payroll:write, so her password alone signs her in (the scope is
+	// dropped, as any scope nothing knows).
 	c.enrollFirstPasskey(e, alice, alicePass, "Laptop")
 	if tok := r.login(e.browser(), scope); tok.claims.ACR != "urn:keystep:acr:sfa" {
 		t.Fatalf("acr %q with the password alone", tok.claims.ACR)
@@ -42,10 +43,10 @@ func TestBrowserAdminEditsAClientPolicy(t *testing.T) {
 	c.TypeIn("#code", e.totp(adaSecret))
 	c.Follow("form[action='/login/otp'] button[type=submit]")
 	c.adminWaitFor("This app's policy")
-	c.fill("#cp-scopes", "email phr")
+	c.fill("#cp-scopes", "payroll:write phr")
 	c.Follow("form[action='/admin/clients/rp/policy'] button[type=submit]")
 	c.See("Say why you are changing this app's policy")
-	if v := chrome.Eval[string](c.Browser, "document.querySelector('#cp-scopes').value"); v != "email phr" {
+	if v := chrome.Eval[string](c.Browser, "document.querySelector('#cp-scopes').value"); v != "payroll:write phr" {
 		t.Fatalf("the refused form lost the scope minimums: %q", v)
 	}
 	c.TypeIn("#cp-reason", "Ticket 42: payroll:write needs a passkey")
@@ -75,9 +76,13 @@ func TestBrowserAdminEditsAClientPolicy(t *testing.T) {
 	c.See("Use a passkey or security key")
 	c.Click(chrome.PasskeyButton)
 	c.WaitFor(`location.href.indexOf("` + rpRedirect + `") === 0`)
-	if tok := r.mustExchange(c.rpCode(r, a), a); tok.claims.ACR != acrPHR && tok.claims.ACR != "phrh" {
+	tok := r.mustExchange(c.rpCode(r, a), a)
+	if tok.claims.ACR != acrPHR && tok.claims.ACR != "phrh" {
 		// A device-bound passkey meets phrh too: with no acr requested the
 		// token says the highest level met (DESIGN §3.3).
 		t.Fatalf("acr %q after the client's policy asked for phr", tok.claims.ACR)
+	}
+	if sc, _ := tok.token.Extra("scope").(string); !strings.Contains(" "+sc+" ", " payroll:write ") {
+		t.Errorf("the token's scope %q lacks payroll:write", sc)
 	}
 }
