@@ -7,6 +7,7 @@ package login_test
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -206,5 +207,54 @@ func TestReview22UserAgentTextInjectedIntoNewSignInMail(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("no new-sign-in notice was queued")
+	}
+}
+
+// Hole (race of two email changes): a superseded confirmation link still
+// works. A person asks for address A, then for B, and confirms B; the
+// older link to A, still within its 30 minutes, later moves the address
+// back to A without a new request at the account's level. Whoever reads A
+// (a mistyped or since-lost address, or the one a thief asked for while
+// briefly holding the session) then receives every reset link and the
+// cancel notices of recovery requests.
+// Fix: confirming an address (or asking for a new one) revokes the user's
+// other outstanding email-confirmation tokens (e.g. bind the token hash to
+// a per-user counter bumped on each request and confirmation).
+func TestReview22SupersededEmailLinkStillConfirms(t *testing.T) {
+	f := newFixture(t, withMail())
+	b := f.browser()
+	f.signIn(b, alice, alicePass)
+	linkA := f.requestEmail(b, "alice@typo.example")
+	f.clock.Advance(time.Minute)
+	linkB := f.requestEmail(b, "alice@right.example")
+	if got := b.get(linkB); got.status != http.StatusSeeOther {
+		t.Fatalf("confirming B: %d", got.status)
+	}
+	f.clock.Advance(time.Minute)
+	f.mails()
+	got := b.get(linkA)
+	if u := f.user(aliceID); u.Email == "alice@typo.example" {
+		t.Fatalf("the superseded link moved the confirmed address back to A (%d)", got.status)
+	}
+}
+
+// Hole (recovery spam): reset requests are throttled per string typed, not
+// per account reached. The limit of 3 an hour (scopeRecoverAccount) is
+// keyed on the lowercased name or address as typed, so asking by the
+// username and by the address doubles the mail one inbox receives (and
+// resets the victim's "if you didn't ask" alarm twice as often); with
+// several accounts sharing the address, more.
+// Fix: in postRecover, also RecordFailure a key per matched user ID (or
+// key the account scope on the resolved user IDs, decoy on the string).
+func TestReview22ResetMailThrottledPerStringNotPerAccount(t *testing.T) {
+	f := newFixture(t, withMail())
+	f.verify(aliceID, aliceMail)
+	for i, account := range []string{alice, alice, alice, aliceMail, aliceMail, aliceMail} {
+		b := f.browser()
+		b.ip = "203.0.113." + strconv.Itoa(30+i)
+		b.post("/recover", url.Values{"account": {account}})
+	}
+	if ms := f.mails(); len(ms) > 3 {
+		t.Fatalf("%d reset links mailed to one account in an hour, want at most 3", len(ms))
 	}
 }
