@@ -258,3 +258,38 @@ func TestReview22ResetMailThrottledPerStringNotPerAccount(t *testing.T) {
 		t.Fatalf("%d reset links mailed to one account in an hour, want at most 3", len(ms))
 	}
 }
+
+// Hole (approve path): an early approval is not told to the owner. The
+// notice at filing says the request can be used at EligibleAt, three days
+// out; an admin's approval (talked into it by whoever filed) makes it
+// usable at once, and the confirmed address hears nothing until the
+// factors are already gone, so the cancel link in the notice is useless in
+// exactly the case it exists for.
+// Fix: admin.Service.DecideRecovery (or the console handler) queues a
+// notice to the confirmed address on approval, with the cancel link's
+// meaning ("it can be used now").
+func TestReview22EarlyApprovalIsNotTold(t *testing.T) {
+	f := newFixture(t, withMail(), withAdminACR(acrMFA))
+	f.makeAdmin(bobID)
+	bobSecret := f.enrollTOTP(bobID)
+	f.verify(aliceID, aliceMail)
+	f.enrollTOTP(aliceID)
+	b, adm := f.browser(), f.browser()
+	adm.ip = elsewhereIP
+	f.stuckAtCode(b, alicePass)
+	if got := b.post("/recover/factors", nil); got.status != http.StatusOK {
+		t.Fatalf("filing: %d", got.status)
+	}
+	req, _ := f.store.LatestRecoveryRequest(f.ctx(), aliceID)
+	f.signInMFA(adm, bob, bobPass, bobSecret)
+	f.mails()
+	if got := adm.post("/admin/recovery/"+req.ID+"/approve", url.Values{"reason": {"caller sounded right"}}); got.status != http.StatusSeeOther {
+		t.Fatalf("approve: %d", got.status)
+	}
+	for _, m := range f.mails() {
+		if m.Message.To == aliceMail {
+			return
+		}
+	}
+	t.Fatal("the owner's confirmed address was not told that the request was approved and can be used now")
+}
