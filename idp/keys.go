@@ -17,6 +17,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/op"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
@@ -40,6 +42,7 @@ type keyring struct {
 	store  storage.Keys
 	sealer *factor.Sealer
 	now    func() time.Time
+	tracer trace.Tracer // nil: no spans
 
 	mu       sync.RWMutex
 	loadedAt time.Time
@@ -228,6 +231,12 @@ func (kr *keyring) signing(ctx context.Context, alg string) (loadedKey, error) {
 // tokens the library signs (access tokens, logout tokens, SETs, audit
 // checkpoints).
 func (kr *keyring) sign(ctx context.Context, alg, typ string, claims any) (string, error) {
+	if kr.tracer != nil {
+		var span trace.Span
+		ctx, span = kr.tracer.Start(ctx, "keystep.sign", trace.WithAttributes(
+			attribute.String("keystep.sign.alg", alg), attribute.String("keystep.sign.typ", typ)))
+		defer span.End()
+	}
 	k, err := kr.signing(ctx, alg)
 	if err != nil {
 		return "", err
