@@ -476,7 +476,9 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	h = s.metrics.instrument(h)
 	h = securityHeaders(secure, h)
 	h = limitBody(h)
-	h = traceHTTP(tracer, cfg.Issuer, h)
+	if cfg.TracerProvider != nil {
+		h = traceHTTP(tracer, cfg.Issuer, h)
+	}
 	s.handler = h
 	return s, nil
 }

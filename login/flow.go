@@ -178,7 +178,9 @@ func (h *Handler) flow(w http.ResponseWriter, r *http.Request) error {
 func (h *Handler) decide(r *http.Request, st *flowState) (stepup.Input, stepup.Decision, error) {
 	ctx, span := h.cfg.Tracer.Start(r.Context(), "keystep.stepup.decide")
 	defer span.End()
-	r = r.WithContext(ctx)
+	if span.IsRecording() {
+		r = r.WithContext(ctx) // risk's storage calls inside the decision
+	}
 	in := h.input(st)
 	if st.hasSess {
 		// Nobody to assess without a session: the first factor comes first.

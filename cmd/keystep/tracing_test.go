@@ -79,7 +79,7 @@ func TestServeExportsTracesOverOTLP(t *testing.T) {
 		}
 	}
 	joined := strings.Join(rcv.spans, "\n")
-	for _, want := range []string{"GET /.well-known/openid-configuration", "GET /login", "SELECT sqlite"} {
+	for _, want := range []string{"GET /.well-known/openid-configuration", "GET /login", "sqlite"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("no %q span exported; got:\n%s", want, joined)
 		}
