@@ -17,6 +17,9 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/op"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/storage"
@@ -40,6 +43,7 @@ type keyring struct {
 	store  storage.Keys
 	sealer *factor.Sealer
 	now    func() time.Time
+	tracer trace.Tracer // nil: no spans
 
 	mu       sync.RWMutex
 	loadedAt time.Time
@@ -227,7 +231,18 @@ func (kr *keyring) signing(ctx context.Context, alg string) (loadedKey, error) {
 // typed typ: the one way Keystep signs its own JWTs other than the ID
 // tokens the library signs (access tokens, logout tokens, SETs, audit
 // checkpoints).
-func (kr *keyring) sign(ctx context.Context, alg, typ string, claims any) (string, error) {
+func (kr *keyring) sign(ctx context.Context, alg, typ string, claims any) (jwt string, err error) {
+	if kr.tracer != nil {
+		var span trace.Span
+		ctx, span = kr.tracer.Start(ctx, "keystep.sign", trace.WithAttributes(
+			attribute.String("keystep.sign.alg", alg), attribute.String("keystep.sign.typ", typ)))
+		defer func() {
+			if err != nil {
+				span.SetStatus(codes.Error, "")
+			}
+			span.End()
+		}()
+	}
 	k, err := kr.signing(ctx, alg)
 	if err != nil {
 		return "", err

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/op"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/keystep/keystep/idp/adminapi"
 	"github.com/keystep/keystep/idp/details"
@@ -72,6 +73,11 @@ type Config struct {
 	// (DefaultRateLimits says which requests count where); nil means
 	// DefaultRateLimits.
 	RateLimits map[string]RateLimit
+	// TracerProvider receives the server's OpenTelemetry spans: each
+	// request, each step-up decision, each storage statement (when the
+	// store is a storage.Traced) and each token it signs. nil traces
+	// nothing (OpenTelemetry's no-op).
+	TracerProvider trace.TracerProvider
 	// Registry receives the server's metrics; nil makes a private one.
 	Registry *prometheus.Registry
 	// AdminACR is the level the admin console needs ("" means phr, or the
@@ -255,6 +261,10 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	now := func() time.Time { return cfg.Now().UTC() }
+	tracer := tracerOf(cfg.TracerProvider)
+	if t, ok := cfg.Store.(storage.Traced); ok && cfg.TracerProvider != nil {
+		t.TraceStatements(statementTracer{tracer})
+	}
 	cfg.Store = newClientCache(cfg.Store, time.Now) // the TTL is real time, whatever cfg.Now says
 	cfg.Store = newTokenStateCache(cfg.Store, time.Now)
 	sealer, err := factor.NewSealer(cfg.MasterKey)
@@ -287,7 +297,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("stored policy: %w", err)
 	}
 	s := &Server{cfg: cfg, sealer: sealer, log: cfg.Logger, metrics: newMetrics(cfg.Registry), pols: pols}
-	s.keys = &keyring{store: cfg.Store, sealer: sealer, now: now}
+	s.keys = &keyring{store: cfg.Store, sealer: sealer, now: now, tracer: tracer}
 	if _, err := s.keys.load(ctx); err != nil {
 		return nil, err
 	}
@@ -365,7 +375,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	ui, err := login.New(login.Config{
 		Store: cfg.Store, Templates: tmpl, Policies: pols,
 		Hasher: cfg.Hasher, Sealer: sealer, Audit: auditor, Log: cfg.Logger, Now: now,
-		Cookies: cookies, Callback: callback, Issuer: cfg.Issuer, AccountClientID: AccountClientID,
+		Cookies: cookies, Callback: callback, Issuer: cfg.Issuer, AccountClientID: AccountClientID, Tracer: tracer,
 		ProductName: cfg.ProductName, Dev: cfg.TemplatesDir != "", WebAuthn: wa, Mail: cfg.Mail,
 		Limits:             cfg.Limits,
 		SessionIdleTimeout: cfg.SessionIdleTimeout, SessionMaxAge: cfg.SessionMaxAge,
@@ -466,6 +476,9 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	h = s.metrics.instrument(h)
 	h = securityHeaders(secure, h)
 	h = limitBody(h)
+	if cfg.TracerProvider != nil {
+		h = traceHTTP(tracer, cfg.Issuer, h)
+	}
 	s.handler = h
 	return s, nil
 }

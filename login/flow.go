@@ -20,6 +20,7 @@ import (
 	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // flowState is everything the dispatcher looks at for one auth request.
@@ -175,6 +176,11 @@ func (h *Handler) flow(w http.ResponseWriter, r *http.Request) error {
 // whether its method is expected (expects) before it checks anything, and
 // the consent post asks it again before it finishes.
 func (h *Handler) decide(r *http.Request, st *flowState) (stepup.Input, stepup.Decision, error) {
+	ctx, span := h.cfg.Tracer.Start(r.Context(), "keystep.stepup.decide")
+	defer span.End()
+	if span.IsRecording() {
+		r = r.WithContext(ctx) // risk's storage calls inside the decision
+	}
 	in := h.input(st)
 	if st.hasSess {
 		// Nobody to assess without a session: the first factor comes first.
@@ -183,7 +189,9 @@ func (h *Handler) decide(r *http.Request, st *flowState) (stepup.Input, stepup.D
 		}
 	}
 	st.in, st.decided = in, st.hasSess
-	return in, stepup.Decide(st.pol.Levels, in), nil
+	d := stepup.Decide(st.pol.Levels, in)
+	span.SetAttributes(attribute.String("keystep.acr.target", d.Target), attribute.String("keystep.decision.outcome", d.Outcome.String()))
+	return in, d, nil
 }
 
 // expects reports whether the request is waiting for method m now, in the

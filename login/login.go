@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-webauthn/webauthn/webauthn"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
@@ -76,6 +78,8 @@ type Config struct {
 	// factors waits before it can be used, unless an admin approves it
 	// sooner; 0 means DefaultRecoveryCoolingOff.
 	RecoveryCoolingOff time.Duration
+	// Tracer spans each step-up decision; nil traces nothing.
+	Tracer trace.Tracer
 	// RotateKeys makes new signing keys for the admin console; nil hides
 	// the button.
 	RotateKeys func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error)
@@ -114,6 +118,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = noop.NewTracerProvider().Tracer("")
 	}
 	if cfg.ProductName == "" {
 		cfg.ProductName = "Keystep"

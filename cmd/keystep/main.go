@@ -146,6 +146,7 @@ const usage = `Usage:
                   [--ops-addr 127.0.0.1:9090|off] (/metrics, /healthz, /readyz) [--public-metrics]
                   [--pprof on] (Go's profiler on the loopback --ops-addr)
                   [--audit-log FILE|-] (every audit event as a JSON line; reopened on SIGHUP)
+                  [--otlp-endpoint http://collector:4318] (OpenTelemetry traces over OTLP/HTTP; off by default)
                   [--require-par] (every client must push its authorization requests, RFC 9126)
                   [--outbox-allow-private] [--outbox-lease 1m] (back-channel logout delivery)
                   [--recovery-cooling-off 72h] (before a request to replace lost factors can be used)
@@ -320,6 +321,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tlsCert := fs.String("tls-cert", env("TLS_CERT", ""), "serve https with this PEM certificate (chain), reloaded on SIGHUP and when the file changes")
 	tlsKey := fs.String("tls-key", env("TLS_KEY", ""), "the PEM private key of --tls-cert")
 	auditLogPath := fs.String("audit-log", env("AUDIT_LOG", ""), "append every audit event as a JSON line to this file (- for stdout); reopened on SIGHUP")
+	otlp := fs.String("otlp-endpoint", env("OTLP_ENDPOINT", ""), "export OpenTelemetry traces to this OTLP/HTTP collector URL (a URL without a path gets /v1/traces); OTEL_EXPORTER_OTLP_* set headers, timeout and TLS (off: no tracing)")
 	requirePAR := fs.Bool("require-par", env("REQUIRE_PAR", "") != "", "accept only pushed authorization requests (RFC 9126) from every client; the config file's require_pushed_authorization_requests says the same")
 	outboxPrivate := fs.Bool("outbox-allow-private", env("OUTBOX_ALLOW_PRIVATE", "") != "", "let back-channel logouts go to private, loopback and link-local addresses (off: SSRF guard)")
 	lease, err := time.ParseDuration(env("OUTBOX_LEASE", "1m"))
@@ -351,6 +353,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := tlsFlags(*tlsCert, *tlsKey, *issuer); err != nil {
 		return err
+	}
+	if *otlp != "" {
+		if *otlp, err = otlpEndpoint(*otlp); err != nil {
+			return err
+		}
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -426,6 +433,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.Outbox = idp.OutboxConfig{AllowPrivate: *outboxPrivate, Lease: *outboxLease}
 	cfg.RecoveryCoolingOff = *recoveryCoolingOff
 	cfg.Mail = sender
+	if *otlp != "" {
+		tp, shutdown, err := newTracing(ctx, *otlp, log)
+		if err != nil {
+			return err
+		}
+		// Deferred before the store closes: spans of the last requests
+		// and statements are flushed first.
+		defer shutdown()
+		cfg.TracerProvider = tp
+		log.Info("traces are exported", "endpoint", *otlp)
+	}
 	if *dev {
 		cfg.TemplatesDir = "templates"
 	}

@@ -157,6 +157,7 @@ func retryable(err error) bool {
 }
 
 var dialect = sqlstore.Dialect{
+	System:    "postgresql",
 	Numbered:  true,
 	ForUpdate: ` FOR UPDATE`,
 	RowID:     "ctid",

@@ -303,7 +303,8 @@ func isUnique(err error) bool {
 }
 
 var dialect = sqlstore.Dialect{
-	RowID: "rowid",
+	System: "sqlite",
+	RowID:  "rowid",
 	MigrationsTable: `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
 		applied_at INTEGER NOT NULL

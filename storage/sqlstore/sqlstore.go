@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keystep/keystep/storage"
@@ -70,6 +71,9 @@ type Config struct {
 
 // Dialect is how a backend's SQL and errors differ.
 type Dialect struct {
+	// System is the database as OpenTelemetry names it (db.system.name):
+	// "sqlite", "postgresql".
+	System    string
 	Numbered  bool   // placeholders are $1, $2, … rather than ?
 	ForUpdate string // appended to the reads of the single-use operations: " FOR UPDATE" locks the row
 	RowID     string // the column that tells apart rows equal in every other (rowid, ctid)
@@ -116,12 +120,24 @@ type Store struct {
 	d     Dialect
 	locks Locks
 	rb    *rebinder
+	tr    *tracer
 }
 
 // New returns the shared store over c.
 func New(c Config) *Store {
 	rb := &rebinder{numbered: c.Numbered}
-	return &Store{name: c.Name, read: db{c.Read, rb}, write: c.Exec, begin: c.Tx, d: c.Dialect, locks: c.Locks, rb: rb}
+	tr := &tracer{system: c.System}
+	return &Store{name: c.Name, read: db{c.Read, rb, tr}, write: c.Exec, begin: c.Tx, d: c.Dialect, locks: c.Locks, rb: rb, tr: tr}
+}
+
+// TraceStatements reports every later statement to t (storage.Traced);
+// nil stops the reports.
+func (s *Store) TraceStatements(t storage.StatementTracer) {
+	if t == nil {
+		s.tr.t.Store(nil)
+		return
+	}
+	s.tr.t.Store(&t)
 }
 
 // fail wraps err as the error of op.
@@ -129,7 +145,10 @@ func (s *Store) fail(op string, err error) error { return fmt.Errorf("%s: %s: %w
 
 // exec runs one write statement as a transaction of its own.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, error) {
-	return s.write(ctx, s.rb.rebind(query), args...)
+	end := s.tr.start(ctx, query)
+	n, err := s.write(ctx, s.rb.rebind(query), args...)
+	end.done(err)
+	return n, err
 }
 
 // execOne runs a write that must touch a row; none touched is ErrNotFound.
@@ -139,17 +158,21 @@ func (s *Store) execOne(ctx context.Context, query string, args ...any) error {
 
 // tx runs fn as one write transaction.
 func (s *Store) tx(ctx context.Context, fn func(tx db) error) error {
-	return s.begin(ctx, func(q Querier) error { return fn(db{q, s.rb}) })
+	return s.begin(ctx, func(q Querier) error { return fn(db{q, s.rb, s.tr}) })
 }
 
 // db is a Querier that takes statements with ? placeholders.
 type db struct {
 	q  Querier
 	rb *rebinder
+	tr *tracer
 }
 
 func (x db) exec(ctx context.Context, query string, args ...any) (int64, error) {
-	return x.q.Exec(ctx, x.rb.rebind(query), args...)
+	end := x.tr.start(ctx, query)
+	n, err := x.q.Exec(ctx, x.rb.rebind(query), args...)
+	end.done(err)
+	return n, err
 }
 
 // execOne runs a write that must touch a row; none touched is ErrNotFound.
@@ -158,11 +181,95 @@ func (x db) execOne(ctx context.Context, query string, args ...any) error {
 }
 
 func (x db) query(ctx context.Context, query string, args ...any) (Rows, error) {
-	return x.q.Query(ctx, x.rb.rebind(query), args...)
+	end := x.tr.start(ctx, query)
+	rows, err := x.q.Query(ctx, x.rb.rebind(query), args...)
+	if err != nil || end == nil {
+		end.done(err)
+		return rows, err
+	}
+	return &tracedRows{Rows: rows, end: end}, nil
 }
 
 func (x db) queryRow(ctx context.Context, query string, args ...any) Row {
-	return x.q.QueryRow(ctx, x.rb.rebind(query), args...)
+	end := x.tr.start(ctx, query)
+	row := x.q.QueryRow(ctx, x.rb.rebind(query), args...)
+	if end == nil {
+		return row
+	}
+	return tracedRow{row, end}
+}
+
+// tracer reports statements to the storage.StatementTracer set with
+// TraceStatements, if any: their operation only, never their text or
+// arguments.
+type tracer struct {
+	system string
+	t      atomic.Pointer[storage.StatementTracer]
+}
+
+// start starts the span of query, ended by the function it returns; nil
+// when no tracer is set.
+func (t *tracer) start(ctx context.Context, query string) endFunc {
+	p := t.t.Load()
+	if p == nil {
+		return nil
+	}
+	return (*p).Statement(ctx, t.system, operation(query))
+}
+
+// endFunc ends a statement's span; nil is none.
+type endFunc func(error)
+
+func (e endFunc) done(err error) {
+	if e != nil {
+		e(err)
+	}
+}
+
+// operation is the statement's first keyword (SELECT, INSERT, …), or ""
+// when it does not start with one.
+func operation(query string) string {
+	word, _, _ := strings.Cut(strings.TrimSpace(query), " ")
+	word, _, _ = strings.Cut(word, "\n")
+	word, _, _ = strings.Cut(word, "\t")
+	for _, c := range word {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return ""
+		}
+	}
+	return strings.ToUpper(word)
+}
+
+// tracedRow ends the statement's span when it is scanned; no row is not
+// an error of the statement.
+type tracedRow struct {
+	Row
+	end endFunc
+}
+
+func (r tracedRow) Scan(dest ...any) error {
+	err := r.Row.Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) {
+		r.end(nil)
+	} else {
+		r.end(err)
+	}
+	return err
+}
+
+// tracedRows ends the statement's span when the rows are closed.
+type tracedRows struct {
+	Rows
+	end  endFunc
+	done bool
+}
+
+func (r *tracedRows) Close() {
+	r.Rows.Close()
+	if !r.done {
+		r.done = true
+		r.end(r.Rows.Err())
+	}
 }
 
 func oneRow(n int64, err error) error {
