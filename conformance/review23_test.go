@@ -1,0 +1,158 @@
+package conformance
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/keystep/keystep/idp/adminapi"
+	"github.com/keystep/keystep/storage"
+)
+
+// Attacker's review of the admin API (issue 21 item 5). Every test here
+// names a hole and fails on the code as it was reviewed (h/review23).
+
+// Hole: a reason made only of spaces counts as a reason. Resetting a
+// user's second factors needs one (admin.ErrNeedsReason); the console
+// trims what it is given (login/admin_users.go), SavePolicy and
+// RollbackPolicy trim, but the API hands "   " to ResetFactors, whose
+// check is `by.Reason == ""`, so automation wipes a user's factors with
+// an audit row that says nothing. Fix: strings.TrimSpace the reason in
+// adminapi (Caller.Actor) and in Service.ResetFactors's check.
+func TestReview23ResetFactorsWithABlankReason(t *testing.T) {
+	e := newEnv(t)
+	e.addRobot(robot, storage.AdminAPIWrite)
+	tok := e.mustCCToken(robot, adminapi.ScopeWrite)
+
+	r := e.api(http.MethodPost, "/admin/api/users/u-alice/reset-factors", "Bearer", tok, map[string]any{"reason": " \t "}, "")
+	evs, err := e.store.ListAudit(context.Background(), storage.AuditFilter{Type: storage.EventAdminUserResetFactors})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.status != http.StatusBadRequest || len(evs) != 0 {
+		t.Fatalf("reset-factors with a blank reason: %d %s, %d audit events; want 400 and nothing done", r.status, r.raw, len(evs))
+	}
+}
+
+// Hole: the API's reason has no length limit. The console cuts a reason
+// at 500 characters (login/admin_users.go); the API writes whatever the
+// body holds (up to MaxBody, 1 MiB) into the audit chain, once per call,
+// so a write token fills the audit log, its exports and the --audit-log
+// stream with megabytes per request. Fix: refuse (400) a reason longer
+// than 500 characters in adminapi, one limit shared with the console.
+func TestReview23ReasonIsUnbounded(t *testing.T) {
+	e := newEnv(t)
+	e.addRobot(robot, storage.AdminAPIWrite)
+	tok := e.mustCCToken(robot, adminapi.ScopeWrite)
+
+	long := strings.Repeat("y", 100_000)
+	r := e.api(http.MethodPost, "/admin/api/users/u-alice/signout", "Bearer", tok, map[string]any{"reason": long}, "")
+	evs, err := e.store.ListAudit(context.Background(), storage.AuditFilter{Type: storage.EventAdminUserSignout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if len(ev.Reason) > 500 {
+			t.Fatalf("the API stored a %d-byte reason in the audit chain (status %d); the console keeps 500 at most", len(ev.Reason), r.status)
+		}
+	}
+	if r.status != http.StatusBadRequest {
+		t.Errorf("a 100,000-character reason: %d, want 400", r.status)
+	}
+}
+
+// Hole: invalid UTF-8 in a JSON body is accepted and silently replaced
+// with U+FFFD (encoding/json's behaviour), so POST /admin/api/users makes
+// an account whose name is not what was sent. DESIGN §6: invalid UTF-8
+// gets a clear error and changes nothing (the OP's checkParams refuses
+// it). Fix: utf8.Valid(body) in adminapi.readBody, else 400.
+func TestReview23InvalidUTF8IsAccepted(t *testing.T) {
+	e := newEnv(t)
+	e.addRobot(robot, storage.AdminAPIWrite)
+	tok := e.mustCCToken(robot, adminapi.ScopeWrite)
+
+	body := "{\"username\":\"mallory\xff\",\"password\":\"another correct horse battery\",\"reason\":\"ticket-7\"}"
+	r := e.api(http.MethodPost, "/admin/api/users", "Bearer", tok, body, "")
+	us, err := e.store.ListUsers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range us {
+		if strings.HasPrefix(u.Username, "mallory") {
+			t.Fatalf("invalid UTF-8 made user %q (status %d %s); want 400 and no account", u.Username, r.status, r.raw)
+		}
+	}
+	if r.status != http.StatusBadRequest {
+		t.Fatalf("invalid UTF-8: %d %s, want 400", r.status, r.raw)
+	}
+}
+
+// Hole: a JSON member given twice is accepted, the last one winning.
+// The API is otherwise strict (unknown members, trailing data refused),
+// but {"redirect_uris":["https://rp.example/cb"],"redirect_uris":
+// ["https://attacker.example/cb"]} passes a review, a WAF or a log reader
+// that sees the first and stores the second. Fix: refuse duplicate
+// members in adminapi.decode (walk the tokens with json.Decoder.Token, or
+// encoding/json/v2's jsontext which rejects them by default), 400.
+func TestReview23DuplicateJSONMembers(t *testing.T) {
+	e := newEnv(t)
+	e.addRobot(robot, storage.AdminAPIWrite)
+	tok := e.mustCCToken(robot, adminapi.ScopeWrite)
+
+	r := e.api(http.MethodGet, "/admin/api/clients/"+rpClient, "Bearer", tok, nil, "")
+	if r.status != http.StatusOK {
+		t.Fatalf("GET rp: %d %s", r.status, r.raw)
+	}
+	body := `{"reason":"ticket-9","client":{"id":"rp","name":"Acme Payroll","redirect_uris":["https://rp.example/cb"],` +
+		`"redirect_uris":["https://attacker.example/cb"],"grant_types":["authorization_code"],"auth_method":"client_secret_basic"}}`
+	r = e.api(http.MethodPut, "/admin/api/clients/"+rpClient, "Bearer", tok, body, "")
+	c, err := e.store.ClientByID(context.Background(), rpClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range c.RedirectURIs {
+		if strings.Contains(u, "attacker.example") {
+			t.Fatalf("a body naming redirect_uris twice stored the second (%v), status %d; want 400 and nothing changed", c.RedirectURIs, r.status)
+		}
+	}
+	if r.status != http.StatusBadRequest {
+		t.Fatalf("duplicate members: %d %s, want 400", r.status, r.raw)
+	}
+}
+
+// Hole (against the issue's text): issue 21 item 5 says "each call
+// audited with the client as actor"; the API audits changes only
+// (adminapi package doc: "reads are not audited"). A read-granted robot,
+// or whoever holds its secret, downloads every account, every client
+// and the whole audit log and leaves no trace. Fix: record one event per
+// read call (a new storage.EventAdminAPIRead with the route and the
+// client as actor), or amend the issue; the lead decides.
+func TestReview23ReadsLeaveNoAuditTrail(t *testing.T) {
+	e := newEnv(t)
+	e.addRobot(robot, storage.AdminAPIRead)
+	tok := e.mustCCToken(robot, adminapi.ScopeRead)
+
+	last, err := e.store.ListAudit(context.Background(), storage.AuditFilter{Newest: true, Limit: 1})
+	if err != nil || len(last) != 1 {
+		t.Fatal(len(last), err)
+	}
+	for _, p := range []string{"/admin/api/users", "/admin/api/users/u-alice", "/admin/api/clients", "/admin/api/audit"} {
+		if r := e.api(http.MethodGet, p, "Bearer", tok, nil, ""); r.status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", p, r.status, r.raw)
+		}
+	}
+	after, err := e.store.ListAudit(context.Background(), storage.AuditFilter{AfterSeq: last[0].Seq})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var byRobot int
+	for _, ev := range after {
+		if ev.ActorID == "client:"+robot {
+			byRobot++
+		}
+	}
+	if byRobot == 0 {
+		t.Fatalf("four admin API calls (every user, a user's factors and sessions, every client, the audit log) wrote no audit event naming client:%s", robot)
+	}
+}
