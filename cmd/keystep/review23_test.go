@@ -1,0 +1,97 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Attacker's review of issue 23's operations pieces. Every test here
+// names a hole and fails on the code as it was reviewed (h/review23).
+
+// Hole: --audit-log, the stream a SIEM reads, silently drops every audit
+// event another process commits while the server runs: `keystep users
+// create --admin` (or any CLI change, or a second instance) takes a
+// sequence number the server never hands to auditOut, which gives the
+// gap up after auditOutWait and moves on. Whoever has a shell on the host
+// makes an administrator and the SIEM never hears of it. Fix: when a gap
+// is given up on, read the missing rows from the store
+// (ListAudit{AfterSeq}) and write them, instead of skipping them.
+func TestReview23AuditLogMissesCLIChanges(t *testing.T) {
+	d := t.TempDir()
+	createUser(t, d, "alice")
+	rp := createClient(t, d, "--id", "rp", "--redirect-uri", "https://rp.example/cb")
+	logFile := filepath.Join(t.TempDir(), "audit.jsonl")
+	s := startLive(t, "--data", d, "--audit-log", logFile)
+
+	// While serving: an administrator made from the command line.
+	createUser(t, d, "mallory", "--admin")
+	// Then the server writes events of its own, after the CLI's.
+	signInRP(t, s.url, http.DefaultClient, rp.ID, rp.Secret)
+
+	var cliSeq int64
+	for l := range strings.Lines(mustKeystep(t, "", "audit", "export", "--data", d).stdout) {
+		var e auditJSON
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(l, "mallory") && e.ActorID == "cli" {
+			cliSeq = e.Seq
+		}
+	}
+	if cliSeq == 0 {
+		t.Fatal("no audit event for the CLI's users create")
+	}
+	// Past auditOutWait, the server has written what it will.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(logFile)
+		_, seqs := auditLines(t, b)
+		if len(seqs) > 0 && seqs[len(seqs)-1] > cliSeq {
+			for _, n := range seqs {
+				if n == cliSeq {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("--audit-log has events %v but not %d, the CLI's admin.user_created for mallory: the SIEM never learns of the new administrator", seqs, cliSeq)
+			}
+		} else if time.Now().After(deadline) {
+			t.Fatalf("--audit-log got no event after %d: %v", cliSeq, seqs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Hole: the database is created with SQLite's default mode, 0644, so in a
+// data folder that already exists and is not private (mkdir /srv/keystep,
+// 0755 with the usual umask; only a folder keystep creates itself is
+// 0700), every local user reads the password hashes, the hashed recovery
+// codes and tokens, and the whole audit log (its -wal and -shm files
+// follow the database's mode). The master key beside it is 0600, the
+// backups are 0600, restore writes 0600: only the live database is not.
+// Fix: create keystep.db with 0600 before sqlite opens it (sqlite.Open:
+// os.OpenFile(O_CREATE, 0o600)), as Backup does.
+func TestReview23DatabaseIsWorldReadable(t *testing.T) {
+	d := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	createUser(t, d, "alice")
+	for _, name := range []string{"keystep.db", "master.key"} {
+		fi, err := os.Stat(filepath.Join(d, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s is %v: readable by other users of the host", name, fi.Mode().Perm())
+		}
+	}
+}
