@@ -156,3 +156,29 @@ func TestReview23ReadsLeaveNoAuditTrail(t *testing.T) {
 		t.Fatalf("four admin API calls (every user, a user's factors and sessions, every client, the audit log) wrote no audit event naming client:%s", robot)
 	}
 }
+
+// Hole: a reason may hold control characters (ESC, BEL, newlines); the
+// API stores them in the audit chain as sent, and `keystep users show`
+// prints them raw (cmd/keystep TestReview23UsersShowPrintsControlCharacters),
+// so a write token injects terminal escapes and forged activity lines into
+// the operator's terminal. Fix: refuse (400) a reason with
+// unicode.IsControl runes in adminapi, like an over-long one.
+func TestReview23ReasonWithControlCharacters(t *testing.T) {
+	e := newEnv(t)
+	e.addRobot(robot, storage.AdminAPIWrite)
+	tok := e.mustCCToken(robot, adminapi.ScopeWrite)
+
+	r := e.api(http.MethodPost, "/admin/api/users/u-alice/signout", "Bearer", tok, map[string]any{"reason": "ticket-1\x1b]0;pwned\x07\x1b[2J\nforged"}, "")
+	evs, err := e.store.ListAudit(context.Background(), storage.AuditFilter{Type: storage.EventAdminUserSignout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if strings.ContainsAny(ev.Reason, "\x1b\x07\n") {
+			t.Fatalf("the audit chain holds the reason %q (status %d); want 400 and nothing done", ev.Reason, r.status)
+		}
+	}
+	if r.status != http.StatusBadRequest {
+		t.Fatalf("a reason with control characters: %d %s, want 400", r.status, r.raw)
+	}
+}

@@ -2,12 +2,16 @@ package main
 
 import (
 	"encoding/json"
+
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keystep/keystep/storage"
+	"github.com/keystep/keystep/storage/sqlite"
 )
 
 // Attacker's review of issue 23's operations pieces. Every test here
@@ -93,5 +97,39 @@ func TestReview23DatabaseIsWorldReadable(t *testing.T) {
 		if fi.Mode().Perm()&0o077 != 0 {
 			t.Errorf("%s is %v: readable by other users of the host", name, fi.Mode().Perm())
 		}
+	}
+}
+
+// Hole: `keystep users show` prints the reasons of a user's recent audit
+// events as they are stored, control characters included. A reason is
+// free text from the admin API's JSON (or the console's form) and may
+// hold "\x1b]…" and "\x1b[…" sequences and newlines: whoever holds a
+// write token rewrites the operator's terminal (title, cleared screen,
+// forged activity lines) when the operator looks at the account. Fix:
+// print reasons through one quoting helper (strconv.Quote, or oneLine
+// dropping unicode.IsControl runes) in every text output, and refuse
+// control characters in a reason at the API.
+func TestReview23UsersShowPrintsControlCharacters(t *testing.T) {
+	d := t.TempDir()
+	u := createUser(t, d, "alice")
+	key := readMasterKey(t, d)
+	auditKey, err := storage.NewAuditKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(t.Context(), filepath.Join(d, "keystep.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What an admin API call with this reason records (ActorID client:…).
+	reason := "ticket-1\x1b]0;pwned\x07\x1b[2J\n  2026-01-01T00:00:00Z  admin.user_unlock  success"
+	if _, err := st.AppendAudit(t.Context(), auditKey, storage.AuditEvent{Time: clock(), Type: storage.EventAdminUserSignout,
+		UserID: u.ID, ActorID: "client:robot", Outcome: "success", Reason: reason}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	out := mustKeystep(t, "", "users", "show", "alice", "--data", d).stdout
+	if strings.ContainsAny(out, "\x1b\x07") || strings.Contains(out, "\n  2026-01-01T00:00:00Z  admin.user_unlock") {
+		t.Fatalf("users show wrote the reason's control characters to the terminal:\n%q", out)
 	}
 }
