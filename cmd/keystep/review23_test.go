@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/keystep/keystep/storage"
 	"github.com/keystep/keystep/storage/sqlite"
 )
@@ -131,5 +133,50 @@ func TestReview23UsersShowPrintsControlCharacters(t *testing.T) {
 	out := mustKeystep(t, "", "users", "show", "alice", "--data", d).stdout
 	if strings.ContainsAny(out, "\x1b\x07") || strings.Contains(out, "\n  2026-01-01T00:00:00Z  admin.user_unlock") {
 		t.Fatalf("users show wrote the reason's control characters to the terminal:\n%q", out)
+	}
+}
+
+// Hole: migrate changes a target it then refuses. It opens the
+// PostgreSQL database with postgres.Open, which runs Keystep's migrations,
+// before it checks that the database is empty and Keystep's: pointed at
+// another application's database (a typo in --to, the wrong search_path)
+// it creates Keystep's tables there, then fails with "the tables differ"
+// and leaves them behind. Bad input must change nothing (DESIGN §6). Fix:
+// check the target first (no tables in the schema, or Keystep's own at
+// the same version, all empty) and only then migrate it, in one
+// transaction with the import.
+func TestReview23MigrateCreatesTablesInAForeignDatabase(t *testing.T) {
+	dsn := testPostgres(t)
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// Another application's database: one table of its own.
+	if _, err := conn.Exec(t.Context(), `CREATE TABLE invoices (id bigint PRIMARY KEY, total numeric)`); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := filledDataFolder(t)
+	r := keystep(t, "", "migrate", "--data", data, "--to", dsn)
+	var tables []string
+	rows, err := conn.Query(t.Context(), `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, n)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if r.code == 0 {
+		t.Fatalf("migrate into another application's database succeeded:\n%s", r.stdout)
+	}
+	if len(tables) != 1 {
+		t.Fatalf("a refused migrate (exit %d: %s) left %d tables in the target, want only invoices: %v", r.code, strings.TrimSpace(r.stderr), len(tables), tables)
 	}
 }
