@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keystep/keystep/idp/adminapi"
 	"github.com/keystep/keystep/storage"
@@ -180,5 +181,42 @@ func TestReview23ReasonWithControlCharacters(t *testing.T) {
 	}
 	if r.status != http.StatusBadRequest {
 		t.Fatalf("a reason with control characters: %d %s, want 400", r.status, r.raw)
+	}
+}
+
+// Hole (narrow): a client_credentials JWT access token of a deleted
+// client comes back to life when a client with the same ID is created
+// within the second the token was issued in. Rowless client_credentials
+// tokens are "revoked" on delete only by comparing the new client's
+// CreatedAt with the token's exp − accessTokenTTL + 1 s
+// (opStorage.liveAccessToken), so a delete-and-recreate (a script that
+// re-registers the robot, apply of a file that replaces it) made right
+// after a stolen token was minted hands the thief the new client's write
+// grant for 15 minutes. admin.DeleteClient promises "a client later
+// created with the same ID starts from nothing". Fix: put the client's
+// registration generation (CreatedAt in nanoseconds, or a random
+// per-registration ID) in the token as a private claim and require it to
+// equal the live client's.
+func TestReview23DeletedClientsTokenRevivedBySameSecondRecreate(t *testing.T) {
+	e := newEnv(t)
+	e.addRobot(robot, storage.AdminAPIWrite)
+	e.addRobot("boss", storage.AdminAPIWrite)
+	stolen := e.mustCCToken(robot, adminapi.ScopeWrite)
+	boss := e.mustCCToken("boss", adminapi.ScopeWrite)
+
+	r := e.api(http.MethodGet, "/admin/api/clients/"+robot, "Bearer", boss, nil, "")
+	spec := r.body["client"]
+	if r := e.api(http.MethodDelete, "/admin/api/clients/"+robot, "Bearer", boss, map[string]any{"reason": "secret leaked"}, ""); r.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.status, r.raw)
+	}
+	if r := e.api(http.MethodGet, "/admin/api/users", "Bearer", stolen, nil, ""); r.status != http.StatusUnauthorized {
+		t.Fatalf("the deleted client's token: %d", r.status)
+	}
+	e.clock.Advance(500 * time.Millisecond)
+	if r := e.api(http.MethodPost, "/admin/api/clients", "Bearer", boss, map[string]any{"client": spec, "reason": "re-registered with a new secret"}, ""); r.status != http.StatusCreated {
+		t.Fatalf("recreate: %d %s", r.status, r.raw)
+	}
+	if r := e.api(http.MethodGet, "/admin/api/users", "Bearer", stolen, nil, ""); r.status != http.StatusUnauthorized {
+		t.Fatalf("the deleted client's token works again for the client made anew under its ID: %d", r.status)
 	}
 }
