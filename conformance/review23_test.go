@@ -3,10 +3,13 @@ package conformance
 import (
 	"context"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/adminapi"
 	"github.com/keystep/keystep/storage"
 )
@@ -218,5 +221,39 @@ func TestReview23DeletedClientsTokenRevivedBySameSecondRecreate(t *testing.T) {
 	}
 	if r := e.api(http.MethodGet, "/admin/api/users", "Bearer", stolen, nil, ""); r.status != http.StatusUnauthorized {
 		t.Fatalf("the deleted client's token works again for the client made anew under its ID: %d", r.status)
+	}
+}
+
+// Hole (issue 23 item 1, "the Forwarded/X-Forwarded-* headers honoured
+// only from those"): from a trusted proxy, X-Forwarded-For is read but
+// the standard Forwarded header (RFC 7239) is not (web.ClientIP). Behind
+// a proxy that sends only Forwarded (HAProxy's option forwarded, Envoy,
+// several CDNs), every request seems to come from the proxy: the per-IP
+// and per-account+IP throttles lump all users together (one attacker
+// locks everyone out, or nobody is limited), and the audit log records
+// the proxy's address for every sign-in. Fix: in web.ClientIP, read the
+// for= parameters of Forwarded like X-Forwarded-For (right-most
+// untrusted), preferring Forwarded when both are present.
+func TestReview23ForwardedHeaderIgnored(t *testing.T) {
+	e := newEnv(t, func(c *idp.Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} })
+	e.addRobot(robot, "")
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/oauth/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(robot, robotSecret)
+	req.Header.Set("Forwarded", "for=203.0.113.9;proto=https")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("token: %d", resp.StatusCode)
+	}
+	evs, err := e.store.ListAudit(context.Background(), storage.AuditFilter{Type: storage.EventTokenIssued, ClientID: robot})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("token.issued events: %d %v", len(evs), err)
+	}
+	if evs[0].IP != "203.0.113.9" {
+		t.Fatalf("a request through a trusted proxy with Forwarded: for=203.0.113.9 is recorded from %q", evs[0].IP)
 	}
 }
