@@ -72,6 +72,11 @@ func migrateCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 
+	// Another application's database is refused before Open creates
+	// Keystep's tables in it.
+	if err := postgres.CheckImportTarget(ctx, to); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
 	dst, err := postgres.Open(ctx, to)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)

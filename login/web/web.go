@@ -123,7 +123,10 @@ func Info(ctx context.Context) RequestInfo {
 }
 
 // ClientIP returns the client address: the connection's peer, or, when the
-// peer is a trusted proxy, the right-most X-Forwarded-For entry that is not.
+// peer is a trusted proxy, the right-most forwarded address that is not:
+// from the Forwarded header's for= parameters (RFC 7239) when the request
+// has one, else from X-Forwarded-For. An entry that is not an address (an
+// obfuscated or "unknown" node) stops the walk at the last trusted hop.
 func ClientIP(r *http.Request, trusted []netip.Prefix) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -145,7 +148,10 @@ func ClientIP(r *http.Request, trusted []netip.Prefix) string {
 	if !isTrusted(addr) {
 		return addr.String()
 	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	hops := forwardedFor(r.Header.Values("Forwarded"))
+	if hops == nil {
+		hops = strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	}
 	for i := len(hops) - 1; i >= 0; i-- {
 		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
 		if err != nil {
@@ -158,6 +164,35 @@ func ClientIP(r *http.Request, trusted []netip.Prefix) string {
 		addr = a
 	}
 	return addr.String()
+}
+
+// forwardedFor lists the for= nodes of Forwarded headers (RFC 7239 §4),
+// first hop first, as addresses without brackets or ports; nil when there
+// is no Forwarded header. A node that is not an address is kept as it is,
+// so the walk in ClientIP stops there.
+func forwardedFor(values []string) []string {
+	if len(values) == 0 {
+		return nil
+	}
+	out := []string{}
+	for _, elem := range strings.Split(strings.Join(values, ","), ",") {
+		for _, pair := range strings.Split(elem, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			if !ok || !strings.EqualFold(strings.TrimSpace(k), "for") {
+				continue
+			}
+			v = strings.Trim(strings.TrimSpace(v), `"`)
+			if strings.HasPrefix(v, "[") { // [2001:db8::1]:4711
+				if end := strings.Index(v, "]"); end > 0 {
+					v = v[1:end]
+				}
+			} else if host, _, err := net.SplitHostPort(v); err == nil { // 192.0.2.1:4711
+				v = host
+			}
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // Auditor writes audit events and mirrors them to the structured log.

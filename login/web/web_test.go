@@ -20,20 +20,27 @@ import (
 func TestClientIP(t *testing.T) {
 	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	tests := []struct {
-		name    string
-		remote  string
-		xff     []string
-		trusted []netip.Prefix
-		want    string
+		name      string
+		remote    string
+		xff       []string
+		trusted   []netip.Prefix
+		want      string
+		forwarded []string // Forwarded headers (RFC 7239)
 	}{
-		{"the peer's address without proxies", "203.0.113.7:5555", nil, nil, "203.0.113.7"},
-		{"a forwarded-for header from an untrusted peer is ignored", "203.0.113.7:5555", []string{"198.51.100.1"}, proxies, "203.0.113.7"},
-		{"a trusted proxy's forwarded-for names the client", "10.0.0.2:80", []string{"198.51.100.1"}, proxies, "198.51.100.1"},
-		{"the right-most untrusted entry wins over a spoofed left one", "10.0.0.2:80", []string{"192.0.2.66, 198.51.100.1, 10.0.0.3"}, proxies, "198.51.100.1"},
-		{"entries in several headers are read as one list", "10.0.0.2:80", []string{"192.0.2.66", "198.51.100.1"}, proxies, "198.51.100.1"},
-		{"a malformed entry stops at the last trusted hop", "10.0.0.2:80", []string{"garbage, 10.0.0.3"}, proxies, "10.0.0.3"},
-		{"a trusted proxy with no header is the client", "10.0.0.2:80", nil, proxies, "10.0.0.2"},
-		{"an IPv4-mapped peer is unmapped", "[::ffff:203.0.113.7]:5555", nil, nil, "203.0.113.7"},
+		{"the peer's address without proxies", "203.0.113.7:5555", nil, nil, "203.0.113.7", nil},
+		{"a forwarded-for header from an untrusted peer is ignored", "203.0.113.7:5555", []string{"198.51.100.1"}, proxies, "203.0.113.7", nil},
+		{"a trusted proxy's forwarded-for names the client", "10.0.0.2:80", []string{"198.51.100.1"}, proxies, "198.51.100.1", nil},
+		{"the right-most untrusted entry wins over a spoofed left one", "10.0.0.2:80", []string{"192.0.2.66, 198.51.100.1, 10.0.0.3"}, proxies, "198.51.100.1", nil},
+		{"entries in several headers are read as one list", "10.0.0.2:80", []string{"192.0.2.66", "198.51.100.1"}, proxies, "198.51.100.1", nil},
+		{"a malformed entry stops at the last trusted hop", "10.0.0.2:80", []string{"garbage, 10.0.0.3"}, proxies, "10.0.0.3", nil},
+		{"a trusted proxy with no header is the client", "10.0.0.2:80", nil, proxies, "10.0.0.2", nil},
+		{"an IPv4-mapped peer is unmapped", "[::ffff:203.0.113.7]:5555", nil, nil, "203.0.113.7", nil},
+		{"a trusted proxy's Forwarded for= names the client", "10.0.0.2:80", nil, proxies, "198.51.100.1", []string{"for=198.51.100.1;proto=https"}},
+		{"Forwarded: quoted IPv6 with a port, right-most untrusted", "10.0.0.2:80", nil, proxies, "2001:db8::17", []string{`for=192.0.2.66, for="[2001:db8::17]:4711", for=10.0.0.3`}},
+		{"Forwarded: an IPv4 node with a port", "10.0.0.2:80", nil, proxies, "198.51.100.1", []string{`For="198.51.100.1:4711"`}},
+		{"Forwarded wins over X-Forwarded-For", "10.0.0.2:80", []string{"192.0.2.66"}, proxies, "198.51.100.1", []string{"for=198.51.100.1"}},
+		{"an obfuscated Forwarded node stops at the last trusted hop", "10.0.0.2:80", nil, proxies, "10.0.0.3", []string{"for=_hidden, for=10.0.0.3"}},
+		{"Forwarded from an untrusted peer is ignored", "203.0.113.7:5555", nil, proxies, "203.0.113.7", []string{"for=198.51.100.1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,6 +48,9 @@ func TestClientIP(t *testing.T) {
 			r.RemoteAddr = tt.remote
 			for _, v := range tt.xff {
 				r.Header.Add("X-Forwarded-For", v)
+			}
+			for _, v := range tt.forwarded {
+				r.Header.Add("Forwarded", v)
 			}
 			if got := web.ClientIP(r, tt.trusted); got != tt.want {
 				t.Errorf("ClientIP = %q, want %q", got, tt.want)

@@ -315,3 +315,33 @@ func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 	}
 	return v, nil
 }
+
+// CheckImportTarget reports whether dsn's schema may receive an import,
+// before Open creates Keystep's tables in it: it must hold no table, or
+// only Keystep's own (a schema Open made earlier; Import still refuses
+// rows). Another application's tables are ErrNotEmpty, and nothing is
+// created beside them.
+func CheckImportTarget(ctx context.Context, dsn string) error {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return errors.New("postgres: the connection string does not parse")
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("postgres: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, `SELECT table_name FROM information_schema.tables
+		WHERE table_schema = current_schema() ORDER BY 1`)
+	if err != nil {
+		return err
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	if len(tables) > 0 && !slices.Contains(tables, migrationsTable) {
+		return fmt.Errorf("%w: it holds tables that are not Keystep's (%s); import into a new database or schema", ErrNotEmpty, strings.Join(tables, ", "))
+	}
+	return nil
+}
