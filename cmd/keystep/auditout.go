@@ -18,8 +18,9 @@ import (
 
 // auditOutWait is how long the audit log holds an event back while an
 // earlier sequence number, written at the same time by another request,
-// has not reached it yet. Numbers that never come (written by another
-// process: a CLI command, another instance) are skipped after it.
+// has not reached it yet. Numbers that never come this way (written by
+// another process: a CLI command, another instance) are then read from
+// the store.
 var auditOutWait = 500 * time.Millisecond
 
 // auditOut is --audit-log: every audit event the server writes, once
@@ -30,6 +31,7 @@ type auditOut struct {
 	path   string // "-" is stdout
 	stdout io.Writer
 	log    *slog.Logger
+	store  storage.Audit // where a gap's events are read from
 
 	mu      sync.Mutex
 	f       *os.File // nil for stdout
@@ -46,7 +48,7 @@ func openAuditOut(ctx context.Context, path string, stdout io.Writer, st storage
 	if err != nil {
 		return nil, fmt.Errorf("--audit-log: %w", err)
 	}
-	a := &auditOut{path: path, stdout: stdout, log: log, next: 1, pending: map[int64]storage.AuditEvent{}}
+	a := &auditOut{path: path, stdout: stdout, log: log, store: st, next: 1, pending: map[int64]storage.AuditEvent{}}
 	if len(last) > 0 {
 		a.next = last[0].Seq + 1
 	}
@@ -110,16 +112,41 @@ func (a *auditOut) event(e storage.AuditEvent) {
 	}
 }
 
-// flush writes what is held back, in order, giving up on the gaps.
+// flush writes what is held back, in order. A gap before a held event
+// was written by another process (its sequence number is taken, and the
+// chain commits in order, so it is in the store): it is read from there.
 func (a *auditOut) flush() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.timer = nil
 	seqs := slices.Sorted(maps.Keys(a.pending))
 	for _, s := range seqs {
+		if s > a.next {
+			a.fill(s)
+		}
 		a.write(a.pending[s])
 		delete(a.pending, s)
 		a.next = s + 1
+	}
+}
+
+// fill writes the stored events from a.next up to before seq; a.mu is held.
+// One that cannot be read is logged as missing.
+func (a *auditOut) fill(seq int64) {
+	if a.store == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	evs, err := a.store.ListAudit(ctx, storage.AuditFilter{AfterSeq: a.next - 1, Limit: int(seq - a.next)})
+	if err != nil {
+		a.log.Error("audit log: events written elsewhere could not be read", "from", a.next, "to", seq-1, "err", err)
+		return
+	}
+	for _, e := range evs {
+		if e.Seq < seq {
+			a.write(e)
+		}
 	}
 }
 
