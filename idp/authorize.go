@@ -45,6 +45,12 @@ func sourceFrom(ctx context.Context) authzSource {
 // that needs the account choice under prompt=none.
 const errAccountSelectionRequired = "account_selection_required"
 
+// selectUnderNone reports whether prompt asks for the account choice
+// under none.
+func selectUnderNone(prompt []string) bool {
+	return slices.Contains(prompt, oidc.PromptNone) && slices.Contains(prompt, oidc.PromptSelectAccount)
+}
+
 // validateAuthRequest is the one validation of an authorization request,
 // at /authorize and at the PAR endpoint alike (RFC 9126 §2.1: a pushed
 // request is validated as the authorization endpoint would). The library
@@ -73,7 +79,7 @@ func (s *opServer) validateAuthRequest(ctx context.Context, c *client, req *oidc
 		// RFC 9126 §5; FAPI 2.0 Security Profile §5.3.1.2 item 1.
 		return none, oidc.ErrInvalidRequest().WithDescription("pushed authorization request required")
 	}
-	if slices.Contains(req.Prompt, oidc.PromptNone) && slices.Contains(req.Prompt, oidc.PromptSelectAccount) {
+	if selectUnderNone(req.Prompt) || selectUnderNone(strings.Fields(form.Get("prompt"))) {
 		// OIDC Core §3.1.2.6: choosing an account needs a page, which
 		// prompt=none forbids. Any other value beside none is
 		// invalid_request (§3.1.2.1, the library's check below).

@@ -352,6 +352,12 @@ func (s *opServer) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.Aut
 			return nil, err
 		}
 	}
+	if selectUnderNone(r.Data.Prompt) {
+		// The library refuses any value beside none as invalid_request
+		// before Authorize; validateAuthRequest answers this one from the
+		// form as it came (OIDC Core §3.1.2.6).
+		r.Data.Prompt = []string{oidc.PromptNone}
+	}
 	return cr, nil
 }
 
