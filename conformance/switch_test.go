@@ -6,6 +6,9 @@ import (
 	"net/url"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/keystep/keystep/conformance/chrome"
 )
 
 // Issue 24's acceptance: at a browser where bob is signed in, alice signs
@@ -68,5 +71,42 @@ func TestSelectAccountUnderPromptNone(t *testing.T) {
 	}
 	if !slices.Contains(m.Prompts, "select_account") || !slices.Contains(m.Prompts, "none") {
 		t.Errorf("prompt_values_supported = %v", m.Prompts)
+	}
+}
+
+// The account choice and the switch in Chromium: the choice, the sign-in
+// page saying the other account was signed out, and a step-up page with
+// "Use another account" beside the name, looked at (screenshots).
+func TestBrowserUseAnotherAccount(t *testing.T) {
+	c := newTab(t)
+	e := newEnv(t)
+	e.addUser("bob", "bob's long enough password")
+	r := e.rp(rpClient, e.rpSecret)
+
+	a := r.authURL(nil)
+	c.Open(a.url)
+	c.TypeIn("#username", "bob")
+	c.TypeIn("#password", "bob's long enough password")
+	c.Follow(chrome.SignInButton)
+	r.mustExchange(c.rpCode(r, a), a)
+
+	e.clock.Advance(time.Minute)
+	a = r.authURL(url.Values{"prompt": {"login"}})
+	c.Open(a.url)
+	c.See("Use another account")
+	c.Look("password-again-switch")
+
+	a = r.authURL(url.Values{"prompt": {"select_account"}})
+	c.Open(a.url)
+	c.See("Continue as bob")
+	c.Look("select-account")
+	c.Follow("form[action='/login/switch'] button[type=submit]")
+	c.See("The other account is signed out in this browser")
+	c.Look("signin-switched")
+	c.TypeIn("#username", alice)
+	c.TypeIn("#password", alicePass)
+	c.Follow(chrome.SignInButton)
+	if tok := r.mustExchange(c.rpCode(r, a), a); tok.claims.Sub != "u-alice" {
+		t.Fatalf("signed in as %s", tok.claims.Sub)
 	}
 }
