@@ -41,6 +41,16 @@ func sourceFrom(ctx context.Context) authzSource {
 	return src
 }
 
+// errAccountSelectionRequired is OIDC Core §3.1.2.6's error for a request
+// that needs the account choice under prompt=none.
+const errAccountSelectionRequired = "account_selection_required"
+
+// selectUnderNone reports whether prompt asks for the account choice
+// under none.
+func selectUnderNone(prompt []string) bool {
+	return slices.Contains(prompt, oidc.PromptNone) && slices.Contains(prompt, oidc.PromptSelectAccount)
+}
+
 // validateAuthRequest is the one validation of an authorization request,
 // at /authorize and at the PAR endpoint alike (RFC 9126 §2.1: a pushed
 // request is validated as the authorization endpoint would). The library
@@ -68,6 +78,12 @@ func (s *opServer) validateAuthRequest(ctx context.Context, c *client, req *oidc
 	if (src == fromFront || src == fromRequestObject) && c.parRequired(s.requirePAR) {
 		// RFC 9126 §5; FAPI 2.0 Security Profile §5.3.1.2 item 1.
 		return none, oidc.ErrInvalidRequest().WithDescription("pushed authorization request required")
+	}
+	if selectUnderNone(req.Prompt) || selectUnderNone(strings.Fields(form.Get("prompt"))) {
+		// OIDC Core §3.1.2.6: choosing an account needs a page, which
+		// prompt=none forbids. Any other value beside none is
+		// invalid_request (§3.1.2.1, the library's check below).
+		return none, &oidc.Error{ErrorType: errAccountSelectionRequired, Description: "choosing an account needs a page; prompt=none forbids one"}
 	}
 	var err error
 	if req.MaxAge, err = op.ValidateAuthReqPrompt(req.Prompt, req.MaxAge); err != nil {

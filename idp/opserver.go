@@ -58,6 +58,9 @@ type discoveryExtra struct {
 	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported"`
 	// RFC 9396 §10.
 	AuthorizationDetailsTypesSupported []string `json:"authorization_details_types_supported,omitempty"`
+	// PromptValuesSupported: OpenID Connect Prompt Create 1.0 §4.1 (the
+	// library has no field for it).
+	PromptValuesSupported []string `json:"prompt_values_supported"`
 }
 
 // discoveryDocument is the discovery response: the library's
@@ -109,6 +112,9 @@ func (s *opServer) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.
 		AuthorizationResponseIssParameterSupported: true,
 		DPoPSigningAlgValuesSupported:              dpop.AlgNames(),
 		AuthorizationDetailsTypesSupported:         pol.Details.Types(),
+		// select_account shows the account choice (login/switch.go);
+		// create (registration) is not offered.
+		PromptValuesSupported: []string{oidc.PromptNone, oidc.PromptLogin, oidc.PromptConsent, oidc.PromptSelectAccount},
 	}}), nil
 }
 
@@ -345,6 +351,12 @@ func (s *opServer) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.Aut
 		if err := checkRedirectURI(cl, r.Data); err != nil {
 			return nil, err
 		}
+	}
+	if selectUnderNone(r.Data.Prompt) {
+		// The library refuses any value beside none as invalid_request
+		// before Authorize; validateAuthRequest answers this one from the
+		// form as it came (OIDC Core §3.1.2.6).
+		r.Data.Prompt = []string{oidc.PromptNone}
 	}
 	return cr, nil
 }

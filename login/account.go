@@ -137,7 +137,10 @@ func (h *Handler) session(a *accountState) stepup.Session {
 	return stepup.Session{Done: signin.FactorsOf(a.sess.Factors, ""), Enrolled: h.enrolledAt(a.user, a.factors, a.recovery, a.known), Now: h.cfg.Now()}
 }
 
-// endSession deletes a session and its cookie, audited.
+// endSession ends a session everywhere (admin.EndSessions: back-channel
+// logout and session-revoked queued), audited with reason, and deletes
+// its cookie when w is not nil (a caller that sets the next session's
+// cookie passes nil).
 func (h *Handler) endSession(ctx context.Context, w http.ResponseWriter, s storage.Session, reason string) error {
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventSessionEnded, UserID: s.UserID, Outcome: "success", Reason: reason}); err != nil {
 		return err
@@ -145,7 +148,9 @@ func (h *Handler) endSession(ctx context.Context, w http.ResponseWriter, s stora
 	if err := admin.EndSessions(ctx, h.cfg.Store, h.cfg.Now(), s.End()); err != nil {
 		return err
 	}
-	h.cfg.Cookies.ClearSession(w)
+	if w != nil {
+		h.cfg.Cookies.ClearSession(w)
+	}
 	return nil
 }
 

@@ -14,7 +14,7 @@ var withoutPortalText = map[storage.EventType]string{
 	storage.EventLoginThrottled:          "refused before an account is known; carries no user",
 	storage.EventStepupRequested:         "a step inside a sign-in; login.completed or login.failed says how it ended",
 	storage.EventStepupThrottled:         "a step inside a sign-in, refused before the code was checked",
-	storage.EventSessionEnded:            "a risk rule's decision, explained on the page at the time",
+	storage.EventSessionEnded:            "a risk rule's decision or a switch of account in a browser, explained on the page at the time",
 	storage.EventTokenIssued:             "one per token request; the sign-in itself is login.completed",
 	storage.EventTokenCodeReplayed:       "the client's code presented twice; nothing the user can act on",
 	storage.EventTokenRevoked:            "an app revoking its own token",

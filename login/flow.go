@@ -48,6 +48,11 @@ type flowState struct {
 	// disallowed are the user's enrolled factors the client's policy kept
 	// from the decision (allowedAt), recorded with the replay.
 	disallowed []stepup.Enrolled
+	// other is the person whose session this browser holds when it does
+	// not count for this request (a hint names someone else): their
+	// session ends when another person's first factor is recorded, and
+	// the page says so.
+	other storage.User
 }
 
 var errExpiredRequest = userError(http.StatusBadRequest, "This sign-in link has expired",
@@ -84,9 +89,12 @@ func (h *Handler) loadFlow(r *http.Request, id string) (*flowState, error) {
 	if err != nil {
 		return nil, err
 	}
-	// An id_token_hint names the user the RP expects (OIDC Core §3.1.2.1);
-	// a session of someone else does not count for this request.
-	if ok && (ar.IDTokenHintSubject == "" || ar.IDTokenHintSubject == u.ID) {
+	// An id_token_hint or login_hint names the user the RP expects (OIDC
+	// Core §3.1.2.1); a session of someone else does not count for this
+	// request (hintedElse), and the hinted person signs in afresh.
+	if ok && hintedElse(ar, sess, u) {
+		st.other = u
+	} else if ok {
 		st.sess, st.user, st.hasSess = sess, u, true
 		if err := h.loadFactors(ctx, st); err != nil {
 			return nil, err
@@ -96,6 +104,30 @@ func (h *Handler) loadFlow(r *http.Request, id string) (*flowState, error) {
 		}
 	}
 	return st, nil
+}
+
+// hintedElse reports whether the request's hints name another person
+// than the session's user u. An id_token_hint names a subject exactly. A
+// login_hint is compared with the username and the email address, case
+// folded; a hint that names nobody counts as another person, so whether
+// the session counts never tells whether some account exists. Once the
+// session has a factor proved for this very request, the person at the
+// browser has chosen: a login_hint is only a hint, and it no longer
+// sets their session aside (an id_token_hint still does; the password
+// post refuses anyone else).
+func hintedElse(ar storage.AuthRequest, sess storage.Session, u storage.User) bool {
+	if ar.IDTokenHintSubject != "" && ar.IDTokenHintSubject != u.ID {
+		return true
+	}
+	if ar.LoginHint == "" || provedFor(sess, ar.ID) {
+		return false
+	}
+	return !strings.EqualFold(ar.LoginHint, u.Username) && (u.Email == "" || !strings.EqualFold(ar.LoginHint, u.Email))
+}
+
+// provedFor reports whether a factor of session s was proved for request id.
+func provedFor(s storage.Session, id string) bool {
+	return slices.ContainsFunc(s.Factors, func(f storage.FactorEvent) bool { return f.Request == id })
 }
 
 func (h *Handler) loadFactors(ctx context.Context, st *flowState) error {
@@ -214,6 +246,11 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, st *flowState
 	if st.ar.Done {
 		http.Redirect(w, r, h.cfg.Callback(ctx, st.ar.ID), http.StatusSeeOther)
 		return nil
+	}
+	if h.choosing(r, st) {
+		// prompt=select_account: the account choice comes first (OIDC
+		// Core §3.1.2.1).
+		return h.showChooser(w, r, st)
 	}
 	in, d, err := h.decide(r, st)
 	if err != nil {
@@ -379,7 +416,16 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, st *flowState, 
 // fail ends the request with an OAuth error sent to the client's (already
 // validated) redirect URI.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, st *flowState, code, why string) error {
-	ctx := r.Context()
+	if err := h.abandon(r.Context(), w, st, code, why); err != nil {
+		return err
+	}
+	http.Redirect(w, r, errorRedirect(st.ar, code, errorDescriptions[code]), http.StatusSeeOther)
+	return nil
+}
+
+// abandon ends the request without a result: audited with the OAuth
+// error code, deleted, and the session ended when risk refused it.
+func (h *Handler) abandon(ctx context.Context, w http.ResponseWriter, st *flowState, code, why string) error {
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{
 		Type: storage.EventLoginFailed, UserID: st.user.ID, ClientID: st.client.ID, Outcome: "failure", Reason: code,
 		Details: decisionDetails(st, map[string]string{"requested_acr": strings.Join(st.ar.Requirement.ACR, " "), "why": why}),
@@ -396,7 +442,6 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, st *flowState, co
 			return err
 		}
 	}
-	http.Redirect(w, r, errorRedirect(st.ar, code, errorDescriptions[code]), http.StatusSeeOther)
 	return nil
 }
 
@@ -455,6 +500,12 @@ type factorPage struct {
 	// Approving is the request's authorization details as the person
 	// reads them ("You're approving"), shown above the factor.
 	Approving []details.Item
+	// Cancel is the Cancel button's label, naming where it goes; the
+	// page has none when it is "" (purpose.cancel).
+	Cancel string
+	// Notice is about another person's session in this browser
+	// (switchNotice).
+	Notice string
 }
 
 type otherWay struct {
@@ -494,9 +545,11 @@ func clientName(c storage.Client) string {
 	return c.ID
 }
 
-// explain turns stepup reasons into the page's headline and one plain line.
-func explain(st *flowState, d stepup.Decision) (headline, reason string) {
-	name := clientName(st.client)
+// explain turns stepup reasons into the page's headline and one plain
+// line, in the words of what the sign-in is for (purposeOf): an app by
+// its name, the account portal, the admin console.
+func explain(st *flowState, d stepup.Decision, pu purpose) (headline, reason string) {
+	name := pu.name
 	has := func(r stepup.Reason) bool { return slices.Contains(d.Reasons, r) }
 	switch {
 	case !st.hasSess || has(stepup.ReasonNoSession) && len(st.sess.Factors) == 0:
@@ -506,8 +559,15 @@ func explain(st *flowState, d stepup.Decision) (headline, reason string) {
 			return "Confirm it's you", rs[0] + " To keep your account safe, we need one more check."
 		}
 		return "Confirm it's you", "Something about this sign-in is unusual, so we need one more check."
-	case has(stepup.ReasonTransaction):
+	case has(stepup.ReasonTransaction) && pu.kind == forApp:
 		return name + " asks you to approve this", "Check the details, then confirm it's you."
+	case pu.kind == forConsole:
+		return "Confirm it's you to open the admin console", "The admin console asks for a recent, strong sign-in, because changes there affect everyone who signs in."
+	case pu.kind == forLost:
+		return "Confirm it's you", "To report a lost second factor, confirm it's you first."
+	case pu.kind == forAccount:
+		// The portal asks again only before a change to the account.
+		return "Confirm it's you", "This change to your account needs an extra check."
 	case has(stepup.ReasonRequested), has(stepup.ReasonClientMin), has(stepup.ReasonScope):
 		return name + " needs you to confirm it's you", "This part of " + name + " asks for an extra check."
 	case has(stepup.ReasonPromptLogin), has(stepup.ReasonMaxAge):
@@ -519,11 +579,8 @@ func explain(st *flowState, d stepup.Decision) (headline, reason string) {
 }
 
 func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowState, d stepup.Decision, m stepup.Method, problem string) error {
-	headline, reason := explain(st, d)
-	if st.client.ID == h.cfg.AccountClientID && st.hasSess && !slices.Contains(d.Reasons, stepup.ReasonRisk) {
-		// The portal and the console sign in as Keystep's own client.
-		headline, reason = "Confirm it's you", "This change to your account needs an extra check."
-	}
+	pu := h.purposeOf(r, st)
+	headline, reason := explain(st, d, pu)
 	approving, err := h.approving(st)
 	if err != nil {
 		return err
@@ -531,11 +588,13 @@ func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowSta
 	p := factorPage{
 		Page: h.page(r, headline), RequestID: st.ar.ID, ClientName: clientName(st.client),
 		Headline: headline, Reason: reason, Problem: problem, Passkeys: h.cfg.WebAuthn != nil && allowed(st, stepup.WebAuthn),
-		Approving: approving,
+		Approving: approving, Cancel: pu.cancel, Notice: switchNotice(r, st),
 	}
-	if st.hasSess {
+	switch {
+	case st.hasSess:
 		p.Username, p.KnownUser = st.user.Username, true
-	} else {
+	case r.URL.Query().Get(switchedParam) == "":
+		// After a switch the hint may name the person who just left.
 		p.Username = st.ar.LoginHint
 	}
 	for _, o := range d.Next {
@@ -994,6 +1053,16 @@ func (h *Handler) postCancel(w http.ResponseWriter, r *http.Request) error {
 	st, err := h.formFlow(r)
 	if err != nil {
 		return err
+	}
+	if pu := h.purposeOf(r, st); pu.kind != forApp && st.hasSess {
+		// Keystep's own pages: Cancel goes back to the account's
+		// overview, as its label says, not to the callback's error page.
+		if err := h.abandon(r.Context(), w, st, "access_denied", "cancelled by the user"); err != nil {
+			return err
+		}
+		h.cfg.Cookies.Clear(w, portalStateCookie)
+		http.Redirect(w, r, "/account", http.StatusSeeOther)
+		return nil
 	}
 	return h.fail(w, r, st, "access_denied", "cancelled by the user")
 }

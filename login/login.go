@@ -179,6 +179,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /login/recovery", h.handle(h.postRecovery))
 	mux.Handle("POST /login/consent", h.handle(h.postConsent))
 	mux.Handle("POST /login/cancel", h.handle(h.postCancel))
+	mux.Handle("POST /login/switch", h.handle(h.postSwitch))
+	mux.Handle("POST /login/select", h.handle(h.postSelect))
 	mux.Handle("POST /login/webauthn/options", h.handleJSON(h.loginOptions))
 	mux.Handle("POST /login/webauthn/verify", h.handleJSON(h.loginVerify))
 	mux.Handle("GET /logged-out", h.handle(h.loggedOut))
@@ -348,8 +350,10 @@ func (h *Handler) addFactor(w http.ResponseWriter, r *http.Request, userID strin
 		}
 	} else {
 		if ok {
-			// The session it replaces ends everywhere.
-			if err := admin.EndSessions(ctx, h.cfg.Store, now, cur.End()); err != nil {
+			// The session it replaces ends everywhere, audited: another
+			// person's (a switch of account, or a hint naming someone
+			// else), or a drifted one. Nothing of it carries over.
+			if err := h.endReplaced(r, cur, userID); err != nil {
 				return storage.Session{}, err
 			}
 		}

@@ -31,7 +31,7 @@ var requiredPages = []string{
 	"account_email",
 	"account_passkey", "webauthn", "logout_confirm", "account_help",
 	"enroll", "enroll_totp", "enroll_codes",
-	"recover",
+	"recover", "select_account",
 }
 
 // adminPages are the admin console's pages: each is parsed with layout.html
@@ -71,7 +71,7 @@ func (r *renderer) parse() (map[string]*template.Template, error) {
 	pages := map[string]*template.Template{}
 	var errs []error
 	for _, name := range requiredPages {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(r.fsys, "layout.html", "approving.html", name+".html")
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(r.fsys, "layout.html", "approving.html", "who.html", name+".html")
 		if err != nil {
 			errs = append(errs, fmt.Errorf("template %s: %w", name, err))
 			continue

@@ -119,8 +119,11 @@ const (
 	// EventSessionLogout: the user signed out (the portal, or RP-initiated
 	// logout at the end-session endpoint).
 	EventSessionLogout EventType = "session.logout"
-	// EventSessionEnded: the provider ended a browser session because a risk
-	// rule refused it; Reason names the signals.
+	// EventSessionEnded: the provider ended a browser session: a risk rule
+	// refused it (Reason names the signals), the person chose "Use another
+	// account", or another sign-in replaced it in the same browser (another
+	// person's, or the same person's from another network and browser);
+	// Reason says which.
 	EventSessionEnded EventType = "session.ended"
 	// EventSessionRevokedAll: every session of a user was ended and their
 	// apps' tokens revoked (an admin's sign-out, disabling, a factor reset).
