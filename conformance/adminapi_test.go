@@ -21,6 +21,7 @@ import (
 	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/adminapi"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -613,5 +614,24 @@ func TestAdminConsoleShowsAndKeepsTheAdminAPIGrant(t *testing.T) {
 	b.post("/admin/clients/"+rpClient, f)
 	if c, _ := e.store.ClientByID(context.Background(), rpClient); c.AdminAPI != "" {
 		t.Fatalf("taken away, still %q", c.AdminAPI)
+	}
+}
+
+// A client whose policy shortens its access tokens gets them short, and can
+// use one issued right after it was registered: a client's own token names
+// the registration it was issued to (keystep_client_registration), rather
+// than the server working out its issue time from exp and a lifetime.
+func TestAdminAPIShortLivedTokenOfANewClient(t *testing.T) {
+	e := newEnv(t, func(c *idp.Config) {
+		c.ClientPolicies = map[string]policy.Client{robot: {AccessTTL: time.Minute}}
+	})
+	e.addRobot(robot, storage.AdminAPIRead)
+	code, out := e.ccToken(robot, robotSecret, adminapi.ScopeRead)
+	if code != http.StatusOK || out["expires_in"] != float64(60) {
+		t.Fatalf("token: %d expires_in %v, want 60", code, out["expires_in"])
+	}
+	tok, _ := out["access_token"].(string)
+	if r := e.api(http.MethodGet, "/admin/api/policy", "Bearer", tok, nil, ""); r.status != http.StatusOK {
+		t.Fatalf("a fresh client's 1-minute token: %d %s", r.status, r.raw)
 	}
 }

@@ -211,6 +211,10 @@ func (s *opServer) lifetimes(ctx context.Context, req op.TokenRequest) (lifetime
 		return lifetimesOf(pol.Client(r.ClientID)), nil
 	case *refreshRequest:
 		return lifetimesOf(s.pols.Current().Client(r.GetClientID())), nil
+	case clientCredentialsRequest:
+		return lifetimesOf(s.pols.Current().Client(r.clientID)), nil
+	case *clientCredentialsRequest:
+		return lifetimesOf(s.pols.Current().Client(r.clientID)), nil
 	}
 	return lifetimesOf(policy.Client{}), nil
 }
@@ -262,6 +266,15 @@ func (s *opServer) signAccessToken(ctx context.Context, issuer string, g storage
 		if g.SessionID != "" {
 			claims["sid"] = g.SessionID
 		}
+	} else {
+		// A client's own token has no row: it names the registration it
+		// was issued to, so a client deleted and made anew under the same
+		// ID (in the same second, even) does not revive it.
+		c, err := s.store.ClientByID(ctx, g.ClientID)
+		if err != nil {
+			return "", err
+		}
+		claims[clientRegistrationClaim] = registrationOf(c)
 	}
 	if g.JKT != "" {
 		claims["cnf"] = map[string]string{"jkt": g.JKT}

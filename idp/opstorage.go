@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -834,10 +835,17 @@ func (s *opStorage) liveAccessToken(ctx context.Context, tokenID string) (storag
 		// with it, admin.DeleteClient); so does a client made anew under
 		// the same ID since the token was issued.
 		g = storage.Grant{ClientID: c.ClientID, Audience: c.Audience}
-		// exp is in whole seconds: the token was issued within the second
-		// after exp − accessTokenTTL.
 		cl, err := s.client(ctx, c.ClientID)
-		if err != nil || cl.CreatedAt.After(exp.Add(time.Second-accessTokenTTL)) {
+		if err != nil {
+			return storage.AccessToken{}, storage.ErrNotFound
+		}
+		if reg, ok := c.Claims[clientRegistrationClaim].(string); ok {
+			if reg != registrationOf(cl.Client) {
+				return storage.AccessToken{}, storage.ErrNotFound
+			}
+		} else if cl.CreatedAt.After(c.IssuedAt.AsTime().Add(time.Second)) {
+			// A token from before the claim: iat is in whole seconds, so
+			// the token was issued within the second after it.
 			return storage.AccessToken{}, storage.ErrNotFound
 		}
 	}
@@ -847,7 +855,7 @@ func (s *opStorage) liveAccessToken(ctx context.Context, tokenID string) (storag
 	g.Scopes = c.Scopes // a refresh may have narrowed them for this token alone
 	g.JKT = jwtJKT(c)   // and bound it to another key (a confidential client's)
 	g.AuthorizationDetails = jwtDetails(c)
-	return storage.AccessToken{ID: tokenID, Grant: g, RefreshID: family, CreatedAt: exp.Add(-accessTokenTTL), ExpiresAt: exp}, nil
+	return storage.AccessToken{ID: tokenID, Grant: g, RefreshID: family, CreatedAt: c.IssuedAt.AsTime(), ExpiresAt: exp}, nil
 }
 
 func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, origin string) error {
@@ -943,6 +951,15 @@ func (s *opStorage) GetPrivateClaimsFromScopes(context.Context, string, string, 
 }
 
 // jwtJKT is the cnf.jkt of verified JWT access token claims, "" for none.
+// clientRegistrationClaim names, in a client's own JWT access token, the
+// registration of the client it was issued to (registrationOf).
+const clientRegistrationClaim = "keystep_client_registration"
+
+// registrationOf tells one registration of a client ID from another: its
+// creation time in nanoseconds, as a string (a JSON number would lose
+// precision).
+func registrationOf(c storage.Client) string { return strconv.FormatInt(c.CreatedAt.UnixNano(), 10) }
+
 func jwtJKT(c *oidc.AccessTokenClaims) string {
 	cnf, _ := c.Claims["cnf"].(map[string]any)
 	jkt, _ := cnf["jkt"].(string)
