@@ -50,6 +50,7 @@ type Browser struct {
 	documents  map[string]bool // URLs loaded as documents (their 4xx is on purpose)
 	shots      int
 	noAutofill cdppage.ScriptIdentifier // the script that turns passkey autofill off, while it does
+	axeMissing sync.Once                // the note that axe-core is not installed, once a test
 }
 
 // chromiumPath finds Debian's or Ubuntu's Chromium.

@@ -3,6 +3,7 @@ package chrome
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -141,5 +142,38 @@ func TestProblemsAreRecorded(t *testing.T) {
 	b.DropProblems(func(string) bool { return true })
 	b.Open(url + "/csp")
 	waitProblems("CSP violation: script-src")
+	b.DropProblems(func(string) bool { return true })
+}
+
+// Axe reports WCAG violations, each with its rule, impact and element, and
+// nothing on a page that keeps the rules.
+func TestAxeFindsViolations(t *testing.T) {
+	url := serve(t, map[string]string{
+		"/good": `<!doctype html><html lang="en"><title>T</title><main><h1>T</h1>` +
+			`<form action="/x"><label for="q">Search</label><input id="q" name="q"><button>Go</button></form></main>`,
+		"/bad": `<!doctype html><html><title>T</title><main><h1>T</h1>` +
+			`<img src="/nothing.png"><input id="q" name="q"><button id="empty"></button>` +
+			`<p style="color: #aaa">grey text</p></main>`,
+	}, map[string]http.Header{
+		"/good": {"Content-Security-Policy": {"script-src 'self'"}},
+	})
+	b := New(t)
+	if _, err := axeSource(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("axe-core is not installed: %v", err)
+		}
+		t.Skipf("axe-core is not installed (npm ci in conformance/node): %v", err)
+	}
+	b.Open(url + "/good")
+	if got := b.Axe(); len(got) != 0 {
+		t.Errorf("a page that keeps the rules (under a CSP without inline script): axe reports\n%s", strings.Join(got, "\n"))
+	}
+	b.Open(url + "/bad")
+	got := b.Axe()
+	for _, want := range []string{"html-has-lang [serious]", "image-alt [critical]", "label [critical]", "button-name [critical]", "#empty", "color-contrast [serious]"} {
+		if !slices.ContainsFunc(got, func(g string) bool { return strings.Contains(g, want) }) {
+			t.Errorf("no axe report says %q; reports:\n%s", want, strings.Join(got, "\n"))
+		}
+	}
 	b.DropProblems(func(string) bool { return true })
 }
