@@ -177,3 +177,38 @@ func TestAxeFindsViolations(t *testing.T) {
 	}
 	b.DropProblems(func(string) bool { return true })
 }
+
+// CheckTabOrder's work finds a page whose Tab order is not the page's
+// order, and a stop without a ring; a page that keeps the rules has none.
+func TestTabOrderFindsWhatIsWrong(t *testing.T) {
+	const head = `<!doctype html><html lang="en"><title>T</title><style>:focus-visible { outline: 3px solid #1c6fd1 }</style><h1>T</h1>`
+	url := serve(t, map[string]string{
+		"/good":      head + `<form action="/x"><label for="q">Search</label><input id="q" name="q"><button>Go</button></form><a href="/y">Help</a>`,
+		"/reordered": head + `<a href="/a">First</a><a id="jump" href="/b" tabindex="2">Second</a>`,
+		"/no-ring":   head + `<a href="/a">First</a><a id="bare" href="/b" style="outline: none">Second</a>`,
+	}, nil)
+	b := New(t)
+	for _, tc := range []struct {
+		path  string
+		stops int
+		want  []string
+	}{
+		{path: "/good", stops: 3},
+		{path: "/reordered", want: []string{`tabindex 2 on a#jump "Second" reorders the page`}},
+		{path: "/no-ring", stops: 2, want: []string{`keyboard focus on a#bare "Second": no outline`}},
+	} {
+		b.Open(url + tc.path)
+		got, problems := b.tabOrder()
+		if len(got) != tc.stops {
+			t.Errorf("%s: %d stops %q, want %d", tc.path, len(got), got, tc.stops)
+		}
+		if len(tc.want) == 0 && len(problems) != 0 {
+			t.Errorf("%s: reports %q, want none", tc.path, problems)
+		}
+		for _, w := range tc.want {
+			if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, w) }) {
+				t.Errorf("%s: no report says %q; reports:\n%s", tc.path, w, strings.Join(problems, "\n"))
+			}
+		}
+	}
+}
