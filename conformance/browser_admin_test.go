@@ -164,6 +164,8 @@ func TestBrowserAdminConsole(t *testing.T) {
 	c.Follow("form[action='/admin/keys/rotate'] button")
 	c.See("New signing keys were made")
 	c.lookAdmin("admin-keys-rotated")
+	c.Follow("nav a[href='/admin/outbox']")
+	c.lookAdmin("admin-outbox")
 
 	// Every change made here is in the log with ada as the actor and
 	// before and after.

@@ -181,6 +181,15 @@ func TestBrowserEveryPage(t *testing.T) {
 	c.See("Your password was changed")
 	c.Look("account-password-changed")
 
+	// The email page, and the question an app's sign-out link without an
+	// ID token asks.
+	c.Follow("nav a[href='/account/email']")
+	c.Look("account-email")
+	c.Open(e.issuer + "/end_session")
+	c.See("Sign out?")
+	c.Look("logout-confirm")
+	c.Follow("a[href='/account']")
+
 	// Sign out.
 	c.Follow("form[action='/account/signout'] button")
 	c.See("You're signed out")

@@ -3,7 +3,9 @@
 // type into the real forms, take screenshots at phone and desktop sizes in
 // light and dark, and check what a person relies on: a heading, labels,
 // autofill hints, no sideways scrolling, big enough targets, visible focus,
-// AA contrast, and no script errors or CSP violations.
+// AA contrast, no script errors or CSP violations, and no WCAG 2.2 A/AA
+// violation that axe-core finds (axe.go). Keyboard-only runs use the
+// helpers of keyboard.go.
 //
 // It is a library for tests only: conformance's browser tests and the
 // demo's TestBrowserDemo use it, each adding what only it needs (the
@@ -50,6 +52,7 @@ type Browser struct {
 	documents  map[string]bool // URLs loaded as documents (their 4xx is on purpose)
 	shots      int
 	noAutofill cdppage.ScriptIdentifier // the script that turns passkey autofill off, while it does
+	axeMissing sync.Once                // the note that axe-core is not installed, once a test
 }
 
 // chromiumPath finds Debian's or Ubuntu's Chromium.

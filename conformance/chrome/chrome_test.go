@@ -3,6 +3,7 @@ package chrome
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -142,4 +143,72 @@ func TestProblemsAreRecorded(t *testing.T) {
 	b.Open(url + "/csp")
 	waitProblems("CSP violation: script-src")
 	b.DropProblems(func(string) bool { return true })
+}
+
+// Axe reports WCAG violations, each with its rule, impact and element, and
+// nothing on a page that keeps the rules.
+func TestAxeFindsViolations(t *testing.T) {
+	url := serve(t, map[string]string{
+		"/good": `<!doctype html><html lang="en"><title>T</title><main><h1>T</h1>` +
+			`<form action="/x"><label for="q">Search</label><input id="q" name="q"><button>Go</button></form></main>`,
+		"/bad": `<!doctype html><html><title>T</title><main><h1>T</h1>` +
+			`<img src="/nothing.png"><input id="q" name="q"><button id="empty"></button>` +
+			`<p style="color: #aaa">grey text</p></main>`,
+	}, map[string]http.Header{
+		"/good": {"Content-Security-Policy": {"script-src 'self'"}},
+	})
+	b := New(t)
+	if _, err := axeSource(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("axe-core is not installed: %v", err)
+		}
+		t.Skipf("axe-core is not installed (npm ci in conformance/node): %v", err)
+	}
+	b.Open(url + "/good")
+	if got := b.Axe(); len(got) != 0 {
+		t.Errorf("a page that keeps the rules (under a CSP without inline script): axe reports\n%s", strings.Join(got, "\n"))
+	}
+	b.Open(url + "/bad")
+	got := b.Axe()
+	for _, want := range []string{"html-has-lang [serious]", "image-alt [critical]", "label [critical]", "button-name [critical]", "#empty", "color-contrast [serious]"} {
+		if !slices.ContainsFunc(got, func(g string) bool { return strings.Contains(g, want) }) {
+			t.Errorf("no axe report says %q; reports:\n%s", want, strings.Join(got, "\n"))
+		}
+	}
+	b.DropProblems(func(string) bool { return true })
+}
+
+// CheckTabOrder's work finds a page whose Tab order is not the page's
+// order, and a stop without a ring; a page that keeps the rules has none.
+func TestTabOrderFindsWhatIsWrong(t *testing.T) {
+	const head = `<!doctype html><html lang="en"><title>T</title><style>:focus-visible { outline: 3px solid #1c6fd1 }</style><h1>T</h1>`
+	url := serve(t, map[string]string{
+		"/good":      head + `<form action="/x"><label for="q">Search</label><input id="q" name="q"><button>Go</button></form><a href="/y">Help</a>`,
+		"/reordered": head + `<a href="/a">First</a><a id="jump" href="/b" tabindex="2">Second</a>`,
+		"/no-ring":   head + `<a href="/a">First</a><a id="bare" href="/b" style="outline: none">Second</a>`,
+	}, nil)
+	b := New(t)
+	for _, tc := range []struct {
+		path  string
+		stops int
+		want  []string
+	}{
+		{path: "/good", stops: 3},
+		{path: "/reordered", want: []string{`tabindex 2 on a#jump "Second" reorders the page`}},
+		{path: "/no-ring", stops: 2, want: []string{`keyboard focus on a#bare "Second": no outline`}},
+	} {
+		b.Open(url + tc.path)
+		got, problems := b.tabOrder()
+		if len(got) != tc.stops {
+			t.Errorf("%s: %d stops %q, want %d", tc.path, len(got), got, tc.stops)
+		}
+		if len(tc.want) == 0 && len(problems) != 0 {
+			t.Errorf("%s: reports %q, want none", tc.path, problems)
+		}
+		for _, w := range tc.want {
+			if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, w) }) {
+				t.Errorf("%s: no report says %q; reports:\n%s", tc.path, w, strings.Join(problems, "\n"))
+			}
+		}
+	}
 }

@@ -80,6 +80,9 @@ func (b *Browser) LookSkipping(name string, skip ...string) {
 			}
 			if v.shot {
 				b.screenshot(fmt.Sprintf("%02d-%s-%dx%d-%s.png", n, name, v.w, v.h, scheme))
+				for _, p := range b.Axe() {
+					b.t.Errorf("%s at %d px, %s: axe-core: %s", where, v.w, scheme, p)
+				}
 			}
 		}
 		for _, p := range Eval[[]string](b, jsHelpers+jsContrast) {
