@@ -181,6 +181,42 @@ func (h *Handler) recoveryNotice(ctx context.Context, u storage.User, req storag
 	return h.queueMail(ctx, u, u.Email, k, mail.Data{Link: link, Until: until})
 }
 
+// closeRecoveryOnSecondFactor cancels u's open recovery request when the
+// sign-in that completes with session s proved a second factor after the
+// request was filed: the factors are not lost, so whoever filed it (maybe
+// a thief with the password, whose notice went to spam) must not use it
+// once the cooling-off ends. Audited as storage.EventRecoveryCancelled.
+func (h *Handler) closeRecoveryOnSecondFactor(ctx context.Context, u storage.User, s storage.Session) error {
+	var last time.Time
+	for _, f := range s.Factors {
+		if f.Method != string(stepup.Password) && f.At.After(last) {
+			last = f.At
+		}
+	}
+	if last.IsZero() {
+		return nil
+	}
+	req, err := h.cfg.Store.LatestRecoveryRequest(ctx, u.ID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	now := h.cfg.Now()
+	if !req.Open(now) || last.Before(req.CreatedAt) {
+		return nil
+	}
+	const why = "the owner signed in with a second factor after the request was filed"
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventRecoveryCancelled, UserID: u.ID, ActorID: u.ID, Outcome: "success",
+		Reason: why, Details: map[string]string{"request": req.ID}}); err != nil {
+		return err
+	}
+	if err := h.cfg.Store.DecideRecoveryRequest(ctx, req.ID, req.Status, storage.RecoveryCancelled, u.ID, why, now); err != nil && !errors.Is(err, storage.ErrConflict) {
+		return err
+	}
+	return nil
+}
+
 // recoveryApproved is admin.Service.RecoveryApproved: the owner hears at
 // once that an approved request can be used now, with a cancel link.
 func (h *Handler) recoveryApproved(ctx context.Context, req storage.RecoveryRequest) error {
