@@ -246,25 +246,45 @@ func adminPath(p string) bool { return p == "/admin" || strings.HasPrefix(p, "/a
 
 // bootstrapRisk is the risk condition of DESIGN §3.3's one exception (a
 // user with no second factor adds the first one with the password alone):
-// the sign-in's risk band must be low. Otherwise a stolen password from a
-// strange place could bind the thief's own second factor. The portal's own
-// assessment answers; a sign-in whose risk floor was waived does not make
-// its device and network known (finish), so signing in again from the
-// same strange place does not turn it low.
-func (h *Handler) bootstrapRisk(r *http.Request, a *accountState) (bool, risk.Assessment, error) {
+// bootstrapRefusal of the portal's own assessment. A sign-in whose risk
+// floor was waived does not make its device and network known (finish),
+// so signing in again from the same strange place does not turn it low.
+// It returns why and what to tell the person when refused ("" when not).
+func (h *Handler) bootstrapRisk(r *http.Request, a *accountState) (why, help string, ra risk.Assessment, err error) {
 	info := web.Info(r.Context())
-	ra, _, err := h.assessor(h.pol()).Assess(r.Context(), signin.RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
+	ra, _, err = h.assessor(h.pol()).Assess(r.Context(), signin.RiskInput{User: a.user, ClientID: h.cfg.AccountClientID, IP: info.IP,
 		UserAgent: info.UserAgent, DeviceID: h.cfg.Cookies.ExistingBrowserBinding(r), Session: &a.sess})
 	if err != nil {
-		return false, ra, err
+		return "", "", ra, err
 	}
-	return bootstrapBand(ra), ra, nil
+	why, help = bootstrapRefusal(ra, a.user)
+	return why, help, ra, nil
 }
 
-// bootstrapBand is the risk half of the bootstrap rule: a low band, not
-// denied, not drifted. The portal and the step-up (enroll.go) ask it alike.
-func bootstrapBand(ra risk.Assessment) bool {
-	return ra.Band == risk.Low && !ra.Deny && !ra.Reauth
+// bootstrapRefusal is the risk half of the bootstrap rule, asked alike by
+// the portal and the step-up (enroll.go): it returns why a first second
+// factor may not be added under ra, and what to tell the person, or ""
+// when it may. Refused: a stored risk floor in force for this sign-in (a
+// password reset's floor for devices new to the account, or a risk a
+// security service reported), else any band but low, a denial or a drift.
+// A reset floor counts although the sign-in could not meet it (waived at
+// the account's level): otherwise whoever reads the mailbox resets the
+// password from a new device on the owner's network and binds their own
+// authenticator app.
+func bootstrapRefusal(ra risk.Assessment, u storage.User) (why, help string) {
+	if ra.Has(signin.SignalReceivedRisk) {
+		lead := "A security service reported a risk on your account."
+		if u.RiskFloorNewDevices {
+			lead = "Your password was reset recently, and this device is new to your account."
+		}
+		return "a risk floor is in force for this sign-in: " + u.RiskFloorReason,
+			lead + " Until " + u.RiskFloorUntil.UTC().Format("Monday 2 January 2006, 15:04 MST") +
+				", a first authenticator app or passkey can't be added from here. Add it from a computer or phone you used before then, or ask your administrator to help you set one up."
+	}
+	if ra.Band != risk.Low || ra.Deny || ra.Reauth {
+		return "a first second factor needs a low-risk sign-in", bootstrapHelp
+	}
+	return "", ""
 }
 
 // bootstrapGate lets a user with no second factor add the first one: at
@@ -272,14 +292,14 @@ func bootstrapBand(ra risk.Assessment) bool {
 // otherwise). Above low risk the page explains who can help instead; it
 // has no enrollment form.
 func (h *Handler) bootstrapGate(w http.ResponseWriter, r *http.Request, a *accountState, returnTo string) (bool, error) {
-	ok, ra, err := h.bootstrapRisk(r, a)
+	why, help, ra, err := h.bootstrapRisk(r, a)
 	if err != nil {
 		return false, err
 	}
-	if !ok {
-		return false, h.bootstrapRefused(w, r, a, ra)
+	if why != "" {
+		return false, h.bootstrapRefused(w, r, a, ra, why, help)
 	}
-	_, ok, err = h.requireLevel(w, r, a, stepup.ACRSingleFactor, reauthForChanges, returnTo)
+	_, ok, err := h.requireLevel(w, r, a, stepup.ACRSingleFactor, reauthForChanges, returnTo)
 	return ok, err
 }
 
@@ -287,16 +307,16 @@ func (h *Handler) bootstrapGate(w http.ResponseWriter, r *http.Request, a *accou
 // cannot be added from where they are.
 const bootstrapHelp = "For your safety, a first authenticator app or passkey can only be added when you sign in from a device and network you've used before, and this sign-in doesn't look like one of those. Your administrator can help you set one up. Or try again later from the computer or phone you usually sign in with."
 
-func (h *Handler) bootstrapRefused(w http.ResponseWriter, r *http.Request, a *accountState, ra risk.Assessment) error {
+func (h *Handler) bootstrapRefused(w http.ResponseWriter, r *http.Request, a *accountState, ra risk.Assessment, why, help string) error {
 	if err := h.cfg.Audit.Record(r.Context(), storage.AuditEvent{Type: storage.EventFactorEnrollRefused, UserID: a.user.ID, ActorID: a.user.ID, Outcome: "denied",
-		Reason: "a first second factor needs a low-risk sign-in", Details: riskDetails(ra, map[string]string{"path": r.URL.Path})}); err != nil {
+		Reason: why, Details: riskDetails(ra, map[string]string{"path": r.URL.Path})}); err != nil {
 		return err
 	}
 	p, err := h.accountData(r.Context(), r, a, "Ask for help to add this")
 	if err != nil {
 		return err
 	}
-	p.Help = bootstrapHelp
+	p.Help = help
 	return h.r.render(w, http.StatusForbidden, "account_help", p)
 }
 

@@ -65,6 +65,9 @@ func (h *Handler) adminDecideRecovery(w http.ResponseWriter, r *http.Request, a 
 		return userError(http.StatusBadRequest, "Say why", "Approving or denying a request needs a reason; it goes into the audit log.")
 	case errors.Is(err, storage.ErrNotFound):
 		return userError(http.StatusNotFound, "No such request", "It may have been removed with its account.")
+	case errors.Is(err, admin.ErrOwnRequest):
+		return userError(http.StatusForbidden, "Another administrator must decide this",
+			"This is your own request. Approving it would skip the waiting period and the second person it exists for. To withdraw it, use the cancel link in the email it sent you.")
 	case errors.Is(err, admin.ErrNotPending):
 		return userError(http.StatusConflict, "That request was already decided", "It was cancelled, decided or used meanwhile. The list shows where it stands.")
 	case err != nil:

@@ -143,6 +143,20 @@ func (h *Handler) confirmEmail(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
+	// Only the newest link works (spent above all the same): a later
+	// request, or a confirmation since, supersedes it. Else a link to an
+	// address the person moved away from (mistyped, lost, or asked for by
+	// someone briefly holding the session) would move it back, within its
+	// 30 minutes, without a request at the account's level.
+	last, err := h.cfg.Store.ListAudit(ctx, storage.AuditFilter{UserID: a.user.ID,
+		Types: []storage.EventType{storage.EventAccountEmailChangeRequested, storage.EventAccountEmailChanged}, Newest: true, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(last) == 0 || last[0].Type != storage.EventAccountEmailChangeRequested || last[0].Details["email"] != addr {
+		return userError(http.StatusGone, "That link was replaced",
+			"A newer link was asked for, or an address was confirmed since. Use the newest link, or ask for a new one from your account page.")
+	}
 	old, oldVerified := a.user.Email, a.user.EmailVerified
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventAccountEmailChanged, UserID: a.user.ID, ActorID: a.user.ID,
 		Outcome: "success", Details: map[string]string{"email": addr, "previous": old}}); err != nil {

@@ -63,6 +63,7 @@ func (h *Handler) offersEnroll(st *flowState, in stepup.Input, d stepup.Decision
 // are checked, for the page and for every enrollment endpoint alike.
 func (h *Handler) enrollment(st *flowState, in stepup.Input, d stepup.Decision) enrollment {
 	name := clientName(st.client)
+	bootWhy, bootHelp := bootstrapRefusal(st.risk, st.user)
 	switch {
 	case !st.pol.Client(st.client.ID).EnrollDuringStepUp:
 		return enrollment{why: "not offered for this app", help: name + " doesn't offer setting up a new way to sign in here. Add one in your account, then go back to " + name + "."}
@@ -80,8 +81,8 @@ func (h *Handler) enrollment(st *flowState, in stepup.Input, d stepup.Decision) 
 				fmtDuration(h.cfg.PasskeyCoolingOff) + " after it was added, once you've used it on a device and network you've signed in from before. Your administrator can confirm it sooner."
 		}
 		return e
-	case !bootstrapBand(st.risk):
-		return enrollment{why: "a first second factor needs a low-risk sign-in", help: bootstrapHelp}
+	case bootWhy != "":
+		return enrollment{why: bootWhy, help: bootHelp}
 	case !h.passwordFresh(st):
 		return enrollment{why: "password not entered in the last 10 minutes", help: "To set one up here, sign in again with your password first: go back to " + name + " and sign in again."}
 	}

@@ -400,6 +400,9 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, st *flowState, 
 	if err := h.notifySignIn(ctx, st.user, st.risk); err != nil {
 		return err
 	}
+	if err := h.closeRecoveryOnSecondFactor(ctx, st.user, st.sess); err != nil {
+		return err
+	}
 	// A sign-in that fell short of its risk floor (waived: the user had no
 	// factor to meet it) does not make its device and network the user's
 	// own: else a second sign-in from a stranger's place would look like

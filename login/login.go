@@ -158,7 +158,7 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h := &Handler{cfg: cfg, r: r}
 	h.admin = &admin.Service{Store: cfg.Store, Policies: cfg.Policies, Audit: cfg.Audit, Hasher: cfg.Hasher, Limits: cfg.Limits,
-		BuiltIn: cfg.AccountClientID, RotateKeys: cfg.RotateKeys}
+		BuiltIn: cfg.AccountClientID, RotateKeys: cfg.RotateKeys, RecoveryApproved: h.recoveryApproved}
 	return h, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"unicode"
 
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/login/factor"
@@ -81,7 +82,8 @@ func (h *Handler) mailMessage(ctx context.Context, u storage.User, to string, k 
 func (h *Handler) link(path string) string { return strings.TrimSuffix(h.cfg.Issuer, "/") + path }
 
 // factorWords names a factor in the portal's words (UI.md) with the name
-// the person gave it: `authenticator app "Phone"`.
+// the person gave it: `authenticator app "Phone"`. The name goes into mail,
+// so only mailName of it is kept.
 func factorWords(k storage.FactorKind, name string) string {
 	w := string(k)
 	switch k {
@@ -90,8 +92,27 @@ func factorWords(k storage.FactorKind, name string) string {
 	case storage.FactorWebAuthn:
 		w = "passkey or security key"
 	}
-	if name != "" {
+	if name = mailName(name); name != "" {
 		w += ` "` + name + `"`
 	}
 	return w
+}
+
+// mailName is what mail may repeat of a name a person typed: letters,
+// digits, spaces, hyphens and apostrophes, at most 32 of them. Dots,
+// slashes, colons and @ are dropped, so a name can never read as an
+// address or a link in a genuine message from Keystep.
+func mailName(name string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range name {
+		if n == 32 {
+			break
+		}
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || r == ' ' || r == '-' || r == '\'' {
+			b.WriteRune(r)
+			n++
+		}
+	}
+	return strings.Join(strings.Fields(b.String()), " ")
 }

@@ -54,6 +54,7 @@ const (
 	scopeRecoverIP      = "recover_ip"      // Key: the client address (throttle.Addr)
 	scopeRecoverAccount = "recover_account" // Key: the name or address asked for, lowercased
 	scopeRecoverRequest = "recover_request" // Key: the user ID filing recovery requests
+	scopeRecoverUser    = "recover_user"    // Key: the user ID a reset link is mailed to ("?" + the name asked for, for none)
 )
 
 // recoveryLimits: a person who lost access asks a few times; anyone asking
@@ -61,6 +62,7 @@ const (
 var recoveryLimits = throttle.Limits{
 	scopeRecoverIP:      {Limit: 20, Window: time.Hour, Base: 15 * time.Minute, Max: time.Hour},
 	scopeRecoverAccount: {Limit: 3, Window: time.Hour, Base: time.Hour, Max: time.Hour},
+	scopeRecoverUser:    {Limit: 3, Window: time.Hour, Base: time.Hour, Max: time.Hour},
 	scopeRecoverRequest: {Limit: 3, Window: 24 * time.Hour, Base: 24 * time.Hour, Max: 24 * time.Hour},
 }
 
@@ -170,6 +172,22 @@ func (h *Handler) postRecover(w http.ResponseWriter, r *http.Request) error {
 		targets = []storage.User{{Username: account, Email: decoyAddress}}
 	}
 	for _, u := range targets {
+		// One inbox gets at most scopeRecoverUser's links an hour, however
+		// the account was asked for (by name, by address, or through an
+		// address several accounts share). Past it, the account is treated
+		// like no account: the same page and the same work, no mail. An
+		// unknown name is counted under its own key, so the work is the
+		// same too.
+		userKey := u.ID
+		if decoy {
+			userKey = "?" + strings.ToLower(account)
+		}
+		over := false
+		if _, err := h.cfg.Store.RecordFailure(ctx, []storage.ThrottleKey{{Scope: scopeRecoverUser, Key: userKey}}, recoveryLimits, now); errors.Is(err, storage.ErrThrottled) {
+			over = true
+		} else if err != nil {
+			return err
+		}
 		token, err := factor.NewToken()
 		if err != nil {
 			return err
@@ -182,9 +200,14 @@ func (h *Handler) postRecover(w http.ResponseWriter, r *http.Request) error {
 		reset := storage.PasswordReset{ID: resetID(token), UserID: u.ID, BrowserHash: binding, CreatedAt: now, ExpiresAt: now.Add(resetLinkTTL)}
 		ev := storage.AuditEvent{Type: storage.EventRecoveryResetRequested, UserID: u.ID, Outcome: "success", Details: map[string]string{"account": account}}
 		var msgs []storage.OutboxMessage
-		if decoy {
+		switch {
+		case decoy:
 			ev.Outcome, ev.Reason = "no account", "no account with a confirmed address matches"
-		} else {
+		case over:
+			// Stored like a decoy: a row no link opens, no mail.
+			reset.UserID = ""
+			ev.Type, ev.Outcome, ev.Reason = storage.EventRecoveryResetRefused, "denied", "too many reset links to this account"
+		default:
 			msgs = []storage.OutboxMessage{m}
 		}
 		if err := h.cfg.Audit.Record(ctx, ev); err != nil {

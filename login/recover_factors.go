@@ -90,7 +90,7 @@ func (h *Handler) showLostFactors(w http.ResponseWriter, r *http.Request, status
 	}
 	now := h.cfg.Now()
 	switch {
-	case err == nil && (req.Status == storage.RecoveryPending || req.Status == storage.RecoveryApproved):
+	case err == nil && req.Open(now):
 		p.Request, p.Eligible = &req, h.eligible(req, u, now)
 		p.Headline = "Your request to replace your sign-in methods"
 		switch {
@@ -130,7 +130,7 @@ func (h *Handler) postLostFactors(w http.ResponseWriter, r *http.Request) error 
 	if !rf.hasFactors {
 		return h.showLostFactors(w, r, http.StatusBadRequest, u, "", "")
 	}
-	if req, err := h.cfg.Store.LatestRecoveryRequest(ctx, u.ID); err == nil && (req.Status == storage.RecoveryPending || req.Status == storage.RecoveryApproved) {
+	if req, err := h.cfg.Store.LatestRecoveryRequest(ctx, u.ID); err == nil && req.Open(h.cfg.Now()) {
 		return h.showLostFactors(w, r, http.StatusConflict, u, "", "You already have a request.")
 	} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
@@ -157,20 +157,76 @@ func (h *Handler) postLostFactors(w http.ResponseWriter, r *http.Request) error 
 	if err := h.cfg.Store.CreateRecoveryRequest(ctx, req); err != nil {
 		return err
 	}
-	if u.EmailVerified && u.Email != "" {
-		token, err := factor.NewToken()
-		if err != nil {
-			return err
-		}
-		if err := h.cfg.Store.CreateOneTimeToken(ctx, recoveryCancelKind, cancelHash(token, req.ID), now.Add(cancelLinkTTL)); err != nil {
-			return err
-		}
-		link := h.link("/recover/cancel?" + url.Values{"request": {req.ID}, "token": {token}}.Encode())
-		if err := h.queueMail(ctx, u, u.Email, mail.RecoveryRequested, mail.Data{Link: link, Until: req.EligibleAt}); err != nil {
-			return err
-		}
+	if err := h.recoveryNotice(ctx, u, req, mail.RecoveryRequested, req.EligibleAt); err != nil {
+		return err
 	}
 	return h.showLostFactors(w, r, http.StatusOK, u, "Your request was filed.", "")
+}
+
+// recoveryNotice tells u's confirmed address (if any) of req, as message
+// k with a fresh cancel link: at filing (until is when it can be used) and
+// at an admin's approval (until is when the approval ends).
+func (h *Handler) recoveryNotice(ctx context.Context, u storage.User, req storage.RecoveryRequest, k mail.Kind, until time.Time) error {
+	if !u.EmailVerified || u.Email == "" {
+		return nil
+	}
+	token, err := factor.NewToken()
+	if err != nil {
+		return err
+	}
+	if err := h.cfg.Store.CreateOneTimeToken(ctx, recoveryCancelKind, cancelHash(token, req.ID), h.cfg.Now().Add(cancelLinkTTL)); err != nil {
+		return err
+	}
+	link := h.link("/recover/cancel?" + url.Values{"request": {req.ID}, "token": {token}}.Encode())
+	return h.queueMail(ctx, u, u.Email, k, mail.Data{Link: link, Until: until})
+}
+
+// closeRecoveryOnSecondFactor cancels u's open recovery request when the
+// sign-in that completes with session s proved a second factor after the
+// request was filed: the factors are not lost, so whoever filed it (maybe
+// a thief with the password, whose notice went to spam) must not use it
+// once the cooling-off ends. Audited as storage.EventRecoveryCancelled.
+func (h *Handler) closeRecoveryOnSecondFactor(ctx context.Context, u storage.User, s storage.Session) error {
+	var last time.Time
+	for _, f := range s.Factors {
+		if f.Method != string(stepup.Password) && f.At.After(last) {
+			last = f.At
+		}
+	}
+	if last.IsZero() {
+		return nil
+	}
+	req, err := h.cfg.Store.LatestRecoveryRequest(ctx, u.ID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	now := h.cfg.Now()
+	if !req.Open(now) || last.Before(req.CreatedAt) {
+		return nil
+	}
+	const why = "the owner signed in with a second factor after the request was filed"
+	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventRecoveryCancelled, UserID: u.ID, ActorID: u.ID, Outcome: "success",
+		Reason: why, Details: map[string]string{"request": req.ID}}); err != nil {
+		return err
+	}
+	if err := h.cfg.Store.DecideRecoveryRequest(ctx, req.ID, req.Status, storage.RecoveryCancelled, u.ID, why, now); err != nil && !errors.Is(err, storage.ErrConflict) {
+		return err
+	}
+	return nil
+}
+
+// recoveryApproved is admin.Service.RecoveryApproved: the owner hears at
+// once that an approved request can be used now, with a cancel link.
+func (h *Handler) recoveryApproved(ctx context.Context, req storage.RecoveryRequest) error {
+	u, err := h.cfg.Store.UserByID(ctx, req.UserID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	return h.recoveryNotice(ctx, u, req, mail.RecoveryApproved, req.DecidedAt.Add(storage.RecoveryApprovalTTL))
 }
 
 // postUseRecovery uses an eligible request: the old second factors and
@@ -276,8 +332,8 @@ func (h *Handler) postCancelRecovery(w http.ResponseWriter, r *http.Request) err
 	case err != nil:
 		return err
 	}
-	if req.Status != storage.RecoveryPending && req.Status != storage.RecoveryApproved {
-		return userError(http.StatusConflict, "Nothing to cancel", "That request was already "+string(req.Status)+".")
+	if !req.Open(now) {
+		return userError(http.StatusConflict, "Nothing to cancel", "That request was already "+string(req.Status)+", or its approval expired.")
 	}
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventRecoveryCancelled, UserID: req.UserID, ActorID: req.UserID, Outcome: "success",
 		Details: map[string]string{"request": req.ID}}); err != nil {

@@ -657,12 +657,12 @@ func (h *Handler) requireAccountJSON(r *http.Request) (*accountState, error) {
 func (h *Handler) passkeyGateJSON(r *http.Request, a *accountState) (bool, error) {
 	acr := h.pol().Levels.ReachableUpTo(h.session(a), stepup.ACRPhishing)
 	if !hasSecondFactor(a.factors) {
-		ok, _, err := h.bootstrapRisk(r, a)
+		why, help, _, err := h.bootstrapRisk(r, a)
 		if err != nil {
 			return false, err
 		}
-		if !ok {
-			return false, userError(http.StatusForbidden, "Ask for help to add this", bootstrapHelp)
+		if why != "" {
+			return false, userError(http.StatusForbidden, "Ask for help to add this", help)
 		}
 		acr = stepup.ACRSingleFactor
 	}

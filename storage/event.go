@@ -106,7 +106,8 @@ const (
 	// "eligible_at" (the end of the cooling-off).
 	EventRecoveryRequested EventType = "recovery.requested"
 	// EventRecoveryCancelled: the request was cancelled from the link in
-	// its notice. Details carry "request".
+	// its notice, or because its owner completed a sign-in with a second
+	// factor after filing it (Reason says so). Details carry "request".
 	EventRecoveryCancelled EventType = "recovery.cancelled"
 	// EventRecoveryDecided: an admin approved (Outcome "approved") or
 	// denied (Outcome "denied") a request early, with a reason.

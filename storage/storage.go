@@ -949,10 +949,28 @@ type RecoveryRequest struct {
 	DecidedAt  time.Time
 }
 
+// RecoveryApprovalTTL is how long an admin's approval of a recovery
+// request can be used, from its DecidedAt: long enough for the person to
+// come back, short enough that an approval nobody used does not wait for
+// whoever learns the password later.
+const RecoveryApprovalTTL = 7 * 24 * time.Hour
+
 // Eligible reports whether the request lets its user set up new factors at
-// now: approved, or still pending once the cooling-off is over.
+// now: approved less than RecoveryApprovalTTL ago, or still pending once
+// the cooling-off is over.
 func (r RecoveryRequest) Eligible(now time.Time) bool {
-	return r.Status == RecoveryApproved || r.Status == RecoveryPending && !now.Before(r.EligibleAt)
+	return r.approvalLive(now) || r.Status == RecoveryPending && !now.Before(r.EligibleAt)
+}
+
+// Open reports whether the request still stands at now: pending, or
+// approved and not yet expired. An open request can be cancelled, and
+// while one is open its user cannot file another.
+func (r RecoveryRequest) Open(now time.Time) bool {
+	return r.Status == RecoveryPending || r.approvalLive(now)
+}
+
+func (r RecoveryRequest) approvalLive(now time.Time) bool {
+	return r.Status == RecoveryApproved && now.Before(r.DecidedAt.Add(RecoveryApprovalTTL))
 }
 
 // Recovery stores self-service account recovery (issue 22): password

@@ -39,6 +39,9 @@ type Service struct {
 	BuiltIn string
 	// RotateKeys makes new signing keys; nil when keys cannot be rotated.
 	RotateKeys func(ctx context.Context, activateIn time.Duration) ([]storage.SigningKey, error)
+	// RecoveryApproved tells the owner of req that an admin approved it
+	// and it can be used now (DecideRecovery); nil refuses approvals.
+	RecoveryApproved func(ctx context.Context, req storage.RecoveryRequest) error
 }
 
 // Actor is who makes a change, and why.

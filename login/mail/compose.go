@@ -36,11 +36,14 @@ const (
 	// RecoveryRequested: a request to replace lost second factors was
 	// filed; Link cancels it, Until is when it could be used.
 	RecoveryRequested Kind = "recovery_requested"
+	// RecoveryApproved: an admin approved a recovery request early; it can
+	// be used now, until Until. Link cancels it.
+	RecoveryApproved Kind = "recovery_approved"
 )
 
 // Kinds lists every Kind (the templates each must have).
 func Kinds() []Kind {
-	return []Kind{ConfirmEmail, EmailChanged, NewSignIn, FactorAdded, FactorRemoved, PasswordChanged, ResetPassword, PasswordReset, RecoveryRequested}
+	return []Kind{ConfirmEmail, EmailChanged, NewSignIn, FactorAdded, FactorRemoved, PasswordChanged, ResetPassword, PasswordReset, RecoveryRequested, RecoveryApproved}
 }
 
 // Data fills a message's template: what happened, when, where, and the
@@ -55,7 +58,7 @@ type Data struct {
 	Address  string    // the new address (ConfirmEmail, EmailChanged)
 	Link     string    // where to go: the confirmation link or the portal
 	Expires  time.Duration
-	Until    time.Time // when a recovery request could be used (RecoveryRequested)
+	Until    time.Time // when a recovery request can be used from (RecoveryRequested) or until (RecoveryApproved)
 }
 
 // WhenText is When in words, in UTC ("Monday 7 December 2026, 14:07 UTC").

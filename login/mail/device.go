@@ -2,8 +2,14 @@ package mail
 
 import "strings"
 
+// Unrecognised is what Device says of a User-Agent it does not know.
+const Unrecognised = "An unrecognised browser"
+
 // Device sums up a User-Agent header in plain words ("Firefox on
-// Windows"), or shortens it when it is not a browser it knows.
+// Windows"), from a fixed list of browser and system names only: a
+// User-Agent it does not know becomes Unrecognised, never its own text,
+// since whoever signs in chooses it and it lands in Keystep's own mail
+// (a line like "re-verify at https://evil.example").
 func Device(ua string) string {
 	browser := ""
 	for _, b := range []struct{ token, name string }{
@@ -33,14 +39,8 @@ func Device(ua string) string {
 	case os != "":
 		return "A browser on " + os
 	}
-	ua = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, ua)
-	if len(ua) > 60 {
-		ua = strings.ToValidUTF8(ua[:60], "") + "…"
+	if ua == "" {
+		return ""
 	}
-	return ua
+	return Unrecognised
 }

@@ -8,9 +8,10 @@ func TestDevice(t *testing.T) {
 		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0":           "Edge on Windows",
 		"Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1": "Safari on iPhone",
 		"Mozilla/5.0 (Linux; Android 15) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36":                            "Chrome on Android",
-		"curl/8.5.0":     "curl/8.5.0",
-		"evil\r\nBcc: x": "evilBcc: x",
-		"":               "",
+		"curl/8.5.0":     Unrecognised,
+		"evil\r\nBcc: x": Unrecognised,
+		"SECURITY TEAM: re-verify at https://evil.example/k": Unrecognised,
+		"": "",
 	} {
 		if got := Device(ua); got != want {
 			t.Errorf("Device(%q) = %q, want %q", ua, got, want)

@@ -148,8 +148,9 @@ var recoveryTests = []test{
 			t.Errorf("status = %s, want cancelled", got.Status)
 		}
 	}},
-	{"a request is eligible when approved, or pending once the cooling-off is over", func(t *testing.T, s storage.Store) {
+	{"a request is eligible when approved (for RecoveryApprovalTTL), or pending once the cooling-off is over", func(t *testing.T, s storage.Store) {
 		r := newRecoveryRequest("q1", "u1", t0)
+		r.DecidedAt = t0
 		for _, c := range []struct {
 			status storage.RecoveryStatus
 			at     time.Time
@@ -158,6 +159,8 @@ var recoveryTests = []test{
 			{storage.RecoveryPending, r.EligibleAt.Add(-time.Nanosecond), false},
 			{storage.RecoveryPending, r.EligibleAt, true},
 			{storage.RecoveryApproved, t0, true},
+			{storage.RecoveryApproved, t0.Add(storage.RecoveryApprovalTTL - time.Nanosecond), true},
+			{storage.RecoveryApproved, t0.Add(storage.RecoveryApprovalTTL), false},
 			{storage.RecoveryCancelled, r.EligibleAt.Add(time.Hour), false},
 			{storage.RecoveryDenied, r.EligibleAt.Add(time.Hour), false},
 			{storage.RecoveryUsed, r.EligibleAt.Add(time.Hour), false},
@@ -165,6 +168,9 @@ var recoveryTests = []test{
 			r.Status = c.status
 			if got := r.Eligible(c.at); got != c.want {
 				t.Errorf("%s at %v: Eligible = %v, want %v", c.status, c.at, got, c.want)
+			}
+			if open := c.status == storage.RecoveryPending || c.status == storage.RecoveryApproved && c.want; r.Open(c.at) != open {
+				t.Errorf("%s at %v: Open = %v, want %v", c.status, c.at, !open, open)
 			}
 		}
 	}},
