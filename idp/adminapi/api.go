@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/login/admin"
@@ -277,12 +278,55 @@ func readBody(r *http.Request) ([]byte, error) {
 	if err != nil {
 		return nil, badRequest("the body could not be read")
 	}
+	if !utf8.Valid(b) {
+		return nil, badRequest("the body is not valid UTF-8")
+	}
 	return b, nil
 }
 
+// duplicateMember is the first object member of the JSON value in b named
+// twice in its object, at any depth ("" when none). Names are compared
+// as encoding/json matches them to fields, ignoring case, so "Reason"
+// cannot stand in for a second "reason".
+func duplicateMember(b []byte) (string, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var walk func() (string, error)
+	walk = func() (string, error) {
+		t, err := dec.Token()
+		if err != nil {
+			return "", err
+		}
+		d, ok := t.(json.Delim)
+		if !ok {
+			return "", nil
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			if d == '{' {
+				k, err := dec.Token()
+				if err != nil {
+					return "", err
+				}
+				name, _ := k.(string)
+				if seen[strings.ToLower(name)] {
+					return name, nil
+				}
+				seen[strings.ToLower(name)] = true
+			}
+			if dup, err := walk(); dup != "" || err != nil {
+				return dup, err
+			}
+		}
+		_, err = dec.Token() // the closing delimiter
+		return "", err
+	}
+	return walk()
+}
+
 // decode reads a JSON object body into v strictly: unknown members, a
-// second value and a missing body are refused. optional allows an empty
-// body, leaving v as it is.
+// member named twice, a second value and a missing body are refused.
+// optional allows an empty body, leaving v as it is.
 func decode(r *http.Request, v any, optional bool) error {
 	b, err := readBody(r)
 	if err != nil {
@@ -301,6 +345,11 @@ func decode(r *http.Request, v any, optional bool) error {
 	}
 	if dec.More() {
 		return badRequest("unexpected data after the JSON body")
+	}
+	if dup, err := duplicateMember(b); err != nil {
+		return badRequest("the body is not the JSON this call takes: %s", err)
+	} else if dup != "" {
+		return badRequest("the member %q is given twice in one object", dup)
 	}
 	return nil
 }

@@ -29,6 +29,8 @@ func classify(err error) *Error {
 		return &Error{Status: http.StatusForbidden, Code: "forbidden", Description: err.Error()}
 	case errors.Is(err, admin.ErrNeedsReason):
 		return badRequest("a reason is required for this change")
+	case errors.Is(err, admin.ErrBadReason):
+		return badRequest("%s", err)
 	case errors.Is(err, admin.ErrNoSecret):
 		return &Error{Status: http.StatusConflict, Code: "conflict", Description: err.Error()}
 	case errors.Is(err, storage.ErrNotFound):

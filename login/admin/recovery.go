@@ -17,8 +17,9 @@ var ErrNotPending = errors.New("the request is no longer pending")
 // (nothing changes), with a reason, audited as storage.EventRecoveryDecided
 // with the outcome "approved" or "denied".
 func (a *Service) DecideRecovery(ctx context.Context, by Actor, id string, approve bool, now time.Time) (storage.RecoveryRequest, error) {
-	if by.Reason == "" {
-		return storage.RecoveryRequest{}, ErrNeedsReason
+	by, err := by.checked(true)
+	if err != nil {
+		return storage.RecoveryRequest{}, err
 	}
 	req, err := a.Store.RecoveryRequestByID(ctx, id)
 	if err != nil {
