@@ -5,8 +5,9 @@
 // client_credentials grant with ScopeRead or ScopeWrite; package idp
 // verifies the token (Config.Authenticate). Every change goes through
 // admin.Service, which checks and audits it with the client as the actor
-// ("client:ID"); reads are not audited. The API reads no cookies, so a
-// browser's session never authenticates a call.
+// ("client:ID"); each read call is audited too, as
+// storage.EventAdminAPIRead. The API reads no cookies, so a browser's
+// session never authenticates a call.
 package adminapi
 
 import (
@@ -25,6 +26,7 @@ import (
 
 	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/storage"
 )
 
 // Prefix is where the API is served.
@@ -193,10 +195,26 @@ func (a *api) serve(rt route) http.Handler {
 			}
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		if rt.need == ScopeRead {
+			// Changes are audited by admin.Service; a read is audited here,
+			// before it is answered, so no read goes unrecorded.
+			if err := a.recordRead(r, c); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		}
 		if err := rt.handle(a, w, r, c); err != nil {
 			a.fail(w, r, err)
 		}
 	})
+}
+
+// recordRead audits a read call (storage.EventAdminAPIRead) with the
+// caller as the actor: the method and path, never the query, whose values
+// may be anything the caller sent.
+func (a *api) recordRead(r *http.Request, c Caller) error {
+	return a.cfg.Service.Audit.Record(r.Context(), storage.AuditEvent{Time: a.now(), Type: storage.EventAdminAPIRead,
+		ActorID: c.Actor("").ID, Outcome: "success", Details: map[string]string{"call": r.Method + " " + r.URL.Path}})
 }
 
 // challenge answers 401 with a challenge in the scheme of the refused
