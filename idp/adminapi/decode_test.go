@@ -10,11 +10,11 @@ import (
 func TestDuplicateMember(t *testing.T) {
 	for body, want := range map[string]string{
 		`{"a":1,"b":[{"c":1},{"c":2}],"d":{"e":{"f":1}}}`: "",
-		`{"a":1,"a":2}`:                                 "a",
-		`{"x":{"y":[{"z":1,"z":2}]}}`:                   "z",
-		`{"reason":"r","Reason":"s"}`:                   "Reason",
-		`{"a":1,"\u0061":2}`:                            "a",
-		`[{"k":1},{"k":1}]`:                             "",
+		`{"a":1,"a":2}`:               "a",
+		`{"x":{"y":[{"z":1,"z":2}]}}`: "z",
+		`{"reason":"r","Reason":"s"}`: "Reason",
+		`{"a":1,"\u0061":2}`:          "a",
+		`[{"k":1},{"k":1}]`:           "",
 	} {
 		got, err := duplicateMember([]byte(body))
 		if err != nil || got != want {
