@@ -450,6 +450,9 @@ func (h *Handler) adminClientPolicy(w http.ResponseWriter, r *http.Request, a *a
 	case errors.Is(err, admin.ErrNeedsReason):
 		f.Problems = []string{"Say why you are changing this app's policy, for example the ticket number. It is kept with the version and in the audit log."}
 		return render(http.StatusBadRequest)
+	case errors.Is(err, admin.ErrBadReason):
+		f.Problems = []string{"Nothing was saved: " + err.Error() + "."}
+		return render(http.StatusBadRequest)
 	case errors.Is(err, admin.ErrPolicyMoved):
 		f.Moved = fmt.Sprintf("Nothing was saved: someone saved policy version %d since you opened this page. Reload the page, then apply your change again.", h.pol().Version)
 		return render(http.StatusConflict)

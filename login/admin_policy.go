@@ -395,6 +395,9 @@ func (h *Handler) policySaveProblem(err error, ed *policyEditor) (status int, ok
 	case errors.Is(err, admin.ErrNeedsReason):
 		ed.Problems = []string{"Say why you are changing the policy, for example the ticket number. It is kept with the version and in the audit log."}
 		return http.StatusBadRequest, true
+	case errors.Is(err, admin.ErrBadReason):
+		ed.Problems = []string{"Nothing was saved: " + err.Error() + "."}
+		return http.StatusBadRequest, true
 	case errors.Is(err, admin.ErrPolicyMoved):
 		ed.Moved = fmt.Sprintf("Nothing was saved: someone saved version %d since you opened this page. Reload the page to edit that version, then apply your change again.", h.pol().Version)
 		return http.StatusConflict, true
@@ -439,13 +442,18 @@ func (h *Handler) adminPolicyRollback(w http.ResponseWriter, r *http.Request, a 
 }
 
 // reasonOf is the posted reason, as the console keeps reasons: trimmed,
-// at most 500 bytes.
+// at most admin.MaxReason bytes (admin.CheckReason has the other rules).
 func reasonOf(r *http.Request) string {
 	reason := strings.TrimSpace(r.PostForm.Get("reason"))
-	if len(reason) > 500 {
-		reason = strings.ToValidUTF8(reason[:500], "")
+	if len(reason) > admin.MaxReason {
+		reason = strings.ToValidUTF8(reason[:admin.MaxReason], "")
 	}
 	return reason
+}
+
+// badReason is the page for a reason admin.CheckReason refuses.
+func badReason(err error) error {
+	return userError(http.StatusBadRequest, "Check the reason", "Nothing was changed: "+err.Error()+". Go back and write it on one line.")
 }
 
 func previewOf(r impact.Report) *policyPreview {

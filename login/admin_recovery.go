@@ -3,7 +3,6 @@ package login
 import (
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/storage"
@@ -55,14 +54,13 @@ func (h *Handler) adminDecideRecovery(w http.ResponseWriter, r *http.Request, a 
 	if d != "approve" && d != "deny" {
 		return userError(http.StatusNotFound, "No such action", "Approve or deny a request from the list.")
 	}
-	by := admin.Actor{ID: a.actor.ID, Reason: strings.TrimSpace(r.PostForm.Get("reason"))}
-	if len(by.Reason) > 500 {
-		by.Reason = by.Reason[:500]
-	}
+	by := admin.Actor{ID: a.actor.ID, Reason: reasonOf(r)}
 	_, err := h.admin.DecideRecovery(r.Context(), by, r.PathValue("id"), d == "approve", h.cfg.Now())
 	switch {
 	case errors.Is(err, admin.ErrNeedsReason):
 		return userError(http.StatusBadRequest, "Say why", "Approving or denying a request needs a reason; it goes into the audit log.")
+	case errors.Is(err, admin.ErrBadReason):
+		return badReason(err)
 	case errors.Is(err, storage.ErrNotFound):
 		return userError(http.StatusNotFound, "No such request", "It may have been removed with its account.")
 	case errors.Is(err, admin.ErrOwnRequest):

@@ -168,10 +168,7 @@ func (h *Handler) adminUserAction(w http.ResponseWriter, r *http.Request, a *adm
 		return notFound(err, errNoSuchUser)
 	}
 	action := r.PathValue("action")
-	by := admin.Actor{ID: a.actor.ID, Reason: strings.TrimSpace(r.PostForm.Get("reason"))}
-	if len(by.Reason) > 500 {
-		by.Reason = by.Reason[:500]
-	}
+	by := admin.Actor{ID: a.actor.ID, Reason: reasonOf(r)}
 	self := u.ID == a.user.ID
 	now := h.cfg.Now()
 	var notice string
@@ -217,6 +214,9 @@ func (h *Handler) adminUserAction(w http.ResponseWriter, r *http.Request, a *adm
 		notice = "user-signout"
 	default:
 		return userError(http.StatusNotFound, "No such action", "Go back and try again.")
+	}
+	if errors.Is(err, admin.ErrBadReason) {
+		return badReason(err)
 	}
 	if err != nil {
 		return notFound(err, errNoSuchUser)

@@ -20,6 +20,7 @@ var withoutPortalText = map[storage.EventType]string{
 	storage.EventTokenRevoked:            "an app revoking its own token",
 	storage.EventTokenRefreshRefused:     "an app told to sign the person in again; the next sign-in explains itself",
 	storage.EventAdminBenchProvisioned:   "the benchmark's setup; about no user",
+	storage.EventAdminAPIRead:            "automation reading through the admin API; about no one user",
 	storage.EventAuditCheckpoint:         "the log's own checkpoint; about no user",
 	storage.EventOutboxGaveUp:            "an app's endpoint failing; the console's delivery status shows it",
 	storage.EventOutboxRequeued:          "an admin resending to an app; nothing the user did",

@@ -229,6 +229,11 @@ const (
 	// active (Details: parent, version, diff; a rollback names it in the
 	// reason).
 	EventAdminPolicyChanged EventType = "admin.policy_changed"
+	// EventAdminAPIRead: a client read through the admin API (users,
+	// clients, the policy, the audit log); ActorID is "client:ID" and
+	// Details "call" the method and path, without the query. One row per
+	// call: the API's changes are audited as the change itself.
+	EventAdminAPIRead EventType = "admin.api_read"
 	// EventAdminBenchProvisioned: `keystep bench` created its test users in
 	// the store it runs against.
 	EventAdminBenchProvisioned EventType = "admin.bench_provisioned"
@@ -252,7 +257,7 @@ var eventTypes = []EventType{
 	EventAdminDenied, EventAdminAuditExported, EventAdminUserCreated, EventAdminUserDisable, EventAdminUserEnable,
 	EventAdminUserUnlock, EventAdminUserResetFactors, EventAdminUserSignout, EventAdminUserConfirmPasskey,
 	EventAdminClientCreated, EventAdminClientUpdated, EventAdminClientDeleted, EventAdminClientSecretRotated,
-	EventAdminKeysRotated, EventAdminPolicyChanged, EventAdminBenchProvisioned,
+	EventAdminKeysRotated, EventAdminPolicyChanged, EventAdminBenchProvisioned, EventAdminAPIRead,
 	EventAuditCheckpoint,
 	EventOutboxGaveUp, EventOutboxRequeued,
 	EventSSFStream, EventSSFReceived, EventSSFRefused, EventAdminSSFReceiverAdded, EventAdminSSFReceiverDeleted,

@@ -11,9 +11,11 @@ import (
 	"log/slog"
 	"net/mail"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keystep/keystep/idp"
 	"github.com/keystep/keystep/idp/stepup"
@@ -348,7 +350,7 @@ func showUser(ctx context.Context, st storage.Store, adm *admin.Service, u stora
 		fmt.Fprint(stdout, "\npassword: reported compromised; refused until changed after a second factor")
 	}
 	if u.RiskFloor != "" && now.Before(u.RiskFloorUntil) {
-		fmt.Fprintf(stdout, "\nrisk floor: %s until %s (%s)", u.RiskFloor, u.RiskFloorUntil.Format(time.RFC3339), u.RiskFloorReason)
+		fmt.Fprintf(stdout, "\nrisk floor: %s until %s (%s)", u.RiskFloor, u.RiskFloorUntil.Format(time.RFC3339), printable(u.RiskFloorReason))
 	}
 	fmt.Fprintf(stdout, "\n\nfactors (%d), recovery codes left: %d\n", len(out.Factors), out.RecoveryCodes)
 	for _, f := range out.Factors {
@@ -356,17 +358,43 @@ func showUser(ctx context.Context, st storage.Store, adm *admin.Service, u stora
 		if f.Kind == storage.FactorWebAuthn && f.TrustedAt.IsZero() {
 			trust = ", not yet phishing-resistant: keystep users confirm-passkey " + u.Username + " --credential " + f.ID
 		}
-		fmt.Fprintf(stdout, "  %-9s %s (id %s, added %s, last used %s%s)\n", f.Kind, f.Name, f.ID, f.CreatedAt.Format(time.RFC3339), fmtOpt(f.LastUsedAt), trust)
+		fmt.Fprintf(stdout, "  %-9s %s (id %s, added %s, last used %s%s)\n", f.Kind, printable(f.Name), f.ID, f.CreatedAt.Format(time.RFC3339), fmtOpt(f.LastUsedAt), trust)
 	}
 	fmt.Fprintf(stdout, "\nsessions (%d)\n", len(out.Sessions))
 	for _, s := range out.Sessions {
-		fmt.Fprintf(stdout, "  %s since %s, last seen %s  %s\n", s.IP, s.CreatedAt.Format(time.RFC3339), s.LastSeen.Format(time.RFC3339), s.UserAgent)
+		fmt.Fprintf(stdout, "  %s since %s, last seen %s  %s\n", s.IP, s.CreatedAt.Format(time.RFC3339), s.LastSeen.Format(time.RFC3339), printable(s.UserAgent))
 	}
 	fmt.Fprintf(stdout, "\nrecent activity\n")
 	for _, e := range out.Activity {
-		fmt.Fprintf(stdout, "  %s  %-28s %-8s %s %s\n", e.Time.Format(time.RFC3339), e.Type, e.Outcome, e.ClientID, e.Reason)
+		fmt.Fprintf(stdout, "  %s  %-28s %-8s %s %s\n", e.Time.Format(time.RFC3339), e.Type, printable(e.Outcome), e.ClientID, printable(e.Reason))
 	}
 	return nil
+}
+
+// printable is stored text as the CLI's text output shows it: a rune that
+// is not printable (a control character such as ESC or a newline, a bidi
+// override) and a byte that is not UTF-8 are written as Go escapes (\x1b,
+// \n, \u202e, \xff), so a reason or name written through the admin API
+// or a form cannot rewrite the operator's terminal or forge lines.
+// Every audit reason and detail, and every name or reason a user or
+// client chose, goes through it in text output.
+func printable(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				fmt.Fprintf(&b, `\x%02x`, s[i])
+				continue
+			}
+		}
+		if strconv.IsPrint(r) {
+			b.WriteRune(r)
+			continue
+		}
+		q := strconv.QuoteRune(r)
+		b.WriteString(q[1 : len(q)-1])
+	}
+	return b.String()
 }
 
 func orNone(s string) string {

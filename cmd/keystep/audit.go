@@ -250,7 +250,7 @@ func auditVerifyTransaction(ctx context.Context, st storage.Store, masterKey []b
 		return exitError{exitNotCommitted, msg}
 	case !asJSON:
 		fmt.Fprintf(stdout, "transaction %d verified: the passkey of user %s approved %s (auth request %s, acr %s)\n",
-			seq, rep.UserID, rep.Details, rep.AuthRequest, rep.ACR)
+			seq, rep.UserID, printable(rep.Details), rep.AuthRequest, rep.ACR)
 	}
 	return nil
 }
@@ -281,7 +281,7 @@ func checkTransaction(ctx context.Context, st storage.Store, masterKey []byte, s
 	det := e.Details
 	rep.AuthRequest, rep.UserID, rep.Method, rep.ACR = det["auth_request"], e.UserID, det["method"], det["acr"]
 	if e.Outcome != "success" {
-		return false, fmt.Errorf("the row records a refused approval (%s: %s)", e.Outcome, e.Reason)
+		return false, fmt.Errorf("the row records a refused approval (%s: %s)", printable(e.Outcome), printable(e.Reason))
 	}
 
 	d, err := details.Parse(det["authorization_details"])

@@ -218,7 +218,8 @@ func firstLine(diff string) string {
 	return fmt.Sprintf("%s (+%d more)", lines[0], len(lines)-1)
 }
 
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+// oneLine is stored free text (a reason) on one line, as printable shows it.
+func oneLine(s string) string { return printable(strings.Join(strings.Fields(s), " ")) }
 
 // policyShowVersion is `keystep policy show [N]`: version N's document (by
 // default the active one) in the file format, so it can be edited and

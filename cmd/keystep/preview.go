@@ -153,7 +153,7 @@ func printPreview(w io.Writer, r impact.Report, current, proposed string, days i
 		p("\nExamples (audit sequence numbers):\n")
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, e := range r.Examples {
-			fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.ClientID, e.UserID, changeHead(e.Change), e.What, e.Reason)
+			fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.ClientID, e.UserID, changeHead(e.Change), printable(e.What), printable(e.Reason))
 		}
 		errs = append(errs, tw.Flush())
 	}

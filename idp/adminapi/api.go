@@ -5,8 +5,9 @@
 // client_credentials grant with ScopeRead or ScopeWrite; package idp
 // verifies the token (Config.Authenticate). Every change goes through
 // admin.Service, which checks and audits it with the client as the actor
-// ("client:ID"); reads are not audited. The API reads no cookies, so a
-// browser's session never authenticates a call.
+// ("client:ID"); each read call is audited too, as
+// storage.EventAdminAPIRead. The API reads no cookies, so a browser's
+// session never authenticates a call.
 package adminapi
 
 import (
@@ -21,9 +22,11 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keystep/keystep/idp/dpop"
 	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/storage"
 )
 
 // Prefix is where the API is served.
@@ -192,10 +195,26 @@ func (a *api) serve(rt route) http.Handler {
 			}
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		if rt.need == ScopeRead {
+			// Changes are audited by admin.Service; a read is audited here,
+			// before it is answered, so no read goes unrecorded.
+			if err := a.recordRead(r, c); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		}
 		if err := rt.handle(a, w, r, c); err != nil {
 			a.fail(w, r, err)
 		}
 	})
+}
+
+// recordRead audits a read call (storage.EventAdminAPIRead) with the
+// caller as the actor: the method and path, never the query, whose values
+// may be anything the caller sent.
+func (a *api) recordRead(r *http.Request, c Caller) error {
+	return a.cfg.Service.Audit.Record(r.Context(), storage.AuditEvent{Time: a.now(), Type: storage.EventAdminAPIRead,
+		ActorID: c.Actor("").ID, Outcome: "success", Details: map[string]string{"call": r.Method + " " + r.URL.Path}})
 }
 
 // challenge answers 401 with a challenge in the scheme of the refused
@@ -277,12 +296,55 @@ func readBody(r *http.Request) ([]byte, error) {
 	if err != nil {
 		return nil, badRequest("the body could not be read")
 	}
+	if !utf8.Valid(b) {
+		return nil, badRequest("the body is not valid UTF-8")
+	}
 	return b, nil
 }
 
+// duplicateMember is the first object member of the JSON value in b named
+// twice in its object, at any depth ("" when none). Names are compared
+// as encoding/json matches them to fields, ignoring case, so "Reason"
+// cannot stand in for a second "reason".
+func duplicateMember(b []byte) (string, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var walk func() (string, error)
+	walk = func() (string, error) {
+		t, err := dec.Token()
+		if err != nil {
+			return "", err
+		}
+		d, ok := t.(json.Delim)
+		if !ok {
+			return "", nil
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			if d == '{' {
+				k, err := dec.Token()
+				if err != nil {
+					return "", err
+				}
+				name, _ := k.(string)
+				if seen[strings.ToLower(name)] {
+					return name, nil
+				}
+				seen[strings.ToLower(name)] = true
+			}
+			if dup, err := walk(); dup != "" || err != nil {
+				return dup, err
+			}
+		}
+		_, err = dec.Token() // the closing delimiter
+		return "", err
+	}
+	return walk()
+}
+
 // decode reads a JSON object body into v strictly: unknown members, a
-// second value and a missing body are refused. optional allows an empty
-// body, leaving v as it is.
+// member named twice, a second value and a missing body are refused.
+// optional allows an empty body, leaving v as it is.
 func decode(r *http.Request, v any, optional bool) error {
 	b, err := readBody(r)
 	if err != nil {
@@ -301,6 +363,11 @@ func decode(r *http.Request, v any, optional bool) error {
 	}
 	if dec.More() {
 		return badRequest("unexpected data after the JSON body")
+	}
+	if dup, err := duplicateMember(b); err != nil {
+		return badRequest("the body is not the JSON this call takes: %s", err)
+	} else if dup != "" {
+		return badRequest("the member %q is given twice in one object", dup)
 	}
 	return nil
 }

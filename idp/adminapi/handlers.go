@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -29,6 +30,8 @@ func classify(err error) *Error {
 		return &Error{Status: http.StatusForbidden, Code: "forbidden", Description: err.Error()}
 	case errors.Is(err, admin.ErrNeedsReason):
 		return badRequest("a reason is required for this change")
+	case errors.Is(err, admin.ErrBadReason):
+		return badRequest("%s", err)
 	case errors.Is(err, admin.ErrNoSecret):
 		return &Error{Status: http.StatusConflict, Code: "conflict", Description: err.Error()}
 	case errors.Is(err, storage.ErrNotFound):
@@ -87,6 +90,13 @@ func (a *api) getPolicy(w http.ResponseWriter, r *http.Request, _ Caller) error 
 // unknown fields are problems, reported with every other.
 func decodeDocument(raw []byte) (policy.Document, []admin.Problem, error) {
 	var doc policy.Document
+	if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '{' {
+		// JSON: a member named twice is refused as in every body (YAML
+		// refuses a key given twice itself).
+		if dup, err := duplicateMember(t); err == nil && dup != "" {
+			return doc, nil, badRequest("the policy document names %q twice in one object", dup)
+		}
+	}
 	unknown, err := policy.Decode(raw, &doc)
 	if err != nil {
 		return doc, nil, badRequest("the policy document cannot be read: %s", err)

@@ -90,8 +90,8 @@ func (a *Service) SavePolicy(ctx context.Context, by Actor, author string, doc p
 	if a.Policies.ReadOnly() {
 		return v, false, ErrPolicyReadOnly
 	}
-	if strings.TrimSpace(by.Reason) == "" {
-		return v, false, ErrNeedsReason
+	if by, err = by.checked(true); err != nil {
+		return v, false, err
 	}
 	snap, probs, err := a.compile(ctx, doc)
 	if err != nil {
@@ -184,8 +184,8 @@ func (a *Service) RollbackPolicy(ctx context.Context, by Actor, author string, n
 	if err != nil {
 		return storage.PolicyVersion{}, false, err
 	}
-	if strings.TrimSpace(by.Reason) == "" {
-		return storage.PolicyVersion{}, false, ErrNeedsReason
+	if by, err = by.checked(true); err != nil {
+		return storage.PolicyVersion{}, false, err
 	}
 	if err := a.Policies.Refresh(ctx); err != nil {
 		return storage.PolicyVersion{}, false, err

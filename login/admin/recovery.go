@@ -32,8 +32,9 @@ var ErrNoRecoveryNotice = errors.New("recovery approvals need a way to tell the 
 // once (for storage.RecoveryApprovalTTL). Nobody decides their own request
 // (ErrOwnRequest).
 func (a *Service) DecideRecovery(ctx context.Context, by Actor, id string, approve bool, now time.Time) (storage.RecoveryRequest, error) {
-	if by.Reason == "" {
-		return storage.RecoveryRequest{}, ErrNeedsReason
+	by, err := by.checked(true)
+	if err != nil {
+		return storage.RecoveryRequest{}, err
 	}
 	if approve && a.RecoveryApproved == nil {
 		return storage.RecoveryRequest{}, ErrNoRecoveryNotice

@@ -11,7 +11,10 @@ import (
 	"fmt"
 	"net/mail"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/keystep/keystep/login/factor"
 	"github.com/keystep/keystep/login/policy"
@@ -54,10 +57,49 @@ type Actor struct {
 var (
 	ErrBuiltInClient = errors.New("the account portal's client is built in and cannot be changed or deleted")
 	ErrNeedsReason   = errors.New("a reason is required")
-	ErrNoSecret      = errors.New("this client does not authenticate with a secret")
+	// ErrBadReason is a reason longer than MaxReason characters or
+	// holding control characters (it is wrapped with which).
+	ErrBadReason = errors.New("the reason is not acceptable")
+	ErrNoSecret  = errors.New("this client does not authenticate with a secret")
 )
 
+// MaxReason is the most characters a change's reason may have.
+const MaxReason = 500
+
+// CheckReason is the one rule for the reason of a change, whoever makes
+// it (console, CLI, admin API): it comes back trimmed of surrounding
+// space; a blank one is ErrNeedsReason when required; one longer than
+// MaxReason characters or holding a control character (a newline, an
+// escape: it is printed in terminals and logs) is ErrBadReason.
+func CheckReason(reason string, required bool) (string, error) {
+	reason = strings.TrimSpace(reason)
+	switch {
+	case reason == "" && required:
+		return "", ErrNeedsReason
+	case !utf8.ValidString(reason):
+		return "", fmt.Errorf("%w: it is not valid UTF-8", ErrBadReason)
+	case utf8.RuneCountInString(reason) > MaxReason:
+		return "", fmt.Errorf("%w: it is longer than %d characters", ErrBadReason, MaxReason)
+	case strings.IndexFunc(reason, unicode.IsControl) >= 0:
+		return "", fmt.Errorf("%w: it holds control characters (a newline, a tab, an escape)", ErrBadReason)
+	}
+	return reason, nil
+}
+
+// checked is by with its reason checked by CheckReason.
+func (by Actor) checked(required bool) (Actor, error) {
+	r, err := CheckReason(by.Reason, required)
+	by.Reason = r
+	return by, err
+}
+
+// record audits a change before it is made; a reason CheckReason refuses
+// refuses the change.
 func (a *Service) record(ctx context.Context, by Actor, typ storage.EventType, userID, clientID string, details map[string]string) error {
+	by, err := by.checked(false)
+	if err != nil {
+		return err
+	}
 	return a.Audit.Record(ctx, storage.AuditEvent{Type: typ, UserID: userID, ClientID: clientID, ActorID: by.ID,
 		Outcome: "success", Reason: by.Reason, Details: details})
 }
@@ -478,8 +520,9 @@ func (a *Service) factorsRecord(ctx context.Context, userID string, now time.Tim
 // and ends their sessions and tokens, for a user who lost them (or whose
 // factors an attacker may hold). It needs a reason.
 func (a *Service) ResetFactors(ctx context.Context, by Actor, userID string, now time.Time) error {
-	if by.Reason == "" {
-		return ErrNeedsReason
+	by, err := by.checked(true)
+	if err != nil {
+		return err
 	}
 	u, err := a.Store.UserByID(ctx, userID)
 	if err != nil {

@@ -370,3 +370,28 @@ func defaultPolicies(t *testing.T) *policy.Live {
 	}
 	return policy.Static(s)
 }
+
+func TestCheckReason(t *testing.T) {
+	for _, c := range []struct {
+		in       string
+		required bool
+		want     string
+		err      error
+	}{
+		{"  ticket-7\t", true, "ticket-7", nil},
+		{"", false, "", nil},
+		{" \t ", true, "", admin.ErrNeedsReason},
+		{" \t ", false, "", nil},
+		{strings.Repeat("é", admin.MaxReason), true, strings.Repeat("é", admin.MaxReason), nil},
+		{strings.Repeat("y", admin.MaxReason+1), false, "", admin.ErrBadReason},
+		{"ticket-1\x1b[2J", false, "", admin.ErrBadReason},
+		{"one\nforged line", false, "", admin.ErrBadReason},
+		{"tick\u0085et", false, "", admin.ErrBadReason},
+		{"ticket\xff", false, "", admin.ErrBadReason},
+	} {
+		got, err := admin.CheckReason(c.in, c.required)
+		if !errors.Is(err, c.err) || (err == nil && got != c.want) {
+			t.Errorf("CheckReason(%q, %v) = %q, %v; want %q, %v", c.in, c.required, got, err, c.want, c.err)
+		}
+	}
+}

@@ -60,7 +60,10 @@ type shared = sqlstore.Store
 const readers = 4
 
 // Open opens (creating if needed) the database at path and brings its schema
-// up to date. It refuses a database written by a newer Keystep.
+// up to date. It refuses a database written by a newer Keystep. A database
+// it creates is readable by its owner only (0600), and so are the -wal and
+// -shm files SQLite makes beside it, which take the database's mode; an
+// existing database keeps the mode it has.
 func Open(ctx context.Context, path string) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -70,6 +73,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	// SQLite would create the file with its default mode (0644 under the
+	// usual umask): the password hashes and the audit log must not be
+	// readable by every user of the host.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	f.Close()
 	st, err := open(ctx, abs, path)
 	if err != nil {
 		lock.Close()

@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -348,5 +349,33 @@ func TestAuditAppendContinuesUnkeyedRows(t *testing.T) {
 	head, err := storage.VerifyAuditChain(storagetest.AuditKey, events)
 	if err != nil || head.Seq != 3 || head.Unkeyed != 2 {
 		t.Errorf("VerifyAuditChain = %+v, %v; want 3 rows, 2 of them unkeyed", head, err)
+	}
+}
+
+// The database holds password hashes and the audit log: a new one, and
+// the -wal and -shm files beside it, are the owner's alone whatever the
+// folder's mode.
+func TestNewDatabaseIsPrivate(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "keystep.db")
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateUser(t.Context(), storage.User{ID: "u1", Username: "alice", CreatedAt: t0, UpdatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"keystep.db", "keystep.db-wal", "keystep.db-shm"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s is %v: readable by other users of the host", name, fi.Mode().Perm())
+		}
 	}
 }
