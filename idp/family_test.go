@@ -125,11 +125,16 @@ func TestClientCredentialsTokenEndsWithItsClient(t *testing.T) {
 	if err := st.CreateClient(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
-	token := func(issued time.Time) *oidc.AccessTokenClaims {
+	// token is a token issued at issued to the registration reg ("" for
+	// a token from before the claim: its iat decides).
+	token := func(issued time.Time, reg string) *oidc.AccessTokenClaims {
 		id, _ := newJWTID("")
 		c := &oidc.AccessTokenClaims{}
 		c.JWTID, c.Subject, c.ClientID, c.Audience = id, "svc", "svc", []string{"svc"}
-		c.Expiration = oidc.FromTime(issued.Add(accessTokenTTL))
+		c.IssuedAt, c.Expiration = oidc.FromTime(issued), oidc.FromTime(issued.Add(accessTokenTTL))
+		if reg != "" {
+			c.Claims = map[string]any{clientRegistrationClaim: reg}
+		}
 		return c
 	}
 	live := func(c *oidc.AccessTokenClaims) bool {
@@ -137,25 +142,39 @@ func TestClientCredentialsTokenEndsWithItsClient(t *testing.T) {
 		_, err := s.liveAccessToken(ctx, c.JWTID)
 		return err == nil
 	}
-	old := token(t0.Add(time.Minute))
+	old := token(t0.Add(time.Minute), registrationOf(svc))
+	legacy := token(t0.Add(time.Minute), "")
 	now = t0.Add(2 * time.Minute)
-	if !live(old) {
+	if !live(old) || !live(legacy) {
 		t.Fatal("a client-credentials token of a live client is not live")
 	}
 	if err := st.DeleteClient(ctx, "svc"); err != nil {
 		t.Fatal(err)
 	}
-	if live(old) {
+	if live(old) || live(legacy) {
 		t.Fatal("live after its client was deleted")
 	}
 	svc.CreatedAt = now
 	if err := st.CreateClient(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
-	if live(old) {
+	if live(old) || live(legacy) {
 		t.Fatal("a client made anew under the same ID brought it back")
 	}
-	if fresh := token(now); !live(fresh) {
+	if fresh := token(now, registrationOf(svc)); !live(fresh) {
 		t.Fatal("a token of the new client is not live")
+	}
+	// Made anew within the second the stolen token was issued: only the
+	// registration it names tells the two apart.
+	stolen := token(now, registrationOf(svc))
+	if err := st.DeleteClient(ctx, "svc"); err != nil {
+		t.Fatal(err)
+	}
+	svc.CreatedAt = now.Add(time.Millisecond)
+	if err := st.CreateClient(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	if live(stolen) {
+		t.Fatal("a client made anew in the same second brought its token back")
 	}
 }
