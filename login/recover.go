@@ -357,21 +357,27 @@ func (h *Handler) showReset(w http.ResponseWriter, r *http.Request, status int, 
 	return h.renderRecover(w, r, status, "Choose a new password", p)
 }
 
+// resetForm reads a reset step's form: the link's token, the reset it
+// opens, its user and what the account could prove.
+func (h *Handler) resetForm(r *http.Request) (token string, pr storage.PasswordReset, u storage.User, rf resetFactors, err error) {
+	if err = r.ParseForm(); err != nil {
+		return "", pr, u, rf, userError(http.StatusBadRequest, "That form couldn't be read", "Go back and try again.")
+	}
+	token = r.PostForm.Get("token")
+	if pr, u, err = h.openReset(r, token); err != nil {
+		return "", pr, u, rf, err
+	}
+	rf, err = h.resetFactorsOf(r.Context(), u.ID)
+	return token, pr, u, rf, err
+}
+
 // postResetCode proves the account's second factor for a reset: the
 // sign-in's own verifiers (verifyTOTP, useRecoveryCode), counted against
 // the same per-account and per-factor throttles and the 100-failure lock,
 // with the reset as the challenge.
 func (h *Handler) postResetCode(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	if err := r.ParseForm(); err != nil {
-		return userError(http.StatusBadRequest, "That form couldn't be read", "Go back and try again.")
-	}
-	token := r.PostForm.Get("token")
-	pr, u, err := h.openReset(r, token)
-	if err != nil {
-		return err
-	}
-	rf, err := h.resetFactorsOf(ctx, u.ID)
+	token, pr, u, rf, err := h.resetForm(r)
 	if err != nil {
 		return err
 	}
@@ -454,15 +460,7 @@ func (h *Handler) postResetCode(w http.ResponseWriter, r *http.Request) error {
 // postResetPassword sets the new password, once, and signs nobody in.
 func (h *Handler) postResetPassword(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	if err := r.ParseForm(); err != nil {
-		return userError(http.StatusBadRequest, "That form couldn't be read", "Go back and try again.")
-	}
-	token := r.PostForm.Get("token")
-	pr, u, err := h.openReset(r, token)
-	if err != nil {
-		return err
-	}
-	rf, err := h.resetFactorsOf(ctx, u.ID)
+	token, pr, u, rf, err := h.resetForm(r)
 	if err != nil {
 		return err
 	}

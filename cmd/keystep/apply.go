@@ -409,7 +409,7 @@ func exportConfig(set settings, doc policy.Document, clients []storage.Client) f
 	if coolingOff == 0 {
 		coolingOff = login.DefaultPasskeyCoolingOff
 	}
-	fc.Passkeys = &passkeyConfig{CoolingOff: shortDuration(coolingOff)}
+	fc.Passkeys = &passkeyConfig{CoolingOff: policy.ShortDuration(coolingOff)}
 	slices.SortFunc(clients, func(a, b storage.Client) int { return strings.Compare(a.ID, b.ID) })
 	for _, cl := range clients {
 		if cl.ID != idp.AccountClientID {
@@ -421,26 +421,14 @@ func exportConfig(set settings, doc policy.Document, clients []storage.Client) f
 
 // sessionOf is set's session lifetimes, the defaults spelled out.
 func sessionOf(set settings) *sessionConfig {
-	sc := &sessionConfig{IdleTimeout: shortDuration(login.DefaultSessionIdleTimeout), MaxAge: shortDuration(login.DefaultSessionMaxAge)}
+	sc := &sessionConfig{IdleTimeout: policy.ShortDuration(login.DefaultSessionIdleTimeout), MaxAge: policy.ShortDuration(login.DefaultSessionMaxAge)}
 	if set.sessionIdleTimeout > 0 {
-		sc.IdleTimeout = shortDuration(set.sessionIdleTimeout)
+		sc.IdleTimeout = policy.ShortDuration(set.sessionIdleTimeout)
 	}
 	if set.sessionMaxAge > 0 {
-		sc.MaxAge = shortDuration(set.sessionMaxAge)
+		sc.MaxAge = policy.ShortDuration(set.sessionMaxAge)
 	}
 	return sc
-}
-
-// shortDuration is d as people write it: 12h, 15m, 1h30m.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // policyCheck is `keystep policy [check]`: the levels, scope minimums,

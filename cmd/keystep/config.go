@@ -208,7 +208,7 @@ func applySession(s *settings, sc *sessionConfig) []error {
 		case d <= 0:
 			err = errors.New("must be positive")
 		case limit > 0 && d > limit:
-			err = fmt.Errorf("at most %s", shortDuration(limit))
+			err = fmt.Errorf("at most %s", policy.ShortDuration(limit))
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("session.%s: %w", field, err))

@@ -21,13 +21,13 @@ func SpellOut(s *Snapshot) Document {
 	for _, l := range s.Levels.Levels() {
 		lc := Level{ACR: l.ACR, Aliases: l.Aliases, Requires: string(l.Requires)}
 		if l.DefaultFreshness > 0 {
-			lc.Freshness = shortDuration(l.DefaultFreshness)
+			lc.Freshness = ShortDuration(l.DefaultFreshness)
 		}
 		for m, d := range l.Freshness {
 			if lc.PerFactor == nil {
 				lc.PerFactor = map[string]string{}
 			}
-			lc.PerFactor[string(m)] = shortDuration(d)
+			lc.PerFactor[string(m)] = ShortDuration(d)
 		}
 		doc.Levels = append(doc.Levels, lc)
 	}
@@ -41,7 +41,7 @@ func SpellOut(s *Snapshot) Document {
 		rc.DenyCIDRs, rc.SuspiciousCIDRs, rc.LocationsCSV = f.DenyCIDRs, f.SuspiciousCIDRs, f.LocationsCSV
 	}
 	doc.Risk = rc
-	doc.Admin = &Admin{ACR: s.AdminACR, MaxAge: shortDuration(s.AdminMaxAge)}
+	doc.Admin = &Admin{ACR: s.AdminACR, MaxAge: ShortDuration(s.AdminMaxAge)}
 	if doc.AuthorizationDetails == nil && s.Details != nil && len(s.Details.Types()) > 0 {
 		var c details.Config
 		for _, name := range s.Details.Types() {
@@ -56,10 +56,10 @@ func SpellOut(s *Snapshot) Document {
 			c := s.Clients[id]
 			cp := ClientPolicy{ScopeMinACR: c.ScopeMinACR, PreferredFactor: string(c.Preferred), EnrollDuringStepUp: c.EnrollDuringStepUp}
 			if c.AccessTTL > 0 {
-				cp.AccessTokenLifetime = shortDuration(c.AccessTTL)
+				cp.AccessTokenLifetime = ShortDuration(c.AccessTTL)
 			}
 			if c.RefreshTTL > 0 {
-				cp.RefreshTokenLifetime = shortDuration(c.RefreshTTL)
+				cp.RefreshTokenLifetime = ShortDuration(c.RefreshTTL)
 			}
 			for _, m := range c.Factors {
 				cp.Factors = append(cp.Factors, string(m))
@@ -70,8 +70,8 @@ func SpellOut(s *Snapshot) Document {
 	return doc
 }
 
-// shortDuration is d as people write it: 12h, 15m, 1h30m.
-func shortDuration(d time.Duration) string {
+// ShortDuration is d as people write it: 12h, 15m, 1h30m.
+func ShortDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")
