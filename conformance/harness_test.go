@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,8 +132,17 @@ func newEnvWith(t *testing.T, noUsers, tlsEnv bool, opts ...envOption) *env {
 	}
 	t.Cleanup(func() { st.Close() })
 	e := &env{t: t, store: st, noUsers: noUsers, dbDir: dir, clock: newClock()}
-	var h http.Handler
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) })
+	// The listener is up before the server is built (the issuer is its
+	// URL); a request that comes early (a leftover client of an earlier
+	// test reusing the port) gets 503 rather than racing the assignment.
+	var h atomic.Pointer[idp.Server]
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s := h.Load(); s != nil {
+			s.ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+	})
 	e.tls = tlsEnv
 	if tlsEnv {
 		e.srv = httptest.NewTLSServer(handler)
@@ -158,7 +168,8 @@ func newEnvWith(t *testing.T, noUsers, tlsEnv bool, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, e.server = s, s
+	e.server = s
+	h.Store(s)
 	if e.noUsers {
 		return e
 	}
