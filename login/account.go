@@ -317,7 +317,7 @@ func (h *Handler) bootstrapRefused(w http.ResponseWriter, r *http.Request, a *ac
 		return err
 	}
 	p.Help = help
-	return h.r.render(w, http.StatusForbidden, "account_help", p)
+	return h.render(w, r, http.StatusForbidden, "account_help", p)
 }
 
 type accountPage struct {
@@ -464,13 +464,13 @@ func (h *Handler) accountHome(w http.ResponseWriter, r *http.Request) error {
 	key := p.Notice
 	p.Notice = notices[key]
 	if key == "passkey-pending" {
-		p.Notice = fmt.Sprintf(passkeyPendingNotice, fmtDuration(h.cfg.PasskeyCoolingOff))
+		p.Notice = fmt.Sprintf(passkeyPendingNotice, fmtDuration(h.tr(r), h.cfg.PasskeyCoolingOff))
 	}
 	if p.Notice == "" && usedRecoveryCode(a.sess) {
 		p.Notice = recoveryCodeNotice
 	}
 	p.Nav = "overview"
-	return h.r.render(w, http.StatusOK, "account", p)
+	return h.render(w, r, http.StatusOK, "account", p)
 }
 
 func ignoreRedirect(err error) error {
@@ -505,7 +505,7 @@ func (h *Handler) accountPasswordPage(w http.ResponseWriter, r *http.Request) er
 	if a.user.PasswordCompromised {
 		p.Notice = compromisedNotice
 	}
-	return h.r.render(w, http.StatusOK, "account_password", p)
+	return h.render(w, r, http.StatusOK, "account_password", p)
 }
 
 // compromisedNotice heads the password page while the password is marked
@@ -537,7 +537,7 @@ func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request) er
 			return err
 		}
 		p.Nav, p.Problem = "password", problem
-		return h.r.render(w, http.StatusBadRequest, "account_password", p)
+		return h.render(w, r, http.StatusBadRequest, "account_password", p)
 	}
 	hash, err := h.cfg.Hasher.Hash(pw)
 	if err != nil {
@@ -613,7 +613,7 @@ func (h *Handler) renderTOTP(w http.ResponseWriter, r *http.Request, a *accountS
 	}
 	p.Nav, p.Problem, p.TOTP = "totp", problem, setup
 	p.Bootstrap = !hasSecondFactor(a.factors)
-	return h.r.render(w, status, "account_totp", p)
+	return h.render(w, r, status, "account_totp", p)
 }
 
 func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error {
@@ -825,7 +825,7 @@ func (h *Handler) issueRecoveryCodes(w http.ResponseWriter, r *http.Request, a *
 	}
 	p.Nav, p.Notice, p.Codes = "recovery", notice, codes
 	p.CodesURL = template.URL("data:text/plain;charset=utf-8," + url.PathEscape(h.cfg.ProductName+" recovery codes for "+a.user.Username+"\n\n"+strings.Join(codes, "\n")+"\n"))
-	return h.r.render(w, http.StatusOK, "account_recovery", p)
+	return h.render(w, r, http.StatusOK, "account_recovery", p)
 }
 
 // newRecoveryCodes replaces the user's recovery codes with ten new ones,
@@ -993,7 +993,7 @@ func (h *Handler) accountPasskeyPage(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	p.Nav, p.Bootstrap = "passkey", !hasSecondFactor(a.factors)
-	return h.r.render(w, http.StatusOK, "account_passkey", p)
+	return h.render(w, r, http.StatusOK, "account_passkey", p)
 }
 
 // warnLastKey marks the user's last usable passkey or security key when

@@ -13,6 +13,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -43,30 +44,23 @@ var adminFuncs = template.FuncMap{
 		}
 		return string(b)
 	},
-	"dur":   fmtDuration,
 	"list":  func(v ...string) []string { return v },
 	"clock": func(t time.Time) string { return t.UTC().Format("15:04 UTC") },
 }
 
-func fmtDuration(d time.Duration) string {
+// fmtDuration says d in p's language in its largest whole unit ("3 days").
+func fmtDuration(p *i18n.Printer, d time.Duration) string {
 	switch {
 	case d == 0:
 		return "0"
 	case d%(24*time.Hour) == 0:
-		return plural(int(d/(24*time.Hour)), "day")
+		return p.T("%d days", int(d/(24*time.Hour)))
 	case d%time.Hour == 0:
-		return plural(int(d/time.Hour), "hour")
+		return p.T("%d hours", int(d/time.Hour))
 	case d%time.Minute == 0:
-		return plural(int(d/time.Minute), "minute")
+		return p.T("%d minutes", int(d/time.Minute))
 	}
 	return d.String()
-}
-
-func plural(n int, unit string) string {
-	if n == 1 {
-		return "1 " + unit
-	}
-	return itoa(n) + " " + unit + "s"
 }
 
 func (h *Handler) registerAdmin(mux *http.ServeMux) {
@@ -245,7 +239,7 @@ type adminDeniedPage struct {
 }
 
 func (h *Handler) adminDenied(w http.ResponseWriter, r *http.Request, status int, title, msg, href, label string) error {
-	if err := h.r.render(w, status, "admin_denied", adminDeniedPage{Page: h.page(r, title), Heading: title, Message: msg, Href: href, Label: label}); err != nil {
+	if err := h.render(w, r, status, "admin_denied", adminDeniedPage{Page: h.page(r, title), Heading: title, Message: msg, Href: href, Label: label}); err != nil {
 		return err
 	}
 	return errRedirected // the response is written
@@ -360,13 +354,13 @@ func (h *Handler) adminHome(w http.ResponseWriter, r *http.Request, a *adminStat
 	names := userNames(users)
 	for _, e := range recent {
 		if strings.HasPrefix(string(e.Type), "admin.") && e.Type != storage.EventAdminDenied && e.Outcome == "success" {
-			p.Changes = append(p.Changes, rowOf(e, names))
+			p.Changes = append(p.Changes, rowOf(h.tr(r), e, names))
 			if len(p.Changes) == 8 {
 				break
 			}
 		}
 	}
-	return h.r.render(w, http.StatusOK, "admin_home", p)
+	return h.render(w, r, http.StatusOK, "admin_home", p)
 }
 
 // ---- keys ----
@@ -417,7 +411,7 @@ func (h *Handler) renderKeys(w http.ResponseWriter, r *http.Request, a *adminSta
 		}
 		return y.CreatedAt.Compare(x.CreatedAt)
 	})
-	return h.r.render(w, status, "admin_keys", p)
+	return h.render(w, r, status, "admin_keys", p)
 }
 
 func (h *Handler) adminRotateKeys(w http.ResponseWriter, r *http.Request, a *adminState) error {

@@ -117,7 +117,7 @@ func (h *Handler) adminAudit(w http.ResponseWriter, r *http.Request, a *adminSta
 	status := http.StatusOK
 	if problem != "" {
 		p.Problem, status = problem, http.StatusBadRequest
-		return h.r.render(w, status, "admin_audit", p)
+		return h.render(w, r, status, "admin_audit", p)
 	}
 	f.Newest, f.Limit = true, auditShown+1
 	events, err := h.cfg.Store.ListAudit(ctx, f)
@@ -132,9 +132,9 @@ func (h *Handler) adminAudit(w http.ResponseWriter, r *http.Request, a *adminSta
 		return err
 	}
 	for _, e := range events {
-		p.Rows = append(p.Rows, rowOf(e, names))
+		p.Rows = append(p.Rows, rowOf(h.tr(r), e, names))
 	}
-	return h.r.render(w, status, "admin_audit", p)
+	return h.render(w, r, status, "admin_audit", p)
 }
 
 // adminAuditExport writes the matching events as JSON lines, oldest first,

@@ -52,7 +52,7 @@ func (h *Handler) adminClients(w http.ResponseWriter, r *http.Request, a *adminS
 		}
 		p.Clients = append(p.Clients, clientRow{Client: c})
 	}
-	return h.r.render(w, http.StatusOK, "admin_clients", p)
+	return h.render(w, r, http.StatusOK, "admin_clients", p)
 }
 
 // clientForm is the client form's values and what is wrong with them.
@@ -116,7 +116,7 @@ func formOf(s admin.ClientSpec) clientForm {
 func (h *Handler) adminNewClient(w http.ResponseWriter, r *http.Request, a *adminState) error {
 	p := h.clientPage(r, a, "New client", formOf(admin.ClientSpec{GrantTypes: []string{"authorization_code", "refresh_token"}, IDTokenAlg: "ES256"}.Normalize()))
 	p.New = true
-	return h.r.render(w, http.StatusOK, "admin_client", p)
+	return h.render(w, r, http.StatusOK, "admin_client", p)
 }
 
 // readClientForm turns the posted form into a spec.
@@ -213,7 +213,7 @@ func (h *Handler) adminCreateClient(w http.ResponseWriter, r *http.Request, a *a
 	if f.Problems != nil {
 		p := h.clientPage(r, a, "New client", f)
 		p.New = true
-		return h.r.render(w, http.StatusBadRequest, "admin_client", p)
+		return h.render(w, r, http.StatusBadRequest, "admin_client", p)
 	}
 	if secret != "" {
 		return h.renderSecret(w, r, a, f.ClientSpec, secret, true)
@@ -231,7 +231,7 @@ type adminSecretPage struct {
 
 func (h *Handler) renderSecret(w http.ResponseWriter, r *http.Request, a *adminState, s admin.ClientSpec, secret string, created bool) error {
 	p := adminSecretPage{adminPage: h.adminPage(r, a, "clients", "Client secret"), Client: s, Secret: secret, New: created}
-	return h.r.render(w, http.StatusOK, "admin_secret", p)
+	return h.render(w, r, http.StatusOK, "admin_secret", p)
 }
 
 func (h *Handler) loadClient(r *http.Request) (storage.Client, error) {
@@ -260,7 +260,7 @@ func (h *Handler) renderClient(w http.ResponseWriter, r *http.Request, a *adminS
 		return err
 	}
 	p.Policy, p.PolicyFactors = &pf, clientPolicyFactors
-	return h.r.render(w, status, "admin_client", p)
+	return h.render(w, r, status, "admin_client", p)
 }
 
 func (h *Handler) adminUpdateClient(w http.ResponseWriter, r *http.Request, a *adminState) error {
@@ -416,7 +416,7 @@ func (h *Handler) adminClientPolicy(w http.ResponseWriter, r *http.Request, a *a
 		p.HasSecret, p.UsesSecret = c.SecretHash != "", admin.SpecOf(c).UsesSecret()
 		p.CreatedAt, p.UpdatedAt = c.CreatedAt, c.UpdatedAt
 		p.Policy, p.PolicyFactors = &f, clientPolicyFactors
-		return h.r.render(w, status, "admin_client", p)
+		return h.render(w, r, status, "admin_client", p)
 	}
 	if len(probs) > 0 {
 		f.Problems = probs

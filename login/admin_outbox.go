@@ -22,7 +22,7 @@ func (h *Handler) adminOutbox(w http.ResponseWriter, r *http.Request, a *adminSt
 	if err != nil {
 		return err
 	}
-	return h.r.render(w, http.StatusOK, "admin_outbox", adminOutboxPage{adminPage: h.adminPage(r, a, "outbox", "Deliveries"), OutboxStatus: st})
+	return h.render(w, r, http.StatusOK, "admin_outbox", adminOutboxPage{adminPage: h.adminPage(r, a, "outbox", "Deliveries"), OutboxStatus: st})
 }
 
 // adminRetryOutbox queues a given-up message again. The console's CSRF

@@ -91,7 +91,7 @@ func (h *Handler) adminPolicy(w http.ResponseWriter, r *http.Request, a *adminSt
 			status = http.StatusBadRequest
 		}
 	}
-	return h.r.render(w, status, "admin_policy", p)
+	return h.render(w, r, status, "admin_policy", p)
 }
 
 // policyPage is the policy page as the active version has it, with the
@@ -106,9 +106,9 @@ func (h *Handler) policyPage(r *http.Request, a *adminState) (adminPolicyPage, e
 	p := adminPolicyPage{adminPage: h.adminPage(r, a, "policy", "Policy"), Risk: pol.Risk, AdminACR: pol.AdminACR, AdminMaxAge: pol.AdminMaxAge}
 	for i, l := range pol.Levels.Levels() {
 		row := levelRow{Level: l, Rank: i + 1, Plain: requirementText[l.Requires], Admin: l.ACR == pol.AdminACR}
-		fresh := []string{fmtDuration(defaultWindow(l))}
+		fresh := []string{fmtDuration(h.tr(r), defaultWindow(l))}
 		for _, m := range slices.Sorted(maps.Keys(l.Freshness)) {
-			fresh = append(fresh, fmt.Sprintf("%s %s", m, fmtDuration(l.Freshness[m])))
+			fresh = append(fresh, fmt.Sprintf("%s %s", m, fmtDuration(h.tr(r), l.Freshness[m])))
 		}
 		row.Freshness = strings.Join(fresh, "; ")
 		p.Levels = append(p.Levels, row)
@@ -332,7 +332,7 @@ func (h *Handler) adminPolicyEdit(w http.ResponseWriter, r *http.Request, a *adm
 	ed := &p.Editor
 	if ed.ReadOnly {
 		p.Problem = "Nothing was saved: " + admin.ErrPolicyReadOnly.Error() + "."
-		return h.r.render(w, http.StatusForbidden, "admin_policy", p)
+		return h.render(w, r, http.StatusForbidden, "admin_policy", p)
 	}
 	ed.Text, ed.Reason = r.PostForm.Get("document"), reasonOf(r)
 	parent, perr := strconv.ParseInt(r.PostForm.Get("parent"), 10, 64)
@@ -346,12 +346,12 @@ func (h *Handler) adminPolicyEdit(w http.ResponseWriter, r *http.Request, a *adm
 	}
 	if len(probs) > 0 {
 		ed.Problems = probs
-		return h.r.render(w, http.StatusBadRequest, "admin_policy", p)
+		return h.render(w, r, http.StatusBadRequest, "admin_policy", p)
 	}
 	switch r.PostForm.Get("action") {
 	case "check":
 		ed.Checked = true
-		return h.r.render(w, http.StatusOK, "admin_policy", p)
+		return h.render(w, r, http.StatusOK, "admin_policy", p)
 	case "preview":
 		prop, err := policy.Compile(doc, h.cfg.Policies.Options())
 		if err != nil {
@@ -362,14 +362,14 @@ func (h *Handler) adminPolicyEdit(w http.ResponseWriter, r *http.Request, a *adm
 			return err
 		}
 		ed.Preview = previewOf(rep)
-		return h.r.render(w, http.StatusOK, "admin_policy", p)
+		return h.render(w, r, http.StatusOK, "admin_policy", p)
 	case "save":
 	default:
 		return userError(http.StatusBadRequest, "That form couldn't be read", "Reload the policy page and try again.")
 	}
 	_, changed, err := h.admin.SavePolicy(ctx, admin.Actor{ID: a.actor.ID, Reason: ed.Reason}, a.user.Username, doc, parent, h.cfg.Now())
 	if status, ok := h.policySaveProblem(err, ed); ok {
-		return h.r.render(w, status, "admin_policy", p)
+		return h.render(w, r, status, "admin_policy", p)
 	}
 	if err != nil {
 		return err
@@ -432,7 +432,7 @@ func (h *Handler) adminPolicyRollback(w http.ResponseWriter, r *http.Request, a 
 	}
 	if status, ok := h.policySaveProblem(err, &p.Editor); ok {
 		p.Problem = fmt.Sprintf("Version %d was not restored.", n)
-		return h.r.render(w, status, "admin_policy", p)
+		return h.render(w, r, status, "admin_policy", p)
 	}
 	if err != nil {
 		return err

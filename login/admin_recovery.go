@@ -42,7 +42,7 @@ func (h *Handler) adminRecovery(w http.ResponseWriter, r *http.Request, a *admin
 		}
 		rows = append(rows, row)
 	}
-	return h.r.render(w, http.StatusOK, "admin_recovery", adminRecoveryPage{adminPage: h.adminPage(r, a, "recovery", "Recovery requests"), Rows: rows})
+	return h.render(w, r, http.StatusOK, "admin_recovery", adminRecoveryPage{adminPage: h.adminPage(r, a, "recovery", "Recovery requests"), Rows: rows})
 }
 
 // adminDecideRecovery approves or denies a pending request, with a reason.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -65,7 +66,7 @@ func (h *Handler) renderUsers(w http.ResponseWriter, r *http.Request, a *adminSt
 		}
 		p.Users = append(p.Users, u)
 	}
-	return h.r.render(w, status, "admin_users", p)
+	return h.render(w, r, status, "admin_users", p)
 }
 
 func (h *Handler) adminCreateUser(w http.ResponseWriter, r *http.Request, a *adminState) error {
@@ -153,9 +154,9 @@ func (h *Handler) adminUser(w http.ResponseWriter, r *http.Request, a *adminStat
 		return err
 	}
 	for _, e := range events {
-		p.Activity = append(p.Activity, rowOf(e, names))
+		p.Activity = append(p.Activity, rowOf(h.tr(r), e, names))
 	}
-	return h.r.render(w, http.StatusOK, "admin_user", p)
+	return h.render(w, r, http.StatusOK, "admin_user", p)
 }
 
 func (h *Handler) adminUserAction(w http.ResponseWriter, r *http.Request, a *adminState) error {
@@ -251,8 +252,8 @@ type auditRow struct {
 	Other         [][2]string // other details, sorted by key
 }
 
-func rowOf(e storage.AuditEvent, names map[string]string) auditRow {
-	row := auditRow{AuditEvent: e, User: nameOr(names, e.UserID), Actor: nameOr(names, e.ActorID), Text: eventText(e)}
+func rowOf(p *i18n.Printer, e storage.AuditEvent, names map[string]string) auditRow {
+	row := auditRow{AuditEvent: e, User: nameOr(names, e.UserID), Actor: nameOr(names, e.ActorID), Text: eventText(p, e)}
 	if e.ClientID != "" {
 		row.Text = strings.TrimSuffix(row.Text, " · "+e.ClientID)
 	}

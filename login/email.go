@@ -61,7 +61,7 @@ func (h *Handler) renderEmail(w http.ResponseWriter, r *http.Request, a *account
 		return err
 	}
 	p.Nav, p.Notice, p.Problem, p.MailOff = "email", notice, problem, !h.mailOn()
-	return h.r.render(w, status, "account_email", p)
+	return h.render(w, r, status, "account_email", p)
 }
 
 func (h *Handler) postAccountEmail(w http.ResponseWriter, r *http.Request) error {

@@ -78,7 +78,7 @@ func (h *Handler) enrollment(st *flowState, in stepup.Input, d stepup.Decision) 
 		if h.pendingPasskey(st, in) {
 			e.pending = true
 			e.help = "Your new passkey can't be used for " + name + " yet: a passkey added without your strongest sign-in is accepted there " +
-				fmtDuration(h.cfg.PasskeyCoolingOff) + " after it was added, once you've used it on a device and network you've signed in from before. Your administrator can confirm it sooner."
+				fmtDuration(st.tr, h.cfg.PasskeyCoolingOff) + " after it was added, once you've used it on a device and network you've signed in from before. Your administrator can confirm it sooner."
 		}
 		return e
 	case bootWhy != "":
@@ -152,10 +152,10 @@ func (h *Handler) showEnroll(w http.ResponseWriter, r *http.Request, st *flowSta
 	p := enrollPage{Page: h.page(r, title), RequestID: st.ar.ID, ClientName: clientName(st.client), Username: st.user.Username,
 		Help: e.help, TOTP: slices.Contains(e.methods, stepup.TOTP), Passkey: slices.Contains(e.methods, stepup.WebAuthn), Pending: e.pending}
 	if e.later {
-		p.Later = "A passkey added now signs you in at once, but " + clientName(st.client) + " accepts it only " + fmtDuration(h.cfg.PasskeyCoolingOff) +
+		p.Later = "A passkey added now signs you in at once, but " + clientName(st.client) + " accepts it only " + fmtDuration(h.tr(r), h.cfg.PasskeyCoolingOff) +
 			" after it was added, once you've used it on a device and network you've signed in from before, or sooner if your administrator confirms it."
 	}
-	return h.r.render(w, http.StatusOK, "enroll", p)
+	return h.render(w, r, http.StatusOK, "enroll", p)
 }
 
 // enrollGuard loads the request a post names and checks that m may be set
@@ -217,7 +217,7 @@ func (h *Handler) renderEnrollTOTP(w http.ResponseWriter, r *http.Request, st *f
 	}
 	p := enrollPage{Page: h.page(r, "Set up an authenticator app"), RequestID: st.ar.ID, ClientName: clientName(st.client), Username: st.user.Username,
 		Setup: setup, Problem: problem}
-	return h.r.render(w, status, "enroll_totp", p)
+	return h.render(w, r, status, "enroll_totp", p)
 }
 
 func (h *Handler) postEnrollTOTP(w http.ResponseWriter, r *http.Request) error {
@@ -251,7 +251,7 @@ func (h *Handler) postEnrollTOTP(w http.ResponseWriter, r *http.Request) error {
 	}
 	p := enrollPage{Page: h.page(r, "Your authenticator app is set up"), RequestID: st.ar.ID, ClientName: clientName(st.client), Username: st.user.Username,
 		Codes: codes, Continue: "/login?id=" + url.QueryEscape(st.ar.ID)}
-	return h.r.render(w, http.StatusOK, "enroll_codes", p)
+	return h.render(w, r, http.StatusOK, "enroll_codes", p)
 }
 
 func (h *Handler) enrollPasskeyOptions(w http.ResponseWriter, r *http.Request) error {

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -64,7 +65,7 @@ func TestEventTextSaysWhatHappenedAndWhetherItFailed(t *testing.T) {
 		{"an event without a text keeps its stored name", storage.AuditEvent{Type: storage.EventTokenIssued, Outcome: "success", ClientID: "payroll"}, "token.issued · payroll"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := eventText(tt.e); got != tt.want {
+			if got := eventText(english(t), tt.e); got != tt.want {
 				t.Errorf("eventText = %q, want %q", got, tt.want)
 			}
 		})
@@ -80,4 +81,14 @@ func TestPortalActivityListsEveryTypeWithWords(t *testing.T) {
 			t.Errorf("activityTypes lists %s, which has no portal text", e)
 		}
 	}
+}
+
+// english is the built-in catalogs' English printer.
+func english(t *testing.T) *i18n.Printer {
+	t.Helper()
+	cats, err := i18n.Load(i18n.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cats.Printer(i18n.English)
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/throttle"
@@ -178,6 +179,15 @@ func denied(t *testing.T, cidrs ...string) option {
 		t.Fatal(err)
 	}
 	return withRisk(func(r *signin.RiskConfig) { r.Deny = p })
+}
+
+// withPseudoLocales offers the pseudo-locales en-XA and ar-XB.
+func withPseudoLocales(t *testing.T) option {
+	cats, err := i18n.Load(i18n.Options{Pseudo: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(c *fixtureConfig) { c.Catalogs = cats }
 }
 
 func withStuffingLimit(n int) option { return func(c *fixtureConfig) { c.StuffingLimit = n } }
@@ -518,6 +528,8 @@ type browser struct {
 	c   *http.Client
 	ip  string
 	ua  string
+	// lang is the browser's Accept-Language ("" sends none).
+	lang string
 }
 
 func (f *fixture) browser() *browser {
@@ -575,6 +587,9 @@ func (b *browser) do(method, path string, body io.Reader, contentType string) re
 	}
 	req.Header.Set("X-Forwarded-For", b.ip)
 	req.Header.Set("User-Agent", b.ua)
+	if b.lang != "" {
+		req.Header.Set("Accept-Language", b.lang)
+	}
 	resp, err := b.c.Do(req)
 	if err != nil {
 		b.f.t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/throttle"
@@ -25,6 +26,9 @@ import (
 
 // flowState is everything the dispatcher looks at for one auth request.
 type flowState struct {
+	// tr speaks the page's language (ui_locales, the session's saved
+	// language, Accept-Language), as chosen when the flow was loaded.
+	tr       *i18n.Printer
 	pol      *policy.Snapshot // the version the request was parsed under
 	ar       storage.AuthRequest
 	client   storage.Client
@@ -85,6 +89,7 @@ func (h *Handler) loadFlow(r *http.Request, id string) (*flowState, error) {
 		return nil, err
 	}
 	st := &flowState{ar: ar, client: c, pol: pol}
+	noteUILocales(ctx, ar.UILocales)
 	sess, u, ok, err := h.loadSession(ctx, r)
 	if err != nil {
 		return nil, err
@@ -94,6 +99,7 @@ func (h *Handler) loadFlow(r *http.Request, id string) (*flowState, error) {
 	// request (hintedElse), and the hinted person signs in afresh.
 	if ok && hintedElse(ar, sess, u) {
 		st.other = u
+		noteSaved(ctx, "") // the page is for the hinted person, not u
 	} else if ok {
 		st.sess, st.user, st.hasSess = sess, u, true
 		if err := h.loadFactors(ctx, st); err != nil {
@@ -103,6 +109,7 @@ func (h *Handler) loadFlow(r *http.Request, id string) (*flowState, error) {
 			return nil, err
 		}
 	}
+	st.tr = h.tr(r)
 	return st, nil
 }
 
@@ -620,15 +627,15 @@ func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowSta
 		if p.KnownUser {
 			name = "password"
 		}
-		return h.r.render(w, status, name, p)
+		return h.render(w, r, status, name, p)
 	case stepup.TOTP:
-		return h.r.render(w, status, "otp", p)
+		return h.render(w, r, status, "otp", p)
 	case stepup.Recovery:
 		p.Remaining = st.recovery
-		return h.r.render(w, status, "recovery", p)
+		return h.render(w, r, status, "recovery", p)
 	case stepup.WebAuthn:
 		if h.cfg.WebAuthn != nil {
-			return h.r.render(w, status, "webauthn", p)
+			return h.render(w, r, status, "webauthn", p)
 		}
 	}
 	return userError(http.StatusNotImplemented, "That sign-in method isn't available", "Use another way to sign in.")
@@ -690,14 +697,14 @@ func (h *Handler) showConsent(w http.ResponseWriter, r *http.Request, st *flowSt
 	if approving != nil && (st.client.FirstParty || st.client.ID == h.cfg.AccountClientID) {
 		// A first-party app is not asked about scopes: the page approves
 		// the details only.
-		return h.r.render(w, http.StatusOK, "consent", p)
+		return h.render(w, r, http.StatusOK, "consent", p)
 	}
 	for _, s := range st.ar.Scopes {
 		if t, ok := scopeText[s]; ok {
 			p.Scopes = append(p.Scopes, t)
 		}
 	}
-	return h.r.render(w, http.StatusOK, "consent", p)
+	return h.render(w, r, http.StatusOK, "consent", p)
 }
 
 // ---- form posts ----

@@ -20,6 +20,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/login/mail"
 	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/signin"
@@ -49,7 +50,10 @@ type Config struct {
 	// AccountClientID is the built-in client the account portal signs in with.
 	AccountClientID string
 	ProductName     string
-	Dev             bool
+	// Catalogs are the UI's languages (i18n.Load); nil loads the
+	// built-in ones.
+	Catalogs *i18n.Catalogs
+	Dev      bool
 	// Limits are the throttle rules; nil means throttle.DefaultLimits.
 	Limits throttle.Limits
 	// StuffingLimit is how many different accounts may fail from one
@@ -149,7 +153,14 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.RecoveryCoolingOff <= 0 {
 		cfg.RecoveryCoolingOff = DefaultRecoveryCoolingOff
 	}
-	r, err := newRenderer(cfg.Templates, cfg.Dev)
+	if cfg.Catalogs == nil {
+		cats, err := i18n.Load(i18n.Options{})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Catalogs = cats
+	}
+	r, err := newRenderer(cfg.Templates, cfg.Dev, cfg.Catalogs)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -198,18 +209,25 @@ type pageError struct {
 	status int
 	title  string
 	msg    string
+	args   []any // msg's fmt verbs
 	err    error // logged, never shown
 }
 
 func (e *pageError) Error() string {
-	if e.err != nil {
-		return e.msg + ": " + e.err.Error()
+	msg := e.msg
+	if len(e.args) > 0 {
+		msg = fmt.Sprintf(msg, e.args...)
 	}
-	return e.msg
+	if e.err != nil {
+		return msg + ": " + e.err.Error()
+	}
+	return msg
 }
 
-func userError(status int, title, msg string) error {
-	return &pageError{status: status, title: title, msg: msg}
+// userError is an error page: title and msg are message keys (shown in
+// the page's language), args fill msg's fmt verbs.
+func userError(status int, title, msg string, args ...any) error {
+	return &pageError{status: status, title: title, msg: msg, args: args}
 }
 
 type errorPage struct {
@@ -221,6 +239,7 @@ type errorPage struct {
 // message and a reference; the log gets the detail under the same reference.
 func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = withLangNote(r)
 		err := fn(w, r)
 		if err == nil {
 			return
@@ -236,7 +255,9 @@ func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http
 			level = slog.LevelError
 		}
 		h.cfg.Log.Log(r.Context(), level, "request failed", "ref", ref, "path", r.URL.Path, "status", pe.status, "err", err)
-		if rerr := h.r.render(w, pe.status, "error", errorPage{Page: h.page(r, pe.title), Title: pe.title, Message: pe.msg, Ref: ref}); rerr != nil {
+		tr := h.tr(r)
+		title := tr.T(pe.title)
+		if rerr := h.render(w, r, pe.status, "error", errorPage{Page: h.page(r, title), Title: title, Message: tr.T(pe.msg, pe.args...), Ref: ref}); rerr != nil {
 			h.cfg.Log.Error("render error page", "err", rerr)
 			http.Error(w, "Something went wrong. Reference "+ref, pe.status)
 		}
@@ -248,7 +269,9 @@ func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http
 func (h *Handler) RenderError(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
 	ref := newRef()
 	h.cfg.Log.WarnContext(r.Context(), "authorization request refused", "ref", ref, "status", status, "message", msg)
-	if err := h.r.render(w, status, "error", errorPage{Page: h.page(r, title), Title: title, Message: msg, Ref: ref}); err != nil {
+	tr := h.tr(r)
+	title = tr.T(title)
+	if err := h.render(w, r, status, "error", errorPage{Page: h.page(r, title), Title: title, Message: tr.T(msg), Ref: ref}); err != nil {
 		http.Error(w, msg, status)
 	}
 }
@@ -259,22 +282,24 @@ type Page struct {
 	Title   string
 }
 
-func (h *Handler) page(_ *http.Request, title string) Page {
-	return Page{Product: h.cfg.ProductName, Title: title}
+// page is the data every page shares; title is a message key (or a
+// text already in the page's language).
+func (h *Handler) page(r *http.Request, title string) Page {
+	return Page{Product: h.cfg.ProductName, Title: h.tr(r).T(title)}
 }
 
 // ConfirmLogout asks before ending the session of a logout request that
 // names no id_token_hint: RP-Initiated Logout 1.0 §2 — without one, the
 // request may come from any site. The form posts under CSRF protection.
 func (h *Handler) ConfirmLogout(w http.ResponseWriter, r *http.Request) {
-	if err := h.r.render(w, http.StatusOK, "logout_confirm", struct{ Page }{h.page(r, "Sign out?")}); err != nil {
+	if err := h.render(w, r, http.StatusOK, "logout_confirm", struct{ Page }{h.page(r, "Sign out?")}); err != nil {
 		h.cfg.Log.Error("render logout confirmation", "err", err)
 		http.Error(w, "Sign out?", http.StatusInternalServerError)
 	}
 }
 
 func (h *Handler) loggedOut(w http.ResponseWriter, r *http.Request) error {
-	return h.r.render(w, http.StatusOK, "logged_out", struct{ Page }{h.page(r, "Signed out")})
+	return h.render(w, r, http.StatusOK, "logged_out", struct{ Page }{h.page(r, "Signed out")})
 }
 
 // ---- sessions ----
@@ -307,6 +332,7 @@ func (h *Handler) loadSession(ctx context.Context, r *http.Request) (storage.Ses
 		return storage.Session{}, storage.User{}, false, err
 	}
 	h.touch(ctx, &s, now)
+	noteSaved(ctx, u.Locale)
 	return s, u, true, nil
 }
 

@@ -115,7 +115,7 @@ func (h *Handler) registerRecover(mux *http.ServeMux) {
 
 func (h *Handler) renderRecover(w http.ResponseWriter, r *http.Request, status int, title string, p recoverPage) error {
 	p.Page, p.MailOff = h.page(r, title), !h.mailOn()
-	return h.r.render(w, status, "recover", p)
+	return h.render(w, r, status, "recover", p)
 }
 
 func (h *Handler) recoverPage(w http.ResponseWriter, r *http.Request) error {

@@ -10,8 +10,13 @@ import (
 	"io/fs"
 	"net/http"
 	"slices"
-	"sync"
+	"strings"
 	"time"
+
+	"golang.org/x/text/language"
+
+	"github.com/keystep/keystep/login/i18n"
+	"github.com/keystep/keystep/storage"
 )
 
 // renderer parses the page templates once (or on every render in dev mode)
@@ -19,9 +24,11 @@ import (
 type renderer struct {
 	fsys fs.FS
 	dev  bool
+	cats *i18n.Catalogs
 
-	mu    sync.Mutex
-	pages map[string]*template.Template
+	// pages: language → page name → template, its functions speaking
+	// that language (langFuncs).
+	pages map[language.Tag]map[string]*template.Template
 }
 
 // requiredPages must exist in the templates; New fails at start otherwise.
@@ -46,20 +53,59 @@ var adminPages = []string{
 var adminCardPages = []string{"admin_denied"}
 
 var funcs = template.FuncMap{
-	"minus1":    func(n int) int { return n - 1 },
-	"plus1":     func(n int) int { return n + 1 },
-	"eventText": eventText,
-	"fmtTime": func(t time.Time) string {
-		if t.IsZero() {
-			return "never"
-		}
-		return t.UTC().Format("2 Jan 2006 15:04 UTC")
-	},
+	"minus1": func(n int) int { return n - 1 },
+	"plus1":  func(n int) int { return n + 1 },
+	"strong": strong,
 }
 
-func newRenderer(fsys fs.FS, dev bool) (*renderer, error) {
-	r := &renderer{fsys: fsys, dev: dev}
-	pages, err := r.parse()
+// langFuncs are the template functions that speak p's language: t
+// translates a message (its fmt verbs filled from the arguments), the
+// others format times, durations, numbers and audit events for a reader
+// of the language; lang and dir are the page's lang and dir attributes.
+func langFuncs(p *i18n.Printer) template.FuncMap {
+	return template.FuncMap{
+		"t":         p.T,
+		"th":        func(key string, args ...any) template.HTML { return tHTML(p, key, args...) },
+		"fmtTime":   p.Time,
+		"num":       p.Number,
+		"dur":       func(d time.Duration) string { return fmtDuration(p, d) },
+		"eventText": func(e storage.AuditEvent) string { return eventText(p, e) },
+		"lang":      p.Lang,
+		"dir":       p.Dir,
+	}
+}
+
+// tHTML translates key with markup in its arguments: an argument that
+// is template.HTML (strong) goes in as it is, every other one and the
+// translated text are escaped. Strings are held out of the translation
+// by placeholders, so no text of the catalog is ever taken as markup.
+func tHTML(p *i18n.Printer, key string, args ...any) template.HTML {
+	mark := func(i int) string { return fmt.Sprintf("\ue000%d\ue001", i) }
+	held := map[string]string{}
+	in := slices.Clone(args)
+	for i, a := range args {
+		switch a := a.(type) {
+		case template.HTML:
+			in[i], held[mark(i)] = mark(i), string(a)
+		case string:
+			in[i], held[mark(i)] = mark(i), template.HTMLEscapeString(a)
+		}
+	}
+	out := template.HTMLEscapeString(p.T(key, in...))
+	for m, h := range held {
+		out = strings.Replace(out, m, h, 1)
+	}
+	return template.HTML(out)
+}
+
+// strong is s in bold, for tHTML.
+func strong(s string) template.HTML {
+	return template.HTML("<strong>" + template.HTMLEscapeString(s) + "</strong>")
+}
+
+func newRenderer(fsys fs.FS, dev bool, cats *i18n.Catalogs) (*renderer, error) {
+	r := &renderer{fsys: fsys, dev: dev, cats: cats}
+	pages, err := r.parse(cats.Tags()...)
 	if err != nil {
 		return nil, err
 	}
@@ -67,11 +113,33 @@ func newRenderer(fsys fs.FS, dev bool) (*renderer, error) {
 	return r, nil
 }
 
-func (r *renderer) parse() (map[string]*template.Template, error) {
+// parse parses every page once, then gives each language its own copy.
+func (r *renderer) parse(tags ...language.Tag) (map[language.Tag]map[string]*template.Template, error) {
+	base, err := r.parseBase()
+	if err != nil {
+		return nil, err
+	}
+	out := map[language.Tag]map[string]*template.Template{}
+	for _, tag := range tags {
+		fm := langFuncs(r.cats.Printer(tag))
+		out[tag] = map[string]*template.Template{}
+		for name, t := range base {
+			c, err := t.Clone()
+			if err != nil {
+				return nil, fmt.Errorf("template %s: %w", name, err)
+			}
+			out[tag][name] = c.Funcs(fm)
+		}
+	}
+	return out, nil
+}
+
+func (r *renderer) parseBase() (map[string]*template.Template, error) {
+	fm := langFuncs(r.cats.Printer(i18n.English))
 	pages := map[string]*template.Template{}
 	var errs []error
 	for _, name := range requiredPages {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(r.fsys, "layout.html", "approving.html", "who.html", name+".html")
+		t, err := template.New("layout.html").Funcs(funcs).Funcs(fm).ParseFS(r.fsys, "layout.html", "approving.html", "who.html", name+".html")
 		if err != nil {
 			errs = append(errs, fmt.Errorf("template %s: %w", name, err))
 			continue
@@ -83,7 +151,7 @@ func (r *renderer) parse() (map[string]*template.Template, error) {
 		if slices.Contains(adminCardPages, name) {
 			files = []string{"layout.html", name + ".html"}
 		}
-		t, err := template.New("layout.html").Funcs(funcs).Funcs(adminFuncs).ParseFS(r.fsys, files...)
+		t, err := template.New("layout.html").Funcs(funcs).Funcs(adminFuncs).Funcs(fm).ParseFS(r.fsys, files...)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("template %s: %w", name, err))
 			continue
@@ -93,16 +161,17 @@ func (r *renderer) parse() (map[string]*template.Template, error) {
 	return pages, errors.Join(errs...)
 }
 
-func (r *renderer) render(w http.ResponseWriter, status int, name string, data any) error {
+// render renders page name in p's language.
+func (r *renderer) render(w http.ResponseWriter, p *i18n.Printer, status int, name string, data any) error {
 	pages := r.pages
 	if r.dev {
-		p, err := r.parse()
+		ps, err := r.parse(p.Tag())
 		if err != nil {
 			return err
 		}
-		pages = p
+		pages = ps
 	}
-	t, ok := pages[name]
+	t, ok := pages[p.Tag()][name]
 	if !ok {
 		return fmt.Errorf("no template %q", name)
 	}
@@ -115,6 +184,11 @@ func (r *renderer) render(w http.ResponseWriter, status int, name string, data a
 	w.WriteHeader(status)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+// render renders page name in the language r asks for (Handler.tr).
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) error {
+	return h.r.render(w, h.tr(r), status, name, data)
 }
 
 // newRef makes a short reference shown on error pages and logged with the

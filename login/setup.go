@@ -33,7 +33,7 @@ func (h *Handler) setupPage(w http.ResponseWriter, r *http.Request) error {
 	if n > 0 {
 		return errSetupDone
 	}
-	return h.r.render(w, http.StatusOK, "setup", setupPage{Page: h.page(r, "Set up Keystep"), Token: r.URL.Query().Get("token"), CoolingOff: fmtDuration(h.cfg.PasskeyCoolingOff)})
+	return h.render(w, r, http.StatusOK, "setup", setupPage{Page: h.page(r, "Set up Keystep"), Token: r.URL.Query().Get("token"), CoolingOff: fmtDuration(h.tr(r), h.cfg.PasskeyCoolingOff)})
 }
 
 func (h *Handler) postSetup(w http.ResponseWriter, r *http.Request) error {
@@ -43,7 +43,7 @@ func (h *Handler) postSetup(w http.ResponseWriter, r *http.Request) error {
 	}
 	p := setupPage{Page: h.page(r, "Set up Keystep"), Token: r.PostForm.Get("token"),
 		Username: strings.TrimSpace(r.PostForm.Get("username")), Email: strings.TrimSpace(r.PostForm.Get("email")),
-		CoolingOff: fmtDuration(h.cfg.PasskeyCoolingOff)}
+		CoolingOff: fmtDuration(h.tr(r), h.cfg.PasskeyCoolingOff)}
 	n, err := h.cfg.Store.CountUsers(ctx)
 	if err != nil {
 		return err
@@ -58,7 +58,7 @@ func (h *Handler) postSetup(w http.ResponseWriter, r *http.Request) error {
 		p.Problem = err.Error()
 	}
 	if p.Problem != "" {
-		return h.r.render(w, http.StatusBadRequest, "setup", p)
+		return h.render(w, r, http.StatusBadRequest, "setup", p)
 	}
 	err = h.cfg.Store.ConsumeOneTimeToken(ctx, admin.SetupTokenKind, factor.HashToken(p.Token), h.cfg.Now())
 	if err != nil {

@@ -57,7 +57,7 @@ func (h *Handler) showChooser(w http.ResponseWriter, r *http.Request, st *flowSt
 	}
 	pu := h.purposeOf(r, st)
 	p.Reason, p.Cancel = "to continue to "+pu.name, pu.cancel
-	return h.r.render(w, http.StatusOK, "select_account", p)
+	return h.render(w, r, http.StatusOK, "select_account", p)
 }
 
 // postSelect is "Continue as …" on the account choice.

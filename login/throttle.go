@@ -227,7 +227,7 @@ func (h *Handler) slowDown(w http.ResponseWriter, r *http.Request, until time.Ti
 	secs := int(math.Ceil(wait.Seconds()))
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	msg = fmt.Sprintf(msg, humanWait(wait))
-	return h.r.render(w, http.StatusTooManyRequests, "error", errorPage{Page: h.page(r, "Slow down"), Title: "Too many attempts", Message: msg, Ref: newRef()})
+	return h.render(w, r, http.StatusTooManyRequests, "error", errorPage{Page: h.page(r, "Slow down"), Title: "Too many attempts", Message: msg, Ref: newRef()})
 }
 
 func humanWait(d time.Duration) string {

@@ -112,18 +112,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // plain message, never internal detail.
 func (h *Handler) handleJSON(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = withLangNote(r)
 		err := fn(w, r)
 		if err == nil {
 			return
 		}
 		var pe *pageError
 		if errors.As(err, &pe) {
-			writeJSON(w, pe.status, jsonError{pe.msg})
+			writeJSON(w, pe.status, jsonError{h.tr(r).T(pe.msg, pe.args...)})
 			return
 		}
 		ref := newRef()
 		h.cfg.Log.ErrorContext(r.Context(), "passkey request failed", "ref", ref, "path", r.URL.Path, "err", err)
-		writeJSON(w, http.StatusInternalServerError, jsonError{"Something went wrong. Reference " + ref})
+		writeJSON(w, http.StatusInternalServerError, jsonError{h.tr(r).T("Something went wrong. Reference %s", ref)})
 	})
 }
 

@@ -81,8 +81,11 @@ type User struct {
 	// RiskFloorNewDevices limits RiskFloor to sign-ins from devices that
 	// never completed one for the user (set after a password reset).
 	RiskFloorNewDevices bool
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
+	// Locale is the language the person chose for pages and emails, a
+	// BCP 47 tag ("de"); "" leaves it to their browser.
+	Locale    string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Users stores accounts.
@@ -95,7 +98,8 @@ type Users interface {
 	CountUsers(ctx context.Context) (int, error)
 	// UpdateUser replaces every mutable field of the user with u.ID
 	// (username, email and whether and when it was verified, password
-	// hash, admin, disabled, the received signal's marks, updated at).
+	// hash, admin, disabled, the received signal's marks, the saved
+	// language, updated at).
 	UpdateUser(ctx context.Context, u User) error
 }
 

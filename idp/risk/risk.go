@@ -128,6 +128,17 @@ func Names() []string {
 	return out
 }
 
+// Reason returns the plain words shown to the user for signal name, in
+// English ("" for an unknown name); the login UI translates them.
+func Reason(name string) string {
+	for _, s := range signals {
+		if s.name == name {
+			return s.reason
+		}
+	}
+	return ""
+}
+
 func known(name string) bool {
 	return slices.ContainsFunc(signals[:], func(s struct{ name, reason string }) bool { return s.name == name })
 }

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"fmt"
 	htmltemplate "html/template"
+	"io/fs"
 	"strings"
 	texttemplate "text/template"
 	"time"
@@ -78,6 +79,10 @@ func (d Data) ExpiresText() string {
 
 //go:embed templates
 var files embed.FS
+
+// Templates holds the message templates (templates/KIND.txt and .html),
+// for the test that every text in them is translated.
+var Templates fs.FS = files
 
 type pair struct {
 	text *texttemplate.Template

@@ -7,21 +7,21 @@ import (
 )
 
 const userCols = `id, username, email, password_hash, admin, disabled, password_compromised, risk_floor,
-	risk_floor_until, risk_floor_reason, created_at, updated_at, email_verified, email_verified_at, risk_floor_new_devices`
+	risk_floor_until, risk_floor_reason, created_at, updated_at, email_verified, email_verified_at, risk_floor_new_devices, locale`
 
 func scanUser(sc Row) (storage.User, error) {
 	var u storage.User
 	err := sc.Scan(&u.ID, &u.Username, &u.Email, &u.PasswordHash, &u.Admin, &u.Disabled,
 		&u.PasswordCompromised, &u.RiskFloor, at(&u.RiskFloorUntil), &u.RiskFloorReason, at(&u.CreatedAt), at(&u.UpdatedAt),
-		&u.EmailVerified, at(&u.EmailVerifiedAt), &u.RiskFloorNewDevices)
+		&u.EmailVerified, at(&u.EmailVerifiedAt), &u.RiskFloorNewDevices, &u.Locale)
 	return u, err
 }
 
 func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
-	_, err := s.exec(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		u.ID, u.Username, u.Email, u.PasswordHash, u.Admin, u.Disabled,
 		u.PasswordCompromised, u.RiskFloor, nanos(u.RiskFloorUntil), u.RiskFloorReason, nanos(u.CreatedAt), nanos(u.UpdatedAt),
-		u.EmailVerified, nanos(u.EmailVerifiedAt), u.RiskFloorNewDevices)
+		u.EmailVerified, nanos(u.EmailVerifiedAt), u.RiskFloorNewDevices, u.Locale)
 	if err != nil {
 		return s.fail("create user", s.insertErr(err))
 	}
@@ -64,11 +64,11 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
 	err := s.execOne(ctx, `UPDATE users SET username = ?, email = ?, password_hash = ?, admin = ?, disabled = ?,
 		password_compromised = ?, risk_floor = ?, risk_floor_until = ?, risk_floor_reason = ?, updated_at = ?,
-		email_verified = ?, email_verified_at = ?, risk_floor_new_devices = ?
+		email_verified = ?, email_verified_at = ?, risk_floor_new_devices = ?, locale = ?
 		WHERE id = ?`,
 		u.Username, u.Email, u.PasswordHash, u.Admin, u.Disabled,
 		u.PasswordCompromised, u.RiskFloor, nanos(u.RiskFloorUntil), u.RiskFloorReason, nanos(u.UpdatedAt),
-		u.EmailVerified, nanos(u.EmailVerifiedAt), u.RiskFloorNewDevices, u.ID)
+		u.EmailVerified, nanos(u.EmailVerifiedAt), u.RiskFloorNewDevices, u.Locale, u.ID)
 	if err != nil {
 		return s.fail("update user", s.insertErr(err))
 	}

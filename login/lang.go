@@ -1,0 +1,57 @@
+package login
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/keystep/keystep/login/i18n"
+)
+
+// A page's language is chosen from what the request reveals as it is
+// handled (i18n.Choice): the sign-in's ui_locales once its request is
+// loaded (loadFlow), the account's saved language once its session is
+// (loadSession), and always the browser's Accept-Language. handle puts
+// a langNote in each request's context for them to write to.
+type langNote struct {
+	uiLocales []string
+	saved     string
+}
+
+type langKey struct{}
+
+// withLangNote returns r carrying an empty langNote.
+func withLangNote(r *http.Request) *http.Request {
+	if _, ok := r.Context().Value(langKey{}).(*langNote); ok {
+		return r
+	}
+	return r.WithContext(context.WithValue(r.Context(), langKey{}, &langNote{}))
+}
+
+// noteUILocales records the sign-in's ui_locales for the page's language.
+func noteUILocales(ctx context.Context, l []string) {
+	if n, ok := ctx.Value(langKey{}).(*langNote); ok {
+		n.uiLocales = l
+	}
+}
+
+// noteSaved records the account's saved language ("" for none).
+func noteSaved(ctx context.Context, lang string) {
+	if n, ok := ctx.Value(langKey{}).(*langNote); ok {
+		n.saved = lang
+	}
+}
+
+// tr returns the printer for r's language, as far as r has revealed it.
+func (h *Handler) tr(r *http.Request) *i18n.Printer {
+	ch := i18n.Choice{AcceptLanguage: r.Header.Get("Accept-Language")}
+	if n, ok := r.Context().Value(langKey{}).(*langNote); ok {
+		ch.UILocales, ch.Saved = n.uiLocales, n.saved
+	}
+	return h.cfg.Catalogs.Printer(h.cfg.Catalogs.Choose(ch))
+}
+
+// trFor returns the printer for a message to u that no request of theirs
+// asks for (an email): their saved language, else English.
+func (h *Handler) trFor(saved string) *i18n.Printer {
+	return h.cfg.Catalogs.Printer(h.cfg.Catalogs.Choose(i18n.Choice{Saved: saved}))
+}
