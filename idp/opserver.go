@@ -18,6 +18,7 @@ import (
 
 	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/dpop"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
@@ -103,6 +104,9 @@ func (s *opServer) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.
 	cfg.IntrospectionEndpointAuthSigningAlgValuesSupported = cfg.TokenEndpointAuthSigningAlgValuesSupported
 	cfg.RevocationEndpointAuthSigningAlgValuesSupported = cfg.TokenEndpointAuthSigningAlgValuesSupported
 	cfg.DisplayValuesSupported = []oidc.Display{oidc.DisplayPage}
+	// The languages the pages speak (ui_locales picks among them); no
+	// claim has translations, so claims_locales_supported is left out.
+	cfg.UILocalesSupported = i18n.Languages
 	cfg.ClaimTypesSupported = []string{"normal"}
 	// OIDC Back-Channel Logout 1.0 §2.1: logout tokens always carry sid.
 	cfg.BackChannelLogoutSupported, cfg.BackChannelLogoutSessionSupported = true, true

@@ -31,6 +31,7 @@ import (
 	"github.com/keystep/keystep/login"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/login/mail"
 	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/signin"
@@ -64,6 +65,9 @@ type Config struct {
 	// TemplatesDir, when set, serves templates from disk and re-reads them
 	// on every render (--dev).
 	TemplatesDir string
+	// PseudoLocales offers the pseudo-locales en-XA and ar-XB as
+	// ui_locales, for testing the pages' layout (--pseudo-locales).
+	PseudoLocales bool
 	// Risk configures the risk engine; zero means signin.DefaultRiskConfig.
 	Risk signin.RiskConfig
 	// Limits are the throttle rules; nil means throttle.DefaultLimits.
@@ -356,6 +360,10 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	cats, err := i18n.Load(i18n.Options{Pseudo: cfg.PseudoLocales})
+	if err != nil {
+		return nil, err
+	}
 	opsrv := &opServer{LegacyServer: op.NewLegacyServer(provider, endpoints), pols: pols, store: cfg.Store, audit: auditor,
 		ops: store, keys: s.keys, dpop: guard,
 		issuer: cfg.Issuer, now: now, log: cfg.Logger, requirePAR: cfg.RequirePAR}
@@ -376,7 +384,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		Store: cfg.Store, Templates: tmpl, Policies: pols,
 		Hasher: cfg.Hasher, Sealer: sealer, Audit: auditor, Log: cfg.Logger, Now: now,
 		Cookies: cookies, Callback: callback, Issuer: cfg.Issuer, AccountClientID: AccountClientID, Tracer: tracer,
-		ProductName: cfg.ProductName, Dev: cfg.TemplatesDir != "", WebAuthn: wa, Mail: cfg.Mail,
+		ProductName: cfg.ProductName, Dev: cfg.TemplatesDir != "", WebAuthn: wa, Mail: cfg.Mail, Catalogs: cats,
 		Limits:             cfg.Limits,
 		SessionIdleTimeout: cfg.SessionIdleTimeout, SessionMaxAge: cfg.SessionMaxAge,
 		PasskeyCoolingOff:     cfg.PasskeyCoolingOff,

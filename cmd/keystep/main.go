@@ -313,6 +313,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	issuer := fs.String("issuer", env("ISSUER", ""), "issuer URL (default http://ADDR)")
 	configFile := fs.String("config", env("CONFIG", ""), "config file (levels, scope minimums, trusted proxies)")
 	dev := fs.Bool("dev", env("DEV", "") != "", "development: read templates from ./templates on every request")
+	pseudoLocales := fs.Bool("pseudo-locales", env("PSEUDO_LOCALES", "") != "", "offer the pseudo-locales en-XA (accented, longer) and ar-XB (right to left) as ui_locales, to test the pages' layout")
 	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
 	dpopNonce := fs.Bool("dpop-nonce", env("DPOP_NONCE", "true") != "false", "require a server nonce in DPoP proofs at the token endpoint (RFC 9449 §8)")
 	pprofFlag := fs.String("pprof", env("PPROF", ""), "on: serve Go's profiler (/debug/pprof/) on the loopback --ops-addr (a loopback HOST:PORT, its own listener, is deprecated)")
@@ -432,6 +433,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.DPoPNonceNotRequired = !*dpopNonce
 	cfg.Outbox = idp.OutboxConfig{AllowPrivate: *outboxPrivate, Lease: *outboxLease}
 	cfg.RecoveryCoolingOff = *recoveryCoolingOff
+	cfg.PseudoLocales = *pseudoLocales
 	cfg.Mail = sender
 	if *otlp != "" {
 		tp, shutdown, err := newTracing(ctx, *otlp, log)

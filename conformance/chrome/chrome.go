@@ -344,3 +344,14 @@ func (b *Browser) screenshot(file string) {
 		b.t.Fatal(err)
 	}
 }
+
+// SetLanguage makes the tab ask for accept in its Accept-Language header
+// ("de-DE,de;q=0.9"), as a browser set to that language does.
+func (b *Browser) SetLanguage(accept string) {
+	b.t.Helper()
+	ua := Eval[string](b, "navigator.userAgent")
+	b.Must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: ua, AcceptLanguage: accept})
+		return err
+	}))
+}

@@ -19,6 +19,7 @@ func newUser(id, username string) storage.User {
 		PasswordHash:    "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g",
 		Admin:           true,
 		Disabled:        true,
+		Locale:          "fr",
 		CreatedAt:       t0,
 		UpdatedAt:       t0.Add(time.Second),
 	}

@@ -117,6 +117,7 @@ var userTests = []test{
 			RiskFloorUntil:      t0.Add(24 * time.Hour),
 			RiskFloorReason:     "device not compliant",
 			RiskFloorNewDevices: true,
+			Locale:              "de",
 			CreatedAt:           t0.Add(time.Hour), // not mutable
 			UpdatedAt:           t0.Add(2 * time.Hour),
 		}
