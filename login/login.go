@@ -245,7 +245,8 @@ func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http
 			return
 		}
 		ref := newRef()
-		pe := &pageError{status: http.StatusInternalServerError, title: "Something went wrong", msg: "We couldn't finish that. Try again in a moment; if it keeps happening, give your administrator the reference below.", err: err}
+		pe := &pageError{status: http.StatusInternalServerError, title: i18n.N("Something went wrong"),
+			msg: i18n.N("We couldn't finish that. Try again in a moment; if it keeps happening, give your administrator the reference below."), err: err}
 		var known *pageError
 		if errors.As(err, &known) {
 			pe = known
@@ -257,7 +258,7 @@ func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http
 		h.cfg.Log.Log(r.Context(), level, "request failed", "ref", ref, "path", r.URL.Path, "status", pe.status, "err", err)
 		tr := h.tr(r)
 		title := tr.T(pe.title)
-		if rerr := h.render(w, r, pe.status, "error", errorPage{Page: h.page(r, title), Title: title, Message: tr.T(pe.msg, pe.args...), Ref: ref}); rerr != nil {
+		if rerr := h.render(w, r, pe.status, "error", errorPage{Page: h.page(r, title), Title: title, Message: tr.T(pe.msg, argsIn(tr, pe.args)...), Ref: ref}); rerr != nil {
 			h.cfg.Log.Error("render error page", "err", rerr)
 			http.Error(w, "Something went wrong. Reference "+ref, pe.status)
 		}
