@@ -260,7 +260,7 @@ func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http
 		title := tr.T(pe.title)
 		if rerr := h.render(w, r, pe.status, "error", errorPage{Page: h.page(r, title), Title: title, Message: tr.T(pe.msg, argsIn(tr, pe.args)...), Ref: ref}); rerr != nil {
 			h.cfg.Log.Error("render error page", "err", rerr)
-			http.Error(w, "Something went wrong. Reference "+ref, pe.status)
+			http.Error(w, tr.T("Something went wrong. Reference %s", ref), pe.status)
 		}
 	})
 }
@@ -273,7 +273,7 @@ func (h *Handler) RenderError(w http.ResponseWriter, r *http.Request, status int
 	tr := h.tr(r)
 	title = tr.T(title)
 	if err := h.render(w, r, status, "error", errorPage{Page: h.page(r, title), Title: title, Message: tr.T(msg), Ref: ref}); err != nil {
-		http.Error(w, msg, status)
+		http.Error(w, tr.T(msg), status)
 	}
 }
 
@@ -295,7 +295,7 @@ func (h *Handler) page(r *http.Request, title string) Page {
 func (h *Handler) ConfirmLogout(w http.ResponseWriter, r *http.Request) {
 	if err := h.render(w, r, http.StatusOK, "logout_confirm", struct{ Page }{h.page(r, "Sign out?")}); err != nil {
 		h.cfg.Log.Error("render logout confirmation", "err", err)
-		http.Error(w, "Sign out?", http.StatusInternalServerError)
+		http.Error(w, h.tr(r).T("Sign out?"), http.StatusInternalServerError)
 	}
 }
 
