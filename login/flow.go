@@ -3,6 +3,7 @@ package login
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -23,6 +24,43 @@ import (
 	"github.com/keystep/keystep/storage"
 	"go.opentelemetry.io/otel/attribute"
 )
+
+// message is a text chosen in one place and shown in another: a message
+// key (marked with i18n.N where it is chosen) and the arguments of its
+// fmt verbs, translated where it is shown (in).
+type message struct {
+	key  string
+	args []any
+}
+
+// msgOf is the message key with args.
+func msgOf(key string, args ...any) message { return message{key: key, args: args} }
+
+// in is m in tr's language.
+func (m message) in(tr *i18n.Printer) string { return tr.T(m.key, argsIn(tr, m.args)...) }
+
+// String is m in English, for the log.
+func (m message) String() string {
+	if len(m.args) == 0 {
+		return m.key
+	}
+	return fmt.Sprintf(m.key, m.args...)
+}
+
+// shownIn is a message's argument that is itself said in the page's
+// language (a message, a wait).
+type shownIn interface{ in(*i18n.Printer) string }
+
+// argsIn returns args with each shownIn said in tr's language.
+func argsIn(tr *i18n.Printer, args []any) []any {
+	out := slices.Clone(args)
+	for i, a := range out {
+		if s, ok := a.(shownIn); ok {
+			out[i] = s.in(tr)
+		}
+	}
+	return out
+}
 
 // flowState is everything the dispatcher looks at for one auth request.
 type flowState struct {
@@ -523,29 +561,33 @@ type otherWay struct {
 	Label  string
 }
 
+// lockedNames say which factor is locked, and why.
 var lockedNames = map[stepup.Method]string{
-	stepup.TOTP:     "Your authenticator app is locked",
-	stepup.Recovery: "Your recovery codes are locked",
+	stepup.TOTP:     i18n.N("Your authenticator app is locked after 100 wrong codes in a row."),
+	stepup.Recovery: i18n.N("Your recovery codes are locked after 100 wrong codes in a row."),
 }
 
 // lockedNote tells the person which of the offered ways are locked and
-// what unlocks them (README, "Abuse resistance"); "" when none is.
-func lockedNote(locked map[stepup.Method]bool, next []stepup.Method, here, others bool) string {
-	var note string
+// what unlocks them (README, "Abuse resistance"), in tr's language; ""
+// when none is.
+func lockedNote(tr *i18n.Printer, locked map[stepup.Method]bool, next []stepup.Method, here, others bool) string {
+	var note []string
 	for _, m := range next {
 		if locked[m] {
-			note += lockedNames[m] + " after 100 wrong codes in a row. "
+			note = append(note, tr.T(lockedNames[m]))
 		}
 	}
 	switch {
-	case note == "":
+	case len(note) == 0:
 		return ""
 	case here && others:
-		return note + "Use another way below; signing in with it unlocks it again."
+		note = append(note, tr.T("Use another way below; signing in with it unlocks it again."))
 	case here:
-		return note + "Ask your administrator to unlock it."
+		note = append(note, tr.T("Ask your administrator to unlock it."))
+	default:
+		note = append(note, tr.T("Signing in another way unlocks it again."))
 	}
-	return note + "Signing in another way unlocks it again."
+	return strings.Join(note, " ")
 }
 
 func clientName(c storage.Client) string {
@@ -557,35 +599,37 @@ func clientName(c storage.Client) string {
 
 // explain turns stepup reasons into the page's headline and one plain
 // line, in the words of what the sign-in is for (purposeOf): an app by
-// its name, the account portal, the admin console.
+// its name, the account portal, the admin console. Both are in the
+// page's language (st.tr).
 func explain(st *flowState, d stepup.Decision, pu purpose) (headline, reason string) {
-	name := pu.name
+	tr, name := st.tr, pu.name
 	has := func(r stepup.Reason) bool { return slices.Contains(d.Reasons, r) }
 	switch {
 	case !st.hasSess || has(stepup.ReasonNoSession) && len(st.sess.Factors) == 0:
-		return "Sign in", "to continue to " + name
+		return tr.T("Sign in"), pu.continueTo(tr)
 	case has(stepup.ReasonRisk):
 		if rs := st.risk.Reasons(); len(rs) > 0 {
-			return "Confirm it's you", rs[0] + " To keep your account safe, we need one more check."
+			// The risk engine's reasons are English keys (risk.Reason).
+			return tr.T("Confirm it's you"), tr.T("%s To keep your account safe, we need one more check.", tr.T(rs[0]))
 		}
-		return "Confirm it's you", "Something about this sign-in is unusual, so we need one more check."
+		return tr.T("Confirm it's you"), tr.T("Something about this sign-in is unusual, so we need one more check.")
 	case has(stepup.ReasonTransaction) && pu.kind == forApp:
-		return name + " asks you to approve this", "Check the details, then confirm it's you."
+		return tr.T("%s asks you to approve this", name), tr.T("Check the details, then confirm it's you.")
 	case pu.kind == forConsole:
-		return "Confirm it's you to open the admin console", "The admin console asks for a recent, strong sign-in, because changes there affect everyone who signs in."
+		return tr.T("Confirm it's you to open the admin console"), tr.T("The admin console asks for a recent, strong sign-in, because changes there affect everyone who signs in.")
 	case pu.kind == forLost:
-		return "Confirm it's you", "To report a lost second factor, confirm it's you first."
+		return tr.T("Confirm it's you"), tr.T("To report a lost second factor, confirm it's you first.")
 	case pu.kind == forAccount:
 		// The portal asks again only before a change to the account.
-		return "Confirm it's you", "This change to your account needs an extra check."
+		return tr.T("Confirm it's you"), tr.T("This change to your account needs an extra check.")
 	case has(stepup.ReasonRequested), has(stepup.ReasonClientMin), has(stepup.ReasonScope):
-		return name + " needs you to confirm it's you", "This part of " + name + " asks for an extra check."
+		return tr.T("%s needs you to confirm it's you", name), tr.T("This part of %s asks for an extra check.", name)
 	case has(stepup.ReasonPromptLogin), has(stepup.ReasonMaxAge):
-		return "Sign in again", name + " asks you to confirm it's still you."
+		return tr.T("Sign in again"), tr.T("%s asks you to confirm it's still you.", name)
 	case has(stepup.ReasonStale):
-		return "Confirm it's you", "It's been a while since you last signed in."
+		return tr.T("Confirm it's you"), tr.T("It's been a while since you last signed in.")
 	}
-	return "Sign in", "to continue to " + name
+	return tr.T("Sign in"), pu.continueTo(tr)
 }
 
 func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowState, d stepup.Decision, m stepup.Method, problem string) error {
@@ -597,7 +641,7 @@ func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowSta
 	}
 	p := factorPage{
 		Page: h.page(r, headline), RequestID: st.ar.ID, ClientName: clientName(st.client),
-		Headline: headline, Reason: reason, Problem: problem, Passkeys: h.cfg.WebAuthn != nil && allowed(st, stepup.WebAuthn),
+		Headline: headline, Reason: reason, Problem: st.tr.T(problem), Passkeys: h.cfg.WebAuthn != nil && allowed(st, stepup.WebAuthn),
 		Approving: approving, Cancel: pu.cancel, Notice: switchNotice(r, st),
 	}
 	switch {
@@ -609,7 +653,7 @@ func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowSta
 	}
 	for _, o := range d.Next {
 		if o != m && !st.locked[o] {
-			p.Others = append(p.Others, otherWay{Method: string(o), Label: signin.Label(o)})
+			p.Others = append(p.Others, otherWay{Method: string(o), Label: st.tr.T(signin.Label(o))})
 		}
 	}
 	status := http.StatusOK
@@ -620,7 +664,7 @@ func (h *Handler) showFactor(w http.ResponseWriter, r *http.Request, st *flowSta
 	if p.Locked {
 		status = http.StatusForbidden
 	}
-	p.LockedNote = lockedNote(st.locked, d.Next, p.Locked, len(p.Others) > 0)
+	p.LockedNote = lockedNote(st.tr, st.locked, d.Next, p.Locked, len(p.Others) > 0)
 	switch m {
 	case stepup.Password:
 		name := "signin"
@@ -652,11 +696,12 @@ type consentPage struct {
 	Approving []details.Item
 }
 
+// scopeText says in plain words what each scope lets an app do.
 var scopeText = map[string]string{
-	"openid":         "Know who you are",
-	"profile":        "See your username",
-	"email":          "See your email address",
-	"offline_access": "Stay signed in to the app when you're not using it",
+	"openid":         i18n.N("Know who you are"),
+	"profile":        i18n.N("See your username"),
+	"email":          i18n.N("See your email address"),
+	"offline_access": i18n.N("Stay signed in to the app when you're not using it"),
 }
 
 func (h *Handler) needsConsent(ctx context.Context, st *flowState) (bool, error) {
@@ -689,9 +734,9 @@ func (h *Handler) showConsent(w http.ResponseWriter, r *http.Request, st *flowSt
 	if err != nil {
 		return err
 	}
-	title := "Allow access"
+	title := i18n.N("Allow access")
 	if approving != nil {
-		title = "Approve"
+		title = i18n.N("Approve")
 	}
 	p := consentPage{Page: h.page(r, title), RequestID: st.ar.ID, ClientName: clientName(st.client), Username: st.user.Username, Approving: approving}
 	if approving != nil && (st.client.FirstParty || st.client.ID == h.cfg.AccountClientID) {
@@ -701,7 +746,7 @@ func (h *Handler) showConsent(w http.ResponseWriter, r *http.Request, st *flowSt
 	}
 	for _, s := range st.ar.Scopes {
 		if t, ok := scopeText[s]; ok {
-			p.Scopes = append(p.Scopes, t)
+			p.Scopes = append(p.Scopes, st.tr.T(t))
 		}
 	}
 	return h.render(w, r, http.StatusOK, "consent", p)
@@ -728,7 +773,8 @@ func (h *Handler) formFlow(r *http.Request) (*flowState, error) {
 // password was reported compromised is sent after a second factor.
 const passwordChangePath = "/account/password?notice=compromised"
 
-const badCredentials = "That username and password don't match. Check them and try again."
+// badCredentials is the one answer to an unknown user and a wrong password.
+var badCredentials = i18n.N("That username and password don't match. Check them and try again.")
 
 func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 	st, err := h.formFlow(r)
@@ -775,7 +821,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 			if place == throttle.PlaceOther && th.blocks(throttle.AccountLockKey(username, place)) {
 				// The new-places budget is spent: the owner still has
 				// her known devices and networks, and passkeys.
-				return h.slowDown(w, r, th.until, "Too many failed sign-ins from new devices. Sign in on a device you've used before, or with a passkey, or wait %s.")
+				return h.slowDown(w, r, th.until, i18n.N("Too many failed sign-ins from new devices. Sign in on a device you've used before, or with a passkey, or wait %s."))
 			}
 			return h.tooMany(w, r, th.until)
 		}
@@ -930,9 +976,9 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, m stepup.
 		if n >= throttle.MaxCodeFailures {
 			return h.fail(w, r, st, "access_denied", "too many wrong codes")
 		}
-		msg := "That code didn't work. Check the time on your phone and try again."
+		msg := i18n.N("That code didn't work. Check the time on your phone and try again.")
 		if m == stepup.Recovery {
-			msg = "That recovery code didn't work. Each code works once; try another one."
+			msg = i18n.N("That recovery code didn't work. Each code works once; try another one.")
 		}
 		return h.dispatch(w, r, st, string(m), msg)
 	}

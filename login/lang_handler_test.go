@@ -28,14 +28,24 @@ func untranslated(t *testing.T, body string, allow ...string) []string {
 		for _, a := range allow {
 			s = strings.ReplaceAll(s, a, "")
 		}
-		// Brackets hold translated text; strip them, with what they hold.
+		// Brackets hold translated text; strip them, with what they hold,
+		// innermost first (a translation may hold another: a risk reason
+		// in its sentence). A text a bracket opens or closes outside of
+		// (around markup: "[Signed in as <strong>alice</strong> ~]") is
+		// stripped to the text node's end or from its start.
 		for {
-			i := strings.IndexByte(s, '[')
 			j := strings.IndexByte(s, ']')
-			if i < 0 || j < i {
+			i := strings.LastIndexByte(s[:max(j, 0)], '[')
+			if j < 0 || i < 0 {
 				break
 			}
 			s = s[:i] + s[j+1:]
+		}
+		if i := strings.IndexByte(s, '['); i >= 0 {
+			s = s[:i]
+		}
+		if j := strings.LastIndexByte(s, ']'); j >= 0 {
+			s = s[j+1:]
 		}
 		if strings.ContainsFunc(s, func(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }) {
 			out = append(out, strings.TrimSpace(s))

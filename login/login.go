@@ -245,7 +245,8 @@ func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http
 			return
 		}
 		ref := newRef()
-		pe := &pageError{status: http.StatusInternalServerError, title: "Something went wrong", msg: "We couldn't finish that. Try again in a moment; if it keeps happening, give your administrator the reference below.", err: err}
+		pe := &pageError{status: http.StatusInternalServerError, title: i18n.N("Something went wrong"),
+			msg: i18n.N("We couldn't finish that. Try again in a moment; if it keeps happening, give your administrator the reference below."), err: err}
 		var known *pageError
 		if errors.As(err, &known) {
 			pe = known
@@ -257,9 +258,9 @@ func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http
 		h.cfg.Log.Log(r.Context(), level, "request failed", "ref", ref, "path", r.URL.Path, "status", pe.status, "err", err)
 		tr := h.tr(r)
 		title := tr.T(pe.title)
-		if rerr := h.render(w, r, pe.status, "error", errorPage{Page: h.page(r, title), Title: title, Message: tr.T(pe.msg, pe.args...), Ref: ref}); rerr != nil {
+		if rerr := h.render(w, r, pe.status, "error", errorPage{Page: h.page(r, title), Title: title, Message: tr.T(pe.msg, argsIn(tr, pe.args)...), Ref: ref}); rerr != nil {
 			h.cfg.Log.Error("render error page", "err", rerr)
-			http.Error(w, "Something went wrong. Reference "+ref, pe.status)
+			http.Error(w, tr.T("Something went wrong. Reference %s", ref), pe.status)
 		}
 	})
 }
@@ -272,7 +273,7 @@ func (h *Handler) RenderError(w http.ResponseWriter, r *http.Request, status int
 	tr := h.tr(r)
 	title = tr.T(title)
 	if err := h.render(w, r, status, "error", errorPage{Page: h.page(r, title), Title: title, Message: tr.T(msg), Ref: ref}); err != nil {
-		http.Error(w, msg, status)
+		http.Error(w, tr.T(msg), status)
 	}
 }
 
@@ -294,7 +295,7 @@ func (h *Handler) page(r *http.Request, title string) Page {
 func (h *Handler) ConfirmLogout(w http.ResponseWriter, r *http.Request) {
 	if err := h.render(w, r, http.StatusOK, "logout_confirm", struct{ Page }{h.page(r, "Sign out?")}); err != nil {
 		h.cfg.Log.Error("render logout confirmation", "err", err)
-		http.Error(w, "Sign out?", http.StatusInternalServerError)
+		http.Error(w, h.tr(r).T("Sign out?"), http.StatusInternalServerError)
 	}
 }
 

@@ -106,7 +106,7 @@ func (h *Handler) showLostFactors(w http.ResponseWriter, r *http.Request, status
 	default:
 		p.Headline = "Lost your second factor?"
 		p.Lead = "If you have none of your authenticator apps, passkeys or recovery codes, you can ask to replace them. For your safety this takes " +
-			humanWait(h.cfg.RecoveryCoolingOff) + " unless your administrator approves it sooner, and we tell your confirmed email address, from where it can be cancelled."
+			humanWait(h.tr(r), h.cfg.RecoveryCoolingOff) + " unless your administrator approves it sooner, and we tell your confirmed email address, from where it can be cancelled."
 		if !p.Notified {
 			p.Lead = "If you have none of your authenticator apps, passkeys or recovery codes, you can ask to replace them. Your account has no confirmed email address to tell, so only your administrator can approve the request."
 		}

@@ -2,6 +2,7 @@ package login
 
 import (
 	"errors"
+	"html/template"
 	"net/http"
 	"strings"
 
@@ -21,6 +22,8 @@ type setupPage struct {
 	// a use from this device and network once that time has passed, or an
 	// operator's confirm-passkey (DESIGN §3.3).
 	CoolingOff string
+	// ConfirmCommand is the command that confirms a passkey at once.
+	ConfirmCommand template.HTML
 }
 
 var errSetupDone = userError(http.StatusNotFound, "Keystep is already set up", "Sign in with your account, or ask your administrator for access.")
@@ -33,7 +36,15 @@ func (h *Handler) setupPage(w http.ResponseWriter, r *http.Request) error {
 	if n > 0 {
 		return errSetupDone
 	}
-	return h.render(w, r, http.StatusOK, "setup", setupPage{Page: h.page(r, "Set up Keystep"), Token: r.URL.Query().Get("token"), CoolingOff: fmtDuration(h.tr(r), h.cfg.PasskeyCoolingOff)})
+	p := h.newSetupPage(r)
+	p.Token = r.URL.Query().Get("token")
+	return h.render(w, r, http.StatusOK, "setup", p)
+}
+
+// newSetupPage is the setup page's data that every answer shares.
+func (h *Handler) newSetupPage(r *http.Request) setupPage {
+	return setupPage{Page: h.page(r, "Set up Keystep"), CoolingOff: fmtDuration(h.tr(r), h.cfg.PasskeyCoolingOff),
+		ConfirmCommand: "<code>keystep users confirm-passkey</code>"}
 }
 
 func (h *Handler) postSetup(w http.ResponseWriter, r *http.Request) error {
@@ -41,9 +52,9 @@ func (h *Handler) postSetup(w http.ResponseWriter, r *http.Request) error {
 	if err := r.ParseForm(); err != nil {
 		return userError(http.StatusBadRequest, "That form couldn't be read", "Go back and try again.")
 	}
-	p := setupPage{Page: h.page(r, "Set up Keystep"), Token: r.PostForm.Get("token"),
-		Username: strings.TrimSpace(r.PostForm.Get("username")), Email: strings.TrimSpace(r.PostForm.Get("email")),
-		CoolingOff: fmtDuration(h.tr(r), h.cfg.PasskeyCoolingOff)}
+	p := h.newSetupPage(r)
+	p.Token = r.PostForm.Get("token")
+	p.Username, p.Email = strings.TrimSpace(r.PostForm.Get("username")), strings.TrimSpace(r.PostForm.Get("email"))
 	n, err := h.cfg.Store.CountUsers(ctx)
 	if err != nil {
 		return err
@@ -52,10 +63,11 @@ func (h *Handler) postSetup(w http.ResponseWriter, r *http.Request) error {
 		return errSetupDone
 	}
 	pw := r.PostForm.Get("password")
+	// The checks' messages are keys of their own areas' catalogs.
 	if err := admin.ValidateUsername(p.Username); err != nil {
-		p.Problem = err.Error()
+		p.Problem = h.tr(r).T(err.Error())
 	} else if err := factor.ValidatePassword(pw); err != nil {
-		p.Problem = err.Error()
+		p.Problem = h.tr(r).T(err.Error())
 	}
 	if p.Problem != "" {
 		return h.render(w, r, http.StatusBadRequest, "setup", p)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -53,10 +54,10 @@ func chosenValue(st *flowState) string { return st.ar.ID + "." + sid(st.sess) }
 func (h *Handler) showChooser(w http.ResponseWriter, r *http.Request, st *flowState) error {
 	p := factorPage{
 		Page: h.page(r, "Choose an account"), RequestID: st.ar.ID, ClientName: clientName(st.client),
-		Headline: "Choose an account", Username: st.user.Username, KnownUser: true,
+		Headline: st.tr.T("Choose an account"), Username: st.user.Username, KnownUser: true,
 	}
 	pu := h.purposeOf(r, st)
-	p.Reason, p.Cancel = "to continue to "+pu.name, pu.cancel
+	p.Reason, p.Cancel = pu.continueTo(st.tr), pu.cancel
 	return h.render(w, r, http.StatusOK, "select_account", p)
 }
 
@@ -104,13 +105,13 @@ func (h *Handler) postSwitch(w http.ResponseWriter, r *http.Request) error {
 
 // switchNotice is what the sign-in page says about another person's
 // session in this browser: that it was just ended, or that signing in
-// ends it.
+// ends it; in the page's language.
 func switchNotice(r *http.Request, st *flowState) string {
 	switch {
 	case st.other.ID != "":
-		return st.other.Username + " is signed in in this browser. Signing in with another account signs " + st.other.Username + " out here."
+		return st.tr.T("%[1]s is signed in in this browser. Signing in with another account signs %[1]s out here.", st.other.Username)
 	case !st.hasSess && r.URL.Query().Get(switchedParam) != "":
-		return "The other account is signed out in this browser. Sign in with the account you want to use."
+		return st.tr.T("The other account is signed out in this browser. Sign in with the account you want to use.")
 	}
 	return ""
 }
@@ -118,13 +119,25 @@ func switchNotice(r *http.Request, st *flowState) string {
 // purpose is what a sign-in is for, in the words its pages use.
 type purpose struct {
 	kind purposeKind
-	// name is what the person continues to: the app's name, "your
-	// account", "the admin console".
+	// name is the app's name, for an app (forApp); Keystep's own pages
+	// are named by their kind (continueTo).
 	name string
-	// cancel is the Cancel button's label, naming where it goes; "" when
-	// the page has none (the portal's own first sign-in: there is no app
-	// to go back to).
+	// cancel is the Cancel button's label, naming where it goes, in the
+	// page's language; "" when the page has none (the portal's own first
+	// sign-in: there is no app to go back to).
 	cancel string
+}
+
+// continueTo is the line under "Sign in" naming where the person
+// continues to, in tr's language.
+func (p purpose) continueTo(tr *i18n.Printer) string {
+	switch p.kind {
+	case forApp:
+		return tr.T("to continue to %s", p.name)
+	case forConsole:
+		return tr.T("to continue to the admin console")
+	}
+	return tr.T("to continue to your account")
 }
 
 type purposeKind int
@@ -144,14 +157,14 @@ const (
 func (h *Handler) purposeOf(r *http.Request, st *flowState) purpose {
 	if st.client.ID != h.cfg.AccountClientID {
 		name := clientName(st.client)
-		return purpose{kind: forApp, name: name, cancel: "Cancel and go back to " + name}
+		return purpose{kind: forApp, name: name, cancel: st.tr.T("Cancel and go back to %s", name)}
 	}
-	p := purpose{kind: forAccount, name: "your account"}
+	p := purpose{kind: forAccount}
 	state, returnTo, _ := strings.Cut(h.cfg.Cookies.Value(r, portalStateCookie), "|")
 	if state != "" && state == st.ar.State {
 		switch {
 		case adminPath(returnTo):
-			p = purpose{kind: forConsole, name: "the admin console"}
+			p = purpose{kind: forConsole}
 		case returnTo == lostFactorsPath:
 			p.kind = forLost
 		}
@@ -159,7 +172,7 @@ func (h *Handler) purposeOf(r *http.Request, st *flowState) purpose {
 	if st.hasSess {
 		// Cancel leaves the request and goes back to the account's
 		// overview (postCancel), never through the callback's error.
-		p.cancel = "Cancel and go back to your account"
+		p.cancel = st.tr.T("Cancel and go back to your account")
 	}
 	return p
 }

@@ -3,7 +3,6 @@ package login
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"math"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/storage"
 )
@@ -215,10 +215,10 @@ func (h *Handler) liftLocks(ctx context.Context, userID string) error {
 
 // tooMany renders the throttled page: 429 with Retry-After (RFC 6585 §4).
 func (h *Handler) tooMany(w http.ResponseWriter, r *http.Request, until time.Time) error {
-	return h.slowDown(w, r, until, "Too many attempts. Wait %s and try again.")
+	return h.slowDown(w, r, until, i18n.N("Too many attempts. Wait %s and try again."))
 }
 
-// slowDown is tooMany with its own message; %s is the wait.
+// slowDown is tooMany with its own message, a key whose %s is the wait.
 func (h *Handler) slowDown(w http.ResponseWriter, r *http.Request, until time.Time, msg string) error {
 	wait := until.Sub(h.cfg.Now())
 	if wait < time.Second {
@@ -226,26 +226,38 @@ func (h *Handler) slowDown(w http.ResponseWriter, r *http.Request, until time.Ti
 	}
 	secs := int(math.Ceil(wait.Seconds()))
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	msg = fmt.Sprintf(msg, humanWait(wait))
-	return h.render(w, r, http.StatusTooManyRequests, "error", errorPage{Page: h.page(r, "Slow down"), Title: "Too many attempts", Message: msg, Ref: newRef()})
+	tr := h.tr(r)
+	return h.render(w, r, http.StatusTooManyRequests, "error", errorPage{Page: h.page(r, "Slow down"), Title: tr.T("Too many attempts"),
+		Message: tr.T(msg, humanWait(tr, wait)), Ref: newRef()})
 }
 
-func humanWait(d time.Duration) string {
+// waitFor is a wait as an error page's argument, said in the page's
+// language (shownIn).
+type waitFor time.Duration
+
+func (d waitFor) in(p *i18n.Printer) string { return humanWait(p, time.Duration(d)) }
+
+// String is the wait in English, for the log.
+func (d waitFor) String() string { return time.Duration(d).String() }
+
+// humanWait says how long d is, rounded up, in p's language ("a minute",
+// "5 minutes", "an hour").
+func humanWait(p *i18n.Printer, d time.Duration) string {
 	switch {
 	case d < time.Minute:
-		return "a minute"
+		return p.T("a minute")
 	case d < time.Hour:
 		n := int(math.Ceil(d.Minutes()))
 		if n == 1 {
-			return "a minute"
+			return p.T("a minute")
 		}
-		return strconv.Itoa(n) + " minutes"
+		return p.T("%d minutes", n)
 	default:
 		n := int(math.Ceil(d.Hours()))
 		if n == 1 {
-			return "an hour"
+			return p.T("an hour")
 		}
-		return strconv.Itoa(n) + " hours"
+		return p.T("%d hours", n)
 	}
 }
 

@@ -5,24 +5,33 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/storage"
 )
 
 func TestHumanWait(t *testing.T) {
+	cats, err := i18n.Load(i18n.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	en, de := cats.Printer(i18n.English), cats.Printer(i18n.German)
 	for _, tt := range []struct {
-		d    time.Duration
-		want string
+		d        time.Duration
+		want, de string
 	}{
-		{time.Second, "a minute"},
-		{time.Minute, "a minute"},
-		{time.Minute + time.Second, "2 minutes"},
-		{59 * time.Minute, "59 minutes"},
-		{time.Hour, "an hour"},
-		{24 * time.Hour, "24 hours"},
+		{time.Second, "a minute", "eine Minute"},
+		{time.Minute, "a minute", "eine Minute"},
+		{time.Minute + time.Second, "2 minutes", "2 Minuten"},
+		{59 * time.Minute, "59 minutes", "59 Minuten"},
+		{time.Hour, "an hour", "eine Stunde"},
+		{24 * time.Hour, "24 hours", "24 Stunden"},
 	} {
-		if got := humanWait(tt.d); got != tt.want {
+		if got := humanWait(en, tt.d); got != tt.want {
 			t.Errorf("humanWait(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+		if got := humanWait(de, tt.d); got != tt.de {
+			t.Errorf("humanWait(%v) in German = %q, want %q", tt.d, got, tt.de)
 		}
 	}
 }

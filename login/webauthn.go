@@ -72,7 +72,9 @@ func (h *Handler) saveCeremony(ctx context.Context, w http.ResponseWriter, c cer
 	return nil
 }
 
-var errCeremony = errors.New("this passkey request has expired; try again")
+// errCeremony answers a ceremony whose challenge is missing, spent or
+// for something else.
+var errCeremony = userError(http.StatusBadRequest, "Try again", "This passkey request has expired. Try again.")
 
 // takeCeremony opens the cookie for (kind, bind) and spends its challenge.
 func (h *Handler) takeCeremony(ctx context.Context, w http.ResponseWriter, r *http.Request, kind, bind string) (ceremony, error) {
@@ -119,7 +121,8 @@ func (h *Handler) handleJSON(fn func(http.ResponseWriter, *http.Request) error) 
 		}
 		var pe *pageError
 		if errors.As(err, &pe) {
-			writeJSON(w, pe.status, jsonError{h.tr(r).T(pe.msg, pe.args...)})
+			tr := h.tr(r)
+			writeJSON(w, pe.status, jsonError{tr.T(pe.msg, argsIn(tr, pe.args)...)})
 			return
 		}
 		ref := newRef()
@@ -260,7 +263,7 @@ func (h *Handler) loginVerify(w http.ResponseWriter, r *http.Request) error {
 	}
 	c, err := h.takeCeremony(ctx, w, r, ceremonyLogin, st.ar.ID)
 	if err != nil {
-		return userError(http.StatusBadRequest, "Try again", err.Error())
+		return err
 	}
 	session := c.Session
 	d, err := transaction(st)
@@ -434,7 +437,7 @@ func (h *Handler) saveCredential(ctx context.Context, f storage.Factor, c webaut
 }
 
 func tooManyPasskey(wait time.Duration) error {
-	return userError(http.StatusTooManyRequests, "Too many attempts", "Too many attempts. Wait "+humanWait(wait)+" and try again.")
+	return userError(http.StatusTooManyRequests, "Too many attempts", "Too many attempts. Wait %s and try again.", waitFor(wait))
 }
 
 func (h *Handler) passkeyFailed(ctx context.Context, st *flowState, reason string, cause error) error {
@@ -566,7 +569,7 @@ func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, u s
 	ctx := r.Context()
 	c, err := h.takeCeremony(ctx, w, r, ceremonyRegister, bind)
 	if err != nil {
-		return storage.Factor{}, userError(http.StatusBadRequest, "Try again", err.Error())
+		return storage.Factor{}, err
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(req.Credential)
 	if err != nil {

@@ -55,6 +55,12 @@
     });
   });
 
+  // say returns a text the page holds for this script, in the page's
+  // language (layout.html: data-msg-* on <body>).
+  function say(name) {
+    return document.body.dataset[name] || "";
+  }
+
   // "Copy" for recovery codes: <button data-copy="id-of-list" hidden>.
   // The button stays hidden where the clipboard cannot be written.
   document.querySelectorAll("button[data-copy]").forEach(function (button) {
@@ -70,14 +76,14 @@
         return c.textContent.trim();
       });
       navigator.clipboard.writeText(codes.join("\n") + "\n").then(function () {
-        button.textContent = "Copied";
+        button.textContent = say("msgCopied");
         if (status) {
-          status.textContent = "The codes are on your clipboard. Paste them somewhere safe.";
+          status.textContent = say("msgCopyDone");
         }
         window.setTimeout(function () { button.textContent = label; }, 4000);
       }, function () {
         if (status) {
-          status.textContent = "Couldn't copy. Select the codes and copy them, or download them.";
+          status.textContent = say("msgCopyFailed");
         }
       });
     });

@@ -33,6 +33,13 @@
 
   // ---- talking to the server ----
 
+  // say returns a text the page holds for this script, in the page's
+  // language (layout.html: data-msg-* on <body>); the script has no words
+  // of its own.
+  function say(name) {
+    return document.body.dataset[name] || "";
+  }
+
   // A failure the server explained: its message is meant for people.
   function ServerError(message) {
     this.name = "ServerError";
@@ -49,11 +56,11 @@
         body: JSON.stringify(body),
       });
     } catch (e) {
-      throw new ServerError("We couldn't reach the server. Check your connection and try again.");
+      throw new ServerError(say("msgOffline"));
     }
     var data = {};
     try { data = await resp.json(); } catch (e) { /* not JSON */ }
-    if (!resp.ok) throw new ServerError(data.error || "Something went wrong. Try again.");
+    if (!resp.ok) throw new ServerError(data.error || say("msgFailed"));
     return data;
   }
 
@@ -105,23 +112,19 @@
 
   // ---- what people read ----
 
-  var words = {
-    signIn: {
-      unsupported: "This browser can't use passkeys. Use another way to sign in.",
-      cancelled: "The passkey request was cancelled. Try again, or use another way.",
-      timedOut: "The passkey request timed out. Try again, or use another way.",
-      address: "Passkeys don't work on this address. Use another way to sign in.",
-      other: "That didn't work. Try again, or use another way.",
-    },
-    register: {
-      unsupported: "This browser can't create passkeys. Try another browser, or set up an authenticator app instead.",
-      cancelled: "Adding the passkey was cancelled. Try again when you're ready.",
-      timedOut: "Adding the passkey timed out. Try again when you're ready.",
-      address: "Passkeys don't work on this address.",
-      exists: "That passkey or security key is already added to your account.",
-      other: "That didn't work. Try again.",
-    },
-  };
+  // words of one ceremony: data-msg-<kind>-<what> on <body>.
+  function wordsOf(kind) {
+    return {
+      unsupported: say(kind + "Unsupported"),
+      cancelled: say(kind + "Cancelled"),
+      timedOut: say(kind + "TimedOut"),
+      address: say(kind + "Address"),
+      exists: say(kind + "Exists"),
+      other: say(kind + "Other"),
+    };
+  }
+
+  var words = { signIn: wordsOf("msgSignin"), register: wordsOf("msgRegister") };
 
   // explain turns a failure into a sentence. started and timeout (ms) tell
   // a timeout from a cancel: browsers report both as NotAllowedError.
@@ -148,7 +151,7 @@
     if (on) {
       button.setAttribute("aria-busy", "true");
       if (!button.dataset.label) button.dataset.label = button.textContent;
-      button.textContent = button.dataset.busyLabel || "Waiting for your passkey…";
+      button.textContent = button.dataset.busyLabel || say("msgPasskeyWaiting");
     } else {
       button.removeAttribute("aria-busy");
       if (button.dataset.label) button.textContent = button.dataset.label;

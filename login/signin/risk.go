@@ -8,6 +8,7 @@ import (
 
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/storage"
 )
@@ -126,16 +127,17 @@ const (
 func ReceivedSignals(a risk.Assessment, u storage.User, now time.Time) risk.Assessment {
 	if u.RiskFloor != "" && now.Before(u.RiskFloorUntil) && (!u.RiskFloorNewDevices || a.Has(risk.NewDevice)) {
 		a.Floor = higherACR(a.Floor, u.RiskFloor)
-		why := "A security service reported a risk on your account."
+		// Reasons are message keys, translated where they are shown.
+		why := i18n.N("A security service reported a risk on your account.")
 		if u.RiskFloorNewDevices {
-			why = "Your password was reset recently, and this device is new to your account."
+			why = i18n.N("Your password was reset recently, and this device is new to your account.")
 		}
 		a.Signals = append(a.Signals, risk.Signal{Name: SignalReceivedRisk, Reason: why,
 			Detail: u.RiskFloorReason + " (until " + u.RiskFloorUntil.UTC().Format(time.RFC3339) + ", floor " + u.RiskFloor + ")"})
 	}
 	if u.PasswordCompromised {
 		a.Floor, a.Hard = higherACR(a.Floor, stepup.ACRMultiFactor), true
-		a.Signals = append(a.Signals, risk.Signal{Name: SignalPasswordCompromised, Reason: "Your password was reported as exposed.",
+		a.Signals = append(a.Signals, risk.Signal{Name: SignalPasswordCompromised, Reason: i18n.N("Your password was reported as exposed."),
 			Detail: "a transmitter reported the password compromised; it must be changed after a second factor"})
 	}
 	return a

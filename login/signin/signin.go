@@ -7,16 +7,20 @@
 // the same code, the tool with no effect.
 package signin
 
-import "github.com/keystep/keystep/idp/stepup"
+import (
+	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/i18n"
+)
 
 // labels name each method to people: the factor page's other ways and the
 // explain tool's summary say it the same way.
 var labels = map[stepup.Method]string{
-	stepup.Password: "Enter your password",
-	stepup.TOTP:     "Use your authenticator app",
-	stepup.Recovery: "Use a recovery code",
-	stepup.WebAuthn: "Use a passkey or security key",
+	stepup.Password: i18n.N("Enter your password"),
+	stepup.TOTP:     i18n.N("Use your authenticator app"),
+	stepup.Recovery: i18n.N("Use a recovery code"),
+	stepup.WebAuthn: i18n.N("Use a passkey or security key"),
 }
 
-// Label is how a method is offered to a person.
+// Label is how a method is offered to a person, in English: a message
+// key, translated where it is shown.
 func Label(m stepup.Method) string { return labels[m] }
