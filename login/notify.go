@@ -65,9 +65,9 @@ func (h *Handler) queueMail(ctx context.Context, u storage.User, to string, k ma
 // mailMessage is the outbox message queueMail queues, for callers that
 // queue it with a change of their own in one storage call.
 func (h *Handler) mailMessage(ctx context.Context, u storage.User, to string, k mail.Kind, d mail.Data) (storage.OutboxMessage, error) {
-	info := web.Info(ctx)
-	d.Product, d.Username, d.When, d.IP, d.Device = h.cfg.ProductName, u.Username, h.cfg.Now(), info.IP, mail.Device(info.UserAgent)
-	m, err := mail.Compose(h.mailTr(ctx, u), k, to, d)
+	info, tr := web.Info(ctx), h.mailTr(ctx, u)
+	d.Product, d.Username, d.When, d.IP, d.Device = h.cfg.ProductName, u.Username, h.cfg.Now(), info.IP, mail.Device(tr, info.UserAgent)
+	m, err := mail.Compose(tr, k, to, d)
 	if err != nil {
 		return storage.OutboxMessage{}, err
 	}

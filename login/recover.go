@@ -123,7 +123,7 @@ func (h *Handler) renderRecover(w http.ResponseWriter, r *http.Request, status i
 }
 
 func (h *Handler) recoverPage(w http.ResponseWriter, r *http.Request) error {
-	return h.renderRecover(w, r, http.StatusOK, "Reset your password", recoverPage{Step: "ask",
+	return h.renderRecover(w, r, http.StatusOK, i18n.N("Reset your password"), recoverPage{Step: "ask",
 		Headline: i18n.N("Reset your password"), Lead: i18n.N("Enter your username or email address. If it matches an account with a confirmed email address, we'll send a link there.")})
 }
 
@@ -144,11 +144,11 @@ func (h *Handler) postRecover(w http.ResponseWriter, r *http.Request) error {
 	}
 	account := strings.TrimSpace(r.PostForm.Get("account"))
 	if account == "" || len(account) > 254 {
-		return h.renderRecover(w, r, http.StatusBadRequest, "Reset your password", recoverPage{Step: "ask", Headline: i18n.N("Reset your password"),
+		return h.renderRecover(w, r, http.StatusBadRequest, i18n.N("Reset your password"), recoverPage{Step: "ask", Headline: i18n.N("Reset your password"),
 			Problem: i18n.N("Enter your username or your email address.")})
 	}
 	if !h.mailOn() {
-		return h.renderRecover(w, r, http.StatusServiceUnavailable, "Reset your password", recoverPage{Step: "ask", Headline: i18n.N("Reset your password"),
+		return h.renderRecover(w, r, http.StatusServiceUnavailable, i18n.N("Reset your password"), recoverPage{Step: "ask", Headline: i18n.N("Reset your password"),
 			Problem: i18n.N("Email isn't set up on this server, so a reset link can't be sent. Ask your administrator to reset your password.")})
 	}
 	binding, err := h.cfg.Cookies.BrowserBinding(w, r)
@@ -221,7 +221,7 @@ func (h *Handler) postRecover(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	return h.renderRecover(w, r, http.StatusOK, "Check your email", recoverSent)
+	return h.renderRecover(w, r, http.StatusOK, i18n.N("Check your email"), recoverSent)
 }
 
 // resetTargets are the accounts a reset for account reaches: the account
@@ -354,11 +354,11 @@ func (h *Handler) showReset(w http.ResponseWriter, r *http.Request, status int, 
 		p.TOTP, p.Codes = rf.totp && !rf.locked[stepup.TOTP], rf.codes && !rf.locked[stepup.Recovery]
 		p.Passkey = rf.passkeys && h.cfg.WebAuthn != nil
 		p.Locked = !p.TOTP && !p.Codes && !p.Passkey
-		return h.renderRecover(w, r, status, "Confirm it's you", p)
+		return h.renderRecover(w, r, status, i18n.N("Confirm it's you"), p)
 	}
 	p.Step, p.Headline = "password", i18n.N("Choose a new password")
 	p.Lead = h.tr(r).T("At least %d characters. After this, every other session of your account is signed out, and you sign in with the new password.", factor.MinPasswordRunes)
-	return h.renderRecover(w, r, status, "Choose a new password", p)
+	return h.renderRecover(w, r, status, i18n.N("Choose a new password"), p)
 }
 
 // resetForm reads a reset step's form: the link's token, the reset it
@@ -520,6 +520,6 @@ func (h *Handler) postResetPassword(w http.ResponseWriter, r *http.Request) erro
 	if _, err := admin.EndAccess(ctx, h.cfg.Store, h.cfg.Audit, u.ID, u.ID, "", "password reset"); err != nil {
 		return err
 	}
-	return h.renderRecover(w, r, http.StatusOK, "Password changed", recoverPage{Step: "done", Headline: i18n.N("Your password was changed"),
+	return h.renderRecover(w, r, http.StatusOK, i18n.N("Password changed"), recoverPage{Step: "done", Headline: i18n.N("Your password was changed"),
 		Lead: i18n.N("Every session of your account was signed out. Go back to the app you were using and sign in with your new password.")})
 }

@@ -112,7 +112,7 @@ func (h *Handler) showLostFactors(w http.ResponseWriter, r *http.Request, status
 			p.Lead = i18n.N("If you have none of your authenticator apps, passkeys or recovery codes, you can ask to replace them. Your account has no confirmed email address to tell, so only your administrator can approve the request.")
 		}
 	}
-	return h.renderRecover(w, r, status, "Lost your second factor?", p)
+	return h.renderRecover(w, r, status, i18n.N("Lost your second factor?"), p)
 }
 
 // postLostFactors files a recovery request.
@@ -301,7 +301,7 @@ func (h *Handler) eligible(req storage.RecoveryRequest, u storage.User, now time
 // changes nothing.
 func (h *Handler) cancelPage(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	return h.renderRecover(w, r, http.StatusOK, "Cancel the request", recoverPage{Step: "cancel", Headline: i18n.N("Cancel the request to replace your sign-in methods?"),
+	return h.renderRecover(w, r, http.StatusOK, i18n.N("Cancel the request"), recoverPage{Step: "cancel", Headline: i18n.N("Cancel the request to replace your sign-in methods?"),
 		Lead: i18n.N("If you didn't ask for it, cancel it, then change your password."), Cancel: q.Get("request"), CancelTok: q.Get("token")})
 }
 
@@ -346,7 +346,7 @@ func (h *Handler) postCancelRecovery(w http.ResponseWriter, r *http.Request) err
 	} else if err != nil {
 		return err
 	}
-	return h.renderRecover(w, r, http.StatusOK, "Request cancelled", recoverPage{Step: "done", Headline: i18n.N("The request was cancelled"),
+	return h.renderRecover(w, r, http.StatusOK, i18n.N("Request cancelled"), recoverPage{Step: "done", Headline: i18n.N("The request was cancelled"),
 		Lead: i18n.N("Nothing changed on your account. If you didn't ask for it, someone may know your password: sign in and change it.")})
 }
 
