@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -17,6 +16,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/login/mail"
 	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/web"
@@ -53,6 +53,7 @@ func (h *Handler) registerAccount(mux *http.ServeMux) {
 	mux.Handle("POST /account/sessions/revoke-others", h.handle(h.postRevokeOthers))
 	mux.Handle("POST /account/signout", h.handle(h.postSignOut))
 	mux.Handle("POST /account/sessions/signout", h.handle(h.postSignOutSession))
+	mux.Handle("POST /account/language", h.handle(h.postAccountLanguage))
 }
 
 // accountState is the signed-in user as the portal sees them.
@@ -194,9 +195,9 @@ func (h *Handler) accountCallback(w http.ResponseWriter, r *http.Request) error 
 		return h.adminCallbackError(e)
 	}
 	if e := q.Get("error"); e != "" {
-		msg := "You can't make that change yet."
+		msg := i18n.N("You can't make that change yet.")
 		if e == "unmet_authentication_requirements" {
-			msg = "That change needs a stronger way to sign in than your account has. Add an authenticator app first."
+			msg = i18n.N("That change needs a stronger way to sign in than your account has. Add an authenticator app first.")
 		}
 		return userError(http.StatusForbidden, "That change needs more", msg)
 	}
@@ -257,7 +258,7 @@ func (h *Handler) bootstrapRisk(r *http.Request, a *accountState) (why, help str
 	if err != nil {
 		return "", "", ra, err
 	}
-	why, help = bootstrapRefusal(ra, a.user)
+	why, help = bootstrapRefusal(h.tr(r), ra, a.user)
 	return why, help, ra, nil
 }
 
@@ -271,18 +272,16 @@ func (h *Handler) bootstrapRisk(r *http.Request, a *accountState) (why, help str
 // the account's level): otherwise whoever reads the mailbox resets the
 // password from a new device on the owner's network and binds their own
 // authenticator app.
-func bootstrapRefusal(ra risk.Assessment, u storage.User) (why, help string) {
+func bootstrapRefusal(p *i18n.Printer, ra risk.Assessment, u storage.User) (why, help string) {
 	if ra.Has(signin.SignalReceivedRisk) {
-		lead := "A security service reported a risk on your account."
+		why = "a risk floor is in force for this sign-in: " + u.RiskFloorReason
 		if u.RiskFloorNewDevices {
-			lead = "Your password was reset recently, and this device is new to your account."
+			return why, p.T("Your password was reset recently, and this device is new to your account. Until %s, a first authenticator app or passkey can't be added from here. Add it from a computer or phone you used before then, or ask your administrator to help you set one up.", p.Time(u.RiskFloorUntil))
 		}
-		return "a risk floor is in force for this sign-in: " + u.RiskFloorReason,
-			lead + " Until " + u.RiskFloorUntil.UTC().Format("Monday 2 January 2006, 15:04 MST") +
-				", a first authenticator app or passkey can't be added from here. Add it from a computer or phone you used before then, or ask your administrator to help you set one up."
+		return why, p.T("A security service reported a risk on your account. Until %s, a first authenticator app or passkey can't be added from here. Add it from a computer or phone you used before then, or ask your administrator to help you set one up.", p.Time(u.RiskFloorUntil))
 	}
 	if ra.Band != risk.Low || ra.Deny || ra.Reauth {
-		return "a first second factor needs a low-risk sign-in", bootstrapHelp
+		return "a first second factor needs a low-risk sign-in", p.T(bootstrapHelp)
 	}
 	return "", ""
 }
@@ -305,19 +304,19 @@ func (h *Handler) bootstrapGate(w http.ResponseWriter, r *http.Request, a *accou
 
 // bootstrapHelp is what a person is told when the first second factor
 // cannot be added from where they are.
-const bootstrapHelp = "For your safety, a first authenticator app or passkey can only be added when you sign in from a device and network you've used before, and this sign-in doesn't look like one of those. Your administrator can help you set one up. Or try again later from the computer or phone you usually sign in with."
+var bootstrapHelp = i18n.N("For your safety, a first authenticator app or passkey can only be added when you sign in from a device and network you've used before, and this sign-in doesn't look like one of those. Your administrator can help you set one up. Or try again later from the computer or phone you usually sign in with.")
 
 func (h *Handler) bootstrapRefused(w http.ResponseWriter, r *http.Request, a *accountState, ra risk.Assessment, why, help string) error {
 	if err := h.cfg.Audit.Record(r.Context(), storage.AuditEvent{Type: storage.EventFactorEnrollRefused, UserID: a.user.ID, ActorID: a.user.ID, Outcome: "denied",
 		Reason: why, Details: riskDetails(ra, map[string]string{"path": r.URL.Path})}); err != nil {
 		return err
 	}
-	p, err := h.accountData(r.Context(), r, a, "Ask for help to add this")
+	p, err := h.accountData(r.Context(), r, a, i18n.N("Ask for help to add this"))
 	if err != nil {
 		return err
 	}
 	p.Help = help
-	return h.render(w, r, http.StatusForbidden, "account_help", p)
+	return h.renderAccount(w, r, http.StatusForbidden, "account_help", p)
 }
 
 type accountPage struct {
@@ -339,12 +338,84 @@ type accountPage struct {
 	Keys      []keyRow // the user's passkeys and security keys
 	Help      string   // why a change can't be made here, and who can help
 	MailOff   bool     // email is not set up: addresses cannot be confirmed
+	Languages []languageOption
+}
+
+// languageOption is one choice of the overview's language form.
+type languageOption struct {
+	Tag      string // "de"
+	Name     string // the language's name in itself ("Deutsch")
+	Selected bool
+}
+
+// languageNames are the offered languages' names, each in itself (they
+// are not translated: a person finds their own language by its name).
+var languageNames = map[string]string{"en": "English", "de": "Deutsch", "fr": "Français", "es": "Español"}
+
+// languageOptions lists i18n.Languages for the form, saved selected.
+func languageOptions(saved string) []languageOption {
+	var out []languageOption
+	for _, t := range i18n.Languages {
+		tag := t.String()
+		name := languageNames[tag]
+		if name == "" {
+			name = tag
+		}
+		out = append(out, languageOption{Tag: tag, Name: name, Selected: tag == saved})
+	}
+	return out
+}
+
+// savedLanguage returns v as a language to save: "" (Automatic: the
+// browser decides) or one of i18n.Languages, exactly as it names it.
+func savedLanguage(v string) (string, bool) {
+	if v == "" {
+		return "", true
+	}
+	for _, t := range i18n.Languages {
+		if v == t.String() {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// postAccountLanguage saves the language of the person's pages and
+// email (storage.User.Locale): a sign-in's ui_locales still wins over
+// it, and it wins over the browser's Accept-Language. A session is
+// enough: the language changes nothing of the account's security.
+func (h *Handler) postAccountLanguage(w http.ResponseWriter, r *http.Request) error {
+	a, err := h.requireAccount(w, r)
+	if a == nil {
+		return ignoreRedirect(err)
+	}
+	if err := r.ParseForm(); err != nil {
+		return userError(http.StatusBadRequest, "That form couldn't be read", "Go back and try again.")
+	}
+	locale, ok := savedLanguage(r.PostForm.Get("locale"))
+	if !ok {
+		return userError(http.StatusBadRequest, "That language isn't offered", "Choose one of the languages in the list.")
+	}
+	if locale != a.user.Locale {
+		ctx := r.Context()
+		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventAccountLocaleChanged, UserID: a.user.ID, ActorID: a.user.ID,
+			Outcome: "success", Details: map[string]string{"locale": locale, "previous": a.user.Locale}}); err != nil {
+			return err
+		}
+		// UpdatedAt stays: the overview shows it as the password's date.
+		a.user.Locale = locale
+		if err := h.cfg.Store.UpdateUser(ctx, a.user); err != nil {
+			return err
+		}
+	}
+	http.Redirect(w, r, "/account?notice=language", http.StatusSeeOther)
+	return nil
 }
 
 // keyRow is one passkey or security key as the portal lists it.
 type keyRow struct {
 	storage.Factor
-	Kind    string // what it is, in plain words
+	Kind    string // what it is, in plain words (a message key)
 	Blocked bool   // flagged after a signature counter went backwards
 	// Warning, on the last usable key, names the apps that need one.
 	Warning string
@@ -357,7 +428,7 @@ type keyRow struct {
 
 // keyRowOf describes a WebAuthn factor from its stored credential.
 func keyRowOf(f storage.Factor) keyRow {
-	row := keyRow{Factor: f, Kind: "Passkey"}
+	row := keyRow{Factor: f, Kind: i18n.N("Passkey")}
 	c, err := factor.ReadCredentialFlags(f.Secret)
 	if err != nil {
 		return row
@@ -365,11 +436,11 @@ func keyRowOf(f storage.Factor) keyRow {
 	row.Blocked = c.CloneWarning
 	switch {
 	case c.BackupEligible:
-		row.Kind = "Passkey, synced across your devices"
+		row.Kind = i18n.N("Passkey, synced across your devices")
 	case c.CrossPlatform:
-		row.Kind = "Security key"
+		row.Kind = i18n.N("Security key")
 	default:
-		row.Kind = "Passkey, kept on one device"
+		row.Kind = i18n.N("Passkey, kept on one device")
 	}
 	return row
 }
@@ -380,6 +451,7 @@ type sessionRow struct {
 	IP, UserAgent       string
 	CreatedAt, LastSeen time.Time
 	Apps                []string // the apps signed in under it, by name
+	AppList             string   // Apps, joined with commas
 }
 
 type totpEnroll struct {
@@ -400,7 +472,7 @@ func (h *Handler) accountData(ctx context.Context, r *http.Request, a *accountSt
 			p.Keys = append(p.Keys, row)
 		}
 	}
-	if err := h.warnLastKey(ctx, p.Keys); err != nil {
+	if err := h.warnLastKey(ctx, h.tr(r), p.Keys); err != nil {
 		return p, err
 	}
 	sessions, err := h.cfg.Store.ListUserSessions(ctx, a.user.ID, h.cfg.Now())
@@ -416,7 +488,7 @@ func (h *Handler) accountData(ctx context.Context, r *http.Request, a *accountSt
 			return p, err
 		}
 		p.Sessions = append(p.Sessions, sessionRow{Current: s.ID == a.sess.ID, SID: s.SID(), IP: s.IP, UserAgent: s.UserAgent,
-			CreatedAt: s.CreatedAt, LastSeen: s.LastSeen, Apps: apps})
+			CreatedAt: s.CreatedAt, LastSeen: s.LastSeen, Apps: apps, AppList: strings.Join(apps, ", ")})
 	}
 	// Only what the portal has words for (activityTypes), chosen by the
 	// query: token issues and steps inside a sign-in are machine steps,
@@ -427,21 +499,22 @@ func (h *Handler) accountData(ctx context.Context, r *http.Request, a *accountSt
 }
 
 var notices = map[string]string{
-	"totp-added":     "Your authenticator app is set up.",
-	"totp-removed":   "The authenticator app was removed.",
-	"passkey-added":  "Your passkey is ready. You can use it to sign in.",
-	"password":       "Your password was changed. Other sessions were signed out.",
-	"email":          "Your email address is confirmed.",
-	"sessions":       "Your other sessions were signed out.",
-	"session":        "That session was signed out, and its apps were told.",
-	"factor-removed": "The passkey or security key was removed.",
-	"recovered":      "Your old authenticator apps, passkeys and recovery codes were removed, and your other sessions signed out. Set up a new authenticator app or passkey now.",
+	"totp-added":     i18n.N("Your authenticator app is set up."),
+	"totp-removed":   i18n.N("The authenticator app was removed."),
+	"passkey-added":  i18n.N("Your passkey is ready. You can use it to sign in."),
+	"password":       i18n.N("Your password was changed. Other sessions were signed out."),
+	"email":          i18n.N("Your email address is confirmed."),
+	"sessions":       i18n.N("Your other sessions were signed out."),
+	"session":        i18n.N("That session was signed out, and its apps were told."),
+	"factor-removed": i18n.N("The passkey or security key was removed."),
+	"language":       i18n.N("Your language is saved. Pages and email now use it."),
+	"recovered":      i18n.N("Your old authenticator apps, passkeys and recovery codes were removed, and your other sessions signed out. Set up a new authenticator app or passkey now."),
 }
 
 // recoveryCodeNotice heads the portal for a session that signed in with a
 // recovery code (issue 22): the way in it used is spent, so it leads to a
 // new factor first.
-const recoveryCodeNotice = "You signed in with a recovery code. If you lost your authenticator app or passkey, set up a new one now and make new recovery codes, so you're never left without a way in."
+var recoveryCodeNotice = i18n.N("You signed in with a recovery code. If you lost your authenticator app or passkey, set up a new one now and make new recovery codes, so you're never left without a way in.")
 
 // usedRecoveryCode reports whether session s proved a recovery code.
 func usedRecoveryCode(s storage.Session) bool {
@@ -450,27 +523,47 @@ func usedRecoveryCode(s storage.Session) bool {
 
 // passkeyPendingNotice follows adding a passkey from a session below phr;
 // %s is the cooling-off (DESIGN §3.3).
-const passkeyPendingNotice = "Your passkey is ready, and you can sign in with it now. Apps that need your strongest sign-in accept it after %s, once you've used it on a device you've signed in with before."
+var passkeyPendingNotice = i18n.N("Your passkey is ready, and you can sign in with it now. Apps that need your strongest sign-in accept it after %s, once you've used it on a device you've signed in with before.")
 
 func (h *Handler) accountHome(w http.ResponseWriter, r *http.Request) error {
 	a, err := h.requireAccount(w, r)
 	if a == nil {
 		return ignoreRedirect(err)
 	}
-	p, err := h.accountData(r.Context(), r, a, "Your account")
+	p, err := h.accountData(r.Context(), r, a, i18n.N("Your account"))
 	if err != nil {
 		return err
 	}
 	key := p.Notice
 	p.Notice = notices[key]
 	if key == "passkey-pending" {
-		p.Notice = fmt.Sprintf(passkeyPendingNotice, fmtDuration(h.tr(r), h.cfg.PasskeyCoolingOff))
+		p.Notice = h.tr(r).T(passkeyPendingNotice, fmtDuration(h.tr(r), h.cfg.PasskeyCoolingOff))
 	}
 	if p.Notice == "" && usedRecoveryCode(a.sess) {
 		p.Notice = recoveryCodeNotice
 	}
-	p.Nav = "overview"
-	return h.render(w, r, http.StatusOK, "account", p)
+	p.Nav, p.Languages = "overview", languageOptions(a.user.Locale)
+	return h.renderAccount(w, r, http.StatusOK, "account", p)
+}
+
+// renderAccount renders a portal page, its notice, problem and help
+// (message keys, or texts already translated) in the page's language.
+func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, status int, name string, p accountPage) error {
+	tr := h.tr(r)
+	p.Notice, p.Problem, p.Help = tr.T(p.Notice), tr.T(p.Problem), tr.T(p.Help)
+	return h.render(w, r, status, name, p)
+}
+
+// passwordProblem is what a person is told of a password
+// factor.ValidatePassword refused (a message key).
+func passwordProblem(err error) string {
+	switch {
+	case errors.Is(err, factor.ErrPasswordTooShort):
+		return i18n.N("Your password must be at least 8 characters long.")
+	case errors.Is(err, factor.ErrPasswordTooLong):
+		return i18n.N("Your password is too long.")
+	}
+	return i18n.N("Your password contains characters that cannot be used.")
 }
 
 func ignoreRedirect(err error) error {
@@ -497,7 +590,7 @@ func (h *Handler) accountPasswordPage(w http.ResponseWriter, r *http.Request) er
 	if _, ok, err := h.requireLevel(w, r, a, h.passwordLevel(a), reauthForChanges, "/account/password"); !ok {
 		return err
 	}
-	p, err := h.accountData(r.Context(), r, a, "Change password")
+	p, err := h.accountData(r.Context(), r, a, i18n.N("Change password"))
 	if err != nil {
 		return err
 	}
@@ -505,12 +598,12 @@ func (h *Handler) accountPasswordPage(w http.ResponseWriter, r *http.Request) er
 	if a.user.PasswordCompromised {
 		p.Notice = compromisedNotice
 	}
-	return h.render(w, r, http.StatusOK, "account_password", p)
+	return h.renderAccount(w, r, http.StatusOK, "account_password", p)
 }
 
 // compromisedNotice heads the password page while the password is marked
 // compromised (a received Shared Signals event).
-const compromisedNotice = "Your password was reported as exposed, so it no longer signs you in. Choose a new one; then go back to the app and sign in again."
+var compromisedNotice = i18n.N("Your password was reported as exposed, so it no longer signs you in. Choose a new one; then go back to the app and sign in again.")
 
 func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request) error {
 	a, err := h.requireAccount(w, r)
@@ -527,17 +620,17 @@ func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request) er
 	pw, confirm := r.PostForm.Get("new_password"), r.PostForm.Get("confirm_password")
 	problem := ""
 	if err := factor.ValidatePassword(pw); err != nil {
-		problem = err.Error()
+		problem = passwordProblem(err)
 	} else if pw != confirm {
-		problem = "The two passwords don't match."
+		problem = i18n.N("The two passwords don't match.")
 	}
 	if problem != "" {
-		p, err := h.accountData(ctx, r, a, "Change password")
+		p, err := h.accountData(ctx, r, a, i18n.N("Change password"))
 		if err != nil {
 			return err
 		}
 		p.Nav, p.Problem = "password", problem
-		return h.render(w, r, http.StatusBadRequest, "account_password", p)
+		return h.renderAccount(w, r, http.StatusBadRequest, "account_password", p)
 	}
 	hash, err := h.cfg.Hasher.Hash(pw)
 	if err != nil {
@@ -554,7 +647,7 @@ func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request) er
 	if err := admin.Signal(ctx, h.cfg.Store, a.user.UpdatedAt, admin.CredentialChange(a.user.ID, admin.CredentialType(""), admin.ChangeUpdate, "")); err != nil {
 		return err
 	}
-	if err := h.notify(ctx, a.user, mail.PasswordChanged, ""); err != nil {
+	if err := h.notify(ctx, a.user, mail.PasswordChanged, nil); err != nil {
 		return err
 	}
 	// A password is changed because it may be known to someone else, who
@@ -607,13 +700,13 @@ func (h *Handler) renderTOTP(w http.ResponseWriter, r *http.Request, a *accountS
 	if err != nil {
 		return err
 	}
-	p, err := h.accountData(r.Context(), r, a, "Set up an authenticator app")
+	p, err := h.accountData(r.Context(), r, a, i18n.N("Set up an authenticator app"))
 	if err != nil {
 		return err
 	}
 	p.Nav, p.Problem, p.TOTP = "totp", problem, setup
 	p.Bootstrap = !hasSecondFactor(a.factors)
-	return h.render(w, r, status, "account_totp", p)
+	return h.renderAccount(w, r, status, "account_totp", p)
 }
 
 func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error {
@@ -637,7 +730,7 @@ func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error 
 	step, ok := factor.VerifyTOTP(secret, r.PostForm.Get("code"), now)
 	if !ok {
 		key := factor.TOTPKey{Secret: secret, URI: totpURI(h.cfg.ProductName, a.user.Username, secret)}
-		return h.renderTOTP(w, r, a, key, "That code didn't work. Check the time on your phone and try again.", http.StatusBadRequest)
+		return h.renderTOTP(w, r, a, key, i18n.N("That code didn't work. Check the time on your phone and try again."), http.StatusBadRequest)
 	}
 	first := !hasSecondFactor(a.factors)
 	if err := h.addTOTP(ctx, a.user, secret, r.PostForm.Get("name"), step, storage.AuditEvent{
@@ -647,7 +740,7 @@ func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error 
 	h.cfg.Cookies.Clear(w, pendingTOTPCookie)
 	if first {
 		a.factors = append(a.factors, storage.Factor{Kind: storage.FactorTOTP})
-		return h.issueRecoveryCodes(w, r, a, "Your authenticator app is set up. Save these recovery codes now.")
+		return h.issueRecoveryCodes(w, r, a, i18n.N("Your authenticator app is set up. Save these recovery codes now."))
 	}
 	http.Redirect(w, r, "/account?notice=totp-added", http.StatusSeeOther)
 	return nil
@@ -809,7 +902,7 @@ func (h *Handler) postAccountRecovery(w http.ResponseWriter, r *http.Request) er
 	if _, ok, err := h.requireLevel(w, r, a, stepup.ACRMultiFactor, reauthForChanges, "/account"); !ok {
 		return err
 	}
-	return h.issueRecoveryCodes(w, r, a, "Your new recovery codes. The old ones no longer work.")
+	return h.issueRecoveryCodes(w, r, a, i18n.N("Your new recovery codes. The old ones no longer work."))
 }
 
 func (h *Handler) issueRecoveryCodes(w http.ResponseWriter, r *http.Request, a *accountState, notice string) error {
@@ -819,13 +912,13 @@ func (h *Handler) issueRecoveryCodes(w http.ResponseWriter, r *http.Request, a *
 		return err
 	}
 	a.recovery = len(codes)
-	p, err := h.accountData(ctx, r, a, "Recovery codes")
+	p, err := h.accountData(ctx, r, a, i18n.N("Recovery codes"))
 	if err != nil {
 		return err
 	}
 	p.Nav, p.Notice, p.Codes = "recovery", notice, codes
-	p.CodesURL = template.URL("data:text/plain;charset=utf-8," + url.PathEscape(h.cfg.ProductName+" recovery codes for "+a.user.Username+"\n\n"+strings.Join(codes, "\n")+"\n"))
-	return h.render(w, r, http.StatusOK, "account_recovery", p)
+	p.CodesURL = template.URL("data:text/plain;charset=utf-8," + url.PathEscape(h.tr(r).T("%s recovery codes for %s", h.cfg.ProductName, a.user.Username)+"\n\n"+strings.Join(codes, "\n")+"\n"))
+	return h.renderAccount(w, r, http.StatusOK, "account_recovery", p)
 }
 
 // newRecoveryCodes replaces the user's recovery codes with ten new ones,
@@ -973,7 +1066,7 @@ func (h *Handler) firstRecoveryCodes(w http.ResponseWriter, r *http.Request) err
 		http.Redirect(w, r, "/account", http.StatusSeeOther)
 		return nil
 	}
-	return h.issueRecoveryCodes(w, r, a, "Your passkey is ready. Save these recovery codes now.")
+	return h.issueRecoveryCodes(w, r, a, i18n.N("Your passkey is ready. Save these recovery codes now."))
 }
 
 // accountPasskeyPage offers "Add a passkey" once the session may add one.
@@ -988,18 +1081,18 @@ func (h *Handler) accountPasskeyPage(w http.ResponseWriter, r *http.Request) err
 	if ok, err := h.passkeyGate(w, r, a); !ok {
 		return err
 	}
-	p, err := h.accountData(r.Context(), r, a, "Add a passkey")
+	p, err := h.accountData(r.Context(), r, a, i18n.N("Add a passkey"))
 	if err != nil {
 		return err
 	}
 	p.Nav, p.Bootstrap = "passkey", !hasSecondFactor(a.factors)
-	return h.render(w, r, http.StatusOK, "account_passkey", p)
+	return h.renderAccount(w, r, http.StatusOK, "account_passkey", p)
 }
 
 // warnLastKey marks the user's last usable passkey or security key when
 // apps require a phishing-resistant level: removing it locks the user out
 // of them (removal itself needs a phr session, DESIGN §3.3).
-func (h *Handler) warnLastKey(ctx context.Context, keys []keyRow) error {
+func (h *Handler) warnLastKey(ctx context.Context, tr *i18n.Printer, keys []keyRow) error {
 	last := -1
 	for i, k := range keys {
 		if !k.Blocked {
@@ -1027,8 +1120,7 @@ func (h *Handler) warnLastKey(ctx context.Context, keys []keyRow) error {
 		}
 	}
 	if len(names) > 0 {
-		keys[last].Warning = "This is your last passkey or security key. " + strings.Join(names, ", ") +
-			" needs one to let you in: remove it only if you'll add another."
+		keys[last].Warning = tr.T("This is your last passkey or security key. %s needs one to let you in: remove it only if you'll add another.", strings.Join(names, ", "))
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/login/mail"
 	"github.com/keystep/keystep/storage"
 )
@@ -42,7 +43,7 @@ func emailTokenHash(token, userID, address string) string {
 }
 
 // emailNotSetUp says, where an address would be confirmed, that it cannot be.
-const emailNotSetUp = "Email isn't set up on this server, so an address can't be confirmed yet. Ask your administrator."
+var emailNotSetUp = i18n.N("Email isn't set up on this server, so an address can't be confirmed yet. Ask your administrator.")
 
 func (h *Handler) accountEmailPage(w http.ResponseWriter, r *http.Request) error {
 	a, err := h.requireAccount(w, r)
@@ -56,12 +57,12 @@ func (h *Handler) accountEmailPage(w http.ResponseWriter, r *http.Request) error
 }
 
 func (h *Handler) renderEmail(w http.ResponseWriter, r *http.Request, a *accountState, notice, problem string, status int) error {
-	p, err := h.accountData(r.Context(), r, a, "Email address")
+	p, err := h.accountData(r.Context(), r, a, i18n.N("Email address"))
 	if err != nil {
 		return err
 	}
 	p.Nav, p.Notice, p.Problem, p.MailOff = "email", notice, problem, !h.mailOn()
-	return h.render(w, r, status, "account_email", p)
+	return h.renderAccount(w, r, status, "account_email", p)
 }
 
 func (h *Handler) postAccountEmail(w http.ResponseWriter, r *http.Request) error {
@@ -83,9 +84,9 @@ func (h *Handler) postAccountEmail(w http.ResponseWriter, r *http.Request) error
 	addr, err := mail.Address(strings.TrimSpace(r.PostForm.Get("email")))
 	switch {
 	case err != nil:
-		return h.renderEmail(w, r, a, "", "Enter one email address, like name@example.com.", http.StatusBadRequest)
+		return h.renderEmail(w, r, a, "", i18n.N("Enter one email address, like name@example.com."), http.StatusBadRequest)
 	case addr == a.user.Email && a.user.EmailVerified:
-		return h.renderEmail(w, r, a, "", "That is already your confirmed address.", http.StatusBadRequest)
+		return h.renderEmail(w, r, a, "", i18n.N("That is already your confirmed address."), http.StatusBadRequest)
 	}
 	now := h.cfg.Now()
 	sent, err := h.cfg.Store.ListAudit(ctx, storage.AuditFilter{UserID: a.user.ID, Type: storage.EventAccountEmailChangeRequested,
@@ -95,7 +96,7 @@ func (h *Handler) postAccountEmail(w http.ResponseWriter, r *http.Request) error
 	}
 	if len(sent) >= emailLinksPerHour {
 		w.Header().Set("Retry-After", "3600")
-		return h.renderEmail(w, r, a, "", "You've asked for several links in the last hour. Use the newest one, or try again later.", http.StatusTooManyRequests)
+		return h.renderEmail(w, r, a, "", i18n.N("You've asked for several links in the last hour. Use the newest one, or try again later."), http.StatusTooManyRequests)
 	}
 	token, err := factor.NewToken()
 	if err != nil {
@@ -112,7 +113,7 @@ func (h *Handler) postAccountEmail(w http.ResponseWriter, r *http.Request) error
 	if err := h.queueMail(ctx, a.user, addr, mail.ConfirmEmail, mail.Data{Address: addr, Link: link, Expires: emailLinkTTL}); err != nil {
 		return err
 	}
-	return h.renderEmail(w, r, a, "We sent a link to "+addr+". Open it in this browser within 30 minutes to confirm the address. Until then, nothing changes.", "", http.StatusOK)
+	return h.renderEmail(w, r, a, h.tr(r).T("We sent a link to %s. Open it in this browser within %s to confirm the address. Until then, nothing changes.", addr, fmtDuration(h.tr(r), emailLinkTTL)), "", http.StatusOK)
 }
 
 // confirmEmail is the link's target. The person must be signed in (the
@@ -139,7 +140,7 @@ func (h *Handler) confirmEmail(w http.ResponseWriter, r *http.Request) error {
 	case errors.Is(err, storage.ErrReplayed):
 		return userError(http.StatusGone, "That link was already used", "Each link works once. Your account page shows your address.")
 	case errors.Is(err, storage.ErrExpired):
-		return userError(http.StatusGone, "That link has expired", "Links work for 30 minutes. Ask for a new one from your account page.")
+		return userError(http.StatusGone, "That link has expired", "Links work for %s. Ask for a new one from your account page.", fmtDuration(h.tr(r), emailLinkTTL))
 	case err != nil:
 		return err
 	}

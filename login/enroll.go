@@ -64,7 +64,7 @@ func (h *Handler) offersEnroll(st *flowState, in stepup.Input, d stepup.Decision
 // are checked, for the page and for every enrollment endpoint alike.
 func (h *Handler) enrollment(st *flowState, in stepup.Input, d stepup.Decision) enrollment {
 	name := clientName(st.client)
-	bootWhy, bootHelp := bootstrapRefusal(st.risk, st.user)
+	bootWhy, bootHelp := bootstrapRefusal(st.tr, st.risk, st.user)
 	switch {
 	case !st.pol.Client(st.client.ID).EnrollDuringStepUp:
 		return enrollment{why: "not offered for this app", help: msgOf(i18n.N("%[1]s doesn't offer setting up a new way to sign in here. Add one in your account, then go back to %[1]s."), name)}

@@ -25,6 +25,7 @@ var eventTexts = map[storage.EventType]string{
 	storage.EventAccountPasswordChanged:       i18n.N("Changed password"),
 	storage.EventAccountEmailChangeRequested:  i18n.N("Asked to use a new email address"),
 	storage.EventAccountEmailChanged:          i18n.N("Confirmed a new email address"),
+	storage.EventAccountLocaleChanged:         i18n.N("Changed the language"),
 	storage.EventRecoveryResetRequested:       i18n.N("Asked for a link to reset the password"),
 	storage.EventRecoveryResetRefused:         i18n.N("A password reset was refused"),
 	storage.EventRecoveryPasswordReset:        i18n.N("Reset the password from an emailed link"),

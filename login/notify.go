@@ -8,6 +8,7 @@ import (
 
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/login/mail"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
@@ -17,15 +18,20 @@ import (
 const activityPath = "/account#activity"
 
 // notify tells u by email what just happened to the account (k; factor
-// names the way to sign in for FactorAdded and FactorRemoved): when, from
+// names the way to sign in for FactorAdded and FactorRemoved, nil for
+// the others): when, from
 // where, and a link to the portal's activity. Only ever to a verified
 // address — an unconfirmed one may be anyone's — and only when mail is set
 // up. Each change calls it next to its audit row, after the change.
-func (h *Handler) notify(ctx context.Context, u storage.User, k mail.Kind, factorName string) error {
+func (h *Handler) notify(ctx context.Context, u storage.User, k mail.Kind, factor factorText) error {
 	if !u.EmailVerified || u.Email == "" {
 		return nil
 	}
-	return h.queueMail(ctx, u, u.Email, k, mail.Data{Factor: factorName, Link: h.link(activityPath)})
+	var name string
+	if factor != nil {
+		name = factor(h.mailTr(ctx, u))
+	}
+	return h.queueMail(ctx, u, u.Email, k, mail.Data{Factor: name, Link: h.link(activityPath)})
 }
 
 // notifySignIn sends the NewSignIn notice for a completed sign-in whose
@@ -35,7 +41,7 @@ func (h *Handler) notifySignIn(ctx context.Context, u storage.User, ra risk.Asse
 	if !ra.Has(risk.NewDevice) || !ra.Has(risk.NewNetwork) {
 		return nil
 	}
-	return h.notify(ctx, u, mail.NewSignIn, "")
+	return h.notify(ctx, u, mail.NewSignIn, nil)
 }
 
 // mailOn reports whether email is set up.
@@ -43,7 +49,8 @@ func (h *Handler) mailOn() bool { return h.cfg.Mail != nil }
 
 // queueMail queues the message k about u's account to the address to in
 // the outbox (storage.OutboxMail), filled with the request's time, IP and
-// device. Without mail set up it queues nothing.
+// device, rendered now in u's language (mailTr). Without mail set up it
+// queues nothing.
 func (h *Handler) queueMail(ctx context.Context, u storage.User, to string, k mail.Kind, d mail.Data) error {
 	if !h.mailOn() {
 		return nil
@@ -58,9 +65,9 @@ func (h *Handler) queueMail(ctx context.Context, u storage.User, to string, k ma
 // mailMessage is the outbox message queueMail queues, for callers that
 // queue it with a change of their own in one storage call.
 func (h *Handler) mailMessage(ctx context.Context, u storage.User, to string, k mail.Kind, d mail.Data) (storage.OutboxMessage, error) {
-	info := web.Info(ctx)
-	d.Product, d.Username, d.When, d.IP, d.Device = h.cfg.ProductName, u.Username, h.cfg.Now(), info.IP, mail.Device(info.UserAgent)
-	m, err := mail.Compose(k, to, d)
+	info, tr := web.Info(ctx), h.mailTr(ctx, u)
+	d.Product, d.Username, d.When, d.IP, d.Device = h.cfg.ProductName, u.Username, h.cfg.Now(), info.IP, mail.Device(tr, info.UserAgent)
+	m, err := mail.Compose(tr, k, to, d)
 	if err != nil {
 		return storage.OutboxMessage{}, err
 	}
@@ -81,21 +88,36 @@ func (h *Handler) mailMessage(ctx context.Context, u storage.User, to string, k 
 // link is the absolute URL of path (and query) on this server.
 func (h *Handler) link(path string) string { return strings.TrimSuffix(h.cfg.Issuer, "/") + path }
 
+// factorText names a way to sign in in a printer's language, for a
+// notice (notify).
+type factorText func(p *i18n.Printer) string
+
 // factorWords names a factor in the portal's words (UI.md) with the name
 // the person gave it: `authenticator app "Phone"`. The name goes into mail,
 // so only mailName of it is kept.
-func factorWords(k storage.FactorKind, name string) string {
-	w := string(k)
-	switch k {
-	case storage.FactorTOTP:
-		w = "authenticator app"
-	case storage.FactorWebAuthn:
-		w = "passkey or security key"
+func factorWords(k storage.FactorKind, name string) factorText {
+	name = mailName(name)
+	return func(p *i18n.Printer) string {
+		switch {
+		case k == storage.FactorTOTP && name != "":
+			return p.T("authenticator app \"%s\"", name)
+		case k == storage.FactorTOTP:
+			return p.T("authenticator app")
+		case k == storage.FactorWebAuthn && name != "":
+			return p.T("passkey or security key \"%s\"", name)
+		case k == storage.FactorWebAuthn:
+			return p.T("passkey or security key")
+		case name != "":
+			return string(k) + ` "` + name + `"`
+		}
+		return string(k)
 	}
-	if name = mailName(name); name != "" {
-		w += ` "` + name + `"`
-	}
-	return w
+}
+
+// allFactors names every second factor at once, for the notice that
+// they were all removed to set up new ones.
+func allFactors(p *i18n.Printer) string {
+	return p.T("every authenticator app, passkey and recovery code")
 }
 
 // mailName is what mail may repeat of a name a person typed: letters,

@@ -15,6 +15,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/login/mail"
 	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/login/web"
@@ -114,19 +115,22 @@ func (h *Handler) registerRecover(mux *http.ServeMux) {
 }
 
 func (h *Handler) renderRecover(w http.ResponseWriter, r *http.Request, status int, title string, p recoverPage) error {
+	tr := h.tr(r)
 	p.Page, p.MailOff = h.page(r, title), !h.mailOn()
+	// Message keys, or texts already translated (with their arguments).
+	p.Headline, p.Lead, p.Problem, p.Notice = tr.T(p.Headline), tr.T(p.Lead), tr.T(p.Problem), tr.T(p.Notice)
 	return h.render(w, r, status, "recover", p)
 }
 
 func (h *Handler) recoverPage(w http.ResponseWriter, r *http.Request) error {
-	return h.renderRecover(w, r, http.StatusOK, "Reset your password", recoverPage{Step: "ask",
-		Headline: "Reset your password", Lead: "Enter your username or email address. If it matches an account with a confirmed email address, we'll send a link there."})
+	return h.renderRecover(w, r, http.StatusOK, i18n.N("Reset your password"), recoverPage{Step: "ask",
+		Headline: i18n.N("Reset your password"), Lead: i18n.N("Enter your username or email address. If it matches an account with a confirmed email address, we'll send a link there.")})
 }
 
 // recoverSent is the one answer to every accepted request: it says nothing
 // about whether an account matched.
-var recoverSent = recoverPage{Step: "sent", Headline: "Check your email",
-	Lead: "If that matches an account with a confirmed email address, we sent a link to it. Open it in this browser within 15 minutes. If no email comes, ask your administrator."}
+var recoverSent = recoverPage{Step: "sent", Headline: i18n.N("Check your email"),
+	Lead: i18n.N("If that matches an account with a confirmed email address, we sent a link to it. Open it in this browser within 15 minutes. If no email comes, ask your administrator.")}
 
 // postRecover sends reset links. Whether anything matched, it reads the
 // same rows (the name and the address are both looked up), renders a
@@ -140,12 +144,12 @@ func (h *Handler) postRecover(w http.ResponseWriter, r *http.Request) error {
 	}
 	account := strings.TrimSpace(r.PostForm.Get("account"))
 	if account == "" || len(account) > 254 {
-		return h.renderRecover(w, r, http.StatusBadRequest, "Reset your password", recoverPage{Step: "ask", Headline: "Reset your password",
-			Problem: "Enter your username or your email address."})
+		return h.renderRecover(w, r, http.StatusBadRequest, i18n.N("Reset your password"), recoverPage{Step: "ask", Headline: i18n.N("Reset your password"),
+			Problem: i18n.N("Enter your username or your email address.")})
 	}
 	if !h.mailOn() {
-		return h.renderRecover(w, r, http.StatusServiceUnavailable, "Reset your password", recoverPage{Step: "ask", Headline: "Reset your password",
-			Problem: "Email isn't set up on this server, so a reset link can't be sent. Ask your administrator to reset your password."})
+		return h.renderRecover(w, r, http.StatusServiceUnavailable, i18n.N("Reset your password"), recoverPage{Step: "ask", Headline: i18n.N("Reset your password"),
+			Problem: i18n.N("Email isn't set up on this server, so a reset link can't be sent. Ask your administrator to reset your password.")})
 	}
 	binding, err := h.cfg.Cookies.BrowserBinding(w, r)
 	if err != nil {
@@ -217,7 +221,7 @@ func (h *Handler) postRecover(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	return h.renderRecover(w, r, http.StatusOK, "Check your email", recoverSent)
+	return h.renderRecover(w, r, http.StatusOK, i18n.N("Check your email"), recoverSent)
 }
 
 // resetTargets are the accounts a reset for account reaches: the account
@@ -345,16 +349,16 @@ func (h *Handler) showReset(w http.ResponseWriter, r *http.Request, status int, 
 	}
 	p := recoverPage{Token: token, Problem: problem, Account: u.Username}
 	if rf.hasFactors && pr.FactorAt.IsZero() {
-		p.Step, p.Headline = "factor", "First, confirm it's you"
-		p.Lead = "Your account has a second way to sign in. Use it to continue; an emailed link alone can't change your password."
+		p.Step, p.Headline = "factor", i18n.N("First, confirm it's you")
+		p.Lead = i18n.N("Your account has a second way to sign in. Use it to continue; an emailed link alone can't change your password.")
 		p.TOTP, p.Codes = rf.totp && !rf.locked[stepup.TOTP], rf.codes && !rf.locked[stepup.Recovery]
 		p.Passkey = rf.passkeys && h.cfg.WebAuthn != nil
 		p.Locked = !p.TOTP && !p.Codes && !p.Passkey
-		return h.renderRecover(w, r, status, "Confirm it's you", p)
+		return h.renderRecover(w, r, status, i18n.N("Confirm it's you"), p)
 	}
-	p.Step, p.Headline = "password", "Choose a new password"
-	p.Lead = "At least " + strconv.Itoa(factor.MinPasswordRunes) + " characters. After this, every other session of your account is signed out, and you sign in with the new password."
-	return h.renderRecover(w, r, status, "Choose a new password", p)
+	p.Step, p.Headline = "password", i18n.N("Choose a new password")
+	p.Lead = h.tr(r).T("At least %d characters. After this, every other session of your account is signed out, and you sign in with the new password.", factor.MinPasswordRunes)
+	return h.renderRecover(w, r, status, i18n.N("Choose a new password"), p)
 }
 
 // resetForm reads a reset step's form: the link's token, the reset it
@@ -437,9 +441,9 @@ func (h *Handler) postResetCode(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 		}
-		msg := "That code didn't work. Check the time on your phone and try again."
+		msg := i18n.N("That code didn't work. Check the time on your phone and try again.")
 		if m == stepup.Recovery {
-			msg = "That recovery code didn't work. Each code works once; try another one."
+			msg = i18n.N("That recovery code didn't work. Each code works once; try another one.")
 		}
 		return h.showReset(w, r, http.StatusBadRequest, token, pr, u, msg)
 	}
@@ -470,13 +474,13 @@ func (h *Handler) postResetPassword(w http.ResponseWriter, r *http.Request) erro
 		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventRecoveryResetRefused, UserID: u.ID, Outcome: "denied", Reason: "second factor not proved"}); err != nil {
 			return err
 		}
-		return h.showReset(w, r, http.StatusForbidden, token, pr, u, "Confirm it's you with your second factor first.")
+		return h.showReset(w, r, http.StatusForbidden, token, pr, u, i18n.N("Confirm it's you with your second factor first."))
 	}
 	pw, confirm := r.PostForm.Get("new_password"), r.PostForm.Get("confirm_password")
 	if err := factor.ValidatePassword(pw); err != nil {
-		return h.showReset(w, r, http.StatusBadRequest, token, pr, u, err.Error())
+		return h.showReset(w, r, http.StatusBadRequest, token, pr, u, passwordProblem(err))
 	} else if pw != confirm {
-		return h.showReset(w, r, http.StatusBadRequest, token, pr, u, "The two passwords don't match.")
+		return h.showReset(w, r, http.StatusBadRequest, token, pr, u, i18n.N("The two passwords don't match."))
 	}
 	hash, err := h.cfg.Hasher.Hash(pw)
 	if err != nil {
@@ -510,12 +514,12 @@ func (h *Handler) postResetPassword(w http.ResponseWriter, r *http.Request) erro
 	if err := admin.Signal(ctx, h.cfg.Store, now, admin.CredentialChange(u.ID, admin.CredentialType(""), admin.ChangeUpdate, "")); err != nil {
 		return err
 	}
-	if err := h.notify(ctx, u, mail.PasswordReset, ""); err != nil {
+	if err := h.notify(ctx, u, mail.PasswordReset, nil); err != nil {
 		return err
 	}
 	if _, err := admin.EndAccess(ctx, h.cfg.Store, h.cfg.Audit, u.ID, u.ID, "", "password reset"); err != nil {
 		return err
 	}
-	return h.renderRecover(w, r, http.StatusOK, "Password changed", recoverPage{Step: "done", Headline: "Your password was changed",
-		Lead: "Every session of your account was signed out. Go back to the app you were using and sign in with your new password."})
+	return h.renderRecover(w, r, http.StatusOK, i18n.N("Password changed"), recoverPage{Step: "done", Headline: i18n.N("Your password was changed"),
+		Lead: i18n.N("Every session of your account was signed out. Go back to the app you were using and sign in with your new password.")})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/login/mail"
 	"github.com/keystep/keystep/login/web"
 	"github.com/keystep/keystep/storage"
@@ -92,26 +93,26 @@ func (h *Handler) showLostFactors(w http.ResponseWriter, r *http.Request, status
 	switch {
 	case err == nil && req.Open(now):
 		p.Request, p.Eligible = &req, h.eligible(req, u, now)
-		p.Headline = "Your request to replace your sign-in methods"
+		p.Headline = i18n.N("Your request to replace your sign-in methods")
 		switch {
 		case p.Eligible:
-			p.Lead = "Your request is ready. Continuing removes your old authenticator apps, passkeys and recovery codes, signs out your other sessions, and lets you set up new ones."
+			p.Lead = i18n.N("Your request is ready. Continuing removes your old authenticator apps, passkeys and recovery codes, signs out your other sessions, and lets you set up new ones.")
 		case !p.Notified:
-			p.Lead = "Your account has no confirmed email address, so nobody could be told of the request. Only your administrator can approve it: contact them."
+			p.Lead = i18n.N("Your account has no confirmed email address, so nobody could be told of the request. Only your administrator can approve it: contact them.")
 		default:
-			p.Lead = "Until " + req.EligibleAt.UTC().Format("Monday 2 January 2006, 15:04 MST") + " only your password works. Then come back here after signing in with your password."
+			p.Lead = h.tr(r).T("Until %s only your password works. Then come back here after signing in with your password.", h.tr(r).Time(req.EligibleAt))
 		}
 	case !rf.hasFactors:
-		p.Headline, p.Lead = "You have no second factor", "There is nothing to replace. Add one from your account."
+		p.Headline, p.Lead = i18n.N("You have no second factor"), i18n.N("There is nothing to replace. Add one from your account.")
 	default:
-		p.Headline = "Lost your second factor?"
-		p.Lead = "If you have none of your authenticator apps, passkeys or recovery codes, you can ask to replace them. For your safety this takes " +
-			humanWait(h.tr(r), h.cfg.RecoveryCoolingOff) + " unless your administrator approves it sooner, and we tell your confirmed email address, from where it can be cancelled."
+		p.Headline = i18n.N("Lost your second factor?")
+		p.Lead = h.tr(r).T("If you have none of your authenticator apps, passkeys or recovery codes, you can ask to replace them. For your safety this takes %s unless your administrator approves it sooner, and we tell your confirmed email address, from where it can be cancelled.",
+			humanWait(h.tr(r), h.cfg.RecoveryCoolingOff))
 		if !p.Notified {
-			p.Lead = "If you have none of your authenticator apps, passkeys or recovery codes, you can ask to replace them. Your account has no confirmed email address to tell, so only your administrator can approve the request."
+			p.Lead = i18n.N("If you have none of your authenticator apps, passkeys or recovery codes, you can ask to replace them. Your account has no confirmed email address to tell, so only your administrator can approve the request.")
 		}
 	}
-	return h.renderRecover(w, r, status, "Lost your second factor?", p)
+	return h.renderRecover(w, r, status, i18n.N("Lost your second factor?"), p)
 }
 
 // postLostFactors files a recovery request.
@@ -131,7 +132,7 @@ func (h *Handler) postLostFactors(w http.ResponseWriter, r *http.Request) error 
 		return h.showLostFactors(w, r, http.StatusBadRequest, u, "", "")
 	}
 	if req, err := h.cfg.Store.LatestRecoveryRequest(ctx, u.ID); err == nil && req.Open(h.cfg.Now()) {
-		return h.showLostFactors(w, r, http.StatusConflict, u, "", "You already have a request.")
+		return h.showLostFactors(w, r, http.StatusConflict, u, "", i18n.N("You already have a request."))
 	} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
@@ -160,7 +161,7 @@ func (h *Handler) postLostFactors(w http.ResponseWriter, r *http.Request) error 
 	if err := h.recoveryNotice(ctx, u, req, mail.RecoveryRequested, req.EligibleAt); err != nil {
 		return err
 	}
-	return h.showLostFactors(w, r, http.StatusOK, u, "Your request was filed.", "")
+	return h.showLostFactors(w, r, http.StatusOK, u, i18n.N("Your request was filed."), "")
 }
 
 // recoveryNotice tells u's confirmed address (if any) of req, as message
@@ -226,6 +227,7 @@ func (h *Handler) recoveryApproved(ctx context.Context, req storage.RecoveryRequ
 	} else if err != nil {
 		return err
 	}
+	noteNotRecipient(ctx) // an administrator's request: the owner's language, else English
 	return h.recoveryNotice(ctx, u, req, mail.RecoveryApproved, req.DecidedAt.Add(storage.RecoveryApprovalTTL))
 }
 
@@ -246,7 +248,7 @@ func (h *Handler) postUseRecovery(w http.ResponseWriter, r *http.Request) error 
 		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventRecoveryResetRefused, UserID: u.ID, Outcome: "denied", Reason: "recovery request not eligible"}); err != nil {
 			return err
 		}
-		return h.showLostFactors(w, r, http.StatusForbidden, u, "", "Your request can't be used yet.")
+		return h.showLostFactors(w, r, http.StatusForbidden, u, "", i18n.N("Your request can't be used yet."))
 	} else if err != nil {
 		return err
 	}
@@ -260,7 +262,7 @@ func (h *Handler) postUseRecovery(w http.ResponseWriter, r *http.Request) error 
 	}
 	switch err := h.cfg.Store.DecideRecoveryRequest(ctx, req.ID, req.Status, storage.RecoveryUsed, u.ID, req.Reason, now); {
 	case errors.Is(err, storage.ErrConflict):
-		return h.showLostFactors(w, r, http.StatusConflict, u, "", "Your request changed meanwhile (it was cancelled or decided).")
+		return h.showLostFactors(w, r, http.StatusConflict, u, "", i18n.N("Your request changed meanwhile (it was cancelled or decided)."))
 	case err != nil:
 		return err
 	}
@@ -274,7 +276,7 @@ func (h *Handler) postUseRecovery(w http.ResponseWriter, r *http.Request) error 
 	if err := admin.Signal(ctx, h.cfg.Store, now, evs...); err != nil {
 		return err
 	}
-	if err := h.notify(ctx, u, mail.FactorRemoved, "every authenticator app, passkey and recovery code"); err != nil {
+	if err := h.notify(ctx, u, mail.FactorRemoved, allFactors); err != nil {
 		return err
 	}
 	if _, err := admin.EndAccess(ctx, h.cfg.Store, h.cfg.Audit, u.ID, u.ID, s.ID, "second factors replaced"); err != nil {
@@ -299,8 +301,8 @@ func (h *Handler) eligible(req storage.RecoveryRequest, u storage.User, now time
 // changes nothing.
 func (h *Handler) cancelPage(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	return h.renderRecover(w, r, http.StatusOK, "Cancel the request", recoverPage{Step: "cancel", Headline: "Cancel the request to replace your sign-in methods?",
-		Lead: "If you didn't ask for it, cancel it, then change your password.", Cancel: q.Get("request"), CancelTok: q.Get("token")})
+	return h.renderRecover(w, r, http.StatusOK, i18n.N("Cancel the request"), recoverPage{Step: "cancel", Headline: i18n.N("Cancel the request to replace your sign-in methods?"),
+		Lead: i18n.N("If you didn't ask for it, cancel it, then change your password."), Cancel: q.Get("request"), CancelTok: q.Get("token")})
 }
 
 // postCancelRecovery cancels a request from its notice's link: whoever
@@ -333,7 +335,7 @@ func (h *Handler) postCancelRecovery(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	if !req.Open(now) {
-		return userError(http.StatusConflict, "Nothing to cancel", "That request was already "+string(req.Status)+", or its approval expired.")
+		return userError(http.StatusConflict, "Nothing to cancel", "That request was already decided or cancelled, or its approval expired.")
 	}
 	if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventRecoveryCancelled, UserID: req.UserID, ActorID: req.UserID, Outcome: "success",
 		Details: map[string]string{"request": req.ID}}); err != nil {
@@ -344,8 +346,8 @@ func (h *Handler) postCancelRecovery(w http.ResponseWriter, r *http.Request) err
 	} else if err != nil {
 		return err
 	}
-	return h.renderRecover(w, r, http.StatusOK, "Request cancelled", recoverPage{Step: "done", Headline: "The request was cancelled",
-		Lead: "Nothing changed on your account. If you didn't ask for it, someone may know your password: sign in and change it."})
+	return h.renderRecover(w, r, http.StatusOK, i18n.N("Request cancelled"), recoverPage{Step: "done", Headline: i18n.N("The request was cancelled"),
+		Lead: i18n.N("Nothing changed on your account. If you didn't ask for it, someone may know your password: sign in and change it.")})
 }
 
 // recoveryRequests is the console's list: every pending request, then
@@ -366,3 +368,4 @@ func (h *Handler) recoveryRequests(ctx context.Context) ([]storage.RecoveryReque
 	}
 	return pending, nil
 }
+

@@ -87,7 +87,7 @@ func (h *Handler) resetPasskeyVerify(w http.ResponseWriter, r *http.Request) err
 	}
 	c, err := h.takeCeremony(ctx, w, r, ceremonyReset, pr.ID)
 	if err != nil {
-		return userError(http.StatusBadRequest, "Try again", err.Error())
+		return userError(http.StatusBadRequest, "Try again", "This passkey request has expired. Try again.")
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(req.Credential)
 	if err != nil {

@@ -241,7 +241,7 @@ func (d waitFor) in(p *i18n.Printer) string { return humanWait(p, time.Duration(
 func (d waitFor) String() string { return time.Duration(d).String() }
 
 // humanWait says how long d is, rounded up, in p's language ("a minute",
-// "5 minutes", "an hour").
+// "5 minutes", "an hour", "3 days" beyond two days).
 func humanWait(p *i18n.Printer, d time.Duration) string {
 	switch {
 	case d < time.Minute:
@@ -252,13 +252,14 @@ func humanWait(p *i18n.Printer, d time.Duration) string {
 			return p.T("a minute")
 		}
 		return p.T("%d minutes", n)
-	default:
+	case d <= 48*time.Hour:
 		n := int(math.Ceil(d.Hours()))
 		if n == 1 {
 			return p.T("an hour")
 		}
 		return p.T("%d hours", n)
 	}
+	return p.T("%d days", int(math.Ceil(d.Hours()/24)))
 }
 
 // throttleRetention is how long each scope's failure rows still matter: a

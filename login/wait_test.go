@@ -26,6 +26,9 @@ func TestHumanWait(t *testing.T) {
 		{59 * time.Minute, "59 minutes", "59 Minuten"},
 		{time.Hour, "an hour", "eine Stunde"},
 		{24 * time.Hour, "24 hours", "24 Stunden"},
+		{48 * time.Hour, "48 hours", "48 Stunden"},
+		{72 * time.Hour, "3 days", "3 Tage"},
+		{7*24*time.Hour - time.Minute, "7 days", "7 Tage"},
 	} {
 		if got := humanWait(en, tt.d); got != tt.want {
 			t.Errorf("humanWait(%v) = %q, want %q", tt.d, got, tt.want)

@@ -90,6 +90,10 @@ const (
 	// the address became the account's, verified. Details carry "email"
 	// and "previous".
 	EventAccountEmailChanged EventType = "account.email_changed"
+	// EventAccountLocaleChanged: the user chose the language of their
+	// pages and email in the portal (Details: locale, previous; "" is
+	// Automatic, the browser's language).
+	EventAccountLocaleChanged EventType = "account.locale_changed"
 	// EventRecoveryResetRequested: someone asked for a "forgot password"
 	// link for the account; it went to the account's verified address.
 	EventRecoveryResetRequested EventType = "recovery.reset_requested"
@@ -250,7 +254,7 @@ var eventTypes = []EventType{
 	EventStepupRequested, EventStepupFactor, EventStepupThrottled, EventStepUpTransaction,
 	EventFactorEnrolled, EventFactorEnrollRefused, EventFactorRemoved, EventFactorRecoveryCodesGenerated,
 	EventFactorRecoveryCodeUsed, EventFactorSignCountRegression, EventFactorLocked, EventFactorTrusted,
-	EventAccountPasswordChanged, EventAccountEmailChangeRequested, EventAccountEmailChanged,
+	EventAccountPasswordChanged, EventAccountEmailChangeRequested, EventAccountEmailChanged, EventAccountLocaleChanged,
 	EventRecoveryResetRequested, EventRecoveryResetRefused, EventRecoveryPasswordReset, EventRecoveryRequested, EventRecoveryCancelled,
 	EventRecoveryDecided, EventRecoveryFactorsReplaced, EventSessionLogout, EventSessionEnded, EventSessionRevokedAll, EventSessionRevokedOthers,
 	EventTokenIssued, EventTokenCodeReplayed, EventTokenRefreshReuse, EventTokenRevoked, EventTokenRefreshRefused,

@@ -9,6 +9,8 @@ import (
 	"strings"
 	texttemplate "text/template"
 	"time"
+
+	"github.com/keystep/keystep/login/i18n"
 )
 
 // Kind names a message Keystep sends; each has a template pair under
@@ -62,20 +64,8 @@ type Data struct {
 	Until    time.Time // when a recovery request can be used from (RecoveryRequested) or until (RecoveryApproved)
 }
 
-// WhenText is When in words, in UTC ("Monday 7 December 2026, 14:07 UTC").
-func (d Data) WhenText() string { return d.When.UTC().Format("Monday 2 January 2006, 15:04 MST") }
-
-// UntilText is Until in words, like WhenText.
-func (d Data) UntilText() string { return d.Until.UTC().Format("Monday 2 January 2006, 15:04 MST") }
-
-// ExpiresText is Expires in words ("30 minutes").
-func (d Data) ExpiresText() string {
-	m := int(d.Expires.Round(time.Minute) / time.Minute)
-	if m == 1 {
-		return "1 minute"
-	}
-	return fmt.Sprintf("%d minutes", m)
-}
+// Minutes is Expires in whole minutes, for "%d minutes".
+func (d Data) Minutes() int { return int(d.Expires.Round(time.Minute) / time.Minute) }
 
 //go:embed templates
 var files embed.FS
@@ -89,22 +79,38 @@ type pair struct {
 	html *htmltemplate.Template
 }
 
+// langFuncs are the templates' functions in p's language: t translates
+// a message (login/i18n), fmtTime writes a time as the language writes
+// it (i18n.Printer.Time: the date and time in UTC, saying so), lang and
+// dir are the HTML part's attributes.
+func langFuncs(p *i18n.Printer) map[string]any {
+	return map[string]any{"t": p.T, "fmtTime": p.Time, "lang": p.Lang, "dir": p.Dir}
+}
+
+// templates are parsed once, with placeholder functions; Compose clones
+// them with its printer's (a parsed html/template is never executed, so
+// it can always be cloned).
 var templates = func() map[Kind]pair {
+	fm := langFuncs(nil)
 	m := map[Kind]pair{}
 	for _, k := range Kinds() {
 		m[k] = pair{
-			text: texttemplate.Must(texttemplate.ParseFS(files, "templates/layout.txt", "templates/"+string(k)+".txt")),
-			html: htmltemplate.Must(htmltemplate.ParseFS(files, "templates/layout.html", "templates/"+string(k)+".html")),
+			text: texttemplate.Must(texttemplate.New("").Funcs(fm).ParseFS(files, "templates/layout.txt", "templates/"+string(k)+".txt")),
+			html: htmltemplate.Must(htmltemplate.New("").Funcs(fm).ParseFS(files, "templates/layout.html", "templates/"+string(k)+".html")),
 		}
 	}
 	return m
 }()
 
-// Compose renders the message of kind k to to.
-func Compose(k Kind, to string, d Data) (Message, error) {
-	p, ok := templates[k]
+// Compose renders the message of kind k to to in p's language (subject,
+// text and HTML through the catalogs).
+func Compose(p *i18n.Printer, k Kind, to string, d Data) (Message, error) {
+	tp, ok := templates[k]
 	if !ok {
 		return Message{}, fmt.Errorf("mail: no template %q", k)
+	}
+	if p == nil {
+		return Message{}, fmt.Errorf("mail: no printer for %q", k)
 	}
 	if _, err := Address(to); err != nil {
 		return Message{}, err
@@ -112,18 +118,28 @@ func Compose(k Kind, to string, d Data) (Message, error) {
 	if d.Product == "" {
 		d.Product = "Keystep"
 	}
-	var subject, text, html bytes.Buffer
-	if err := p.text.ExecuteTemplate(&subject, "subject", d); err != nil {
+	fm := langFuncs(p)
+	text, err := tp.text.Clone()
+	if err != nil {
 		return Message{}, err
 	}
-	if err := p.text.ExecuteTemplate(&text, "text", d); err != nil {
+	html, err := tp.html.Clone()
+	if err != nil {
 		return Message{}, err
 	}
-	if err := p.html.ExecuteTemplate(&html, "layout", d); err != nil {
+	text, html = text.Funcs(fm), html.Funcs(fm)
+	var subject, body, hbody bytes.Buffer
+	if err := text.ExecuteTemplate(&subject, "subject", d); err != nil {
+		return Message{}, err
+	}
+	if err := text.ExecuteTemplate(&body, "text", d); err != nil {
+		return Message{}, err
+	}
+	if err := html.ExecuteTemplate(&hbody, "layout", d); err != nil {
 		return Message{}, err
 	}
 	return Message{
 		To: to, Subject: strings.Join(strings.Fields(subject.String()), " "),
-		Text: strings.TrimSpace(text.String()) + "\n", HTML: html.String(),
+		Text: strings.TrimSpace(body.String()) + "\n", HTML: hbody.String(),
 	}, nil
 }

@@ -1,16 +1,21 @@
 package mail
 
-import "strings"
+import (
+	"strings"
 
-// Unrecognised is what Device says of a User-Agent it does not know.
-const Unrecognised = "An unrecognised browser"
+	"github.com/keystep/keystep/login/i18n"
+)
 
-// Device sums up a User-Agent header in plain words ("Firefox on
-// Windows"), from a fixed list of browser and system names only: a
+// Unrecognised is what Device says of a User-Agent it does not know (a
+// message key, translated by Device).
+var Unrecognised = i18n.N("An unrecognised browser")
+
+// Device sums up a User-Agent header in plain words in p's language
+// ("Firefox on Windows"), from a fixed list of browser and system names only: a
 // User-Agent it does not know becomes Unrecognised, never its own text,
 // since whoever signs in chooses it and it lands in Keystep's own mail
 // (a line like "re-verify at https://evil.example").
-func Device(ua string) string {
+func Device(p *i18n.Printer, ua string) string {
 	browser := ""
 	for _, b := range []struct{ token, name string }{
 		{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"FxiOS/", "Firefox"},
@@ -33,14 +38,14 @@ func Device(ua string) string {
 	}
 	switch {
 	case browser != "" && os != "":
-		return browser + " on " + os
+		return p.T("%s on %s", browser, os)
 	case browser != "":
 		return browser
 	case os != "":
-		return "A browser on " + os
+		return p.T("A browser on %s", os)
 	}
 	if ua == "" {
 		return ""
 	}
-	return Unrecognised
+	return p.T(Unrecognised)
 }

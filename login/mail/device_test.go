@@ -13,7 +13,7 @@ func TestDevice(t *testing.T) {
 		"SECURITY TEAM: re-verify at https://evil.example/k": Unrecognised,
 		"": "",
 	} {
-		if got := Device(ua); got != want {
+		if got := Device(english(t), ua); got != want {
 			t.Errorf("Device(%q) = %q, want %q", ua, got, want)
 		}
 	}

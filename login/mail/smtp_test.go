@@ -146,7 +146,7 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 
 func testMessage(t *testing.T) Message {
 	t.Helper()
-	m, err := Compose(FactorAdded, "ada@example.com", Data{
+	m, err := Compose(english(t), FactorAdded, "ada@example.com", Data{
 		Product: "Acme ID", Username: "ada", When: t0, IP: "203.0.113.7", Device: "Firefox on Linux",
 		Factor: "authenticator app", Link: "https://id.example.com/account/activity",
 	})
@@ -214,7 +214,7 @@ func checkMessage(t *testing.T, data []byte, from string) {
 	if id := h.Get("Message-ID"); !strings.HasPrefix(id, "<") || !strings.HasSuffix(id, "@example.com>") {
 		t.Errorf("Message-ID = %q", id)
 	}
-	for _, want := range []string{"authenticator app", "Monday 7 December 2026, 14:07 UTC", "203.0.113.7", "Firefox on Linux",
+	for _, want := range []string{"authenticator app", "7 Dec 2026 14:07 UTC", "203.0.113.7", "Firefox on Linux",
 		"https://id.example.com/account/activity"} {
 		if !strings.Contains(text, want) || !strings.Contains(html, want) {
 			t.Errorf("text or HTML part lacks %q\ntext:\n%s\nhtml:\n%s", want, text, html)
@@ -395,7 +395,7 @@ func TestComposeEveryKind(t *testing.T) {
 	d := Data{Username: "ada", When: t0, IP: "203.0.113.7", Device: "Safari on iPhone", Factor: "passkey",
 		Address: "new@example.com", Link: "https://id.example.com/x?a=1&b=<2>", Expires: 30 * time.Minute}
 	for _, k := range Kinds() {
-		m, err := Compose(k, "ada@example.com", d)
+		m, err := Compose(english(t), k, "ada@example.com", d)
 		if err != nil {
 			t.Fatalf("%s: %v", k, err)
 		}
@@ -406,7 +406,7 @@ func TestComposeEveryKind(t *testing.T) {
 			t.Errorf("%s: the link is missing or not escaped for HTML:\n%s", k, m.HTML)
 		}
 	}
-	if _, err := Compose(NewSignIn, "not an address", d); err == nil {
+	if _, err := Compose(english(t), NewSignIn, "not an address", d); err == nil {
 		t.Error("Compose to a bad address succeeded")
 	}
 }
