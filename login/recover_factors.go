@@ -368,4 +368,3 @@ func (h *Handler) recoveryRequests(ctx context.Context) ([]storage.RecoveryReque
 	}
 	return pending, nil
 }
-
