@@ -39,7 +39,13 @@ type tab struct {
 
 func newTab(t *testing.T) *tab {
 	t.Helper()
-	c := &tab{Browser: chrome.New(t), t: t, holds: map[string][]string{}, accept: true}
+	return newTabIn(t, "")
+}
+
+// newTabIn is a tab of a browser set to the languages accept ("de-DE,de").
+func newTabIn(t *testing.T, accept string) *tab {
+	t.Helper()
+	c := &tab{Browser: chrome.NewIn(t, accept), t: t, holds: map[string][]string{}, accept: true}
 	if err := chromedp.Listen(c.Context(), c.event); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keystep/keystep/conformance/chrome"
 	"github.com/keystep/keystep/idp"
@@ -20,7 +21,7 @@ func pseudoLocales(c *idp.Config) { c.PseudoLocales = true }
 // mirrored. Each page is looked at (screenshots light and dark, 390 and
 // 1280 px, axe-core) under a name that says its language.
 func TestBrowserLanguages(t *testing.T) {
-	c := newTab(t)
+	c := newTabIn(t, "de-DE,de,en")
 	e := newEnv(t, pseudoLocales, adminAt(acrMFA))
 	secret := e.enrollTOTP("u-alice")
 	u, err := e.store.UserByUsername(context.Background(), alice)
@@ -40,7 +41,7 @@ func TestBrowserLanguages(t *testing.T) {
 
 	// lang checks the page's language and that it shows want, a text of
 	// the catalog in that language.
-	lang := func(code string, want ...string) {
+	lang := func(c *tab, code string, want ...string) {
 		t.Helper()
 		if got := chrome.Eval[string](c.Browser, "document.documentElement.lang"); got != code {
 			t.Fatalf("page language %q, want %q at %s:\n%s", got, code, c.Location(), c.BodyText())
@@ -51,10 +52,9 @@ func TestBrowserLanguages(t *testing.T) {
 	}
 
 	// German, from the browser's Accept-Language.
-	c.SetLanguage("de-DE,de;q=0.9,en;q=0.5")
 	a := r.authURL(nil)
 	c.Open(a.url)
-	lang("de", de.T("Username"), de.T("Password"))
+	lang(c, "de", de.T("Username"), de.T("Password"))
 	c.Look("de-signin")
 	c.TypeIn("#username", alice)
 	c.TypeIn("#password", alicePass)
@@ -64,7 +64,7 @@ func TestBrowserLanguages(t *testing.T) {
 	// Step-up to mfa: the code page.
 	a = r.authURL(url.Values{"acr_values": {acrMFA}})
 	c.Open(a.url)
-	lang("de", de.T("Use another account"))
+	lang(c, "de", de.T("Use another account"))
 	c.Look("de-code")
 	c.TypeIn("#code", e.totp(secret))
 	c.Follow("form[action='/login/otp'] button[type=submit]")
@@ -74,31 +74,40 @@ func TestBrowserLanguages(t *testing.T) {
 
 	// The portal and the console.
 	c.Open(e.issuer + "/account")
-	lang("de", de.T("Overview"), de.T("Sign out"))
+	lang(c, "de", de.T("Overview"), de.T("Sign out"))
 	c.Look("de-account")
 	c.Open(e.issuer + "/admin/clients")
-	lang("de")
+	lang(c, "de")
 	if text := c.BodyText(); !strings.Contains(text, "rp") {
 		t.Fatalf("the console's clients page:\n%s", text)
 	}
 	c.lookAdmin("de-admin-clients")
 
 	// ui_locales=fr wins over the browser's German.
+	e.clock.Advance(time.Minute)
 	a = r.authURL(url.Values{"ui_locales": {"fr"}, "prompt": {"login"}})
 	c.Open(a.url)
-	lang("fr", fr.T("Password"))
+	lang(c, "fr", fr.T("Password"))
 	c.Look("fr-password")
 
-	// Spanish from the browser.
-	c.SetLanguage("es-ES,es;q=0.9")
-	c.Open(e.issuer + "/account")
-	lang("es", es.T("Overview"))
-	c.Look("es-account")
+	// Spanish, from another browser's Accept-Language.
+	sp := newTabIn(t, "es-ES,es")
+	a = r.authURL(nil)
+	sp.Open(a.url)
+	lang(sp, "es", es.T("Username"), es.T("Forgot your password?"))
+	sp.Look("es-signin")
+	sp.TypeIn("#username", alice)
+	sp.TypeIn("#password", alicePass)
+	sp.Follow(chrome.SignInButton)
+	r.mustExchange(sp.rpCode(r, a), a)
+	sp.Open(e.issuer + "/account")
+	lang(sp, "es", es.T("Overview"))
+	sp.Look("es-account")
 
 	// Right to left: the pseudo-locale ar-XB mirrors the layout.
 	a = r.authURL(url.Values{"ui_locales": {"ar-XB"}, "prompt": {"login"}})
 	c.Open(a.url)
-	lang("ar-XB")
+	lang(c, "ar-XB")
 	if dir := chrome.Eval[string](c.Browser, "getComputedStyle(document.querySelector('main')).direction"); dir != "rtl" {
 		t.Fatalf("ar-XB: the page is laid out %q", dir)
 	}

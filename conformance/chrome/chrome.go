@@ -69,6 +69,14 @@ func chromiumPath() string {
 // $KEYSTEP_SCREENSHOTS, or to a directory of t's that is removed after it.
 func New(t *testing.T) *Browser {
 	t.Helper()
+	return NewIn(t, "")
+}
+
+// NewIn is New for a browser set to the languages accept, most wanted
+// first ("de-DE,de"; "" for Chromium's default): its Accept-Language
+// header (Chromium adds the q-values) and navigator.languages.
+func NewIn(t *testing.T, accept string) *Browser {
+	t.Helper()
 	path := chromiumPath()
 	if path == "" {
 		if os.Getenv("CI") == "true" {
@@ -84,8 +92,11 @@ func New(t *testing.T) *Browser {
 	}
 	profile := t.TempDir()
 	base, cancelBase := context.WithTimeout(context.Background(), 3*time.Minute)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(base,
-		chromedp.ExecPath(path),
+	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(path)}
+	if accept != "" {
+		opts = append(opts, chromedp.Flag("accept-lang", accept), chromedp.Flag("lang", strings.SplitN(accept, ",", 2)[0]))
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(base, append(opts,
 		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
@@ -100,7 +111,7 @@ func New(t *testing.T) *Browser {
 		chromedp.Flag("force-color-profile", "srgb"),
 		chromedp.Flag("password-store", "basic"),
 		chromedp.UserDataDir(profile),
-	)
+	)...)
 	ctx, cancelCtx := chromedp.NewContext(alloc)
 	// Cleanups run last-in first-out: the browser stops before its profile
 	// directory is removed.
@@ -343,15 +354,4 @@ func (b *Browser) screenshot(file string) {
 	if err := os.WriteFile(filepath.Join(b.dir, file), png, 0o644); err != nil {
 		b.t.Fatal(err)
 	}
-}
-
-// SetLanguage makes the tab ask for accept in its Accept-Language header
-// ("de-DE,de;q=0.9"), as a browser set to that language does.
-func (b *Browser) SetLanguage(accept string) {
-	b.t.Helper()
-	ua := Eval[string](b, "navigator.userAgent")
-	b.Must(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		_, err := chromedp.Call(ctx, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: ua, AcceptLanguage: accept})
-		return err
-	}))
 }
