@@ -402,9 +402,11 @@ func (h *Handler) postAccountLanguage(w http.ResponseWriter, r *http.Request) er
 			Outcome: "success", Details: map[string]string{"locale": locale, "previous": a.user.Locale}}); err != nil {
 			return err
 		}
-		// UpdatedAt stays: the overview shows it as the password's date.
-		a.user.Locale = locale
-		if err := h.cfg.Store.UpdateUser(ctx, a.user); err != nil {
+		// Only the locale: a whole-user update here could undo an
+		// administrator's change made since this request loaded the user
+		// (disabling the account, say). UpdatedAt stays: the overview
+		// shows it as the password's date.
+		if err := h.cfg.Store.SetUserLocale(ctx, a.user.ID, locale); err != nil {
 			return err
 		}
 	}

@@ -53,11 +53,6 @@ func (h *Handler) tr(r *http.Request) *i18n.Printer {
 	return h.cfg.Catalogs.Printer(h.cfg.Catalogs.Choose(ch))
 }
 
-// trFor returns the printer for a message to u that no request of theirs
-// asks for (an email): their saved language, else English.
-func (h *Handler) trFor(saved string) *i18n.Printer {
-	return h.cfg.Catalogs.Printer(h.cfg.Catalogs.Choose(i18n.Choice{Saved: saved}))
-}
 
 // mailTr returns the printer of an email to u caused by the request in
 // ctx: u's saved language; if none, the language of that request

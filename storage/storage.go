@@ -101,6 +101,10 @@ type Users interface {
 	// hash, admin, disabled, the received signal's marks, the saved
 	// language, updated at).
 	UpdateUser(ctx context.Context, u User) error
+	// SetUserLocale sets only the saved language of user id (a person's
+	// own choice, which must not race an administrator's change of any
+	// other field); ErrNotFound for no such user.
+	SetUserLocale(ctx context.Context, id, locale string) error
 }
 
 // Client is a registered relying party.

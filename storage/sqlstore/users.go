@@ -75,6 +75,13 @@ func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
 	return nil
 }
 
+func (s *Store) SetUserLocale(ctx context.Context, id, locale string) error {
+	if err := s.execOne(ctx, `UPDATE users SET locale = ? WHERE id = ?`, locale, id); err != nil {
+		return s.fail("set user locale", err)
+	}
+	return nil
+}
+
 const clientCols = `id, name, secret_hash, redirect_uris, post_logout_redirect_uris, public, native, auth_method,
 	grant_types, id_token_alg, access_token_format, jwks, min_acr, strict, first_party, require_pkce,
 	allow_enroll_during_step_up, refresh_reuse_interval, rate_limit, require_pushed_authorization_requests,

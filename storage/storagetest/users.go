@@ -130,6 +130,17 @@ var userTests = []test{
 		_, err = s.UserByUsername(ctx, "alice")
 		wantErr(t, err, storage.ErrNotFound)
 	}},
+	{"setting the saved language changes only it", func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		u := newUser("u1", "alice")
+		must(t, s.CreateUser(ctx, u))
+		must(t, s.SetUserLocale(ctx, "u1", "es"))
+		got, err := s.UserByID(ctx, "u1")
+		must(t, err)
+		u.Locale = "es"
+		check(t, u, got)
+		wantErr(t, s.SetUserLocale(ctx, "nobody", "de"), storage.ErrNotFound)
+	}},
 	{"an email is stored verified, and the time it was, until an update clears it", func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		u := newUser("u1", "alice")
