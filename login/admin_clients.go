@@ -3,7 +3,6 @@ package login
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/storage"
 )
@@ -164,30 +164,34 @@ func readClientForm(r *http.Request) clientForm {
 	f.Redirects, f.PostLogout, f.JWKSText, f.RateLimitText = v.Get("redirect_uris"), v.Get("post_logout_redirect_uris"), jwks, rate
 	f.DetailsTypesText = v.Get("authorization_details_types")
 	if rateErr {
-		f.extra = append(f.extra, admin.Problem{Field: "rate_limit", Message: "Rate limit: enter a whole number of requests a second, or leave it empty for the server's default."})
+		f.extra = append(f.extra, admin.Problem{Field: "rate_limit", Message: i18n.N("Rate limit: enter a whole number of requests a second, or leave it empty for the server's default.")})
 	}
 	if len(s.GrantTypes) == 0 {
 		// Nothing ticked is a mistake, not "the defaults".
 		f.GrantTypes = nil
-		f.extra = append(f.extra, admin.Problem{Field: "grant_types", Message: "Choose at least one grant type."})
+		f.extra = append(f.extra, admin.Problem{Field: "grant_types", Message: i18n.N("Choose at least one grant type.")})
 	}
 	return f
 }
 
 // check reports the form's own problems together with the spec's, or nil.
-func (f *clientForm) check(h *Handler) bool {
+func (f *clientForm) check(h *Handler, tr *i18n.Printer) bool {
 	if len(f.extra) == 0 {
 		return true
 	}
-	f.fail(append(f.extra, h.admin.ValidateClient(f.ClientSpec)...))
+	f.fail(tr, append(f.extra, h.admin.ValidateClient(f.ClientSpec)...))
 	return false
 }
 
-func (f *clientForm) fail(ps []admin.Problem) {
+// fail shows ps on the form: a message of the console's own is a key,
+// translated here; the admin service's diagnostics (with field names and
+// values) are shown as they are.
+func (f *clientForm) fail(tr *i18n.Printer, ps []admin.Problem) {
 	f.Errors = map[string][]string{}
 	for _, p := range ps {
-		f.Errors[p.Field] = append(f.Errors[p.Field], p.Message)
-		f.Problems = append(f.Problems, p.Message)
+		msg := tr.T(p.Message)
+		f.Errors[p.Field] = append(f.Errors[p.Field], msg)
+		f.Problems = append(f.Problems, msg)
 	}
 }
 
@@ -196,17 +200,18 @@ func (h *Handler) adminCreateClient(w http.ResponseWriter, r *http.Request, a *a
 		return err
 	}
 	f := readClientForm(r)
+	tr := h.tr(r)
 	var secret string
 	var err error
-	if f.check(h) {
+	if f.check(h, tr) {
 		secret, err = h.admin.CreateClient(r.Context(), a.actor, f.ClientSpec, h.cfg.Now())
 	}
 	var inv *admin.InvalidError
 	switch {
 	case errors.As(err, &inv):
-		f.fail(inv.Problems)
+		f.fail(tr, inv.Problems)
 	case errors.Is(err, storage.ErrAlreadyExists):
-		f.fail([]admin.Problem{{Field: "id", Message: "A client with the ID " + f.ID + " already exists. Choose another ID."}})
+		f.fail(tr, []admin.Problem{{Field: "id", Message: tr.T("A client with the ID %s already exists. Choose another ID.", f.ID)}})
 	case err != nil:
 		return err
 	}
@@ -273,14 +278,15 @@ func (h *Handler) adminUpdateClient(w http.ResponseWriter, r *http.Request, a *a
 	}
 	f := readClientForm(r)
 	f.ID = c.ID // the ID is the client's name in tokens; it never changes
-	if !f.check(h) {
+	tr := h.tr(r)
+	if !f.check(h, tr) {
 		return h.renderClient(w, r, a, c, f, http.StatusBadRequest)
 	}
 	changes, secret, err := h.admin.UpdateClient(r.Context(), a.actor, f.ClientSpec, h.cfg.Now())
 	var inv *admin.InvalidError
 	switch {
 	case errors.As(err, &inv):
-		f.fail(inv.Problems)
+		f.fail(tr, inv.Problems)
 		return h.renderClient(w, r, a, c, f, http.StatusBadRequest)
 	case err != nil:
 		return notFound(err, errNoSuchClient)
@@ -345,7 +351,7 @@ type clientPolicyForm struct {
 // clientPolicyFactors are the factors a client's policy can allow, in
 // the form's order, with their console names.
 var clientPolicyFactors = [][2]string{
-	{string(stepup.TOTP), "Authenticator app"}, {string(stepup.WebAuthn), "Passkey or security key"}, {string(stepup.Recovery), "Recovery code"},
+	{string(stepup.TOTP), i18n.N("Authenticator app")}, {string(stepup.WebAuthn), i18n.N("Passkey or security key")}, {string(stepup.Recovery), i18n.N("Recovery code")},
 }
 
 func (h *Handler) clientPolicyFormOf(ctx context.Context, id string) (clientPolicyForm, error) {
@@ -366,7 +372,7 @@ func (h *Handler) clientPolicyFormOf(ctx context.Context, id string) (clientPoli
 
 // readClientPolicy reads the posted section; problems are the form's own
 // (a scope line that is not "scope acr").
-func readClientPolicy(r *http.Request) (clientPolicyForm, policy.ClientPolicy, []string) {
+func readClientPolicy(r *http.Request, tr *i18n.Printer) (clientPolicyForm, policy.ClientPolicy, []string) {
 	v := r.PostForm
 	f := clientPolicyForm{ScopeMins: v.Get("scope_min_acr"), AccessTTL: strings.TrimSpace(v.Get("access_token_lifetime")),
 		RefreshTTL: strings.TrimSpace(v.Get("refresh_token_lifetime")), Factors: v["factors"], Preferred: v.Get("preferred_factor"),
@@ -384,11 +390,11 @@ func readClientPolicy(r *http.Request) (clientPolicyForm, policy.ClientPolicy, [
 				cp.ScopeMinACR = map[string]string{}
 			}
 			if _, dup := cp.ScopeMinACR[fields[0]]; dup {
-				probs = append(probs, fmt.Sprintf("Scope minimums, line %d: %s is listed twice.", i+1, fields[0]))
+				probs = append(probs, tr.T("Scope minimums, line %d: %s is listed twice.", i+1, fields[0]))
 			}
 			cp.ScopeMinACR[fields[0]] = fields[1]
 		default:
-			probs = append(probs, fmt.Sprintf("Scope minimums, line %d: write a scope and a level, such as \"payroll:write phr\".", i+1))
+			probs = append(probs, tr.T("Scope minimums, line %d: write a scope and a level, such as \"payroll:write phr\".", i+1))
 		}
 	}
 	return f, cp, probs
@@ -405,7 +411,8 @@ func (h *Handler) adminClientPolicy(w http.ResponseWriter, r *http.Request, a *a
 		return err
 	}
 	ctx := r.Context()
-	f, cp, probs := readClientPolicy(r)
+	tr := h.tr(r)
+	f, cp, probs := readClientPolicy(r, tr)
 	parent, perr := strconv.ParseInt(r.PostForm.Get("parent"), 10, 64)
 	if perr != nil || parent < 0 {
 		return userError(http.StatusBadRequest, "That form couldn't be read", "Reload the client's page and try again.")
@@ -448,16 +455,16 @@ func (h *Handler) adminClientPolicy(w http.ResponseWriter, r *http.Request, a *a
 		}
 		return render(http.StatusBadRequest)
 	case errors.Is(err, admin.ErrNeedsReason):
-		f.Problems = []string{"Say why you are changing this app's policy, for example the ticket number. It is kept with the version and in the audit log."}
+		f.Problems = []string{tr.T("Say why you are changing this app's policy, for example the ticket number. It is kept with the version and in the audit log.")}
 		return render(http.StatusBadRequest)
 	case errors.Is(err, admin.ErrBadReason):
-		f.Problems = []string{"Nothing was saved: " + err.Error() + "."}
+		f.Problems = []string{tr.T("Nothing was saved: %s.", err.Error())}
 		return render(http.StatusBadRequest)
 	case errors.Is(err, admin.ErrPolicyMoved):
-		f.Moved = fmt.Sprintf("Nothing was saved: someone saved policy version %d since you opened this page. Reload the page, then apply your change again.", h.pol().Version)
+		f.Moved = tr.T("Nothing was saved: someone saved policy version %d since you opened this page. Reload the page, then apply your change again.", h.pol().Version)
 		return render(http.StatusConflict)
 	case errors.Is(err, admin.ErrPolicyReadOnly):
-		f.Problems = []string{"Nothing was saved: " + admin.ErrPolicyReadOnly.Error() + "."}
+		f.Problems = []string{tr.T("Nothing was saved: %s.", admin.ErrPolicyReadOnly.Error())}
 		return render(http.StatusForbidden)
 	case err != nil:
 		return err
