@@ -311,8 +311,17 @@ type adminPage struct {
 	Problem    string
 }
 
+// adminPage is a console page titled title, a message key.
 func (h *Handler) adminPage(r *http.Request, a *adminState, nav, title string) adminPage {
 	return adminPage{Page: h.page(r, title), Nav: nav, Me: a.user, FreshUntil: a.freshUntil, Notice: h.tr(r).T(adminNotices[r.URL.Query().Get("notice")])}
+}
+
+// adminNamedPage is a console page titled with a name from the data (a
+// client's, a user's), never translated even where it reads like a message.
+func (h *Handler) adminNamedPage(r *http.Request, a *adminState, nav, name string) adminPage {
+	p := h.adminPage(r, a, nav, "")
+	p.Title = name
+	return p
 }
 
 // adminNotices are the flash messages after a change, by the notice

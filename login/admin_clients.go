@@ -89,7 +89,9 @@ type clientOptions struct {
 	AuthMethods, IDTokenAlgs, AccessTokenFormats, GrantTypes []string
 }
 
-func (h *Handler) clientPage(r *http.Request, a *adminState, title string, f clientForm) adminClientPage {
+// clientPage is the client form under page p (the new-client page's, or
+// one client's).
+func (h *Handler) clientPage(p adminPage, f clientForm) adminClientPage {
 	var levels []string
 	for _, l := range h.pol().Levels.Levels() {
 		levels = append(levels, l.ACR)
@@ -97,7 +99,7 @@ func (h *Handler) clientPage(r *http.Request, a *adminState, title string, f cli
 	if f.MinACR != "" && !slices.Contains(levels, f.MinACR) {
 		levels = append(levels, f.MinACR) // an alias, or a level since removed: kept as it is
 	}
-	return adminClientPage{adminPage: h.adminPage(r, a, "clients", title), Form: f, Levels: levels, DetailsTypes: h.pol().Details.Types(),
+	return adminClientPage{adminPage: p, Form: f, Levels: levels, DetailsTypes: h.pol().Details.Types(),
 		Options: clientOptions{AuthMethods: admin.AuthMethods[:3], IDTokenAlgs: admin.IDTokenAlgs, AccessTokenFormats: admin.AccessTokenFormats, GrantTypes: admin.GrantTypes}}
 }
 
@@ -114,7 +116,7 @@ func formOf(s admin.ClientSpec) clientForm {
 }
 
 func (h *Handler) adminNewClient(w http.ResponseWriter, r *http.Request, a *adminState) error {
-	p := h.clientPage(r, a, "New client", formOf(admin.ClientSpec{GrantTypes: []string{"authorization_code", "refresh_token"}, IDTokenAlg: "ES256"}.Normalize()))
+	p := h.clientPage(h.adminPage(r, a, "clients", "New client"), formOf(admin.ClientSpec{GrantTypes: []string{"authorization_code", "refresh_token"}, IDTokenAlg: "ES256"}.Normalize()))
 	p.New = true
 	return h.render(w, r, http.StatusOK, "admin_client", p)
 }
@@ -216,7 +218,7 @@ func (h *Handler) adminCreateClient(w http.ResponseWriter, r *http.Request, a *a
 		return err
 	}
 	if f.Problems != nil {
-		p := h.clientPage(r, a, "New client", f)
+		p := h.clientPage(h.adminPage(r, a, "clients", "New client"), f)
 		p.New = true
 		return h.render(w, r, http.StatusBadRequest, "admin_client", p)
 	}
@@ -257,7 +259,7 @@ func (h *Handler) adminEditClient(w http.ResponseWriter, r *http.Request, a *adm
 }
 
 func (h *Handler) renderClient(w http.ResponseWriter, r *http.Request, a *adminState, c storage.Client, f clientForm, status int) error {
-	p := h.clientPage(r, a, clientName(c), f)
+	p := h.clientPage(h.adminNamedPage(r, a, "clients", clientName(c)), f)
 	p.HasSecret, p.UsesSecret = c.SecretHash != "", admin.SpecOf(c).UsesSecret()
 	p.CreatedAt, p.UpdatedAt = c.CreatedAt, c.UpdatedAt
 	pf, err := h.clientPolicyFormOf(r.Context(), c.ID)
@@ -419,7 +421,7 @@ func (h *Handler) adminClientPolicy(w http.ResponseWriter, r *http.Request, a *a
 	}
 	f.Parent, f.ReadOnly = parent, h.cfg.Policies.ReadOnly()
 	render := func(status int) error {
-		p := h.clientPage(r, a, clientName(c), formOf(admin.SpecOf(c)))
+		p := h.clientPage(h.adminNamedPage(r, a, "clients", clientName(c)), formOf(admin.SpecOf(c)))
 		p.HasSecret, p.UsesSecret = c.SecretHash != "", admin.SpecOf(c).UsesSecret()
 		p.CreatedAt, p.UpdatedAt = c.CreatedAt, c.UpdatedAt
 		p.Policy, p.PolicyFactors = &f, clientPolicyFactors

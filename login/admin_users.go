@@ -120,7 +120,7 @@ func (h *Handler) adminUser(w http.ResponseWriter, r *http.Request, a *adminStat
 		return notFound(err, errNoSuchUser)
 	}
 	now := h.cfg.Now()
-	p := adminUserPage{adminPage: h.adminPage(r, a, "users", u.Username), User: u, Self: u.ID == a.user.ID}
+	p := adminUserPage{adminPage: h.adminNamedPage(r, a, "users", u.Username), User: u, Self: u.ID == a.user.ID}
 	if p.Lock, err = h.admin.LockState(ctx, u, now); err != nil {
 		return err
 	}
