@@ -46,6 +46,52 @@ var adminFuncs = template.FuncMap{
 	},
 	"list":  func(v ...string) []string { return v },
 	"clock": func(t time.Time) string { return t.UTC().Format("15:04 UTC") },
+	// For th: markup in a translated sentence.
+	"code": func(s string) template.HTML {
+		return template.HTML("<code>" + template.HTMLEscapeString(s) + "</code>")
+	},
+	"codes": func(list []string) template.HTML {
+		var b strings.Builder
+		for i, s := range list {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("<code>" + template.HTMLEscapeString(s) + "</code>")
+		}
+		return template.HTML(b.String())
+	},
+	"link": func(href, text string) template.HTML {
+		return template.HTML(`<a href="` + template.HTMLEscapeString(href) + `">` + template.HTMLEscapeString(text) + "</a>")
+	},
+	"badge": func(s string) template.HTML {
+		return template.HTML(`<span class="badge warn">` + template.HTMLEscapeString(s) + "</span>")
+	},
+	"join": func(list []string) string { return strings.Join(list, ", ") },
+	// The words for stored values, as message keys (translated with t).
+	"outcome":        func(s string) string { return wordOr(outcomeWords, s) },
+	"recoveryStatus": func(s storage.RecoveryStatus) string { return wordOr(recoveryWords, string(s)) },
+	"streamStatus":   func(s string) string { return wordOr(streamWords, s) },
+	"band":           func(s string) string { return wordOr(bandWords, s) },
+}
+
+// The console's words for values kept in the store: an audit event's
+// outcome, a recovery request's and a stream's status, a risk band.
+var (
+	outcomeWords = map[string]string{"success": i18n.N("success"), "failure": i18n.N("failure"),
+		"denied": i18n.N("denied"), "challenged": i18n.N("challenged")}
+	recoveryWords = map[string]string{string(storage.RecoveryPending): i18n.N("pending"), string(storage.RecoveryCancelled): i18n.N("cancelled"),
+		string(storage.RecoveryApproved): i18n.N("approved"), string(storage.RecoveryDenied): i18n.N("denied"), string(storage.RecoveryUsed): i18n.N("used")}
+	streamWords = map[string]string{storage.StreamEnabled: i18n.N("enabled"), storage.StreamPaused: i18n.N("paused"), storage.StreamDisabled: i18n.N("disabled")}
+	bandWords   = map[string]string{"low": i18n.N("low"), "medium": i18n.N("medium"), "high": i18n.N("high")}
+)
+
+// wordOr is v's word in words, or v itself (a value this console does not
+// know yet is shown as it is stored).
+func wordOr(words map[string]string, v string) string {
+	if w, ok := words[v]; ok {
+		return w
+	}
+	return v
 }
 
 // fmtDuration says d in p's language in its largest whole unit ("3 days").
@@ -132,8 +178,8 @@ func (h *Handler) adminGate(w http.ResponseWriter, r *http.Request) (*adminState
 		if err := h.cfg.Audit.Record(ctx, storage.AuditEvent{Type: storage.EventAdminDenied, UserID: u.ID, ActorID: u.ID, Outcome: "denied", Reason: "not an administrator", Details: map[string]string{"path": r.URL.Path}}); err != nil {
 			return nil, err
 		}
-		return nil, h.adminDenied(w, r, http.StatusForbidden, "You don't have access to the admin console",
-			"The admin console is only for administrators. If you need access, ask one of them.", "", "")
+		return nil, h.adminDenied(w, r, http.StatusForbidden, deniedText{title: i18n.N("You don't have access to the admin console"),
+			msg: i18n.N("The admin console is only for administrators. If you need access, ask one of them.")})
 	}
 	if a.factors, err = h.cfg.Store.ListFactors(ctx, u.ID); err != nil {
 		return nil, err
@@ -155,11 +201,11 @@ func (h *Handler) adminGate(w http.ResponseWriter, r *http.Request) (*adminState
 	// Can this admin reach the level at all? Then say which factor to add,
 	// rather than send them through a step-up that can only fail.
 	if !p.Levels.Reachable(h.session(a), p.AdminACR, 0) {
-		title, msg, href, label := h.adminNeeds()
-		if t, m, ok := h.adminPending(a); ok {
-			title, msg, href, label = t, m, "", "" // the page links to the account already
+		d := h.adminNeeds()
+		if pd, ok := h.adminPending(h.tr(r), a); ok {
+			d = pd // the page links to the account already
 		}
-		return nil, h.adminDenied(w, r, http.StatusForbidden, title, msg, href, label)
+		return nil, h.adminDenied(w, r, http.StatusForbidden, d)
 	}
 	at, ok, err := h.requireLevel(w, r, a, p.AdminACR, p.AdminMaxAge, returnTo)
 	if !ok {
@@ -168,28 +214,36 @@ func (h *Handler) adminGate(w http.ResponseWriter, r *http.Request) (*adminState
 	return &adminState{accountState: a, actor: admin.Actor{ID: u.ID}, freshUntil: at.Add(p.AdminMaxAge)}, nil
 }
 
+// deniedText is why the console is out of reach, as message keys (msg's
+// fmt verbs filled from args), and where to go about it (href, label).
+type deniedText struct {
+	title, msg  string
+	args        []any
+	href, label string
+}
+
 // adminNeeds says which factor an admin must add to reach the console's level.
-func (h *Handler) adminNeeds() (title, msg, href, label string) {
+func (h *Handler) adminNeeds() deniedText {
 	p := h.pol()
 	_, lvl, _ := p.Levels.Lookup(p.AdminACR)
 	phishingResistant := lvl.Requires == stepup.PhishingResistant || lvl.Requires == stepup.PhishingResistantHardware
 	if phishingResistant && h.cfg.WebAuthn == nil {
-		return "The admin console needs a passkey, and passkeys are off",
-			"This server's address is an IP address, where passkeys can't work. Serve it under a host name, or lower the console's level (admin.acr) on the server: `keystep policy rollback N` to an earlier version, or `keystep apply -f` a file that sets it (with --policy-read-only, the configuration file and a restart).", "", ""
+		return deniedText{title: i18n.N("The admin console needs a passkey, and passkeys are off"),
+			msg: i18n.N("This server's address is an IP address, where passkeys can't work. Serve it under a host name, or lower the console's level (admin.acr) on the server: `keystep policy rollback N` to an earlier version, or `keystep apply -f` a file that sets it (with --policy-read-only, the configuration file and a restart).")}
 	}
 	switch lvl.Requires {
 	case stepup.PhishingResistant:
-		return "Add a passkey to use the admin console",
-			"The admin console needs a passkey or security key, so that a stolen password or code is not enough to change how everyone signs in. Add one to your account, then come back.",
-			"/account/passkey", "Add a passkey"
+		return deniedText{title: i18n.N("Add a passkey to use the admin console"),
+			msg:  i18n.N("The admin console needs a passkey or security key, so that a stolen password or code is not enough to change how everyone signs in. Add one to your account, then come back."),
+			href: "/account/passkey", label: i18n.N("Add a passkey")}
 	case stepup.PhishingResistantHardware:
-		return "Add a security key to use the admin console",
-			"The admin console needs a passkey kept on one device, such as a security key. Add one to your account, then come back.",
-			"/account/passkey", "Add a security key"
+		return deniedText{title: i18n.N("Add a security key to use the admin console"),
+			msg:  i18n.N("The admin console needs a passkey kept on one device, such as a security key. Add one to your account, then come back."),
+			href: "/account/passkey", label: i18n.N("Add a security key")}
 	}
-	return "Add a second way to sign in",
-		"The admin console needs more than a password. Add an authenticator app or a passkey to your account, then come back.",
-		"/account/totp", "Set up an authenticator app"
+	return deniedText{title: i18n.N("Add a second way to sign in"),
+		msg:  i18n.N("The admin console needs more than a password. Add an authenticator app or a passkey to your account, then come back."),
+		href: "/account/totp", label: i18n.N("Set up an authenticator app")}
 }
 
 // adminPending explains a console out of reach only because the admin's
@@ -197,11 +251,11 @@ func (h *Handler) adminNeeds() (title, msg, href, label string) {
 // one can be, and that another administrator can confirm it now. This is
 // how the first administrator, whose first passkey is always added from a
 // password-only session, gets in.
-func (h *Handler) adminPending(a *accountState) (title, msg string, ok bool) {
+func (h *Handler) adminPending(tr *i18n.Printer, a *accountState) (deniedText, bool) {
 	p := h.pol()
 	_, lvl, _ := p.Levels.Lookup(p.AdminACR)
 	if lvl.Requires != stepup.PhishingResistant && lvl.Requires != stepup.PhishingResistantHardware || h.cfg.WebAuthn == nil {
-		return "", "", false
+		return deniedText{}, false
 	}
 	var first *storage.Factor
 	for i, f := range a.factors {
@@ -210,24 +264,24 @@ func (h *Handler) adminPending(a *accountState) (title, msg string, ok bool) {
 		}
 	}
 	if first == nil {
-		return "", "", false
+		return deniedText{}, false
 	}
-	when := "now"
+	d := deniedText{title: i18n.N("Your passkey isn't trusted for the admin console yet"),
+		msg:  i18n.N("A passkey added after signing in with a password or a code could belong to someone who tricked you into sharing them, so the admin console accepts it only once it has proved itself. Sign in with \"%s\" now on a device and network you've signed in from before, and it will count. Or ask another administrator to confirm it: keystep users confirm-passkey %s --credential %s."),
+		args: []any{first.Name, a.user.Username, first.ID}}
 	if from := h.trustFrom(*first); h.cfg.Now().Before(from) {
-		when = "from " + from.UTC().Format("2 Jan 2006 15:04 UTC")
+		d.msg = i18n.N("A passkey added after signing in with a password or a code could belong to someone who tricked you into sharing them, so the admin console accepts it only once it has proved itself. Sign in with \"%s\" from %s on a device and network you've signed in from before, and it will count. Or ask another administrator to confirm it: keystep users confirm-passkey %s --credential %s.")
+		d.args = []any{first.Name, tr.Time(from), a.user.Username, first.ID}
 	}
-	return "Your passkey isn't trusted for the admin console yet",
-		"A passkey added after signing in with a password or a code could belong to someone who tricked you into sharing them, so the admin console accepts it only once it has proved itself. " +
-			"Sign in with \"" + first.Name + "\" " + when + " on a device and network you've signed in from before, and it will count. " +
-			"Or ask another administrator to confirm it: keystep users confirm-passkey " + a.user.Username + " --credential " + first.ID + ".", true
+	return d, true
 }
 
 // adminCallbackError explains a step-up for the console that came back
 // with an error.
 func (h *Handler) adminCallbackError(code string) error {
 	if code == "unmet_authentication_requirements" {
-		title, msg, _, _ := h.adminNeeds()
-		return userError(http.StatusForbidden, title, msg)
+		d := h.adminNeeds()
+		return userError(http.StatusForbidden, d.title, d.msg, d.args...)
 	}
 	return userError(http.StatusForbidden, "The admin console didn't open", "Signing in for the admin console was stopped. Open the console again to retry.")
 }
@@ -238,8 +292,10 @@ type adminDeniedPage struct {
 	Href, Label      string
 }
 
-func (h *Handler) adminDenied(w http.ResponseWriter, r *http.Request, status int, title, msg, href, label string) error {
-	if err := h.render(w, r, status, "admin_denied", adminDeniedPage{Page: h.page(r, title), Heading: title, Message: msg, Href: href, Label: label}); err != nil {
+func (h *Handler) adminDenied(w http.ResponseWriter, r *http.Request, status int, d deniedText) error {
+	tr := h.tr(r)
+	p := adminDeniedPage{Page: h.page(r, d.title), Heading: tr.T(d.title), Message: tr.T(d.msg, d.args...), Href: d.href, Label: tr.T(d.label)}
+	if err := h.render(w, r, status, "admin_denied", p); err != nil {
 		return err
 	}
 	return errRedirected // the response is written
@@ -255,32 +311,43 @@ type adminPage struct {
 	Problem    string
 }
 
+// adminPage is a console page titled title, a message key.
 func (h *Handler) adminPage(r *http.Request, a *adminState, nav, title string) adminPage {
-	return adminPage{Page: h.page(r, title), Nav: nav, Me: a.user, FreshUntil: a.freshUntil, Notice: adminNotices[r.URL.Query().Get("notice")]}
+	return adminPage{Page: h.page(r, title), Nav: nav, Me: a.user, FreshUntil: a.freshUntil, Notice: h.tr(r).T(adminNotices[r.URL.Query().Get("notice")])}
 }
 
+// adminNamedPage is a console page titled with a name from the data (a
+// client's, a user's), never translated even where it reads like a message.
+func (h *Handler) adminNamedPage(r *http.Request, a *adminState, nav, name string) adminPage {
+	p := h.adminPage(r, a, nav, "")
+	p.Title = name
+	return p
+}
+
+// adminNotices are the flash messages after a change, by the notice
+// parameter of the page the change redirects to (message keys).
 var adminNotices = map[string]string{
-	"recovery-approved":   "The request was approved: the person can replace their sign-in methods after their password.",
-	"recovery-denied":     "The request was denied. Nothing changed on the account.",
-	"client-created":      "The client was created.",
-	"client-saved":        "Your changes were saved.",
-	"client-same":         "Nothing changed.",
-	"client-deleted":      "The client was deleted. Its tokens were revoked.",
-	"client-policy-saved": "This app's policy was saved as a new policy version and is active on every instance within seconds.",
-	"user-created":        "The user was created.",
-	"user-disable":        "The user was disabled and signed out everywhere.",
-	"user-enable":         "The user can sign in again.",
-	"user-unlock":         "The account was unlocked.",
-	"user-reset":          "The user's second factors and recovery codes were removed, and they were signed out.",
-	"user-signout":        "The user was signed out everywhere.",
-	"keys-rotated":        "New signing keys were made.",
-	"outbox-retried":      "The delivery was queued again.",
-	"receiver-added":      "The transmitter was registered: its signals are accepted at /ssf/receive.",
-	"receiver-deleted":    "The transmitter was removed: its signals are refused from now on.",
+	"recovery-approved":   i18n.N("The request was approved: the person can replace their sign-in methods after their password."),
+	"recovery-denied":     i18n.N("The request was denied. Nothing changed on the account."),
+	"client-created":      i18n.N("The client was created."),
+	"client-saved":        i18n.N("Your changes were saved."),
+	"client-same":         i18n.N("Nothing changed."),
+	"client-deleted":      i18n.N("The client was deleted. Its tokens were revoked."),
+	"client-policy-saved": i18n.N("This app's policy was saved as a new policy version and is active on every instance within seconds."),
+	"user-created":        i18n.N("The user was created."),
+	"user-disable":        i18n.N("The user was disabled and signed out everywhere."),
+	"user-enable":         i18n.N("The user can sign in again."),
+	"user-unlock":         i18n.N("The account was unlocked."),
+	"user-reset":          i18n.N("The user's second factors and recovery codes were removed, and they were signed out."),
+	"user-signout":        i18n.N("The user was signed out everywhere."),
+	"keys-rotated":        i18n.N("New signing keys were made."),
+	"outbox-retried":      i18n.N("The delivery was queued again."),
+	"receiver-added":      i18n.N("The transmitter was registered: its signals are accepted at /ssf/receive."),
+	"receiver-deleted":    i18n.N("The transmitter was removed: its signals are refused from now on."),
 
 	// DESIGN §3.3: an administrator vouches for a passkey added below phr.
-	"user-confirm-passkey": "The passkey now counts as phishing-resistant.",
-	"user-passkey-trusted": "That passkey already counted as phishing-resistant.",
+	"user-confirm-passkey": i18n.N("The passkey now counts as phishing-resistant."),
+	"user-passkey-trusted": i18n.N("That passkey already counted as phishing-resistant."),
 }
 
 // form reads a posted form, refusing what cannot be read.
@@ -376,17 +443,17 @@ type adminKeysPage struct {
 	CanRotate bool
 }
 
-// keyStatus names where a key is in its life at now.
+// keyStatus names where a key is in its life at now (a message key).
 func keyStatus(k storage.SigningKey, now time.Time) string {
 	switch {
 	case !k.ExpiresAt.IsZero() && !k.ExpiresAt.After(now):
-		return "Expired"
+		return i18n.N("Expired")
 	case !k.RetiredAt.IsZero() && !k.RetiredAt.After(now):
-		return "Retired"
+		return i18n.N("Retired")
 	case k.ActiveAt.After(now):
-		return "Next"
+		return i18n.N("Next")
 	}
-	return "Signing"
+	return i18n.N("Signing")
 }
 
 func (h *Handler) adminKeys(w http.ResponseWriter, r *http.Request, a *adminState) error {
@@ -426,7 +493,7 @@ func (h *Handler) adminRotateKeys(w http.ResponseWriter, r *http.Request, a *adm
 	case "24h":
 		in = 24 * time.Hour
 	default:
-		return h.renderKeys(w, r, a, "Choose when the new keys start signing.", http.StatusBadRequest)
+		return h.renderKeys(w, r, a, h.tr(r).T("Choose when the new keys start signing."), http.StatusBadRequest)
 	}
 	if _, err := h.admin.RotateSigningKeys(r.Context(), a.actor, in, h.cfg.Now()); err != nil {
 		return err

@@ -3,7 +3,6 @@ package login
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -53,22 +53,23 @@ func (h *Handler) filterOf(r *http.Request) (auditQuery, storage.AuditFilter, st
 		}
 	}
 	var problems []string
+	tr := h.tr(r)
 	day := func(s, label string) time.Time {
 		if s == "" {
 			return time.Time{}
 		}
 		t, err := time.Parse("2006-01-02", s)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("%q is not a date (%s).", s, label))
+			problems = append(problems, tr.T("%q is not a date (%s).", s, tr.T(label)))
 		}
 		return t
 	}
-	f.Since = day(q.From, "from")
-	if to := day(q.To, "to"); !to.IsZero() {
+	f.Since = day(q.From, i18n.N("From"))
+	if to := day(q.To, i18n.N("To")); !to.IsZero() {
 		f.Until = to.Add(24 * time.Hour) // exclusive: the whole day counts
 	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && f.Until.Before(f.Since) {
-		problems = append(problems, "The end date is before the start date.")
+		problems = append(problems, tr.T("The end date is before the start date."))
 	}
 	return q, f, strings.Join(problems, " "), nil
 }
@@ -109,9 +110,9 @@ func (h *Handler) adminAudit(w http.ResponseWriter, r *http.Request, a *adminSta
 			return err
 		}
 		if _, verr := storage.VerifyAuditChain(h.cfg.Audit.Key, all); verr != nil {
-			p.Verified, p.VerifyMsg = "broken", verr.Error()+". Export the log and compare it with a backup."
+			p.Verified, p.VerifyMsg = "broken", h.tr(r).T("%s. Export the log and compare it with a backup.", verr.Error())
 		} else {
-			p.Verified, p.VerifyMsg = "ok", fmt.Sprintf("The audit chain is intact: all %d rows link up and match their hashes.", len(all))
+			p.Verified, p.VerifyMsg = "ok", h.tr(r).T("The audit chain is intact: all %d rows link up and match their hashes.", len(all))
 		}
 	}
 	status := http.StatusOK

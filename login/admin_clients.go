@@ -3,7 +3,6 @@ package login
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/storage"
 )
@@ -89,7 +89,9 @@ type clientOptions struct {
 	AuthMethods, IDTokenAlgs, AccessTokenFormats, GrantTypes []string
 }
 
-func (h *Handler) clientPage(r *http.Request, a *adminState, title string, f clientForm) adminClientPage {
+// clientPage is the client form under page p (the new-client page's, or
+// one client's).
+func (h *Handler) clientPage(p adminPage, f clientForm) adminClientPage {
 	var levels []string
 	for _, l := range h.pol().Levels.Levels() {
 		levels = append(levels, l.ACR)
@@ -97,7 +99,7 @@ func (h *Handler) clientPage(r *http.Request, a *adminState, title string, f cli
 	if f.MinACR != "" && !slices.Contains(levels, f.MinACR) {
 		levels = append(levels, f.MinACR) // an alias, or a level since removed: kept as it is
 	}
-	return adminClientPage{adminPage: h.adminPage(r, a, "clients", title), Form: f, Levels: levels, DetailsTypes: h.pol().Details.Types(),
+	return adminClientPage{adminPage: p, Form: f, Levels: levels, DetailsTypes: h.pol().Details.Types(),
 		Options: clientOptions{AuthMethods: admin.AuthMethods[:3], IDTokenAlgs: admin.IDTokenAlgs, AccessTokenFormats: admin.AccessTokenFormats, GrantTypes: admin.GrantTypes}}
 }
 
@@ -114,7 +116,7 @@ func formOf(s admin.ClientSpec) clientForm {
 }
 
 func (h *Handler) adminNewClient(w http.ResponseWriter, r *http.Request, a *adminState) error {
-	p := h.clientPage(r, a, "New client", formOf(admin.ClientSpec{GrantTypes: []string{"authorization_code", "refresh_token"}, IDTokenAlg: "ES256"}.Normalize()))
+	p := h.clientPage(h.adminPage(r, a, "clients", "New client"), formOf(admin.ClientSpec{GrantTypes: []string{"authorization_code", "refresh_token"}, IDTokenAlg: "ES256"}.Normalize()))
 	p.New = true
 	return h.render(w, r, http.StatusOK, "admin_client", p)
 }
@@ -164,30 +166,34 @@ func readClientForm(r *http.Request) clientForm {
 	f.Redirects, f.PostLogout, f.JWKSText, f.RateLimitText = v.Get("redirect_uris"), v.Get("post_logout_redirect_uris"), jwks, rate
 	f.DetailsTypesText = v.Get("authorization_details_types")
 	if rateErr {
-		f.extra = append(f.extra, admin.Problem{Field: "rate_limit", Message: "Rate limit: enter a whole number of requests a second, or leave it empty for the server's default."})
+		f.extra = append(f.extra, admin.Problem{Field: "rate_limit", Message: i18n.N("Rate limit: enter a whole number of requests a second, or leave it empty for the server's default.")})
 	}
 	if len(s.GrantTypes) == 0 {
 		// Nothing ticked is a mistake, not "the defaults".
 		f.GrantTypes = nil
-		f.extra = append(f.extra, admin.Problem{Field: "grant_types", Message: "Choose at least one grant type."})
+		f.extra = append(f.extra, admin.Problem{Field: "grant_types", Message: i18n.N("Choose at least one grant type.")})
 	}
 	return f
 }
 
 // check reports the form's own problems together with the spec's, or nil.
-func (f *clientForm) check(h *Handler) bool {
+func (f *clientForm) check(h *Handler, tr *i18n.Printer) bool {
 	if len(f.extra) == 0 {
 		return true
 	}
-	f.fail(append(f.extra, h.admin.ValidateClient(f.ClientSpec)...))
+	f.fail(tr, append(f.extra, h.admin.ValidateClient(f.ClientSpec)...))
 	return false
 }
 
-func (f *clientForm) fail(ps []admin.Problem) {
+// fail shows ps on the form: a message of the console's own is a key,
+// translated here; the admin service's diagnostics (with field names and
+// values) are shown as they are.
+func (f *clientForm) fail(tr *i18n.Printer, ps []admin.Problem) {
 	f.Errors = map[string][]string{}
 	for _, p := range ps {
-		f.Errors[p.Field] = append(f.Errors[p.Field], p.Message)
-		f.Problems = append(f.Problems, p.Message)
+		msg := tr.T(p.Message)
+		f.Errors[p.Field] = append(f.Errors[p.Field], msg)
+		f.Problems = append(f.Problems, msg)
 	}
 }
 
@@ -196,22 +202,23 @@ func (h *Handler) adminCreateClient(w http.ResponseWriter, r *http.Request, a *a
 		return err
 	}
 	f := readClientForm(r)
+	tr := h.tr(r)
 	var secret string
 	var err error
-	if f.check(h) {
+	if f.check(h, tr) {
 		secret, err = h.admin.CreateClient(r.Context(), a.actor, f.ClientSpec, h.cfg.Now())
 	}
 	var inv *admin.InvalidError
 	switch {
 	case errors.As(err, &inv):
-		f.fail(inv.Problems)
+		f.fail(tr, inv.Problems)
 	case errors.Is(err, storage.ErrAlreadyExists):
-		f.fail([]admin.Problem{{Field: "id", Message: "A client with the ID " + f.ID + " already exists. Choose another ID."}})
+		f.fail(tr, []admin.Problem{{Field: "id", Message: tr.T("A client with the ID %s already exists. Choose another ID.", f.ID)}})
 	case err != nil:
 		return err
 	}
 	if f.Problems != nil {
-		p := h.clientPage(r, a, "New client", f)
+		p := h.clientPage(h.adminPage(r, a, "clients", "New client"), f)
 		p.New = true
 		return h.render(w, r, http.StatusBadRequest, "admin_client", p)
 	}
@@ -252,7 +259,7 @@ func (h *Handler) adminEditClient(w http.ResponseWriter, r *http.Request, a *adm
 }
 
 func (h *Handler) renderClient(w http.ResponseWriter, r *http.Request, a *adminState, c storage.Client, f clientForm, status int) error {
-	p := h.clientPage(r, a, clientName(c), f)
+	p := h.clientPage(h.adminNamedPage(r, a, "clients", clientName(c)), f)
 	p.HasSecret, p.UsesSecret = c.SecretHash != "", admin.SpecOf(c).UsesSecret()
 	p.CreatedAt, p.UpdatedAt = c.CreatedAt, c.UpdatedAt
 	pf, err := h.clientPolicyFormOf(r.Context(), c.ID)
@@ -273,14 +280,15 @@ func (h *Handler) adminUpdateClient(w http.ResponseWriter, r *http.Request, a *a
 	}
 	f := readClientForm(r)
 	f.ID = c.ID // the ID is the client's name in tokens; it never changes
-	if !f.check(h) {
+	tr := h.tr(r)
+	if !f.check(h, tr) {
 		return h.renderClient(w, r, a, c, f, http.StatusBadRequest)
 	}
 	changes, secret, err := h.admin.UpdateClient(r.Context(), a.actor, f.ClientSpec, h.cfg.Now())
 	var inv *admin.InvalidError
 	switch {
 	case errors.As(err, &inv):
-		f.fail(inv.Problems)
+		f.fail(tr, inv.Problems)
 		return h.renderClient(w, r, a, c, f, http.StatusBadRequest)
 	case err != nil:
 		return notFound(err, errNoSuchClient)
@@ -345,7 +353,7 @@ type clientPolicyForm struct {
 // clientPolicyFactors are the factors a client's policy can allow, in
 // the form's order, with their console names.
 var clientPolicyFactors = [][2]string{
-	{string(stepup.TOTP), "Authenticator app"}, {string(stepup.WebAuthn), "Passkey or security key"}, {string(stepup.Recovery), "Recovery code"},
+	{string(stepup.TOTP), i18n.N("Authenticator app")}, {string(stepup.WebAuthn), i18n.N("Passkey or security key")}, {string(stepup.Recovery), i18n.N("Recovery code")},
 }
 
 func (h *Handler) clientPolicyFormOf(ctx context.Context, id string) (clientPolicyForm, error) {
@@ -366,7 +374,7 @@ func (h *Handler) clientPolicyFormOf(ctx context.Context, id string) (clientPoli
 
 // readClientPolicy reads the posted section; problems are the form's own
 // (a scope line that is not "scope acr").
-func readClientPolicy(r *http.Request) (clientPolicyForm, policy.ClientPolicy, []string) {
+func readClientPolicy(r *http.Request, tr *i18n.Printer) (clientPolicyForm, policy.ClientPolicy, []string) {
 	v := r.PostForm
 	f := clientPolicyForm{ScopeMins: v.Get("scope_min_acr"), AccessTTL: strings.TrimSpace(v.Get("access_token_lifetime")),
 		RefreshTTL: strings.TrimSpace(v.Get("refresh_token_lifetime")), Factors: v["factors"], Preferred: v.Get("preferred_factor"),
@@ -384,11 +392,11 @@ func readClientPolicy(r *http.Request) (clientPolicyForm, policy.ClientPolicy, [
 				cp.ScopeMinACR = map[string]string{}
 			}
 			if _, dup := cp.ScopeMinACR[fields[0]]; dup {
-				probs = append(probs, fmt.Sprintf("Scope minimums, line %d: %s is listed twice.", i+1, fields[0]))
+				probs = append(probs, tr.T("Scope minimums, line %d: %s is listed twice.", i+1, fields[0]))
 			}
 			cp.ScopeMinACR[fields[0]] = fields[1]
 		default:
-			probs = append(probs, fmt.Sprintf("Scope minimums, line %d: write a scope and a level, such as \"payroll:write phr\".", i+1))
+			probs = append(probs, tr.T("Scope minimums, line %d: write a scope and a level, such as \"payroll:write phr\".", i+1))
 		}
 	}
 	return f, cp, probs
@@ -405,14 +413,15 @@ func (h *Handler) adminClientPolicy(w http.ResponseWriter, r *http.Request, a *a
 		return err
 	}
 	ctx := r.Context()
-	f, cp, probs := readClientPolicy(r)
+	tr := h.tr(r)
+	f, cp, probs := readClientPolicy(r, tr)
 	parent, perr := strconv.ParseInt(r.PostForm.Get("parent"), 10, 64)
 	if perr != nil || parent < 0 {
 		return userError(http.StatusBadRequest, "That form couldn't be read", "Reload the client's page and try again.")
 	}
 	f.Parent, f.ReadOnly = parent, h.cfg.Policies.ReadOnly()
 	render := func(status int) error {
-		p := h.clientPage(r, a, clientName(c), formOf(admin.SpecOf(c)))
+		p := h.clientPage(h.adminNamedPage(r, a, "clients", clientName(c)), formOf(admin.SpecOf(c)))
 		p.HasSecret, p.UsesSecret = c.SecretHash != "", admin.SpecOf(c).UsesSecret()
 		p.CreatedAt, p.UpdatedAt = c.CreatedAt, c.UpdatedAt
 		p.Policy, p.PolicyFactors = &f, clientPolicyFactors
@@ -448,16 +457,16 @@ func (h *Handler) adminClientPolicy(w http.ResponseWriter, r *http.Request, a *a
 		}
 		return render(http.StatusBadRequest)
 	case errors.Is(err, admin.ErrNeedsReason):
-		f.Problems = []string{"Say why you are changing this app's policy, for example the ticket number. It is kept with the version and in the audit log."}
+		f.Problems = []string{tr.T("Say why you are changing this app's policy, for example the ticket number. It is kept with the version and in the audit log.")}
 		return render(http.StatusBadRequest)
 	case errors.Is(err, admin.ErrBadReason):
-		f.Problems = []string{"Nothing was saved: " + err.Error() + "."}
+		f.Problems = []string{tr.T("Nothing was saved: %s.", err.Error())}
 		return render(http.StatusBadRequest)
 	case errors.Is(err, admin.ErrPolicyMoved):
-		f.Moved = fmt.Sprintf("Nothing was saved: someone saved policy version %d since you opened this page. Reload the page, then apply your change again.", h.pol().Version)
+		f.Moved = tr.T("Nothing was saved: someone saved policy version %d since you opened this page. Reload the page, then apply your change again.", h.pol().Version)
 		return render(http.StatusConflict)
 	case errors.Is(err, admin.ErrPolicyReadOnly):
-		f.Problems = []string{"Nothing was saved: " + admin.ErrPolicyReadOnly.Error() + "."}
+		f.Problems = []string{tr.T("Nothing was saved: %s.", admin.ErrPolicyReadOnly.Error())}
 		return render(http.StatusForbidden)
 	case err != nil:
 		return err

@@ -54,7 +54,7 @@ func (h *Handler) adminAddReceiver(w http.ResponseWriter, r *http.Request, a *ad
 	}
 	var inv *admin.InvalidError
 	if errors.As(err, &inv) {
-		return userError(http.StatusBadRequest, "That transmitter couldn't be added", inv.Error())
+		return userError(http.StatusBadRequest, "That transmitter couldn't be added", "Nothing was saved: %s.", inv.Error())
 	}
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"github.com/keystep/keystep/idp/stepup"
 	"github.com/keystep/keystep/login/admin"
 	"github.com/keystep/keystep/login/admin/impact"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/signin"
 	"github.com/keystep/keystep/login/web"
@@ -32,10 +33,10 @@ type levelRow struct {
 
 // requirementText says a level's rule in words.
 var requirementText = map[stepup.Requirement]string{
-	stepup.AnyFactor:                 "Any one factor",
-	stepup.MultiFactor:               "Password and a second factor, or a passkey that verifies the user",
-	stepup.PhishingResistant:         "Two factors, one of them a passkey or security key",
-	stepup.PhishingResistantHardware: "Two factors, one of them a passkey kept on one device",
+	stepup.AnyFactor:                 i18n.N("Any one factor"),
+	stepup.MultiFactor:               i18n.N("Password and a second factor, or a passkey that verifies the user"),
+	stepup.PhishingResistant:         i18n.N("Two factors, one of them a passkey or security key"),
+	stepup.PhishingResistantHardware: i18n.N("Two factors, one of them a passkey kept on one device"),
 }
 
 type weightRow struct {
@@ -50,8 +51,14 @@ type explainForm struct {
 type explainResult struct {
 	admin.Explanation
 	Summary string
-	Next    []string
+	Next    string // the factors offered, in words ("a or b")
 	Reasons []string
+}
+
+// checkRow is one check of the active policy, in the page's language.
+type checkRow struct {
+	OK               bool
+	Subject, Message string
 }
 
 type adminPolicyPage struct {
@@ -60,7 +67,7 @@ type adminPolicyPage struct {
 	ScopeMins   [][2]string
 	Risk        signin.RiskConfig
 	Weights     []weightRow
-	Checks      []admin.Check
+	Checks      []checkRow
 	Problems    int
 	AdminACR    string
 	AdminMaxAge time.Duration
@@ -78,7 +85,7 @@ func (h *Handler) adminPolicy(w http.ResponseWriter, r *http.Request, a *adminSt
 		return err
 	}
 	if n := policyNotices[r.URL.Query().Get("notice")]; n != "" {
-		p.Notice = fmt.Sprintf(n, p.Editor.Active.Number)
+		p.Notice = h.tr(r).T(n, p.Editor.Active.Number)
 	}
 	status := http.StatusOK
 	if r.URL.Query().Has("user") {
@@ -103,12 +110,13 @@ func (h *Handler) policyPage(r *http.Request, a *adminState) (adminPolicyPage, e
 		return adminPolicyPage{}, err
 	}
 	pol := h.pol()
+	tr := h.tr(r)
 	p := adminPolicyPage{adminPage: h.adminPage(r, a, "policy", "Policy"), Risk: pol.Risk, AdminACR: pol.AdminACR, AdminMaxAge: pol.AdminMaxAge}
 	for i, l := range pol.Levels.Levels() {
-		row := levelRow{Level: l, Rank: i + 1, Plain: requirementText[l.Requires], Admin: l.ACR == pol.AdminACR}
-		fresh := []string{fmtDuration(h.tr(r), defaultWindow(l))}
+		row := levelRow{Level: l, Rank: i + 1, Plain: tr.T(requirementText[l.Requires]), Admin: l.ACR == pol.AdminACR}
+		fresh := []string{fmtDuration(tr, defaultWindow(l))}
 		for _, m := range slices.Sorted(maps.Keys(l.Freshness)) {
-			fresh = append(fresh, fmt.Sprintf("%s %s", m, fmtDuration(h.tr(r), l.Freshness[m])))
+			fresh = append(fresh, fmt.Sprintf("%s %s", m, fmtDuration(tr, l.Freshness[m])))
 		}
 		row.Freshness = strings.Join(fresh, "; ")
 		p.Levels = append(p.Levels, row)
@@ -124,8 +132,8 @@ func (h *Handler) policyPage(r *http.Request, a *adminState) (adminPolicyPage, e
 	if err != nil {
 		return p, err
 	}
-	p.Checks = admin.CheckPolicy(pol.Levels, pol.ScopeMinACR, pol.Risk.Rules, pol.Risk.SensitiveClients, clients, h.cfg.AccountClientID)
-	for _, c := range p.Checks {
+	for _, c := range admin.CheckPolicy(pol.Levels, pol.ScopeMinACR, pol.Risk.Rules, pol.Risk.SensitiveClients, clients, h.cfg.AccountClientID) {
+		p.Checks = append(p.Checks, checkRow{OK: c.OK, Subject: c.About.In(tr), Message: c.Say.In(tr)})
 		if !c.OK {
 			p.Problems++
 		}
@@ -167,19 +175,20 @@ func defaultWindow(l stepup.Level) time.Duration {
 // explain runs the explain tool for the form; msg is a problem with the
 // form, err a failure.
 func (h *Handler) explain(r *http.Request, f explainForm) (*explainResult, string, error) {
+	tr := h.tr(r)
 	var problems []string
 	if f.User == "" {
-		problems = append(problems, "Enter a username.")
+		problems = append(problems, tr.T("Enter a username."))
 	}
 	if f.Client == "" {
-		problems = append(problems, "Choose a client.")
+		problems = append(problems, tr.T("Choose a client."))
 	}
 	if _, err := netip.ParseAddr(f.IP); err != nil {
-		problems = append(problems, fmt.Sprintf("%q is not an IP address.", f.IP))
+		problems = append(problems, tr.T("%q is not an IP address.", f.IP))
 	}
 	if f.ACR != "" {
 		if _, _, ok := h.pol().Levels.Lookup(f.ACR); !ok {
-			problems = append(problems, fmt.Sprintf("%q is not a configured level.", f.ACR))
+			problems = append(problems, tr.T("%q is not a configured level.", f.ACR))
 		}
 	}
 	if len(problems) > 0 {
@@ -195,14 +204,18 @@ func (h *Handler) explain(r *http.Request, f explainForm) (*explainResult, strin
 		NewDevice: f.Device == "new", UserAgent: "keystep-explain",
 	})
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, "No such user or client. Check the username and the client.", nil
+		return nil, tr.T("No such user or client. Check the username and the client."), nil
 	}
 	if err != nil {
 		return nil, "", err
 	}
 	res := &explainResult{Explanation: x, Summary: x.Summary()}
-	for _, m := range x.Decision.Next {
-		res.Next = append(res.Next, signin.Label(m))
+	for i, m := range x.Decision.Next {
+		if i == 0 {
+			res.Next = tr.T(signin.Label(m))
+		} else {
+			res.Next = tr.T("%s, or %s", res.Next, tr.T(signin.Label(m)))
+		}
 	}
 	for _, rs := range x.Decision.Reasons {
 		res.Reasons = append(res.Reasons, string(rs))
@@ -265,16 +278,18 @@ const previewDays = 30
 // historyLimit is how many versions the policy page lists.
 const historyLimit = 20
 
+// policyNotices are the policy page's flash messages (keys; %d is the
+// active version).
 var policyNotices = map[string]string{
-	"policy-saved":      "Version %d is active. Every instance picks it up within seconds.",
-	"policy-same":       "Nothing changed: the document is the active version %d.",
-	"policy-rolledback": "Version %d is active: the old document, stored as a new version.",
+	"policy-saved":      i18n.N("Version %d is active. Every instance picks it up within seconds."),
+	"policy-same":       i18n.N("Nothing changed: the document is the active version %d."),
+	"policy-rolledback": i18n.N("Version %d is active: the old document, stored as a new version."),
 }
 
-// changeWords are the impact table's words for each change.
+// changeWords are the impact table's words for each change (keys).
 var changeWords = map[impact.Change]string{
-	impact.ExtraPrompt: "extra prompt", impact.Denied: "denied", impact.Removed: "fewer prompts",
-	impact.Allowed: "now allowed", impact.Different: "other change",
+	impact.ExtraPrompt: i18n.N("extra prompt"), impact.Denied: i18n.N("denied"), impact.Removed: i18n.N("fewer prompts"),
+	impact.Allowed: i18n.N("now allowed"), impact.Different: i18n.N("other change"),
 }
 
 func (h *Handler) policyEditor(ctx context.Context) (policyEditor, error) {
@@ -296,11 +311,11 @@ func (h *Handler) policyEditor(ctx context.Context) (policyEditor, error) {
 
 // readPolicyDocument decodes the editor's text and checks it, returning
 // every problem at once: unknown fields and what compiling finds.
-func (h *Handler) readPolicyDocument(ctx context.Context, text string) (policy.Document, []string, error) {
+func (h *Handler) readPolicyDocument(ctx context.Context, tr *i18n.Printer, text string) (policy.Document, []string, error) {
 	var doc policy.Document
 	unknown, err := policy.Decode([]byte(text), &doc)
 	if err != nil {
-		return doc, []string{"The document couldn't be read: " + err.Error()}, nil
+		return doc, []string{tr.T("The document couldn't be read: %s", err.Error())}, nil
 	}
 	var probs []string
 	for _, u := range unknown {
@@ -330,8 +345,9 @@ func (h *Handler) adminPolicyEdit(w http.ResponseWriter, r *http.Request, a *adm
 		return err
 	}
 	ed := &p.Editor
+	tr := h.tr(r)
 	if ed.ReadOnly {
-		p.Problem = "Nothing was saved: " + admin.ErrPolicyReadOnly.Error() + "."
+		p.Problem = tr.T("Nothing was saved: %s.", admin.ErrPolicyReadOnly.Error())
 		return h.render(w, r, http.StatusForbidden, "admin_policy", p)
 	}
 	ed.Text, ed.Reason = r.PostForm.Get("document"), reasonOf(r)
@@ -340,7 +356,7 @@ func (h *Handler) adminPolicyEdit(w http.ResponseWriter, r *http.Request, a *adm
 		return userError(http.StatusBadRequest, "That form couldn't be read", "Reload the policy page and try again.")
 	}
 	ed.Parent = parent
-	doc, probs, err := h.readPolicyDocument(ctx, ed.Text)
+	doc, probs, err := h.readPolicyDocument(ctx, tr, ed.Text)
 	if err != nil {
 		return err
 	}
@@ -368,7 +384,7 @@ func (h *Handler) adminPolicyEdit(w http.ResponseWriter, r *http.Request, a *adm
 		return userError(http.StatusBadRequest, "That form couldn't be read", "Reload the policy page and try again.")
 	}
 	_, changed, err := h.admin.SavePolicy(ctx, admin.Actor{ID: a.actor.ID, Reason: ed.Reason}, a.user.Username, doc, parent, h.cfg.Now())
-	if status, ok := h.policySaveProblem(err, ed); ok {
+	if status, ok := h.policySaveProblem(tr, err, ed); ok {
 		return h.render(w, r, status, "admin_policy", p)
 	}
 	if err != nil {
@@ -384,7 +400,7 @@ func (h *Handler) adminPolicyEdit(w http.ResponseWriter, r *http.Request, a *adm
 
 // policySaveProblem shows what SavePolicy refused in ed, and the status to
 // answer with; ok is false for any other error.
-func (h *Handler) policySaveProblem(err error, ed *policyEditor) (status int, ok bool) {
+func (h *Handler) policySaveProblem(tr *i18n.Printer, err error, ed *policyEditor) (status int, ok bool) {
 	var inv *admin.InvalidError
 	switch {
 	case errors.As(err, &inv):
@@ -393,16 +409,16 @@ func (h *Handler) policySaveProblem(err error, ed *policyEditor) (status int, ok
 		}
 		return http.StatusBadRequest, true
 	case errors.Is(err, admin.ErrNeedsReason):
-		ed.Problems = []string{"Say why you are changing the policy, for example the ticket number. It is kept with the version and in the audit log."}
+		ed.Problems = []string{tr.T("Say why you are changing the policy, for example the ticket number. It is kept with the version and in the audit log.")}
 		return http.StatusBadRequest, true
 	case errors.Is(err, admin.ErrBadReason):
-		ed.Problems = []string{"Nothing was saved: " + err.Error() + "."}
+		ed.Problems = []string{tr.T("Nothing was saved: %s.", err.Error())}
 		return http.StatusBadRequest, true
 	case errors.Is(err, admin.ErrPolicyMoved):
-		ed.Moved = fmt.Sprintf("Nothing was saved: someone saved version %d since you opened this page. Reload the page to edit that version, then apply your change again.", h.pol().Version)
+		ed.Moved = tr.T("Nothing was saved: someone saved version %d since you opened this page. Reload the page to edit that version, then apply your change again.", h.pol().Version)
 		return http.StatusConflict, true
 	case errors.Is(err, admin.ErrPolicyReadOnly):
-		ed.Problems = []string{"Nothing was saved: " + admin.ErrPolicyReadOnly.Error() + "."}
+		ed.Problems = []string{tr.T("Nothing was saved: %s.", admin.ErrPolicyReadOnly.Error())}
 		return http.StatusForbidden, true
 	}
 	return 0, false
@@ -424,14 +440,15 @@ func (h *Handler) adminPolicyRollback(w http.ResponseWriter, r *http.Request, a 
 	}
 	_, _, err = h.admin.RollbackPolicy(r.Context(), admin.Actor{ID: a.actor.ID, Reason: reasonOf(r)}, a.user.Username, n, parent, h.cfg.Now())
 	if errors.Is(err, storage.ErrNotFound) {
-		return userError(http.StatusNotFound, "No such version", fmt.Sprintf("There is no policy version %d.", n))
+		return userError(http.StatusNotFound, "No such version", "There is no policy version %d.", n)
 	}
 	p, perr := h.policyPage(r, a)
 	if perr != nil {
 		return perr
 	}
-	if status, ok := h.policySaveProblem(err, &p.Editor); ok {
-		p.Problem = fmt.Sprintf("Version %d was not restored.", n)
+	tr := h.tr(r)
+	if status, ok := h.policySaveProblem(tr, err, &p.Editor); ok {
+		p.Problem = tr.T("Version %d was not restored.", n)
 		return h.render(w, r, status, "admin_policy", p)
 	}
 	if err != nil {
@@ -453,7 +470,7 @@ func reasonOf(r *http.Request) string {
 
 // badReason is the page for a reason admin.CheckReason refuses.
 func badReason(err error) error {
-	return userError(http.StatusBadRequest, "Check the reason", "Nothing was changed: "+err.Error()+". Go back and write it on one line.")
+	return userError(http.StatusBadRequest, "Check the reason", "Nothing was changed: %s. Go back and write it on one line.", err.Error())
 }
 
 func previewOf(r impact.Report) *policyPreview {

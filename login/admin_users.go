@@ -36,11 +36,14 @@ func (h *Handler) renderUsers(w http.ResponseWriter, r *http.Request, a *adminSt
 	p := adminUsersPage{adminPage: h.adminPage(r, a, "users", "Users"), Query: strings.TrimSpace(q.Get("q")), Status: q.Get("status"), Total: len(list), New: n}
 	p.New.Password = "" // never sent back
 	if problems != nil {
+		tr := h.tr(r)
 		p.Errors = map[string][]string{}
 		for _, pr := range problems {
-			p.Errors[pr.Field] = append(p.Errors[pr.Field], pr.Message)
+			// A message of the console's own is a key; the admin
+			// service's diagnostics are shown as they are.
+			p.Errors[pr.Field] = append(p.Errors[pr.Field], tr.T(pr.Message))
 		}
-		p.Problem = "The user wasn't created. Check the form below."
+		p.Problem = tr.T("The user wasn't created. Check the form below.")
 	}
 	needle := strings.ToLower(p.Query)
 	slices.SortFunc(list, func(x, y storage.User) int {
@@ -81,7 +84,7 @@ func (h *Handler) adminCreateUser(w http.ResponseWriter, r *http.Request, a *adm
 	case errors.As(err, &inv):
 		return h.renderUsers(w, r, a, n, inv.Problems, http.StatusBadRequest)
 	case errors.Is(err, storage.ErrAlreadyExists):
-		return h.renderUsers(w, r, a, n, []admin.Problem{{Field: "username", Message: "That username is taken."}}, http.StatusBadRequest)
+		return h.renderUsers(w, r, a, n, []admin.Problem{{Field: "username", Message: i18n.N("That username is taken.")}}, http.StatusBadRequest)
 	case err != nil:
 		return err
 	}
@@ -117,7 +120,7 @@ func (h *Handler) adminUser(w http.ResponseWriter, r *http.Request, a *adminStat
 		return notFound(err, errNoSuchUser)
 	}
 	now := h.cfg.Now()
-	p := adminUserPage{adminPage: h.adminPage(r, a, "users", u.Username), User: u, Self: u.ID == a.user.ID}
+	p := adminUserPage{adminPage: h.adminNamedPage(r, a, "users", u.Username), User: u, Self: u.ID == a.user.ID}
 	if p.Lock, err = h.admin.LockState(ctx, u, now); err != nil {
 		return err
 	}
@@ -126,7 +129,7 @@ func (h *Handler) adminUser(w http.ResponseWriter, r *http.Request, a *adminStat
 		return err
 	}
 	for _, f := range fs {
-		what := "Authenticator app"
+		what := i18n.N("Authenticator app")
 		if f.Kind == storage.FactorWebAuthn {
 			what = keyRowOf(f).Kind
 		}

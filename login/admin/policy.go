@@ -8,6 +8,7 @@ import (
 
 	"github.com/keystep/keystep/idp/risk"
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -17,7 +18,31 @@ type Check struct {
 	OK      bool   `json:"ok"`
 	Subject string `json:"subject"`
 	Message string `json:"message"`
+	// About and Say are Subject and Message for a translation (the
+	// console). A Say without a key is a diagnostic of the client's
+	// validation, shown as it is.
+	About Text `json:"-"`
+	Say   Text `json:"-"`
 }
+
+// Text is a message key (English, with fmt verbs) and its arguments.
+type Text struct {
+	Key  string
+	Args []any
+}
+
+// String is the text in English.
+func (t Text) String() string {
+	if len(t.Args) == 0 {
+		return t.Key
+	}
+	return fmt.Sprintf(t.Key, t.Args...)
+}
+
+// In is the text in the language of tr (an *i18n.Printer's T).
+func (t Text) In(tr interface{ T(string, ...any) string }) string { return tr.T(t.Key, t.Args...) }
+
+func text(key string, args ...any) Text { return Text{Key: key, Args: args} }
 
 // CheckPolicy validates the levels, scope minimums and risk rules, every
 // client's minimum against the levels, and that the risk rules' sensitive
@@ -26,18 +51,21 @@ type Check struct {
 // longer exists fails every sign-in.
 func CheckPolicy(p *stepup.Policy, scopeMins map[string]string, rules risk.Rules, sensitiveClients []string, clients []storage.Client, builtIn string) []Check {
 	var out []Check
-	ok := func(subject, msg string) { out = append(out, Check{true, subject, msg}) }
-	bad := func(subject, msg string) { out = append(out, Check{false, subject, msg}) }
-	ok("levels", fmt.Sprintf("%d levels, ordered from %s to %s", len(p.Levels()), p.Levels()[0].ACR, p.Levels()[len(p.Levels())-1].ACR))
+	add := func(good bool, about, say Text) {
+		out = append(out, Check{OK: good, Subject: about.String(), Message: say.String(), About: about, Say: say})
+	}
+	ok := func(about, say Text) { add(true, about, say) }
+	bad := func(about, say Text) { add(false, about, say) }
+	ok(text(i18n.N("levels")), text(i18n.N("%d levels, ordered from %s to %s"), len(p.Levels()), p.Levels()[0].ACR, p.Levels()[len(p.Levels())-1].ACR))
 	for _, scope := range slices.Sorted(maps.Keys(scopeMins)) {
 		if _, _, known := p.Lookup(scopeMins[scope]); !known {
-			bad("scope "+scope, fmt.Sprintf("minimum %q is not a configured level", scopeMins[scope]))
+			bad(text(i18n.N("scope %s"), scope), text(i18n.N("minimum %q is not a configured level"), scopeMins[scope]))
 		}
 	}
 	if err := rules.Validate(); err != nil {
-		bad("risk rules", strings.ReplaceAll(err.Error(), "\n", "; "))
+		bad(text(i18n.N("risk rules")), text(strings.ReplaceAll(err.Error(), "\n", "; ")))
 	} else {
-		ok("risk rules", fmt.Sprintf("valid: medium from score %d, high from %d", rules.Medium, rules.High))
+		ok(text(i18n.N("risk rules")), text(i18n.N("valid: medium from score %d, high from %d"), rules.Medium, rules.High))
 	}
 	for _, b := range []struct {
 		band string
@@ -46,7 +74,7 @@ func CheckPolicy(p *stepup.Policy, scopeMins map[string]string, rules risk.Rules
 		band, act := b.band, b.act
 		if act.Floor != "" {
 			if _, _, known := p.Lookup(act.Floor); !known {
-				bad("risk "+band, fmt.Sprintf("floor %q is not a configured level", act.Floor))
+				bad(text(i18n.N("risk %s"), band), text(i18n.N("floor %q is not a configured level"), act.Floor))
 			}
 		}
 	}
@@ -59,16 +87,16 @@ func CheckPolicy(p *stepup.Policy, scopeMins map[string]string, rules risk.Rules
 		}
 		ps := ValidateClient(SpecOf(c), p, builtIn)
 		for _, pr := range ps {
-			bad("client "+c.ID, pr.Message)
+			bad(text(i18n.N("client %s"), c.ID), text(pr.Message))
 		}
 		if len(ps) == 0 {
 			n++
 		}
 	}
-	ok("clients", fmt.Sprintf("%d clients valid against these levels", n))
+	ok(text(i18n.N("clients")), text(i18n.N("%d clients valid against these levels"), n))
 	for _, id := range sensitiveClients {
 		if !ids[id] {
-			bad("risk sensitive_clients", fmt.Sprintf("no client %q is registered", id))
+			bad(text("risk sensitive_clients"), text(i18n.N("no client %q is registered"), id))
 		}
 	}
 	slices.SortStableFunc(out, func(x, y Check) int {
