@@ -53,7 +53,6 @@ func (h *Handler) tr(r *http.Request) *i18n.Printer {
 	return h.cfg.Catalogs.Printer(h.cfg.Catalogs.Choose(ch))
 }
 
-
 // mailTr returns the printer of an email to u caused by the request in
 // ctx: u's saved language; if none, the language of that request
 // (its sign-in's ui_locales, else its Accept-Language: a person asking

@@ -117,7 +117,7 @@ func TestPayInvoice(t *testing.T) {
 		t.Fatalf("the authorization URL carries %v, want client_id and request_uri only", authz)
 	}
 	for _, s := range []string{"You're approving", "Example Supplies Ltd", "EUR 1,250.00", "Use a passkey or security key"} {
-		if !strings.Contains(p.body, s) {
+		if !strings.Contains(html.UnescapeString(p.body), s) {
 			t.Fatalf("Keystep's passkey page lacks %q: %d at %s\n%.4000s", s, p.status, p.url, p.body)
 		}
 	}
