@@ -265,12 +265,12 @@ func (m *opMiddleware) refuseFront(w http.ResponseWriter, r *http.Request, err e
 	c, cerr := m.op.clientByID(r.Context(), form.Get("client_id"))
 	uri := form.Get("redirect_uri")
 	if e.ErrorType == oidc.ServerError || cerr != nil || uri == "" || !c.redirectRegistered(c.RedirectURIs(), uri) {
-		m.ui.RenderError(w, r, http.StatusBadRequest, "This sign-in request is invalid", e.Description)
+		m.ui.RenderRequestError(w, r, http.StatusBadRequest, "This sign-in request is invalid", e.Description)
 		return
 	}
 	u, perr := url.Parse(uri)
 	if perr != nil {
-		m.ui.RenderError(w, r, http.StatusBadRequest, "This sign-in request is invalid", e.Description)
+		m.ui.RenderRequestError(w, r, http.StatusBadRequest, "This sign-in request is invalid", e.Description)
 		return
 	}
 	q := u.Query()

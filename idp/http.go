@@ -122,7 +122,7 @@ func (m *opMiddleware) wrapOP(next http.Handler) http.Handler {
 			if msg := checkParams(r); msg != "" {
 				// Without a trustworthy redirect_uri nothing may be redirected
 				// (RFC 6749 §4.1.2.1): the error is shown here.
-				m.ui.RenderError(w, r, http.StatusBadRequest, "This sign-in request is invalid", msg)
+				m.ui.RenderRequestError(w, r, http.StatusBadRequest, "This sign-in request is invalid", msg)
 				return
 			}
 			w = &issWriter{ResponseWriter: w, issuer: m.issuer} // RFC 9207
@@ -132,7 +132,11 @@ func (m *opMiddleware) wrapOP(next http.Handler) http.Handler {
 			rec := &errorCapture{ResponseWriter: w}
 			next.ServeHTTP(rec, r)
 			if rec.captured {
-				m.ui.RenderError(w, r, rec.status, "This sign-in request is invalid", rec.description())
+				if rec.unknownClient() {
+					m.ui.RenderError(w, r, rec.status, "This sign-in request is invalid", "The app that sent you here is not registered with this sign-in service.")
+				} else {
+					m.ui.RenderRequestError(w, r, rec.status, "This sign-in request is invalid", rec.description())
+				}
 			}
 			return
 		case "/authorize/callback":
@@ -284,22 +288,33 @@ func (c *errorCapture) Write(b []byte) (int, error) {
 	return c.ResponseWriter.Write(b)
 }
 
-func (c *errorCapture) description() string {
+// oauthError is the library's error answer, as captured.
+func (c *errorCapture) oauthError() (code, description string) {
 	var e struct {
 		Error       string `json:"error"`
 		Description string `json:"error_description"`
 	}
-	if json.Unmarshal(c.buf.Bytes(), &e) == nil && e.Error != "" {
-		switch e.Error {
-		case "invalid_client", "unauthorized_client":
-			return "The app that sent you here is not registered with this sign-in service."
-		}
-		if e.Description != "" {
-			return e.Description
-		}
-		return e.Error
+	if json.Unmarshal(c.buf.Bytes(), &e) != nil {
+		return "", ""
 	}
-	return "The app that sent you here made a request this sign-in service can't accept."
+	return e.Error, e.Description
+}
+
+// unknownClient reports whether the library refused the request's client.
+func (c *errorCapture) unknownClient() bool {
+	code, _ := c.oauthError()
+	return code == "invalid_client" || code == "unauthorized_client"
+}
+
+// description is the library's words for the refusal (its
+// error_description, else its error code), for the app's developers;
+// "" when it gave none.
+func (c *errorCapture) description() string {
+	code, desc := c.oauthError()
+	if desc != "" {
+		return desc
+	}
+	return code
 }
 
 type statusRecorder struct {

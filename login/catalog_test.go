@@ -26,10 +26,11 @@ import (
 // title and text, a page's title. Every other message is a literal
 // argument of a T method or of i18n.N, or a literal in a template's t.
 var literalArgs = map[string][]int{
-	"userError":   {1, 2},
-	"RenderError": {3, 4},
-	"page":        {1},
-	"adminPage":   {3},
+	"userError":          {1, 2},
+	"RenderError":        {3, 4},
+	"RenderRequestError": {3},
+	"page":               {1},
+	"adminPage":          {3},
 }
 
 // sourceKeys returns every message key the UI uses, with where it is

@@ -16,8 +16,6 @@ import (
 type langNote struct {
 	uiLocales []string
 	saved     string
-	accept    string // the request's Accept-Language, for mail it causes
-	notMine   bool   // the request is not the mail recipient's (noteNotRecipient)
 }
 
 type langKey struct{}
@@ -27,7 +25,7 @@ func withLangNote(r *http.Request) *http.Request {
 	if _, ok := r.Context().Value(langKey{}).(*langNote); ok {
 		return r
 	}
-	return r.WithContext(context.WithValue(r.Context(), langKey{}, &langNote{accept: r.Header.Get("Accept-Language")}))
+	return r.WithContext(context.WithValue(r.Context(), langKey{}, &langNote{}))
 }
 
 // noteUILocales records the sign-in's ui_locales for the page's language.
@@ -53,27 +51,12 @@ func (h *Handler) tr(r *http.Request) *i18n.Printer {
 	return h.cfg.Catalogs.Printer(h.cfg.Catalogs.Choose(ch))
 }
 
-// mailTr returns the printer of an email to u caused by the request in
-// ctx: u's saved language; if none, the language of that request
-// (its sign-in's ui_locales, else its Accept-Language: a person asking
-// for a reset link from a German browser gets German), unless the
-// request is someone else's (noteNotRecipient); else English.
-func (h *Handler) mailTr(ctx context.Context, u storage.User) *i18n.Printer {
+// mailTr returns the printer of an email to u: u's saved language, else
+// English. Never the language of the request that caused it: that may be
+// anyone's (a reset link is asked for by name, a new sign-in notice is
+// caused by whoever signed in), and whoever it is must not choose the
+// language a warning to u is written in.
+func (h *Handler) mailTr(u storage.User) *i18n.Printer {
 	c := h.cfg.Catalogs
-	if u.Locale != "" {
-		return c.Printer(c.Choose(i18n.Choice{Saved: u.Locale}))
-	}
-	var ch i18n.Choice
-	if n, ok := ctx.Value(langKey{}).(*langNote); ok && !n.notMine {
-		ch.UILocales, ch.AcceptLanguage = n.uiLocales, n.accept
-	}
-	return c.Printer(c.Choose(ch))
-}
-
-// noteNotRecipient marks the request in ctx as not the mail recipient's
-// (an administrator's): its language does not choose the mail's.
-func noteNotRecipient(ctx context.Context) {
-	if n, ok := ctx.Value(langKey{}).(*langNote); ok {
-		n.notMine = true
-	}
+	return c.Printer(c.Choose(i18n.Choice{Saved: u.Locale}))
 }

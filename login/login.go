@@ -233,6 +233,10 @@ func userError(status int, title, msg string, args ...any) error {
 type errorPage struct {
 	Page
 	Title, Message, Ref string
+	// Detail is the protocol's own words for a refused request (an OAuth
+	// error description, in English), shown as they are for the app's
+	// developers; "" for none.
+	Detail string
 }
 
 // handle adapts handlers that return an error: the person sees a plain
@@ -266,13 +270,27 @@ func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http
 }
 
 // RenderError renders the error page for the OP's own failures (bad client,
-// bad redirect URI), which must never redirect (RFC 6749 §4.1.2.1).
+// bad redirect URI), which must never redirect (RFC 6749 §4.1.2.1). title
+// and msg are message keys, shown in the page's language.
 func (h *Handler) RenderError(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
+	h.renderRefusal(w, r, status, title, msg, "")
+}
+
+// RenderRequestError is RenderError for a request refused in the
+// protocol's own words (detail: an OAuth error description, or a
+// parameter's problem, in English): the page says in the person's
+// language that the app's request can't be accepted, and shows detail as
+// it is, for the app's developers.
+func (h *Handler) RenderRequestError(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
+	h.renderRefusal(w, r, status, title, i18n.N("The app that sent you here made a request this sign-in service can't accept. Go back to the app and start again."), detail)
+}
+
+func (h *Handler) renderRefusal(w http.ResponseWriter, r *http.Request, status int, title, msg, detail string) {
 	ref := newRef()
-	h.cfg.Log.WarnContext(r.Context(), "authorization request refused", "ref", ref, "status", status, "message", msg)
+	h.cfg.Log.WarnContext(r.Context(), "authorization request refused", "ref", ref, "status", status, "message", msg, "detail", detail)
 	tr := h.tr(r)
 	title = tr.T(title)
-	if err := h.render(w, r, status, "error", errorPage{Page: h.page(r, title), Title: title, Message: tr.T(msg), Ref: ref}); err != nil {
+	if err := h.render(w, r, status, "error", errorPage{Page: h.page(r, title), Title: title, Message: tr.T(msg), Ref: ref, Detail: detail}); err != nil {
 		http.Error(w, tr.T(msg), status)
 	}
 }

@@ -29,7 +29,7 @@ func (h *Handler) notify(ctx context.Context, u storage.User, k mail.Kind, facto
 	}
 	var name string
 	if factor != nil {
-		name = factor(h.mailTr(ctx, u))
+		name = factor(h.mailTr(u))
 	}
 	return h.queueMail(ctx, u, u.Email, k, mail.Data{Factor: name, Link: h.link(activityPath)})
 }
@@ -65,7 +65,7 @@ func (h *Handler) queueMail(ctx context.Context, u storage.User, to string, k ma
 // mailMessage is the outbox message queueMail queues, for callers that
 // queue it with a change of their own in one storage call.
 func (h *Handler) mailMessage(ctx context.Context, u storage.User, to string, k mail.Kind, d mail.Data) (storage.OutboxMessage, error) {
-	info, tr := web.Info(ctx), h.mailTr(ctx, u)
+	info, tr := web.Info(ctx), h.mailTr(u)
 	d.Product, d.Username, d.When, d.IP, d.Device = h.cfg.ProductName, u.Username, h.cfg.Now(), info.IP, mail.Device(tr, info.UserAgent)
 	m, err := mail.Compose(tr, k, to, d)
 	if err != nil {

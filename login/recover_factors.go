@@ -227,7 +227,6 @@ func (h *Handler) recoveryApproved(ctx context.Context, req storage.RecoveryRequ
 	} else if err != nil {
 		return err
 	}
-	noteNotRecipient(ctx) // an administrator's request: the owner's language, else English
 	return h.recoveryNotice(ctx, u, req, mail.RecoveryApproved, req.DecidedAt.Add(storage.RecoveryApprovalTTL))
 }
 

@@ -77,25 +77,26 @@ func langFuncs(p *i18n.Printer) template.FuncMap {
 
 // tHTML translates key with markup in its arguments: an argument that
 // is template.HTML (strong) goes in as it is, every other one and the
-// translated text are escaped. Strings are held out of the translation
-// by placeholders, so no text of the catalog is ever taken as markup.
+// translated text are escaped. String arguments are held out of the
+// translation by marks (private-use characters) and put back after it,
+// so no text of the catalog is ever taken as markup.
 func tHTML(p *i18n.Printer, key string, args ...any) template.HTML {
 	mark := func(i int) string { return fmt.Sprintf("\ue000%d\ue001", i) }
-	held := map[string]string{}
+	var pairs []string
 	in := slices.Clone(args)
 	for i, a := range args {
 		switch a := a.(type) {
 		case template.HTML:
-			in[i], held[mark(i)] = mark(i), string(a)
+			in[i] = mark(i)
+			pairs = append(pairs, mark(i), string(a))
 		case string:
-			in[i], held[mark(i)] = mark(i), template.HTMLEscapeString(a)
+			in[i] = mark(i)
+			pairs = append(pairs, mark(i), template.HTMLEscapeString(a))
 		}
 	}
-	out := template.HTMLEscapeString(p.T(key, in...))
-	for m, h := range held {
-		out = strings.Replace(out, m, h, 1)
-	}
-	return template.HTML(out)
+	// One pass: a value put back is never searched for marks again, so an
+	// argument that holds another's mark cannot catch its value.
+	return template.HTML(strings.NewReplacer(pairs...).Replace(template.HTMLEscapeString(p.T(key, in...))))
 }
 
 // strong is s in bold, for tHTML.

@@ -17,7 +17,7 @@ import (
 // comment names; one marked "Holds" pins a property that was tried and
 // found holding.
 
-// Hole: the person who causes a new-sign-in notice chooses its language.
+// Fixed (was a hole): the person who caused a new-sign-in notice chose its language.
 // The notice of a sign-in from a device and a network never seen before
 // is the one mail that tells the owner someone else may have the
 // password; mailTr (login/lang.go) takes the language of the request that
@@ -27,9 +27,8 @@ import (
 // they cannot read is no warning). The owner's own language is known: her
 // earlier sign-ins came from a German browser. Fix: a mail that the
 // request's sender may be an intruder for (NewSignIn; also the reset link
-// asked for by anyone, see the report) takes the recipient's saved
-// language, else the language of the account's sessions from a known
-// device and network (or English), never the triggering request's.
+// asked for by anyone) takes the recipient's saved language, else
+// English, never the triggering request's (mailTr).
 func TestReview24IntruderChoosesTheLanguageOfTheNewSignInNotice(t *testing.T) {
 	f := newFixture(t, withMail())
 	f.verify(aliceID, aliceMail)
@@ -55,7 +54,7 @@ func TestReview24IntruderChoosesTheLanguageOfTheNewSignInNotice(t *testing.T) {
 	}
 }
 
-// Hole: tHTML's placeholder marks (login/render.go) can be forged by an
+// Fixed (was a hole): tHTML's placeholder marks (login/render.go) can be forged by an
 // argument. Each string or HTML argument is replaced by "\ue000<i>\ue001"
 // and the marks are put back one by one, in map order, each at its FIRST
 // occurrence; an argument that holds another's mark (the address
