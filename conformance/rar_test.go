@@ -3,6 +3,7 @@ package conformance
 import (
 	"encoding/base64"
 	"encoding/json"
+	"html"
 	"net/http"
 	"net/url"
 	"slices"
@@ -52,7 +53,7 @@ func (e *env) payCode(b *browser, r *rp, key *softKey, raw string, extra url.Val
 	if p.has("/login/password") {
 		p = b.signIn(p, alice, alicePass)
 	}
-	if !strings.Contains(p.body, "You're approving") || !strings.Contains(p.body, "Example Supplies Ltd") {
+	if !strings.Contains(html.UnescapeString(p.body), "You're approving") || !strings.Contains(p.body, "Example Supplies Ltd") {
 		e.t.Fatalf("the passkey page does not show the payment: %d %s\n%.3000s", p.status, p.url, p.body)
 	}
 	id := softRequestID(e.t, p)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"html"
 	"net/url"
 	"strings"
 	"testing"
@@ -50,7 +51,7 @@ func TestTransactionBoundPasskey(t *testing.T) {
 		b := e.browser()
 		a, id := b.softStepUp(r, alice, alicePass, url.Values{"acr_values": {acrPHR}})
 		d := e.softTransaction(id)
-		if p := b.get(e.issuer + "/login?id=" + url.QueryEscape(id)); !strings.Contains(p.body, "You're approving") || softRequestID(t, p) != id {
+		if p := b.get(e.issuer + "/login?id=" + url.QueryEscape(id)); !strings.Contains(html.UnescapeString(p.body), "You're approving") || softRequestID(t, p) != id {
 			t.Fatalf("the passkey page does not show what is approved:\n%.3000s", p.body)
 		}
 		challenge, _ := b.softOptions(id)
