@@ -1,6 +1,8 @@
 package login_test
 
 import (
+	"cmp"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -10,42 +12,37 @@ import (
 	"github.com/keystep/keystep/storage"
 )
 
+// translatedRun is one text of the en-XA pseudo-locale, bracketed, with
+// any markup an argument put inside it ("[Šíĝñéð íñ <strong>alice</strong> ~]").
+var translatedRun = regexp.MustCompile(`\[[^\[\]]*\]`)
+
 // untranslated returns the texts of page body a reader sees (text nodes
 // outside script, style, code and pre; alt, title, aria-label,
-// placeholder and data-*-label attributes) that are not in the en-XA
-// pseudo-locale: each translated text there is bracketed ("[Šíĝñ íñ ~~]").
-// allow lists texts that are data, not messages (a username, an app's
-// name, the product's name).
+// placeholder, data-confirm and data-*-label attributes) that are not
+// in the en-XA pseudo-locale: each translated text there is bracketed,
+// and the brackets are taken out first, innermost first (a translation
+// may hold another: a risk reason in its sentence). allow lists texts
+// that are data, not messages (a username, an app's name, the product's
+// name); the longest is taken out first, so one inside another counts.
 func untranslated(t *testing.T, body string, allow ...string) []string {
 	t.Helper()
+	for {
+		next := translatedRun.ReplaceAllString(body, "")
+		if next == body {
+			break
+		}
+		body = next
+	}
+	allow = slices.Clone(allow)
+	slices.SortFunc(allow, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
 	doc, err := html.Parse(strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []string
 	check := func(s string) {
-		s = strings.TrimSpace(s)
 		for _, a := range allow {
 			s = strings.ReplaceAll(s, a, "")
-		}
-		// Brackets hold translated text; strip them, with what they hold,
-		// innermost first (a translation may hold another: a risk reason
-		// in its sentence). A text a bracket opens or closes outside of
-		// (around markup: "[Signed in as <strong>alice</strong> ~]") is
-		// stripped to the text node's end or from its start.
-		for {
-			j := strings.IndexByte(s, ']')
-			i := strings.LastIndexByte(s[:max(j, 0)], '[')
-			if j < 0 || i < 0 {
-				break
-			}
-			s = s[:i] + s[j+1:]
-		}
-		if i := strings.IndexByte(s, '['); i >= 0 {
-			s = s[:i]
-		}
-		if j := strings.LastIndexByte(s, ']'); j >= 0 {
-			s = s[j+1:]
 		}
 		if strings.ContainsFunc(s, func(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }) {
 			out = append(out, strings.TrimSpace(s))

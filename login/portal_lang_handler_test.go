@@ -3,7 +3,6 @@ package login_test
 import (
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -32,23 +31,6 @@ func portalData(f *fixture, userID string) []string {
 // innermost is a translated text holding no other: the pseudo-locale
 // brackets a message, and a message in another's argument ("The link
 // works once, for [15 minutes]") nests.
-var innermost = regexp.MustCompile(`\[[^\[\]<>]*\]`)
-
-// untranslatedIn is untranslated (lang_handler_test.go) for a page whose
-// messages may nest or hold markup (th with strong): bold is taken out
-// and translated texts, innermost first, before the check.
-func untranslatedIn(t *testing.T, body string, allow ...string) []string {
-	t.Helper()
-	body = strings.NewReplacer("<strong>", "", "</strong>", "").Replace(body)
-	for {
-		next := innermost.ReplaceAllString(body, "")
-		if next == body {
-			break
-		}
-		body = next
-	}
-	return untranslated(t, body, allow...)
-}
 
 // Every portal page, and the recovery codes shown once, has no text
 // left untranslated in the en-XA pseudo-locale.
@@ -81,7 +63,7 @@ func TestPortalPagesAreTranslated(t *testing.T) {
 		if !strings.Contains(body, `<html lang="en-XA"`) {
 			t.Errorf("%s: not in en-XA:\n%.1500s", name, body)
 		}
-		if left := untranslatedIn(t, body, allow...); len(left) > 0 {
+		if left := untranslated(t, body, allow...); len(left) > 0 {
 			t.Errorf("%s: untranslated %q", name, left)
 		}
 	}
@@ -111,7 +93,7 @@ func TestRecoverPagesAreTranslated(t *testing.T) {
 		t.Fatalf("want one reset mail in en-XA, got %+v", ms)
 	}
 	for _, line := range strings.Split(ms[0].Message.Text, "\n") {
-		if left := untranslatedIn(t, "<p>"+line+"</p>", append(allow, f.srv.URL)...); len(left) > 0 && !strings.Contains(line, "/recover/reset?") {
+		if left := untranslated(t, "<p>"+line+"</p>", append(allow, f.srv.URL)...); len(left) > 0 && !strings.Contains(line, "/recover/reset?") {
 			t.Errorf("reset mail: untranslated %q", left)
 		}
 	}
@@ -129,7 +111,7 @@ func TestRecoverPagesAreTranslated(t *testing.T) {
 		if !strings.Contains(body, `<html lang="en-XA"`) {
 			t.Errorf("%s: not in en-XA:\n%.1500s", name, body)
 		}
-		if left := untranslatedIn(t, body, allow...); len(left) > 0 {
+		if left := untranslated(t, body, allow...); len(left) > 0 {
 			t.Errorf("%s: untranslated %q", name, left)
 		}
 	}
