@@ -63,11 +63,12 @@ func (h *Handler) postSetup(w http.ResponseWriter, r *http.Request) error {
 		return errSetupDone
 	}
 	pw := r.PostForm.Get("password")
-	// The checks' messages are keys of their own areas' catalogs.
+	// A username's problems are message keys (admin.ValidateUsername); a
+	// password's are named by passwordProblem, as in the portal.
 	if err := admin.ValidateUsername(p.Username); err != nil {
 		p.Problem = h.tr(r).T(err.Error())
 	} else if err := factor.ValidatePassword(pw); err != nil {
-		p.Problem = h.tr(r).T(err.Error())
+		p.Problem = h.tr(r).T(passwordProblem(err))
 	}
 	if p.Problem != "" {
 		return h.render(w, r, http.StatusBadRequest, "setup", p)

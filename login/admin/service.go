@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keystep/keystep/login/factor"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/login/policy"
 	"github.com/keystep/keystep/login/throttle"
 	"github.com/keystep/keystep/login/web"
@@ -355,14 +356,14 @@ func NewUserID() (string, error) {
 // characters or ':' (the authenticator-app label uses it as a separator).
 func ValidateUsername(s string) error {
 	if s == "" {
-		return errors.New("Enter a username.")
+		return errors.New(i18n.N("Enter a username."))
 	}
 	if len(s) > 64 {
-		return errors.New("Usernames can be at most 64 characters.")
+		return errors.New(i18n.N("Usernames can be at most 64 characters."))
 	}
 	for _, r := range s {
 		if r <= ' ' || r == 0x7f || r == ':' {
-			return errors.New("Usernames can't contain spaces, control characters or ':'.")
+			return errors.New(i18n.N("Usernames can't contain spaces, control characters or ':'."))
 		}
 	}
 	return nil
