@@ -23,14 +23,20 @@ import (
 
 // literalArgs are the functions whose string-literal arguments (by index)
 // are message keys, translated where they are shown: an error page's
-// title and text, a page's title. Every other message is a literal
-// argument of a T method or of i18n.N, or a literal in a template's t.
+// title and text, a page's title, an admin problem's message. Every other
+// message is a literal argument of a T method or of i18n.N, or a literal
+// in a template's t.
 var literalArgs = map[string][]int{
 	"userError":          {1, 2},
 	"RenderError":        {3, 4},
 	"RenderRequestError": {3},
 	"page":               {1},
 	"adminPage":          {3},
+	// An admin service's problem (login/admin): NewProblem, and the
+	// closures that make one for a client and for a receiver.
+	"NewProblem":      {1},
+	"addProblem":      {1},
+	"receiverProblem": {0},
 }
 
 // sourceKeys returns every message key the UI uses, with where it is

@@ -19,6 +19,7 @@ import (
 
 	"github.com/keystep/keystep/idp/details"
 	"github.com/keystep/keystep/idp/stepup"
+	"github.com/keystep/keystep/login/i18n"
 	"github.com/keystep/keystep/storage"
 )
 
@@ -251,10 +252,29 @@ func (s ClientSpec) Client() storage.Client {
 
 // Problem is one thing wrong with an input, named by its field (the JSON
 // name, so the console can show it next to the field and a file's error can
-// point at the key).
+// point at the key). Message is the English text the CLI and the admin API
+// show; Key and Args are the same message for [Problem.In] to translate.
 type Problem struct {
 	Field   string `json:"field"`
 	Message string `json:"message"`
+	Key     string `json:"-"`
+	Args    []any  `json:"-"`
+}
+
+// NewProblem is the problem with field whose message is key (an English
+// text with fmt verbs, the catalogs' key) filled by args. An argument that
+// is a [Text] is a message too, translated with it.
+func NewProblem(field, key string, args ...any) Problem {
+	return Problem{Field: field, Message: text(key, args...).String(), Key: key, Args: args}
+}
+
+// In is p in tr's language. A problem without a key (policy.Compile's
+// diagnostics, which name field paths) is its Message as it is.
+func (p Problem) In(tr Translator) string {
+	if p.Key == "" {
+		return p.Message
+	}
+	return Text{p.Key, p.Args}.In(tr)
 }
 
 // InvalidError carries every problem found in one input.
@@ -271,14 +291,40 @@ func (e *InvalidError) Error() string {
 // ValidateRedirectURI checks a redirect or post-logout redirect URI:
 // absolute, no fragment, https except on loopback hosts (RFC 6749 §3.1.2,
 // RFC 8252 §7.3), and for native apps also a private-use scheme in
-// reverse-domain form (RFC 8252 §7.1).
+// reverse-domain form (RFC 8252 §7.1). Its error is a [Text].
 func ValidateRedirectURI(s string, native bool) error {
+	if t, bad := checkRedirectURI(s, native, redirectURIMessages); bad {
+		return t
+	}
+	return nil
+}
+
+// uriMessages are what a redirect URI check says, each with the URI as
+// its argument: one set for redirect URIs, one for post-logout ones.
+type uriMessages struct{ absolute, fragment, https string }
+
+var (
+	redirectURIMessages = uriMessages{
+		absolute: i18n.N("redirect URI %q must be absolute"),
+		fragment: i18n.N("redirect URI %q must not have a fragment"),
+		https:    i18n.N("redirect URI %q must use https (http only for localhost)"),
+	}
+	postLogoutURIMessages = uriMessages{
+		absolute: i18n.N("post-logout redirect URI %q must be absolute"),
+		fragment: i18n.N("post-logout redirect URI %q must not have a fragment"),
+		https:    i18n.N("post-logout redirect URI %q must use https (http only for localhost)"),
+	}
+)
+
+// checkRedirectURI is ValidateRedirectURI, saying what it finds in m's
+// words; bad reports that it found something.
+func checkRedirectURI(s string, native bool, m uriMessages) (t Text, bad bool) {
 	u, err := url.Parse(s)
 	if err != nil || !u.IsAbs() || u.Host == "" && u.Scheme != "" && !native {
-		return fmt.Errorf("redirect URI %q must be absolute", s)
+		return Text{m.absolute, []any{s}}, true
 	}
 	if u.Fragment != "" || strings.Contains(s, "#") {
-		return fmt.Errorf("redirect URI %q must not have a fragment", s)
+		return Text{m.fragment, []any{s}}, true
 	}
 	h := u.Hostname()
 	switch {
@@ -286,9 +332,9 @@ func ValidateRedirectURI(s string, native bool) error {
 	case u.Scheme == "http" && loopback(h):
 	case native && u.Scheme != "http" && u.Scheme != "https" && strings.Contains(u.Scheme, "."):
 	default:
-		return fmt.Errorf("redirect URI %q must use https (http only for localhost)", s)
+		return Text{m.https, []any{s}}, true
 	}
-	return nil
+	return Text{}, false
 }
 
 // loopback reports whether a URI's host is this machine, where plain http
@@ -301,25 +347,35 @@ func loopback(host string) bool {
 // https (http only for loopback hosts), no fragment (OIDC Back-Channel
 // Logout 1.0 §2.2), no user name or password, at most
 // MaxBackchannelLogoutURI characters. Where it may point (private
-// addresses) is decided when a logout token is delivered, not here.
+// addresses) is decided when a logout token is delivered, not here. Its
+// error is a [Text].
 func ValidateBackchannelLogoutURI(s string) error {
+	if t, bad := checkBackchannelLogoutURI(s); bad {
+		return t
+	}
+	return nil
+}
+
+// checkBackchannelLogoutURI is ValidateBackchannelLogoutURI; bad reports
+// that it found something.
+func checkBackchannelLogoutURI(s string) (t Text, bad bool) {
 	if len(s) > MaxBackchannelLogoutURI {
-		return fmt.Errorf("back-channel logout URI: use at most %d characters", MaxBackchannelLogoutURI)
+		return Text{i18n.N("back-channel logout URI: use at most %d characters"), []any{MaxBackchannelLogoutURI}}, true
 	}
 	u, err := url.Parse(s)
 	switch {
 	case err != nil || !u.IsAbs() || u.Host == "":
-		return fmt.Errorf("back-channel logout URI %q must be an absolute https URL", s)
+		return Text{i18n.N("back-channel logout URI %q must be an absolute https URL"), []any{s}}, true
 	case u.Fragment != "" || strings.Contains(s, "#"):
-		return fmt.Errorf("back-channel logout URI %q must not have a fragment", s)
+		return Text{i18n.N("back-channel logout URI %q must not have a fragment"), []any{s}}, true
 	case u.User != nil:
-		return fmt.Errorf("back-channel logout URI %q must not hold a user name or password", s)
+		return Text{i18n.N("back-channel logout URI %q must not hold a user name or password"), []any{s}}, true
 	case u.Scheme == "https" && u.Hostname() != "":
 	case u.Scheme == "http" && loopback(u.Hostname()):
 	default:
-		return fmt.Errorf("back-channel logout URI %q must use https (http only for localhost)", s)
+		return Text{i18n.N("back-channel logout URI %q must use https (http only for localhost)"), []any{s}}, true
 	}
-	return nil
+	return Text{}, false
 }
 
 // ValidateClient reports every problem with s (normalised first) at once.
@@ -329,101 +385,101 @@ func ValidateClient(s ClientSpec, p *stepup.Policy, builtIn string) []Problem {
 	fapi2 := s.Profile == storage.ProfileFAPI2
 	s = s.Normalize()
 	var out []Problem
-	add := func(field, format string, args ...any) {
-		out = append(out, Problem{Field: field, Message: fmt.Sprintf(format, args...)})
+	addProblem := func(field, key string, args ...any) {
+		out = append(out, NewProblem(field, key, args...))
 	}
 	switch {
 	case s.ID == "":
-		add("id", "client ID is required")
+		addProblem("id", "client ID is required")
 	case len(s.ID) > 128 || strings.ContainsFunc(s.ID, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == ':' }):
-		add("id", "client ID %q: use at most 128 characters, without spaces or ':'", s.ID)
+		addProblem("id", "client ID %q: use at most 128 characters, without spaces or ':'", s.ID)
 	case builtIn != "" && s.ID == builtIn:
-		add("id", "client ID %q is the account portal's built-in client", s.ID)
+		addProblem("id", "client ID %q is the account portal's built-in client", s.ID)
 	}
 	if len(s.Name) > 100 || strings.ContainsFunc(s.Name, unicode.IsControl) {
-		add("name", "name: use at most 100 characters, without control characters")
+		addProblem("name", "name: use at most 100 characters, without control characters")
 	}
 	for _, g := range s.GrantTypes {
 		if !slices.Contains(GrantTypes, g) {
-			add("grant_types", "unknown grant type %q (want %s)", g, strings.Join(GrantTypes, ", "))
+			addProblem("grant_types", "unknown grant type %q (want %s)", g, strings.Join(GrantTypes, ", "))
 		}
 	}
 	if dup := duplicate(s.GrantTypes); dup != "" {
-		add("grant_types", "grant type %q is listed twice", dup)
+		addProblem("grant_types", "grant type %q is listed twice", dup)
 	}
 	code := slices.Contains(s.GrantTypes, "authorization_code")
 	if slices.Contains(s.GrantTypes, "refresh_token") && !code {
-		add("grant_types", "refresh_token needs authorization_code")
+		addProblem("grant_types", "refresh_token needs authorization_code")
 	}
 	if s.RefreshReuseInterval != "" {
 		d, err := time.ParseDuration(s.RefreshReuseInterval)
 		switch {
 		case err != nil:
-			add("refresh_reuse_interval", "refresh reuse interval %q is not a duration such as 10s", s.RefreshReuseInterval)
+			addProblem("refresh_reuse_interval", "refresh reuse interval %q is not a duration such as 10s", s.RefreshReuseInterval)
 		case d < 0 || d > MaxRefreshReuseInterval:
-			add("refresh_reuse_interval", "refresh reuse interval %s: use 0s (none) up to %s", d, MaxRefreshReuseInterval)
+			addProblem("refresh_reuse_interval", "refresh reuse interval %s: use 0s (none) up to %s", d, MaxRefreshReuseInterval)
 		}
 	}
 	if s.Public && slices.Contains(s.GrantTypes, "client_credentials") {
-		add("grant_types", "public clients cannot use client_credentials")
+		addProblem("grant_types", "public clients cannot use client_credentials")
 	}
 	if code && len(s.RedirectURIs) == 0 {
-		add("redirect_uris", "at least one redirect URI is required for authorization_code")
+		addProblem("redirect_uris", "at least one redirect URI is required for authorization_code")
 	}
 	for _, u := range s.RedirectURIs {
-		if err := ValidateRedirectURI(u, s.Native); err != nil {
-			add("redirect_uris", "%s", err.Error())
+		if t, bad := checkRedirectURI(u, s.Native, redirectURIMessages); bad {
+			out = append(out, NewProblem("redirect_uris", t.Key, t.Args...))
 		}
 	}
 	if dup := duplicate(s.RedirectURIs); dup != "" {
-		add("redirect_uris", "redirect URI %q is listed twice", dup)
+		addProblem("redirect_uris", "redirect URI %q is listed twice", dup)
 	}
 	for _, u := range s.PostLogoutRedirectURIs {
-		if err := ValidateRedirectURI(u, s.Native); err != nil {
-			add("post_logout_redirect_uris", "post-logout %s", err.Error())
+		if t, bad := checkRedirectURI(u, s.Native, postLogoutURIMessages); bad {
+			out = append(out, NewProblem("post_logout_redirect_uris", t.Key, t.Args...))
 		}
 	}
 	switch {
 	case !slices.Contains(AuthMethods, s.AuthMethod):
-		add("auth_method", "auth method %q: want %s", s.AuthMethod, strings.Join(AuthMethods, ", "))
+		addProblem("auth_method", "auth method %q: want %s", s.AuthMethod, strings.Join(AuthMethods, ", "))
 	case s.Public && s.AuthMethod != "none":
-		add("auth_method", "public clients have no credentials: auth method must be none, not %s", s.AuthMethod)
+		addProblem("auth_method", "public clients have no credentials: auth method must be none, not %s", s.AuthMethod)
 	case !s.Public && s.AuthMethod == "none":
-		add("auth_method", "auth method none is for public clients; a confidential client needs client_secret_basic, client_secret_post or private_key_jwt")
+		addProblem("auth_method", "auth method none is for public clients; a confidential client needs client_secret_basic, client_secret_post or private_key_jwt")
 	case s.AuthMethod == "private_key_jwt" && s.JWKS == nil:
-		add("jwks", "private_key_jwt needs the client's public keys (a JWK Set)")
+		addProblem("jwks", "private_key_jwt needs the client's public keys (a JWK Set)")
 	case s.AuthMethod != "private_key_jwt" && s.JWKS != nil:
-		add("jwks", "public keys are only used with private_key_jwt")
+		addProblem("jwks", "public keys are only used with private_key_jwt")
 	}
 	if s.JWKS != nil {
 		var set jose.JSONWebKeySet
 		if err := json.Unmarshal(s.JWKS, &set); err != nil || len(set.Keys) == 0 {
-			add("jwks", "JWKS: want a JSON Web Key Set with at least one key")
+			addProblem("jwks", "JWKS: want a JSON Web Key Set with at least one key")
 		} else {
 			for i, k := range set.Keys {
 				if !k.Valid() || !k.IsPublic() {
-					add("jwks", "JWKS: key %d is not a valid public key", i)
-				} else if err := CheckKey(k, fapi2); err != nil {
-					add("jwks", "JWKS: key %d: %s", i, err)
+					addProblem("jwks", "JWKS: key %d is not a valid public key", i)
+				} else if t, weak := checkKey(k, fapi2); weak {
+					addProblem("jwks", "JWKS: key %d: %s", i, t)
 				}
 			}
 		}
 	}
 	if !slices.Contains(IDTokenAlgs, s.IDTokenAlg) {
-		add("id_token_alg", "ID token algorithm %q: want %s", s.IDTokenAlg, strings.Join(IDTokenAlgs, ", "))
+		addProblem("id_token_alg", "ID token algorithm %q: want %s", s.IDTokenAlg, strings.Join(IDTokenAlgs, ", "))
 	}
 	if !slices.Contains(AccessTokenFormats, s.AccessTokenFormat) {
-		add("access_token_format", "access token format %q: want jwt or opaque", s.AccessTokenFormat)
+		addProblem("access_token_format", "access token format %q: want jwt or opaque", s.AccessTokenFormat)
 	}
 	switch {
 	case s.RateLimit < 0 || s.RateLimit > MaxRateLimit:
-		add("rate_limit", "rate limit %d: want requests a second from 1 to %d, or 0 for the server's default", s.RateLimit, MaxRateLimit)
+		addProblem("rate_limit", "rate limit %d: want requests a second from 1 to %d, or 0 for the server's default", s.RateLimit, MaxRateLimit)
 	case s.RateLimit > 0 && s.Public:
-		add("rate_limit", "a public client is not authenticated, so its requests count against each address's limit: leave its rate limit at 0")
+		addProblem("rate_limit", "a public client is not authenticated, so its requests count against each address's limit: leave its rate limit at 0")
 	}
 	switch {
 	case !slices.Contains(Profiles, s.Profile):
-		add("profile", "profile %q: want fapi2 or none", s.Profile)
+		addProblem("profile", "profile %q: want fapi2 or none", s.Profile)
 	case s.Profile == storage.ProfileFAPI2:
 		// FAPI 2.0 Security Profile §5.3.2.1 (confidential clients,
 		// private_key_jwt or mTLS, and Keystep has no mTLS) and §5.4.1
@@ -431,47 +487,48 @@ func ValidateClient(s ClientSpec, p *stepup.Policy, builtIn string) []Problem {
 		// Normalize.
 		switch {
 		case s.Public:
-			add("profile", "a FAPI 2.0 client must be confidential, not public")
+			addProblem("profile", "a FAPI 2.0 client must be confidential, not public")
 		case s.AuthMethod != "private_key_jwt":
-			add("profile", "a FAPI 2.0 client must authenticate with private_key_jwt and its registered public keys, not %s", s.AuthMethod)
+			addProblem("profile", "a FAPI 2.0 client must authenticate with private_key_jwt and its registered public keys, not %s", s.AuthMethod)
 		}
 		if !slices.Contains(FAPI2IDTokenAlgs, s.IDTokenAlg) && slices.Contains(IDTokenAlgs, s.IDTokenAlg) {
-			add("id_token_alg", "a FAPI 2.0 client's ID tokens must be signed with %s, not %s", strings.Join(FAPI2IDTokenAlgs, " or "), s.IDTokenAlg)
+			// FAPI2IDTokenAlgs are two: the message names both, "or" in its words.
+			addProblem("id_token_alg", "a FAPI 2.0 client's ID tokens must be signed with %s or %s, not %s", FAPI2IDTokenAlgs[0], FAPI2IDTokenAlgs[1], s.IDTokenAlg)
 		}
 	}
 	if s.BackchannelLogoutURI != "" {
-		if err := ValidateBackchannelLogoutURI(s.BackchannelLogoutURI); err != nil {
-			add("backchannel_logout_uri", "%s", err.Error())
+		if t, bad := checkBackchannelLogoutURI(s.BackchannelLogoutURI); bad {
+			out = append(out, NewProblem("backchannel_logout_uri", t.Key, t.Args...))
 		}
 	} else if s.BackchannelLogoutSessionRequired {
-		add("backchannel_logout_session_required", "asking for the session ID (sid) in logout tokens needs a back-channel logout URI")
+		addProblem("backchannel_logout_session_required", "asking for the session ID (sid) in logout tokens needs a back-channel logout URI")
 	}
 	if s.MinACR != "" && p != nil {
 		if _, _, ok := p.Lookup(s.MinACR); !ok {
-			add("min_acr", "minimum acr %q is not a configured level (%s)", s.MinACR, strings.Join(p.Values(), ", "))
+			addProblem("min_acr", "minimum acr %q is not a configured level (%s)", s.MinACR, strings.Join(p.Values(), ", "))
 		}
 	}
 	if len(s.AuthorizationDetailsTypes) > MaxDetailsTypes {
-		add("authorization_details_types", "authorization details types: at most %d", MaxDetailsTypes)
+		addProblem("authorization_details_types", "authorization details types: at most %d", MaxDetailsTypes)
 	}
 	for _, t := range s.AuthorizationDetailsTypes {
 		if len(t) > MaxDetailsTypeLen || strings.ContainsFunc(t, func(r rune) bool { return !detailsTypeChar(r) }) {
-			add("authorization_details_types", "authorization details type %q: use at most %d characters of a-z, 0-9 and _ . : -", t, MaxDetailsTypeLen)
+			addProblem("authorization_details_types", "authorization details type %q: use at most %d characters of a-z, 0-9 and _ . : -", t, MaxDetailsTypeLen)
 		}
 	}
 	if dup := duplicate(s.AuthorizationDetailsTypes); dup != "" {
-		add("authorization_details_types", "authorization details type %q is listed twice", dup)
+		addProblem("authorization_details_types", "authorization details type %q is listed twice", dup)
 	}
 	// The admin API is called with a client's own client_credentials
 	// tokens: a public client has no credentials to get one with.
 	switch {
 	case s.AdminAPI == "":
 	case s.AdminAPI != storage.AdminAPIRead && s.AdminAPI != storage.AdminAPIWrite:
-		add("admin_api", "admin API access %q: want read, write or none", s.AdminAPI)
+		addProblem("admin_api", "admin API access %q: want read, write or none", s.AdminAPI)
 	case s.Public:
-		add("admin_api", "a public client cannot be granted the admin API: it has no credentials")
+		addProblem("admin_api", "a public client cannot be granted the admin API: it has no credentials")
 	case !slices.Contains(s.GrantTypes, "client_credentials"):
-		add("admin_api", "the admin API is called with client_credentials tokens: add the client_credentials grant")
+		addProblem("admin_api", "the admin API is called with client_credentials tokens: add the client_credentials grant")
 	}
 	return out
 }
@@ -496,12 +553,11 @@ func RegisteredDetailsTypes(s ClientSpec, r *details.Registry) []Problem {
 		if slices.Contains(known, t) {
 			continue
 		}
-		have := "none are registered"
-		if len(known) > 0 {
-			have = "registered: " + strings.Join(known, ", ")
+		if len(known) == 0 {
+			out = append(out, NewProblem("authorization_details_types", "authorization details type %q is not in the server's policy (authorization_details_types; none are registered)", t))
+		} else {
+			out = append(out, NewProblem("authorization_details_types", "authorization details type %q is not in the server's policy (authorization_details_types; registered: %s)", t, strings.Join(known, ", ")))
 		}
-		out = append(out, Problem{Field: "authorization_details_types",
-			Message: fmt.Sprintf("authorization details type %q is not in the server's policy (authorization_details_types; %s)", t, have)})
 	}
 	return out
 }
@@ -593,20 +649,28 @@ func snapshot(v any) string {
 // 2.0 Security Profile §5.4.1). The token endpoint checks it again on use,
 // for keys stored before this rule.
 func CheckKey(k jose.JSONWebKey, fapi2 bool) error {
+	if t, weak := checkKey(k, fapi2); weak {
+		return t
+	}
+	return nil
+}
+
+// checkKey is CheckKey; weak reports that it found k too weak.
+func checkKey(k jose.JSONWebKey, fapi2 bool) (t Text, weak bool) {
 	switch pub := k.Key.(type) {
 	case *rsa.PublicKey:
 		if pub.N.BitLen() < 2048 {
-			return fmt.Errorf("an RSA key must have at least 2048 bits, this one has %d", pub.N.BitLen())
+			return Text{i18n.N("an RSA key must have at least 2048 bits, this one has %d"), []any{pub.N.BitLen()}}, true
 		}
 	case *ecdsa.PublicKey:
 		if fapi2 && pub.Curve != elliptic.P256() {
-			return fmt.Errorf("a FAPI 2.0 client's EC key must be on P-256, not %s", pub.Curve.Params().Name)
+			return Text{i18n.N("a FAPI 2.0 client's EC key must be on P-256, not %s"), []any{pub.Curve.Params().Name}}, true
 		}
 	case ed25519.PublicKey:
 	default:
 		if fapi2 {
-			return fmt.Errorf("a FAPI 2.0 client signs with RSA (PS256), EC P-256 (ES256) or Ed25519 (EdDSA), not %T", k.Key)
+			return Text{i18n.N("a FAPI 2.0 client signs with RSA (PS256), EC P-256 (ES256) or Ed25519 (EdDSA), not %s"), []any{fmt.Sprintf("%T", k.Key)}}, true
 		}
 	}
-	return nil
+	return Text{}, false
 }

@@ -19,13 +19,16 @@ type Check struct {
 	Subject string `json:"subject"`
 	Message string `json:"message"`
 	// About and Say are Subject and Message for a translation (the
-	// console). A Say without a key is a diagnostic of the client's
-	// validation, shown as it is.
+	// console). A Say whose key no catalog has (the risk rules'
+	// diagnostics) is shown as it is.
 	About Text `json:"-"`
 	Say   Text `json:"-"`
 }
 
-// Text is a message key (English, with fmt verbs) and its arguments.
+// Text is a message key (English, with fmt verbs) and its arguments. An
+// argument that is a Text is a message too, translated with it. As an
+// error it is the English text: a check returns one for the problem that
+// shows it.
 type Text struct {
 	Key  string
 	Args []any
@@ -39,8 +42,23 @@ func (t Text) String() string {
 	return fmt.Sprintf(t.Key, t.Args...)
 }
 
-// In is the text in the language of tr (an *i18n.Printer's T).
-func (t Text) In(tr interface{ T(string, ...any) string }) string { return tr.T(t.Key, t.Args...) }
+func (t Text) Error() string { return t.String() }
+
+// Translator is what translates a message: an *i18n.Printer.
+type Translator interface {
+	T(key string, args ...any) string
+}
+
+// In is the text in the language of tr, its Text arguments too.
+func (t Text) In(tr Translator) string {
+	args := slices.Clone(t.Args)
+	for i, a := range args {
+		if n, ok := a.(Text); ok {
+			args[i] = n.In(tr)
+		}
+	}
+	return tr.T(t.Key, args...)
+}
 
 func text(key string, args ...any) Text { return Text{Key: key, Args: args} }
 
@@ -87,7 +105,7 @@ func CheckPolicy(p *stepup.Policy, scopeMins map[string]string, rules risk.Rules
 		}
 		ps := ValidateClient(SpecOf(c), p, builtIn)
 		for _, pr := range ps {
-			bad(text(i18n.N("client %s"), c.ID), text(pr.Message))
+			bad(text(i18n.N("client %s"), c.ID), Text{pr.Key, pr.Args})
 		}
 		if len(ps) == 0 {
 			n++

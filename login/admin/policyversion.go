@@ -61,6 +61,8 @@ func Problems(err error) []Problem {
 		if !ok || strings.ContainsAny(field, " ") {
 			field = ""
 		}
+		// The only Problem made without NewProblem: a diagnostic naming
+		// field paths, shown in English everywhere (no key).
 		out = append(out, Problem{Field: field, Message: e.Error()})
 	}
 	return out
@@ -167,7 +169,7 @@ func (a *Service) keepsConsoleOpen(ctx context.Context, by Actor, snap *policy.S
 	if snap.Levels.Reachable(s, snap.AdminACR, 0) {
 		return nil, nil
 	}
-	return []Problem{{Field: "admin.acr", Message: fmt.Sprintf("admin.acr: the console would need %s, which the ways you sign in cannot reach, so saving this would lock you (and admins like you) out; add a factor that reaches it first, or save it with `keystep apply`", snap.AdminACR)}}, nil
+	return []Problem{NewProblem("admin.acr", "admin.acr: the console would need %s, which the ways you sign in cannot reach, so saving this would lock you (and admins like you) out; add a factor that reaches it first, or save it with `keystep apply`", snap.AdminACR)}, nil
 }
 
 // RollbackPolicy makes version n's document active again, as a new

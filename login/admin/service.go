@@ -327,18 +327,21 @@ type NewUser struct {
 // Validate reports every problem with n at once.
 func (n NewUser) Validate() []Problem {
 	var out []Problem
+	// ValidateUsername's and ValidatePassword's errors are messages (keys)
+	// as they are: marked with i18n.N in ValidateUsername, and where the
+	// portal shows the password's (passwordProblem).
 	if err := ValidateUsername(n.Username); err != nil {
-		out = append(out, Problem{"username", err.Error()})
+		out = append(out, NewProblem("username", err.Error()))
 	}
 	if n.Email != "" {
 		if m, err := mail.ParseAddress(n.Email); err != nil || m.Address != n.Email {
-			out = append(out, Problem{"email", fmt.Sprintf("%q is not an email address.", n.Email)})
+			out = append(out, NewProblem("email", "%q is not an email address.", n.Email))
 		}
 	} else if n.EmailVerified {
-		out = append(out, Problem{"email_verified", "There is no email address to vouch for."})
+		out = append(out, NewProblem("email_verified", "There is no email address to vouch for."))
 	}
 	if err := factor.ValidatePassword(n.Password); err != nil {
-		out = append(out, Problem{"password", err.Error()})
+		out = append(out, NewProblem("password", err.Error()))
 	}
 	return out
 }

@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -25,62 +24,80 @@ type ReceiverSpec struct {
 	Audience string
 }
 
-// check reports every problem with s at once.
-func (s ReceiverSpec) check() error {
-	var errs []error
-	if err := httpsURL(s.Issuer); err != nil {
-		errs = append(errs, fmt.Errorf("issuer: %w", err))
+// check reports every problem with s at once, each on the field
+// "receiver".
+func (s ReceiverSpec) check() []Problem {
+	var out []Problem
+	receiverProblem := func(key string, args ...any) {
+		out = append(out, NewProblem("receiver", key, args...))
+	}
+	switch httpsURL(s.Issuer) {
+	case urlNotAbsolute:
+		receiverProblem("issuer: %q is not an absolute URL", s.Issuer)
+	case urlNotHTTPS:
+		receiverProblem("issuer: %q: https only (http for loopback hosts)", s.Issuer)
 	}
 	switch {
 	case s.JWKSURI != "" && s.JWKS != "":
-		errs = append(errs, errors.New("give a jwks_uri or a JWKS, not both"))
+		receiverProblem("give a jwks_uri or a JWKS, not both")
 	case s.JWKSURI != "":
-		if err := httpsURL(s.JWKSURI); err != nil {
-			errs = append(errs, fmt.Errorf("jwks_uri: %w", err))
+		switch httpsURL(s.JWKSURI) {
+		case urlNotAbsolute:
+			receiverProblem("jwks_uri: %q is not an absolute URL", s.JWKSURI)
+		case urlNotHTTPS:
+			receiverProblem("jwks_uri: %q: https only (http for loopback hosts)", s.JWKSURI)
 		}
 	case s.JWKS != "":
 		var set jose.JSONWebKeySet
 		if err := json.Unmarshal([]byte(s.JWKS), &set); err != nil {
-			errs = append(errs, fmt.Errorf("JWKS: %w", err))
+			// The decoder's own words: a diagnostic, shown as it is.
+			receiverProblem("JWKS: %s", err.Error())
 		} else if len(set.Keys) == 0 {
-			errs = append(errs, errors.New("JWKS: no keys"))
+			receiverProblem("JWKS: no keys")
 		} else {
 			for _, k := range set.Keys {
 				if !k.IsPublic() || !k.Valid() {
-					errs = append(errs, fmt.Errorf("JWKS: key %q is not a valid public key", k.KeyID))
+					receiverProblem("JWKS: key %q is not a valid public key", k.KeyID)
 				}
 			}
 		}
 	default:
-		errs = append(errs, errors.New("a jwks_uri or a JWKS is required"))
+		receiverProblem("a jwks_uri or a JWKS is required")
 	}
 	if s.Audience == "" || len(s.Audience) > 512 {
-		errs = append(errs, errors.New("audience: required (the aud the transmitter puts in its SETs for Keystep, usually Keystep's issuer)"))
+		receiverProblem("audience: required (the aud the transmitter puts in its SETs for Keystep, usually Keystep's issuer)")
 	}
-	return errors.Join(errs...)
+	return out
 }
+
+// What httpsURL finds wrong with a URL.
+const (
+	urlOK = iota
+	urlNotAbsolute
+	urlNotHTTPS
+)
 
 // httpsURL accepts https URLs, and http ones to a loopback host
 // (development), with a host and no user info or fragment.
-func httpsURL(v string) error {
+func httpsURL(v string) int {
 	u, err := url.Parse(v)
 	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" {
-		return fmt.Errorf("%q is not an absolute URL", v)
+		return urlNotAbsolute
 	}
 	if u.Scheme == "https" {
-		return nil
+		return urlOK
 	}
 	if a, err := netip.ParseAddr(u.Hostname()); u.Scheme == "http" && (u.Hostname() == "localhost" || err == nil && a.IsLoopback()) {
-		return nil
+		return urlOK
 	}
-	return fmt.Errorf("%q: https only (http for loopback hosts)", v)
+	return urlNotHTTPS
 }
 
 // AddReceiver registers a transmitter Keystep receives Shared Signals
 // from; audited first, like every admin change.
 func (a *Service) AddReceiver(ctx context.Context, by Actor, s ReceiverSpec, now time.Time) (storage.Receiver, error) {
-	if err := s.check(); err != nil {
-		return storage.Receiver{}, &InvalidError{Problems: []Problem{{Field: "receiver", Message: err.Error()}}}
+	if ps := s.check(); len(ps) > 0 {
+		return storage.Receiver{}, &InvalidError{Problems: ps}
 	}
 	r := storage.Receiver{Issuer: s.Issuer, JWKSURI: s.JWKSURI, JWKS: s.JWKS, Audience: s.Audience, CreatedAt: now}
 	details := map[string]string{"issuer": r.Issuer, "jwks_uri": r.JWKSURI, "audience": r.Audience, "jwks": fmt.Sprint(r.JWKS != "")}
