@@ -166,12 +166,12 @@ func readClientForm(r *http.Request) clientForm {
 	f.Redirects, f.PostLogout, f.JWKSText, f.RateLimitText = v.Get("redirect_uris"), v.Get("post_logout_redirect_uris"), jwks, rate
 	f.DetailsTypesText = v.Get("authorization_details_types")
 	if rateErr {
-		f.extra = append(f.extra, admin.Problem{Field: "rate_limit", Message: i18n.N("Rate limit: enter a whole number of requests a second, or leave it empty for the server's default.")})
+		f.extra = append(f.extra, admin.NewProblem("rate_limit", "Rate limit: enter a whole number of requests a second, or leave it empty for the server's default."))
 	}
 	if len(s.GrantTypes) == 0 {
 		// Nothing ticked is a mistake, not "the defaults".
 		f.GrantTypes = nil
-		f.extra = append(f.extra, admin.Problem{Field: "grant_types", Message: i18n.N("Choose at least one grant type.")})
+		f.extra = append(f.extra, admin.NewProblem("grant_types", "Choose at least one grant type."))
 	}
 	return f
 }
@@ -185,13 +185,11 @@ func (f *clientForm) check(h *Handler, tr *i18n.Printer) bool {
 	return false
 }
 
-// fail shows ps on the form: a message of the console's own is a key,
-// translated here; the admin service's diagnostics (with field names and
-// values) are shown as they are.
+// fail shows ps on the form, in the console's language.
 func (f *clientForm) fail(tr *i18n.Printer, ps []admin.Problem) {
 	f.Errors = map[string][]string{}
 	for _, p := range ps {
-		msg := tr.T(p.Message)
+		msg := p.In(tr)
 		f.Errors[p.Field] = append(f.Errors[p.Field], msg)
 		f.Problems = append(f.Problems, msg)
 	}
@@ -213,7 +211,7 @@ func (h *Handler) adminCreateClient(w http.ResponseWriter, r *http.Request, a *a
 	case errors.As(err, &inv):
 		f.fail(tr, inv.Problems)
 	case errors.Is(err, storage.ErrAlreadyExists):
-		f.fail(tr, []admin.Problem{{Field: "id", Message: tr.T("A client with the ID %s already exists. Choose another ID.", f.ID)}})
+		f.fail(tr, []admin.Problem{admin.NewProblem("id", "A client with the ID %s already exists. Choose another ID.", f.ID)})
 	case err != nil:
 		return err
 	}
@@ -453,7 +451,7 @@ func (h *Handler) adminClientPolicy(w http.ResponseWriter, r *http.Request, a *a
 	switch {
 	case errors.As(err, &inv):
 		for _, p := range inv.Problems {
-			f.Problems = append(f.Problems, p.Message)
+			f.Problems = append(f.Problems, p.In(tr))
 		}
 		return render(http.StatusBadRequest)
 	case errors.Is(err, admin.ErrNeedsReason):

@@ -54,7 +54,12 @@ func (h *Handler) adminAddReceiver(w http.ResponseWriter, r *http.Request, a *ad
 	}
 	var inv *admin.InvalidError
 	if errors.As(err, &inv) {
-		return userError(http.StatusBadRequest, "That transmitter couldn't be added", "Nothing was saved: %s.", inv.Error())
+		tr := h.tr(r)
+		says := make([]string, len(inv.Problems))
+		for i, p := range inv.Problems {
+			says[i] = p.In(tr)
+		}
+		return userError(http.StatusBadRequest, "That transmitter couldn't be added", "Nothing was saved: %s.", strings.Join(says, "; "))
 	}
 	if err != nil {
 		return err

@@ -326,7 +326,7 @@ func (h *Handler) readPolicyDocument(ctx context.Context, tr *i18n.Printer, text
 		return doc, nil, err
 	}
 	for _, p := range checked {
-		probs = append(probs, p.Message)
+		probs = append(probs, p.In(tr))
 	}
 	return doc, probs, nil
 }
@@ -405,7 +405,7 @@ func (h *Handler) policySaveProblem(tr *i18n.Printer, err error, ed *policyEdito
 	switch {
 	case errors.As(err, &inv):
 		for _, p := range inv.Problems {
-			ed.Problems = append(ed.Problems, p.Message)
+			ed.Problems = append(ed.Problems, p.In(tr))
 		}
 		return http.StatusBadRequest, true
 	case errors.Is(err, admin.ErrNeedsReason):

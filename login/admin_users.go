@@ -39,9 +39,7 @@ func (h *Handler) renderUsers(w http.ResponseWriter, r *http.Request, a *adminSt
 		tr := h.tr(r)
 		p.Errors = map[string][]string{}
 		for _, pr := range problems {
-			// A message of the console's own is a key; the admin
-			// service's diagnostics are shown as they are.
-			p.Errors[pr.Field] = append(p.Errors[pr.Field], tr.T(pr.Message))
+			p.Errors[pr.Field] = append(p.Errors[pr.Field], pr.In(tr))
 		}
 		p.Problem = tr.T("The user wasn't created. Check the form below.")
 	}
@@ -84,7 +82,7 @@ func (h *Handler) adminCreateUser(w http.ResponseWriter, r *http.Request, a *adm
 	case errors.As(err, &inv):
 		return h.renderUsers(w, r, a, n, inv.Problems, http.StatusBadRequest)
 	case errors.Is(err, storage.ErrAlreadyExists):
-		return h.renderUsers(w, r, a, n, []admin.Problem{{Field: "username", Message: i18n.N("That username is taken.")}}, http.StatusBadRequest)
+		return h.renderUsers(w, r, a, n, []admin.Problem{admin.NewProblem("username", "That username is taken.")}, http.StatusBadRequest)
 	case err != nil:
 		return err
 	}
