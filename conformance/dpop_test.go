@@ -515,3 +515,40 @@ func TestDPoPNonceNotRequired(t *testing.T) {
 		t.Errorf("a proof without a nonce where none is required: %d %v", status, body)
 	}
 }
+
+// A public client's Bearer refresh token is bound to the DPoP key of its
+// first refresh with a proof (RFC 9449 §5) — of its first refresh that
+// is granted. A refresh refused for what it asks (a scope the grant does
+// not hold) is bad input and changes nothing: it binds no key, so the
+// holder's next, valid refresh with its own key succeeds.
+func TestDPoPRefusedRefreshBindsNoKey(t *testing.T) {
+	e := newEnv(t)
+	spa := protoAuth{id: publicClient, method: "none"}
+	verifier := randomString() + randomString()
+	code := e.dpopCode(e.browser(), protoQuery(publicClient, rpRedirect, s256(verifier)))
+	status, body, _ := e.dpopPost("/oauth/token", codeForm(code, verifier), spa, "")
+	if status != http.StatusOK || body["token_type"] != "Bearer" {
+		t.Fatalf("Bearer code exchange: %d %v", status, body)
+	}
+	rt, _ := body["refresh_token"].(string)
+	if rt == "" {
+		t.Fatalf("no refresh token: %v", body)
+	}
+	stranger, holder := e.newDPoPKey(), e.newDPoPKey()
+	withNonce := func(k *dpopKey, form url.Values) (int, map[string]any) {
+		status, body, h := e.dpopPost("/oauth/token", form, spa, k.proof(http.MethodPost, "/oauth/token", "", nil))
+		if status == http.StatusBadRequest && body["error"] == "use_dpop_nonce" {
+			k.nonce = h.Get("DPoP-Nonce")
+			status, body, _ = e.dpopPost("/oauth/token", form, spa, k.proof(http.MethodPost, "/oauth/token", "", nil))
+		}
+		return status, body
+	}
+	wider := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "scope": {"openid offline_access email"}}
+	if status, body := withNonce(stranger, wider); status != http.StatusBadRequest || body["error"] != "invalid_scope" {
+		t.Fatalf("a refresh asking for a scope the grant lacks: %d %v, want invalid_scope", status, body)
+	}
+	status, body = withNonce(holder, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+	if status != http.StatusOK || body["token_type"] != "DPoP" {
+		t.Fatalf("the holder's refresh after a refused one: %d %v; the refused request bound the family to its key", status, body)
+	}
+}

@@ -523,16 +523,11 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 	if !ok || cl.ID != rr.GetClientID() {
 		return nil, oidc.ErrInvalidGrant()
 	}
-	if cl.Public && proof != nil && rr.grant.JKT == "" && rr.legacyID == "" {
-		// RFC 9449 §5: a public client's refresh token is bound to the key
-		// it is first refreshed with, once and for all.
-		f, err := s.store.BindFamily(ctx, rr.familyID, proof.JKT)
-		if err != nil {
-			return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token").WithParent(err)
-		}
-		rr.grant.JKT = f.Grant.JKT
+	boundElse := func() bool {
+		jkt := rr.grant.JKT
+		return cl.Public && jkt != "" && (proof == nil || proof.JKT != jkt)
 	}
-	if jkt := rr.grant.JKT; cl.Public && jkt != "" && (proof == nil || proof.JKT != jkt) {
+	if boundElse() {
 		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is bound to another DPoP key")
 	}
 	if err := op.ValidateRefreshTokenScopes(r.Data.Scopes, rr); err != nil {
@@ -543,6 +538,20 @@ func (s *opServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Re
 	}
 	if err := s.narrowDetails(ctx, cl, r.Form, rr.grant.AuthorizationDetails); err != nil {
 		return nil, err
+	}
+	if cl.Public && proof != nil && rr.grant.JKT == "" && rr.legacyID == "" {
+		// RFC 9449 §5: a public client's refresh token is bound to the key
+		// it is first refreshed with, once and for all — by a refresh that
+		// is granted: one refused above changed nothing. A concurrent
+		// first refresh with another key may have bound it meanwhile.
+		f, err := s.store.BindFamily(ctx, rr.familyID, proof.JKT)
+		if err != nil {
+			return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token").WithParent(err)
+		}
+		rr.grant.JKT = f.Grant.JKT
+		if boundElse() {
+			return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is bound to another DPoP key")
+		}
 	}
 	return s.issue(ctx, rr, cl, proof, "", r.Data.RefreshToken, oidc.GrantTypeRefreshToken)
 }
