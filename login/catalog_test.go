@@ -169,7 +169,7 @@ func goKeys(t *testing.T, path string, keys map[string]string) {
 		}
 		var idx []int
 		switch {
-		case name == "T" || name == "N":
+		case name == "T" || name == "N" || name == "Msg":
 			idx = []int{0}
 		default:
 			idx = literalArgs[name]

@@ -41,7 +41,7 @@ type enrollment struct {
 	// methods may.
 	why string
 	// help is what the person reads when nothing may be set up here.
-	help message
+	help i18n.Text
 	// methods may be set up now, best first.
 	methods []stepup.Method
 	// later: a passkey set up now does not let the app in yet (it is not
@@ -67,26 +67,26 @@ func (h *Handler) enrollment(st *flowState, in stepup.Input, d stepup.Decision) 
 	bootWhy, bootHelp := bootstrapRefusal(st.tr, st.risk, st.user)
 	switch {
 	case !st.pol.Client(st.client.ID).EnrollDuringStepUp:
-		return enrollment{why: "not offered for this app", help: msgOf(i18n.N("%[1]s doesn't offer setting up a new way to sign in here. Add one in your account, then go back to %[1]s."), name)}
+		return enrollment{why: "not offered for this app", help: i18n.Msg(i18n.N("%[1]s doesn't offer setting up a new way to sign in here. Add one in your account, then go back to %[1]s."), name)}
 	case in.PromptNone:
-		return enrollment{why: "prompt=none", help: msgOf(i18n.N("Go back to %s and sign in again."), name)}
+		return enrollment{why: "prompt=none", help: i18n.Msg(i18n.N("Go back to %s and sign in again."), name)}
 	case !st.hasSess:
-		return enrollment{why: "not signed in", help: msgOf(i18n.N("Go back to %s and sign in again."), name)}
+		return enrollment{why: "not signed in", help: i18n.Msg(i18n.N("Go back to %s and sign in again."), name)}
 	case d.Outcome != stepup.Fail || d.Error != stepup.ErrUnmet:
-		return enrollment{why: "the level is not out of reach", help: msgOf(i18n.N("Go back to the sign-in page and follow the steps it shows."))}
+		return enrollment{why: "the level is not out of reach", help: i18n.Msg(i18n.N("Go back to the sign-in page and follow the steps it shows."))}
 	case hasSecondFactor(st.factors):
-		e := enrollment{why: "a second factor is already enrolled", help: msgOf(i18n.N("%[1]s needs a stronger way to sign in than your account has. Add a passkey or security key in your account, then go back to %[1]s."), name)}
+		e := enrollment{why: "a second factor is already enrolled", help: i18n.Msg(i18n.N("%[1]s needs a stronger way to sign in than your account has. Add a passkey or security key in your account, then go back to %[1]s."), name)}
 		if h.pendingPasskey(st, in) {
 			e.pending = true
-			e.help = msgOf(i18n.N("Your new passkey can't be used for %[1]s yet: a passkey added without your strongest sign-in is accepted there %[2]s after it was added, once you've used it on a device and network you've signed in from before. Your administrator can confirm it sooner."),
+			e.help = i18n.Msg(i18n.N("Your new passkey can't be used for %[1]s yet: a passkey added without your strongest sign-in is accepted there %[2]s after it was added, once you've used it on a device and network you've signed in from before. Your administrator can confirm it sooner."),
 				name, fmtDuration(st.tr, h.cfg.PasskeyCoolingOff))
 		}
 		return e
 	case bootWhy != "":
 		// The portal's words (bootstrapRefusal), translated where shown.
-		return enrollment{why: bootWhy, help: msgOf(bootHelp)}
+		return enrollment{why: bootWhy, help: i18n.Msg(bootHelp)}
 	case !h.passwordFresh(st):
-		return enrollment{why: "password not entered in the last 10 minutes", help: msgOf(i18n.N("To set one up here, sign in again with your password first: go back to %s and sign in again."), name)}
+		return enrollment{why: "password not entered in the last 10 minutes", help: i18n.Msg(i18n.N("To set one up here, sign in again with your password first: go back to %s and sign in again."), name)}
 	}
 	var e enrollment
 	cp := st.pol.Client(st.client.ID)
@@ -103,7 +103,7 @@ func (h *Handler) enrollment(st *flowState, in stepup.Input, d stepup.Decision) 
 		e.methods = append(e.methods, stepup.TOTP)
 	}
 	if len(e.methods) == 0 {
-		e.why, e.help = "nothing that can be set up here reaches the level", msgOf(i18n.N("%s needs a way to sign in that can't be set up here. Ask your administrator which one, and add it in your account."), name)
+		e.why, e.help = "nothing that can be set up here reaches the level", i18n.Msg(i18n.N("%s needs a way to sign in that can't be set up here. Ask your administrator which one, and add it in your account."), name)
 	}
 	return e
 }
@@ -152,7 +152,7 @@ func (h *Handler) showEnroll(w http.ResponseWriter, r *http.Request, st *flowSta
 		title = st.tr.T("You can't continue to %s yet", clientName(st.client))
 	}
 	p := enrollPage{Page: h.page(r, title), RequestID: st.ar.ID, ClientName: clientName(st.client), Username: st.user.Username,
-		Help: e.help.in(st.tr), TOTP: slices.Contains(e.methods, stepup.TOTP), Passkey: slices.Contains(e.methods, stepup.WebAuthn), Pending: e.pending}
+		Help: e.help.In(st.tr), TOTP: slices.Contains(e.methods, stepup.TOTP), Passkey: slices.Contains(e.methods, stepup.WebAuthn), Pending: e.pending}
 	if e.later {
 		p.Later = st.tr.T("A passkey added now signs you in at once, but %[1]s accepts it only %[2]s after it was added, once you've used it on a device and network you've signed in from before, or sooner if your administrator confirms it.",
 			clientName(st.client), fmtDuration(st.tr, h.cfg.PasskeyCoolingOff))
@@ -176,7 +176,7 @@ func (h *Handler) enrollGuard(r *http.Request, id string, m stepup.Method) (*flo
 	}
 	e := h.enrollment(st, in, d)
 	if e.why == "" && !slices.Contains(e.methods, m) {
-		e.why, e.help = "this factor does not reach the level", msgOf(i18n.N("That can't be set up here for %s. Go back to the sign-in page and follow the steps it shows."), clientName(st.client))
+		e.why, e.help = "this factor does not reach the level", i18n.Msg(i18n.N("That can't be set up here for %s. Go back to the sign-in page and follow the steps it shows."), clientName(st.client))
 	}
 	if e.why == "" {
 		return st, nil
@@ -185,7 +185,7 @@ func (h *Handler) enrollGuard(r *http.Request, id string, m stepup.Method) (*flo
 		Outcome: "denied", Reason: e.why, Details: riskDetails(st.risk, map[string]string{"factor": string(m), "during_step_up": "true"})}); err != nil {
 		return nil, err
 	}
-	return nil, userError(http.StatusForbidden, "This can't be set up here", e.help.key, e.help.args...)
+	return nil, userError(http.StatusForbidden, "This can't be set up here", e.help.Key, e.help.Args...)
 }
 
 // enrollDetails are a step-up enrollment's audit details.

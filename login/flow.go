@@ -3,7 +3,6 @@ package login
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -24,43 +23,6 @@ import (
 	"github.com/keystep/keystep/storage"
 	"go.opentelemetry.io/otel/attribute"
 )
-
-// message is a text chosen in one place and shown in another: a message
-// key (marked with i18n.N where it is chosen) and the arguments of its
-// fmt verbs, translated where it is shown (in).
-type message struct {
-	key  string
-	args []any
-}
-
-// msgOf is the message key with args.
-func msgOf(key string, args ...any) message { return message{key: key, args: args} }
-
-// in is m in tr's language.
-func (m message) in(tr *i18n.Printer) string { return tr.T(m.key, argsIn(tr, m.args)...) }
-
-// String is m in English, for the log.
-func (m message) String() string {
-	if len(m.args) == 0 {
-		return m.key
-	}
-	return fmt.Sprintf(m.key, m.args...)
-}
-
-// shownIn is a message's argument that is itself said in the page's
-// language (a message, a wait).
-type shownIn interface{ in(*i18n.Printer) string }
-
-// argsIn returns args with each shownIn said in tr's language.
-func argsIn(tr *i18n.Printer, args []any) []any {
-	out := slices.Clone(args)
-	for i, a := range out {
-		if s, ok := a.(shownIn); ok {
-			out[i] = s.in(tr)
-		}
-	}
-	return out
-}
 
 // flowState is everything the dispatcher looks at for one auth request.
 type flowState struct {

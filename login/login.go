@@ -262,7 +262,7 @@ func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http
 		h.cfg.Log.Log(r.Context(), level, "request failed", "ref", ref, "path", r.URL.Path, "status", pe.status, "err", err)
 		tr := h.tr(r)
 		title := tr.T(pe.title)
-		if rerr := h.render(w, r, pe.status, "error", errorPage{Page: h.page(r, title), Title: title, Message: tr.T(pe.msg, argsIn(tr, pe.args)...), Ref: ref}); rerr != nil {
+		if rerr := h.render(w, r, pe.status, "error", errorPage{Page: h.page(r, title), Title: title, Message: tr.T(pe.msg, pe.args...), Ref: ref}); rerr != nil {
 			h.cfg.Log.Error("render error page", "err", rerr)
 			http.Error(w, tr.T("Something went wrong. Reference %s", ref), pe.status)
 		}

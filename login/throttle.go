@@ -232,10 +232,10 @@ func (h *Handler) slowDown(w http.ResponseWriter, r *http.Request, until time.Ti
 }
 
 // waitFor is a wait as an error page's argument, said in the page's
-// language (shownIn).
+// language (an i18n.Sayer).
 type waitFor time.Duration
 
-func (d waitFor) in(p *i18n.Printer) string { return humanWait(p, time.Duration(d)) }
+func (d waitFor) In(p *i18n.Printer) string { return humanWait(p, time.Duration(d)) }
 
 // String is the wait in English, for the log.
 func (d waitFor) String() string { return time.Duration(d).String() }

@@ -122,7 +122,7 @@ func (h *Handler) handleJSON(fn func(http.ResponseWriter, *http.Request) error) 
 		var pe *pageError
 		if errors.As(err, &pe) {
 			tr := h.tr(r)
-			writeJSON(w, pe.status, jsonError{tr.T(pe.msg, argsIn(tr, pe.args)...)})
+			writeJSON(w, pe.status, jsonError{tr.T(pe.msg, pe.args...)})
 			return
 		}
 		ref := newRef()

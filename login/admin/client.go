@@ -263,18 +263,18 @@ type Problem struct {
 
 // NewProblem is the problem with field whose message is key (an English
 // text with fmt verbs, the catalogs' key) filled by args. An argument that
-// is a [Text] is a message too, translated with it.
+// is an [i18n.Text] is a message too, translated with it.
 func NewProblem(field, key string, args ...any) Problem {
-	return Problem{Field: field, Message: text(key, args...).String(), Key: key, Args: args}
+	return Problem{Field: field, Message: i18n.Msg(key, args...).String(), Key: key, Args: args}
 }
 
 // In is p in tr's language. A problem without a key (policy.Compile's
 // diagnostics, which name field paths) is its Message as it is.
-func (p Problem) In(tr Translator) string {
+func (p Problem) In(tr *i18n.Printer) string {
 	if p.Key == "" {
 		return p.Message
 	}
-	return Text{p.Key, p.Args}.In(tr)
+	return i18n.Msg(p.Key, p.Args...).In(tr)
 }
 
 // InvalidError carries every problem found in one input.
@@ -291,7 +291,7 @@ func (e *InvalidError) Error() string {
 // ValidateRedirectURI checks a redirect or post-logout redirect URI:
 // absolute, no fragment, https except on loopback hosts (RFC 6749 §3.1.2,
 // RFC 8252 §7.3), and for native apps also a private-use scheme in
-// reverse-domain form (RFC 8252 §7.1). Its error is a [Text].
+// reverse-domain form (RFC 8252 §7.1). Its error is an [i18n.Text].
 func ValidateRedirectURI(s string, native bool) error {
 	if t, bad := checkRedirectURI(s, native, redirectURIMessages); bad {
 		return t
@@ -318,13 +318,13 @@ var (
 
 // checkRedirectURI is ValidateRedirectURI, saying what it finds in m's
 // words; bad reports that it found something.
-func checkRedirectURI(s string, native bool, m uriMessages) (t Text, bad bool) {
+func checkRedirectURI(s string, native bool, m uriMessages) (t i18n.Text, bad bool) {
 	u, err := url.Parse(s)
 	if err != nil || !u.IsAbs() || u.Host == "" && u.Scheme != "" && !native {
-		return Text{m.absolute, []any{s}}, true
+		return i18n.Msg(m.absolute, s), true
 	}
 	if u.Fragment != "" || strings.Contains(s, "#") {
-		return Text{m.fragment, []any{s}}, true
+		return i18n.Msg(m.fragment, s), true
 	}
 	h := u.Hostname()
 	switch {
@@ -332,9 +332,9 @@ func checkRedirectURI(s string, native bool, m uriMessages) (t Text, bad bool) {
 	case u.Scheme == "http" && loopback(h):
 	case native && u.Scheme != "http" && u.Scheme != "https" && strings.Contains(u.Scheme, "."):
 	default:
-		return Text{m.https, []any{s}}, true
+		return i18n.Msg(m.https, s), true
 	}
-	return Text{}, false
+	return i18n.Text{}, false
 }
 
 // loopback reports whether a URI's host is this machine, where plain http
@@ -348,7 +348,7 @@ func loopback(host string) bool {
 // Logout 1.0 §2.2), no user name or password, at most
 // MaxBackchannelLogoutURI characters. Where it may point (private
 // addresses) is decided when a logout token is delivered, not here. Its
-// error is a [Text].
+// error is an [i18n.Text].
 func ValidateBackchannelLogoutURI(s string) error {
 	if t, bad := checkBackchannelLogoutURI(s); bad {
 		return t
@@ -358,24 +358,24 @@ func ValidateBackchannelLogoutURI(s string) error {
 
 // checkBackchannelLogoutURI is ValidateBackchannelLogoutURI; bad reports
 // that it found something.
-func checkBackchannelLogoutURI(s string) (t Text, bad bool) {
+func checkBackchannelLogoutURI(s string) (t i18n.Text, bad bool) {
 	if len(s) > MaxBackchannelLogoutURI {
-		return Text{i18n.N("back-channel logout URI: use at most %d characters"), []any{MaxBackchannelLogoutURI}}, true
+		return i18n.Msg(i18n.N("back-channel logout URI: use at most %d characters"), MaxBackchannelLogoutURI), true
 	}
 	u, err := url.Parse(s)
 	switch {
 	case err != nil || !u.IsAbs() || u.Host == "":
-		return Text{i18n.N("back-channel logout URI %q must be an absolute https URL"), []any{s}}, true
+		return i18n.Msg(i18n.N("back-channel logout URI %q must be an absolute https URL"), s), true
 	case u.Fragment != "" || strings.Contains(s, "#"):
-		return Text{i18n.N("back-channel logout URI %q must not have a fragment"), []any{s}}, true
+		return i18n.Msg(i18n.N("back-channel logout URI %q must not have a fragment"), s), true
 	case u.User != nil:
-		return Text{i18n.N("back-channel logout URI %q must not hold a user name or password"), []any{s}}, true
+		return i18n.Msg(i18n.N("back-channel logout URI %q must not hold a user name or password"), s), true
 	case u.Scheme == "https" && u.Hostname() != "":
 	case u.Scheme == "http" && loopback(u.Hostname()):
 	default:
-		return Text{i18n.N("back-channel logout URI %q must use https (http only for localhost)"), []any{s}}, true
+		return i18n.Msg(i18n.N("back-channel logout URI %q must use https (http only for localhost)"), s), true
 	}
-	return Text{}, false
+	return i18n.Text{}, false
 }
 
 // ValidateClient reports every problem with s (normalised first) at once.
@@ -656,21 +656,21 @@ func CheckKey(k jose.JSONWebKey, fapi2 bool) error {
 }
 
 // checkKey is CheckKey; weak reports that it found k too weak.
-func checkKey(k jose.JSONWebKey, fapi2 bool) (t Text, weak bool) {
+func checkKey(k jose.JSONWebKey, fapi2 bool) (t i18n.Text, weak bool) {
 	switch pub := k.Key.(type) {
 	case *rsa.PublicKey:
 		if pub.N.BitLen() < 2048 {
-			return Text{i18n.N("an RSA key must have at least 2048 bits, this one has %d"), []any{pub.N.BitLen()}}, true
+			return i18n.Msg(i18n.N("an RSA key must have at least 2048 bits, this one has %d"), pub.N.BitLen()), true
 		}
 	case *ecdsa.PublicKey:
 		if fapi2 && pub.Curve != elliptic.P256() {
-			return Text{i18n.N("a FAPI 2.0 client's EC key must be on P-256, not %s"), []any{pub.Curve.Params().Name}}, true
+			return i18n.Msg(i18n.N("a FAPI 2.0 client's EC key must be on P-256, not %s"), pub.Curve.Params().Name), true
 		}
 	case ed25519.PublicKey:
 	default:
 		if fapi2 {
-			return Text{i18n.N("a FAPI 2.0 client signs with RSA (PS256), EC P-256 (ES256) or Ed25519 (EdDSA), not %s"), []any{fmt.Sprintf("%T", k.Key)}}, true
+			return i18n.Msg(i18n.N("a FAPI 2.0 client signs with RSA (PS256), EC P-256 (ES256) or Ed25519 (EdDSA), not %s"), fmt.Sprintf("%T", k.Key)), true
 		}
 	}
-	return Text{}, false
+	return i18n.Text{}, false
 }

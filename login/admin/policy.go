@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -21,46 +20,9 @@ type Check struct {
 	// About and Say are Subject and Message for a translation (the
 	// console). A Say whose key no catalog has (the risk rules'
 	// diagnostics) is shown as it is.
-	About Text `json:"-"`
-	Say   Text `json:"-"`
+	About i18n.Text `json:"-"`
+	Say   i18n.Text `json:"-"`
 }
-
-// Text is a message key (English, with fmt verbs) and its arguments. An
-// argument that is a Text is a message too, translated with it. As an
-// error it is the English text: a check returns one for the problem that
-// shows it.
-type Text struct {
-	Key  string
-	Args []any
-}
-
-// String is the text in English.
-func (t Text) String() string {
-	if len(t.Args) == 0 {
-		return t.Key
-	}
-	return fmt.Sprintf(t.Key, t.Args...)
-}
-
-func (t Text) Error() string { return t.String() }
-
-// Translator is what translates a message: an *i18n.Printer.
-type Translator interface {
-	T(key string, args ...any) string
-}
-
-// In is the text in the language of tr, its Text arguments too.
-func (t Text) In(tr Translator) string {
-	args := slices.Clone(t.Args)
-	for i, a := range args {
-		if n, ok := a.(Text); ok {
-			args[i] = n.In(tr)
-		}
-	}
-	return tr.T(t.Key, args...)
-}
-
-func text(key string, args ...any) Text { return Text{Key: key, Args: args} }
 
 // CheckPolicy validates the levels, scope minimums and risk rules, every
 // client's minimum against the levels, and that the risk rules' sensitive
@@ -69,21 +31,21 @@ func text(key string, args ...any) Text { return Text{Key: key, Args: args} }
 // longer exists fails every sign-in.
 func CheckPolicy(p *stepup.Policy, scopeMins map[string]string, rules risk.Rules, sensitiveClients []string, clients []storage.Client, builtIn string) []Check {
 	var out []Check
-	add := func(good bool, about, say Text) {
+	add := func(good bool, about, say i18n.Text) {
 		out = append(out, Check{OK: good, Subject: about.String(), Message: say.String(), About: about, Say: say})
 	}
-	ok := func(about, say Text) { add(true, about, say) }
-	bad := func(about, say Text) { add(false, about, say) }
-	ok(text(i18n.N("levels")), text(i18n.N("%d levels, ordered from %s to %s"), len(p.Levels()), p.Levels()[0].ACR, p.Levels()[len(p.Levels())-1].ACR))
+	ok := func(about, say i18n.Text) { add(true, about, say) }
+	bad := func(about, say i18n.Text) { add(false, about, say) }
+	ok(i18n.Msg(i18n.N("levels")), i18n.Msg(i18n.N("%d levels, ordered from %s to %s"), len(p.Levels()), p.Levels()[0].ACR, p.Levels()[len(p.Levels())-1].ACR))
 	for _, scope := range slices.Sorted(maps.Keys(scopeMins)) {
 		if _, _, known := p.Lookup(scopeMins[scope]); !known {
-			bad(text(i18n.N("scope %s"), scope), text(i18n.N("minimum %q is not a configured level"), scopeMins[scope]))
+			bad(i18n.Msg(i18n.N("scope %s"), scope), i18n.Msg(i18n.N("minimum %q is not a configured level"), scopeMins[scope]))
 		}
 	}
 	if err := rules.Validate(); err != nil {
-		bad(text(i18n.N("risk rules")), text(strings.ReplaceAll(err.Error(), "\n", "; ")))
+		bad(i18n.Msg(i18n.N("risk rules")), i18n.Msg(strings.ReplaceAll(err.Error(), "\n", "; ")))
 	} else {
-		ok(text(i18n.N("risk rules")), text(i18n.N("valid: medium from score %d, high from %d"), rules.Medium, rules.High))
+		ok(i18n.Msg(i18n.N("risk rules")), i18n.Msg(i18n.N("valid: medium from score %d, high from %d"), rules.Medium, rules.High))
 	}
 	for _, b := range []struct {
 		band string
@@ -92,7 +54,7 @@ func CheckPolicy(p *stepup.Policy, scopeMins map[string]string, rules risk.Rules
 		band, act := b.band, b.act
 		if act.Floor != "" {
 			if _, _, known := p.Lookup(act.Floor); !known {
-				bad(text(i18n.N("risk %s"), band), text(i18n.N("floor %q is not a configured level"), act.Floor))
+				bad(i18n.Msg(i18n.N("risk %s"), band), i18n.Msg(i18n.N("floor %q is not a configured level"), act.Floor))
 			}
 		}
 	}
@@ -105,16 +67,16 @@ func CheckPolicy(p *stepup.Policy, scopeMins map[string]string, rules risk.Rules
 		}
 		ps := ValidateClient(SpecOf(c), p, builtIn)
 		for _, pr := range ps {
-			bad(text(i18n.N("client %s"), c.ID), Text{pr.Key, pr.Args})
+			bad(i18n.Msg(i18n.N("client %s"), c.ID), i18n.Msg(pr.Key, pr.Args...))
 		}
 		if len(ps) == 0 {
 			n++
 		}
 	}
-	ok(text(i18n.N("clients")), text(i18n.N("%d clients valid against these levels"), n))
+	ok(i18n.Msg(i18n.N("clients")), i18n.Msg(i18n.N("%d clients valid against these levels"), n))
 	for _, id := range sensitiveClients {
 		if !ids[id] {
-			bad(text("risk sensitive_clients"), text(i18n.N("no client %q is registered"), id))
+			bad(i18n.Text{Key: "risk sensitive_clients"} /* a field path, not a message */, i18n.Msg(i18n.N("no client %q is registered"), id))
 		}
 	}
 	slices.SortStableFunc(out, func(x, y Check) int {

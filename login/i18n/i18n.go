@@ -268,9 +268,10 @@ func (c *Catalogs) Printer(tag language.Tag) *Printer {
 }
 
 // T returns key in the printer's language, its fmt verbs filled from
-// args (numbers in the language's digits and grouping). Without args it
-// is a text, not a format: it is returned as translated, and a text the
-// catalog does not know (an OAuth error's description) as it is.
+// args (numbers in the language's digits and grouping; an argument that
+// is a Sayer, such as a Text, said in the same language). Without args
+// it is a text, not a format: it is returned as translated, and a text
+// the catalog does not know (an OAuth error's description) as it is.
 func (p *Printer) T(key string, args ...any) string {
 	if len(args) == 0 {
 		if e, ok := p.msgs[key]; ok && e.Plural == nil {
@@ -278,8 +279,45 @@ func (p *Printer) T(key string, args ...any) string {
 		}
 		return key
 	}
-	return p.p.Sprintf(key, args...)
+	said := slices.Clone(args)
+	for i, a := range said {
+		if s, ok := a.(Sayer); ok {
+			said[i] = s.In(p)
+		}
+	}
+	return p.p.Sprintf(key, said...)
 }
+
+// Sayer is what is said in a printer's language: a Text, or a value with
+// words of its own (a wait: "3 days").
+type Sayer interface{ In(p *Printer) string }
+
+// Text is a message chosen in one place and said where it is shown: its
+// key (marked with N where it is chosen) and the arguments of its fmt
+// verbs.
+type Text struct {
+	Key  string
+	Args []any
+}
+
+// Msg is the Text of key with args.
+func Msg(key string, args ...any) Text { return Text{Key: key, Args: args} }
+
+// In is t in p's language, its Sayer arguments too.
+func (t Text) In(p *Printer) string { return p.T(t.Key, t.Args...) }
+
+// String is t in English, for logs, the CLI and the API (an argument
+// that is a Text says its English too).
+func (t Text) String() string {
+	if len(t.Args) == 0 {
+		return t.Key
+	}
+	return fmt.Sprintf(t.Key, t.Args...)
+}
+
+// Error is t in English: a Text may be an error whose words are shown
+// translated (In) where a person reads them.
+func (t Text) Error() string { return t.String() }
 
 // N marks key as a message without translating it, for a text chosen in
 // one place and translated where it is shown (with T).

@@ -103,3 +103,21 @@ func TestTimePerLanguage(t *testing.T) {
 		t.Errorf("zero time in German = %q", got)
 	}
 }
+
+// A Text is said where it is shown, in the printer's language, with a
+// Text among its arguments said in the same language; in English (its
+// String, for logs and the API) it reads as its key filled.
+func TestTextIsSaidWhereItIsShown(t *testing.T) {
+	c := load(t, Options{})
+	inner := Msg("%d days", 3)
+	outer := Msg("%s (failed)", inner)
+	if got := outer.In(c.Printer(German)); got != "3 Tage (fehlgeschlagen)" {
+		t.Errorf("German: %q", got)
+	}
+	if got := outer.String(); got != "3 days (failed)" {
+		t.Errorf("English: %q", got)
+	}
+	if got := c.Printer(French).T("%s (failed)", inner); got != "3 jours (échec)" {
+		t.Errorf("a Text argument of T: %q", got)
+	}
+}
