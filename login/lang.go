@@ -16,6 +16,9 @@ import (
 type langNote struct {
 	uiLocales []string
 	saved     string
+	// chosen is the printer chosen from what is noted so far; a note
+	// clears it, and tr chooses again on its next call.
+	chosen *i18n.Printer
 }
 
 type langKey struct{}
@@ -31,24 +34,33 @@ func withLangNote(r *http.Request) *http.Request {
 // noteUILocales records the sign-in's ui_locales for the page's language.
 func noteUILocales(ctx context.Context, l []string) {
 	if n, ok := ctx.Value(langKey{}).(*langNote); ok {
-		n.uiLocales = l
+		n.uiLocales, n.chosen = l, nil
 	}
 }
 
 // noteSaved records the account's saved language ("" for none).
 func noteSaved(ctx context.Context, lang string) {
 	if n, ok := ctx.Value(langKey{}).(*langNote); ok {
-		n.saved = lang
+		n.saved, n.chosen = lang, nil
 	}
 }
 
-// tr returns the printer for r's language, as far as r has revealed it.
+// tr returns the printer for r's language, as far as r has revealed it;
+// chosen once per request and note, however many texts a page says.
 func (h *Handler) tr(r *http.Request) *i18n.Printer {
 	ch := i18n.Choice{AcceptLanguage: r.Header.Get("Accept-Language")}
-	if n, ok := r.Context().Value(langKey{}).(*langNote); ok {
+	n, ok := r.Context().Value(langKey{}).(*langNote)
+	if ok && n.chosen != nil {
+		return n.chosen
+	}
+	if ok {
 		ch.UILocales, ch.Saved = n.uiLocales, n.saved
 	}
-	return h.cfg.Catalogs.Printer(h.cfg.Catalogs.Choose(ch))
+	p := h.cfg.Catalogs.Printer(h.cfg.Catalogs.Choose(ch))
+	if ok {
+		n.chosen = p
+	}
+	return p
 }
 
 // mailTr returns the printer of an email to u: u's saved language, else
